@@ -1,0 +1,434 @@
+// Reads and writes the safetensors format (8-byte little-endian header length, a JSON header
+// mapping tensor names to dtype/shape/byte range, then the raw little-endian data). Files come
+// from users and from peers, so every field is checked before a byte is trusted: header size,
+// JSON shape, dtype, that shape × dtype size equals the byte range, and that the ranges tile the
+// data section exactly (no gaps, overlaps or bytes past the end; a truncated download fails
+// here, naming the file and tensor). F32/F16/BF16 are widened to Float32Array because the
+// runtime computes in fp32.
+import { open, readFile, writeFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { OpenLoraError } from '../../common/errors.ts'
+
+export class SafetensorsError extends OpenLoraError<'SAFETENSORS_INVALID'> {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('SAFETENSORS_INVALID', message, details)
+  }
+}
+
+export type FloatDtype = 'F32' | 'F16' | 'BF16'
+export const FLOAT_DTYPES: readonly FloatDtype[] = ['F32', 'F16', 'BF16']
+
+/** Byte size per element of every dtype the format defines (so headers naming them still parse). */
+const DTYPE_SIZE: Record<string, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1
+}
+
+/** Same bound as the reference Rust implementation: a header is metadata, never bulk data. */
+export const MAX_HEADER_BYTES = 100_000_000
+const MAX_RANK = 8
+
+export interface Tensor {
+  /** dtype as stored in the file; data is always fp32 */
+  dtype: FloatDtype
+  shape: number[]
+  data: Float32Array
+}
+export type TensorMap = Map<string, Tensor>
+
+export interface TensorInfo {
+  dtype: string
+  shape: number[]
+  /** byte range relative to the start of the data section */
+  begin: number
+  end: number
+}
+
+export interface SafetensorsHeader {
+  /** byte offset of the data section in the file */
+  dataStart: number
+  tensors: Map<string, TensorInfo>
+  metadata: Record<string, string>
+}
+
+function fail(file: string, message: string, tensor?: string): never {
+  const where = tensor === undefined ? basename(file) : `${basename(file)}: tensor "${tensor}"`
+  throw new SafetensorsError(`${where}: ${message}`, { file, ...(tensor === undefined ? {} : { tensor }) })
+}
+
+function numel(shape: number[]): number {
+  let n = 1
+  for (const d of shape) n *= d
+  return n
+}
+
+/** Parses and validates the header bytes; `fileSize` bounds every tensor's range. */
+export function parseHeader(file: string, headerJson: Uint8Array, fileSize: number): SafetensorsHeader {
+  let raw: unknown
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerJson))
+  } catch (err) {
+    fail(file, `header is not valid UTF-8 JSON (${(err as Error).message})`)
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    fail(file, 'header must be a JSON object')
+  const dataStart = 8 + headerJson.length
+  const dataSize = fileSize - dataStart
+  const tensors = new Map<string, TensorInfo>()
+  let metadata: Record<string, string> = {}
+  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v))
+        fail(file, '__metadata__ must be an object')
+      for (const [k, s] of Object.entries(v)) {
+        if (typeof s !== 'string') fail(file, `__metadata__ "${k}" must be a string`)
+      }
+      metadata = v as Record<string, string>
+      continue
+    }
+    if (typeof v !== 'object' || v === null) fail(file, 'entry must be an object', name)
+    const { dtype, shape, data_offsets: offs } = v as Record<string, unknown>
+    if (typeof dtype !== 'string' || DTYPE_SIZE[dtype] === undefined) {
+      fail(
+        file,
+        `unknown dtype ${JSON.stringify(dtype)}; allowed: ${Object.keys(DTYPE_SIZE).join(', ')}`,
+        name
+      )
+    }
+    if (
+      !Array.isArray(shape) ||
+      shape.length > MAX_RANK ||
+      !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
+    ) {
+      fail(
+        file,
+        `shape must be a list of at most ${MAX_RANK} non-negative integers, got ${JSON.stringify(shape)}`,
+        name
+      )
+    }
+    if (
+      !Array.isArray(offs) ||
+      offs.length !== 2 ||
+      !offs.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0) ||
+      offs[1] < offs[0]
+    ) {
+      fail(
+        file,
+        `data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offs)}`,
+        name
+      )
+    }
+    const [begin, end] = offs as [number, number]
+    const want = numel(shape as number[]) * DTYPE_SIZE[dtype]!
+    if (end - begin !== want) {
+      fail(
+        file,
+        `byte range ${end - begin} does not match shape ${JSON.stringify(shape)} × ${dtype} (${want} bytes)`,
+        name
+      )
+    }
+    if (end > dataSize) {
+      fail(
+        file,
+        `data_offsets end ${end} is past the data section (${Math.max(0, dataSize)} bytes): file truncated or header corrupt`,
+        name
+      )
+    }
+    tensors.set(name, { dtype, shape: shape as number[], begin, end })
+  }
+  // ranges must tile [0, dataSize) exactly: a hole or overlap means a corrupt or hand-edited file
+  const sorted = [...tensors.entries()].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end)
+  let at = 0
+  for (const [name, t] of sorted) {
+    if (t.begin !== at)
+      fail(file, `data_offsets begin ${t.begin} leaves a gap or overlap (expected ${at})`, name)
+    at = t.end
+  }
+  if (at !== dataSize) fail(file, `data section is ${dataSize} bytes but tensors cover ${at}: trailing bytes`)
+  return { dataStart, tensors, metadata }
+}
+
+/** Reads only the header (cheap: never touches tensor data). */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  const fh = await open(file, 'r').catch((err: Error) => fail(file, `cannot open (${err.message})`))
+  try {
+    const size = (await fh.stat()).size
+    if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length: truncated`)
+    const lenBuf = Buffer.alloc(8)
+    await fh.read(lenBuf, 0, 8, 0)
+    const len = lenBuf.readBigUInt64LE(0)
+    if (len > BigInt(MAX_HEADER_BYTES))
+      fail(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`)
+    const n = Number(len)
+    if (8 + n > size) fail(file, `header length ${n} runs past the end of the ${size}-byte file: truncated`)
+    const header = Buffer.alloc(n)
+    await fh.read(header, 0, n, 8)
+    return parseHeader(file, header, size)
+  } finally {
+    await fh.close()
+  }
+}
+
+// fp16 → fp32 through a 64K-entry table: simple and exact for every bit pattern
+let F16_TABLE: Float32Array | null = null
+function f16Table(): Float32Array {
+  if (F16_TABLE) return F16_TABLE
+  const t = new Float32Array(65536)
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1
+    const exp = (h >> 10) & 0x1f
+    const frac = h & 0x3ff
+    if (exp === 0) t[h] = sign * frac * 2 ** -24
+    else if (exp === 31) t[h] = frac === 0 ? sign * Infinity : Number.NaN
+    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
+  }
+  F16_TABLE = t
+  return t
+}
+
+/** Widens raw little-endian bytes of a float dtype to fp32 (a fresh, aligned Float32Array). */
+export function decodeFloats(dtype: FloatDtype, bytes: Uint8Array): Float32Array {
+  if (dtype === 'F32') {
+    const out = new Float32Array(bytes.length / 4)
+    new Uint8Array(out.buffer).set(bytes)
+    return out
+  }
+  const n = bytes.length / 2
+  const out = new Float32Array(n)
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(out.buffer)
+    for (let i = 0; i < n; i++) u32[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16
+  } else {
+    const t = f16Table()
+    for (let i = 0; i < n; i++) out[i] = t[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!
+  }
+  return out
+}
+
+function f32ToF16Bits(v: number): number {
+  const f = new Float32Array([v])
+  const x = new Uint32Array(f.buffer)[0]!
+  const sign = (x >>> 16) & 0x8000
+  const exp = (x >>> 23) & 0xff
+  let mant = x & 0x7fffff
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0)
+  const e = exp - 127 + 15
+  if (e >= 31) return sign | 0x7c00
+  if (e <= 0) {
+    if (e < -10) return sign
+    mant |= 0x800000
+    const shift = 14 - e
+    let h = mant >> shift
+    const rem = mant & ((1 << shift) - 1)
+    const half = 1 << (shift - 1)
+    if (rem > half || (rem === half && h & 1)) h++
+    return sign | h
+  }
+  let h = (e << 10) | (mant >> 13)
+  const rem = mant & 0x1fff
+  // round to nearest even; a carry into the exponent is the correct rounding (up to Infinity)
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++
+  return sign | h
+}
+
+/** Narrows fp32 values to the dtype's little-endian bytes (round to nearest even). */
+export function encodeFloats(dtype: FloatDtype, data: Float32Array): Uint8Array {
+  if (dtype === 'F32')
+    return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
+  const out = new Uint8Array(data.length * 2)
+  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length)
+  for (let i = 0; i < data.length; i++) {
+    let h: number
+    if (dtype === 'BF16') {
+      const x = u32[i]!
+      if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) h = ((x >>> 16) | 0x40) & 0xffff
+      else h = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff
+    } else {
+      h = f32ToF16Bits(data[i]!)
+    }
+    out[2 * i] = h & 0xff
+    out[2 * i + 1] = h >> 8
+  }
+  return out
+}
+
+export interface LoadOptions {
+  /** load only tensors for which this returns true (others are validated but not read) */
+  filter?: (name: string) => boolean
+}
+
+/** Loads every float tensor of one file; a non-float dtype is an error naming the tensor. */
+export async function loadSafetensors(file: string, opts: LoadOptions = {}): Promise<TensorMap> {
+  const header = await readSafetensorsHeader(file)
+  const out: TensorMap = new Map()
+  const fh = await open(file, 'r')
+  try {
+    for (const [name, info] of header.tensors) {
+      if (opts.filter && !opts.filter(name)) continue
+      if (!(FLOAT_DTYPES as readonly string[]).includes(info.dtype)) {
+        fail(
+          file,
+          `dtype ${info.dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`,
+          name
+        )
+      }
+      const n = info.end - info.begin
+      const bytes = Buffer.alloc(n)
+      const { bytesRead } = await fh.read(bytes, 0, n, header.dataStart + info.begin)
+      if (bytesRead !== n) fail(file, `read ${bytesRead} of ${n} bytes: file changed or truncated`, name)
+      out.set(name, {
+        dtype: info.dtype as FloatDtype,
+        shape: info.shape,
+        data: decodeFloats(info.dtype as FloatDtype, bytes)
+      })
+    }
+  } finally {
+    await fh.close()
+  }
+  return out
+}
+
+export const INDEX_FILE = 'model.safetensors.index.json'
+const MAX_INDEX_BYTES = 64 * 1024 * 1024
+
+/**
+ * Loads a checkpoint's weights: `model.safetensors`, or the shards named by
+ * `model.safetensors.index.json` (every tensor must be in the shard the index says, and no
+ * shard may hold a tensor the index does not list).
+ */
+export async function loadCheckpointWeights(dir: string, opts: LoadOptions = {}): Promise<TensorMap> {
+  const files = await checkpointFiles(dir)
+  if (files.weightMap === null) return loadSafetensors(join(dir, files.files[0]!), opts)
+  const out: TensorMap = new Map()
+  for (const shard of files.files) {
+    const path = join(dir, shard)
+    const header = await readSafetensorsHeader(path)
+    for (const name of header.tensors.keys()) {
+      if (files.weightMap.get(name) !== shard) {
+        fail(
+          path,
+          `is not listed for this shard in ${INDEX_FILE} (index says ${files.weightMap.get(name) ?? 'nothing'})`,
+          name
+        )
+      }
+    }
+    const loaded = await loadSafetensors(path, opts)
+    for (const [k, v] of loaded) out.set(k, v)
+  }
+  for (const [name, shard] of files.weightMap) {
+    if (opts.filter && !opts.filter(name)) continue
+    if (!out.has(name)) fail(join(dir, shard), `listed in ${INDEX_FILE} but missing from the shard`, name)
+  }
+  return out
+}
+
+/** Which safetensors files make up a checkpoint (sorted), and the index's weight map if sharded. */
+export async function checkpointFiles(
+  dir: string
+): Promise<{ files: string[]; weightMap: Map<string, string> | null }> {
+  const indexPath = join(dir, INDEX_FILE)
+  let text: string | null = null
+  try {
+    text = await readFile(indexPath, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  if (text === null) {
+    return { files: ['model.safetensors'], weightMap: null }
+  }
+  if (text.length > MAX_INDEX_BYTES) fail(indexPath, `index is over ${MAX_INDEX_BYTES} bytes`)
+  let idx: unknown
+  try {
+    idx = JSON.parse(text)
+  } catch (err) {
+    fail(indexPath, `not valid JSON (${(err as Error).message})`)
+  }
+  const wm = (idx as { weight_map?: unknown } | null)?.weight_map
+  if (typeof wm !== 'object' || wm === null || Array.isArray(wm))
+    fail(indexPath, '"weight_map" must be an object')
+  const weightMap = new Map<string, string>()
+  for (const [name, shard] of Object.entries(wm)) {
+    // a shard name is a bare file name in the same directory: never a path out of it
+    if (typeof shard !== 'string' || !/^[\w.-]+\.safetensors$/.test(shard) || shard.startsWith('.')) {
+      fail(
+        indexPath,
+        `weight_map entry must name a .safetensors file in the same directory, got ${JSON.stringify(shard)}`,
+        name
+      )
+    }
+    weightMap.set(name, shard)
+  }
+  return { files: [...new Set(weightMap.values())].sort(), weightMap }
+}
+
+export interface WriteTensor {
+  shape: number[]
+  data: Float32Array
+  /** dtype to store; fp32 by default */
+  dtype?: FloatDtype
+}
+
+/**
+ * Serialises tensors (sorted by name, so the same tensors give the same bytes) with the header
+ * padded by spaces to a multiple of 8 bytes, as the reference implementation does.
+ */
+export function encodeSafetensors(
+  tensors: Map<string, WriteTensor> | Record<string, WriteTensor>,
+  metadata?: Record<string, string>
+): Uint8Array {
+  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) =>
+    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
+  )
+  const header: Record<string, unknown> = {}
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata
+  const chunks: Uint8Array[] = []
+  let at = 0
+  for (const [name, t] of entries) {
+    if (numel(t.shape) !== t.data.length) {
+      throw new SafetensorsError(
+        `tensor "${name}": shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`,
+        {
+          tensor: name
+        }
+      )
+    }
+    const bytes = encodeFloats(t.dtype ?? 'F32', t.data)
+    header[name] = { dtype: t.dtype ?? 'F32', shape: t.shape, data_offsets: [at, at + bytes.length] }
+    chunks.push(bytes)
+    at += bytes.length
+  }
+  let json = JSON.stringify(header)
+  const pad = (8 - (Buffer.byteLength(json) % 8)) % 8
+  json += ' '.repeat(pad)
+  const hbytes = Buffer.from(json, 'utf8')
+  const out = new Uint8Array(8 + hbytes.length + at)
+  new DataView(out.buffer).setBigUint64(0, BigInt(hbytes.length), true)
+  out.set(hbytes, 8)
+  let off = 8 + hbytes.length
+  for (const c of chunks) {
+    out.set(c, off)
+    off += c.length
+  }
+  return out
+}
+
+export async function writeSafetensors(
+  file: string,
+  tensors: Map<string, WriteTensor> | Record<string, WriteTensor>,
+  metadata?: Record<string, string>
+): Promise<void> {
+  await writeFile(file, encodeSafetensors(tensors, metadata))
+}
