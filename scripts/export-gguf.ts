@@ -1,0 +1,79 @@
+// Writes a Hugging Face Llama-family checkpoint (and optionally PEFT adapters) as GGUF files that
+// llama.cpp loads, so both engines can run the very same weights.
+//
+//   node scripts/export-gguf.ts MODEL_DIR --out model.gguf [--dtype f32|f16] [--pre NAME]
+//        [--adapter ADAPTER_DIR --adapter-out adapter.gguf]...
+import { parseArgs } from 'node:util'
+import { exportCheckpointToGguf, loadModelConfigFromDir } from '../src/runtime/export/gguf-llama.ts'
+import { exportLoraToGguf, readPeftForExport } from '../src/runtime/export/gguf-lora.ts'
+
+const USAGE =
+  'usage: node scripts/export-gguf.ts MODEL_DIR --out FILE.gguf [--dtype f32|f16] [--pre NAME]\n' +
+  '         [--adapter ADAPTER_DIR --adapter-out FILE.gguf]... [--adapter-dtype f32|f16]'
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse()
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`)
+    return 2
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    process.stdout.write(USAGE + '\n')
+    return 0
+  }
+  const dtype = (values.dtype ?? 'f32').toUpperCase()
+  const adapterDtype = (values['adapter-dtype'] ?? 'f32').toUpperCase()
+  const adapters = values.adapter ?? []
+  const adapterOuts = values['adapter-out'] ?? []
+  const problem =
+    positionals.length !== 1
+      ? 'exactly one MODEL_DIR is required'
+      : values.out === undefined && adapters.length === 0
+        ? '--out (or at least one --adapter) is required'
+        : dtype !== 'F32' && dtype !== 'F16'
+          ? `--dtype ${values.dtype} is not allowed; allowed: f32, f16`
+          : adapterDtype !== 'F32' && adapterDtype !== 'F16'
+            ? `--adapter-dtype ${values['adapter-dtype']} is not allowed; allowed: f32, f16`
+            : adapters.length !== adapterOuts.length
+              ? 'each --adapter needs its own --adapter-out'
+              : null
+  if (problem !== null) {
+    process.stderr.write(`${problem}\n${USAGE}\n`)
+    return 2
+  }
+  const dir = positionals[0]
+  if (values.out !== undefined) {
+    const r = await exportCheckpointToGguf(dir, values.out, {
+      dtype: dtype as 'F32' | 'F16',
+      pre: values.pre
+    })
+    process.stdout.write(`${values.out}: ${r.tensors} tensors, ${r.bytes} bytes (${dtype})\n`)
+  }
+  const cfg = await loadModelConfigFromDir(dir)
+  for (let i = 0; i < adapters.length; i++) {
+    const lora = await readPeftForExport(adapters[i], cfg)
+    const r = await exportLoraToGguf(lora, cfg, adapterOuts[i], { dtype: adapterDtype as 'F32' | 'F16' })
+    process.stdout.write(`${adapterOuts[i]}: ${r.tensors} tensors, ${r.bytes} bytes, alpha ${r.alpha}\n`)
+  }
+  return 0
+}
+
+function parse() {
+  return parseArgs({
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      dtype: { type: 'string' },
+      pre: { type: 'string' },
+      adapter: { type: 'string', multiple: true },
+      'adapter-out': { type: 'string', multiple: true },
+      'adapter-dtype': { type: 'string' },
+      help: { type: 'boolean', short: 'h' }
+    }
+  })
+}
+
+process.exitCode = await main()
