@@ -213,13 +213,35 @@ export function llamaMetadata(cfg: ModelConfig, name: string, dtype: TensorDtype
       { key: 'llama.rope.scaling.type', type: GgufType.STRING, value: 'linear' },
       f32('llama.rope.scaling.factor', cfg.ropeScaling.factor)
     )
-  } else if (cfg.ropeScaling !== null) {
-    // llama.cpp takes llama3 scaling as a rope_freqs tensor; not needed for the presets we compare
-    throw new NotSupportedError(
-      `rope_scaling ${cfg.ropeScaling.type} is not exported to GGUF yet; allowed: none, linear`
-    )
   }
+  // llama3 scaling has no metadata key: llama.cpp reads it as the rope_freqs tensor (llamaRopeFreqs)
   return kvs
+}
+
+/**
+ * llama.cpp divides each rotary frequency by a per-dimension factor from the `rope_freqs` tensor;
+ * for rope_scaling llama3 convert_hf_to_gguf.py computes those factors like this.
+ */
+export function llamaRopeFreqs(cfg: ModelConfig): Float32Array | null {
+  const s = cfg.ropeScaling
+  if (s?.type !== 'llama3') return null
+  const dim = cfg.headDim
+  const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor
+  const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor
+  const out = new Float32Array(dim / 2)
+  for (let i = 0; i < dim / 2; i++) {
+    // torch computes the frequency in fp32; Math.fround keeps the band edges where it puts them
+    const freq = Math.fround(1 / Math.fround(cfg.ropeTheta ** Math.fround((2 * i) / dim)))
+    const wavelen = (2 * Math.PI) / freq
+    if (wavelen < highWavelen) out[i] = 1
+    else if (wavelen > lowWavelen) out[i] = s.factor
+    else {
+      const smooth =
+        (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
+      out[i] = 1 / ((1 - smooth) / s.factor + smooth)
+    }
+  }
+  return out
 }
 
 export interface GgufExportOptions {
@@ -267,6 +289,9 @@ export async function exportCheckpointToGguf(
     else if (/\.attn_k\./.test(name)) data = permuteRotaryRows(data, rows, cols, cfg.numKvHeads)
     tensors.push({ name, shape: t.shape, dtype: t.shape.length === 1 ? 'F32' : dtype, data })
   }
+  const ropeFreqs = llamaRopeFreqs(cfg)
+  if (ropeFreqs !== null)
+    tensors.push({ name: 'rope_freqs.weight', shape: [ropeFreqs.length], dtype: 'F32', data: ropeFreqs })
   if (!tensors.some((t) => t.name === 'token_embd.weight')) {
     throw new GgufError(`${dir}: no model.embed_tokens.weight; is this a Llama-family checkpoint?`)
   }
