@@ -432,3 +432,55 @@ export async function writeSafetensors(
 ): Promise<void> {
   await writeFile(file, encodeSafetensors(tensors, metadata))
 }
+
+export interface TensorSpec {
+  name: string
+  shape: number[]
+  dtype?: FloatDtype
+}
+
+/**
+ * Writes a file whose tensors are produced one at a time (in name order), so a generator never
+ * holds a whole multi-hundred-MB checkpoint in memory. Same bytes as encodeSafetensors.
+ */
+export async function writeSafetensorsStreaming(
+  file: string,
+  specs: TensorSpec[],
+  produce: (name: string) => Float32Array,
+  metadata?: Record<string, string>
+): Promise<number> {
+  const sorted = [...specs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const header: Record<string, unknown> = {}
+  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata
+  let at = 0
+  for (const s of sorted) {
+    const bytes = numel(s.shape) * (s.dtype === undefined || s.dtype === 'F32' ? 4 : 2)
+    header[s.name] = { dtype: s.dtype ?? 'F32', shape: s.shape, data_offsets: [at, at + bytes] }
+    at += bytes
+  }
+  let json = JSON.stringify(header)
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8)
+  const hbytes = Buffer.from(json, 'utf8')
+  const fh = await open(file, 'w')
+  try {
+    const len = Buffer.alloc(8)
+    len.writeBigUInt64LE(BigInt(hbytes.length))
+    await fh.write(len)
+    await fh.write(hbytes)
+    for (const s of sorted) {
+      const data = produce(s.name)
+      if (data.length !== numel(s.shape)) {
+        throw new SafetensorsError(
+          `tensor "${s.name}": produced ${data.length} values for shape ${JSON.stringify(s.shape)}`,
+          {
+            tensor: s.name
+          }
+        )
+      }
+      await fh.write(encodeFloats(s.dtype ?? 'F32', data))
+    }
+  } finally {
+    await fh.close()
+  }
+  return 8 + hbytes.length + at
+}
