@@ -1,0 +1,218 @@
+// Builds the ONNX graph of a Llama-family decoder (Llama, Mistral, Qwen2, dense DeepSeek) from its
+// config and fp32 weights. The graph is built for continuous batching with many adapters:
+//
+// - KV cache: per layer `past_key.L` / `past_value.L` of shape [batch, kvHeads, capacity, Dp],
+//   fed as inputs AND bound as the pre-allocated `present_*` outputs, so GroupQueryAttention
+//   writes only the new positions into long-lived buffers (its shared-buffer mode). Each batch
+//   row says its own total length (`seqlens_k` = total - 1), so rows of different lengths decode
+//   together; a row with several new tokens (a prefill chunk over a past) runs as batch 1.
+// - LoRA: for each targeted projection, `lora_A.L.T` [slots, in, rank] and `lora_B.L.T`
+//   [slots, rank, out] are graph INPUTS; `lora_slot` [batch] picks each row's adapter:
+//   y += (x · A[slot]) · B[slot]. Slot 0 holds zeros. Switching adapters never touches the session.
+// - Only the last position of each row reaches the final norm and lm_head (logits [batch, vocab]),
+//   which saves the vocab projection for every prompt token but the last.
+// - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
+//   the maximum sequence length.
+import { type ModelConfig, PROJECTIONS } from '../model/config.ts'
+import { type ModelLayout, modelLayout } from '../model/layout.ts'
+import { DT, GraphBuilder } from './proto.ts'
+
+/** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
+export const BUILDER_VERSION = 1
+
+export interface GraphOptions {
+  /** projections that get LoRA pool inputs (empty = a graph without LoRA) */
+  targets: readonly string[]
+}
+
+export interface WeightSource {
+  /** the fp32 tensor of a checkpoint name; throws naming the tensor when it is missing */
+  get(name: string, shape: number[]): Float32Array
+  has(name: string): boolean
+}
+
+export const INPUT_IDS = 'input_ids'
+export const SEQLENS_K = 'seqlens_k'
+export const TOTAL_SEQ_LEN = 'total_sequence_length'
+export const LORA_SLOT = 'lora_slot'
+export const ROPE_COS = 'rope_cos'
+export const ROPE_SIN = 'rope_sin'
+export const LOGITS = 'logits'
+export const pastKey = (l: number) => `past_key.${l}`
+export const pastValue = (l: number) => `past_value.${l}`
+export const presentKey = (l: number) => `present_key.${l}`
+export const presentValue = (l: number) => `present_value.${l}`
+export const loraA = (l: number, t: string) => `lora_A.${l}.${t}`
+export const loraB = (l: number, t: string) => `lora_B.${l}.${t}`
+
+/**
+ * Writes the transpose of a checkpoint Linear weight [out, in] into `dst` laid out [in, cols]
+ * at column offset `col`, mapping output and input features through the head padding.
+ */
+function transposeInto(
+  src: Float32Array,
+  out: number,
+  inn: number,
+  dst: Float32Array,
+  cols: number,
+  col: number,
+  mapOut: (i: number) => number,
+  mapIn: (i: number) => number
+): void {
+  for (let o = 0; o < out; o++) {
+    const c = col + mapOut(o)
+    const row = o * inn
+    for (let i = 0; i < inn; i++) dst[mapIn(i) * cols + c] = src[row + i]!
+  }
+}
+
+const ident = (i: number) => i
+
+export function buildDecoderGraph(
+  cfg: ModelConfig,
+  weights: WeightSource,
+  opts: GraphOptions
+): { graph: GraphBuilder; layout: ModelLayout } {
+  const layout = modelLayout(cfg)
+  const g = new GraphBuilder()
+  const H = cfg.hiddenSize
+  const Dp = layout.paddedHeadDim
+  const qOut = cfg.numHeads * Dp
+  const kvOut = cfg.numKvHeads * Dp
+  const targets = PROJECTIONS.filter((t) => opts.targets.includes(t))
+  const eps = { float: cfg.rmsNormEps }
+
+  g.input(INPUT_IDS, DT.INT64, ['batch', 'seq'])
+  g.input(SEQLENS_K, DT.INT32, ['batch'])
+  g.input(TOTAL_SEQ_LEN, DT.INT32, [])
+  g.input(ROPE_COS, DT.FLOAT, ['positions', Dp / 2])
+  g.input(ROPE_SIN, DT.FLOAT, ['positions', Dp / 2])
+  if (targets.length > 0) g.input(LORA_SLOT, DT.INT64, ['batch'])
+
+  const embedName = 'model.embed_tokens.weight'
+  const embed = g.weight(embedName, weights.get(embedName, [cfg.vocabSize, H]), [cfg.vocabSize, H])
+  let h = g.op('Gather', [embed, INPUT_IDS], { axis: 0 })
+
+  const lora = (l: number, t: string, x: string, y: string): string => {
+    if (!targets.includes(t as (typeof targets)[number])) return y
+    const [inn, out] = layout.graphShape(t)
+    const A = g.input(loraA(l, t), DT.FLOAT, ['slots', inn, 'rank'])
+    const B = g.input(loraB(l, t), DT.FLOAT, ['slots', 'rank', out])
+    const a = g.op('Gather', [A, LORA_SLOT], { axis: 0 })
+    const b = g.op('Gather', [B, LORA_SLOT], { axis: 0 })
+    const xa = g.op('MatMul', [x, a])
+    return g.op('Add', [y, g.op('MatMul', [xa, b])])
+  }
+  const norm = (x: string, name: string): string => {
+    const w = g.weight(name, weights.get(name, [H]), [H])
+    return g.node('SimplifiedLayerNormalization', [x, w], 1, { axis: -1, epsilon: eps, stash_type: 1 })[0]!
+  }
+
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const p = `model.layers.${l}`
+    const x = norm(h, `${p}.input_layernorm.weight`)
+
+    // q, k and v share one MatMul (one read of x, one kernel); columns [q | k | v], head-padded
+    const qkvCols = qOut + 2 * kvOut
+    const wqkv = new Float32Array(H * qkvCols)
+    const parts: [string, number, number][] = [
+      ['q_proj', cfg.numHeads * cfg.headDim, 0],
+      ['k_proj', cfg.numKvHeads * cfg.headDim, qOut],
+      ['v_proj', cfg.numKvHeads * cfg.headDim, qOut + kvOut]
+    ]
+    for (const [t, out, col] of parts) {
+      const w = weights.get(`${p}.self_attn.${t}.weight`, [out, H])
+      transposeInto(w, out, H, wqkv, qkvCols, col, layout.padFeature, ident)
+    }
+    let qkv = g.op('MatMul', [x, g.weight(`${p}.qkv.weight_t`, wqkv, [H, qkvCols])])
+    if (cfg.attentionBias) {
+      const bias = new Float32Array(qkvCols)
+      for (const [t, out, col] of parts) {
+        const b = weights.get(`${p}.self_attn.${t}.bias`, [out])
+        for (let i = 0; i < out; i++) bias[col + layout.padFeature(i)] = b[i]!
+      }
+      qkv = g.op('Add', [qkv, g.weight(`${p}.qkv.bias`, bias, [qkvCols])])
+    }
+    const split = g.int64(`${p}.qkv.split`, [qOut, kvOut, kvOut])
+    let [q, k, v] = g.node('Split', [qkv, split], 3, { axis: -1 }) as [string, string, string]
+    q = lora(l, 'q_proj', x, q)
+    k = lora(l, 'k_proj', x, k)
+    v = lora(l, 'v_proj', x, v)
+
+    const [attn] = g.node(
+      'GroupQueryAttention',
+      [q, k, v, pastKey(l), pastValue(l), SEQLENS_K, TOTAL_SEQ_LEN, ROPE_COS, ROPE_SIN],
+      [g.tmp('attn'), presentKey(l), presentValue(l)],
+      {
+        num_heads: cfg.numHeads,
+        kv_num_heads: cfg.numKvHeads,
+        do_rotary: 1,
+        rotary_interleaved: 0,
+        // the real head size: padded dims are zero and add nothing to q·k
+        scale: { float: 1 / Math.sqrt(cfg.headDim) }
+      },
+      'com.microsoft'
+    )
+    for (const name of [pastKey(l), pastValue(l)])
+      g.input(name, DT.FLOAT, ['batch', cfg.numKvHeads, 'capacity', Dp])
+    for (const name of [presentKey(l), presentValue(l)])
+      g.output(name, DT.FLOAT, ['batch', cfg.numKvHeads, 'capacity', Dp])
+
+    const qIn = cfg.numHeads * cfg.headDim
+    const wo = new Float32Array(qOut * H)
+    transposeInto(
+      weights.get(`${p}.self_attn.o_proj.weight`, [H, qIn]),
+      H,
+      qIn,
+      wo,
+      H,
+      0,
+      ident,
+      layout.padFeature
+    )
+    let o = g.op('MatMul', [attn!, g.weight(`${p}.o.weight_t`, wo, [qOut, H])])
+    o = lora(l, 'o_proj', attn!, o)
+    h = g.op('Add', [h, o])
+
+    const x2 = norm(h, `${p}.post_attention_layernorm.weight`)
+    const I = cfg.intermediateSize
+    // gate and up share one MatMul, columns [gate | up]
+    const wgu = new Float32Array(H * 2 * I)
+    transposeInto(weights.get(`${p}.mlp.gate_proj.weight`, [I, H]), I, H, wgu, 2 * I, 0, ident, ident)
+    transposeInto(weights.get(`${p}.mlp.up_proj.weight`, [I, H]), I, H, wgu, 2 * I, I, ident, ident)
+    const gu = g.op('MatMul', [x2, g.weight(`${p}.gate_up.weight_t`, wgu, [H, 2 * I])])
+    let [gate, up] = g.node('Split', [gu, g.int64(`${p}.gate_up.split`, [I, I])], 2, { axis: -1 }) as [
+      string,
+      string
+    ]
+    gate = lora(l, 'gate_proj', x2, gate)
+    up = lora(l, 'up_proj', x2, up)
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up])
+    const wd = new Float32Array(I * H)
+    transposeInto(weights.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I, wd, H, 0, ident, ident)
+    let d = g.op('MatMul', [act, g.weight(`${p}.down.weight_t`, wd, [I, H])])
+    d = lora(l, 'down_proj', act, d)
+    h = g.op('Add', [h, d])
+  }
+
+  // last position of each row only: [batch, seq, H] → [batch, H]
+  const last = g.op('Slice', [
+    h,
+    g.int64('last.starts', [-1]),
+    g.int64('last.ends', [Number.MAX_SAFE_INTEGER]),
+    g.int64('last.axes', [1])
+  ])
+  const flat = g.op('Squeeze', [last, g.int64('last.squeeze_axes', [1])])
+  const xf = norm(flat, 'model.norm.weight')
+  // Gemm with transB reads the checkpoint's [vocab, H] layout directly, so a tied lm_head shares
+  // the embedding initializer instead of storing a transposed copy
+  let head = embed
+  if (!cfg.tieWordEmbeddings) {
+    head = g.weight('lm_head.weight', weights.get('lm_head.weight', [cfg.vocabSize, H]), [cfg.vocabSize, H])
+  }
+  g.node('Gemm', [xf, head], [LOGITS], { transB: 1 })
+  g.output(LOGITS, DT.FLOAT, ['batch', cfg.vocabSize])
+  return { graph: g, layout }
+}
+
+export const OPSETS = { '': 17, 'com.microsoft': 1 }

@@ -1,0 +1,121 @@
+// Builds a checkpoint's ONNX graph once and keeps it on disk, keyed by the weights hash, the
+// builder version and the LoRA target set (the only build inputs that change the graph), so a
+// node's second start only loads `model.onnx` + `weights.bin`.
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { OpenLoraError } from '../../common/errors.ts'
+import { createLogger, type Logger } from '../../common/log.ts'
+import { encodeManifest } from '../../crypto/cid.ts'
+import { type Hex, sha256, sha256Hex, toHex } from '../../crypto/hash.ts'
+import { checkpointFiles, loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
+import { BUILDER_VERSION, buildDecoderGraph, OPSETS, type WeightSource } from '../graph/llama.ts'
+import type { ModelConfig } from './config.ts'
+
+export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('MODEL_WEIGHTS_INVALID', message, details)
+  }
+}
+
+async function hashFile(path: string): Promise<{ size: number; sha256: Uint8Array }> {
+  const h = createHash('sha256')
+  let size = 0
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {
+    h.update(chunk as Buffer)
+    size += (chunk as Buffer).length
+  }
+  return { size, sha256: new Uint8Array(h.digest()) }
+}
+
+/** weightsHash = sha256 of the canonical 'hf-weights' manifest of the checkpoint's safetensors files. */
+export async function computeWeightsHash(dir: string): Promise<Hex> {
+  const { files } = await checkpointFiles(dir)
+  const entries = []
+  for (const name of files) entries.push({ name, ...(await hashFile(join(dir, name))) })
+  return toHex(sha256(encodeManifest({ v: 1, kind: 'hf-weights', files: entries })))
+}
+
+function weightSource(tensors: TensorMap): WeightSource {
+  return {
+    has: (name) => tensors.has(name),
+    get(name, shape) {
+      const t = tensors.get(name)
+      if (!t) throw new ModelWeightsError(`checkpoint has no tensor "${name}"`, { tensor: name })
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+        throw new ModelWeightsError(
+          `tensor "${name}" has shape [${t.shape.join(', ')}]; the config needs [${shape.join(', ')}]`,
+          { tensor: name, shape: t.shape, expected: shape }
+        )
+      }
+      return t.data
+    }
+  }
+}
+
+export interface BuiltModel {
+  /** path of model.onnx (its weights.bin sits next to it) */
+  modelPath: string
+  weightsHash: Hex
+  /** true when this call found the graph already built */
+  cached: boolean
+  buildMs: number
+}
+
+export interface BuildOptions {
+  cacheDir: string
+  targets: readonly string[]
+  /** a hash computed earlier (skips re-reading the weights) */
+  weightsHash?: Hex
+  log?: Logger
+}
+
+const MODEL_FILE = 'model.onnx'
+const DATA_FILE = 'weights.bin'
+const META_FILE = 'build.json'
+
+export async function ensureBuiltModel(
+  dir: string,
+  cfg: ModelConfig,
+  opts: BuildOptions
+): Promise<BuiltModel> {
+  const log = opts.log ?? createLogger('runtime:build')
+  const weightsHash = opts.weightsHash ?? (await computeWeightsHash(dir))
+  const targets = [...opts.targets].sort()
+  const key = sha256Hex(JSON.stringify({ weightsHash, builder: BUILDER_VERSION, targets })).slice(2, 34)
+  const out = join(opts.cacheDir, key)
+  const modelPath = join(out, MODEL_FILE)
+  try {
+    const meta = JSON.parse(await readFile(join(out, META_FILE), 'utf8')) as { weightsHash?: string }
+    await stat(join(out, DATA_FILE))
+    if (meta.weightsHash === weightsHash) return { modelPath, weightsHash, cached: true, buildMs: 0 }
+  } catch {
+    // not built yet (or a partial directory from a crash): build below
+  }
+
+  const started = performance.now()
+  const tensors = await loadCheckpointWeights(dir)
+  const { graph } = buildDecoderGraph(cfg, weightSource(tensors), { targets })
+  tensors.clear()
+  // build in a private directory and rename, so a crash or a concurrent build never leaves a
+  // half-written model where the cache lookup would trust it
+  const tmp = `${out}.tmp-${process.pid}-${Date.now()}`
+  await mkdir(tmp, { recursive: true })
+  try {
+    const bytes = graph.writeExternalData(join(tmp, DATA_FILE))
+    await writeFile(join(tmp, MODEL_FILE), graph.encodeModel(OPSETS))
+    const buildMs = Math.round(performance.now() - started)
+    await writeFile(
+      join(tmp, META_FILE),
+      JSON.stringify({ weightsHash, builder: BUILDER_VERSION, targets, weightBytes: bytes, buildMs })
+    )
+    await rm(out, { recursive: true, force: true })
+    await rename(tmp, out)
+    log.info('built model graph', { weightsHash, targets, buildMs, weightBytes: bytes, dir: out })
+    return { modelPath, weightsHash, cached: false, buildMs }
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true })
+    throw err
+  }
+}

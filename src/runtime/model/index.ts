@@ -1,0 +1,110 @@
+// loadModel: a Hugging Face checkpoint directory → a LoadedModel (one ORT session, KV cache, LoRA
+// slot pools). The contract with the serving engine is in docs/INTERFACES.md ("Runtime internals").
+import { readFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { basename, join, resolve } from 'node:path'
+import { createLogger, type Logger } from '../../common/log.ts'
+import type { ExecutionProviderName } from '../execution-provider.ts'
+import { ensureBuiltModel } from './build.ts'
+import { type ModelConfig, ModelConfigError, PROJECTIONS, parseModelConfig } from './config.ts'
+import { modelLayout } from './layout.ts'
+import { ModelSession } from './loaded-model.ts'
+
+export { ModelWeightsError } from './build.ts'
+export { NoFreeSequenceError, SequenceError, type StepRow } from './loaded-model.ts'
+export { type AdapterWeights, type LoraPair, SlotPoolError, type SlotPools } from './pools.ts'
+
+export interface LoadModelOptions {
+  /** where built graphs are kept; default ~/.cache/openlora/models */
+  cacheDir?: string
+  executionProvider?: ExecutionProviderName
+  /** ORT intra-op threads; default: ORT's choice (one per core) */
+  intraOpThreads?: number
+  /** KV-cache rows = sequences that can be in flight at once */
+  maxBatch?: number
+  /** tokens per sequence (prompt + output); default min(2048, the model's limit) */
+  maxSeqLen?: number
+  /** LoRA slot pools; targets [] builds a graph without LoRA inputs */
+  pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
+  log?: Logger
+}
+
+export const MODEL_DEFAULTS = {
+  // 8 concurrent sequences: the issue-4 benchmark's concurrency; more rows cost KV memory only
+  maxBatch: 8,
+  maxSeqLen: 2048,
+  // 64 hot slots of rank ≤ 16 on all seven projections of a 135M model: ~1.2 GB; raise for more
+  pool: { slots: 64, maxRank: 16, targets: PROJECTIONS as readonly string[] }
+}
+
+export interface LoadedModel extends ModelSession {
+  modelId: string
+  /** graph build time of this start (0 when the cached graph was used) */
+  buildMs: number
+  /** true when the graph came from the on-disk cache */
+  cachedGraph: boolean
+  /** the checkpoint directory */
+  dir: string
+}
+
+async function readJson(path: string, required: boolean): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new ModelConfigError(`cannot read ${path}: ${(err as Error).message}`, { file: path })
+  }
+  if (text.length > 16 * 1024 * 1024) throw new ModelConfigError(`${path} is over 16 MiB`, { file: path })
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ModelConfigError(`${path} is not valid JSON: ${(err as Error).message}`, { file: path })
+  }
+}
+
+export async function readModelConfig(dir: string): Promise<ModelConfig> {
+  return parseModelConfig(
+    await readJson(join(dir, 'config.json'), true),
+    await readJson(join(dir, 'generation_config.json'), false)
+  )
+}
+
+export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const log = opts.log ?? createLogger('runtime:model')
+  const abs = resolve(dir)
+  const config = await readModelConfig(abs)
+  const targets = opts.pool?.targets ?? MODEL_DEFAULTS.pool.targets
+  const built = await ensureBuiltModel(abs, config, {
+    cacheDir: opts.cacheDir ?? join(homedir(), '.cache', 'openlora', 'models'),
+    targets,
+    log
+  })
+  const maxPos = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Number.POSITIVE_INFINITY)
+  const session = await ModelSession.create(built.modelPath, modelLayout(config), built.weightsHash, {
+    executionProvider: opts.executionProvider ?? 'cpu',
+    intraOpThreads: opts.intraOpThreads,
+    maxBatch: opts.maxBatch ?? MODEL_DEFAULTS.maxBatch,
+    maxSeqLen: opts.maxSeqLen ?? Math.min(MODEL_DEFAULTS.maxSeqLen, maxPos),
+    pool: {
+      slots: opts.pool?.slots ?? MODEL_DEFAULTS.pool.slots,
+      maxRank: opts.pool?.maxRank ?? MODEL_DEFAULTS.pool.maxRank,
+      targets
+    },
+    log
+  })
+  const model: LoadedModel = Object.assign(session, {
+    modelId: config.nameOrPath ?? basename(abs),
+    buildMs: built.buildMs,
+    cachedGraph: built.cached,
+    dir: abs
+  })
+  log.info('model loaded', {
+    modelId: model.modelId,
+    weightsHash: built.weightsHash,
+    executionProvider: session.executionProvider,
+    cachedGraph: built.cached,
+    buildMs: built.buildMs
+  })
+  return model
+}

@@ -1,0 +1,60 @@
+// How a model's tensors are laid out inside the built graph. ORT's CPU GroupQueryAttention only
+// accepts head sizes that are multiples of 16, so a head of size D is stored padded to Dp with
+// zeros. The padding keeps rotate-half RoPE exact: real dim j < D/2 sits at j and its partner
+// j + D/2 sits at Dp/2 + j, so the kernel's pairs (i, i + Dp/2) are the model's pairs, and the
+// padded dims stay zero through RoPE, attention (scale uses the real D) and o_proj.
+import { type ModelConfig, projectionShape } from './config.ts'
+
+export const ATTENTION_TARGETS = ['q_proj', 'k_proj', 'v_proj'] as const
+
+export interface ModelLayout {
+  config: ModelConfig
+  /** the real head size */
+  headDim: number
+  /** the head size as stored in the graph and the KV cache (multiple of 16) */
+  paddedHeadDim: number
+  /** maps a real feature index of a q/k/v output (or o_proj input) to its padded index */
+  padFeature(i: number): number
+  /** [in, out] of a projection as the graph sees it (q/k/v out and o_proj in padded) */
+  graphShape(target: string): [number, number]
+  /** [in, out] of a projection as the checkpoint and PEFT see it */
+  modelShape(target: string): [number, number]
+}
+
+export function modelLayout(config: ModelConfig): ModelLayout {
+  const D = config.headDim
+  const Dp = Math.ceil(D / 16) * 16
+  const half = D / 2
+  const padFeature =
+    Dp === D
+      ? (i: number) => i
+      : (i: number) => {
+          const h = Math.floor(i / D)
+          const j = i - h * D
+          return h * Dp + (j < half ? j : Dp / 2 + (j - half))
+        }
+  return {
+    config,
+    headDim: D,
+    paddedHeadDim: Dp,
+    padFeature,
+    modelShape: (t) => projectionShape(config, t),
+    graphShape: (t) => {
+      const [i, o] = projectionShape(config, t)
+      const scale = Dp / D
+      if (t === 'q_proj' || t === 'k_proj' || t === 'v_proj') return [i, o * scale]
+      if (t === 'o_proj') return [i * scale, o]
+      return [i, o]
+    }
+  }
+}
+
+/** True when a projection's output features are head-padded. */
+export function paddedOut(target: string): boolean {
+  return target === 'q_proj' || target === 'k_proj' || target === 'v_proj'
+}
+
+/** True when a projection's input features are head-padded. */
+export function paddedIn(target: string): boolean {
+  return target === 'o_proj'
+}

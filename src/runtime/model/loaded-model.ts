@@ -1,0 +1,330 @@
+// A base model loaded into one ONNX Runtime session, with a KV cache built for continuous
+// batching and LoRA slot pools. See graph/llama.ts for the graph's inputs and outputs.
+//
+// KV cache: per layer one key and one value buffer of [maxBatch, kvHeads, capacity, Dp] floats;
+// a sequence owns one row. Each run passes a contiguous range of rows as zero-copy views and binds
+// the same views as the pre-allocated `present_*` outputs, so GroupQueryAttention appends only the
+// new positions in place. A step runs:
+//  - every 1-token row together, over the range of rows from the lowest to the highest sequence;
+//    rows in that range that are not in the step (or not allocated) ride along as dummies that
+//    write one throw-away position just past their valid length (capacity = maxSeqLen + 1 keeps
+//    that position inside the buffer) and are otherwise untouched;
+//  - each multi-token row (a prompt or prefill chunk) alone: GroupQueryAttention accepts several
+//    new tokens over a past only at batch 1.
+import * as ort from 'onnxruntime-node'
+import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
+import type { Logger } from '../../common/log.ts'
+import type { Hex } from '../../crypto/hash.ts'
+import {
+  type ExecutionProviderName,
+  resolveExecutionProvider,
+  sessionProviders
+} from '../execution-provider.ts'
+import {
+  INPUT_IDS,
+  LOGITS,
+  LORA_SLOT,
+  loraA,
+  loraB,
+  pastKey,
+  pastValue,
+  presentKey,
+  presentValue,
+  ROPE_COS,
+  ROPE_SIN,
+  SEQLENS_K,
+  TOTAL_SEQ_LEN
+} from '../graph/llama.ts'
+import type { ModelConfig } from './config.ts'
+import type { ModelLayout } from './layout.ts'
+import { SlotPoolSet, type SlotPools } from './pools.ts'
+import { rotaryTables } from './rope.ts'
+
+export class SequenceError extends OpenLoraError<'SEQUENCE_INVALID'> {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('SEQUENCE_INVALID', message, details)
+  }
+}
+
+export class NoFreeSequenceError extends OpenLoraError<'NO_FREE_SEQUENCE'> {
+  constructor(maxBatch: number) {
+    super('NO_FREE_SEQUENCE', `all ${maxBatch} KV-cache rows are in use; free a sequence or raise maxBatch`, {
+      maxBatch
+    })
+  }
+}
+
+export interface StepRow {
+  seq: number
+  /** new tokens appended to the sequence: a prompt / prefill chunk, or one decode token */
+  tokens: number[]
+  /** adapter slot (0 = no adapter) */
+  slot: number
+}
+
+export interface ModelSessionOptions {
+  executionProvider: ExecutionProviderName
+  intraOpThreads?: number
+  maxBatch: number
+  maxSeqLen: number
+  pool: { slots: number; maxRank: number; targets: readonly string[] }
+  log: Logger
+}
+
+export class ModelSession {
+  readonly config: ModelConfig
+  readonly layout: ModelLayout
+  readonly weightsHash: Hex
+  readonly executionProvider: ExecutionProviderName
+  readonly maxBatch: number
+  readonly maxSeqLen: number
+  readonly pools: SlotPools
+  private readonly poolSet: SlotPoolSet
+  private readonly session: ort.InferenceSession
+  private readonly capacity: number
+  private readonly rowFloats: number
+  private readonly keys: Float32Array[] = []
+  private readonly values: Float32Array[] = []
+  private readonly lens: Int32Array
+  private readonly used: boolean[]
+  private readonly rope: { cos: ort.Tensor; sin: ort.Tensor }
+  private readonly hasLora: boolean
+  private queue: Promise<unknown> = Promise.resolve()
+  private disposed = false
+
+  private constructor(
+    session: ort.InferenceSession,
+    layout: ModelLayout,
+    weightsHash: Hex,
+    ep: ExecutionProviderName,
+    opts: ModelSessionOptions
+  ) {
+    this.session = session
+    this.layout = layout
+    this.config = layout.config
+    this.weightsHash = weightsHash
+    this.executionProvider = ep
+    this.maxBatch = opts.maxBatch
+    this.maxSeqLen = opts.maxSeqLen
+    this.capacity = opts.maxSeqLen + 1
+    const cfg = layout.config
+    this.rowFloats = cfg.numKvHeads * this.capacity * layout.paddedHeadDim
+    for (let l = 0; l < cfg.numLayers; l++) {
+      this.keys.push(new Float32Array(opts.maxBatch * this.rowFloats))
+      this.values.push(new Float32Array(opts.maxBatch * this.rowFloats))
+    }
+    this.lens = new Int32Array(opts.maxBatch)
+    this.used = new Array(opts.maxBatch).fill(false)
+    const { cos, sin } = rotaryTables(cfg, this.capacity, layout.paddedHeadDim)
+    const w = layout.paddedHeadDim / 2
+    this.rope = {
+      cos: new ort.Tensor('float32', cos, [this.capacity, w]),
+      sin: new ort.Tensor('float32', sin, [this.capacity, w])
+    }
+    this.poolSet = new SlotPoolSet(layout, opts.pool, { a: loraA, b: loraB })
+    this.pools = this.poolSet
+    this.hasLora = this.poolSet.targets.length > 0
+  }
+
+  static async create(
+    modelPath: string,
+    layout: ModelLayout,
+    weightsHash: Hex,
+    opts: ModelSessionOptions
+  ): Promise<ModelSession> {
+    checkLimits(layout.config, opts)
+    let ep = resolveExecutionProvider(opts.executionProvider, opts.log)
+    const sessionOptions = (e: ExecutionProviderName): ort.InferenceSession.SessionOptions => ({
+      executionProviders: sessionProviders(e),
+      graphOptimizationLevel: 'all',
+      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {})
+    })
+    let session: ort.InferenceSession
+    try {
+      session = await ort.InferenceSession.create(modelPath, sessionOptions(ep))
+    } catch (err) {
+      if (ep !== 'cuda') throw err
+      opts.log.warn('CUDA session failed to start; running on CPU', { error: err as Error })
+      ep = 'cpu'
+      session = await ort.InferenceSession.create(modelPath, sessionOptions(ep))
+    }
+    return new ModelSession(session, layout, weightsHash, ep, opts)
+  }
+
+  /** Claims a free KV-cache row for a new sequence (length 0). */
+  allocSequence(): number {
+    const seq = this.used.indexOf(false)
+    if (seq < 0) throw new NoFreeSequenceError(this.maxBatch)
+    this.used[seq] = true
+    this.lens[seq] = 0
+    return seq
+  }
+
+  freeSequence(seq: number): void {
+    if (!Number.isInteger(seq) || seq < 0 || seq >= this.maxBatch || !this.used[seq]) {
+      throw new SequenceError(`sequence ${seq} is not allocated`, { seq })
+    }
+    this.used[seq] = false
+    this.lens[seq] = 0
+  }
+
+  /** Tokens a sequence holds in the KV cache. */
+  sequenceLength(seq: number): number {
+    return this.lens[seq] ?? 0
+  }
+
+  /**
+   * One forward pass over a heterogeneous batch; returns each row's logits at its last new
+   * token. Calls are serialised (the KV buffers belong to one run at a time).
+   */
+  step(rows: StepRow[]): Promise<Float32Array[]> {
+    // validated when its turn comes: lengths grow with the steps queued before it
+    const run = this.queue.then(() => {
+      this.validate(rows)
+      return this.runStep(rows)
+    })
+    this.queue = run.catch(() => {})
+    return run
+  }
+
+  private validate(rows: StepRow[]): void {
+    if (this.disposed) throw new SequenceError('the model was disposed')
+    if (!Array.isArray(rows) || rows.length === 0) throw new SequenceError('step needs at least one row')
+    const seen = new Set<number>()
+    const V = this.config.vocabSize
+    for (const r of rows) {
+      if (!Number.isInteger(r.seq) || r.seq < 0 || r.seq >= this.maxBatch || !this.used[r.seq]) {
+        throw new SequenceError(`row sequence ${r.seq} is not allocated`, { seq: r.seq })
+      }
+      if (seen.has(r.seq))
+        throw new SequenceError(`sequence ${r.seq} appears twice in one step`, { seq: r.seq })
+      seen.add(r.seq)
+      if (!Array.isArray(r.tokens) || r.tokens.length === 0) {
+        throw new SequenceError(`row for sequence ${r.seq} has no tokens`, { seq: r.seq })
+      }
+      for (const t of r.tokens) {
+        if (!Number.isInteger(t) || t < 0 || t >= V) {
+          throw new InvalidParametersError(`token id ${t} is outside the vocabulary (0..${V - 1})`, {
+            token: t
+          })
+        }
+      }
+      if (this.lens[r.seq]! + r.tokens.length > this.maxSeqLen) {
+        throw new SequenceError(
+          `sequence ${r.seq} would hold ${this.lens[r.seq]! + r.tokens.length} tokens; maxSeqLen is ${this.maxSeqLen}`,
+          { seq: r.seq, maxSeqLen: this.maxSeqLen }
+        )
+      }
+      if (
+        !Number.isInteger(r.slot) ||
+        r.slot < 0 ||
+        r.slot >= this.pools.slots ||
+        (!this.hasLora && r.slot !== 0)
+      ) {
+        throw new InvalidParametersError(
+          `adapter slot ${r.slot} is out of range; allowed 0..${this.hasLora ? this.pools.slots - 1 : 0}`,
+          { slot: r.slot }
+        )
+      }
+    }
+  }
+
+  private async runStep(rows: StepRow[]): Promise<Float32Array[]> {
+    const out: Float32Array[] = new Array(rows.length)
+    const decode = rows.map((r, i) => [r, i] as const).filter(([r]) => r.tokens.length === 1)
+    if (decode.length > 0) {
+      let lo = this.maxBatch
+      let hi = -1
+      for (const [r] of decode) {
+        lo = Math.min(lo, r.seq)
+        hi = Math.max(hi, r.seq)
+      }
+      const n = hi - lo + 1
+      const ids = new BigInt64Array(n)
+      const slots = new BigInt64Array(n)
+      const seqlens = new Int32Array(n)
+      // a dummy row's token goes to position lens (past its valid data); a real row's too
+      for (let i = 0; i < n; i++) seqlens[i] = this.lens[lo + i]!
+      for (const [r] of decode) {
+        ids[r.seq - lo] = BigInt(r.tokens[0]!)
+        slots[r.seq - lo] = BigInt(r.slot)
+      }
+      const logits = await this.run(lo, n, ids, 1, slots, seqlens)
+      const V = this.config.vocabSize
+      for (const [r, i] of decode) {
+        out[i] = logits.subarray((r.seq - lo) * V, (r.seq - lo + 1) * V)
+        this.lens[r.seq]! += 1
+      }
+    }
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!
+      if (r.tokens.length === 1) continue
+      const S = r.tokens.length
+      const ids = BigInt64Array.from(r.tokens, (t) => BigInt(t))
+      const seqlens = Int32Array.of(this.lens[r.seq]! + S - 1)
+      out[i] = await this.run(r.seq, 1, ids, S, BigInt64Array.of(BigInt(r.slot)), seqlens)
+      this.lens[r.seq]! += S
+    }
+    return out
+  }
+
+  private async run(
+    lo: number,
+    n: number,
+    ids: BigInt64Array,
+    S: number,
+    slots: BigInt64Array,
+    seqlens: Int32Array
+  ): Promise<Float32Array> {
+    const cfg = this.config
+    const kvDims = [n, cfg.numKvHeads, this.capacity, this.layout.paddedHeadDim]
+    let total = 0
+    for (const s of seqlens) total = Math.max(total, s + 1)
+    const feeds: Record<string, ort.Tensor> = {
+      [INPUT_IDS]: new ort.Tensor('int64', ids, [n, S]),
+      [SEQLENS_K]: new ort.Tensor('int32', seqlens, [n]),
+      [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), []),
+      [ROPE_COS]: this.rope.cos,
+      [ROPE_SIN]: this.rope.sin
+    }
+    if (this.hasLora) {
+      feeds[LORA_SLOT] = new ort.Tensor('int64', slots, [n])
+      Object.assign(feeds, this.poolSet.feeds)
+    }
+    const fetches: Record<string, ort.Tensor | null> = { [LOGITS]: null }
+    const a = lo * this.rowFloats
+    const b = (lo + n) * this.rowFloats
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const k = new ort.Tensor('float32', this.keys[l]!.subarray(a, b), kvDims)
+      const v = new ort.Tensor('float32', this.values[l]!.subarray(a, b), kvDims)
+      feeds[pastKey(l)] = k
+      feeds[pastValue(l)] = v
+      fetches[presentKey(l)] = k
+      fetches[presentValue(l)] = v
+    }
+    const res = await this.session.run(feeds, fetches)
+    return res[LOGITS]!.data as Float32Array
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return
+    this.disposed = true
+    await this.queue
+    await this.session.release()
+  }
+}
+
+function checkLimits(cfg: ModelConfig, opts: ModelSessionOptions): void {
+  if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1 || opts.maxBatch > 1024) {
+    throw new InvalidParametersError(`maxBatch must be an integer in 1..1024, got ${opts.maxBatch}`, {
+      field: 'maxBatch'
+    })
+  }
+  const limit = Math.min(cfg.maxPositionEmbeddings, cfg.slidingWindow ?? Number.POSITIVE_INFINITY)
+  if (!Number.isInteger(opts.maxSeqLen) || opts.maxSeqLen < 1 || opts.maxSeqLen > limit) {
+    throw new InvalidParametersError(
+      `maxSeqLen must be an integer in 1..${limit} (the model's ${cfg.slidingWindow ? 'sliding window' : 'max_position_embeddings'}), got ${opts.maxSeqLen}`,
+      { field: 'maxSeqLen', max: limit }
+    )
+  }
+}

@@ -1,0 +1,58 @@
+// Rotary position embedding tables, following Hugging Face's `rope_init_fn`s (default, linear,
+// llama3). Computed in float64 and rounded once, so long positions lose no precision; fed to the
+// graph as inputs (not initializers) so the cached graph does not depend on the max sequence length.
+import type { ModelConfig } from './config.ts'
+
+/** inverse frequencies, one per rotary pair (headDim / 2) */
+export function inverseFrequencies(cfg: ModelConfig): Float64Array {
+  const D = cfg.headDim
+  const inv = new Float64Array(D / 2)
+  for (let i = 0; i < D / 2; i++) inv[i] = 1 / cfg.ropeTheta ** ((2 * i) / D)
+  const s = cfg.ropeScaling
+  if (s === null) return inv
+  if (s.type === 'linear') {
+    for (let i = 0; i < inv.length; i++) inv[i] = inv[i]! / s.factor
+    return inv
+  }
+  // llama3: long wavelengths are slowed by `factor`, short ones kept, the band between smoothed
+  const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor
+  const highWavelen = s.originalMaxPositionEmbeddings / s.highFreqFactor
+  for (let i = 0; i < inv.length; i++) {
+    const f = inv[i]!
+    const wavelen = (2 * Math.PI) / f
+    if (wavelen > lowWavelen) inv[i] = f / s.factor
+    else if (wavelen >= highWavelen) {
+      const smooth =
+        (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
+      inv[i] = (1 - smooth) * (f / s.factor) + smooth * f
+    }
+  }
+  return inv
+}
+
+/**
+ * cos/sin tables of shape [positions, paddedHeadDim / 2] for GroupQueryAttention's rotate-half
+ * rotary; entries past the real headDim / 2 rotate only zero padding (cos 1, sin 0).
+ */
+export function rotaryTables(
+  cfg: ModelConfig,
+  positions: number,
+  paddedHeadDim: number
+): { cos: Float32Array; sin: Float32Array } {
+  const inv = inverseFrequencies(cfg)
+  const w = paddedHeadDim / 2
+  const cos = new Float32Array(positions * w)
+  const sin = new Float32Array(positions * w)
+  for (let p = 0; p < positions; p++) {
+    for (let i = 0; i < w; i++) {
+      if (i < inv.length) {
+        const a = p * inv[i]!
+        cos[p * w + i] = Math.cos(a)
+        sin[p * w + i] = Math.sin(a)
+      } else {
+        cos[p * w + i] = 1
+      }
+    }
+  }
+  return { cos, sin }
+}
