@@ -1,0 +1,460 @@
+// The /openlora/infer/1.0.0 handler: reads one signed request, admits it (per-peer limits),
+// plans where it runs (routing), then either serves it with the local engine (fetching the
+// adapter by CID first when needed) or forwards it to the next peer and relays its frames. A
+// failure before the first token moves on to the next candidate; the client only sees an error
+// when every candidate failed. Closing or resetting the client stream cancels the job.
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { LengthPrefixedStream } from '@libp2p/utils'
+import type { Address } from 'viem'
+import { type Logger, silentLogger } from '../../common/log.ts'
+import { encodeCanonical } from '../../crypto/cbor.ts'
+import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
+import {
+  LatencyTracker,
+  type PeerDirectory,
+  planRoute,
+  type RouteTarget,
+  whyNoRoute
+} from '../routing/router.ts'
+import type { AdapterFetcher, AttributionProvider, GenerateRequest, ServingBackend } from './backend.ts'
+import {
+  decodeRequestFrame,
+  errorFrame,
+  type RequestFrame,
+  type ResponseFrame,
+  requestSigningBytes
+} from './codec.ts'
+import * as C from './constants.ts'
+import { InferError, toInferError } from './errors.ts'
+import { PeerLimits } from './limits.ts'
+import { amountDueFor, type ReceiptBody, type ReceiptDomain, signReceipt, ZERO_ADDRESS } from './receipt.ts'
+import { framed, readResponses, writeFrame } from './stream.ts'
+
+export interface InferInit {
+  /** wei per 1,000 tokens, decimal string */
+  pricePer1kTokens?: string
+  maxConcurrentJobsPerPeer?: number
+  requestsPerSecondPerPeer?: number
+  requestBurstPerPeer?: number
+  maxConcurrentJobs?: number
+  maxPromptTokens?: number
+  maxHops?: number
+  progressIntervalMs?: number
+  /** EIP-712 domain of receipts; chainId 0 and the zero address without a chain */
+  receiptDomain?: ReceiptDomain
+}
+
+/** The libp2p host's surface this service uses (a Libp2p node fits). */
+export interface InferHost {
+  handle(
+    protocol: string,
+    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+    opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
+  ): Promise<void>
+  unhandle(protocol: string): Promise<void>
+  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
+}
+
+export interface InferComponents {
+  host: InferHost
+  peerId: string
+  /** the libp2p private key: signs receipts */
+  privateKey: { sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }
+  /** the operator account (viem LocalAccount): signs receipts as EIP-712 */
+  operator: { address: Address; signTypedData(td: never): Promise<Hex> }
+  /** absent on a node that only relays */
+  backend?: ServingBackend
+  peers?: PeerDirectory
+  adapterFetcher?: AdapterFetcher
+  attribution?: AttributionProvider
+  logger?: Logger
+}
+
+interface Job {
+  frame: RequestFrame
+  remote: string
+  signal: AbortSignal
+  send(frame: ResponseFrame): Promise<void>
+  /** true once a token frame went to the client: from then on no failover */
+  streamed: boolean
+}
+
+const RETRYABLE = new Set(['BUSY', 'INTERNAL', 'ADAPTER_NOT_FOUND', 'MODEL_NOT_FOUND', 'RATE_LIMITED'])
+const emptyPeers: PeerDirectory = { query: () => [] }
+
+export const provenanceAttribution: AttributionProvider = (ctx) => ({
+  method: 'provenance',
+  datanets: [],
+  contributors: [],
+  proofHash: sha256Hex(encodeCanonical({ modelHash: ctx.modelHash, adapter: ctx.adapter }))
+})
+
+export class InferService {
+  readonly #c: InferComponents
+  readonly #init: Required<InferInit>
+  readonly #limits: PeerLimits
+  readonly #log: Logger
+  readonly latency = new LatencyTracker()
+  readonly #inflight = new Set<AbortController>()
+  #started = false
+
+  constructor(components: InferComponents, init: InferInit = {}) {
+    this.#c = components
+    this.#init = {
+      pricePer1kTokens: '0',
+      maxConcurrentJobsPerPeer: C.DEFAULT_MAX_CONCURRENT_JOBS_PER_PEER,
+      requestsPerSecondPerPeer: C.DEFAULT_REQUESTS_PER_SECOND_PER_PEER,
+      requestBurstPerPeer: C.DEFAULT_REQUEST_BURST_PER_PEER,
+      maxConcurrentJobs: C.DEFAULT_MAX_CONCURRENT_JOBS,
+      maxPromptTokens: C.DEFAULT_MAX_PROMPT_TOKENS,
+      maxHops: C.MAX_HOPS,
+      progressIntervalMs: C.PROGRESS_INTERVAL_MS,
+      receiptDomain: { chainId: 0, verifyingContract: ZERO_ADDRESS },
+      ...init
+    }
+    this.#limits = new PeerLimits(this.#init)
+    this.#log = components.logger ?? silentLogger
+  }
+
+  get activeJobs(): number {
+    return this.#limits.active
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return
+    await this.#c.host.handle(C.INFER_PROTOCOL, (s, c) => this.handle(s, c), {
+      maxInboundStreams: C.MAX_INBOUND_STREAMS,
+      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
+    })
+    this.#started = true
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    await this.#c.host.unhandle(C.INFER_PROTOCOL)
+    for (const ac of this.#inflight) ac.abort(new InferError('INTERNAL', 'node is shutting down'))
+  }
+
+  /** One inbound stream = one job. Never throws: every failure ends this stream only. */
+  async handle(stream: Stream, connection: Connection): Promise<void> {
+    const remote = connection.remotePeer.toString()
+    const lp = framed(stream, C.MAX_REQUEST_FRAME_BYTES)
+    let frame: RequestFrame
+    try {
+      const data = await lp.read({ signal: AbortSignal.timeout(C.REQUEST_READ_TIMEOUT_MS) })
+      frame = decodeRequestFrame(data.subarray())
+    } catch (err) {
+      this.#log.debug('bad request frame', { peer: remote, err })
+      await this.#fail(stream, lp, errorFrame(null, 'BAD_REQUEST', (err as Error).message))
+      return
+    }
+    const jobId = frame.body.jobId
+    const ac = new AbortController()
+    this.#inflight.add(ac)
+    const watch = new AbortController()
+    let release: (() => void) | undefined
+    let progress: NodeJS.Timeout | undefined
+    try {
+      await this.#checkRequest(frame, remote)
+      release = this.#limits.admit(frame.body.client)
+      // Anything the client sends after its request, or the end of its side, cancels the job.
+      void lp.read({ signal: watch.signal }).then(
+        () => ac.abort(new InferError('BAD_REQUEST', 'client sent a second frame; job cancelled')),
+        () => {
+          if (!watch.signal.aborted) ac.abort(new InferError('DEADLINE_EXCEEDED', 'client closed the stream'))
+        }
+      )
+      const untilDeadline = frame.body.deadline - Date.now()
+      const deadline = AbortSignal.timeout(Math.max(1, untilDeadline))
+      const signal = AbortSignal.any([ac.signal, deadline])
+      let lastSent = Date.now()
+      let tokens = 0
+      const job: Job = {
+        frame,
+        remote,
+        signal,
+        streamed: false,
+        send: async (f) => {
+          if (f.t === 'token') {
+            job.streamed = true
+            tokens++
+          }
+          lastSent = Date.now()
+          await writeFrame(lp, f, signal)
+        }
+      }
+      progress = setInterval(
+        () => {
+          if (Date.now() - lastSent < this.#init.progressIntervalMs) return
+          void job.send({ t: 'progress', jobId, tokens, queuePosition: null }).catch(() => {})
+        },
+        Math.max(50, this.#init.progressIntervalMs / 2)
+      )
+      await this.#run(job)
+      watch.abort()
+      await stream.close().catch((err) => stream.abort(err))
+    } catch (err) {
+      watch.abort()
+      const e =
+        ac.signal.aborted && !(err instanceof InferError) ? toInferError(ac.signal.reason) : toInferError(err)
+      if (e.code === 'INTERNAL') this.#log.warn('job failed', { jobId, peer: remote, err })
+      else this.#log.debug('job refused', { jobId, peer: remote, code: e.code, msg: e.message })
+      await this.#fail(stream, lp, errorFrame(jobId, e.code, e.message, e.retryAfterMs))
+    } finally {
+      clearInterval(progress)
+      release?.()
+      this.#inflight.delete(ac)
+    }
+  }
+
+  async #fail(stream: Stream, lp: LengthPrefixedStream<Stream>, frame: ResponseFrame): Promise<void> {
+    try {
+      await writeFrame(lp, frame, AbortSignal.timeout(5_000))
+      await stream.close({ signal: AbortSignal.timeout(5_000) })
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+
+  async #checkRequest(frame: RequestFrame, remote: string): Promise<void> {
+    const { body, route } = frame
+    const self = this.#c.peerId
+    if (route.includes(self)) throw new InferError('BAD_REQUEST', 'job already passed through this node')
+    const sender = route.length === 0 ? body.client : route[route.length - 1]
+    if (sender !== remote)
+      throw new InferError(
+        'BAD_REQUEST',
+        route.length === 0
+          ? `body.client ${body.client} is not the peer that sent the request (${remote})`
+          : `route must end with the forwarding peer ${remote}`
+      )
+    let ok = false
+    try {
+      const pub = peerIdFromString(body.client).publicKey
+      ok = pub != null && (await pub.verify(requestSigningBytes(body), frame.signature))
+    } catch {
+      ok = false
+    }
+    if (!ok) throw new InferError('BAD_REQUEST', 'signature is not a valid Ed25519 signature of body.client')
+    const now = Date.now()
+    if (body.deadline <= now) throw new InferError('DEADLINE_EXCEEDED', 'the request deadline has passed')
+    if (body.deadline - now > C.MAX_DEADLINE_AHEAD_MS)
+      throw new InferError('BAD_REQUEST', `deadline must be at most ${C.MAX_DEADLINE_AHEAD_MS} ms ahead`)
+    if (body.promptIds && body.promptIds.length > this.#init.maxPromptTokens)
+      throw new InferError(
+        'BAD_REQUEST',
+        `prompt has ${body.promptIds.length} tokens; this node takes at most ${this.#init.maxPromptTokens}`,
+        { limit: 'maxPromptTokens' }
+      )
+  }
+
+  async #plan(job: Job): Promise<RouteTarget[]> {
+    const { body, route } = job.frame
+    const b = this.#c.backend
+    const hasModel = b?.models().some((m) => m.modelId === body.model) ?? false
+    const load = b?.load() ?? { queueDepth: 0, freeSlots: 0 }
+    const tier = hasModel && body.adapter !== null ? await b!.adapterTier(body.adapter) : null
+    const input = {
+      self: this.#c.peerId,
+      client: body.client,
+      model: body.model,
+      adapter: body.adapter,
+      route,
+      maxHops: this.#init.maxHops,
+      local: {
+        hasModel,
+        tier,
+        queueDepth: load.queueDepth,
+        freeSlots: load.freeSlots,
+        pricePer1kTokens: this.#init.pricePer1kTokens
+      },
+      peers: this.#c.peers ?? emptyPeers,
+      latencyMs: (p: string) => this.latency.get(p)
+    }
+    const plan = planRoute(input)
+    if (plan.length === 0) {
+      const code = whyNoRoute(input)
+      throw new InferError(
+        code,
+        code === 'MODEL_NOT_FOUND'
+          ? `no reachable peer serves model ${body.model}`
+          : code === 'BUSY'
+            ? 'this node is full and no peer can take the job'
+            : `no reachable peer holds adapter ${body.adapter} for model ${body.model}`,
+        code === 'BUSY' ? { retryAfterMs: 1000 } : {}
+      )
+    }
+    return plan
+  }
+
+  async #run(job: Job): Promise<void> {
+    const plan = await this.#plan(job)
+    let last: InferError | undefined
+    for (const target of plan) {
+      try {
+        if (target.kind === 'local') await this.#serveLocal(job, target.fetchFrom)
+        else await this.#forward(job, target.peerId)
+        return
+      } catch (err) {
+        if (job.signal.aborted) throw err
+        last = toInferError(err)
+        const where = target.kind === 'local' ? 'local' : target.peerId
+        if (job.streamed || !RETRYABLE.has(last.code)) {
+          if (job.streamed && last.code === 'INTERNAL')
+            last = new InferError('INTERNAL', `serving peer failed mid-job: ${last.message}`, {
+              retryable: true
+            })
+          throw last
+        }
+        this.#log.debug('candidate failed, trying the next', {
+          jobId: job.frame.body.jobId,
+          where,
+          code: last.code
+        })
+      }
+    }
+    throw last ?? new InferError('INTERNAL', 'no candidate could serve the job')
+  }
+
+  async #serveLocal(job: Job, fetchFrom: string[]): Promise<void> {
+    const { body } = job.frame
+    const backend = this.#c.backend
+    const model = backend?.models().find((m) => m.modelId === body.model)
+    if (!backend || !model) throw new InferError('MODEL_NOT_FOUND', `this node does not serve ${body.model}`)
+    if (body.adapter !== null && fetchFrom.length > 0) {
+      if (!this.#c.adapterFetcher)
+        throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
+      await this.#c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal })
+    }
+    const req: GenerateRequest = {
+      model: body.model,
+      adapter: body.adapter,
+      params: body.params,
+      signal: job.signal,
+      ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
+      ...(body.promptIds !== undefined ? { promptIds: body.promptIds } : {}),
+      ...(body.messages !== undefined ? { messages: body.messages } : {})
+    }
+    if (backend.countPromptTokens && body.promptIds === undefined) {
+      const n = await backend.countPromptTokens(req)
+      if (n > this.#init.maxPromptTokens)
+        throw new InferError(
+          'BAD_REQUEST',
+          `prompt has ${n} tokens; this node takes at most ${this.#init.maxPromptTokens}`,
+          { limit: 'maxPromptTokens' }
+        )
+    }
+    const startedAt = Date.now()
+    const route = [...job.frame.route, this.#c.peerId]
+    await job.send({
+      t: 'accepted',
+      jobId: body.jobId,
+      servedBy: this.#c.peerId,
+      queuePosition: backend.load().queueDepth,
+      route
+    })
+    for await (const ev of backend.generate(req)) {
+      if (ev.type === 'token') {
+        await job.send({ t: 'token', index: ev.index, id: ev.id, text: ev.text })
+        continue
+      }
+      if (job.signal.aborted) throw job.signal.reason
+      const receiptBody: ReceiptBody = {
+        v: 1,
+        jobId: body.jobId,
+        peerId: this.#c.peerId,
+        operator: this.#c.operator.address,
+        modelId: model.modelId,
+        modelHash: model.weightsHash,
+        adapter: body.adapter,
+        inputHash: hashTokenIds(ev.promptIds),
+        outputHash: hashTokenIds(ev.outputIds),
+        promptTokens: ev.promptIds.length,
+        outputTokens: ev.outputIds.length,
+        pricePer1kTokens: this.#init.pricePer1kTokens,
+        amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, this.#init.pricePer1kTokens),
+        attribution: await (this.#c.attribution ?? provenanceAttribution)({
+          jobId: body.jobId,
+          modelHash: model.weightsHash,
+          adapter: body.adapter,
+          promptIds: ev.promptIds,
+          outputIds: ev.outputIds
+        }),
+        voucher: null,
+        startedAt,
+        finishedAt: Math.max(startedAt, Date.now())
+      }
+      const receipt = await signReceipt(receiptBody, {
+        peerId: this.#c.peerId,
+        signPeer: (d) => this.#c.privateKey.sign(d),
+        operator: this.#c.operator as never,
+        domain: this.#init.receiptDomain
+      })
+      await job.send({
+        t: 'result',
+        jobId: body.jobId,
+        finishReason: ev.finishReason,
+        text: ev.text,
+        promptIds: ev.promptIds,
+        usage: { promptTokens: ev.promptIds.length, outputTokens: ev.outputIds.length },
+        timings: ev.timings,
+        receipt
+      })
+      this.#log.info('job served', {
+        jobId: body.jobId,
+        client: body.client,
+        adapter: body.adapter,
+        promptTokens: ev.promptIds.length,
+        outputTokens: ev.outputIds.length,
+        ms: Date.now() - startedAt
+      })
+      return
+    }
+    throw new InferError('INTERNAL', 'engine ended without a done event')
+  }
+
+  async #forward(job: Job, peerId: string): Promise<void> {
+    const { body } = job.frame
+    const t0 = performance.now()
+    const out = await this.#c.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
+      signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_ACCEPT_TIMEOUT_MS)])
+    })
+    const onAbort = () => out.abort(new Error('job cancelled upstream'))
+    job.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      const lp = framed(out, C.MAX_RESPONSE_FRAME_BYTES)
+      await writeFrame(lp, { ...job.frame, route: [...job.frame.route, this.#c.peerId] }, job.signal)
+      let accepted = false
+      for await (const f of readResponses(lp, job.signal)) {
+        if (!accepted && f.t === 'accepted') {
+          accepted = true
+          this.latency.record(peerId, performance.now() - t0)
+        }
+        if (f.t === 'error' && !job.streamed) {
+          throw new InferError(
+            f.code,
+            `${peerId}: ${f.message}`,
+            f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}
+          )
+        }
+        if ('jobId' in f && f.jobId !== null && f.jobId !== body.jobId)
+          throw new InferError('INTERNAL', `${peerId} answered for another job`)
+        await job.send(f)
+        if (f.t === 'result' || f.t === 'error') {
+          await out.close().catch(() => {})
+          return
+        }
+      }
+      throw new InferError('INTERNAL', `${peerId} closed the stream before a result`)
+    } catch (err) {
+      out.abort(err as Error)
+      throw err instanceof InferError
+        ? err
+        : new InferError('INTERNAL', `forward to ${peerId} failed: ${(err as Error).message}`)
+    } finally {
+      job.signal.removeEventListener('abort', onAbort)
+    }
+  }
+}

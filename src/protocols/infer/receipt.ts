@@ -1,0 +1,375 @@
+// Receipts (docs/INTERFACES.md): the serving node's signed statement of what ran, on what, what
+// came out and what it costs. One canonical body, signed twice: with the libp2p peer key
+// (Ed25519 over deterministic CBOR) so any peer can check it without a chain, and with the
+// operator key as EIP-712 typed data so the settlement contract can check it on-chain.
+// `verifyReceipt` runs every check in a fixed order and names the first one that fails.
+import { peerIdFromString } from '@libp2p/peer-id'
+import { type Address, hashTypedData, recoverTypedDataAddress } from 'viem'
+import { encodeCanonical } from '../../crypto/cbor.ts'
+import { cidDigest, parseCid } from '../../crypto/cid.ts'
+import { fromHex, type Hex, hashTokenIds, sha256Hex, toHex } from '../../crypto/hash.ts'
+import {
+  MAX_CID_CHARS,
+  MAX_MODEL_ID_CHARS,
+  MAX_PEER_ID_CHARS,
+  RECEIPT_SIGNATURE_DOMAIN
+} from './constants.ts'
+import { address, arr, decimal, hex, int, obj, oneOf, SchemaError, str } from './schema.ts'
+
+export interface Attribution {
+  method: 'provenance' | 'spans'
+  datanets: { id: Hex; bp: number }[]
+  contributors: { address: Address; bp: number }[]
+  proofHash: Hex
+}
+
+export interface ReceiptBody {
+  v: 1
+  jobId: Hex
+  peerId: string
+  operator: Address
+  modelId: string
+  modelHash: Hex
+  adapter: string | null
+  inputHash: Hex
+  outputHash: Hex
+  promptTokens: number
+  outputTokens: number
+  pricePer1kTokens: string
+  amountDue: string
+  attribution: Attribution
+  voucher: Hex | null
+  startedAt: number
+  finishedAt: number
+}
+
+/** The EIP-712 domain's chain part; chainId 0 and the zero address when the node runs without a chain. */
+export interface ReceiptDomain {
+  chainId: number
+  verifyingContract: Address
+}
+
+/** What travels in the `result` frame and what `openlora verify FILE` reads (JSON-safe). */
+export interface Receipt {
+  body: ReceiptBody
+  eip712: ReceiptDomain
+  peerSignature: Hex
+  operatorSignature: Hex
+}
+
+export const ZERO_ADDRESS: Address = '0x0000000000000000000000000000000000000000'
+export const ZERO_BYTES32: Hex = `0x${'00'.repeat(32)}`
+const MAX_ATTRIBUTION_ENTRIES = 256
+const MAX_TIME_MS = 2 ** 53 - 1
+
+export const RECEIPT_TYPES = {
+  Receipt: [
+    { name: 'jobId', type: 'bytes32' },
+    { name: 'operator', type: 'address' },
+    { name: 'modelHash', type: 'bytes32' },
+    { name: 'adapterId', type: 'bytes32' },
+    { name: 'inputHash', type: 'bytes32' },
+    { name: 'outputHash', type: 'bytes32' },
+    { name: 'promptTokens', type: 'uint32' },
+    { name: 'outputTokens', type: 'uint32' },
+    { name: 'amountDue', type: 'uint256' },
+    { name: 'attributionHash', type: 'bytes32' },
+    { name: 'finishedAt', type: 'uint64' }
+  ]
+} as const
+
+/** Body fields the operator's EIP-712 signature covers (directly or through a hash). */
+const EIP712_FIELDS = [
+  'jobId',
+  'operator',
+  'modelHash',
+  'adapter',
+  'inputHash',
+  'outputHash',
+  'promptTokens',
+  'outputTokens',
+  'amountDue',
+  'attribution',
+  'finishedAt'
+]
+const PEER_ONLY_FIELDS = ['v', 'peerId', 'modelId', 'pricePer1kTokens', 'voucher', 'startedAt']
+
+export function amountDueFor(promptTokens: number, outputTokens: number, pricePer1kTokens: string): string {
+  const total = BigInt(promptTokens + outputTokens) * BigInt(pricePer1kTokens)
+  return ((total + 999n) / 1000n).toString()
+}
+
+export function attributionHash(a: Attribution): Hex {
+  return sha256Hex(encodeCanonical(a))
+}
+
+/** jobId is 16 bytes; on chain it is bytes32, left-aligned and zero padded. */
+export function jobIdToBytes32(jobId: Hex): Hex {
+  return `${jobId}${'0'.repeat(64 - (jobId.length - 2))}` as Hex
+}
+
+export function adapterIdOf(adapter: string | null): Hex {
+  return adapter === null ? ZERO_BYTES32 : toHex(cidDigest(adapter))
+}
+
+export function receiptTypedData(body: ReceiptBody, domain: ReceiptDomain) {
+  return {
+    domain: {
+      name: 'OpenLoRA Receipt',
+      version: '1',
+      chainId: domain.chainId,
+      verifyingContract: domain.verifyingContract
+    },
+    types: RECEIPT_TYPES,
+    primaryType: 'Receipt' as const,
+    message: {
+      jobId: jobIdToBytes32(body.jobId),
+      operator: body.operator,
+      modelHash: body.modelHash,
+      adapterId: adapterIdOf(body.adapter),
+      inputHash: body.inputHash,
+      outputHash: body.outputHash,
+      promptTokens: body.promptTokens,
+      outputTokens: body.outputTokens,
+      amountDue: BigInt(body.amountDue),
+      attributionHash: attributionHash(body.attribution),
+      finishedAt: BigInt(body.finishedAt)
+    }
+  }
+}
+
+/** The EIP-712 digest the settlement contract recomputes. */
+export function receiptDigest(body: ReceiptBody, domain: ReceiptDomain): Hex {
+  return hashTypedData(receiptTypedData(body, domain))
+}
+
+export function peerSigningBytes(body: ReceiptBody): Uint8Array {
+  return encodeCanonical({ domain: RECEIPT_SIGNATURE_DOMAIN, body })
+}
+
+export interface ReceiptSigner {
+  peerId: string
+  /** Ed25519 signature with the node's libp2p key (libp2p `privateKey.sign`) */
+  signPeer(data: Uint8Array): Uint8Array | Promise<Uint8Array>
+  /** the operator account (a viem LocalAccount fits) */
+  operator: {
+    address: Address
+    signTypedData(td: ReturnType<typeof receiptTypedData>): Promise<Hex>
+  }
+  domain: ReceiptDomain
+}
+
+export async function signReceipt(body: ReceiptBody, signer: ReceiptSigner): Promise<Receipt> {
+  const peerSignature = toHex(await signer.signPeer(peerSigningBytes(body)))
+  const operatorSignature = await signer.operator.signTypedData(receiptTypedData(body, signer.domain))
+  return { body, eip712: { ...signer.domain }, peerSignature, operatorSignature }
+}
+
+function parseAttribution(v: unknown, f: string): Attribution {
+  const a = obj(v, f, ['method', 'datanets', 'contributors', 'proofHash'])
+  const datanets = arr(a.datanets, `${f}.datanets`, MAX_ATTRIBUTION_ENTRIES).map((d, i) => {
+    const o = obj(d, `${f}.datanets[${i}]`, ['id', 'bp'])
+    return { id: hex(o.id, `${f}.datanets[${i}].id`, 32), bp: int(o.bp, `${f}.datanets[${i}].bp`, 0, 10_000) }
+  })
+  const contributors = arr(a.contributors, `${f}.contributors`, MAX_ATTRIBUTION_ENTRIES).map((d, i) => {
+    const o = obj(d, `${f}.contributors[${i}]`, ['address', 'bp'])
+    return {
+      address: address(o.address, `${f}.contributors[${i}].address`),
+      bp: int(o.bp, `${f}.contributors[${i}].bp`, 0, 10_000)
+    }
+  })
+  return {
+    method: oneOf(a.method, `${f}.method`, ['provenance', 'spans'] as const),
+    datanets,
+    contributors,
+    proofHash: hex(a.proofHash, `${f}.proofHash`, 32)
+  }
+}
+
+function cidOrNull(v: unknown, f: string): string | null {
+  if (v === null) return null
+  const s = str(v, f, MAX_CID_CHARS, 1)
+  try {
+    parseCid(s)
+  } catch (err) {
+    throw new SchemaError(f, (err as Error).message)
+  }
+  return s
+}
+
+/** Schema check of a decoded receipt (from the wire or a JSON file); throws SchemaError naming the field. */
+export function parseReceipt(v: unknown): Receipt {
+  const r = obj(v, 'receipt', ['body', 'eip712', 'peerSignature', 'operatorSignature'])
+  const b = obj(r.body, 'body', [
+    'v',
+    'jobId',
+    'peerId',
+    'operator',
+    'modelId',
+    'modelHash',
+    'adapter',
+    'inputHash',
+    'outputHash',
+    'promptTokens',
+    'outputTokens',
+    'pricePer1kTokens',
+    'amountDue',
+    'attribution',
+    'voucher',
+    'startedAt',
+    'finishedAt'
+  ])
+  if (b.v !== 1) throw new SchemaError('body.v', 'must be 1')
+  const d = obj(r.eip712, 'eip712', ['chainId', 'verifyingContract'])
+  const body: ReceiptBody = {
+    v: 1,
+    jobId: hex(b.jobId, 'body.jobId', 16),
+    peerId: str(b.peerId, 'body.peerId', MAX_PEER_ID_CHARS, 1),
+    operator: address(b.operator, 'body.operator'),
+    modelId: str(b.modelId, 'body.modelId', MAX_MODEL_ID_CHARS, 1),
+    modelHash: hex(b.modelHash, 'body.modelHash', 32),
+    adapter: cidOrNull(b.adapter, 'body.adapter'),
+    inputHash: hex(b.inputHash, 'body.inputHash', 32),
+    outputHash: hex(b.outputHash, 'body.outputHash', 32),
+    promptTokens: int(b.promptTokens, 'body.promptTokens', 0, 0xffffffff),
+    outputTokens: int(b.outputTokens, 'body.outputTokens', 0, 0xffffffff),
+    pricePer1kTokens: decimal(b.pricePer1kTokens, 'body.pricePer1kTokens'),
+    amountDue: decimal(b.amountDue, 'body.amountDue'),
+    attribution: parseAttribution(b.attribution, 'body.attribution'),
+    voucher: b.voucher === null ? null : hex(b.voucher, 'body.voucher', 32),
+    startedAt: int(b.startedAt, 'body.startedAt', 0, MAX_TIME_MS),
+    finishedAt: int(b.finishedAt, 'body.finishedAt', 0, MAX_TIME_MS)
+  }
+  return {
+    body,
+    eip712: {
+      chainId: int(d.chainId, 'eip712.chainId', 0, MAX_TIME_MS),
+      verifyingContract: address(d.verifyingContract, 'eip712.verifyingContract')
+    },
+    peerSignature: hex(r.peerSignature, 'peerSignature', 64),
+    operatorSignature: hex(r.operatorSignature, 'operatorSignature', 65)
+  }
+}
+
+/** What the verifier saw itself; each given value is compared with the receipt's field. */
+export interface ReceiptExpectations {
+  jobId?: Hex
+  peerId?: string
+  operator?: Address
+  modelId?: string
+  modelHash?: Hex
+  adapter?: string | null
+  promptIds?: readonly number[]
+  outputIds?: readonly number[]
+  pricePer1kTokens?: string
+  domain?: ReceiptDomain
+}
+
+export type ReceiptCheck = 'schema' | 'consistency' | 'expected' | 'peerSignature' | 'operatorSignature'
+
+export type ReceiptVerification =
+  | { ok: true; receipt: Receipt }
+  | { ok: false; check: ReceiptCheck; field: string; message: string }
+
+const fail = (check: ReceiptCheck, field: string, message: string): ReceiptVerification => ({
+  ok: false,
+  check,
+  field,
+  message
+})
+
+/**
+ * Checks, in order: schema, internal consistency (amount, attribution shares, times),
+ * what the caller saw (token hashes and counts, job id, serving peer…), the Ed25519 peer
+ * signature, the EIP-712 operator signature. Returns the first failure with the field it concerns.
+ */
+export async function verifyReceipt(
+  input: unknown,
+  expect: ReceiptExpectations = {}
+): Promise<ReceiptVerification> {
+  let r: Receipt
+  try {
+    r = parseReceipt(input)
+  } catch (err) {
+    if (err instanceof SchemaError) return fail('schema', err.field, err.message)
+    throw err
+  }
+  const b = r.body
+  const due = amountDueFor(b.promptTokens, b.outputTokens, b.pricePer1kTokens)
+  if (due !== b.amountDue)
+    return fail(
+      'consistency',
+      'amountDue',
+      `amountDue ${b.amountDue} != ceil(tokens × price / 1000) = ${due}`
+    )
+  for (const list of ['datanets', 'contributors'] as const) {
+    const entries = b.attribution[list]
+    const sum = entries.reduce((s, e) => s + e.bp, 0)
+    if (entries.length > 0 && sum !== 10_000)
+      return fail('consistency', `attribution.${list}`, `basis points sum to ${sum}, must be 10000`)
+  }
+  if (b.finishedAt < b.startedAt) return fail('consistency', 'finishedAt', 'finishedAt is before startedAt')
+
+  const eq = (field: keyof ReceiptBody, want: unknown): ReceiptVerification | null =>
+    want !== undefined && b[field] !== want
+      ? fail('expected', field, `${field} is ${String(b[field])}, expected ${String(want)}`)
+      : null
+  const mismatch =
+    eq('jobId', expect.jobId) ??
+    eq('peerId', expect.peerId) ??
+    eq('operator', expect.operator) ??
+    eq('modelId', expect.modelId) ??
+    eq('modelHash', expect.modelHash) ??
+    eq('adapter', expect.adapter) ??
+    eq('pricePer1kTokens', expect.pricePer1kTokens) ??
+    (expect.promptIds ? eq('promptTokens', expect.promptIds.length) : null) ??
+    (expect.promptIds ? eq('inputHash', hashTokenIds(expect.promptIds)) : null) ??
+    (expect.outputIds ? eq('outputTokens', expect.outputIds.length) : null) ??
+    (expect.outputIds ? eq('outputHash', hashTokenIds(expect.outputIds)) : null)
+  if (mismatch) return mismatch
+  if (
+    expect.domain &&
+    (expect.domain.chainId !== r.eip712.chainId ||
+      expect.domain.verifyingContract.toLowerCase() !== r.eip712.verifyingContract.toLowerCase())
+  )
+    return fail('expected', 'eip712', 'receipt was signed for another chain or settlement contract')
+
+  let operatorOk = false
+  try {
+    const recovered = await recoverTypedDataAddress({
+      ...receiptTypedData(b, r.eip712),
+      signature: r.operatorSignature
+    })
+    operatorOk = recovered.toLowerCase() === b.operator.toLowerCase()
+  } catch {
+    operatorOk = false
+  }
+
+  let peerOk = false
+  try {
+    const pub = peerIdFromString(b.peerId).publicKey
+    if (pub == null || pub.type !== 'Ed25519')
+      return fail('peerSignature', 'peerId', 'peerId does not embed an Ed25519 public key')
+    peerOk = await pub.verify(peerSigningBytes(b), fromHex(r.peerSignature))
+  } catch (err) {
+    return fail('peerSignature', 'peerId', `peerId is not a valid peer id: ${(err as Error).message}`)
+  }
+  if (!peerOk) {
+    // The two signatures cover different field sets, so together they narrow down what changed.
+    const where = operatorOk
+      ? `the operator signature still holds, so one of ${PEER_ONLY_FIELDS.join(', ')} was changed`
+      : `one of ${EIP712_FIELDS.join(', ')} was changed, or the receipt was not signed by ${b.peerId}`
+    return fail(
+      'peerSignature',
+      operatorOk ? PEER_ONLY_FIELDS.join('|') : 'body',
+      `peer signature invalid: ${where}`
+    )
+  }
+  if (!operatorOk)
+    return fail(
+      'operatorSignature',
+      'operatorSignature',
+      `EIP-712 signature does not recover to operator ${b.operator} (or eip712 domain changed)`
+    )
+  return { ok: true, receipt: r }
+}
