@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {AdapterRegistry} from "./AdapterRegistry.sol";
+import {DatanetRegistry} from "./DatanetRegistry.sol";
+
+/// @title Escrow, voucher claims and the split of every payment.
+/// @notice Clients deposit OPEN and sign EIP-712 vouchers per channel (client, node, adapterId) with a
+/// cumulative amount. The node claims batches of vouchers; each voucher pays its increase over what
+/// the channel already paid, split node / adapter owner / datanet pool / protocol by fixed shares.
+/// Shares are credited to internal balances (one storage write per recipient per claim instead of
+/// one token transfer per voucher) and withdrawn by their owners. The datanet pool of a claim is
+/// split by the attribution the node reports with it: Merkle sum-tree roots of contributor amounts,
+/// whose totals are checked against the pool on-chain; contributors withdraw with proofs.
+contract Settlement is EIP712 {
+    using SafeERC20 for IERC20;
+
+    uint256 public constant BPS = 10_000;
+    uint256 public constant NODE_BPS = 7_000;
+    uint256 public constant OWNER_BPS = 1_500;
+    uint256 public constant POOL_BPS = 1_000;
+    uint256 public constant PROTOCOL_BPS = 500;
+    uint256 public constant MAX_ATTRIBUTIONS = 64;
+    uint256 public constant MAX_PROOF_DEPTH = 32;
+
+    bytes32 public constant VOUCHER_TYPEHASH =
+        keccak256("Voucher(address client,address node,bytes32 adapterId,uint256 cumulativeAmount)");
+
+    IERC20 public immutable token;
+    AdapterRegistry public immutable adapterRegistry;
+    DatanetRegistry public immutable datanetRegistry;
+    address public immutable treasury;
+    /// @notice seconds between a client's withdrawal request and the withdrawal, so that vouchers
+    /// the client signed before can still be claimed
+    uint64 public immutable withdrawalDelay;
+
+    /// one slot per client: the balance and, when a withdrawal was requested, when it unlocks
+    struct Escrow {
+        uint128 balance;
+        uint64 unlockAt;
+    }
+
+    /// a voucher as claimed: the node is msg.sender, and the signature is EIP-2098 compact (r, vs)
+    struct SignedVoucher {
+        address client;
+        bytes32 adapterId;
+        uint256 cumulativeAmount;
+        bytes32 r;
+        bytes32 vs;
+    }
+
+    struct Attribution {
+        bytes32 datanetId;
+        bytes32 root;
+        uint256 total;
+    }
+
+    struct Pool {
+        bytes32 root;
+        bytes32 datanetId;
+        uint128 total;
+        uint128 paid;
+    }
+
+    struct SumNode {
+        bytes32 hash;
+        uint256 sum;
+    }
+
+    mapping(address => Escrow) private escrows;
+    /// keccak256(abi.encode(client, node, adapterId)) => cumulative amount already paid
+    mapping(bytes32 => uint256) public channelClaimed;
+    /// internal balances of nodes, adapter owners and the treasury, withdrawn with withdrawCredits
+    mapping(address => uint256) public credits;
+    mapping(uint256 => Pool) private pools;
+    uint256 public poolCount;
+    mapping(uint256 => mapping(uint256 => uint256)) private leafClaimed;
+
+    event Deposited(address indexed client, address indexed from, uint256 amount, uint256 balance);
+    event WithdrawalRequested(address indexed client, uint64 unlockAt);
+    event WithdrawalCancelled(address indexed client);
+    event Withdrawn(address indexed client, address indexed to, uint256 amount, uint256 balance);
+    event VoucherClaimed(
+        address indexed client, address indexed node, bytes32 indexed adapterId, uint256 cumulativeAmount, uint256 paid
+    );
+    event Claimed(address indexed node, uint256 vouchers, uint256 total, uint256 poolTotal);
+    /// role: 0 node operator, 1 adapter owner, 2 protocol, 3 unattributed datanet pool (to protocol)
+    event Credited(address indexed account, uint8 indexed role, uint256 amount);
+    event CreditsWithdrawn(address indexed account, uint256 amount);
+    event PoolFunded(uint256 indexed poolId, bytes32 indexed datanetId, address indexed node, bytes32 root, uint256 total);
+    event ContributionWithdrawn(uint256 indexed poolId, address indexed account, uint256 index, uint256 amount);
+
+    error InvalidSignature(uint256 index);
+    error NotIncreasing(uint256 index, uint256 claimed);
+    error InsufficientEscrow(uint256 index, uint256 balance, uint256 needed);
+    error UnknownAdapter(uint256 index, bytes32 adapterId);
+    error AttributionMismatch(uint256 attributed, uint256 pool);
+    error BadAttribution(uint256 index, string reason);
+    error EmptyClaim();
+    error WithdrawalLocked(uint64 unlockAt);
+    error AmountTooLarge(uint256 amount, uint256 available);
+    error ZeroAmount();
+    error InvalidProof();
+    error AlreadyWithdrawn(uint256 poolId, uint256 index);
+    error UnknownPool(uint256 poolId);
+
+    constructor(
+        IERC20 token_,
+        AdapterRegistry adapterRegistry_,
+        DatanetRegistry datanetRegistry_,
+        address treasury_,
+        uint64 withdrawalDelay_
+    ) EIP712("OpenLoRA Settlement", "1") {
+        token = token_;
+        adapterRegistry = adapterRegistry_;
+        datanetRegistry = datanetRegistry_;
+        treasury = treasury_;
+        withdrawalDelay = withdrawalDelay_;
+    }
+
+    // ---------------------------------------------------------------- clients
+
+    function deposit(uint256 amount) external {
+        _deposit(msg.sender, amount);
+    }
+
+    function depositFor(address client, uint256 amount) external {
+        _deposit(client, amount);
+    }
+
+    /// @notice approve (EIP-2612) and deposit in one transaction; a permit already used is tolerated
+    function depositWithPermit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external {
+        try IERC20Permit(address(token)).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
+        _deposit(msg.sender, amount);
+    }
+
+    function requestWithdrawal() external {
+        uint64 unlockAt = uint64(block.timestamp) + withdrawalDelay;
+        escrows[msg.sender].unlockAt = unlockAt;
+        emit WithdrawalRequested(msg.sender, unlockAt);
+    }
+
+    function cancelWithdrawal() external {
+        escrows[msg.sender].unlockAt = 0;
+        emit WithdrawalCancelled(msg.sender);
+    }
+
+    function withdraw(uint256 amount, address to) external {
+        Escrow storage e = escrows[msg.sender];
+        uint64 unlockAt = e.unlockAt;
+        if (unlockAt == 0 || block.timestamp < unlockAt) revert WithdrawalLocked(unlockAt);
+        uint256 balance = e.balance;
+        if (amount == 0) revert ZeroAmount();
+        if (amount > balance) revert AmountTooLarge(amount, balance);
+        e.balance = uint128(balance - amount);
+        token.safeTransfer(to, amount);
+        emit Withdrawn(msg.sender, to, amount, balance - amount);
+    }
+
+    function escrowOf(address client) external view returns (uint256 balance, uint64 unlockAt) {
+        Escrow memory e = escrows[client];
+        return (e.balance, e.unlockAt);
+    }
+
+    // ---------------------------------------------------------------- nodes
+
+    function channelKey(address client, address node, bytes32 adapterId) public pure returns (bytes32) {
+        return keccak256(abi.encode(client, node, adapterId));
+    }
+
+    function claimedOf(address client, address node, bytes32 adapterId) external view returns (uint256) {
+        return channelClaimed[channelKey(client, node, adapterId)];
+    }
+
+    function claimedOfMany(bytes32[] calldata keys) external view returns (uint256[] memory amounts) {
+        amounts = new uint256[](keys.length);
+        for (uint256 i; i < keys.length; ++i) amounts[i] = channelClaimed[keys[i]];
+    }
+
+    function voucherDigest(address client, address node, bytes32 adapterId, uint256 cumulativeAmount)
+        public
+        view
+        returns (bytes32)
+    {
+        return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, client, node, adapterId, cumulativeAmount)));
+    }
+
+    /// @notice Pays every voucher's increase once, or reverts naming the first bad voucher. Sort the
+    /// batch by adapterId: the owner lookup and credit are done once per run of equal adapterIds.
+    function claim(SignedVoucher[] calldata vouchers, Attribution[] calldata attributions)
+        external
+        returns (uint256 total)
+    {
+        if (vouchers.length == 0) revert EmptyClaim();
+        address node = msg.sender;
+        uint256 ownerRun;
+        uint256 owners;
+        uint256 pool;
+        uint256 protocol;
+        bytes32 runAdapter;
+        address runOwner;
+        for (uint256 i; i < vouchers.length; ++i) {
+            SignedVoucher calldata v = vouchers[i];
+            address client = v.client;
+            bytes32 adapterId = v.adapterId;
+            uint256 cumulative = v.cumulativeAmount;
+            {
+                bytes32 digest = voucherDigest(client, node, adapterId, cumulative);
+                (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v.r, v.vs);
+                if (err != ECDSA.RecoverError.NoError || signer != client) revert InvalidSignature(i);
+            }
+            bytes32 key = channelKey(client, node, adapterId);
+            uint256 already = channelClaimed[key];
+            if (cumulative <= already) revert NotIncreasing(i, already);
+            uint256 increase = cumulative - already;
+            Escrow storage e = escrows[client];
+            uint256 balance = e.balance;
+            if (increase > balance) revert InsufficientEscrow(i, balance, increase);
+            e.balance = uint128(balance - increase);
+            channelClaimed[key] = cumulative;
+            emit VoucherClaimed(client, node, adapterId, cumulative, increase);
+
+            if (i == 0 || adapterId != runAdapter) {
+                if (ownerRun != 0) _credit(runOwner, 1, ownerRun);
+                ownerRun = 0;
+                runAdapter = adapterId;
+                // no adapter (base model only): the owner's share goes to the protocol
+                runOwner = adapterId == bytes32(0) ? treasury : adapterRegistry.ownerOf(adapterId);
+                if (runOwner == address(0)) revert UnknownAdapter(i, adapterId);
+            }
+            // shares are computed per voucher so that they do not depend on how vouchers are batched
+            uint256 o = (increase * OWNER_BPS) / BPS;
+            uint256 p = (increase * POOL_BPS) / BPS;
+            uint256 pr = (increase * PROTOCOL_BPS) / BPS;
+            ownerRun += o;
+            owners += o;
+            pool += p;
+            protocol += pr;
+            total += increase;
+        }
+        if (ownerRun != 0) _credit(runOwner, 1, ownerRun);
+        uint256 nodeAmount = total - owners - pool - protocol;
+        if (nodeAmount != 0) _credit(node, 0, nodeAmount);
+        if (protocol != 0) _credit(treasury, 2, protocol);
+        _fundPools(node, pool, attributions);
+        emit Claimed(node, vouchers.length, total, pool);
+    }
+
+    /// @notice Moves the caller's credited shares (node, adapter owner, treasury) to `to`.
+    function withdrawCredits(address to) external returns (uint256 amount) {
+        amount = credits[msg.sender];
+        if (amount == 0) revert ZeroAmount();
+        credits[msg.sender] = 0;
+        token.safeTransfer(to, amount);
+        emit CreditsWithdrawn(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- contributors
+
+    function getPool(uint256 poolId) external view returns (Pool memory) {
+        return pools[poolId];
+    }
+
+    function isContributionWithdrawn(uint256 poolId, uint256 index) external view returns (bool) {
+        return leafClaimed[poolId][index >> 8] & (1 << (index & 0xff)) != 0;
+    }
+
+    /// @notice Pays `amount` to `account` (anyone may submit it) if (index, account, amount) is a leaf
+    /// of the pool's Merkle sum tree. Leaf: (keccak256(abi.encode(account, amount)), amount); parent:
+    /// (keccak256(abi.encode(leftHash, leftSum, rightHash, rightSum)), leftSum + rightSum). The proof
+    /// must end at the pool's root hash with the pool's total, so no set of leaves can pay more.
+    function withdrawContribution(
+        uint256 poolId,
+        uint256 index,
+        address account,
+        uint256 amount,
+        SumNode[] calldata proof
+    ) external {
+        Pool storage p = pools[poolId];
+        bytes32 root = p.root;
+        if (root == bytes32(0)) revert UnknownPool(poolId);
+        if (amount == 0) revert ZeroAmount();
+        if (proof.length > MAX_PROOF_DEPTH) revert InvalidProof();
+        bytes32 h = keccak256(abi.encode(account, amount));
+        uint256 s = amount;
+        uint256 idx = index;
+        for (uint256 i; i < proof.length; ++i) {
+            SumNode calldata sib = proof[i];
+            h = idx & 1 == 0
+                ? keccak256(abi.encode(h, s, sib.hash, sib.sum))
+                : keccak256(abi.encode(sib.hash, sib.sum, h, s));
+            s += sib.sum;
+            idx >>= 1;
+        }
+        if (idx != 0 || h != root || s != p.total) revert InvalidProof();
+        uint256 word = leafClaimed[poolId][index >> 8];
+        uint256 bit = 1 << (index & 0xff);
+        if (word & bit != 0) revert AlreadyWithdrawn(poolId, index);
+        leafClaimed[poolId][index >> 8] = word | bit;
+        p.paid += uint128(amount);
+        token.safeTransfer(account, amount);
+        emit ContributionWithdrawn(poolId, account, index, amount);
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _deposit(address client, uint256 amount) private {
+        if (amount == 0) revert ZeroAmount();
+        Escrow storage e = escrows[client];
+        uint256 balance = uint256(e.balance) + amount;
+        if (balance > type(uint128).max) revert AmountTooLarge(amount, type(uint128).max - e.balance);
+        e.balance = uint128(balance);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        emit Deposited(client, msg.sender, amount, balance);
+    }
+
+    function _credit(address account, uint8 role, uint256 amount) private {
+        credits[account] += amount;
+        emit Credited(account, role, amount);
+    }
+
+    /// the pool's share goes to the reported datanets; what is not attributed goes to the protocol
+    function _fundPools(address node, uint256 pool, Attribution[] calldata attributions) private {
+        if (attributions.length == 0) {
+            if (pool != 0) _credit(treasury, 3, pool);
+            return;
+        }
+        if (attributions.length > MAX_ATTRIBUTIONS) revert BadAttribution(MAX_ATTRIBUTIONS, "too many");
+        uint256 sum;
+        uint256 id = poolCount;
+        for (uint256 i; i < attributions.length; ++i) {
+            Attribution calldata a = attributions[i];
+            if (a.root == bytes32(0) || a.total == 0) revert BadAttribution(i, "zero root or total");
+            if (!datanetRegistry.exists(a.datanetId)) revert BadAttribution(i, "unknown datanet");
+            sum += a.total;
+            pools[id] = Pool({root: a.root, datanetId: a.datanetId, total: uint128(a.total), paid: 0});
+            emit PoolFunded(id, a.datanetId, node, a.root, a.total);
+            ++id;
+        }
+        // a node may know contributors for only part of its jobs: what it cannot attribute goes to
+        // the protocol, never back to the node, and it can never attribute more than the pool
+        if (sum > pool) revert AttributionMismatch(sum, pool);
+        if (sum < pool) _credit(treasury, 3, pool - sum);
+        poolCount = id;
+    }
+}

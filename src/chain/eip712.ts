@@ -1,0 +1,237 @@
+// EIP-712 typed data for vouchers and receipts (docs/INTERFACES.md): the one place that states
+// the signing scheme. Both domains bind the chain id and the Settlement address, so a voucher
+// signed for one chain or contract never verifies on another.
+import {
+  type Address,
+  getAddress,
+  type Hex,
+  hashTypedData,
+  isAddress,
+  type LocalAccount,
+  parseSignature,
+  recoverTypedDataAddress,
+  serializeCompactSignature,
+  signatureToCompactSignature,
+  zeroAddress
+} from 'viem'
+import { VoucherRejectedError } from './errors.ts'
+
+export interface ChainDomain {
+  chainId: number
+  /** the Settlement contract */
+  settlement: Address
+}
+
+export const VOUCHER_TYPES = {
+  Voucher: [
+    { name: 'client', type: 'address' },
+    { name: 'node', type: 'address' },
+    { name: 'adapterId', type: 'bytes32' },
+    { name: 'cumulativeAmount', type: 'uint256' }
+  ]
+} as const
+
+export const RECEIPT_TYPES = {
+  Receipt: [
+    { name: 'jobId', type: 'bytes32' },
+    { name: 'operator', type: 'address' },
+    { name: 'modelHash', type: 'bytes32' },
+    { name: 'adapterId', type: 'bytes32' },
+    { name: 'inputHash', type: 'bytes32' },
+    { name: 'outputHash', type: 'bytes32' },
+    { name: 'promptTokens', type: 'uint32' },
+    { name: 'outputTokens', type: 'uint32' },
+    { name: 'amountDue', type: 'uint256' },
+    { name: 'attributionHash', type: 'bytes32' },
+    { name: 'finishedAt', type: 'uint64' }
+  ]
+} as const
+
+export function voucherDomain(d: ChainDomain) {
+  return {
+    name: 'OpenLoRA Settlement',
+    version: '1',
+    chainId: d.chainId,
+    verifyingContract: d.settlement
+  } as const
+}
+
+/** chainId 0 and the zero address when the node runs without a chain (docs/INTERFACES.md). */
+export function receiptDomain(d: ChainDomain | null) {
+  return {
+    name: 'OpenLoRA Receipt',
+    version: '1',
+    chainId: d?.chainId ?? 0,
+    verifyingContract: d?.settlement ?? zeroAddress
+  } as const
+}
+
+export interface Voucher {
+  client: Address
+  /** the serving node's operator address */
+  node: Address
+  adapterId: Hex
+  cumulativeAmount: bigint
+}
+
+export interface SignedVoucher extends Voucher {
+  /** 65-byte signature (r, s, v) by the client */
+  signature: Hex
+}
+
+/** The wire / storage form: amounts as decimal strings. */
+export interface VoucherJson {
+  client: string
+  node: string
+  adapterId: string
+  cumulativeAmount: string
+  signature: string
+}
+
+const MAX_UINT256 = (1n << 256n) - 1n
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/
+const SIG65 = /^0x[0-9a-fA-F]{130}$/
+const DECIMAL = /^(0|[1-9][0-9]{0,77})$/
+
+export function voucherHash(d: ChainDomain, v: Voucher): Hex {
+  return hashTypedData({ domain: voucherDomain(d), types: VOUCHER_TYPES, primaryType: 'Voucher', message: v })
+}
+
+export async function signVoucher(
+  client: LocalAccount,
+  d: ChainDomain,
+  v: Omit<Voucher, 'client'>
+): Promise<SignedVoucher> {
+  const message: Voucher = { ...v, client: client.address }
+  const signature = await client.signTypedData({
+    domain: voucherDomain(d),
+    types: VOUCHER_TYPES,
+    primaryType: 'Voucher',
+    message
+  })
+  return { ...message, signature }
+}
+
+export async function recoverVoucherSigner(d: ChainDomain, v: SignedVoucher): Promise<Address> {
+  return recoverTypedDataAddress({
+    domain: voucherDomain(d),
+    types: VOUCHER_TYPES,
+    primaryType: 'Voucher',
+    message: { client: v.client, node: v.node, adapterId: v.adapterId, cumulativeAmount: v.cumulativeAmount },
+    signature: v.signature
+  })
+}
+
+/** True when the client signed this exact voucher for this chain and contract. */
+export async function verifyVoucherSignature(d: ChainDomain, v: SignedVoucher): Promise<boolean> {
+  try {
+    return (await recoverVoucherSigner(d, v)) === getAddress(v.client)
+  } catch {
+    return false
+  }
+}
+
+/** The EIP-2098 compact (r, vs) form that Settlement.claim takes. */
+export function compactSignature(signature: Hex): { r: Hex; vs: Hex } {
+  const c = signatureToCompactSignature(parseSignature(signature))
+  return { r: c.r, vs: c.yParityAndS }
+}
+
+export function compactToHex(c: { r: Hex; vs: Hex }): Hex {
+  return serializeCompactSignature({ r: c.r, yParityAndS: c.vs })
+}
+
+export function voucherToJson(v: SignedVoucher): VoucherJson {
+  return {
+    client: v.client,
+    node: v.node,
+    adapterId: v.adapterId,
+    cumulativeAmount: v.cumulativeAmount.toString(),
+    signature: v.signature
+  }
+}
+
+/** Schema check for a voucher that came from the network or from disk. */
+export function voucherFromJson(x: unknown): SignedVoucher {
+  const bad = (what: string): never => {
+    throw new VoucherRejectedError('MALFORMED_VOUCHER', `voucher ${what}`, {})
+  }
+  if (x == null || typeof x !== 'object') return bad('must be an object')
+  const o = x as Record<string, unknown>
+  const extra = Object.keys(o).filter(
+    (k) => !['client', 'node', 'adapterId', 'cumulativeAmount', 'signature'].includes(k)
+  )
+  if (extra.length > 0) bad(`has unknown fields ${extra.join(', ')}`)
+  if (typeof o.client !== 'string' || !isAddress(o.client, { strict: false }))
+    bad('client must be an address')
+  if (typeof o.node !== 'string' || !isAddress(o.node, { strict: false })) bad('node must be an address')
+  if (typeof o.adapterId !== 'string' || !BYTES32.test(o.adapterId)) bad('adapterId must be 0x + 64 hex')
+  if (typeof o.cumulativeAmount !== 'string' || !DECIMAL.test(o.cumulativeAmount))
+    bad('cumulativeAmount must be a decimal string')
+  if (typeof o.signature !== 'string' || !SIG65.test(o.signature)) bad('signature must be 65 bytes hex')
+  const amount = BigInt(o.cumulativeAmount as string)
+  if (amount > MAX_UINT256 || amount === 0n) bad('cumulativeAmount must be in 1..2^256-1')
+  return {
+    client: getAddress(o.client as string),
+    node: getAddress(o.node as string),
+    adapterId: (o.adapterId as string).toLowerCase() as Hex,
+    cumulativeAmount: amount,
+    signature: (o.signature as string).toLowerCase() as Hex
+  }
+}
+
+export interface ReceiptMessage {
+  jobId: Hex
+  operator: Address
+  modelHash: Hex
+  adapterId: Hex
+  inputHash: Hex
+  outputHash: Hex
+  promptTokens: number
+  outputTokens: number
+  amountDue: bigint
+  attributionHash: Hex
+  finishedAt: bigint
+}
+
+export function receiptHash(d: ChainDomain | null, r: ReceiptMessage): Hex {
+  return hashTypedData({ domain: receiptDomain(d), types: RECEIPT_TYPES, primaryType: 'Receipt', message: r })
+}
+
+export async function signReceipt(
+  operator: LocalAccount,
+  d: ChainDomain | null,
+  r: ReceiptMessage
+): Promise<Hex> {
+  return operator.signTypedData({
+    domain: receiptDomain(d),
+    types: RECEIPT_TYPES,
+    primaryType: 'Receipt',
+    message: r
+  })
+}
+
+export async function verifyReceiptSignature(
+  d: ChainDomain | null,
+  r: ReceiptMessage,
+  signature: Hex
+): Promise<boolean> {
+  try {
+    const who = await recoverTypedDataAddress({
+      domain: receiptDomain(d),
+      types: RECEIPT_TYPES,
+      primaryType: 'Receipt',
+      message: r,
+      signature
+    })
+    return who === getAddress(r.operator)
+  } catch {
+    return false
+  }
+}
+
+/** docs/INTERFACES.md: amountDue = ceil((promptTokens + outputTokens) × pricePer1kTokens / 1000). */
+export function amountDue(promptTokens: number, outputTokens: number, pricePer1kTokens: bigint): bigint {
+  const n = BigInt(promptTokens + outputTokens) * pricePer1kTokens
+  return (n + 999n) / 1000n
+}
