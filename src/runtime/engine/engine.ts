@@ -1,0 +1,291 @@
+// The serving engine: one step loop per base model (runner.ts), requests checked against the
+// node's limits before they take a place in the queue, and results streamed as TokenEvents.
+import { randomInt } from 'node:crypto'
+import { InvalidParametersError } from '../../common/errors.ts'
+import { type Logger, silentLogger } from '../../common/log.ts'
+import { EventChannel } from './channel.ts'
+import { type EngineLimits, resolveLimits } from './config.ts'
+import { EngineError, LimitExceededError } from './errors.ts'
+import {
+  type Job,
+  ModelRunner,
+  type RunnerAdapters,
+  type RunnerCounters,
+  type RunnerModel,
+  type Sampler
+} from './runner.ts'
+import { TextTracker } from './text.ts'
+import type { ChatMessage, GenerateRequest, GenerationParams, TokenEvent } from './types.ts'
+
+export interface EngineTokenizer {
+  encode(text: string): ArrayLike<number>
+  decode(ids: number[]): string
+  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string
+  readonly eosTokenIds: readonly number[]
+}
+
+/** What the engine needs of a LoadedModel (src/runtime/model, INTERFACES.md). */
+export interface EngineModel extends RunnerModel {
+  readonly tokenizer: EngineTokenizer
+  readonly config: { readonly vocabSize: number }
+}
+
+export interface EngineInit {
+  limits?: Partial<EngineLimits>
+}
+
+export interface EngineComponents {
+  models: { model: EngineModel; adapters?: RunnerAdapters }[]
+  sample: Sampler
+  logger?: Logger
+}
+
+export interface EngineMetrics extends RunnerCounters {
+  queued: number
+  running: number
+  maxBatch: number
+  maxQueued: number
+}
+
+// Bounds on what a request may carry, so a decoded network request cannot make the engine do
+// unbounded work before it is even queued.
+const MAX_STOP_STRINGS = 16
+const MAX_STOP_STRING_CHARS = 256
+const MAX_STOP_TOKEN_IDS = 64
+const MAX_PROMPT_CHARS = 1 << 20
+const MAX_MESSAGES = 256
+
+export class Engine {
+  readonly limits: EngineLimits
+  private readonly runners = new Map<string, ModelRunner>()
+  private readonly models = new Map<string, EngineModel>()
+  private readonly log: Logger
+  private nextId = 1
+
+  constructor(init: EngineInit, components: EngineComponents) {
+    this.limits = resolveLimits(init.limits)
+    this.log = (components.logger ?? silentLogger).child('engine')
+    for (const { model, adapters } of components.models) {
+      if (this.runners.has(model.modelId))
+        throw new InvalidParametersError(`model ${model.modelId} is given twice; modelIds must be unique`)
+      this.models.set(model.modelId, model)
+      this.runners.set(
+        model.modelId,
+        new ModelRunner(model, adapters, components.sample, this.limits, this.log)
+      )
+    }
+  }
+
+  start(): void {
+    for (const r of this.runners.values()) r.start()
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((r) => r.stop()))
+  }
+
+  modelIds(): string[] {
+    return [...this.runners.keys()]
+  }
+
+  /**
+   * Checks and queues a request. Throws at once (before any iteration) for a bad request
+   * (INVALID_PARAMETERS, LIMIT_EXCEEDED, MODEL_NOT_FOUND) or a full queue (BUSY, with
+   * retryAfterMs); adapter and runtime failures surface from the iterator. Aborting `signal`, or
+   * leaving the loop early, ends the request and frees its row and slot.
+   */
+  generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
+    const submittedAt = performance.now()
+    const runner = this.runners.get(req?.model)
+    const model = this.models.get(req?.model)
+    if (runner === undefined || model === undefined)
+      throw new EngineError(
+        'MODEL_NOT_FOUND',
+        `model "${String(req?.model).slice(0, 100)}" is not served here; served: ${this.modelIds().join(', ')}`,
+        {
+          model: req?.model
+        }
+      )
+    const params = this.checkParams(req.params)
+    const adapter = req.adapter ?? null
+    if (adapter !== null && (typeof adapter !== 'string' || adapter.length > 200))
+      throw new InvalidParametersError('adapter must be a CID string or null')
+    const promptIds = this.promptIds(req, model)
+    if (promptIds.length + params.maxNewTokens > this.limits.maxSeqLen)
+      throw new LimitExceededError(
+        'prompt tokens + maxNewTokens',
+        promptIds.length + params.maxNewTokens,
+        this.limits.maxSeqLen,
+        'engine.maxSeqLen: the KV cache holds this many positions per sequence'
+      )
+    const stopIds = new Set([...model.tokenizer.eosTokenIds, ...(params.stopTokenIds ?? [])])
+    let job: Job | undefined
+    const channel = new EventChannel<TokenEvent>(() => job !== undefined && runner.cancel(job))
+    job = {
+      id: this.nextId++,
+      phase: 'queued',
+      promptIds,
+      prefilled: 0,
+      nextToken: -1,
+      seq: -1,
+      slot: 0,
+      adapter,
+      params,
+      stopIds,
+      rng: seededRng(params.seed ?? randomInt(2 ** 32 - 1)),
+      channel,
+      text: new TextTracker((ids) => model.tokenizer.decode(ids), params.stopStrings),
+      outputIds: [],
+      inStep: false,
+      cancelRequested: false,
+      submittedAt
+    }
+    const queued = job
+    const signal = req.signal
+    if (signal?.aborted) {
+      runner.submit(queued)
+      runner.cancel(queued)
+      return channel
+    }
+    if (signal !== undefined) {
+      const onAbort = () => runner.cancel(queued)
+      signal.addEventListener('abort', onAbort, { once: true })
+      // drop the listener when the request ends so long-lived signals do not collect them
+      queued.onFinished = () => signal.removeEventListener('abort', onAbort)
+    }
+    try {
+      runner.submit(queued)
+    } catch (err) {
+      queued.onFinished?.()
+      throw err
+    }
+    this.log.debug('request queued', {
+      job: queued.id,
+      model: req.model,
+      adapter,
+      promptTokens: promptIds.length
+    })
+    return channel
+  }
+
+  metrics(): EngineMetrics {
+    const sum: EngineMetrics = {
+      submitted: 0,
+      completed: 0,
+      aborted: 0,
+      failed: 0,
+      rejectedBusy: 0,
+      promptTokens: 0,
+      generatedTokens: 0,
+      steps: 0,
+      stepRows: 0,
+      stepTokens: 0,
+      stepMs: 0,
+      queued: 0,
+      running: 0,
+      maxBatch: this.limits.maxBatch,
+      maxQueued: this.limits.maxQueued
+    }
+    for (const r of this.runners.values()) {
+      for (const k of Object.keys(r.counters) as (keyof RunnerCounters)[]) sum[k] += r.counters[k]
+      sum.queued += r.queued
+      sum.running += r.active
+    }
+    return sum
+  }
+
+  private promptIds(req: GenerateRequest, model: EngineModel): number[] {
+    const given = [req.prompt, req.promptIds, req.messages].filter((x) => x !== undefined && x !== null)
+    if (given.length !== 1)
+      throw new InvalidParametersError('give exactly one of prompt, promptIds or messages', {
+        given: given.length
+      })
+    let ids: number[]
+    if (req.promptIds !== undefined && req.promptIds !== null) {
+      if (!Array.isArray(req.promptIds) || req.promptIds.length > this.limits.maxSeqLen)
+        throw new InvalidParametersError(
+          `promptIds must be an array of at most ${this.limits.maxSeqLen} token ids`
+        )
+      ids = req.promptIds
+    } else if (req.prompt !== undefined && req.prompt !== null) {
+      if (typeof req.prompt !== 'string' || req.prompt.length > MAX_PROMPT_CHARS)
+        throw new InvalidParametersError(`prompt must be a string of at most ${MAX_PROMPT_CHARS} characters`)
+      ids = Array.from(model.tokenizer.encode(req.prompt))
+    } else {
+      const msgs = req.messages
+      if (!Array.isArray(msgs) || msgs.length === 0 || msgs.length > MAX_MESSAGES)
+        throw new InvalidParametersError(`messages must be 1 to ${MAX_MESSAGES} chat messages`)
+      let chars = 0
+      for (const m of msgs) {
+        if (!['system', 'user', 'assistant'].includes(m?.role) || typeof m.content !== 'string')
+          throw new InvalidParametersError('each message needs role system|user|assistant and string content')
+        chars += m.content.length
+      }
+      if (chars > MAX_PROMPT_CHARS)
+        throw new InvalidParametersError(`messages hold ${chars} characters; at most ${MAX_PROMPT_CHARS}`)
+      ids = Array.from(
+        model.tokenizer.encode(model.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }))
+      )
+    }
+    if (ids.length === 0) throw new InvalidParametersError('the prompt is empty; give at least one token')
+    const vocab = model.config.vocabSize
+    for (const id of ids)
+      if (!Number.isInteger(id) || id < 0 || id >= vocab)
+        throw new InvalidParametersError(`prompt token id ${id} is outside the vocabulary [0, ${vocab})`)
+    return ids
+  }
+
+  private checkParams(p: GenerationParams): GenerationParams {
+    if (p === null || typeof p !== 'object') throw new InvalidParametersError('params is required')
+    const max = this.limits.maxNewTokens
+    if (!Number.isInteger(p.maxNewTokens) || p.maxNewTokens < 1)
+      throw new InvalidParametersError(`params.maxNewTokens must be an integer ≥ 1, got ${p.maxNewTokens}`)
+    if (p.maxNewTokens > max)
+      throw new LimitExceededError(
+        'params.maxNewTokens',
+        p.maxNewTokens,
+        max,
+        'engine.maxNewTokens bounds how long one request holds a row'
+      )
+    const num = (k: keyof GenerationParams, ok: (v: number) => boolean, allowed: string) => {
+      const v = p[k]
+      if (v !== undefined && (typeof v !== 'number' || !ok(v)))
+        throw new InvalidParametersError(`params.${k} must be ${allowed}, got ${String(v)}`)
+    }
+    num('temperature', (v) => Number.isFinite(v) && v >= 0 && v <= 100, 'a number from 0 to 100')
+    num('topK', (v) => Number.isInteger(v) && v >= 0, 'an integer ≥ 0')
+    num('topP', (v) => v > 0 && v <= 1, 'a number in (0, 1]')
+    num('seed', (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)')
+    if (p.stopTokenIds !== undefined) {
+      if (
+        !Array.isArray(p.stopTokenIds) ||
+        p.stopTokenIds.length > MAX_STOP_TOKEN_IDS ||
+        !p.stopTokenIds.every(Number.isInteger)
+      )
+        throw new InvalidParametersError(`params.stopTokenIds must be at most ${MAX_STOP_TOKEN_IDS} integers`)
+    }
+    if (p.stopStrings !== undefined) {
+      if (
+        !Array.isArray(p.stopStrings) ||
+        p.stopStrings.length > MAX_STOP_STRINGS ||
+        !p.stopStrings.every((s) => typeof s === 'string' && s.length <= MAX_STOP_STRING_CHARS)
+      )
+        throw new InvalidParametersError(
+          `params.stopStrings must be at most ${MAX_STOP_STRINGS} strings of at most ${MAX_STOP_STRING_CHARS} characters`
+        )
+    }
+    return p
+  }
+}
+
+/** mulberry32: a small, fast seeded generator; sampling needs reproducibility, not crypto. */
+export function seededRng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

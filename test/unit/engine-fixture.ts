@@ -1,0 +1,119 @@
+// A stand-in for LoadedModel's narrow interface (allocSequence / freeSequence / step) whose next
+// token is a hash of the sequence so far and of the adapter sitting in the row's slot. Outputs
+// therefore depend on every token fed, on the order of chunks, and on the slot holding the right
+// adapter for the whole step — the properties the engine must keep while it batches.
+import { setImmediate as tick } from 'node:timers/promises'
+
+export const VOCAB = 64
+export const EOS = 0
+
+export class ToyPools {
+  readonly slots: number
+  readonly maxRank = 8
+  readonly targets = ['q_proj', 'v_proj']
+  readonly content: (string | undefined)[]
+  constructor(slots: number) {
+    this.slots = slots
+    this.content = new Array(slots).fill(undefined)
+  }
+  write(slot: number, adapter: { name: string }): void {
+    this.content[slot] = adapter.name
+  }
+  clear(slot: number): void {
+    this.content[slot] = undefined
+  }
+}
+
+/** The token the toy model predicts after `history` with adapter `name` (or none). */
+export function toyNext(history: number[], name: string | undefined): number {
+  let h = 2166136261
+  for (const c of name ?? 'base') h = Math.imul(h ^ c.charCodeAt(0), 16777619)
+  for (const t of history) h = Math.imul(h ^ (t + 1), 16777619)
+  return (h >>> 0) % VOCAB
+}
+
+/** What one request alone yields under greedy decoding. */
+export function toyExpected(prompt: number[], name: string | undefined, maxNewTokens: number): number[] {
+  const hist = [...prompt]
+  const out: number[] = []
+  while (out.length < maxNewTokens) {
+    const t = toyNext(hist, name)
+    if (t === EOS) break
+    out.push(t)
+    hist.push(t)
+  }
+  return out
+}
+
+export class ToyModel {
+  readonly modelId: string
+  readonly config = { vocabSize: VOCAB }
+  readonly pools: ToyPools
+  readonly maxBatch: number
+  private readonly rows = new Map<number, number[]>()
+  /** per step: rows fed, and how many of them were prefill (more than one token or first) */
+  readonly stepLog: { rows: number; prefillRows: number; decodeRows: number; tokens: number }[] = []
+  /** set when a slot's adapter changed while a step used it */
+  slotViolations = 0
+  maxRowsInUse = 0
+  stepDelay: () => Promise<unknown> = () => tick()
+  readonly tokenizer = {
+    eosTokenIds: [EOS],
+    encode: (text: string) => [...text].map((c) => 1 + (c.charCodeAt(0) % (VOCAB - 1))),
+    decode: (ids: number[]) => ids.map((i) => String.fromCharCode(96 + (i % 27))).join(''),
+    applyChatTemplate: (msgs: { role: string; content: string }[]) =>
+      msgs.map((m) => `${m.role}:${m.content};`).join('')
+  }
+
+  constructor(opts: { modelId?: string; maxBatch: number; slots: number }) {
+    this.modelId = opts.modelId ?? 'toy'
+    this.maxBatch = opts.maxBatch
+    this.pools = new ToyPools(opts.slots)
+  }
+
+  get rowsInUse(): number {
+    return this.rows.size
+  }
+
+  allocSequence(): number {
+    for (let s = 0; s < this.maxBatch; s++) {
+      if (!this.rows.has(s)) {
+        this.rows.set(s, [])
+        this.maxRowsInUse = Math.max(this.maxRowsInUse, this.rows.size)
+        return s
+      }
+    }
+    throw new Error(`all ${this.maxBatch} rows are in use`)
+  }
+
+  freeSequence(seq: number): void {
+    if (!this.rows.delete(seq)) throw new Error(`row ${seq} freed twice or never allocated`)
+  }
+
+  async step(rows: { seq: number; tokens: number[]; slot: number }[]): Promise<Float32Array[]> {
+    const names = rows.map((r) => (r.slot === 0 ? undefined : this.pools.content[r.slot]))
+    let prefillRows = 0
+    let tokens = 0
+    for (const r of rows) {
+      const hist = this.rows.get(r.seq)
+      if (hist === undefined) throw new Error(`row ${r.seq} is not allocated`)
+      if (hist.length === 0 || r.tokens.length > 1) prefillRows += 1
+      hist.push(...r.tokens)
+      tokens += r.tokens.length
+    }
+    this.stepLog.push({ rows: rows.length, prefillRows, decodeRows: rows.length - prefillRows, tokens })
+    await this.stepDelay()
+    return rows.map((r, i) => {
+      if (r.slot !== 0 && this.pools.content[r.slot] !== names[i]) this.slotViolations += 1
+      const logits = new Float32Array(VOCAB)
+      logits[toyNext(this.rows.get(r.seq) ?? [], names[i])] = 1
+      return logits
+    })
+  }
+}
+
+export function greedy(logits: Float32Array): number {
+  let best = 0
+  for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i
+  return best
+}
