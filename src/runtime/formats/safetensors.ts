@@ -484,3 +484,39 @@ export async function writeSafetensorsStreaming(
   }
   return 8 + hbytes.length + at
 }
+
+/**
+ * Parses a whole file already in memory (an adapter received from a peer, or read once to be
+ * both hashed and loaded). `file` only names it in errors.
+ */
+export function parseSafetensorsBytes(
+  file: string,
+  bytes: Uint8Array
+): { tensors: TensorMap; metadata: Record<string, string> } {
+  if (bytes.length < 8)
+    fail(file, `file is ${bytes.length} bytes, shorter than the 8-byte header length: truncated`)
+  const len = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)
+  if (len > BigInt(MAX_HEADER_BYTES))
+    fail(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`)
+  const n = Number(len)
+  if (8 + n > bytes.length)
+    fail(file, `header length ${n} runs past the end of the ${bytes.length}-byte file: truncated`)
+  const header = parseHeader(file, bytes.subarray(8, 8 + n), bytes.length)
+  const tensors: TensorMap = new Map()
+  for (const [name, info] of header.tensors) {
+    if (!(FLOAT_DTYPES as readonly string[]).includes(info.dtype)) {
+      fail(
+        file,
+        `dtype ${info.dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`,
+        name
+      )
+    }
+    const raw = bytes.subarray(header.dataStart + info.begin, header.dataStart + info.end)
+    tensors.set(name, {
+      dtype: info.dtype as FloatDtype,
+      shape: info.shape,
+      data: decodeFloats(info.dtype as FloatDtype, raw)
+    })
+  }
+  return { tensors, metadata: header.metadata }
+}
