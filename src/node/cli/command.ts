@@ -57,8 +57,12 @@ export function parseCommandArgs(cmd: Command, argv: string[]) {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     help: { type: 'boolean', short: 'h' }
   }
-  for (const [k, o] of Object.entries(cmd.options))
-    options[k] = { type: o.type, short: o.short, multiple: o.multiple }
+  // parseArgs rejects keys present with an undefined value, so copy only the ones set.
+  for (const [k, o] of Object.entries(cmd.options)) {
+    options[k] = { type: o.type }
+    if (o.short !== undefined) options[k].short = o.short
+    if (o.multiple !== undefined) options[k].multiple = o.multiple
+  }
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true })
   } catch (err) {

@@ -1,5 +1,8 @@
 // Every CLI command, in the order `openlora --help` lists them. Add a command by adding its
 // module here.
 import type { Command } from '../command.ts'
+import { idCommand } from './id.ts'
+import { peersCommand } from './peers.ts'
+import { startCommand } from './start.ts'
 
-export const commands: Command[] = []
+export const commands: Command[] = [startCommand, idCommand, peersCommand]

@@ -1,0 +1,125 @@
+// Local admin endpoint: JSON over HTTP on 127.0.0.1 (never another interface) with a bearer
+// token, both written to <dataDir>/admin.json (mode 0600) so only the node's user can reach it.
+// `openlora peers` and the swarm launcher read that file and ask the running node. Services add
+// their own read-only routes with `route()`.
+import { randomBytes } from 'node:crypto'
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { join } from 'node:path'
+import { OpenLoraError } from '../common/errors.ts'
+import type { Logger } from '../common/log.ts'
+
+export const ADMIN_FILE = 'admin.json'
+/** The answer to any admin call is small; a client refuses more so a wrong port cannot flood it. */
+const MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+export type AdminHandler = (query: URLSearchParams) => unknown | Promise<unknown>
+
+export interface AdminInfo {
+  url: string
+  token: string
+  pid: number
+}
+
+export class AdminUnavailableError extends OpenLoraError<'ADMIN_UNAVAILABLE'> {}
+
+export class AdminServer {
+  readonly #routes = new Map<string, AdminHandler>()
+  readonly #log: Logger
+  readonly #file: string
+  readonly #token = randomBytes(24).toString('hex')
+  #server?: Server
+  url?: string
+
+  constructor(dataDir: string, logger: Logger) {
+    this.#file = join(dataDir, ADMIN_FILE)
+    this.#log = logger.child('admin')
+  }
+
+  /** Adds GET /<path> answering the handler's JSON. */
+  route(path: string, handler: AdminHandler): void {
+    this.#routes.set(path.startsWith('/') ? path : `/${path}`, handler)
+  }
+
+  async start(host: string, port: number): Promise<void> {
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://admin')
+      const send = (code: number, body: unknown): void => {
+        res.writeHead(code, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
+      }
+      if (req.headers.authorization !== `Bearer ${this.#token}`)
+        return send(401, { error: 'bad or missing token' })
+      const handler = this.#routes.get(url.pathname)
+      if (req.method !== 'GET' || !handler)
+        return send(404, { error: `no such endpoint; allowed: GET ${[...this.#routes.keys()].join(', ')}` })
+      Promise.resolve()
+        .then(() => handler(url.searchParams))
+        .then(
+          (body) => send(200, body),
+          (err) => {
+            this.#log.warn('admin handler failed', { path: url.pathname, err })
+            send(500, { error: (err as Error).message })
+          }
+        )
+    })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => resolve())
+    })
+    const addr = server.address()
+    if (addr == null || typeof addr === 'string') throw new Error('admin server has no TCP address')
+    this.#server = server
+    this.url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+    const info: AdminInfo = { url: this.url, token: this.#token, pid: process.pid }
+    const tmp = `${this.#file}.tmp`
+    writeFileSync(tmp, JSON.stringify(info), { mode: 0o600 })
+    renameSync(tmp, this.#file)
+    this.#log.info('admin endpoint listening', { url: this.url })
+  }
+
+  async stop(): Promise<void> {
+    rmSync(this.#file, { force: true })
+    const s = this.#server
+    this.#server = undefined
+    if (!s) return
+    s.closeAllConnections()
+    await new Promise<void>((resolve) => s.close(() => resolve()))
+  }
+}
+
+/** Asks the node that owns `dataDir` for GET /<path>. */
+export async function adminRequest<T = unknown>(
+  dataDir: string,
+  path: string,
+  timeoutMs = 5_000
+): Promise<T> {
+  let info: AdminInfo
+  try {
+    info = JSON.parse(readFileSync(join(dataDir, ADMIN_FILE), 'utf8')) as AdminInfo
+  } catch {
+    throw new AdminUnavailableError(
+      'ADMIN_UNAVAILABLE',
+      `no running node found for data dir ${dataDir} (no ${ADMIN_FILE}); start one with \`openlora start --data-dir ${dataDir}\``
+    )
+  }
+  let res: Response
+  try {
+    res = await fetch(`${info.url}/${path.replace(/^\//, '')}`, {
+      headers: { authorization: `Bearer ${info.token}` },
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+  } catch (err) {
+    throw new AdminUnavailableError(
+      'ADMIN_UNAVAILABLE',
+      `the node of data dir ${dataDir} does not answer at ${info.url} (${(err as Error).message}); is it still running?`
+    )
+  }
+  const text = await res.text()
+  if (text.length > MAX_RESPONSE_BYTES)
+    throw new AdminUnavailableError('ADMIN_UNAVAILABLE', 'admin answer too large')
+  const body = JSON.parse(text) as T & { error?: string }
+  if (!res.ok)
+    throw new AdminUnavailableError('ADMIN_UNAVAILABLE', `admin ${path}: ${body.error ?? res.status}`)
+  return body
+}

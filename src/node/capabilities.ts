@@ -1,0 +1,30 @@
+import type { Capabilities, CapabilitySource } from '../protocols/adverts/capability.ts'
+import type { NodeCapabilities } from './services.ts'
+
+/**
+ * Forwards to the current source and re-dispatches its `changed`. Starts with the node's own
+ * hardware-only source; the serving engine calls `use()` with its own when it starts.
+ */
+export class SwitchableCapabilities extends EventTarget implements NodeCapabilities {
+  #source: CapabilitySource
+  readonly #forward = (): void => {
+    this.dispatchEvent(new Event('changed'))
+  }
+
+  constructor(initial: CapabilitySource) {
+    super()
+    this.#source = initial
+    initial.addEventListener('changed', this.#forward)
+  }
+
+  use(source: CapabilitySource): void {
+    this.#source.removeEventListener('changed', this.#forward)
+    this.#source = source
+    source.addEventListener('changed', this.#forward)
+    this.#forward()
+  }
+
+  capabilities(): Capabilities | Promise<Capabilities> {
+    return this.#source.capabilities()
+  }
+}

@@ -1,0 +1,91 @@
+// `openlora start`: runs a node until SIGINT/SIGTERM. When the node is up it prints one JSON line
+// on stdout ({"event":"started",…}) so scripts (the swarm launcher) can read its addresses.
+import type { Command } from '../../cli/command.ts'
+import { UsageError } from '../../cli/command.ts'
+import type { Override } from '../../config/load.ts'
+import { createNode } from '../../node.ts'
+import { configFromFlags, configOptions } from './shared.ts'
+
+export const startCommand: Command = {
+  name: 'start',
+  summary: 'run a node (libp2p host, capability adverts, admin endpoint) until Ctrl-C',
+  options: {
+    ...configOptions,
+    listen: {
+      type: 'string',
+      multiple: true,
+      description: 'listen multiaddr (replaces the defaults)',
+      valueName: 'ADDR'
+    },
+    port: {
+      type: 'string',
+      description: 'listen on TCP PORT and WebSockets PORT+1 on all interfaces',
+      valueName: 'PORT'
+    },
+    announce: {
+      type: 'string',
+      multiple: true,
+      description: 'address to announce (behind NAT)',
+      valueName: 'ADDR'
+    },
+    bootstrap: {
+      type: 'string',
+      multiple: true,
+      description: 'peer to join through (/…/p2p/<id>)',
+      valueName: 'ADDR'
+    },
+    'no-mdns': { type: 'boolean', description: 'turn LAN discovery (mDNS) off' },
+    'log-level': {
+      type: 'string',
+      description: 'trace | debug | info | warn | error | silent',
+      valueName: 'LEVEL'
+    }
+  },
+  async run({ values }) {
+    const extra: Override[] = []
+    const listen = (values.listen as string[] | undefined) ?? []
+    if (typeof values.port === 'string') {
+      const p = Number(values.port)
+      if (!Number.isInteger(p) || p < 0 || p > 65534)
+        throw new UsageError(`--port must be 0..65534, got ${values.port}`)
+      listen.push(`/ip4/0.0.0.0/tcp/${p}`, `/ip4/0.0.0.0/tcp/${p === 0 ? 0 : p + 1}/ws`)
+    }
+    if (listen.length > 0) extra.push({ key: 'network.listen', value: listen, source: '--listen/--port' })
+    if (values.announce) extra.push({ key: 'network.announce', value: values.announce, source: '--announce' })
+    if (values.bootstrap)
+      extra.push({ key: 'network.bootstrap', value: values.bootstrap, source: '--bootstrap' })
+    if (values['no-mdns'] === true) extra.push({ key: 'network.mdns', value: false, source: '--no-mdns' })
+    if (typeof values['log-level'] === 'string')
+      extra.push({ key: 'log.level', value: values['log-level'], source: '--log-level' })
+    const config = configFromFlags(values, extra)
+    const node = await createNode(config)
+    await node.start()
+    process.stdout.write(
+      `${JSON.stringify({
+        event: 'started',
+        peerId: node.peerId,
+        operator: node.identity.operator.address,
+        addrs: node.libp2p.getMultiaddrs().map((m) => m.toString()),
+        admin: node.admin.url ?? null,
+        dataDir: config.dataDir,
+        pid: process.pid
+      })}\n`
+    )
+    await new Promise<void>((resolve) => {
+      let signals = 0
+      const onSignal = (sig: string): void => {
+        if (++signals > 1) {
+          // A second Ctrl-C means the user will not wait for a clean stop.
+          node.logger.warn('second signal; exiting now', { sig })
+          node.dataDir.release()
+          process.exit(130)
+        }
+        node.logger.info('stopping', { sig })
+        node.stop().then(resolve, resolve)
+      }
+      process.on('SIGINT', onSignal)
+      process.on('SIGTERM', onSignal)
+    })
+    return 0
+  }
+}

@@ -1,0 +1,22 @@
+// Where later layers plug into the node without editing the composition root: each adds one
+// entry to `extensions` (a config section with its defaults, and/or services built from config).
+// Example (the infer protocol):
+//   { name: 'infer', config: { infer: { spec, defaults } },
+//     services: (config) => ({ infer: infer(config.infer) }) }
+// Services are built in list order after the core ones and get every core component plus the
+// services built before them (components.services).
+import type { NodeConfig, Spec } from './config/schema.ts'
+import type { ServiceFactory } from './services.ts'
+
+export interface ConfigSection {
+  spec: Spec
+  defaults: unknown
+}
+
+export interface NodeExtension {
+  name: string
+  config?: Record<string, ConfigSection>
+  services?: (config: NodeConfig) => Record<string, ServiceFactory>
+}
+
+export const extensions: NodeExtension[] = []

@@ -1,0 +1,174 @@
+// The composition root: builds the node's parts from one validated config and wires them by
+// injection. Order of start: libp2p host → peer table → extension services → adverts → dialer →
+// admin endpoint; stop runs the same list backwards, then closes the DB and releases the lock.
+import { Level } from 'level'
+import { createLogger, type Logger } from '../common/log.ts'
+import { AdvertService } from '../protocols/adverts/adverts.ts'
+import {
+  type CapabilitySource,
+  emptyCapabilities,
+  StaticCapabilitySource
+} from '../protocols/adverts/capability.ts'
+import { PeerTable } from '../protocols/adverts/peer-table.ts'
+import { AdminServer } from './admin.ts'
+import { registerCoreRoutes } from './admin-routes.ts'
+import { SwitchableCapabilities } from './capabilities.ts'
+import type { NodeConfig } from './config/schema.ts'
+import { openDataDir } from './datadir.ts'
+import { AdvertDialer } from './dialer.ts'
+import { type NodeExtension, extensions as registeredExtensions } from './extensions.ts'
+import { detectHardware } from './hardware.ts'
+import { advertisedAddrs, createHost } from './host.ts'
+import { loadIdentity } from './identity.ts'
+import type { NodeComponents, Service, ServiceFactory } from './services.ts'
+import { NODE_VERSION } from './version.ts'
+
+/** Each stop step gets this long, so SIGINT always ends the process well inside 5 s. */
+const STOP_STEP_TIMEOUT_MS = 1_500
+
+export interface NodeOverrides {
+  logger?: Logger
+  /** replaces the hardware-only capability source (the engine's, or a test's) */
+  capabilities?: CapabilitySource
+  /** extra services, built after those of the extensions */
+  services?: Record<string, ServiceFactory>
+  /** extensions to use instead of the registered ones (src/node/extensions.ts) */
+  extensions?: NodeExtension[]
+}
+
+export interface OpenLoraNode extends NodeComponents {
+  readonly peerId: string
+  start(): Promise<void>
+  stop(): Promise<void>
+}
+
+async function withTimeout(p: Promise<unknown>, ms: number, what: string, log: Logger): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      log.warn('stop step timed out; continuing', { step: what, ms })
+      resolve()
+    }, ms)
+  })
+  await Promise.race([p.catch((err) => log.warn('stop step failed', { step: what, err })), timeout])
+  clearTimeout(timer)
+}
+
+export async function createNode(config: NodeConfig, overrides: NodeOverrides = {}): Promise<OpenLoraNode> {
+  const baseLog =
+    overrides.logger ??
+    createLogger('node', {
+      level: config.log.level,
+      json: config.log.format === 'auto' ? undefined : config.log.format === 'json'
+    })
+  const dataDir = openDataDir(config.dataDir)
+  let db: Level<string, Uint8Array> | undefined
+  try {
+    const identity = await loadIdentity(dataDir.keysDir, baseLog)
+    const log = baseLog.child(identity.peerId.toString().slice(-8))
+    db = new Level<string, Uint8Array>(dataDir.dbDir, { valueEncoding: 'view' })
+    await db.open()
+    const libp2p = await createHost(config, identity.privateKey)
+    const peerTable = new PeerTable({
+      store: db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' }),
+      logger: log.child('peer-table')
+    })
+    const hardware = await detectHardware(config.hardware)
+    const capabilities = new SwitchableCapabilities(
+      overrides.capabilities ??
+        new StaticCapabilitySource(emptyCapabilities(hardware, config.pricing.pricePer1kTokens))
+    )
+    const adverts = new AdvertService(
+      {
+        peerId: identity.peerId,
+        privateKey: identity.privateKey,
+        pubsub: libp2p.services.pubsub,
+        peerTable,
+        capabilities,
+        operator: { address: identity.operator.address, signature: identity.operator.bindingSignature },
+        addresses: () => advertisedAddrs(libp2p, config),
+        logger: log
+      },
+      { ...config.adverts, version: NODE_VERSION }
+    )
+    const admin = new AdminServer(dataDir.path, log)
+    const dialer = new AdvertDialer(libp2p, peerTable, config.network.targetPeers, log)
+    const components: NodeComponents = {
+      config,
+      logger: log,
+      dataDir,
+      identity,
+      libp2p,
+      db,
+      peerTable,
+      adverts,
+      capabilities,
+      admin,
+      services: {}
+    }
+    const factories: Array<[string, ServiceFactory]> = []
+    for (const ext of overrides.extensions ?? registeredExtensions)
+      factories.push(...Object.entries(ext.services?.(config) ?? {}))
+    factories.push(...Object.entries(overrides.services ?? {}))
+    for (const [name, factory] of factories) components.services[name] = await factory(components)
+
+    const steps: Array<{ name: string; start: () => unknown; stop: () => unknown }> = [
+      { name: 'libp2p', start: () => libp2p.start(), stop: () => libp2p.stop() },
+      { name: 'peer-table', start: () => peerTable.start(), stop: () => peerTable.stop() },
+      ...Object.entries(components.services).map(([name, s]: [string, Service]) => ({
+        name,
+        start: () => s.start?.(),
+        stop: () => s.stop?.()
+      })),
+      { name: 'adverts', start: () => adverts.start(), stop: () => adverts.stop() },
+      { name: 'dialer', start: () => dialer.start(), stop: () => dialer.stop() },
+      {
+        name: 'admin',
+        start: () => (config.admin.enabled ? admin.start(config.admin.host, config.admin.port) : undefined),
+        stop: () => admin.stop()
+      }
+    ]
+    registerCoreRoutes(components)
+    let started = 0
+    let stopping: Promise<void> | undefined
+    const openDb = db
+
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        for (const step of steps.slice(0, started).reverse())
+          await withTimeout(Promise.resolve().then(step.stop), STOP_STEP_TIMEOUT_MS, step.name, log)
+        started = 0
+        await withTimeout(openDb.close(), STOP_STEP_TIMEOUT_MS, 'db', log)
+        dataDir.release()
+        log.info('node stopped')
+      })()
+      return stopping
+    }
+
+    return Object.assign(components, {
+      peerId: identity.peerId.toString(),
+      async start() {
+        try {
+          for (const step of steps) {
+            await step.start()
+            started++
+          }
+        } catch (err) {
+          await stop()
+          throw err
+        }
+        log.info('node started', {
+          peer: identity.peerId.toString(),
+          operator: identity.operator.address,
+          addrs: libp2p.getMultiaddrs().map((m) => m.toString()),
+          admin: admin.url
+        })
+      },
+      stop
+    })
+  } catch (err) {
+    await db?.close().catch(() => {})
+    dataDir.release()
+    throw err
+  }
+}

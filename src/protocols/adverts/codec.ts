@@ -1,0 +1,280 @@
+// Wire form of a capability advert: canonical CBOR of `{ body, sig }`, where `sig` is the peer's
+// Ed25519 signature over canonical CBOR of `{ domain, body }`. Decoding checks size first, then
+// that the bytes are canonical (so one advert has exactly one encoding and one signature), then
+// the schema of every known field. Unknown body fields are kept and covered by the signature but
+// not interpreted, so a later version can add optional fields without splitting the network.
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
+import { bytesEqual, type Hex } from '../../crypto/hash.ts'
+import { type BloomFilter, bloomHas, createBloom } from './bloom.ts'
+import {
+  ADAPTER_TIERS,
+  type AdapterTier,
+  type Capabilities,
+  type Hardware,
+  type ServedModel
+} from './capability.ts'
+import {
+  ADVERT_SIGN_DOMAIN,
+  ADVERT_VERSION,
+  MAX_ADDR_CHARS,
+  MAX_ADDRS,
+  MAX_ADVERT_BYTES,
+  MAX_BLOOM_BYTES,
+  MAX_BLOOM_HASHES,
+  MAX_CID_CHARS,
+  MAX_GPUS,
+  MAX_MODELS,
+  MAX_STRING_CHARS
+} from './constants.ts'
+import { InvalidAdvertError } from './errors.ts'
+
+export interface AdapterTierSet {
+  /** how many adapters the tier holds */
+  count: number
+  /** the first ones by CID (all of them when count <= the list limit) */
+  list: string[]
+  /** all of them, when count exceeds the list limit */
+  bloom: BloomFilter | null
+}
+
+export interface AdvertBody {
+  v: typeof ADVERT_VERSION
+  peerId: string
+  /** operator's Ethereum address (checksummed) */
+  operator: Hex
+  /** EIP-191 signature by the operator key over operatorBindingMessage(peerId), 65 bytes */
+  operatorSig: Uint8Array
+  /** software version of the node */
+  version: string
+  /** multiaddrs to dial this peer on (announce addresses, or listen addresses) */
+  addrs: string[]
+  hardware: Hardware
+  executionProvider: 'cpu' | 'cuda'
+  models: ServedModel[]
+  adapters: Record<AdapterTier, AdapterTierSet>
+  queueDepth: number
+  freeSlots: number
+  pricePer1kTokens: string
+  /** strictly increasing per peer; a receiver ignores anything not newer than what it holds */
+  seq: number
+  /** ms since epoch when signed */
+  ts: number
+  /** ms since epoch after which the advert must be dropped */
+  expires: number
+}
+
+export interface SignedAdvert {
+  body: AdvertBody
+  sig: Uint8Array
+  /** the exact wire bytes */
+  bytes: Uint8Array
+}
+
+export function compactTier(cids: readonly string[], listLimit: number): AdapterTierSet {
+  const list = cids.slice(0, listLimit)
+  const bloom = cids.length > listLimit ? createBloom(cids, cids.length) : null
+  return { count: cids.length, list: [...list], bloom }
+}
+
+/** Where a tier holds a CID: in its explicit list, probably (Bloom filter hit), or not at all. */
+export function tierHas(set: AdapterTierSet, cid: string): 'list' | 'bloom' | null {
+  if (set.list.includes(cid)) return 'list'
+  if (set.bloom != null && bloomHas(set.bloom, cid)) return 'bloom'
+  return null
+}
+
+export interface BuildAdvertInput {
+  peerId: string
+  operator: Hex
+  operatorSig: Uint8Array
+  version: string
+  addrs: string[]
+  caps: Capabilities
+  seq: number
+  now: number
+  ttlMs: number
+  adapterListLimit: number
+}
+
+export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
+  const adapters = {} as Record<AdapterTier, AdapterTierSet>
+  for (const t of ADAPTER_TIERS) adapters[t] = compactTier(i.caps.adapters[t], i.adapterListLimit)
+  return {
+    v: ADVERT_VERSION,
+    peerId: i.peerId,
+    operator: i.operator,
+    operatorSig: i.operatorSig,
+    version: i.version,
+    addrs: i.addrs.slice(0, MAX_ADDRS),
+    hardware: i.caps.hardware,
+    executionProvider: i.caps.executionProvider,
+    models: i.caps.models.map((m) => ({ id: m.id, weightsHash: m.weightsHash })),
+    adapters,
+    queueDepth: i.caps.queueDepth,
+    freeSlots: i.caps.freeSlots,
+    pricePer1kTokens: i.caps.pricePer1kTokens,
+    seq: i.seq,
+    ts: i.now,
+    expires: i.now + i.ttlMs
+  }
+}
+
+export function advertSigningBytes(body: AdvertBody): Uint8Array {
+  return encodeCanonical({ domain: ADVERT_SIGN_DOMAIN, body })
+}
+
+export async function signAdvert(body: AdvertBody, key: PrivateKey): Promise<SignedAdvert> {
+  const sig = await key.sign(advertSigningBytes(body))
+  const bytes = encodeCanonical({ body, sig })
+  if (bytes.length > MAX_ADVERT_BYTES) {
+    throw new InvalidAdvertError(
+      'oversized',
+      `advert is ${bytes.length} bytes, more than the ${MAX_ADVERT_BYTES} allowed; lower adverts.adapterListLimit`,
+      { bytes: bytes.length }
+    )
+  }
+  return { body, sig, bytes }
+}
+
+export async function verifyAdvertSignature(adv: SignedAdvert): Promise<boolean> {
+  try {
+    const key = peerIdFromString(adv.body.peerId).publicKey
+    if (key == null) return false
+    return await key.verify(advertSigningBytes(adv.body), adv.sig)
+  } catch {
+    return false
+  }
+}
+
+/** Size, canonical form and schema; throws InvalidAdvertError with the reason. */
+export function decodeAdvert(bytes: Uint8Array): SignedAdvert {
+  if (bytes.length > MAX_ADVERT_BYTES) {
+    throw new InvalidAdvertError('oversized', `advert is ${bytes.length} bytes; at most ${MAX_ADVERT_BYTES}`)
+  }
+  let raw: unknown
+  try {
+    raw = decodeCanonical(bytes)
+  } catch (err) {
+    throw new InvalidAdvertError('malformed', `advert is not valid CBOR: ${(err as Error).message}`)
+  }
+  if (!bytesEqual(encodeCanonical(raw), bytes)) {
+    throw new InvalidAdvertError('not-canonical', 'advert is not in canonical CBOR (RFC 8949 §4.2.1)')
+  }
+  const env = obj(raw, 'advert')
+  const sig = bin(env.sig, 'sig', 64, 64)
+  const body = checkBody(env.body)
+  return { body, sig, bytes }
+}
+
+function fail(path: string, what: string): never {
+  throw new InvalidAdvertError('schema', `advert field ${path}: ${what}`, { field: path })
+}
+
+function obj(v: unknown, path: string): Record<string, unknown> {
+  if (v == null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array)
+    fail(path, 'must be a map')
+  return v as Record<string, unknown>
+}
+
+function str(v: unknown, path: string, max = MAX_STRING_CHARS, re?: RegExp): string {
+  if (typeof v !== 'string') fail(path, 'must be a string')
+  if (v.length > max) fail(path, `longer than ${max} characters`)
+  if (re && !re.test(v)) fail(path, `does not match ${re}`)
+  return v
+}
+
+function uint(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(path, 'must be a non-negative integer')
+  return v
+}
+
+function bin(v: unknown, path: string, min: number, max: number): Uint8Array {
+  if (!(v instanceof Uint8Array)) fail(path, 'must be a byte string')
+  if (v.length < min || v.length > max) fail(path, `must be ${min}..${max} bytes, is ${v.length}`)
+  return v
+}
+
+function arr(v: unknown, path: string, max: number): unknown[] {
+  if (!Array.isArray(v)) fail(path, 'must be an array')
+  if (v.length > max) fail(path, `has ${v.length} entries; at most ${max}`)
+  return v
+}
+
+const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/
+const HASH32_RE = /^0x[0-9a-f]{64}$/
+const DECIMAL_RE = /^(0|[1-9][0-9]{0,77})$/
+
+function checkHardware(v: unknown): Hardware {
+  const h = obj(v, 'hardware')
+  const cpu = obj(h.cpu, 'hardware.cpu')
+  uint(cpu.cores, 'hardware.cpu.cores')
+  uint(cpu.ramMb, 'hardware.cpu.ramMb')
+  str(cpu.model, 'hardware.cpu.model')
+  arr(h.gpus, 'hardware.gpus', MAX_GPUS).forEach((g, i) => {
+    const o = obj(g, `hardware.gpus[${i}]`)
+    str(o.name, `hardware.gpus[${i}].name`)
+    str(o.driver, `hardware.gpus[${i}].driver`)
+    uint(o.memoryMb, `hardware.gpus[${i}].memoryMb`)
+  })
+  return h as unknown as Hardware
+}
+
+function checkTier(v: unknown, path: string, adapterCount: { n: number }): AdapterTierSet {
+  const t = obj(v, path)
+  const count = uint(t.count, `${path}.count`)
+  const list = arr(t.list, `${path}.list`, Math.min(count, 1024))
+  list.forEach((c, i) => {
+    str(c, `${path}.list[${i}]`, MAX_CID_CHARS)
+  })
+  if (t.bloom !== null) {
+    const b = obj(t.bloom, `${path}.bloom`)
+    const bits = uint(b.bits, `${path}.bloom.bits`)
+    const k = uint(b.k, `${path}.bloom.k`)
+    const data = bin(b.data, `${path}.bloom.data`, 1, MAX_BLOOM_BYTES)
+    if (bits < 1 || Math.ceil(bits / 8) !== data.length)
+      fail(`${path}.bloom.bits`, 'does not match data length')
+    if (k < 1 || k > MAX_BLOOM_HASHES) fail(`${path}.bloom.k`, `must be 1..${MAX_BLOOM_HASHES}`)
+  } else if (list.length !== count) {
+    fail(`${path}.list`, 'must list every adapter when there is no Bloom filter')
+  }
+  adapterCount.n += count
+  return t as unknown as AdapterTierSet
+}
+
+function checkBody(v: unknown): AdvertBody {
+  const b = obj(v, 'body')
+  if (b.v !== ADVERT_VERSION) fail('v', `must be ${ADVERT_VERSION}`)
+  const peerId = str(b.peerId, 'peerId', 128)
+  try {
+    peerIdFromString(peerId)
+  } catch {
+    fail('peerId', 'is not a peer id')
+  }
+  str(b.operator, 'operator', 42, ADDRESS_RE)
+  bin(b.operatorSig, 'operatorSig', 65, 65)
+  str(b.version, 'version', 64)
+  arr(b.addrs, 'addrs', MAX_ADDRS).forEach((a, i) => {
+    str(a, `addrs[${i}]`, MAX_ADDR_CHARS, /^\//)
+  })
+  checkHardware(b.hardware)
+  if (b.executionProvider !== 'cpu' && b.executionProvider !== 'cuda')
+    fail('executionProvider', "must be 'cpu' or 'cuda'")
+  arr(b.models, 'models', MAX_MODELS).forEach((m, i) => {
+    const o = obj(m, `models[${i}]`)
+    str(o.id, `models[${i}].id`)
+    str(o.weightsHash, `models[${i}].weightsHash`, 66, HASH32_RE)
+  })
+  const a = obj(b.adapters, 'adapters')
+  const total = { n: 0 }
+  for (const t of ADAPTER_TIERS) checkTier(a[t], `adapters.${t}`, total)
+  uint(b.queueDepth, 'queueDepth')
+  uint(b.freeSlots, 'freeSlots')
+  str(b.pricePer1kTokens, 'pricePer1kTokens', 78, DECIMAL_RE)
+  uint(b.seq, 'seq')
+  const ts = uint(b.ts, 'ts')
+  const expires = uint(b.expires, 'expires')
+  if (expires <= ts) fail('expires', 'must be after ts')
+  return b as unknown as AdvertBody
+}
