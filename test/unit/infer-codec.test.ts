@@ -8,6 +8,7 @@ import {
   encodeFrame,
   errorFrame,
   type RequestFrame,
+  type ResponseFrame,
   requestSigningBytes
 } from '../../src/protocols/infer/codec.ts'
 import { MAX_REQUEST_FRAME_BYTES, REQUEST_SIGNATURE_DOMAIN } from '../../src/protocols/infer/constants.ts'
@@ -96,12 +97,12 @@ test('oversized, truncated and non-CBOR frames are protocol errors', () => {
 
 test('response frames decode and unknown frame types are refused', () => {
   const jobId = `0x${'02'.repeat(16)}` as const
-  const frames = [
+  const frames: ResponseFrame[] = [
     { t: 'accepted', jobId, servedBy: 'peer', queuePosition: 0, route: ['a', 'peer'] },
     { t: 'token', index: 0, id: 42, text: ' hi' },
     { t: 'progress', jobId, tokens: 3, queuePosition: null },
     errorFrame(jobId, 'BUSY', 'full', 250)
-  ] as const
+  ]
   for (const f of frames) assert.equal(decodeResponseFrame(encodeFrame(f)), f)
   mustFail(() => decodeResponseFrame(encodeCanonical({ t: 'surprise' })), /frame\.t/)
   mustFail(

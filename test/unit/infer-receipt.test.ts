@@ -4,6 +4,7 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { recoverTypedDataAddress } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { receiptHash } from '../../src/chain/eip712.ts'
 import { cidForBytes } from '../../src/crypto/cid.ts'
 import { hashTokenIds, sha256Hex } from '../../src/crypto/hash.ts'
 import {
@@ -12,6 +13,7 @@ import {
   parseReceipt,
   type Receipt,
   type ReceiptBody,
+  receiptDigest,
   receiptTypedData,
   signReceipt,
   verifyReceipt,
@@ -78,6 +80,12 @@ test('EIP-712 typed data recovers the operator and pads the 16-byte job id', asy
   assert.is(jobIdToBytes32(r.body.jobId).length, 66)
   const addr = await recoverTypedDataAddress({ ...td, signature: r.operatorSignature })
   assert.is(addr, operator.address)
+})
+
+test("the digest equals the chain layer's receiptHash, so the settlement contract accepts it", async () => {
+  const r = await signed()
+  const td = receiptTypedData(r.body, domain)
+  assert.is(receiptDigest(r.body, domain), receiptHash(null, td.message))
 })
 
 test('a tampered output hash is named when the caller knows the output tokens', async () => {

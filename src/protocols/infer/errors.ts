@@ -32,13 +32,37 @@ export class ProtocolError extends OpenLoraError<'PROTOCOL_ERROR'> {
   }
 }
 
+/**
+ * Codes of the engine and adapter store (src/runtime) and what a client sees for them: bad input
+ * is BAD_REQUEST, a full pool is BUSY (retry), an adapter that fails its checks is not servable.
+ */
+const RUNTIME_CODES: Record<string, InferErrorCode> = {
+  INVALID_PARAMETERS: 'BAD_REQUEST',
+  INVALID_REQUEST: 'BAD_REQUEST',
+  LIMIT_EXCEEDED: 'BAD_REQUEST',
+  NO_FREE_SLOT: 'BUSY',
+  ENGINE_STOPPED: 'BUSY',
+  ADAPTER_INVALID: 'ADAPTER_NOT_FOUND',
+  ADAPTER_BASE_MISMATCH: 'ADAPTER_NOT_FOUND',
+  ADAPTER_RANK_TOO_LARGE: 'ADAPTER_NOT_FOUND',
+  ADAPTER_TARGET_UNSUPPORTED: 'ADAPTER_NOT_FOUND',
+  ADAPTER_TOO_LARGE: 'ADAPTER_NOT_FOUND',
+  ADAPTER_CID_MISMATCH: 'ADAPTER_NOT_FOUND',
+  ADAPTER_VERIFY_FAILED: 'ADAPTER_NOT_FOUND'
+}
+
 /** Maps anything thrown by the engine or the stream onto an InferError the client can act on. */
 export function toInferError(err: unknown): InferError {
   if (err instanceof InferError) return err
   const e = err as { code?: unknown; message?: unknown; details?: Record<string, unknown>; name?: unknown }
-  if (isInferErrorCode(e?.code)) {
-    const retryAfterMs = e.details?.retryAfterMs
-    return new InferError(e.code, String(e.message ?? e.code), {
+  const code = isInferErrorCode(e?.code)
+    ? e.code
+    : typeof e?.code === 'string'
+      ? RUNTIME_CODES[e.code]
+      : undefined
+  if (code !== undefined) {
+    const retryAfterMs = e.details?.retryAfterMs ?? (code === 'BUSY' ? 500 : undefined)
+    return new InferError(code, String(e.message ?? code).slice(0, 900), {
       ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {})
     })
   }

@@ -5,6 +5,7 @@
 // `verifyReceipt` runs every check in a fixed order and names the first one that fails.
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Address, hashTypedData, recoverTypedDataAddress } from 'viem'
+import { RECEIPT_TYPES, receiptDomain } from '../../chain/eip712.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { cidDigest, parseCid } from '../../crypto/cid.ts'
 import { fromHex, type Hex, hashTokenIds, sha256Hex, toHex } from '../../crypto/hash.ts'
@@ -62,22 +63,6 @@ export const ZERO_BYTES32: Hex = `0x${'00'.repeat(32)}`
 const MAX_ATTRIBUTION_ENTRIES = 256
 const MAX_TIME_MS = 2 ** 53 - 1
 
-export const RECEIPT_TYPES = {
-  Receipt: [
-    { name: 'jobId', type: 'bytes32' },
-    { name: 'operator', type: 'address' },
-    { name: 'modelHash', type: 'bytes32' },
-    { name: 'adapterId', type: 'bytes32' },
-    { name: 'inputHash', type: 'bytes32' },
-    { name: 'outputHash', type: 'bytes32' },
-    { name: 'promptTokens', type: 'uint32' },
-    { name: 'outputTokens', type: 'uint32' },
-    { name: 'amountDue', type: 'uint256' },
-    { name: 'attributionHash', type: 'bytes32' },
-    { name: 'finishedAt', type: 'uint64' }
-  ]
-} as const
-
 /** Body fields the operator's EIP-712 signature covers (directly or through a hash). */
 const EIP712_FIELDS = [
   'jobId',
@@ -112,14 +97,10 @@ export function adapterIdOf(adapter: string | null): Hex {
   return adapter === null ? ZERO_BYTES32 : toHex(cidDigest(adapter))
 }
 
+/** The typed data the operator signs; types and domain come from src/chain/eip712.ts (one place). */
 export function receiptTypedData(body: ReceiptBody, domain: ReceiptDomain) {
   return {
-    domain: {
-      name: 'OpenLoRA Receipt',
-      version: '1',
-      chainId: domain.chainId,
-      verifyingContract: domain.verifyingContract
-    },
+    domain: receiptDomain({ chainId: domain.chainId, settlement: domain.verifyingContract }),
     types: RECEIPT_TYPES,
     primaryType: 'Receipt' as const,
     message: {

@@ -6,9 +6,16 @@ import { decodeResponseFrame, encodeFrame, type RequestFrame, type ResponseFrame
 import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { ProtocolError } from './errors.ts'
 
-export function framed(stream: Stream, maxDataLength: number): LengthPrefixedStream<Stream> {
-  // The byte buffer is bounded too: a peer cannot park megabytes behind a small length prefix.
-  return lpStream(stream, { maxDataLength, maxBufferSize: maxDataLength + 16 })
+/**
+ * The byte buffer is bounded too, so a peer cannot park megabytes behind a small length prefix;
+ * a reader of bulk data (adapter files) passes a larger buffer so a fast sender is not reset.
+ */
+export function framed(
+  stream: Stream,
+  maxDataLength: number,
+  maxBufferSize = maxDataLength + 16
+): LengthPrefixedStream<Stream> {
+  return lpStream(stream, { maxDataLength, maxBufferSize })
 }
 
 export async function writeFrame(

@@ -1,0 +1,195 @@
+// The programmatic client of /openlora/infer/1.0.0, used by `openlora infer` and the tests: it
+// signs a request with the client's peer key, streams tokens as they arrive and checks the
+// receipt against what it saw itself (job id, serving peer, model, adapter, token hashes).
+import { randomBytes } from 'node:crypto'
+import type { Stream } from '@libp2p/interface'
+import { type Logger, silentLogger } from '../common/log.ts'
+import { type Hex, toHex } from '../crypto/hash.ts'
+import {
+  type AcceptedFrame,
+  type ChatMessage,
+  encodeFrame,
+  type ProgressFrame,
+  type RequestBody,
+  type RequestFrame,
+  requestSigningBytes,
+  type TokenFrame,
+  type WireGenerationParams
+} from '../protocols/infer/codec.ts'
+import { INFER_PROTOCOL, MAX_RESPONSE_FRAME_BYTES } from '../protocols/infer/constants.ts'
+import { InferError, ProtocolError } from '../protocols/infer/errors.ts'
+import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts'
+import { verifyReceipt } from '../protocols/infer/receipt.ts'
+import { framed, readResponses } from '../protocols/infer/stream.ts'
+
+export interface InferClientComponents {
+  /** this client's peer id (base58btc), the key that signs its requests */
+  peerId: string
+  privateKey: { sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }
+  /** opens a stream to a multiaddr string or a peer id string */
+  dial(target: string, protocol: string, opts: { signal?: AbortSignal }): Promise<Stream>
+  logger?: Logger
+}
+
+export interface InferInput {
+  model: string
+  adapter?: string | null
+  prompt?: string
+  promptIds?: number[]
+  messages?: ChatMessage[]
+  params: WireGenerationParams
+  /** how long the network may take for the whole job; default 120 s */
+  timeoutMs?: number
+  jobId?: Hex
+}
+
+export interface InferOptions {
+  signal?: AbortSignal
+  onAccepted?(frame: AcceptedFrame): void
+  onToken?(frame: TokenFrame): void
+  onProgress?(frame: ProgressFrame): void
+}
+
+export interface InferResult {
+  jobId: Hex
+  /** the peer that ran the job (the last `accepted` frame; the receipt names it too) */
+  servedBy: string
+  route: string[]
+  tokens: TokenFrame[]
+  outputIds: number[]
+  text: string
+  finishReason: 'stop' | 'length' | 'abort'
+  promptIds: number[]
+  usage: { promptTokens: number; outputTokens: number }
+  timings: { queuedMs: number; firstTokenMs: number; totalMs: number }
+  receipt: Receipt
+  verification: ReceiptVerification
+  /** bytes of frames received, by kind (what the job cost on the wire) */
+  wireBytes: { request: number; tokens: number; other: number }
+}
+
+export function newJobId(): Hex {
+  return toHex(randomBytes(16))
+}
+
+export class InferClient {
+  readonly #c: InferClientComponents
+  readonly #log: Logger
+
+  constructor(components: InferClientComponents) {
+    this.#c = components
+    this.#log = components.logger ?? silentLogger
+  }
+
+  get peerId(): string {
+    return this.#c.peerId
+  }
+
+  async buildRequest(input: InferInput): Promise<RequestFrame> {
+    const body: RequestBody = {
+      v: 1,
+      jobId: input.jobId ?? newJobId(),
+      model: input.model,
+      adapter: input.adapter ?? null,
+      params: input.params,
+      deadline: Date.now() + (input.timeoutMs ?? 120_000),
+      client: this.#c.peerId,
+      voucher: null,
+      ...(input.prompt !== undefined ? { prompt: input.prompt } : {}),
+      ...(input.promptIds !== undefined ? { promptIds: input.promptIds } : {}),
+      ...(input.messages !== undefined ? { messages: input.messages } : {})
+    }
+    // Sign exactly what goes on the wire (absent optionals dropped).
+    const wire = JSON.parse(JSON.stringify(body)) as RequestBody
+    return {
+      t: 'request',
+      body: wire,
+      signature: await this.#c.privateKey.sign(requestSigningBytes(wire)),
+      route: []
+    }
+  }
+
+  /** Runs one job through `target` (a multiaddr or peer id string). Throws InferError or ProtocolError. */
+  async infer(target: string, input: InferInput, opts: InferOptions = {}): Promise<InferResult> {
+    const req = await this.buildRequest(input)
+    const { jobId } = req.body
+    const timeout = AbortSignal.timeout((input.timeoutMs ?? 120_000) + 5_000)
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout
+    const stream = await this.#c.dial(target, INFER_PROTOCOL, { signal })
+    const onAbort = () => stream.abort(new Error('cancelled by the client'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    const lp = framed(stream, MAX_RESPONSE_FRAME_BYTES)
+    const tokens: TokenFrame[] = []
+    const reqBytes = encodeFrame(req)
+    const wireBytes = { request: reqBytes.length, tokens: 0, other: 0 }
+    let accepted: AcceptedFrame | undefined
+    try {
+      await lp.write(reqBytes, { signal })
+      for await (const f of readResponses(lp, signal)) {
+        const size = encodeFrame(f).length
+        if (f.t === 'token') wireBytes.tokens += size
+        else wireBytes.other += size
+        switch (f.t) {
+          case 'accepted':
+            accepted = f
+            opts.onAccepted?.(f)
+            break
+          case 'token':
+            tokens.push(f)
+            opts.onToken?.(f)
+            break
+          case 'progress':
+            opts.onProgress?.(f)
+            break
+          case 'error':
+            throw new InferError(
+              f.code,
+              f.message,
+              f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}
+            )
+          case 'result': {
+            if (f.jobId !== jobId) throw new ProtocolError(`result is for job ${f.jobId}, not ${jobId}`)
+            const outputIds = tokens.map((t) => t.id)
+            const verification = await verifyReceipt(f.receipt, {
+              jobId,
+              peerId: accepted?.servedBy,
+              modelId: input.model,
+              adapter: input.adapter ?? null,
+              promptIds: input.promptIds ?? f.promptIds,
+              outputIds
+            })
+            await stream.close().catch(() => {})
+            this.#log.debug('job done', { jobId, servedBy: f.receipt.body.peerId, ok: verification.ok })
+            return {
+              jobId,
+              servedBy: f.receipt.body.peerId,
+              route: accepted?.route ?? [],
+              tokens,
+              outputIds,
+              text: f.text,
+              finishReason: f.finishReason,
+              promptIds: f.promptIds,
+              usage: f.usage,
+              timings: f.timings,
+              receipt: f.receipt,
+              verification,
+              wireBytes
+            }
+          }
+        }
+      }
+      throw new ProtocolError('stream ended without a result or error frame')
+    } catch (err) {
+      stream.abort(err as Error)
+      if (err instanceof InferError || err instanceof ProtocolError) throw err
+      if (signal.aborted)
+        throw new InferError(
+          'DEADLINE_EXCEEDED',
+          opts.signal?.aborted ? 'cancelled by the caller' : 'job timed out'
+        )
+      throw new InferError('INTERNAL', `connection lost: ${(err as Error).message}`, {}, { cause: err })
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+}

@@ -1,0 +1,9 @@
+export {
+  InferClient,
+  type InferClientComponents,
+  type InferInput,
+  type InferOptions,
+  type InferResult,
+  newJobId
+} from './client.ts'
+export { clientFor, createClientHost, dialerOf } from './host.ts'

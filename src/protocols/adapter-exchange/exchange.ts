@@ -1,0 +1,260 @@
+// Adapter exchange: a node asked for an adapter it lacks fetches the two PEFT files by CID from a
+// peer that advertises it, checks them against the CID (manifest hash, then each file's size and
+// sha256 as it streams), and stores them in the cold tier. A peer sending wrong bytes is caught
+// and the next peer is tried.
+//
+// Why not Helia bitswap (the issue's first choice): our adapter CID is a dag-cbor manifest that
+// names files by sha256, not by CID links, so bitswap could fetch the manifest but not the files
+// without re-chunking them into a UnixFS DAG under a second, different CID; its block size limit
+// (~2 MiB) is below one adapter file; and Helia keeps its own blockstore beside the AdapterStore's
+// cold tier (two copies on disk). The protocol below is ~200 lines on the node's own libp2p host.
+//
+// Wire: client sends one frame, CBOR `{ cid }`. Server answers a CBOR frame
+// `{ t: 'manifest', files: [{ name, size, sha256 }] }` (or `{ t: 'error', code, message }`), then
+// each file's bytes in name order as raw length-prefixed frames of at most CHUNK_BYTES, then closes.
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { type Logger, silentLogger } from '../../common/log.ts'
+import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
+import { cidForManifest, parseCid } from '../../crypto/cid.ts'
+import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
+import { framed } from '../infer/stream.ts'
+import {
+  ADAPTER_FILE_NAMES,
+  ADAPTER_PROTOCOL,
+  CHUNK_BYTES,
+  DEFAULT_MAX_ADAPTER_BYTES,
+  FETCH_BUFFER_BYTES,
+  FETCH_TIMEOUT_MS,
+  MAX_ADAPTER_REQUEST_BYTES,
+  MAX_MANIFEST_FRAME_BYTES
+} from './constants.ts'
+import { AdapterFetchError } from './errors.ts'
+
+export type AdapterFileName = (typeof ADAPTER_FILE_NAMES)[number]
+export type AdapterFileSet = Record<AdapterFileName, Uint8Array>
+
+/** Where served adapters come from (the AdapterStore fits: `files(cid)` throws when absent). */
+export interface AdapterSource {
+  files(cid: string): Promise<AdapterFileSet>
+}
+
+/** Where fetched adapters go (the AdapterStore fits: checks the CID again and stores cold). */
+export interface AdapterSink {
+  importFiles(files: AdapterFileSet, opts: { expectedCid: string }): Promise<{ cid: string; added: boolean }>
+}
+
+export interface AdapterExchangeHost {
+  handle(
+    protocol: string,
+    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+    opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
+  ): Promise<void>
+  unhandle(protocol: string): Promise<void>
+  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
+}
+
+export interface AdapterExchangeComponents {
+  host: AdapterExchangeHost
+  source?: AdapterSource
+  sink?: AdapterSink
+  logger?: Logger
+}
+
+export interface AdapterExchangeInit {
+  maxAdapterBytes?: number
+  fetchTimeoutMs?: number
+}
+
+interface ManifestEntry {
+  name: AdapterFileName
+  size: number
+  sha256: Uint8Array
+}
+
+function parseManifestFrame(raw: unknown, maxBytes: number): ManifestEntry[] {
+  const f = raw as { t?: unknown; files?: unknown; code?: unknown; message?: unknown }
+  if (f?.t === 'error')
+    throw new AdapterFetchError(
+      'ADAPTER_NOT_FOUND',
+      `peer has no such adapter: ${String(f.message).slice(0, 200)}`
+    )
+  if (f?.t !== 'manifest' || !Array.isArray(f.files) || f.files.length !== ADAPTER_FILE_NAMES.length)
+    throw new AdapterFetchError(
+      'ADAPTER_VERIFY_FAILED',
+      'manifest frame is malformed (needs exactly the two PEFT files)'
+    )
+  let total = 0
+  return f.files.map((e: { name?: unknown; size?: unknown; sha256?: unknown }, i) => {
+    if (e?.name !== ADAPTER_FILE_NAMES[i])
+      throw new AdapterFetchError(
+        'ADAPTER_VERIFY_FAILED',
+        `manifest file ${i} must be ${ADAPTER_FILE_NAMES[i]}`
+      )
+    if (typeof e.size !== 'number' || !Number.isInteger(e.size) || e.size < 0)
+      throw new AdapterFetchError('ADAPTER_VERIFY_FAILED', `manifest size of ${e.name} is not a byte count`)
+    total += e.size
+    if (total > maxBytes)
+      throw new AdapterFetchError(
+        'ADAPTER_VERIFY_FAILED',
+        `adapter is larger than this node's limit of ${maxBytes} bytes`
+      )
+    if (!(e.sha256 instanceof Uint8Array) || e.sha256.length !== 32)
+      throw new AdapterFetchError('ADAPTER_VERIFY_FAILED', `manifest hash of ${e.name} is not 32 bytes`)
+    return { name: e.name as AdapterFileName, size: e.size, sha256: e.sha256 }
+  })
+}
+
+export class AdapterExchange {
+  readonly #c: AdapterExchangeComponents
+  readonly #maxBytes: number
+  readonly #timeoutMs: number
+  readonly #log: Logger
+  readonly #inflight = new Map<string, Promise<void>>()
+  #started = false
+
+  constructor(components: AdapterExchangeComponents, init: AdapterExchangeInit = {}) {
+    this.#c = components
+    this.#maxBytes = init.maxAdapterBytes ?? DEFAULT_MAX_ADAPTER_BYTES
+    this.#timeoutMs = init.fetchTimeoutMs ?? FETCH_TIMEOUT_MS
+    this.#log = components.logger ?? silentLogger
+  }
+
+  async start(): Promise<void> {
+    if (this.#started || !this.#c.source) return
+    await this.#c.host.handle(ADAPTER_PROTOCOL, (s, c) => this.#serve(s, c), {
+      maxInboundStreams: 8,
+      maxOutboundStreams: 8
+    })
+    this.#started = true
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    await this.#c.host.unhandle(ADAPTER_PROTOCOL)
+  }
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const lp = framed(stream, MAX_ADAPTER_REQUEST_BYTES)
+    const signal = AbortSignal.timeout(this.#timeoutMs)
+    let cid = ''
+    try {
+      const req = decodeCanonical<{ cid?: unknown }>((await lp.read({ signal })).subarray())
+      if (typeof req?.cid !== 'string' || req.cid.length > 128)
+        throw new Error('request must be { cid: string }')
+      cid = req.cid
+      parseCid(cid)
+      let files: AdapterFileSet
+      try {
+        files = await this.#c.source!.files(cid)
+      } catch (err) {
+        await lp.write(
+          encodeCanonical({ t: 'error', code: 'ADAPTER_NOT_FOUND', message: (err as Error).message })
+        )
+        await stream.close({ signal })
+        return
+      }
+      const manifest = ADAPTER_FILE_NAMES.map((name) => ({
+        name,
+        size: files[name].length,
+        sha256: sha256(files[name])
+      }))
+      await lp.write(encodeCanonical({ t: 'manifest', files: manifest }), { signal })
+      for (const name of ADAPTER_FILE_NAMES) {
+        const data = files[name]
+        for (let off = 0; off < data.length; off += CHUNK_BYTES)
+          await lp.write(data.subarray(off, off + CHUNK_BYTES), { signal })
+      }
+      await stream.close({ signal })
+      this.#log.debug('adapter served', { cid, peer: connection.remotePeer.toString() })
+    } catch (err) {
+      this.#log.debug('adapter request failed', { cid, peer: connection.remotePeer.toString(), err })
+      stream.abort(err as Error)
+    }
+  }
+
+  /** Fetches `cid` from the first of `from` that sends bytes matching it; one fetch per CID at a time. */
+  fetch(cid: string, from: string[], opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const running = this.#inflight.get(cid)
+    if (running) return running
+    const p = this.#fetchAny(cid, from, opts.signal).finally(() => this.#inflight.delete(cid))
+    this.#inflight.set(cid, p)
+    return p
+  }
+
+  async #fetchAny(cid: string, from: string[], signal?: AbortSignal): Promise<void> {
+    if (!this.#c.sink)
+      throw new AdapterFetchError('ADAPTER_NOT_FOUND', 'this node has no adapter store to fetch into')
+    const attempts: { peer: string; error: string }[] = []
+    for (const peer of from) {
+      try {
+        const files = await this.fetchFrom(cid, peer, signal)
+        await this.#c.sink.importFiles(files, { expectedCid: cid })
+        this.#log.info('adapter fetched', { cid, peer })
+        return
+      } catch (err) {
+        if (signal?.aborted) throw err
+        attempts.push({ peer, error: (err as Error).message })
+        this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+      }
+    }
+    const verify = attempts.some((a) => /does not match|hash|size/.test(a.error))
+    throw new AdapterFetchError(
+      verify ? 'ADAPTER_VERIFY_FAILED' : 'ADAPTER_NOT_FOUND',
+      `could not fetch adapter ${cid} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
+      { cid, attempts }
+    )
+  }
+
+  /** Downloads and verifies the adapter's files from one peer; stores nothing. */
+  async fetchFrom(cid: string, peer: string, signal?: AbortSignal): Promise<AdapterFileSet> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs)
+    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
+    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, { signal: sig })
+    try {
+      const lp = framed(stream, Math.max(CHUNK_BYTES, MAX_MANIFEST_FRAME_BYTES), FETCH_BUFFER_BYTES)
+      await lp.write(encodeCanonical({ cid }), { signal: sig })
+      const manifestBytes = (await lp.read({ signal: sig })).subarray()
+      if (manifestBytes.length > MAX_MANIFEST_FRAME_BYTES)
+        throw new AdapterFetchError('ADAPTER_VERIFY_FAILED', 'manifest frame is oversized')
+      const manifest = parseManifestFrame(decodeCanonical(manifestBytes), this.#maxBytes)
+      // The manifest must hash to the CID before a single file byte is accepted.
+      const got = cidForManifest({ v: 1, kind: 'peft-adapter', files: manifest })
+      if (got !== cid)
+        throw new AdapterFetchError(
+          'ADAPTER_VERIFY_FAILED',
+          `manifest hashes to ${got}, which does not match ${cid}`
+        )
+      const files = {} as AdapterFileSet
+      for (const entry of manifest) {
+        const buf = new Uint8Array(entry.size)
+        const h = sha256Stream()
+        let off = 0
+        while (off < entry.size) {
+          const chunk = (await lp.read({ signal: sig })).subarray()
+          if (off + chunk.length > entry.size)
+            throw new AdapterFetchError(
+              'ADAPTER_VERIFY_FAILED',
+              `${entry.name}: peer sent more bytes than the manifest size`
+            )
+          buf.set(chunk, off)
+          h.update(chunk)
+          off += chunk.length
+        }
+        const digest = h.digest()
+        if (!bytesEqual(digest, entry.sha256))
+          throw new AdapterFetchError(
+            'ADAPTER_VERIFY_FAILED',
+            `${entry.name}: sha256 ${toHex(digest)} does not match the manifest's ${toHex(entry.sha256)}`
+          )
+        files[entry.name] = buf
+      }
+      await stream.close({ signal: sig }).catch(() => {})
+      return files
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+}
