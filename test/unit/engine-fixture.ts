@@ -47,7 +47,7 @@ export function toyExpected(prompt: number[], name: string | undefined, maxNewTo
 
 export class ToyModel {
   readonly modelId: string
-  readonly config = { vocabSize: VOCAB }
+  readonly config = { vocabSize: VOCAB, eosTokenIds: [EOS] }
   readonly pools: ToyPools
   readonly maxBatch: number
   private readonly rows = new Map<number, number[]>()

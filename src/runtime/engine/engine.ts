@@ -21,13 +21,13 @@ export interface EngineTokenizer {
   encode(text: string): ArrayLike<number>
   decode(ids: number[]): string
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string
-  readonly eosTokenIds: readonly number[]
 }
 
-/** What the engine needs of a LoadedModel (src/runtime/model, INTERFACES.md). */
+/** What the engine needs of a LoadedModel (src/runtime/model, INTERFACES.md). Without a
+ * tokenizer the model takes promptIds only and events carry no text. */
 export interface EngineModel extends RunnerModel {
-  readonly tokenizer: EngineTokenizer
-  readonly config: { readonly vocabSize: number }
+  readonly tokenizer?: EngineTokenizer
+  readonly config: { readonly vocabSize: number; readonly eosTokenIds: readonly number[] }
 }
 
 export interface EngineInit {
@@ -106,7 +106,7 @@ export class Engine {
           model: req?.model
         }
       )
-    const params = this.checkParams(req.params)
+    const params = this.checkParams(req.params, model)
     const adapter = req.adapter ?? null
     if (adapter !== null && (typeof adapter !== 'string' || adapter.length > 200))
       throw new InvalidParametersError('adapter must be a CID string or null')
@@ -118,7 +118,7 @@ export class Engine {
         this.limits.maxSeqLen,
         'engine.maxSeqLen: the KV cache holds this many positions per sequence'
       )
-    const stopIds = new Set([...model.tokenizer.eosTokenIds, ...(params.stopTokenIds ?? [])])
+    const stopIds = new Set([...model.config.eosTokenIds, ...(params.stopTokenIds ?? [])])
     let job: Job | undefined
     const channel = new EventChannel<TokenEvent>(() => job !== undefined && runner.cancel(job))
     job = {
@@ -134,7 +134,10 @@ export class Engine {
       stopIds,
       rng: seededRng(params.seed ?? randomInt(2 ** 32 - 1)),
       channel,
-      text: new TextTracker((ids) => model.tokenizer.decode(ids), params.stopStrings),
+      text: new TextTracker(
+        model.tokenizer ? (ids) => model.tokenizer!.decode(ids) : () => '',
+        params.stopStrings
+      ),
       outputIds: [],
       inStep: false,
       cancelRequested: false,
@@ -201,6 +204,9 @@ export class Engine {
         given: given.length
       })
     let ids: number[]
+    const tok = model.tokenizer
+    if (tok === undefined && req.promptIds == null)
+      throw new InvalidParametersError(`model ${model.modelId} has no tokenizer; send promptIds`)
     if (req.promptIds !== undefined && req.promptIds !== null) {
       if (!Array.isArray(req.promptIds) || req.promptIds.length > this.limits.maxSeqLen)
         throw new InvalidParametersError(
@@ -210,7 +216,7 @@ export class Engine {
     } else if (req.prompt !== undefined && req.prompt !== null) {
       if (typeof req.prompt !== 'string' || req.prompt.length > MAX_PROMPT_CHARS)
         throw new InvalidParametersError(`prompt must be a string of at most ${MAX_PROMPT_CHARS} characters`)
-      ids = Array.from(model.tokenizer.encode(req.prompt))
+      ids = Array.from(tok!.encode(req.prompt))
     } else {
       const msgs = req.messages
       if (!Array.isArray(msgs) || msgs.length === 0 || msgs.length > MAX_MESSAGES)
@@ -223,9 +229,7 @@ export class Engine {
       }
       if (chars > MAX_PROMPT_CHARS)
         throw new InvalidParametersError(`messages hold ${chars} characters; at most ${MAX_PROMPT_CHARS}`)
-      ids = Array.from(
-        model.tokenizer.encode(model.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }))
-      )
+      ids = Array.from(tok!.encode(tok!.applyChatTemplate(msgs, { addGenerationPrompt: true })))
     }
     if (ids.length === 0) throw new InvalidParametersError('the prompt is empty; give at least one token')
     const vocab = model.config.vocabSize
@@ -235,7 +239,7 @@ export class Engine {
     return ids
   }
 
-  private checkParams(p: GenerationParams): GenerationParams {
+  private checkParams(p: GenerationParams, model: EngineModel): GenerationParams {
     if (p === null || typeof p !== 'object') throw new InvalidParametersError('params is required')
     const max = this.limits.maxNewTokens
     if (!Number.isInteger(p.maxNewTokens) || p.maxNewTokens < 1)
@@ -264,6 +268,10 @@ export class Engine {
       )
         throw new InvalidParametersError(`params.stopTokenIds must be at most ${MAX_STOP_TOKEN_IDS} integers`)
     }
+    if (p.stopStrings !== undefined && p.stopStrings.length > 0 && model.tokenizer === undefined)
+      throw new InvalidParametersError(
+        `model ${model.modelId} has no tokenizer, so stopStrings cannot be matched`
+      )
     if (p.stopStrings !== undefined) {
       if (
         !Array.isArray(p.stopStrings) ||
