@@ -1,0 +1,24 @@
+import { OpenLoraError } from '../common/errors.ts'
+
+export type DatanetErrorCode =
+  | 'DATANET_NOT_FOUND'
+  | 'DATANET_INVALID'
+  | 'CONTRIBUTION_INVALID'
+  | 'CONTRIBUTION_DUPLICATE'
+  | 'VERSION_NOT_FOUND'
+  | 'NOTHING_TO_PUBLISH'
+  | 'CHUNK_NOT_FOUND'
+  | 'CHUNK_MISMATCH'
+  | 'INDEX_INVALID'
+
+export class DatanetError extends OpenLoraError<DatanetErrorCode> {}
+
+export type ProvenanceErrorCode = 'PROVENANCE_INVALID'
+export class ProvenanceError extends OpenLoraError<ProvenanceErrorCode> {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('PROVENANCE_INVALID', message, details)
+  }
+}
+
+export type AttributionErrorCode = 'ATTRIBUTION_INPUT_INVALID' | 'PROOF_MALFORMED'
+export class AttributionError extends OpenLoraError<AttributionErrorCode> {}
