@@ -186,6 +186,62 @@ export class ChainClient {
     )
   }
 
+  async datanetExists(datanetId: Hex): Promise<boolean> {
+    return this.read('datanet exists', () =>
+      this.publicClient.readContract({
+        address: this.addresses.datanetRegistry,
+        abi: datanetRegistryAbi,
+        functionName: 'exists',
+        args: [datanetId]
+      })
+    )
+  }
+
+  /** Pools funded by `node`'s claims (PoolFunded events) from `fromBlock` on. */
+  async poolsFundedBy(
+    node: Address,
+    fromBlock = 0n
+  ): Promise<{ poolId: bigint; datanetId: Hex; root: Hex; total: bigint; txHash: Hex }[]> {
+    const logs = await this.read('pool events', () =>
+      this.publicClient.getContractEvents({
+        address: this.addresses.settlement,
+        abi: settlementAbi,
+        eventName: 'PoolFunded',
+        args: { node },
+        fromBlock
+      })
+    )
+    return logs.map((l) => ({
+      poolId: l.args.poolId!,
+      datanetId: l.args.datanetId!,
+      root: l.args.root!,
+      total: l.args.total!,
+      txHash: l.transactionHash
+    }))
+  }
+
+  /** VoucherClaimed events of `node` from `fromBlock` on: what the chain paid it, per channel. */
+  async vouchersClaimedBy(
+    node: Address,
+    fromBlock = 0n
+  ): Promise<{ client: Address; adapterId: Hex; cumulativeAmount: bigint; paid: bigint }[]> {
+    const logs = await this.read('voucher events', () =>
+      this.publicClient.getContractEvents({
+        address: this.addresses.settlement,
+        abi: settlementAbi,
+        eventName: 'VoucherClaimed',
+        args: { node },
+        fromBlock
+      })
+    )
+    return logs.map((l) => ({
+      client: l.args.client!,
+      adapterId: l.args.adapterId!,
+      cumulativeAmount: l.args.cumulativeAmount!,
+      paid: l.args.paid!
+    }))
+  }
+
   async treasury(): Promise<Address> {
     return this.read('treasury', () =>
       this.publicClient.readContract({

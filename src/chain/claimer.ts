@@ -1,0 +1,286 @@
+// Claimer: turns the VoucherStore's unclaimed vouchers into Settlement.claim transactions, every
+// claimIntervalSec or as soon as the unclaimed value reaches minClaim. Batches are sorted by
+// adapter (one owner lookup per run on-chain) and capped at maxBatch. A voucher the contract
+// refuses is dealt with by reason (already paid: catch up with the chain; escrow short: wait;
+// bad signature or unknown adapter: quarantine) and the rest of the batch goes again; other
+// failures back off exponentially. On start it reconciles with the chain: channel amounts come
+// from the contract itself, so a voucher claimed before a crash is never claimed twice, and a
+// voucher stored but not yet claimed is claimed after the restart.
+import type { Address, Hex } from 'viem'
+import { createLogger, type Logger } from '../common/log.ts'
+import type { ChainClient } from './client.ts'
+import type { SignedVoucher } from './eip712.ts'
+import { ChainCallError, revertArgs } from './errors.ts'
+import { planAttribution } from './pool-attribution.ts'
+import type { ChannelRecord, VoucherStore } from './store.ts'
+
+export interface ClaimerInit {
+  /** seconds between claim rounds; default 300 */
+  claimIntervalSec?: number
+  /** claim at once when this much (wei) is unclaimed; default 1 OPEN */
+  minClaim?: bigint
+  /** vouchers per transaction; 100 keeps a claim near 2M gas */
+  maxBatch?: number
+  retryBaseMs?: number
+  retryMaxMs?: number
+  /** first block to search for this node's PoolFunded events when reconciling */
+  fromBlock?: bigint
+  logger?: Logger
+}
+
+export interface ClaimerComponents {
+  chain: ChainClient
+  store: VoucherStore
+}
+
+export interface ClaimOutcome {
+  txHash: Hex
+  vouchers: number
+  total: bigint
+  gasUsed: bigint
+  poolIds: bigint[]
+}
+
+const CHUNK = 500
+
+export class Claimer {
+  private readonly chain: ChainClient
+  private readonly store: VoucherStore
+  private readonly node: Address
+  private readonly intervalMs: number
+  private readonly minClaim: bigint
+  private readonly maxBatch: number
+  private readonly retryBaseMs: number
+  private readonly retryMaxMs: number
+  private readonly fromBlock: bigint
+  private readonly log: Logger
+  private timer: NodeJS.Timeout | undefined
+  private running: Promise<ClaimOutcome[]> | undefined
+  private failures = 0
+  private started = false
+  private readonly datanetKnown = new Map<Hex, boolean>()
+
+  constructor(components: ClaimerComponents, init: ClaimerInit = {}) {
+    this.chain = components.chain
+    this.store = components.store
+    this.node = components.chain.address
+    this.intervalMs = (init.claimIntervalSec ?? 300) * 1000
+    this.minClaim = init.minClaim ?? 10n ** 18n
+    this.maxBatch = init.maxBatch ?? 100
+    this.retryBaseMs = init.retryBaseMs ?? 1000
+    this.retryMaxMs = init.retryMaxMs ?? 60_000
+    this.fromBlock = init.fromBlock ?? 0n
+    this.log = init.logger ?? createLogger('chain:claimer')
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.started = true
+    try {
+      await this.reconcile()
+    } catch (err) {
+      this.log.warn('reconcile failed; will retry with the first claim', { err })
+    }
+    this.schedule(0)
+  }
+
+  async stop(): Promise<void> {
+    this.started = false
+    clearTimeout(this.timer)
+    this.timer = undefined
+    await this.running?.catch(() => {})
+  }
+
+  /** Call after each recorded payment: claims at once when the unclaimed value reaches minClaim. */
+  notify(): void {
+    if (!this.started || this.running) return
+    void this.pendingAmount()
+      .then((p) => {
+        if (p >= this.minClaim && this.started && !this.running) this.schedule(0)
+      })
+      .catch((err) => this.log.debug('pending amount failed', { err }))
+  }
+
+  async pendingAmount(): Promise<bigint> {
+    let sum = 0n
+    for (const u of await this.store.unclaimed(this.node)) sum += u.unclaimed
+    return sum
+  }
+
+  /** Reads every stored channel's claimed amount and the pools of past claims from the chain. */
+  async reconcile(): Promise<void> {
+    const mine = (await this.store.allChannels()).filter((c) => c.node === this.node)
+    for (let i = 0; i < mine.length; i += CHUNK) {
+      const part = mine.slice(i, i + CHUNK)
+      const amounts = await this.chain.claimedOfMany(part.map((c) => c.channel))
+      await Promise.all(part.map((c, j) => this.store.setClaimed(c.channel, amounts[j]!)))
+    }
+    const open = (await this.store.allPools()).filter((p) => p.poolId == null)
+    if (open.length > 0) {
+      const funded = await this.chain.poolsFundedBy(this.node, this.fromBlock)
+      const known = new Set((await this.store.allPools()).map((p) => p.poolId).filter((x) => x != null))
+      for (const p of open) {
+        const hit = funded.find((f) => f.root === p.root && !known.has(f.poolId.toString()))
+        if (!hit) continue
+        known.add(hit.poolId.toString())
+        await this.store.savePool({ ...p, poolId: hit.poolId.toString() })
+      }
+    }
+    this.log.debug('reconciled', { channels: mine.length, openPools: open.length })
+  }
+
+  /** Claims everything unclaimed now (single flight: a second call joins the first). */
+  claimNow(): Promise<ClaimOutcome[]> {
+    if (this.running) return this.running
+    this.running = this.claimAll().finally(() => {
+      this.running = undefined
+    })
+    return this.running
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer)
+    if (!this.started) return
+    this.timer = setTimeout(() => {
+      this.claimNow().then(
+        () => {
+          this.failures = 0
+          this.schedule(this.intervalMs)
+        },
+        (err) => {
+          this.failures++
+          const backoff = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (this.failures - 1))
+          this.log.warn('claim round failed; retrying', { err, failures: this.failures, backoffMs: backoff })
+          this.schedule(backoff)
+        }
+      )
+    }, delayMs)
+    this.timer.unref?.()
+  }
+
+  private async claimAll(): Promise<ClaimOutcome[]> {
+    await this.reconcile()
+    const todo = (await this.store.unclaimed(this.node)).sort((a, b) =>
+      a.record.adapterId < b.record.adapterId ? -1 : a.record.adapterId > b.record.adapterId ? 1 : 0
+    )
+    const out: ClaimOutcome[] = []
+    for (let i = 0; i < todo.length; i += this.maxBatch) {
+      const r = await this.claimBatch(
+        todo.slice(i, i + this.maxBatch).map((t) => ({ record: t.record, voucher: t.voucher }))
+      )
+      if (r) out.push(r)
+    }
+    return out
+  }
+
+  private async claimBatch(
+    batch: { record: ChannelRecord; voucher: SignedVoucher }[]
+  ): Promise<ClaimOutcome | undefined> {
+    let items = batch
+    let withAttribution = true
+    // each refusal removes one voucher (or the attribution), so this ends
+    for (let attempt = 0; attempt <= batch.length + 1 && items.length > 0; attempt++) {
+      const jobs = await Promise.all(
+        items.map(async ({ record, voucher }) => {
+          const claimed = BigInt(record.claimed)
+          return {
+            increase: voucher.cumulativeAmount - claimed,
+            receipts: await this.store.receiptsFor(record.channel, claimed, voucher.cumulativeAmount)
+          }
+        })
+      )
+      const plan = withAttribution ? await this.plan(jobs) : { attributions: [], pools: [] }
+      const createdAt = Date.now()
+      // the trees are stored before the transaction so contributors' proofs survive a crash
+      for (const p of plan.pools) {
+        await this.store.savePool({
+          root: p.tree.root,
+          datanetId: p.datanetId,
+          total: p.tree.total.toString(),
+          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
+          createdAt
+        })
+      }
+      try {
+        const res = await this.chain.claim(
+          items.map((x) => x.voucher),
+          plan.attributions
+        )
+        for (const [k, p] of plan.pools.entries()) {
+          const poolId = res.poolIds[k]
+          if (poolId == null) continue
+          await this.store.savePool({
+            root: p.tree.root,
+            datanetId: p.datanetId,
+            total: p.tree.total.toString(),
+            leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
+            createdAt,
+            poolId: poolId.toString()
+          })
+        }
+        for (const { record, voucher } of items)
+          await this.store.setClaimed(record.channel, voucher.cumulativeAmount)
+        await this.store.saveClaim({
+          txHash: res.hash,
+          vouchers: items.map(({ record, voucher }, j) => ({
+            channel: record.channel,
+            adapterId: record.adapterId,
+            cumulativeAmount: voucher.cumulativeAmount.toString(),
+            increase: jobs[j]!.increase.toString()
+          })),
+          total: res.total.toString(),
+          gasUsed: res.gasUsed.toString(),
+          at: Date.now()
+        })
+        this.log.info('claimed', {
+          tx: res.hash,
+          vouchers: items.length,
+          total: res.total,
+          gasUsed: res.gasUsed
+        })
+        return {
+          txHash: res.hash,
+          vouchers: items.length,
+          total: res.total,
+          gasUsed: res.gasUsed,
+          poolIds: res.poolIds
+        }
+      } catch (err) {
+        if (!(err instanceof ChainCallError) || !err.revert) throw err
+        const args = revertArgs(err) ?? []
+        const reason = err.revert
+        if (reason === 'AttributionMismatch' || reason === 'BadAttribution') {
+          this.log.warn('attribution refused; claiming without it', { reason })
+          withAttribution = false
+          continue
+        }
+        const index = Number(args[0])
+        const bad = items[index]
+        if (!bad) throw err
+        if (reason === 'NotIncreasing')
+          await this.store.setClaimed(bad.record.channel, BigInt(args[1] as bigint))
+        else if (reason === 'InvalidSignature' || reason === 'UnknownAdapter')
+          await this.store.quarantine(bad.record.channel, reason)
+        // InsufficientEscrow: left in the store; a later round claims it once the client deposits
+        this.log.warn('voucher refused; claiming the rest', { reason, channel: bad.record.channel })
+        items = items.filter((_, j) => j !== index)
+      }
+    }
+    return undefined
+  }
+
+  private async plan(jobs: Parameters<typeof planAttribution>[0]) {
+    const ids = new Set<Hex>()
+    for (const j of jobs)
+      for (const r of j.receipts)
+        for (const d of r.attribution?.datanets ?? []) ids.add(d.id.toLowerCase() as Hex)
+    for (const id of ids) {
+      if (!this.datanetKnown.has(id)) this.datanetKnown.set(id, await this.chain.datanetExists(id))
+    }
+    return planAttribution(jobs, (id) => this.datanetKnown.get(id) === true)
+  }
+}
+
+export function createClaimer(components: ClaimerComponents, init: ClaimerInit = {}): Claimer {
+  return new Claimer(components, init)
+}

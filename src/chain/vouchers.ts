@@ -1,0 +1,105 @@
+// The node's check of a voucher before it serves a paid job: well formed, for this node and
+// adapter, signed by the client for this chain and contract, increasing the channel by at least
+// the job's price over everything already paid or promised, and covered by the client's escrow
+// together with this node's other unclaimed vouchers from the same client.
+import { type Address, encodeAbiParameters, getAddress, type Hex, keccak256 } from 'viem'
+import type { ChainClient } from './client.ts'
+import { type SignedVoucher, verifyVoucherSignature } from './eip712.ts'
+import { VoucherRejectedError } from './errors.ts'
+import type { VoucherStore } from './store.ts'
+
+/** keccak256(abi.encode(client, node, adapterId)), as Settlement.channelKey. */
+export function channelKey(client: Address, node: Address, adapterId: Hex): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [{ type: 'address' }, { type: 'address' }, { type: 'bytes32' }],
+      [client, node, adapterId]
+    )
+  )
+}
+
+export interface VoucherCheckInput {
+  voucher: SignedVoucher
+  /** this node's operator address */
+  node: Address
+  /** the adapter the job runs (bytes32 id; zero for the base model) */
+  adapterId: Hex
+  /** the least increase this voucher must bring (the job's amountDue) */
+  minIncrease: bigint
+}
+
+export interface VoucherCheckResult {
+  channel: Hex
+  /** what the channel had paid or promised before this voucher */
+  previous: bigint
+  increase: bigint
+  escrowBalance: bigint
+}
+
+/**
+ * Throws VoucherRejectedError (code BAD_SIGNATURE, WRONG_CHANNEL, NOT_INCREASING, UNDERPAID,
+ * INSUFFICIENT_ESCROW or WITHDRAWAL_PENDING) or returns what the voucher adds.
+ */
+export async function checkVoucher(
+  chain: ChainClient,
+  store: VoucherStore,
+  input: VoucherCheckInput
+): Promise<VoucherCheckResult> {
+  const v = input.voucher
+  if (getAddress(v.node) !== getAddress(input.node))
+    throw new VoucherRejectedError(
+      'WRONG_CHANNEL',
+      `voucher is for node ${v.node}, this node is ${input.node}`
+    )
+  if (v.adapterId.toLowerCase() !== input.adapterId.toLowerCase())
+    throw new VoucherRejectedError(
+      'WRONG_CHANNEL',
+      `voucher is for adapter ${v.adapterId}, the job runs ${input.adapterId}`
+    )
+  if (!(await verifyVoucherSignature(chain.domain, v)))
+    throw new VoucherRejectedError(
+      'BAD_SIGNATURE',
+      `voucher signature is not the client's for chain ${chain.domain.chainId} and settlement ${chain.domain.settlement}`
+    )
+  const channel = channelKey(v.client, v.node, v.adapterId)
+  const [stored, onChain, escrow] = await Promise.all([
+    store.getChannel(channel),
+    chain.claimedOf(v.client, v.node, v.adapterId),
+    chain.escrowOf(v.client)
+  ])
+  const storedLatest = stored ? BigInt(stored.latest.cumulativeAmount) : 0n
+  const previous = storedLatest > onChain ? storedLatest : onChain
+  if (v.cumulativeAmount <= previous)
+    throw new VoucherRejectedError(
+      'NOT_INCREASING',
+      `cumulativeAmount must exceed ${previous}, got ${v.cumulativeAmount}`,
+      {
+        previous: previous.toString()
+      }
+    )
+  const increase = v.cumulativeAmount - previous
+  if (increase < input.minIncrease)
+    throw new VoucherRejectedError(
+      'UNDERPAID',
+      `voucher adds ${increase} wei, the job costs ${input.minIncrease}`,
+      {
+        needed: input.minIncrease.toString()
+      }
+    )
+  // a pending withdrawal could empty the escrow before this node claims
+  if (escrow.unlockAt !== 0n)
+    throw new VoucherRejectedError(
+      'WITHDRAWAL_PENDING',
+      'the client has requested a withdrawal of its escrow; deposit again or cancel it'
+    )
+  // what the chain paid on this channel is no longer exposure, whatever the store last saw
+  if (stored && onChain > BigInt(stored.claimed)) await store.setClaimed(channel, onChain)
+  const exposure = await store.unclaimedFromClient(v.client)
+  if (exposure + increase > escrow.balance)
+    throw new VoucherRejectedError(
+      'INSUFFICIENT_ESCROW',
+      `escrow ${escrow.balance} wei does not cover ${increase} wei plus ${exposure} wei of unclaimed vouchers`,
+      { balance: escrow.balance.toString(), needed: (exposure + increase).toString() }
+    )
+  return { channel, previous, increase, escrowBalance: escrow.balance }
+}

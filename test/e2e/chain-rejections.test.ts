@@ -1,0 +1,240 @@
+// Every refusal the issue lists, on a real anvil: the contract refuses forged vouchers, vouchers
+// for another chain id or contract, decreasing or replayed amounts, amounts above the escrow,
+// claims by a node that is not the voucher's node and contributor proofs that do not match; the
+// node's own pre-serving check (checkVoucher) refuses the same before any work is done.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { test } from 'uvu'
+import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
+import { ChainClient } from '../../src/chain/client.ts'
+import { signVoucher } from '../../src/chain/eip712.ts'
+import { ChainCallError, VoucherRejectedError } from '../../src/chain/errors.ts'
+import { buildSumTree } from '../../src/chain/merkle.ts'
+import { VoucherStore } from '../../src/chain/store.ts'
+import { checkVoucher } from '../../src/chain/vouchers.ts'
+
+const OPEN = 10n ** 18n
+// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
+const it = (name: string, fn: () => Promise<void>) =>
+  test(name, async () => {
+    try {
+      await fn()
+    } catch (e) {
+      if ((e as Error).name.startsWith('AssertionError')) throw e
+      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
+    }
+  })
+const adapterId = `0x${'a7'.repeat(32)}` as const
+const datanetId = `0x${'d7'.repeat(32)}` as const
+let chain: LocalChain
+let dir: string
+let db: Level<string, string>
+let store: VoucherStore
+let c: Record<'node' | 'other' | 'client' | 'owner' | 'poor', ChainClient>
+
+async function reverts(p: Promise<unknown>, name: string): Promise<void> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(err instanceof ChainCallError, `expected ChainCallError, got ${(err as Error).name}`)
+    assert.equal(err.revert, name, err.message)
+    return
+  }
+  assert.fail(`expected revert ${name}`)
+}
+
+async function refused(p: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await p
+  } catch (err) {
+    assert.ok(
+      err instanceof VoucherRejectedError,
+      `expected VoucherRejectedError, got ${(err as Error).name}`
+    )
+    assert.equal(err.code, code, err.message)
+    return
+  }
+  assert.fail(`expected refusal ${code}`)
+}
+
+test.before(async () => {
+  chain = await startLocalChain({ accounts: 6, withdrawalDelaySec: 100 })
+  const [, node, other, client, owner, poor] = chain.accounts
+  const mk = (a: (typeof chain.accounts)[number]) => new ChainClient({ ...chain, account: a })
+  c = { node: mk(node!), other: mk(other!), client: mk(client!), owner: mk(owner!), poor: mk(poor!) }
+  await c.owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
+  await c.owner.registerAdapter({ adapterId, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1000n })
+  await c.client.deposit(10n * OPEN)
+  dir = mkdtempSync(join(tmpdir(), 'openlora-chain-rej-'))
+  db = new Level(dir)
+  store = new VoucherStore(db)
+})
+test.after(async () => {
+  await db?.close()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+  await chain?.stop()
+})
+
+const voucherFor = (
+  amount: bigint,
+  opts: { node?: `0x${string}`; chainId?: number; settlement?: `0x${string}` } = {}
+) =>
+  signVoucher(
+    chain.accounts[3]!,
+    { chainId: opts.chainId ?? chain.chainId, settlement: opts.settlement ?? chain.addresses.settlement },
+    { node: opts.node ?? c.node.address, adapterId, cumulativeAmount: amount }
+  )
+
+it('forged voucher: signed by someone else in the client’s name', async () => {
+  const v = await signVoucher(chain.accounts[5]!, c.node.domain, {
+    node: c.node.address,
+    adapterId,
+    cumulativeAmount: OPEN
+  })
+  const forged = { ...v, client: c.client.address }
+  await reverts(c.node.claim([forged]), 'InvalidSignature')
+  await refused(
+    checkVoucher(c.node, store, { voucher: forged, node: c.node.address, adapterId, minIncrease: 1n }),
+    'BAD_SIGNATURE'
+  )
+})
+
+it('voucher signed for another chain id or another contract', async () => {
+  const otherChain = await voucherFor(OPEN, { chainId: 161201 })
+  await reverts(c.node.claim([otherChain]), 'InvalidSignature')
+  await refused(
+    checkVoucher(c.node, store, { voucher: otherChain, node: c.node.address, adapterId, minIncrease: 1n }),
+    'BAD_SIGNATURE'
+  )
+  const otherContract = await voucherFor(OPEN, { settlement: chain.addresses.adapterRegistry })
+  await reverts(c.node.claim([otherContract]), 'InvalidSignature')
+  await refused(
+    checkVoucher(c.node, store, { voucher: otherContract, node: c.node.address, adapterId, minIncrease: 1n }),
+    'BAD_SIGNATURE'
+  )
+})
+
+it('claim by a node that is not the voucher’s node', async () => {
+  const v = await voucherFor(OPEN)
+  await reverts(c.other.claim([v]), 'InvalidSignature')
+  await refused(
+    checkVoucher(c.other, store, { voucher: v, node: c.other.address, adapterId, minIncrease: 1n }),
+    'WRONG_CHANNEL'
+  )
+})
+
+it('replayed and decreasing cumulative amounts', async () => {
+  const v2 = await voucherFor(2n * OPEN)
+  await c.node.claim([v2])
+  await reverts(c.node.claim([v2]), 'NotIncreasing')
+  const v1 = await voucherFor(OPEN)
+  await reverts(c.node.claim([v1]), 'NotIncreasing')
+  // within one batch, the second copy is a replay too
+  const v3 = await voucherFor(3n * OPEN)
+  await reverts(c.node.claim([v3, v3]), 'NotIncreasing')
+  await refused(
+    checkVoucher(c.node, store, { voucher: v1, node: c.node.address, adapterId, minIncrease: 1n }),
+    'NOT_INCREASING'
+  )
+  // the node's own store refuses a voucher that does not grow past the one it holds
+  await store.recordPayment(v3)
+  await refused(store.recordPayment(await voucherFor(3n * OPEN)), 'NOT_INCREASING')
+  await refused(
+    checkVoucher(c.node, store, { voucher: v3, node: c.node.address, adapterId, minIncrease: 1n }),
+    'NOT_INCREASING'
+  )
+  await refused(
+    checkVoucher(c.node, store, {
+      voucher: await voucherFor(3n * OPEN + 5n),
+      node: c.node.address,
+      adapterId,
+      minIncrease: 6n
+    }),
+    'UNDERPAID'
+  )
+})
+
+it('voucher above the client’s escrow balance', async () => {
+  const { balance } = await c.node.escrowOf(c.client.address)
+  const claimed = await c.node.claimedOf(c.client.address, c.node.address, adapterId)
+  const tooMuch = await voucherFor(claimed + balance + 1n)
+  await reverts(c.node.claim([tooMuch]), 'InsufficientEscrow')
+  // the stored 3 OPEN voucher (2 OPEN of it claimed) leaves 1 OPEN of unclaimed exposure,
+  // which the node counts against the escrow
+  await refused(
+    checkVoucher(c.node, store, {
+      voucher: await voucherFor(3n * OPEN + balance - OPEN + 1n),
+      node: c.node.address,
+      adapterId,
+      minIncrease: 1n
+    }),
+    'INSUFFICIENT_ESCROW'
+  )
+  const ok = await checkVoucher(c.node, store, {
+    voucher: await voucherFor(3n * OPEN + balance - OPEN),
+    node: c.node.address,
+    adapterId,
+    minIncrease: 1n
+  })
+  assert.equal(ok.previous, 3n * OPEN)
+})
+
+it('a pending withdrawal makes the node refuse new vouchers; the client cannot withdraw before the delay', async () => {
+  await c.client.requestWithdrawal()
+  await refused(
+    checkVoucher(c.node, store, {
+      voucher: await voucherFor(4n * OPEN),
+      node: c.node.address,
+      adapterId,
+      minIncrease: 1n
+    }),
+    'WITHDRAWAL_PENDING'
+  )
+  await reverts(c.client.withdraw(1n), 'WithdrawalLocked')
+  await c.client.cancelWithdrawal()
+})
+
+it('unregistered adapter: the claim names it', async () => {
+  const v = await signVoucher(chain.accounts[3]!, c.node.domain, {
+    node: c.node.address,
+    adapterId: `0x${'ee'.repeat(32)}`,
+    cumulativeAmount: 1n
+  })
+  await reverts(c.node.claim([v]), 'UnknownAdapter')
+})
+
+it('contributor proofs that do not match are refused; a matching one pays once', async () => {
+  const v = await voucherFor(4n * OPEN)
+  const claimed = await c.node.claimedOf(c.client.address, c.node.address, adapterId)
+  const pool = ((4n * OPEN - claimed) * 1000n) / 10_000n
+  const [, , , , alice, bob] = chain.accounts
+  const tree = buildSumTree([
+    { account: alice!.address, amount: pool - 7n },
+    { account: bob!.address, amount: 7n }
+  ])
+  // an attribution above the pool is refused
+  await reverts(c.node.claim([v], [{ datanetId, root: tree.root, total: pool + 1n }]), 'AttributionMismatch')
+  const res = await c.node.claim([v], [{ datanetId, root: tree.root, total: tree.total }])
+  const poolId = res.poolIds[0]!
+  const i = tree.indexOf(bob!.address)
+  const leaf = tree.leaves[i]!
+  const good = { poolId, index: i, account: leaf.account, amount: leaf.amount, proof: tree.proof(i) }
+  await reverts(c.node.withdrawContribution({ ...good, amount: leaf.amount + 1n }), 'InvalidProof')
+  await reverts(c.node.withdrawContribution({ ...good, account: alice!.address }), 'InvalidProof')
+  await reverts(c.node.withdrawContribution({ ...good, index: i ^ 1 }), 'InvalidProof')
+  await reverts(c.node.withdrawContribution({ ...good, index: i + 2 }), 'InvalidProof')
+  await reverts(
+    c.node.withdrawContribution({ ...good, proof: [{ ...good.proof[0]!, sum: good.proof[0]!.sum + 1n }] }),
+    'InvalidProof'
+  )
+  await reverts(c.node.withdrawContribution({ ...good, poolId: poolId + 1n }), 'UnknownPool')
+  const before = await c.node.tokenBalance(bob!.address)
+  await c.node.withdrawContribution(good)
+  assert.equal(await c.node.tokenBalance(bob!.address), before + 7n)
+  await reverts(c.node.withdrawContribution(good), 'AlreadyWithdrawn')
+})
+
+test.run()
