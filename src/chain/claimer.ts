@@ -76,12 +76,15 @@ export class Claimer {
   async start(): Promise<void> {
     if (this.started) return
     this.started = true
+    let pending = 0n
     try {
       await this.reconcile()
+      pending = await this.pendingAmount()
     } catch (err) {
       this.log.warn('reconcile failed; will retry with the first claim', { err })
     }
-    this.schedule(0)
+    // what was stored before a restart is claimed in the first round: at once when it is worth it
+    this.schedule(pending >= this.minClaim ? 0 : this.intervalMs)
   }
 
   async stop(): Promise<void> {

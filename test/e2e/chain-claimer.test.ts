@@ -1,0 +1,208 @@
+// The Claimer over a real LevelDB and a real anvil: a node "killed" between storing vouchers and
+// claiming them claims them after a restart (a fresh Claimer over the same directory), exactly
+// once; a node killed after its claim was mined but before it noted it claims nothing more; the
+// minClaim threshold claims without being asked; a refused voucher does not block the batch; and
+// contributors withdraw with the proofs the store kept.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { test } from 'uvu'
+import type { LocalAccount } from 'viem'
+import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
+import { Claimer } from '../../src/chain/claimer.ts'
+import { ChainClient } from '../../src/chain/client.ts'
+import { signVoucher } from '../../src/chain/eip712.ts'
+import { buildSumTree } from '../../src/chain/merkle.ts'
+import { splitPayment } from '../../src/chain/shares.ts'
+import { VoucherStore } from '../../src/chain/store.ts'
+import { channelKey } from '../../src/chain/vouchers.ts'
+
+const OPEN = 10n ** 18n
+// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
+const it = (name: string, fn: () => Promise<void>) =>
+  test(name, async () => {
+    try {
+      await fn()
+    } catch (e) {
+      if ((e as Error).name.startsWith('AssertionError')) throw e
+      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
+    }
+  })
+
+const adapterA = `0x${'aa'.repeat(32)}` as const
+const adapterB = `0x${'bb'.repeat(32)}` as const
+const datanetId = `0x${'dd'.repeat(32)}` as const
+let chain: LocalChain
+let dir: string
+let nodeAcc: LocalAccount
+let node: ChainClient
+let clients: LocalAccount[]
+const open = (sub: string) => new Level<string, string>(join(dir, sub))
+
+test.before(async () => {
+  chain = await startLocalChain({ accounts: 9, withdrawalDelaySec: 100 })
+  nodeAcc = chain.accounts[1]!
+  node = new ChainClient({ ...chain, account: nodeAcc })
+  const owner = new ChainClient({ ...chain, account: chain.accounts[2]! })
+  await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
+  await owner.registerAdapter({ adapterId: adapterA, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1n })
+  await owner.registerAdapter({ adapterId: adapterB, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1n })
+  clients = chain.accounts.slice(3, 6)
+  for (const c of clients) await new ChainClient({ ...chain, account: c }).deposit(100n * OPEN)
+  dir = mkdtempSync(join(tmpdir(), 'openlora-claimer-'))
+})
+test.after(async () => {
+  await chain?.stop()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+const contributors = () => [
+  { address: chain.accounts[6]!.address, bp: 7000 },
+  { address: chain.accounts[7]!.address, bp: 3000 }
+]
+const pay = async (
+  store: VoucherStore,
+  client: LocalAccount,
+  adapterId: `0x${string}`,
+  cumulative: bigint,
+  jobNo: number
+) => {
+  const v = await signVoucher(client, node.domain, {
+    node: nodeAcc.address,
+    adapterId,
+    cumulativeAmount: cumulative
+  })
+  await store.recordPayment(v, {
+    jobId: `0x${jobNo.toString(16).padStart(32, '0')}`,
+    amountDue: cumulative,
+    attribution: { datanets: [{ id: datanetId, bp: 10_000 }], contributors: contributors() }
+  })
+  return v
+}
+
+it('killed between storing and claiming: a fresh Claimer claims once after restart', async () => {
+  let db = open('restart')
+  let store = new VoucherStore(db)
+  // three jobs on two channels; the "node" dies before any claim round
+  await pay(store, clients[0]!, adapterA, 1n * OPEN, 1)
+  await pay(store, clients[0]!, adapterA, 3n * OPEN, 2)
+  await pay(store, clients[1]!, adapterB, 2n * OPEN, 3)
+  await db.close()
+
+  db = open('restart')
+  store = new VoucherStore(db)
+  const creditsBefore = await node.creditsOf(nodeAcc.address)
+  const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 10n ** 30n })
+  await claimer.start() // reconciles; the first round runs on a timer
+  const outcomes = await claimer.claimNow()
+  assert.equal(outcomes.length, 1)
+  assert.equal(outcomes[0]!.vouchers, 2)
+  assert.equal(outcomes[0]!.total, 5n * OPEN)
+  const expectNode = splitPayment(3n * OPEN).node + splitPayment(2n * OPEN).node
+  assert.equal((await node.creditsOf(nodeAcc.address)) - creditsBefore, expectNode)
+  assert.equal(await node.claimedOf(clients[0]!.address, nodeAcc.address, adapterA), 3n * OPEN)
+  assert.deepEqual(await claimer.claimNow(), [])
+  await claimer.stop()
+  await db.close()
+
+  // and again after another restart: nothing is claimed twice
+  db = open('restart')
+  store = new VoucherStore(db)
+  const again = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 10n ** 30n })
+  await again.start()
+  assert.deepEqual(await again.claimNow(), [])
+  assert.equal(await again.pendingAmount(), 0n)
+  assert.equal((await node.creditsOf(nodeAcc.address)) - creditsBefore, expectNode)
+
+  // contributors withdraw with the proofs the store kept (70/30 of the pool)
+  const pools = (await store.allPools()).filter((p) => p.poolId != null)
+  assert.equal(pools.length, 1)
+  const pool = pools[0]!
+  assert.equal(BigInt(pool.total), splitPayment(3n * OPEN).pool + splitPayment(2n * OPEN).pool)
+  const tree = buildSumTree(pool.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })))
+  assert.equal(tree.root, pool.root)
+  const alice = chain.accounts[6]!.address
+  const i = tree.indexOf(alice)
+  const before = await node.tokenBalance(alice)
+  await node.withdrawContribution({
+    poolId: BigInt(pool.poolId!),
+    index: i,
+    account: alice,
+    amount: tree.leaves[i]!.amount,
+    proof: tree.proof(i)
+  })
+  assert.equal((await node.tokenBalance(alice)) - before, (BigInt(pool.total) * 7n) / 10n)
+  await again.stop()
+  await db.close()
+})
+
+it('killed after the claim was mined but before the store noted it: nothing is claimed twice', async () => {
+  let db = open('mined')
+  let store = new VoucherStore(db)
+  const v = await pay(store, clients[2]!, adapterA, 4n * OPEN, 10)
+  // the claim goes through outside the store (as if the node died right after sending it)
+  await node.claim([v])
+  await db.close()
+  db = open('mined')
+  store = new VoucherStore(db)
+  const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 10n ** 30n })
+  await claimer.start()
+  const rec = await store.getChannel(channelKey(clients[2]!.address, nodeAcc.address, adapterA))
+  assert.equal(rec?.claimed, (4n * OPEN).toString())
+  assert.deepEqual(await claimer.claimNow(), [])
+  await claimer.stop()
+  await db.close()
+})
+
+it('minClaim: the claimer claims by itself once enough is unclaimed', async () => {
+  const db = open('threshold')
+  const store = new VoucherStore(db)
+  const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 2n * OPEN })
+  await claimer.start()
+  await pay(store, clients[0]!, adapterB, 1n * OPEN, 20)
+  claimer.notify()
+  await new Promise((r) => setTimeout(r, 300))
+  assert.equal(
+    await node.claimedOf(clients[0]!.address, nodeAcc.address, adapterB),
+    0n,
+    'below minClaim: no claim'
+  )
+  await pay(store, clients[0]!, adapterB, 2n * OPEN, 21)
+  claimer.notify()
+  const deadline = Date.now() + 30_000
+  while ((await node.claimedOf(clients[0]!.address, nodeAcc.address, adapterB)) !== 2n * OPEN) {
+    assert.ok(Date.now() < deadline, 'claim above minClaim did not happen')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await claimer.stop()
+  assert.equal(await claimer.pendingAmount(), 0n)
+  await db.close()
+})
+
+it('a voucher the chain refuses (escrow short) does not block the rest of the batch', async () => {
+  const db = open('refusal')
+  const store = new VoucherStore(db)
+  const poor = chain.accounts[8]!
+  await new ChainClient({ ...chain, account: poor }).deposit(1n * OPEN)
+  // stored without a check, as if the escrow had been emptied by another node's claim since
+  await pay(store, poor, adapterA, 5n * OPEN, 30)
+  await pay(store, clients[1]!, adapterA, 1n * OPEN, 31)
+  const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 10n ** 30n })
+  await claimer.start()
+  const out = await claimer.claimNow()
+  assert.equal(out.length, 1)
+  assert.equal(out[0]!.vouchers, 1)
+  assert.equal(await node.claimedOf(clients[1]!.address, nodeAcc.address, adapterA), 1n * OPEN)
+  assert.equal(await node.claimedOf(poor.address, nodeAcc.address, adapterA), 0n)
+  // the refused voucher stays in the store and is claimed once the client has deposited enough
+  assert.equal(await claimer.pendingAmount(), 5n * OPEN)
+  await new ChainClient({ ...chain, account: poor }).deposit(10n * OPEN)
+  const later = await claimer.claimNow()
+  assert.equal(later[0]?.total, 5n * OPEN)
+  await claimer.stop()
+  await db.close()
+})
+
+test.run()
