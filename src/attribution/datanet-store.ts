@@ -296,7 +296,9 @@ export class DatanetStore {
   private async putChunkBytes(bytes: Uint8Array, ref: ChunkRef): Promise<void> {
     const p = this.chunkPath(ref.sha256)
     try {
-      if ((await stat(p)).size === ref.size) return
+      // An existing file is kept only if it is intact, so re-adding or re-fetching repairs a bad disk copy.
+      const have = await readFile(p)
+      if (have.length === ref.size && toHex(sha256(have)) === ref.sha256) return
     } catch {}
     await mkdir(join(p, '..'), { recursive: true })
     const tmp = `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
