@@ -143,6 +143,7 @@ test('each unsupported or bad value names its field', () => {
     [{ ...smollm2, eos_token_id: 50000 }, 'eos_token_id'],
     [{ ...smollm2, eos_token_id: 'x' }, 'eos_token_id'],
     [{ ...smollm2, mlp_bias: true }, 'mlp_bias'],
+    [{ ...smollm2, attention_bias: true }, 'attention_bias'],
     [{ ...smollm2, pretraining_tp: 2 }, 'pretraining_tp']
   ]
   for (const [cfg, field] of cases) {

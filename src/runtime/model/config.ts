@@ -53,7 +53,7 @@ export interface ModelConfig {
   ropeScaling: RopeScaling
   rmsNormEps: number
   tieWordEmbeddings: boolean
-  /** q/k/v projections carry a bias (Qwen2); o_proj never does in these architectures */
+  /** q/k/v projections carry a bias (Qwen2 only; o_proj never has one) */
   attentionBias: boolean
   maxPositionEmbeddings: number
   /** set when attention is windowed below maxPositionEmbeddings: sequences must stay within it */
@@ -261,7 +261,16 @@ export function parseModelConfig(json: unknown, generationConfig?: unknown): Mod
     )
   }
 
-  const attentionBias = architecture === 'Qwen2ForCausalLM' ? true : bool(cfg, 'attention_bias', false)
+  // Qwen2 hard-codes q/k/v bias (and none on o_proj) whatever the config says; Llama's
+  // attention_bias would also put a bias on o_proj, which no model we target uses: refuse it
+  // rather than half-support it.
+  const attentionBias = architecture === 'Qwen2ForCausalLM'
+  if (!attentionBias && bool(cfg, 'attention_bias', false)) {
+    throw new ModelConfigError(
+      `config.json: "attention_bias": true is not supported for ${architecture} (it adds q/k/v/o biases); allowed: false`,
+      { field: 'attention_bias' }
+    )
+  }
 
   let bosTokenId = tokenIds(cfg.bos_token_id, 'bos_token_id', 'config.json')?.[0] ?? null
   let eosTokenIds = tokenIds(cfg.eos_token_id, 'eos_token_id', 'config.json') ?? []
