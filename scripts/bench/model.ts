@@ -1,0 +1,204 @@
+// Model-runtime benchmark (issue 3's model half): graph build time (cold) and load time (cached),
+// prefill and decode throughput of LoadedModel.step() at batch 1 and batch 8, with and without a
+// LoRA adapter in the batch, on a random checkpoint of SmolLM2-135M's shape. Batch-1 decode is
+// also put against the memory-bandwidth bound (weight bytes read per token ÷ a copy bandwidth
+// measured in the same run, interleaved with the decode rounds because this machine's bandwidth
+// drifts).
+//
+//   npm run bench:model -- [--quick] [--json] [--preset smollm2-135m] [--threads N]
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts'
+import { projectionShape } from '../../src/runtime/model/config.ts'
+import { type AdapterWeights, type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    json: { type: 'boolean' },
+    preset: { type: 'string', default: 'smollm2-135m' },
+    threads: { type: 'string' }
+  }
+})
+const quick = values.quick === true
+const preset = values.preset as Preset
+const threads = values.threads ? Number(values.threads) : undefined
+const ROUNDS = quick ? 3 : 8
+const DECODE_TOKENS = quick ? 8 : 24
+const PROMPT = 32
+
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+const say = (s: string) => {
+  if (!values.json) console.log(s)
+}
+
+const root = join(tmpdir(), 'openlora-bench-model')
+const modelDir = join(root, `${preset}-seed0`)
+if (!existsSync(join(modelDir, 'config.json'))) {
+  say(`writing a random ${preset} checkpoint to ${modelDir}`)
+  await makeModel({ out: modelDir, preset, seed: 0 })
+}
+const cacheDir = join(root, `cache-${process.pid}`)
+mkdirSync(cacheDir, { recursive: true })
+const opts = {
+  cacheDir,
+  maxBatch: 8,
+  maxSeqLen: PROMPT + DECODE_TOKENS + 8,
+  intraOpThreads: threads,
+  pool: { slots: 4, maxRank: 8, targets: ['q_proj', 'v_proj'] }
+}
+let t0 = performance.now()
+let model = await loadModel(modelDir, opts)
+const coldLoadMs = performance.now() - t0
+const buildMs = model.buildMs
+await model.dispose()
+t0 = performance.now()
+model = await loadModel(modelDir, opts)
+const cachedLoadMs = performance.now() - t0
+if (!model.cachedGraph) throw new Error('second load did not use the cached graph')
+
+function adapter(m: LoadedModel, rank: number): AdapterWeights {
+  const layers = new Map()
+  for (let l = 0; l < m.config.numLayers; l++) {
+    const mods = new Map()
+    for (const t of ['q_proj', 'v_proj']) {
+      const [inn, out] = projectionShape(m.config, t)
+      mods.set(t, {
+        A: Float32Array.from({ length: rank * inn }, () => Math.random() * 0.02 - 0.01),
+        B: Float32Array.from({ length: out * rank }, () => Math.random() * 0.02 - 0.01),
+        r: rank,
+        scale: 2
+      })
+    }
+    layers.set(l, mods)
+  }
+  return { layers }
+}
+model.pools.write(1, adapter(model, 8))
+
+// weight bytes one decode step reads: every projection, the lm_head (tied = the embedding) and norms
+const c = model.config
+const perLayer =
+  c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim +
+  c.numHeads * c.headDim * c.hiddenSize +
+  3 * c.hiddenSize * c.intermediateSize
+const weightBytes = 4 * (c.numLayers * perLayer + c.vocabSize * c.hiddenSize)
+const copyA = new Float32Array(weightBytes / 8)
+const copyB = new Float32Array(weightBytes / 8)
+function copyGBs(): number {
+  const t = performance.now()
+  copyB.set(copyA)
+  const s = (performance.now() - t) / 1000
+  return (2 * copyA.byteLength) / s / 1e9
+}
+
+interface Round {
+  prefillTokPerSec: number
+  decodeTokPerSec: number
+  stepMs: number
+}
+async function round(batch: number, slot: number): Promise<Round> {
+  const seqs = Array.from({ length: batch }, () => model.allocSequence())
+  const prompt = Array.from({ length: PROMPT }, (_, i) => 100 + ((i * 7) % 900))
+  let t = performance.now()
+  for (const s of seqs) await model.step([{ seq: s, tokens: prompt, slot }])
+  const prefillS = (performance.now() - t) / 1000
+  t = performance.now()
+  for (let i = 0; i < DECODE_TOKENS; i++) {
+    await model.step(seqs.map((s) => ({ seq: s, tokens: [200 + i], slot: s % 2 === 0 ? slot : 0 })))
+  }
+  const decodeMs = performance.now() - t
+  for (const s of seqs) model.freeSequence(s)
+  return {
+    prefillTokPerSec: (batch * PROMPT) / prefillS,
+    decodeTokPerSec: (batch * DECODE_TOKENS) / (decodeMs / 1000),
+    stepMs: decodeMs / DECODE_TOKENS
+  }
+}
+
+await round(1, 0) // warm-up: first runs allocate ORT's arena and page weights in
+const cases = [
+  ['b1_base', 1, 0],
+  ['b1_lora', 1, 1],
+  ['b8_base', 8, 0],
+  ['b8_lora', 8, 1]
+] as const
+const samples: Record<string, Round[]> = {}
+const copies: number[] = []
+for (let r = 0; r < ROUNDS; r++) {
+  copies.push(copyGBs())
+  for (const [name, b, slot] of cases) (samples[name] ??= []).push(await round(b, slot))
+}
+await model.dispose()
+rmSync(cacheDir, { recursive: true, force: true })
+
+const results: Record<string, number> = {
+  buildMs,
+  coldLoadMs: Math.round(coldLoadMs),
+  cachedLoadMs: Math.round(cachedLoadMs),
+  weightBytesPerToken: weightBytes,
+  copyGBps: Number(med(copies).toFixed(2)),
+  samples: ROUNDS
+}
+for (const [name] of cases) {
+  const s = samples[name]!
+  results[`${name}_decodeTokensPerSec`] = Number(med(s.map((x) => x.decodeTokPerSec)).toFixed(2))
+  results[`${name}_stepMsP50`] = Number(med(s.map((x) => x.stepMs)).toFixed(2))
+  results[`${name}_prefillTokensPerSec`] = Number(med(s.map((x) => x.prefillTokPerSec)).toFixed(1))
+}
+// a decode step must read every weight once; at the copy bandwidth that takes weightBytes / (copy/2)
+// (a copy moves each byte twice: read + write, and its GB/s above counts both)
+const boundTokPerSec = (results.copyGBps! * 1e9) / 2 / weightBytes
+results.b1_bandwidthBoundTokensPerSec = Number(boundTokPerSec.toFixed(2))
+results.b1_fractionOfBandwidthBound = Number(
+  (results.b1_base_decodeTokensPerSec! / boundTokPerSec).toFixed(3)
+)
+const b8x = results.b8_base_decodeTokensPerSec! / results.b1_base_decodeTokensPerSec!
+const loraRatio = results.b8_lora_decodeTokensPerSec! / results.b8_base_decodeTokensPerSec!
+const goals = [
+  { name: 'batch8_vs_batch1_decode', value: Number(b8x.toFixed(2)), target: '>= 3', met: b8x >= 3 },
+  {
+    name: 'lora_vs_base_batch8',
+    value: Number(loraRatio.toFixed(3)),
+    target: '>= 0.90',
+    met: loraRatio >= 0.9
+  },
+  {
+    name: 'cached_load_vs_cold',
+    value: Number((cachedLoadMs / coldLoadMs).toFixed(3)),
+    target: '<= 0.5',
+    met: cachedLoadMs <= coldLoadMs * 0.5
+  }
+]
+const out = {
+  bench: 'model',
+  machine: {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    node: process.version,
+    ort: '1.30.0',
+    gpu: null,
+    executionProvider: 'cpu'
+  },
+  config: {
+    preset,
+    promptTokens: PROMPT,
+    decodeTokens: DECODE_TOKENS,
+    rounds: ROUNDS,
+    intraOpThreads: threads ?? 'ort default',
+    adapter: 'rank 8 on q_proj,v_proj (lora cases: every other row at batch 8)',
+    warm: 'session created and one warm-up round run before measuring; cases interleaved per round'
+  },
+  results,
+  goals
+}
+if (values.json) console.log(JSON.stringify(out))
+else {
+  console.table(results)
+  console.table(goals)
+}
