@@ -4,8 +4,9 @@
 //   node scripts/export-gguf.ts MODEL_DIR --out model.gguf [--dtype f32|f16] [--pre NAME]
 //        [--adapter ADAPTER_DIR --adapter-out adapter.gguf]...
 import { parseArgs } from 'node:util'
+import { loadPeftAdapter } from '../src/runtime/adapters/peft.ts'
 import { exportCheckpointToGguf, loadModelConfigFromDir } from '../src/runtime/export/gguf-llama.ts'
-import { exportLoraToGguf, readPeftForExport } from '../src/runtime/export/gguf-lora.ts'
+import { exportLoraToGguf } from '../src/runtime/export/gguf-lora.ts'
 
 const USAGE =
   'usage: node scripts/export-gguf.ts MODEL_DIR --out FILE.gguf [--dtype f32|f16] [--pre NAME]\n' +
@@ -54,7 +55,8 @@ async function main(): Promise<number> {
   }
   const cfg = await loadModelConfigFromDir(dir)
   for (let i = 0; i < adapters.length; i++) {
-    const lora = await readPeftForExport(adapters[i], cfg)
+    // shapes are checked against the model; the recorded base model name may differ from a copy's
+    const lora = await loadPeftAdapter(adapters[i], cfg, { checkBaseModel: false })
     const r = await exportLoraToGguf(lora, cfg, adapterOuts[i], { dtype: adapterDtype as 'F32' | 'F16' })
     process.stdout.write(`${adapterOuts[i]}: ${r.tensors} tensors, ${r.bytes} bytes, alpha ${r.alpha}\n`)
   }

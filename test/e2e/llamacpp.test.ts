@@ -7,10 +7,12 @@ import { join } from 'node:path'
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from 'node-llama-cpp'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { exportCheckpointToGguf } from '../../src/runtime/export/gguf-llama.ts'
-import { exportLoraToGguf, readPeftForExport } from '../../src/runtime/export/gguf-lora.ts'
+import { exportLoraToGguf } from '../../src/runtime/export/gguf-lora.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
+import { generate } from '../../src/runtime/generate.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 
 const NEW_TOKENS = 24
@@ -42,7 +44,8 @@ test.before(async () => {
   base = join(dir, 'tiny.gguf')
   lora = join(dir, 'adapter.gguf')
   await exportCheckpointToGguf(model.dir, base)
-  await exportLoraToGguf(await readPeftForExport(adapterDir, model.config), model.config, lora)
+  const adapter = await loadPeftAdapter(adapterDir, model.config)
+  await exportLoraToGguf(adapter, model.config, lora)
 
   ours = await loadModel(model.dir, {
     cacheDir: join(dir, 'cache'),
@@ -50,7 +53,7 @@ test.before(async () => {
     maxBatch: 2,
     maxSeqLen: 64
   })
-  ours.pools.write(1, await readPeftForExport(adapterDir, model.config))
+  ours.pools.write(1, adapter)
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
   theirs = await llama.loadModel({ modelPath: base })
 })
@@ -134,6 +137,18 @@ function top2(x: Float32Array): { best: number; margin: number } {
   return { best, margin: x[best] - x[second] }
 }
 
+/** Our greedy output through generate(), the single-request path of the runtime. */
+async function oursGreedy(prompt: number[], slot: number): Promise<number[]> {
+  for await (const ev of generate(ours, {
+    promptIds: prompt,
+    slot,
+    params: { maxNewTokens: NEW_TOKENS, temperature: 0 }
+  })) {
+    if (ev.type === 'done') return ev.outputIds
+  }
+  throw new Error('generate ended without a done event')
+}
+
 /**
  * Same next-token logits at every step, and llama.cpp's greedy pick is our argmax wherever the
  * pick is not a tie. Returns the tokens compared exactly and our greedy output's agreement.
@@ -145,17 +160,26 @@ async function compare(withLora: boolean): Promise<{ exact: number; ties: number
   for (const p of PROMPTS) {
     const ref = await llamaRun(p, withLora)
     const mine = await oursLogits(p, ref.tokens, withLora ? 1 : 0)
+    const greedy = await oursGreedy(p, withLora ? 1 : 0)
+    let firstTie = NEW_TOKENS
     for (let i = 0; i < NEW_TOKENS; i++) {
       let diff = 0
       for (let v = 0; v < mine[i].length; v++) diff = Math.max(diff, Math.abs(mine[i][v] - ref.logits[i][v]))
       assert.ok(diff < LOGIT_TOL, `prompt ${p.join(' ')} step ${i}: logits differ by ${diff}`)
       const { best, margin } = top2(mine[i])
-      if (margin < LOGIT_TOL) ties++
-      else {
+      if (margin < LOGIT_TOL) {
+        ties++
+        firstTie = Math.min(firstTie, i)
+      } else {
         assert.is(ref.tokens[i], best, `prompt ${p.join(' ')} step ${i}: llama.cpp picked ${ref.tokens[i]}`)
         exact++
       }
     }
+    // our greedy tokens are llama.cpp's up to a tie (or our stop at eos, which llama.cpp runs past)
+    const n = Math.min(firstTie, greedy.length)
+    assert.equal(greedy.slice(0, n), ref.tokens.slice(0, n), `prompt ${p.join(' ')}: greedy tokens`)
+    if (firstTie === NEW_TOKENS && greedy.length < NEW_TOKENS)
+      assert.ok(ours.config.eosTokenIds.includes(greedy.at(-1)!))
     all.push(ref.tokens)
   }
   return { exact, ties, tokens: all }
@@ -175,6 +199,33 @@ test('llama.cpp with the GGUF LoRA adapter computes our adapter logits and token
     base.tokens,
     'the adapter changed nothing, so this would prove nothing'
   )
+})
+
+test('the F16 export gives llama.cpp our logits to fp16 weight precision', async () => {
+  const f16 = join(dir, 'tiny-f16.gguf')
+  await exportCheckpointToGguf(join(dir, 'tiny'), f16, { dtype: 'F16' })
+  const half = await llama.loadModel({ modelPath: f16 })
+  const f32Model = theirs
+  theirs = half
+  try {
+    let worst = 0
+    let agree = 0
+    for (const p of PROMPTS) {
+      const ref = await llamaRun(p, false)
+      const mine = await oursLogits(p, ref.tokens, 0)
+      for (let i = 0; i < NEW_TOKENS; i++) {
+        for (let v = 0; v < mine[i].length; v++)
+          worst = Math.max(worst, Math.abs(mine[i][v] - ref.logits[i][v]))
+        if (top2(mine[i]).best === ref.tokens[i]) agree++
+      }
+    }
+    // fp16 keeps 11 significant bits: logits of ~3 move by a few 1e-3 (4e-3 seen), not by 2e-2
+    assert.ok(worst < 0.02, `F16 logits differ by ${worst}`)
+    assert.ok(agree >= PROMPTS.length * NEW_TOKENS * 0.9, `only ${agree} greedy picks agree`)
+  } finally {
+    theirs = f32Model
+    await half.dispose()
+  }
 })
 
 test.run()

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import {
   detectPreTokenizer,
   exportCheckpointToGguf,
@@ -13,7 +14,7 @@ import {
   llamaRopeFreqs,
   permuteRotaryRows
 } from '../../src/runtime/export/gguf-llama.ts'
-import { exportLoraToGguf, readPeftForExport } from '../../src/runtime/export/gguf-lora.ts'
+import { exportLoraToGguf } from '../../src/runtime/export/gguf-lora.ts'
 import {
   f16BitsToF32,
   f32ToF16Bits,
@@ -345,8 +346,17 @@ test('LoRA export: adapter metadata, [r,in]/[out,r] pairs, permuted q B, rsLoRA 
     'base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight': { shape: [r, 8], data: seq(r * 8, 4) },
     'base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight': { shape: [4, r], data: vB }
   })
-  await writeFile(join(ad, 'adapter_config.json'), JSON.stringify({ r, lora_alpha: 4, use_rslora: true }))
-  const lora = await readPeftForExport(ad, cfg)
+  await writeFile(
+    join(ad, 'adapter_config.json'),
+    JSON.stringify({
+      peft_type: 'LORA',
+      r,
+      lora_alpha: 4,
+      use_rslora: true,
+      target_modules: ['q_proj', 'v_proj']
+    })
+  )
+  const lora = await loadPeftAdapter(ad, cfg, { checkBaseModel: false })
   assert.is(lora.layers.get(0)!.get('q_proj')!.scale, 4 / Math.sqrt(2))
   const out = join(dir, 'a.gguf')
   const res = await exportLoraToGguf(lora, cfg, out)
