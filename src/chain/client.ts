@@ -153,13 +153,24 @@ export class ChainClient {
     )
   }
 
-  async getPool(poolId: bigint): Promise<{ root: Hex; datanetId: Hex; total: bigint; paid: bigint }> {
+  /** keccak256(abi.encode(root, total)) of a funded pool; zero when there is no such pool. */
+  async poolCommitment(poolId: bigint): Promise<Hex> {
     return this.read('pool', () =>
       this.publicClient.readContract({
         address: this.addresses.settlement,
         abi: settlementAbi,
-        functionName: 'getPool',
+        functionName: 'poolCommitment',
         args: [poolId]
+      })
+    )
+  }
+
+  async poolCount(): Promise<bigint> {
+    return this.read('pool count', () =>
+      this.publicClient.readContract({
+        address: this.addresses.settlement,
+        abi: settlementAbi,
+        functionName: 'poolCount'
       })
     )
   }

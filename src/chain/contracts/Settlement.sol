@@ -60,13 +60,6 @@ contract Settlement is EIP712 {
         uint256 total;
     }
 
-    struct Pool {
-        bytes32 root;
-        bytes32 datanetId;
-        uint128 total;
-        uint128 paid;
-    }
-
     struct SumNode {
         bytes32 hash;
         uint256 sum;
@@ -77,7 +70,9 @@ contract Settlement is EIP712 {
     mapping(bytes32 => uint256) public channelClaimed;
     /// internal balances of nodes, adapter owners and the treasury, withdrawn with withdrawCredits
     mapping(address => uint256) public credits;
-    mapping(uint256 => Pool) private pools;
+    /// keccak256(abi.encode(root, total)) per pool: one storage slot per funded datanet pool; the
+    /// root, datanet and total are in the PoolFunded event
+    mapping(uint256 => bytes32) public poolCommitment;
     uint256 public poolCount;
     mapping(uint256 => mapping(uint256 => uint256)) private leafClaimed;
 
@@ -262,10 +257,6 @@ contract Settlement is EIP712 {
 
     // ---------------------------------------------------------------- contributors
 
-    function getPool(uint256 poolId) external view returns (Pool memory) {
-        return pools[poolId];
-    }
-
     function isContributionWithdrawn(uint256 poolId, uint256 index) external view returns (bool) {
         return leafClaimed[poolId][index >> 8] & (1 << (index & 0xff)) != 0;
     }
@@ -273,7 +264,8 @@ contract Settlement is EIP712 {
     /// @notice Pays `amount` to `account` (anyone may submit it) if (index, account, amount) is a leaf
     /// of the pool's Merkle sum tree. Leaf: (keccak256(abi.encode(account, amount)), amount); parent:
     /// (keccak256(abi.encode(leftHash, leftSum, rightHash, rightSum)), leftSum + rightSum). The proof
-    /// must end at the pool's root hash with the pool's total, so no set of leaves can pay more.
+    /// must end at the pool's root hash with the pool's total, so the leaves, each paid once, can
+    /// never pay more than the pool holds.
     function withdrawContribution(
         uint256 poolId,
         uint256 index,
@@ -281,9 +273,8 @@ contract Settlement is EIP712 {
         uint256 amount,
         SumNode[] calldata proof
     ) external {
-        Pool storage p = pools[poolId];
-        bytes32 root = p.root;
-        if (root == bytes32(0)) revert UnknownPool(poolId);
+        bytes32 commitment = poolCommitment[poolId];
+        if (commitment == bytes32(0)) revert UnknownPool(poolId);
         if (amount == 0) revert ZeroAmount();
         if (proof.length > MAX_PROOF_DEPTH) revert InvalidProof();
         bytes32 h = keccak256(abi.encode(account, amount));
@@ -297,12 +288,11 @@ contract Settlement is EIP712 {
             s += sib.sum;
             idx >>= 1;
         }
-        if (idx != 0 || h != root || s != p.total) revert InvalidProof();
+        if (idx != 0 || keccak256(abi.encode(h, s)) != commitment) revert InvalidProof();
         uint256 word = leafClaimed[poolId][index >> 8];
         uint256 bit = 1 << (index & 0xff);
         if (word & bit != 0) revert AlreadyWithdrawn(poolId, index);
         leafClaimed[poolId][index >> 8] = word | bit;
-        p.paid += uint128(amount);
         token.safeTransfer(account, amount);
         emit ContributionWithdrawn(poolId, account, index, amount);
     }
@@ -338,7 +328,7 @@ contract Settlement is EIP712 {
             if (a.root == bytes32(0) || a.total == 0) revert BadAttribution(i, "zero root or total");
             if (!datanetRegistry.exists(a.datanetId)) revert BadAttribution(i, "unknown datanet");
             sum += a.total;
-            pools[id] = Pool({root: a.root, datanetId: a.datanetId, total: uint128(a.total), paid: 0});
+            poolCommitment[id] = keccak256(abi.encode(a.root, a.total));
             emit PoolFunded(id, a.datanetId, node, a.root, a.total);
             ++id;
         }

@@ -1,0 +1,134 @@
+// Gas of Settlement.claim per voucher for 1, 10 and 100-voucher claims, and of one contributor
+// withdrawal, on a local anvil. Gas is deterministic, so there is nothing to interleave: the
+// numbers are exact for these contracts and solc settings (src/chain/compile.ts).
+//
+//   npm run bench:chain -- [--quick] [--json]
+//
+// Each claim has N vouchers from N distinct clients on one adapter with one datanet attribution
+// (a 16-leaf Merkle sum tree), i.e. every voucher pays a cold escrow slot and a cold channel
+// slot. Two cases: `firstClaim` (the channel's first claim: its slot goes from zero to non-zero,
+// +17,100 gas per voucher by the EVM's pricing) and `steady` (the same channels claimed again,
+// the claimer's case every interval after the first). Per-voucher figures include the
+// transaction's 21,000 base and calldata, divided by N.
+import { cpus } from 'node:os'
+import { parseArgs } from 'node:util'
+import type { Hex, LocalAccount } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { startLocalChain } from '../../src/chain/anvil.ts'
+import { ChainClient } from '../../src/chain/client.ts'
+import { type SignedVoucher, signVoucher } from '../../src/chain/eip712.ts'
+import { buildSumTree } from '../../src/chain/merkle.ts'
+import { splitPayment } from '../../src/chain/shares.ts'
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' } } })
+const OPEN = 10n ** 18n
+const SIZES = [1, 10, 100]
+const log = (s: string) => {
+  if (!values.json) console.log(s)
+}
+
+const chain = await startLocalChain({ accounts: 4, withdrawalDelaySec: 3600, logger: undefined })
+const results: Record<string, number> = {}
+try {
+  const [funderAcc, nodeAcc, ownerAcc] = chain.accounts
+  const funder = new ChainClient({ ...chain, account: funderAcc! })
+  const node = new ChainClient({ ...chain, account: nodeAcc! })
+  const owner = new ChainClient({ ...chain, account: ownerAcc! })
+  const adapterId: Hex = `0x${'ab'.repeat(32)}`
+  const datanetId: Hex = `0x${'dd'.repeat(32)}`
+  await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
+  await owner.registerAdapter({ adapterId, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1000n })
+  const contributors = Array.from({ length: 16 }, () => privateKeyToAccount(generatePrivateKey()).address)
+
+  // clients only sign; the funder deposits for them, so they need no gas money
+  const total = SIZES.reduce((a, b) => a + b, 0)
+  const clients: LocalAccount[] = Array.from({ length: total }, () =>
+    privateKeyToAccount(generatePrivateKey())
+  )
+  await funder.deposit(BigInt(total) * 100n * OPEN, clients[0]!.address)
+  for (const c of clients.slice(1)) await funder.deposit(100n * OPEN, c.address)
+
+  const claimGas = async (group: LocalAccount[], cumulative: bigint): Promise<bigint> => {
+    const vouchers: SignedVoucher[] = []
+    for (const c of group)
+      vouchers.push(
+        await signVoucher(c, node.domain, { node: nodeAcc!.address, adapterId, cumulativeAmount: cumulative })
+      )
+    const increase = cumulative - (cumulative === OPEN ? 0n : OPEN)
+    const pool = splitPayment(increase).pool * BigInt(group.length)
+    const per = pool / BigInt(contributors.length)
+    const tree = buildSumTree(
+      contributors.map((account, i) => ({
+        account,
+        amount: i === 0 ? pool - per * BigInt(contributors.length - 1) : per
+      }))
+    )
+    pool100 = tree.total
+    const res = await node.claim(vouchers, [{ datanetId, root: tree.root, total: tree.total }])
+    return res.gasUsed
+  }
+
+  let offset = 0
+  let lastPool: { poolId: bigint; total: bigint } | undefined
+  let pool100 = 0n
+  for (const n of SIZES) {
+    const group = clients.slice(offset, offset + n)
+    offset += n
+    const first = await claimGas(group, OPEN)
+    const steady = await claimGas(group, 2n * OPEN)
+    results[`claim${n}_firstClaim_gasPerVoucher`] = Math.round(Number(first) / n)
+    results[`claim${n}_steady_gasPerVoucher`] = Math.round(Number(steady) / n)
+    results[`claim${n}_steady_gasTotal`] = Number(steady)
+    log(
+      `claim of ${n}: first ${Math.round(Number(first) / n)} gas/voucher, steady ${Math.round(Number(steady) / n)} gas/voucher`
+    )
+    lastPool = { poolId: (await node.poolCount()) - 1n, total: pool100 }
+  }
+
+  // one contributor withdrawal from a 16-leaf pool (proof depth 4), to an account with no OPEN yet
+  const pool = { total: lastPool!.total }
+  const per = pool.total / 16n
+  const tree = buildSumTree(
+    contributors.map((account, i) => ({ account, amount: i === 0 ? pool.total - per * 15n : per }))
+  )
+  const i = tree.indexOf(contributors[3]!)
+  const w = await node.withdrawContribution({
+    poolId: lastPool!.poolId,
+    index: i,
+    account: tree.leaves[i]!.account,
+    amount: tree.leaves[i]!.amount,
+    proof: tree.proof(i)
+  })
+  results.contributorWithdrawal_gas = Number(w.gasUsed)
+  log(`contributor withdrawal (16 leaves): ${w.gasUsed} gas`)
+} finally {
+  await chain.stop()
+}
+
+const target = 25_000
+const v = results.claim100_steady_gasPerVoucher!
+const out = {
+  bench: 'chain',
+  machine: {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    node: process.version,
+    ort: null,
+    gpu: null,
+    anvil: '1.7.1'
+  },
+  config: {
+    sizes: SIZES,
+    vouchersPerClaim: 'N distinct clients, one adapter, one datanet attribution of 16 contributors',
+    cases: 'firstClaim = channel slot zero to non-zero; steady = the same channels claimed again',
+    quick: values.quick === true,
+    note: 'gas is deterministic; --quick runs the same cases'
+  },
+  results,
+  goals: [{ name: 'gas_per_voucher_claim100', value: v, target: `<= ${target}`, met: v <= target }]
+}
+if (values.json) console.log(JSON.stringify(out))
+else {
+  console.table(results)
+  console.table(out.goals)
+}
