@@ -1,0 +1,376 @@
+// Issue 4's runtime benchmark: one base model serving many adapters in shared batches.
+//
+//   npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N]
+//
+// Scenarios (concurrency 8, 32-token prompts, 64 new tokens), interleaved round by round so the
+// machine's drifting memory bandwidth hits them alike: base (no adapter), one adapter for every
+// request, 100 and 1,000 distinct adapters (random per request), a mixed set (ranks 8/16/32 on
+// all seven projections, its own pool), and the naive baseline (merge + new session per adapter).
+// Also: cold-load and warm→hot times, RAM per warm adapter, batch-1 decode against the
+// memory-bandwidth bound. Fixtures are cached (runtime-fixtures.ts); the first run builds them.
+import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { type Logger, silentLogger } from '../../src/common/log.ts'
+import { loadPeftAdapter, type PeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { AdapterStore } from '../../src/runtime/adapters/store.ts'
+import { Engine } from '../../src/runtime/engine/engine.ts'
+import type { TokenEvent } from '../../src/runtime/engine/types.ts'
+import { loadCheckpointWeights } from '../../src/runtime/formats/safetensors.ts'
+import { generate } from '../../src/runtime/generate.ts'
+import type { ModelConfig } from '../../src/runtime/model/config.ts'
+import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import { sample } from '../../src/runtime/sampling.ts'
+import {
+  ALL_TARGETS,
+  adapterDir,
+  ensureAdapters,
+  ensureModel,
+  MIXED_SET,
+  QV_SET
+} from './runtime-fixtures.ts'
+import { mergedSession } from './runtime-naive.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-runtime-v1') },
+    threads: { type: 'string' }
+  }
+})
+const QUICK = args.quick === true
+const CACHE = args['cache-dir']!
+const THREADS = Number(args.threads ?? availableParallelism())
+const CFG = {
+  preset: 'smollm2-135m',
+  concurrency: 8,
+  promptTokens: 32,
+  newTokens: 64,
+  rounds: QUICK ? 1 : 4,
+  naivePerRound: QUICK ? 2 : 2,
+  qvAdapters: 1000,
+  mixedAdapters: QUICK ? 12 : 24,
+  switchSamples: QUICK ? 100 : 400,
+  qvPool: { slots: 65, maxRank: 8, targets: ['q_proj', 'v_proj'] },
+  mixedPool: { slots: 9, maxRank: 32, targets: ALL_TARGETS },
+  warmBudgetBytes: 3 * 1024 ** 3,
+  intraOpThreads: THREADS,
+  maxSeqLen: 128
+}
+const say = (m: string) => process.stderr.write(`[bench:runtime] ${m}\n`)
+const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
+
+// seeded, so every run asks for the same prompts and adapters
+let seed = 12345
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32
+const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!
+const prompt = (vocab: number) =>
+  Array.from({ length: CFG.promptTokens }, () => 3 + Math.floor(rand() * (vocab - 3)))
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
+}
+const r2 = (x: number) => Math.round(x * 100) / 100
+
+type Done = Extract<TokenEvent, { type: 'done' }>
+async function drain(it: AsyncIterable<TokenEvent>): Promise<Done> {
+  for await (const ev of it) if (ev.type === 'done') return ev
+  throw new Error('no done event')
+}
+
+interface Tally {
+  tokens: number
+  ms: number
+  ttft: number[]
+  requests: number
+}
+const tally = (): Tally => ({ tokens: 0, ms: 0, ttft: [], requests: 0 })
+
+/** One batch of `concurrency` simultaneous requests; adds to the scenario's tally. */
+async function batch(
+  engine: Engine,
+  model: LoadedModel,
+  adapters: () => string | null,
+  into: Tally
+): Promise<void> {
+  const t0 = performance.now()
+  const dones = await Promise.all(
+    Array.from({ length: CFG.concurrency }, () =>
+      drain(
+        engine.generate({
+          model: model.modelId,
+          adapter: adapters(),
+          promptIds: prompt(model.config.vocabSize),
+          params: { maxNewTokens: CFG.newTokens }
+        })
+      )
+    )
+  )
+  into.ms += performance.now() - t0
+  for (const d of dones) {
+    into.tokens += d.usage.outputTokens
+    into.ttft.push(d.timings.firstTokenMs)
+    into.requests += 1
+  }
+}
+
+/** fp32 weight bytes one decode token reads: every projection, plus the lm_head. */
+function weightBytesPerToken(c: ModelConfig): number {
+  const q = c.numHeads * c.headDim
+  const kv = c.numKvHeads * c.headDim
+  const perLayer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize
+  return 4 * (c.numLayers * perLayer + c.vocabSize * c.hiddenSize)
+}
+
+/** Copy bandwidth, STREAM convention (bytes read + bytes written per second), best of 5. */
+function copyBandwidth(): number {
+  const n = 256 * 1024 * 1024
+  const a = Buffer.alloc(n, 1)
+  const b = Buffer.alloc(n)
+  let best = 0
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now()
+    a.copy(b)
+    best = Math.max(best, (2 * n) / ((performance.now() - t0) / 1000))
+  }
+  return best
+}
+
+async function main(): Promise<void> {
+  const log: Logger = silentLogger
+  const started = performance.now()
+  const modelDir = await ensureModel(CACHE, say)
+  const opts = {
+    cacheDir: join(CACHE, 'graphs'),
+    intraOpThreads: THREADS,
+    maxBatch: CFG.concurrency,
+    maxSeqLen: CFG.maxSeqLen,
+    log
+  }
+  say('loading the model twice: a q/v rank-8 pool and a mixed all-projection rank-32 pool')
+  const qvModel = await loadModel(modelDir, { ...opts, pool: CFG.qvPool })
+  const mixModel = await loadModel(modelDir, { ...opts, pool: CFG.mixedPool })
+  const storeFor = (m: LoadedModel, name: string) =>
+    new AdapterStore<PeftAdapter>(
+      { dir: join(CACHE, `store-${name}`), warmBudgetBytes: CFG.warmBudgetBytes },
+      {
+        model: { modelId: m.modelId, config: m.config, pools: m.pools },
+        loadAdapter: loadPeftAdapter,
+        logger: log
+      }
+    )
+  const qvStore = storeFor(qvModel, 'qv')
+  const mixStore = storeFor(mixModel, 'mixed')
+  await qvStore.start()
+  await mixStore.start()
+  const qvCids = await ensureAdapters(CACHE, modelDir, QV_SET(CFG.qvAdapters), qvStore, say)
+  const mixCids = await ensureAdapters(CACHE, modelDir, MIXED_SET(CFG.mixedAdapters), mixStore, say)
+
+  // cold → servable, for all 1,000 (which also makes them all warm); RAM measured around it
+  say('cold-loading 1,000 q/v adapters')
+  gc()
+  const mem0 = process.memoryUsage()
+  const coldMs: number[] = []
+  for (const cid of qvCids) {
+    const r = await qvStore.ensure(cid)
+    if (r.from === 'cold') coldMs.push(r.ms)
+  }
+  gc()
+  const mem1 = process.memoryUsage()
+  const qvStats = qvStore.stats()
+  const fp32Bytes = (await qvStore.entry(qvCids[0]!))!.fp32Bytes
+  const ramPerWarm = (mem1.arrayBuffers - mem0.arrayBuffers) / qvCids.length
+  const rssPerWarm = (mem1.rss - mem0.rss) / qvCids.length
+
+  say('warm → hot switches')
+  const switchMs: number[] = []
+  for (let i = 0; i < CFG.switchSamples; i++) {
+    const cid = pick(qvCids)
+    if (qvStore.tierOf(cid) !== 'warm') continue
+    switchMs.push((await qvStore.ensure(cid)).ms)
+  }
+
+  const limits = { maxBatch: CFG.concurrency, maxSeqLen: CFG.maxSeqLen, maxNewTokens: CFG.newTokens }
+  const qvEngine = new Engine(
+    { limits },
+    { models: [{ model: qvModel, adapters: qvStore }], sample, logger: log }
+  )
+  const mixEngine = new Engine(
+    { limits },
+    { models: [{ model: mixModel, adapters: mixStore }], sample, logger: log }
+  )
+  qvEngine.start()
+  mixEngine.start()
+  say('warm-up batches (not measured)')
+  await batch(qvEngine, qvModel, () => pick(qvCids), tally())
+  await batch(mixEngine, mixModel, () => pick(mixCids), tally())
+
+  const base = await loadCheckpointWeights(modelDir)
+  const S = { base: tally(), one: tally(), d100: tally(), d1000: tally(), mixed: tally() }
+  const naive = { tokens: 0, ms: 0, switchMs: [] as number[], requests: 0 }
+  const batch1 = { decodeTokS: [] as number[], copyBps: [] as number[] }
+  const d100 = qvCids.slice(0, 100)
+  for (let round = 0; round < CFG.rounds; round++) {
+    say(`round ${round + 1}/${CFG.rounds}`)
+    await batch(qvEngine, qvModel, () => null, S.base)
+    await batch(qvEngine, qvModel, () => qvCids[0]!, S.one)
+    await batch(qvEngine, qvModel, () => pick(d100), S.d100)
+    await batch(qvEngine, qvModel, () => pick(qvCids), S.d1000)
+    await batch(mixEngine, mixModel, () => pick(mixCids), S.mixed)
+    // batch 1, no adapter, next to a copy-bandwidth measurement
+    batch1.copyBps.push(copyBandwidth())
+    const one = await drain(
+      qvEngine.generate({
+        model: qvModel.modelId,
+        promptIds: prompt(qvModel.config.vocabSize),
+        params: { maxNewTokens: CFG.newTokens }
+      })
+    )
+    batch1.decodeTokS.push(
+      (one.usage.outputTokens - 1) / ((one.timings.totalMs - one.timings.firstTokenMs) / 1000)
+    )
+    for (let k = 0; k < CFG.naivePerRound; k++) {
+      const i = Math.floor(rand() * qvCids.length)
+      const adapter = await loadPeftAdapter(adapterDir(CACHE, QV_SET(CFG.qvAdapters), i), qvModel.config)
+      const t0 = performance.now()
+      const session = await mergedSession(base, qvModel.config, adapter, join(CACHE, 'naive'), {
+        intraOpThreads: THREADS,
+        maxSeqLen: CFG.maxSeqLen
+      })
+      naive.switchMs.push(performance.now() - t0)
+      for await (const ev of generate(session, {
+        promptIds: prompt(qvModel.config.vocabSize),
+        params: { maxNewTokens: CFG.newTokens }
+      })) {
+        if (ev.type === 'done') naive.tokens += ev.usage.outputTokens
+      }
+      naive.ms += performance.now() - t0
+      naive.requests += 1
+      await session.dispose()
+      gc()
+    }
+  }
+  await qvEngine.stop()
+  await mixEngine.stop()
+  await qvStore.stop()
+  await mixStore.stop()
+
+  const tps = (t: { tokens: number; ms: number }) => t.tokens / (t.ms / 1000)
+  const scen = Object.fromEntries(
+    Object.entries(S).map(([k, t]) => [
+      k,
+      {
+        tokensPerSec: r2(tps(t)),
+        ttftP50Ms: r2(pct(t.ttft, 50)),
+        ttftP99Ms: r2(pct(t.ttft, 99)),
+        requests: t.requests,
+        tokens: t.tokens
+      }
+    ])
+  )
+  const naiveTps = tps(naive)
+  const copyBps = pct(batch1.copyBps, 50)
+  const wBytes = weightBytesPerToken(qvModel.config)
+  const boundTokS = copyBps / wBytes
+  const decodeTokS = pct(batch1.decodeTokS, 50)
+  const results = {
+    scenarios: scen,
+    naive: {
+      tokensPerSec: r2(naiveTps),
+      perTokenMs: r2(naive.ms / naive.tokens),
+      switchP50Ms: r2(pct(naive.switchMs, 50)),
+      requests: naive.requests,
+      tokens: naive.tokens
+    },
+    coldLoadP50Ms: r2(pct(coldMs, 50)),
+    coldLoadP99Ms: r2(pct(coldMs, 99)),
+    coldLoadSamples: coldMs.length,
+    warmToHotP50Ms: r2(pct(switchMs, 50) * 1000) / 1000,
+    warmToHotP99Ms: r2(pct(switchMs, 99) * 1000) / 1000,
+    warmToHotSamples: switchMs.length,
+    adapterFp32Bytes: fp32Bytes,
+    ramPerWarmAdapterBytes: Math.round(ramPerWarm),
+    rssPerWarmAdapterBytes: Math.round(rssPerWarm),
+    warmAdapters: qvStats.warm,
+    warmBytes: qvStats.warmBytes,
+    warmBudgetBytes: qvStats.warmBudgetBytes,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    batch1: {
+      decodeTokensPerSec: r2(decodeTokS),
+      weightBytesPerToken: wBytes,
+      copyBandwidthGBps: r2(copyBps / 1e9),
+      boundTokensPerSec: r2(boundTokS),
+      fractionOfBound: r2(decodeTokS / boundTokS),
+      samples: batch1.decodeTokS.length
+    },
+    wallSeconds: r2((performance.now() - started) / 1000)
+  }
+  const g = (name: string, value: number, target: string, met: boolean) => ({
+    name,
+    value: r2(value),
+    target,
+    met
+  })
+  const one = tps(S.one)
+  const d1000 = tps(S.d1000)
+  const goals = [
+    g('distinct1000_vs_one', d1000 / one, '>= 0.90', d1000 / one >= 0.9),
+    g('one_vs_base', one / tps(S.base), '>= 0.90', one / tps(S.base) >= 0.9),
+    g('distinct1000_vs_naive', d1000 / naiveTps, '>= 20', d1000 / naiveTps >= 20),
+    g('cold_load_p50_ms', results.coldLoadP50Ms, '<= 30', results.coldLoadP50Ms <= 30),
+    g('warm_to_hot_p50_ms', results.warmToHotP50Ms, '<= 1', results.warmToHotP50Ms <= 1),
+    g('ram_per_warm_adapter_vs_fp32', ramPerWarm / fp32Bytes, '<= 1.2', ramPerWarm / fp32Bytes <= 1.2),
+    g(
+      'warm_adapters_within_budget',
+      qvStats.warm,
+      `>= 1000 within ${CFG.warmBudgetBytes} bytes`,
+      qvStats.warm >= 1000 && qvStats.warmBytes <= qvStats.warmBudgetBytes
+    )
+  ]
+  const out = {
+    bench: 'runtime',
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: availableParallelism(),
+      node: process.version,
+      ort: (await import('onnxruntime-node/package.json', { with: { type: 'json' } })).default.version,
+      gpu: null
+    },
+    config: {
+      ...CFG,
+      quick: QUICK,
+      executionProvider: qvModel.executionProvider,
+      notes:
+        'sessions, graphs and adapter files cached and warm (page cache); cold = adapter not in RAM; rounds interleave scenarios; naive = merge + build + new session per request (adapter changes every request), batch 1'
+    },
+    results,
+    goals
+  }
+  if (args.json) {
+    process.stdout.write(JSON.stringify(out) + '\n')
+  } else {
+    const rows = Object.entries(scen).map(
+      ([k, v]) =>
+        `${k.padEnd(8)} ${String(v.tokensPerSec).padStart(9)} tok/s  ttft p50 ${v.ttftP50Ms} ms  p99 ${v.ttftP99Ms} ms`
+    )
+    process.stdout.write(
+      [
+        ...rows,
+        `naive    ${String(results.naive.tokensPerSec).padStart(9)} tok/s  (${results.naive.switchP50Ms} ms per adapter switch)`,
+        `cold load p50 ${results.coldLoadP50Ms} ms p99 ${results.coldLoadP99Ms} ms; warm→hot p50 ${results.warmToHotP50Ms} ms`,
+        `RAM per warm adapter ${results.ramPerWarmAdapterBytes} B (fp32 ${fp32Bytes} B); peak RSS ${(results.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+        `batch-1 decode ${results.batch1.decodeTokensPerSec} tok/s; bound ${results.batch1.boundTokensPerSec} tok/s at ${results.batch1.copyBandwidthGBps} GB/s copy`,
+        ...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`),
+        ''
+      ].join('\n')
+    )
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:runtime could not run: ${(err as Error).stack ?? err}\n`)
+  process.exit(1)
+})
