@@ -1,8 +1,9 @@
 // Every CLI command, in the order `openlora --help` lists them. Add a command by adding its
 // module here.
 import type { Command } from '../command.ts'
+import { datanetCommands } from './datanet.ts'
 import { idCommand } from './id.ts'
 import { peersCommand } from './peers.ts'
 import { startCommand } from './start.ts'
 
-export const commands: Command[] = [startCommand, idCommand, peersCommand]
+export const commands: Command[] = [startCommand, idCommand, peersCommand, ...datanetCommands]
