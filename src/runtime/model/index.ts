@@ -26,6 +26,8 @@ export interface LoadModelOptions {
   maxSeqLen?: number
   /** LoRA slot pools; targets [] builds a graph without LoRA inputs */
   pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
+  /** run ORT in a worker thread so the event loop stays free during a step; default true */
+  worker?: boolean
   log?: Logger
 }
 
@@ -91,6 +93,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       maxRank: opts.pool?.maxRank ?? MODEL_DEFAULTS.pool.maxRank,
       targets
     },
+    worker: opts.worker,
     log
   })
   const model: LoadedModel = Object.assign(session, {

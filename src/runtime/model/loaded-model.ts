@@ -11,7 +11,6 @@
 //    that position inside the buffer) and are otherwise untouched;
 //  - each multi-token row (a prompt or prefill chunk) alone: GroupQueryAttention accepts several
 //    new tokens over a past only at batch 1.
-import * as ort from 'onnxruntime-node'
 import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
@@ -20,25 +19,13 @@ import {
   resolveExecutionProvider,
   sessionProviders
 } from '../execution-provider.ts'
-import {
-  INPUT_IDS,
-  LOGITS,
-  LORA_SLOT,
-  loraA,
-  loraB,
-  pastKey,
-  pastValue,
-  presentKey,
-  presentValue,
-  ROPE_COS,
-  ROPE_SIN,
-  SEQLENS_K,
-  TOTAL_SEQ_LEN
-} from '../graph/llama.ts'
+import { loraA, loraB, ROPE_COS, ROPE_SIN } from '../graph/llama.ts'
 import type { ModelConfig } from './config.ts'
 import type { ModelLayout } from './layout.ts'
 import { SlotPoolSet, type SlotPools } from './pools.ts'
 import { rotaryTables } from './rope.ts'
+import { type Runner, type RunnerSetup, SessionRunner, sharedFloats } from './runner.ts'
+import { WorkerRunner } from './worker-runner.ts'
 
 export class SequenceError extends OpenLoraError<'SEQUENCE_INVALID'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -68,6 +55,8 @@ export interface ModelSessionOptions {
   maxBatch: number
   maxSeqLen: number
   pool: { slots: number; maxRank: number; targets: readonly string[] }
+  /** run the session in a worker thread so the event loop stays free during a step (default true) */
+  worker?: boolean
   log: Logger
 }
 
@@ -79,51 +68,32 @@ export class ModelSession {
   readonly maxBatch: number
   readonly maxSeqLen: number
   readonly pools: SlotPools
-  private readonly poolSet: SlotPoolSet
-  private readonly session: ort.InferenceSession
-  private readonly capacity: number
-  private readonly rowFloats: number
-  private readonly keys: Float32Array[] = []
-  private readonly values: Float32Array[] = []
+  private readonly runner: Runner
   private readonly lens: Int32Array
   private readonly used: boolean[]
-  private readonly rope: { cos: ort.Tensor; sin: ort.Tensor }
   private readonly hasLora: boolean
   private queue: Promise<unknown> = Promise.resolve()
   private disposed = false
 
   private constructor(
-    session: ort.InferenceSession,
+    runner: Runner,
+    pools: SlotPoolSet,
     layout: ModelLayout,
     weightsHash: Hex,
     ep: ExecutionProviderName,
     opts: ModelSessionOptions
   ) {
-    this.session = session
+    this.runner = runner
     this.layout = layout
     this.config = layout.config
     this.weightsHash = weightsHash
     this.executionProvider = ep
     this.maxBatch = opts.maxBatch
     this.maxSeqLen = opts.maxSeqLen
-    this.capacity = opts.maxSeqLen + 1
-    const cfg = layout.config
-    this.rowFloats = cfg.numKvHeads * this.capacity * layout.paddedHeadDim
-    for (let l = 0; l < cfg.numLayers; l++) {
-      this.keys.push(new Float32Array(opts.maxBatch * this.rowFloats))
-      this.values.push(new Float32Array(opts.maxBatch * this.rowFloats))
-    }
     this.lens = new Int32Array(opts.maxBatch)
     this.used = new Array(opts.maxBatch).fill(false)
-    const { cos, sin } = rotaryTables(cfg, this.capacity, layout.paddedHeadDim)
-    const w = layout.paddedHeadDim / 2
-    this.rope = {
-      cos: new ort.Tensor('float32', cos, [this.capacity, w]),
-      sin: new ort.Tensor('float32', sin, [this.capacity, w])
-    }
-    this.poolSet = new SlotPoolSet(layout, opts.pool, { a: loraA, b: loraB })
-    this.pools = this.poolSet
-    this.hasLora = this.poolSet.targets.length > 0
+    this.pools = pools
+    this.hasLora = pools.targets.length > 0
   }
 
   static async create(
@@ -132,23 +102,57 @@ export class ModelSession {
     weightsHash: Hex,
     opts: ModelSessionOptions
   ): Promise<ModelSession> {
-    checkLimits(layout.config, opts)
+    const cfg = layout.config
+    checkLimits(cfg, opts)
+    const pools = new SlotPoolSet(layout, opts.pool, { a: loraA, b: loraB })
+    // one spare position per row: a dummy row in a decode run writes there (see the file comment)
+    const capacity = opts.maxSeqLen + 1
+    const Dp = layout.paddedHeadDim
+    const rowFloats = cfg.numKvHeads * capacity * Dp
+    const keys: Float32Array[] = []
+    const values: Float32Array[] = []
+    for (let l = 0; l < cfg.numLayers; l++) {
+      keys.push(sharedFloats(opts.maxBatch * rowFloats))
+      values.push(sharedFloats(opts.maxBatch * rowFloats))
+    }
+    const rope = rotaryTables(cfg, capacity, Dp)
+    const cos = sharedFloats(rope.cos.length)
+    const sin = sharedFloats(rope.sin.length)
+    cos.set(rope.cos)
+    sin.set(rope.sin)
     let ep = resolveExecutionProvider(opts.executionProvider, opts.log)
-    const sessionOptions = (e: ExecutionProviderName): ort.InferenceSession.SessionOptions => ({
-      executionProviders: sessionProviders(e),
-      graphOptimizationLevel: 'all',
-      ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {})
+    const setup = (e: ExecutionProviderName): RunnerSetup => ({
+      modelPath,
+      sessionOptions: {
+        executionProviders: sessionProviders(e),
+        graphOptimizationLevel: 'all',
+        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {})
+      },
+      numLayers: cfg.numLayers,
+      kvHeads: cfg.numKvHeads,
+      capacity,
+      headDim: Dp,
+      keys,
+      values,
+      inputs: [
+        { name: ROPE_COS, data: cos, dims: [capacity, Dp / 2] },
+        { name: ROPE_SIN, data: sin, dims: [capacity, Dp / 2] },
+        ...pools.inputs
+      ],
+      hasLora: pools.targets.length > 0
     })
-    let session: ort.InferenceSession
+    const open = (e: ExecutionProviderName) =>
+      opts.worker === false ? SessionRunner.open(setup(e)) : WorkerRunner.open(setup(e))
+    let runner: Runner
     try {
-      session = await ort.InferenceSession.create(modelPath, sessionOptions(ep))
+      runner = await open(ep)
     } catch (err) {
       if (ep !== 'cuda') throw err
       opts.log.warn('CUDA session failed to start; running on CPU', { error: err as Error })
       ep = 'cpu'
-      session = await ort.InferenceSession.create(modelPath, sessionOptions(ep))
+      runner = await open(ep)
     }
-    return new ModelSession(session, layout, weightsHash, ep, opts)
+    return new ModelSession(runner, pools, layout, weightsHash, ep, opts)
   }
 
   /** Claims a free KV-cache row for a new sequence (length 0). */
@@ -268,7 +272,7 @@ export class ModelSession {
     return out
   }
 
-  private async run(
+  private run(
     lo: number,
     n: number,
     ids: BigInt64Array,
@@ -276,41 +280,14 @@ export class ModelSession {
     slots: BigInt64Array,
     seqlens: Int32Array
   ): Promise<Float32Array> {
-    const cfg = this.config
-    const kvDims = [n, cfg.numKvHeads, this.capacity, this.layout.paddedHeadDim]
-    let total = 0
-    for (const s of seqlens) total = Math.max(total, s + 1)
-    const feeds: Record<string, ort.Tensor> = {
-      [INPUT_IDS]: new ort.Tensor('int64', ids, [n, S]),
-      [SEQLENS_K]: new ort.Tensor('int32', seqlens, [n]),
-      [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), []),
-      [ROPE_COS]: this.rope.cos,
-      [ROPE_SIN]: this.rope.sin
-    }
-    if (this.hasLora) {
-      feeds[LORA_SLOT] = new ort.Tensor('int64', slots, [n])
-      Object.assign(feeds, this.poolSet.feeds)
-    }
-    const fetches: Record<string, ort.Tensor | null> = { [LOGITS]: null }
-    const a = lo * this.rowFloats
-    const b = (lo + n) * this.rowFloats
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const k = new ort.Tensor('float32', this.keys[l]!.subarray(a, b), kvDims)
-      const v = new ort.Tensor('float32', this.values[l]!.subarray(a, b), kvDims)
-      feeds[pastKey(l)] = k
-      feeds[pastValue(l)] = v
-      fetches[presentKey(l)] = k
-      fetches[presentValue(l)] = v
-    }
-    const res = await this.session.run(feeds, fetches)
-    return res[LOGITS]!.data as Float32Array
+    return this.runner.run({ lo, n, S, ids, slots, seqlens })
   }
 
   async dispose(): Promise<void> {
     if (this.disposed) return
     this.disposed = true
     await this.queue
-    await this.session.release()
+    await this.runner.release()
   }
 }
 

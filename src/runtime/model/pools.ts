@@ -2,10 +2,10 @@
 // [slots, maxRank, out] that the graph reads as inputs (zero-copy on the CPU EP). Writing an
 // adapter into a slot is a memcpy-sized loop; the session never changes. Slot 0 stays zero, the
 // "no adapter" row. Ranks below maxRank are zero-padded (exact: the padded rank columns add 0).
-import * as ort from 'onnxruntime-node'
 import { OpenLoraError } from '../../common/errors.ts'
 import { PROJECTIONS } from './config.ts'
 import { type ModelLayout, paddedIn, paddedOut } from './layout.ts'
+import { type SharedInput, sharedFloats } from './runner.ts'
 
 export class SlotPoolError extends OpenLoraError<'SLOT_POOL_INVALID'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -57,8 +57,8 @@ export class SlotPoolSet implements SlotPools {
   readonly maxRank: number
   readonly targets: string[]
   readonly bytesPerSlot: number
-  /** graph input name → tensor over the pool's buffer (created once; writes are seen by the next run) */
-  readonly feeds: Record<string, ort.Tensor> = {}
+  /** the pools as graph inputs; shared memory, so a write is seen by the next run on any thread */
+  readonly inputs: SharedInput[] = []
   private readonly pools: Pool[] = []
   private readonly byKey = new Map<string, Pool>()
   private readonly layout: ModelLayout
@@ -107,13 +107,13 @@ export class SlotPoolSet implements SlotPools {
           target: t,
           inn,
           out,
-          a: new Float32Array(opts.slots * inn * R),
-          b: new Float32Array(opts.slots * R * out)
+          a: sharedFloats(opts.slots * inn * R),
+          b: sharedFloats(opts.slots * R * out)
         }
         this.pools.push(pool)
         this.byKey.set(`${l}/${t}`, pool)
-        this.feeds[names.a(l, t)] = new ort.Tensor('float32', pool.a, [opts.slots, inn, R])
-        this.feeds[names.b(l, t)] = new ort.Tensor('float32', pool.b, [opts.slots, R, out])
+        this.inputs.push({ name: names.a(l, t), data: pool.a, dims: [opts.slots, inn, R] })
+        this.inputs.push({ name: names.b(l, t), data: pool.b, dims: [opts.slots, R, out] })
         perSlot += (inn + out) * R * 4
       }
     }

@@ -1,0 +1,115 @@
+// Runs one forward pass of the decoder graph over a contiguous range of KV-cache rows. Shared by
+// the in-process path and the worker thread (session-worker.ts): onnxruntime-node's run() is
+// synchronous on the calling thread, so the node runs the session in a worker to keep its event
+// loop (libp2p, RPC) free during a step. KV caches, slot pools and RoPE tables live in
+// SharedArrayBuffers that both threads see; ORT reads and writes them in place (zero-copy).
+import * as ort from 'onnxruntime-node'
+import {
+  INPUT_IDS,
+  LOGITS,
+  LORA_SLOT,
+  pastKey,
+  pastValue,
+  presentKey,
+  presentValue,
+  ROPE_COS,
+  ROPE_SIN,
+  SEQLENS_K,
+  TOTAL_SEQ_LEN
+} from '../graph/llama.ts'
+
+/** One run: rows [lo, lo + n) of the KV cache, S new tokens each. */
+export interface RunRequest {
+  lo: number
+  n: number
+  S: number
+  ids: BigInt64Array
+  slots: BigInt64Array
+  seqlens: Int32Array
+}
+
+/** A float buffer that a graph input reads, by name and shape (e.g. one LoRA pool). */
+export interface SharedInput {
+  name: string
+  data: Float32Array
+  dims: number[]
+}
+
+/** Everything a runner needs; all arrays are SharedArrayBuffer-backed so a worker can take them. */
+export interface RunnerSetup {
+  modelPath: string
+  sessionOptions: ort.InferenceSession.SessionOptions
+  numLayers: number
+  kvHeads: number
+  capacity: number
+  headDim: number
+  keys: Float32Array[]
+  values: Float32Array[]
+  /** RoPE tables and LoRA pools: fixed graph inputs fed on every run */
+  inputs: SharedInput[]
+  hasLora: boolean
+}
+
+export interface Runner {
+  run(req: RunRequest): Promise<Float32Array>
+  release(): Promise<void>
+}
+
+export function sharedFloats(n: number): Float32Array {
+  return new Float32Array(new SharedArrayBuffer(n * 4))
+}
+
+/** The run logic itself, over an open session. */
+export class SessionRunner implements Runner {
+  private readonly session: ort.InferenceSession
+  private readonly s: RunnerSetup
+  private readonly fixed: Record<string, ort.Tensor> = {}
+  private readonly rowFloats: number
+
+  constructor(session: ort.InferenceSession, setup: RunnerSetup) {
+    this.session = session
+    this.s = setup
+    this.rowFloats = setup.kvHeads * setup.capacity * setup.headDim
+    for (const i of setup.inputs) this.fixed[i.name] = new ort.Tensor('float32', i.data, i.dims)
+  }
+
+  static async open(setup: RunnerSetup): Promise<SessionRunner> {
+    return new SessionRunner(await ort.InferenceSession.create(setup.modelPath, setup.sessionOptions), setup)
+  }
+
+  async run(req: RunRequest): Promise<Float32Array> {
+    const { lo, n, S } = req
+    const s = this.s
+    const kvDims = [n, s.kvHeads, s.capacity, s.headDim]
+    let total = 0
+    for (const v of req.seqlens) total = Math.max(total, v + 1)
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.fixed,
+      [INPUT_IDS]: new ort.Tensor('int64', req.ids, [n, S]),
+      [SEQLENS_K]: new ort.Tensor('int32', req.seqlens, [n]),
+      [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), [])
+    }
+    if (s.hasLora) feeds[LORA_SLOT] = new ort.Tensor('int64', req.slots, [n])
+    const fetches: Record<string, ort.Tensor | null> = { [LOGITS]: null }
+    const a = lo * this.rowFloats
+    const b = (lo + n) * this.rowFloats
+    for (let l = 0; l < s.numLayers; l++) {
+      // the same tensor as past input and present output: GroupQueryAttention then appends the
+      // new positions in place instead of copying the cache
+      const k = new ort.Tensor('float32', s.keys[l]!.subarray(a, b), kvDims)
+      const v = new ort.Tensor('float32', s.values[l]!.subarray(a, b), kvDims)
+      feeds[pastKey(l)] = k
+      feeds[pastValue(l)] = v
+      fetches[presentKey(l)] = k
+      fetches[presentValue(l)] = v
+    }
+    const res = await this.session.run(feeds, fetches)
+    return res[LOGITS]!.data as Float32Array
+  }
+
+  async release(): Promise<void> {
+    await this.session.release()
+  }
+}
+
+export { ROPE_COS, ROPE_SIN }
