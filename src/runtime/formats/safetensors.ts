@@ -208,12 +208,18 @@ export function decodeFloats(dtype: FloatDtype, bytes: Uint8Array): Float32Array
   }
   const n = bytes.length / 2
   const out = new Float32Array(n)
+  // a 2-byte-aligned view reads each half in one load (little-endian hosts, as every Node target is)
+  const u16 =
+    bytes.byteOffset % 2 === 0
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
+      : new Uint16Array(bytes.slice().buffer)
   if (dtype === 'BF16') {
-    const u32 = new Uint32Array(out.buffer)
-    for (let i = 0; i < n; i++) u32[i] = (bytes[2 * i]! | (bytes[2 * i + 1]! << 8)) << 16
+    // bf16 is the top half of an fp32: shift it into place through an Int32 view (no sign fix-ups)
+    const i32 = new Int32Array(out.buffer)
+    for (let i = 0; i < n; i++) i32[i] = u16[i]! << 16
   } else {
     const t = f16Table()
-    for (let i = 0; i < n; i++) out[i] = t[bytes[2 * i]! | (bytes[2 * i + 1]! << 8)]!
+    for (let i = 0; i < n; i++) out[i] = t[u16[i]!]!
   }
   return out
 }
@@ -286,14 +292,18 @@ export async function loadSafetensors(file: string, opts: LoadOptions = {}): Pro
         )
       }
       const n = info.end - info.begin
-      const bytes = Buffer.alloc(n)
-      const { bytesRead } = await fh.read(bytes, 0, n, header.dataStart + info.begin)
-      if (bytesRead !== n) fail(file, `read ${bytesRead} of ${n} bytes: file changed or truncated`, name)
-      out.set(name, {
-        dtype: info.dtype as FloatDtype,
-        shape: info.shape,
-        data: decodeFloats(info.dtype as FloatDtype, bytes)
-      })
+      const dtype = info.dtype as FloatDtype
+      // F32 is read straight into the result's buffer (no second copy of a large checkpoint);
+      // half types into a fresh aligned buffer that decodeFloats widens
+      const f32 = dtype === 'F32' ? new Float32Array(n / 4) : null
+      const bytes = f32 ? new Uint8Array(f32.buffer) : new Uint8Array(n)
+      let got = 0
+      while (got < n) {
+        const { bytesRead } = await fh.read(bytes, got, n - got, header.dataStart + info.begin + got)
+        if (bytesRead === 0) fail(file, `read ${got} of ${n} bytes: file changed or truncated`, name)
+        got += bytesRead
+      }
+      out.set(name, { dtype, shape: info.shape, data: f32 ?? decodeFloats(dtype, bytes) })
     }
   } finally {
     await fh.close()
