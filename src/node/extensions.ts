@@ -5,6 +5,7 @@
 //     services: (config) => ({ infer: infer(config.infer) }) }
 // Services are built in list order after the core ones and get every core component plus the
 // services built before them (components.services).
+import { inferExtension } from '../protocols/infer/extension.ts'
 import type { NodeConfig, Spec } from './config/schema.ts'
 import type { ServiceFactory } from './services.ts'
 
@@ -19,4 +20,4 @@ export interface NodeExtension {
   services?: (config: NodeConfig) => Record<string, ServiceFactory>
 }
 
-export const extensions: NodeExtension[] = []
+export const extensions: NodeExtension[] = [inferExtension]

@@ -28,7 +28,7 @@ class StubBackend implements ServingBackend {
   delayMs = 0
   signals: AbortSignal[] = []
   models = () => [{ modelId: 'm', weightsHash: sha256Hex('w') }]
-  adapterTier = (_cid: string) => null
+  adapterTier = (_model: string, _cid: string) => null
   load = () => ({ queueDepth: 0, freeSlots: 8 })
   async *generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
     if (req.signal) this.signals.push(req.signal)

@@ -31,8 +31,8 @@ export type TokenEvent =
 export interface ServingBackend {
   /** base models this node serves */
   models(): { modelId: string; weightsHash: Hex }[]
-  /** where an adapter sits on this node; null = not here */
-  adapterTier(cid: string): AdapterTier | null | Promise<AdapterTier | null>
+  /** where an adapter sits on this node for that base model; null = not here */
+  adapterTier(model: string, cid: string): AdapterTier | null | Promise<AdapterTier | null>
   /** queued + running jobs, and how many more the engine takes without queueing past its bound */
   load(): { queueDepth: number; freeSlots: number }
   generate(req: GenerateRequest): AsyncIterable<TokenEvent>

@@ -255,7 +255,7 @@ export class InferService {
     const b = this.#c.backend
     const hasModel = b?.models().some((m) => m.modelId === body.model) ?? false
     const load = b?.load() ?? { queueDepth: 0, freeSlots: 0 }
-    const tier = hasModel && body.adapter !== null ? await b!.adapterTier(body.adapter) : null
+    const tier = hasModel && body.adapter !== null ? await b!.adapterTier(body.model, body.adapter) : null
     const input = {
       self: this.#c.peerId,
       client: body.client,

@@ -1,7 +1,8 @@
 // Where a job runs: here, or at the best peer from the PeerTable. Order (issue 5): adapter tier
-// hot > warm > cold (> fetchable: this node holds the base model and can fetch the adapter by
-// CID), then queue depth, price and measured latency; this node wins ties because it costs no
-// hop. The plan is a list so the caller can fail over to the next candidate; it never names a
+// hot > warm > cold, then queue depth, price and measured latency; this node wins ties because it
+// costs no hop. "Fetchable" (this node serves the base model and a peer advertises the adapter)
+// ranks as cold: either way the adapter is read and decoded before the first token, and serving
+// here spreads popular adapters instead of piling their jobs onto the one peer that has them. The plan is a list so the caller can fail over to the next candidate; it never names a
 // peer the job already visited, nor the client, and only this node once the hop budget is spent.
 
 export type AdapterTier = 'hot' | 'warm' | 'cold'
@@ -58,7 +59,7 @@ interface Candidate {
 }
 
 const TIER_RANK: Record<AdapterTier, number> = { hot: 0, warm: 1, cold: 2 }
-const FETCHABLE_RANK = 3
+const FETCHABLE_RANK = TIER_RANK.cold
 
 function compare(a: Candidate, b: Candidate): number {
   if (a.tierRank !== b.tierRank) return a.tierRank - b.tierRank

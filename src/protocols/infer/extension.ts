@@ -1,0 +1,187 @@
+// How the infer protocol joins the node (src/node/extensions.ts): an `infer` config section and
+// three services built in order — `serving` (models, adapter stores, engine; the node advertises
+// its capabilities), `adapterExchange` (serves adapter bytes by CID and fetches missing ones) and
+// `infer` (the /openlora/infer/1.0.0 handler, routing through the PeerTable). A node with no
+// models configured still relays jobs to peers that serve them.
+import { join, resolve } from 'node:path'
+import type { NodeConfig, Spec } from '../../node/config/schema.ts'
+import type { NodeExtension } from '../../node/extensions.ts'
+import type { NodeComponents, Service } from '../../node/services.ts'
+import { AdapterExchange } from '../adapter-exchange/exchange.ts'
+import * as C from './constants.ts'
+import { InferService } from './infer.ts'
+import type { ServingStack } from './serving.ts'
+
+export interface InferConfig {
+  /** Hugging Face checkpoint directories this node serves; empty = relay only */
+  models: string[]
+  /** where built ONNX graphs are cached; '' = <dataDir>/model-cache */
+  modelCacheDir: string
+  executionProvider: 'cpu' | 'cuda'
+  /** ORT intra-op threads; 0 = ORT's choice (one per core) */
+  intraOpThreads: number
+  maxBatch: number
+  maxSeqLen: number
+  /** LoRA slots per pool (slot 0 is "no adapter") */
+  slots: number
+  maxRank: number
+  maxQueued: number
+  maxNewTokens: number
+  warmBudgetMb: number
+  maxConcurrentJobsPerPeer: number
+  requestsPerSecondPerPeer: number
+  requestBurstPerPeer: number
+  maxConcurrentJobs: number
+  maxPromptTokens: number
+  /** fetch adapters this node lacks from peers that advertise them */
+  fetchAdapters: boolean
+}
+
+const int = (min: number, max: number): Spec => ({ type: 'int', min, max })
+
+export const INFER_CONFIG_SPEC: Spec = {
+  type: 'section',
+  fields: {
+    models: { type: 'strings', maxItems: 8, pattern: /^.+$/, hint: 'checkpoint directories' },
+    modelCacheDir: { type: 'string', hint: "a directory, or '' for <dataDir>/model-cache" },
+    executionProvider: { type: 'string', enum: ['cpu', 'cuda'] },
+    intraOpThreads: int(0, 256),
+    maxBatch: int(1, 1024),
+    maxSeqLen: int(2, 1 << 20),
+    slots: int(2, 100_000),
+    maxRank: int(1, 4096),
+    maxQueued: int(0, 1 << 20),
+    maxNewTokens: int(1, C.MAX_NEW_TOKENS),
+    warmBudgetMb: int(1, 1 << 20),
+    maxConcurrentJobsPerPeer: int(1, 10_000),
+    requestsPerSecondPerPeer: int(1, 100_000),
+    requestBurstPerPeer: int(1, 100_000),
+    maxConcurrentJobs: int(1, 100_000),
+    maxPromptTokens: int(1, C.MAX_PROMPT_IDS),
+    fetchAdapters: { type: 'bool' }
+  }
+}
+
+export const INFER_CONFIG_DEFAULTS: InferConfig = {
+  models: [],
+  modelCacheDir: '',
+  executionProvider: 'cpu',
+  intraOpThreads: 0,
+  // engine defaults (src/runtime/engine/config.ts), repeated so the config file shows them
+  maxBatch: 8,
+  maxSeqLen: 2048,
+  slots: 64,
+  maxRank: 16,
+  maxQueued: 64,
+  maxNewTokens: 1024,
+  warmBudgetMb: 2048,
+  maxConcurrentJobsPerPeer: C.DEFAULT_MAX_CONCURRENT_JOBS_PER_PEER,
+  requestsPerSecondPerPeer: C.DEFAULT_REQUESTS_PER_SECOND_PER_PEER,
+  requestBurstPerPeer: C.DEFAULT_REQUEST_BURST_PER_PEER,
+  maxConcurrentJobs: C.DEFAULT_MAX_CONCURRENT_JOBS,
+  maxPromptTokens: C.DEFAULT_MAX_PROMPT_TOKENS,
+  fetchAdapters: true
+}
+
+export function inferConfigOf(config: NodeConfig): InferConfig {
+  return { ...INFER_CONFIG_DEFAULTS, ...((config.infer as Partial<InferConfig> | undefined) ?? {}) }
+}
+
+/** Where a node keeps its adapter stores (also what `openlora adapter add|list` opens). */
+export function adapterStoreDir(dataDir: string): string {
+  return join(dataDir, 'adapters')
+}
+
+export function modelCacheDir(config: NodeConfig): string {
+  const c = inferConfigOf(config)
+  return c.modelCacheDir === '' ? join(config.dataDir, 'model-cache') : resolve(c.modelCacheDir)
+}
+
+async function servingService(components: NodeComponents): Promise<ServingStack & Service> {
+  const c = inferConfigOf(components.config)
+  const current = await components.capabilities.capabilities()
+  // Loaded on demand: ONNX Runtime's native library is only needed by nodes that serve.
+  const { ServingStack } = await import('./serving.ts')
+  const stack = new ServingStack(
+    {
+      models: c.models.map((m) => resolve(m)),
+      cacheDir: modelCacheDir(components.config),
+      storeDir: adapterStoreDir(components.dataDir.path),
+      executionProvider: c.executionProvider,
+      intraOpThreads: c.intraOpThreads,
+      maxBatch: c.maxBatch,
+      maxSeqLen: c.maxSeqLen,
+      slots: c.slots,
+      maxRank: c.maxRank,
+      maxQueued: c.maxQueued,
+      maxNewTokens: c.maxNewTokens,
+      warmBudgetBytes: c.warmBudgetMb * 1024 * 1024,
+      pricePer1kTokens: components.config.pricing.pricePer1kTokens,
+      hardware: current.hardware
+    },
+    components.logger.child('serving')
+  )
+  const start = stack.start.bind(stack)
+  return Object.assign(stack, {
+    start: async () => {
+      await start()
+      if (c.models.length > 0) components.capabilities.use(stack)
+    }
+  })
+}
+
+function adapterExchangeService(components: NodeComponents): AdapterExchange {
+  const serving = components.services.serving as ServingStack | undefined
+  // The store exists only after serving started, so both sides look it up per call.
+  const store = () => serving?.store()
+  return new AdapterExchange({
+    host: components.libp2p,
+    source: {
+      files: async (cid) => {
+        const s = store()
+        if (!s) throw new Error('this node has no adapter store')
+        return s.files(cid)
+      }
+    },
+    sink: {
+      importFiles: async (files, opts) => {
+        const s = store()
+        if (!s) throw new Error('this node has no adapter store')
+        return s.importFiles(files, opts)
+      }
+    },
+    logger: components.logger.child('adapter-exchange')
+  })
+}
+
+function inferService(components: NodeComponents): InferService {
+  const c = inferConfigOf(components.config)
+  const serving = components.services.serving as ServingStack | undefined
+  const exchange = components.services.adapterExchange as AdapterExchange | undefined
+  return new InferService(
+    {
+      host: components.libp2p,
+      peerId: components.identity.peerId.toString(),
+      privateKey: components.identity.privateKey,
+      operator: components.identity.operator.account as never,
+      backend: serving,
+      peers: components.peerTable,
+      adapterFetcher: c.fetchAdapters ? exchange : undefined,
+      logger: components.logger.child('infer')
+    },
+    {
+      pricePer1kTokens: components.config.pricing.pricePer1kTokens,
+      maxConcurrentJobsPerPeer: c.maxConcurrentJobsPerPeer,
+      requestsPerSecondPerPeer: c.requestsPerSecondPerPeer,
+      requestBurstPerPeer: c.requestBurstPerPeer,
+      maxConcurrentJobs: c.maxConcurrentJobs,
+      maxPromptTokens: c.maxPromptTokens
+    }
+  )
+}
+
+export const inferExtension: NodeExtension = {
+  name: 'infer',
+  config: { infer: { spec: INFER_CONFIG_SPEC, defaults: INFER_CONFIG_DEFAULTS } },
+  services: () => ({ serving: servingService, adapterExchange: adapterExchangeService, infer: inferService })
+}
