@@ -14,6 +14,7 @@ import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
+import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'engine-model-'))
 const MODEL = join(dir, 'model')
@@ -44,6 +45,7 @@ test.before(async () => {
     intraOpThreads: 1,
     pool: { slots: 9, maxRank: 16, targets: ALL }
   })
+  Object.assign(model, { tokenizer: await Tokenizer.fromDir(MODEL) })
   store = new AdapterStore<PeftAdapter>(
     { dir: join(dir, 'store') },
     {
@@ -164,6 +166,35 @@ test('a cancelled request frees its KV row and its slot; the event loop turns be
     assert.ok(immediates >= e.metrics().steps / 2, `${immediates} turns for ${e.metrics().steps} steps`)
   } finally {
     spinning = false
+    await e.stop()
+  }
+})
+
+test('text prompts and chat messages go through the model tokenizer; token texts add up to the text', async () => {
+  const tok = (model as unknown as { tokenizer: Tokenizer }).tokenizer
+  const e = engineWith(4)
+  try {
+    const texts: string[] = []
+    let done: Extract<TokenEvent, { type: 'done' }> | undefined
+    for await (const ev of e.generate({
+      model: model.modelId,
+      adapter: cids[4]!,
+      prompt: 'The cat sat on',
+      params: { maxNewTokens: 12 }
+    })) {
+      if (ev.type === 'token') texts.push(ev.text)
+      else done = ev
+    }
+    assert.equal(done!.promptIds, tok.encode('The cat sat on'))
+    assert.is(done!.text, tok.decode(done!.outputIds))
+    assert.ok(done!.text.startsWith(texts.join('')))
+    const messages = [{ role: 'user' as const, content: 'hi there' }]
+    let chat: Extract<TokenEvent, { type: 'done' }> | undefined
+    for await (const ev of e.generate({ model: model.modelId, messages, params: { maxNewTokens: 4 } })) {
+      if (ev.type === 'done') chat = ev
+    }
+    assert.equal(chat!.promptIds, tok.encodeChat(messages, { addGenerationPrompt: true }))
+  } finally {
     await e.stop()
   }
 })

@@ -18,7 +18,7 @@ import { TextTracker } from './text.ts'
 import type { ChatMessage, GenerateRequest, GenerationParams, TokenEvent } from './types.ts'
 
 export interface EngineTokenizer {
-  encode(text: string): ArrayLike<number>
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): ArrayLike<number>
   decode(ids: number[]): string
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string
 }
@@ -229,7 +229,10 @@ export class Engine {
       }
       if (chars > MAX_PROMPT_CHARS)
         throw new InvalidParametersError(`messages hold ${chars} characters; at most ${MAX_PROMPT_CHARS}`)
-      ids = Array.from(tok!.encode(tok!.applyChatTemplate(msgs, { addGenerationPrompt: true })))
+      ids = Array.from(
+        // the template writes the special tokens itself
+        tok!.encode(tok!.applyChatTemplate(msgs, { addGenerationPrompt: true }), { addSpecialTokens: false })
+      )
     }
     if (ids.length === 0) throw new InvalidParametersError('the prompt is empty; give at least one token')
     const vocab = model.config.vocabSize
