@@ -1,0 +1,272 @@
+// Property test on a real anvil: random sequences of deposits, vouchers, claims (some of which
+// the contract must refuse), client withdrawals, credit withdrawals and contributor withdrawals
+// never create or destroy OPEN. After every step the contract holds exactly the escrows plus
+// the credits plus the unpaid contributor pools, every account's balance matches a model of
+// the rules, and the token's total supply is unchanged.
+import assert from 'node:assert/strict'
+import { test } from 'uvu'
+import type { Address, Hex, LocalAccount } from 'viem'
+import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
+import { openTokenAbi } from '../../src/chain/artifacts/index.ts'
+import { ChainClient } from '../../src/chain/client.ts'
+import { type SignedVoucher, signVoucher } from '../../src/chain/eip712.ts'
+import { ChainCallError } from '../../src/chain/errors.ts'
+import { buildSumTree, type SumTree } from '../../src/chain/merkle.ts'
+import { splitPayment } from '../../src/chain/shares.ts'
+
+// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
+const it = (name: string, fn: () => Promise<void>) =>
+  test(name, async () => {
+    try {
+      await fn()
+    } catch (e) {
+      if ((e as Error).name.startsWith('AssertionError')) throw e
+      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
+    }
+  })
+
+const OPEN = 10n ** 18n
+const STEPS = Number(process.env.CHAIN_PROPERTY_STEPS ?? 120)
+const SEEDS = [1, 2, 3]
+const adapters: Hex[] = [`0x${'a1'.repeat(32)}`, `0x${'a2'.repeat(32)}`]
+const datanetId: Hex = `0x${'dd'.repeat(32)}`
+
+// mulberry32: small, seedable, good enough to pick actions
+function rng(seed: number) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+let chain: LocalChain
+// a fresh chain per seed, so that each sequence starts from known state
+test.before.each(async () => {
+  chain = await startLocalChain({ accounts: 10, withdrawalDelaySec: 50, mintPerAccount: 1000n * OPEN })
+})
+test.after.each(async () => {
+  await chain?.stop()
+})
+
+for (const seed of SEEDS) {
+  it(`seed ${seed}: ${STEPS} random steps conserve every token`, async () => {
+    const r = rng(seed)
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
+    const amount = (max: bigint) => (BigInt(Math.floor(r() * 1e9)) * max) / 1_000_000_000n + 1n
+    const acc = chain.accounts
+    const treasury = acc[0]!.address
+    const owner = acc[1]!
+    const nodes = [acc[2]!, acc[3]!]
+    const clients = [acc[4]!, acc[5]!, acc[6]!]
+    const contributors = [acc[7]!, acc[8]!, acc[9]!]
+    const cl = new Map<Address, ChainClient>(
+      acc.map((a) => [a.address, new ChainClient({ ...chain, account: a })])
+    )
+    const as = (a: LocalAccount) => cl.get(a.address)!
+    const reader = as(acc[0]!)
+    const supply = await reader.publicClient.readContract({
+      address: chain.addresses.token,
+      abi: openTokenAbi,
+      functionName: 'totalSupply'
+    })
+    await as(owner).createDatanet(datanetId, `0x${'00'.repeat(32)}`)
+    for (const a of adapters)
+      await as(owner).registerAdapter({
+        adapterId: a,
+        modelHash: `0x${'01'.repeat(32)}`,
+        feePer1kTokens: 1n
+      })
+
+    // the model: what the rules say each balance must be
+    const escrow = new Map<Address, bigint>()
+    const credits = new Map<Address, bigint>()
+    const tokens = new Map<Address, bigint>()
+    for (const a of acc) {
+      const [e, c, t] = await Promise.all([
+        reader.escrowOf(a.address),
+        reader.creditsOf(a.address),
+        reader.tokenBalance(a.address)
+      ])
+      escrow.set(a.address, e.balance)
+      credits.set(a.address, c)
+      tokens.set(a.address, t)
+    }
+    const add = (m: Map<Address, bigint>, k: Address, d: bigint) => m.set(k, (m.get(k) ?? 0n) + d)
+    const held = await reader.tokenBalance(chain.addresses.settlement)
+    const startHeld = held - [...escrow.values(), ...credits.values()].reduce((s, x) => s + x, 0n)
+    let poolsUnpaid = startHeld // pools of earlier seeds that were never fully withdrawn
+    const channels = new Map<string, { latest?: SignedVoucher; claimed: bigint }>()
+    const pools: { id: bigint; tree: SumTree; paid: Set<number> }[] = []
+    const counts: Record<string, number> = {}
+
+    for (let step = 0; step < STEPS; step++) {
+      const action = pick([
+        'deposit',
+        'voucher',
+        'voucher',
+        'claim',
+        'claim',
+        'withdraw',
+        'credits',
+        'contribution'
+      ])
+      counts[action] = (counts[action] ?? 0) + 1
+      if (action === 'deposit') {
+        const c = pick(clients)
+        const a = amount(5n * OPEN)
+        await as(c).deposit(a)
+        add(escrow, c.address, a)
+        add(tokens, c.address, -a)
+      } else if (action === 'voucher') {
+        const c = pick(clients)
+        const n = pick(nodes)
+        const adapterId = pick(adapters)
+        const key = `${c.address}|${n.address}|${adapterId}`
+        const ch = channels.get(key) ?? { claimed: 0n }
+        const prev = ch.latest?.cumulativeAmount ?? 0n
+        // sometimes more than the escrow holds, so that claims get refused too
+        ch.latest = await signVoucher(c, reader.domain, {
+          node: n.address,
+          adapterId,
+          cumulativeAmount: prev + amount(2n * OPEN)
+        })
+        channels.set(key, ch)
+      } else if (action === 'claim') {
+        const n = pick(nodes)
+        const mine = [...channels.entries()].filter(
+          ([k, ch]) => k.includes(n.address) && ch.latest && ch.latest.cumulativeAmount > ch.claimed
+        )
+        if (mine.length === 0) continue
+        const batch = mine
+          .filter(() => r() < 0.7)
+          .sort(([, a], [, b]) => (a.latest!.adapterId < b.latest!.adapterId ? -1 : 1))
+        if (batch.length === 0) continue
+        // the expected outcome, voucher by voucher, as the contract applies them
+        const esc = new Map(escrow)
+        let ok = true
+        let pool = 0n
+        const splits = []
+        for (const [, ch] of batch) {
+          const inc = ch.latest!.cumulativeAmount - ch.claimed
+          const bal = esc.get(ch.latest!.client) ?? 0n
+          if (inc > bal) ok = false
+          esc.set(ch.latest!.client, bal - inc)
+          const s = splitPayment(inc)
+          pool += s.pool
+          splits.push({ ch, inc, s })
+        }
+        const attribute = pool > 0n && r() < 0.8
+        const leaves = contributors.map((c, i) => ({
+          account: c.address,
+          amount: i === 0 ? pool - (pool / 3n) * 2n : pool / 3n
+        }))
+        const tree = attribute ? buildSumTree(leaves.filter((l) => l.amount > 0n)) : undefined
+        try {
+          const res = await as(n).claim(
+            batch.map(([, ch]) => ch.latest!),
+            tree ? [{ datanetId, root: tree.root, total: tree.total }] : []
+          )
+          assert.ok(ok, 'the contract paid a voucher above the escrow')
+          for (const { ch, inc, s } of splits) {
+            add(escrow, ch.latest!.client, -inc)
+            ch.claimed = ch.latest!.cumulativeAmount
+            add(credits, n.address, s.node)
+            add(credits, owner.address, s.owner)
+            add(credits, treasury, s.protocol)
+          }
+          if (tree) {
+            pools.push({ id: res.poolIds[0]!, tree, paid: new Set() })
+            poolsUnpaid += pool
+          } else add(credits, treasury, pool)
+        } catch (err) {
+          assert.ok(
+            err instanceof ChainCallError && err.revert === 'InsufficientEscrow',
+            `unexpected ${String(err)} ${(err as ChainCallError).revert}`
+          )
+          assert.ok(!ok, 'the contract refused a claim the escrow covers')
+          counts.refused = (counts.refused ?? 0) + 1
+        }
+      } else if (action === 'withdraw') {
+        const c = pick(clients)
+        const bal = escrow.get(c.address)!
+        if (bal === 0n) continue
+        await as(c).requestWithdrawal()
+        await chain.increaseTime(51)
+        const want = amount(bal)
+        const a = want > bal ? bal : want
+        await as(c).withdraw(a)
+        await as(c).cancelWithdrawal()
+        add(escrow, c.address, -a)
+        add(tokens, c.address, a)
+      } else if (action === 'credits') {
+        const who = pick([...nodes, owner, acc[0]!])
+        const c = credits.get(who.address)!
+        if (c === 0n) continue
+        await as(who).withdrawCredits()
+        credits.set(who.address, 0n)
+        add(tokens, who.address, c)
+      } else if (action === 'contribution') {
+        const open = pools.filter((p) => p.paid.size < p.tree.leaves.length)
+        if (open.length === 0) continue
+        const p = pick(open)
+        const i = pick(p.tree.leaves.map((_, j) => j).filter((j) => !p.paid.has(j)))
+        const leaf = p.tree.leaves[i]!
+        await as(pick(nodes)).withdrawContribution({
+          poolId: p.id,
+          index: i,
+          account: leaf.account,
+          amount: leaf.amount,
+          proof: p.tree.proof(i)
+        })
+        p.paid.add(i)
+        poolsUnpaid -= leaf.amount
+        add(tokens, leaf.account, leaf.amount)
+      }
+
+      const settlementHeld = await reader.tokenBalance(chain.addresses.settlement)
+      const owed = [...escrow.values(), ...credits.values()].reduce((s, x) => s + x, 0n) + poolsUnpaid
+      assert.equal(
+        settlementHeld,
+        owed,
+        `step ${step} (${action}): contract holds ${settlementHeld}, owes ${owed}`
+      )
+      for (const a of acc) {
+        assert.equal(
+          (await reader.escrowOf(a.address)).balance,
+          escrow.get(a.address),
+          `escrow of ${a.address} after ${action}`
+        )
+        assert.equal(
+          await reader.creditsOf(a.address),
+          credits.get(a.address),
+          `credits of ${a.address} after ${action}`
+        )
+        assert.equal(
+          await reader.tokenBalance(a.address),
+          tokens.get(a.address),
+          `tokens of ${a.address} after ${action}`
+        )
+      }
+    }
+    const total =
+      [...tokens.values()].reduce((s, x) => s + x, 0n) +
+      (await reader.tokenBalance(chain.addresses.settlement))
+    assert.equal(total, supply)
+    assert.equal(
+      await reader.publicClient.readContract({
+        address: chain.addresses.token,
+        abi: openTokenAbi,
+        functionName: 'totalSupply'
+      }),
+      supply
+    )
+    assert.ok((counts.claim ?? 0) > 5, 'enough claims ran')
+    assert.ok((counts.refused ?? 0) > 0, 'some claims were refused (vouchers above the escrow)')
+  })
+}
+
+test.run()
