@@ -1,10 +1,11 @@
 // loadModel: a Hugging Face checkpoint directory → a LoadedModel (one ORT session, KV cache, LoRA
 // slot pools). The contract with the serving engine is in docs/INTERFACES.md ("Runtime internals").
-import { readFile } from 'node:fs/promises'
+import { access, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
 import type { ExecutionProviderName } from '../execution-provider.ts'
+import { Tokenizer } from '../tokenizer.ts'
 import { ensureBuiltModel } from './build.ts'
 import { type ModelConfig, ModelConfigError, PROJECTIONS, parseModelConfig } from './config.ts'
 import { modelLayout } from './layout.ts'
@@ -47,6 +48,8 @@ export interface LoadedModel extends ModelSession {
   cachedGraph: boolean
   /** the checkpoint directory */
   dir: string
+  /** from tokenizer.json (+ tokenizer_config.json); undefined when the checkpoint has none (ids only) */
+  tokenizer: Tokenizer | undefined
 }
 
 async function readJson(path: string, required: boolean): Promise<unknown> {
@@ -82,6 +85,14 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     targets,
     log
   })
+  let tokenizer: Tokenizer | undefined
+  try {
+    await access(join(abs, 'tokenizer.json'))
+    tokenizer = await Tokenizer.fromDir(abs)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    log.warn('checkpoint has no tokenizer.json: the model takes token ids only', { dir: abs })
+  }
   const maxPos = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Number.POSITIVE_INFINITY)
   const session = await ModelSession.create(built.modelPath, modelLayout(config), built.weightsHash, {
     executionProvider: opts.executionProvider ?? 'cpu',
@@ -100,7 +111,8 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     modelId: config.nameOrPath ?? basename(abs),
     buildMs: built.buildMs,
     cachedGraph: built.cached,
-    dir: abs
+    dir: abs,
+    tokenizer
   })
   log.info('model loaded', {
     modelId: model.modelId,
