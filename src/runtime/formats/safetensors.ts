@@ -8,6 +8,7 @@
 import { open, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { OpenLoraError } from '../../common/errors.ts'
+import { decodeFloats, encodeFloats, FLOAT_DTYPES, type FloatDtype } from './dtypes.ts'
 
 export class SafetensorsError extends OpenLoraError<'SAFETENSORS_INVALID'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -15,8 +16,7 @@ export class SafetensorsError extends OpenLoraError<'SAFETENSORS_INVALID'> {
   }
 }
 
-export type FloatDtype = 'F32' | 'F16' | 'BF16'
-export const FLOAT_DTYPES: readonly FloatDtype[] = ['F32', 'F16', 'BF16']
+export { decodeFloats, encodeFloats, FLOAT_DTYPES, type FloatDtype } from './dtypes.ts'
 
 /** Byte size per element of every dtype the format defines (so headers naming them still parse). */
 const DTYPE_SIZE: Record<string, number> = {
@@ -180,95 +180,6 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   } finally {
     await fh.close()
   }
-}
-
-// fp16 → fp32 through a 64K-entry table: simple and exact for every bit pattern
-let F16_TABLE: Float32Array | null = null
-function f16Table(): Float32Array {
-  if (F16_TABLE) return F16_TABLE
-  const t = new Float32Array(65536)
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1
-    const exp = (h >> 10) & 0x1f
-    const frac = h & 0x3ff
-    if (exp === 0) t[h] = sign * frac * 2 ** -24
-    else if (exp === 31) t[h] = frac === 0 ? sign * Infinity : Number.NaN
-    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
-  }
-  F16_TABLE = t
-  return t
-}
-
-/** Widens raw little-endian bytes of a float dtype to fp32 (a fresh, aligned Float32Array). */
-export function decodeFloats(dtype: FloatDtype, bytes: Uint8Array): Float32Array {
-  if (dtype === 'F32') {
-    const out = new Float32Array(bytes.length / 4)
-    new Uint8Array(out.buffer).set(bytes)
-    return out
-  }
-  const n = bytes.length / 2
-  const out = new Float32Array(n)
-  // a 2-byte-aligned view reads each half in one load (little-endian hosts, as every Node target is)
-  const u16 =
-    bytes.byteOffset % 2 === 0
-      ? new Uint16Array(bytes.buffer, bytes.byteOffset, n)
-      : new Uint16Array(bytes.slice().buffer)
-  if (dtype === 'BF16') {
-    // bf16 is the top half of an fp32: shift it into place through an Int32 view (no sign fix-ups)
-    const i32 = new Int32Array(out.buffer)
-    for (let i = 0; i < n; i++) i32[i] = u16[i]! << 16
-  } else {
-    const t = f16Table()
-    for (let i = 0; i < n; i++) out[i] = t[u16[i]!]!
-  }
-  return out
-}
-
-function f32ToF16Bits(v: number): number {
-  const f = new Float32Array([v])
-  const x = new Uint32Array(f.buffer)[0]!
-  const sign = (x >>> 16) & 0x8000
-  const exp = (x >>> 23) & 0xff
-  let mant = x & 0x7fffff
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0)
-  const e = exp - 127 + 15
-  if (e >= 31) return sign | 0x7c00
-  if (e <= 0) {
-    if (e < -10) return sign
-    mant |= 0x800000
-    const shift = 14 - e
-    let h = mant >> shift
-    const rem = mant & ((1 << shift) - 1)
-    const half = 1 << (shift - 1)
-    if (rem > half || (rem === half && h & 1)) h++
-    return sign | h
-  }
-  let h = (e << 10) | (mant >> 13)
-  const rem = mant & 0x1fff
-  // round to nearest even; a carry into the exponent is the correct rounding (up to Infinity)
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++
-  return sign | h
-}
-
-/** Narrows fp32 values to the dtype's little-endian bytes (round to nearest even). */
-export function encodeFloats(dtype: FloatDtype, data: Float32Array): Uint8Array {
-  if (dtype === 'F32')
-    return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength))
-  const out = new Uint8Array(data.length * 2)
-  const u32 = new Uint32Array(data.buffer, data.byteOffset, data.length)
-  for (let i = 0; i < data.length; i++) {
-    let h: number
-    if (dtype === 'BF16') {
-      const x = u32[i]!
-      if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) h = ((x >>> 16) | 0x40) & 0xffff
-      else h = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff
-    } else {
-      h = f32ToF16Bits(data[i]!)
-    }
-    out[2 * i] = h & 0xff
-    out[2 * i + 1] = h >> 8
-  }
-  return out
 }
 
 export interface LoadOptions {
