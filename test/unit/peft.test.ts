@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert'
 import { silentLogger } from '../../src/common/log.ts'
 import { encodeManifest } from '../../src/crypto/cid.ts'
 import { sha256, sha256Hex } from '../../src/crypto/hash.ts'
-import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { loadPeftAdapter, parsePeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { hasNestedQuantifier } from '../../src/runtime/adapters/peft-config.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { adapterCid, weightsHash } from '../../src/runtime/formats/identity.ts'
@@ -159,6 +160,9 @@ test('each unsupported config field is refused, naming it', async () => {
     [{ alpha_pattern: { '[': 2 } }, 'alpha_pattern'],
     [{ layer_replication: [[0, 1]] }, 'layer_replication'],
     [{ layers_pattern: 'h' }, 'layers_pattern'],
+    // exponential backtracking shapes from an untrusted config are refused before they run
+    [{ target_modules: '(.*)*x' }, 'target_modules'],
+    [{ rank_pattern: { '(a+)+$': 2 } }, 'rank_pattern'],
     [{ base_model_name_or_path: 'meta-llama/Llama-3.2-1B' }, 'base_model_name_or_path']
   ]
   const out = fresh()
@@ -321,6 +325,72 @@ test('weightsHash is the sha256 of the hf-weights manifest and follows the weigh
   const sharded = join(dir, 'tiny-sharded')
   await makeModel({ out: sharded, preset: 'tiny', seed: 1, shards: 2 })
   assert.match(await weightsHash(sharded), /^0x[0-9a-f]{64}$/)
+})
+
+test('nested-quantifier detector: refuses (a+)+ shapes, keeps ordinary PEFT patterns', () => {
+  for (const bad of ['(a+)+', '(.*)*', '((ab)*c)+', '(a|b+){2,}', '(x(y+))*'])
+    assert.ok(hasNestedQuantifier(bad), bad)
+  for (const ok of [
+    '.*\\.(q_proj|v_proj)',
+    'model.layers.(0|1).self_attn.q_proj',
+    '[(+]+',
+    '\\(a+\\)+',
+    '(q|k)?_proj',
+    'q_proj'
+  ])
+    assert.not.ok(hasNestedQuantifier(ok), ok)
+})
+
+test('any value in any config field, or corrupt weight bytes, ends in PeftAdapterError or a valid adapter', async () => {
+  const out = fresh()
+  await makeAdapter({
+    model: TINY,
+    out,
+    rank: 2,
+    targets: ['q_proj', 'down_proj'],
+    layersToTransform: [0],
+    seed: 4
+  })
+  const cfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')) as Record<string, unknown>
+  const weights = new Uint8Array(readFileSync(join(out, 'adapter_model.safetensors')))
+  const values: unknown[] = [
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1.5,
+    1e300,
+    '',
+    'x',
+    '(',
+    '.*',
+    [],
+    [1],
+    ['q_proj'],
+    {},
+    { a: 1 },
+    { '.*': 0 },
+    'a'.repeat(600)
+  ]
+  let seed = 7
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
+  const keys = [...Object.keys(cfg), 'exclude_modules', 'lora_bias', 'target_parameters']
+  let loaded = 0
+  for (let i = 0; i < 600; i++) {
+    const c = { ...cfg }
+    for (let j = 0; j < 1 + rnd(3); j++) c[keys[rnd(keys.length)]!] = values[rnd(values.length)]
+    const w = weights.slice()
+    if (i % 3 === 0) for (let j = 0; j < 3; j++) w[rnd(w.length)] = rnd(256)
+    try {
+      const a = parsePeftAdapter(new TextEncoder().encode(JSON.stringify(c)), w, tiny, opts)
+      assert.ok(a.layers.size > 0)
+      loaded++
+    } catch (err) {
+      assert.is((err as Error).name, 'PeftAdapterError', (err as Error).stack)
+    }
+  }
+  assert.ok(loaded > 0 && loaded < 600, `loaded ${loaded}`)
 })
 
 test.run()

@@ -9,6 +9,7 @@ import {
   encodeSafetensors,
   loadCheckpointWeights,
   loadSafetensors,
+  parseSafetensorsBytes,
   readSafetensorsHeader,
   writeSafetensors
 } from '../../src/runtime/formats/safetensors.ts'
@@ -231,6 +232,35 @@ test('sharded checkpoint loads through the index and checks it', async () => {
   const one = mkdtempSync(join(dir, 'one-'))
   await writeSafetensors(join(one, 'model.safetensors'), { z: { shape: [1], data: new Float32Array([9]) } })
   assert.equal([...(await loadCheckpointWeights(one)).get('z')!.data], [9])
+})
+
+test('random corruption of a valid file never escapes as anything but SafetensorsError', () => {
+  const good = encodeSafetensors(
+    {
+      a: { shape: [3, 2], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+      b: { shape: [4], data: new Float32Array([1, 2, 3, 4]), dtype: 'BF16' }
+    },
+    { k: 'v' }
+  )
+  let seed = 12345
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n
+  let rejected = 0
+  for (let i = 0; i < 2000; i++) {
+    const bytes = good.slice(0, i % 7 === 0 ? rnd(good.length) : good.length)
+    for (let j = 0; j < 1 + rnd(4); j++) if (bytes.length > 0) bytes[rnd(bytes.length)] = rnd(256)
+    try {
+      const { tensors } = parseSafetensorsBytes('fuzz.safetensors', bytes)
+      for (const t of tensors.values())
+        assert.is(
+          t.data.length,
+          t.shape.reduce((x, y) => x * y, 1)
+        )
+    } catch (err) {
+      assert.is((err as Error).name, 'SafetensorsError', (err as Error).stack)
+      rejected++
+    }
+  }
+  assert.ok(rejected > 500, `only ${rejected} rejected`)
 })
 
 test.run()

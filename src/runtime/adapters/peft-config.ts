@@ -29,9 +29,51 @@ export function moduleName(layer: number, target: Projection): string {
   return `model.layers.${layer}.${MLP.includes(target) ? 'mlp' : 'self_attn'}.${target}`
 }
 
+/**
+ * True when a quantified group itself contains a quantifier, e.g. `(a+)+` or `(.*)*`: the shape
+ * that makes backtracking regexes take exponential time. Keys and regexes come from adapters
+ * fetched from peers, and PEFT configs never need it, so such patterns are refused.
+ */
+export function hasNestedQuantifier(src: string): boolean {
+  const stack: boolean[] = []
+  let inClass = false
+  for (let i = 0; i < src.length; i++) {
+    const ch = src[i]!
+    if (ch === '\\') {
+      i++
+      continue
+    }
+    if (inClass) {
+      if (ch === ']') inClass = false
+      continue
+    }
+    if (ch === '[') inClass = true
+    else if (ch === '(') stack.push(false)
+    else if (ch === ')') {
+      const inner = stack.pop() ?? false
+      const next = src[i + 1]
+      const quantified = next === '*' || next === '+' || next === '{'
+      if (inner && quantified) return true
+      // the enclosing group contains whatever this one did
+      if (stack.length > 0 && (inner || quantified)) stack[stack.length - 1] = true
+    } else if ((ch === '*' || ch === '+' || ch === '{') && stack.length > 0) stack[stack.length - 1] = true
+  }
+  return false
+}
+
+function safeRegex(src: string, field: string): void {
+  if (hasNestedQuantifier(src)) {
+    bad(
+      `adapter_config.json: "${field}" pattern ${JSON.stringify(src.slice(0, 80))} nests quantifiers (e.g. (a+)+), which can take exponential time; refused`,
+      { field }
+    )
+  }
+}
+
 function compilePattern(key: string, field: string): RegExp {
   if (key.length > MAX_PATTERN_KEY_LENGTH)
     bad(`adapter_config.json: "${field}" key is over ${MAX_PATTERN_KEY_LENGTH} characters`, { field })
+  safeRegex(key, field)
   try {
     // PEFT: re.match(rf"(.*\.)?({key})$", module_name)
     return new RegExp(`^(?:.*\\.)?(?:${key})$`)
@@ -84,6 +126,7 @@ function moduleMatcher(v: unknown, field: string): ((name: string) => boolean) |
     if (v === 'all-linear') return (name) => PROJECTIONS.some((p) => name.endsWith(`.${p}`))
     if (v.length > MAX_PATTERN_KEY_LENGTH)
       bad(`adapter_config.json: "${field}" regex is over ${MAX_PATTERN_KEY_LENGTH} characters`, { field })
+    safeRegex(v, field)
     let re: RegExp
     try {
       re = new RegExp(`^(?:${v})$`)
