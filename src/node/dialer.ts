@@ -7,12 +7,16 @@ import type { Logger } from '../common/log.ts'
 import type { PeerEntry, PeerTable } from '../protocols/adverts/peer-table.ts'
 import type { Host } from './host.ts'
 
+/** Long enough for the other side's dial (a local handshake takes tens of ms) to land first. */
+const TIE_BREAK_DELAY_MS = 1_000
+
 export class AdvertDialer {
   readonly #host: Host
   readonly #table: PeerTable
   readonly #target: number
   readonly #log: Logger
   readonly #dialing = new Set<string>()
+  #running = false
   readonly #onUpdate = (e: Event): void => this.#consider((e as CustomEvent<PeerEntry>).detail)
 
   constructor(host: Host, table: PeerTable, targetPeers: number, logger: Logger) {
@@ -23,18 +27,35 @@ export class AdvertDialer {
   }
 
   start(): void {
+    this.#running = true
     this.#table.addEventListener('update', this.#onUpdate)
   }
 
   stop(): void {
+    this.#running = false
     this.#table.removeEventListener('update', this.#onUpdate)
+  }
+
+  #connected(peer: string): boolean {
+    return this.#host.getConnections().some((c) => c.remotePeer.toString() === peer)
   }
 
   #consider(entry: PeerEntry): void {
     const peer = entry.peerId
-    if (this.#dialing.has(peer) || this.#host.getConnections().length + this.#dialing.size >= this.#target)
+    if (this.#dialing.has(peer) || this.#connected(peer)) return
+    // When two peers learn of each other at once both would dial, leaving two connections per
+    // pair; the one with the larger id waits, and dials only if the other did not.
+    if (this.#host.peerId.toString() > peer) {
+      setTimeout(() => this.#dial(entry), TIE_BREAK_DELAY_MS).unref()
       return
-    if (this.#host.getConnections().some((c) => c.remotePeer.toString() === peer)) return
+    }
+    this.#dial(entry)
+  }
+
+  #dial(entry: PeerEntry): void {
+    const peer = entry.peerId
+    if (!this.#running || this.#dialing.has(peer) || this.#connected(peer)) return
+    if (this.#host.getPeers().length + this.#dialing.size >= this.#target) return
     const addrs = entry.advert.body.addrs.flatMap((a) => {
       try {
         const ma = multiaddr(a)

@@ -87,7 +87,8 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         capabilities,
         operator: { address: identity.operator.address, signature: identity.operator.bindingSignature },
         addresses: () => advertisedAddrs(libp2p, config),
-        logger: log
+        logger: log,
+        libp2p
       },
       { ...config.adverts, version: NODE_VERSION }
     )

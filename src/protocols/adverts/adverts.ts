@@ -1,7 +1,7 @@
 // The advert service: publishes this node's signed capability advert at start, after every
 // capability change (debounced) and as a heartbeat well inside its TTL; validates everything
 // received on the topic and keeps the PeerTable current.
-import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { GossipSub, Message, SubscriptionChangeData } from '@libp2p/gossipsub'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from '../../common/log.ts'
@@ -18,6 +18,7 @@ import {
 } from './constants.ts'
 import type { AdvertIgnoreReason, AdvertRejectReason } from './errors.ts'
 import type { PeerTable } from './peer-table.ts'
+import { AdvertSync, type AdvertSyncComponents } from './sync.ts'
 import { validateAdvert } from './validate.ts'
 
 export interface AdvertsInit {
@@ -45,6 +46,8 @@ export interface AdvertsComponents {
   /** multiaddrs (with /p2p/) other peers should dial us on */
   addresses(): string[]
   logger: Logger
+  /** when given, tables are synced with every newly identified peer (sync.ts) */
+  libp2p?: AdvertSyncComponents['libp2p']
 }
 
 export interface AdvertStats {
@@ -70,7 +73,16 @@ export class AdvertService {
   #debounce?: ReturnType<typeof setTimeout>
   #publishing?: Promise<unknown>
   #running = false
+  #sync?: AdvertSync
   readonly #onChanged = (): void => this.schedulePublish()
+  /**
+   * A peer that newly subscribes has missed every advert published before; our sync answer
+   * reaches only that peer, so re-publish (debounced) to carry ours to everyone it connects us
+   * to. Only direct neighbours see a subscription, so a join costs O(degree) adverts.
+   */
+  readonly #onSubscription = (e: CustomEvent<SubscriptionChangeData>): void => {
+    if (e.detail.subscriptions.some((s) => s.topic === ADVERTS_TOPIC && s.subscribe)) this.schedulePublish()
+  }
 
   constructor(components: AdvertsComponents, init: AdvertsInit = {}) {
     this.#c = components
@@ -82,6 +94,11 @@ export class AdvertService {
     this.#log = components.logger.child('adverts')
   }
 
+  /** The table sync (present when the service was given libp2p). */
+  get sync(): AdvertSync | undefined {
+    return this.#sync
+  }
+
   /** The advert this node published last. */
   get current(): SignedAdvert | undefined {
     return this.#current
@@ -91,9 +108,20 @@ export class AdvertService {
     const { pubsub } = this.#c
     pubsub.topicValidators.set(ADVERTS_TOPIC, (_peer, msg) => this.#validate(msg))
     pubsub.subscribe(ADVERTS_TOPIC)
+    pubsub.addEventListener('subscription-change', this.#onSubscription)
     this.#c.capabilities.addEventListener('changed', this.#onChanged)
     this.#running = true
     await this.publish()
+    if (this.#c.libp2p) {
+      this.#sync = new AdvertSync({
+        libp2p: this.#c.libp2p,
+        peerTable: this.#c.peerTable,
+        bindings: this.#bindings,
+        own: () => this.#current,
+        logger: this.#log
+      })
+      await this.#sync.start()
+    }
     this.#heartbeat = setInterval(() => this.schedulePublish(0), this.#heartbeatMs)
   }
 
@@ -102,6 +130,8 @@ export class AdvertService {
     clearInterval(this.#heartbeat)
     clearTimeout(this.#debounce)
     this.#c.capabilities.removeEventListener('changed', this.#onChanged)
+    this.#c.pubsub.removeEventListener('subscription-change', this.#onSubscription)
+    await this.#sync?.stop()
     await this.#publishing?.catch(() => {})
     this.#c.pubsub.unsubscribe(ADVERTS_TOPIC)
     this.#c.pubsub.topicValidators.delete(ADVERTS_TOPIC)

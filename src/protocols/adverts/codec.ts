@@ -126,7 +126,8 @@ export function advertSigningBytes(body: AdvertBody): Uint8Array {
 }
 
 export async function signAdvert(body: AdvertBody, key: PrivateKey): Promise<SignedAdvert> {
-  const sig = await key.sign(advertSigningBytes(body))
+  // Some key implementations hand back a Buffer; adverts carry plain bytes.
+  const sig = new Uint8Array(await key.sign(advertSigningBytes(body)))
   const bytes = encodeCanonical({ body, sig })
   if (bytes.length > MAX_ADVERT_BYTES) {
     throw new InvalidAdvertError(

@@ -38,3 +38,12 @@ export const DEFAULT_TTL_MS = 120_000
 export const DEFAULT_DEBOUNCE_MS = 250
 /** Verified operator bindings kept so each peer's secp256k1 recovery runs once, not per advert. */
 export const BINDING_CACHE_SIZE = 4096
+
+/**
+ * Table sync: on each new connection a node asks the peer for every advert it holds, so a node
+ * that joins (or restarts) knows the network at once instead of after everyone's next heartbeat.
+ */
+export const ADVERTS_SYNC_PROTOCOL = '/openlora/adverts-sync/1'
+/** Most adverts one sync answer may carry (and a client reads). */
+export const MAX_SYNC_ADVERTS = 2_000
+export const SYNC_TIMEOUT_MS = 10_000

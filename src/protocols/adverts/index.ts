@@ -10,6 +10,7 @@ export * from './codec.ts'
 export * from './constants.ts'
 export * from './errors.ts'
 export * from './peer-table.ts'
+export { AdvertSync, type SyncResult } from './sync.ts'
 export * from './validate.ts'
 
 /** js-libp2p style factory: options now, components at composition time. */

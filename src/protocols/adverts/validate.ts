@@ -15,6 +15,11 @@ export type AdvertVerdict =
 export interface ValidateContext {
   /** peer id of the gossip message's original publisher (`from` of a signed message) */
   from: string | undefined
+  /**
+   * The advert was relayed by a third party on purpose (table sync on connect), so `from` is not
+   * checked; the peer signature alone proves who made it.
+   */
+  relayed?: boolean
   now: number
   /** our own peer id: our adverts echoed back are ignored */
   self?: string
@@ -33,7 +38,7 @@ export async function validateAdvert(bytes: Uint8Array, ctx: ValidateContext): P
     throw err
   }
   const b = adv.body
-  if (ctx.from !== b.peerId) {
+  if (!ctx.relayed && ctx.from !== b.peerId) {
     return {
       action: 'reject',
       reason: 'from-mismatch',

@@ -2,8 +2,15 @@
 // module here.
 import type { Command } from '../command.ts'
 import { datanetCommands } from './datanet.ts'
+import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { peersCommand } from './peers.ts'
 import { startCommand } from './start.ts'
 
-export const commands: Command[] = [startCommand, idCommand, peersCommand, ...datanetCommands]
+export const commands: Command[] = [
+  startCommand,
+  idCommand,
+  peersCommand,
+  ...datanetCommands,
+  generateCommand
+]

@@ -1,0 +1,106 @@
+import { rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { adminRequest } from '../../src/node/admin.ts'
+import { createNode } from '../../src/node/node.ts'
+import { startNode, tcpAddr, tempDir, testConfig, waitFor } from './node-fixture.ts'
+
+const dirs: string[] = []
+const dir = (): string => {
+  const d = tempDir()
+  dirs.push(d)
+  return d
+}
+
+test('a node starts, keeps its keys private, answers on its admin endpoint and stops', async () => {
+  const d = dir()
+  const node = await startNode(d)
+  try {
+    assert.is((statSync(join(d, 'keys', 'peer.key')).mode & 0o777).toString(8), '600')
+    assert.is((statSync(join(d, 'keys', 'operator.key')).mode & 0o777).toString(8), '600')
+    assert.match(node.identity.operator.address, /^0x[0-9a-fA-F]{40}$/)
+    const status = await adminRequest<{ peerId: string; operator: string; adverts: { seq: number } }>(
+      d,
+      '/status'
+    )
+    assert.is(status.peerId, node.peerId)
+    assert.is(status.operator, node.identity.operator.address)
+    assert.ok(status.adverts.seq > 0, 'published its advert at start')
+    const addrs = node.libp2p.getMultiaddrs().map((m) => m.toString())
+    assert.ok(
+      addrs.some((a) => a.includes('/ws')),
+      'listens on WebSockets'
+    )
+    assert.ok(
+      addrs.some((a) => /\/tcp\/\d+\/p2p\//.test(a)),
+      'listens on TCP'
+    )
+  } finally {
+    await node.stop()
+  }
+  await adminRequest(d, '/status').then(
+    () => assert.unreachable('admin should be gone after stop'),
+    (err: Error) => assert.is(err.name, 'AdminUnavailableError')
+  )
+})
+
+test('two nodes can never share a data directory', async () => {
+  const d = dir()
+  const node = await startNode(d)
+  try {
+    await createNode(testConfig(d)).then(
+      () => assert.unreachable('second node on the same dir must fail'),
+      (err: Error & { code?: string }) => {
+        assert.is(err.name, 'DataDirLockedError')
+        assert.ok(err.message.includes(d))
+      }
+    )
+  } finally {
+    await node.stop()
+  }
+  // after a clean stop the directory is free again
+  const again = await startNode(d)
+  await again.stop()
+})
+
+test('a restarted node keeps its peer id and operator, and rejoins', async () => {
+  const d0 = dir()
+  const d1 = dir()
+  const a = await startNode(d0)
+  let b = await startNode(d1, { 'network.bootstrap': [tcpAddr(a)] })
+  try {
+    const id = b.peerId
+    const operator = b.identity.operator.address
+    await waitFor(
+      () => a.peerTable.get(id) !== undefined && b.peerTable.get(a.peerId) !== undefined,
+      20_000,
+      'adverts'
+    )
+    const seqBefore = a.peerTable.latestSeq(id)!
+    const t0 = Date.now()
+    await b.stop()
+    assert.ok(Date.now() - t0 < 5_000, 'stops within 5 s')
+    b = await startNode(d1, { 'network.bootstrap': [tcpAddr(a)] })
+    assert.is(b.peerId, id)
+    assert.is(b.identity.operator.address, operator)
+    // the table came back from LevelDB before any peer answered
+    assert.ok(b.peerTable.size >= 1)
+    await waitFor(
+      () => (a.peerTable.latestSeq(id) ?? 0) > seqBefore,
+      20_000,
+      'restarted advert at the other node'
+    )
+    assert.ok(
+      a.libp2p.getConnections().some((c) => c.remotePeer.toString() === id),
+      'reconnected'
+    )
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+})
+
+test.after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+test.run()
