@@ -115,6 +115,16 @@ test('Qwen2 has q/k/v bias; linear scaling; unused sliding window ignored', () =
   assert.is(c.tieWordEmbeddings, true)
 })
 
+test('dense DeepseekForCausalLM (Llama layout, no experts) parses', () => {
+  const c = parseModelConfig({
+    ...smollm2,
+    architectures: ['DeepseekForCausalLM'],
+    model_type: 'deepseek',
+    n_routed_experts: null
+  })
+  assert.is(c.architecture, 'DeepseekForCausalLM')
+})
+
 test('Mistral v0.1 sliding window is reported so the runtime can cap sequence length', () => {
   const c = parseModelConfig({
     ...smollm2,
@@ -144,6 +154,7 @@ test('each unsupported or bad value names its field', () => {
     [{ ...smollm2, eos_token_id: 'x' }, 'eos_token_id'],
     [{ ...smollm2, mlp_bias: true }, 'mlp_bias'],
     [{ ...smollm2, attention_bias: true }, 'attention_bias'],
+    [{ ...smollm2, architectures: ['DeepseekForCausalLM'], n_routed_experts: 64 }, 'n_routed_experts'],
     [{ ...smollm2, pretraining_tp: 2 }, 'pretraining_tp']
   ]
   for (const [cfg, field] of cases) {

@@ -20,8 +20,9 @@ export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   'LlamaForCausalLM',
   'MistralForCausalLM',
   'Qwen2ForCausalLM',
-  // dense DeepSeek checkpoints (deepseek-llm, deepseek-coder v1) use the Llama layout; most ship
-  // as LlamaForCausalLM already, a few name this class
+  // dense DeepSeek checkpoints (deepseek-llm, deepseek-coder v1) use the Llama layout and mostly
+  // ship as LlamaForCausalLM; this class name is also DeepSeek-MoE's, whose expert fields are
+  // refused below
   'DeepseekForCausalLM'
 ]
 
@@ -227,6 +228,14 @@ export function parseModelConfig(json: unknown, generationConfig?: unknown): Mod
   const vocabSize = posInt(cfg, 'vocab_size', LIMITS.vocabSize)
   const maxPositionEmbeddings = posInt(cfg, 'max_position_embeddings', LIMITS.maxPositionEmbeddings, 2048)
 
+  for (const field of ['n_routed_experts', 'num_experts', 'num_local_experts', 'moe_intermediate_size']) {
+    if (cfg[field] !== undefined && cfg[field] !== null && cfg[field] !== 0) {
+      throw new ModelConfigError(
+        `config.json: "${field}" marks a mixture-of-experts model, which is not supported; only dense models run`,
+        { field, value: cfg[field] }
+      )
+    }
+  }
   const act = cfg.hidden_act ?? 'silu'
   if (act !== 'silu') {
     throw new ModelConfigError(
