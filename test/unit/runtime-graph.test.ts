@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert'
 import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { type MakeModelOptions, makeModel } from '../../src/runtime/fixtures/make-model.ts'
+import { weightsHash } from '../../src/runtime/formats/identity.ts'
 import { PROJECTIONS } from '../../src/runtime/model/config.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { loadReference, mergeAdapter, referenceForward } from '../reference/forward.ts'
@@ -171,6 +172,7 @@ test('the built graph is cached by weights hash: a second load reuses it, other 
     assert.ok(second.cachedGraph)
     assert.is(second.buildMs, 0)
     assert.is(second.weightsHash, hash)
+    assert.is(hash, await weightsHash(dir), 'the weightsHash of INTERFACES.md')
   } finally {
     await second.dispose()
   }

@@ -1,15 +1,13 @@
 // Builds a checkpoint's ONNX graph once and keeps it on disk, keyed by the weights hash, the
 // builder version and the LoRA target set (the only build inputs that change the graph), so a
 // node's second start only loads `model.onnx` + `weights.bin`.
-import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OpenLoraError } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/log.ts'
-import { encodeManifest } from '../../crypto/cid.ts'
-import { type Hex, sha256, sha256Hex, toHex } from '../../crypto/hash.ts'
-import { checkpointFiles, loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
+import { type Hex, sha256Hex } from '../../crypto/hash.ts'
+import { weightsHash as computeWeightsHash } from '../formats/identity.ts'
+import { loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
 import { BUILDER_VERSION, buildDecoderGraph, OPSETS, type WeightSource } from '../graph/llama.ts'
 import type { ModelConfig } from './config.ts'
 
@@ -17,24 +15,6 @@ export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super('MODEL_WEIGHTS_INVALID', message, details)
   }
-}
-
-async function hashFile(path: string): Promise<{ size: number; sha256: Uint8Array }> {
-  const h = createHash('sha256')
-  let size = 0
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) {
-    h.update(chunk as Buffer)
-    size += (chunk as Buffer).length
-  }
-  return { size, sha256: new Uint8Array(h.digest()) }
-}
-
-/** weightsHash = sha256 of the canonical 'hf-weights' manifest of the checkpoint's safetensors files. */
-export async function computeWeightsHash(dir: string): Promise<Hex> {
-  const { files } = await checkpointFiles(dir)
-  const entries = []
-  for (const name of files) entries.push({ name, ...(await hashFile(join(dir, name))) })
-  return toHex(sha256(encodeManifest({ v: 1, kind: 'hf-weights', files: entries })))
 }
 
 function weightSource(tensors: TensorMap): WeightSource {
