@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import {
+  type Address,
   createPublicClient,
   createTestClient,
   createWalletClient,
@@ -39,6 +40,8 @@ export interface LocalChain {
   addresses: ChainAddresses
   accounts: LocalAccount[]
   privateKeys: Hex[]
+  /** gives an account gas money (e.g. a node's operator key, which is not a dev account) */
+  setEthBalance(address: Address, wei: bigint): Promise<void>
   /** moves the chain clock (withdrawal delays in tests) */
   increaseTime(seconds: number): Promise<void>
   stop(): Promise<void>
@@ -142,6 +145,7 @@ export async function startLocalChain(opts: LocalChainOptions = {}): Promise<Loc
       addresses,
       accounts,
       privateKeys: keys,
+      setEthBalance: (address, wei) => testClient.setBalance({ address, value: wei }),
       increaseTime: async (seconds) => {
         await testClient.increaseTime({ seconds })
         await testClient.mine({ blocks: 1 })

@@ -196,8 +196,8 @@ for (const seed of SEEDS) {
         if (bal === 0n) continue
         await as(c).requestWithdrawal()
         await chain.increaseTime(51)
-        const want = amount(bal)
-        const a = want > bal ? bal : want
+        let a = amount(bal)
+        if (a > bal) a = bal
         await as(c).withdraw(a)
         await as(c).cancelWithdrawal()
         add(escrow, c.address, -a)

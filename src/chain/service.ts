@@ -1,0 +1,144 @@
+// The chain layer as one node service: connects to the configured chain (or, for the `local`
+// preset, starts anvil and deploys), opens the VoucherStore on a sublevel of the node's LevelDB
+// and runs the Claimer. The node composition root builds it with the operator account and the
+// db; the infer protocol calls checkVoucher() before serving a paid job and recordPayment()
+// before replying. See docs/CHAIN.md for the wiring.
+import type { AbstractLevel } from 'abstract-level'
+import type { Hex, LocalAccount } from 'viem'
+import { createLogger, type Logger } from '../common/log.ts'
+import { type LocalChain, startLocalChain } from './anvil.ts'
+import { Claimer, type ClaimerInit } from './claimer.ts'
+import { ChainClient } from './client.ts'
+import { type ChainConfig, type ChainEndpoint, parseChainConfig } from './config.ts'
+import type { ChainDomain, SignedVoucher } from './eip712.ts'
+import { ChainConfigError } from './errors.ts'
+import { type RewardsSummary, rewardsSummary } from './rewards.ts'
+import { type PaymentReceipt, VoucherStore } from './store.ts'
+import { checkVoucher, type VoucherCheckResult } from './vouchers.ts'
+
+export interface ChainServiceInit {
+  /** a `chain` config section (validated here); `{ preset: 'local' }` when absent */
+  chain?: ChainConfig | unknown
+  claimer?: ClaimerInit
+  /** ETH given to the operator on a local chain so that it can pay for claims */
+  localOperatorEth?: bigint
+}
+
+export interface ChainServiceComponents {
+  /** the node's LevelDB (or any abstract-level); the service uses its sublevel 'chain' */
+  // biome-ignore lint/suspicious/noExplicitAny: any level instance or sublevel will do
+  db: AbstractLevel<any, string, any>
+  /** the operator's secp256k1 account: receives rewards, signs claims */
+  operator: LocalAccount
+  logger?: Logger
+}
+
+export class ChainService {
+  private readonly init: ChainServiceInit
+  private readonly components: ChainServiceComponents
+  private readonly log: Logger
+  private local: LocalChain | undefined
+  private rpcUrl = ''
+  private _client: ChainClient | undefined
+  private _claimer: Claimer | undefined
+  readonly store: VoucherStore
+
+  constructor(init: ChainServiceInit, components: ChainServiceComponents) {
+    this.init = init
+    this.components = components
+    this.log = components.logger ?? createLogger('chain')
+    this.store = new VoucherStore(components.db.sublevel('chain'))
+  }
+
+  get client(): ChainClient {
+    if (!this._client) throw new ChainConfigError('the chain service has not started')
+    return this._client
+  }
+
+  get claimer(): Claimer {
+    if (!this._claimer) throw new ChainConfigError('the chain service has not started')
+    return this._claimer
+  }
+
+  /** the anvil this service started (`local` preset only): dev accounts, clock */
+  get localChain(): LocalChain | undefined {
+    return this.local
+  }
+
+  /** What receipts' EIP-712 domain binds to (chain id and Settlement address). */
+  get domain(): ChainDomain {
+    return this.client.domain
+  }
+
+  get endpoint(): ChainEndpoint {
+    return {
+      rpcUrl: this.rpcUrl,
+      chainId: this.client.chainId,
+      addresses: this.client.addresses
+    }
+  }
+
+  async start(): Promise<void> {
+    const cfg = parseChainConfig(this.init.chain)
+    const operator = this.components.operator
+    let endpoint: ChainEndpoint
+    if (cfg.preset === 'local') {
+      this.local = await startLocalChain({
+        withdrawalDelaySec: cfg.withdrawalDelaySec,
+        logger: this.log.child('anvil')
+      })
+      endpoint = this.local
+      await this.local.setEthBalance(operator.address, this.init.localOperatorEth ?? 10n ** 20n)
+    } else {
+      endpoint = cfg
+    }
+    this.rpcUrl = endpoint.rpcUrl
+    this._client = new ChainClient({ ...endpoint, account: operator })
+    this._claimer = new Claimer(
+      { chain: this._client, store: this.store },
+      { logger: this.log.child('claimer'), ...this.init.claimer }
+    )
+    await this._claimer.start()
+    this.log.info('chain service started', {
+      chainId: endpoint.chainId,
+      settlement: endpoint.addresses.settlement,
+      operator: operator.address
+    })
+  }
+
+  async stop(): Promise<void> {
+    await this._claimer?.stop()
+    await this.local?.stop()
+  }
+
+  /** Throws VoucherRejectedError with a code when the voucher does not pay for this job. */
+  checkVoucher(
+    voucher: SignedVoucher,
+    job: { adapterId: Hex; amountDue: bigint }
+  ): Promise<VoucherCheckResult> {
+    return checkVoucher(this.client, this.store, {
+      voucher,
+      node: this.components.operator.address,
+      adapterId: job.adapterId,
+      minIncrease: job.amountDue
+    })
+  }
+
+  /** Stores the voucher and the job's receipt; resolve this before replying to the client. */
+  async recordPayment(
+    voucher: SignedVoucher,
+    receipt: PaymentReceipt
+  ): Promise<{ channel: Hex; increase: bigint }> {
+    const r = await this.store.recordPayment(voucher, receipt)
+    this._claimer?.notify()
+    return r
+  }
+
+  rewards(): Promise<RewardsSummary> {
+    return rewardsSummary(this.client, this.components.operator.address, { store: this.store })
+  }
+}
+
+export function createChainService(init: ChainServiceInit, components: ChainServiceComponents): ChainService {
+  return new ChainService(init, components)
+}

@@ -1,0 +1,93 @@
+// The chain layer as the node will run it: ChainService with the `local` preset starts anvil,
+// deploys, funds the operator key; a client deposits and pays a job with a voucher; the service
+// checks the voucher, records it with the receipt, claims it, and reports the rewards.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { test } from 'uvu'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { ChainClient } from '../../src/chain/client.ts'
+import { amountDue, signVoucher } from '../../src/chain/eip712.ts'
+import { VoucherRejectedError } from '../../src/chain/errors.ts'
+import { ChainService } from '../../src/chain/service.ts'
+import { splitPayment } from '../../src/chain/shares.ts'
+
+// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
+const it = (name: string, fn: () => Promise<void>) =>
+  test(name, async () => {
+    try {
+      await fn()
+    } catch (e) {
+      if ((e as Error).name.startsWith('AssertionError')) throw e
+      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
+    }
+  })
+
+const OPEN = 10n ** 18n
+
+it('local preset: check, record, claim and report a paid job', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'openlora-chain-svc-'))
+  const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' })
+  const operator = privateKeyToAccount(generatePrivateKey())
+  const svc = new ChainService(
+    {
+      chain: { preset: 'local', withdrawalDelaySec: 60 },
+      claimer: { claimIntervalSec: 3600, minClaim: 10n * OPEN }
+    },
+    { db, operator }
+  )
+  try {
+    await svc.start()
+    const local = svc.localChain!
+    const [, ownerAcc, clientAcc] = local.accounts
+    const owner = new ChainClient({ ...svc.endpoint, account: ownerAcc! })
+    const client = new ChainClient({ ...svc.endpoint, account: clientAcc! })
+    const adapterId = `0x${'5a'.repeat(32)}` as const
+    await owner.registerAdapter({ adapterId, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: OPEN })
+    await client.deposit(3n * OPEN)
+
+    const due = amountDue(500, 500, OPEN) // 1 OPEN
+    const v = await signVoucher(clientAcc!, svc.domain, {
+      node: operator.address,
+      adapterId,
+      cumulativeAmount: due
+    })
+    const ok = await svc.checkVoucher(v, { adapterId, amountDue: due })
+    assert.equal(ok.increase, due)
+    await svc.recordPayment(v, { jobId: `0x${'01'.repeat(16)}`, amountDue: due })
+    // the same voucher again is a replay
+    try {
+      await svc.checkVoucher(v, { adapterId, amountDue: due })
+      assert.fail('replayed voucher accepted')
+    } catch (err) {
+      assert.ok(err instanceof VoucherRejectedError)
+      assert.equal(err.code, 'NOT_INCREASING')
+    }
+    let r = await svc.rewards()
+    assert.equal(r.totals.pending, due)
+    assert.equal(r.totals.claimed, 0n)
+
+    const out = await svc.claimer.claimNow()
+    assert.equal(out[0]?.total, due)
+    r = await svc.rewards()
+    assert.equal(r.totals.pending, 0n)
+    assert.equal(r.totals.claimed, due)
+    assert.equal(r.totals.earned, splitPayment(due).node)
+    assert.equal(r.withdrawable, splitPayment(due).node)
+    assert.deepEqual(
+      r.perAdapter.map((a) => a.adapterId),
+      [adapterId]
+    )
+    // the operator key (not a dev account) had gas money for the claim and can withdraw
+    await svc.client.withdrawCredits()
+    assert.equal(await svc.client.tokenBalance(operator.address), splitPayment(due).node)
+  } finally {
+    await svc.stop()
+    await db.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test.run()
