@@ -3,7 +3,7 @@
 // attention bias, linear RoPE scaling, bf16 and sharded checkpoints), and PEFT adapters served
 // from slot pools against the reference with the adapter merged into the weights (W + scale·B·A)
 // for alpha/r, rsLoRA, rank/alpha patterns and layers_to_transform. fp32, max abs error ≤ 1e-4.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
@@ -185,6 +185,28 @@ test('the built graph is cached by weights hash: a second load reuses it, other 
   } finally {
     await other.dispose()
   }
+})
+
+test('a checkpoint whose tensors do not fit its config fails the build, naming the tensor', async () => {
+  const dir = await fixture({ preset: 'tiny', seed: 10 })
+  const cfgPath = join(dir, 'config.json')
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'))
+  writeFileSync(cfgPath, JSON.stringify({ ...cfg, intermediate_size: 96 }))
+  try {
+    await open(dir)
+    assert.unreachable('the build should fail')
+  } catch (err) {
+    assert.is((err as Error).name, 'ModelWeightsError')
+    assert.match(
+      (err as Error).message,
+      /model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[128, 64\]; the config needs \[96, 64\]/
+    )
+  }
+  assert.equal(
+    readdirSync(cacheDir).filter((f) => f.includes('.tmp-')),
+    [],
+    'no partial build left behind'
+  )
 })
 
 test.after(() => rmSync(root, { recursive: true, force: true }))

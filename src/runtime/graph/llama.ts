@@ -29,6 +29,8 @@ export interface WeightSource {
   /** the fp32 tensor of a checkpoint name; throws naming the tensor when it is missing */
   get(name: string, shape: number[]): Float32Array
   has(name: string): boolean
+  /** the builder is done with this tensor (lets a streaming build free it) */
+  release?(name: string): void
 }
 
 export const INPUT_IDS = 'input_ids'
@@ -71,10 +73,24 @@ const ident = (i: number) => i
 export function buildDecoderGraph(
   cfg: ModelConfig,
   weights: WeightSource,
-  opts: GraphOptions
+  opts: GraphOptions & { dataPath?: string }
 ): { graph: GraphBuilder; layout: ModelLayout } {
   const layout = modelLayout(cfg)
-  const g = new GraphBuilder()
+  const g = new GraphBuilder('weights.bin', opts.dataPath)
+  try {
+    buildInto(g, layout, weights, opts)
+  } catch (err) {
+    g.finishExternalData()
+    throw err
+  }
+  return { graph: g, layout }
+}
+
+function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, opts: GraphOptions): void {
+  const cfg = layout.config
+  const done = (...names: string[]) => {
+    for (const n of names) weights.release?.(n)
+  }
   const H = cfg.hiddenSize
   const Dp = layout.paddedHeadDim
   const qOut = cfg.numHeads * Dp
@@ -133,6 +149,7 @@ export function buildDecoderGraph(
       }
       qkv = g.op('Add', [qkv, g.weight(`${p}.qkv.bias`, bias, [qkvCols])])
     }
+    for (const [t] of parts) done(`${p}.self_attn.${t}.weight`, `${p}.self_attn.${t}.bias`)
     const split = g.int64(`${p}.qkv.split`, [qOut, kvOut, kvOut])
     let [q, k, v] = g.node('Split', [qkv, split], 3, { axis: -1 }) as [string, string, string]
     q = lora(l, 'q_proj', x, q)
@@ -171,6 +188,7 @@ export function buildDecoderGraph(
       layout.padFeature
     )
     let o = g.op('MatMul', [attn!, g.weight(`${p}.o.weight_t`, wo, [qOut, H])])
+    done(`${p}.self_attn.o_proj.weight`)
     o = lora(l, 'o_proj', attn!, o)
     h = g.op('Add', [h, o])
 
@@ -191,6 +209,7 @@ export function buildDecoderGraph(
     const wd = new Float32Array(I * H)
     transposeInto(weights.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I, wd, H, 0, ident, ident)
     let d = g.op('MatMul', [act, g.weight(`${p}.down.weight_t`, wd, [I, H])])
+    done(`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`, `${p}.mlp.down_proj.weight`)
     d = lora(l, 'down_proj', act, d)
     h = g.op('Add', [h, d])
   }
@@ -212,7 +231,6 @@ export function buildDecoderGraph(
   }
   g.node('Gemm', [xf, head], [LOGITS], { transB: 1 })
   g.output(LOGITS, DT.FLOAT, ['batch', cfg.vocabSize])
-  return { graph: g, layout }
 }
 
 export const OPSETS = { '': 17, 'com.microsoft': 1 }

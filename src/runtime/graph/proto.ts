@@ -1,6 +1,8 @@
 // A small builder over onnx-proto's ModelProto. Large weights go to an external data file (the
 // protobuf form caps at 2 GiB and encoding 500 MB of raw_data in protobufjs doubles peak RAM), so
 // a built model is `model.onnx` (graph only, small) plus `weights.bin` (tensors, 64-byte aligned).
+// With a data path given, each weight is written to that file as it is added, so a build never
+// holds more than the tensor in hand (multi-GB checkpoints build in bounded memory).
 import { closeSync, openSync, writeSync } from 'node:fs'
 import onnxProto from 'onnx-proto'
 
@@ -27,9 +29,15 @@ export class GraphBuilder {
   private externalBytes = 0
   private counter = 0
   private readonly dataFile: string
+  private fd: number | undefined
 
-  constructor(dataFile = 'weights.bin') {
+  /**
+   * @param dataFile the external data file name the graph refers to (next to model.onnx)
+   * @param dataPath where to stream that file while building; without it, writeExternalData writes it
+   */
+  constructor(dataFile = 'weights.bin', dataPath?: string) {
     this.dataFile = dataFile
+    if (dataPath) this.fd = openSync(dataPath, 'w')
   }
 
   /** A fresh intermediate value name. */
@@ -63,7 +71,10 @@ export class GraphBuilder {
       return name
     }
     const offset = Math.ceil(this.externalBytes / ALIGN) * ALIGN
-    this.external.push({ data: bytes, offset })
+    if (this.fd !== undefined) {
+      if (offset > this.externalBytes) writeSync(this.fd, new Uint8Array(offset - this.externalBytes))
+      writeSync(this.fd, bytes)
+    } else this.external.push({ data: bytes, offset })
     this.externalBytes = offset + bytes.byteLength
     this.initializers.push({
       name,
@@ -124,7 +135,14 @@ export class GraphBuilder {
     return onnx.ModelProto.encode(model).finish()
   }
 
-  /** Writes the external data file that the encoded graph points at. */
+  /** Closes the streamed data file; returns its size. */
+  finishExternalData(): number {
+    if (this.fd !== undefined) closeSync(this.fd)
+    this.fd = undefined
+    return this.externalBytes
+  }
+
+  /** Writes the external data file that the encoded graph points at (when not streamed). */
   writeExternalData(path: string): number {
     const fd = openSync(path, 'w')
     try {

@@ -9,6 +9,7 @@ import { type Hex, sha256Hex } from '../../crypto/hash.ts'
 import { weightsHash as computeWeightsHash } from '../formats/identity.ts'
 import { loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
 import { BUILDER_VERSION, buildDecoderGraph, OPSETS, type WeightSource } from '../graph/llama.ts'
+import type { GraphBuilder } from '../graph/proto.ts'
 import type { ModelConfig } from './config.ts'
 
 export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
@@ -20,6 +21,7 @@ export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
 function weightSource(tensors: TensorMap): WeightSource {
   return {
     has: (name) => tensors.has(name),
+    release: (name) => void tensors.delete(name),
     get(name, shape) {
       const t = tensors.get(name)
       if (!t) throw new ModelWeightsError(`checkpoint has no tensor "${name}"`, { tensor: name })
@@ -75,15 +77,19 @@ export async function ensureBuiltModel(
   }
 
   const started = performance.now()
-  const tensors = await loadCheckpointWeights(dir)
-  const { graph } = buildDecoderGraph(cfg, weightSource(tensors), { targets })
-  tensors.clear()
   // build in a private directory and rename, so a crash or a concurrent build never leaves a
   // half-written model where the cache lookup would trust it
   const tmp = `${out}.tmp-${process.pid}-${Date.now()}`
   await mkdir(tmp, { recursive: true })
   try {
-    const bytes = graph.writeExternalData(join(tmp, DATA_FILE))
+    const tensors = await loadCheckpointWeights(dir)
+    let graph: GraphBuilder | undefined
+    try {
+      graph = buildDecoderGraph(cfg, weightSource(tensors), { targets, dataPath: join(tmp, DATA_FILE) }).graph
+    } finally {
+      tensors.clear()
+    }
+    const bytes = graph.finishExternalData()
     await writeFile(join(tmp, MODEL_FILE), graph.encodeModel(OPSETS))
     const buildMs = Math.round(performance.now() - started)
     await writeFile(
