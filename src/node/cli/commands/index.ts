@@ -1,10 +1,14 @@
 // Every CLI command, in the order `openlora --help` lists them. Add a command by adding its
 // module here.
 import type { Command } from '../command.ts'
+import { balanceCommand } from './balance.ts'
+import { chainCommands } from './chain.ts'
 import { datanetCommands } from './datanet.ts'
+import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { peersCommand } from './peers.ts'
+import { rewardsCommand } from './rewards.ts'
 import { startCommand } from './start.ts'
 
 export const commands: Command[] = [
@@ -12,5 +16,9 @@ export const commands: Command[] = [
   idCommand,
   peersCommand,
   ...datanetCommands,
-  generateCommand
+  generateCommand,
+  depositCommand,
+  balanceCommand,
+  rewardsCommand,
+  ...chainCommands
 ]
