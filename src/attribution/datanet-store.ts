@@ -211,7 +211,16 @@ export class DatanetStore {
 
   /** Contributes every document of a .txt/.md/.jsonl file. */
   async contributeFile(datanetId: string, file: string, contributor: string): Promise<ContributionRecord[]> {
-    const st = await stat(file)
+    normaliseAddress(contributor, 'contributor')
+    await this.getDatanet(datanetId)
+    let st: Awaited<ReturnType<typeof stat>>
+    try {
+      st = await stat(file)
+    } catch (err) {
+      throw new DatanetError('CONTRIBUTION_INVALID', `cannot read ${file}: ${(err as Error).message}`, {
+        file
+      })
+    }
     if (st.size > MAX_CONTRIBUTION_FILE_BYTES)
       throw new DatanetError(
         'CONTRIBUTION_INVALID',

@@ -134,7 +134,7 @@ const show: Command = {
       const dn = await store.getDatanet(values.datanet)
       const versions = await store.versions(dn.id)
       const contributions = values.contributions === true ? await store.contributions(dn.id) : undefined
-      print(values.json === true, { ...dn, versions, contributions }, () =>
+      print(values.json === true, { ...dn, versions, contributionList: contributions }, () =>
         [
           `datanet      ${dn.id}`,
           `name         ${dn.name}`,
