@@ -1,0 +1,117 @@
+// Merkle sum trees, payment splits and the attribution plan a claim reports.
+import assert from 'node:assert/strict'
+import { test } from 'uvu'
+import type { Address, Hex } from 'viem'
+import { buildSumTree, verifySumProof } from '../../src/chain/merkle.ts'
+import { planAttribution } from '../../src/chain/pool-attribution.ts'
+import { splitByWeights, splitPayment } from '../../src/chain/shares.ts'
+
+const addr = (i: number) => `0x${i.toString(16).padStart(40, '0')}` as Address
+
+test('every leaf of trees of 1..17 leaves proves against (root, total); tampering fails', () => {
+  for (let n = 1; n <= 17; n++) {
+    const leaves = Array.from({ length: n }, (_, i) => ({
+      account: addr(i + 1),
+      amount: BigInt(i * 1000 + 7)
+    }))
+    const tree = buildSumTree(leaves)
+    assert.equal(
+      tree.total,
+      leaves.reduce((s, l) => s + l.amount, 0n)
+    )
+    for (let i = 0; i < n; i++) {
+      const leaf = tree.leaves[i]!
+      const proof = tree.proof(i)
+      assert.ok(verifySumProof(tree.root, tree.total, i, leaf, proof), `n=${n} i=${i}`)
+      assert.ok(!verifySumProof(tree.root, tree.total, i, { ...leaf, amount: leaf.amount + 1n }, proof))
+      assert.ok(!verifySumProof(tree.root, tree.total + 1n, i, leaf, proof))
+      if (n > 1) assert.ok(!verifySumProof(tree.root, tree.total, i ^ 1, leaf, proof))
+    }
+  }
+})
+
+test('duplicate accounts are merged, zero amounts dropped, empty trees refused', () => {
+  const t = buildSumTree([
+    { account: addr(2), amount: 5n },
+    { account: addr(1), amount: 0n },
+    { account: addr(2), amount: 6n }
+  ])
+  assert.deepEqual(t.leaves, [{ account: addr(2), amount: 11n }])
+  assert.equal(t.indexOf(addr(1)), -1)
+  assert.throws(() => buildSumTree([{ account: addr(1), amount: 0n }]), /at least one/)
+  assert.throws(() => t.proof(1), /out of range/)
+})
+
+test('splitPayment matches the contract’s integer shares and adds up', () => {
+  for (const inc of [1n, 19n, 20n, 10_000n, 123_456_789_012_345_678_901n]) {
+    const s = splitPayment(inc)
+    assert.equal(s.node + s.owner + s.pool + s.protocol, inc)
+    assert.equal(s.owner, (inc * 1500n) / 10_000n)
+  }
+  assert.deepEqual(splitPayment(6n), { node: 6n, owner: 0n, pool: 0n, protocol: 0n })
+  assert.deepEqual(splitPayment(19n), { node: 16n, owner: 2n, pool: 1n, protocol: 0n })
+})
+
+test('splitByWeights hands out exactly the amount, largest remainders first', () => {
+  const m = splitByWeights(10n, [
+    ['a', 1n],
+    ['b', 1n],
+    ['c', 1n]
+  ])
+  assert.deepEqual([...m.values()], [4n, 3n, 3n])
+  assert.equal(splitByWeights(0n, [['a', 1n]]).size, 0)
+  assert.equal(splitByWeights(5n, []).size, 0)
+})
+
+test('planAttribution: per-datanet trees from receipts, unknown datanets and bare jobs unattributed', () => {
+  const d1 = `0x${'d1'.repeat(32)}` as Hex
+  const d2 = `0x${'d2'.repeat(32)}` as Hex
+  const d3 = `0x${'d3'.repeat(32)}` as Hex
+  const receipt = (
+    amountDue: bigint,
+    datanets: { id: Hex; bp: number }[],
+    contributors: { address: Address; bp: number }[]
+  ) => ({
+    jobId: '0x00' as Hex,
+    amountDue: amountDue.toString(),
+    cumulativeAmount: '0',
+    attribution: { datanets, contributors }
+  })
+  const plan = planAttribution(
+    [
+      {
+        increase: 1_000_000n,
+        receipts: [
+          receipt(
+            600_000n,
+            [
+              { id: d1, bp: 5000 },
+              { id: d2, bp: 5000 }
+            ],
+            [
+              { address: addr(1), bp: 8000 },
+              { address: addr(2), bp: 2000 }
+            ]
+          ),
+          receipt(400_000n, [{ id: d3, bp: 10_000 }], [{ address: addr(3), bp: 10_000 }])
+        ]
+      },
+      { increase: 500_000n, receipts: [] }
+    ],
+    (id) => id !== d3
+  )
+  assert.equal(plan.poolTotal, 100_000n + 50_000n)
+  const attributed = plan.attributions.reduce((s, a) => s + a.total, 0n)
+  // the first voucher's pool (100,000) is attributed to d1 and d2 only; d3 is unknown on-chain
+  assert.equal(attributed, 100_000n)
+  assert.deepEqual(
+    plan.attributions.map((a) => a.datanetId),
+    [d1, d2]
+  )
+  const d1Tree = plan.pools[0]!.tree
+  assert.equal(d1Tree.leaves.find((l) => l.account === addr(1))?.amount, 40_000n)
+  assert.equal(d1Tree.leaves.find((l) => l.account === addr(2))?.amount, 10_000n)
+  assert.ok(plan.attributions.every((a) => a.total <= plan.poolTotal))
+})
+
+test.run()

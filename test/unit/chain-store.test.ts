@@ -1,0 +1,89 @@
+// VoucherStore on a real LevelDB in a temp dir: payments are recorded atomically with their
+// receipts, survive a reopen, only ever grow per channel, and claimed amounts only move up.
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { test } from 'uvu'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { signVoucher } from '../../src/chain/eip712.ts'
+import { VoucherRejectedError } from '../../src/chain/errors.ts'
+import { VoucherStore } from '../../src/chain/store.ts'
+import { channelKey } from '../../src/chain/vouchers.ts'
+
+const domain = { chainId: 31337, settlement: '0x5FbDB2315678afecb367f032d93F642f64180aa3' as const }
+const client = privateKeyToAccount(generatePrivateKey())
+const other = privateKeyToAccount(generatePrivateKey())
+const node = privateKeyToAccount(generatePrivateKey())
+const adapterId = `0x${'ab'.repeat(32)}` as const
+const job = (n: number) => `0x${n.toString(16).padStart(32, '0')}` as const
+const voucher = (amount: bigint, who = client) =>
+  signVoucher(who, domain, { node: node.address, adapterId, cumulativeAmount: amount })
+
+let dir: string
+test.before.each(() => {
+  dir = mkdtempSync(join(tmpdir(), 'openlora-store-'))
+})
+test.after.each(() => {
+  rmSync(dir, { recursive: true, force: true })
+})
+
+test('records, survives a reopen, and refuses a voucher that does not grow', async () => {
+  let db = new Level<string, string>(dir)
+  let store = new VoucherStore(db.sublevel('chain'))
+  const r1 = await store.recordPayment(await voucher(100n), { jobId: job(1), amountDue: 100n })
+  assert.equal(r1.increase, 100n)
+  const r2 = await store.recordPayment(await voucher(250n), { jobId: job(2), amountDue: 150n })
+  assert.equal(r2.increase, 150n)
+  await assert.rejects(
+    store.recordPayment(await voucher(250n)),
+    (e: unknown) => e instanceof VoucherRejectedError && e.code === 'NOT_INCREASING'
+  )
+  await db.close()
+
+  db = new Level<string, string>(dir)
+  store = new VoucherStore(db.sublevel('chain'))
+  const ch = channelKey(client.address, node.address, adapterId)
+  assert.equal((await store.getChannel(ch))?.latest.cumulativeAmount, '250')
+  assert.deepEqual(
+    (await store.receiptsFor(ch, 0n, 250n)).map((r) => r.jobId),
+    [job(1), job(2)]
+  )
+  assert.deepEqual(
+    (await store.receiptsFor(ch, 100n, 250n)).map((r) => r.jobId),
+    [job(2)]
+  )
+  assert.equal((await store.unclaimed(node.address))[0]?.unclaimed, 250n)
+  await db.close()
+})
+
+test('concurrent payments on one channel are serialised: exactly one of two equal vouchers wins', async () => {
+  const db = new Level<string, string>(dir)
+  const store = new VoucherStore(db)
+  const v = await voucher(10n)
+  const results = await Promise.allSettled([store.recordPayment(v), store.recordPayment(v)])
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
+  await db.close()
+})
+
+test('claimed amounts move only up; exposure per client; quarantine hides a channel', async () => {
+  const db = new Level<string, string>(dir)
+  const store = new VoucherStore(db)
+  await store.recordPayment(await voucher(500n))
+  await store.recordPayment(await voucher(70n, other))
+  const ch = channelKey(client.address, node.address, adapterId)
+  await store.setClaimed(ch, 300n)
+  await store.setClaimed(ch, 200n)
+  assert.equal((await store.getChannel(ch))?.claimed, '300')
+  assert.equal(await store.unclaimedFromClient(client.address), 200n)
+  assert.equal(await store.unclaimedFromClient(other.address), 70n)
+  await store.quarantine(ch, 'InvalidSignature')
+  assert.deepEqual(
+    (await store.unclaimed()).map((u) => u.record.client),
+    [other.address]
+  )
+  await db.close()
+})
+
+test.run()
