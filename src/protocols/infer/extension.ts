@@ -21,6 +21,7 @@ export interface InferConfig {
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
   intraOpThreads: number
   maxBatch: number
+  /** tokens per sequence (prompt + output); 0 = the model's limit, at most 2048 */
   maxSeqLen: number
   /** LoRA slots per pool (slot 0 is "no adapter") */
   slots: number
@@ -47,7 +48,7 @@ export const INFER_CONFIG_SPEC: Spec = {
     executionProvider: { type: 'string', enum: ['cpu', 'cuda'] },
     intraOpThreads: int(0, 256),
     maxBatch: int(1, 1024),
-    maxSeqLen: int(2, 1 << 20),
+    maxSeqLen: int(0, 1 << 20),
     slots: int(2, 100_000),
     maxRank: int(1, 4096),
     maxQueued: int(0, 1 << 20),
@@ -69,7 +70,7 @@ export const INFER_CONFIG_DEFAULTS: InferConfig = {
   intraOpThreads: 0,
   // engine defaults (src/runtime/engine/config.ts), repeated so the config file shows them
   maxBatch: 8,
-  maxSeqLen: 2048,
+  maxSeqLen: 0,
   slots: 64,
   maxRank: 16,
   maxQueued: 64,
@@ -92,6 +93,11 @@ export function adapterStoreDir(dataDir: string): string {
   return join(dataDir, 'adapters')
 }
 
+/** One adapter store per served model (adapters are checked against their base model). */
+export function modelStoreDir(dataDir: string, modelId: string): string {
+  return join(adapterStoreDir(dataDir), modelId.replace(/[^A-Za-z0-9._-]/g, '_'))
+}
+
 export function modelCacheDir(config: NodeConfig): string {
   const c = inferConfigOf(config)
   return c.modelCacheDir === '' ? join(config.dataDir, 'model-cache') : resolve(c.modelCacheDir)
@@ -106,7 +112,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
     {
       models: c.models.map((m) => resolve(m)),
       cacheDir: modelCacheDir(components.config),
-      storeDir: adapterStoreDir(components.dataDir.path),
+      storeDir: (modelId) => modelStoreDir(components.dataDir.path, modelId),
       executionProvider: c.executionProvider,
       intraOpThreads: c.intraOpThreads,
       maxBatch: c.maxBatch,
@@ -122,6 +128,31 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
     components.logger.child('serving')
   )
   const start = stack.start.bind(stack)
+  // What `openlora adapter list` shows for a running node: each adapter in its live tier.
+  components.admin.route('/adapters', async () => {
+    const out: {
+      model: string
+      cid: string
+      tier: string
+      rank: number
+      targets: string[]
+      sizeBytes: number
+    }[] = []
+    for (const m of stack.models()) {
+      const store = stack.store(m.modelId)
+      if (!store) continue
+      for (const e of await store.listCold({ limit: 10_000 }))
+        out.push({
+          model: m.modelId,
+          cid: e.cid,
+          tier: store.tierOf(e.cid) ?? 'cold',
+          rank: e.rank,
+          targets: e.targets,
+          sizeBytes: e.sizeBytes
+        })
+    }
+    return { adapters: out }
+  })
   return Object.assign(stack, {
     start: async () => {
       await start()

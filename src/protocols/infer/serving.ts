@@ -4,7 +4,6 @@
 // infer handler calls and the CapabilitySource the adverts publish (models, adapter tiers, load,
 // price), re-announced whenever an adapter changes tier.
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../../runtime/adapters/peft.ts'
@@ -22,12 +21,13 @@ export interface ServingInit {
   models: string[]
   /** built ONNX graphs are cached here (shared by nodes on one machine) */
   cacheDir: string
-  /** adapter stores live under here, one folder per model */
-  storeDir: string
+  /** the adapter store folder of a model */
+  storeDir: (modelId: string) => string
   executionProvider?: 'cpu' | 'cuda'
   /** ORT intra-op threads; 0 = ORT's choice */
   intraOpThreads?: number
   maxBatch?: number
+  /** tokens per sequence; 0 or absent = the model's limit, at most 2048 */
   maxSeqLen?: number
   slots?: number
   maxRank?: number
@@ -80,12 +80,12 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         executionProvider: i.executionProvider,
         intraOpThreads: i.intraOpThreads || undefined,
         maxBatch: i.maxBatch,
-        maxSeqLen: i.maxSeqLen,
+        maxSeqLen: i.maxSeqLen || undefined,
         pool: { slots: i.slots, maxRank: i.maxRank, targets: ALL_TARGETS },
         log: this.#log.child('model')
       })
       const model = Object.assign(loaded, { tokenizer: await Tokenizer.fromDir(dir) })
-      const storeDir = join(i.storeDir, model.modelId.replace(/[^A-Za-z0-9._-]/g, '_'))
+      const storeDir = i.storeDir(model.modelId)
       await mkdir(storeDir, { recursive: true })
       const store = new AdapterStore<PeftAdapter>(
         { dir: storeDir, warmBudgetBytes: i.warmBudgetBytes },
@@ -104,7 +104,8 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         {
           limits: {
             maxBatch: i.maxBatch,
-            maxSeqLen: i.maxSeqLen,
+            // every model's KV cache holds at least this many positions
+            maxSeqLen: Math.min(...[...this.#served.values()].map((s) => s.model.maxSeqLen)),
             maxQueued: i.maxQueued,
             maxNewTokens: i.maxNewTokens
           }

@@ -1,15 +1,18 @@
 // Every CLI command, in the order `openlora --help` lists them. Add a command by adding its
 // module here.
 import type { Command } from '../command.ts'
+import { adapterCommands } from './adapter.ts'
 import { balanceCommand } from './balance.ts'
 import { chainCommands } from './chain.ts'
 import { datanetCommands } from './datanet.ts'
 import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
+import { inferCommand } from './infer.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
 import { startCommand } from './start.ts'
+import { verifyCommand } from './verify.ts'
 
 export const commands: Command[] = [
   startCommand,
@@ -17,6 +20,9 @@ export const commands: Command[] = [
   peersCommand,
   ...datanetCommands,
   generateCommand,
+  inferCommand,
+  verifyCommand,
+  ...adapterCommands,
   depositCommand,
   balanceCommand,
   rewardsCommand,

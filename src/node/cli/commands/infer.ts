@@ -1,0 +1,133 @@
+// `openlora infer`: run one job through any peer of the network and check its receipt.
+//   openlora infer --via /ip4/127.0.0.1/tcp/4010/p2p/12D3… --model ID [--adapter CID]
+//                  (--prompt TEXT | --messages FILE | --prompt-ids 1,2,3) [--json] [--out FILE]
+import { readFile, writeFile } from 'node:fs/promises'
+import { createClientHost } from '../../../client/host.ts'
+import type { ChatMessage } from '../../../protocols/infer/codec.ts'
+import { type Command, requireString, UsageError } from '../../cli/command.ts'
+
+const MAX_MESSAGES_FILE_BYTES = 1024 * 1024
+
+function intOption(values: Record<string, unknown>, name: string, dflt: number): number {
+  const v = values[name]
+  if (v === undefined) return dflt
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative integer, got "${v}"`)
+  return n
+}
+
+async function readMessages(file: string): Promise<ChatMessage[]> {
+  const text = await readFile(file, 'utf8').catch((err) => {
+    throw new UsageError(`--messages ${file}: ${(err as Error).message}`)
+  })
+  if (text.length > MAX_MESSAGES_FILE_BYTES) throw new UsageError(`--messages ${file} is over 1 MiB`)
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch {
+    throw new UsageError(`--messages ${file} is not JSON: expected [{ "role": "user", "content": "…" }]`)
+  }
+  if (!Array.isArray(v))
+    throw new UsageError(`--messages ${file} must hold a JSON array of { role, content }`)
+  return v as ChatMessage[]
+}
+
+export const inferCommand: Command = {
+  name: 'infer',
+  summary: 'run a job through a peer: stream its tokens, then print and verify the receipt',
+  options: {
+    via: { type: 'string', description: 'entry peer multiaddr (…/p2p/<peer id>)', valueName: 'MULTIADDR' },
+    model: { type: 'string', description: 'base model id', valueName: 'ID' },
+    adapter: { type: 'string', description: 'adapter CID (none = the base model)', valueName: 'CID' },
+    prompt: { type: 'string', description: 'prompt text', valueName: 'TEXT' },
+    messages: {
+      type: 'string',
+      description: 'chat messages JSON file [{ role, content }]',
+      valueName: 'FILE'
+    },
+    'prompt-ids': { type: 'string', description: 'prompt as token ids, comma separated', valueName: 'IDS' },
+    'max-tokens': { type: 'string', description: 'new tokens at most (default 64)', valueName: 'N' },
+    temperature: { type: 'string', description: 'sampling temperature (default 0 = greedy)', valueName: 'T' },
+    seed: { type: 'string', description: 'sampling seed', valueName: 'N' },
+    'timeout-ms': {
+      type: 'string',
+      description: 'deadline for the whole job (default 120000)',
+      valueName: 'MS'
+    },
+    out: {
+      type: 'string',
+      description: 'write { receipt, promptIds, outputIds, … } for `openlora verify`',
+      valueName: 'FILE'
+    },
+    json: { type: 'boolean', description: 'print one JSON object instead of streaming text' }
+  },
+  async run({ values }) {
+    const via = requireString(values, 'via')
+    if (!via.startsWith('/') || !via.includes('/p2p/'))
+      throw new UsageError(`--via must be a multiaddr ending in /p2p/<peer id>, got "${via}"`)
+    const model = requireString(values, 'model')
+    const inputs = ['prompt', 'messages', 'prompt-ids'].filter((k) => values[k] !== undefined)
+    if (inputs.length !== 1) throw new UsageError('give exactly one of --prompt, --messages, --prompt-ids')
+    const temperature = values.temperature === undefined ? undefined : Number(values.temperature)
+    if (temperature !== undefined && !(temperature >= 0))
+      throw new UsageError('--temperature must be a number ≥ 0')
+    const promptIds =
+      typeof values['prompt-ids'] === 'string'
+        ? values['prompt-ids'].split(',').map((s) => {
+            const n = Number(s.trim())
+            if (!Number.isInteger(n) || n < 0) throw new UsageError(`--prompt-ids: "${s}" is not a token id`)
+            return n
+          })
+        : undefined
+    const messages = typeof values.messages === 'string' ? await readMessages(values.messages) : undefined
+    const json = values.json === true
+    const { client, stop } = await createClientHost()
+    try {
+      const r = await client.infer(
+        via,
+        {
+          model,
+          adapter: (values.adapter as string | undefined) ?? null,
+          ...(typeof values.prompt === 'string' ? { prompt: values.prompt } : {}),
+          ...(promptIds ? { promptIds } : {}),
+          ...(messages ? { messages } : {}),
+          params: {
+            maxNewTokens: intOption(values, 'max-tokens', 64),
+            ...(temperature !== undefined ? { temperature } : {}),
+            ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0) } : {})
+          },
+          timeoutMs: intOption(values, 'timeout-ms', 120_000)
+        },
+        { onToken: json ? undefined : (t) => process.stdout.write(t.text) }
+      )
+      const record = {
+        jobId: r.jobId,
+        servedBy: r.servedBy,
+        route: r.route,
+        text: r.text,
+        finishReason: r.finishReason,
+        promptIds: r.promptIds,
+        outputIds: r.outputIds,
+        usage: r.usage,
+        timings: r.timings,
+        receipt: r.receipt,
+        verification: r.verification.ok ? { ok: true } : r.verification
+      }
+      if (typeof values.out === 'string') await writeFile(values.out, JSON.stringify(record, null, 2))
+      if (json) console.log(JSON.stringify(record))
+      else {
+        const b = r.receipt.body
+        console.log(
+          `\n\nserved by ${r.servedBy} via ${r.route.join(' → ')}\n` +
+            `tokens    ${b.promptTokens} prompt + ${b.outputTokens} output, ${r.finishReason}\n` +
+            `amount    ${b.amountDue} wei (${b.pricePer1kTokens} per 1k tokens)\n` +
+            `receipt   ${r.verification.ok ? 'verified' : `FAILED ${r.verification.check} (${r.verification.field}): ${r.verification.message}`}`
+        )
+      }
+      return r.verification.ok ? 0 : 1
+    } finally {
+      await stop()
+    }
+  }
+}
