@@ -76,12 +76,16 @@ export class Claimer {
   async start(): Promise<void> {
     if (this.started) return
     this.started = true
-    let pending = 0n
+    let pending: bigint
     try {
       await this.reconcile()
       pending = await this.pendingAmount()
     } catch (err) {
-      this.log.warn('reconcile failed; will retry with the first claim', { err })
+      // the chain is not reachable yet: retry soon rather than after a whole interval
+      this.failures = 1
+      this.log.warn('reconcile failed; retrying', { err, backoffMs: this.retryBaseMs })
+      this.schedule(this.retryBaseMs)
+      return
     }
     // what was stored before a restart is claimed in the first round: at once when it is worth it
     this.schedule(pending >= this.minClaim ? 0 : this.intervalMs)

@@ -18,6 +18,7 @@ import { buildSumTree } from '../../src/chain/merkle.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
 import { VoucherStore } from '../../src/chain/store.ts'
 import { channelKey } from '../../src/chain/vouchers.ts'
+import { createLogger } from '../../src/common/log.ts'
 
 const OPEN = 10n ** 18n
 // uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
@@ -202,6 +203,52 @@ it('a voucher the chain refuses (escrow short) does not block the rest of the ba
   const later = await claimer.claimNow()
   assert.equal(later[0]?.total, 5n * OPEN)
   await claimer.stop()
+  await db.close()
+})
+
+it('claimIntervalSec: a round runs on the timer without being asked', async () => {
+  const db = open('interval')
+  const store = new VoucherStore(db)
+  const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 0.2, minClaim: 10n ** 30n })
+  await claimer.start()
+  await pay(store, clients[2]!, adapterB, 1n * OPEN, 40)
+  const deadline = Date.now() + 30_000
+  while ((await node.claimedOf(clients[2]!.address, nodeAcc.address, adapterB)) !== 1n * OPEN) {
+    assert.ok(Date.now() < deadline, 'the timer never claimed')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  await claimer.stop()
+  await db.close()
+})
+
+it('an unreachable chain: rounds fail and retry with exponential backoff, and nothing is lost', async () => {
+  const db = open('backoff')
+  const store = new VoucherStore(db)
+  // this channel was paid 2 OPEN in the first test: the voucher adds 3
+  await pay(store, clients[1]!, adapterB, 5n * OPEN, 50)
+  const lines: { failures?: number; backoffMs?: number }[] = []
+  const logger = createLogger('test', { level: 'warn', json: true, write: (l) => lines.push(JSON.parse(l)) })
+  // port 9 (discard) on loopback: nothing listens, every call is refused
+  const dead = new ChainClient({ ...chain, rpcUrl: 'http://127.0.0.1:9', account: nodeAcc })
+  const claimer = new Claimer(
+    { chain: dead, store },
+    { claimIntervalSec: 3600, retryBaseMs: 20, retryMaxMs: 160, logger }
+  )
+  await claimer.start()
+  const deadline = Date.now() + 30_000
+  while (lines.filter((l) => l.backoffMs != null).length < 6) {
+    assert.ok(Date.now() < deadline, 'no retries seen')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  await claimer.stop()
+  const backoffs = lines.filter((l) => l.backoffMs != null).map((l) => l.backoffMs)
+  assert.deepEqual(backoffs.slice(0, 5), [20, 40, 80, 160, 160])
+  // once the chain is back (a claimer on the real endpoint), the stored voucher is claimed
+  const live = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 10n ** 30n })
+  await live.start()
+  const out = await live.claimNow()
+  assert.equal(out[0]?.total, 3n * OPEN)
+  await live.stop()
   await db.close()
 })
 
