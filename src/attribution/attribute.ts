@@ -10,7 +10,7 @@ import {
   MAX_OUTPUT_TOKENS,
   MAX_RECEIPT_CONTRIBUTORS
 } from './constants.ts'
-import { weightsFromSpans } from './credit.ts'
+import { topWeights, weightsFromSpans } from './credit.ts'
 import type { ContributionRecord, DatanetStore } from './datanet-store.ts'
 import { AttributionError, DatanetError } from './errors.ts'
 import type { MerkleTree } from './merkle.ts'
@@ -241,10 +241,7 @@ function provenanceContributors(list: { bp: number; index: SpanIndex }[]): { add
       weights.set(c, (weights.get(c) ?? 0n) + scale * BigInt(d.index.docTokens(doc)))
     }
   })
-  const top = [...weights]
-    .sort((a, b) => (a[1] !== b[1] ? (a[1] > b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
-    .slice(0, MAX_RECEIPT_CONTRIBUTORS)
-  return toBasisPoints(top.map(([key, weight]) => ({ key, weight }))).map((r) => ({
+  return toBasisPoints(topWeights(weights, MAX_RECEIPT_CONTRIBUTORS)).map((r) => ({
     address: r.key as Hex,
     bp: r.bp
   }))

@@ -4,9 +4,10 @@
 // Each distinct span (datanet, version, outputOffset, length) is worth length × SPAN_CREDIT_SCALE
 // credit units to its datanet, split evenly among the contributors it credits (one span proof
 // per credited contributor). SPAN_CREDIT_SCALE = lcm(1..16) makes that split exact for up to
-// MAX_CONTRIBUTORS_PER_SPAN contributors. Overlapping spans each count in full.
+// MAX_CONTRIBUTORS_PER_SPAN contributors. Overlapping spans each count in full. A receipt lists at
+// most MAX_RECEIPT_CONTRIBUTORS contributors: the ones with the most units (ties: lower address).
 import type { Hex } from '../crypto/hash.ts'
-import { SPAN_CREDIT_SCALE } from './constants.ts'
+import { MAX_RECEIPT_CONTRIBUTORS, SPAN_CREDIT_SCALE } from './constants.ts'
 import type { SpanProof } from './types.ts'
 import { toBasisPoints } from './weights.ts'
 
@@ -38,9 +39,17 @@ export function weightsFromSpans(spans: readonly SpanProof[]): {
       id: r.key as Hex,
       bp: r.bp
     })),
-    contributors: toBasisPoints([...ct].map(([key, weight]) => ({ key, weight }))).map((r) => ({
+    contributors: toBasisPoints(topWeights(ct, MAX_RECEIPT_CONTRIBUTORS)).map((r) => ({
       address: r.key as Hex,
       bp: r.bp
     }))
   }
+}
+
+/** The `limit` largest weights, ties broken by the lower key, as toBasisPoints input. */
+export function topWeights(m: Map<string, bigint>, limit: number): { key: string; weight: bigint }[] {
+  return [...m]
+    .sort((a, b) => (a[1] !== b[1] ? (a[1] > b[1] ? -1 : 1) : a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, limit)
+    .map(([key, weight]) => ({ key, weight }))
 }

@@ -25,8 +25,15 @@ export {
 export { AttributionError, DatanetError, ProvenanceError } from './errors.ts'
 export { buildSpanIndex, loadSpanIndex, SpanIndexCache, writeSpanIndex } from './index-file.ts'
 export { buildMerkleTree, contributionLeaf, hashPair, processMerkleProof } from './merkle.ts'
+export { modelTextEncoder } from './model-tokenizer.ts'
 export { checkProofSchema } from './proof-schema.ts'
 export { isDatanetId, validateProvenance } from './provenance.ts'
+export {
+  AttributionProofStore,
+  type JobOutput,
+  type SpanAttributionComponents,
+  spanAttributionProvider
+} from './provider.ts'
 export { type FoundSpan, SpanIndex } from './span-index.ts'
 export type * from './types.ts'
 export {

@@ -63,8 +63,12 @@ function indexOfRun(hay: readonly number[], needle: readonly number[]): number {
 export function verifyAttribution(
   proofIn: unknown,
   roots: readonly VersionRoot[],
-  opts: VerifyOptions = {}
+  optsOrTokenizer: VerifyOptions | TextEncoder = {}
 ): VerifyResult {
+  const opts: VerifyOptions =
+    typeof (optsOrTokenizer as TextEncoder).encode === 'function'
+      ? { tokenizer: optsOrTokenizer as TextEncoder }
+      : (optsOrTokenizer as VerifyOptions)
   const failures: VerifyFailure[] = []
   const fail = (check: VerifyCheck, message: string, span?: number): void => {
     failures.push(span === undefined ? { check, message } : { check, span, message })
