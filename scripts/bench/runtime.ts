@@ -85,16 +85,18 @@ interface Tally {
   tokens: number
   ms: number
   ttft: number[]
+  queued: number[]
   requests: number
 }
-const tally = (): Tally => ({ tokens: 0, ms: 0, ttft: [], requests: 0 })
+const tally = (): Tally => ({ tokens: 0, ms: 0, ttft: [], queued: [], requests: 0 })
 
 /** One batch of `concurrency` simultaneous requests; adds to the scenario's tally. */
 async function batch(
   engine: Engine,
   model: LoadedModel,
   adapters: () => string | null,
-  into: Tally
+  into: Tally,
+  newTokens = CFG.newTokens
 ): Promise<void> {
   const t0 = performance.now()
   const dones = await Promise.all(
@@ -104,7 +106,7 @@ async function batch(
           model: model.modelId,
           adapter: adapters(),
           promptIds: prompt(model.config.vocabSize),
-          params: { maxNewTokens: CFG.newTokens }
+          params: { maxNewTokens: newTokens }
         })
       )
     )
@@ -113,6 +115,7 @@ async function batch(
   for (const d of dones) {
     into.tokens += d.usage.outputTokens
     into.ttft.push(d.timings.firstTokenMs)
+    into.queued.push(d.timings.queuedMs)
     into.requests += 1
   }
 }
@@ -205,8 +208,8 @@ async function main(): Promise<void> {
   qvEngine.start()
   mixEngine.start()
   say('warm-up batches (not measured)')
-  await batch(qvEngine, qvModel, () => pick(qvCids), tally())
-  await batch(mixEngine, mixModel, () => pick(mixCids), tally())
+  await batch(qvEngine, qvModel, () => pick(qvCids), tally(), 8)
+  await batch(mixEngine, mixModel, () => pick(mixCids), tally(), 8)
 
   const base = await loadCheckpointWeights(modelDir)
   const S = { base: tally(), one: tally(), d100: tally(), d1000: tally(), mixed: tally() }
@@ -253,6 +256,16 @@ async function main(): Promise<void> {
       gc()
     }
   }
+  const engineStats = (e: Engine) => {
+    const m = e.metrics()
+    return {
+      steps: m.steps,
+      rowsPerStep: r2(m.stepRows / m.steps),
+      slotWaits: m.slotWaits,
+      stepMsMean: r2(m.stepMs / m.steps)
+    }
+  }
+  const engines = { qv: engineStats(qvEngine), mixed: engineStats(mixEngine) }
   await qvEngine.stop()
   await mixEngine.stop()
   await qvStore.stop()
@@ -266,6 +279,7 @@ async function main(): Promise<void> {
         tokensPerSec: r2(tps(t)),
         ttftP50Ms: r2(pct(t.ttft, 50)),
         ttftP99Ms: r2(pct(t.ttft, 99)),
+        queuedP99Ms: r2(pct(t.queued, 99)),
         requests: t.requests,
         tokens: t.tokens
       }
@@ -306,6 +320,7 @@ async function main(): Promise<void> {
       fractionOfBound: r2(decodeTokS / boundTokS),
       samples: batch1.decodeTokS.length
     },
+    engines,
     wallSeconds: r2((performance.now() - started) / 1000)
   }
   const g = (name: string, value: number, target: string, met: boolean) => ({

@@ -178,6 +178,7 @@ export class Engine {
       aborted: 0,
       failed: 0,
       rejectedBusy: 0,
+      slotWaits: 0,
       promptTokens: 0,
       generatedTokens: 0,
       steps: 0,

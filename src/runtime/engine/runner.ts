@@ -48,6 +48,8 @@ export interface RunnerCounters {
   aborted: number
   failed: number
   rejectedBusy: number
+  /** times a request went back to the queue because every adapter slot was pinned */
+  slotWaits: number
   promptTokens: number
   generatedTokens: number
   steps: number
@@ -77,6 +79,7 @@ export class ModelRunner {
     aborted: 0,
     failed: 0,
     rejectedBusy: 0,
+    slotWaits: 0,
     promptTokens: 0,
     generatedTokens: 0,
     steps: 0,
@@ -194,6 +197,7 @@ export class ModelRunner {
           if ((err as { code?: string }).code === 'NO_FREE_SLOT') {
             // every slot is pinned by running rows: wait in line for one to finish
             this.slotStarved = true
+            this.counters.slotWaits += 1
             this.running.splice(this.running.indexOf(job), 1)
             job.phase = 'queued'
             this.queue.unshift(job)
