@@ -29,6 +29,8 @@ export interface LoadModelOptions {
   pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
+  /** ORT session config entries; default { 'session.intra_op.allow_spinning': '0' } (see loaded-model.ts) */
+  sessionConfig?: Record<string, string>
   log?: Logger
 }
 
@@ -105,6 +107,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       targets
     },
     worker: opts.worker,
+    sessionConfig: opts.sessionConfig,
     log
   })
   const model: LoadedModel = Object.assign(session, {
