@@ -73,6 +73,17 @@ interface VersionData {
   index: SpanIndex
   contributions: ContributionRecord[]
   tree: MerkleTree
+  /** tokens per contributor in this version, for provenance attribution */
+  tokensByContributor: Map<Hex, bigint>
+}
+
+function tokensByContributor(index: SpanIndex): Map<Hex, bigint> {
+  const m = new Map<Hex, bigint>()
+  for (let d = 0; d < index.docCount; d++) {
+    const c = index.header.docs[d]!.contributor
+    m.set(c, (m.get(c) ?? 0n) + BigInt(index.docTokens(d)))
+  }
+  return m
 }
 
 export class Attributor {
@@ -105,7 +116,12 @@ export class Attributor {
             'INDEX_INVALID',
             `span index of ${datanetId} v${version} is for another root`
           )
-        return { index, contributions: contents.contributions, tree: contents.tree }
+        return {
+          index,
+          contributions: contents.contributions,
+          tree: contents.tree,
+          tokensByContributor: tokensByContributor(index)
+        }
       })()
       this.versions.set(key, p)
       p.catch(() => this.versions.delete(key))
@@ -160,7 +176,11 @@ export class Attributor {
           bp: provenance.datanets[i]!.bp
         })),
         contributors: provenanceContributors(
-          consulted.map((c, i) => ({ bp: provenance.datanets[i]!.bp, index: c.data.index }))
+          consulted.map((c, i) => ({
+            bp: provenance.datanets[i]!.bp,
+            n: c.data.index.n,
+            tokens: c.data.tokensByContributor
+          }))
         ),
         spans: []
       }
@@ -226,8 +246,10 @@ export class Attributor {
  * Provenance attribution: each datanet's bp is shared among its contributors in proportion to
  * their tokens in that version; exact in BigInt, the top MAX_RECEIPT_CONTRIBUTORS by weight kept.
  */
-function provenanceContributors(list: { bp: number; index: SpanIndex }[]): { address: Hex; bp: number }[] {
-  const totals = list.map((d) => BigInt(d.index.n))
+function provenanceContributors(
+  list: { bp: number; n: number; tokens: Map<Hex, bigint> }[]
+): { address: Hex; bp: number }[] {
+  const totals = list.map((d) => BigInt(d.n))
   const weights = new Map<Hex, bigint>()
   list.forEach((d, i) => {
     if (totals[i] === 0n) return
@@ -236,10 +258,7 @@ function provenanceContributors(list: { bp: number; index: SpanIndex }[]): { add
     totals.forEach((t, j) => {
       if (j !== i && t > 0n) scale *= t
     })
-    for (let doc = 0; doc < d.index.docCount; doc++) {
-      const c = d.index.header.docs[doc]!.contributor
-      weights.set(c, (weights.get(c) ?? 0n) + scale * BigInt(d.index.docTokens(doc)))
-    }
+    for (const [c, t] of d.tokens) weights.set(c, (weights.get(c) ?? 0n) + scale * t)
   })
   return toBasisPoints(topWeights(weights, MAX_RECEIPT_CONTRIBUTORS)).map((r) => ({
     address: r.key as Hex,
