@@ -114,13 +114,13 @@ export class ChainService {
   /** Throws VoucherRejectedError with a code when the voucher does not pay for this job. */
   checkVoucher(
     voucher: SignedVoucher,
-    job: { adapterId: Hex; amountDue: bigint }
+    job: { adapterId: Hex; maxAmountDue: bigint }
   ): Promise<VoucherCheckResult> {
     return checkVoucher(this.client, this.store, {
       voucher,
       node: this.components.operator.address,
       adapterId: job.adapterId,
-      minIncrease: job.amountDue
+      maxAmountDue: job.maxAmountDue
     })
   }
 
@@ -128,7 +128,7 @@ export class ChainService {
   async recordPayment(
     voucher: SignedVoucher,
     receipt: PaymentReceipt
-  ): Promise<{ channel: Hex; increase: bigint }> {
+  ): Promise<{ channel: Hex; increase: bigint; owed: bigint }> {
     const r = await this.store.recordPayment(voucher, receipt)
     this._claimer?.notify()
     return r

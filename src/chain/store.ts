@@ -32,6 +32,8 @@ export interface ChannelRecord {
   latest: VoucherJson
   /** cumulative amount the chain has paid on this channel, as last seen */
   claimed: string
+  /** sum of amountDue of the jobs recorded on this channel */
+  owed?: string
   /** set when the chain refuses the voucher for a reason retrying cannot fix */
   quarantined?: string
   updatedAt: number
@@ -84,19 +86,41 @@ export class VoucherStore {
     this.claims = db.sublevel<string, ClaimRecord>('claims', { valueEncoding: 'json' })
   }
 
-  /** Records a (checked) voucher and the receipt of the job it pays for, atomically. */
+  /**
+   * Records a (checked) voucher and the receipt of the job it pays for, atomically. The channel's
+   * `owed` grows by the receipt's amountDue; the voucher must cover it (UNDERPAID) and must not be
+   * below the channel's latest voucher (NOT_INCREASING). A voucher equal to the latest one is
+   * accepted while it still covers what is owed: a client that paid ahead for a job's worst case
+   * (prompt + maxNewTokens) spends the difference on its next jobs. Recording the same jobId twice
+   * changes nothing.
+   */
   async recordPayment(
     voucher: SignedVoucher,
     receipt?: PaymentReceipt
-  ): Promise<{ channel: Hex; increase: bigint }> {
+  ): Promise<{ channel: Hex; increase: bigint; owed: bigint }> {
     const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
     return this.withLock(channel, async () => {
       const prev = await this.channels.get(channel)
       const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
-      if (voucher.cumulativeAmount <= prevAmount)
-        throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must exceed ${prevAmount}`, {
+      const prevOwed = prev ? BigInt(prev.owed ?? '0') : 0n
+      if (voucher.cumulativeAmount < prevAmount)
+        throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
           previous: prevAmount.toString()
         })
+      const receiptKey = receipt
+        ? `${channel}!${padAmount(voucher.cumulativeAmount)}!${receipt.jobId}`
+        : undefined
+      if (receiptKey && (await this.receipts.get(receiptKey)) !== undefined)
+        return { channel, increase: 0n, owed: prevOwed }
+      const owed = prevOwed + (receipt?.amountDue ?? 0n)
+      if (voucher.cumulativeAmount < owed)
+        throw new VoucherRejectedError(
+          'UNDERPAID',
+          `cumulativeAmount ${voucher.cumulativeAmount} does not cover ${owed} owed`,
+          {
+            needed: owed.toString()
+          }
+        )
       const rec: ChannelRecord = {
         channel,
         client: getAddress(voucher.client),
@@ -104,13 +128,14 @@ export class VoucherStore {
         adapterId: voucher.adapterId,
         latest: voucherToJson(voucher),
         claimed: prev?.claimed ?? '0',
+        owed: owed.toString(),
         updatedAt: Date.now()
       }
       // biome-ignore lint/suspicious/noExplicitAny: values of two sublevels with their own encodings
       const ops: AbstractBatchOperation<AnyLevel, string, any>[] = [
         { type: 'put', sublevel: this.channels, key: channel, value: rec }
       ]
-      if (receipt) {
+      if (receipt && receiptKey) {
         const r: ReceiptRecord = {
           jobId: receipt.jobId,
           amountDue: receipt.amountDue.toString(),
@@ -118,15 +143,10 @@ export class VoucherStore {
           attribution: receipt.attribution,
           receipt: receipt.receipt
         }
-        ops.push({
-          type: 'put',
-          sublevel: this.receipts,
-          key: `${channel}!${padAmount(voucher.cumulativeAmount)}!${receipt.jobId}`,
-          value: r
-        })
+        ops.push({ type: 'put', sublevel: this.receipts, key: receiptKey, value: r })
       }
       await this.db.batch(ops)
-      return { channel, increase: voucher.cumulativeAmount - prevAmount }
+      return { channel, increase: voucher.cumulativeAmount - prevAmount, owed }
     })
   }
 

@@ -24,14 +24,16 @@ export interface VoucherCheckInput {
   node: Address
   /** the adapter the job runs (bytes32 id; zero for the base model) */
   adapterId: Hex
-  /** the least increase this voucher must bring (the job's amountDue) */
-  minIncrease: bigint
+  /** the most this job can cost: price × (prompt tokens + maxNewTokens), per docs/INTERFACES.md */
+  maxAmountDue: bigint
 }
 
 export interface VoucherCheckResult {
   channel: Hex
-  /** what the channel had paid or promised before this voucher */
+  /** the channel's latest voucher (or on-chain claimed amount) before this one */
   previous: bigint
+  /** what the client owes on this channel for jobs already served */
+  owed: bigint
   increase: bigint
   escrowBalance: bigint
 }
@@ -69,23 +71,24 @@ export async function checkVoucher(
   ])
   const storedLatest = stored ? BigInt(stored.latest.cumulativeAmount) : 0n
   const previous = storedLatest > onChain ? storedLatest : onChain
-  if (v.cumulativeAmount <= previous)
+  if (v.cumulativeAmount < previous)
     throw new VoucherRejectedError(
       'NOT_INCREASING',
-      `cumulativeAmount must exceed ${previous}, got ${v.cumulativeAmount}`,
+      `cumulativeAmount must be at least ${previous}, got ${v.cumulativeAmount}`,
       {
         previous: previous.toString()
       }
     )
-  const increase = v.cumulativeAmount - previous
-  if (increase < input.minIncrease)
+  // a channel this node has no record of (a fresh data dir) counts what the chain paid as owed
+  const owed = stored ? BigInt(stored.owed ?? '0') : onChain
+  const needed = owed + input.maxAmountDue
+  if (v.cumulativeAmount < needed)
     throw new VoucherRejectedError(
       'UNDERPAID',
-      `voucher adds ${increase} wei, the job costs ${input.minIncrease}`,
-      {
-        needed: input.minIncrease.toString()
-      }
+      `cumulativeAmount ${v.cumulativeAmount} must cover ${owed} owed plus up to ${input.maxAmountDue} for this job`,
+      { needed: needed.toString() }
     )
+  const increase = v.cumulativeAmount - previous
   // a pending withdrawal could empty the escrow before this node claims
   if (escrow.unlockAt !== 0n)
     throw new VoucherRejectedError(
@@ -94,12 +97,13 @@ export async function checkVoucher(
     )
   // what the chain paid on this channel is no longer exposure, whatever the store last saw
   if (stored && onChain > BigInt(stored.claimed)) await store.setClaimed(channel, onChain)
-  const exposure = await store.unclaimedFromClient(v.client)
-  if (exposure + increase > escrow.balance)
+  // this node's unclaimed vouchers from the client, with this one in place of the channel's latest
+  const exposure = (await store.unclaimedFromClient(v.client)) + increase
+  if (exposure > escrow.balance)
     throw new VoucherRejectedError(
       'INSUFFICIENT_ESCROW',
-      `escrow ${escrow.balance} wei does not cover ${increase} wei plus ${exposure} wei of unclaimed vouchers`,
-      { balance: escrow.balance.toString(), needed: (exposure + increase).toString() }
+      `escrow ${escrow.balance} wei does not cover ${exposure} wei of this node's unclaimed vouchers with this one`,
+      { balance: escrow.balance.toString(), needed: exposure.toString() }
     )
-  return { channel, previous, increase, escrowBalance: escrow.balance }
+  return { channel, previous, owed, increase, escrowBalance: escrow.balance }
 }

@@ -97,7 +97,7 @@ it('forged voucher: signed by someone else in the client’s name', async () => 
   const forged = { ...v, client: c.client.address }
   await reverts(c.node.claim([forged]), 'InvalidSignature')
   await refused(
-    checkVoucher(c.node, store, { voucher: forged, node: c.node.address, adapterId, minIncrease: 1n }),
+    checkVoucher(c.node, store, { voucher: forged, node: c.node.address, adapterId, maxAmountDue: 1n }),
     'BAD_SIGNATURE'
   )
 })
@@ -106,13 +106,18 @@ it('voucher signed for another chain id or another contract', async () => {
   const otherChain = await voucherFor(OPEN, { chainId: 161201 })
   await reverts(c.node.claim([otherChain]), 'InvalidSignature')
   await refused(
-    checkVoucher(c.node, store, { voucher: otherChain, node: c.node.address, adapterId, minIncrease: 1n }),
+    checkVoucher(c.node, store, { voucher: otherChain, node: c.node.address, adapterId, maxAmountDue: 1n }),
     'BAD_SIGNATURE'
   )
   const otherContract = await voucherFor(OPEN, { settlement: chain.addresses.adapterRegistry })
   await reverts(c.node.claim([otherContract]), 'InvalidSignature')
   await refused(
-    checkVoucher(c.node, store, { voucher: otherContract, node: c.node.address, adapterId, minIncrease: 1n }),
+    checkVoucher(c.node, store, {
+      voucher: otherContract,
+      node: c.node.address,
+      adapterId,
+      maxAmountDue: 1n
+    }),
     'BAD_SIGNATURE'
   )
 })
@@ -121,7 +126,7 @@ it('claim by a node that is not the voucher’s node', async () => {
   const v = await voucherFor(OPEN)
   await reverts(c.other.claim([v]), 'InvalidSignature')
   await refused(
-    checkVoucher(c.other, store, { voucher: v, node: c.other.address, adapterId, minIncrease: 1n }),
+    checkVoucher(c.other, store, { voucher: v, node: c.other.address, adapterId, maxAmountDue: 1n }),
     'WRONG_CHANNEL'
   )
 })
@@ -136,22 +141,24 @@ it('replayed and decreasing cumulative amounts', async () => {
   const v3 = await voucherFor(3n * OPEN)
   await reverts(c.node.claim([v3, v3]), 'NotIncreasing')
   await refused(
-    checkVoucher(c.node, store, { voucher: v1, node: c.node.address, adapterId, minIncrease: 1n }),
+    checkVoucher(c.node, store, { voucher: v1, node: c.node.address, adapterId, maxAmountDue: 1n }),
     'NOT_INCREASING'
   )
-  // the node's own store refuses a voucher that does not grow past the one it holds
-  await store.recordPayment(v3)
-  await refused(store.recordPayment(await voucherFor(3n * OPEN)), 'NOT_INCREASING')
+  // the node's own store refuses a voucher below the one it holds
+  await store.recordPayment(v3, { jobId: `0x${'03'.repeat(16)}`, amountDue: 3n * OPEN })
+  await refused(store.recordPayment(await voucherFor(3n * OPEN - 1n)), 'NOT_INCREASING')
+  // replaying the 3 OPEN voucher for a new job pays nothing: everything it covers is owed already
   await refused(
-    checkVoucher(c.node, store, { voucher: v3, node: c.node.address, adapterId, minIncrease: 1n }),
-    'NOT_INCREASING'
+    checkVoucher(c.node, store, { voucher: v3, node: c.node.address, adapterId, maxAmountDue: 1n }),
+    'UNDERPAID'
   )
+  await refused(store.recordPayment(v3, { jobId: `0x${'04'.repeat(16)}`, amountDue: 1n }), 'UNDERPAID')
   await refused(
     checkVoucher(c.node, store, {
       voucher: await voucherFor(3n * OPEN + 5n),
       node: c.node.address,
       adapterId,
-      minIncrease: 6n
+      maxAmountDue: 6n
     }),
     'UNDERPAID'
   )
@@ -169,7 +176,7 @@ it('voucher above the client’s escrow balance', async () => {
       voucher: await voucherFor(3n * OPEN + balance - OPEN + 1n),
       node: c.node.address,
       adapterId,
-      minIncrease: 1n
+      maxAmountDue: 1n
     }),
     'INSUFFICIENT_ESCROW'
   )
@@ -177,7 +184,7 @@ it('voucher above the client’s escrow balance', async () => {
     voucher: await voucherFor(3n * OPEN + balance - OPEN),
     node: c.node.address,
     adapterId,
-    minIncrease: 1n
+    maxAmountDue: 1n
   })
   assert.equal(ok.previous, 3n * OPEN)
 })
@@ -189,7 +196,7 @@ it('a pending withdrawal makes the node refuse new vouchers; the client cannot w
       voucher: await voucherFor(4n * OPEN),
       node: c.node.address,
       adapterId,
-      minIncrease: 1n
+      maxAmountDue: 1n
     }),
     'WITHDRAWAL_PENDING'
   )

@@ -54,16 +54,16 @@ it('local preset: check, record, claim and report a paid job', async () => {
       adapterId,
       cumulativeAmount: due
     })
-    const ok = await svc.checkVoucher(v, { adapterId, amountDue: due })
+    const ok = await svc.checkVoucher(v, { adapterId, maxAmountDue: due })
     assert.equal(ok.increase, due)
     await svc.recordPayment(v, { jobId: `0x${'01'.repeat(16)}`, amountDue: due })
-    // the same voucher again is a replay
+    // the same voucher again pays nothing for a second job
     try {
-      await svc.checkVoucher(v, { adapterId, amountDue: due })
+      await svc.checkVoucher(v, { adapterId, maxAmountDue: due })
       assert.fail('replayed voucher accepted')
     } catch (err) {
       assert.ok(err instanceof VoucherRejectedError)
-      assert.equal(err.code, 'NOT_INCREASING')
+      assert.equal(err.code, 'UNDERPAID')
     }
     let r = await svc.rewards()
     assert.equal(r.totals.pending, due)

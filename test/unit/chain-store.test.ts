@@ -37,8 +37,18 @@ test('records, survives a reopen, and refuses a voucher that does not grow', asy
   const r2 = await store.recordPayment(await voucher(250n), { jobId: job(2), amountDue: 150n })
   assert.equal(r2.increase, 150n)
   await assert.rejects(
-    store.recordPayment(await voucher(250n)),
+    store.recordPayment(await voucher(249n)),
     (e: unknown) => e instanceof VoucherRejectedError && e.code === 'NOT_INCREASING'
+  )
+  // the same voucher for another job: it covers nothing more than what is owed already
+  await assert.rejects(
+    store.recordPayment(await voucher(250n), { jobId: job(3), amountDue: 1n }),
+    (e: unknown) => e instanceof VoucherRejectedError && e.code === 'UNDERPAID'
+  )
+  // recording the same job again changes nothing
+  assert.equal(
+    (await store.recordPayment(await voucher(250n), { jobId: job(2), amountDue: 150n })).owed,
+    250n
   )
   await db.close()
 
@@ -58,11 +68,14 @@ test('records, survives a reopen, and refuses a voucher that does not grow', asy
   await db.close()
 })
 
-test('concurrent payments on one channel are serialised: exactly one of two equal vouchers wins', async () => {
+test('concurrent payments on one channel are serialised: one voucher pays for one of two jobs', async () => {
   const db = new Level<string, string>(dir)
   const store = new VoucherStore(db)
   const v = await voucher(10n)
-  const results = await Promise.allSettled([store.recordPayment(v), store.recordPayment(v)])
+  const results = await Promise.allSettled([
+    store.recordPayment(v, { jobId: job(1), amountDue: 10n }),
+    store.recordPayment(v, { jobId: job(2), amountDue: 10n })
+  ])
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
   await db.close()
 })
