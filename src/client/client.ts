@@ -27,7 +27,11 @@ export interface InferClientComponents {
   peerId: string
   privateKey: { sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }
   /** opens a stream to a multiaddr string or a peer id string */
-  dial(target: string, protocol: string, opts: { signal?: AbortSignal }): Promise<Stream>
+  dial(
+    target: string,
+    protocol: string,
+    opts: { signal?: AbortSignal; negotiateFully?: boolean }
+  ): Promise<Stream>
   logger?: Logger
 }
 
@@ -115,7 +119,8 @@ export class InferClient {
     const { jobId } = req.body
     const timeout = AbortSignal.timeout((input.timeoutMs ?? 120_000) + 5_000)
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout
-    const stream = await this.#c.dial(target, INFER_PROTOCOL, { signal })
+    // The protocol id rides with the request frame: one round trip less per job.
+    const stream = await this.#c.dial(target, INFER_PROTOCOL, { signal, negotiateFully: false })
     const onAbort = () => stream.abort(new Error('cancelled by the client'))
     signal.addEventListener('abort', onAbort, { once: true })
     const lp = framed(stream, MAX_RESPONSE_FRAME_BYTES)
@@ -125,8 +130,8 @@ export class InferClient {
     let accepted: AcceptedFrame | undefined
     try {
       await lp.write(reqBytes, { signal })
-      for await (const f of readResponses(lp, signal)) {
-        const size = encodeFrame(f).length
+      for await (const { frame: f, data } of readResponses(lp, signal)) {
+        const size = data.length
         if (f.t === 'token') wireBytes.tokens += size
         else wireBytes.other += size
         switch (f.t) {

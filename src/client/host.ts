@@ -13,7 +13,7 @@ import { InferClient } from './client.ts'
 
 /** Dials a multiaddr string (starts with '/') or a peer id string on a libp2p node. */
 export function dialerOf(node: Pick<Libp2p, 'dialProtocol'>) {
-  return (target: string, protocol: string, opts: { signal?: AbortSignal }) =>
+  return (target: string, protocol: string, opts: { signal?: AbortSignal; negotiateFully?: boolean }) =>
     node.dialProtocol(target.startsWith('/') ? multiaddr(target) : peerIdFromString(target), protocol, opts)
 }
 

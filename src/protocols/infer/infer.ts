@@ -53,7 +53,11 @@ export interface InferHost {
     opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
   ): Promise<void>
   unhandle(protocol: string): Promise<void>
-  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
+  dialProtocol(
+    peer: PeerId,
+    protocol: string,
+    opts?: { signal?: AbortSignal; negotiateFully?: boolean }
+  ): Promise<Stream>
 }
 
 export interface InferComponents {
@@ -75,7 +79,8 @@ interface Job {
   frame: RequestFrame
   remote: string
   signal: AbortSignal
-  send(frame: ResponseFrame): Promise<void>
+  /** `raw`: the frame's encoding as already checked (a relay forwards it as is) */
+  send(frame: ResponseFrame, raw?: Uint8Array): Promise<void>
   /** true once a token frame went to the client: from then on no failover */
   streamed: boolean
 }
@@ -176,13 +181,14 @@ export class InferService {
         remote,
         signal,
         streamed: false,
-        send: async (f) => {
+        send: async (f, raw) => {
           if (f.t === 'token') {
             job.streamed = true
             tokens++
           }
           lastSent = Date.now()
-          await writeFrame(lp, f, signal)
+          if (raw) await lp.write(raw, { signal })
+          else await writeFrame(lp, f, signal)
         }
       }
       progress = setInterval(
@@ -419,7 +425,9 @@ export class InferService {
     const { body } = job.frame
     const t0 = performance.now()
     const out = await this.#c.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
-      signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_ACCEPT_TIMEOUT_MS)])
+      signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_ACCEPT_TIMEOUT_MS)]),
+      // the protocol id rides with the request: one round trip less per forwarded job
+      negotiateFully: false
     })
     const onAbort = () => out.abort(new Error('job cancelled upstream'))
     job.signal.addEventListener('abort', onAbort, { once: true })
@@ -427,7 +435,7 @@ export class InferService {
       const lp = framed(out, C.MAX_RESPONSE_FRAME_BYTES)
       await writeFrame(lp, { ...job.frame, route: [...job.frame.route, this.#c.peerId] }, job.signal)
       let accepted = false
-      for await (const f of readResponses(lp, job.signal)) {
+      for await (const { frame: f, data } of readResponses(lp, job.signal)) {
         if (!accepted && f.t === 'accepted') {
           accepted = true
           this.latency.record(peerId, performance.now() - t0)
@@ -441,7 +449,7 @@ export class InferService {
         }
         if ('jobId' in f && f.jobId !== null && f.jobId !== body.jobId)
           throw new InferError('INTERNAL', `${peerId} answered for another job`)
-        await job.send(f)
+        await job.send(f, data)
         if (f.t === 'result' || f.t === 'error') {
           await out.close().catch(() => {})
           return

@@ -26,11 +26,14 @@ export async function writeFrame(
   await lp.write(encodeFrame(frame), { signal })
 }
 
-/** Reads response frames until a `result` or `error` frame; throws ProtocolError on bad bytes. */
+/**
+ * Reads response frames until a `result` or `error` frame; throws ProtocolError on bad bytes.
+ * Each frame comes with its bytes, so a relay forwards what it checked without re-encoding.
+ */
 export async function* readResponses(
   lp: LengthPrefixedStream<Stream>,
   signal: AbortSignal
-): AsyncGenerator<ResponseFrame> {
+): AsyncGenerator<{ frame: ResponseFrame; data: Uint8Array }> {
   while (true) {
     let data: Uint8Array
     try {
@@ -45,7 +48,7 @@ export async function* readResponses(
       )
     }
     const frame = decodeResponseFrame(data)
-    yield frame
+    yield { frame, data }
     if (frame.t === 'result' || frame.t === 'error') return
   }
 }
