@@ -14,7 +14,7 @@ const HEX32 = /^0x[0-9a-f]{64}$/
 const ADDRESS = /^0x[0-9a-f]{40}$/
 const MAX_CHUNKS = 1 << 20
 const MAX_CHUNK_CHARS = 1 << 20
-const MAX_SPAN_CHUNKS = 64
+const MAX_SPAN_CHUNKS = 256
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
