@@ -144,10 +144,11 @@ for (const preset of (process.env.PRESETS?.split(',') ?? ['tiny', 'llama3-tiny',
       const want = []
       for (let i = 0; i < prompts.length; i++) want.push(await alone(model, prompts[i]!, slots[i]!, 5))
 
-      // a gap row (allocated, never stepped) sits between the batched rows as a dummy
-      const seqs = [model.allocSequence(), model.allocSequence(), model.allocSequence()]
+      // seq 1 is allocated but never stepped: it sits inside the first-prompt pass of seqs 0, 2, 3
+      // (right-padded prompts of lengths 3, 7, 2) and inside every decode pass as a dummy
+      const first = model.allocSequence()
       const gap = model.allocSequence()
-      seqs.push(model.allocSequence())
+      const seqs = [first, model.allocSequence(), model.allocSequence(), model.allocSequence()]
       const got: Float32Array[][] = prompts.map(() => [])
       // rows 0-2 prefill together; row 3 starts later, so its prefill joins rows 0-2's decodes
       let out = await model.step(

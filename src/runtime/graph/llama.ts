@@ -9,8 +9,10 @@
 // - LoRA: for each targeted projection, `lora_A.L.T` [slots, in, rank] and `lora_B.L.T`
 //   [slots, rank, out] are graph INPUTS; `lora_slot` [batch] picks each row's adapter:
 //   y += (x · A[slot]) · B[slot]. Slot 0 holds zeros. Switching adapters never touches the session.
-// - Only the last position of each row reaches the final norm and lm_head (logits [batch, vocab]),
-//   which saves the vocab projection for every prompt token but the last.
+// - Only one position per row reaches the final norm and lm_head (logits [batch, vocab]): the
+//   flat index `last_index` [batch] (b·seq + position) picks it, so right-padded rows of
+//   different lengths each return their own last token, and no other prompt token pays for the
+//   vocab projection.
 // - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
 //   the maximum sequence length.
 import { type ModelConfig, PROJECTIONS } from '../model/config.ts'
@@ -18,7 +20,7 @@ import { type ModelLayout, modelLayout } from '../model/layout.ts'
 import { DT, GraphBuilder } from './proto.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
-export const BUILDER_VERSION = 1
+export const BUILDER_VERSION = 2
 
 export interface GraphOptions {
   /** projections that get LoRA pool inputs (empty = a graph without LoRA) */
@@ -37,6 +39,7 @@ export const INPUT_IDS = 'input_ids'
 export const SEQLENS_K = 'seqlens_k'
 export const TOTAL_SEQ_LEN = 'total_sequence_length'
 export const LORA_SLOT = 'lora_slot'
+export const LAST_INDEX = 'last_index'
 export const ROPE_COS = 'rope_cos'
 export const ROPE_SIN = 'rope_sin'
 export const LOGITS = 'logits'
@@ -103,6 +106,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   g.input(TOTAL_SEQ_LEN, DT.INT32, [])
   g.input(ROPE_COS, DT.FLOAT, ['positions', Dp / 2])
   g.input(ROPE_SIN, DT.FLOAT, ['positions', Dp / 2])
+  g.input(LAST_INDEX, DT.INT64, ['batch'])
   if (targets.length > 0) g.input(LORA_SLOT, DT.INT64, ['batch'])
 
   const embedName = 'model.embed_tokens.weight'
@@ -214,14 +218,9 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     h = g.op('Add', [h, d])
   }
 
-  // last position of each row only: [batch, seq, H] → [batch, H]
-  const last = g.op('Slice', [
-    h,
-    g.int64('last.starts', [-1]),
-    g.int64('last.ends', [Number.MAX_SAFE_INTEGER]),
-    g.int64('last.axes', [1])
-  ])
-  const flat = g.op('Squeeze', [last, g.int64('last.squeeze_axes', [1])])
+  // one position per row: [batch, seq, H] → [batch·seq, H] → [batch, H]
+  const rowsFlat = g.op('Reshape', [h, g.int64('last.flat_shape', [-1, H])])
+  const flat = g.op('Gather', [rowsFlat, LAST_INDEX], { axis: 0 })
   const xf = norm(flat, 'model.norm.weight')
   // Gemm with transB reads the checkpoint's [vocab, H] layout directly, so a tied lm_head shares
   // the embedding initializer instead of storing a transposed copy

@@ -1,16 +1,11 @@
 // A base model loaded into one ONNX Runtime session, with a KV cache built for continuous
 // batching and LoRA slot pools. See graph/llama.ts for the graph's inputs and outputs.
 //
-// KV cache: per layer one key and one value buffer of [maxBatch, kvHeads, capacity, Dp] floats;
-// a sequence owns one row. Each run passes a contiguous range of rows as zero-copy views and binds
-// the same views as the pre-allocated `present_*` outputs, so GroupQueryAttention appends only the
-// new positions in place. A step runs:
-//  - every 1-token row together, over the range of rows from the lowest to the highest sequence;
-//    rows in that range that are not in the step (or not allocated) ride along as dummies that
-//    write one throw-away position just past their valid length (capacity = maxSeqLen + 1 keeps
-//    that position inside the buffer) and are otherwise untouched;
-//  - each multi-token row (a prompt or prefill chunk) alone: GroupQueryAttention accepts several
-//    new tokens over a past only at batch 1.
+// KV cache: per layer one key and one value buffer of [maxBatch, kvHeads, capacity, Dp] floats
+// (SharedArrayBuffers); a sequence owns one row. Each pass hands ORT a contiguous range of rows as
+// zero-copy views and binds the same views as the pre-allocated `present_*` outputs, so
+// GroupQueryAttention appends only the new positions in place. How a step's rows become passes
+// (first prompts batched, all 1-token rows batched, later prefill chunks alone) is step-plan.ts.
 import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
@@ -25,6 +20,7 @@ import type { ModelLayout } from './layout.ts'
 import { SlotPoolSet, type SlotPools } from './pools.ts'
 import { rotaryTables } from './rope.ts'
 import { type Runner, type RunnerSetup, SessionRunner, sharedFloats } from './runner.ts'
+import { planPasses } from './step-plan.ts'
 import { WorkerRunner } from './worker-runner.ts'
 
 export class SequenceError extends OpenLoraError<'SEQUENCE_INVALID'> {
@@ -242,52 +238,16 @@ export class ModelSession {
 
   private async runStep(rows: StepRow[]): Promise<Float32Array[]> {
     const out: Float32Array[] = new Array(rows.length)
-    const decode = rows.map((r, i) => [r, i] as const).filter(([r]) => r.tokens.length === 1)
-    if (decode.length > 0) {
-      let lo = this.maxBatch
-      let hi = -1
-      for (const [r] of decode) {
-        lo = Math.min(lo, r.seq)
-        hi = Math.max(hi, r.seq)
+    const V = this.config.vocabSize
+    const after = Int32Array.from(this.lens)
+    for (const pass of planPasses(rows, after)) {
+      const logits = await this.runner.run(pass)
+      for (const [i, b] of pass.outputs) {
+        out[i] = logits.subarray(b * V, (b + 1) * V)
+        this.lens[rows[i]!.seq]! += rows[i]!.tokens.length
       }
-      const n = hi - lo + 1
-      const ids = new BigInt64Array(n)
-      const slots = new BigInt64Array(n)
-      const seqlens = new Int32Array(n)
-      // a dummy row's token goes to position lens (past its valid data); a real row's too
-      for (let i = 0; i < n; i++) seqlens[i] = this.lens[lo + i]!
-      for (const [r] of decode) {
-        ids[r.seq - lo] = BigInt(r.tokens[0]!)
-        slots[r.seq - lo] = BigInt(r.slot)
-      }
-      const logits = await this.run(lo, n, ids, 1, slots, seqlens)
-      const V = this.config.vocabSize
-      for (const [r, i] of decode) {
-        out[i] = logits.subarray((r.seq - lo) * V, (r.seq - lo + 1) * V)
-        this.lens[r.seq]! += 1
-      }
-    }
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!
-      if (r.tokens.length === 1) continue
-      const S = r.tokens.length
-      const ids = BigInt64Array.from(r.tokens, (t) => BigInt(t))
-      const seqlens = Int32Array.of(this.lens[r.seq]! + S - 1)
-      out[i] = await this.run(r.seq, 1, ids, S, BigInt64Array.of(BigInt(r.slot)), seqlens)
-      this.lens[r.seq]! += S
     }
     return out
-  }
-
-  private run(
-    lo: number,
-    n: number,
-    ids: BigInt64Array,
-    S: number,
-    slots: BigInt64Array,
-    seqlens: Int32Array
-  ): Promise<Float32Array> {
-    return this.runner.run({ lo, n, S, ids, slots, seqlens })
   }
 
   async dispose(): Promise<void> {

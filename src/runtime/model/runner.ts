@@ -6,6 +6,7 @@
 import * as ort from 'onnxruntime-node'
 import {
   INPUT_IDS,
+  LAST_INDEX,
   LOGITS,
   LORA_SLOT,
   pastKey,
@@ -18,7 +19,7 @@ import {
   TOTAL_SEQ_LEN
 } from '../graph/llama.ts'
 
-/** One run: rows [lo, lo + n) of the KV cache, S new tokens each. */
+/** One run: rows [lo, lo + n) of the KV cache, S new tokens each (step-plan.ts makes these). */
 export interface RunRequest {
   lo: number
   n: number
@@ -26,6 +27,8 @@ export interface RunRequest {
   ids: BigInt64Array
   slots: BigInt64Array
   seqlens: Int32Array
+  /** per row: the flat index (b·S + position) whose logits come back */
+  lastIndex: BigInt64Array
 }
 
 /** A float buffer that a graph input reads, by name and shape (e.g. one LoRA pool). */
@@ -87,7 +90,8 @@ export class SessionRunner implements Runner {
       ...this.fixed,
       [INPUT_IDS]: new ort.Tensor('int64', req.ids, [n, S]),
       [SEQLENS_K]: new ort.Tensor('int32', req.seqlens, [n]),
-      [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), [])
+      [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), []),
+      [LAST_INDEX]: new ort.Tensor('int64', req.lastIndex, [n])
     }
     if (s.hasLora) feeds[LORA_SLOT] = new ort.Tensor('int64', req.slots, [n])
     const fetches: Record<string, ort.Tensor | null> = { [LOGITS]: null }
