@@ -13,6 +13,7 @@ import { amountDue, signVoucher } from '../../src/chain/eip712.ts'
 import { VoucherRejectedError } from '../../src/chain/errors.ts'
 import { ChainService } from '../../src/chain/service.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
+import { VoucherWallet } from '../../src/chain/wallet.ts'
 
 // uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
 const it = (name: string, fn: () => Promise<void>) =>
@@ -80,6 +81,30 @@ it('local preset: check, record, claim and report a paid job', async () => {
       r.perAdapter.map((a) => a.adapterId),
       [adapterId]
     )
+    // a client wallet pays ahead for two jobs' worst cases; the node accepts both and the
+    // second one is partly paid by the first one's unused margin
+    const wallet = new VoucherWallet(clientAcc!, svc.domain)
+    await wallet.settle({ node: operator.address, adapterId, amountDue: due }) // the first job
+    let owed = 0n
+    for (const [i, [maxDue, realDue]] of [
+      [5n * 10n ** 17n, 2n * 10n ** 17n],
+      [4n * 10n ** 17n, 4n * 10n ** 17n]
+    ].entries()) {
+      const w = await wallet.voucherFor({ node: operator.address, adapterId, maxAmountDue: maxDue! })
+      await svc.checkVoucher(w, { adapterId, maxAmountDue: maxDue! })
+      await svc.recordPayment(w, {
+        jobId: `0x${(i + 2).toString(16).padStart(32, '0')}`,
+        amountDue: realDue!
+      })
+      await wallet.settle({ node: operator.address, adapterId, amountDue: realDue! })
+      owed += realDue!
+    }
+    assert.equal(
+      (await wallet.channel(operator.address, adapterId)).signed,
+      due + 2n * 10n ** 17n + 4n * 10n ** 17n
+    )
+    assert.equal((await svc.rewards()).totals.pending, owed)
+
     // the operator key (not a dev account) had gas money for the claim and can withdraw
     await svc.client.withdrawCredits()
     assert.equal(await svc.client.tokenBalance(operator.address), splitPayment(due).node)

@@ -1,0 +1,90 @@
+// The client's side of vouchers: one signed voucher per job, paying ahead for the job's worst case
+// (price × (prompt tokens + maxNewTokens)) on top of what the client owes the node for earlier
+// jobs on the channel; after the receipt, `settle()` adds the job's real amountDue to what is owed,
+// so the unused margin pays for the next job. Optionally persisted on a LevelDB sublevel so a
+// restarted client never signs less than it did before (the node would refuse it).
+import type { AbstractLevel } from 'abstract-level'
+import { type Address, getAddress, type Hex, type LocalAccount } from 'viem'
+import { InvalidParametersError } from '../common/errors.ts'
+import { type ChainDomain, type SignedVoucher, signVoucher } from './eip712.ts'
+import { channelKey } from './vouchers.ts'
+
+interface ChannelState {
+  /** the highest cumulative amount signed on the channel */
+  signed: string
+  /** sum of the amountDue of the receipts received */
+  owed: string
+}
+
+export interface VoucherJob {
+  node: Address
+  adapterId: Hex
+  /** amountDue(promptTokens, maxNewTokens, pricePer1kTokens) */
+  maxAmountDue: bigint
+}
+
+export class VoucherWallet {
+  private readonly account: LocalAccount
+  private readonly domain: ChainDomain
+  private readonly state = new Map<Hex, ChannelState>()
+  private readonly db
+  private loaded = false
+
+  // biome-ignore lint/suspicious/noExplicitAny: any level instance or sublevel will do
+  constructor(
+    account: LocalAccount,
+    domain: ChainDomain,
+    opts: { db?: AbstractLevel<any, string, any> } = {}
+  ) {
+    this.account = account
+    this.domain = domain
+    this.db = opts.db?.sublevel<string, ChannelState>('wallet', { valueEncoding: 'json' })
+  }
+
+  get address(): Address {
+    return this.account.address
+  }
+
+  /** Signs the voucher to send with a job: cumulative = max(last signed, owed + maxAmountDue). */
+  async voucherFor(job: VoucherJob): Promise<SignedVoucher> {
+    if (job.maxAmountDue < 0n) throw new InvalidParametersError('maxAmountDue must not be negative')
+    const key = channelKey(this.account.address, getAddress(job.node), job.adapterId)
+    const s = await this.get(key)
+    const want = BigInt(s.owed) + job.maxAmountDue
+    const signed = BigInt(s.signed)
+    const cumulative = want > signed ? want : signed
+    if (cumulative === 0n) throw new InvalidParametersError('a free job (maxAmountDue 0) needs no voucher')
+    const v = await signVoucher(this.account, this.domain, {
+      node: getAddress(job.node),
+      adapterId: job.adapterId,
+      cumulativeAmount: cumulative
+    })
+    await this.put(key, { ...s, signed: cumulative.toString() })
+    return v
+  }
+
+  /** Adds a served job's amountDue (from its verified receipt) to what the channel owes. */
+  async settle(job: { node: Address; adapterId: Hex; amountDue: bigint }): Promise<void> {
+    const key = channelKey(this.account.address, getAddress(job.node), job.adapterId)
+    const s = await this.get(key)
+    await this.put(key, { ...s, owed: (BigInt(s.owed) + job.amountDue).toString() })
+  }
+
+  async channel(node: Address, adapterId: Hex): Promise<{ signed: bigint; owed: bigint }> {
+    const s = await this.get(channelKey(this.account.address, getAddress(node), adapterId))
+    return { signed: BigInt(s.signed), owed: BigInt(s.owed) }
+  }
+
+  private async get(key: Hex): Promise<ChannelState> {
+    if (!this.loaded && this.db) {
+      for await (const [k, v] of this.db.iterator()) this.state.set(k as Hex, v)
+      this.loaded = true
+    }
+    return this.state.get(key) ?? { signed: '0', owed: '0' }
+  }
+
+  private async put(key: Hex, s: ChannelState): Promise<void> {
+    this.state.set(key, s)
+    await this.db?.put(key, s)
+  }
+}
