@@ -271,6 +271,41 @@ export class DatanetStore {
     })
   }
 
+  /**
+   * Appends contributions and versions that came from a peer, already checked by the caller
+   * (replicate.ts: ids, CIDs, leaves, roots, chunk bytes). Local state must be a prefix of them.
+   */
+  async appendReplicated(
+    dn: DatanetRecord,
+    contributions: ContributionRecord[],
+    versions: VersionRecord[]
+  ): Promise<void> {
+    await this.serial(dn.id, async () => {
+      const local = await this.getJson<DatanetRecord>(`n:${dn.id}`)
+      const have = local?.contributions ?? 0
+      const fresh = contributions.filter((c) => c.seq >= have)
+      const ops: { type: 'put'; key: string; value: unknown }[] = []
+      for (const c of fresh) {
+        ops.push({ type: 'put', key: `c:${dn.id}:${pad(c.seq)}`, value: c })
+        ops.push({ type: 'put', key: `k:${dn.id}:${c.leaf}`, value: c.seq })
+      }
+      for (const v of versions.filter((v) => v.version > (local?.latestVersion ?? 0)))
+        ops.push({ type: 'put', key: `v:${dn.id}:${pad(v.version)}`, value: v })
+      const latest = Math.max(local?.latestVersion ?? 0, ...versions.map((v) => v.version))
+      ops.push({
+        type: 'put',
+        key: `n:${dn.id}`,
+        value: {
+          ...(local ?? dn),
+          contributions: Math.max(have, contributions.length),
+          latestVersion: latest
+        }
+      })
+      await this.db.batch(ops)
+      this.log.info('datanet replicated', { datanet: dn.id, contributions: fresh.length, version: latest })
+    })
+  }
+
   async getVersion(datanetId: string, version: number): Promise<VersionRecord> {
     const v = await this.getJson<VersionRecord>(`v:${datanetId}:${pad(version)}`)
     if (!v) throw new DatanetError('VERSION_NOT_FOUND', `datanet ${datanetId} has no version ${version}`)

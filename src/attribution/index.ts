@@ -34,6 +34,7 @@ export {
   type SpanAttributionComponents,
   spanAttributionProvider
 } from './provider.ts'
+export { exportVersion, importVersion, type VersionBundle } from './replicate.ts'
 export { type FoundSpan, SpanIndex } from './span-index.ts'
 export type * from './types.ts'
 export {

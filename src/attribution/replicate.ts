@@ -1,0 +1,145 @@
+// Datanet content travelling between nodes: a version bundle names everything (record,
+// contributions with their chunk manifests, every version's root and count); chunks move by
+// hash (CID) separately. Importing checks the datanet id, every contribution CID, every leaf and
+// every version root (and, when given, the root recorded on-chain) before a byte is stored.
+import type { Hex } from '../crypto/hash.ts'
+import { contributionCid } from './chunking.ts'
+import type { ContributionRecord, DatanetRecord, DatanetStore, VersionRecord } from './datanet-store.ts'
+import { datanetIdOf, normaliseAddress } from './datanet-store.ts'
+import { DatanetError } from './errors.ts'
+import { buildMerkleTree, contributionLeaf } from './merkle.ts'
+import type { ChunkRef } from './types.ts'
+
+export interface VersionBundle {
+  datanet: Pick<DatanetRecord, 'id' | 'name' | 'description' | 'tags' | 'owner' | 'createdAt'>
+  versions: { version: number; root: Hex; count: number; publishedAt: number }[]
+  contributions: { cid: string; contributor: Hex; chunks: ChunkRef[]; source: string }[]
+}
+
+/** Limits on a bundle from a peer. */
+export const MAX_BUNDLE_CONTRIBUTIONS = 1_000_000
+export const MAX_BUNDLE_VERSIONS = 100_000
+
+/** Everything a peer needs to rebuild versions 1..version of a datanet, except the chunk bytes. */
+export async function exportVersion(
+  store: DatanetStore,
+  datanetId: string,
+  version: number
+): Promise<VersionBundle> {
+  const dn = await store.getDatanet(datanetId)
+  const top = await store.getVersion(dn.id, version)
+  const versions = (await store.versions(dn.id)).filter((v) => v.version <= version)
+  const contributions = await store.contributions(dn.id, top.count)
+  return {
+    datanet: {
+      id: dn.id,
+      name: dn.name,
+      description: dn.description,
+      tags: dn.tags,
+      owner: dn.owner,
+      createdAt: dn.createdAt
+    },
+    versions: versions.map((v) => ({
+      version: v.version,
+      root: v.root,
+      count: v.count,
+      publishedAt: v.publishedAt
+    })),
+    contributions: contributions.map((c) => ({
+      cid: c.cid,
+      contributor: c.contributor,
+      chunks: c.chunks,
+      source: c.source
+    }))
+  }
+}
+
+const bad = (why: string) => new DatanetError('DATANET_INVALID', `datanet bundle rejected: ${why}`)
+
+/**
+ * Checks a bundle and stores it, fetching each chunk the node lacks with `fetchChunk` (by its
+ * sha256; the raw CID is cidForBytes of the same bytes). `trustedRoots` (version → root, e.g.
+ * from the DatanetRegistry contract) must match where given.
+ */
+export async function importVersion(
+  store: DatanetStore,
+  bundle: VersionBundle,
+  fetchChunk: (ref: ChunkRef) => Promise<Uint8Array>,
+  trustedRoots: Record<number, Hex> = {}
+): Promise<VersionRecord> {
+  const d = bundle.datanet
+  const owner = normaliseAddress(d.owner, 'owner')
+  if (datanetIdOf(d.name, owner, d.createdAt) !== d.id)
+    throw bad(`id ${d.id} is not the hash of its creation record`)
+  if (!Array.isArray(bundle.contributions) || bundle.contributions.length > MAX_BUNDLE_CONTRIBUTIONS)
+    throw bad(`at most ${MAX_BUNDLE_CONTRIBUTIONS} contributions`)
+  if (
+    !Array.isArray(bundle.versions) ||
+    bundle.versions.length === 0 ||
+    bundle.versions.length > MAX_BUNDLE_VERSIONS
+  )
+    throw bad(`1 to ${MAX_BUNDLE_VERSIONS} versions`)
+  const records: ContributionRecord[] = bundle.contributions.map((c, seq) => {
+    if (
+      typeof c?.cid !== 'string' ||
+      !Array.isArray(c.chunks) ||
+      c.chunks.length === 0 ||
+      !c.chunks.every(
+        (r) => Number.isSafeInteger(r?.size) && r.size > 0 && /^0x[0-9a-f]{64}$/.test(String(r.sha256))
+      )
+    )
+      throw bad(`contribution ${seq} must be { cid, contributor, chunks: [{ size, sha256 }] }`)
+    if (contributionCid(c.chunks) !== c.cid)
+      throw bad(`contribution ${seq}: its chunk manifest does not give CID ${c.cid}`)
+    const contributor = normaliseAddress(c.contributor, `contribution ${seq} contributor`)
+    const bytes = c.chunks.reduce((a, r) => a + r.size, 0)
+    const leaf = contributionLeaf(c.cid, contributor)
+    return {
+      seq,
+      cid: c.cid,
+      contributor,
+      leaf,
+      chunks: c.chunks,
+      bytes,
+      source: String(c.source ?? ''),
+      addedAt: Date.now()
+    }
+  })
+  const versions: VersionRecord[] = []
+  let prevCount = 0
+  bundle.versions.forEach((v, i) => {
+    if (v.version !== i + 1) throw bad(`versions must be 1, 2, … in order; got ${v.version} at ${i}`)
+    if (!(v.count > prevCount && v.count <= records.length))
+      throw bad(`version ${v.version} count ${v.count} does not grow`)
+    const root = buildMerkleTree(records.slice(0, v.count).map((r) => r.leaf)).root
+    if (root !== v.root)
+      throw bad(`version ${v.version}: contributions give root ${root}, bundle says ${v.root}`)
+    const t = trustedRoots[v.version]
+    if (t !== undefined && t.toLowerCase() !== root)
+      throw bad(`version ${v.version}: root ${root} is not the trusted ${t}`)
+    versions.push({ datanetId: d.id, version: v.version, root, count: v.count, publishedAt: v.publishedAt })
+    prevCount = v.count
+  })
+  if (prevCount !== records.length) throw bad('contributions after the last version')
+
+  // Local contributions must be a prefix of the bundle's (append-only versions).
+  const local = await store.contributions(d.id).catch(() => [] as ContributionRecord[])
+  local.forEach((c, i) => {
+    if (records[i]?.leaf !== c.leaf)
+      throw bad(`local contribution ${i} differs from the bundle's; versions would fork`)
+  })
+  for (const r of records.slice(local.length))
+    for (const ref of r.chunks) {
+      try {
+        await store.readChunk(ref)
+      } catch {
+        await store.putChunk(await fetchChunk(ref), ref)
+      }
+    }
+  await store.appendReplicated(
+    { ...d, owner, contributions: records.length, latestVersion: versions.length },
+    records,
+    versions
+  )
+  return versions[versions.length - 1]!
+}
