@@ -52,6 +52,11 @@ export interface InferOptions {
   onAccepted?(frame: AcceptedFrame): void
   onToken?(frame: TokenFrame): void
   onProgress?(frame: ProgressFrame): void
+  /**
+   * Check the receipt against what this client saw (default true). Off only where the caller
+   * checks it elsewhere: a benchmark of the network path, or a verifier running in batches.
+   */
+  verify?: boolean
 }
 
 export interface InferResult {
@@ -67,7 +72,8 @@ export interface InferResult {
   usage: { promptTokens: number; outputTokens: number }
   timings: { queuedMs: number; firstTokenMs: number; totalMs: number }
   receipt: Receipt
-  verification: ReceiptVerification
+  /** the receipt checked against what this client saw; null when `verify: false` */
+  verification: ReceiptVerification | null
   /** bytes of frames received, by kind (what the job cost on the wire) */
   wireBytes: { request: number; tokens: number; other: number }
 }
@@ -155,16 +161,19 @@ export class InferClient {
           case 'result': {
             if (f.jobId !== jobId) throw new ProtocolError(`result is for job ${f.jobId}, not ${jobId}`)
             const outputIds = tokens.map((t) => t.id)
-            const verification = await verifyReceipt(f.receipt, {
-              jobId,
-              peerId: accepted?.servedBy,
-              modelId: input.model,
-              adapter: input.adapter ?? null,
-              promptIds: input.promptIds ?? f.promptIds,
-              outputIds
-            })
+            const verification: ReceiptVerification | null =
+              opts.verify === false
+                ? null
+                : await verifyReceipt(f.receipt, {
+                    jobId,
+                    peerId: accepted?.servedBy,
+                    modelId: input.model,
+                    adapter: input.adapter ?? null,
+                    promptIds: input.promptIds ?? f.promptIds,
+                    outputIds
+                  })
             await stream.close().catch(() => {})
-            this.#log.debug('job done', { jobId, servedBy: f.receipt.body.peerId, ok: verification.ok })
+            this.#log.debug('job done', { jobId, servedBy: f.receipt.body.peerId, ok: verification?.ok })
             return {
               jobId,
               servedBy: f.receipt.body.peerId,

@@ -114,7 +114,7 @@ test('a job streams accepted, tokens and a result whose receipt verifies against
   })
   assert.equal(seen, [serverPeer, '<0>', '<1>', '<2>', '<3>'])
   assert.equal(r.outputIds, [10, 11, 12, 13])
-  assert.ok(r.verification.ok, JSON.stringify(r.verification))
+  assert.ok(r.verification?.ok, JSON.stringify(r.verification))
   assert.is(r.receipt.body.peerId, serverPeer)
   assert.is(r.receipt.body.amountDue, '14') // ceil(7 tokens × 2000 / 1000)
 })
@@ -145,7 +145,7 @@ test('oversized, truncated and malformed frames end that stream only, with BAD_R
   assert.match((mal[0] as { message: string }).message, /body/)
   // and the node still serves
   const r = await client.infer('x', input)
-  assert.ok(r.verification.ok)
+  assert.ok(r.verification?.ok)
 })
 
 test('a request signed by someone else, or naming another client, is refused', async () => {
@@ -196,7 +196,7 @@ test('per-peer limits: a second concurrent job gets RATE_LIMITED with a retry hi
   const e = await refusal(client.infer('x', input))
   assert.is(e.code, 'RATE_LIMITED')
   assert.ok((e.retryAfterMs ?? 0) > 0)
-  assert.ok((await first).verification.ok)
+  assert.ok((await first).verification?.ok)
 })
 
 test('closing the client stream cancels the job in the engine', async () => {
@@ -226,7 +226,7 @@ test('a slow job keeps its stream alive with progress frames', async () => {
     { onProgress: () => progress++ }
   )
   assert.ok(progress >= 1, `progress frames: ${progress}`)
-  assert.ok(r.verification.ok)
+  assert.ok(r.verification?.ok)
 })
 
 test.run()

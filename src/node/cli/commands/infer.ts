@@ -112,9 +112,10 @@ export const inferCommand: Command = {
         usage: r.usage,
         timings: r.timings,
         receipt: r.receipt,
-        verification: r.verification.ok ? { ok: true } : r.verification
+        verification: r.verification?.ok ? { ok: true } : r.verification
       }
       if (typeof values.out === 'string') await writeFile(values.out, JSON.stringify(record, null, 2))
+      const v = r.verification!
       if (json) console.log(JSON.stringify(record))
       else {
         const b = r.receipt.body
@@ -122,10 +123,10 @@ export const inferCommand: Command = {
           `\n\nserved by ${r.servedBy} via ${r.route.join(' → ')}\n` +
             `tokens    ${b.promptTokens} prompt + ${b.outputTokens} output, ${r.finishReason}\n` +
             `amount    ${b.amountDue} wei (${b.pricePer1kTokens} per 1k tokens)\n` +
-            `receipt   ${r.verification.ok ? 'verified' : `FAILED ${r.verification.check} (${r.verification.field}): ${r.verification.message}`}`
+            `receipt   ${v.ok ? 'verified' : `FAILED ${v.check} (${v.field}): ${v.message}`}`
         )
       }
-      return r.verification.ok ? 0 : 1
+      return v.ok ? 0 : 1
     } finally {
       await stop()
     }
