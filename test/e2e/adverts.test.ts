@@ -92,7 +92,7 @@ test('a forged advert (another peer id, or a bad signature) is accepted by no no
   )
   // 3. the attacker's own advert with its body changed after signing
   const own = attacker.adverts.current!
-  const tampered = { ...own.body, seq: own.body.seq + 1000, queueDepth: 0, freeSlots: 1000 }
+  const tampered = { ...own.body, seq: own.body.seq + 1000, ts: own.body.ts + 1000, freeSlots: 1000 }
   await attacker.libp2p.services.pubsub.publish(
     ADVERTS_TOPIC,
     encodeCanonical({ body: tampered, sig: own.sig })

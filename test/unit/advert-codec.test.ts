@@ -174,6 +174,19 @@ test('IGNORE: stale or replayed sequence, expired, from the future, our own', as
   assert.equal(own.action === 'ignore' && own.reason, 'own-advert')
 })
 
+test('IGNORE: a newer advert signed too soon after the held one (flood limit), unless relayed by sync', async () => {
+  const p = await testPeer()
+  const now = Date.now()
+  const adv = await testAdvert(p, { seq: 6, now })
+  const held = { latestSeq: () => 5, latestTs: () => now - 99 }
+  const v = await validateAdvert(adv.bytes, ctx(p.peerId, held))
+  assert.equal(v.action === 'ignore' && v.reason, 'too-frequent')
+  const ok = await validateAdvert(adv.bytes, ctx(p.peerId, { latestSeq: () => 5, latestTs: () => now - 100 }))
+  assert.is(ok.action, 'accept')
+  const relayed = await validateAdvert(adv.bytes, ctx(undefined, { ...held, relayed: true }))
+  assert.is(relayed.action, 'accept')
+})
+
 test('signing refuses an advert over the size limit', async () => {
   const p = await testPeer()
   // 300 listed adapters per tier × 3 tiers of long CIDs exceed 64 KiB

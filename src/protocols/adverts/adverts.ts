@@ -14,7 +14,8 @@ import {
   DEFAULT_ADAPTER_LIST_LIMIT,
   DEFAULT_DEBOUNCE_MS,
   DEFAULT_HEARTBEAT_MS,
-  DEFAULT_TTL_MS
+  DEFAULT_TTL_MS,
+  PUBLISH_SPACING_MS
 } from './constants.ts'
 import type { AdvertIgnoreReason, AdvertRejectReason } from './errors.ts'
 import type { PeerTable } from './peer-table.ts'
@@ -69,6 +70,7 @@ export class AdvertService {
   readonly stats: AdvertStats = { published: 0, accepted: 0, rejected: {}, ignored: {} }
   #current?: SignedAdvert
   #seq = 0
+  #lastPublishAt = 0
   #heartbeat?: ReturnType<typeof setInterval>
   #debounce?: ReturnType<typeof setTimeout>
   #publishing?: Promise<unknown>
@@ -149,8 +151,11 @@ export class AdvertService {
   /** Builds, signs and publishes a fresh advert now (publishes never overlap). */
   async publish(): Promise<SignedAdvert> {
     const run = async (): Promise<SignedAdvert> => {
+      const wait = this.#lastPublishAt + PUBLISH_SPACING_MS - Date.now()
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
       const caps = await this.#c.capabilities.capabilities()
       const now = Date.now()
+      this.#lastPublishAt = now
       // Millisecond timestamps keep seq increasing across restarts without persisting it.
       this.#seq = Math.max(this.#seq + 1, now)
       const body = buildAdvertBody({
@@ -188,6 +193,7 @@ export class AdvertService {
       now: Date.now(),
       self: this.#c.peerId.toString(),
       latestSeq: (p) => this.#c.peerTable.latestSeq(p),
+      latestTs: (p) => this.#c.peerTable.latestTs(p),
       bindings: this.#bindings
     })
     if (verdict.action === 'accept') {

@@ -36,6 +36,14 @@ export const DEFAULT_HEARTBEAT_MS = 30_000
 export const DEFAULT_TTL_MS = 120_000
 /** Capability changes arrive in bursts (an adapter load moves it across tiers); coalesce them. */
 export const DEFAULT_DEBOUNCE_MS = 250
+/**
+ * A valid peer could still flood the topic with ever-newer adverts; receivers IGNORE (so do not
+ * relay) an advert signed less than this after the one they hold. Publishers space their own
+ * adverts by PUBLISH_SPACING_MS (by their own clock, which also stamps `ts`), so an honest
+ * publisher never trips it.
+ */
+export const MIN_ADVERT_INTERVAL_MS = 100
+export const PUBLISH_SPACING_MS = 150
 /** Verified operator bindings kept so each peer's secp256k1 recovery runs once, not per advert. */
 export const BINDING_CACHE_SIZE = 4096
 
@@ -46,4 +54,8 @@ export const BINDING_CACHE_SIZE = 4096
 export const ADVERTS_SYNC_PROTOCOL = '/openlora/adverts-sync/1'
 /** Most adverts one sync answer may carry (and a client reads). */
 export const MAX_SYNC_ADVERTS = 2_000
+/** Most bytes of adverts in one sync answer: a table of typical (~1–15 KiB) adverts fits. */
+export const MAX_SYNC_BYTES = 8 * 1024 * 1024
+/** Concurrent sync requests a node answers: a swarm joining at once hits its first node. */
+export const SYNC_MAX_INBOUND_STREAMS = 32
 export const SYNC_TIMEOUT_MS = 10_000

@@ -11,7 +11,12 @@ export type AdvertRejectReason =
   | 'from-mismatch'
 
 /** Clock skew and lost races are not misbehaviour, so these only stop the advert spreading. */
-export type AdvertIgnoreReason = 'expired' | 'future-timestamp' | 'stale-sequence' | 'own-advert'
+export type AdvertIgnoreReason =
+  | 'expired'
+  | 'future-timestamp'
+  | 'stale-sequence'
+  | 'too-frequent'
+  | 'own-advert'
 
 export class InvalidAdvertError extends OpenLoraError<'INVALID_ADVERT'> {
   readonly reason: AdvertRejectReason

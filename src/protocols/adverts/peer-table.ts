@@ -117,6 +117,10 @@ export class PeerTable extends EventTarget {
     return this.#entries.get(peerId)?.advert.body.seq
   }
 
+  latestTs(peerId: string): number | undefined {
+    return this.#entries.get(peerId)?.advert.body.ts
+  }
+
   /** Live (unexpired) entries. */
   entries(): PeerEntry[] {
     const now = this.#now()

@@ -8,7 +8,14 @@ import { lpStream } from '@libp2p/utils'
 import type { Logger } from '../../common/log.ts'
 import type { BindingVerifier } from './binding.ts'
 import type { SignedAdvert } from './codec.ts'
-import { ADVERTS_SYNC_PROTOCOL, MAX_ADVERT_BYTES, MAX_SYNC_ADVERTS, SYNC_TIMEOUT_MS } from './constants.ts'
+import {
+  ADVERTS_SYNC_PROTOCOL,
+  MAX_ADVERT_BYTES,
+  MAX_SYNC_ADVERTS,
+  MAX_SYNC_BYTES,
+  SYNC_MAX_INBOUND_STREAMS,
+  SYNC_TIMEOUT_MS
+} from './constants.ts'
 import type { PeerTable } from './peer-table.ts'
 import { validateAdvert } from './validate.ts'
 
@@ -47,7 +54,7 @@ export class AdvertSync {
 
   async start(): Promise<void> {
     await this.#c.libp2p.handle(ADVERTS_SYNC_PROTOCOL, (stream) => this.#serve(stream), {
-      maxInboundStreams: 4
+      maxInboundStreams: SYNC_MAX_INBOUND_STREAMS
     })
     this.#c.libp2p.addEventListener('peer:identify', this.#onIdentify)
   }
@@ -62,7 +69,13 @@ export class AdvertSync {
     try {
       const own = this.#c.own()
       const others = this.#c.peerTable.entries().map((e) => e.advert.bytes)
-      const all = (own ? [own.bytes, ...others] : others).slice(0, MAX_SYNC_ADVERTS)
+      const all: Uint8Array[] = []
+      let bytes = 0
+      for (const a of own ? [own.bytes, ...others] : others) {
+        if (all.length >= MAX_SYNC_ADVERTS || bytes + a.length > MAX_SYNC_BYTES) break
+        all.push(a)
+        bytes += a.length
+      }
       const lp = lpStream(stream, { maxDataLength: MAX_ADVERT_BYTES })
       const count = new Uint8Array(4)
       new DataView(count.buffer).setUint32(0, all.length)
@@ -86,8 +99,11 @@ export class AdvertSync {
       if (n > MAX_SYNC_ADVERTS)
         throw new Error(`sync answer announces ${n} adverts; at most ${MAX_SYNC_ADVERTS}`)
       const self = this.#c.libp2p.peerId.toString()
+      let total = 0
       for (let i = 0; i < n; i++) {
         const bytes = (await lp.read({ signal })).subarray()
+        total += bytes.length
+        if (total > MAX_SYNC_BYTES) throw new Error(`sync answer exceeds ${MAX_SYNC_BYTES} bytes`)
         result.received++
         const v = await validateAdvert(bytes, {
           from: undefined,
