@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../common/log.ts'
 import type { ChainClient } from './client.ts'
 import type { SignedVoucher } from './eip712.ts'
 import { ChainCallError, revertArgs } from './errors.ts'
+import { poolsFundedBy } from './events.ts'
 import { planAttribution } from './pool-attribution.ts'
 import type { ChannelRecord, VoucherStore } from './store.ts'
 
@@ -124,7 +125,7 @@ export class Claimer {
     }
     const open = (await this.store.allPools()).filter((p) => p.poolId == null)
     if (open.length > 0) {
-      const funded = await this.chain.poolsFundedBy(this.node, this.fromBlock)
+      const funded = await poolsFundedBy(this.chain, this.node, this.fromBlock)
       const known = new Set((await this.store.allPools()).map((p) => p.poolId).filter((x) => x != null))
       for (const p of open) {
         const hit = funded.find((f) => f.root === p.root && !known.has(f.poolId.toString()))

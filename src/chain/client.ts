@@ -9,7 +9,6 @@ import {
   createPublicClient,
   createWalletClient,
   decodeEventLog,
-  defineChain,
   type Hex,
   http,
   type LocalAccount,
@@ -22,16 +21,10 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { adapterRegistryAbi, datanetRegistryAbi, openTokenAbi, settlementAbi } from './artifacts/index.ts'
 import type { ChainAddresses, ChainEndpoint } from './config.ts'
 import { type ChainDomain, compactSignature, type SignedVoucher } from './eip712.ts'
+import { chainFor } from './endpoint.ts'
 import { ChainCallError, ChainConfigError } from './errors.ts'
 
-export function chainFor(chainId: number, rpcUrl: string): Chain {
-  return defineChain({
-    id: chainId,
-    name: `chain-${chainId}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [rpcUrl] } }
-  })
-}
+export { chainFor, resolveEndpoint } from './endpoint.ts'
 
 export interface ChainClientInit extends ChainEndpoint {
   /** the signer for writes: a viem local account or a 0x private key; reads work without one */
@@ -206,51 +199,6 @@ export class ChainClient {
         args: [datanetId]
       })
     )
-  }
-
-  /** Pools funded by `node`'s claims (PoolFunded events) from `fromBlock` on. */
-  async poolsFundedBy(
-    node: Address,
-    fromBlock = 0n
-  ): Promise<{ poolId: bigint; datanetId: Hex; root: Hex; total: bigint; txHash: Hex }[]> {
-    const logs = await this.read('pool events', () =>
-      this.publicClient.getContractEvents({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        eventName: 'PoolFunded',
-        args: { node },
-        fromBlock
-      })
-    )
-    return logs.map((l) => ({
-      poolId: l.args.poolId!,
-      datanetId: l.args.datanetId!,
-      root: l.args.root!,
-      total: l.args.total!,
-      txHash: l.transactionHash
-    }))
-  }
-
-  /** VoucherClaimed events of `node` from `fromBlock` on: what the chain paid it, per channel. */
-  async vouchersClaimedBy(
-    node: Address,
-    fromBlock = 0n
-  ): Promise<{ client: Address; adapterId: Hex; cumulativeAmount: bigint; paid: bigint }[]> {
-    const logs = await this.read('voucher events', () =>
-      this.publicClient.getContractEvents({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        eventName: 'VoucherClaimed',
-        args: { node },
-        fromBlock
-      })
-    )
-    return logs.map((l) => ({
-      client: l.args.client!,
-      adapterId: l.args.adapterId!,
-      cumulativeAmount: l.args.cumulativeAmount!,
-      paid: l.args.paid!
-    }))
   }
 
   async treasury(): Promise<Address> {
@@ -446,32 +394,6 @@ export class ChainClient {
     } catch (err) {
       throw new ChainCallError(action, err, details)
     }
-  }
-}
-
-/** Completes an endpoint from an RPC URL and the Settlement address alone: the chain id from the
- * node, the other addresses from Settlement's immutables. */
-export async function resolveEndpoint(
-  rpcUrl: string,
-  settlement: Address,
-  chainId?: number
-): Promise<ChainEndpoint> {
-  try {
-    const probe = createPublicClient({ transport: http(rpcUrl) })
-    const id = await probe.getChainId()
-    if (chainId != null && chainId !== id)
-      throw new ChainConfigError(`the RPC at ${rpcUrl} serves chain ${id}, not the configured ${chainId}`)
-    const read = (functionName: 'token' | 'adapterRegistry' | 'datanetRegistry') =>
-      probe.readContract({ address: settlement, abi: settlementAbi, functionName })
-    const [token, adapterRegistry, datanetRegistry] = await Promise.all([
-      read('token'),
-      read('adapterRegistry'),
-      read('datanetRegistry')
-    ])
-    return { rpcUrl, chainId: id, addresses: { token, adapterRegistry, datanetRegistry, settlement } }
-  } catch (err) {
-    if (err instanceof ChainConfigError) throw err
-    throw new ChainCallError('resolve chain endpoint', err, { rpcUrl, settlement })
   }
 }
 

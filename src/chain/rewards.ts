@@ -4,6 +4,7 @@
 // VoucherClaimed events, so they are right even for claims made before the store existed.
 import { type Address, getAddress, type Hex } from 'viem'
 import type { ChainClient } from './client.ts'
+import { vouchersClaimedBy } from './events.ts'
 import { splitPayment } from './shares.ts'
 import type { VoucherStore } from './store.ts'
 
@@ -41,7 +42,7 @@ export async function rewardsSummary(
     if (!r) rows.set(k, (r = { adapterId: k, pending: 0n, claimed: 0n, earned: 0n, vouchersClaimed: 0 }))
     return r
   }
-  for (const ev of await chain.vouchersClaimedBy(who, opts.fromBlock ?? 0n)) {
+  for (const ev of await vouchersClaimedBy(chain, who, opts.fromBlock ?? 0n)) {
     const r = row(ev.adapterId)
     r.claimed += ev.paid
     r.earned += splitPayment(ev.paid).node

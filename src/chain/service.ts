@@ -3,7 +3,6 @@
 // and runs the Claimer. The node composition root builds it with the operator account and the
 // db; the infer protocol calls checkVoucher() before serving a paid job and recordPayment()
 // before replying. See docs/CHAIN.md for the wiring.
-import type { AbstractLevel } from 'abstract-level'
 import type { Hex, LocalAccount } from 'viem'
 import { createLogger, type Logger } from '../common/log.ts'
 import { type LocalChain, startLocalChain } from './anvil.ts'
@@ -13,7 +12,7 @@ import { type ChainConfig, type ChainEndpoint, parseChainConfig } from './config
 import type { ChainDomain, SignedVoucher } from './eip712.ts'
 import { ChainConfigError } from './errors.ts'
 import { type RewardsSummary, rewardsSummary } from './rewards.ts'
-import { type PaymentReceipt, VoucherStore } from './store.ts'
+import { type AnyLevel, type PaymentReceipt, VoucherStore } from './store.ts'
 import { checkVoucher, type VoucherCheckResult } from './vouchers.ts'
 
 export interface ChainServiceInit {
@@ -26,8 +25,7 @@ export interface ChainServiceInit {
 
 export interface ChainServiceComponents {
   /** the node's LevelDB (or any abstract-level); the service uses its sublevel 'chain' */
-  // biome-ignore lint/suspicious/noExplicitAny: any level instance or sublevel will do
-  db: AbstractLevel<any, string, any>
+  db: AnyLevel
   /** the operator's secp256k1 account: receives rewards, signs claims */
   operator: LocalAccount
   logger?: Logger

@@ -8,8 +8,9 @@ import { type SignedVoucher, type VoucherJson, voucherFromJson, voucherToJson } 
 import { VoucherRejectedError } from './errors.ts'
 import { channelKey } from './vouchers.ts'
 
-// biome-ignore lint/suspicious/noExplicitAny: the store accepts any level instance or sublevel
-type AnyLevel = AbstractLevel<any, string, any>
+/** Any level instance or sublevel (the node's LevelDB, a sublevel of it, a test's own). */
+// biome-ignore lint/suspicious/noExplicitAny: keys are strings, the rest is up to the owner
+export type AnyLevel = AbstractLevel<any, string, any>
 
 export interface JobAttribution {
   datanets: { id: Hex; bp: number }[]

@@ -3,10 +3,10 @@
 // jobs on the channel; after the receipt, `settle()` adds the job's real amountDue to what is owed,
 // so the unused margin pays for the next job. Optionally persisted on a LevelDB sublevel so a
 // restarted client never signs less than it did before (the node would refuse it).
-import type { AbstractLevel } from 'abstract-level'
 import { type Address, getAddress, type Hex, type LocalAccount } from 'viem'
 import { InvalidParametersError } from '../common/errors.ts'
 import { type ChainDomain, type SignedVoucher, signVoucher } from './eip712.ts'
+import type { AnyLevel } from './store.ts'
 import { channelKey } from './vouchers.ts'
 
 interface ChannelState {
@@ -30,12 +30,7 @@ export class VoucherWallet {
   private readonly db
   private loaded = false
 
-  // biome-ignore lint/suspicious/noExplicitAny: any level instance or sublevel will do
-  constructor(
-    account: LocalAccount,
-    domain: ChainDomain,
-    opts: { db?: AbstractLevel<any, string, any> } = {}
-  ) {
+  constructor(account: LocalAccount, domain: ChainDomain, opts: { db?: AnyLevel } = {}) {
     this.account = account
     this.domain = domain
     this.db = opts.db?.sublevel<string, ChannelState>('wallet', { valueEncoding: 'json' })

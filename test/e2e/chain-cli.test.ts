@@ -72,6 +72,32 @@ test('deposit, balance and rewards through --chain FILE', async () => {
   assert.equal(bal.code, 0)
   assert.equal(JSON.parse(bal.out).escrow, '2500000000000000000')
 
+  // the same through --rpc and --settlement alone (the other addresses come from Settlement)
+  const viaRpc = await run([
+    'balance',
+    clientDev!.address,
+    '--rpc',
+    endpoint.rpcUrl,
+    '--settlement',
+    endpoint.addresses.settlement!,
+    '--chain-id',
+    String(endpoint.chainId),
+    '--json'
+  ])
+  assert.equal(viaRpc.code, 0)
+  assert.equal(JSON.parse(viaRpc.out).escrow, '2500000000000000000')
+  const wrongChain = await run([
+    'balance',
+    clientDev!.address,
+    '--rpc',
+    endpoint.rpcUrl,
+    '--settlement',
+    endpoint.addresses.settlement!,
+    '--chain-id',
+    '161201'
+  ])
+  assert.equal(wrongChain.code, 1)
+
   // a node claims one voucher; its rewards show up per adapter
   const owner = new ChainClient({
     ...endpoint,
