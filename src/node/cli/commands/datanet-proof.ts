@@ -9,6 +9,8 @@ import type { AttributionSummary, TextEncoder, VersionRoot } from '../../../attr
 import { verifyAttribution } from '../../../attribution/verify.ts'
 import type { Hex } from '../../../crypto/hash.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
+import { chainOptions, clientFromFlags } from './chain-options.ts'
+import { rootsFromChain } from './datanet-chain.ts'
 import { openDatanetStore, print } from './datanet-shared.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
@@ -119,7 +121,8 @@ const verifyProof: Command = {
     root: {
       type: 'string',
       multiple: true,
-      description: 'trusted root ID@VERSION=ROOT (e.g. from the chain); default: versions in --data-dir',
+      description:
+        'trusted root ID@VERSION=ROOT; default: roots on-chain with --chain/--rpc, else versions in --data-dir',
       valueName: 'ROOT'
     },
     model: {
@@ -127,6 +130,7 @@ const verifyProof: Command = {
       description: 'model directory whose tokenizer re-checks span tokens',
       valueName: 'DIR'
     },
+    ...chainOptions,
     json
   },
   async run({ values, positionals }) {
@@ -140,10 +144,16 @@ const verifyProof: Command = {
     const summary = 'proof' in doc ? (doc.summary as AttributionSummary | undefined) : undefined
     const outputIds = 'proof' in doc ? (doc.outputIds as number[] | undefined) : undefined
     const roots = ((values.root as string[] | undefined) ?? []).map(parseRoot)
-    if (roots.length === 0) {
-      const wanted = Array.isArray((proof as { datanets?: unknown }).datanets)
-        ? ((proof as { datanets: { id?: unknown; version?: unknown }[] }).datanets ?? [])
-        : []
+    const wanted = Array.isArray((proof as { datanets?: unknown }).datanets)
+      ? ((proof as { datanets: { id?: unknown; version?: unknown }[] }).datanets ?? [])
+      : []
+    if (roots.length === 0 && (typeof values.chain === 'string' || typeof values.rpc === 'string')) {
+      const ok = wanted.filter(
+        (d) => typeof d.id === 'string' && HEX32.test(d.id) && typeof d.version === 'number'
+      )
+      const client = await clientFromFlags(values, false)
+      roots.push(...(await rootsFromChain(client, ok as { id: Hex; version: number }[])))
+    } else if (roots.length === 0) {
       const s = await openDatanetStore(configFromFlags(values))
       try {
         for (const d of wanted) {

@@ -1,6 +1,7 @@
 // `openlora datanet create|contribute|publish|show`: datanets held in this node's data directory.
 import { type Command, requireString } from '../../cli/command.ts'
 import { loadIdentity } from '../../identity.ts'
+import { datanetChainCommands } from './datanet-chain.ts'
 import { datanetProofCommands } from './datanet-proof.ts'
 import { openDatanetStore, print } from './datanet-shared.ts'
 import { configFromFlags, configOptions } from './shared.ts'
@@ -155,4 +156,11 @@ const show: Command = {
   }
 }
 
-export const datanetCommands: Command[] = [create, contribute, publish, show, ...datanetProofCommands]
+export const datanetCommands: Command[] = [
+  create,
+  contribute,
+  publish,
+  show,
+  ...datanetChainCommands,
+  ...datanetProofCommands
+]
