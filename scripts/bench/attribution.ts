@@ -129,6 +129,30 @@ const loaded = await loadSpanIndex(cache.fileFor(dn.id, 1))
 const loadMs = performance.now() - t0
 const headerBytes = Buffer.byteLength(JSON.stringify(loaded.header))
 const bytesPerToken = (loaded.bytesLoaded + headerBytes) / n
+// The fixture tokenizer's ids fit 2 bytes; Qwen2/Llama-3 vocabularies (~152k ids) need 3. Measure
+// that layout too on 1M synthetic token ids in 1,000-token contributions.
+const bigVocab = (() => {
+  const br = rng(7)
+  const docs152k: CorpusDoc[] = Array.from({ length: 1000 }, (_, i) => ({
+    cid: `synthetic-${i}`,
+    contributor: addrs[i % CONTRIBUTORS] as Hex,
+    chunkTokens: [Array.from({ length: 1000 }, () => Math.floor(br() ** 3 * 151_936))]
+  }))
+  const t = performance.now()
+  const idx = buildSpanIndex(docs152k, {
+    datanetId: dn.id,
+    version: 1,
+    root: version.root,
+    tokenizerId: 'vocab152k'
+  })
+  const ms = performance.now() - t
+  return {
+    tokenWidthBytes: idx.header.width,
+    bytesPerToken:
+      Math.round(((idx.bytesLoaded + Buffer.byteLength(JSON.stringify(idx.header))) / idx.n) * 1000) / 1000,
+    suffixArrayTokensPerSec: Math.round(idx.n / (ms / 1000))
+  }
+})()
 say(
   `index: ${n} tokens, width ${loaded.header.width} B, tokenize ${Math.round(tokenizeMs)} ms, SA ${Math.round(suffixArrayMs)} ms, load ${Math.round(loadMs)} ms, ${bytesPerToken.toFixed(3)} B/token`
 )
@@ -241,7 +265,8 @@ const results = {
   index: {
     loadMs: Math.round(loadMs),
     bytesPerToken: Math.round(bytesPerToken * 1000) / 1000,
-    tokenWidthBytes: loaded.header.width
+    tokenWidthBytes: loaded.header.width,
+    vocab152k: bigVocab
   },
   firstAttributeMs: r2(firstAttributeMs),
   generation64: { p50Ms: r2(genP50), p99Ms: r2(q(gen, 0.99)), samples: gen.length },
@@ -276,9 +301,9 @@ const goals = [
   },
   {
     name: 'index_bytes_per_corpus_token',
-    value: results.index.bytesPerToken,
+    value: Math.max(results.index.bytesPerToken, bigVocab.bytesPerToken),
     target: '<= 8',
-    met: results.index.bytesPerToken <= 8
+    met: Math.max(results.index.bytesPerToken, bigVocab.bytesPerToken) <= 8
   }
 ]
 const report = {
