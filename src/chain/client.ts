@@ -1,216 +1,23 @@
 // One viem client per chain endpoint and account, with one method per action: typed parameters,
 // receipts awaited, and every failure wrapped in ChainCallError with the viem error as cause (its
-// decoded custom error name in `.revert`). Writes are simulated first so a revert is reported
-// with the contract's reason before any gas is spent.
-import {
-  type Account,
-  type Address,
-  type Chain,
-  createPublicClient,
-  createWalletClient,
-  decodeEventLog,
-  type Hex,
-  http,
-  type LocalAccount,
-  type PublicClient,
-  type TransactionReceipt,
-  type Transport,
-  type WalletClient
-} from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+// decoded custom error name in `.revert`). Reads and plumbing live in client-base.ts.
+import { type Address, decodeEventLog, type Hex, parseSignature } from 'viem'
 import { adapterRegistryAbi, datanetRegistryAbi, openTokenAbi, settlementAbi } from './artifacts/index.ts'
-import type { ChainAddresses, ChainEndpoint } from './config.ts'
-import { type ChainDomain, compactSignature, type SignedVoucher } from './eip712.ts'
-import { chainFor } from './endpoint.ts'
-import { ChainCallError, ChainConfigError } from './errors.ts'
+import {
+  type Attribution,
+  ChainClientBase,
+  type ChainClientInit,
+  type ClaimResult,
+  type SumNode,
+  type TxResult
+} from './client-base.ts'
+import { compactSignature, type SignedVoucher } from './eip712.ts'
+import { ChainConfigError } from './errors.ts'
 
+export type { Attribution, ChainClientInit, ClaimResult, SumNode, TxResult } from './client-base.ts'
 export { chainFor, resolveEndpoint } from './endpoint.ts'
 
-export interface ChainClientInit extends ChainEndpoint {
-  /** the signer for writes: a viem local account or a 0x private key; reads work without one */
-  account?: LocalAccount | Hex
-  /** how often receipts are polled; 50 ms suits anvil's instant mining, raise it for real networks */
-  pollingIntervalMs?: number
-}
-
-export interface Attribution {
-  datanetId: Hex
-  root: Hex
-  total: bigint
-}
-
-export interface SumNode {
-  hash: Hex
-  sum: bigint
-}
-
-export interface TxResult {
-  hash: Hex
-  gasUsed: bigint
-  receipt: TransactionReceipt
-}
-
-export interface ClaimResult extends TxResult {
-  total: bigint
-  /** pool ids created for the attributions, in the order given */
-  poolIds: bigint[]
-}
-
-type Wallet = WalletClient<Transport, Chain, Account>
-
-export class ChainClient {
-  readonly publicClient: PublicClient
-  readonly wallet: Wallet | undefined
-  readonly account: LocalAccount | undefined
-  readonly addresses: ChainAddresses
-  readonly chainId: number
-  readonly domain: ChainDomain
-
-  constructor(init: ChainClientInit) {
-    const chain = chainFor(init.chainId, init.rpcUrl)
-    const transport = http(init.rpcUrl)
-    const pollingInterval = init.pollingIntervalMs ?? 50
-    this.publicClient = createPublicClient({ chain, transport, pollingInterval }) as PublicClient
-    this.account = typeof init.account === 'string' ? privateKeyToAccount(init.account) : init.account
-    this.wallet = this.account
-      ? createWalletClient({ chain, transport, account: this.account, pollingInterval })
-      : undefined
-    this.addresses = init.addresses
-    this.chainId = init.chainId
-    this.domain = { chainId: init.chainId, settlement: init.addresses.settlement }
-  }
-
-  get address(): Address {
-    if (!this.account)
-      throw new ChainConfigError('this chain client has no account; pass a private key to sign transactions')
-    return this.account.address
-  }
-
-  // ------------------------------------------------------------ reads
-
-  async tokenBalance(owner: Address): Promise<bigint> {
-    return this.read('token balance', () =>
-      this.publicClient.readContract({
-        address: this.addresses.token,
-        abi: openTokenAbi,
-        functionName: 'balanceOf',
-        args: [owner]
-      })
-    )
-  }
-
-  async escrowOf(client: Address): Promise<{ balance: bigint; unlockAt: bigint }> {
-    const [balance, unlockAt] = await this.read('escrow balance', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'escrowOf',
-        args: [client]
-      })
-    )
-    return { balance, unlockAt }
-  }
-
-  async claimedOf(client: Address, node: Address, adapterId: Hex): Promise<bigint> {
-    return this.read('channel claimed amount', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'claimedOf',
-        args: [client, node, adapterId]
-      })
-    )
-  }
-
-  /** Claimed amounts of many channels (keys from channelKey()) in one call. */
-  async claimedOfMany(keys: readonly Hex[]): Promise<readonly bigint[]> {
-    if (keys.length === 0) return []
-    return this.read('channel claimed amounts', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'claimedOfMany',
-        args: [keys]
-      })
-    )
-  }
-
-  async creditsOf(account: Address): Promise<bigint> {
-    return this.read('credits', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'credits',
-        args: [account]
-      })
-    )
-  }
-
-  /** keccak256(abi.encode(root, total)) of a funded pool; zero when there is no such pool. */
-  async poolCommitment(poolId: bigint): Promise<Hex> {
-    return this.read('pool', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'poolCommitment',
-        args: [poolId]
-      })
-    )
-  }
-
-  async poolCount(): Promise<bigint> {
-    return this.read('pool count', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'poolCount'
-      })
-    )
-  }
-
-  async isContributionWithdrawn(poolId: bigint, index: number): Promise<boolean> {
-    return this.read('contribution withdrawn', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'isContributionWithdrawn',
-        args: [poolId, BigInt(index)]
-      })
-    )
-  }
-
-  async adapterOwner(adapterId: Hex): Promise<Address> {
-    return this.read('adapter owner', () =>
-      this.publicClient.readContract({
-        address: this.addresses.adapterRegistry,
-        abi: adapterRegistryAbi,
-        functionName: 'ownerOf',
-        args: [adapterId]
-      })
-    )
-  }
-
-  async datanetExists(datanetId: Hex): Promise<boolean> {
-    return this.read('datanet exists', () =>
-      this.publicClient.readContract({
-        address: this.addresses.datanetRegistry,
-        abi: datanetRegistryAbi,
-        functionName: 'exists',
-        args: [datanetId]
-      })
-    )
-  }
-
-  async treasury(): Promise<Address> {
-    return this.read('treasury', () =>
-      this.publicClient.readContract({
-        address: this.addresses.settlement,
-        abi: settlementAbi,
-        functionName: 'treasury'
-      })
-    )
-  }
-
+export class ChainClient extends ChainClientBase {
   // ------------------------------------------------------------ writes: token and escrow
 
   /** Mints OPEN (local OpenToken only; the caller must own the token). */
@@ -243,6 +50,48 @@ export class ChainClient {
         amount
       ])
     return this.write('deposit', this.addresses.settlement, settlementAbi, 'deposit', [amount])
+  }
+
+  /** Approves by EIP-2612 permit and deposits in one transaction (no separate approve). */
+  async depositWithPermit(amount: bigint, deadlineSec?: bigint): Promise<TxResult> {
+    const account = this.account
+    if (!account)
+      throw new ChainConfigError('deposit needs an account; pass a private key to the chain client')
+    const token = this.addresses.token
+    const [name, nonce] = await this.read('permit data', () =>
+      Promise.all([
+        this.publicClient.readContract({ address: token, abi: openTokenAbi, functionName: 'name' }),
+        this.publicClient.readContract({
+          address: token,
+          abi: openTokenAbi,
+          functionName: 'nonces',
+          args: [account.address]
+        })
+      ])
+    )
+    const deadline = deadlineSec ?? BigInt(Math.floor(Date.now() / 1000) + 3600)
+    const signature = await account.signTypedData({
+      domain: { name, version: '1', chainId: this.chainId, verifyingContract: token },
+      types: {
+        Permit: [
+          { name: 'owner', type: 'address' },
+          { name: 'spender', type: 'address' },
+          { name: 'value', type: 'uint256' },
+          { name: 'nonce', type: 'uint256' },
+          { name: 'deadline', type: 'uint256' }
+        ]
+      },
+      primaryType: 'Permit',
+      message: { owner: account.address, spender: this.addresses.settlement, value: amount, nonce, deadline }
+    })
+    const { r, s, v } = parseSignature(signature)
+    return this.write('deposit with permit', this.addresses.settlement, settlementAbi, 'depositWithPermit', [
+      amount,
+      deadline,
+      Number(v ?? 27n),
+      r,
+      s
+    ])
   }
 
   async requestWithdrawal(): Promise<TxResult> {
@@ -278,6 +127,42 @@ export class ChainClient {
     ])
   }
 
+  async setAdapterFee(adapterId: Hex, feePer1kTokens: bigint): Promise<TxResult> {
+    return this.write('set adapter fee', this.addresses.adapterRegistry, adapterRegistryAbi, 'setFee', [
+      adapterId,
+      feePer1kTokens
+    ])
+  }
+
+  async publishAdapterVersion(p: {
+    previous: Hex
+    adapterId: Hex
+    modelHash: Hex
+    feePer1kTokens: bigint
+    datanets?: { id: Hex; weightBps: number }[]
+  }): Promise<TxResult> {
+    const d = p.datanets ?? []
+    return this.write(
+      'publish adapter version',
+      this.addresses.adapterRegistry,
+      adapterRegistryAbi,
+      'publishVersion',
+      [p.previous, p.adapterId, p.modelHash, p.feePer1kTokens, d.map((x) => x.id), d.map((x) => x.weightBps)]
+    )
+  }
+
+  async getAdapter(adapterId: Hex) {
+    const [adapter, datanets, weightsBps] = await this.read('adapter', () =>
+      this.publicClient.readContract({
+        address: this.addresses.adapterRegistry,
+        abi: adapterRegistryAbi,
+        functionName: 'getAdapter',
+        args: [adapterId]
+      })
+    )
+    return { ...adapter, datanets, weightsBps }
+  }
+
   async transferAdapter(adapterId: Hex, newOwner: Address): Promise<TxResult> {
     return this.write(
       'transfer adapter',
@@ -293,6 +178,27 @@ export class ChainClient {
       datanetId,
       metadataHash
     ])
+  }
+
+  async transferDatanet(datanetId: Hex, newOwner: Address): Promise<TxResult> {
+    return this.write(
+      'transfer datanet',
+      this.addresses.datanetRegistry,
+      datanetRegistryAbi,
+      'transferOwnership',
+      [datanetId, newOwner]
+    )
+  }
+
+  async datanetVersionRoot(datanetId: Hex, version: number): Promise<Hex> {
+    return this.read('datanet version root', () =>
+      this.publicClient.readContract({
+        address: this.addresses.datanetRegistry,
+        abi: datanetRegistryAbi,
+        functionName: 'versionRoot',
+        args: [datanetId, version]
+      })
+    )
   }
 
   async appendDatanetVersion(datanetId: Hex, root: Hex): Promise<TxResult> {
@@ -356,44 +262,6 @@ export class ChainClient {
       'withdrawContribution',
       [p.poolId, BigInt(p.index), p.account, p.amount, p.proof.map((n) => ({ hash: n.hash, sum: n.sum }))]
     )
-  }
-
-  // ------------------------------------------------------------ plumbing
-
-  private async read<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      throw new ChainCallError(action, err)
-    }
-  }
-
-  private async write(
-    action: string,
-    address: Address,
-    abi: readonly unknown[],
-    functionName: string,
-    args: readonly unknown[],
-    details: Record<string, unknown> = {}
-  ): Promise<TxResult> {
-    const wallet = this.wallet
-    if (!wallet)
-      throw new ChainConfigError(`${action} needs an account; pass a private key to the chain client`)
-    try {
-      const { request } = await this.publicClient.simulateContract({
-        address,
-        abi,
-        functionName,
-        args,
-        account: wallet.account
-      } as Parameters<PublicClient['simulateContract']>[0])
-      const hash = await wallet.writeContract(request as Parameters<Wallet['writeContract']>[0])
-      const receipt = await this.publicClient.waitForTransactionReceipt({ hash })
-      if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`)
-      return { hash, gasUsed: receipt.gasUsed, receipt }
-    } catch (err) {
-      throw new ChainCallError(action, err, details)
-    }
   }
 }
 
