@@ -44,6 +44,11 @@ export interface InferInput {
   params: WireGenerationParams
   /** how long the network may take for the whole job; default 120 s */
   timeoutMs?: number
+  /**
+   * A payment voucher in its wire form `{ client, node, adapterId, cumulativeAmount, signature }`
+   * (src/chain/wallet.ts VoucherWallet makes one); its `node` decides which operator may serve.
+   */
+  voucher?: Record<string, unknown> | null
   jobId?: Hex
 }
 
@@ -104,7 +109,7 @@ export class InferClient {
       params: input.params,
       deadline: Date.now() + (input.timeoutMs ?? 120_000),
       client: this.#c.peerId,
-      voucher: null,
+      voucher: input.voucher ?? null,
       ...(input.prompt !== undefined ? { prompt: input.prompt } : {}),
       ...(input.promptIds !== undefined ? { promptIds: input.promptIds } : {}),
       ...(input.messages !== undefined ? { messages: input.messages } : {})

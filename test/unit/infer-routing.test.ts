@@ -105,6 +105,25 @@ test('never revisits, never forwards to the client, only local once the hop budg
   assert.equal(spent, [{ kind: 'local', fetchFrom: [] }])
 })
 
+test('a voucher pins the job to nodes of the operator it pays', () => {
+  const op = (operator: string) => ({ queueDepth: 0, freeSlots: 4, pricePer1kTokens: '0', operator })
+  const peers = directory([
+    peer('hotButUnpaid', { adapters: { A: 'hot' }, advert: op('0xBBBB') }),
+    peer('paid', { adapters: { A: 'cold' }, advert: op('0xaaaa') })
+  ])
+  const plan = planRoute(
+    input({ peers, payTo: '0xAAAA', selfOperator: '0xcccc', local: local({ tier: 'hot' }) })
+  )
+  assert.equal(
+    plan.map((t) => (t.kind === 'local' ? 'local' : t.peerId)),
+    ['paid']
+  )
+  const mine = planRoute(
+    input({ peers, payTo: '0xcccc', selfOperator: '0xCCCC', local: local({ tier: 'hot' }) })
+  )
+  assert.equal(mine, [{ kind: 'local', fetchFrom: [] }])
+})
+
 test('whyNoRoute names the missing model, the missing adapter, or a full node', () => {
   const none = input({ local: local({ hasModel: false }) })
   assert.equal(planRoute(none), [])

@@ -8,10 +8,16 @@ import { lpStream, streamPair } from '@libp2p/utils'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { type ChainDomain, signVoucher, voucherHash } from '../../src/chain/eip712.ts'
 import { InferClient, type InferInput } from '../../src/client/client.ts'
 import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import { sha256Hex } from '../../src/crypto/hash.ts'
-import type { GenerateRequest, ServingBackend, TokenEvent } from '../../src/protocols/infer/backend.ts'
+import type {
+  GenerateRequest,
+  PaymentGate,
+  ServingBackend,
+  TokenEvent
+} from '../../src/protocols/infer/backend.ts'
 import { decodeResponseFrame, encodeFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import { MAX_REQUEST_FRAME_BYTES } from '../../src/protocols/infer/constants.ts'
 import { InferError } from '../../src/protocols/infer/errors.ts'
@@ -52,7 +58,7 @@ class StubBackend implements ServingBackend {
   }
 }
 
-function setup(init: InferInit = {}) {
+function setup(init: InferInit = {}, payments?: PaymentGate) {
   const backend = new StubBackend()
   const host = {
     handle: async () => {},
@@ -62,7 +68,14 @@ function setup(init: InferInit = {}) {
     }
   }
   const service = new InferService(
-    { host, peerId: serverPeer, privateKey: serverKey, operator: operator as never, backend },
+    {
+      host,
+      peerId: serverPeer,
+      privateKey: serverKey,
+      operator: operator as never,
+      backend,
+      payments: payments ? () => payments : undefined
+    },
     { pricePer1kTokens: '2000', ...init }
   )
   const conn = { remotePeer: clientPeer } as unknown as Connection
@@ -227,6 +240,56 @@ test('a slow job keeps its stream alive with progress frames', async () => {
   )
   assert.ok(progress >= 1, `progress frames: ${progress}`)
   assert.ok(r.verification?.ok)
+})
+
+test('a paid job: no voucher is PAYMENT_REQUIRED; a voucher is checked first, stored before the result, hashed into the receipt', async () => {
+  const domain: ChainDomain = { chainId: 161201, settlement: '0x00000000000000000000000000000000000000aa' }
+  const calls: string[] = []
+  let checked: { adapterId: string; maxAmountDue: bigint } | undefined
+  const gate: PaymentGate = {
+    domain,
+    checkVoucher: async (_v, job) => {
+      calls.push('check')
+      checked = job
+      if (job.maxAmountDue > 1000n) throw Object.assign(new Error('voucher too small'), { code: 'UNDERPAID' })
+    },
+    recordPayment: async (_v, r) => {
+      calls.push(`record ${r.amountDue}`)
+    }
+  }
+  const { client } = setup({}, gate)
+  const payer = privateKeyToAccount(generatePrivateKey())
+  const voucher = await signVoucher(payer, domain, {
+    node: operator.address,
+    adapterId: `0x${'00'.repeat(32)}`,
+    cumulativeAmount: 5000n
+  })
+  const wire = { ...voucher, cumulativeAmount: voucher.cumulativeAmount.toString() }
+  const free = await refusal(client.infer('x', input))
+  assert.is(free.code, 'PAYMENT_REQUIRED')
+  const r = await client.infer(
+    'x',
+    { ...input, promptIds: [1, 2, 3], prompt: undefined, voucher: wire },
+    {
+      onToken: () => calls.push('token')
+    }
+  )
+  assert.ok(r.verification?.ok, JSON.stringify(r.verification))
+  assert.is(checked?.maxAmountDue, 14n) // ceil((3 + 4) × 2000 / 1000): the worst case, paid ahead
+  assert.equal(calls, ['check', 'token', 'token', 'token', 'token', 'record 14'])
+  assert.is(r.receipt.body.voucher, voucherHash(domain, voucher))
+  assert.equal(r.receipt.eip712, { chainId: 161201, verifyingContract: domain.settlement })
+  const big = await refusal(
+    client.infer('x', {
+      ...input,
+      promptIds: [1],
+      prompt: undefined,
+      params: { maxNewTokens: 4000 },
+      voucher: wire
+    })
+  )
+  assert.is(big.code, 'PAYMENT_REQUIRED')
+  assert.match(big.message, /^UNDERPAID: /)
 })
 
 test.run()

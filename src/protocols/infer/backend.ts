@@ -1,6 +1,7 @@
 // The narrow view of the serving engine and the node that the infer service uses, so the
 // protocol can be tested with a stub engine and wired to the real one in the composition root.
 // GenerateRequest / TokenEvent follow docs/INTERFACES.md ("Runtime → engine → protocol").
+import type { SignedVoucher } from '../../chain/eip712.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import type { AdapterTier } from '../routing/router.ts'
 import type { ChatMessage, WireGenerationParams } from './codec.ts'
@@ -58,3 +59,21 @@ export interface AttributionContext {
  * to which base model and adapter produced the output; no datanet shares are claimed.
  */
 export type AttributionProvider = (ctx: AttributionContext) => Attribution | Promise<Attribution>
+
+/**
+ * The chain layer's side of a paid job (src/chain/service.ts ChainService fits): check the
+ * voucher before serving, store it with the receipt before replying (docs/CHAIN.md).
+ */
+export interface PaymentGate {
+  readonly domain: { chainId: number; settlement: `0x${string}` }
+  checkVoucher(voucher: SignedVoucher, job: { adapterId: Hex; maxAmountDue: bigint }): Promise<unknown>
+  recordPayment(
+    voucher: SignedVoucher,
+    receipt: {
+      jobId: Hex
+      amountDue: bigint
+      attribution?: { datanets: Attribution['datanets']; contributors: Attribution['contributors'] }
+      receipt?: unknown
+    }
+  ): Promise<unknown>
+}

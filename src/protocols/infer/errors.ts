@@ -9,7 +9,10 @@ export const INFER_ERROR_CODES = [
   'BUSY',
   'RATE_LIMITED',
   'DEADLINE_EXCEEDED',
-  'INTERNAL'
+  'INTERNAL',
+  // added for the chain layer: the voucher is missing or refused (the message starts with the
+  // chain's rejection code: UNDERPAID, INSUFFICIENT_ESCROW, BAD_SIGNATURE, …)
+  'PAYMENT_REQUIRED'
 ] as const
 export type InferErrorCode = (typeof INFER_ERROR_CODES)[number]
 
@@ -48,7 +51,14 @@ const RUNTIME_CODES: Record<string, InferErrorCode> = {
   ADAPTER_TARGET_UNSUPPORTED: 'ADAPTER_NOT_FOUND',
   ADAPTER_TOO_LARGE: 'ADAPTER_NOT_FOUND',
   ADAPTER_CID_MISMATCH: 'ADAPTER_NOT_FOUND',
-  ADAPTER_VERIFY_FAILED: 'ADAPTER_NOT_FOUND'
+  ADAPTER_VERIFY_FAILED: 'ADAPTER_NOT_FOUND',
+  MALFORMED_VOUCHER: 'PAYMENT_REQUIRED',
+  BAD_SIGNATURE: 'PAYMENT_REQUIRED',
+  WRONG_CHANNEL: 'PAYMENT_REQUIRED',
+  NOT_INCREASING: 'PAYMENT_REQUIRED',
+  UNDERPAID: 'PAYMENT_REQUIRED',
+  INSUFFICIENT_ESCROW: 'PAYMENT_REQUIRED',
+  WITHDRAWAL_PENDING: 'PAYMENT_REQUIRED'
 }
 
 /** Maps anything thrown by the engine or the stream onto an InferError the client can act on. */
@@ -62,7 +72,8 @@ export function toInferError(err: unknown): InferError {
       : undefined
   if (code !== undefined) {
     const retryAfterMs = e.details?.retryAfterMs ?? (code === 'BUSY' ? 500 : undefined)
-    return new InferError(code, String(e.message ?? code).slice(0, 900), {
+    const prefix = code === 'PAYMENT_REQUIRED' && e.code !== code ? `${String(e.code)}: ` : ''
+    return new InferError(code, `${prefix}${String(e.message ?? code)}`.slice(0, 900), {
       ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {})
     })
   }

@@ -8,6 +8,7 @@ import type { NodeConfig, Spec } from '../../node/config/schema.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents, Service } from '../../node/services.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
+import type { PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
 import { InferService } from './infer.ts'
 import type { ServingStack } from './serving.ts'
@@ -198,6 +199,8 @@ function inferService(components: NodeComponents): InferService {
       backend: serving,
       peers: components.peerTable,
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
+      // the chain layer's service, when the node runs one (docs/CHAIN.md); looked up per job
+      payments: () => components.services.chain as PaymentGate | undefined,
       logger: components.logger.child('infer')
     },
     {

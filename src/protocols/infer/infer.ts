@@ -7,6 +7,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Address } from 'viem'
+import { type SignedVoucher, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
@@ -17,7 +18,13 @@ import {
   type RouteTarget,
   whyNoRoute
 } from '../routing/router.ts'
-import type { AdapterFetcher, AttributionProvider, GenerateRequest, ServingBackend } from './backend.ts'
+import type {
+  AdapterFetcher,
+  AttributionProvider,
+  GenerateRequest,
+  PaymentGate,
+  ServingBackend
+} from './backend.ts'
 import {
   decodeRequestFrame,
   errorFrame,
@@ -28,7 +35,14 @@ import {
 import * as C from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
 import { PeerLimits } from './limits.ts'
-import { amountDueFor, type ReceiptBody, type ReceiptDomain, signReceipt, ZERO_ADDRESS } from './receipt.ts'
+import {
+  adapterIdOf,
+  amountDueFor,
+  type ReceiptBody,
+  type ReceiptDomain,
+  signReceipt,
+  ZERO_ADDRESS
+} from './receipt.ts'
 import { framed, readResponses, writeFrame } from './stream.ts'
 
 export interface InferInit {
@@ -72,6 +86,8 @@ export interface InferComponents {
   peers?: PeerDirectory
   adapterFetcher?: AdapterFetcher
   attribution?: AttributionProvider
+  /** the chain layer, looked up per job (it may start after this service); absent = free jobs only */
+  payments?: () => PaymentGate | undefined
   logger?: Logger
 }
 
@@ -277,7 +293,9 @@ export class InferService {
         pricePer1kTokens: this.#init.pricePer1kTokens
       },
       peers: this.#c.peers ?? emptyPeers,
-      latencyMs: (p: string) => this.latency.get(p)
+      latencyMs: (p: string) => this.latency.get(p),
+      payTo: typeof body.voucher?.node === 'string' ? body.voucher.node : undefined,
+      selfOperator: this.#c.operator.address
     }
     const plan = planRoute(input)
     if (plan.length === 0) {
@@ -343,15 +361,18 @@ export class InferService {
       ...(body.promptIds !== undefined ? { promptIds: body.promptIds } : {}),
       ...(body.messages !== undefined ? { messages: body.messages } : {})
     }
+    let promptTokens = body.promptIds?.length
     if (backend.countPromptTokens && body.promptIds === undefined) {
-      const n = await backend.countPromptTokens(req)
-      if (n > this.#init.maxPromptTokens)
+      promptTokens = await backend.countPromptTokens(req)
+      if (promptTokens > this.#init.maxPromptTokens)
         throw new InferError(
           'BAD_REQUEST',
-          `prompt has ${n} tokens; this node takes at most ${this.#init.maxPromptTokens}`,
+          `prompt has ${promptTokens} tokens; this node takes at most ${this.#init.maxPromptTokens}`,
           { limit: 'maxPromptTokens' }
         )
     }
+    const gate = this.#c.payments?.()
+    const payment = gate ? await this.#checkPayment(gate, body, promptTokens) : undefined
     const startedAt = Date.now()
     const route = [...job.frame.route, this.#c.peerId]
     await job.send({
@@ -388,7 +409,7 @@ export class InferService {
           promptIds: ev.promptIds,
           outputIds: ev.outputIds
         }),
-        voucher: null,
+        voucher: payment?.hash ?? null,
         startedAt,
         finishedAt: Math.max(startedAt, Date.now())
       }
@@ -396,8 +417,21 @@ export class InferService {
         peerId: this.#c.peerId,
         signPeer: (d) => this.#c.privateKey.sign(d),
         operator: this.#c.operator as never,
-        domain: this.#init.receiptDomain
+        domain: gate
+          ? { chainId: gate.domain.chainId, verifyingContract: gate.domain.settlement }
+          : this.#init.receiptDomain
       })
+      // The payment is stored before the client sees the result (docs/CHAIN.md).
+      if (gate && payment)
+        await gate.recordPayment(payment.voucher, {
+          jobId: body.jobId,
+          amountDue: BigInt(receiptBody.amountDue),
+          attribution: {
+            datanets: receiptBody.attribution.datanets,
+            contributors: receiptBody.attribution.contributors
+          },
+          receipt
+        })
       await job.send({
         t: 'result',
         jobId: body.jobId,
@@ -419,6 +453,30 @@ export class InferService {
       return
     }
     throw new InferError('INTERNAL', 'engine ended without a done event')
+  }
+
+  /** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
+  async #checkPayment(
+    gate: PaymentGate,
+    body: RequestFrame['body'],
+    promptTokens: number | undefined
+  ): Promise<{ voucher: SignedVoucher; hash: Hex } | undefined> {
+    const price = BigInt(this.#init.pricePer1kTokens)
+    if (body.voucher === null) {
+      if (price === 0n) return undefined
+      throw new InferError(
+        'PAYMENT_REQUIRED',
+        `this node charges ${price} wei per 1k tokens; send a voucher to operator ${this.#c.operator.address}`
+      )
+    }
+    const voucher = voucherFromJson(body.voucher)
+    // Without a tokenizer count, the prompt's characters bound its tokens from above.
+    const prompt =
+      promptTokens ??
+      (body.prompt?.length ?? 0) + (body.messages?.reduce((n, m) => n + m.content.length + 8, 0) ?? 0)
+    const maxAmountDue = BigInt(amountDueFor(prompt, body.params.maxNewTokens, this.#init.pricePer1kTokens))
+    await gate.checkVoucher(voucher, { adapterId: adapterIdOf(body.adapter), maxAmountDue })
+    return { voucher, hash: voucherHash(gate.domain, voucher) }
   }
 
   async #forward(job: Job, peerId: string): Promise<void> {

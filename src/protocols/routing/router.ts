@@ -11,7 +11,7 @@ export type AdapterTier = 'hot' | 'warm' | 'cold'
 export interface RoutingPeer {
   peerId: string
   tier: AdapterTier | null
-  advert: { queueDepth: number; freeSlots: number; pricePer1kTokens: string }
+  advert: { queueDepth: number; freeSlots: number; pricePer1kTokens: string; operator?: string }
 }
 
 /** The query the router makes (a subset of the adverts PeerTable's PeerQuery). */
@@ -47,6 +47,12 @@ export interface PlanInput {
   latencyMs?: (peerId: string) => number | undefined
   /** how many remote candidates to keep for failover */
   maxCandidates?: number
+  /**
+   * A paid job's voucher names the operator it pays (its channel is client, node, adapter), so
+   * only a node of that operator can serve it: set to that address; `selfOperator` is ours.
+   */
+  payTo?: string
+  selfOperator?: string
 }
 
 interface Candidate {
@@ -86,8 +92,10 @@ export function planRoute(input: PlanInput): RouteTarget[] {
           .filter((p) => p.tier !== null)
           .map((p) => p.peerId)
 
+  const paysUs = (op: string | undefined): boolean =>
+    input.payTo === undefined || (op !== undefined && op.toLowerCase() === input.payTo.toLowerCase())
   const candidates: Candidate[] = []
-  if (local.hasModel && local.freeSlots > 0) {
+  if (local.hasModel && local.freeSlots > 0 && paysUs(input.selfOperator)) {
     const localTier = adapter === null ? 'hot' : local.tier
     if (localTier !== null || sources.length > 0) {
       candidates.push({
@@ -103,6 +111,7 @@ export function planRoute(input: PlanInput): RouteTarget[] {
   for (const p of remote) {
     const tier = adapter === null ? null : p.tier
     if (adapter !== null && tier === null) continue
+    if (!paysUs(p.advert.operator)) continue
     candidates.push({
       target: { kind: 'remote', peerId: p.peerId, tier: tier ?? 'base' },
       tierRank: tier === null ? 0 : TIER_RANK[tier],
