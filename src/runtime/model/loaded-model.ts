@@ -67,6 +67,10 @@ export class ModelSession {
   readonly maxSeqLen: number
   readonly pools: SlotPools
   private readonly runner: Runner
+  private readonly poolSet: SlotPoolSet
+  /** per KV row: the slot and slot version its LoRA buffers hold (-1 = never bound) */
+  private readonly boundSlot: Int32Array
+  private readonly boundVersion: Uint32Array
   private readonly lens: Int32Array
   private readonly used: boolean[]
   private readonly hasLora: boolean
@@ -91,6 +95,9 @@ export class ModelSession {
     this.lens = new Int32Array(opts.maxBatch)
     this.used = new Array(opts.maxBatch).fill(false)
     this.pools = pools
+    this.poolSet = pools
+    this.boundSlot = new Int32Array(opts.maxBatch).fill(-1)
+    this.boundVersion = new Uint32Array(opts.maxBatch)
     this.hasLora = pools.targets.length > 0
   }
 
@@ -102,7 +109,7 @@ export class ModelSession {
   ): Promise<ModelSession> {
     const cfg = layout.config
     checkLimits(cfg, opts)
-    const pools = new SlotPoolSet(layout, opts.pool, { a: loraA, b: loraB })
+    const pools = new SlotPoolSet(layout, opts.pool, opts.maxBatch, { a: loraA, b: loraB })
     // one spare position per row: a dummy row in a decode run writes there (see the file comment)
     const capacity = opts.maxSeqLen + 1
     const Dp = layout.paddedHeadDim
@@ -139,10 +146,9 @@ export class ModelSession {
       values,
       inputs: [
         { name: ROPE_COS, data: cos, dims: [capacity, Dp / 2] },
-        { name: ROPE_SIN, data: sin, dims: [capacity, Dp / 2] },
-        ...pools.inputs
+        { name: ROPE_SIN, data: sin, dims: [capacity, Dp / 2] }
       ],
-      hasLora: pools.targets.length > 0
+      rowInputs: pools.rowInputs
     })
     const open = (e: ExecutionProviderName) =>
       opts.worker === false ? SessionRunner.open(setup(e)) : WorkerRunner.open(setup(e))
@@ -240,6 +246,16 @@ export class ModelSession {
     const out: Float32Array[] = new Array(rows.length)
     const V = this.config.vocabSize
     const after = Int32Array.from(this.lens)
+    if (this.hasLora) {
+      for (const r of rows) {
+        const version = this.poolSet.version(r.slot)
+        if (this.boundSlot[r.seq] !== r.slot || this.boundVersion[r.seq] !== version) {
+          this.poolSet.bindRow(r.seq, r.slot)
+          this.boundSlot[r.seq] = r.slot
+          this.boundVersion[r.seq] = version
+        }
+      }
+    }
     for (const pass of planPasses(rows, after)) {
       const logits = await this.runner.run(pass)
       for (const [i, b] of pass.outputs) {

@@ -1,11 +1,14 @@
-// LoRA slot pools: per targeted projection and layer, one A pool [slots, in, maxRank] and one B pool
-// [slots, maxRank, out] that the graph reads as inputs (zero-copy on the CPU EP). Writing an
-// adapter into a slot is a memcpy-sized loop; the session never changes. Slot 0 stays zero, the
-// "no adapter" row. Ranks below maxRank are zero-padded (exact: the padded rank columns add 0).
+// LoRA slot pools: per targeted projection and layer, one A pool [slots, in, maxRank] and one B
+// pool [slots, maxRank, out] (the hot tier), plus per KV-cache row an A/B buffer the graph reads
+// as its `lora_A/B.L.T` inputs (zero-copy views, shared memory). A sequence's row is bound to its
+// slot by one copy when it first runs with that slot (or the slot was rewritten since); steps
+// then read the row buffers in place, never gathering from the pool. Writing an adapter into a
+// slot is a memcpy-sized loop; the session never changes. Slot 0 stays zero ("no adapter").
+// Ranks below maxRank are zero-padded (exact: the padded rank columns add 0).
 import { OpenLoraError } from '../../common/errors.ts'
 import { PROJECTIONS } from './config.ts'
 import { type ModelLayout, paddedIn, paddedOut } from './layout.ts'
-import { type SharedInput, sharedFloats } from './runner.ts'
+import { type RowInput, sharedFloats } from './runner.ts'
 
 export class SlotPoolError extends OpenLoraError<'SLOT_POOL_INVALID'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -48,8 +51,12 @@ interface Pool {
   target: string
   inn: number
   out: number
+  /** the slots: [slots, inn, R] and [slots, R, out] */
   a: Float32Array
   b: Float32Array
+  /** per KV-cache row: [rows, inn, R] and [rows, R, out], shared with the session's thread */
+  rowA: Float32Array
+  rowB: Float32Array
 }
 
 export class SlotPoolSet implements SlotPools {
@@ -57,8 +64,9 @@ export class SlotPoolSet implements SlotPools {
   readonly maxRank: number
   readonly targets: string[]
   readonly bytesPerSlot: number
-  /** the pools as graph inputs; shared memory, so a write is seen by the next run on any thread */
-  readonly inputs: SharedInput[] = []
+  /** the per-row buffers as graph inputs (views of rows [lo, lo + n) per run) */
+  readonly rowInputs: RowInput[] = []
+  private readonly versions: Uint32Array
   private readonly pools: Pool[] = []
   private readonly byKey = new Map<string, Pool>()
   private readonly layout: ModelLayout
@@ -66,6 +74,8 @@ export class SlotPoolSet implements SlotPools {
   constructor(
     layout: ModelLayout,
     opts: PoolOptions,
+    /** KV-cache rows (maxBatch): each gets its own A/B buffers */
+    rows: number,
     names: { a(l: number, t: string): string; b(l: number, t: string): string }
   ) {
     const cfg = layout.config
@@ -107,17 +117,36 @@ export class SlotPoolSet implements SlotPools {
           target: t,
           inn,
           out,
-          a: sharedFloats(opts.slots * inn * R),
-          b: sharedFloats(opts.slots * R * out)
+          a: new Float32Array(opts.slots * inn * R),
+          b: new Float32Array(opts.slots * R * out),
+          rowA: sharedFloats(rows * inn * R),
+          rowB: sharedFloats(rows * R * out)
         }
         this.pools.push(pool)
         this.byKey.set(`${l}/${t}`, pool)
-        this.inputs.push({ name: names.a(l, t), data: pool.a, dims: [opts.slots, inn, R] })
-        this.inputs.push({ name: names.b(l, t), data: pool.b, dims: [opts.slots, R, out] })
+        this.rowInputs.push({ name: names.a(l, t), data: pool.rowA, rowDims: [inn, R] })
+        this.rowInputs.push({ name: names.b(l, t), data: pool.rowB, rowDims: [R, out] })
         perSlot += (inn + out) * R * 4
       }
     }
     this.bytesPerSlot = perSlot
+    this.versions = new Uint32Array(opts.slots)
+  }
+
+  /** Changes whenever the slot's contents change (a row bound to an older version is re-copied). */
+  version(slot: number): number {
+    return this.versions[slot]!
+  }
+
+  /** Copies a slot's adapter into a KV-cache row's buffers (the graph reads rows, not slots). */
+  bindRow(row: number, slot: number): void {
+    const R = this.maxRank
+    for (const p of this.pools) {
+      const a = p.inn * R
+      const b = R * p.out
+      p.rowA.set(p.a.subarray(slot * a, (slot + 1) * a), row * a)
+      p.rowB.set(p.b.subarray(slot * b, (slot + 1) * b), row * b)
+    }
   }
 
   private checkSlot(slot: number): void {
@@ -133,6 +162,7 @@ export class SlotPoolSet implements SlotPools {
 
   clear(slot: number): void {
     this.checkSlot(slot)
+    this.versions[slot]! += 1
     const R = this.maxRank
     for (const p of this.pools) {
       p.a.fill(0, slot * p.inn * R, (slot + 1) * p.inn * R)

@@ -8,7 +8,6 @@ import {
   INPUT_IDS,
   LAST_INDEX,
   LOGITS,
-  LORA_SLOT,
   pastKey,
   pastValue,
   presentKey,
@@ -25,7 +24,6 @@ export interface RunRequest {
   n: number
   S: number
   ids: BigInt64Array
-  slots: BigInt64Array
   seqlens: Int32Array
   /** per row: the flat index (b·S + position) whose logits come back */
   lastIndex: BigInt64Array
@@ -38,6 +36,14 @@ export interface SharedInput {
   dims: number[]
 }
 
+/** A float buffer holding one slice per KV-cache row (e.g. a row's LoRA A); runs take rows [lo, lo + n). */
+export interface RowInput {
+  name: string
+  data: Float32Array
+  /** dims of one row's slice */
+  rowDims: number[]
+}
+
 /** Everything a runner needs; all arrays are SharedArrayBuffer-backed so a worker can take them. */
 export interface RunnerSetup {
   modelPath: string
@@ -48,9 +54,10 @@ export interface RunnerSetup {
   headDim: number
   keys: Float32Array[]
   values: Float32Array[]
-  /** RoPE tables and LoRA pools: fixed graph inputs fed on every run */
+  /** RoPE tables: fixed graph inputs fed on every run */
   inputs: SharedInput[]
-  hasLora: boolean
+  /** per-row LoRA buffers */
+  rowInputs: RowInput[]
 }
 
 export interface Runner {
@@ -93,7 +100,13 @@ export class SessionRunner implements Runner {
       [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), []),
       [LAST_INDEX]: new ort.Tensor('int64', req.lastIndex, [n])
     }
-    if (s.hasLora) feeds[LORA_SLOT] = new ort.Tensor('int64', req.slots, [n])
+    for (const r of s.rowInputs) {
+      const size = r.rowDims.reduce((x, y) => x * y, 1)
+      feeds[r.name] = new ort.Tensor('float32', r.data.subarray(lo * size, (lo + n) * size), [
+        n,
+        ...r.rowDims
+      ])
+    }
     const fetches: Record<string, ort.Tensor | null> = { [LOGITS]: null }
     const a = lo * this.rowFloats
     const b = (lo + n) * this.rowFloats
