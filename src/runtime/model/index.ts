@@ -38,8 +38,9 @@ export const MODEL_DEFAULTS = {
   // 8 concurrent sequences: the issue-4 benchmark's concurrency; more rows cost KV memory only
   maxBatch: 8,
   maxSeqLen: 2048,
-  // 64 hot slots of rank ≤ 16 on all seven projections of a 135M model: ~1.2 GB; raise for more
-  pool: { slots: 64, maxRank: 16, targets: PROJECTIONS as readonly string[] }
+  // a slot of rank 16 on all seven projections costs ~19.5 MB for a 135M model and ~168 MB for an
+  // 8B one; 16 slots (+ one buffer per KV row) keep the default safe for both; the engine sizes it
+  pool: { slots: 16, maxRank: 16, targets: PROJECTIONS as readonly string[] }
 }
 
 export interface LoadedModel extends ModelSession {
