@@ -34,8 +34,14 @@ export class AttributionProofStore {
   }
 }
 
+type AttributeFn = Pick<Attributor, 'attribute'>
+
 export interface SpanAttributionComponents {
-  attributor: Pick<Attributor, 'attribute'>
+  /**
+   * The attributor, or one per job: span indexes are per tokenizer, so a node serving several
+   * base models picks the attributor of the job's model (by modelHash).
+   */
+  attributor: AttributeFn | ((job: JobOutput) => AttributeFn | undefined)
   /** the adapter's training provenance (from its metadata), or undefined when it declares none */
   provenanceOf(adapter: string | null): AdapterProvenance | undefined | Promise<AdapterProvenance | undefined>
   /** what to report for jobs without provenance (e.g. the infer protocol's provenanceAttribution) */
@@ -51,9 +57,10 @@ export function spanAttributionProvider(
   const log = c.logger ?? silentLogger
   return async (job) => {
     const provenance = await c.provenanceOf(job.adapter)
-    if (!provenance) return c.fallback(job)
+    const attributor = typeof c.attributor === 'function' ? c.attributor(job) : c.attributor
+    if (!provenance || !attributor) return c.fallback(job)
     const t0 = performance.now()
-    const { summary, proof } = await c.attributor.attribute(job.outputIds, provenance)
+    const { summary, proof } = await attributor.attribute(job.outputIds, provenance)
     await c.proofs?.put(job.jobId, proof)
     log.debug('job attributed', {
       jobId: job.jobId,

@@ -49,6 +49,20 @@ test('the provider attributes a job, keeps its full proof by job id, and falls b
     assert.is(await proofs.get(`0x${'cd'.repeat(16)}`), undefined)
     const none = await provide({ jobId, modelHash: `0x${'1'.repeat(64)}`, adapter: null, outputIds })
     assert.is(none, fallbackSummary)
+    // One attributor per served model (by modelHash): an unknown model falls back too.
+    const perModel = spanAttributionProvider({
+      attributor: (job) => (job.modelHash === `0x${'1'.repeat(64)}` ? attributor : undefined),
+      provenanceOf: () => ({ datanets: [{ id: dn, version: 1, bp: 10_000 }] }),
+      fallback: () => fallbackSummary
+    })
+    assert.is(
+      (await perModel({ jobId, modelHash: `0x${'1'.repeat(64)}`, adapter, outputIds })).method,
+      'spans'
+    )
+    assert.is(
+      await perModel({ jobId, modelHash: `0x${'2'.repeat(64)}`, adapter, outputIds }),
+      fallbackSummary
+    )
   } finally {
     await db.close()
     rmSync(dir, { recursive: true, force: true })
