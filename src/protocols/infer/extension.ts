@@ -8,9 +8,9 @@ import type { NodeConfig, Spec } from '../../node/config/schema.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents, Service } from '../../node/services.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
-import type { PaymentGate } from './backend.ts'
+import type { AttributionProvider, PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
-import { InferService } from './infer.ts'
+import { InferService, provenanceAttribution } from './infer.ts'
 import type { ServingStack } from './serving.ts'
 
 export interface InferConfig {
@@ -201,6 +201,13 @@ function inferService(components: NodeComponents): InferService {
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
       // the chain layer's service, when the node runs one (docs/CHAIN.md); looked up per job
       payments: () => components.services.chain as PaymentGate | undefined,
+      // span attribution when an `attribution` service offers a provider (docs/ATTRIBUTION.md
+      // spanAttributionProvider), else the adapter provenance summary
+      attribution: (job) => {
+        const provider = (components.services.attribution as { provider?: AttributionProvider } | undefined)
+          ?.provider
+        return provider ? provider(job) : provenanceAttribution(job)
+      },
       logger: components.logger.child('infer')
     },
     {
