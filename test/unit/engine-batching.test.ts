@@ -301,4 +301,72 @@ test('prompt text, chat messages and stop strings go through the tokenizer', asy
   }
 })
 
+test('more distinct adapters than slots: requests wait for a slot instead of failing', async () => {
+  // 2 usable slots, 4 rows, 6 adapters: at most 2 distinct adapters can run at once
+  const { model, store, engine, adapters, close } = await setup({
+    slots: 3,
+    adapters: 6,
+    limits: { maxBatch: 4 }
+  })
+  try {
+    const reqs = Array.from({ length: 12 }, (_, i) => ({ a: adapters[i % 6]!, p: promptFor(i) }))
+    const res = await Promise.all(
+      reqs.map((r) =>
+        collect(
+          engine.generate({ model: 'toy', adapter: r.a.cid, promptIds: r.p, params: { maxNewTokens: 6 } })
+        )
+      )
+    )
+    res.forEach((x, i) => assert.equal(x.done.outputIds, toyExpected(reqs[i]!.p, reqs[i]!.a.name, 6)))
+    assert.ok(engine.metrics().slotWaits > 0)
+    assert.is(model.slotViolations, 0)
+    assert.is(store.stats().hotPinned, 0)
+  } finally {
+    await close()
+  }
+})
+
+test('a failed step fails its requests with STEP_FAILED and frees their rows; stop() ends the rest', async () => {
+  const { model, engine, close } = await setup()
+  try {
+    let fail = true
+    model.stepDelay = async () => {
+      await tick()
+      if (fail) throw new Error('ORT exploded')
+    }
+    try {
+      await collect(engine.generate({ model: 'toy', promptIds: [1, 2], params: { maxNewTokens: 4 } }))
+      assert.unreachable()
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'STEP_FAILED')
+      assert.match((err as Error).message, /ORT exploded/)
+    }
+    assert.is(model.rowsInUse, 0)
+    fail = false
+    const ok = await collect(
+      engine.generate({ model: 'toy', promptIds: [1, 2], params: { maxNewTokens: 4 } })
+    )
+    assert.equal(ok.done.outputIds, toyExpected([1, 2], undefined, 4))
+
+    const pending = collect(
+      engine.generate({ model: 'toy', promptIds: [3], params: { maxNewTokens: 1000, stopTokenIds: [] } })
+    )
+    await tick()
+    await engine.stop()
+    try {
+      await pending
+      assert.unreachable()
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'ENGINE_STOPPED')
+    }
+    assert.is(model.rowsInUse, 0)
+    assert.throws(
+      () => engine.generate({ model: 'toy', promptIds: [1], params: { maxNewTokens: 1 } }),
+      /stopped/
+    )
+  } finally {
+    await close()
+  }
+})
+
 test.run()
