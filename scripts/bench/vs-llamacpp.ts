@@ -1,0 +1,499 @@
+// Issue 9: our engine side by side with llama.cpp (node-llama-cpp's prebuilt CPU library) on the
+// very same weights (a random SmolLM2-135M-shaped checkpoint and its GGUF export), 2 threads each,
+// interleaved A/B/A/B round by round so both see the same machine state.
+//
+//   npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N]
+//
+// Scenarios (32-token prompts, greedy, up to 64 new tokens, both stop at eos):
+//   prompt   one request: time to the first token (prefill 32 tokens + first pick) → tok/s
+//   decode   the same request: tokens after the first ÷ their time → tok/s
+//   one8     8 concurrent requests on one adapter (llama.cpp: one context, 8 sequences, adapter on it)
+//   mixed8   8 concurrent requests on 8 different adapters. llama.cpp applies adapters per context,
+//            so its best honest option is one context per adapter (8 contexts, 1 sequence each),
+//            all 8 requests in flight at once; each decode step is then a batch of 1 per adapter.
+// `npm run bench:vs-llamacpp` sets UV_THREADPOOL_SIZE=1 (node-llama-cpp's decode was ~40% slower
+// and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.
+import { existsSync } from 'node:fs'
+import { readFile, writeFile } from 'node:fs/promises'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import {
+  getLlama,
+  type Llama,
+  type LlamaContext,
+  LlamaLogLevel,
+  type LlamaModel,
+  type Token
+} from 'node-llama-cpp'
+import { silentLogger } from '../../src/common/log.ts'
+import { loadPeftAdapter, type PeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { AdapterStore } from '../../src/runtime/adapters/store.ts'
+import { Engine } from '../../src/runtime/engine/engine.ts'
+import type { TokenEvent } from '../../src/runtime/engine/types.ts'
+import { exportCheckpointToGguf } from '../../src/runtime/export/gguf-llama.ts'
+import { exportLoraToGguf } from '../../src/runtime/export/gguf-lora.ts'
+import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
+import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
+import type { ModelConfig } from '../../src/runtime/model/config.ts'
+import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import { sample } from '../../src/runtime/sampling.ts'
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-vs-llamacpp-v1') },
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string' }
+  }
+})
+const QUICK = args.quick === true
+const CACHE = args['cache-dir']!
+const CFG = {
+  preset: 'smollm2-135m',
+  weights: 'F32',
+  threads: Number(args.threads),
+  promptTokens: 32,
+  newTokens: 64,
+  concurrency: 8,
+  adapters: 8,
+  adapterRank: 8,
+  adapterTargets: ['q_proj', 'v_proj'],
+  rounds: Number(args.rounds ?? (QUICK ? 2 : 6)),
+  maxSeqLen: 128,
+  llamaCpp: {
+    package: 'node-llama-cpp',
+    kvCache: 'F16 (llama.cpp default)',
+    flashAttention: 'auto (llama.cpp default)',
+    uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? 'default'
+  }
+}
+const say = (m: string) => process.stderr.write(`[bench:vs-llamacpp] ${m}\n`)
+
+let seed = 9
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32
+// ids from the fixture tokenizer's real tokens (it has 4,096), past the 3 special ones
+const prompt = (): number[] => Array.from({ length: CFG.promptTokens }, () => 3 + Math.floor(rand() * 4000))
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return Number.NaN
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
+}
+const r2 = (x: number) => Math.round(x * 100) / 100
+
+interface Fixtures {
+  modelDir: string
+  adapterDirs: string[]
+  gguf: { f32: string; f16: string; adapters: string[] }
+}
+
+async function ensureFixtures(): Promise<Fixtures> {
+  const modelDir = join(CACHE, 'model')
+  const adapterDirs = Array.from({ length: CFG.adapters }, (_, i) => join(CACHE, `adapter-${i}`))
+  const gguf = {
+    f32: join(CACHE, 'model-f32.gguf'),
+    f16: join(CACHE, 'model-f16.gguf'),
+    adapters: adapterDirs.map((d) => `${d}.gguf`)
+  }
+  if (existsSync(join(CACHE, 'fixtures.done'))) return { modelDir, adapterDirs, gguf }
+  say('building fixtures once: smollm2-135m-shaped checkpoint, 8 adapters, GGUF exports')
+  const made = await makeModel({ out: modelDir, preset: 'smollm2-135m', seed: 0 })
+  await exportCheckpointToGguf(modelDir, gguf.f32, { dtype: 'F32' })
+  await exportCheckpointToGguf(modelDir, gguf.f16, { dtype: 'F16' })
+  for (let i = 0; i < CFG.adapters; i++) {
+    await makeAdapter({
+      model: modelDir,
+      out: adapterDirs[i],
+      rank: CFG.adapterRank,
+      targets: CFG.adapterTargets,
+      seed: 1000 + i
+    })
+    const a = await loadPeftAdapter(adapterDirs[i], made.config)
+    await exportLoraToGguf(a, made.config, gguf.adapters[i])
+  }
+  await writeFile(join(CACHE, 'fixtures.done'), '')
+  return { modelDir, adapterDirs, gguf }
+}
+
+// ---- our side -------------------------------------------------------------------------------
+
+type Done = Extract<TokenEvent, { type: 'done' }>
+async function drain(it: AsyncIterable<TokenEvent>): Promise<Done> {
+  for await (const ev of it) if (ev.type === 'done') return ev
+  throw new Error('no done event')
+}
+
+interface Single {
+  promptTokS: number
+  decodeTokS: number
+}
+interface Many {
+  tokens: number
+  ms: number
+}
+
+async function oursSingle(engine: Engine, model: LoadedModel, p: number[]): Promise<Single> {
+  const d = await drain(
+    engine.generate({
+      model: model.modelId,
+      promptIds: p,
+      params: { maxNewTokens: CFG.newTokens, temperature: 0 }
+    })
+  )
+  return {
+    promptTokS: p.length / (d.timings.firstTokenMs / 1000),
+    decodeTokS: (d.usage.outputTokens - 1) / ((d.timings.totalMs - d.timings.firstTokenMs) / 1000)
+  }
+}
+
+async function oursMany(
+  engine: Engine,
+  model: LoadedModel,
+  adapters: string[],
+  ps: number[][]
+): Promise<Many> {
+  const t0 = performance.now()
+  const dones = await Promise.all(
+    ps.map((p, i) =>
+      drain(
+        engine.generate({
+          model: model.modelId,
+          adapter: adapters[i % adapters.length],
+          promptIds: p,
+          params: { maxNewTokens: CFG.newTokens, temperature: 0 }
+        })
+      )
+    )
+  )
+  return { tokens: dones.reduce((s, d) => s + d.usage.outputTokens, 0), ms: performance.now() - t0 }
+}
+
+// ---- llama.cpp side ---------------------------------------------------------------------------
+
+/** Greedy generation on one sequence, stopping at eos or newTokens like our engine. */
+async function llamaGenerate(
+  seq: ReturnType<LlamaContext['getSequence']>,
+  p: number[],
+  eos: Set<number>,
+  onFirst?: () => void
+): Promise<number> {
+  await seq.clearHistory()
+  const it = seq.evaluate(p as Token[], { temperature: 0 })
+  let n = 0
+  try {
+    for (;;) {
+      const r = await it.next()
+      if (r.done) break
+      n++
+      if (n === 1) onFirst?.()
+      if (n >= CFG.newTokens || eos.has(r.value)) break
+    }
+  } finally {
+    await it.return()
+  }
+  return n
+}
+
+async function llamaSingle(ctx: LlamaContext, p: number[], eos: Set<number>): Promise<Single> {
+  const seq = ctx.getSequence()
+  try {
+    const t0 = performance.now()
+    let t1 = t0
+    const n = await llamaGenerate(seq, p, eos, () => {
+      t1 = performance.now()
+    })
+    const t2 = performance.now()
+    return { promptTokS: p.length / ((t1 - t0) / 1000), decodeTokS: (n - 1) / ((t2 - t1) / 1000) }
+  } finally {
+    seq.dispose()
+  }
+}
+
+async function llamaMany(ctxs: LlamaContext[], ps: number[][], eos: Set<number>): Promise<Many> {
+  const seqs = ps.map((_, i) => ctxs[i % ctxs.length].getSequence())
+  try {
+    const t0 = performance.now()
+    const counts = await Promise.all(ps.map((p, i) => llamaGenerate(seqs[i], p, eos)))
+    return { tokens: counts.reduce((a, b) => a + b, 0), ms: performance.now() - t0 }
+  } finally {
+    for (const s of seqs) s.dispose()
+  }
+}
+
+// ---- memory-bandwidth context ------------------------------------------------------------------
+
+/** Weight bytes one decode token reads at `bytesPerWeight` (tied lm_head counted once more). */
+function weightBytesPerToken(c: ModelConfig, bytesPerWeight: number): number {
+  const q = c.numHeads * c.headDim
+  const kv = c.numKvHeads * c.headDim
+  const perLayer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize
+  return bytesPerWeight * (c.numLayers * perLayer + c.vocabSize * c.hiddenSize)
+}
+
+/** Read bandwidth seen by a 2-array copy (bytes read + written per second), best of 3. */
+function copyBandwidth(): number {
+  const n = 256 * 1024 * 1024
+  const a = Buffer.alloc(n, 1)
+  const b = Buffer.alloc(n)
+  let best = 0
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now()
+    a.copy(b)
+    best = Math.max(best, (2 * n) / ((performance.now() - t0) / 1000))
+  }
+  return best
+}
+
+// ---- run ----------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  const fx = await ensureFixtures()
+  const threads = CFG.threads
+
+  say('loading our model (ORT session, q/v rank-8 slot pool) and importing the 8 adapters')
+  const ours = await loadModel(fx.modelDir, {
+    cacheDir: join(CACHE, 'graphs'),
+    intraOpThreads: threads,
+    maxBatch: CFG.concurrency,
+    maxSeqLen: CFG.maxSeqLen,
+    pool: { slots: CFG.adapters + 1, maxRank: CFG.adapterRank, targets: CFG.adapterTargets },
+    log: silentLogger
+  })
+  const store = new AdapterStore<PeftAdapter>(
+    { dir: join(CACHE, 'store'), warmBudgetBytes: 1024 ** 3 },
+    {
+      model: { modelId: ours.modelId, config: ours.config, pools: ours.pools },
+      loadAdapter: loadPeftAdapter,
+      logger: silentLogger
+    }
+  )
+  await store.start()
+  const cids: string[] = []
+  for (const d of fx.adapterDirs) cids.push((await store.import(d)).cid)
+  const engine = new Engine(
+    { limits: { maxBatch: CFG.concurrency, maxSeqLen: CFG.maxSeqLen, maxNewTokens: CFG.newTokens } },
+    { models: [{ model: ours, adapters: store }], sample, logger: silentLogger }
+  )
+  engine.start()
+
+  say('loading llama.cpp: F32 and F16 models, a 1-sequence context, an 8-sequence context with')
+  say('one adapter, and 8 one-sequence contexts with one adapter each')
+  const llama: Llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+  const lm32: LlamaModel = await llama.loadModel({ modelPath: fx.gguf.f32 })
+  const lm16: LlamaModel = await llama.loadModel({ modelPath: fx.gguf.f16 })
+  const ctxOpts = { contextSize: CFG.maxSeqLen, threads }
+  const single32 = await lm32.createContext({ ...ctxOpts, sequences: 1 })
+  const single16 = await lm16.createContext({ ...ctxOpts, sequences: 1 })
+  const one8 = await lm32.createContext({
+    ...ctxOpts,
+    sequences: CFG.concurrency,
+    lora: { adapters: [{ filePath: fx.gguf.adapters[0] }] }
+  })
+  const perAdapter: LlamaContext[] = []
+  for (const file of fx.gguf.adapters) {
+    perAdapter.push(
+      await lm32.createContext({ ...ctxOpts, sequences: 1, lora: { adapters: [{ filePath: file }] } })
+    )
+  }
+  const eos = new Set(ours.config.eosTokenIds)
+
+  say('warm-up (not measured): one pass of every scenario on both engines')
+  say(`  ours batch 1: ${JSON.stringify(await oursSingle(engine, ours, prompt()))}`)
+  say(
+    `  ours 8 adapters: ${JSON.stringify(await oursMany(engine, ours, cids, Array.from({ length: CFG.concurrency }, prompt)))}`
+  )
+  say(`  llama.cpp batch 1: ${JSON.stringify(await llamaSingle(single32, prompt(), eos))}`)
+  say(`  llama.cpp F16 batch 1: ${JSON.stringify(await llamaSingle(single16, prompt(), eos))}`)
+  say(
+    `  llama.cpp 8 seq: ${JSON.stringify(await llamaMany([one8], Array.from({ length: CFG.concurrency }, prompt), eos))}`
+  )
+  say(
+    `  llama.cpp 8 contexts: ${JSON.stringify(await llamaMany(perAdapter, Array.from({ length: CFG.concurrency }, prompt), eos))}`
+  )
+
+  const S = {
+    ours: { prompt: [] as number[], decode: [] as number[], one8: [] as number[], mixed8: [] as number[] },
+    llama: { prompt: [] as number[], decode: [] as number[], one8: [] as number[], mixed8: [] as number[] },
+    llamaF16: { prompt: [] as number[], decode: [] as number[] },
+    copyGBps: [] as number[]
+  }
+  const tps = (m: Many) => m.tokens / (m.ms / 1000)
+  for (let round = 0; round < CFG.rounds; round++) {
+    say(`round ${round + 1}/${CFG.rounds}`)
+    // each scenario: the same prompts for both engines, ours then llama.cpp (A/B), alternating
+    // which goes first from round to round so neither always runs on a warmer cache
+    const pair = async (a: () => Promise<void>, b: () => Promise<void>) => {
+      if (round % 2 === 0) {
+        await a()
+        await b()
+      } else {
+        await b()
+        await a()
+      }
+    }
+    const p1 = prompt()
+    await pair(
+      async () => {
+        const r = await oursSingle(engine, ours, p1)
+        S.ours.prompt.push(r.promptTokS)
+        S.ours.decode.push(r.decodeTokS)
+      },
+      async () => {
+        const r = await llamaSingle(single32, p1, eos)
+        S.llama.prompt.push(r.promptTokS)
+        S.llama.decode.push(r.decodeTokS)
+      }
+    )
+    const r16 = await llamaSingle(single16, p1, eos)
+    S.llamaF16.prompt.push(r16.promptTokS)
+    S.llamaF16.decode.push(r16.decodeTokS)
+    const p8 = Array.from({ length: CFG.concurrency }, prompt)
+    await pair(
+      async () => void S.ours.one8.push(tps(await oursMany(engine, ours, [cids[0]], p8))),
+      async () => void S.llama.one8.push(tps(await llamaMany([one8], p8, eos)))
+    )
+    const m8 = Array.from({ length: CFG.concurrency }, prompt)
+    await pair(
+      async () => void S.ours.mixed8.push(tps(await oursMany(engine, ours, cids, m8))),
+      async () => void S.llama.mixed8.push(tps(await llamaMany(perAdapter, m8, eos)))
+    )
+    S.copyGBps.push(copyBandwidth() / 1e9)
+  }
+
+  await engine.stop()
+  await store.stop()
+  await ours.dispose()
+  for (const c of [single32, single16, one8, ...perAdapter]) await c.dispose()
+  await lm32.dispose()
+  await lm16.dispose()
+  await llama.dispose()
+
+  const med = (xs: number[]) => r2(pct(xs, 50))
+  const stat = (xs: number[]) => ({
+    p50: med(xs),
+    min: r2(Math.min(...xs)),
+    max: r2(Math.max(...xs)),
+    n: xs.length
+  })
+  const ratio = (a: number[], b: number[]) => r2(pct(a, 50) / pct(b, 50))
+  // per-round ratios too: each pair ran within seconds, so their spread shows the noise
+  const roundRatios = (a: number[], b: number[]) => a.map((x, i) => r2(x / b[i]))
+  const cfgModel = ours.config
+  const copy = pct(S.copyGBps, 50) * 1e9
+  const bound = (bytesPerWeight: number) => r2(copy / weightBytesPerToken(cfgModel, bytesPerWeight))
+  const results = {
+    ours: {
+      promptTokensPerSec: stat(S.ours.prompt),
+      decodeTokensPerSec: stat(S.ours.decode),
+      oneAdapter8TokensPerSec: stat(S.ours.one8),
+      distinctAdapters8TokensPerSec: stat(S.ours.mixed8)
+    },
+    llamaCpp: {
+      promptTokensPerSec: stat(S.llama.prompt),
+      decodeTokensPerSec: stat(S.llama.decode),
+      oneAdapter8TokensPerSec: stat(S.llama.one8),
+      distinctAdapters8TokensPerSec: stat(S.llama.mixed8)
+    },
+    llamaCppF16: { promptTokensPerSec: stat(S.llamaF16.prompt), decodeTokensPerSec: stat(S.llamaF16.decode) },
+    ratios: {
+      prompt: ratio(S.ours.prompt, S.llama.prompt),
+      decode: ratio(S.ours.decode, S.llama.decode),
+      oneAdapter8: ratio(S.ours.one8, S.llama.one8),
+      distinctAdapters8: ratio(S.ours.mixed8, S.llama.mixed8),
+      decodeVsLlamaF16: ratio(S.ours.decode, S.llamaF16.decode),
+      perRound: {
+        prompt: roundRatios(S.ours.prompt, S.llama.prompt),
+        decode: roundRatios(S.ours.decode, S.llama.decode),
+        oneAdapter8: roundRatios(S.ours.one8, S.llama.one8),
+        distinctAdapters8: roundRatios(S.ours.mixed8, S.llama.mixed8)
+      }
+    },
+    // batch-1 decode reads every weight once per token: what the measured bandwidth allows
+    bandwidth: {
+      copyGBps: stat(S.copyGBps),
+      weightBytesPerTokenF32: weightBytesPerToken(cfgModel, 4),
+      boundDecodeTokensPerSec: { f32: bound(4), f16: bound(2), int8: bound(1.0625), int4: bound(0.5625) },
+      oursDecodeFractionOfF32Bound: r2(pct(S.ours.decode, 50) / bound(4)),
+      llamaDecodeFractionOfF32Bound: r2(pct(S.llama.decode, 50) / bound(4))
+    },
+    wallSeconds: r2((performance.now() - started) / 1000)
+  }
+  const g = (name: string, value: number, target: number) => ({
+    name,
+    value,
+    target: `>= ${target.toFixed(1)}`,
+    met: value >= target
+  })
+  const goals = [
+    g('decode_batch1_ratio', results.ratios.decode, 1),
+    g('prompt_processing_ratio', results.ratios.prompt, 1),
+    g('one_adapter_8seq_ratio', results.ratios.oneAdapter8, 1),
+    g('distinct_adapters_8seq_ratio', results.ratios.distinctAdapters8, 3)
+  ]
+  const out = {
+    bench: 'vs-llamacpp',
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: availableParallelism(),
+      node: process.version,
+      ort: (await import('onnxruntime-node/package.json', { with: { type: 'json' } })).default.version,
+      llamaCpp: `node-llama-cpp ${JSON.parse(await readFile(new URL('../../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8')).version}`,
+      gpu: null
+    },
+    config: {
+      ...CFG,
+      quick: QUICK,
+      notes:
+        'same checkpoint both sides (our F32 safetensors load = GGUF F32 export); warm: sessions, contexts, adapters (hot in slots / loaded on contexts) and one pass of every scenario; ' +
+        'llama.cpp mixed8 = one context per adapter, 8 requests in flight (its adapters are per context, not per sequence); llamaCppF16 runs the F16 export for reference (not a goal)'
+    },
+    results,
+    goals
+  }
+  if (args.json) {
+    process.stdout.write(JSON.stringify(out) + '\n')
+    return
+  }
+  const row = (name: string, a: { p50: number }, b: { p50: number }, r: number) =>
+    `${name.padEnd(22)} ${String(a.p50).padStart(9)} ${String(b.p50).padStart(11)} ${String(r).padStart(7)}`
+  process.stdout.write(
+    [
+      `${'tok/s (median)'.padEnd(22)} ${'ours'.padStart(9)} ${'llama.cpp'.padStart(11)} ${'ratio'.padStart(7)}`,
+      row(
+        'prompt (32 tokens)',
+        results.ours.promptTokensPerSec,
+        results.llamaCpp.promptTokensPerSec,
+        results.ratios.prompt
+      ),
+      row(
+        'decode, batch 1',
+        results.ours.decodeTokensPerSec,
+        results.llamaCpp.decodeTokensPerSec,
+        results.ratios.decode
+      ),
+      row(
+        '8 seq, one adapter',
+        results.ours.oneAdapter8TokensPerSec,
+        results.llamaCpp.oneAdapter8TokensPerSec,
+        results.ratios.oneAdapter8
+      ),
+      row(
+        '8 seq, 8 adapters',
+        results.ours.distinctAdapters8TokensPerSec,
+        results.llamaCpp.distinctAdapters8TokensPerSec,
+        results.ratios.distinctAdapters8
+      ),
+      `llama.cpp F16: prompt ${results.llamaCppF16.promptTokensPerSec.p50}, decode ${results.llamaCppF16.decodeTokensPerSec.p50} tok/s`,
+      `bandwidth ${results.bandwidth.copyGBps.p50} GB/s copy → decode bound f32 ${results.bandwidth.boundDecodeTokensPerSec.f32}, f16 ${results.bandwidth.boundDecodeTokensPerSec.f16}, int8 ${results.bandwidth.boundDecodeTokensPerSec.int8} tok/s`,
+      ...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`)
+    ].join('\n') + '\n'
+  )
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench:vs-llamacpp could not run: ${(err as Error).stack ?? err}\n`)
+  process.exit(1)
+})
