@@ -369,4 +369,32 @@ test('a failed step fails its requests with STEP_FAILED and frees their rows; st
   }
 })
 
+test('a model loaded with fewer rows or positions bounds the engine limits', async () => {
+  const model = new ToyModel({ maxBatch: 2, slots: 3, maxSeqLen: 16 })
+  const engine = new Engine(
+    { limits: { maxBatch: 8, maxSeqLen: 2048 } },
+    { models: [{ model }], sample: greedy }
+  )
+  engine.start()
+  try {
+    assert.throws(
+      () => engine.generate({ model: 'toy', promptIds: promptFor(1, 10), params: { maxNewTokens: 7 } }),
+      /17; this node allows at most 16/
+    )
+    const all = await Promise.all(
+      [1, 2, 3, 4].map((i) =>
+        collect(engine.generate({ model: 'toy', promptIds: promptFor(i, 8), params: { maxNewTokens: 8 } }))
+      )
+    )
+    assert.equal(
+      all.map((r) => r.done.outputIds),
+      [1, 2, 3, 4].map((i) => toyExpected(promptFor(i, 8), undefined, 8))
+    )
+    assert.is(model.maxRowsInUse, 2)
+    assert.is(engine.metrics().maxBatch, 2)
+  } finally {
+    await engine.stop()
+  }
+})
+
 test.run()

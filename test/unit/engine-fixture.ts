@@ -50,6 +50,7 @@ export class ToyModel {
   readonly config = { vocabSize: VOCAB, eosTokenIds: [EOS] }
   readonly pools: ToyPools
   readonly maxBatch: number
+  readonly maxSeqLen: number
   private readonly rows = new Map<number, number[]>()
   /** per step: rows fed, and how many of them were prefill (more than one token or first) */
   readonly stepLog: { rows: number; prefillRows: number; decodeRows: number; tokens: number }[] = []
@@ -65,9 +66,10 @@ export class ToyModel {
       msgs.map((m) => `${m.role}:${m.content};`).join('')
   }
 
-  constructor(opts: { modelId?: string; maxBatch: number; slots: number }) {
+  constructor(opts: { modelId?: string; maxBatch: number; slots: number; maxSeqLen?: number }) {
     this.modelId = opts.modelId ?? 'toy'
     this.maxBatch = opts.maxBatch
+    this.maxSeqLen = opts.maxSeqLen ?? 4096
     this.pools = new ToyPools(opts.slots)
   }
 

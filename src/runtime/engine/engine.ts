@@ -54,6 +54,7 @@ const MAX_STOP_STRING_CHARS = 256
 const MAX_STOP_TOKEN_IDS = 64
 const MAX_PROMPT_CHARS = 1 << 20
 const MAX_MESSAGES = 256
+const MAX_PROMPT_IDS = 1 << 20
 
 export class Engine {
   readonly limits: EngineLimits
@@ -69,10 +70,14 @@ export class Engine {
       if (this.runners.has(model.modelId))
         throw new InvalidParametersError(`model ${model.modelId} is given twice; modelIds must be unique`)
       this.models.set(model.modelId, model)
-      this.runners.set(
-        model.modelId,
-        new ModelRunner(model, adapters, components.sample, this.limits, this.log)
-      )
+      // a model loaded with fewer rows or positions than the engine's limits bounds them: a
+      // request the engine accepted must never fail inside a shared step
+      const limits = {
+        ...this.limits,
+        maxBatch: Math.min(this.limits.maxBatch, model.maxBatch ?? Number.POSITIVE_INFINITY),
+        maxSeqLen: Math.min(this.limits.maxSeqLen, model.maxSeqLen ?? Number.POSITIVE_INFINITY)
+      }
+      this.runners.set(model.modelId, new ModelRunner(model, adapters, components.sample, limits, this.log))
     }
   }
 
@@ -111,11 +116,12 @@ export class Engine {
     if (adapter !== null && (typeof adapter !== 'string' || adapter.length > 200))
       throw new InvalidParametersError('adapter must be a CID string or null')
     const promptIds = this.promptIds(req, model)
-    if (promptIds.length + params.maxNewTokens > this.limits.maxSeqLen)
+    const maxSeqLen = runner.limits.maxSeqLen
+    if (promptIds.length + params.maxNewTokens > maxSeqLen)
       throw new LimitExceededError(
         'prompt tokens + maxNewTokens',
         promptIds.length + params.maxNewTokens,
-        this.limits.maxSeqLen,
+        maxSeqLen,
         'engine.maxSeqLen: the KV cache holds this many positions per sequence'
       )
     const stopIds = new Set([...model.config.eosTokenIds, ...(params.stopTokenIds ?? [])])
@@ -187,13 +193,14 @@ export class Engine {
       stepMs: 0,
       queued: 0,
       running: 0,
-      maxBatch: this.limits.maxBatch,
+      maxBatch: 0,
       maxQueued: this.limits.maxQueued
     }
     for (const r of this.runners.values()) {
       for (const k of Object.keys(r.counters) as (keyof RunnerCounters)[]) sum[k] += r.counters[k]
       sum.queued += r.queued
       sum.running += r.active
+      sum.maxBatch += r.limits.maxBatch
     }
     return sum
   }
@@ -209,10 +216,8 @@ export class Engine {
     if (tok === undefined && req.promptIds == null)
       throw new InvalidParametersError(`model ${model.modelId} has no tokenizer; send promptIds`)
     if (req.promptIds !== undefined && req.promptIds !== null) {
-      if (!Array.isArray(req.promptIds) || req.promptIds.length > this.limits.maxSeqLen)
-        throw new InvalidParametersError(
-          `promptIds must be an array of at most ${this.limits.maxSeqLen} token ids`
-        )
+      if (!Array.isArray(req.promptIds) || req.promptIds.length > MAX_PROMPT_IDS)
+        throw new InvalidParametersError(`promptIds must be an array of at most ${MAX_PROMPT_IDS} token ids`)
       ids = req.promptIds
     } else if (req.prompt !== undefined && req.prompt !== null) {
       if (typeof req.prompt !== 'string' || req.prompt.length > MAX_PROMPT_CHARS)

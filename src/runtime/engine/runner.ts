@@ -13,6 +13,9 @@ import type { FinishReason, GenerationParams, TokenEvent } from './types.ts'
 
 export interface RunnerModel {
   readonly modelId: string
+  /** KV-cache rows and positions per row the model was loaded with (LoadedModel has both) */
+  readonly maxBatch?: number
+  readonly maxSeqLen?: number
   allocSequence(): number
   freeSequence(seq: number): void
   step(rows: StepRow[]): Promise<Float32Array[]>
@@ -62,7 +65,8 @@ export class ModelRunner {
   readonly model: RunnerModel
   private readonly adapters: RunnerAdapters | undefined
   private readonly sample: Sampler
-  private readonly limits: EngineLimits
+  /** the engine's limits, bounded by what this model was loaded with */
+  readonly limits: EngineLimits
   private readonly log: Logger
   private readonly queue: Job[] = []
   /** admitted jobs in admission order: loading their adapter, prefilling or decoding */
@@ -210,7 +214,13 @@ export class ModelRunner {
   }
 
   private activate(job: Job): void {
-    job.seq = this.model.allocSequence()
+    try {
+      job.seq = this.model.allocSequence()
+    } catch (err) {
+      // the engine never admits more rows than the model has; this is a bug, not load
+      this.finish(job, err)
+      return
+    }
     job.phase = 'prefill'
     job.admittedAt = performance.now()
   }
