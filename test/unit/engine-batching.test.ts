@@ -317,7 +317,9 @@ test('more distinct adapters than slots: requests wait for a slot instead of fai
         )
       )
     )
-    res.forEach((x, i) => assert.equal(x.done.outputIds, toyExpected(reqs[i]!.p, reqs[i]!.a.name, 6)))
+    res.forEach((x, i) => {
+      assert.equal(x.done.outputIds, toyExpected(reqs[i]!.p, reqs[i]!.a.name, 6))
+    })
     assert.ok(engine.metrics().slotWaits > 0)
     assert.is(model.slotViolations, 0)
     assert.is(store.stats().hotPinned, 0)
