@@ -59,7 +59,7 @@ export class Claimer {
   private running: Promise<ClaimOutcome[]> | undefined
   private failures = 0
   private started = false
-  private readonly datanetKnown = new Map<Hex, boolean>()
+  private readonly datanetKnown = new Set<Hex>()
 
   constructor(components: ClaimerComponents, init: ClaimerInit = {}) {
     this.chain = components.chain
@@ -282,10 +282,11 @@ export class Claimer {
     for (const j of jobs)
       for (const r of j.receipts)
         for (const d of r.attribution?.datanets ?? []) ids.add(d.id.toLowerCase() as Hex)
+    // only "exists" is cached: a datanet registered later is picked up by the next round
     for (const id of ids) {
-      if (!this.datanetKnown.has(id)) this.datanetKnown.set(id, await this.chain.datanetExists(id))
+      if (!this.datanetKnown.has(id) && (await this.chain.datanetExists(id))) this.datanetKnown.add(id)
     }
-    return planAttribution(jobs, (id) => this.datanetKnown.get(id) === true)
+    return planAttribution(jobs, (id) => this.datanetKnown.has(id))
   }
 }
 

@@ -111,3 +111,13 @@ export function parseChainEndpoint(x: unknown, key = 'chain'): ChainEndpoint {
     throw new ChainConfigError(`${key}.chainId must be a positive integer`, { key: `${key}.chainId` })
   return { rpcUrl, chainId: o.chainId, addresses: parseAddresses(o.addresses, `${key}.addresses`) }
 }
+
+/** For the node's config validator (a `json` spec's check): null when valid, else the message. */
+export function chainConfigProblem(x: unknown): string | null {
+  try {
+    parseChainConfig(x)
+    return null
+  } catch (err) {
+    return (err as Error).message
+  }
+}

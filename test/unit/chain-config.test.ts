@@ -1,7 +1,7 @@
 // The chain config section: presets and the errors that name the bad key.
 import assert from 'node:assert/strict'
 import { test } from 'uvu'
-import { parseChainConfig, parseChainEndpoint } from '../../src/chain/config.ts'
+import { chainConfigProblem, parseChainConfig, parseChainEndpoint } from '../../src/chain/config.ts'
 import { ChainConfigError } from '../../src/chain/errors.ts'
 
 const addresses = {
@@ -48,6 +48,11 @@ test('bad values name their key', () => {
       JSON.stringify(input)
     )
   }
+})
+
+test('chainConfigProblem: null when valid, the message otherwise', () => {
+  assert.equal(chainConfigProblem({ preset: 'local' }), null)
+  assert.match(chainConfigProblem({ preset: 'nope' }) ?? '', /chain\.preset/)
 })
 
 test.run()
