@@ -1,17 +1,19 @@
 // Rotary position embedding tables, following Hugging Face's `rope_init_fn`s (default, linear,
-// llama3). Computed in float64 and rounded once, so long positions lose no precision; fed to the
-// graph as inputs (not initializers) so the cached graph does not depend on the max sequence length.
+// llama3). Rounded to fp32 where transformers computes in fp32 (inverse frequencies, position ×
+// frequency), so angles at long positions match transformers rather than exact math (the
+// difference reaches ~1e-3 rad by position 10k). Fed to the graph as inputs (not initializers) so
+// the cached graph does not depend on the max sequence length.
 import type { ModelConfig } from './config.ts'
 
 /** inverse frequencies, one per rotary pair (headDim / 2) */
 export function inverseFrequencies(cfg: ModelConfig): Float64Array {
   const D = cfg.headDim
   const inv = new Float64Array(D / 2)
-  for (let i = 0; i < D / 2; i++) inv[i] = 1 / cfg.ropeTheta ** ((2 * i) / D)
+  for (let i = 0; i < D / 2; i++) inv[i] = Math.fround(1 / Math.fround(cfg.ropeTheta ** ((2 * i) / D)))
   const s = cfg.ropeScaling
   if (s === null) return inv
   if (s.type === 'linear') {
-    for (let i = 0; i < inv.length; i++) inv[i] = inv[i]! / s.factor
+    for (let i = 0; i < inv.length; i++) inv[i] = Math.fround(inv[i]! / s.factor)
     return inv
   }
   // llama3: long wavelengths are slowed by `factor`, short ones kept, the band between smoothed
@@ -20,11 +22,11 @@ export function inverseFrequencies(cfg: ModelConfig): Float64Array {
   for (let i = 0; i < inv.length; i++) {
     const f = inv[i]!
     const wavelen = (2 * Math.PI) / f
-    if (wavelen > lowWavelen) inv[i] = f / s.factor
+    if (wavelen > lowWavelen) inv[i] = Math.fround(f / s.factor)
     else if (wavelen >= highWavelen) {
       const smooth =
         (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
-      inv[i] = (1 - smooth) * (f / s.factor) + smooth * f
+      inv[i] = Math.fround((1 - smooth) * (f / s.factor) + smooth * f)
     }
   }
   return inv
@@ -46,7 +48,7 @@ export function rotaryTables(
   for (let p = 0; p < positions; p++) {
     for (let i = 0; i < w; i++) {
       if (i < inv.length) {
-        const a = p * inv[i]!
+        const a = Math.fround(p * inv[i]!)
         cos[p * w + i] = Math.cos(a)
         sin[p * w + i] = Math.sin(a)
       } else {
