@@ -77,6 +77,8 @@ export class VoucherStore {
   private readonly receipts
   private readonly pools
   private readonly claims
+  /** `${client}!${channel}` → '': a client's channels without scanning them all per voucher check */
+  private readonly byClient
   private readonly locks = new Map<string, Promise<unknown>>()
 
   constructor(db: AnyLevel) {
@@ -85,6 +87,7 @@ export class VoucherStore {
     this.receipts = db.sublevel<string, ReceiptRecord>('receipts', { valueEncoding: 'json' })
     this.pools = db.sublevel<string, PoolRecord>('pools', { valueEncoding: 'json' })
     this.claims = db.sublevel<string, ClaimRecord>('claims', { valueEncoding: 'json' })
+    this.byClient = db.sublevel<string, string>('by-client', { valueEncoding: 'utf8' })
   }
 
   /**
@@ -136,6 +139,8 @@ export class VoucherStore {
       const ops: AbstractBatchOperation<AnyLevel, string, any>[] = [
         { type: 'put', sublevel: this.channels, key: channel, value: rec }
       ]
+      if (!prev)
+        ops.push({ type: 'put', sublevel: this.byClient, key: `${rec.client}!${channel}`, value: '' })
       if (receipt && receiptKey) {
         const r: ReceiptRecord = {
           jobId: receipt.jobId,
@@ -178,9 +183,11 @@ export class VoucherStore {
   /** What this node holds in vouchers from `client` that the chain has not paid yet. */
   async unclaimedFromClient(client: Address): Promise<bigint> {
     const who = getAddress(client)
+    const keys = await this.byClient.keys({ gt: `${who}!`, lt: `${who}!~` }).all()
+    const recs = await this.channels.getMany(keys.map((k) => k.slice(who.length + 1)))
     let sum = 0n
-    for (const r of await this.allChannels()) {
-      if (r.client !== who) continue
+    for (const r of recs) {
+      if (!r) continue
       const d = BigInt(r.latest.cumulativeAmount) - BigInt(r.claimed)
       if (d > 0n) sum += d
     }
