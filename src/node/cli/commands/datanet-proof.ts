@@ -188,4 +188,61 @@ const verifyProof: Command = {
   }
 }
 
-export const datanetProofCommands: Command[] = [attribute, verifyProof]
+const provenance: Command = {
+  name: 'datanet provenance',
+  summary: 'declare the datanets an adapter was trained on (ID[@VERSION]=BP, summing to 10000), or show it',
+  options: {
+    ...configOptions,
+    adapter: { type: 'string', description: 'adapter CID', valueName: 'CID' },
+    datanet: {
+      type: 'string',
+      multiple: true,
+      description: 'ID[@VERSION]=BP (version defaults to the latest); none: show',
+      valueName: 'ID'
+    },
+    json
+  },
+  async run({ values }) {
+    const adapter = typeof values.adapter === 'string' ? values.adapter : undefined
+    const entries = ((values.datanet as string[] | undefined) ?? []).map(parseDatanetArg)
+    if (entries.length > 0 && !adapter) throw new UsageError('--adapter is required to declare provenance')
+    if (entries.some((e) => e.bp === undefined) && entries.length > 1)
+      throw new UsageError('with several --datanet, give each its weight as ID[@VERSION]=BP')
+    const s = await openDatanetStore(configFromFlags(values))
+    try {
+      if (entries.length > 0) {
+        const datanets = []
+        for (const e of entries)
+          datanets.push({
+            id: e.id,
+            version:
+              e.version ??
+              (await s.store.getVersion(e.id, (await s.store.getDatanet(e.id)).latestVersion)).version,
+            bp: e.bp ?? 10_000
+          })
+        const p = await s.provenance.set(adapter!, { datanets })
+        print(values.json === true, { adapter, provenance: p }, () =>
+          p.datanets.map((d) => `${adapter}  ${d.id}@${d.version}  ${d.bp} bp`).join('\n')
+        )
+        return 0
+      }
+      const rows = adapter
+        ? [{ adapter, provenance: await s.provenance.get(adapter) }].filter((r) => r.provenance)
+        : await s.provenance.list()
+      print(values.json === true, rows, () =>
+        rows.length === 0
+          ? 'no adapter provenance declared'
+          : rows
+              .flatMap((r) =>
+                r.provenance!.datanets.map((d) => `${r.adapter}  ${d.id}@${d.version}  ${d.bp} bp`)
+              )
+              .join('\n')
+      )
+      return 0
+    } finally {
+      await s.close()
+    }
+  }
+}
+
+export const datanetProofCommands: Command[] = [attribute, verifyProof, provenance]

@@ -3,18 +3,23 @@
 import { join } from 'node:path'
 import { Level } from 'level'
 import { DatanetStore } from '../../../attribution/datanet-store.ts'
+import { ProvenanceStore } from '../../../attribution/provenance-store.ts'
 import { createLogger, type Logger } from '../../../common/log.ts'
 import type { NodeConfig } from '../../config/schema.ts'
 import { openDataDir } from '../../datadir.ts'
 
 export interface OpenStore {
   store: DatanetStore
+  provenance: ProvenanceStore
   config: NodeConfig
   log: Logger
   close(): Promise<void>
 }
 
-/** Datanet chunks and span indexes live under <dataDir>/datanets; records in the node's LevelDB. */
+/**
+ * Datanet chunks and span indexes live under <dataDir>/datanets (as the node's attribution service
+ * keeps them, src/attribution/extension.ts); records and adapter provenance in the node's LevelDB.
+ */
 export async function openDatanetStore(config: NodeConfig): Promise<OpenStore> {
   const log = createLogger('datanet', { level: config.log.level })
   const dir = openDataDir(config.dataDir)
@@ -28,6 +33,7 @@ export async function openDatanetStore(config: NodeConfig): Promise<OpenStore> {
   const store = new DatanetStore({ db, dataDir: join(dir.path, 'datanets'), logger: log })
   return {
     store,
+    provenance: new ProvenanceStore(db),
     config,
     log,
     async close() {

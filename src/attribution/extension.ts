@@ -1,0 +1,131 @@
+// The attribution service of a node (register `attributionExtension` in src/node/extensions.ts
+// after the infer extension). It opens the datanet store on the node's LevelDB, keeps adapter
+// provenance and full proofs, and offers `provider`, which the infer extension uses for receipts:
+// spans against the adapter's datanets with the served model's own tokenizer, else the plain
+// provenance commitment.
+import { readFile } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
+import { encodeCanonical } from '../crypto/cbor.ts'
+import { type Hex, sha256Hex } from '../crypto/hash.ts'
+import type { NodeConfig, Spec } from '../node/config/schema.ts'
+import type { NodeExtension } from '../node/extensions.ts'
+import type { NodeComponents, Service } from '../node/services.ts'
+import { parseModelConfig } from '../runtime/model/config.ts'
+import { Attributor } from './attribute.ts'
+import { DEFAULT_MIN_SPAN_TOKENS } from './constants.ts'
+import { DatanetStore } from './datanet-store.ts'
+import { SpanIndexCache } from './index-file.ts'
+import { modelTextEncoder } from './model-tokenizer.ts'
+import { ProvenanceStore } from './provenance-store.ts'
+import { AttributionProofStore, type JobOutput, spanAttributionProvider } from './provider.ts'
+import type { AttributionSummary } from './types.ts'
+
+export interface AttributionConfig {
+  /** shortest output span (tokens) credited to a datanet */
+  minSpanTokens: number
+}
+
+export const ATTRIBUTION_CONFIG_SPEC: Spec = {
+  type: 'section',
+  fields: { minSpanTokens: { type: 'int', min: 1, max: 4096 } }
+}
+export const ATTRIBUTION_CONFIG_DEFAULTS: AttributionConfig = { minSpanTokens: DEFAULT_MIN_SPAN_TOKENS }
+
+/** Where datanet chunks and span indexes live (the CLI uses the same place). */
+export function datanetDir(dataDir: string): string {
+  return join(dataDir, 'datanets')
+}
+
+/** What a node reports for a job it cannot attribute by spans (as the infer protocol's default). */
+export function provenanceCommitment(job: Pick<JobOutput, 'modelHash' | 'adapter'>): AttributionSummary {
+  return {
+    method: 'provenance',
+    datanets: [],
+    contributors: [],
+    proofHash: sha256Hex(encodeCanonical({ modelHash: job.modelHash, adapter: job.adapter }))
+  }
+}
+
+interface ServedModels {
+  models(): { modelId: string; weightsHash: Hex }[]
+}
+
+export interface AttributionService extends Service {
+  store: DatanetStore
+  provenance: ProvenanceStore
+  proofs: AttributionProofStore
+  provider: (job: JobOutput) => Promise<AttributionSummary>
+}
+
+function attributionService(components: NodeComponents): AttributionService {
+  const cfg = {
+    ...ATTRIBUTION_CONFIG_DEFAULTS,
+    ...((components.config as NodeConfig & { attribution?: Partial<AttributionConfig> }).attribution ?? {})
+  }
+  const log = components.logger.child('attribution')
+  const store = new DatanetStore({
+    db: components.db,
+    dataDir: datanetDir(components.dataDir.path),
+    logger: log
+  })
+  const provenance = new ProvenanceStore(components.db)
+  const proofs = new AttributionProofStore(components.db)
+  const modelDirs = ((components.config as { infer?: { models?: string[] } }).infer?.models ?? []).map((d) =>
+    resolve(d)
+  )
+  // modelId → attributor with that model's tokenizer; built on the first job of the model.
+  const byModel = new Map<string, Promise<Attributor>>()
+  const attributorFor = async (modelId: string): Promise<Attributor | undefined> => {
+    let p = byModel.get(modelId)
+    if (!p) {
+      p = (async () => {
+        for (const dir of modelDirs) {
+          const conf = parseModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')))
+          if ((conf.nameOrPath ?? basename(dir)) !== modelId) continue
+          const { encoder, tokenizerId } = await modelTextEncoder(dir)
+          const indexes = new SpanIndexCache({ store, tokenizer: encoder, logger: log }, { tokenizerId })
+          return new Attributor({ store, indexes, logger: log }, { minSpanTokens: cfg.minSpanTokens })
+        }
+        throw new Error(`no configured model directory has modelId ${modelId}`)
+      })()
+      byModel.set(modelId, p)
+      p.catch(() => byModel.delete(modelId))
+    }
+    return p
+  }
+  const provide = async (job: JobOutput): Promise<AttributionSummary> => {
+    const p = await provenance.get(job.adapter)
+    if (!p) return provenanceCommitment(job)
+    const served = components.services.serving as ServedModels | undefined
+    const model = served?.models().find((m) => m.weightsHash === job.modelHash)
+    const attributor = model ? await attributorFor(model.modelId) : undefined
+    return spanAttributionProvider({
+      attributor: () => attributor,
+      provenanceOf: () => p,
+      fallback: provenanceCommitment,
+      proofs,
+      logger: log
+    })(job)
+  }
+  return {
+    store,
+    provenance,
+    proofs,
+    provider: async (job) => {
+      try {
+        return await provide(job)
+      } catch (err) {
+        // A receipt is still owed: attribution failing (a missing index, a bad provenance entry)
+        // degrades to the commitment instead of failing the job.
+        log.warn('attribution failed; receipt carries the provenance commitment', { jobId: job.jobId, err })
+        return provenanceCommitment(job)
+      }
+    }
+  }
+}
+
+export const attributionExtension: NodeExtension = {
+  name: 'attribution',
+  config: { attribution: { spec: ATTRIBUTION_CONFIG_SPEC, defaults: ATTRIBUTION_CONFIG_DEFAULTS } },
+  services: () => ({ attribution: attributionService })
+}

@@ -1,0 +1,113 @@
+// A job through a real node (libp2p on 127.0.0.1, the infer protocol, engine, ORT) whose output
+// quotes a datanet contribution: the signed receipt credits that contribution's contributor, and
+// the full proof the node kept verifies offline against the published root.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { type AttributionService, attributionExtension } from '../../src/attribution/extension.ts'
+import { modelTextEncoder } from '../../src/attribution/model-tokenizer.ts'
+import { verifyAttribution } from '../../src/attribution/verify.ts'
+import type { InferClient } from '../../src/client/client.ts'
+import { createClientHost } from '../../src/client/host.ts'
+import type { OpenLoraNode } from '../../src/node/node.ts'
+import { inferExtension } from '../../src/protocols/infer/extension.ts'
+import { Tokenizer } from '../../src/runtime/tokenizer.ts'
+import { addrOf, type Fixtures, makeFixtures, serving, startNode } from './infer-fixture.ts'
+
+const root = await mkdtemp(join(tmpdir(), 'attribution-job-'))
+const BOB = '0x0000000000000000000000000000000000000b0b'
+let fx: Fixtures
+let node: OpenLoraNode
+let client: InferClient
+let stopClient: () => Promise<void>
+
+test.before(async () => {
+  fx = await makeFixtures(root, 1)
+  node = await startNode(root, 'n1', fx, {
+    overrides: { extensions: [inferExtension, attributionExtension] }
+  })
+  ;({ client, stop: stopClient } = await createClientHost())
+})
+test.after(async () => {
+  await stopClient?.()
+  await node?.stop().catch(() => {})
+  await rm(root, { recursive: true, force: true })
+})
+
+/** Longest run of `a` found in `b` (token ids that survive decode → encode). */
+function longestCommonRun(a: number[], b: number[]): number {
+  let best = 0
+  for (let i = 0; i < a.length; i++)
+    for (let j = 0; j < b.length; j++) {
+      let k = 0
+      while (i + k < a.length && j + k < b.length && a[i + k] === b[j + k]) k++
+      best = Math.max(best, k)
+    }
+  return best
+}
+
+test('a job whose output quotes a contribution credits its contributor in the signed receipt', async () => {
+  const model = serving(node).models()[0]!.modelId
+  const cid = (await serving(node).store()!.import(fx.adapterDirs[0]!)).cid
+  const tok = await Tokenizer.fromDir(fx.modelDir)
+  const svc = node.services.attribution as AttributionService
+  const job = (promptIds: number[]) =>
+    client.infer(addrOf(node), { model, adapter: cid, promptIds, params: { maxNewTokens: 48 } })
+
+  // 1. A first job, before any provenance: the receipt carries only the provenance commitment.
+  // Greedy output of a random model is partly invalid UTF-8, so pick a prompt whose output keeps
+  // a run of at least 8 tokens through decode → encode (what a datanet stores is text).
+  let prompt: number[] = []
+  let first: Awaited<ReturnType<typeof job>> | undefined
+  for (const p of [
+    [1, 17, 42, 99, 7, 3, 250],
+    [9, 8, 7, 6, 5],
+    [40, 41, 42, 43],
+    [100, 200, 300]
+  ]) {
+    const r = await job(p)
+    const back = tok.encode(tok.decode(r.outputIds), { addSpecialTokens: false })
+    if (longestCommonRun(r.outputIds, back) >= 8) {
+      prompt = p
+      first = r
+      break
+    }
+  }
+  assert.ok(first, 'one of the prompts gives an output that survives decode → encode for 8+ tokens')
+  assert.is(first!.receipt.body.attribution.method, 'provenance')
+  assert.equal(first!.receipt.body.attribution.contributors, [])
+
+  // 2. Bob contributes that text to a datanet; the adapter declares it as its training data.
+  const dn = await svc.store.createDatanet({ name: 'quotes', owner: BOB })
+  await svc.store.contribute(dn.id, {
+    text: `Some preface. ${tok.decode(first!.outputIds)} The end.`,
+    contributor: BOB
+  })
+  const v = await svc.store.publish(dn.id)
+  await svc.provenance.set(cid, { datanets: [{ id: dn.id, version: 1, bp: 10_000 }] })
+
+  // 3. The same job again (greedy: the same output) is now attributed to Bob by spans.
+  const second = await job(prompt)
+  assert.equal(second.outputIds, first!.outputIds)
+  assert.ok(second.verification?.ok, JSON.stringify(second.verification))
+  const a = second.receipt.body.attribution
+  assert.is(a.method, 'spans')
+  assert.equal(a.contributors, [{ address: BOB, bp: 10_000 }])
+  assert.equal(a.datanets, [{ id: dn.id, bp: 10_000 }])
+
+  // 4. The node kept the full proof; it verifies offline with the tokenizer and the receipt.
+  const proof = await svc.proofs.get(second.jobId)
+  assert.ok(proof, 'the node kept the proof under the job id')
+  const { encoder } = await modelTextEncoder(fx.modelDir)
+  const res = verifyAttribution(proof, [{ datanetId: dn.id, version: 1, root: v.root }], {
+    tokenizer: encoder,
+    outputIds: second.outputIds,
+    summary: a
+  })
+  assert.equal(res.failures, [])
+  assert.ok(res.checked.spans >= 1)
+})
+
+test.run()
