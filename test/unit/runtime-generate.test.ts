@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { generate, type TokenEvent } from '../../src/runtime/generate.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
@@ -196,6 +198,62 @@ test('openlora generate --json prints the greedy ids; --logits writes the prompt
   })
   assert.is(bad.status, 2)
   assert.match(bad.stderr, /exactly one of --prompt and --prompt-ids/)
+})
+
+test('openlora generate --adapter --chat runs the chat prompt through the adapter', async () => {
+  const adapterDir = join(root, 'adapter')
+  await makeAdapter({
+    model: modelDir,
+    out: adapterDir,
+    rank: 4,
+    targets: ['q_proj', 'v_proj', 'down_proj'],
+    seed: 5
+  })
+  const adapter = await loadPeftAdapter(adapterDir, model.config)
+  const promptIds = model.tokenizer!.encodeChat([{ role: 'user', content: 'hello there' }], {
+    addGenerationPrompt: true
+  })
+  const withAdapter = await loadModel(modelDir, {
+    cacheDir,
+    maxBatch: 1,
+    maxSeqLen: 128,
+    pool: { slots: 2, maxRank: 4, targets: adapter.config.targets }
+  })
+  let want: number[]
+  try {
+    withAdapter.pools.write(1, adapter)
+    want = (await run(generate(withAdapter, { promptIds, params: { maxNewTokens: 6 }, slot: 1 }))).done
+      .outputIds
+  } finally {
+    await withAdapter.dispose()
+  }
+  const base = (await run(generate(model, { promptIds, params: { maxNewTokens: 6 } }))).done.outputIds
+  assert.not.equal(want, base, 'the adapter changes the greedy tokens')
+  const res = spawnSync(
+    process.execPath,
+    [
+      'src/node/cli/main.ts',
+      'generate',
+      '--model',
+      modelDir,
+      '--adapter',
+      adapterDir,
+      '--prompt',
+      'hello there',
+      '--chat',
+      '--max-tokens',
+      '6',
+      '--json',
+      '--cache-dir',
+      cacheDir
+    ],
+    { encoding: 'utf8', env: { ...process.env, OPENLORA_LOG_LEVEL: 'silent' } }
+  )
+  assert.is(res.status, 0, res.stderr)
+  const out = JSON.parse(res.stdout.trim().split('\n').at(-1)!)
+  assert.equal(out.promptIds, promptIds)
+  assert.equal(out.outputIds, want)
+  assert.is(out.adapter, adapter.cid)
 })
 
 test.run()
