@@ -108,6 +108,15 @@ test('create, contribute, publish, show, attribute and verify-proof from the com
   assert.is(shown.versions[0].root, v.root)
   assert.match((await cli('datanet', 'show')).out, /stories {2}v1 {2}2 contributions/)
 
+  const adapterCid = 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'
+  const prov = await cli('datanet', 'provenance', '--adapter', adapterCid, '--datanet', id, '--json')
+  assert.is(prov.code, 0, prov.err)
+  assert.equal(JSON.parse(prov.out).provenance, { datanets: [{ id, version: 1, bp: 10_000 }] })
+  assert.match((await cli('datanet', 'provenance')).out, new RegExp(`${adapterCid} {2}${id}@1 {2}10000 bp`))
+  const badProv = await cli('datanet', 'provenance', '--adapter', adapterCid, '--datanet', `${id}=9000`)
+  assert.is(badProv.code, 1)
+  assert.match(badProv.err, /sum to exactly 10000 bp, got 9000/)
+
   const proofFile = join(dir, 'proof.json')
   const text = 'Then the lighthouse keeper wrote every evening about the ships, the weather and the gulls.'
   const attr = await cli(
