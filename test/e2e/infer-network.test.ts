@@ -20,6 +20,7 @@ import { emptyCapabilities, StaticCapabilitySource } from '../../src/protocols/a
 import { decodeResponseFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import { INFER_PROTOCOL, MAX_REQUEST_FRAME_BYTES } from '../../src/protocols/infer/constants.ts'
 import { InferError } from '../../src/protocols/infer/errors.ts'
+import type { InferService } from '../../src/protocols/infer/infer.ts'
 import { verifyReceipt } from '../../src/protocols/infer/receipt.ts'
 import { addrOf, type Fixtures, makeFixtures, sees, serving, startNode, until } from './infer-fixture.ts'
 
@@ -244,6 +245,31 @@ test('limits and unknown names return typed errors, never a crash', async () => 
     codes.join(',')
   )
 })
+
+test('a client closing its stream cancels the job on the serving node behind the relay', async () => {
+  const before = serving(n4).engine!.metrics().aborted
+  const ac = new AbortController()
+  let tokens = 0
+  const e = await code(
+    client.infer(
+      addrOf(n1),
+      { model, adapter: cidB, promptIds: PROMPT, params: { maxNewTokens: 250 } },
+      {
+        signal: ac.signal,
+        onToken: () => {
+          if (++tokens === 2) ac.abort()
+        }
+      }
+    )
+  )
+  assert.is(e, 'DEADLINE_EXCEEDED')
+  await until('n4 aborted the job', () => serving(n4).engine!.metrics().aborted > before, 10_000)
+  await until('n1 and n4 hold no job', () => activeJobs(n1) === 0 && activeJobs(n4) === 0, 10_000)
+})
+
+function activeJobs(n: OpenLoraNode): number {
+  return (n.services.infer as InferService).activeJobs
+}
 
 test('killing the serving node mid-job gives the client a clean failover or a typed error', async () => {
   let killed = false
