@@ -43,6 +43,8 @@ export interface ClaimOutcome {
 }
 
 const CHUNK = 500
+/** planned pools not seen on-chain after this long belong to claims that were never mined */
+const STALE_POOL_MS = 24 * 3600_000
 
 export class Claimer {
   private readonly chain: ChainClient
@@ -129,7 +131,12 @@ export class Claimer {
       const known = new Set((await this.store.allPools()).map((p) => p.poolId).filter((x) => x != null))
       for (const p of open) {
         const hit = funded.find((f) => f.root === p.root && !known.has(f.poolId.toString()))
-        if (!hit) continue
+        if (!hit) {
+          // a claim that never made it on-chain: its vouchers are claimed again with a new plan,
+          // so the old tree only makes every later reconcile scan the event history
+          if (Date.now() - p.createdAt > STALE_POOL_MS) await this.store.deletePool(p)
+          continue
+        }
         known.add(hit.poolId.toString())
         await this.store.savePool({ ...p, poolId: hit.poolId.toString() })
       }
@@ -255,6 +262,8 @@ export class Claimer {
         }
       } catch (err) {
         if (!(err instanceof ChainCallError) || !err.revert) throw err
+        // a revert is seen in simulation, before anything is sent: the planned trees are void
+        for (const p of plan.pools) await this.store.deletePool({ createdAt, root: p.tree.root })
         const args = revertArgs(err) ?? []
         const reason = err.revert
         if (reason === 'AttributionMismatch' || reason === 'BadAttribution') {

@@ -225,6 +225,10 @@ export class VoucherStore {
     await this.pools.put(`${String(p.createdAt).padStart(16, '0')}!${p.root}`, p)
   }
 
+  async deletePool(p: Pick<PoolRecord, 'createdAt' | 'root'>): Promise<void> {
+    await this.pools.del(`${String(p.createdAt).padStart(16, '0')}!${p.root}`)
+  }
+
   async allPools(): Promise<PoolRecord[]> {
     return this.pools.values().all()
   }

@@ -198,6 +198,10 @@ it('a voucher the chain refuses (escrow short) does not block the rest of the ba
   assert.equal(out[0]!.vouchers, 1)
   assert.equal(await node.claimedOf(clients[1]!.address, nodeAcc.address, adapterA), 1n * OPEN)
   assert.equal(await node.claimedOf(poor.address, nodeAcc.address, adapterA), 0n)
+  // the refused attempt's planned contributor tree was dropped; the sent one has its pool id
+  const pools = await store.allPools()
+  assert.equal(pools.length, 1)
+  assert.ok(pools[0]!.poolId != null)
   // the refused voucher stays in the store and is claimed once the client has deposited enough
   assert.equal(await claimer.pendingAmount(), 5n * OPEN)
   await new ChainClient({ ...chain, account: poor }).deposit(10n * OPEN)
