@@ -7,10 +7,8 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Address } from 'viem'
-import { type SignedVoucher, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
-import { encodeCanonical } from '../../crypto/cbor.ts'
-import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
+import type { Hex } from '../../crypto/hash.ts'
 import {
   LatencyTracker,
   type PeerDirectory,
@@ -18,13 +16,7 @@ import {
   type RouteTarget,
   whyNoRoute
 } from '../routing/router.ts'
-import type {
-  AdapterFetcher,
-  AttributionProvider,
-  GenerateRequest,
-  PaymentGate,
-  ServingBackend
-} from './backend.ts'
+import type { AdapterFetcher, AttributionProvider, PaymentGate, ServingBackend } from './backend.ts'
 import {
   decodeRequestFrame,
   errorFrame,
@@ -34,16 +26,14 @@ import {
 } from './codec.ts'
 import * as C from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
+import { forwardJob } from './forward.ts'
+import type { Job } from './job.ts'
 import { PeerLimits } from './limits.ts'
-import {
-  adapterIdOf,
-  amountDueFor,
-  type ReceiptBody,
-  type ReceiptDomain,
-  signReceipt,
-  ZERO_ADDRESS
-} from './receipt.ts'
-import { framed, readResponses, writeFrame } from './stream.ts'
+import { type LocalContext, serveLocal } from './local.ts'
+import { type ReceiptDomain, ZERO_ADDRESS } from './receipt.ts'
+import { framed, writeFrame } from './stream.ts'
+
+export { provenanceAttribution } from './local.ts'
 
 export interface InferInit {
   /** wei per 1,000 tokens, decimal string */
@@ -91,25 +81,8 @@ export interface InferComponents {
   logger?: Logger
 }
 
-interface Job {
-  frame: RequestFrame
-  remote: string
-  signal: AbortSignal
-  /** `raw`: the frame's encoding as already checked (a relay forwards it as is) */
-  send(frame: ResponseFrame, raw?: Uint8Array): Promise<void>
-  /** true once a token frame went to the client: from then on no failover */
-  streamed: boolean
-}
-
 const RETRYABLE = new Set(['BUSY', 'INTERNAL', 'ADAPTER_NOT_FOUND', 'MODEL_NOT_FOUND', 'RATE_LIMITED'])
 const emptyPeers: PeerDirectory = { query: () => [] }
-
-export const provenanceAttribution: AttributionProvider = (ctx) => ({
-  method: 'provenance',
-  datanets: [],
-  contributors: [],
-  proofHash: sha256Hex(encodeCanonical({ modelHash: ctx.modelHash, adapter: ctx.adapter }))
-})
 
 export class InferService {
   readonly #c: InferComponents
@@ -231,6 +204,10 @@ export class InferService {
     }
   }
 
+  #localContext(): LocalContext {
+    return { c: this.#c, init: this.#init, log: this.#log }
+  }
+
   async #fail(stream: Stream, lp: LengthPrefixedStream<Stream>, frame: ResponseFrame): Promise<void> {
     try {
       await writeFrame(lp, frame, AbortSignal.timeout(5_000))
@@ -318,8 +295,13 @@ export class InferService {
     let last: InferError | undefined
     for (const target of plan) {
       try {
-        if (target.kind === 'local') await this.#serveLocal(job, target.fetchFrom)
-        else await this.#forward(job, target.peerId)
+        if (target.kind === 'local') await serveLocal(job, target.fetchFrom, this.#localContext())
+        else
+          await forwardJob(job, target.peerId, {
+            host: this.#c.host,
+            self: this.#c.peerId,
+            latency: this.latency
+          })
         return
       } catch (err) {
         if (job.signal.aborted) throw err
@@ -340,187 +322,5 @@ export class InferService {
       }
     }
     throw last ?? new InferError('INTERNAL', 'no candidate could serve the job')
-  }
-
-  async #serveLocal(job: Job, fetchFrom: string[]): Promise<void> {
-    const { body } = job.frame
-    const backend = this.#c.backend
-    const model = backend?.models().find((m) => m.modelId === body.model)
-    if (!backend || !model) throw new InferError('MODEL_NOT_FOUND', `this node does not serve ${body.model}`)
-    if (body.adapter !== null && fetchFrom.length > 0) {
-      if (!this.#c.adapterFetcher)
-        throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
-      await this.#c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal })
-    }
-    const req: GenerateRequest = {
-      model: body.model,
-      adapter: body.adapter,
-      params: body.params,
-      signal: job.signal,
-      ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
-      ...(body.promptIds !== undefined ? { promptIds: body.promptIds } : {}),
-      ...(body.messages !== undefined ? { messages: body.messages } : {})
-    }
-    let promptTokens = body.promptIds?.length
-    if (backend.countPromptTokens && body.promptIds === undefined) {
-      promptTokens = await backend.countPromptTokens(req)
-      if (promptTokens > this.#init.maxPromptTokens)
-        throw new InferError(
-          'BAD_REQUEST',
-          `prompt has ${promptTokens} tokens; this node takes at most ${this.#init.maxPromptTokens}`,
-          { limit: 'maxPromptTokens' }
-        )
-    }
-    const gate = this.#c.payments?.()
-    const payment = gate ? await this.#checkPayment(gate, body, promptTokens) : undefined
-    const startedAt = Date.now()
-    const route = [...job.frame.route, this.#c.peerId]
-    await job.send({
-      t: 'accepted',
-      jobId: body.jobId,
-      servedBy: this.#c.peerId,
-      queuePosition: backend.load().queueDepth,
-      route
-    })
-    for await (const ev of backend.generate(req)) {
-      if (ev.type === 'token') {
-        await job.send({ t: 'token', index: ev.index, id: ev.id, text: ev.text })
-        continue
-      }
-      if (job.signal.aborted) throw job.signal.reason
-      const receiptBody: ReceiptBody = {
-        v: 1,
-        jobId: body.jobId,
-        peerId: this.#c.peerId,
-        operator: this.#c.operator.address,
-        modelId: model.modelId,
-        modelHash: model.weightsHash,
-        adapter: body.adapter,
-        inputHash: hashTokenIds(ev.promptIds),
-        outputHash: hashTokenIds(ev.outputIds),
-        promptTokens: ev.promptIds.length,
-        outputTokens: ev.outputIds.length,
-        pricePer1kTokens: this.#init.pricePer1kTokens,
-        amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, this.#init.pricePer1kTokens),
-        attribution: await (this.#c.attribution ?? provenanceAttribution)({
-          jobId: body.jobId,
-          modelHash: model.weightsHash,
-          adapter: body.adapter,
-          promptIds: ev.promptIds,
-          outputIds: ev.outputIds
-        }),
-        voucher: payment?.hash ?? null,
-        startedAt,
-        finishedAt: Math.max(startedAt, Date.now())
-      }
-      const receipt = await signReceipt(receiptBody, {
-        peerId: this.#c.peerId,
-        signPeer: (d) => this.#c.privateKey.sign(d),
-        operator: this.#c.operator as never,
-        domain: gate
-          ? { chainId: gate.domain.chainId, verifyingContract: gate.domain.settlement }
-          : this.#init.receiptDomain
-      })
-      // The payment is stored before the client sees the result (docs/CHAIN.md).
-      if (gate && payment)
-        await gate.recordPayment(payment.voucher, {
-          jobId: body.jobId,
-          amountDue: BigInt(receiptBody.amountDue),
-          attribution: {
-            datanets: receiptBody.attribution.datanets,
-            contributors: receiptBody.attribution.contributors
-          },
-          receipt
-        })
-      await job.send({
-        t: 'result',
-        jobId: body.jobId,
-        finishReason: ev.finishReason,
-        text: ev.text,
-        promptIds: ev.promptIds,
-        usage: { promptTokens: ev.promptIds.length, outputTokens: ev.outputIds.length },
-        timings: ev.timings,
-        receipt
-      })
-      this.#log.info('job served', {
-        jobId: body.jobId,
-        client: body.client,
-        adapter: body.adapter,
-        promptTokens: ev.promptIds.length,
-        outputTokens: ev.outputIds.length,
-        ms: Date.now() - startedAt
-      })
-      return
-    }
-    throw new InferError('INTERNAL', 'engine ended without a done event')
-  }
-
-  /** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
-  async #checkPayment(
-    gate: PaymentGate,
-    body: RequestFrame['body'],
-    promptTokens: number | undefined
-  ): Promise<{ voucher: SignedVoucher; hash: Hex } | undefined> {
-    const price = BigInt(this.#init.pricePer1kTokens)
-    if (body.voucher === null) {
-      if (price === 0n) return undefined
-      throw new InferError(
-        'PAYMENT_REQUIRED',
-        `this node charges ${price} wei per 1k tokens; send a voucher to operator ${this.#c.operator.address}`
-      )
-    }
-    const voucher = voucherFromJson(body.voucher)
-    // Without a tokenizer count, the prompt's characters bound its tokens from above.
-    const prompt =
-      promptTokens ??
-      (body.prompt?.length ?? 0) + (body.messages?.reduce((n, m) => n + m.content.length + 8, 0) ?? 0)
-    const maxAmountDue = BigInt(amountDueFor(prompt, body.params.maxNewTokens, this.#init.pricePer1kTokens))
-    await gate.checkVoucher(voucher, { adapterId: adapterIdOf(body.adapter), maxAmountDue })
-    return { voucher, hash: voucherHash(gate.domain, voucher) }
-  }
-
-  async #forward(job: Job, peerId: string): Promise<void> {
-    const { body } = job.frame
-    const t0 = performance.now()
-    const out = await this.#c.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
-      signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_ACCEPT_TIMEOUT_MS)]),
-      // the protocol id rides with the request: one round trip less per forwarded job
-      negotiateFully: false
-    })
-    const onAbort = () => out.abort(new Error('job cancelled upstream'))
-    job.signal.addEventListener('abort', onAbort, { once: true })
-    try {
-      const lp = framed(out, C.MAX_RESPONSE_FRAME_BYTES)
-      await writeFrame(lp, { ...job.frame, route: [...job.frame.route, this.#c.peerId] }, job.signal)
-      let accepted = false
-      for await (const { frame: f, data } of readResponses(lp, job.signal)) {
-        if (!accepted && f.t === 'accepted') {
-          accepted = true
-          this.latency.record(peerId, performance.now() - t0)
-        }
-        if (f.t === 'error' && !job.streamed) {
-          throw new InferError(
-            f.code,
-            `${peerId}: ${f.message}`,
-            f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}
-          )
-        }
-        if ('jobId' in f && f.jobId !== null && f.jobId !== body.jobId)
-          throw new InferError('INTERNAL', `${peerId} answered for another job`)
-        await job.send(f, data)
-        if (f.t === 'result' || f.t === 'error') {
-          await out.close().catch(() => {})
-          return
-        }
-      }
-      throw new InferError('INTERNAL', `${peerId} closed the stream before a result`)
-    } catch (err) {
-      out.abort(err as Error)
-      throw err instanceof InferError
-        ? err
-        : new InferError('INTERNAL', `forward to ${peerId} failed: ${(err as Error).message}`)
-    } finally {
-      job.signal.removeEventListener('abort', onAbort)
-    }
   }
 }

@@ -1,0 +1,61 @@
+// Forwarding a job to the next peer and relaying its frames to the client unchanged (each one
+// decoded and checked first). Errors before the first token reach the caller for failover.
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { LatencyTracker } from '../routing/router.ts'
+import * as C from './constants.ts'
+import { InferError } from './errors.ts'
+import type { InferHost } from './infer.ts'
+import type { Job } from './job.ts'
+import { framed, readResponses, writeFrame } from './stream.ts'
+
+export interface ForwardContext {
+  host: InferHost
+  self: string
+  latency: LatencyTracker
+}
+
+/** Sends the job on to `peerId` and relays its frames; fails (for failover) before any token. */
+export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext): Promise<void> {
+  const { body } = job.frame
+  const t0 = performance.now()
+  const out = await ctx.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
+    signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_ACCEPT_TIMEOUT_MS)]),
+    // the protocol id rides with the request: one round trip less per forwarded job
+    negotiateFully: false
+  })
+  const onAbort = () => out.abort(new Error('job cancelled upstream'))
+  job.signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    const lp = framed(out, C.MAX_RESPONSE_FRAME_BYTES)
+    await writeFrame(lp, { ...job.frame, route: [...job.frame.route, ctx.self] }, job.signal)
+    let accepted = false
+    for await (const { frame: f, data } of readResponses(lp, job.signal)) {
+      if (!accepted && f.t === 'accepted') {
+        accepted = true
+        ctx.latency.record(peerId, performance.now() - t0)
+      }
+      if (f.t === 'error' && !job.streamed) {
+        throw new InferError(
+          f.code,
+          `${peerId}: ${f.message}`,
+          f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}
+        )
+      }
+      if ('jobId' in f && f.jobId !== null && f.jobId !== body.jobId)
+        throw new InferError('INTERNAL', `${peerId} answered for another job`)
+      await job.send(f, data)
+      if (f.t === 'result' || f.t === 'error') {
+        await out.close().catch(() => {})
+        return
+      }
+    }
+    throw new InferError('INTERNAL', `${peerId} closed the stream before a result`)
+  } catch (err) {
+    out.abort(err as Error)
+    throw err instanceof InferError
+      ? err
+      : new InferError('INTERNAL', `forward to ${peerId} failed: ${(err as Error).message}`)
+  } finally {
+    job.signal.removeEventListener('abort', onAbort)
+  }
+}

@@ -1,0 +1,163 @@
+// Serving a job on this node: fetch the adapter when a peer has to supply it, check the payment,
+// run the engine, stream tokens, then sign the receipt (and store the payment) before the result.
+import { type SignedVoucher, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
+import type { Logger } from '../../common/log.ts'
+import { encodeCanonical } from '../../crypto/cbor.ts'
+import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
+import type { AttributionProvider, GenerateRequest, PaymentGate } from './backend.ts'
+import type { RequestFrame } from './codec.ts'
+import { InferError } from './errors.ts'
+import type { InferComponents, InferInit } from './infer.ts'
+import type { Job } from './job.ts'
+import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
+
+export interface LocalContext {
+  c: InferComponents
+  init: Required<InferInit>
+  log: Logger
+}
+
+export const provenanceAttribution: AttributionProvider = (ctx) => ({
+  method: 'provenance',
+  datanets: [],
+  contributors: [],
+  proofHash: sha256Hex(encodeCanonical({ modelHash: ctx.modelHash, adapter: ctx.adapter }))
+})
+
+export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContext): Promise<void> {
+  const { body } = job.frame
+  const backend = ctx.c.backend
+  const model = backend?.models().find((m) => m.modelId === body.model)
+  if (!backend || !model) throw new InferError('MODEL_NOT_FOUND', `this node does not serve ${body.model}`)
+  if (body.adapter !== null && fetchFrom.length > 0) {
+    if (!ctx.c.adapterFetcher)
+      throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
+    await ctx.c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal })
+  }
+  const req: GenerateRequest = {
+    model: body.model,
+    adapter: body.adapter,
+    params: body.params,
+    signal: job.signal,
+    ...(body.prompt !== undefined ? { prompt: body.prompt } : {}),
+    ...(body.promptIds !== undefined ? { promptIds: body.promptIds } : {}),
+    ...(body.messages !== undefined ? { messages: body.messages } : {})
+  }
+  let promptTokens = body.promptIds?.length
+  if (backend.countPromptTokens && body.promptIds === undefined) {
+    promptTokens = await backend.countPromptTokens(req)
+    if (promptTokens > ctx.init.maxPromptTokens)
+      throw new InferError(
+        'BAD_REQUEST',
+        `prompt has ${promptTokens} tokens; this node takes at most ${ctx.init.maxPromptTokens}`,
+        { limit: 'maxPromptTokens' }
+      )
+  }
+  const gate = ctx.c.payments?.()
+  const payment = gate ? await checkPayment(gate, body, promptTokens, ctx) : undefined
+  const startedAt = Date.now()
+  const route = [...job.frame.route, ctx.c.peerId]
+  await job.send({
+    t: 'accepted',
+    jobId: body.jobId,
+    servedBy: ctx.c.peerId,
+    queuePosition: backend.load().queueDepth,
+    route
+  })
+  for await (const ev of backend.generate(req)) {
+    if (ev.type === 'token') {
+      await job.send({ t: 'token', index: ev.index, id: ev.id, text: ev.text })
+      continue
+    }
+    if (job.signal.aborted) throw job.signal.reason
+    const receiptBody: ReceiptBody = {
+      v: 1,
+      jobId: body.jobId,
+      peerId: ctx.c.peerId,
+      operator: ctx.c.operator.address,
+      modelId: model.modelId,
+      modelHash: model.weightsHash,
+      adapter: body.adapter,
+      inputHash: hashTokenIds(ev.promptIds),
+      outputHash: hashTokenIds(ev.outputIds),
+      promptTokens: ev.promptIds.length,
+      outputTokens: ev.outputIds.length,
+      pricePer1kTokens: ctx.init.pricePer1kTokens,
+      amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, ctx.init.pricePer1kTokens),
+      attribution: await (ctx.c.attribution ?? provenanceAttribution)({
+        jobId: body.jobId,
+        modelHash: model.weightsHash,
+        adapter: body.adapter,
+        promptIds: ev.promptIds,
+        outputIds: ev.outputIds
+      }),
+      voucher: payment?.hash ?? null,
+      startedAt,
+      finishedAt: Math.max(startedAt, Date.now())
+    }
+    const receipt = await signReceipt(receiptBody, {
+      peerId: ctx.c.peerId,
+      signPeer: (d) => ctx.c.privateKey.sign(d),
+      operator: ctx.c.operator as never,
+      domain: gate
+        ? { chainId: gate.domain.chainId, verifyingContract: gate.domain.settlement }
+        : ctx.init.receiptDomain
+    })
+    // The payment is stored before the client sees the result (docs/CHAIN.md).
+    if (gate && payment)
+      await gate.recordPayment(payment.voucher, {
+        jobId: body.jobId,
+        amountDue: BigInt(receiptBody.amountDue),
+        attribution: {
+          datanets: receiptBody.attribution.datanets,
+          contributors: receiptBody.attribution.contributors
+        },
+        receipt
+      })
+    await job.send({
+      t: 'result',
+      jobId: body.jobId,
+      finishReason: ev.finishReason,
+      text: ev.text,
+      promptIds: ev.promptIds,
+      usage: { promptTokens: ev.promptIds.length, outputTokens: ev.outputIds.length },
+      timings: ev.timings,
+      receipt
+    })
+    ctx.log.info('job served', {
+      jobId: body.jobId,
+      client: body.client,
+      adapter: body.adapter,
+      promptTokens: ev.promptIds.length,
+      outputTokens: ev.outputIds.length,
+      ms: Date.now() - startedAt
+    })
+    return
+  }
+  throw new InferError('INTERNAL', 'engine ended without a done event')
+}
+
+/** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
+async function checkPayment(
+  gate: PaymentGate,
+  body: RequestFrame['body'],
+  promptTokens: number | undefined,
+  ctx: LocalContext
+): Promise<{ voucher: SignedVoucher; hash: Hex } | undefined> {
+  const price = BigInt(ctx.init.pricePer1kTokens)
+  if (body.voucher === null) {
+    if (price === 0n) return undefined
+    throw new InferError(
+      'PAYMENT_REQUIRED',
+      `this node charges ${price} wei per 1k tokens; send a voucher to operator ${ctx.c.operator.address}`
+    )
+  }
+  const voucher = voucherFromJson(body.voucher)
+  // Without a tokenizer count, the prompt's characters bound its tokens from above.
+  const prompt =
+    promptTokens ??
+    (body.prompt?.length ?? 0) + (body.messages?.reduce((n, m) => n + m.content.length + 8, 0) ?? 0)
+  const maxAmountDue = BigInt(amountDueFor(prompt, body.params.maxNewTokens, ctx.init.pricePer1kTokens))
+  await gate.checkVoucher(voucher, { adapterId: adapterIdOf(body.adapter), maxAmountDue })
+  return { voucher, hash: voucherHash(gate.domain, voucher) }
+}
