@@ -228,6 +228,12 @@ export class ModelRunner {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.admit()
+      // acquires of hot and warm adapters settle within a turn of the event loop: let them, so
+      // requests that arrived together prefill together instead of one step apart
+      if (this.running.some((j) => j.phase === 'loading')) {
+        await new Promise((r) => setImmediate(r))
+        if (this.stopped) break
+      }
       const ready = this.running.filter((j) => j.phase === 'prefill' || j.phase === 'decode')
       const plan = planStep(ready, this.limits)
       if (plan.rows.length === 0) {
