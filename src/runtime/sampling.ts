@@ -59,50 +59,116 @@ export function createRng(seed: number): () => number {
   }
 }
 
+/** The k-th largest value (1-based) of `values`, by quickselect on a copy: O(n), no full sort. */
+function kthLargest(values: Float32Array, k: number): number {
+  const a = Float32Array.from(values)
+  let lo = 0
+  let hi = a.length - 1
+  const want = k - 1
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >>> 1]!
+    let i = lo
+    let j = hi
+    while (i <= j) {
+      while (a[i]! > pivot) i++
+      while (a[j]! < pivot) j--
+      if (i <= j) {
+        const t = a[i]!
+        a[i] = a[j]!
+        a[j] = t
+        i++
+        j--
+      }
+    }
+    if (want <= j) hi = j
+    else if (want >= i) lo = i
+    else break
+  }
+  return a[want]!
+}
+
+const F32 = new Float32Array(1)
+const U32 = new Uint32Array(F32.buffer)
+/** A uint32 that orders like the float32 value (larger float → larger key). */
+function orderKey(v: number): number {
+  F32[0] = v
+  const u = U32[0]!
+  return (u & 0x80000000 ? ~u : u | 0x80000000) >>> 0
+}
+
+/**
+ * Sorts token ids by logit, descending, ties by lower id. Packs (logit order, id) into one float64
+ * per token so the engine's native numeric sort does the work (a comparator sort of a 49k
+ * vocabulary took ~35 ms); ids must be < 2^21, larger vocabularies use the comparator.
+ */
+function sortByLogitDesc(ids: Int32Array, logits: Float32Array): Int32Array {
+  if (logits.length > 1 << 21) return ids.sort((a, b) => logits[b]! - logits[a]! || a - b)
+  const keys = new Float64Array(ids.length)
+  for (let j = 0; j < ids.length; j++) {
+    const i = ids[j]!
+    keys[j] = (0xffffffff - orderKey(logits[i]!)) * 2 ** 21 + i
+  }
+  keys.sort()
+  for (let j = 0; j < ids.length; j++) ids[j] = keys[j]! % 2 ** 21
+  return ids
+}
+
 export function sample(logits: Float32Array, params: SamplingParams, rng: () => number): number {
   const T = params.temperature ?? 0
   if (T === 0) return argmax(logits)
   const V = logits.length
   let max = Number.NEGATIVE_INFINITY
   for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!
-
-  // candidates in descending logit order; top-k and top-p only ever need the head of that order,
-  // so the sort is skipped when neither is set
   const k = params.topK && params.topK > 0 ? Math.min(params.topK, V) : V
   const p = params.topP ?? 1
-  let idx: Int32Array
-  if (k < V || p < 1) {
-    idx = Int32Array.from({ length: V }, (_, i) => i)
-    idx.sort((a, b) => logits[b]! - logits[a]! || a - b)
-    idx = idx.subarray(0, k)
+
+  // candidates: the top k (ties at the k-th value broken by the lower id), found by quickselect
+  let cand: Int32Array
+  if (k < V) {
+    const kth = kthLargest(logits, k)
+    cand = new Int32Array(k)
+    let n = 0
+    for (let i = 0; i < V && n < k; i++) if (logits[i]! > kth) cand[n++] = i
+    for (let i = 0; i < V && n < k; i++) if (logits[i]! === kth) cand[n++] = i
   } else {
-    idx = Int32Array.from({ length: V }, (_, i) => i)
+    cand = new Int32Array(V)
+    for (let i = 0; i < V; i++) cand[i] = i
   }
-  const probs = new Float64Array(idx.length)
-  let sum = 0
-  for (let j = 0; j < idx.length; j++) {
-    const e = Math.exp((logits[idx[j]!]! - max) / T)
-    probs[j] = e
-    sum += e
-  }
-  let n = idx.length
   if (p < 1) {
-    // smallest prefix (in descending order) whose mass reaches p; always at least one token
+    let sum = 0
+    for (let j = 0; j < cand.length; j++) sum += Math.exp((logits[cand[j]!]! - max) / T)
+    // A token in the nucleus has probability > (1 − p) / |candidates| (the tokens no more likely
+    // than it hold more than 1 − p of the mass, and there are at most |candidates| of them), so
+    // only those need sorting: usually a few hundred, not the vocabulary.
+    const floor = ((1 - p) / cand.length) * sum
+    let kept = 0
+    for (let j = 0; j < cand.length; j++) {
+      if (Math.exp((logits[cand[j]!]! - max) / T) > floor) cand[kept++] = cand[j]!
+    }
+    if (kept === 0) return argmax(logits)
+    cand = sortByLogitDesc(cand.subarray(0, kept), logits)
+    // smallest prefix in descending order whose mass reaches p (of the top-k mass); at least one
     let acc = 0
-    for (let j = 0; j < idx.length; j++) {
-      acc += probs[j]! / sum
+    let n = cand.length
+    for (let j = 0; j < cand.length; j++) {
+      acc += Math.exp((logits[cand[j]!]! - max) / T) / sum
       if (acc >= p) {
         n = j + 1
         break
       }
     }
-    sum = 0
-    for (let j = 0; j < n; j++) sum += probs[j]!
+    cand = cand.subarray(0, n)
   }
+  // the draw walks the chosen tokens in id order (a fixed rule, so a seed gives the same token on
+  // every node)
+  cand.sort()
+  const w = new Float64Array(cand.length)
+  let sum = 0
+  for (let j = 0; j < cand.length; j++) sum += w[j] = Math.exp((logits[cand[j]!]! - max) / T)
   let r = rng() * sum
-  for (let j = 0; j < n; j++) {
-    r -= probs[j]!
-    if (r < 0) return idx[j]!
+  for (let j = 0; j < cand.length; j++) {
+    r -= w[j]!
+    if (r < 0) return cand[j]!
   }
-  return idx[n - 1]!
+  return cand[cand.length - 1]!
 }

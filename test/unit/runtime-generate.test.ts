@@ -81,6 +81,65 @@ test('sample: temperature 1 follows softmax; top-k and top-p stay inside their s
   assert.throws(() => checkSamplingParams({ topK: 1.5 }), /topK/)
 })
 
+/** The plain definition: sort everything, cut top-k, cut the top-p prefix, draw. */
+function naiveSample(
+  logits: Float32Array,
+  p: { temperature: number; topK?: number; topP?: number },
+  rng: () => number
+) {
+  const ids = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b)
+  const kept = ids.slice(0, p.topK && p.topK > 0 ? p.topK : ids.length)
+  const max = logits[kept[0]!]!
+  const w = kept.map((i) => Math.exp((logits[i]! - max) / p.temperature))
+  const total = w.reduce((a, b) => a + b, 0)
+  let n = kept.length
+  if (p.topP !== undefined && p.topP < 1) {
+    let acc = 0
+    for (let j = 0; j < kept.length; j++) {
+      acc += w[j]! / total
+      if (acc >= p.topP) {
+        n = j + 1
+        break
+      }
+    }
+  }
+  // the draw walks the chosen tokens in id order
+  const chosen = kept.slice(0, n).sort((a, b) => a - b)
+  const cw = chosen.map((i) => Math.exp((logits[i]! - max) / p.temperature))
+  const sum = cw.reduce((a, b) => a + b, 0)
+  let r = rng() * sum
+  for (let j = 0; j < chosen.length; j++) {
+    r -= cw[j]!
+    if (r < 0) return chosen[j]!
+  }
+  return chosen.at(-1)!
+}
+
+test('sample draws what the plain sort-everything definition draws (top-k, top-p, ties)', () => {
+  const gen = createRng(3)
+  for (const V of [7, 1000, 49152]) {
+    // coarse values make many ties; a spread of scales makes peaked and flat distributions
+    const logits = Float32Array.from({ length: V }, () => Math.round(gen() * 40) / 4)
+    for (const params of [
+      { temperature: 1 },
+      { temperature: 0.5, topK: 5 },
+      { temperature: 1.3, topP: 0.8 },
+      { temperature: 0.8, topK: 50, topP: 0.9 },
+      { temperature: 2, topK: V + 3, topP: 0.999 }
+    ]) {
+      const a = createRng(11)
+      const b = createRng(11)
+      for (let i = 0; i < 60; i++) {
+        assert.is(
+          sample(logits, params, a),
+          naiveSample(logits, params, b),
+          `V ${V} ${JSON.stringify(params)} draw ${i}`
+        )
+      }
+    }
+  }
+})
+
 test('greedy generation equals the reference forward pass token by token', async () => {
   const ref = await loadReference(modelDir)
   const ids = [...PROMPT]
