@@ -36,7 +36,14 @@ class StubBackend implements ServingBackend {
   models = () => [{ modelId: 'm', weightsHash: sha256Hex('w') }]
   adapterTier = (_model: string, _cid: string) => null
   load = () => ({ queueDepth: 0, freeSlots: 8 })
-  async *generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
+  busy = false
+  generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
+    // like the engine: a full queue is refused at once, before any event
+    if (this.busy)
+      throw Object.assign(new Error('queue full'), { code: 'BUSY', details: { retryAfterMs: 250 } })
+    return this.events(req)
+  }
+  async *events(req: GenerateRequest): AsyncIterable<TokenEvent> {
     if (req.signal) this.signals.push(req.signal)
     const promptIds = req.promptIds ?? [1, 2, 3]
     const out: number[] = []
@@ -199,6 +206,16 @@ test('typed errors: unknown model, unknown adapter, deadline passed, prompt too 
   const long = await refusal(client.infer('x', { ...input, prompt: undefined, promptIds: [1, 2, 3, 4, 5] }))
   assert.is(long.code, 'BAD_REQUEST')
   assert.match(long.message, /at most 4/)
+})
+
+test('an engine that refuses with BUSY gives the client BUSY with its retry hint and no accepted frame', async () => {
+  const { client, backend } = setup()
+  backend.busy = true
+  let accepted = 0
+  const e = await refusal(client.infer('x', input, { onAccepted: () => accepted++ }))
+  assert.is(e.code, 'BUSY')
+  assert.is(e.retryAfterMs, 250)
+  assert.is(accepted, 0)
 })
 
 test('per-peer limits: a second concurrent job gets RATE_LIMITED with a retry hint, never a crash', async () => {

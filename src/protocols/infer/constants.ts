@@ -61,5 +61,9 @@ export const DEFAULT_MAX_CONCURRENT_JOBS = 128
 /** Inbound streams libp2p lets one connection open for this protocol (> per-peer job limit so extra ones get a typed error instead of a reset). */
 export const MAX_INBOUND_STREAMS = 64
 export const MAX_OUTBOUND_STREAMS = 256
-/** How long an entry waits for a forwarded peer's `accepted` frame before trying the next one. */
-export const FORWARD_ACCEPT_TIMEOUT_MS = 15_000
+/**
+ * How long a relay waits for the dial and then for the first frame of a forwarded peer before
+ * trying the next one: twice the progress interval, since a peer fetching an adapter first
+ * sends only progress frames.
+ */
+export const FORWARD_FIRST_FRAME_TIMEOUT_MS = 2 * PROGRESS_INTERVAL_MS

@@ -19,17 +19,23 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
   const { body } = job.frame
   const t0 = performance.now()
   const out = await ctx.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
-    signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_ACCEPT_TIMEOUT_MS)]),
+    signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_FIRST_FRAME_TIMEOUT_MS)]),
     // the protocol id rides with the request: one round trip less per forwarded job
     negotiateFully: false
   })
   const onAbort = () => out.abort(new Error('job cancelled upstream'))
   job.signal.addEventListener('abort', onAbort, { once: true })
+  // A peer that takes the stream but never answers is given up on, so the next one can serve.
+  let heard = false
+  const silence = setTimeout(() => {
+    if (!heard) out.abort(new Error(`${peerId} sent nothing for ${C.FORWARD_FIRST_FRAME_TIMEOUT_MS} ms`))
+  }, C.FORWARD_FIRST_FRAME_TIMEOUT_MS)
   try {
     const lp = framed(out, C.MAX_RESPONSE_FRAME_BYTES)
     await writeFrame(lp, { ...job.frame, route: [...job.frame.route, ctx.self] }, job.signal)
     let accepted = false
     for await (const { frame: f, data } of readResponses(lp, job.signal)) {
+      heard = true
       if (!accepted && f.t === 'accepted') {
         accepted = true
         ctx.latency.record(peerId, performance.now() - t0)
@@ -56,6 +62,7 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
       ? err
       : new InferError('INTERNAL', `forward to ${peerId} failed: ${(err as Error).message}`)
   } finally {
+    clearTimeout(silence)
     job.signal.removeEventListener('abort', onAbort)
   }
 }

@@ -57,6 +57,9 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
   const payment = gate ? await checkPayment(gate, body, promptTokens, ctx) : undefined
   const startedAt = Date.now()
   const route = [...job.frame.route, ctx.c.peerId]
+  // generate() checks and queues at once (BUSY, limits), so a refusal comes before `accepted`
+  // and the job can still fail over without the client seeing a false start.
+  const events = backend.generate(req)
   await job.send({
     t: 'accepted',
     jobId: body.jobId,
@@ -64,7 +67,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
     queuePosition: backend.load().queueDepth,
     route
   })
-  for await (const ev of backend.generate(req)) {
+  for await (const ev of events) {
     if (ev.type === 'token') {
       await job.send({ t: 'token', index: ev.index, id: ev.id, text: ev.text })
       continue
