@@ -40,6 +40,7 @@ export function registerCoreRoutes(c: NodeComponents): void {
         freeSlots: b.freeSlots,
         pricePer1kTokens: b.pricePer1kTokens,
         seq: b.seq,
+        ts: b.ts,
         receivedAt,
         expires: b.expires
       }

@@ -1,43 +1,73 @@
-// Adverts carry dialable addresses, so a node that joined through one bootstrap peer can connect
-// to more peers as their adverts arrive, until it holds `targetPeers` connections. Without this a
-// swarm joined through its first node is a star, and gossipsub's mesh limits (D_hi = 12) would
-// leave leaves waiting a heartbeat for gossip instead of getting adverts pushed at once.
-import { multiaddr } from '@multiformats/multiaddr'
+// Keeps the node connected. Adverts carry dialable addresses, so a node that joined through one
+// bootstrap peer connects to more peers as their adverts arrive, until it holds `targetPeers`
+// (without this a swarm joined through its first node is a star, and gossipsub's mesh limit
+// D_hi = 12 would leave leaves waiting a heartbeat for gossip). A periodic check re-dials the
+// bootstrap peers and known peers while below target: libp2p's bootstrap module dials once, and
+// a busy first node (a whole swarm joining at once) may drop some of those first dials.
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../common/log.ts'
 import type { PeerEntry, PeerTable } from '../protocols/adverts/peer-table.ts'
 import type { Host } from './host.ts'
 
 /** Long enough for the other side's dial (a local handshake takes tens of ms) to land first. */
 const TIE_BREAK_DELAY_MS = 1_000
+/** How often the node checks it is still below target and re-dials. */
+const KEEPER_INTERVAL_MS = 5_000
+
+function peerOf(ma: Multiaddr): string | undefined {
+  return ma.getComponents().findLast((c) => c.name === 'p2p')?.value
+}
 
 export class AdvertDialer {
   readonly #host: Host
   readonly #table: PeerTable
   readonly #target: number
+  readonly #bootstrap: Multiaddr[]
   readonly #log: Logger
   readonly #dialing = new Set<string>()
   #running = false
+  #timer?: ReturnType<typeof setInterval>
   readonly #onUpdate = (e: Event): void => this.#consider((e as CustomEvent<PeerEntry>).detail)
 
-  constructor(host: Host, table: PeerTable, targetPeers: number, logger: Logger) {
+  constructor(host: Host, table: PeerTable, targetPeers: number, bootstrap: string[], logger: Logger) {
     this.#host = host
     this.#table = table
     this.#target = targetPeers
+    this.#bootstrap = bootstrap.map((a) => multiaddr(a))
     this.#log = logger.child('dialer')
   }
 
   start(): void {
     this.#running = true
     this.#table.addEventListener('update', this.#onUpdate)
+    this.#timer = setInterval(() => this.#keep(), KEEPER_INTERVAL_MS)
+    this.#timer.unref()
   }
 
   stop(): void {
     this.#running = false
+    clearInterval(this.#timer)
     this.#table.removeEventListener('update', this.#onUpdate)
   }
 
   #connected(peer: string): boolean {
     return this.#host.getConnections().some((c) => c.remotePeer.toString() === peer)
+  }
+
+  #belowTarget(): boolean {
+    return this.#host.getPeers().length + this.#dialing.size < this.#target
+  }
+
+  #keep(): void {
+    if (!this.#running || !this.#belowTarget()) return
+    for (const ma of this.#bootstrap) {
+      const peer = peerOf(ma)
+      if (peer && peer !== this.#host.peerId.toString()) this.#dialAddrs(peer, [ma])
+    }
+    for (const entry of this.#table.entries()) {
+      if (!this.#belowTarget()) break
+      this.#dial(entry)
+    }
   }
 
   #consider(entry: PeerEntry): void {
@@ -53,23 +83,26 @@ export class AdvertDialer {
   }
 
   #dial(entry: PeerEntry): void {
+    if (!this.#belowTarget()) return
     const peer = entry.peerId
-    if (!this.#running || this.#dialing.has(peer) || this.#connected(peer)) return
-    if (this.#host.getPeers().length + this.#dialing.size >= this.#target) return
     const addrs = entry.advert.body.addrs.flatMap((a) => {
       try {
         const ma = multiaddr(a)
-        return ma.getComponents().some((c) => c.name === 'p2p' && c.value === peer) ? [ma] : []
+        return peerOf(ma) === peer ? [ma] : []
       } catch {
         return []
       }
     })
-    if (addrs.length === 0) return
+    this.#dialAddrs(peer, addrs)
+  }
+
+  #dialAddrs(peer: string, addrs: Multiaddr[]): void {
+    if (!this.#running || addrs.length === 0 || this.#dialing.has(peer) || this.#connected(peer)) return
     this.#dialing.add(peer)
     this.#host
       .dial(addrs)
-      .then(() => this.#log.debug('dialed advertised peer', { peer }))
-      .catch((err) => this.#log.debug('could not dial advertised peer', { peer, err }))
+      .then(() => this.#log.debug('dialed peer', { peer }))
+      .catch((err) => this.#log.debug('could not dial peer', { peer, err }))
       .finally(() => this.#dialing.delete(peer))
   }
 }

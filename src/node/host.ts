@@ -63,7 +63,9 @@ export async function createHost(config: NodeConfig, privateKey: PrivateKey): Pr
       maxConnections: net.maxConnections,
       dialTimeout: net.dialTimeoutMs,
       // A local swarm dials its first node from one IP many times a second.
-      inboundConnectionThreshold: Math.max(5, net.maxConnections)
+      inboundConnectionThreshold: Math.max(5, net.maxConnections),
+      // ...and has that many handshakes in flight at once (libp2p's default is 10)
+      maxIncomingPendingConnections: Math.max(10, Math.min(net.maxConnections, 64))
     },
     services: {
       identify: identify(),

@@ -93,7 +93,13 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       { ...config.adverts, version: NODE_VERSION }
     )
     const admin = new AdminServer(dataDir.path, log)
-    const dialer = new AdvertDialer(libp2p, peerTable, config.network.targetPeers, log)
+    const dialer = new AdvertDialer(
+      libp2p,
+      peerTable,
+      config.network.targetPeers,
+      config.network.bootstrap,
+      log
+    )
     const components: NodeComponents = {
       config,
       logger: log,
