@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert'
 import defaults from '../../config/default.json' with { type: 'json' }
 import { envKey, loadConfig } from '../../src/node/config/load.ts'
 import { ConfigError } from '../../src/node/config/schema.ts'
+import { detectHardware, parseNvidiaSmi } from '../../src/node/hardware.ts'
 
 const tmp = mkdtempSync(join(tmpdir(), 'openlora-config-'))
 const file = (name: string, body: unknown): string => {
@@ -156,6 +157,20 @@ test('extension sections are validated like core ones', () => {
       }),
     'chain.rpcUrl'
   )
+})
+
+test('hardware: nvidia-smi CSV is parsed; a config GPU list overrides detection', async () => {
+  const gpus = parseNvidiaSmi('NVIDIA H100 80GB HBM3, 81559, 550.54.15\nNVIDIA L4, 23034, 550.54.15\n\n')
+  assert.equal(gpus, [
+    { name: 'NVIDIA H100 80GB HBM3', memoryMb: 81559, driver: '550.54.15' },
+    { name: 'NVIDIA L4', memoryMb: 23034, driver: '550.54.15' }
+  ])
+  assert.equal(parseNvidiaSmi('garbage'), [])
+  const sim = [{ name: 'Simulated A100', memoryMb: 40960, driver: 'sim' }]
+  const hw = await detectHardware({ detect: true, gpus: sim })
+  assert.equal(hw.gpus, sim)
+  assert.ok(hw.cpu.cores >= 1 && hw.cpu.ramMb > 0 && hw.cpu.model.length > 0)
+  assert.equal((await detectHardware({ detect: false, gpus: null })).gpus, [])
 })
 
 test.after(() => rmSync(tmp, { recursive: true, force: true }))
