@@ -38,6 +38,8 @@ export interface StartOptions {
   infer?: Partial<InferConfig>
   overrides?: NodeOverrides
   price?: string
+  /** run the admin endpoint (what `openlora peers` and `adapter list` ask) */
+  admin?: boolean
 }
 
 export async function startNode(
@@ -55,7 +57,7 @@ export async function startNode(
       set('network.listen', ['/ip4/127.0.0.1/tcp/0']),
       set('network.mdns', false),
       set('network.bootstrap', opts.bootstrap ?? []),
-      set('admin.enabled', false),
+      set('admin.enabled', opts.admin ?? false),
       set('adverts.heartbeatMs', 1000),
       set('adverts.debounceMs', 50),
       set('pricing.pricePer1kTokens', opts.price ?? '1000'),

@@ -4,6 +4,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { createClientHost } from '../../../client/host.ts'
 import type { ChatMessage } from '../../../protocols/infer/codec.ts'
+import { InferError } from '../../../protocols/infer/errors.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
 
 const MAX_MESSAGES_FILE_BYTES = 1024 * 1024
@@ -84,23 +85,38 @@ export const inferCommand: Command = {
     const json = values.json === true
     const { client, stop } = await createClientHost()
     try {
-      const r = await client.infer(
-        via,
-        {
-          model,
-          adapter: (values.adapter as string | undefined) ?? null,
-          ...(typeof values.prompt === 'string' ? { prompt: values.prompt } : {}),
-          ...(promptIds ? { promptIds } : {}),
-          ...(messages ? { messages } : {}),
-          params: {
-            maxNewTokens: intOption(values, 'max-tokens', 64),
-            ...(temperature !== undefined ? { temperature } : {}),
-            ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0) } : {})
+      let r: Awaited<ReturnType<typeof client.infer>>
+      try {
+        r = await client.infer(
+          via,
+          {
+            model,
+            adapter: (values.adapter as string | undefined) ?? null,
+            ...(typeof values.prompt === 'string' ? { prompt: values.prompt } : {}),
+            ...(promptIds ? { promptIds } : {}),
+            ...(messages ? { messages } : {}),
+            params: {
+              maxNewTokens: intOption(values, 'max-tokens', 64),
+              ...(temperature !== undefined ? { temperature } : {}),
+              ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0) } : {})
+            },
+            timeoutMs: intOption(values, 'timeout-ms', 120_000)
           },
-          timeoutMs: intOption(values, 'timeout-ms', 120_000)
-        },
-        { onToken: json ? undefined : (t) => process.stdout.write(t.text) }
-      )
+          { onToken: json ? undefined : (t) => process.stdout.write(t.text) }
+        )
+      } catch (err) {
+        // A typed refusal is an answer, not a crash: print its code (and retry hint) and exit 1.
+        if (!(err instanceof InferError)) throw err
+        const retry = err.retryAfterMs !== undefined ? ` (retry after ${err.retryAfterMs} ms)` : ''
+        if (json)
+          console.log(
+            JSON.stringify({
+              error: { code: err.code, message: err.message, retryAfterMs: err.retryAfterMs ?? null }
+            })
+          )
+        else console.error(`\nopenlora infer: ${err.code}: ${err.message}${retry}`)
+        return 1
+      }
       const record = {
         jobId: r.jobId,
         servedBy: r.servedBy,

@@ -1,0 +1,111 @@
+// The user's path through the CLI against a real node: `adapter add` (node stopped), `adapter
+// list` (live tiers from the running node), `infer --via … --out`, `verify` of that file and of a
+// tampered copy, and a typed refusal printed with its code.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { main } from '../../src/node/cli/main.ts'
+import type { OpenLoraNode } from '../../src/node/node.ts'
+import { addrOf, type Fixtures, makeFixtures, serving, startNode } from './infer-fixture.ts'
+
+const root = await mkdtemp(join(tmpdir(), 'infer-cli-'))
+let fx: Fixtures
+let node: OpenLoraNode | undefined
+
+/** Runs the CLI in-process and returns its exit code and what it printed. */
+async function cli(...argv: string[]): Promise<{ rc: number; out: string; err: string }> {
+  const out: string[] = []
+  const err: string[] = []
+  const log = console.log
+  const error = console.error
+  const write = process.stdout.write
+  console.log = (...a: unknown[]) => void out.push(a.join(' '))
+  console.error = (...a: unknown[]) => void err.push(a.join(' '))
+  process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write
+  try {
+    const rc = await main(argv)
+    return { rc, out: out.join('\n'), err: err.join('\n') }
+  } finally {
+    console.log = log
+    console.error = error
+    process.stdout.write = write
+  }
+}
+
+test.before(async () => {
+  fx = await makeFixtures(root, 1)
+})
+
+test.after(async () => {
+  await node?.stop()
+  await rm(root, { recursive: true, force: true })
+})
+
+test('adapter add, adapter list, infer, verify', async () => {
+  const dataDir = join(root, 'cli-node')
+  const added = await cli(
+    'adapter',
+    'add',
+    fx.adapterDirs[0]!,
+    '--data-dir',
+    dataDir,
+    '--model',
+    fx.modelDir,
+    '--json'
+  )
+  assert.is(added.rc, 0, added.err)
+  const { cid, added: isNew } = JSON.parse(added.out)
+  assert.ok(isNew)
+  assert.match(cid, /^bafyrei/)
+
+  node = await startNode(root, 'cli-node', fx, { admin: true })
+  const model = serving(node).models()[0]!.modelId
+  await serving(node).store()!.ensure(cid)
+  const listed = await cli('adapter', 'list', '--data-dir', dataDir, '--json')
+  assert.is(listed.rc, 0, listed.err)
+  const list = JSON.parse(listed.out)
+  assert.is(list.source, 'running node')
+  assert.equal(
+    list.adapters.map((a: { cid: string; tier: string }) => [a.cid, a.tier]),
+    [[cid, 'hot']]
+  )
+
+  const file = join(root, 'result.json')
+  const via = addrOf(node)
+  const run = await cli(
+    'infer',
+    '--via',
+    via,
+    '--model',
+    model,
+    '--adapter',
+    cid,
+    '--prompt-ids',
+    '1,2,3,4',
+    '--max-tokens',
+    '6',
+    '--out',
+    file
+  )
+  assert.is(run.rc, 0, run.err)
+  assert.match(run.out, /receipt\s+verified/)
+  assert.match(run.out, new RegExp(`served by ${node.peerId}`))
+
+  const ok = await cli('verify', file)
+  assert.is(ok.rc, 0, ok.out)
+  assert.match(ok.out, /receipt OK/)
+  const doc = JSON.parse(await readFile(file, 'utf8'))
+  doc.outputIds[0] = (doc.outputIds[0] + 1) % 500
+  await writeFile(file, JSON.stringify(doc))
+  const bad = await cli('verify', file, '--json')
+  assert.is(bad.rc, 1)
+  assert.equal(JSON.parse(bad.out).field, 'outputHash')
+
+  const refused = await cli('infer', '--via', via, '--model', 'no-such-model', '--prompt', 'hi')
+  assert.is(refused.rc, 1)
+  assert.match(refused.err, /MODEL_NOT_FOUND/)
+})
+
+test.run()
