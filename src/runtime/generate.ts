@@ -29,6 +29,8 @@ export type TokenEvent =
 /** What generation needs from a model (a LoadedModel fits). */
 export interface StepModel {
   readonly config: { vocabSize: number; eosTokenIds: number[] }
+  /** positions per sequence; generation stops with 'length' when the sequence is full */
+  readonly maxSeqLen?: number
   allocSequence(): number
   freeSequence(seq: number): void
   step(rows: { seq: number; tokens: number[]; slot: number }[]): Promise<Float32Array[]>
@@ -62,6 +64,13 @@ export async function* generate(model: StepModel, input: GenerateInput): AsyncGe
     })
   }
   checkSamplingParams(params)
+  const maxSeqLen = model.maxSeqLen ?? Number.POSITIVE_INFINITY
+  if (promptIds.length > maxSeqLen) {
+    throw new InvalidParametersError(
+      `the prompt has ${promptIds.length} tokens; this model holds ${maxSeqLen} positions per sequence, prompt and output together`,
+      { field: 'promptIds', maxSeqLen }
+    )
+  }
   const stopStrings = (params.stopStrings ?? []).filter((s) => s.length > 0)
   if (stopStrings.length > 0 && !input.decode) {
     throw new InvalidParametersError('stop strings need a tokenizer to detect them in the output text')
@@ -102,7 +111,8 @@ export async function* generate(model: StepModel, input: GenerateInput): AsyncGe
         finishReason = 'stop'
         break
       }
-      if (outputIds.length >= params.maxNewTokens) break
+      // feeding the token back takes one more position
+      if (outputIds.length >= params.maxNewTokens || promptIds.length + outputIds.length > maxSeqLen) break
       ;[logits] = await model.step([{ seq, tokens: [id], slot }])
     }
     if (input.signal?.aborted) finishReason = 'abort'

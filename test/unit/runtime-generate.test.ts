@@ -216,6 +216,20 @@ test('seeded sampling repeats; stop ids, stop strings and abort end with their r
   for (const r of rows) model.freeSequence(r)
 })
 
+test('generation stops with length when the sequence is full; an over-long prompt is refused', async () => {
+  // model holds 64 positions: a 60-token prompt leaves room to feed back 4 outputs, so 5 come out
+  const prompt = Array.from({ length: 60 }, (_, i) => (i * 7 + 3) % 512)
+  const { done } = await run(generate(model, { promptIds: prompt, params: { maxNewTokens: 20 } }))
+  assert.is(done.finishReason, 'length')
+  assert.is(done.outputIds.length, 5)
+  try {
+    await run(generate(model, { promptIds: new Array(65).fill(5), params: { maxNewTokens: 1 } }))
+    assert.unreachable('an over-long prompt must be refused')
+  } catch (err) {
+    assert.match((err as Error).message, /65 tokens; this model holds 64 positions/)
+  }
+})
+
 test('openlora generate --json prints the greedy ids; --logits writes the prompt logits', async () => {
   const greedy = await run(generate(model, { promptIds: PROMPT, params: { maxNewTokens: 5 } }))
   const seq = model.allocSequence()
