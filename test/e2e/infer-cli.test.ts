@@ -103,6 +103,25 @@ test('adapter add, adapter list, infer, verify', async () => {
   assert.is(bad.rc, 1)
   assert.equal(JSON.parse(bad.out).field, 'outputHash')
 
+  const messages = join(root, 'messages.json')
+  await writeFile(messages, JSON.stringify([{ role: 'user', content: 'hello there' }]))
+  const chat = await cli(
+    'infer',
+    '--via',
+    via,
+    '--model',
+    model,
+    '--messages',
+    messages,
+    '--max-tokens',
+    '4',
+    '--json'
+  )
+  assert.is(chat.rc, 0, chat.err)
+  const answer = JSON.parse(chat.out)
+  assert.ok(answer.verification.ok)
+  assert.ok(answer.promptIds.length > 3, 'the chat template wrapped the message')
+
   const refused = await cli('infer', '--via', via, '--model', 'no-such-model', '--prompt', 'hi')
   assert.is(refused.rc, 1)
   assert.match(refused.err, /MODEL_NOT_FOUND/)
