@@ -187,6 +187,26 @@ test('the built graph is cached by weights hash: a second load reuses it, other 
   }
 })
 
+test('two loads building the same graph at once both get a working model', async () => {
+  const dir = await fixture({ preset: 'tiny', seed: 11 })
+  const [a, b] = await Promise.all([open(dir), open(dir)])
+  try {
+    const sa = a.allocSequence()
+    const sb = b.allocSequence()
+    const [la] = await a.step([{ seq: sa, tokens: [1, 2, 3], slot: 0 }])
+    const [lb] = await b.step([{ seq: sb, tokens: [1, 2, 3], slot: 0 }])
+    assert.equal(Array.from(la!), Array.from(lb!))
+    assert.equal(
+      readdirSync(cacheDir).filter((f) => f.includes('.tmp-')),
+      [],
+      'no temp dir left'
+    )
+  } finally {
+    await a.dispose()
+    await b.dispose()
+  }
+})
+
 test('a checkpoint whose tensors do not fit its config fails the build, naming the tensor', async () => {
   const dir = await fixture({ preset: 'tiny', seed: 10 })
   const cfgPath = join(dir, 'config.json')

@@ -1,6 +1,7 @@
 // Builds a checkpoint's ONNX graph once and keeps it on disk, keyed by the weights hash, the
 // builder version and the LoRA target set (the only build inputs that change the graph), so a
 // node's second start only loads `model.onnx` + `weights.bin`.
+import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { OpenLoraError } from '../../common/errors.ts'
@@ -57,6 +58,17 @@ const MODEL_FILE = 'model.onnx'
 const DATA_FILE = 'weights.bin'
 const META_FILE = 'build.json'
 
+/** A complete build: its meta (written last) names these weights and its data file exists. */
+async function isBuilt(out: string, weightsHash: Hex): Promise<boolean> {
+  try {
+    const meta = JSON.parse(await readFile(join(out, META_FILE), 'utf8')) as { weightsHash?: string }
+    await stat(join(out, DATA_FILE))
+    return meta.weightsHash === weightsHash
+  } catch {
+    return false
+  }
+}
+
 export async function ensureBuiltModel(
   dir: string,
   cfg: ModelConfig,
@@ -68,18 +80,12 @@ export async function ensureBuiltModel(
   const key = sha256Hex(JSON.stringify({ weightsHash, builder: BUILDER_VERSION, targets })).slice(2, 34)
   const out = join(opts.cacheDir, key)
   const modelPath = join(out, MODEL_FILE)
-  try {
-    const meta = JSON.parse(await readFile(join(out, META_FILE), 'utf8')) as { weightsHash?: string }
-    await stat(join(out, DATA_FILE))
-    if (meta.weightsHash === weightsHash) return { modelPath, weightsHash, cached: true, buildMs: 0 }
-  } catch {
-    // not built yet (or a partial directory from a crash): build below
-  }
+  if (await isBuilt(out, weightsHash)) return { modelPath, weightsHash, cached: true, buildMs: 0 }
 
   const started = performance.now()
   // build in a private directory and rename, so a crash or a concurrent build never leaves a
   // half-written model where the cache lookup would trust it
-  const tmp = `${out}.tmp-${process.pid}-${Date.now()}`
+  const tmp = `${out}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`
   await mkdir(tmp, { recursive: true })
   try {
     const tensors = await loadCheckpointWeights(dir)
@@ -96,8 +102,19 @@ export async function ensureBuiltModel(
       join(tmp, META_FILE),
       JSON.stringify({ weightsHash, builder: BUILDER_VERSION, targets, weightBytes: bytes, buildMs })
     )
+    // another process may have finished the same build meanwhile: keep whichever landed first
+    if (await isBuilt(out, weightsHash)) {
+      await rm(tmp, { recursive: true, force: true })
+      return { modelPath, weightsHash, cached: true, buildMs: 0 }
+    }
     await rm(out, { recursive: true, force: true })
-    await rename(tmp, out)
+    try {
+      await rename(tmp, out)
+    } catch (err) {
+      if (!(await isBuilt(out, weightsHash))) throw err
+      await rm(tmp, { recursive: true, force: true })
+      return { modelPath, weightsHash, cached: true, buildMs: 0 }
+    }
     log.info('built model graph', { weightsHash, targets, buildMs, weightBytes: bytes, dir: out })
     return { modelPath, weightsHash, cached: false, buildMs }
   } catch (err) {
