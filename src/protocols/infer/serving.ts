@@ -52,6 +52,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
   readonly #log: Logger
   readonly #served = new Map<string, Served>()
   #engine: Engine | undefined
+  #full = false
   readonly #onChange = (): void => {
     this.dispatchEvent(new Event('changed'))
   }
@@ -153,7 +154,30 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
     if (!this.#engine)
       throw Object.assign(new Error(`model ${req.model} is not served here`), { code: 'MODEL_NOT_FOUND' })
-    return this.#engine.generate(req)
+    const events = this.#engine.generate(req)
+    this.#noteLoad()
+    const self = this
+    return {
+      async *[Symbol.asyncIterator]() {
+        try {
+          yield* events
+        } finally {
+          self.#noteLoad()
+        }
+      }
+    }
+  }
+
+  /**
+   * Re-advertise when the node fills up or frees again, so routers stop sending jobs to a full
+   * node within the advert debounce instead of the heartbeat; queue depth in between rides the
+   * heartbeat (an advert per job would flood the topic).
+   */
+  #noteLoad(): void {
+    const full = this.load().freeSlots === 0
+    if (full === this.#full) return
+    this.#full = full
+    this.#onChange()
   }
 
   countPromptTokens(req: GenerateRequest): number {
