@@ -3,6 +3,7 @@
 // interleaved A/B/A/B round by round so both see the same machine state.
 //
 //   npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N]
+//                                [--new-tokens N]
 //
 // Scenarios (32-token prompts, greedy, up to 64 new tokens, both stop at eos):
 //   prompt   one request: time to the first token (prefill 32 tokens + first pick) → tok/s
@@ -15,7 +16,7 @@
 // and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.
 import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
-import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
@@ -45,7 +46,9 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-vs-llamacpp-v1') },
     threads: { type: 'string', default: '2' },
-    rounds: { type: 'string' }
+    rounds: { type: 'string' },
+    // fewer new tokens: a smoke test of the whole run on a busy machine (not the issue's figure)
+    'new-tokens': { type: 'string', default: '64' }
   }
 })
 const QUICK = args.quick === true
@@ -55,7 +58,7 @@ const CFG = {
   weights: 'F32',
   threads: Number(args.threads),
   promptTokens: 32,
-  newTokens: 64,
+  newTokens: Number(args['new-tokens']),
   concurrency: 8,
   adapters: 8,
   adapterRank: 8,
@@ -250,6 +253,7 @@ function copyBandwidth(): number {
 
 async function main(): Promise<void> {
   const started = performance.now()
+  const loadAtStart = loadavg()[0]
   const fx = await ensureFixtures()
   const threads = CFG.threads
 
@@ -441,7 +445,11 @@ async function main(): Promise<void> {
       node: process.version,
       ort: (await import('onnxruntime-node/package.json', { with: { type: 'json' } })).default.version,
       llamaCpp: `node-llama-cpp ${JSON.parse(await readFile(new URL('../../node_modules/node-llama-cpp/package.json', import.meta.url), 'utf8')).version}`,
-      gpu: null
+      gpu: null,
+      // 1-minute load averages around the run. Above the core count, llama.cpp's spinning thread
+      // barriers (hundreds per token) lose far more than ORT does: ratios then overstate ours.
+      loadAvg1m: { start: r2(loadAtStart), end: r2(loadavg()[0]) },
+      busy: Math.max(loadAtStart, loadavg()[0]) > 1.5 * availableParallelism()
     },
     config: {
       ...CFG,
@@ -488,7 +496,12 @@ async function main(): Promise<void> {
       ),
       `llama.cpp F16: prompt ${results.llamaCppF16.promptTokensPerSec.p50}, decode ${results.llamaCppF16.decodeTokensPerSec.p50} tok/s`,
       `bandwidth ${results.bandwidth.copyGBps.p50} GB/s copy → decode bound f32 ${results.bandwidth.boundDecodeTokensPerSec.f32}, f16 ${results.bandwidth.boundDecodeTokensPerSec.f16}, int8 ${results.bandwidth.boundDecodeTokensPerSec.int8} tok/s`,
-      ...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`)
+      ...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`),
+      ...(out.machine.busy
+        ? [
+            `WARNING: load average ${out.machine.loadAvg1m.start} → ${out.machine.loadAvg1m.end} on ${availableParallelism()} cores: ratios are not trustworthy`
+          ]
+        : [])
     ].join('\n') + '\n'
   )
 }
