@@ -30,7 +30,7 @@ test('5 in-process nodes converge: every table holds every other advert', async 
   await waitFor(() => converged(nodes), 30_000, 'convergence of 5 nodes')
   for (const n of nodes) assert.is(n.peerTable.size, 4)
   // adverts carry addresses, so the nodes joined through node 0 connect to each other too
-  await waitFor(() => nodes.every((n) => n.libp2p.getPeers().length === 4), 10_000, 'full mesh')
+  await waitFor(() => nodes.every((n) => n.libp2p.getPeers().length === 4), 30_000, 'full mesh')
 })
 
 test('a capability change reaches every other node, and queries find it', async () => {
@@ -41,7 +41,7 @@ test('a capability change reaches every other node, and queries find it', async 
   src.update({ adapters: { hot: [adapter], warm: [], cold: fakeCids(500, 'c') }, freeSlots: 3 })
   await waitFor(
     () => nodes.every((n) => n === n2 || n.peerTable.query({ adapter }).some((m) => m.peerId === n2.peerId)),
-    20_000,
+    30_000,
     'updated advert everywhere'
   )
   const m = nodes[0]!.peerTable.query({ adapter })[0]!
@@ -57,12 +57,12 @@ test('a replayed (older) advert is ignored and the newer one kept', async () => 
   const fresh = await n1.adverts.publish()
   await waitFor(
     () => nodes.every((n) => n === n1 || (n.peerTable.latestSeq(n1.peerId) ?? 0) >= fresh.body.seq),
-    10_000,
+    30_000,
     'fresh advert everywhere'
   )
   const before = sum(ignored('stale-sequence'))
   await n1.libp2p.services.pubsub.publish(ADVERTS_TOPIC, old.bytes)
-  await waitFor(() => sum(ignored('stale-sequence')) > before, 10_000, 'replay ignored')
+  await waitFor(() => sum(ignored('stale-sequence')) > before, 30_000, 'replay ignored')
   await new Promise((r) => setTimeout(r, 300))
   // (n1 may have re-published meanwhile; what matters is that nothing went back to the old one)
   for (const n of nodes) if (n !== n1) assert.ok(n.peerTable.latestSeq(n1.peerId)! >= fresh.body.seq)
@@ -99,7 +99,7 @@ test('a forged advert (another peer id, or a bad signature) is accepted by no no
   )
   const others = nodes.filter((n) => n !== attacker)
   // the attacker floods its own publications to every peer it is connected to (all of them)
-  await waitFor(() => others.every((n) => bad(n) >= before.get(n)! + 3), 10_000, 'rejections at every node')
+  await waitFor(() => others.every((n) => bad(n) >= before.get(n)! + 3), 30_000, 'rejections at every node')
   // gossipsub caches scores for a heartbeat (1 s)
   await new Promise((r) => setTimeout(r, 1_200))
   const score = (n: OpenLoraNode): number => scoreOf(n, attacker)
@@ -122,7 +122,7 @@ test('an oversized advert is rejected by every node that receives it', async () 
   // a peer under the publish threshold (the attacker of the test before) gets nothing from us
   const receivers = nodes.filter((n) => n !== sender && scoreOf(sender, n) >= -50)
   assert.ok(receivers.length >= 3)
-  await waitFor(() => sum(rejected('oversized')) >= before + receivers.length, 10_000, 'oversized rejections')
+  await waitFor(() => sum(rejected('oversized')) >= before + receivers.length, 30_000, 'oversized rejections')
   await new Promise((r) => setTimeout(r, 300))
   // REJECT means no relay: each direct receiver saw it exactly once
   assert.is(sum(rejected('oversized')) - before, receivers.length)

@@ -78,9 +78,7 @@ test('a restarted node keeps its peer id and operator, and rejoins', async () =>
       'adverts'
     )
     const seqBefore = a.peerTable.latestSeq(id)!
-    const t0 = Date.now()
     await b.stop()
-    assert.ok(Date.now() - t0 < 5_000, 'stops within 5 s')
     b = await startNode(d1, { 'network.bootstrap': [tcpAddr(a)] })
     assert.is(b.peerId, id)
     assert.is(b.identity.operator.address, operator)
