@@ -5,6 +5,8 @@
 //     services: (config) => ({ infer: infer(config.infer) }) }
 // Services are built in list order after the core ones and get every core component plus the
 // services built before them (components.services).
+import { attributionExtension } from '../attribution/extension.ts'
+import { chainExtension } from '../chain/extension.ts'
 import { inferExtension } from '../protocols/infer/extension.ts'
 import type { NodeConfig, Spec } from './config/schema.ts'
 import type { ServiceFactory } from './services.ts'
@@ -20,4 +22,6 @@ export interface NodeExtension {
   services?: (config: NodeConfig) => Record<string, ServiceFactory>
 }
 
-export const extensions: NodeExtension[] = [inferExtension]
+// chain and attribution come first so the infer handler never sees a job before its payment gate
+// and attribution provider have started (it looks both up per job).
+export const extensions: NodeExtension[] = [chainExtension, attributionExtension, inferExtension]
