@@ -39,7 +39,8 @@ const ADVERT_TOPIC_SCORE = createTopicScoreParams({
   meshMessageDeliveriesWeight: 0,
   meshFailurePenaltyWeight: 0,
   invalidMessageDeliveriesWeight: -10,
-  invalidMessageDeliveriesDecay: 0.9
+  // per 1 s decay interval: a forger's penalty halves in about 70 s
+  invalidMessageDeliveriesDecay: 0.99
 })
 
 /** Loopback and private LAN hosts carry whole local swarms; one IP must not count as a Sybil. */
