@@ -41,8 +41,10 @@ export async function runProcesses(
     await swarm.start(n)
     const startupMs = Date.now() - t0
     for (;;) {
-      if (swarm.laggards(await swarm.poll()).length === 0) break
-      if (Date.now() - t0 > 180_000) throw new Error('swarm did not converge within 180 s')
+      const lag = swarm.laggards(await swarm.poll())
+      if (lag.length === 0) break
+      if (Date.now() - t0 - startupMs > 180_000)
+        throw new Error(`swarm did not converge within 180 s of start-up; laggards:\n  ${lag.join('\n  ')}`)
       await new Promise((r) => setTimeout(r, 200))
     }
     const convergedMs = Date.now() - t0
