@@ -40,6 +40,8 @@ export interface StartOptions {
   price?: string
   /** run the admin endpoint (what `openlora peers` and `adapter list` ask) */
   admin?: boolean
+  /** more config keys, e.g. { chain: { preset: 'local' } } */
+  config?: Record<string, unknown>
 }
 
 export async function startNode(
@@ -80,7 +82,8 @@ export async function startNode(
         maxPromptTokens: 256,
         fetchAdapters: true,
         ...opts.infer
-      })
+      }),
+      ...Object.entries(opts.config ?? {}).map(([k, v]) => set(k, v))
     ]
   })
   const logger = createLogger(`node:${name}`, { level: config.log.level })
