@@ -1,9 +1,10 @@
-// Keeps the node connected. Adverts carry dialable addresses, so a node that joined through one
+// Keeps the node connected. Peers found by mDNS are dialled (libp2p 3 does not auto-dial). Adverts carry dialable addresses, so a node that joined through one
 // bootstrap peer connects to more peers as their adverts arrive, until it holds `targetPeers`
 // (without this a swarm joined through its first node is a star, and gossipsub's mesh limit
 // D_hi = 12 would leave leaves waiting a heartbeat for gossip). A periodic check re-dials the
 // bootstrap peers and known peers while below target: libp2p's bootstrap module dials once, and
 // a busy first node (a whole swarm joining at once) may drop some of those first dials.
+import type { PeerInfo } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../common/log.ts'
 import type { PeerEntry, PeerTable } from '../protocols/adverts/peer-table.ts'
@@ -28,6 +29,12 @@ export class AdvertDialer {
   #running = false
   #timer?: ReturnType<typeof setInterval>
   readonly #onUpdate = (e: Event): void => this.#consider((e as CustomEvent<PeerEntry>).detail)
+  /** libp2p 3 only reports discovered peers (mDNS); dialling them is up to us. */
+  readonly #onDiscovery = (e: CustomEvent<PeerInfo>): void => {
+    const { id, multiaddrs } = e.detail
+    if (!this.#belowTarget() || id.equals(this.#host.peerId)) return
+    this.#dialAddrs(id.toString(), multiaddrs)
+  }
 
   constructor(host: Host, table: PeerTable, targetPeers: number, bootstrap: string[], logger: Logger) {
     this.#host = host
@@ -40,6 +47,7 @@ export class AdvertDialer {
   start(): void {
     this.#running = true
     this.#table.addEventListener('update', this.#onUpdate)
+    this.#host.addEventListener('peer:discovery', this.#onDiscovery)
     this.#timer = setInterval(() => this.#keep(), KEEPER_INTERVAL_MS)
     this.#timer.unref()
   }
@@ -48,6 +56,7 @@ export class AdvertDialer {
     this.#running = false
     clearInterval(this.#timer)
     this.#table.removeEventListener('update', this.#onUpdate)
+    this.#host.removeEventListener('peer:discovery', this.#onDiscovery)
   }
 
   #connected(peer: string): boolean {

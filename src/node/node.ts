@@ -23,8 +23,10 @@ import { loadIdentity } from './identity.ts'
 import type { NodeComponents, Service, ServiceFactory } from './services.ts'
 import { NODE_VERSION } from './version.ts'
 
-/** Each stop step gets this long, so SIGINT always ends the process well inside 5 s. */
+/** Each stop step gets at most this long, and all of them together STOP_BUDGET_MS, so SIGINT
+ * always ends the process inside 5 s even when a step (a peer that never closes) hangs. */
 const STOP_STEP_TIMEOUT_MS = 1_500
+const STOP_BUDGET_MS = 4_000
 
 export interface NodeOverrides {
   logger?: Logger
@@ -142,10 +144,12 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
 
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
+        const deadline = Date.now() + STOP_BUDGET_MS
+        const budget = (): number => Math.max(100, Math.min(STOP_STEP_TIMEOUT_MS, deadline - Date.now()))
         for (const step of steps.slice(0, started).reverse())
-          await withTimeout(Promise.resolve().then(step.stop), STOP_STEP_TIMEOUT_MS, step.name, log)
+          await withTimeout(Promise.resolve().then(step.stop), budget(), step.name, log)
         started = 0
-        await withTimeout(openDb.close(), STOP_STEP_TIMEOUT_MS, 'db', log)
+        await withTimeout(openDb.close(), budget(), 'db', log)
         dataDir.release()
         log.info('node stopped')
       })()

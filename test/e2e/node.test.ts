@@ -98,6 +98,20 @@ test('a restarted node keeps its peer id and operator, and rejoins', async () =>
   }
 })
 
+test('with mDNS on and no bootstrap list, two nodes on one host find each other', async () => {
+  const a = await startNode(dir(), { 'network.mdns': true })
+  const b = await startNode(dir(), { 'network.mdns': true })
+  try {
+    await waitFor(
+      () => a.peerTable.get(b.peerId) !== undefined && b.peerTable.get(a.peerId) !== undefined,
+      30_000,
+      'adverts over an mDNS-found connection'
+    )
+  } finally {
+    await Promise.all([a.stop(), b.stop()])
+  }
+})
+
 test.after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true })
 })
