@@ -21,6 +21,7 @@ import { InferError, ProtocolError } from '../protocols/infer/errors.ts'
 import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts'
 import { verifyReceipt } from '../protocols/infer/receipt.ts'
 import { framed, readResponses } from '../protocols/infer/stream.ts'
+import type { JobPayer } from './payer.ts'
 
 export interface InferClientComponents {
   /** this client's peer id (base58btc), the key that signs its requests */
@@ -33,6 +34,8 @@ export interface InferClientComponents {
     opts: { signal?: AbortSignal; negotiateFully?: boolean }
   ): Promise<Stream>
   logger?: Logger
+  /** pays for jobs on nodes that charge (src/client/payer.ts); without it only free jobs run */
+  payer?: JobPayer
 }
 
 export interface InferInput {
@@ -83,6 +86,8 @@ export interface InferResult {
   wireBytes: { request: number; tokens: number; other: number }
 }
 
+const RESIGNABLE = new Set(['VOUCHER_MISSING', 'UNDERPAID', 'WRONG_CHANNEL'])
+
 export function newJobId(): Hex {
   return toHex(randomBytes(16))
 }
@@ -124,8 +129,45 @@ export class InferClient {
     }
   }
 
-  /** Runs one job through `target` (a multiaddr or peer id string). Throws InferError or ProtocolError. */
+  /**
+   * Runs one job through `target` (a multiaddr or peer id string). Throws InferError or ProtocolError.
+   * With a payer, a PAYMENT_REQUIRED answer that carries the node's terms is paid and the job
+   * resent (at most twice: unknown terms, then an exact worst case); a paid receipt is settled
+   * in the payer's wallet once it verified.
+   */
   async infer(target: string, input: InferInput, opts: InferOptions = {}): Promise<InferResult> {
+    const payer = this.#c.payer
+    if (!payer || input.voucher !== undefined) return this.#run(target, input, opts)
+    let voucher = await payer.voucherFor(target, input)
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.#run(
+          target,
+          { ...input, voucher, ...(attempt > 0 ? { jobId: newJobId() } : {}) },
+          opts
+        )
+        if (voucher && r.verification?.ok !== false) {
+          if (r.receipt.body.voucher !== payer.hashOf(voucher))
+            r.verification = {
+              ok: false,
+              check: 'expected',
+              field: 'body.voucher',
+              message: 'the receipt names another voucher than the one this job paid with'
+            }
+          else await payer.settle(r.receipt)
+        }
+        return r
+      } catch (err) {
+        const terms = err instanceof InferError && err.code === 'PAYMENT_REQUIRED' ? err.payment : undefined
+        // Resend only where a new voucher can help: none sent, too small, or another operator serves.
+        if (!terms || attempt >= 2 || !RESIGNABLE.has(terms.reason)) throw err
+        this.#log.debug('paying for the job', { target, operator: terms.operator, max: terms.maxAmountDue })
+        voucher = await payer.voucherForTerms(target, input, terms)
+      }
+    }
+  }
+
+  async #run(target: string, input: InferInput, opts: InferOptions): Promise<InferResult> {
     const req = await this.buildRequest(input)
     const { jobId } = req.body
     const timeout = AbortSignal.timeout((input.timeoutMs ?? 120_000) + 5_000)
@@ -158,11 +200,10 @@ export class InferClient {
             opts.onProgress?.(f)
             break
           case 'error':
-            throw new InferError(
-              f.code,
-              f.message,
-              f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}
-            )
+            throw new InferError(f.code, f.message, {
+              ...(f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}),
+              ...(f.payment ? { payment: f.payment } : {})
+            })
           case 'result': {
             if (f.jobId !== jobId) throw new ProtocolError(`result is for job ${f.jobId}, not ${jobId}`)
             const outputIds = tokens.map((t) => t.id)

@@ -10,6 +10,7 @@ import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { InferClient } from './client.ts'
+import type { JobPayer } from './payer.ts'
 
 /** Dials a multiaddr string (starts with '/') or a peer id string on a libp2p node. */
 export function dialerOf(node: Pick<Libp2p, 'dialProtocol'>) {
@@ -18,12 +19,12 @@ export function dialerOf(node: Pick<Libp2p, 'dialProtocol'>) {
 }
 
 /** An InferClient over an existing libp2p node (a running OpenLoRA node can be a client too). */
-export function clientFor(node: Libp2p, privateKey: PrivateKey): InferClient {
-  return new InferClient({ peerId: node.peerId.toString(), privateKey, dial: dialerOf(node) })
+export function clientFor(node: Libp2p, privateKey: PrivateKey, payer?: JobPayer): InferClient {
+  return new InferClient({ peerId: node.peerId.toString(), privateKey, dial: dialerOf(node), payer })
 }
 
 export async function createClientHost(
-  opts: { privateKey?: PrivateKey } = {}
+  opts: { privateKey?: PrivateKey; payer?: JobPayer } = {}
 ): Promise<{ client: InferClient; node: Libp2p; stop(): Promise<void> }> {
   const privateKey = opts.privateKey ?? (await generateKeyPair('Ed25519'))
   const node = await createLibp2p({
@@ -33,5 +34,5 @@ export async function createClientHost(
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()]
   })
-  return { client: clientFor(node, privateKey), node, stop: async () => void (await node.stop()) }
+  return { client: clientFor(node, privateKey, opts.payer), node, stop: async () => void (await node.stop()) }
 }

@@ -7,3 +7,4 @@ export {
   newJobId
 } from './client.ts'
 export { clientFor, createClientHost, dialerOf } from './host.ts'
+export { JobPayer, type PayerJob, type PayerOptions, PaymentRefusedError } from './payer.ts'

@@ -27,8 +27,10 @@ import {
 import { INFER_ERROR_CODES, type InferErrorCode, ProtocolError } from './errors.ts'
 import { parseReceipt, type Receipt } from './receipt.ts'
 import {
+  address,
   arr,
   bytes,
+  decimal,
   hex,
   int,
   num,
@@ -118,6 +120,53 @@ export interface ErrorFrame {
   code: InferErrorCode
   message: string
   retryAfterMs: number | null
+  /** PAYMENT_REQUIRED only: what the serving node wants a voucher for (absent otherwise) */
+  payment?: PaymentTerms
+}
+
+/**
+ * The serving node's terms, sent with PAYMENT_REQUIRED so a client can sign the voucher and
+ * resend (like HTTP 402): the operator the voucher must name, the price, the worst-case amount
+ * this job needs on top of what the channel owes, and the EIP-712 domain of the vouchers.
+ */
+export const PAYMENT_REASONS = [
+  'VOUCHER_MISSING',
+  'MALFORMED_VOUCHER',
+  'BAD_SIGNATURE',
+  'WRONG_CHANNEL',
+  'NOT_INCREASING',
+  'UNDERPAID',
+  'INSUFFICIENT_ESCROW',
+  'WITHDRAWAL_PENDING'
+] as const
+
+export interface PaymentTerms {
+  /** why the job was refused: no voucher, or the chain layer's rejection code */
+  reason: (typeof PAYMENT_REASONS)[number]
+  operator: `0x${string}`
+  pricePer1kTokens: string
+  maxAmountDue: string
+  chainId: number
+  settlement: `0x${string}`
+}
+
+function parsePaymentTerms(v: unknown): PaymentTerms {
+  const p = obj(v, 'error.payment', [
+    'reason',
+    'operator',
+    'pricePer1kTokens',
+    'maxAmountDue',
+    'chainId',
+    'settlement'
+  ])
+  return {
+    reason: oneOf(p.reason, 'error.payment.reason', PAYMENT_REASONS),
+    operator: address(p.operator, 'error.payment.operator'),
+    pricePer1kTokens: decimal(p.pricePer1kTokens, 'error.payment.pricePer1kTokens'),
+    maxAmountDue: decimal(p.maxAmountDue, 'error.payment.maxAmountDue'),
+    chainId: int(p.chainId, 'error.payment.chainId', 0, Number.MAX_SAFE_INTEGER),
+    settlement: address(p.settlement, 'error.payment.settlement')
+  }
 }
 export type ResponseFrame = AcceptedFrame | TokenFrame | ProgressFrame | ResultFrame | ErrorFrame
 
@@ -343,14 +392,15 @@ export function decodeResponseFrame(data: Uint8Array): ResponseFrame {
         }
       }
       case 'error': {
-        const f = obj(raw, 'error', ['t', 'jobId', 'code', 'message', 'retryAfterMs'])
+        const f = obj(raw, 'error', ['t', 'jobId', 'code', 'message', 'retryAfterMs', 'payment'])
         return {
           t,
           jobId: f.jobId === null ? null : hex(f.jobId, 'error.jobId', 16),
           code: oneOf(f.code, 'error.code', INFER_ERROR_CODES),
           message: optStr(f.message, 'error.message', MAX_ERROR_MESSAGE_CHARS) ?? '',
           retryAfterMs:
-            f.retryAfterMs === null ? null : int(f.retryAfterMs, 'error.retryAfterMs', 0, 3_600_000)
+            f.retryAfterMs === null ? null : int(f.retryAfterMs, 'error.retryAfterMs', 0, 3_600_000),
+          ...(f.payment !== undefined ? { payment: parsePaymentTerms(f.payment) } : {})
         }
       }
       default:
@@ -363,13 +413,15 @@ export function errorFrame(
   jobId: Hex | null,
   code: InferErrorCode,
   message: string,
-  retryAfterMs?: number
+  retryAfterMs?: number,
+  payment?: PaymentTerms
 ): ErrorFrame {
   return {
     t: 'error',
     jobId,
     code,
     message: message.slice(0, MAX_ERROR_MESSAGE_CHARS),
-    retryAfterMs: retryAfterMs ?? null
+    retryAfterMs: retryAfterMs ?? null,
+    ...(payment ? { payment } : {})
   }
 }

@@ -1,6 +1,7 @@
 // Errors of the infer protocol. The codes cross the wire in `error` frames, so they are a closed
 // union; `retryAfterMs` rides along for BUSY and RATE_LIMITED.
 import { OpenLoraError } from '../../common/errors.ts'
+import type { PaymentTerms } from './codec.ts'
 
 export const INFER_ERROR_CODES = [
   'BAD_REQUEST',
@@ -25,6 +26,11 @@ export class InferError extends OpenLoraError<InferErrorCode> {
   get retryAfterMs(): number | undefined {
     const v = this.details.retryAfterMs
     return typeof v === 'number' ? v : undefined
+  }
+
+  /** PAYMENT_REQUIRED: the serving node's terms (codec.ts PaymentTerms), when it sent them */
+  get payment(): PaymentTerms | undefined {
+    return this.details.payment as PaymentTerms | undefined
   }
 }
 

@@ -41,11 +41,11 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
         ctx.latency.record(peerId, performance.now() - t0)
       }
       if (f.t === 'error' && !job.streamed) {
-        throw new InferError(
-          f.code,
-          `${peerId}: ${f.message}`,
-          f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}
-        )
+        throw new InferError(f.code, `${peerId}: ${f.message}`, {
+          ...(f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}),
+          // the serving node's payment terms travel back to the client unchanged
+          ...(f.payment ? { payment: f.payment } : {})
+        })
       }
       if ('jobId' in f && f.jobId !== null && f.jobId !== body.jobId)
         throw new InferError('INTERNAL', `${peerId} answered for another job`)

@@ -196,7 +196,7 @@ export class InferService {
         ac.signal.aborted && !(err instanceof InferError) ? toInferError(ac.signal.reason) : toInferError(err)
       if (e.code === 'INTERNAL') this.#log.warn('job failed', { jobId, peer: remote, err })
       else this.#log.debug('job refused', { jobId, peer: remote, code: e.code, msg: e.message })
-      await this.#fail(stream, lp, errorFrame(jobId, e.code, e.message, e.retryAfterMs))
+      await this.#fail(stream, lp, errorFrame(jobId, e.code, e.message, e.retryAfterMs, e.payment))
     } finally {
       clearInterval(progress)
       release?.()

@@ -5,8 +5,8 @@ import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
 import type { AttributionProvider, GenerateRequest, PaymentGate } from './backend.ts'
-import type { RequestFrame } from './codec.ts'
-import { InferError } from './errors.ts'
+import { PAYMENT_REASONS, type PaymentTerms, type RequestFrame } from './codec.ts'
+import { InferError, toInferError } from './errors.ts'
 import type { InferComponents, InferInit } from './infer.ts'
 import type { Job } from './job.ts'
 import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
@@ -148,19 +148,40 @@ async function checkPayment(
   ctx: LocalContext
 ): Promise<{ voucher: SignedVoucher; hash: Hex } | undefined> {
   const price = BigInt(ctx.init.pricePer1kTokens)
-  if (body.voucher === null) {
-    if (price === 0n) return undefined
-    throw new InferError(
-      'PAYMENT_REQUIRED',
-      `this node charges ${price} wei per 1k tokens; send a voucher to operator ${ctx.c.operator.address}`
-    )
-  }
-  const voucher = voucherFromJson(body.voucher)
   // Without a tokenizer count, the prompt's characters bound its tokens from above.
   const prompt =
     promptTokens ??
     (body.prompt?.length ?? 0) + (body.messages?.reduce((n, m) => n + m.content.length + 8, 0) ?? 0)
   const maxAmountDue = BigInt(amountDueFor(prompt, body.params.maxNewTokens, ctx.init.pricePer1kTokens))
-  await gate.checkVoucher(voucher, { adapterId: adapterIdOf(body.adapter), maxAmountDue })
-  return { voucher, hash: voucherHash(gate.domain, voucher) }
+  // Every refusal carries the terms, so the client can sign the right voucher and resend.
+  const payment: Omit<PaymentTerms, 'reason'> = {
+    operator: ctx.c.operator.address,
+    pricePer1kTokens: ctx.init.pricePer1kTokens,
+    maxAmountDue: maxAmountDue.toString(),
+    chainId: gate.domain.chainId,
+    settlement: gate.domain.settlement
+  }
+  if (body.voucher === null) {
+    if (price === 0n) return undefined
+    throw new InferError(
+      'PAYMENT_REQUIRED',
+      `this node charges ${price} wei per 1k tokens; send a voucher to operator ${ctx.c.operator.address}`,
+      { payment: { reason: 'VOUCHER_MISSING', ...payment } }
+    )
+  }
+  try {
+    const voucher = voucherFromJson(body.voucher)
+    await gate.checkVoucher(voucher, { adapterId: adapterIdOf(body.adapter), maxAmountDue })
+    return { voucher, hash: voucherHash(gate.domain, voucher) }
+  } catch (err) {
+    const e = toInferError(err)
+    const reason = (err as { code?: string }).code
+    if (e.code !== 'PAYMENT_REQUIRED' || !PAYMENT_REASONS.includes(reason as never)) throw err
+    throw new InferError(
+      e.code,
+      e.message,
+      { ...e.details, payment: { reason: reason as PaymentTerms['reason'], ...payment } },
+      { cause: err }
+    )
+  }
 }

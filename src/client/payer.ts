@@ -1,0 +1,133 @@
+// The client's side of paid jobs: which voucher goes with a job. The first job through an entry
+// peer goes without one; a node that charges answers PAYMENT_REQUIRED with its terms (operator,
+// price, the job's worst-case amount, EIP-712 domain), the payer signs a voucher for them with its
+// VoucherWallet and the client resends. Later jobs through the same entry reuse the terms and
+// estimate the worst case themselves; an UNDERPAID answer (the node counted more prompt tokens)
+// brings the exact amount and one more resend. After a verified receipt, settle() adds its real
+// amountDue to what the channel owes, so the margin paid ahead carries to the next job.
+import type { Address, Hex } from 'viem'
+import type { ChainDomain } from '../chain/eip712.ts'
+import { voucherHash, voucherToJson } from '../chain/eip712.ts'
+import type { VoucherWallet } from '../chain/wallet.ts'
+import { OpenLoraError } from '../common/errors.ts'
+import type { PaymentTerms } from '../protocols/infer/codec.ts'
+import { adapterIdOf, amountDueFor, type Receipt } from '../protocols/infer/receipt.ts'
+
+/** The payer will not sign what the node asks (another chain, or a price above the client's cap). */
+export class PaymentRefusedError extends OpenLoraError<'PAYMENT_REFUSED'> {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('PAYMENT_REFUSED', message, details)
+  }
+}
+
+export interface PayerJob {
+  model: string
+  adapter?: string | null
+  prompt?: string
+  promptIds?: number[]
+  messages?: { role: string; content: string }[]
+  params: { maxNewTokens: number }
+}
+
+export interface PayerOptions {
+  /** the most the client pays, wei per 1k tokens; default: no cap */
+  maxPricePer1kTokens?: bigint
+}
+
+interface KnownTerms {
+  operator: Address
+  pricePer1kTokens: string
+}
+
+/** Prompt tokens can never exceed its UTF-8 bytes (byte-level BPE) plus a chat template's tokens. */
+const TEMPLATE_TOKENS = 64
+
+function promptTokenBound(job: PayerJob): number {
+  if (job.promptIds) return job.promptIds.length
+  const enc = new TextEncoder()
+  const bytes =
+    (job.prompt ? enc.encode(job.prompt).length : 0) +
+    (job.messages ?? []).reduce((n, m) => n + enc.encode(m.content).length + 8, 0)
+  return bytes + TEMPLATE_TOKENS
+}
+
+export class JobPayer {
+  readonly wallet: VoucherWallet
+  readonly domain: ChainDomain
+  readonly #maxPrice: bigint | undefined
+  /** terms last seen per entry peer, model and adapter (the serving node depends on all three) */
+  readonly #terms = new Map<string, KnownTerms>()
+
+  constructor(wallet: VoucherWallet, domain: ChainDomain, opts: PayerOptions = {}) {
+    this.wallet = wallet
+    this.domain = domain
+    this.#maxPrice = opts.maxPricePer1kTokens
+  }
+
+  /** The voucher to send with a job before any answer: null when this route's terms are unknown. */
+  async voucherFor(target: string, job: PayerJob): Promise<Record<string, unknown> | null> {
+    const t = this.#terms.get(this.#key(target, job))
+    if (!t || BigInt(t.pricePer1kTokens) === 0n) return null
+    const maxAmountDue = BigInt(
+      amountDueFor(promptTokenBound(job), job.params.maxNewTokens, t.pricePer1kTokens)
+    )
+    return this.#sign(t.operator, job, maxAmountDue)
+  }
+
+  /** Signs a voucher for the terms a node sent with PAYMENT_REQUIRED (after checking them). */
+  async voucherForTerms(
+    target: string,
+    job: PayerJob,
+    terms: PaymentTerms
+  ): Promise<Record<string, unknown>> {
+    if (
+      terms.chainId !== this.domain.chainId ||
+      terms.settlement.toLowerCase() !== this.domain.settlement.toLowerCase()
+    )
+      throw new PaymentRefusedError(
+        `the node wants vouchers for chain ${terms.chainId} / Settlement ${terms.settlement}; this wallet pays on chain ${this.domain.chainId} / ${this.domain.settlement}`,
+        { terms }
+      )
+    const price = BigInt(terms.pricePer1kTokens)
+    if (this.#maxPrice !== undefined && price > this.#maxPrice)
+      throw new PaymentRefusedError(
+        `the node charges ${price} wei per 1k tokens; this client pays at most ${this.#maxPrice}`,
+        { terms }
+      )
+    this.#terms.set(this.#key(target, job), {
+      operator: terms.operator,
+      pricePer1kTokens: terms.pricePer1kTokens
+    })
+    return this.#sign(terms.operator, job, BigInt(terms.maxAmountDue))
+  }
+
+  /** The voucher hash a receipt paid with this wire voucher must carry. */
+  hashOf(voucher: Record<string, unknown>): Hex {
+    const v = voucher as { client: Address; node: Address; adapterId: Hex; cumulativeAmount: string }
+    return voucherHash(this.domain, { ...v, cumulativeAmount: BigInt(v.cumulativeAmount) })
+  }
+
+  /** Adds a verified paid receipt's amountDue to its channel's debt. */
+  async settle(receipt: Receipt): Promise<void> {
+    const b = receipt.body
+    if (b.voucher === null || BigInt(b.amountDue) === 0n) return
+    await this.wallet.settle({
+      node: b.operator as Address,
+      adapterId: adapterIdOf(b.adapter),
+      amountDue: BigInt(b.amountDue)
+    })
+  }
+
+  async #sign(operator: Address, job: PayerJob, maxAmountDue: bigint): Promise<Record<string, unknown>> {
+    const v = await this.wallet.voucherFor({
+      node: operator,
+      adapterId: adapterIdOf(job.adapter ?? null),
+      maxAmountDue
+    })
+    return voucherToJson(v) as unknown as Record<string, unknown>
+  }
+
+  #key(target: string, job: PayerJob): string {
+    return `${target} ${job.model} ${job.adapter ?? ''}`
+  }
+}
