@@ -267,4 +267,25 @@ test('an adapter registered for another base model is refused with both names', 
   }
 })
 
+test('a store directory another store holds open is refused with STORE_LOCKED', async () => {
+  const first = await setup()
+  try {
+    const pools = new RecordingPools(4)
+    const second = new AdapterStore<TestAdapter>(
+      { dir: join(first.dir, 'store') },
+      { model: { modelId: 'tiny', config: {}, pools }, loadAdapter: testAdapterLoader().load }
+    )
+    try {
+      await second.start()
+      assert.unreachable()
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'STORE_LOCKED')
+      assert.match((err as Error).message, /in use by another process/)
+    }
+  } finally {
+    await first.store.stop()
+    await rm(first.dir, { recursive: true, force: true })
+  }
+})
+
 test.run()

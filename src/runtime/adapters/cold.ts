@@ -60,9 +60,22 @@ export class ColdIndex {
 
   async open(flushEveryMs: number): Promise<void> {
     await mkdir(join(this.dir, 'blobs'), { recursive: true })
+    // the index's lock comes first: only its holder may clear tmp/ (another process's imports)
+    try {
+      await this.db.open()
+    } catch (err) {
+      const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'
+      throw new AdapterStoreError(
+        locked ? 'STORE_LOCKED' : 'STORE_CLOSED',
+        locked
+          ? `the adapter index ${join(this.dir, 'index')} is in use by another process; one node (or tool) per store directory`
+          : `cannot open the adapter index ${join(this.dir, 'index')}: ${(err as Error).message}`,
+        { dir: this.dir },
+        { cause: err }
+      )
+    }
     await rm(join(this.dir, 'tmp'), { recursive: true, force: true })
     await mkdir(join(this.dir, 'tmp'), { recursive: true })
-    await this.db.open()
     this.count = Number((await this.db.get('m:count')) ?? 0)
     this.bytes = Number((await this.db.get('m:bytes')) ?? 0)
     this.flushTimer = setInterval(() => void this.flushLastUse().catch(() => {}), flushEveryMs)

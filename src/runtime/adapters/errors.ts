@@ -12,6 +12,7 @@ export type AdapterStoreErrorCode =
   | 'ADAPTER_CID_MISMATCH'
   | 'NO_FREE_SLOT'
   | 'STORE_CLOSED'
+  | 'STORE_LOCKED'
 
 export class AdapterStoreError extends OpenLoraError<AdapterStoreErrorCode> {}
 
