@@ -6,33 +6,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { main } from '../../src/node/cli/main.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
-import { addrOf, type Fixtures, makeFixtures, serving, startNode } from './infer-fixture.ts'
+import { addrOf, type Fixtures, makeFixtures, runCli, serving, startNode } from './infer-fixture.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'infer-cli-'))
 let fx: Fixtures
 let node: OpenLoraNode | undefined
 
-/** Runs the CLI in-process and returns its exit code and what it printed. */
-async function cli(...argv: string[]): Promise<{ rc: number; out: string; err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const log = console.log
-  const error = console.error
-  const write = process.stdout.write
-  console.log = (...a: unknown[]) => void out.push(a.join(' '))
-  console.error = (...a: unknown[]) => void err.push(a.join(' '))
-  process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write
-  try {
-    const rc = await main(argv)
-    return { rc, out: out.join('\n'), err: err.join('\n') }
-  } finally {
-    console.log = log
-    console.error = error
-    process.stdout.write = write
-  }
-}
+const cli = runCli
 
 test.before(async () => {
   fx = await makeFixtures(root, 1)

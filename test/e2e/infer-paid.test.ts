@@ -2,7 +2,7 @@
 // for jobs; a client with escrow pays with a voucher from its VoucherWallet; the node checks it
 // before serving, stores it with the receipt before replying, and claims it on-chain. Refusals
 // arrive as PAYMENT_REQUIRED with the chain's reason.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
@@ -18,7 +18,7 @@ import { cidDigest } from '../../src/crypto/cid.ts'
 import { toHex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { InferError } from '../../src/protocols/infer/errors.ts'
-import { addrOf, makeFixtures, serving, startNode } from './infer-fixture.ts'
+import { addrOf, makeFixtures, runCli, serving, startNode } from './infer-fixture.ts'
 
 const OPEN = 10n ** 18n
 const PRICE = OPEN // per 1k tokens
@@ -101,6 +101,33 @@ test('a voucher pays for a job: checked, recorded with the receipt, claimed on-c
 
   const claimed = await chain.claimer.claimNow()
   assert.is(claimed[0]?.total, BigInt(b.amountDue))
+})
+
+test('openlora infer --pay: the CLI pays from a persisted wallet, job after job', async () => {
+  const chain = node.services.chain as ChainService
+  const local = chain.localChain!
+  const payer = local.accounts[3]!
+  await new ChainClient({ ...chain.endpoint, account: payer }).deposit(5n * OPEN)
+  const keyFile = join(root, 'payer.key')
+  await writeFile(keyFile, local.privateKeys[3]!)
+  const stack = serving(node)
+  const model = stack.models()[0]!.modelId
+  const cid = (await stack.store()!.import(join(root, 'adapter-0'))).cid
+  const args = ['infer', '--via', addrOf(node), '--model', model, '--adapter', cid, '--prompt-ids', '1,2,3,4']
+  const pay = ['--pay', '--chain', join(root, 'paid', 'chain.json'), '--key-file', keyFile]
+  pay.push('--data-dir', join(root, 'cli-client'), '--json')
+  const hashes: string[] = []
+  for (const n of [4, 6]) {
+    const run = await runCli(...args, '--max-tokens', String(n), ...pay)
+    assert.is(run.rc, 0, run.err)
+    const r = JSON.parse(run.out)
+    assert.ok(r.verification.ok)
+    assert.ok(r.receipt.body.voucher, 'paid with a voucher')
+    hashes.push(r.receipt.body.voucher)
+  }
+  assert.is.not(hashes[0], hashes[1], 'the second job signed a larger cumulative voucher')
+  const capped = await runCli(...args, '--max-tokens', '4', ...pay, '--max-price', '1')
+  assert.is(capped.rc, 1)
 })
 
 test.run()

@@ -1,11 +1,14 @@
 // `openlora infer`: run one job through any peer of the network and check its receipt.
 //   openlora infer --via /ip4/127.0.0.1/tcp/4010/p2p/12D3… --model ID [--adapter CID]
 //                  (--prompt TEXT | --messages FILE | --prompt-ids 1,2,3) [--json] [--out FILE]
+//                  [--pay --chain FILE --key-file FILE [--max-price WEI]]
 import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createClientHost } from '../../../client/host.ts'
 import type { ChatMessage } from '../../../protocols/infer/codec.ts'
 import { InferError } from '../../../protocols/infer/errors.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
+import { chainOptions, dataDirOf, endpointFromFlags, keyFromFlags } from './chain-options.ts'
 
 const MAX_MESSAGES_FILE_BYTES = 1024 * 1024
 
@@ -61,7 +64,25 @@ export const inferCommand: Command = {
       description: 'write { receipt, promptIds, outputIds, … } for `openlora verify`',
       valueName: 'FILE'
     },
-    json: { type: 'boolean', description: 'print one JSON object instead of streaming text' }
+    json: { type: 'boolean', description: 'print one JSON object instead of streaming text' },
+    pay: {
+      type: 'boolean',
+      description: 'pay nodes that charge with vouchers on your escrow (needs --chain or --rpc, and a key)'
+    },
+    'max-price': {
+      type: 'string',
+      description: 'with --pay: refuse nodes charging more wei per 1k tokens',
+      valueName: 'WEI'
+    },
+    chain: chainOptions.chain!,
+    rpc: chainOptions.rpc!,
+    settlement: chainOptions.settlement!,
+    'key-file': chainOptions['key-file']!,
+    'data-dir': {
+      type: 'string',
+      description: 'with --pay: where the voucher wallet is kept (<dir>/client-wallet; default ./.openlora)',
+      valueName: 'DIR'
+    }
   },
   async run({ values }) {
     const via = requireString(values, 'via')
@@ -83,7 +104,8 @@ export const inferCommand: Command = {
         : undefined
     const messages = typeof values.messages === 'string' ? await readMessages(values.messages) : undefined
     const json = values.json === true
-    const { client, stop } = await createClientHost()
+    const wallet = values.pay === true ? await openWallet(values) : undefined
+    const { client, stop } = await createClientHost({ payer: wallet?.payer })
     try {
       let r: Awaited<ReturnType<typeof client.infer>>
       try {
@@ -145,6 +167,32 @@ export const inferCommand: Command = {
       return v.ok ? 0 : 1
     } finally {
       await stop()
+      await wallet?.close()
     }
   }
+}
+
+/**
+ * The client's VoucherWallet (persisted, so each voucher covers what earlier jobs on the channel
+ * owe) behind a JobPayer that answers a node's PAYMENT_REQUIRED terms.
+ */
+async function openWallet(values: Record<string, unknown>) {
+  const v = values as Record<string, string | boolean | string[] | undefined>
+  const endpoint = await endpointFromFlags(v)
+  const key = keyFromFlags(v, true)!
+  const maxPrice = v['max-price']
+  if (maxPrice !== undefined && !/^[0-9]+$/.test(String(maxPrice)))
+    throw new UsageError('--max-price must be an integer number of wei per 1k tokens')
+  const { privateKeyToAccount } = await import('viem/accounts')
+  const { Level } = await import('level')
+  const { VoucherWallet } = await import('../../../chain/wallet.ts')
+  const { JobPayer } = await import('../../../client/payer.ts')
+  const domain = { chainId: endpoint.chainId, settlement: endpoint.addresses.settlement }
+  const db = new Level<string, unknown>(join(dataDirOf(v), 'client-wallet'), { valueEncoding: 'json' })
+  await db.open()
+  const wallet = new VoucherWallet(privateKeyToAccount(key), domain, { db })
+  const payer = new JobPayer(wallet, domain, {
+    ...(maxPrice !== undefined ? { maxPricePer1kTokens: BigInt(String(maxPrice)) } : {})
+  })
+  return { payer, close: () => db.close() }
 }
