@@ -1,6 +1,7 @@
 // Forwarding a job to the next peer and relaying its frames to the client unchanged (each one
 // decoded and checked first). Errors before the first token reach the caller for failover.
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { Logger } from '../../common/log.ts'
 import type { LatencyTracker } from '../routing/router.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
@@ -12,6 +13,7 @@ export interface ForwardContext {
   host: InferHost
   self: string
   latency: LatencyTracker
+  log: Logger
 }
 
 /** Sends the job on to `peerId` and relays its frames; fails (for failover) before any token. */
@@ -52,6 +54,13 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
       await job.send(f, data)
       if (f.t === 'result' || f.t === 'error') {
         await out.close().catch(() => {})
+        ctx.log.info('job relayed', {
+          jobId: body.jobId,
+          client: body.client,
+          to: peerId,
+          outcome: f.t === 'result' ? 'result' : f.code,
+          ms: Math.round(performance.now() - t0)
+        })
         return
       }
     }

@@ -300,7 +300,8 @@ export class InferService {
           await forwardJob(job, target.peerId, {
             host: this.#c.host,
             self: this.#c.peerId,
-            latency: this.latency
+            latency: this.latency,
+            log: this.#log
           })
         return
       } catch (err) {
