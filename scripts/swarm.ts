@@ -5,6 +5,14 @@
 //                    [--gpus '[{"name":"H100","memoryMb":81920,"driver":"sim"}]'] [--mdns]
 //                    [--keep] [--base-dir DIR]
 //
+// The whole loop (docs/SWARM.md): with --jobs M it also starts one anvil with the contracts, K
+// demo adapters and a demo datanet registered on-chain, nodes on that chain with different
+// simulated GPUs, prices and adapter sets, and a client sending M paid jobs through random entry
+// peers; then waits for the nodes' claims and reconciles every balance to the wei (exit 1 if not):
+//
+//   npm run swarm -- --nodes N --jobs M [--adapters K] [--chaos] [--json] [--concurrency C]
+//                    [--max-tokens T] [--seed S] [--keep] [--base-dir DIR]
+//
 // Without --exit-when-converged it shows a live table (peer, addresses, adverts seen, load)
 // until Ctrl-C, then stops every node. With it, it exits 0 once every node's PeerTable holds
 // every other node's advert and prints {"nodes":N,"convergedMs":…}; after the timeout it exits
@@ -14,6 +22,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { LocalSwarm, type PeersAnswer, type SwarmMember } from '../src/node/local-swarm.ts'
+import { printReport, runLoopCommand } from './swarm/loop-cli.ts'
 
 const { values } = parseArgs({
   options: {
@@ -25,12 +34,19 @@ const { values } = parseArgs({
     mdns: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'base-dir': { type: 'string' },
+    jobs: { type: 'string' },
+    adapters: { type: 'string', default: '3' },
+    chaos: { type: 'boolean', default: false },
+    concurrency: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    seed: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
 if (values.help) {
   console.log(
-    'npm run swarm -- --nodes N [--exit-when-converged] [--json] [--timeout-ms MS] [--gpus JSON] [--mdns] [--keep] [--base-dir DIR]'
+    'npm run swarm -- --nodes N [--exit-when-converged] [--json] [--timeout-ms MS] [--gpus JSON] [--mdns] [--keep] [--base-dir DIR]\n' +
+      'npm run swarm -- --nodes N --jobs M [--adapters K] [--chaos] [--json] [--concurrency C] [--max-tokens T] [--seed S] [--keep] [--base-dir DIR]'
   )
   process.exit(0)
 }
@@ -38,6 +54,9 @@ const n = Number(values.nodes)
 if (!Number.isInteger(n) || n < 1 || n > 64) {
   console.error(`--nodes must be an integer 1..64, got ${values.nodes}`)
   process.exit(2)
+}
+if (values.jobs !== undefined) {
+  process.exit(await runLoopCommand({ ...values, nodes: n }, printReport))
 }
 const timeoutMs = Number(values['timeout-ms'] ?? 30_000 + n * 3_000)
 const exitWhenConverged = values['exit-when-converged']

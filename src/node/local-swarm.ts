@@ -24,6 +24,8 @@ export interface LocalSwarmOptions {
   base: string
   /** extra `--set KEY=VALUE` for every node */
   set?: string[]
+  /** extra `--set KEY=VALUE` for node i only (simulated hardware, price, …) */
+  setFor?: (i: number) => string[]
   mdns?: boolean
 }
 
@@ -51,17 +53,42 @@ export class LocalSwarm {
 
   /** Starts node i and resolves once it printed its `started` line. */
   spawnNode(i: number, bootstrap?: string): Promise<SwarmMember> {
-    const dir = join(this.#opts.base, `node-${i}`)
+    const m = {
+      i,
+      dir: join(this.#opts.base, `node-${i}`),
+      addrs: [],
+      exited: false
+    } as unknown as SwarmMember
+    this.members.push(m)
+    return this.#launch(m, bootstrap)
+  }
+
+  /**
+   * Starts a member again on its own data dir (after it exited, e.g. a kill -9), joined through
+   * another running member; its ports are new, its peer id and stored state are the same.
+   */
+  restart(m: SwarmMember): Promise<SwarmMember> {
+    if (!m.exited) throw new Error(`node ${m.i} is still running`)
+    const boot = this.members
+      .find((o) => o !== m && !o.exited)
+      ?.addrs.find((a) => a.includes('/tcp/') && !a.includes('/ws'))
+    return this.#launch(m, boot)
+  }
+
+  #launch(m: SwarmMember, bootstrap?: string): Promise<SwarmMember> {
+    const { i, dir } = m
     const args = [CLI, 'start', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0']
     args.push('--listen', '/ip4/127.0.0.1/tcp/0/ws', '--set', 'log.format=json')
-    for (const kv of this.#opts.set ?? []) args.push('--set', kv)
+    for (const kv of [...(this.#opts.set ?? []), ...(this.#opts.setFor?.(i) ?? [])]) args.push('--set', kv)
     if (!this.#opts.mdns) args.push('--no-mdns')
     if (bootstrap) args.push('--bootstrap', bootstrap)
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    const m: SwarmMember = { i, dir, child, addrs: [], exited: false }
-    this.members.push(m)
+    m.child = child
+    m.exited = false
+    m.addrs = []
     const logFile = join(this.#opts.base, `node-${i}.log`)
-    child.stderr!.pipe(createWriteStream(logFile))
+    // appended: a restarted node's log follows the log of its previous run
+    child.stderr!.pipe(createWriteStream(logFile, { flags: 'a' }))
     child.on('exit', () => {
       m.exited = true
     })

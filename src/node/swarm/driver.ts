@@ -1,0 +1,303 @@
+// The swarm's client: sends M paid jobs through randomly chosen entry peers, each with a voucher
+// to a chosen serving operator (a voucher pins who may serve, docs/PROTOCOL.md), verifies every
+// receipt against what it saw and what it paid, and fails over to another serving node and entry
+// peer when an attempt fails. What it keeps per channel is what reconciliation needs: the
+// vouchers whose receipts it accepted, and those whose outcome it cannot know (the connection
+// died after the node may have stored the voucher).
+import type { Address, Hex, LocalAccount } from 'viem'
+import type { ChainDomain } from '../../chain/eip712.ts'
+import { amountDue, voucherHash, voucherToJson } from '../../chain/eip712.ts'
+import { channelKey } from '../../chain/vouchers.ts'
+import { VoucherWallet } from '../../chain/wallet.ts'
+import type { InferClient } from '../../client/client.ts'
+import { InferError } from '../../protocols/infer/errors.ts'
+import { adapterIdOf, type Receipt, verifyReceipt } from '../../protocols/infer/receipt.ts'
+import type { DemoPrompt } from './demo.ts'
+
+export interface DriverNode {
+  i: number
+  peerId: string
+  operator: Address
+  price: bigint
+  /** adapter CIDs this node held at start */
+  adapters: string[]
+  /** current dialable TCP address, or undefined while the node is down */
+  addr(): string | undefined
+}
+
+export interface JobOutcome {
+  jobId: Hex | null
+  ok: boolean
+  attempts: number
+  /** codes of the failed attempts, in order (an ok job may have some: it failed over) */
+  failures: string[]
+  entry?: number
+  servedBy?: number
+  routed?: boolean
+  latencyMs: number
+  tokens?: number
+  amountDue?: bigint
+  receipt?: Receipt
+  /** client-side times of the successful attempt (ms) */
+  phases?: { voucherMs: number; toAcceptedMs: number; afterAcceptedMs: number; verifyMs: number }
+  timings?: { queuedMs: number; firstTokenMs: number; totalMs: number }
+}
+
+export interface ChannelLedger {
+  client: Address
+  node: Address
+  adapterId: Hex
+  /** the highest cumulative amount among vouchers whose receipt was accepted */
+  acknowledged: bigint
+  /** cumulative amounts of vouchers sent with attempts whose outcome is unknown */
+  unknown: bigint[]
+  receipts: number
+  amountDue: bigint
+}
+
+export interface DriverOptions {
+  model: string
+  modelHash: Hex
+  prompts: DemoPrompt[]
+  adapterCids: string[]
+  maxNewTokens: number
+  jobs: number
+  concurrency: number
+  /** per attempt; a paused node is given up on after this */
+  attemptTimeoutMs: number
+  maxAttempts: number
+  seed: number
+  onJob?(o: JobOutcome, done: number): void
+}
+
+export class JobDriver {
+  readonly ledger = new Map<Hex, ChannelLedger>()
+  readonly outcomes: JobOutcome[] = []
+  private readonly wallet: VoucherWallet
+  private readonly client: InferClient
+  private readonly nodes: () => DriverNode[]
+  private readonly domain: ChainDomain
+  private readonly account: LocalAccount
+  private readonly opts: DriverOptions
+  private readonly rand: () => number
+  private stopped = false
+  /** one job at a time per channel: a voucher pays ahead for one job on top of what is owed */
+  private readonly locks = new Map<Hex, Promise<void>>()
+
+  constructor(
+    components: {
+      client: InferClient
+      account: LocalAccount
+      domain: ChainDomain
+      nodes: () => DriverNode[]
+    },
+    opts: DriverOptions,
+    rand: () => number
+  ) {
+    this.client = components.client
+    this.account = components.account
+    this.domain = components.domain
+    this.nodes = components.nodes
+    this.wallet = new VoucherWallet(components.account, components.domain)
+    this.opts = opts
+    this.rand = rand
+  }
+
+  stop(): void {
+    this.stopped = true
+  }
+
+  async run(): Promise<JobOutcome[]> {
+    let next = 0
+    const worker = async () => {
+      while (!this.stopped && next < this.opts.jobs) {
+        next++
+        const o = await this.runJob()
+        this.outcomes.push(o)
+        this.opts.onJob?.(o, this.outcomes.length)
+      }
+    }
+    await Promise.all(Array.from({ length: this.opts.concurrency }, worker))
+    return this.outcomes
+  }
+
+  private pick<T>(xs: T[]): T | undefined {
+    return xs.length === 0 ? undefined : xs[Math.floor(this.rand() * xs.length)]
+  }
+
+  private channel(node: Address, adapterId: Hex): ChannelLedger {
+    const key = channelKey(this.account.address, node, adapterId)
+    let c = this.ledger.get(key)
+    if (!c) {
+      c = {
+        client: this.account.address,
+        node,
+        adapterId,
+        acknowledged: 0n,
+        unknown: [],
+        receipts: 0,
+        amountDue: 0n
+      }
+      this.ledger.set(key, c)
+    }
+    return c
+  }
+
+  private async runJob(): Promise<JobOutcome> {
+    const t0 = performance.now()
+    const prompt = this.pick(this.opts.prompts)!
+    const cid = this.opts.adapterCids[prompt.adapter]!
+    const adapterId = adapterIdOf(cid)
+    const failures: string[] = []
+    const tried = new Set<number>()
+    for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
+      const up = this.nodes().filter((n) => n.addr() !== undefined)
+      const fresh = up.filter((n) => !tried.has(n.i))
+      // Mostly a node that holds the adapter (the cheap path); sometimes any node, which fetches it.
+      const holders = fresh.filter((n) => n.adapters.includes(cid))
+      const server = this.pick(
+        holders.length > 0 && this.rand() < 0.7 ? holders : fresh.length > 0 ? fresh : up
+      )
+      const entry = this.pick(up)
+      if (!server || !entry) {
+        failures.push('NO_NODE_UP')
+        await new Promise((r) => setTimeout(r, 500))
+        continue
+      }
+      tried.add(server.i)
+      const release = await this.lock(channelKey(this.account.address, server.operator, adapterId))
+      try {
+        const r = await this.attempt(server, entry, prompt, cid, adapterId, t0, attempt, failures)
+        if (r) return r
+      } finally {
+        release()
+      }
+    }
+    return {
+      jobId: null,
+      ok: false,
+      attempts: this.opts.maxAttempts,
+      failures,
+      latencyMs: performance.now() - t0
+    }
+  }
+
+  private async lock(key: Hex): Promise<() => void> {
+    const prev = this.locks.get(key) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>((r) => {
+      release = r
+    })
+    const chained = prev.then(() => mine)
+    this.locks.set(key, chained)
+    await prev
+    return () => {
+      release()
+      if (this.locks.get(key) === chained) this.locks.delete(key)
+    }
+  }
+
+  /** One attempt on one serving node; the outcome when it succeeded, undefined to fail over. */
+  private async attempt(
+    server: DriverNode,
+    entry: DriverNode,
+    prompt: DemoPrompt,
+    cid: string,
+    adapterId: Hex,
+    t0: number,
+    attempt: number,
+    failures: string[]
+  ): Promise<JobOutcome | undefined> {
+    {
+      const tv = performance.now()
+      const maxAmountDue = amountDue(prompt.promptIds.length, this.opts.maxNewTokens, server.price)
+      const voucher = await this.wallet.voucherFor({ node: server.operator, adapterId, maxAmountDue })
+      const ch = this.channel(server.operator, adapterId)
+      const tSent = performance.now()
+      let tAccepted = 0
+      let accepted = false
+      try {
+        const r = await this.client.infer(
+          entry.addr()!,
+          {
+            model: this.opts.model,
+            adapter: cid,
+            promptIds: prompt.promptIds,
+            params: { maxNewTokens: this.opts.maxNewTokens },
+            voucher: voucherToJson(voucher) as unknown as Record<string, unknown>,
+            timeoutMs: this.opts.attemptTimeoutMs
+          },
+          {
+            onAccepted: () => {
+              accepted = true
+              tAccepted = performance.now()
+            }
+          }
+        )
+        const jobId = r.jobId
+        const tDone = performance.now()
+        // What the client itself knows: the job, the operator and price it paid, the chain's domain.
+        const v = await verifyReceipt(r.receipt, {
+          jobId: r.jobId,
+          peerId: server.peerId,
+          operator: server.operator,
+          modelId: this.opts.model,
+          modelHash: this.opts.modelHash,
+          adapter: cid,
+          promptIds: prompt.promptIds,
+          outputIds: r.outputIds,
+          pricePer1kTokens: server.price.toString(),
+          domain: { chainId: this.domain.chainId, verifyingContract: this.domain.settlement }
+        })
+        const voucherOk = r.receipt.body.voucher === voucherHash(this.domain, voucher)
+        const tVerified = performance.now()
+        if (!v.ok || !voucherOk || !r.verification?.ok) {
+          // The node stored the voucher before replying, so this payment may still be claimed.
+          ch.unknown.push(voucher.cumulativeAmount)
+          await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
+          failures.push(`RECEIPT_INVALID:${v.ok ? (voucherOk ? 'client' : 'voucher') : v.check}`)
+          return undefined
+        }
+        const due = BigInt(r.receipt.body.amountDue)
+        await this.wallet.settle({ node: server.operator, adapterId, amountDue: due })
+        if (voucher.cumulativeAmount > ch.acknowledged) ch.acknowledged = voucher.cumulativeAmount
+        ch.receipts++
+        ch.amountDue += due
+        return {
+          jobId,
+          ok: true,
+          attempts: attempt,
+          failures,
+          entry: entry.i,
+          servedBy: server.i,
+          routed: entry.i !== server.i,
+          latencyMs: performance.now() - t0,
+          tokens: r.usage.promptTokens + r.usage.outputTokens,
+          amountDue: due,
+          receipt: r.receipt,
+          phases: {
+            voucherMs: tSent - tv,
+            toAcceptedMs: (tAccepted || tDone) - tSent,
+            afterAcceptedMs: tDone - (tAccepted || tDone),
+            verifyMs: tVerified - tDone
+          },
+          timings: r.timings
+        }
+      } catch (err) {
+        const code = err instanceof InferError ? err.code : ((err as { code?: string }).code ?? 'ERROR')
+        // Before `accepted` the serving node refused or never saw the job: nothing was stored.
+        // After it, the node may have finished and stored the voucher while the reply was lost.
+        if (accepted || code === 'DEADLINE_EXCEEDED' || code === 'INTERNAL') {
+          ch.unknown.push(voucher.cumulativeAmount)
+          // Count the worst case as owed, so the next voucher on this channel covers whatever the
+          // node recorded (else it would refuse it as UNDERPAID).
+          await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
+        }
+        failures.push(code)
+        const retry = (err as InferError).details?.retryAfterMs
+        if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))
+        return undefined
+      }
+    }
+  }
+}
