@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { NodeConfig, Spec } from '../node/config/schema.ts'
 import type { NodeExtension } from '../node/extensions.ts'
 import type { NodeComponents, Service, ServiceFactory } from '../node/services.ts'
-import { type ChainConfig, parseChainConfig } from './config.ts'
+import { ANVIL_CHAIN_ID, type ChainConfig, parseChainConfig } from './config.ts'
 import { ChainConfigError } from './errors.ts'
 import { ChainService } from './service.ts'
 
@@ -17,7 +17,10 @@ import { ChainService } from './service.ts'
 export const CHAIN_ENDPOINT_FILE = 'chain.json'
 
 export interface NodeChainConfig {
-  /** none | local | testnet | custom (absent: custom when rpcUrl is set, else none) */
+  /**
+   * none | local | testnet | custom (absent: custom when rpcUrl is set, else none); `local` with
+   * an rpcUrl joins an anvil already running (chain id 31337 unless given) instead of starting one
+   */
   preset?: 'none' | 'local' | 'testnet' | 'custom'
   rpcUrl?: string
   chainId?: number
@@ -104,6 +107,12 @@ export function parseNodeChainConfig(x: unknown, key = 'chain'): ParsedNodeChain
       { key: `${key}.preset` }
     )
   const chainPart = Object.fromEntries(Object.entries(o).filter(([k]) => CHAIN_KEYS.includes(k)))
+  // `local` with an rpcUrl: an anvil someone else started (a swarm's shared chain), not a new one
+  if (preset === 'local' && o.rpcUrl != null)
+    return {
+      chain: parseChainConfig({ chainId: ANVIL_CHAIN_ID, ...chainPart, preset: 'custom' }, key),
+      ...common
+    }
   return { chain: parseChainConfig({ ...chainPart, preset }, key), ...common }
 }
 

@@ -32,6 +32,8 @@ export interface LoadConfigOptions {
   overrides?: Override[]
   /** extra sections; by default the ones registered in src/node/extensions.ts */
   sections?: Record<string, ConfigSection>
+  /** defaults of a mode (e.g. `start --demo`), merged over the embedded defaults, under the file */
+  base?: Record<string, unknown>
 }
 
 function extensionSections(): Record<string, ConfigSection> {
@@ -139,6 +141,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodeConfig {
   const specs = allSpecs(sections)
   let config: Record<string, unknown> = structuredClone(defaults) as Record<string, unknown>
   for (const [k, s] of Object.entries(sections)) config[k] = structuredClone(s.defaults)
+  if (opts.base) config = deepMerge(config, structuredClone(opts.base))
 
   if (opts.file) {
     let text: string

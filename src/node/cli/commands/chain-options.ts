@@ -14,7 +14,7 @@ export const chainOptions: Record<string, OptionSpec> = {
   chain: {
     type: 'string',
     description:
-      'chain endpoint JSON (from `openlora chain local --out`) or a config file with a `chain` section; default $OPENLORA_CHAIN',
+      'chain endpoint JSON (from `openlora chain local --out`) or a config file with a `chain` section; default $OPENLORA_CHAIN, else <data-dir>/chain.json of a running node',
     valueName: 'FILE'
   },
   rpc: { type: 'string', description: 'RPC URL (with --settlement, instead of --chain)', valueName: 'URL' },
@@ -54,8 +54,16 @@ export async function endpointFromFlags(values: Values): Promise<ChainEndpoint> 
       throw new UsageError('--rpc needs --settlement ADDRESS')
     return resolveEndpoint(values.rpc, getAddress(s), chainId)
   }
-  const file = (values.chain as string | undefined) ?? process.env.OPENLORA_CHAIN
-  if (!file) throw new UsageError('say where the chain is: --chain FILE, or --rpc URL --settlement ADDRESS')
+  // last resort: the endpoint a running node with a chain writes into its data dir
+  const nodeFile = join(dataDirOf(values), 'chain.json')
+  const file =
+    (values.chain as string | undefined) ??
+    process.env.OPENLORA_CHAIN ??
+    (existsSync(nodeFile) ? nodeFile : undefined)
+  if (!file)
+    throw new UsageError(
+      `say where the chain is: --chain FILE, --rpc URL --settlement ADDRESS, or --data-dir of a running node with a chain (no ${nodeFile})`
+    )
   let json: unknown
   try {
     json = JSON.parse(readFileSync(file, 'utf8'))

@@ -4,8 +4,10 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { Level } from 'level'
+import { getAddress } from 'viem'
 import { rewardsSummary } from '../../../chain/rewards.ts'
 import { VoucherStore } from '../../../chain/store.ts'
+import { adminRequest } from '../../admin.ts'
 import type { Command } from '../../cli/command.ts'
 import {
   chainOptions,
@@ -15,6 +17,20 @@ import {
   jsonLine,
   subjectAddress
 } from './chain-options.ts'
+
+/** Admin answers carry amounts as decimal strings; the summary's amount fields are bigints. */
+function reviveBigints(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(reviveBigints)
+  if (x && typeof x === 'object')
+    return Object.fromEntries(
+      Object.entries(x).map(([k, v]) => [
+        k,
+        typeof v === 'string' && /^\d+$/.test(v) && AMOUNT_KEYS.has(k) ? BigInt(v) : reviveBigints(v)
+      ])
+    )
+  return x
+}
+const AMOUNT_KEYS = new Set(['pending', 'claimed', 'earned', 'withdrawable'])
 
 /** Opens the node's LevelDB read-side when it is free; a running node holds its lock. */
 async function openStore(
@@ -47,7 +63,17 @@ export const rewardsCommand: Command = {
     const who = subjectAddress(client, positionals[0])
     const s = await openStore(dataDirOf(values))
     try {
-      const r = await rewardsSummary(client, who, { store: s.store })
+      let r = await rewardsSummary(client, who, { store: s.store })
+      // A running node holds its database: ask it (admin endpoint) for its own pending amounts.
+      if (!s.store && positionals[0] === undefined) {
+        const live = await adminRequest<Record<string, unknown>>(dataDirOf(values), '/rewards').catch(
+          () => undefined
+        )
+        if (live && typeof live.node === 'string' && getAddress(live.node) === who) {
+          r = reviveBigints(live) as unknown as typeof r
+          s.note = undefined
+        }
+      }
       let withdrawn: bigint | undefined
       if (values.withdraw === true && r.withdrawable > 0n) {
         await client.withdrawCredits()

@@ -26,7 +26,11 @@ export const configOptions: Record<string, OptionSpec> = {
 type Values = Record<string, string | boolean | string[] | undefined>
 
 /** Flags win over env, env over the file, the file over defaults. */
-export function configFromFlags(values: Values, extra: Override[] = []): NodeConfig {
+export function configFromFlags(
+  values: Values,
+  extra: Override[] = [],
+  base?: Record<string, unknown>
+): NodeConfig {
   const overrides: Override[] = []
   if (typeof values['data-dir'] === 'string')
     overrides.push({ key: 'dataDir', value: values['data-dir'], source: '--data-dir' })
@@ -36,5 +40,5 @@ export function configFromFlags(values: Values, extra: Override[] = []): NodeCon
     if (at <= 0) throw new UsageError(`--set takes KEY=VALUE, got "${kv}"`)
     overrides.push({ key: kv.slice(0, at), value: kv.slice(at + 1), source: `--set ${kv.slice(0, at)}` })
   }
-  return loadConfig({ file: values.config as string | undefined, overrides })
+  return loadConfig({ file: values.config as string | undefined, overrides, base })
 }

@@ -1,8 +1,12 @@
 // `openlora start`: runs a node until SIGINT/SIGTERM. When the node is up it prints one JSON line
 // on stdout ({"event":"started",…}) so scripts (the swarm launcher) can read its addresses.
+// `--demo` (what `npm start` runs) starts on embedded defaults instead: a local chain, a DEMO
+// model and adapter when none is configured (src/node/demo.ts), and a short human banner.
+import { createLogger } from '../../../common/log.ts'
 import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
 import type { Override } from '../../config/load.ts'
+import { DEMO_CONFIG_BASE, type DemoInfo, demoBanner, finishDemo, prepareDemo } from '../../demo.ts'
 import { createNode } from '../../node.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
@@ -35,6 +39,11 @@ export const startCommand: Command = {
       valueName: 'ADDR'
     },
     'no-mdns': { type: 'boolean', description: 'turn LAN discovery (mDNS) off' },
+    demo: {
+      type: 'boolean',
+      description:
+        'embedded defaults (npm start): local anvil chain, a DEMO random-weight model and adapter when no model is configured, a banner with the command to send a job'
+    },
     'log-level': {
       type: 'string',
       description: 'trace | debug | info | warn | error | silent',
@@ -57,21 +66,14 @@ export const startCommand: Command = {
     if (values['no-mdns'] === true) extra.push({ key: 'network.mdns', value: false, source: '--no-mdns' })
     if (typeof values['log-level'] === 'string')
       extra.push({ key: 'log.level', value: values['log-level'], source: '--log-level' })
-    const config = configFromFlags(values, extra)
+    const demo = values.demo === true
+    const loaded = configFromFlags(values, extra, demo ? DEMO_CONFIG_BASE : undefined)
+    const log = createLogger('start', { level: loaded.log.level })
+    const plan = demo ? await prepareDemo(loaded, log) : null
+    const config = plan?.config ?? loaded
     const node = await createNode(config)
     await node.start()
-    process.stdout.write(
-      `${JSON.stringify({
-        event: 'started',
-        peerId: node.peerId,
-        operator: node.identity.operator.address,
-        addrs: node.libp2p.getMultiaddrs().map((m) => m.toString()),
-        admin: node.admin.url ?? null,
-        dataDir: config.dataDir,
-        pid: process.pid
-      })}\n`
-    )
-    await new Promise<void>((resolve) => {
+    const stopped = new Promise<void>((resolve) => {
       let signals = 0
       const onSignal = (sig: string): void => {
         if (++signals > 1) {
@@ -86,6 +88,28 @@ export const startCommand: Command = {
       process.on('SIGINT', onSignal)
       process.on('SIGTERM', onSignal)
     })
+    if (demo) {
+      let info: DemoInfo | null = null
+      try {
+        info = plan ? await finishDemo(node, plan, log) : null
+      } catch (err) {
+        await node.stop()
+        throw err
+      }
+      process.stdout.write(demoBanner(node, info))
+    } else
+      process.stdout.write(
+        `${JSON.stringify({
+          event: 'started',
+          peerId: node.peerId,
+          operator: node.identity.operator.address,
+          addrs: node.libp2p.getMultiaddrs().map((m) => m.toString()),
+          admin: node.admin.url ?? null,
+          dataDir: config.dataDir,
+          pid: process.pid
+        })}\n`
+      )
+    await stopped
     return 0
   }
 }

@@ -1,0 +1,194 @@
+// `npm start` (= `openlora start --demo`): a node that works on a fresh clone with nothing
+// configured. When no model is configured it generates a DEMO base model (the tiny preset with
+// random weights: its output is gibberish, and every output says so) and a demo adapter, imports
+// the adapter, and gives it a demo datanet built from a small built-in text (plus the demo
+// model's own answer to the demo prompt, so the suggested job quotes the datanet and its
+// contributor is paid). On the local chain it registers both on-chain and funds a demo client.
+// A second start finds all of it in the data dir and only re-registers on the fresh chain.
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { type Address, type Hex, zeroAddress } from 'viem'
+import type { AttributionService } from '../attribution/extension.ts'
+import { ChainClient } from '../chain/client.ts'
+import { CHAIN_ENDPOINT_FILE } from '../chain/extension.ts'
+import type { ChainService } from '../chain/service.ts'
+import type { Logger } from '../common/log.ts'
+import { cidDigest } from '../crypto/cid.ts'
+import { toHex } from '../crypto/hash.ts'
+import { inferConfigOf } from '../protocols/infer/extension.ts'
+import type { ServingStack } from '../protocols/infer/serving.ts'
+import type { NodeConfig } from './config/schema.ts'
+import type { OpenLoraNode } from './node.ts'
+
+export const DEMO_MODEL_ID = 'demo-tiny (random weights)'
+export const DEMO_PROMPT = 'Tell me about the lighthouse keeper.'
+/** the CLI's default --max-tokens, so the suggested job repeats the answer the datanet quotes */
+const DEMO_MAX_TOKENS = 64
+const OPEN = 10n ** 18n
+/** 0.001 OPEN per 1,000 tokens: small, but a job visibly moves balances */
+export const DEMO_PRICE = (OPEN / 1000n).toString()
+const DEMO_DEPOSIT = 100n * OPEN
+
+/** What `--demo` changes under the user's config file, env and flags. */
+export const DEMO_CONFIG_BASE: Record<string, unknown> = {
+  chain: { preset: 'local', claimIntervalSec: 60 },
+  pricing: { pricePer1kTokens: DEMO_PRICE }
+}
+
+const DEMO_TEXT = `The lighthouse keeper wrote in his log every evening: the ships that passed, the weather
+over the water and the gulls that sat on the iron rail. In winter the lamp burned from four in the
+afternoon until eight in the morning, and he climbed the one hundred and twelve steps six times a
+night to trim the wick. The village below traded bread and fish for the oil he did not need.`
+
+export interface DemoPlan {
+  config: NodeConfig
+  modelDir: string
+  adapterDir: string
+  generated: boolean
+}
+
+export interface DemoInfo {
+  adapter: string
+  datanetId: Hex
+  contributor: Address
+  /** the demo client's key and funded escrow (local chain only) */
+  clientKeyFile: string | null
+}
+
+/** Generates the demo model and adapter when the config names no model; null when it does. */
+export async function prepareDemo(config: NodeConfig, log: Logger): Promise<DemoPlan | null> {
+  const infer = inferConfigOf(config)
+  if (infer.models.length > 0) return null
+  const dir = join(config.dataDir, 'demo')
+  const modelDir = join(dir, 'model')
+  const adapterDir = join(dir, 'adapter')
+  // Loaded here: the fixtures pull in the runtime, which only a serving node needs.
+  const { makeModel } = await import('../runtime/fixtures/make-model.ts')
+  const { makeAdapter } = await import('../runtime/fixtures/make-adapter.ts')
+  let generated = false
+  // A marker written last, so an interrupted first start regenerates instead of half-loading.
+  if (!existsSync(join(modelDir, '.complete'))) {
+    log.info('generating the DEMO base model (random weights)', { dir: modelDir })
+    await makeModel({ out: modelDir, preset: 'tiny', seed: 7, overrides: { _name_or_path: DEMO_MODEL_ID } })
+    writeFileSync(join(modelDir, '.complete'), '')
+    generated = true
+  }
+  if (!existsSync(join(adapterDir, '.complete'))) {
+    await makeAdapter({ model: modelDir, out: adapterDir, rank: 8, targets: ['q_proj', 'v_proj'], seed: 11 })
+    writeFileSync(join(adapterDir, '.complete'), '')
+    generated = true
+  }
+  return { config: { ...config, infer: { ...infer, models: [modelDir] } }, modelDir, adapterDir, generated }
+}
+
+/** After the node started: the adapter in its store, the datanet and provenance, the chain. */
+export async function finishDemo(node: OpenLoraNode, plan: DemoPlan, log: Logger): Promise<DemoInfo> {
+  const serving = node.services.serving as ServingStack
+  const model = serving.models()[0]!
+  const { cid } = await serving.store(model.modelId)!.import(plan.adapterDir)
+  const chain = node.services.chain as ChainService | undefined
+  const local = chain?.localChain
+  // anvil's dev accounts are the same on every start: #1 is the demo client, #2 owns the adapter
+  // and the datanet, #3 is the contributor of the built-in text
+  const contributor = (local?.accounts[3]?.address ?? node.identity.operator.address) as Address
+  const attribution = node.services.attribution as AttributionService
+  let provenance = await attribution.provenance.get(cid)
+  if (!provenance) {
+    let answer = ''
+    for await (const ev of serving.generate({
+      model: model.modelId,
+      adapter: cid,
+      prompt: DEMO_PROMPT,
+      params: { maxNewTokens: DEMO_MAX_TOKENS }
+    }))
+      if (ev.type === 'done') answer = ev.text
+    const owner = (local?.accounts[2]?.address ?? node.identity.operator.address) as Address
+    const dn = await attribution.store.createDatanet({
+      name: 'demo datanet (built-in text)',
+      owner,
+      description: 'DEMO: a built-in paragraph and the demo model answer to the demo prompt'
+    })
+    await attribution.store.contribute(dn.id, { text: `${DEMO_TEXT}\n\n${answer}`, contributor })
+    await attribution.store.publish(dn.id)
+    provenance = await attribution.provenance.set(cid, { datanets: [{ id: dn.id, version: 1, bp: 10_000 }] })
+  }
+  const datanet = provenance.datanets[0]!
+  const datanetId = datanet.id as Hex
+  let clientKeyFile: string | null = null
+  if (chain && local) {
+    const endpoint = chain.endpoint
+    const owner = new ChainClient({ ...endpoint, account: local.accounts[2]! })
+    // a local chain starts empty on every start: register the datanet and the adapter again
+    if (!(await owner.datanetExists(datanetId))) {
+      const version = await attribution.store.getVersion(datanetId, datanet.version)
+      await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
+      await owner.appendDatanetVersion(datanetId, version.root as Hex)
+    }
+    const adapterId = toHex(cidDigest(cid)) as Hex
+    const current = await owner.adapterOwner(adapterId).catch(() => zeroAddress)
+    if (current === zeroAddress)
+      await owner.registerAdapter({
+        adapterId,
+        modelHash: model.weightsHash,
+        feePer1kTokens: BigInt(node.config.pricing.pricePer1kTokens),
+        datanets: [{ id: datanetId, weightBps: 10_000 }]
+      })
+    const client = new ChainClient({ ...endpoint, account: local.accounts[1]! })
+    if ((await client.escrowOf(client.address)).balance < DEMO_DEPOSIT / 10n)
+      await client.deposit(DEMO_DEPOSIT)
+    clientKeyFile = join(node.dataDir.path, 'demo-client.key')
+    writeFileSync(clientKeyFile, `${local.privateKeys[1]}\n`, { mode: 0o600 })
+  }
+  log.debug('demo ready', { adapter: cid, datanet: datanetId })
+  return { adapter: cid, datanetId, contributor, clientKeyFile }
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+/** The few lines `npm start` prints: what runs, and the command that sends it a job. */
+export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
+  const addrs = node.libp2p.getMultiaddrs().map((m) => m.toString())
+  const tcp = addrs.filter((a) => a.includes('/tcp/') && !a.includes('/ws'))
+  const via = tcp.find((a) => a.includes('/127.0.0.1/')) ?? tcp[0] ?? addrs[0] ?? ''
+  const serving = node.services.serving as ServingStack | undefined
+  const models = serving?.models() ?? []
+  const chain = node.services.chain as ChainService | undefined
+  const price = node.config.pricing.pricePer1kTokens
+  const dataDir = node.dataDir.path
+  const demoModel = models.some((m) => m.modelId === DEMO_MODEL_ID)
+  const lines = [
+    `OpenLoRA node ${demoModel ? '(DEMO: random-weight model, its output is gibberish)' : ''}`.trimEnd(),
+    `  peer id    ${node.peerId}`,
+    ...addrs.map((a, i) => `  ${i === 0 ? 'addresses ' : '          '} ${a}`),
+    `  operator   ${node.identity.operator.address} (receives rewards)`,
+    ...models.map(
+      (m) => `  model      ${m.modelId}${m.modelId === DEMO_MODEL_ID ? ' [DEMO]' : ''} ${m.weightsHash}`
+    ),
+    info
+      ? `  adapter    ${info.adapter} [DEMO] (datanet ${info.datanetId.slice(0, 10)}…, contributor ${info.contributor})`
+      : `  adapters   ${serving?.store()?.tiers().cold ?? 0} in the store`,
+    chain
+      ? `  chain      ${chain.localChain ? 'local anvil' : 'chain'} ${chain.endpoint.chainId} at ${chain.endpoint.rpcUrl}, Settlement ${chain.endpoint.addresses.settlement}; price ${price} wei per 1k tokens`
+      : '  chain      none (free jobs only)'
+  ]
+  const model = models[0]?.modelId
+  if (model) {
+    const pay =
+      chain && info?.clientKeyFile && price !== '0'
+        ? ` --pay --chain ${shellQuote(join(dataDir, CHAIN_ENDPOINT_FILE))} --key-file ${shellQuote(info.clientKeyFile)} --data-dir ${shellQuote(dataDir)}`
+        : ''
+    const adapter = info ? ` --adapter ${info.adapter}` : ''
+    lines.push(
+      'Send it a job:',
+      `  npm run openlora -- infer --via ${via} --model ${shellQuote(model)}${adapter} --prompt ${shellQuote(DEMO_PROMPT)}${pay}`
+    )
+    if (chain)
+      lines.push(
+        `Balances:   npm run openlora -- balance --data-dir ${shellQuote(dataDir)}${info?.clientKeyFile ? ` --key-file ${shellQuote(info.clientKeyFile)}` : ''}`,
+        `Rewards:    npm run openlora -- rewards --data-dir ${shellQuote(dataDir)}`
+      )
+  }
+  return `${lines.join('\n')}\n`
+}
