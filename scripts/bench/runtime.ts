@@ -2,8 +2,8 @@
 //
 //   npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N]
 //
-// Scenarios (concurrency 8, 32-token prompts, 64 new tokens), interleaved round by round so the
-// machine's drifting memory bandwidth hits them alike: base (no adapter), one adapter for every
+// Scenarios (concurrency 8, 32-token prompts, 64 new tokens), run in rounds of ABCDE EDCBA so the
+// machine's drifting speed hits them alike (goals use ratios paired within a round): base (no adapter), one adapter for every
 // request, 100 and 1,000 distinct adapters (random per request), a mixed set (ranks 8/16/32 on
 // all seven projections, its own pool), and the naive baseline (merge + new session per adapter).
 // Also: cold-load and warm→hot times, RAM per warm adapter, batch-1 decode against the
@@ -47,7 +47,7 @@ const CFG = {
   concurrency: 8,
   promptTokens: 32,
   newTokens: 64,
-  rounds: QUICK ? 1 : 4,
+  rounds: QUICK ? 1 : 3,
   naivePerRound: QUICK ? 2 : 2,
   qvAdapters: 1000,
   mixedAdapters: QUICK ? 12 : 24,
@@ -105,7 +105,7 @@ async function batch(
   adapters: () => string | null,
   into: Tally,
   newTokens = CFG.newTokens
-): Promise<void> {
+): Promise<{ tokens: number; ms: number }> {
   const t0 = performance.now()
   const dones = await Promise.all(
     Array.from({ length: CFG.concurrency }, () =>
@@ -121,13 +121,13 @@ async function batch(
   )
   const ms = performance.now() - t0
   into.ms += ms
-  into.perRound.push(dones.reduce((n, d) => n + d.usage.outputTokens, 0) / (ms / 1000))
   for (const d of dones) {
     into.tokens += d.usage.outputTokens
     into.ttft.push(d.timings.firstTokenMs)
     into.queued.push(d.timings.queuedMs)
     into.requests += 1
   }
+  return { tokens: dones.reduce((n, d) => n + d.usage.outputTokens, 0), ms }
 }
 
 /** fp32 weight bytes one decode token reads: every projection, plus the lm_head. */
@@ -228,11 +228,22 @@ async function main(): Promise<void> {
   const d100 = qvCids.slice(0, 100)
   for (let round = 0; round < CFG.rounds; round++) {
     say(`round ${round + 1}/${CFG.rounds}`)
-    await batch(qvEngine, qvModel, () => null, S.base)
-    await batch(qvEngine, qvModel, () => qvCids[0]!, S.one)
-    await batch(qvEngine, qvModel, () => pick(d100), S.d100)
-    await batch(qvEngine, qvModel, () => pick(qvCids), S.d1000)
-    await batch(mixEngine, mixModel, () => pick(mixCids), S.mixed)
+    // forward then backward (ABCDE EDCBA): a linear drift of the machine's speed during the
+    // round then weighs every scenario alike
+    const runs: [keyof typeof S, () => Promise<{ tokens: number; ms: number }>][] = [
+      ['base', () => batch(qvEngine, qvModel, () => null, S.base)],
+      ['one', () => batch(qvEngine, qvModel, () => qvCids[0]!, S.one)],
+      ['d100', () => batch(qvEngine, qvModel, () => pick(d100), S.d100)],
+      ['d1000', () => batch(qvEngine, qvModel, () => pick(qvCids), S.d1000)],
+      ['mixed', () => batch(mixEngine, mixModel, () => pick(mixCids), S.mixed)]
+    ]
+    const inRound = new Map<string, { tokens: number; ms: number }>()
+    for (const [name, run] of [...runs, ...[...runs].reverse()]) {
+      const r = await run()
+      const acc = inRound.get(name) ?? { tokens: 0, ms: 0 }
+      inRound.set(name, { tokens: acc.tokens + r.tokens, ms: acc.ms + r.ms })
+    }
+    for (const [name, acc] of inRound) S[name as keyof typeof S].perRound.push(acc.tokens / (acc.ms / 1000))
     // batch 1, no adapter, next to a copy-bandwidth measurement
     batch1.copyBps.push(copyBandwidth())
     const one = await drain(
@@ -267,6 +278,8 @@ async function main(): Promise<void> {
       gc()
     }
     naive.perRound.push((naive.tokens - naiveRound.tokens) / ((naive.ms - naiveRound.ms) / 1000))
+    // the naive builds wrote ~0.5 GB each: let write-back settle before the next round
+    await new Promise((r) => setTimeout(r, 3000))
   }
   const engineStats = (e: Engine) => {
     const m = e.metrics()
@@ -381,7 +394,7 @@ async function main(): Promise<void> {
       quick: QUICK,
       executionProvider: qvModel.executionProvider,
       notes:
-        'sessions, graphs and adapter files cached and warm (page cache); cold = adapter not in RAM; rounds interleave scenarios; naive = merge + build + new session per request (adapter changes every request), batch 1'
+        'sessions, graphs and adapter files cached and warm (page cache); cold = adapter not in RAM; rounds run scenarios forward then backward, goals are medians of ratios paired within a round; naive = merge + build + new session per request (adapter changes every request), batch 1'
     },
     results,
     goals
