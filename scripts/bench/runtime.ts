@@ -2,10 +2,11 @@
 //
 //   npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N]
 //
-// Scenarios (concurrency 8, 32-token prompts, 64 new tokens), run in rounds of ABCDE EDCBA so the
-// machine's drifting speed hits them alike (goals use ratios paired within a round): base (no adapter), one adapter for every
-// request, 100 and 1,000 distinct adapters (random per request), a mixed set (ranks 8/16/32 on
-// all seven projections, its own pool), and the naive baseline (merge + new session per adapter).
+// Scenarios (concurrency 8, 32-token prompts, 64 new tokens), run in rounds of ABCDE EDCBA so
+// the machine's drifting speed hits them alike (goals use ratios paired within a round): base
+// (no adapter), one adapter for every request, 100 and 1,000 distinct adapters (random per
+// request), a mixed set (ranks 8/16/32 on all seven projections, its own pool), and the naive
+// baseline (merge + new session per adapter).
 // Also: cold-load and warm→hot times, RAM per warm adapter, batch-1 decode against the
 // memory-bandwidth bound. Fixtures are cached (runtime-fixtures.ts); the first run builds them.
 import { availableParallelism, cpus, tmpdir } from 'node:os'
