@@ -12,7 +12,6 @@
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { Worker } from 'node:worker_threads'
 import { type Logger, silentLogger } from '../../src/common/log.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { AdapterStore } from '../../src/runtime/adapters/store.ts'
@@ -20,7 +19,6 @@ import { Engine } from '../../src/runtime/engine/engine.ts'
 import type { TokenEvent } from '../../src/runtime/engine/types.ts'
 import { loadCheckpointWeights } from '../../src/runtime/formats/safetensors.ts'
 import { generate } from '../../src/runtime/generate.ts'
-import type { ModelConfig } from '../../src/runtime/model/config.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
 import {
@@ -31,6 +29,7 @@ import {
   MIXED_SET,
   QV_SET
 } from './runtime-fixtures.ts'
+import { copyBandwidth, median, pct, weightBytesPerToken } from './runtime-measure.ts'
 import { mergedSession } from './runtime-naive.ts'
 
 const { values: args } = parseArgs({
@@ -70,17 +69,6 @@ const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!
 const prompt = (vocab: number) =>
   Array.from({ length: CFG.promptTokens }, () => 3 + Math.floor(rand() * (vocab - 3)))
 
-function pct(xs: number[], p: number): number {
-  if (xs.length === 0) return Number.NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!
-}
-function median(xs: number[]): number {
-  if (xs.length === 0) return Number.NaN
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
-}
 const r2 = (x: number) => Math.round(x * 100) / 100
 
 type Done = Extract<TokenEvent, { type: 'done' }>
@@ -130,54 +118,6 @@ async function batch(
     into.requests += 1
   }
   return { tokens: dones.reduce((n, d) => n + d.usage.outputTokens, 0), ms }
-}
-
-/** fp32 weight bytes one decode token reads: every projection, plus the lm_head. */
-function weightBytesPerToken(c: ModelConfig): number {
-  const q = c.numHeads * c.headDim
-  const kv = c.numKvHeads * c.headDim
-  const perLayer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize
-  return 4 * (c.numLayers * perLayer + c.vocabSize * c.hiddenSize)
-}
-
-/**
- * Copy bandwidth with as many threads as ORT uses (STREAM convention: bytes read + written per
- * second), best of 5: what a decode step can at most stream from memory.
- */
-async function copyBandwidth(threads: number): Promise<number> {
-  const n = 256 * 1024 * 1024
-  const src = new SharedArrayBuffer(n)
-  const dst = new SharedArrayBuffer(n)
-  new Uint8Array(src).fill(1)
-  const code = `const { parentPort, workerData: w } = require('node:worker_threads')
-const a = new Uint8Array(w.src, w.lo, w.hi - w.lo)
-const b = new Uint8Array(w.dst, w.lo, w.hi - w.lo)
-parentPort.on('message', () => { b.set(a); parentPort.postMessage(0) })
-parentPort.postMessage(0)`
-  const part = Math.floor(n / threads / 64) * 64
-  const workers = Array.from(
-    { length: threads },
-    (_, i) =>
-      new Worker(code, {
-        eval: true,
-        workerData: { src, dst, lo: i * part, hi: i === threads - 1 ? n : (i + 1) * part }
-      })
-  )
-  const round = () => Promise.all(workers.map((w) => new Promise((r) => w.once('message', r))))
-  await round()
-  let best = 0
-  try {
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now()
-      const done = round()
-      for (const w of workers) w.postMessage(0)
-      await done
-      best = Math.max(best, (2 * n) / ((performance.now() - t0) / 1000))
-    }
-  } finally {
-    await Promise.all(workers.map((w) => w.terminate()))
-  }
-  return best
 }
 
 async function main(): Promise<void> {
