@@ -14,6 +14,11 @@ import type { Host } from './host.ts'
 const TIE_BREAK_DELAY_MS = 1_000
 /** How often the node checks it is still below target and re-dials. */
 const KEEPER_INTERVAL_MS = 5_000
+/**
+ * A connection whose identify never completed (it timed out on an overloaded peer) is useless:
+ * gossipsub and table sync only start after identify. Closed after this long, it is re-dialled.
+ */
+const IDENTIFY_GRACE_MS = 20_000
 
 function peerOf(ma: Multiaddr): string | undefined {
   return ma.getComponents().findLast((c) => c.name === 'p2p')?.value
@@ -23,6 +28,7 @@ export class AdvertDialer {
   readonly #host: Host
   readonly #table: PeerTable
   readonly #target: number
+  readonly #dialTimeoutMs: number
   readonly #bootstrap: Multiaddr[]
   readonly #log: Logger
   readonly #dialing = new Set<string>()
@@ -36,11 +42,17 @@ export class AdvertDialer {
     this.#dialAddrs(id.toString(), multiaddrs)
   }
 
-  constructor(host: Host, table: PeerTable, targetPeers: number, bootstrap: string[], logger: Logger) {
+  constructor(
+    host: Host,
+    table: PeerTable,
+    opts: { targetPeers: number; bootstrap: string[]; dialTimeoutMs: number },
+    logger: Logger
+  ) {
     this.#host = host
     this.#table = table
-    this.#target = targetPeers
-    this.#bootstrap = bootstrap.map((a) => multiaddr(a))
+    this.#target = opts.targetPeers
+    this.#dialTimeoutMs = opts.dialTimeoutMs
+    this.#bootstrap = opts.bootstrap.map((a) => multiaddr(a))
     this.#log = logger.child('dialer')
   }
 
@@ -68,7 +80,9 @@ export class AdvertDialer {
   }
 
   #keep(): void {
-    if (!this.#running || !this.#belowTarget()) return
+    if (!this.#running) return
+    this.#closeUnidentified().catch((err) => this.#log.debug('identify check failed', { err }))
+    if (!this.#belowTarget()) return
     for (const ma of this.#bootstrap) {
       const peer = peerOf(ma)
       if (peer && peer !== this.#host.peerId.toString()) this.#dialAddrs(peer, [ma])
@@ -76,6 +90,19 @@ export class AdvertDialer {
     for (const entry of this.#table.entries()) {
       if (!this.#belowTarget()) break
       this.#dial(entry)
+    }
+  }
+
+  async #closeUnidentified(): Promise<void> {
+    const now = Date.now()
+    for (const conn of this.#host.getConnections()) {
+      if (conn.status !== 'open' || now - conn.timeline.open < IDENTIFY_GRACE_MS) continue
+      const peer = await this.#host.peerStore.get(conn.remotePeer).catch(() => undefined)
+      if (peer && peer.protocols.length > 0) continue
+      this.#log.debug('closing a connection that never finished identify', {
+        peer: conn.remotePeer.toString()
+      })
+      await conn.close().catch(() => {})
     }
   }
 
@@ -109,7 +136,8 @@ export class AdvertDialer {
     if (!this.#running || addrs.length === 0 || this.#dialing.has(peer) || this.#connected(peer)) return
     this.#dialing.add(peer)
     this.#host
-      .dial(addrs)
+      // a dial that never settles would block this peer's re-dials for good
+      .dial(addrs, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
       .then(() => this.#log.debug('dialed peer', { peer }))
       .catch((err) => this.#log.debug('could not dial peer', { peer, err }))
       .finally(() => this.#dialing.delete(peer))

@@ -98,8 +98,11 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
     const dialer = new AdvertDialer(
       libp2p,
       peerTable,
-      config.network.targetPeers,
-      config.network.bootstrap,
+      {
+        targetPeers: config.network.targetPeers,
+        bootstrap: config.network.bootstrap,
+        dialTimeoutMs: config.network.dialTimeoutMs
+      },
       log
     )
     const components: NodeComponents = {

@@ -59,3 +59,4 @@ export const MAX_SYNC_BYTES = 8 * 1024 * 1024
 /** Concurrent sync requests a node answers: a swarm joining at once hits its first node. */
 export const SYNC_MAX_INBOUND_STREAMS = 32
 export const SYNC_TIMEOUT_MS = 10_000
+export const SYNC_RETRY_MS = 5_000

@@ -14,6 +14,7 @@ import {
   MAX_SYNC_ADVERTS,
   MAX_SYNC_BYTES,
   SYNC_MAX_INBOUND_STREAMS,
+  SYNC_RETRY_MS,
   SYNC_TIMEOUT_MS
 } from './constants.ts'
 import type { PeerTable } from './peer-table.ts'
@@ -42,10 +43,21 @@ export class AdvertSync {
   readonly #log: Logger
   readonly #onIdentify = (e: CustomEvent<{ peerId: PeerId; protocols: string[] }>): void => {
     if (!e.detail.protocols.includes(ADVERTS_SYNC_PROTOCOL)) return
-    this.syncFrom(e.detail.peerId).catch((err) =>
-      this.#log.debug('advert sync failed', { peer: e.detail.peerId.toString(), err })
-    )
+    const peer = e.detail.peerId
+    this.syncFrom(peer).catch((err) => {
+      // An overloaded peer may time out; one retry, since gossip alone would leave us with
+      // nothing until every peer's next heartbeat.
+      this.#log.debug('advert sync failed; retrying once', { peer: peer.toString(), err })
+      const t = setTimeout(() => {
+        if (!this.#running) return
+        this.syncFrom(peer).catch((e2) =>
+          this.#log.debug('advert sync failed', { peer: peer.toString(), err: e2 })
+        )
+      }, SYNC_RETRY_MS)
+      t.unref()
+    })
   }
+  #running = false
 
   constructor(components: AdvertSyncComponents) {
     this.#c = components
@@ -53,6 +65,7 @@ export class AdvertSync {
   }
 
   async start(): Promise<void> {
+    this.#running = true
     await this.#c.libp2p.handle(ADVERTS_SYNC_PROTOCOL, (stream) => this.#serve(stream), {
       maxInboundStreams: SYNC_MAX_INBOUND_STREAMS
     })
@@ -60,6 +73,7 @@ export class AdvertSync {
   }
 
   async stop(): Promise<void> {
+    this.#running = false
     this.#c.libp2p.removeEventListener('peer:identify', this.#onIdentify)
     await this.#c.libp2p.unhandle(ADVERTS_SYNC_PROTOCOL)
   }
