@@ -134,6 +134,9 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   assert.ok(BigInt(r.receipt.body.amountDue) > 0n, 'a paid job')
   assert.ok(r.receipt.body.voucher, 'paid with a voucher')
   assert.is(r.receipt.eip712.chainId, 31337)
+  // the demo datanet holds the demo model's answer to the printed prompt: its contributor is credited
+  assert.is(r.receipt.body.attribution.method, 'spans')
+  assert.is(r.receipt.body.attribution.contributors.length, 1)
   const adapter = argv[argv.indexOf('--adapter') + 1]
   assert.is(r.receipt.body.adapter, adapter)
 

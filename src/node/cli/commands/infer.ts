@@ -159,6 +159,7 @@ export const inferCommand: Command = {
         const b = r.receipt.body
         console.log(
           `\n\nserved by ${r.servedBy} via ${r.route.join(' → ')}\n` +
+            `model     ${b.modelId}${b.adapter ? ` + adapter ${b.adapter}` : ''}\n` +
             `tokens    ${b.promptTokens} prompt + ${b.outputTokens} output, ${r.finishReason}\n` +
             `amount    ${b.amountDue} wei (${b.pricePer1kTokens} per 1k tokens)\n` +
             `receipt   ${v.ok ? 'verified' : `FAILED ${v.check} (${v.field}): ${v.message}`}`
