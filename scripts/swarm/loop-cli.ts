@@ -108,6 +108,7 @@ export function printReport(r: SwarmReport, json: boolean): void {
   const lines = [
     `swarm of ${r.nodes} nodes, ${r.jobs.requested} paid jobs${r.chaos.length ? ` with ${r.chaos.length} chaos events` : ''}`,
     `jobs         ${r.jobs.ok} ok, ${r.jobs.failed} failed${r.jobs.failed ? ` (${JSON.stringify(r.jobs.failedReasons)})` : ''}; ${r.attempts.failovers} failed attempts failed over (${JSON.stringify(r.attempts.failureCodes)})`,
+    ...Object.entries(r.attempts.failureSamples).map(([code, msg]) => `  ${code}: ${msg}`),
     `routed       ${pct(r.routedShare)} of ok jobs served by another node than their entry peer`,
     `latency      p50 ${r.latencyMs.p50.toFixed(0)} ms, p99 ${r.latencyMs.p99.toFixed(0)} ms`,
     `throughput   ${r.jobsPerSec.toFixed(2)} jobs/s over ${(r.jobsWallMs / 1000).toFixed(1)} s; ${r.tokens} tokens`,
@@ -115,6 +116,7 @@ export function printReport(r: SwarmReport, json: boolean): void {
     `time shares  ${Object.entries(r.timeShares.shares)
       .map(([k, v]) => `${k} ${pct(v)}`)
       .join(', ')}`,
+    `             (settlement: ${r.timeShares.settlementInPathMs} ms in jobs' path, ${r.timeShares.claimMs} ms in claim transactions, ${r.timeShares.vouchersPerClaim} vouchers per claim)`,
     `vouchers     ${r.vouchersClaimed} claimed on-chain in ${r.timeShares.claims} node claims; ${r.settlement.leftUnclaimedAtStop} left at stop, claimed after`,
     `payments     Σ amountDue ${wei(rec.amountDueTotal)}; paid on-chain ${wei(rec.claimedTotal)} (unused pay-ahead margin ${rec.unusedMarginTotal} wei, paid without receipt ${rec.paidWithoutReceipt} wei)`,
     ...r.chaos.map(

@@ -81,6 +81,10 @@ export class JobDriver {
   private readonly opts: DriverOptions
   private readonly rand: () => number
   private stopped = false
+  /** node|cid of adapters a node fetched for a job (it advertises them from then on) */
+  private readonly fetched = new Set<string>()
+  /** one message per failure code seen (what the report shows next to the counts) */
+  readonly failureSamples = new Map<string, string>()
   /** one job at a time per channel: a voucher pays ahead for one job on top of what is owed */
   private readonly locks = new Map<Hex, Promise<void>>()
 
@@ -125,6 +129,10 @@ export class JobDriver {
     return xs.length === 0 ? undefined : xs[Math.floor(this.rand() * xs.length)]
   }
 
+  private holds(n: DriverNode, cid: string): boolean {
+    return n.adapters.includes(cid) || this.fetched.has(`${n.i}|${cid}`)
+  }
+
   private channel(node: Address, adapterId: Hex): ChannelLedger {
     const key = channelKey(this.account.address, node, adapterId)
     let c = this.ledger.get(key)
@@ -151,14 +159,18 @@ export class JobDriver {
     const failures: string[] = []
     const tried = new Set<number>()
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
+      // back off a little between attempts: a killed node needs seconds to come back
+      if (attempt > 1) await new Promise((r) => setTimeout(r, Math.min(2_000, 400 * (attempt - 1))))
       const up = this.nodes().filter((n) => n.addr() !== undefined)
       const fresh = up.filter((n) => !tried.has(n.i))
       // Mostly a node that holds the adapter (the cheap path); sometimes any node, which fetches it.
-      const holders = fresh.filter((n) => n.adapters.includes(cid))
+      const holders = fresh.filter((n) => this.holds(n, cid))
       const server = this.pick(
         holders.length > 0 && this.rand() < 0.7 ? holders : fresh.length > 0 ? fresh : up
       )
-      const entry = this.pick(up)
+      // Routers only forward to peers that advertise the adapter, so a job for a node that must
+      // fetch it first enters at that node.
+      const entry = server && !this.holds(server, cid) ? server : this.pick(up)
       if (!server || !entry) {
         failures.push('NO_NODE_UP')
         await new Promise((r) => setTimeout(r, 500))
@@ -258,6 +270,7 @@ export class JobDriver {
           failures.push(`RECEIPT_INVALID:${v.ok ? (voucherOk ? 'client' : 'voucher') : v.check}`)
           return undefined
         }
+        this.fetched.add(`${server.i}|${cid}`)
         const due = BigInt(r.receipt.body.amountDue)
         await this.wallet.settle({ node: server.operator, adapterId, amountDue: due })
         if (voucher.cumulativeAmount > ch.acknowledged) ch.acknowledged = voucher.cumulativeAmount
@@ -284,7 +297,8 @@ export class JobDriver {
           timings: r.timings
         }
       } catch (err) {
-        const code = err instanceof InferError ? err.code : ((err as { code?: string }).code ?? 'ERROR')
+        const c = err instanceof InferError ? err.code : (err as { code?: unknown; name?: string }).code
+        const code = typeof c === 'string' && /^[A-Z_]+$/.test(c) ? c : ((err as Error).name ?? 'ERROR')
         // Before `accepted` the serving node refused or never saw the job: nothing was stored.
         // After it, the node may have finished and stored the voucher while the reply was lost.
         if (accepted || code === 'DEADLINE_EXCEEDED' || code === 'INTERNAL') {
@@ -294,6 +308,7 @@ export class JobDriver {
           await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
         }
         failures.push(code)
+        this.failureSamples.set(code, `${(err as Error).message}`.slice(0, 200))
         const retry = (err as InferError).details?.retryAfterMs
         if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))
         return undefined

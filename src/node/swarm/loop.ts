@@ -39,7 +39,13 @@ export interface SwarmLoopOptions {
 export interface SwarmReport {
   nodes: number
   jobs: { requested: number; ok: number; failed: number; failedReasons: Record<string, number> }
-  attempts: { total: number; failovers: number; failureCodes: Record<string, number> }
+  attempts: {
+    total: number
+    failovers: number
+    failureCodes: Record<string, number>
+    /** one message per failure code */
+    failureSamples: Record<string, string>
+  }
   routedShare: number
   latencyMs: { p50: number; p99: number; mean: number }
   tokens: number
@@ -75,7 +81,11 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
 }
 
-const count = (xs: string[]) => xs.reduce<Record<string, number>>((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {})
+function count(xs: string[]): Record<string, number> {
+  const m: Record<string, number> = {}
+  for (const x of xs) m[x] = (m[x] ?? 0) + 1
+  return m
+}
 
 export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport> {
   const log = opts.log ?? (() => {})
@@ -148,10 +158,11 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
 
     const chainCfg = JSON.stringify({
       ...chain.endpoint,
-      // every payment claims at once: claims run all through the jobs (and the faults hit them)
-      claimIntervalSec: 2,
-      minClaim: '1',
-      maxBatch: 50
+      // Under chaos every payment claims at once, so claims run all through the jobs and the
+      // faults hit them; otherwise a claim round every 3 s batches what came in meanwhile.
+      claimIntervalSec: opts.chaos ? 2 : 3,
+      minClaim: opts.chaos ? '1' : (10n ** 18n).toString(),
+      maxBatch: 100
     })
     const shared = [
       `chain=${chainCfg}`,
@@ -221,7 +232,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
         jobs: opts.jobs,
         concurrency: opts.concurrency ?? Math.min(8, 2 * N),
         attemptTimeoutMs,
-        maxAttempts: 4,
+        maxAttempts: 6,
         seed,
         onJob: (o, done) => {
           chaos?.onJob(o, done)
@@ -287,7 +298,8 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       attempts: {
         total: outcomes.reduce((a, o) => a + o.attempts, 0),
         failovers: outcomes.reduce((a, o) => a + o.failures.length, 0),
-        failureCodes: count(outcomes.flatMap((o) => o.failures))
+        failureCodes: count(outcomes.flatMap((o) => o.failures)),
+        failureSamples: Object.fromEntries(driver.failureSamples)
       },
       routedShare: ok.length ? ok.filter((o) => o.routed).length / ok.length : 0,
       latencyMs: {

@@ -19,9 +19,15 @@ export interface TimeShares {
   /** jobs whose node-side split was found in the logs */
   jobsWithNodeTimings: number
   claims: number
+  /** of settlement: in the job's path (voucher check + payment record) and claim transactions
+   * (in the background, not on any job's path) */
+  settlementInPathMs: number
+  claimMs: number
+  vouchersPerClaim: number
 }
 
 interface ServedLine {
+  vouchers?: number
   msg?: string
   jobId?: string
   checkMs?: number
@@ -35,6 +41,7 @@ export async function timeShares(ok: JobOutcome[], nodeLogs: string[]): Promise<
   const served = new Map<string, ServedLine>()
   let claimMs = 0
   let claims = 0
+  let claimedVouchers = 0
   for (const f of nodeLogs) {
     const text = await readFile(f, 'utf8').catch(() => '')
     for (const line of text.split('\n')) {
@@ -48,12 +55,14 @@ export async function timeShares(ok: JobOutcome[], nodeLogs: string[]): Promise<
       if (o.msg === 'job served' && o.jobId) served.set(o.jobId, o)
       if (o.msg === 'claimed') {
         claims++
+        claimedVouchers += o.vouchers ?? 0
         if (typeof o.ms === 'number') claimMs += o.ms
       }
     }
   }
   const t = { routing: 0, inference: 0, attribution: 0, signing: 0, settlement: claimMs }
   let withNode = 0
+  let inPath = 0
   for (const o of ok) {
     const s = o.jobId ? served.get(o.jobId) : undefined
     const check = s?.checkMs ?? 0
@@ -64,6 +73,7 @@ export async function timeShares(ok: JobOutcome[], nodeLogs: string[]): Promise<
     t.attribution += s?.attributionMs ?? 0
     t.signing += p.voucherMs + p.verifyMs + (s?.signMs ?? 0)
     t.settlement += check + (s?.recordMs ?? 0)
+    inPath += check + (s?.recordMs ?? 0)
   }
   const sum = Object.values(t).reduce((a, x) => a + x, 0) || 1
   const r = (x: number) => Math.round(x * 1000) / 1000
@@ -83,6 +93,9 @@ export async function timeShares(ok: JobOutcome[], nodeLogs: string[]): Promise<
       settlement: r(t.settlement / sum)
     },
     jobsWithNodeTimings: withNode,
-    claims
+    claims,
+    settlementInPathMs: Math.round(inPath),
+    claimMs: Math.round(claimMs),
+    vouchersPerClaim: claims ? Math.round((claimedVouchers / claims) * 10) / 10 : 0
   }
 }
