@@ -217,6 +217,7 @@ export class Claimer {
         })
       }
       try {
+        const sentAt = performance.now()
         const res = await this.chain.claim(
           items.map((x) => x.voucher),
           plan.attributions
@@ -251,7 +252,9 @@ export class Claimer {
           tx: res.hash,
           vouchers: items.length,
           total: res.total,
-          gasUsed: res.gasUsed
+          gasUsed: res.gasUsed,
+          // send → mined receipt (the swarm report counts it as settlement time)
+          ms: Math.round(performance.now() - sentAt)
         })
         return {
           txHash: res.hash,

@@ -54,7 +54,10 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       )
   }
   const gate = ctx.c.payments?.()
+  // per-phase times for the `job served` line (the swarm report splits a job's time with them)
+  const tCheck = performance.now()
   const payment = gate ? await checkPayment(gate, body, promptTokens, ctx) : undefined
+  const checkMs = performance.now() - tCheck
   const startedAt = Date.now()
   const route = [...job.frame.route, ctx.c.peerId]
   // generate() checks and queues at once (BUSY, limits), so a refusal comes before `accepted`
@@ -73,6 +76,15 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       continue
     }
     if (job.signal.aborted) throw job.signal.reason
+    const tAttribution = performance.now()
+    const attribution = await (ctx.c.attribution ?? provenanceAttribution)({
+      jobId: body.jobId,
+      modelHash: model.weightsHash,
+      adapter: body.adapter,
+      promptIds: ev.promptIds,
+      outputIds: ev.outputIds
+    })
+    const attributionMs = performance.now() - tAttribution
     const receiptBody: ReceiptBody = {
       v: 1,
       jobId: body.jobId,
@@ -87,17 +99,12 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       outputTokens: ev.outputIds.length,
       pricePer1kTokens: ctx.init.pricePer1kTokens,
       amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, ctx.init.pricePer1kTokens),
-      attribution: await (ctx.c.attribution ?? provenanceAttribution)({
-        jobId: body.jobId,
-        modelHash: model.weightsHash,
-        adapter: body.adapter,
-        promptIds: ev.promptIds,
-        outputIds: ev.outputIds
-      }),
+      attribution,
       voucher: payment?.hash ?? null,
       startedAt,
       finishedAt: Math.max(startedAt, Date.now())
     }
+    const tSign = performance.now()
     const receipt = await signReceipt(receiptBody, {
       peerId: ctx.c.peerId,
       signPeer: (d) => ctx.c.privateKey.sign(d),
@@ -106,6 +113,8 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
         ? { chainId: gate.domain.chainId, verifyingContract: gate.domain.settlement }
         : ctx.init.receiptDomain
     })
+    const signMs = performance.now() - tSign
+    const tRecord = performance.now()
     // The payment is stored before the client sees the result (docs/CHAIN.md).
     if (gate && payment)
       await gate.recordPayment(payment.voucher, {
@@ -117,6 +126,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
         },
         receipt
       })
+    const recordMs = performance.now() - tRecord
     await job.send({
       t: 'result',
       jobId: body.jobId,
@@ -133,12 +143,18 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       adapter: body.adapter,
       promptTokens: ev.promptIds.length,
       outputTokens: ev.outputIds.length,
-      ms: Date.now() - startedAt
+      ms: Date.now() - startedAt,
+      checkMs: round(checkMs),
+      attributionMs: round(attributionMs),
+      signMs: round(signMs),
+      recordMs: round(recordMs)
     })
     return
   }
   throw new InferError('INTERNAL', 'engine ended without a done event')
 }
+
+const round = (ms: number) => Math.round(ms * 100) / 100
 
 /** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
 async function checkPayment(
