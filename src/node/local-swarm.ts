@@ -44,6 +44,8 @@ export interface PeersAnswer {
 
 export class LocalSwarm {
   readonly members: SwarmMember[] = []
+  /** every process this swarm started, restarts included (tests check none is left) */
+  readonly pids: number[] = []
   readonly #opts: LocalSwarmOptions
   #stopping?: Promise<void>
 
@@ -84,6 +86,7 @@ export class LocalSwarm {
     if (bootstrap) args.push('--bootstrap', bootstrap)
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     m.child = child
+    if (child.pid !== undefined) this.pids.push(child.pid)
     m.exited = false
     m.addrs = []
     const logFile = join(this.#opts.base, `node-${i}.log`)

@@ -60,6 +60,9 @@ export interface SwarmReport {
   reconciliation: Reconciliation
   phasesMs: Record<string, number>
   base: string
+  /** every node process started (restarts included) and the chain's RPC, all stopped by now */
+  pids: number[]
+  rpcUrl: string
 }
 
 const GPUS = [
@@ -328,7 +331,9 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       },
       reconciliation: rec,
       phasesMs: phases,
-      base: opts.base
+      base: opts.base,
+      pids: swarm.pids,
+      rpcUrl: local.rpcUrl
     }
   } finally {
     opts.signal?.removeEventListener('abort', onAbort)
