@@ -1,11 +1,12 @@
 // A base model loaded into one ONNX Runtime session, with a KV cache built for continuous
 // batching and LoRA slot pools. See graph/llama.ts for the graph's inputs and outputs.
 //
-// KV cache: per layer one key and one value buffer of [maxBatch, kvHeads, capacity, Dp] floats
+// KV cache: per layer one key and one value buffer of [maxBatch, kvHeads, maxSeqLen, Dp] floats
 // (SharedArrayBuffers); a sequence owns one row. Each pass hands ORT a contiguous range of rows as
-// zero-copy views and binds the same views as the pre-allocated `present_*` outputs, so
-// GroupQueryAttention appends only the new positions in place. How a step's rows become passes
-// (first prompts batched, all 1-token rows batched, later prefill chunks alone) is step-plan.ts.
+// zero-copy input views and gets back only the new positions' keys and values, which the runner
+// writes into the rows (graph/llama.ts says why not GroupQueryAttention's in-place mode). How a
+// step's rows become passes (first prompts batched, all 1-token rows batched, later prefill
+// chunks alone) is step-plan.ts.
 import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
@@ -110,8 +111,7 @@ export class ModelSession {
     const cfg = layout.config
     checkLimits(cfg, opts)
     const pools = new SlotPoolSet(layout, opts.pool, opts.maxBatch, { a: loraA, b: loraB })
-    // one spare position per row: a dummy row in a decode run writes there (see the file comment)
-    const capacity = opts.maxSeqLen + 1
+    const capacity = opts.maxSeqLen
     const Dp = layout.paddedHeadDim
     const rowFloats = cfg.numKvHeads * capacity * Dp
     const keys: Float32Array[] = []

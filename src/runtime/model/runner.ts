@@ -8,10 +8,11 @@ import {
   INPUT_IDS,
   LAST_INDEX,
   LOGITS,
+  NEW_POS,
+  newKey,
+  newValue,
   pastKey,
   pastValue,
-  presentKey,
-  presentValue,
   ROPE_COS,
   ROPE_SIN,
   SEQLENS_K,
@@ -27,6 +28,10 @@ export interface RunRequest {
   seqlens: Int32Array
   /** per row: the flat index (b·S + position) whose logits come back */
   lastIndex: BigInt64Array
+  /** per row and token: the cache position of each new token (consecutive per row) */
+  newPos: BigInt64Array
+  /** per row: how many new keys/values to write into the cache (0 = a dummy row) */
+  newCount: Int32Array
 }
 
 /** A float buffer that a graph input reads, by name and shape (e.g. one LoRA pool). */
@@ -98,7 +103,8 @@ export class SessionRunner implements Runner {
       [INPUT_IDS]: new ort.Tensor('int64', req.ids, [n, S]),
       [SEQLENS_K]: new ort.Tensor('int32', req.seqlens, [n]),
       [TOTAL_SEQ_LEN]: new ort.Tensor('int32', Int32Array.of(total), []),
-      [LAST_INDEX]: new ort.Tensor('int64', req.lastIndex, [n])
+      [LAST_INDEX]: new ort.Tensor('int64', req.lastIndex, [n]),
+      [NEW_POS]: new ort.Tensor('int64', req.newPos, [n, 1, S, 1])
     }
     for (const r of s.rowInputs) {
       const size = r.rowDims.reduce((x, y) => x * y, 1)
@@ -107,20 +113,32 @@ export class SessionRunner implements Runner {
         ...r.rowDims
       ])
     }
-    const fetches: Record<string, ort.Tensor | null> = { [LOGITS]: null }
     const a = lo * this.rowFloats
     const b = (lo + n) * this.rowFloats
     for (let l = 0; l < s.numLayers; l++) {
-      // the same tensor as past input and present output: GroupQueryAttention then appends the
-      // new positions in place instead of copying the cache
-      const k = new ort.Tensor('float32', s.keys[l]!.subarray(a, b), kvDims)
-      const v = new ort.Tensor('float32', s.values[l]!.subarray(a, b), kvDims)
-      feeds[pastKey(l)] = k
-      feeds[pastValue(l)] = v
-      fetches[presentKey(l)] = k
-      fetches[presentValue(l)] = v
+      feeds[pastKey(l)] = new ort.Tensor('float32', s.keys[l]!.subarray(a, b), kvDims)
+      feeds[pastValue(l)] = new ort.Tensor('float32', s.values[l]!.subarray(a, b), kvDims)
     }
-    const res = await this.session.run(feeds, fetches)
+    const res = await this.session.run(feeds)
+    // write the new positions into the cache: per row and head, one contiguous run of positions
+    const D = s.headDim
+    for (let l = 0; l < s.numLayers; l++) {
+      for (const [cache, out] of [
+        [s.keys[l]!, res[newKey(l)]!.data as Float32Array],
+        [s.values[l]!, res[newValue(l)]!.data as Float32Array]
+      ] as const) {
+        for (let row = 0; row < n; row++) {
+          const count = req.newCount[row]!
+          if (count === 0) continue
+          const pos = Number(req.newPos[row * S]!)
+          for (let h = 0; h < s.kvHeads; h++) {
+            const from = (row * s.kvHeads + h) * S * D
+            const to = (((lo + row) * s.kvHeads + h) * s.capacity + pos) * D
+            cache.set(out.subarray(from, from + count * D), to)
+          }
+        }
+      }
+    }
     return res[LOGITS]!.data as Float32Array
   }
 
