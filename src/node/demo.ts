@@ -48,9 +48,14 @@ export interface DemoPlan {
 }
 
 export interface DemoInfo {
-  adapter: string
-  datanetId: Hex
-  contributor: Address
+  /** the demo adapter (null when a real model is configured) */
+  adapter: {
+    cid: string
+    datanetId: Hex
+    datanetVersion: number
+    contributor: Address
+    modelHash: Hex
+  } | null
   /** the demo client's key and funded escrow (local chain only) */
   clientKeyFile: string | null
 }
@@ -82,12 +87,35 @@ export async function prepareDemo(config: NodeConfig, log: Logger): Promise<Demo
 }
 
 /** After the node started: the adapter in its store, the datanet and provenance, the chain. */
-export async function finishDemo(node: OpenLoraNode, plan: DemoPlan, log: Logger): Promise<DemoInfo> {
+export async function finishDemo(node: OpenLoraNode, plan: DemoPlan | null, log: Logger): Promise<DemoInfo> {
+  const chain = node.services.chain as ChainService | undefined
+  const local = chain?.localChain
+  const adapter = plan ? await demoAdapter(node, plan, local) : null
+  let clientKeyFile: string | null = null
+  if (chain && local) {
+    // a local chain starts empty on every start: register the datanet and the adapter again
+    if (adapter) await registerDemo(node, chain, local, adapter)
+    const client = new ChainClient({ ...chain.endpoint, account: local.accounts[1]! })
+    if ((await client.escrowOf(client.address)).balance < DEMO_DEPOSIT / 10n)
+      await client.deposit(DEMO_DEPOSIT)
+    clientKeyFile = join(node.dataDir.path, 'demo-client.key')
+    writeFileSync(clientKeyFile, `${local.privateKeys[1]}\n`, { mode: 0o600 })
+  }
+  log.debug('demo ready', { adapter: adapter?.cid, datanet: adapter?.datanetId })
+  return { adapter, clientKeyFile }
+}
+
+type LocalChain = NonNullable<ChainService['localChain']>
+
+/** The demo adapter imported, with its datanet (created once, from the built-in text). */
+async function demoAdapter(
+  node: OpenLoraNode,
+  plan: DemoPlan,
+  local: LocalChain | undefined
+): Promise<NonNullable<DemoInfo['adapter']>> {
   const serving = node.services.serving as ServingStack
   const model = serving.models()[0]!
   const { cid } = await serving.store(model.modelId)!.import(plan.adapterDir)
-  const chain = node.services.chain as ChainService | undefined
-  const local = chain?.localChain
   // anvil's dev accounts are the same on every start: #1 is the demo client, #2 owns the adapter
   // and the datanet, #3 is the contributor of the built-in text
   const contributor = (local?.accounts[3]?.address ?? node.identity.operator.address) as Address
@@ -113,34 +141,37 @@ export async function finishDemo(node: OpenLoraNode, plan: DemoPlan, log: Logger
     provenance = await attribution.provenance.set(cid, { datanets: [{ id: dn.id, version: 1, bp: 10_000 }] })
   }
   const datanet = provenance.datanets[0]!
-  const datanetId = datanet.id as Hex
-  let clientKeyFile: string | null = null
-  if (chain && local) {
-    const endpoint = chain.endpoint
-    const owner = new ChainClient({ ...endpoint, account: local.accounts[2]! })
-    // a local chain starts empty on every start: register the datanet and the adapter again
-    if (!(await owner.datanetExists(datanetId))) {
-      const version = await attribution.store.getVersion(datanetId, datanet.version)
-      await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
-      await owner.appendDatanetVersion(datanetId, version.root as Hex)
-    }
-    const adapterId = toHex(cidDigest(cid)) as Hex
-    const current = await owner.adapterOwner(adapterId).catch(() => zeroAddress)
-    if (current === zeroAddress)
-      await owner.registerAdapter({
-        adapterId,
-        modelHash: model.weightsHash,
-        feePer1kTokens: BigInt(node.config.pricing.pricePer1kTokens),
-        datanets: [{ id: datanetId, weightBps: 10_000 }]
-      })
-    const client = new ChainClient({ ...endpoint, account: local.accounts[1]! })
-    if ((await client.escrowOf(client.address)).balance < DEMO_DEPOSIT / 10n)
-      await client.deposit(DEMO_DEPOSIT)
-    clientKeyFile = join(node.dataDir.path, 'demo-client.key')
-    writeFileSync(clientKeyFile, `${local.privateKeys[1]}\n`, { mode: 0o600 })
+  return {
+    cid,
+    datanetId: datanet.id as Hex,
+    datanetVersion: datanet.version,
+    contributor,
+    modelHash: model.weightsHash
   }
-  log.debug('demo ready', { adapter: cid, datanet: datanetId })
-  return { adapter: cid, datanetId, contributor, clientKeyFile }
+}
+
+async function registerDemo(
+  node: OpenLoraNode,
+  chain: ChainService,
+  local: LocalChain,
+  a: NonNullable<DemoInfo['adapter']>
+): Promise<void> {
+  const owner = new ChainClient({ ...chain.endpoint, account: local.accounts[2]! })
+  const attribution = node.services.attribution as AttributionService
+  if (!(await owner.datanetExists(a.datanetId))) {
+    const version = await attribution.store.getVersion(a.datanetId, a.datanetVersion)
+    await owner.createDatanet(a.datanetId, `0x${'00'.repeat(32)}`)
+    await owner.appendDatanetVersion(a.datanetId, version.root as Hex)
+  }
+  const adapterId = toHex(cidDigest(a.cid)) as Hex
+  const current = await owner.adapterOwner(adapterId).catch(() => zeroAddress)
+  if (current === zeroAddress)
+    await owner.registerAdapter({
+      adapterId,
+      modelHash: a.modelHash,
+      feePer1kTokens: BigInt(node.config.pricing.pricePer1kTokens),
+      datanets: [{ id: a.datanetId, weightBps: 10_000 }]
+    })
 }
 
 function shellQuote(s: string): string {
@@ -166,8 +197,8 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
     ...models.map(
       (m) => `  model      ${m.modelId}${m.modelId === DEMO_MODEL_ID ? ' [DEMO]' : ''} ${m.weightsHash}`
     ),
-    info
-      ? `  adapter    ${info.adapter} [DEMO] (datanet ${info.datanetId.slice(0, 10)}…, contributor ${info.contributor})`
+    info?.adapter
+      ? `  adapter    ${info.adapter.cid} [DEMO] (datanet ${info.adapter.datanetId.slice(0, 10)}…, contributor ${info.adapter.contributor})`
       : `  adapters   ${serving?.store()?.tiers().cold ?? 0} in the store`,
     chain
       ? `  chain      ${chain.localChain ? 'local anvil' : 'chain'} ${chain.endpoint.chainId} at ${chain.endpoint.rpcUrl}, Settlement ${chain.endpoint.addresses.settlement}; price ${price} wei per 1k tokens`
@@ -179,7 +210,7 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
       chain && info?.clientKeyFile && price !== '0'
         ? ` --pay --chain ${shellQuote(join(dataDir, CHAIN_ENDPOINT_FILE))} --key-file ${shellQuote(info.clientKeyFile)} --data-dir ${shellQuote(dataDir)}`
         : ''
-    const adapter = info ? ` --adapter ${info.adapter}` : ''
+    const adapter = info?.adapter ? ` --adapter ${info.adapter.cid}` : ''
     lines.push(
       'Send it a job:',
       `  npm run openlora -- infer --via ${via} --model ${shellQuote(model)}${adapter} --prompt ${shellQuote(DEMO_PROMPT)}${pay}`

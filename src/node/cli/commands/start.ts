@@ -91,7 +91,7 @@ export const startCommand: Command = {
     if (demo) {
       let info: DemoInfo | null = null
       try {
-        info = plan ? await finishDemo(node, plan, log) : null
+        info = await finishDemo(node, plan, log)
       } catch (err) {
         await node.stop()
         throw err
