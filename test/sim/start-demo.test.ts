@@ -140,6 +140,26 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   const adapter = argv[argv.indexOf('--adapter') + 1]
   assert.is(r.receipt.body.adapter, adapter)
 
+  // the banner's balance and rewards commands reach the node's chain through its data dir
+  const cmd = (label: string) =>
+    shellSplit(
+      b
+        .split('\n')
+        .find((l) => l.startsWith(label))!
+        .slice(label.length)
+        .trim()
+    )
+  const bal = await runCli([...cmd('Balances:').slice(4), '--json'])
+  assert.is(bal.code, 0, bal.err)
+  assert.is(JSON.parse(bal.out).escrow, (100n * 10n ** 18n).toString(), 'the demo client was funded')
+  const rew = await runCli([...cmd('Rewards:').slice(4), '--json'])
+  assert.is(rew.code, 0, rew.err)
+  const pending = JSON.parse(rew.out).totals.pending
+  assert.ok(
+    BigInt(pending) >= BigInt(r.receipt.body.amountDue),
+    `the running node reports the voucher pending (${pending})`
+  )
+
   await stopWithin5s(first)
   assert.not.ok(existsSync(join(dir, 'chain.json')), 'the endpoint file goes with the node')
   const anvilGone = await fetch(endpoint.rpcUrl, { method: 'POST', body: '{}' }).then(
