@@ -1,0 +1,66 @@
+// JobPayer: which voucher goes with a job, from the terms a node sends with PAYMENT_REQUIRED.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import type { Address, Hex } from 'viem'
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import { recoverVoucherSigner, voucherFromJson, voucherHash } from '../../src/chain/eip712.ts'
+import { VoucherWallet } from '../../src/chain/wallet.ts'
+import { JobPayer, PaymentRefusedError } from '../../src/client/payer.ts'
+import type { PaymentTerms } from '../../src/protocols/infer/codec.ts'
+import type { Receipt } from '../../src/protocols/infer/receipt.ts'
+
+const domain = { chainId: 31337, settlement: '0xcf7ed3acca5a467e9e704c703e8d87f634fb0fc9' as Address }
+const operator = privateKeyToAccount(generatePrivateKey()).address
+const terms = (over: Partial<PaymentTerms> = {}): PaymentTerms => ({
+  reason: 'VOUCHER_MISSING',
+  operator,
+  pricePer1kTokens: '1000000',
+  maxAmountDue: '5000',
+  chainId: domain.chainId,
+  settlement: domain.settlement,
+  ...over
+})
+const job = { model: 'm', adapter: null, promptIds: [1, 2, 3], params: { maxNewTokens: 7 } }
+
+function payer(maxPrice?: bigint) {
+  const client = privateKeyToAccount(generatePrivateKey())
+  const wallet = new VoucherWallet(client, domain)
+  return { client, wallet, payer: new JobPayer(wallet, domain, { maxPricePer1kTokens: maxPrice }) }
+}
+
+test('no terms known: no voucher; the terms give a voucher for their operator and worst case', async () => {
+  const { client, payer: p } = payer()
+  assert.is(await p.voucherFor('/peer', job), null)
+  const wire = await p.voucherForTerms('/peer', job, terms())
+  const v = voucherFromJson(wire)
+  assert.is(v.node, operator)
+  assert.is(v.cumulativeAmount, 5000n)
+  assert.is(await recoverVoucherSigner(domain, v), client.address)
+  assert.is(p.hashOf(wire), voucherHash(domain, v))
+})
+
+test('known terms: the next job estimates its own worst case; settle adds the receipt amount', async () => {
+  const { wallet, payer: p } = payer()
+  await p.voucherForTerms('/peer', job, terms())
+  await p.settle({ body: { voucher: '0x01', amountDue: '9', operator, adapter: null } } as unknown as Receipt)
+  assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 5000n, owed: 9n })
+  const next = voucherFromJson((await p.voucherFor('/peer', job))!)
+  // (3 prompt + 7 new) tokens × 1e6 / 1000 = 10,000, on top of 9 owed
+  assert.is(next.cumulativeAmount, 10_009n)
+  assert.is(await p.voucherFor('/other-entry', job), null, 'terms are per entry peer')
+})
+
+test('another chain or a price over the cap is refused, nothing signed', async () => {
+  const { wallet, payer: p } = payer(500_000n)
+  for (const t of [terms({ chainId: 1 }), terms({ settlement: operator }), terms()]) {
+    try {
+      await p.voucherForTerms('/peer', job, t)
+      assert.unreachable('signed')
+    } catch (err) {
+      assert.instance(err, PaymentRefusedError)
+    }
+  }
+  assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 0n, owed: 0n })
+})
+
+test.run()
