@@ -1,11 +1,13 @@
-// Faults while jobs run (`--chaos`), each at a point of the job count so a short run gets all:
-//   kill   — kill -9 a random node, start it again on the same data dir a few seconds later
-//            (it claims at start what it stored before it died);
-//   pause  — SIGSTOP a node for longer than a job's deadline, then SIGCONT (clients time out
-//            and fail over; the node finds its jobs expired when it wakes);
-//   claim  — kill -9 a node right after it served a job, while the claim that payment triggered
-//            (minClaim 1 wei: every payment claims at once) is in flight, and restart it.
-// Clients see failures and fail over; reconciliation at the end shows nothing was lost.
+// Faults while jobs run (`--chaos`), one after another (never two nodes out at once, so a
+// 3-node swarm always has a node to fail over to), each armed at a point of the job count:
+//   kill   — at 15 %: kill -9 a random node, start it again on the same data dir a few seconds
+//            later (it claims at start what it stored before it died);
+//   pause  — at 35 %: SIGSTOP a node for longer than a job's deadline, then SIGCONT (clients
+//            time out and fail over; the node finds those jobs expired when it wakes);
+//   claim  — at 55 %: kill -9 the node that served the next successful job, right after it
+//            stored that payment, while the claim it triggered (minClaim 1 wei: every payment
+//            claims at once) is in flight, and restart it.
+// A fault still armed when the jobs end runs then (settle()), so every run shows all three.
 import type { LocalSwarm, SwarmMember } from '../local-swarm.ts'
 import type { JobOutcome } from './driver.ts'
 
@@ -26,16 +28,23 @@ export interface ChaosOptions {
   log(msg: string): void
 }
 
+type Fault = 'kill' | 'pause' | 'claim'
+const SCHEDULE: [Fault, number][] = [
+  ['kill', 0.15],
+  ['pause', 0.35],
+  ['claim', 0.55]
+]
+
 export class Chaos {
   readonly events: ChaosEvent[] = []
   private readonly swarm: LocalSwarm
   private readonly opts: ChaosOptions
   private readonly t0 = Date.now()
-  private readonly pending: Promise<unknown>[] = []
-  private readonly fired = new Set<string>()
-  /** set when the claim fault waits for the next job served by a node it may kill */
-  private claimArmed = false
-  private readonly busy = new Set<SwarmMember>()
+  private readonly armed: Fault[] = []
+  private readonly done = new Set<Fault>()
+  /** the fault in progress (faults run one at a time) */
+  private current: Promise<void> | undefined
+  private jobsOver = false
 
   constructor(swarm: LocalSwarm, opts: ChaosOptions) {
     this.swarm = swarm
@@ -47,72 +56,83 @@ export class Chaos {
     this.opts.log(`chaos: ${kind} node ${m.i}${note ? ` (${note})` : ''}`)
   }
 
-  /** A running node no other fault is using. */
   private victim(): SwarmMember | undefined {
-    const ok = this.swarm.members.filter((m) => !m.exited && !this.busy.has(m))
-    return ok.length === 0 ? undefined : ok[Math.floor(this.opts.rand() * ok.length)]
+    const up = this.swarm.members.filter((m) => !m.exited)
+    return up.length === 0 ? undefined : up[Math.floor(this.opts.rand() * up.length)]
   }
 
   /** Called after every finished job (the driver's onJob). */
   onJob(o: JobOutcome, done: number): void {
-    const at = (share: number) => done >= Math.max(1, Math.floor(this.opts.jobs * share))
-    if (at(0.15)) this.once('kill', () => this.kill())
-    if (at(0.35)) this.once('pause', () => this.pause())
-    if (at(0.55)) this.once('claim', () => void (this.claimArmed = true))
-    const t = this.swarm.members.find((m) => m.i === o.servedBy)
-    if (this.claimArmed && o.ok && t && !t.exited && !this.busy.has(t)) {
-      this.claimArmed = false
-      this.track(this.killAndRestart(t, 'claim-kill', 'right after it served a job, its claim in flight'))
+    for (const [fault, share] of SCHEDULE)
+      if (done >= Math.max(1, Math.floor(this.opts.jobs * share)) && !this.done.has(fault)) {
+        if (!this.armed.includes(fault)) this.armed.push(fault)
+      }
+    if (this.current) return
+    const next = this.armed[0]
+    if (next === 'claim') {
+      const m = this.swarm.members.find((x) => x.i === o.servedBy)
+      if (!o.ok || !m || m.exited) return
+      this.start(
+        'claim',
+        this.killAndRestart(m, 'claim-kill', 'right after it served a job, its claim in flight')
+      )
+    } else if (next === 'kill') {
+      const m = this.victim()
+      if (m) this.start('kill', this.killAndRestart(m, 'kill'))
+    } else if (next === 'pause') {
+      const m = this.victim()
+      if (m) this.start('pause', this.pause(m))
     }
   }
 
-  private once(name: string, fn: () => void): void {
-    if (this.fired.has(name)) return
-    this.fired.add(name)
-    fn()
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.pending.push(p.catch((err) => this.opts.log(`chaos: ${(err as Error).message}`)))
-  }
-
-  private kill(): void {
-    const m = this.victim()
-    if (m) this.track(this.killAndRestart(m, 'kill'))
+  private start(fault: Fault, p: Promise<void>): void {
+    this.armed.shift()
+    this.done.add(fault)
+    this.current = p
+      .catch((err) => this.opts.log(`chaos: ${fault} failed: ${(err as Error).message}`))
+      .finally(() => {
+        this.current = undefined
+      })
   }
 
   private async killAndRestart(m: SwarmMember, kind: 'kill' | 'claim-kill', note?: string): Promise<void> {
-    this.busy.add(m)
-    try {
-      m.child.kill('SIGKILL')
-      this.note(kind, m, note)
-      while (!m.exited) await new Promise((r) => setTimeout(r, 20))
-      await new Promise((r) => setTimeout(r, this.opts.downMs))
-      await this.swarm.restart(m)
-      this.note('restart', m, 'same data dir')
-    } finally {
-      this.busy.delete(m)
-    }
+    m.child.kill('SIGKILL')
+    this.note(kind, m, [note, this.jobsOver ? 'after the jobs' : ''].filter(Boolean).join(', '))
+    while (!m.exited) await new Promise((r) => setTimeout(r, 20))
+    await new Promise((r) => setTimeout(r, this.opts.downMs))
+    await this.swarm.restart(m)
+    this.note('restart', m, 'same data dir')
   }
 
-  private pause(): void {
-    const m = this.victim()
-    if (!m) return
-    this.busy.add(m)
+  private async pause(m: SwarmMember): Promise<void> {
     m.child.kill('SIGSTOP')
-    this.note('pause', m, `SIGSTOP for ${this.opts.pauseMs} ms`)
-    this.track(
-      new Promise<void>((r) => setTimeout(r, this.opts.pauseMs)).then(() => {
-        m.child.kill('SIGCONT')
-        this.busy.delete(m)
-        this.note('resume', m)
-      })
-    )
+    this.note('pause', m, `SIGSTOP for ${this.opts.pauseMs} ms${this.jobsOver ? ', after the jobs' : ''}`)
+    await new Promise((r) => setTimeout(r, this.opts.pauseMs))
+    m.child.kill('SIGCONT')
+    this.note('resume', m)
   }
 
-  /** Resolves when every fault has ended (killed nodes restarted, paused ones resumed). */
+  /** After the jobs: runs the faults still armed or not reached, then waits for all to end. */
   async settle(): Promise<void> {
-    this.claimArmed = false
-    while (this.pending.length > 0) await this.pending.shift()
+    this.jobsOver = true
+    for (;;) {
+      await this.current
+      for (const [fault] of SCHEDULE)
+        if (!this.done.has(fault) && !this.armed.includes(fault)) this.armed.push(fault)
+      const next = this.armed[0]
+      if (!next) return
+      const m = this.victim()
+      if (!m) return
+      if (next === 'pause') this.start('pause', this.pause(m))
+      else
+        this.start(
+          next,
+          this.killAndRestart(
+            m,
+            next === 'kill' ? 'kill' : 'claim-kill',
+            next === 'claim' ? 'while its last claims may run' : undefined
+          )
+        )
+    }
   }
 }

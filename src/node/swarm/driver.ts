@@ -66,6 +66,8 @@ export interface DriverOptions {
   /** per attempt; a paused node is given up on after this */
   attemptTimeoutMs: number
   maxAttempts: number
+  /** spread the job starts over at least this long (so faults land while jobs run); 0 = no pacing */
+  minRunMs?: number
   seed: number
   onJob?(o: JobOutcome, done: number): void
 }
@@ -113,9 +115,13 @@ export class JobDriver {
 
   async run(): Promise<JobOutcome[]> {
     let next = 0
+    const t0 = Date.now()
+    const gap = (this.opts.minRunMs ?? 0) / this.opts.jobs
     const worker = async () => {
       while (!this.stopped && next < this.opts.jobs) {
+        const startAt = t0 + next * gap
         next++
+        if (startAt > Date.now()) await new Promise((r) => setTimeout(r, startAt - Date.now()))
         const o = await this.runJob()
         this.outcomes.push(o)
         this.opts.onJob?.(o, this.outcomes.length)

@@ -220,7 +220,9 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
           ? undefined
           : m.addrs.find((a) => !a.includes('/ws'))
     }))
-    const attemptTimeoutMs = opts.attemptTimeoutMs ?? 15_000
+    // Under chaos a paused node must outlast a job's deadline, and the run must last long enough
+    // for the three faults to land while jobs still run: jobs start spread over 30 s.
+    const attemptTimeoutMs = opts.attemptTimeoutMs ?? (opts.chaos ? 8_000 : 15_000)
     const chaos = opts.chaos
       ? new Chaos(swarm, { jobs: opts.jobs, pauseMs: attemptTimeoutMs + 3_000, downMs: 2_000, rand, log })
       : undefined
@@ -236,6 +238,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
         concurrency: opts.concurrency ?? Math.min(8, 2 * N),
         attemptTimeoutMs,
         maxAttempts: 6,
+        minRunMs: opts.chaos ? 30_000 : 0,
         seed,
         onJob: (o, done) => {
           chaos?.onJob(o, done)
