@@ -4,7 +4,7 @@
 // D_hi = 12 would leave leaves waiting a heartbeat for gossip). A periodic check re-dials the
 // bootstrap peers and known peers while below target: libp2p's bootstrap module dials once, and
 // a busy first node (a whole swarm joining at once) may drop some of those first dials.
-import type { PeerInfo } from '@libp2p/interface'
+import type { Connection, PeerInfo } from '@libp2p/interface'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../common/log.ts'
 import type { PeerEntry, PeerTable } from '../protocols/adverts/peer-table.ts'
@@ -16,7 +16,8 @@ const TIE_BREAK_DELAY_MS = 1_000
 const KEEPER_INTERVAL_MS = 5_000
 /**
  * A connection whose identify never completed (it timed out on an overloaded peer) is useless:
- * gossipsub and table sync only start after identify. Closed after this long, it is re-dialled.
+ * gossipsub and table sync only start after identify. After this long identify runs once more
+ * (closing and re-dialling instead would add handshakes exactly when the machine is overloaded).
  */
 const IDENTIFY_GRACE_MS = 20_000
 
@@ -32,6 +33,7 @@ export class AdvertDialer {
   readonly #bootstrap: Multiaddr[]
   readonly #log: Logger
   readonly #dialing = new Set<string>()
+  readonly #reidentified = new WeakSet<Connection>()
   #running = false
   #timer?: ReturnType<typeof setInterval>
   readonly #onUpdate = (e: Event): void => this.#consider((e as CustomEvent<PeerEntry>).detail)
@@ -81,7 +83,7 @@ export class AdvertDialer {
 
   #keep(): void {
     if (!this.#running) return
-    this.#closeUnidentified().catch((err) => this.#log.debug('identify check failed', { err }))
+    this.#reidentify().catch((err) => this.#log.debug('identify check failed', { err }))
     if (!this.#belowTarget()) return
     for (const ma of this.#bootstrap) {
       const peer = peerOf(ma)
@@ -93,16 +95,22 @@ export class AdvertDialer {
     }
   }
 
-  async #closeUnidentified(): Promise<void> {
+  async #reidentify(): Promise<void> {
     const now = Date.now()
     for (const conn of this.#host.getConnections()) {
-      if (conn.status !== 'open' || now - conn.timeline.open < IDENTIFY_GRACE_MS) continue
+      if (
+        conn.status !== 'open' ||
+        this.#reidentified.has(conn) ||
+        now - conn.timeline.open < IDENTIFY_GRACE_MS
+      )
+        continue
       const peer = await this.#host.peerStore.get(conn.remotePeer).catch(() => undefined)
       if (peer && peer.protocols.length > 0) continue
-      this.#log.debug('closing a connection that never finished identify', {
-        peer: conn.remotePeer.toString()
-      })
-      await conn.close().catch(() => {})
+      this.#reidentified.add(conn)
+      this.#log.debug('identify never finished; running it again', { peer: conn.remotePeer.toString() })
+      await this.#host.services.identify
+        .identify(conn, { signal: AbortSignal.timeout(this.#dialTimeoutMs) })
+        .catch((err) => this.#log.debug('identify failed again', { peer: conn.remotePeer.toString(), err }))
     }
   }
 

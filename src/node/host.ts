@@ -69,7 +69,8 @@ export async function createHost(config: NodeConfig, privateKey: PrivateKey): Pr
       maxIncomingPendingConnections: Math.max(10, Math.min(net.maxConnections, 64))
     },
     services: {
-      identify: identify(),
+      // identify gates gossipsub and table sync; 5 s (the default) is too short on a loaded host
+      identify: identify({ timeout: 15_000 }),
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,

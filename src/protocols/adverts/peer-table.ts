@@ -135,7 +135,8 @@ export class PeerTable extends EventTarget {
     const entry = { peerId, advert, receivedAt: this.#now() }
     this.#entries.set(peerId, entry)
     try {
-      await this.#store?.put(peerId, advert.bytes)
+      // after stop() the DB may be closing; the entry still serves from memory until then
+      if (this.#timer !== undefined) await this.#store?.put(peerId, advert.bytes)
     } catch (err) {
       // The table still serves from memory; only the warm restart loses this entry.
       this.#log.warn('could not persist advert', { peer: peerId, err })
