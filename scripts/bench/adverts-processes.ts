@@ -83,7 +83,7 @@ export async function runProcesses(
       deliveries,
       startupMs,
       convergedMs,
-      peersPerNode: [...last.values()].map((a) => a?.connections.length ?? 0),
+      peersPerNode: [...last.values()].map((a) => new Set(a?.connections.map((c) => c.peerId)).size),
       unobserved: seen.size - done.size
     }
   } finally {

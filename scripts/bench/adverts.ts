@@ -252,7 +252,7 @@ try {
         : 'one (all nodes in this process, one event loop)',
       transport: 'tcp on 127.0.0.1, noise, yamux, gossipsub',
       updates: UPDATES,
-      warmup: WARMUP,
+      warmup: values.processes ? 'one heartbeat per node after settling' : WARMUP,
       joinedThrough: 'node 0 (bootstrap), then advert-driven dials up to network.targetPeers',
       measuredFrom: values.processes
         ? 'advert signing time ts (heartbeat every 2 s, debounce 0)'
