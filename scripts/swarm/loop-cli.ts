@@ -2,7 +2,7 @@
 // (a table, or with --json one JSON object on the last line). Exit 0 only when the balances
 // reconcile to the wei; 1 when they do not or the run failed; 2 for bad flags.
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runSwarmLoop, type SwarmReport } from '../../src/node/swarm/loop.ts'
 
@@ -98,9 +98,44 @@ export async function runLoopCommand(
 
 const wei = (x: string) => `${(Number(BigInt(x)) / 1e18).toFixed(9)} OPEN (${x} wei)`
 
+/** The JSON line: the whole report with the benchmark fields of the project's conventions (bench, machine, config, results, goals). */
+function benchJson(r: SwarmReport): Record<string, unknown> {
+  return {
+    ...r,
+    bench: 'swarm',
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, gpu: null },
+    config: {
+      nodes: r.nodes,
+      jobs: r.jobs.requested,
+      adapters: r.config.adapters,
+      chaos: r.config.chaos,
+      concurrency: r.config.concurrency,
+      maxNewTokens: r.config.maxNewTokens,
+      processes: 'one OS process per node (LocalSwarm), one anvil, the client in the launcher',
+      model: 'tiny preset, random weights (demo), CPU'
+    },
+    results: {
+      jobsPerSec: Math.round(r.jobsPerSec * 100) / 100,
+      p50Ms: Math.round(r.latencyMs.p50),
+      p99Ms: Math.round(r.latencyMs.p99),
+      routedShare: Math.round(r.routedShare * 1000) / 1000,
+      timeShares: r.timeShares.shares,
+      timeTotalsMs: r.timeShares.totalsMs
+    },
+    goals: [
+      {
+        name: 'reconciled_to_the_wei',
+        value: r.reconciliation.ok,
+        target: 'true',
+        met: r.reconciliation.ok
+      }
+    ]
+  }
+}
+
 export function printReport(r: SwarmReport, json: boolean): void {
   if (json) {
-    console.log(JSON.stringify(r))
+    console.log(JSON.stringify(benchJson(r)))
     return
   }
   const rec = r.reconciliation

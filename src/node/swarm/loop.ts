@@ -38,6 +38,13 @@ export interface SwarmLoopOptions {
 
 export interface SwarmReport {
   nodes: number
+  config: {
+    adapters: number
+    chaos: boolean
+    concurrency: number
+    maxNewTokens: number
+    attemptTimeoutMs: number
+  }
   jobs: { requested: number; ok: number; failed: number; failedReasons: Record<string, number> }
   attempts: {
     total: number
@@ -292,9 +299,11 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
     phase('reconcileMs')
 
     const ok = outcomes.filter((o) => o.ok)
+    const concurrency = opts.concurrency ?? Math.min(8, 2 * N)
     const failed = outcomes.filter((o) => !o.ok)
     return {
       nodes: N,
+      config: { adapters: opts.adapters, chaos: opts.chaos, concurrency, maxNewTokens, attemptTimeoutMs },
       jobs: {
         requested: opts.jobs,
         ok: ok.length,
