@@ -189,6 +189,37 @@ for (const preset of (process.env.PRESETS?.split(',') ?? ['tiny', 'llama3-tiny',
   })
 }
 
+test('first prompts on both sides of a decoding row: the row rides along as a dummy, untouched', async () => {
+  const model = await setup('llama3-tiny')
+  try {
+    const pa = [1, 9, 8, 7]
+    const pb = [1, 50, 51]
+    const pc = [1, 300, 301, 302, 303, 304]
+    const want = [await alone(model, pa, 1, 1), await alone(model, pb, 2, 3), await alone(model, pc, 0, 1)]
+    const [a, b, c] = [model.allocSequence(), model.allocSequence(), model.allocSequence()]
+    const gotB = [(await model.step([{ seq: b, tokens: pb, slot: 2 }]))[0]!.slice()]
+    gotB.push((await model.step([{ seq: b, tokens: [want[1]!.tokens[3]!], slot: 2 }]))[0]!.slice())
+    // one step: first prompts of a and c (one pass over rows a..c, b inside it) and b's decode
+    const out = await model.step([
+      { seq: c, tokens: pc, slot: 0 },
+      { seq: b, tokens: [want[1]!.tokens[4]!], slot: 2 },
+      { seq: a, tokens: pa, slot: 1 }
+    ])
+    gotB.push(out[1]!.slice())
+    assert.ok(maxAbsDiff(out[0]!, want[2]!.logits[0]!) <= TOL, 'row c')
+    assert.ok(maxAbsDiff(out[2]!, want[0]!.logits[0]!) <= TOL, 'row a')
+    // b's next decode still sees its own, untouched cache
+    gotB.push((await model.step([{ seq: b, tokens: [want[1]!.tokens[5]!], slot: 2 }]))[0]!.slice())
+    for (let k = 0; k < 4; k++) assert.ok(maxAbsDiff(gotB[k]!, want[1]!.logits[k]!) <= TOL, `row b step ${k}`)
+    assert.equal(
+      [a, b, c].map((s) => model.sequenceLength(s)),
+      [4, 6, 6]
+    )
+  } finally {
+    await model.dispose()
+  }
+})
+
 test('step rejects rows it cannot run, naming the problem', async () => {
   const model = await setup('tiny')
   try {
