@@ -158,6 +158,10 @@ export function printReport(r: SwarmReport, json: boolean): void {
       (e) =>
         `chaos        +${(e.atMs / 1000).toFixed(1)} s ${e.kind} node ${e.node}${e.note ? ` (${e.note})` : ''}`
     ),
+    ...r.restartClaims.map(
+      (c) =>
+        `restart      node ${c.node} claimed ${c.total} wei in ${c.claims} claims within 5 s of coming back`
+    ),
     '',
     'balances (credits = Settlement, withdrawable; contributors: tokens withdrawn from the pools)',
     ...rec.parties.map(

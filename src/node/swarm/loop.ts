@@ -17,7 +17,7 @@ import { type DriverNode, JobDriver, type JobOutcome } from './driver.ts'
 import { type Reconciliation, reconcile } from './reconcile.ts'
 import { type SeededNode, seedNodeDir } from './seed.ts'
 import { settleNodeDir } from './settle.ts'
-import { type TimeShares, timeShares } from './timings.ts'
+import { claimsAtRestart, type RestartClaims, type TimeShares, timeShares } from './timings.ts'
 
 export interface SwarmLoopOptions {
   base: string
@@ -63,6 +63,8 @@ export interface SwarmReport {
   jobsWallMs: number
   timeShares: TimeShares
   chaos: ChaosEvent[]
+  /** what each restarted node claimed right after it came back (stored before it died) */
+  restartClaims: RestartClaims[]
   settlement: { leftUnclaimedAtStop: number; claimedAfterStop: string; contributorWithdrawals: number }
   reconciliation: Reconciliation
   phasesMs: Record<string, number>
@@ -336,6 +338,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       jobsWallMs,
       timeShares: await timeShares(ok, nodeLogs),
       chaos: chaos?.events ?? [],
+      restartClaims: await claimsAtRestart(nodeLogs),
       settlement: {
         leftUnclaimedAtStop: settled.reduce((a, s) => a + s.leftUnclaimed, 0),
         claimedAfterStop: settled.reduce((a, s) => a + s.claimedHere, 0n).toString(),

@@ -99,3 +99,41 @@ export async function timeShares(ok: JobOutcome[], nodeLogs: string[]): Promise<
     vouchersPerClaim: claims ? Math.round((claimedVouchers / claims) * 10) / 10 : 0
   }
 }
+
+export interface RestartClaims {
+  node: number
+  /** claims the restarted node sent within 5 s of its chain service starting again */
+  claims: number
+  /** wei they claimed: payments stored before the node died */
+  total: string
+}
+
+/** Evidence that a restarted node claims what it stored before it died (from its JSON log). */
+export async function claimsAtRestart(nodeLogs: string[]): Promise<RestartClaims[]> {
+  const out: RestartClaims[] = []
+  for (const [i, f] of nodeLogs.entries()) {
+    const text = await readFile(f, 'utf8').catch(() => '')
+    let starts = 0
+    let since = 0
+    let row: RestartClaims | undefined
+    for (const line of text.split('\n')) {
+      if (!line.includes('"chain service started"') && !line.includes('"claimed"')) continue
+      let o: { msg?: string; t?: string; total?: string }
+      try {
+        o = JSON.parse(line)
+      } catch {
+        continue
+      }
+      const at = Date.parse(o.t ?? '')
+      if (o.msg === 'chain service started' && ++starts > 1) {
+        since = at
+        row = { node: i, claims: 0, total: '0' }
+        out.push(row)
+      } else if (o.msg === 'claimed' && row && at - since <= 5_000) {
+        row.claims++
+        row.total = (BigInt(row.total) + BigInt(o.total ?? '0')).toString()
+      }
+    }
+  }
+  return out
+}
