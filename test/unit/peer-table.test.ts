@@ -124,7 +124,7 @@ test('the table persists to LevelDB and a restart starts warm, dropping expired 
     const shortLived = await testPeer()
     await t1.put(await testAdvert(live, { seq: 3, ttlMs: 60_000 }))
     await t1.put(await testAdvert(shortLived, { ttlMs: 1_000 }))
-    t1.stop()
+    await t1.stop() // flushes the write-behind batch
     await db.close()
 
     const db2 = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' })
@@ -137,7 +137,7 @@ test('the table persists to LevelDB and a restart starts warm, dropping expired 
     let keys = 0
     for await (const _ of store2.keys()) keys++
     assert.is(keys, 1, 'expired entry removed from the store')
-    t2.stop()
+    await t2.stop()
     await db2.close()
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -44,7 +44,10 @@ export const DEFAULT_DEBOUNCE_MS = 250
  */
 export const MIN_ADVERT_INTERVAL_MS = 100
 export const PUBLISH_SPACING_MS = 150
-/** Verified operator bindings kept so each peer's secp256k1 recovery runs once, not per advert. */
+/**
+ * Verified operator bindings kept so each peer's secp256k1 recovery runs once, not per advert;
+ * also the number of peers' Ed25519 key objects kept for advert signatures.
+ */
 export const BINDING_CACHE_SIZE = 4096
 
 /**

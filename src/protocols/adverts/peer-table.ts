@@ -1,18 +1,23 @@
 // The latest valid advert of every peer we have heard from: what the router asks "who serves
 // adapter X / model Y, cheaply, with room?". Entries expire at their advert's `expires`; the
 // table is written through to LevelDB so a restarted node routes from a warm table at once
-// (entries are re-verified and expired ones dropped on load).
+// (entries are re-verified and expired ones dropped on load). Writes are batched once a second
+// (write-behind): a busy network updates every entry often, and a restart losing the last
+// second of updates only means those peers' next adverts refresh them.
 import type { Logger } from '../../common/log.ts'
 import { silentLogger } from '../../common/log.ts'
 import { ADAPTER_TIERS, type AdapterTier } from './capability.ts'
 import { type AdvertBody, decodeAdvert, type SignedAdvert, tierHas, verifyAdvertSignature } from './codec.ts'
 
+export type PeerTableOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+
 /** The part of a LevelDB sublevel the table uses (string keys, byte values). */
 export interface PeerTableStore {
-  put(key: string, value: Uint8Array): Promise<void>
-  del(key: string): Promise<void>
+  batch(ops: PeerTableOp[]): Promise<void>
   iterator(): AsyncIterable<[string, Uint8Array]>
 }
+
+const FLUSH_INTERVAL_MS = 1_000
 
 export interface PeerEntry {
   peerId: string
@@ -61,6 +66,10 @@ export class PeerTable extends EventTarget {
   readonly #now: () => number
   readonly #sweepMs: number
   #timer?: ReturnType<typeof setInterval>
+  #flushTimer?: ReturnType<typeof setTimeout>
+  /** peer id → bytes to write, or null to delete */
+  readonly #dirty = new Map<string, Uint8Array | null>()
+  #flushing: Promise<void> = Promise.resolve()
 
   constructor(init: PeerTableInit = {}) {
     super()
@@ -92,16 +101,44 @@ export class PeerTable extends EventTarget {
           drop.push(key)
         }
       }
-      for (const k of drop) await this.#store.del(k)
+      if (drop.length > 0) await this.#store.batch(drop.map((key) => ({ type: 'del' as const, key })))
       this.#log.debug('peer table loaded', { loaded, dropped: drop.length })
     }
     this.#timer = setInterval(() => void this.sweep(), this.#sweepMs)
     this.#timer.unref()
   }
 
-  stop(): void {
+  /** Stops the sweeper and writes what is still pending (the node closes the DB right after). */
+  async stop(): Promise<void> {
     clearInterval(this.#timer)
     this.#timer = undefined
+    await this.flush()
+  }
+
+  /** Writes pending changes now. */
+  flush(): Promise<void> {
+    clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    if (!this.#store || this.#dirty.size === 0) return this.#flushing
+    const ops: PeerTableOp[] = [...this.#dirty].map(([key, value]) =>
+      value === null ? { type: 'del', key } : { type: 'put', key, value }
+    )
+    this.#dirty.clear()
+    const store = this.#store
+    this.#flushing = this.#flushing
+      .then(() => store.batch(ops))
+      .catch((err) => {
+        // The table still serves from memory; only a warm restart misses these entries.
+        this.#log.warn('could not persist adverts', { count: ops.length, err })
+      })
+    return this.#flushing
+  }
+
+  #markDirty(peerId: string, value: Uint8Array | null): void {
+    // before start() (or after stop()) there is nothing to write to
+    if (!this.#store || this.#timer === undefined) return
+    this.#dirty.set(peerId, value)
+    this.#flushTimer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS)
   }
 
   get size(): number {
@@ -134,20 +171,14 @@ export class PeerTable extends EventTarget {
     if (held && held.advert.body.seq >= advert.body.seq) return false
     const entry = { peerId, advert, receivedAt: this.#now() }
     this.#entries.set(peerId, entry)
-    try {
-      // after stop() the DB may be closing; the entry still serves from memory until then
-      if (this.#timer !== undefined) await this.#store?.put(peerId, advert.bytes)
-    } catch (err) {
-      // The table still serves from memory; only the warm restart loses this entry.
-      this.#log.warn('could not persist advert', { peer: peerId, err })
-    }
+    this.#markDirty(peerId, advert.bytes)
     this.dispatchEvent(new CustomEvent('update', { detail: entry }))
     return true
   }
 
   async remove(peerId: string): Promise<void> {
     if (!this.#entries.delete(peerId)) return
-    await this.#store?.del(peerId).catch(() => {})
+    this.#markDirty(peerId, null)
     this.dispatchEvent(new CustomEvent('remove', { detail: { peerId } }))
   }
 
