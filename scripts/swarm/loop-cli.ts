@@ -153,7 +153,7 @@ export function printReport(r: SwarmReport, json: boolean): void {
       .join(', ')}`,
     `             (settlement: ${r.timeShares.settlementInPathMs} ms in jobs' path, ${r.timeShares.claimMs} ms in claim transactions, ${r.timeShares.vouchersPerClaim} vouchers per claim)`,
     `vouchers     ${r.vouchersClaimed} claimed on-chain in ${r.timeShares.claims} node claims; ${r.settlement.leftUnclaimedAtStop} left at stop, claimed after`,
-    `payments     Σ amountDue ${wei(rec.amountDueTotal)}; paid on-chain ${wei(rec.claimedTotal)} (unused pay-ahead margin ${rec.unusedMarginTotal} wei, paid without receipt ${rec.paidWithoutReceipt} wei)`,
+    `payments     receipts accepted Σ amountDue ${wei(rec.amountDueTotal)}; stored by the nodes ${rec.storedDueTotal} wei (paid without receipt ${rec.paidWithoutReceipt}); paid on-chain ${wei(rec.claimedTotal)} (claim mode ${rec.claimMode}, beyond the stored receipts ${rec.unusedMarginTotal} wei)`,
     ...r.chaos.map(
       (e) =>
         `chaos        +${(e.atMs / 1000).toFixed(1)} s ${e.kind} node ${e.node}${e.note ? ` (${e.note})` : ''}`

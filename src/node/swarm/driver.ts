@@ -9,7 +9,7 @@ import type { ChainDomain } from '../../chain/eip712.ts'
 import { amountDue, voucherHash, voucherToJson } from '../../chain/eip712.ts'
 import { channelKey } from '../../chain/vouchers.ts'
 import { VoucherWallet } from '../../chain/wallet.ts'
-import type { InferClient } from '../../client/client.ts'
+import { type InferClient, newJobId } from '../../client/client.ts'
 import { InferError } from '../../protocols/infer/errors.ts'
 import { adapterIdOf, type Receipt, verifyReceipt } from '../../protocols/infer/receipt.ts'
 import type { DemoPrompt } from './demo.ts'
@@ -51,6 +51,10 @@ export interface ChannelLedger {
   acknowledged: bigint
   /** cumulative amounts of vouchers sent with attempts whose outcome is unknown */
   unknown: bigint[]
+  /** job id → amountDue of every receipt the client accepted on this channel */
+  accepted: Map<Hex, bigint>
+  /** job ids of attempts whose outcome is unknown (the node may have stored their payment) */
+  unknownJobs: Hex[]
   receipts: number
   amountDue: bigint
 }
@@ -149,6 +153,8 @@ export class JobDriver {
         adapterId,
         acknowledged: 0n,
         unknown: [],
+        accepted: new Map(),
+        unknownJobs: [],
         receipts: 0,
         amountDue: 0n
       }
@@ -231,6 +237,8 @@ export class JobDriver {
       const maxAmountDue = amountDue(prompt.promptIds.length, this.opts.maxNewTokens, server.price)
       const voucher = await this.wallet.voucherFor({ node: server.operator, adapterId, maxAmountDue })
       const ch = this.channel(server.operator, adapterId)
+      // the job id is ours, so an attempt that fails can still be matched to what the node stored
+      const attemptJobId = newJobId()
       const tSent = performance.now()
       let tAccepted = 0
       let accepted = false
@@ -243,6 +251,7 @@ export class JobDriver {
             promptIds: prompt.promptIds,
             params: { maxNewTokens: this.opts.maxNewTokens },
             voucher: voucherToJson(voucher) as unknown as Record<string, unknown>,
+            jobId: attemptJobId,
             timeoutMs: this.opts.attemptTimeoutMs
           },
           {
@@ -272,6 +281,7 @@ export class JobDriver {
         if (!v.ok || !voucherOk || !r.verification?.ok) {
           // The node stored the voucher before replying, so this payment may still be claimed.
           ch.unknown.push(voucher.cumulativeAmount)
+          ch.unknownJobs.push(attemptJobId)
           await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
           failures.push(`RECEIPT_INVALID:${v.ok ? (voucherOk ? 'client' : 'voucher') : v.check}`)
           return undefined
@@ -280,6 +290,7 @@ export class JobDriver {
         const due = BigInt(r.receipt.body.amountDue)
         await this.wallet.settle({ node: server.operator, adapterId, amountDue: due })
         if (voucher.cumulativeAmount > ch.acknowledged) ch.acknowledged = voucher.cumulativeAmount
+        ch.accepted.set(jobId, due)
         ch.receipts++
         ch.amountDue += due
         return {
@@ -309,6 +320,7 @@ export class JobDriver {
         // After it, the node may have finished and stored the voucher while the reply was lost.
         if (accepted || code === 'DEADLINE_EXCEEDED' || code === 'INTERNAL') {
           ch.unknown.push(voucher.cumulativeAmount)
+          ch.unknownJobs.push(attemptJobId)
           // Count the worst case as owed, so the next voucher on this channel covers whatever the
           // node recorded (else it would refuse it as UNDERPAID).
           await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })

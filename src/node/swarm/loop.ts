@@ -296,7 +296,8 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       contributors,
       client: getAddress(local.accounts[1]!.address),
       deposit: chain.deposit,
-      withdrawnToContributors: settled.reduce((a, s) => a + s.withdrawn, 0n)
+      withdrawnToContributors: settled.reduce((a, s) => a + s.withdrawn, 0n),
+      stored: new Map(settled.flatMap((s) => s.channels.map((c) => [c.channel, c] as const)))
     })
     phase('reconcileMs')
 

@@ -2,9 +2,12 @@
 // whose receipts it accepted (and those whose outcome it could not know). From the chain: what
 // each channel has been paid, every VoucherClaimed and PoolFunded event, every party's credits
 // and token balance. Checks:
-//   1. channel: paid on-chain = the highest acknowledged voucher (nothing acknowledged is lost,
-//      nothing is paid twice), or one of the unknown-outcome vouchers above it (the node stored
-//      it and the reply was lost: paid without a receipt, counted and reported);
+//   1. channel: every receipt the client accepted is in the serving node's store with the same
+//      amountDue (nothing acknowledged is lost); any other payment the node stored belongs to an
+//      attempt whose outcome the client could not know (the reply was lost: paid without a
+//      receipt, counted and reported); and the chain paid the channel exactly the stored
+//      receipts' total (or, with a Settlement that pays signed cumulative amounts, the latest
+//      voucher's) — each voucher increase once;
 //   2. events: the VoucherClaimed amounts of a channel add up to what it has been paid;
 //   3. credits: node operators, adapter owners and the treasury hold exactly the contract's
 //      split (src/chain/shares.ts) of every claimed increase (the treasury also the pool shares
@@ -13,10 +16,13 @@
 //      the funded pools;
 //   5. escrow: the client's escrow is its deposit less everything paid.
 import { type Address, getAddress, type Hex, zeroHash } from 'viem'
+import { settlementAbi } from '../../chain/artifacts/index.ts'
 import type { ChainClient } from '../../chain/client.ts'
 import { poolsFundedBy, vouchersClaimedBy } from '../../chain/events.ts'
 import { splitPayment } from '../../chain/shares.ts'
+import { channelKey } from '../../chain/vouchers.ts'
 import type { ChannelLedger } from './driver.ts'
+import type { StoredChannel } from './settle.ts'
 
 export interface Party {
   role: 'operator' | 'adapter-owner' | 'contributor' | 'treasury' | 'client'
@@ -39,8 +45,13 @@ export interface Reconciliation {
   /** Σ over channels of the highest acknowledged voucher: what the receipts' channels owe */
   acknowledgedTotal: string
   claimedTotal: string
-  /** paid ahead and not used by a later job (acknowledged − Σ amountDue) */
+  /** Σ amountDue of the receipts the serving nodes stored (accepted + paid without receipt) */
+  storedDueTotal: string
+  /** paid beyond the stored receipts: the unused pay-ahead margin of each channel's latest voucher
+   * when Settlement pays signed cumulative amounts; 0 when nodes claim what is owed */
   unusedMarginTotal: string
+  /** 'owed': nodes claim their receipts' total; 'voucher': the latest voucher's signed amount */
+  claimMode: 'owed' | 'voucher'
   /** paid for vouchers whose job the client saw fail after the node may have stored it */
   paidWithoutReceipt: string
   vouchersClaimed: number
@@ -58,23 +69,37 @@ export interface ReconcileInput {
   contributors: Address[]
   client: Address
   deposit: bigint
+  /** every channel as the serving nodes stored it (by channel key), read after they stopped */
+  stored: Map<Hex, StoredChannel>
   /** contributors' token balances before the run (fresh addresses: 0) */
   contributorTokensBefore?: Map<Address, bigint>
   withdrawnToContributors: bigint
+}
+
+/** Whether Settlement.claim takes an `amount` per voucher (the channel's owed total, at most the
+ * signed maximum) or pays each voucher's signed cumulative amount: decides what a channel is paid. */
+function claimsOwedAmount(): boolean {
+  const claim = settlementAbi.find((x) => x.type === 'function' && x.name === 'claim') as
+    | { inputs: readonly { components?: readonly { name: string }[] }[] }
+    | undefined
+  return claim?.inputs[0]?.components?.some((c) => c.name === 'amount') ?? false
 }
 
 export async function reconcile(input: ReconcileInput): Promise<Reconciliation> {
   const { chain } = input
   const problems: string[] = []
   const ledger = [...input.ledger]
+  const owedMode = claimsOwedAmount()
   let acknowledged = 0n
   let claimed = 0n
   let due = 0n
+  let storedDue = 0n
   let receipts = 0
   let withoutReceipt = 0n
   const paidPerChannel = new Map<string, bigint>()
   const key = (client: Address, node: Address, adapterId: Hex) =>
     `${getAddress(client)}|${getAddress(node)}|${adapterId.toLowerCase()}`
+  const seenStored = new Set<Hex>()
   for (const c of ledger) {
     const onChain = await chain.claimedOf(c.client, c.node, c.adapterId)
     paidPerChannel.set(key(c.client, c.node, c.adapterId), onChain)
@@ -82,17 +107,35 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     claimed += onChain
     due += c.amountDue
     receipts += c.receipts
-    if (onChain === c.acknowledged) continue
-    if (onChain > c.acknowledged && c.unknown.includes(onChain)) {
-      withoutReceipt += onChain - c.acknowledged
-      continue
+    const id = channelKey(c.client, c.node, c.adapterId)
+    const where = `channel node ${c.node} adapter ${c.adapterId.slice(0, 10)}…`
+    const s = input.stored.get(id)
+    if (s) seenStored.add(id)
+    const stored = s?.receipts ?? new Map<Hex, bigint>()
+    // nothing acknowledged is lost: every receipt the client accepted is in the node's store
+    for (const [jobId, amount] of c.accepted) {
+      const got = stored.get(jobId)
+      if (got === undefined) problems.push(`${where}: the node has no payment for acknowledged job ${jobId}`)
+      else if (got !== amount)
+        problems.push(`${where}: job ${jobId} stored with ${got}, receipt says ${amount}`)
     }
-    problems.push(
-      `channel node ${c.node} adapter ${c.adapterId.slice(0, 10)}…: paid ${onChain} on-chain, receipts acknowledged ${c.acknowledged}` +
-        (c.unknown.length ? ` (unknown-outcome vouchers: ${c.unknown.join(', ')})` : '')
-    )
+    // what the node stored beyond that must be jobs whose outcome the client could not know
+    let sum = 0n
+    for (const [jobId, amount] of stored) {
+      sum += amount
+      if (c.accepted.has(jobId)) continue
+      if (c.unknownJobs.includes(jobId)) withoutReceipt += amount
+      else problems.push(`${where}: the node stored a payment for job ${jobId} the client never sent there`)
+    }
+    storedDue += sum
+    const want = owedMode ? sum : (s?.latest ?? 0n)
+    if (onChain !== want)
+      problems.push(
+        `${where}: paid ${onChain} on-chain, expected ${want} (${owedMode ? "the node's stored receipts" : 'its latest voucher'})`
+      )
   }
-  if (acknowledged < due) problems.push(`acknowledged vouchers ${acknowledged} < Σ amountDue ${due}`)
+  for (const id of input.stored.keys())
+    if (!seenStored.has(id)) problems.push(`a node stored channel ${id} the client never used`)
 
   // events: per channel, per role
   const expected = new Map<Address, bigint>()
@@ -179,7 +222,9 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     amountDueTotal: due.toString(),
     acknowledgedTotal: acknowledged.toString(),
     claimedTotal: claimed.toString(),
-    unusedMarginTotal: (acknowledged - due).toString(),
+    storedDueTotal: storedDue.toString(),
+    unusedMarginTotal: (claimed - storedDue).toString(),
+    claimMode: owedMode ? 'owed' : 'voucher',
     paidWithoutReceipt: withoutReceipt.toString(),
     vouchersClaimed,
     poolsFunded,

@@ -4,7 +4,7 @@
 // with the proofs kept in those stores. Returns what it did per node.
 import { join } from 'node:path'
 import { Level } from 'level'
-import type { Address } from 'viem'
+import type { Address, Hex } from 'viem'
 import { Claimer } from '../../chain/claimer.ts'
 import { ChainClient } from '../../chain/client.ts'
 import type { ChainEndpoint } from '../../chain/config.ts'
@@ -13,6 +13,15 @@ import { VoucherStore } from '../../chain/store.ts'
 import { silentLogger } from '../../common/log.ts'
 import { openDataDir } from '../datadir.ts'
 import { loadOperatorKey } from '../identity.ts'
+
+/** A channel as the serving node stored it: its latest voucher and every receipt it recorded. */
+export interface StoredChannel {
+  channel: Hex
+  /** the latest voucher's cumulative amount (the most the client signed for) */
+  latest: bigint
+  /** job id → amountDue of each receipt the node stored with a payment */
+  receipts: Map<Hex, bigint>
+}
 
 export interface NodeSettlement {
   dir: string
@@ -23,7 +32,11 @@ export interface NodeSettlement {
   /** contributor withdrawals submitted from this node's pools */
   withdrawals: number
   withdrawn: bigint
+  channels: StoredChannel[]
 }
+
+/** above any amount a receipt key can hold (keys pad amounts to 78 digits) */
+const ALL = 10n ** 77n
 
 export async function settleNodeDir(
   dir: string,
@@ -58,13 +71,20 @@ export async function settleNodeDir(
         withdrawals++
         withdrawn += p.amount
       }
+    const channels: StoredChannel[] = []
+    for (const c of await store.allChannels()) {
+      const receipts = new Map<Hex, bigint>()
+      for (const r of await store.receiptsFor(c.channel, 0n, ALL)) receipts.set(r.jobId, BigInt(r.amountDue))
+      channels.push({ channel: c.channel, latest: BigInt(c.latest.cumulativeAmount), receipts })
+    }
     return {
       dir,
       operator: operator.address,
       leftUnclaimed: left.length,
       claimedHere,
       withdrawals,
-      withdrawn
+      withdrawn,
+      channels
     }
   } finally {
     await db.close().catch(() => {})
