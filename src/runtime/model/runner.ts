@@ -1,8 +1,9 @@
 // Runs one forward pass of the decoder graph over a contiguous range of KV-cache rows. Shared by
 // the in-process path and the worker thread (session-worker.ts): onnxruntime-node's run() is
 // synchronous on the calling thread, so the node runs the session in a worker to keep its event
-// loop (libp2p, RPC) free during a step. KV caches, slot pools and RoPE tables live in
-// SharedArrayBuffers that both threads see; ORT reads and writes them in place (zero-copy).
+// loop (libp2p, RPC) free during a step. KV caches, per-row LoRA buffers and RoPE tables live in
+// SharedArrayBuffers that both threads see; ORT reads them in place (inputs are zero-copy) and the
+// runner writes each pass's new keys/values into the cache rows.
 import * as ort from 'onnxruntime-node'
 import {
   INPUT_IDS,
@@ -13,8 +14,6 @@ import {
   newValue,
   pastKey,
   pastValue,
-  ROPE_COS,
-  ROPE_SIN,
   SEQLENS_K,
   TOTAL_SEQ_LEN
 } from '../graph/llama.ts'
@@ -146,5 +145,3 @@ export class SessionRunner implements Runner {
     await this.session.release()
   }
 }
-
-export { ROPE_COS, ROPE_SIN }
