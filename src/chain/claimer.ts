@@ -1,5 +1,7 @@
-// Claimer: turns the VoucherStore's unclaimed vouchers into Settlement.claim transactions, every
-// claimIntervalSec or as soon as the unclaimed value reaches minClaim. Batches are sorted by
+// Claimer: turns what the VoucherStore's channels are owed into Settlement.claim transactions, every
+// claimIntervalSec or as soon as the unclaimed value reaches minClaim. Each entry claims the
+// channel's owed total (the sum of its receipts' amountDue) under the client's latest voucher,
+// which only caps it: the margin the client signed ahead is never claimed. Batches are sorted by
 // adapter (one owner lookup per run on-chain) and capped at maxBatch. A voucher the contract
 // refuses is dealt with by reason (already paid: catch up with the chain; escrow short: wait;
 // bad signature or unknown adapter: quarantine) and the rest of the batch goes again; other
@@ -181,7 +183,9 @@ export class Claimer {
     const out: ClaimOutcome[] = []
     for (let i = 0; i < todo.length; i += this.maxBatch) {
       const r = await this.claimBatch(
-        todo.slice(i, i + this.maxBatch).map((t) => ({ record: t.record, voucher: t.voucher }))
+        todo
+          .slice(i, i + this.maxBatch)
+          .map((t) => ({ record: t.record, voucher: t.voucher, amount: t.amount }))
       )
       if (r) out.push(r)
     }
@@ -189,18 +193,18 @@ export class Claimer {
   }
 
   private async claimBatch(
-    batch: { record: ChannelRecord; voucher: SignedVoucher }[]
+    batch: { record: ChannelRecord; voucher: SignedVoucher; amount: bigint }[]
   ): Promise<ClaimOutcome | undefined> {
     let items = batch
     let withAttribution = true
     // each refusal removes one voucher (or the attribution), so this ends
     for (let attempt = 0; attempt <= batch.length + 1 && items.length > 0; attempt++) {
       const jobs = await Promise.all(
-        items.map(async ({ record, voucher }) => {
+        items.map(async ({ record, amount }) => {
           const claimed = BigInt(record.claimed)
           return {
-            increase: voucher.cumulativeAmount - claimed,
-            receipts: await this.store.receiptsFor(record.channel, claimed, voucher.cumulativeAmount)
+            increase: amount - claimed,
+            receipts: await this.store.receiptsFor(record.channel, claimed, amount)
           }
         })
       )
@@ -219,7 +223,7 @@ export class Claimer {
       try {
         const sentAt = performance.now()
         const res = await this.chain.claim(
-          items.map((x) => x.voucher),
+          items.map((x) => ({ voucher: x.voucher, amount: x.amount })),
           plan.attributions
         )
         for (const [k, p] of plan.pools.entries()) {
@@ -234,14 +238,14 @@ export class Claimer {
             poolId: poolId.toString()
           })
         }
-        for (const { record, voucher } of items)
-          await this.store.setClaimed(record.channel, voucher.cumulativeAmount)
+        for (const { record, amount } of items) await this.store.setClaimed(record.channel, amount)
         await this.store.saveClaim({
           txHash: res.hash,
-          vouchers: items.map(({ record, voucher }, j) => ({
+          vouchers: items.map(({ record, voucher, amount }, j) => ({
             channel: record.channel,
             adapterId: record.adapterId,
             cumulativeAmount: voucher.cumulativeAmount.toString(),
+            amount: amount.toString(),
             increase: jobs[j]!.increase.toString()
           })),
           total: res.total.toString(),
@@ -279,7 +283,12 @@ export class Claimer {
         if (!bad) throw err
         if (reason === 'NotIncreasing')
           await this.store.setClaimed(bad.record.channel, BigInt(args[1] as bigint))
-        else if (reason === 'InvalidSignature' || reason === 'UnknownAdapter')
+        // AboveSignedMaximum cannot happen for what recordPayment accepted (owed ≤ the voucher)
+        else if (
+          reason === 'InvalidSignature' ||
+          reason === 'UnknownAdapter' ||
+          reason === 'AboveSignedMaximum'
+        )
           await this.store.quarantine(bad.record.channel, reason)
         // InsufficientEscrow: left in the store; a later round claims it once the client deposits
         this.log.warn('voucher refused; claiming the rest', { reason, channel: bad.record.channel })

@@ -17,6 +17,12 @@ import { ChainConfigError } from './errors.ts'
 export type { Attribution, ChainClientInit, ClaimResult, SumNode, TxResult } from './client-base.ts'
 export { chainFor, resolveEndpoint } from './endpoint.ts'
 
+/** One entry of a claim: the client's voucher (a signed maximum) and the cumulative amount claimed. */
+export interface ClaimEntry {
+  voucher: SignedVoucher
+  amount: bigint
+}
+
 export class ChainClient extends ChainClientBase {
   // ------------------------------------------------------------ writes: token and escrow
 
@@ -213,20 +219,32 @@ export class ChainClient extends ChainClientBase {
 
   // ------------------------------------------------------------ writes: settlement
 
-  /** Claims vouchers whose node is this client's account. Sort by adapterId for the cheapest claim. */
+  /**
+   * Claims vouchers whose node is this client's account. Each entry is `{ voucher, amount }`: the
+   * channel's total to be paid (what its receipts owe), at most the voucher's signed maximum; a
+   * bare voucher claims its whole maximum. Sort by adapterId for the cheapest claim.
+   */
   async claim(
-    vouchers: readonly SignedVoucher[],
+    entries: readonly (ClaimEntry | SignedVoucher)[],
     attributions: readonly Attribution[] = []
   ): Promise<ClaimResult> {
     const args = [
-      vouchers.map((v) => {
+      entries.map((e) => {
+        const { voucher: v, amount } = 'voucher' in e ? e : { voucher: e, amount: e.cumulativeAmount }
         const { r, vs } = compactSignature(v.signature)
-        return { client: v.client, adapterId: v.adapterId, cumulativeAmount: v.cumulativeAmount, r, vs }
+        return {
+          client: v.client,
+          adapterId: v.adapterId,
+          cumulativeAmount: v.cumulativeAmount,
+          amount,
+          r,
+          vs
+        }
       }),
       attributions.map((a) => ({ datanetId: a.datanetId, root: a.root, total: a.total }))
     ] as const
     const res = await this.write('claim', this.addresses.settlement, settlementAbi, 'claim', args, {
-      vouchers: vouchers.length
+      vouchers: entries.length
     })
     let total = 0n
     const poolIds: bigint[] = []

@@ -17,7 +17,8 @@ export interface PoolFundedEvent {
 export interface VoucherClaimedEvent {
   client: Address
   adapterId: Hex
-  cumulativeAmount: bigint
+  /** the channel's cumulative amount paid after this claim (what the node claimed, ≤ the voucher) */
+  claimed: bigint
   paid: bigint
 }
 
@@ -62,7 +63,7 @@ export async function vouchersClaimedBy(
     return logs.map((l) => ({
       client: l.args.client!,
       adapterId: l.args.adapterId!,
-      cumulativeAmount: l.args.cumulativeAmount!,
+      claimed: l.args.claimed!,
       paid: l.args.paid!
     }))
   } catch (err) {

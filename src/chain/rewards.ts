@@ -1,5 +1,5 @@
-// Rewards of a node operator: per adapter, what is pending (vouchers held, not yet claimed, from
-// the node's VoucherStore), what the chain has paid on its channels (claimed) and the node's share
+// Rewards of a node operator: per adapter, what is pending (owed by the receipts the node's
+// VoucherStore holds, less what the chain has paid: what the next claim will pay), what the chain has paid on its channels (claimed) and the node's share
 // of that (earned), plus the credits it can withdraw now. Claimed and earned come from the chain's
 // VoucherClaimed events, so they are right even for claims made before the store existed.
 import { type Address, getAddress, type Hex } from 'viem'
@@ -10,7 +10,7 @@ import type { VoucherStore } from './store.ts'
 
 export interface AdapterRewards {
   adapterId: Hex
-  /** wei in vouchers this node holds that the chain has not paid yet */
+  /** wei the node's receipts are owed (Σ amountDue) that the chain has not paid yet */
   pending: bigint
   /** wei the chain has paid on this node's channels for the adapter */
   claimed: bigint

@@ -13,7 +13,7 @@ import type { ChainDomain, SignedVoucher } from './eip712.ts'
 import { ChainConfigError } from './errors.ts'
 import { type RewardsSummary, rewardsSummary } from './rewards.ts'
 import { type AnyLevel, type PaymentReceipt, VoucherStore } from './store.ts'
-import { checkVoucher, type VoucherCheckResult } from './vouchers.ts'
+import { channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
 
 export interface ChainServiceInit {
   /** a `chain` config section (validated here); `{ preset: 'local' }` when absent */
@@ -127,7 +127,12 @@ export class ChainService {
     voucher: SignedVoucher,
     receipt: PaymentReceipt
   ): Promise<{ channel: Hex; increase: bigint; owed: bigint }> {
-    const r = await this.store.recordPayment(voucher, receipt)
+    // a channel this store has never seen (a fresh data dir) starts from what the chain has paid
+    const known = await this.store.getChannel(channelKey(voucher.client, voucher.node, voucher.adapterId))
+    const baseline = known
+      ? undefined
+      : await this.client.claimedOf(voucher.client, voucher.node, voucher.adapterId)
+    const r = await this.store.recordPayment(voucher, receipt, { baseline })
     this._claimer?.notify()
     return r
   }

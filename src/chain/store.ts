@@ -1,7 +1,9 @@
 // VoucherStore: the node's durable record of what it was paid with, on a LevelDB sublevel the node
 // passes in. recordPayment() writes the voucher and the job's receipt in one batch and must
-// resolve BEFORE the node sends the job's result, so a crash never loses a payment. The Claimer
-// reads it and writes back what the chain has paid; contributor proofs for claimed pools live here.
+// resolve BEFORE the node sends the job's result, so a crash never loses a payment. A voucher is
+// the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
+// channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
+// The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
 import type { AbstractBatchOperation, AbstractLevel } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
 import { type SignedVoucher, type VoucherJson, voucherFromJson, voucherToJson } from './eip712.ts'
@@ -30,10 +32,11 @@ export interface ChannelRecord {
   client: Address
   node: Address
   adapterId: Hex
+  /** the client's latest voucher: the most the channel may be paid in total */
   latest: VoucherJson
   /** cumulative amount the chain has paid on this channel, as last seen */
   claimed: string
-  /** sum of amountDue of the jobs recorded on this channel */
+  /** sum of amountDue of the jobs recorded on this channel: the total the node claims */
   owed?: string
   /** set when the chain refuses the voucher for a reason retrying cannot fix */
   quarantined?: string
@@ -43,6 +46,9 @@ export interface ChannelRecord {
 export interface ReceiptRecord {
   jobId: Hex
   amountDue: string
+  /** the channel's owed total with this job: a claim up to `amount` pays the receipts ≤ it */
+  owed: string
+  /** the signed maximum of the voucher the job came with */
   cumulativeAmount: string
   attribution?: JobAttribution
   receipt?: unknown
@@ -60,10 +66,17 @@ export interface PoolRecord {
 
 export interface ClaimRecord {
   txHash: Hex
-  vouchers: { channel: Hex; adapterId: Hex; cumulativeAmount: string; increase: string }[]
+  /** cumulativeAmount: the voucher's signed maximum; amount: the channel total claimed (≤ it) */
+  vouchers: { channel: Hex; adapterId: Hex; cumulativeAmount: string; amount: string; increase: string }[]
   total: string
   gasUsed: string
   at: number
+}
+
+/** owed − claimed: never negative (a fresh store may have seen the chain pay more than it knows) */
+export function unclaimedOf(r: ChannelRecord): bigint {
+  const d = BigInt(r.owed ?? '0') - BigInt(r.claimed)
+  return d > 0n ? d : 0n
 }
 
 /** zero-padded so that string order of keys is numeric order of amounts */
@@ -77,6 +90,8 @@ export class VoucherStore {
   private readonly receipts
   private readonly pools
   private readonly claims
+  /** `${channel}!${jobId}` → '': a job is recorded (and owed) once */
+  private readonly jobs
   /** `${client}!${channel}` → '': a client's channels without scanning them all per voucher check */
   private readonly byClient
   private readonly locks = new Map<string, Promise<unknown>>()
@@ -88,33 +103,36 @@ export class VoucherStore {
     this.pools = db.sublevel<string, PoolRecord>('pools', { valueEncoding: 'json' })
     this.claims = db.sublevel<string, ClaimRecord>('claims', { valueEncoding: 'json' })
     this.byClient = db.sublevel<string, string>('by-client', { valueEncoding: 'utf8' })
+    this.jobs = db.sublevel<string, string>('jobs', { valueEncoding: 'utf8' })
   }
 
   /**
    * Records a (checked) voucher and the receipt of the job it pays for, atomically. The channel's
-   * `owed` grows by the receipt's amountDue; the voucher must cover it (UNDERPAID) and must not be
-   * below the channel's latest voucher (NOT_INCREASING). A voucher equal to the latest one is
-   * accepted while it still covers what is owed: a client that paid ahead for a job's worst case
-   * (prompt + maxNewTokens) spends the difference on its next jobs. Recording the same jobId twice
-   * changes nothing.
+   * `owed` grows by the receipt's amountDue; the voucher's signed maximum must cover it (UNDERPAID)
+   * and must not be below the channel's latest voucher (NOT_INCREASING). A voucher equal to the
+   * latest one is accepted while it still covers what is owed: a client that signed ahead for a
+   * job's worst case (prompt + maxNewTokens) spends the margin on its next jobs, and whatever is
+   * never spent is never claimed. Recording the same jobId twice changes nothing. `baseline` is
+   * what the channel owed before, used only for a channel this store has no record of (a fresh
+   * data dir: the chain's claimed amount), so the first claim is not below what was already paid.
+   * `increase` is what this call added to `owed`.
    */
   async recordPayment(
     voucher: SignedVoucher,
-    receipt?: PaymentReceipt
+    receipt?: PaymentReceipt,
+    opts: { baseline?: bigint } = {}
   ): Promise<{ channel: Hex; increase: bigint; owed: bigint }> {
     const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
     return this.withLock(channel, async () => {
       const prev = await this.channels.get(channel)
       const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
-      const prevOwed = prev ? BigInt(prev.owed ?? '0') : 0n
+      const prevOwed = prev ? BigInt(prev.owed ?? '0') : (opts.baseline ?? 0n)
       if (voucher.cumulativeAmount < prevAmount)
         throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
           previous: prevAmount.toString()
         })
-      const receiptKey = receipt
-        ? `${channel}!${padAmount(voucher.cumulativeAmount)}!${receipt.jobId}`
-        : undefined
-      if (receiptKey && (await this.receipts.get(receiptKey)) !== undefined)
+      const jobKey = receipt ? `${channel}!${receipt.jobId}` : undefined
+      if (jobKey && (await this.jobs.get(jobKey)) !== undefined)
         return { channel, increase: 0n, owed: prevOwed }
       const owed = prevOwed + (receipt?.amountDue ?? 0n)
       if (voucher.cumulativeAmount < owed)
@@ -141,18 +159,25 @@ export class VoucherStore {
       ]
       if (!prev)
         ops.push({ type: 'put', sublevel: this.byClient, key: `${rec.client}!${channel}`, value: '' })
-      if (receipt && receiptKey) {
+      if (receipt && jobKey) {
         const r: ReceiptRecord = {
           jobId: receipt.jobId,
           amountDue: receipt.amountDue.toString(),
+          owed: owed.toString(),
           cumulativeAmount: voucher.cumulativeAmount.toString(),
           attribution: receipt.attribution,
           receipt: receipt.receipt
         }
-        ops.push({ type: 'put', sublevel: this.receipts, key: receiptKey, value: r })
+        ops.push({
+          type: 'put',
+          sublevel: this.receipts,
+          key: `${channel}!${padAmount(owed)}!${receipt.jobId}`,
+          value: r
+        })
+        ops.push({ type: 'put', sublevel: this.jobs, key: jobKey, value: '' })
       }
       await this.db.batch(ops)
-      return { channel, increase: voucher.cumulativeAmount - prevAmount, owed }
+      return { channel, increase: owed - prevOwed, owed }
     })
   }
 
@@ -164,23 +189,30 @@ export class VoucherStore {
     return this.channels.values().all()
   }
 
-  /** Channels whose latest voucher is above what the chain has paid and that are not quarantined. */
+  /**
+   * Channels that owe more than the chain has paid and are not quarantined, with what to claim:
+   * `amount` = owed (the channel's cumulative total, ≤ the latest voucher's signed maximum).
+   */
   async unclaimed(
     node?: Address
-  ): Promise<{ record: ChannelRecord; voucher: SignedVoucher; unclaimed: bigint }[]> {
+  ): Promise<{ record: ChannelRecord; voucher: SignedVoucher; amount: bigint; unclaimed: bigint }[]> {
     const out = []
     for (const record of await this.allChannels()) {
       if (record.quarantined) continue
       if (node && record.node !== getAddress(node)) continue
-      const latest = BigInt(record.latest.cumulativeAmount)
-      const claimed = BigInt(record.claimed)
-      if (latest > claimed)
-        out.push({ record, voucher: voucherFromJson(record.latest), unclaimed: latest - claimed })
+      const d = unclaimedOf(record)
+      if (d > 0n)
+        out.push({
+          record,
+          voucher: voucherFromJson(record.latest),
+          amount: BigInt(record.owed ?? '0'),
+          unclaimed: d
+        })
     }
     return out
   }
 
-  /** What this node holds in vouchers from `client` that the chain has not paid yet. */
+  /** What this node is owed by `client` (receipts' amountDue) that the chain has not paid yet. */
   async unclaimedFromClient(client: Address): Promise<bigint> {
     const who = getAddress(client)
     const keys = await this.byClient.keys({ gt: `${who}!`, lt: `${who}!~` }).all()
@@ -188,7 +220,7 @@ export class VoucherStore {
     let sum = 0n
     for (const r of recs) {
       if (!r) continue
-      const d = BigInt(r.latest.cumulativeAmount) - BigInt(r.claimed)
+      const d = unclaimedOf(r)
       if (d > 0n) sum += d
     }
     return sum
@@ -210,7 +242,8 @@ export class VoucherStore {
     })
   }
 
-  /** Receipts paid by vouchers with cumulativeAmount in (fromExclusive, toInclusive]. */
+  /** Receipts whose channel total (`owed` with the job) is in (fromExclusive, toInclusive]: those a
+   * claim from the claimed amount `fromExclusive` up to `toInclusive` pays. */
   async receiptsFor(channel: Hex, fromExclusive: bigint, toInclusive: bigint): Promise<ReceiptRecord[]> {
     return this.receipts
       .values({

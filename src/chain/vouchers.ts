@@ -1,7 +1,7 @@
 // The node's check of a voucher before it serves a paid job: well formed, for this node and
-// adapter, signed by the client for this chain and contract, increasing the channel by at least
-// the job's price over everything already paid or promised, and covered by the client's escrow
-// together with this node's other unclaimed vouchers from the same client.
+// adapter, signed by the client for this chain and contract, not below the channel's latest
+// voucher, a signed maximum that covers what the channel owes plus the job's worst case, and an
+// escrow that covers what this node will claim from the client (owed, unclaimed) with this job.
 import { type Address, encodeAbiParameters, getAddress, type Hex, keccak256 } from 'viem'
 import type { ChainClient } from './client.ts'
 import { type SignedVoucher, verifyVoucherSignature } from './eip712.ts'
@@ -34,6 +34,7 @@ export interface VoucherCheckResult {
   previous: bigint
   /** what the client owes on this channel for jobs already served */
   owed: bigint
+  /** how much this voucher raises the channel's signed maximum */
   increase: bigint
   escrowBalance: bigint
 }
@@ -97,12 +98,13 @@ export async function checkVoucher(
     )
   // what the chain paid on this channel is no longer exposure, whatever the store last saw
   if (stored && onChain > BigInt(stored.claimed)) await store.setClaimed(channel, onChain)
-  // this node's unclaimed vouchers from the client, with this one in place of the channel's latest
-  const exposure = (await store.unclaimedFromClient(v.client)) + increase
+  // what this node will claim from the client: owed and not yet paid on all its channels, plus
+  // this job's worst case (the margin a voucher signs beyond that is never claimed)
+  const exposure = (await store.unclaimedFromClient(v.client)) + input.maxAmountDue
   if (exposure > escrow.balance)
     throw new VoucherRejectedError(
       'INSUFFICIENT_ESCROW',
-      `escrow ${escrow.balance} wei does not cover ${exposure} wei of this node's unclaimed vouchers with this one`,
+      `escrow ${escrow.balance} wei does not cover ${exposure} wei this node is owed unclaimed with this job's worst case`,
       { balance: escrow.balance.toString(), needed: exposure.toString() }
     )
   return { channel, previous, owed, increase, escrowBalance: escrow.balance }

@@ -1,8 +1,10 @@
-// The client's side of vouchers: one signed voucher per job, paying ahead for the job's worst case
-// (price × (prompt tokens + maxNewTokens)) on top of what the client owes the node for earlier
-// jobs on the channel; after the receipt, `settle()` adds the job's real amountDue to what is owed,
-// so the unused margin pays for the next job. Optionally persisted on a LevelDB sublevel so a
-// restarted client never signs less than it did before (the node would refuse it).
+// The client's side of vouchers: one signed voucher per job. A voucher is a signed MAXIMUM for the
+// channel: what the client owes the node for earlier jobs (the receipts' amountDue) plus the job's
+// worst case (price × (prompt tokens + maxNewTokens)). The node claims only what the receipts
+// owe, so the margin never leaves the client's escrow. After the receipt, `settle()` adds the
+// job's real amountDue to what is owed: that sum is what the client has spent. Optionally
+// persisted on a LevelDB sublevel so a restarted client never signs less than it did before (the
+// node would refuse it).
 import { type Address, getAddress, type Hex, type LocalAccount } from 'viem'
 import { InvalidParametersError } from '../common/errors.ts'
 import { type ChainDomain, type SignedVoucher, signVoucher } from './eip712.ts'
@@ -65,16 +67,31 @@ export class VoucherWallet {
     await this.put(key, { ...s, owed: (BigInt(s.owed) + job.amountDue).toString() })
   }
 
+  /** signed: the channel's highest signed maximum; owed: its receipts' amountDue, what it spent */
   async channel(node: Address, adapterId: Hex): Promise<{ signed: bigint; owed: bigint }> {
     const s = await this.get(channelKey(this.account.address, getAddress(node), adapterId))
     return { signed: BigInt(s.signed), owed: BigInt(s.owed) }
   }
 
+  /**
+   * What the client has spent over all channels: the sum of the settled receipts' amountDue, which
+   * is what the nodes can claim from its escrow (the signed maxima above it are never paid).
+   */
+  async spent(): Promise<bigint> {
+    await this.load()
+    let sum = 0n
+    for (const s of this.state.values()) sum += BigInt(s.owed)
+    return sum
+  }
+
+  private async load(): Promise<void> {
+    if (this.loaded || !this.db) return
+    for await (const [k, v] of this.db.iterator()) this.state.set(k as Hex, v)
+    this.loaded = true
+  }
+
   private async get(key: Hex): Promise<ChannelState> {
-    if (!this.loaded && this.db) {
-      for await (const [k, v] of this.db.iterator()) this.state.set(k as Hex, v)
-      this.loaded = true
-    }
+    await this.load()
     return this.state.get(key) ?? { signed: '0', owed: '0' }
   }
 

@@ -3,8 +3,10 @@
 // price, the job's worst-case amount, EIP-712 domain), the payer signs a voucher for them with its
 // VoucherWallet and the client resends. Later jobs through the same entry reuse the terms and
 // estimate the worst case themselves; an UNDERPAID answer (the node counted more prompt tokens)
-// brings the exact amount and one more resend. After a verified receipt, settle() adds its real
-// amountDue to what the channel owes, so the margin paid ahead carries to the next job.
+// brings the exact amount and one more resend. A voucher signs a maximum (owed + the job's worst
+// case); the node claims only what the receipts owe. After a verified receipt, settle() adds its
+// real amountDue to what the channel owes: that is what the client spent (`spent()`), and the
+// margin signed ahead covers the next job without ever leaving the escrow.
 import type { Address, Hex } from 'viem'
 import type { ChainDomain } from '../chain/eip712.ts'
 import { voucherHash, voucherToJson } from '../chain/eip712.ts'
@@ -105,6 +107,11 @@ export class JobPayer {
   hashOf(voucher: Record<string, unknown>): Hex {
     const v = voucher as { client: Address; node: Address; adapterId: Hex; cumulativeAmount: string }
     return voucherHash(this.domain, { ...v, cumulativeAmount: BigInt(v.cumulativeAmount) })
+  }
+
+  /** What the client has spent: the sum of its settled receipts' amountDue (what nodes can claim). */
+  spent(): Promise<bigint> {
+    return this.wallet.spent()
   }
 
   /** Adds a verified paid receipt's amountDue to its channel's debt. */

@@ -2,7 +2,8 @@
 // claiming them claims them after a restart (a fresh Claimer over the same directory), exactly
 // once; a node killed after its claim was mined but before it noted it claims nothing more; the
 // minClaim threshold claims without being asked; a refused voucher does not block the batch; and
-// contributors withdraw with the proofs the store kept.
+// contributors withdraw with the proofs the store kept. Every voucher signs a margin above what
+// its jobs cost (as clients do); the claims take only what the receipts owe.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -63,22 +64,25 @@ const contributors = () => [
   { address: chain.accounts[6]!.address, bp: 7000 },
   { address: chain.accounts[7]!.address, bp: 3000 }
 ]
+/** the worst case a client signs for beyond what its jobs cost; never claimed */
+const MARGIN = OPEN / 2n
+/** one job that brings the channel's owed total (what the receipts say) to `owedTotal` */
 const pay = async (
   store: VoucherStore,
   client: LocalAccount,
   adapterId: `0x${string}`,
-  cumulative: bigint,
+  owedTotal: bigint,
   jobNo: number
 ) => {
+  const before = await store.getChannel(channelKey(client.address, nodeAcc.address, adapterId))
   const v = await signVoucher(client, node.domain, {
     node: nodeAcc.address,
     adapterId,
-    cumulativeAmount: cumulative
+    cumulativeAmount: owedTotal + MARGIN
   })
   await store.recordPayment(v, {
     jobId: `0x${jobNo.toString(16).padStart(32, '0')}`,
-    // a small share of the voucher: attribution weights only need the jobs' relative sizes
-    amountDue: 1n,
+    amountDue: owedTotal - BigInt(before?.owed ?? '0'),
     attribution: { datanets: [{ id: datanetId, bp: 10_000 }], contributors: contributors() }
   })
   return v
@@ -104,6 +108,7 @@ it('killed between storing and claiming: a fresh Claimer claims once after resta
   assert.equal(outcomes[0]!.total, 5n * OPEN)
   const expectNode = splitPayment(3n * OPEN).node + splitPayment(2n * OPEN).node
   assert.equal((await node.creditsOf(nodeAcc.address)) - creditsBefore, expectNode)
+  // the receipts' 3 OPEN, not the voucher's 3.5
   assert.equal(await node.claimedOf(clients[0]!.address, nodeAcc.address, adapterA), 3n * OPEN)
   assert.deepEqual(await claimer.claimNow(), [])
   await claimer.stop()
@@ -140,7 +145,7 @@ it('killed after the claim was mined but before the store noted it: nothing is c
   let store = new VoucherStore(db)
   const v = await pay(store, clients[2]!, adapterA, 4n * OPEN, 10)
   // the claim goes through outside the store (as if the node died right after sending it)
-  await node.claim([v])
+  await node.claim([{ voucher: v, amount: 4n * OPEN }])
   await db.close()
   db = open('mined')
   store = new VoucherStore(db)

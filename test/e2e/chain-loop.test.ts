@@ -1,6 +1,8 @@
 // The full loop on a real anvil: register a datanet and an adapter, deposit, three paid jobs with
-// cumulative vouchers, two claims (one of a single voucher, one of two), attribution by a Merkle
-// sum tree, every party withdraws, and every balance is right to the wei.
+// cumulative vouchers that sign a maximum (owed + the job's worst case), two claims of what the
+// receipts owe (one of a single voucher, one of two), attribution by a Merkle sum tree, every
+// party withdraws, and every balance is right to the wei: the payouts are the receipts' amounts
+// and the client takes its unspent margin back.
 import assert from 'node:assert/strict'
 import { test } from 'uvu'
 import { encodeAbiParameters, keccak256 } from 'viem'
@@ -64,29 +66,30 @@ it('register, deposit, three jobs, claim, split and withdraw, to the wei', async
   assert.equal((await client.escrowOf(clientAcc!.address)).balance, deposit)
   assert.equal(await client.tokenBalance(clientAcc!.address), clientTokensBefore - deposit)
 
-  // three jobs of different sizes; each voucher carries the running total
+  // three jobs of different sizes; each voucher signs what is owed so far plus the job's worst
+  // case (maxNewTokens 4096), and `owed` (the receipts' running total) is what the node claims
   const jobs = [
     [120, 300],
     [7, 1],
     [2048, 999]
   ] as const
   const vouchers = []
+  const owed: bigint[] = []
   let cumulative = 0n
   for (const [p, o] of jobs) {
-    cumulative += amountDue(p, o, price)
     vouchers.push(
       await signVoucher(clientAcc!, node.domain, {
         node: nodeAcc!.address,
         adapterId,
-        cumulativeAmount: cumulative
+        cumulativeAmount: cumulative + amountDue(p, 4096, price)
       })
     )
+    cumulative += amountDue(p, o, price)
+    owed.push(cumulative)
   }
-  const increases = [
-    vouchers[0]!.cumulativeAmount,
-    vouchers[1]!.cumulativeAmount - vouchers[0]!.cumulativeAmount,
-    vouchers[2]!.cumulativeAmount - vouchers[1]!.cumulativeAmount
-  ]
+  const signedMaximum = vouchers[2]!.cumulativeAmount
+  assert.ok(signedMaximum > cumulative)
+  const increases = [owed[0]!, owed[1]! - owed[0]!, owed[2]! - owed[1]!]
   const splits = increases.map(splitPayment)
   const sum = (k: keyof (typeof splits)[number], from = 0, to = 3) =>
     splits.slice(from, to).reduce((s, x) => s + x[k], 0n)
@@ -97,7 +100,10 @@ it('register, deposit, three jobs, claim, split and withdraw, to the wei', async
     { account: alice!.address, amount: (pool1 * 6n) / 10n },
     { account: bob!.address, amount: pool1 - (pool1 * 6n) / 10n }
   ])
-  const c1 = await node.claim([vouchers[0]!], [{ datanetId, root: tree1.root, total: tree1.total }])
+  const c1 = await node.claim(
+    [{ voucher: vouchers[0]!, amount: owed[0]! }],
+    [{ datanetId, root: tree1.root, total: tree1.total }]
+  )
   assert.equal(c1.total, increases[0])
   assert.deepEqual(c1.poolIds, [0n])
 
@@ -105,7 +111,10 @@ it('register, deposit, three jobs, claim, split and withdraw, to the wei', async
   const pool2 = sum('pool', 1, 3)
   const tree2 = buildSumTree([{ account: alice!.address, amount: pool2 }])
   const c2 = await node.claim(
-    [vouchers[1]!, vouchers[2]!],
+    [
+      { voucher: vouchers[1]!, amount: owed[1]! },
+      { voucher: vouchers[2]!, amount: owed[2]! }
+    ],
     [{ datanetId, root: tree2.root, total: tree2.total }]
   )
   assert.equal(c2.total, increases[1]! + increases[2]!)
@@ -153,7 +162,12 @@ it('register, deposit, three jobs, claim, split and withdraw, to the wei', async
     keccak256(encodeAbiParameters([{ type: 'bytes32' }, { type: 'uint256' }], [tree1.root, pool1]))
   )
 
-  // the client takes the rest of the escrow back after the delay
+  // the client takes the rest of the escrow back after the delay: the margin it signed for and
+  // never spent (signedMaximum − owed) included
+  assert.equal(
+    (await client.escrowOf(clientAcc!.address)).balance - (deposit - signedMaximum),
+    signedMaximum - cumulative
+  )
   await client.requestWithdrawal()
   await chain.increaseTime(3601)
   await client.withdraw(deposit - cumulative)

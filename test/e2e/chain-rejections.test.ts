@@ -1,7 +1,8 @@
 // Every refusal the issue lists, on a real anvil: the contract refuses forged vouchers, vouchers
 // for another chain id or contract, decreasing or replayed amounts, amounts above the escrow,
-// claims by a node that is not the voucher's node and contributor proofs that do not match; the
-// node's own pre-serving check (checkVoucher) refuses the same before any work is done.
+// claims by a node that is not the voucher's node, claims above the voucher's signed maximum and
+// contributor proofs that do not match; the node's own pre-serving check (checkVoucher) refuses
+// the same before any work is done. A client's margin that no claim took stays withdrawable.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -169,14 +170,14 @@ it('voucher above the client’s escrow balance', async () => {
   const claimed = await c.node.claimedOf(c.client.address, c.node.address, adapterId)
   const tooMuch = await voucherFor(claimed + balance + 1n)
   await reverts(c.node.claim([tooMuch]), 'InsufficientEscrow')
-  // the stored 3 OPEN voucher (2 OPEN of it claimed) leaves 1 OPEN of unclaimed exposure,
-  // which the node counts against the escrow
+  // the stored receipts owe 3 OPEN, 2 OPEN of it claimed: 1 OPEN of unclaimed exposure, which
+  // the node counts against the escrow together with the job's worst case
   await refused(
     checkVoucher(c.node, store, {
       voucher: await voucherFor(3n * OPEN + balance - OPEN + 1n),
       node: c.node.address,
       adapterId,
-      maxAmountDue: 1n
+      maxAmountDue: balance - OPEN + 1n
     }),
     'INSUFFICIENT_ESCROW'
   )
@@ -184,9 +185,53 @@ it('voucher above the client’s escrow balance', async () => {
     voucher: await voucherFor(3n * OPEN + balance - OPEN),
     node: c.node.address,
     adapterId,
-    maxAmountDue: 1n
+    maxAmountDue: balance - OPEN
   })
   assert.equal(ok.previous, 3n * OPEN)
+  // a signed maximum above the escrow is no exposure by itself: the node claims only what is owed
+  const generous = await checkVoucher(c.node, store, {
+    voucher: await voucherFor(100n * OPEN),
+    node: c.node.address,
+    adapterId,
+    maxAmountDue: 1n
+  })
+  assert.equal(generous.owed, 3n * OPEN)
+})
+
+it('a claim above the signed maximum is refused; the margin nobody claimed stays withdrawable', async () => {
+  const poor = chain.accounts[5]!
+  await c.poor.deposit(2n * OPEN)
+  // the client signs up to 1.5 OPEN; its receipts owe 1 OPEN
+  const v = await signVoucher(poor, c.node.domain, {
+    node: c.node.address,
+    adapterId,
+    cumulativeAmount: (3n * OPEN) / 2n
+  })
+  await reverts(c.node.claim([{ voucher: v, amount: (3n * OPEN) / 2n + 1n }]), 'AboveSignedMaximum')
+  // with a second, good entry the whole claim still reverts, naming the bad one's index
+  try {
+    await c.node.claim([
+      { voucher: await voucherFor(4n * OPEN), amount: 4n * OPEN },
+      { voucher: v, amount: 2n * OPEN }
+    ])
+    assert.fail('expected AboveSignedMaximum')
+  } catch (err) {
+    assert.ok(err instanceof ChainCallError && err.revert === 'AboveSignedMaximum', String(err))
+    assert.match(err.message + String((err as Error).cause), /AboveSignedMaximum/)
+  }
+  await c.node.claim([{ voucher: v, amount: OPEN }])
+  assert.equal(await c.node.claimedOf(poor.address, c.node.address, adapterId), OPEN)
+  assert.equal((await c.node.escrowOf(poor.address)).balance, OPEN)
+  // the same voucher cannot take its margin later either: amount must grow past 1 OPEN and stay
+  // within 1.5 OPEN, so the most it could still pay is 0.5 OPEN, and only with a receipt behind it
+  await reverts(c.node.claim([{ voucher: v, amount: OPEN }]), 'NotIncreasing')
+  // the client withdraws everything left: its unspent margin and the rest of its deposit
+  await c.poor.requestWithdrawal()
+  await chain.increaseTime(101)
+  const before = await c.poor.tokenBalance(poor.address)
+  await c.poor.withdraw(OPEN)
+  assert.equal((await c.poor.tokenBalance(poor.address)) - before, OPEN)
+  assert.equal((await c.poor.escrowOf(poor.address)).balance, 0n)
 })
 
 it('a pending withdrawal makes the node refuse new vouchers; the client cannot withdraw before the delay', async () => {

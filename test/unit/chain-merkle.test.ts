@@ -74,6 +74,7 @@ test('planAttribution: per-datanet trees from receipts, unknown datanets and bar
   ) => ({
     jobId: '0x00' as Hex,
     amountDue: amountDue.toString(),
+    owed: '0',
     cumulativeAmount: '0',
     attribution: { datanets, contributors }
   })

@@ -1,5 +1,6 @@
 // VoucherStore on a real LevelDB in a temp dir: payments are recorded atomically with their
-// receipts, survive a reopen, only ever grow per channel, and claimed amounts only move up.
+// receipts, survive a reopen, only ever grow per channel, claimed amounts only move up, and what
+// is left to claim is what the receipts owe, never the vouchers' signed maxima.
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -29,25 +30,27 @@ test.after.each(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-test('records, survives a reopen, and refuses a voucher that does not grow', async () => {
+test('records, survives a reopen, refuses a voucher that does not grow, and owes only receipts', async () => {
   let db = new Level<string, string>(dir)
   let store = new VoucherStore(db.sublevel('chain'))
-  const r1 = await store.recordPayment(await voucher(100n), { jobId: job(1), amountDue: 100n })
+  // vouchers are signed maxima: 300 then 400, while the jobs cost 100 and 150
+  const r1 = await store.recordPayment(await voucher(300n), { jobId: job(1), amountDue: 100n })
   assert.equal(r1.increase, 100n)
-  const r2 = await store.recordPayment(await voucher(250n), { jobId: job(2), amountDue: 150n })
+  const r2 = await store.recordPayment(await voucher(400n), { jobId: job(2), amountDue: 150n })
   assert.equal(r2.increase, 150n)
+  assert.equal(r2.owed, 250n)
   await assert.rejects(
-    store.recordPayment(await voucher(249n)),
+    store.recordPayment(await voucher(399n)),
     (e: unknown) => e instanceof VoucherRejectedError && e.code === 'NOT_INCREASING'
   )
-  // the same voucher for another job: it covers nothing more than what is owed already
+  // the same voucher for another job: fine while its maximum covers what is owed, then UNDERPAID
   await assert.rejects(
-    store.recordPayment(await voucher(250n), { jobId: job(3), amountDue: 1n }),
+    store.recordPayment(await voucher(400n), { jobId: job(3), amountDue: 151n }),
     (e: unknown) => e instanceof VoucherRejectedError && e.code === 'UNDERPAID'
   )
   // recording the same job again changes nothing
   assert.equal(
-    (await store.recordPayment(await voucher(250n), { jobId: job(2), amountDue: 150n })).owed,
+    (await store.recordPayment(await voucher(400n), { jobId: job(2), amountDue: 150n })).owed,
     250n
   )
   await db.close()
@@ -55,7 +58,9 @@ test('records, survives a reopen, and refuses a voucher that does not grow', asy
   db = new Level<string, string>(dir)
   store = new VoucherStore(db.sublevel('chain'))
   const ch = channelKey(client.address, node.address, adapterId)
-  assert.equal((await store.getChannel(ch))?.latest.cumulativeAmount, '250')
+  assert.equal((await store.getChannel(ch))?.latest.cumulativeAmount, '400')
+  assert.equal((await store.getChannel(ch))?.owed, '250')
+  // receipts are ordered by the channel's owed total with each job
   assert.deepEqual(
     (await store.receiptsFor(ch, 0n, 250n)).map((r) => r.jobId),
     [job(1), job(2)]
@@ -64,7 +69,37 @@ test('records, survives a reopen, and refuses a voucher that does not grow', asy
     (await store.receiptsFor(ch, 100n, 250n)).map((r) => r.jobId),
     [job(2)]
   )
-  assert.equal((await store.unclaimed(node.address))[0]?.unclaimed, 250n)
+  // what a claim takes: the owed 250 under the 400 voucher, not the voucher's 400
+  const [u] = await store.unclaimed(node.address)
+  assert.equal(u?.unclaimed, 250n)
+  assert.equal(u?.amount, 250n)
+  assert.equal(u?.voucher.cumulativeAmount, 400n)
+  await db.close()
+})
+
+test('a channel new to the store starts from the baseline (what the chain already paid)', async () => {
+  const db = new Level<string, string>(dir)
+  const store = new VoucherStore(db)
+  const r = await store.recordPayment(
+    await voucher(1000n),
+    { jobId: job(1), amountDue: 50n },
+    {
+      baseline: 600n
+    }
+  )
+  assert.equal(r.owed, 650n)
+  // the baseline is ignored once the channel is known
+  const r2 = await store.recordPayment(
+    await voucher(1000n),
+    { jobId: job(2), amountDue: 50n },
+    {
+      baseline: 0n
+    }
+  )
+  assert.equal(r2.owed, 700n)
+  await store.setClaimed(channelKey(client.address, node.address, adapterId), 600n)
+  assert.equal((await store.unclaimed())[0]?.amount, 700n)
+  assert.equal((await store.unclaimed())[0]?.unclaimed, 100n)
   await db.close()
 })
 
@@ -83,8 +118,10 @@ test('concurrent payments on one channel are serialised: one voucher pays for on
 test('claimed amounts move only up; exposure per client; quarantine hides a channel', async () => {
   const db = new Level<string, string>(dir)
   const store = new VoucherStore(db)
-  await store.recordPayment(await voucher(500n))
-  await store.recordPayment(await voucher(70n, other))
+  await store.recordPayment(await voucher(900n), { jobId: job(1), amountDue: 500n })
+  await store.recordPayment(await voucher(80n, other), { jobId: job(2), amountDue: 70n })
+  // a voucher alone (no job) owes nothing
+  await store.recordPayment(await voucher(1000n))
   const ch = channelKey(client.address, node.address, adapterId)
   await store.setClaimed(ch, 300n)
   await store.setClaimed(ch, 200n)

@@ -10,9 +10,12 @@ import {AdapterRegistry} from "./AdapterRegistry.sol";
 import {DatanetRegistry} from "./DatanetRegistry.sol";
 
 /// @title Escrow, voucher claims and the split of every payment.
-/// @notice Clients deposit OPEN and sign EIP-712 vouchers per channel (client, node, adapterId) with a
-/// cumulative amount. The node claims batches of vouchers; each voucher pays its increase over what
-/// the channel already paid, split node / adapter owner / datanet pool / protocol by fixed shares.
+/// @notice Clients deposit OPEN and sign EIP-712 vouchers per channel (client, node, adapterId) whose
+/// cumulativeAmount is the MOST the channel may be paid in total (clients sign ahead for a job's
+/// worst case). The node claims batches of (voucher, amount): `amount` is what the channel really
+/// owes in total (its receipts' amountDue), at most the signed maximum; each entry pays the increase
+/// of `amount` over what the channel already paid, split node / adapter owner / datanet pool /
+/// protocol by fixed shares. The unspent margin stays in the client's escrow.
 /// Shares are credited to internal balances (one storage write per recipient per claim instead of
 /// one token transfer per voucher) and withdrawn by their owners. The datanet pool of a claim is
 /// split by the attribution the node reports with it: Merkle sum-tree roots of contributor amounts,
@@ -45,11 +48,13 @@ contract Settlement is EIP712 {
         uint64 unlockAt;
     }
 
-    /// a voucher as claimed: the node is msg.sender, and the signature is EIP-2098 compact (r, vs)
+    /// a voucher as claimed: the node is msg.sender, and the signature is EIP-2098 compact (r, vs).
+    /// `cumulativeAmount` is the signed maximum, `amount` the channel's total the node claims (≤ it)
     struct SignedVoucher {
         address client;
         bytes32 adapterId;
         uint256 cumulativeAmount;
+        uint256 amount;
         bytes32 r;
         bytes32 vs;
     }
@@ -66,7 +71,8 @@ contract Settlement is EIP712 {
     }
 
     mapping(address => Escrow) private escrows;
-    /// keccak256(abi.encode(client, node, adapterId)) => cumulative amount already paid
+    /// keccak256(abi.encode(client, node, adapterId)) => cumulative amount already paid (the last
+    /// claimed `amount`, never above the channel's highest signed maximum)
     mapping(bytes32 => uint256) public channelClaimed;
     /// internal balances of nodes, adapter owners and the treasury, withdrawn with withdrawCredits
     mapping(address => uint256) public credits;
@@ -81,7 +87,7 @@ contract Settlement is EIP712 {
     event WithdrawalCancelled(address indexed client);
     event Withdrawn(address indexed client, address indexed to, uint256 amount, uint256 balance);
     event VoucherClaimed(
-        address indexed client, address indexed node, bytes32 indexed adapterId, uint256 cumulativeAmount, uint256 paid
+        address indexed client, address indexed node, bytes32 indexed adapterId, uint256 claimed, uint256 paid
     );
     event Claimed(address indexed node, uint256 vouchers, uint256 total, uint256 poolTotal);
     /// role: 0 node operator, 1 adapter owner, 2 protocol, 3 unattributed datanet pool (to protocol)
@@ -92,6 +98,8 @@ contract Settlement is EIP712 {
 
     error InvalidSignature(uint256 index);
     error NotIncreasing(uint256 index, uint256 claimed);
+    /// the claimed cumulative amount is above the maximum the client signed
+    error AboveSignedMaximum(uint256 index, uint256 amount, uint256 maximum);
     error InsufficientEscrow(uint256 index, uint256 balance, uint256 needed);
     error UnknownAdapter(uint256 index, bytes32 adapterId);
     error AttributionMismatch(uint256 attributed, uint256 pool);
@@ -185,8 +193,9 @@ contract Settlement is EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, client, node, adapterId, cumulativeAmount)));
     }
 
-    /// @notice Pays every voucher's increase once, or reverts naming the first bad voucher. Sort the
-    /// batch by adapterId: the owner lookup and credit are done once per run of equal adapterIds.
+    /// @notice Pays each entry's increase (its `amount` over what the channel already paid) once, or
+    /// reverts naming the first bad entry. `amount` must not exceed the voucher's signed maximum.
+    /// Sort the batch by adapterId: the owner lookup and credit are done once per run of equal ids.
     function claim(SignedVoucher[] calldata vouchers, Attribution[] calldata attributions)
         external
         returns (uint256 total)
@@ -203,9 +212,11 @@ contract Settlement is EIP712 {
             SignedVoucher calldata v = vouchers[i];
             address client = v.client;
             bytes32 adapterId = v.adapterId;
-            uint256 cumulative = v.cumulativeAmount;
+            uint256 cumulative = v.amount;
             {
-                bytes32 digest = voucherDigest(client, node, adapterId, cumulative);
+                uint256 maximum = v.cumulativeAmount;
+                if (cumulative > maximum) revert AboveSignedMaximum(i, cumulative, maximum);
+                bytes32 digest = voucherDigest(client, node, adapterId, maximum);
                 (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v.r, v.vs);
                 if (err != ECDSA.RecoverError.NoError || signer != client) revert InvalidSignature(i);
             }
