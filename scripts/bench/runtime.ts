@@ -196,6 +196,10 @@ async function main(): Promise<void> {
   const d100 = qvCids.slice(0, 100)
   for (let round = 0; round < CFG.rounds; round++) {
     say(`round ${round + 1}/${CFG.rounds}`)
+    // an unmeasured short batch on each engine first, so the round's first scenario does not
+    // pay for what ran before it (the naive builds, the warm-ups)
+    await batch(qvEngine, qvModel, () => pick(qvCids), tally(), 8)
+    await batch(mixEngine, mixModel, () => pick(mixCids), tally(), 8)
     // forward then backward (ABCDE EDCBA): a linear drift of the machine's speed during the
     // round then weighs every scenario alike
     const runs: [keyof typeof S, () => Promise<{ tokens: number; ms: number }>][] = [
