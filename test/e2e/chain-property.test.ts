@@ -1,6 +1,8 @@
-// Property test on a real anvil: random sequences of deposits, vouchers, claims (some of which
-// the contract must refuse), client withdrawals, credit withdrawals and contributor withdrawals
-// never create or destroy OPEN. After every step the contract holds exactly the escrows plus
+// Property test on a real anvil: random sequences of deposits, jobs (each adding its amountDue to
+// the channel's owed total under a voucher that signs a maximum with a random margin above it),
+// claims of the owed total (some of which the contract must refuse: above the escrow, or a
+// claimed amount above the signed maximum), client withdrawals, credit withdrawals and
+// contributor withdrawals never create or destroy OPEN; the margins are never paid out. After every step the contract holds exactly the escrows plus
 // the credits plus the unpaid contributor pools, every account's balance matches a model of
 // the rules, and the token's total supply is unchanged.
 import assert from 'node:assert/strict'
@@ -99,7 +101,7 @@ for (const seed of SEEDS) {
     const held = await reader.tokenBalance(chain.addresses.settlement)
     const startHeld = held - [...escrow.values(), ...credits.values()].reduce((s, x) => s + x, 0n)
     let poolsUnpaid = startHeld // pools of earlier seeds that were never fully withdrawn
-    const channels = new Map<string, { latest?: SignedVoucher; claimed: bigint }>()
+    const channels = new Map<string, { latest?: SignedVoucher; owed: bigint; claimed: bigint }>()
     const pools: { id: bigint; tree: SumTree; paid: Set<number> }[] = []
     const counts: Record<string, number> = {}
 
@@ -126,38 +128,49 @@ for (const seed of SEEDS) {
         const n = pick(nodes)
         const adapterId = pick(adapters)
         const key = `${c.address}|${n.address}|${adapterId}`
-        const ch = channels.get(key) ?? { claimed: 0n }
+        const ch = channels.get(key) ?? { owed: 0n, claimed: 0n }
         const prev = ch.latest?.cumulativeAmount ?? 0n
-        // sometimes more than the escrow holds, so that claims get refused too
+        // a job: the receipt's amountDue (sometimes more than the escrow holds, so that claims get
+        // refused too) under a voucher signed for what was owed plus a worst case above it
+        ch.owed += amount(2n * OPEN)
+        const max = ch.owed + amount(OPEN)
         ch.latest = await signVoucher(c, reader.domain, {
           node: n.address,
           adapterId,
-          cumulativeAmount: prev + amount(2n * OPEN)
+          cumulativeAmount: max > prev ? max : prev
         })
         channels.set(key, ch)
       } else if (action === 'claim') {
         const n = pick(nodes)
         const mine = [...channels.entries()].filter(
-          ([k, ch]) => k.includes(n.address) && ch.latest && ch.latest.cumulativeAmount > ch.claimed
+          ([k, ch]) => k.includes(n.address) && ch.latest && ch.owed > ch.claimed
         )
         if (mine.length === 0) continue
         const batch = mine
           .filter(() => r() < 0.7)
           .sort(([, a], [, b]) => (a.latest!.adapterId < b.latest!.adapterId ? -1 : 1))
         if (batch.length === 0) continue
-        // the expected outcome, voucher by voucher, as the contract applies them
+        // what each entry claims: the owed total, or now and then (a faulty or greedy node) more
+        // than the client signed for
+        const claims = batch.map(([, ch]) => ({
+          ch,
+          amount: r() < 0.2 ? ch.latest!.cumulativeAmount + 1n : ch.owed
+        }))
+        // the expected outcome, entry by entry, as the contract applies them: the first bad entry
+        // names the revert
         const esc = new Map(escrow)
-        let ok = true
+        let expectRevert: string | undefined
         let pool = 0n
         const splits = []
-        for (const [, ch] of batch) {
-          const inc = ch.latest!.cumulativeAmount - ch.claimed
+        for (const { ch, amount: a } of claims) {
+          const inc = a - ch.claimed
           const bal = esc.get(ch.latest!.client) ?? 0n
-          if (inc > bal) ok = false
+          if (!expectRevert && a > ch.latest!.cumulativeAmount) expectRevert = 'AboveSignedMaximum'
+          if (!expectRevert && inc > bal) expectRevert = 'InsufficientEscrow'
           esc.set(ch.latest!.client, bal - inc)
           const s = splitPayment(inc)
           pool += s.pool
-          splits.push({ ch, inc, s })
+          splits.push({ ch, inc, amount: a, s })
         }
         const attribute = pool > 0n && r() < 0.8
         const leaves = contributors.map((c, i) => ({
@@ -167,13 +180,13 @@ for (const seed of SEEDS) {
         const tree = attribute ? buildSumTree(leaves.filter((l) => l.amount > 0n)) : undefined
         try {
           const res = await as(n).claim(
-            batch.map(([, ch]) => ch.latest!),
+            claims.map((x) => ({ voucher: x.ch.latest!, amount: x.amount })),
             tree ? [{ datanetId, root: tree.root, total: tree.total }] : []
           )
-          assert.ok(ok, 'the contract paid a voucher above the escrow')
-          for (const { ch, inc, s } of splits) {
+          assert.ok(!expectRevert, `the contract paid a claim it should refuse (${expectRevert})`)
+          for (const { ch, inc, amount: a, s } of splits) {
             add(escrow, ch.latest!.client, -inc)
-            ch.claimed = ch.latest!.cumulativeAmount
+            ch.claimed = a
             add(credits, n.address, s.node)
             add(credits, owner.address, s.owner)
             add(credits, treasury, s.protocol)
@@ -184,11 +197,10 @@ for (const seed of SEEDS) {
           } else add(credits, treasury, pool)
         } catch (err) {
           assert.ok(
-            err instanceof ChainCallError && err.revert === 'InsufficientEscrow',
-            `unexpected ${String(err)} ${(err as ChainCallError).revert}`
+            err instanceof ChainCallError && err.revert === expectRevert,
+            `unexpected ${String(err)} ${(err as ChainCallError).revert}, expected ${expectRevert ?? 'success'}`
           )
-          assert.ok(!ok, 'the contract refused a claim the escrow covers')
-          counts.refused = (counts.refused ?? 0) + 1
+          counts[`refused ${expectRevert}`] = (counts[`refused ${expectRevert}`] ?? 0) + 1
         }
       } else if (action === 'withdraw') {
         const c = pick(clients)
@@ -265,7 +277,16 @@ for (const seed of SEEDS) {
       supply
     )
     assert.ok((counts.claim ?? 0) > 5, 'enough claims ran')
-    assert.ok((counts.refused ?? 0) > 0, 'some claims were refused (vouchers above the escrow)')
+    assert.ok(
+      (counts['refused InsufficientEscrow'] ?? 0) > 0,
+      `some claims were refused for the escrow: ${JSON.stringify(counts)}`
+    )
+    assert.ok(
+      (counts['refused AboveSignedMaximum'] ?? 0) > 0,
+      `some claims were refused above the signed maximum: ${JSON.stringify(counts)}`
+    )
+    // the margins signed above what jobs cost stayed in the escrows: nothing claimed exceeds owed
+    for (const ch of channels.values()) assert.ok(ch.claimed <= ch.owed)
   })
 }
 

@@ -81,14 +81,14 @@ it('local preset: check, record, claim and report a paid job', async () => {
       r.perAdapter.map((a) => a.adapterId),
       [adapterId]
     )
-    // a client wallet pays ahead for two jobs' worst cases; the node accepts both and the
-    // second one is partly paid by the first one's unused margin
+    // a client wallet signs ahead for two jobs' worst cases; the node accepts both, the second
+    // one partly covered by the first one's unused margin, and claims only what the receipts owe
     const wallet = new VoucherWallet(clientAcc!, svc.domain)
     await wallet.settle({ node: operator.address, adapterId, amountDue: due }) // the first job
     let owed = 0n
     for (const [i, [maxDue, realDue]] of [
       [5n * 10n ** 17n, 2n * 10n ** 17n],
-      [4n * 10n ** 17n, 4n * 10n ** 17n]
+      [4n * 10n ** 17n, 1n * 10n ** 17n]
     ].entries()) {
       const w = await wallet.voucherFor({ node: operator.address, adapterId, maxAmountDue: maxDue! })
       await svc.checkVoucher(w, { adapterId, maxAmountDue: maxDue! })
@@ -103,11 +103,22 @@ it('local preset: check, record, claim and report a paid job', async () => {
       (await wallet.channel(operator.address, adapterId)).signed,
       due + 2n * 10n ** 17n + 4n * 10n ** 17n
     )
+    // pending is what the receipts owe (0.3 OPEN), not the voucher's 0.6 OPEN above the claim
+    assert.equal(owed, 3n * 10n ** 17n)
     assert.equal((await svc.rewards()).totals.pending, owed)
+    assert.equal(await wallet.spent(), due + owed)
+    const second = await svc.claimer.claimNow()
+    assert.equal(second[0]?.total, owed)
+    assert.equal(await svc.client.claimedOf(clientAcc!.address, operator.address, adapterId), due + owed)
+    assert.equal((await svc.client.escrowOf(clientAcc!.address)).balance, 3n * OPEN - due - owed)
+    assert.equal((await svc.rewards()).totals.pending, 0n)
 
     // the operator key (not a dev account) had gas money for the claim and can withdraw
     await svc.client.withdrawCredits()
-    assert.equal(await svc.client.tokenBalance(operator.address), splitPayment(due).node)
+    assert.equal(
+      await svc.client.tokenBalance(operator.address),
+      splitPayment(due).node + splitPayment(owed).node
+    )
   } finally {
     await svc.stop()
     await db.close()

@@ -2,9 +2,10 @@
 // chain preset (it starts anvil and deploys), node B relays and shares A's chain through an
 // explicit endpoint (how a swarm shares one anvil). A client deposits, runs 3 paid jobs through B
 // (the first learns A's terms from PAYMENT_REQUIRED, the voucher pays A's operator), A's Claimer
-// claims, and every balance is right to the wei: node operator, adapter owner, the contributor
-// whose text the output quotes, the protocol treasury and the client's escrow. A forged voucher
-// is refused with its typed error.
+// claims exactly what the receipts owe (their amountDue, to the wei; the margin the vouchers
+// signed ahead stays in the client's escrow), and every balance is right to the wei: node
+// operator, adapter owner, the contributor whose text the output quotes, the protocol treasury
+// and the client's escrow. A forged voucher is refused with its typed error.
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -113,6 +114,9 @@ it('a client deposits, runs 3 paid jobs through a relay, the claimer claims: eve
   const tok = await Tokenizer.fromDir(fx.modelDir)
   let prompt: number[] = []
   let text = ''
+  // a token that ends the output early, so each job costs less than the worst case its voucher
+  // signs for (maxNewTokens): the unspent margin must stay in the client's escrow
+  let stop = -1
   for (const p of [
     [1, 17, 42, 99, 7, 3, 250],
     [9, 8, 7, 6, 5],
@@ -128,13 +132,22 @@ it('a client deposits, runs 3 paid jobs through a relay, the claimer claims: eve
     }))
       if (ev.type === 'done') out = ev.outputIds
     const back = tok.encode(tok.decode(out), { addSpecialTokens: false })
-    if (longestCommonRun(out, back) >= 8) {
+    const k = out.findIndex(
+      (t, i) =>
+        i >= 12 &&
+        i < out.length - 4 &&
+        !out.slice(0, i).includes(t) &&
+        longestCommonRun(out.slice(0, i), back) >= 8
+    )
+    if (k > 0) {
       prompt = p
       text = tok.decode(out)
+      stop = out[k]!
       break
     }
   }
   assert.ok(text, 'one prompt gives an output that survives decode → encode for 8+ tokens')
+  assert.ok(stop >= 0)
 
   // Bob's contribution quotes that output; the adapter's provenance is the datanet; both are
   // registered on-chain (the Claimer attributes only datanets the chain knows).
@@ -168,9 +181,10 @@ it('a client deposits, runs 3 paid jobs through a relay, the claimer claims: eve
       model: model.modelId,
       adapter: cid,
       promptIds: prompt,
-      params: { maxNewTokens: 48 }
+      params: { maxNewTokens: 48, stopTokenIds: [stop] }
     })
     assert.ok(r.verification?.ok, JSON.stringify(r.verification))
+    assert.ok(r.receipt.body.outputTokens < 48, 'the job ended before its worst case')
     assert.is(r.servedBy, a.peerId, 'A served (B has no model)')
     assert.equal(r.route, [b.peerId, a.peerId])
     const body = r.receipt.body
@@ -184,17 +198,23 @@ it('a client deposits, runs 3 paid jobs through a relay, the claimer claims: eve
   const owed = receipts.reduce((s, r) => s + BigInt(r.body.amountDue), 0n)
   const channel = await wallet.channel(operator, adapterId)
   assert.is(channel.owed, owed, 'the wallet settled every receipt')
-  assert.ok(channel.signed >= owed, 'the last voucher covers every job (plus the margin paid ahead)')
+  assert.ok(channel.signed > owed, 'the last voucher signs a maximum above what the jobs cost')
+  assert.is(await payer.spent(), owed, "the client's view of what it spent: the receipts")
   const pending = await chainA.rewards()
-  assert.is(pending.totals.pending, channel.signed, 'the node holds the last voucher, unclaimed')
+  assert.is(pending.totals.pending, owed, 'the node is owed the receipts, not the voucher')
 
-  // The Claimer claims the channel's latest voucher in one transaction.
+  // The Claimer claims what the receipts owe under the channel's latest voucher, in one transaction.
   const outcomes = await chainA.claimer.claimNow()
   assert.is(outcomes.length, 1)
-  const increase = channel.signed
-  assert.is(outcomes[0]!.total, increase)
+  const increase = owed
+  assert.is(outcomes[0]!.total, increase, 'paid on-chain = Σ receipts amountDue, to the wei')
+  assert.is(await client.claimedOf(client.address, operator, adapterId), owed)
   const split = splitPayment(increase)
-  assert.is((await client.escrowOf(client.address)).balance, deposit - increase, 'client escrow')
+  assert.is(
+    (await client.escrowOf(client.address)).balance,
+    deposit - owed,
+    'client escrow keeps the unspent margin (signed − owed)'
+  )
   assert.is(await client.creditsOf(operator), split.node, 'node operator')
   assert.is(await client.creditsOf(owner.address), split.owner, 'adapter owner')
   assert.is(await client.creditsOf(treasury), split.protocol, 'protocol (the pool is fully attributed)')
