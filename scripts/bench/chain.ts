@@ -9,7 +9,8 @@
 // slot. Two cases: `firstClaim` (the channel's first claim: its slot goes from zero to non-zero,
 // +17,100 gas per voucher by the EVM's pricing) and `steady` (the same channels claimed again,
 // the claimer's case every interval after the first). Per-voucher figures include the
-// transaction's 21,000 base and calldata, divided by N.
+// transaction's 21,000 base and calldata, divided by N. As the Claimer does, each entry claims the
+// channel's owed total (`amount`) under a voucher that signs a larger maximum (owed + a margin).
 import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { Hex, LocalAccount } from 'viem'
@@ -49,11 +50,16 @@ try {
   for (const c of clients.slice(1)) await funder.deposit(100n * OPEN, c.address)
 
   const claimGas = async (group: LocalAccount[], cumulative: bigint): Promise<bigint> => {
-    const vouchers: SignedVoucher[] = []
+    const entries: { voucher: SignedVoucher; amount: bigint }[] = []
     for (const c of group)
-      vouchers.push(
-        await signVoucher(c, node.domain, { node: nodeAcc!.address, adapterId, cumulativeAmount: cumulative })
-      )
+      entries.push({
+        voucher: await signVoucher(c, node.domain, {
+          node: nodeAcc!.address,
+          adapterId,
+          cumulativeAmount: cumulative + OPEN / 2n
+        }),
+        amount: cumulative
+      })
     const increase = cumulative - (cumulative === OPEN ? 0n : OPEN)
     const pool = splitPayment(increase).pool * BigInt(group.length)
     const per = pool / BigInt(contributors.length)
@@ -64,7 +70,7 @@ try {
       }))
     )
     pool100 = tree.total
-    const res = await node.claim(vouchers, [{ datanetId, root: tree.root, total: tree.total }])
+    const res = await node.claim(entries, [{ datanetId, root: tree.root, total: tree.total }])
     return res.gasUsed
   }
 
@@ -119,7 +125,8 @@ const out = {
   },
   config: {
     sizes: SIZES,
-    vouchersPerClaim: 'N distinct clients, one adapter, one datanet attribution of 16 contributors',
+    vouchersPerClaim:
+      'N distinct clients, one adapter, one datanet attribution of 16 contributors; each entry claims its owed amount under a voucher signed for 0.5 OPEN more',
     cases: 'firstClaim = channel slot zero to non-zero; steady = the same channels claimed again',
     quick: values.quick === true,
     note: 'gas is deterministic; --quick runs the same cases'

@@ -9,6 +9,7 @@ import { test } from 'uvu'
 import { ChainClient } from '../../src/chain/client.ts'
 import { signVoucher } from '../../src/chain/eip712.ts'
 import { main } from '../../src/node/cli/main.ts'
+import { loadConfig } from '../../src/node/config/load.ts'
 
 const OPEN = 10n ** 18n
 let dir: string
@@ -71,6 +72,18 @@ test('deposit, balance and rewards through --chain FILE', async () => {
   const bal = await run(['balance', clientDev!.address, '--chain', file, '--json'])
   assert.equal(bal.code, 0)
   assert.equal(JSON.parse(bal.out).escrow, '2500000000000000000')
+
+  // the chain file from $OPENLORA_CHAIN_FILE; the node's config loader ignores that name (it
+  // reads OPENLORA_<SECTION>, so the old OPENLORA_CHAIN broke `openlora start`)
+  process.env.OPENLORA_CHAIN_FILE = file
+  try {
+    const viaEnv = await run(['balance', clientDev!.address, '--json', '--data-dir', join(dir, 'no-node')])
+    assert.equal(viaEnv.code, 0)
+    assert.equal(JSON.parse(viaEnv.out).escrow, '2500000000000000000')
+    assert.doesNotThrow(() => loadConfig({ env: { OPENLORA_CHAIN_FILE: file } }))
+  } finally {
+    delete process.env.OPENLORA_CHAIN_FILE
+  }
 
   // the same through --rpc and --settlement alone (the other addresses come from Settlement)
   const viaRpc = await run([

@@ -1,8 +1,9 @@
 // Options shared by the chain commands (deposit, balance, rewards): where the chain is and whose
 // key signs. The chain comes from --chain FILE (what `openlora chain local` writes, or a config
-// file with a `chain` section), or --rpc with --settlement (the other addresses are read from the
-// Settlement contract). The key from --key-file, $OPENLORA_PRIVATE_KEY, or the node's operator key
-// in --data-dir.
+// file with a `chain` section), $OPENLORA_CHAIN_FILE (not OPENLORA_CHAIN: the config loader reads
+// OPENLORA_<SECTION> as the node's config, so that name would break `openlora start`), or --rpc
+// with --settlement (the other addresses are read from the Settlement contract). The key from
+// --key-file, $OPENLORA_PRIVATE_KEY, or the node's operator key in --data-dir.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Address, getAddress, type Hex, isAddress, parseUnits } from 'viem'
@@ -14,7 +15,7 @@ export const chainOptions: Record<string, OptionSpec> = {
   chain: {
     type: 'string',
     description:
-      'chain endpoint JSON (from `openlora chain local --out`) or a config file with a `chain` section; default $OPENLORA_CHAIN, else <data-dir>/chain.json of a running node',
+      'chain endpoint JSON (from `openlora chain local --out`) or a config file with a `chain` section; default $OPENLORA_CHAIN_FILE, else <data-dir>/chain.json of a running node',
     valueName: 'FILE'
   },
   rpc: { type: 'string', description: 'RPC URL (with --settlement, instead of --chain)', valueName: 'URL' },
@@ -58,7 +59,7 @@ export async function endpointFromFlags(values: Values): Promise<ChainEndpoint> 
   const nodeFile = join(dataDirOf(values), 'chain.json')
   const file =
     (values.chain as string | undefined) ??
-    process.env.OPENLORA_CHAIN ??
+    process.env.OPENLORA_CHAIN_FILE ??
     (existsSync(nodeFile) ? nodeFile : undefined)
   if (!file)
     throw new UsageError(
