@@ -264,13 +264,14 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
     await chaos?.settle()
     phase('chaosSettleMs')
 
-    // Wait for the nodes' own claims: every channel paid at least what the client acknowledged.
+    // Wait for the nodes' own claims: every channel paid at least its accepted receipts' amountDue
+    // (nodes claim what receipts owe, not the vouchers' signed maxima, which stay above it).
     log('waiting for the nodes to claim')
     const ledger = [...driver.ledger.values()]
     for (let waited = 0; waited < 30_000; waited += 500) {
       let behind = 0
       for (const c of ledger)
-        if ((await chain.client.claimedOf(c.client, c.node, c.adapterId)) < c.acknowledged) behind++
+        if ((await chain.client.claimedOf(c.client, c.node, c.adapterId)) < c.amountDue) behind++
       if (behind === 0) break
       await new Promise((r) => setTimeout(r, 500))
     }
