@@ -41,10 +41,16 @@ export async function runProcesses(
     await swarm.start(n)
     const startupMs = Date.now() - t0
     for (;;) {
-      const lag = swarm.laggards(await swarm.poll())
+      const state = await swarm.poll()
+      const lag = swarm.laggards(state)
       if (lag.length === 0) break
-      if (Date.now() - t0 - startupMs > 180_000)
-        throw new Error(`swarm did not converge within 180 s of start-up; laggards:\n  ${lag.join('\n  ')}`)
+      if (Date.now() - t0 - startupMs > 180_000) {
+        const silent = [...state].filter(([, a]) => a === null).map(([m]) => m.i)
+        const alone = [...state].filter(([, a]) => a !== null && a.connections.length === 0).map(([m]) => m.i)
+        throw new Error(
+          `swarm did not converge within 180 s of start-up (not answering: [${silent}], no connections: [${alone}]); laggards:\n  ${lag.join('\n  ')}`
+        )
+      }
       await new Promise((r) => setTimeout(r, 200))
     }
     const convergedMs = Date.now() - t0
