@@ -85,6 +85,10 @@ export async function runLoopCommand(
     print(report, f.json === true)
     return report.reconciliation.ok ? 0 : 1
   } catch (err) {
+    if (abort.signal.aborted) {
+      info('stopped: every node and anvil are down')
+      return 130
+    }
     console.error(`swarm: ${(err as Error).stack ?? err}`)
     if (f.json) console.log(JSON.stringify({ error: (err as Error).message, base }))
     return 1

@@ -71,6 +71,7 @@ export class LocalSwarm {
    */
   restart(m: SwarmMember): Promise<SwarmMember> {
     if (!m.exited) throw new Error(`node ${m.i} is still running`)
+    if (this.#stopping) throw new Error(`the swarm is stopping; node ${m.i} stays down`)
     const boot = this.members
       .find((o) => o !== m && !o.exited)
       ?.addrs.find((a) => a.includes('/tcp/') && !a.includes('/ws'))

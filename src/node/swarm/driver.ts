@@ -170,7 +170,7 @@ export class JobDriver {
     const adapterId = adapterIdOf(cid)
     const failures: string[] = []
     const tried = new Set<number>()
-    for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
+    for (let attempt = 1; attempt <= this.opts.maxAttempts && !this.stopped; attempt++) {
       // back off a little between attempts: a killed node needs seconds to come back
       if (attempt > 1) await new Promise((r) => setTimeout(r, Math.min(2_000, 400 * (attempt - 1))))
       const up = this.nodes().filter((n) => n.addr() !== undefined)

@@ -207,7 +207,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
     log(`starting ${N} nodes on chain ${chain.endpoint.rpcUrl}`)
     if (opts.signal?.aborted) throw new Error('stopped')
     await swarm.start(N)
-    for (let waited = 0; ; waited += 250) {
+    for (let waited = 0; !opts.signal?.aborted; waited += 250) {
       const lag = swarm.laggards(await swarm.poll())
       if (lag.length === 0) break
       if (waited > 60_000) throw new Error(`swarm did not converge: ${lag.join('; ')}`)
@@ -261,20 +261,21 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
     if (opts.signal?.aborted) throw new Error('stopped')
     const jobsWallMs = Date.now() - jobsStart
     phase('jobsMs')
-    await chaos?.settle()
+    if (!opts.signal?.aborted) await chaos?.settle()
     phase('chaosSettleMs')
 
     // Wait for the nodes' own claims: every channel paid at least its accepted receipts' amountDue
     // (nodes claim what receipts owe, not the vouchers' signed maxima, which stay above it).
     log('waiting for the nodes to claim')
     const ledger = [...driver.ledger.values()]
-    for (let waited = 0; waited < 30_000; waited += 500) {
+    for (let waited = 0; waited < 30_000 && !opts.signal?.aborted; waited += 500) {
       let behind = 0
       for (const c of ledger)
         if ((await chain.client.claimedOf(c.client, c.node, c.adapterId)) < c.amountDue) behind++
       if (behind === 0) break
       await new Promise((r) => setTimeout(r, 500))
     }
+    if (opts.signal?.aborted) throw new Error('stopped')
     phase('claimWaitMs')
     const nodeLogs = swarm.members.map((m) => join(opts.base, `node-${m.i}.log`))
     await swarm.stop()
