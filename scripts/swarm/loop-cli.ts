@@ -1,7 +1,7 @@
 // `npm run swarm -- --jobs M …`: flags → runSwarmLoop, progress on stderr, the report on stdout
 // (a table, or with --json one JSON object on the last line). Exit 0 only when the balances
 // reconcile to the wei; 1 when they do not or the run failed; 2 for bad flags.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runSwarmLoop, type SwarmReport } from '../../src/node/swarm/loop.ts'
@@ -44,11 +44,16 @@ export async function runLoopCommand(
     seed = f.seed === undefined ? undefined : int(f.seed, 'seed', 0, 2 ** 31)
     if (f.nodes < 2)
       throw new RangeError('--nodes must be at least 2 with --jobs (jobs are routed between nodes)')
+    // a fresh chain each run: a data dir holding vouchers of an earlier run would claim them again
+    const dir = f['base-dir']
+    if (dir !== undefined && existsSync(dir) && readdirSync(dir).length > 0)
+      throw new RangeError(`--base-dir ${dir} must be empty or absent (each run starts a fresh chain)`)
   } catch (err) {
     console.error(`swarm: ${(err as Error).message}`)
     return 2
   }
   const base = f['base-dir'] ?? mkdtempSync(join(tmpdir(), 'openlora-swarm-'))
+  mkdirSync(base, { recursive: true })
   const info = (msg: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${msg}`)
   const abort = new AbortController()
   const onSignal = () => {
