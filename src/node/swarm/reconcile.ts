@@ -54,6 +54,8 @@ export interface Reconciliation {
   claimMode: 'owed' | 'voucher'
   /** paid for vouchers whose job the client saw fail after the node may have stored it */
   paidWithoutReceipt: string
+  /** the job ids behind paidWithoutReceipt (grep the node logs for them) */
+  paidWithoutReceiptJobs: Hex[]
   vouchersClaimed: number
   poolsFunded: number
   poolTotal: string
@@ -96,6 +98,7 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   let storedDue = 0n
   let receipts = 0
   let withoutReceipt = 0n
+  const withoutReceiptJobs: Hex[] = []
   const paidPerChannel = new Map<string, bigint>()
   const key = (client: Address, node: Address, adapterId: Hex) =>
     `${getAddress(client)}|${getAddress(node)}|${adapterId.toLowerCase()}`
@@ -124,8 +127,10 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     for (const [jobId, amount] of stored) {
       sum += amount
       if (c.accepted.has(jobId)) continue
-      if (c.unknownJobs.includes(jobId)) withoutReceipt += amount
-      else problems.push(`${where}: the node stored a payment for job ${jobId} the client never sent there`)
+      if (c.unknownJobs.includes(jobId)) {
+        withoutReceipt += amount
+        withoutReceiptJobs.push(jobId)
+      } else problems.push(`${where}: the node stored a payment for job ${jobId} the client never sent there`)
     }
     storedDue += sum
     const want = owedMode ? sum : (s?.latest ?? 0n)
@@ -226,6 +231,7 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     unusedMarginTotal: (claimed - storedDue).toString(),
     claimMode: owedMode ? 'owed' : 'voucher',
     paidWithoutReceipt: withoutReceipt.toString(),
+    paidWithoutReceiptJobs: withoutReceiptJobs,
     vouchersClaimed,
     poolsFunded,
     poolTotal: poolTotal.toString(),
