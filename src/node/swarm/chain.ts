@@ -47,45 +47,43 @@ export interface SwarmChainInput {
 
 /** Registers the demo datanet and adapters, funds the operators and the client's escrow. */
 export async function setUpSwarmChain(local: LocalChain, input: SwarmChainInput): Promise<SwarmChain> {
-  {
-    const endpoint: ChainEndpoint = {
-      rpcUrl: local.rpcUrl,
-      chainId: local.chainId,
-      addresses: local.addresses
-    }
-    const as = (i: number) => new ChainClient({ ...endpoint, account: local.accounts[i]! })
-    const datanetOwner = as(ROLE.datanetOwner)
-    await datanetOwner.createDatanet(
-      input.datanetId,
-      sha256Hex(new TextEncoder().encode('openlora swarm demo datanet'))
-    )
-    await datanetOwner.appendDatanetVersion(input.datanetId, input.datanetRoot)
-    const owners = ROLE.owners.map(as)
-    const ownerOf = new Map<string, Address>()
-    for (const [k, cid] of input.adapterCids.entries()) {
-      const owner = owners[k % owners.length]!
-      await owner.registerAdapter({
-        adapterId: toHex(cidDigest(cid)),
-        modelHash: input.modelHash,
-        feePer1kTokens: input.feePer1kTokens,
-        datanets: [{ id: input.datanetId, weightBps: 10_000 }]
-      })
-      ownerOf.set(cid, owner.address!)
-    }
-    for (const op of input.operators) await local.setEthBalance(op, 10n ** 20n)
-    const client = as(ROLE.client)
-    const deposit = input.deposit ?? 1_000n * OPEN
-    await client.deposit(deposit)
-    return {
-      local,
-      endpoint,
-      treasury: getAddress(local.accounts[ROLE.treasury]!.address),
-      client,
-      adapterOwners: owners.map((o) => o.address!),
-      datanetOwner: datanetOwner.address!,
-      ownerOf,
-      deposit,
-      stop: () => local.stop()
-    }
+  const endpoint: ChainEndpoint = {
+    rpcUrl: local.rpcUrl,
+    chainId: local.chainId,
+    addresses: local.addresses
+  }
+  const as = (i: number) => new ChainClient({ ...endpoint, account: local.accounts[i]! })
+  const datanetOwner = as(ROLE.datanetOwner)
+  await datanetOwner.createDatanet(
+    input.datanetId,
+    sha256Hex(new TextEncoder().encode('openlora swarm demo datanet'))
+  )
+  await datanetOwner.appendDatanetVersion(input.datanetId, input.datanetRoot)
+  const owners = ROLE.owners.map(as)
+  const ownerOf = new Map<string, Address>()
+  for (const [k, cid] of input.adapterCids.entries()) {
+    const owner = owners[k % owners.length]!
+    await owner.registerAdapter({
+      adapterId: toHex(cidDigest(cid)),
+      modelHash: input.modelHash,
+      feePer1kTokens: input.feePer1kTokens,
+      datanets: [{ id: input.datanetId, weightBps: 10_000 }]
+    })
+    ownerOf.set(cid, owner.address)
+  }
+  for (const op of input.operators) await local.setEthBalance(op, 10n ** 20n)
+  const client = as(ROLE.client)
+  const deposit = input.deposit ?? 1_000n * OPEN
+  await client.deposit(deposit)
+  return {
+    local,
+    endpoint,
+    treasury: getAddress(local.accounts[ROLE.treasury]!.address),
+    client,
+    adapterOwners: owners.map((o) => o.address),
+    datanetOwner: datanetOwner.address,
+    ownerOf,
+    deposit,
+    stop: () => local.stop()
   }
 }

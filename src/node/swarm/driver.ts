@@ -314,8 +314,15 @@ export class JobDriver {
           timings: r.timings
         }
       } catch (err) {
-        const c = err instanceof InferError ? err.code : (err as { code?: unknown; name?: string }).code
-        const code = typeof c === 'string' && /^[A-Z_]+$/.test(c) ? c : ((err as Error).name ?? 'ERROR')
+        // libp2p and stream errors arrive as anything (even undefined): name them by what they carry
+        const e = err as { code?: unknown; name?: unknown; message?: unknown } | null | undefined
+        const c = err instanceof InferError ? err.code : e?.code
+        const code =
+          typeof c === 'string' && /^[A-Z_]+$/.test(c)
+            ? c
+            : typeof e?.name === 'string' && e.name !== 'Error'
+              ? e.name
+              : 'UNKNOWN_ERROR'
         // Before `accepted` the serving node refused or never saw the job: nothing was stored.
         // After it, the node may have finished and stored the voucher while the reply was lost.
         if (accepted || code === 'DEADLINE_EXCEEDED' || code === 'INTERNAL') {
@@ -326,8 +333,8 @@ export class JobDriver {
           await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
         }
         failures.push(code)
-        this.failureSamples.set(code, `${(err as Error).message}`.slice(0, 200))
-        const retry = (err as InferError).details?.retryAfterMs
+        this.failureSamples.set(code, String(e?.message ?? err).slice(0, 200))
+        const retry = err instanceof InferError ? err.details?.retryAfterMs : undefined
         if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))
         return undefined
       }

@@ -10,7 +10,7 @@ import { createClientHost } from '../../client/host.ts'
 import { createLogger } from '../../common/log.ts'
 import { adapterIdOf } from '../../protocols/infer/receipt.ts'
 import { LocalSwarm } from '../local-swarm.ts'
-import { setUpSwarmChain, startAnvil } from './chain.ts'
+import { ROLE, setUpSwarmChain, startAnvil } from './chain.ts'
 import { Chaos, type ChaosEvent } from './chaos.ts'
 import { makeDemoAssets, rng } from './demo.ts'
 import { type DriverNode, JobDriver, type JobOutcome } from './driver.ts'
@@ -139,7 +139,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       .map((p, j) => ({ text: p.text, contributor: contributors[j % contributors.length]! }))
     const datanet = {
       name: 'openlora-swarm-demo',
-      owner: getAddress(local.accounts[4]!.address),
+      owner: getAddress(local.accounts[ROLE.datanetOwner]!.address),
       createdAt: 1_764_000_000_000,
       contributions
     }
@@ -236,7 +236,12 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       ? new Chaos(swarm, { jobs: opts.jobs, pauseMs: attemptTimeoutMs + 3_000, downMs: 2_000, rand, log })
       : undefined
     driver = new JobDriver(
-      { client: host.client, account: local.accounts[1]!, domain: chain.client.domain, nodes: () => nodes },
+      {
+        client: host.client,
+        account: local.accounts[ROLE.client]!,
+        domain: chain.client.domain,
+        nodes: () => nodes
+      },
       {
         model: demo.modelId,
         modelHash: demo.weightsHash,
@@ -296,7 +301,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       ownerOf,
       treasury: chain.treasury,
       contributors,
-      client: getAddress(local.accounts[1]!.address),
+      client: getAddress(local.accounts[ROLE.client]!.address),
       deposit: chain.deposit,
       withdrawnToContributors: settled.reduce((a, s) => a + s.withdrawn, 0n),
       stored: new Map(settled.flatMap((s) => s.channels.map((c) => [c.channel, c] as const)))
