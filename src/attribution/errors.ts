@@ -15,8 +15,8 @@ export class DatanetError extends OpenLoraError<DatanetErrorCode> {}
 
 export type ProvenanceErrorCode = 'PROVENANCE_INVALID'
 export class ProvenanceError extends OpenLoraError<ProvenanceErrorCode> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('PROVENANCE_INVALID', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('PROVENANCE_INVALID', message, data)
   }
 }
 

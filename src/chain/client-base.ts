@@ -224,7 +224,7 @@ export class ChainClientBase {
     abi: readonly unknown[],
     functionName: string,
     args: readonly unknown[],
-    details: Record<string, unknown> = {}
+    data: Record<string, unknown> = {}
   ): Promise<TxResult> {
     const wallet = this.wallet
     if (!wallet)
@@ -242,7 +242,7 @@ export class ChainClientBase {
       if (receipt.status !== 'success') throw new Error(`transaction ${hash} reverted`)
       return { hash, gasUsed: receipt.gasUsed, receipt }
     } catch (err) {
-      throw new ChainCallError(action, err, details)
+      throw new ChainCallError(action, err, data)
     }
   }
 }

@@ -31,8 +31,8 @@ export interface CompileOutput {
 }
 
 export class CompileError extends OpenLoraError<'COMPILE_FAILED'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('COMPILE_FAILED', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('COMPILE_FAILED', message, data)
   }
 }
 

@@ -14,33 +14,33 @@ export type VoucherRejection =
 export class VoucherRejectedError extends OpenLoraError<VoucherRejection> {}
 
 export class ChainConfigError extends OpenLoraError<'CHAIN_CONFIG'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('CHAIN_CONFIG', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('CHAIN_CONFIG', message, data)
   }
 }
 
 /** A chain call failed; `cause` is the viem error (its shortMessage says what the node or contract said). */
 export class ChainCallError extends OpenLoraError<'CHAIN_CALL'> {
-  constructor(action: string, cause: unknown, details: Record<string, unknown> = {}) {
+  constructor(action: string, cause: unknown, data: Record<string, unknown> = {}) {
     const short =
       (cause as { shortMessage?: string })?.shortMessage ?? (cause as Error)?.message ?? String(cause)
     super(
       'CHAIN_CALL',
       `${action} failed: ${short}`,
-      { action, ...details, revert: revertName(cause) },
+      { action, ...data, revert: revertName(cause) },
       { cause }
     )
   }
 
   /** The custom error the contract reverted with (e.g. 'NotIncreasing'), when there was one. */
   get revert(): string | undefined {
-    return this.details.revert as string | undefined
+    return this.data.revert as string | undefined
   }
 }
 
 export class LocalChainError extends OpenLoraError<'LOCAL_CHAIN'> {
-  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super('LOCAL_CHAIN', message, details, options)
+  constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('LOCAL_CHAIN', message, data, options)
   }
 }
 

@@ -17,8 +17,8 @@ import { adapterIdOf, amountDueFor, type Receipt } from '../protocols/infer/rece
 
 /** The payer will not sign what the node asks (another chain, or a price above the client's cap). */
 export class PaymentRefusedError extends OpenLoraError<'PAYMENT_REFUSED'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('PAYMENT_REFUSED', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('PAYMENT_REFUSED', message, data)
   }
 }
 

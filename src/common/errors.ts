@@ -1,32 +1,27 @@
 // Errors that cross a module boundary carry a stable `name` (tests check it) and, where they may
-// cross the wire or a process, a `code` from a closed union plus structured `details` (Lodestar
+// cross the wire or a process, a `code` from a closed union plus structured `data` (Lodestar
 // style). The message says what was wrong and what is allowed.
 export class OpenLoraError<C extends string = string> extends Error {
   readonly code: C
-  readonly details: Record<string, unknown>
+  readonly data: Record<string, unknown>
 
-  constructor(
-    code: C,
-    message: string,
-    details: Record<string, unknown> = {},
-    options?: { cause?: unknown }
-  ) {
+  constructor(code: C, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
     super(message, options)
     this.name = new.target.name
     this.code = code
-    this.details = details
+    this.data = data
   }
 }
 
 export class InvalidParametersError extends OpenLoraError<'INVALID_PARAMETERS'> {
-  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super('INVALID_PARAMETERS', message, details, options)
+  constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('INVALID_PARAMETERS', message, data, options)
   }
 }
 
 /** Thrown where a feature is named but not built, so the user sees it plainly. */
 export class NotSupportedError extends OpenLoraError<'NOT_SUPPORTED'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('NOT_SUPPORTED', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('NOT_SUPPORTED', message, data)
   }
 }

@@ -10,8 +10,8 @@ import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers'
 import { OpenLoraError } from '../common/errors.ts'
 
 export class TokenizerError extends OpenLoraError<'TOKENIZER_INVALID'> {
-  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super('TOKENIZER_INVALID', message, details, options)
+  constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('TOKENIZER_INVALID', message, data, options)
   }
 }
 

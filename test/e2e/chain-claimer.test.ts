@@ -22,17 +22,6 @@ import { channelKey } from '../../src/chain/vouchers.ts'
 import { createLogger } from '../../src/common/log.ts'
 
 const OPEN = 10n ** 18n
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
-
 const adapterA = `0x${'aa'.repeat(32)}` as const
 const adapterB = `0x${'bb'.repeat(32)}` as const
 const datanetId = `0x${'dd'.repeat(32)}` as const
@@ -88,7 +77,7 @@ const pay = async (
   return v
 }
 
-it('killed between storing and claiming: a fresh Claimer claims once after restart', async () => {
+test('killed between storing and claiming: a fresh Claimer claims once after restart', async () => {
   let db = open('restart')
   let store = new VoucherStore(db)
   // three jobs on two channels; the "node" dies before any claim round
@@ -140,7 +129,7 @@ it('killed between storing and claiming: a fresh Claimer claims once after resta
   await db.close()
 })
 
-it('killed after the claim was mined but before the store noted it: nothing is claimed twice', async () => {
+test('killed after the claim was mined but before the store noted it: nothing is claimed twice', async () => {
   let db = open('mined')
   let store = new VoucherStore(db)
   const v = await pay(store, clients[2]!, adapterA, 4n * OPEN, 10)
@@ -158,7 +147,7 @@ it('killed after the claim was mined but before the store noted it: nothing is c
   await db.close()
 })
 
-it('minClaim: the claimer claims by itself once enough is unclaimed', async () => {
+test('minClaim: the claimer claims by itself once enough is unclaimed', async () => {
   const db = open('threshold')
   const store = new VoucherStore(db)
   const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 3600, minClaim: 2n * OPEN })
@@ -183,7 +172,7 @@ it('minClaim: the claimer claims by itself once enough is unclaimed', async () =
   await db.close()
 })
 
-it('a voucher the chain refuses (escrow short) does not block the rest of the batch', async () => {
+test('a voucher the chain refuses (escrow short) does not block the rest of the batch', async () => {
   const db = open('refusal')
   const store = new VoucherStore(db)
   const poor = chain.accounts[8]!
@@ -211,7 +200,7 @@ it('a voucher the chain refuses (escrow short) does not block the rest of the ba
   await db.close()
 })
 
-it('claimIntervalSec: a round runs on the timer without being asked', async () => {
+test('claimIntervalSec: a round runs on the timer without being asked', async () => {
   const db = open('interval')
   const store = new VoucherStore(db)
   const claimer = new Claimer({ chain: node, store }, { claimIntervalSec: 0.2, minClaim: 10n ** 30n })
@@ -226,7 +215,7 @@ it('claimIntervalSec: a round runs on the timer without being asked', async () =
   await db.close()
 })
 
-it('an unreachable chain: rounds fail and retry with exponential backoff, and nothing is lost', async () => {
+test('an unreachable chain: rounds fail and retry with exponential backoff, and nothing is lost', async () => {
   const db = open('backoff')
   const store = new VoucherStore(db)
   // this channel was paid 2 OPEN in the first test: the voucher adds 3

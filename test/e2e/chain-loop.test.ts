@@ -13,16 +13,6 @@ import { buildSumTree } from '../../src/chain/merkle.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
 
 const OPEN = 10n ** 18n
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
 let chain: LocalChain
 
 test.before(async () => {
@@ -32,7 +22,7 @@ test.after(async () => {
   await chain?.stop()
 })
 
-it('register, deposit, three jobs, claim, split and withdraw, to the wei', async () => {
+test('register, deposit, three jobs, claim, split and withdraw, to the wei', async () => {
   const [treasuryAcc, nodeAcc, ownerAcc, datanetOwnerAcc, clientAcc, alice, bob] = chain.accounts
   const as = (a: (typeof chain.accounts)[number]) => new ChainClient({ ...chain, account: a })
   const node = as(nodeAcc!)

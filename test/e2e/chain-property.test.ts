@@ -16,17 +16,6 @@ import { ChainCallError } from '../../src/chain/errors.ts'
 import { buildSumTree, type SumTree } from '../../src/chain/merkle.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
 
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
-
 const OPEN = 10n ** 18n
 const STEPS = Number(process.env.CHAIN_PROPERTY_STEPS ?? 120)
 const SEEDS = [1, 2, 3]
@@ -55,7 +44,7 @@ test.after.each(async () => {
 })
 
 for (const seed of SEEDS) {
-  it(`seed ${seed}: ${STEPS} random steps conserve every token`, async () => {
+  test(`seed ${seed}: ${STEPS} random steps conserve every token`, async () => {
     const r = rng(seed)
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!
     const amount = (max: bigint) => (BigInt(Math.floor(r() * 1e9)) * max) / 1_000_000_000n + 1n

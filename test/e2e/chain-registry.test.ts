@@ -9,17 +9,6 @@ import { signVoucher } from '../../src/chain/eip712.ts'
 import { ChainCallError } from '../../src/chain/errors.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
 
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
-
 async function reverts(p: Promise<unknown>, name: string): Promise<void> {
   try {
     await p
@@ -42,7 +31,7 @@ test.after(async () => {
   await chain?.stop()
 })
 
-it('adapters: register once, owner-only fee/version/transfer, and the owner share follows the owner', async () => {
+test('adapters: register once, owner-only fee/version/transfer, and the owner share follows the owner', async () => {
   const [, owner, stranger, node, client] = c as [
     ChainClient,
     ChainClient,
@@ -122,7 +111,7 @@ it('adapters: register once, owner-only fee/version/transfer, and the owner shar
   assert.equal((await node.creditsOf(stranger.address)) - before, splitPayment(OPEN).owner)
 })
 
-it('datanets: owner-only, versions append-only and numbered from 1', async () => {
+test('datanets: owner-only, versions append-only and numbered from 1', async () => {
   const [, owner, stranger] = c as [ChainClient, ChainClient, ChainClient]
   const dn = `0x${'de'.repeat(32)}` as const
   await owner.createDatanet(dn, `0x${'00'.repeat(32)}`)
@@ -140,7 +129,7 @@ it('datanets: owner-only, versions append-only and numbered from 1', async () =>
   assert.equal(await owner.datanetVersionRoot(dn, 3), `0x${'33'.repeat(32)}`)
 })
 
-it('deposit with an EIP-2612 permit, no approve transaction', async () => {
+test('deposit with an EIP-2612 permit, no approve transaction', async () => {
   const client = c[2]!
   const before = (await client.escrowOf(client.address)).balance
   const res = await client.depositWithPermit(3n * OPEN)

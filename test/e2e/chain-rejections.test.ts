@@ -18,16 +18,6 @@ import { VoucherStore } from '../../src/chain/store.ts'
 import { checkVoucher } from '../../src/chain/vouchers.ts'
 
 const OPEN = 10n ** 18n
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
 const adapterId = `0x${'a7'.repeat(32)}` as const
 const datanetId = `0x${'d7'.repeat(32)}` as const
 let chain: LocalChain
@@ -89,7 +79,7 @@ const voucherFor = (
     { node: opts.node ?? c.node.address, adapterId, cumulativeAmount: amount }
   )
 
-it('forged voucher: signed by someone else in the client’s name', async () => {
+test('forged voucher: signed by someone else in the client’s name', async () => {
   const v = await signVoucher(chain.accounts[5]!, c.node.domain, {
     node: c.node.address,
     adapterId,
@@ -103,7 +93,7 @@ it('forged voucher: signed by someone else in the client’s name', async () => 
   )
 })
 
-it('voucher signed for another chain id or another contract', async () => {
+test('voucher signed for another chain id or another contract', async () => {
   const otherChain = await voucherFor(OPEN, { chainId: 161201 })
   await reverts(c.node.claim([otherChain]), 'InvalidSignature')
   await refused(
@@ -123,7 +113,7 @@ it('voucher signed for another chain id or another contract', async () => {
   )
 })
 
-it('claim by a node that is not the voucher’s node', async () => {
+test('claim by a node that is not the voucher’s node', async () => {
   const v = await voucherFor(OPEN)
   await reverts(c.other.claim([v]), 'InvalidSignature')
   await refused(
@@ -132,7 +122,7 @@ it('claim by a node that is not the voucher’s node', async () => {
   )
 })
 
-it('replayed and decreasing cumulative amounts', async () => {
+test('replayed and decreasing cumulative amounts', async () => {
   const v2 = await voucherFor(2n * OPEN)
   await c.node.claim([v2])
   await reverts(c.node.claim([v2]), 'NotIncreasing')
@@ -165,7 +155,7 @@ it('replayed and decreasing cumulative amounts', async () => {
   )
 })
 
-it('voucher above the client’s escrow balance', async () => {
+test('voucher above the client’s escrow balance', async () => {
   const { balance } = await c.node.escrowOf(c.client.address)
   const claimed = await c.node.claimedOf(c.client.address, c.node.address, adapterId)
   const tooMuch = await voucherFor(claimed + balance + 1n)
@@ -198,7 +188,7 @@ it('voucher above the client’s escrow balance', async () => {
   assert.equal(generous.owed, 3n * OPEN)
 })
 
-it('a claim above the signed maximum is refused; the margin nobody claimed stays withdrawable', async () => {
+test('a claim above the signed maximum is refused; the margin nobody claimed stays withdrawable', async () => {
   const poor = chain.accounts[5]!
   await c.poor.deposit(2n * OPEN)
   // the client signs up to 1.5 OPEN; its receipts owe 1 OPEN
@@ -234,7 +224,7 @@ it('a claim above the signed maximum is refused; the margin nobody claimed stays
   assert.equal((await c.poor.escrowOf(poor.address)).balance, 0n)
 })
 
-it('a pending withdrawal makes the node refuse new vouchers; the client cannot withdraw before the delay', async () => {
+test('a pending withdrawal makes the node refuse new vouchers; the client cannot withdraw before the delay', async () => {
   await c.client.requestWithdrawal()
   await refused(
     checkVoucher(c.node, store, {
@@ -249,7 +239,7 @@ it('a pending withdrawal makes the node refuse new vouchers; the client cannot w
   await c.client.cancelWithdrawal()
 })
 
-it('unregistered adapter: the claim names it', async () => {
+test('unregistered adapter: the claim names it', async () => {
   const v = await signVoucher(chain.accounts[3]!, c.node.domain, {
     node: c.node.address,
     adapterId: `0x${'ee'.repeat(32)}`,
@@ -258,7 +248,7 @@ it('unregistered adapter: the claim names it', async () => {
   await reverts(c.node.claim([v]), 'UnknownAdapter')
 })
 
-it('contributor proofs that do not match are refused; a matching one pays once', async () => {
+test('contributor proofs that do not match are refused; a matching one pays once', async () => {
   const v = await voucherFor(4n * OPEN)
   const claimed = await c.node.claimedOf(c.client.address, c.node.address, adapterId)
   const pool = ((4n * OPEN - claimed) * 1000n) / 10_000n

@@ -15,20 +15,9 @@ import { ChainService } from '../../src/chain/service.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
 import { VoucherWallet } from '../../src/chain/wallet.ts'
 
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
-
 const OPEN = 10n ** 18n
 
-it('local preset: check, record, claim and report a paid job', async () => {
+test('local preset: check, record, claim and report a paid job', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'openlora-chain-svc-'))
   const db = new Level<string, Uint8Array>(dir, { valueEncoding: 'view' })
   const operator = privateKeyToAccount(generatePrivateKey())

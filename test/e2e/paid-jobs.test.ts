@@ -31,17 +31,6 @@ import { InferError } from '../../src/protocols/infer/errors.ts'
 import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 import { addrOf, type Fixtures, makeFixtures, serving, startNode, until } from './infer-fixture.ts'
 
-// uvu's reporter cannot print errors whose `details` is an object (OpenLoraError): rethrow plainly
-const it = (name: string, fn: () => Promise<void>) =>
-  test(name, async () => {
-    try {
-      await fn()
-    } catch (e) {
-      if ((e as Error).name.startsWith('AssertionError')) throw e
-      throw new Error(`${(e as Error).name}: ${(e as Error).message}\n${(e as Error).stack}`)
-    }
-  })
-
 const OPEN = 10n ** 18n
 const PRICE = '2000000000000000' // 0.002 OPEN per 1k tokens
 const BOB = '0x0000000000000000000000000000000000000B0b' as Address
@@ -93,7 +82,7 @@ function longestCommonRun(x: number[], y: number[]): number {
   return best
 }
 
-it('a client deposits, runs 3 paid jobs through a relay, the claimer claims: every balance to the wei', async () => {
+test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: every balance to the wei', async () => {
   const chainA = a.services.chain as ChainService
   assert.is(
     (b.services.chain as ChainService).endpoint.addresses.settlement.toLowerCase(),
@@ -232,7 +221,7 @@ it('a client deposits, runs 3 paid jobs through a relay, the claimer claims: eve
   assert.is(after.totals.claimed, increase)
 })
 
-it('a forged voucher is refused with its typed error before anything runs', async () => {
+test('a forged voucher is refused with its typed error before anything runs', async () => {
   const model = serving(a).models()[0]!.modelId
   const [, , , clientKey, mallory] = ep.devAccounts.map((d) => d.privateKey)
   const victim = privateKeyToAccount(clientKey!).address

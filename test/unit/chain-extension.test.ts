@@ -73,7 +73,7 @@ test('errors name the key and what is allowed', () => {
   } catch (err) {
     assert.instance(err, ConfigError)
     const e = err as ConfigError
-    assert.is(e.details.key, 'chain')
+    assert.is(e.data.key, 'chain')
     assert.match(e.message, /\{"preset":"testnet"\}/)
     assert.match(e.message, /"preset": "local"/)
     assert.match(e.message, /from --set chain/)

@@ -21,7 +21,7 @@ function throwsConfig(fn: () => unknown, key: string, ...mentions: string[]): Co
   } catch (err) {
     assert.instance(err, ConfigError)
     const e = err as ConfigError
-    assert.is(e.details.key, key, e.message)
+    assert.is(e.data.key, key, e.message)
     assert.ok(e.message.includes(`"${key}"`), e.message)
     for (const m of mentions) assert.ok(e.message.includes(m), `"${m}" not in: ${e.message}`)
     return e

@@ -39,8 +39,7 @@ class StubBackend implements ServingBackend {
   busy = false
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
     // like the engine: a full queue is refused at once, before any event
-    if (this.busy)
-      throw Object.assign(new Error('queue full'), { code: 'BUSY', details: { retryAfterMs: 250 } })
+    if (this.busy) throw Object.assign(new Error('queue full'), { code: 'BUSY', data: { retryAfterMs: 250 } })
     return this.events(req)
   }
   async *events(req: GenerateRequest): AsyncIterable<TokenEvent> {

@@ -68,7 +68,7 @@ function code(fn: () => unknown): { name: string; field: unknown; message: strin
   } catch (err) {
     return {
       name: (err as Error).name,
-      field: (err as ModelConfigError).details?.field,
+      field: (err as ModelConfigError).data?.field,
       message: (err as Error).message
     }
   }

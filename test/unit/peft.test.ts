@@ -34,11 +34,11 @@ function fresh(): string {
 
 async function errorOf(
   p: Promise<unknown>
-): Promise<Error & { details: Record<string, unknown>; code: string }> {
+): Promise<Error & { data: Record<string, unknown>; code: string }> {
   try {
     await p
   } catch (err) {
-    return err as Error & { details: Record<string, unknown>; code: string }
+    return err as Error & { data: Record<string, unknown>; code: string }
   }
   throw new Error('expected an error')
 }
@@ -138,7 +138,7 @@ test('target_modules as a regex, all-linear, exclude_modules and fan_in_fan_out'
   // excluding layer 1's q_proj makes its tensors unexpected
   editConfig(all, { exclude_modules: ['model.layers.1.self_attn.q_proj'] })
   const e = await errorOf(loadPeftAdapter(all, tiny, opts))
-  assert.is(e.details.tensor, 'base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight')
+  assert.is(e.data.tensor, 'base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight')
 })
 
 test('each unsupported config field is refused, naming it', async () => {
@@ -174,7 +174,7 @@ test('each unsupported config field is refused, naming it', async () => {
     const e = await errorOf(loadPeftAdapter(out, tiny, opts))
     assert.is(e.name, 'PeftAdapterError', field)
     assert.is(e.code, 'ADAPTER_INVALID')
-    assert.is(e.details.field, field, `${JSON.stringify(patch)}: ${e.message}`)
+    assert.is(e.data.field, field, `${JSON.stringify(patch)}: ${e.message}`)
   }
   // a name mismatch can be overridden; shapes are still checked
   writeFileSync(join(out, 'adapter_config.json'), good)
@@ -275,7 +275,7 @@ test('bad tensors are refused, naming the tensor', async () => {
     await writeSafetensors(join(out, 'adapter_model.safetensors'), tensors)
     const e = await errorOf(loadPeftAdapter(out, tiny, opts))
     assert.is(e.name, 'PeftAdapterError', name)
-    assert.is(e.details.tensor, name, e.message)
+    assert.is(e.data.tensor, name, e.message)
     assert.match(e.message, re)
   }
   // an adapter made for another base model (qwen2-tiny's MLP is 160 wide, tiny's 128)

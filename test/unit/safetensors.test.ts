@@ -27,7 +27,7 @@ function rawFile(header: unknown, data: Uint8Array, lenOverride?: bigint): Uint8
   return out
 }
 
-async function errorOf(p: Promise<unknown>): Promise<Error & { details?: Record<string, unknown> }> {
+async function errorOf(p: Promise<unknown>): Promise<Error & { data?: Record<string, unknown> }> {
   try {
     await p
   } catch (err) {
@@ -185,8 +185,8 @@ test('every malformed file gets a SafetensorsError naming the file and tensor', 
     assert.is(err.name, 'SafetensorsError', name)
     assert.match(err.message, re, name)
     assert.match(err.message, name)
-    assert.is(err.details?.file, file)
-    assert.is(err.details?.tensor, tensor, `${name}: ${err.message}`)
+    assert.is(err.data?.file, file)
+    assert.is(err.data?.tensor, tensor, `${name}: ${err.message}`)
   }
   const missing = await errorOf(loadSafetensors(join(dir, 'nope.safetensors')))
   assert.is(missing.name, 'SafetensorsError')
@@ -213,7 +213,7 @@ test('sharded checkpoint loads through the index and checks it', async () => {
   index({ a: 'model-00001-of-00002.safetensors', b: 'model-00001-of-00002.safetensors' })
   let err = await errorOf(loadCheckpointWeights(sdir))
   assert.is(err.name, 'SafetensorsError')
-  assert.is(err.details?.tensor, 'b')
+  assert.is(err.data?.tensor, 'b')
 
   index({ a: '../../etc/passwd.safetensors', b: 'model-00002-of-00002.safetensors' })
   err = await errorOf(loadCheckpointWeights(sdir))
@@ -226,7 +226,7 @@ test('sharded checkpoint loads through the index and checks it', async () => {
   })
   err = await errorOf(loadCheckpointWeights(sdir))
   assert.match(err.message, /missing/)
-  assert.is(err.details?.tensor, 'c')
+  assert.is(err.data?.tensor, 'c')
 
   // single-file checkpoint
   const one = mkdtempSync(join(dir, 'one-'))

@@ -17,11 +17,11 @@ test.after(() => rmSync(dir, { recursive: true, force: true }))
 
 async function errorOf(
   p: Promise<unknown> | (() => unknown)
-): Promise<Error & { details: Record<string, unknown> }> {
+): Promise<Error & { data: Record<string, unknown> }> {
   try {
     await (typeof p === 'function' ? p() : p)
   } catch (err) {
-    return err as Error & { details: Record<string, unknown> }
+    return err as Error & { data: Record<string, unknown> }
   }
   throw new Error('expected an error')
 }
@@ -145,7 +145,7 @@ test('named template list, chat_template.jinja, and errors for missing/bad files
     (await Tokenizer.fromDir(d)).applyChatTemplate([], { addGenerationPrompt: true })
   )
   assert.is(e.name, 'TokenizerError')
-  assert.is(e.details.field, 'chat_template')
+  assert.is(e.data.field, 'chat_template')
   writeFileSync(join(d, 'chat_template.jinja'), 'J{{ add_generation_prompt }}')
   assert.is((await Tokenizer.fromDir(d)).applyChatTemplate([], { addGenerationPrompt: true }), 'Jtrue')
   writeFileSync(join(d, 'chat_template.jinja'), '{% for %}')

@@ -159,7 +159,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodeConfig {
       validateConfig(config, specs)
     } catch (err) {
       if (err instanceof ConfigError) {
-        const d = err.details
+        const d = err.data
         throw new ConfigError(String(d.key), d.value, String(d.allowed), opts.file)
       }
       throw err

@@ -334,7 +334,7 @@ export class JobDriver {
         }
         failures.push(code)
         this.failureSamples.set(code, String(e?.message ?? err).slice(0, 200))
-        const retry = err instanceof InferError ? err.details?.retryAfterMs : undefined
+        const retry = err instanceof InferError ? err.data?.retryAfterMs : undefined
         if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))
         return undefined
       }

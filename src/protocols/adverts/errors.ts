@@ -21,8 +21,8 @@ export type AdvertIgnoreReason =
 export class InvalidAdvertError extends OpenLoraError<'INVALID_ADVERT'> {
   readonly reason: AdvertRejectReason
 
-  constructor(reason: AdvertRejectReason, message: string, details: Record<string, unknown> = {}) {
-    super('INVALID_ADVERT', message, { reason, ...details })
+  constructor(reason: AdvertRejectReason, message: string, data: Record<string, unknown> = {}) {
+    super('INVALID_ADVERT', message, { reason, ...data })
     this.reason = reason
   }
 }

@@ -24,20 +24,20 @@ export function isInferErrorCode(v: unknown): v is InferErrorCode {
 /** A job failed with a typed code; the same class on the serving node and at the client. */
 export class InferError extends OpenLoraError<InferErrorCode> {
   get retryAfterMs(): number | undefined {
-    const v = this.details.retryAfterMs
+    const v = this.data.retryAfterMs
     return typeof v === 'number' ? v : undefined
   }
 
   /** PAYMENT_REQUIRED: the serving node's terms (codec.ts PaymentTerms), when it sent them */
   get payment(): PaymentTerms | undefined {
-    return this.details.payment as PaymentTerms | undefined
+    return this.data.payment as PaymentTerms | undefined
   }
 }
 
 /** The remote peer broke the protocol (malformed, oversized or truncated frame, wrong order). */
 export class ProtocolError extends OpenLoraError<'PROTOCOL_ERROR'> {
-  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super('PROTOCOL_ERROR', message, details, options)
+  constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('PROTOCOL_ERROR', message, data, options)
   }
 }
 
@@ -70,14 +70,14 @@ const RUNTIME_CODES: Record<string, InferErrorCode> = {
 /** Maps anything thrown by the engine or the stream onto an InferError the client can act on. */
 export function toInferError(err: unknown): InferError {
   if (err instanceof InferError) return err
-  const e = err as { code?: unknown; message?: unknown; details?: Record<string, unknown>; name?: unknown }
+  const e = err as { code?: unknown; message?: unknown; data?: Record<string, unknown>; name?: unknown }
   const code = isInferErrorCode(e?.code)
     ? e.code
     : typeof e?.code === 'string'
       ? RUNTIME_CODES[e.code]
       : undefined
   if (code !== undefined) {
-    const retryAfterMs = e.details?.retryAfterMs ?? (code === 'BUSY' ? 500 : undefined)
+    const retryAfterMs = e.data?.retryAfterMs ?? (code === 'BUSY' ? 500 : undefined)
     const prefix = code === 'PAYMENT_REQUIRED' && e.code !== code ? `${String(e.code)}: ` : ''
     return new InferError(code, `${prefix}${String(e.message ?? code)}`.slice(0, 900), {
       ...(typeof retryAfterMs === 'number' ? { retryAfterMs } : {})

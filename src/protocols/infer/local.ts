@@ -196,7 +196,7 @@ async function checkPayment(
     throw new InferError(
       e.code,
       e.message,
-      { ...e.details, payment: { reason: reason as PaymentTerms['reason'], ...payment } },
+      { ...e.data, payment: { reason: reason as PaymentTerms['reason'], ...payment } },
       { cause: err }
     )
   }

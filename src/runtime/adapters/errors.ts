@@ -1,5 +1,5 @@
 // Named errors of the adapter tiers. Codes cross the wire (the infer protocol maps them to its
-// error frames), so they come from a closed union and carry the CID in `details`.
+// error frames), so they come from a closed union and carry the CID in `data`.
 import { OpenLoraError } from '../../common/errors.ts'
 
 export type AdapterStoreErrorCode =

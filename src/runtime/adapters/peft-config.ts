@@ -8,8 +8,8 @@ import type { Logger } from '../../common/log.ts'
 import { type ModelConfig, PROJECTIONS, type Projection } from '../model/config.ts'
 
 export class PeftAdapterError extends OpenLoraError<'ADAPTER_INVALID'> {
-  constructor(message: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super('ADAPTER_INVALID', message, details, options)
+  constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super('ADAPTER_INVALID', message, data, options)
   }
 }
 
@@ -20,8 +20,8 @@ const MLP: readonly string[] = ['gate_proj', 'up_proj', 'down_proj']
 
 type Json = Record<string, unknown>
 
-export function bad(message: string, details: Record<string, unknown>): never {
-  throw new PeftAdapterError(message, details)
+export function bad(message: string, data: Record<string, unknown>): never {
+  throw new PeftAdapterError(message, data)
 }
 
 /** Module name of a projection as PEFT sees it inside LlamaForCausalLM (pattern keys match it). */

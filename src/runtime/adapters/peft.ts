@@ -123,7 +123,7 @@ export function parsePeftAdapter(
     tensors = parseSafetensorsBytes(ADAPTER_FILES[1], weightBytes).tensors
   } catch (err) {
     if (err instanceof SafetensorsError)
-      throw new PeftAdapterError(err.message, { ...err.details }, { cause: err })
+      throw new PeftAdapterError(err.message, { ...err.data }, { cause: err })
     throw err
   }
 

@@ -7,8 +7,8 @@ import { open, readFile } from 'node:fs/promises'
 import { OpenLoraError } from '../../common/errors.ts'
 
 export class GgufError extends OpenLoraError<'GGUF_INVALID'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('GGUF_INVALID', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('GGUF_INVALID', message, data)
   }
 }
 

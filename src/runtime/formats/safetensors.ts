@@ -11,8 +11,8 @@ import { OpenLoraError } from '../../common/errors.ts'
 import { decodeFloats, encodeFloats, FLOAT_DTYPES, type FloatDtype } from './dtypes.ts'
 
 export class SafetensorsError extends OpenLoraError<'SAFETENSORS_INVALID'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('SAFETENSORS_INVALID', message, details)
+  constructor(message: string, data: Record<string, unknown> = {}) {
+    super('SAFETENSORS_INVALID', message, data)
   }
 }
 
