@@ -12,8 +12,8 @@
 //
 // Baseline measured in the same run, interleaved with the samples: a libp2p ping round trip
 // between two of the nodes, which shows how loaded the machine (event loop, CPU) was meanwhile.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../../src/node/config/load.ts'
@@ -25,6 +25,7 @@ import {
 } from '../../src/protocols/adverts/capability.ts'
 import type { PeerEntry } from '../../src/protocols/adverts/peer-table.ts'
 import { runProcesses } from './adverts-processes.ts'
+import { benchMachine } from './machine.ts'
 
 const { values } = parseArgs({
   options: {
@@ -230,21 +231,9 @@ try {
       met: missed === 0 && (results.samplesReachedAll as number) >= Math.min(UPDATES, 20) && p99 < 1000
     }
   ]
-  let ort: string | null = null
-  try {
-    ort = (
-      JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')) as { version: string }
-    ).version
-  } catch {}
   const report = {
     bench: 'adverts',
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      node: process.version,
-      ort,
-      gpu: null
-    },
+    machine: benchMachine(),
     config: {
       nodes: N,
       processes: values.processes

@@ -9,7 +9,7 @@
 // tokenizer. Generation and attribution rounds are interleaved (A/B) because this machine's speed
 // drifts; medians, p99 and sample counts are reported.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Level } from 'level'
@@ -29,6 +29,7 @@ import type { Hex } from '../../src/crypto/hash.ts'
 import { FIXTURE_CORPUS } from '../../src/runtime/fixtures/corpus.ts'
 import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts'
 import { loadModel } from '../../src/runtime/model/index.ts'
+import { benchMachine } from './machine.ts'
 
 const { values } = parseArgs({
   options: {
@@ -308,13 +309,7 @@ const goals = [
 ]
 const report = {
   bench: 'attribution',
-  machine: {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    node: process.version,
-    ort: '1.30.0',
-    gpu: null
-  },
+  machine: benchMachine(),
   config: {
     quick,
     corpus: `${docsN} documents of seeded random words from the fixture corpus vocabulary, ${CONTRIBUTORS} contributors, tokenized with the ${preset} fixture tokenizer`,

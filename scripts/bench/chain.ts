@@ -1,17 +1,3 @@
-// Gas of Settlement.claim per voucher for 1, 10 and 100-voucher claims, and of one contributor
-// withdrawal, on a local anvil. Gas is deterministic, so there is nothing to interleave: the
-// numbers are exact for these contracts and solc settings (src/chain/compile.ts).
-//
-//   npm run bench:chain -- [--quick] [--json]
-//
-// Each claim has N vouchers from N distinct clients on one adapter with one datanet attribution
-// (a 16-leaf Merkle sum tree), i.e. every voucher pays a cold escrow slot and a cold channel
-// slot. Two cases: `firstClaim` (the channel's first claim: its slot goes from zero to non-zero,
-// +17,100 gas per voucher by the EVM's pricing) and `steady` (the same channels claimed again,
-// the claimer's case every interval after the first). Per-voucher figures include the
-// transaction's 21,000 base and calldata, divided by N. As the Claimer does, each entry claims the
-// channel's owed total (`amount`) under a voucher that signs a larger maximum (owed + a margin).
-import { cpus } from 'node:os'
 import { parseArgs } from 'node:util'
 import type { Hex, LocalAccount } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
@@ -20,6 +6,7 @@ import { ChainClient } from '../../src/chain/client.ts'
 import { type SignedVoucher, signVoucher } from '../../src/chain/eip712.ts'
 import { buildSumTree } from '../../src/chain/merkle.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
+import { benchMachine } from './machine.ts'
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' } } })
 const OPEN = 10n ** 18n
@@ -115,14 +102,7 @@ const target = 25_000
 const v = results.claim100_steady_gasPerVoucher!
 const out = {
   bench: 'chain',
-  machine: {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    node: process.version,
-    ort: null,
-    gpu: null,
-    anvil: '1.7.1'
-  },
+  machine: benchMachine({ ort: false, extra: { anvil: '1.7.1' } }),
   config: {
     sizes: SIZES,
     vouchersPerClaim:

@@ -9,14 +9,15 @@
 //      (request, accepted, result with receipt, token frame overhead); Noise/Yamux framing not counted.
 //
 //   npm run bench:protocol -- [--quick] [--json]
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { InferClient, InferInput, InferResult } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import { signReceipt, verifyReceipt } from '../../src/protocols/infer/receipt.ts'
 import { addrOf, makeFixtures, sees, serving, startNode, until } from '../../test/e2e/infer-fixture.ts'
+import { benchMachine } from './machine.ts'
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } }
@@ -140,7 +141,6 @@ try {
   const w = first.r.wireBytes
   const n = first.r.outputIds.length
   const beyond = w.request + w.other + w.tokens - 4 * n
-  const ort = JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')).version
   const med = (xs: number[]) => pct(xs, 50)
   const results = {
     samples: PAIRS,
@@ -165,13 +165,7 @@ try {
   }
   const out = {
     bench: 'protocol',
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      node: process.version,
-      ort,
-      gpu: null
-    },
+    machine: benchMachine(),
     config: {
       model: 'tiny preset (2 layers, hidden 64), CPU, 1 intra-op thread',
       adapter: 'rank 8 q_proj,v_proj, hot on the server',
