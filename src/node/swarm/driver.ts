@@ -14,6 +14,16 @@ import { InferError } from '../../protocols/infer/errors.ts'
 import { adapterIdOf, type Receipt, verifyReceipt } from '../../protocols/infer/receipt.ts'
 import type { DemoPrompt } from './demo.ts'
 
+/** Codes a node answers before serving: the job never ran, no payment was stored. */
+const REFUSALS = new Set([
+  'BAD_REQUEST',
+  'ADAPTER_NOT_FOUND',
+  'MODEL_NOT_FOUND',
+  'BUSY',
+  'RATE_LIMITED',
+  'PAYMENT_REQUIRED'
+])
+
 export interface DriverNode {
   i: number
   peerId: string
@@ -323,9 +333,11 @@ export class JobDriver {
             : typeof e?.name === 'string' && e.name !== 'Error'
               ? e.name
               : 'UNKNOWN_ERROR'
-        // Before `accepted` the serving node refused or never saw the job: nothing was stored.
-        // After it, the node may have finished and stored the voucher while the reply was lost.
-        if (accepted || code === 'DEADLINE_EXCEEDED' || code === 'INTERNAL') {
+        // Only a typed refusal before `accepted` proves nothing was stored. Anything else (a lost
+        // stream, a timeout, a relay that died, even after the serving node replied) may follow
+        // a stored payment.
+        const refused = !accepted && err instanceof InferError && REFUSALS.has(err.code)
+        if (!refused) {
           ch.unknown.push(voucher.cumulativeAmount)
           ch.unknownJobs.push(attemptJobId)
           // Count the worst case as owed, so the next voucher on this channel covers whatever the
