@@ -12,8 +12,8 @@ import { buildMerkleTree, contributionLeaf } from '../../src/attribution/merkle.
 import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
 import { cidDigest, cidForBytes } from '../../src/crypto/cid.ts'
 import { toHex } from '../../src/crypto/hash.ts'
-import { main } from '../../src/node/cli/main.ts'
 import { makeTokenizerConfig, makeTokenizerJson } from '../../src/runtime/fixtures/make-model.ts'
+import { runCli as cli } from '../helpers/cli.ts'
 
 const require = createRequire(import.meta.url)
 const VERIFIER = `// SPDX-License-Identifier: Apache-2.0
@@ -60,21 +60,6 @@ test.after(async () => {
   await chain?.stop()
   rmSync(dir, { recursive: true, force: true })
 })
-
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const log = console.log
-  const error = console.error
-  console.log = (...a: unknown[]) => void out.push(a.join(' '))
-  console.error = (...a: unknown[]) => void err.push(a.join(' '))
-  try {
-    return { code: await main(argv), out: out.join('\n'), err: err.join('\n') }
-  } finally {
-    console.log = log
-    console.error = error
-  }
-}
 
 test('OpenZeppelin MerkleProof accepts every contribution proof of a version and rejects altered ones', async () => {
   const { abi, bytecode } = compile()

@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import { ChainClient } from '../../src/chain/client.ts'
 import { signVoucher } from '../../src/chain/eip712.ts'
-import { main } from '../../src/node/cli/main.ts'
 import { loadConfig } from '../../src/node/config/load.ts'
+import { runCli } from '../helpers/cli.ts'
 
 const OPEN = 10n ** 18n
 let dir: string
@@ -21,16 +21,7 @@ let endpoint: {
   devAccounts: { address: `0x${string}`; privateKey: `0x${string}` }[]
 }
 
-async function run(argv: string[]): Promise<{ code: number; out: string }> {
-  const lines: string[] = []
-  const orig = console.log
-  console.log = (...a: unknown[]) => void lines.push(a.join(' '))
-  try {
-    return { code: await main(argv), out: lines.join('\n') }
-  } finally {
-    console.log = orig
-  }
-}
+const run = (argv: string[]) => runCli(...argv)
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'openlora-chain-cli-'))

@@ -6,19 +6,8 @@ import { test } from 'uvu'
 import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
 import { ChainClient } from '../../src/chain/client.ts'
 import { signVoucher } from '../../src/chain/eip712.ts'
-import { ChainCallError } from '../../src/chain/errors.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
-
-async function reverts(p: Promise<unknown>, name: string): Promise<void> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof ChainCallError, `expected ChainCallError, got ${(err as Error).name}`)
-    assert.equal(err.revert, name, err.message)
-    return
-  }
-  assert.fail(`expected revert ${name}`)
-}
+import { reverts } from '../helpers/chain.ts'
 
 const OPEN = 10n ** 18n
 let chain: LocalChain

@@ -16,6 +16,7 @@ import { ChainCallError, VoucherRejectedError } from '../../src/chain/errors.ts'
 import { buildSumTree } from '../../src/chain/merkle.ts'
 import { VoucherStore } from '../../src/chain/store.ts'
 import { checkVoucher } from '../../src/chain/vouchers.ts'
+import { reverts } from '../helpers/chain.ts'
 
 const OPEN = 10n ** 18n
 const adapterId = `0x${'a7'.repeat(32)}` as const
@@ -25,17 +26,6 @@ let dir: string
 let db: Level<string, string>
 let store: VoucherStore
 let c: Record<'node' | 'other' | 'client' | 'owner' | 'poor', ChainClient>
-
-async function reverts(p: Promise<unknown>, name: string): Promise<void> {
-  try {
-    await p
-  } catch (err) {
-    assert.ok(err instanceof ChainCallError, `expected ChainCallError, got ${(err as Error).name}`)
-    assert.equal(err.revert, name, err.message)
-    return
-  }
-  assert.fail(`expected revert ${name}`)
-}
 
 async function refused(p: Promise<unknown>, code: string): Promise<void> {
   try {

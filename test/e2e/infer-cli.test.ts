@@ -36,7 +36,7 @@ test('adapter add, adapter list, infer, verify', async () => {
     fx.modelDir,
     '--json'
   )
-  assert.is(added.rc, 0, added.err)
+  assert.is(added.code, 0, added.err)
   const { cid, added: isNew } = JSON.parse(added.out)
   assert.ok(isNew)
   assert.match(cid, /^bafyrei/)
@@ -45,7 +45,7 @@ test('adapter add, adapter list, infer, verify', async () => {
   const model = serving(node).models()[0]!.modelId
   await serving(node).store()!.ensure(cid)
   const listed = await cli('adapter', 'list', '--data-dir', dataDir, '--json')
-  assert.is(listed.rc, 0, listed.err)
+  assert.is(listed.code, 0, listed.err)
   const list = JSON.parse(listed.out)
   assert.is(list.source, 'running node')
   assert.equal(
@@ -70,18 +70,18 @@ test('adapter add, adapter list, infer, verify', async () => {
     '--out',
     file
   )
-  assert.is(run.rc, 0, run.err)
+  assert.is(run.code, 0, run.err)
   assert.match(run.out, /receipt\s+verified/)
   assert.match(run.out, new RegExp(`served by ${node.peerId}`))
 
   const ok = await cli('verify', file)
-  assert.is(ok.rc, 0, ok.out)
+  assert.is(ok.code, 0, ok.out)
   assert.match(ok.out, /receipt OK/)
   const doc = JSON.parse(await readFile(file, 'utf8'))
   doc.outputIds[0] = (doc.outputIds[0] + 1) % 500
   await writeFile(file, JSON.stringify(doc))
   const bad = await cli('verify', file, '--json')
-  assert.is(bad.rc, 1)
+  assert.is(bad.code, 1)
   assert.equal(JSON.parse(bad.out).field, 'outputHash')
 
   const messages = join(root, 'messages.json')
@@ -98,13 +98,13 @@ test('adapter add, adapter list, infer, verify', async () => {
     '4',
     '--json'
   )
-  assert.is(chat.rc, 0, chat.err)
+  assert.is(chat.code, 0, chat.err)
   const answer = JSON.parse(chat.out)
   assert.ok(answer.verification.ok)
   assert.ok(answer.promptIds.length > 3, 'the chat template wrapped the message')
 
   const refused = await cli('infer', '--via', via, '--model', 'no-such-model', '--prompt', 'hi')
-  assert.is(refused.rc, 1)
+  assert.is(refused.code, 1)
   assert.match(refused.err, /MODEL_NOT_FOUND/)
 })
 

@@ -127,23 +127,4 @@ export function sees(
   return viewer.peerTable.query({ adapter: cid, tiers }).some((m) => m.peerId === peer.peerId)
 }
 
-/** Runs the CLI in-process and returns its exit code and what it printed. */
-export async function runCli(...argv: string[]): Promise<{ rc: number; out: string; err: string }> {
-  const { main } = await import('../../src/node/cli/main.ts')
-  const out: string[] = []
-  const err: string[] = []
-  const log = console.log
-  const error = console.error
-  const write = process.stdout.write
-  console.log = (...a: unknown[]) => void out.push(a.join(' '))
-  console.error = (...a: unknown[]) => void err.push(a.join(' '))
-  process.stdout.write = ((chunk: string) => out.push(String(chunk)) > 0) as typeof process.stdout.write
-  try {
-    const rc = await main(argv)
-    return { rc, out: out.join('\n'), err: err.join('\n') }
-  } finally {
-    console.log = log
-    console.error = error
-    process.stdout.write = write
-  }
-}
+export { runCli } from '../helpers/cli.ts'

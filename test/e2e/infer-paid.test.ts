@@ -119,7 +119,7 @@ test('openlora infer --pay: the CLI pays from a persisted wallet, job after job'
   const hashes: string[] = []
   for (const n of [4, 6]) {
     const run = await runCli(...args, '--max-tokens', String(n), ...pay)
-    assert.is(run.rc, 0, run.err)
+    assert.is(run.code, 0, run.err)
     const r = JSON.parse(run.out)
     assert.ok(r.verification.ok)
     assert.ok(r.receipt.body.voucher, 'paid with a voucher')
@@ -127,7 +127,7 @@ test('openlora infer --pay: the CLI pays from a persisted wallet, job after job'
   }
   assert.is.not(hashes[0], hashes[1], 'the second job signed a larger cumulative voucher')
   const capped = await runCli(...args, '--max-tokens', '4', ...pay, '--max-price', '1')
-  assert.is(capped.rc, 1)
+  assert.is(capped.code, 1)
 })
 
 test.run()

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { main } from '../../src/node/cli/main.ts'
 import { makeTokenizerConfig, makeTokenizerJson } from '../../src/runtime/fixtures/make-model.ts'
+import { runCli } from '../helpers/cli.ts'
 import { ADDR } from './attribution-fixtures.ts'
 
 let dir: string
@@ -24,22 +24,8 @@ test.before(() => {
 })
 test.after(() => rmSync(dir, { recursive: true, force: true }))
 
-/** Runs the CLI and returns its exit code and what it printed on stdout and stderr. */
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = []
-  const err: string[] = []
-  const log = console.log
-  const error = console.error
-  console.log = (...a: unknown[]) => void out.push(a.join(' '))
-  console.error = (...a: unknown[]) => void err.push(a.join(' '))
-  try {
-    const code = await main([...argv, '--data-dir', dataDir])
-    return { code, out: out.join('\n'), err: err.join('\n') }
-  } finally {
-    console.log = log
-    console.error = error
-  }
-}
+/** Runs the CLI on this test's data dir. */
+const cli = (...argv: string[]) => runCli(...argv, '--data-dir', dataDir)
 
 test('create, contribute, publish, show, attribute and verify-proof from the command line', async () => {
   const created = await cli(
