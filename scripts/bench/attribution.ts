@@ -24,6 +24,7 @@ import {
 } from '../../src/attribution/index-file.ts'
 import { modelTextEncoder } from '../../src/attribution/model-tokenizer.ts'
 import { verifyAttribution } from '../../src/attribution/verify.ts'
+import { seededRng } from '../../src/common/random.ts'
 import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { Hex } from '../../src/crypto/hash.ts'
 import { FIXTURE_CORPUS } from '../../src/runtime/fixtures/corpus.ts'
@@ -54,16 +55,7 @@ const q = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))]!
 }
 const r2 = (x: number) => Math.round(x * 100) / 100
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const rng = seededRng
 
 // ---- model (shared with bench:model's cache dir) and tokenizer
 const root = join(tmpdir(), 'openlora-bench-model')

@@ -15,6 +15,7 @@ import { type SignedVoucher, signVoucher } from '../../src/chain/eip712.ts'
 import { ChainCallError } from '../../src/chain/errors.ts'
 import { buildSumTree, type SumTree } from '../../src/chain/merkle.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
+import { seededRng } from '../../src/common/random.ts'
 
 const OPEN = 10n ** 18n
 const STEPS = Number(process.env.CHAIN_PROPERTY_STEPS ?? 120)
@@ -22,17 +23,7 @@ const SEEDS = [1, 2, 3]
 const adapters: Hex[] = [`0x${'a1'.repeat(32)}`, `0x${'a2'.repeat(32)}`]
 const datanetId: Hex = `0x${'dd'.repeat(32)}`
 
-// mulberry32: small, seedable, good enough to pick actions
-function rng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const rng = seededRng
 
 let chain: LocalChain
 // a fresh chain per seed, so that each sequence starts from known state

@@ -2,6 +2,7 @@
 // interface; ids from a hash of each word, so two instances agree like two copies of one
 // tokenizer.json do) and a seeded text generator.
 import type { TextEncoder } from '../../src/attribution/types.ts'
+import { seededRng } from '../../src/common/random.ts'
 
 export function wordTokenizer(vocabBits = 15): TextEncoder {
   const mask = (1 << vocabBits) - 1
@@ -18,16 +19,7 @@ export function wordTokenizer(vocabBits = 15): TextEncoder {
   }
 }
 
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const rng = seededRng
 
 /** `count` words like "w123", drawn from `vocab` distinct words. */
 export function words(r: () => number, count: number, vocab = 5000): string[] {

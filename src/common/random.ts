@@ -1,0 +1,14 @@
+/**
+ * mulberry32: a small, fast seeded generator returning floats in [0, 1). For reproducible
+ * fixtures, demos and property tests (same seed, same sequence on every machine), never for keys.
+ */
+export function seededRng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
