@@ -3,7 +3,7 @@
 // rewards for this peer's work go to an address that consented to it. A text message (not
 // EIP-712) keeps it signable by any wallet; it carries no chain id because it is chain-agnostic.
 import { getAddress, type Hex, recoverMessageAddress } from 'viem'
-import { toHex } from '../../crypto/hash.ts'
+import { fromHex, toHex } from '../../crypto/hash.ts'
 import { BINDING_CACHE_SIZE } from './constants.ts'
 
 export function operatorBindingMessage(peerId: string): string {
@@ -17,7 +17,7 @@ export interface OperatorSigner {
 
 export async function signOperatorBinding(signer: OperatorSigner, peerId: string): Promise<Uint8Array> {
   const sig = await signer.signMessage({ message: operatorBindingMessage(peerId) })
-  return new Uint8Array(Buffer.from(sig.slice(2), 'hex'))
+  return fromHex(sig)
 }
 
 /** Recovers the signer and compares; a bounded cache means each peer's binding is checked once. */
