@@ -247,6 +247,8 @@ export class JobDriver {
       const maxAmountDue = amountDue(prompt.promptIds.length, this.opts.maxNewTokens, server.price)
       const voucher = await this.wallet.voucherFor({ node: server.operator, adapterId, maxAmountDue })
       const ch = this.channel(server.operator, adapterId)
+      // the entry may have gone down since it was picked (a fault): then it is a dial failure
+      const entryAddr = entry.addr() ?? '/ip4/127.0.0.1/tcp/1'
       // the job id is ours, so an attempt that fails can still be matched to what the node stored
       const attemptJobId = newJobId()
       const tSent = performance.now()
@@ -254,7 +256,7 @@ export class JobDriver {
       let accepted = false
       try {
         const r = await this.client.infer(
-          entry.addr()!,
+          entryAddr,
           {
             model: this.opts.model,
             adapter: cid,
