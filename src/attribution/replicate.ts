@@ -4,6 +4,7 @@
 // every version root (and, when given, the root recorded on-chain) before a byte is stored.
 import type { Hex } from '../crypto/hash.ts'
 import { contributionCid } from './chunking.ts'
+import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS } from './constants.ts'
 import type { ContributionRecord, DatanetRecord, DatanetStore, VersionRecord } from './datanet-store.ts'
 import { datanetIdOf, normaliseAddress } from './datanet-store.ts'
 import { DatanetError } from './errors.ts'
@@ -19,6 +20,8 @@ export interface VersionBundle {
 /** Limits on a bundle from a peer. */
 export const MAX_BUNDLE_CONTRIBUTIONS = 1_000_000
 export const MAX_BUNDLE_VERSIONS = 100_000
+/** A contribution's `source` note (file name, row); longer ones are not a note. */
+export const MAX_SOURCE_CHARS = 1024
 
 /** Everything a peer needs to rebuild versions 1..version of a datanet, except the chunk bytes. */
 export async function exportVersion(
@@ -56,6 +59,33 @@ export async function exportVersion(
 
 const bad = (why: string) => new DatanetError('DATANET_INVALID', `datanet bundle rejected: ${why}`)
 
+const isStr = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+
+/**
+ * A bundle comes from a peer: every field it stores is type- and size-checked here, the same
+ * limits a local create or contribute enforces, so nothing oversized or mistyped reaches LevelDB.
+ */
+function checkBundleShape(bundle: VersionBundle): void {
+  const d = bundle?.datanet as Partial<VersionBundle['datanet']> | undefined
+  if (!d || typeof d !== 'object') throw bad('it has no datanet record')
+  if (!isStr(d.name, MAX_NAME_CHARS) || d.name === '')
+    throw bad(`name must be 1 to ${MAX_NAME_CHARS} characters`)
+  if (!isStr(d.description, MAX_DESCRIPTION_CHARS))
+    throw bad(`description must be a string of at most ${MAX_DESCRIPTION_CHARS} characters`)
+  if (!Array.isArray(d.tags) || d.tags.length > MAX_TAGS || !d.tags.every((t) => isStr(t, MAX_TAG_CHARS)))
+    throw bad(`tags must be at most ${MAX_TAGS} strings of at most ${MAX_TAG_CHARS} characters`)
+  if (!isCount(d.createdAt)) throw bad('createdAt must be ms since epoch')
+  if (!Array.isArray(bundle.versions)) throw bad('versions must be a list')
+  for (const [i, v] of bundle.versions.entries())
+    if (!isCount(v?.version) || !isCount(v.count) || !isCount(v.publishedAt) || typeof v.root !== 'string')
+      throw bad(`version entry ${i} must be { version, root, count, publishedAt } with integer counts`)
+  if (!Array.isArray(bundle.contributions)) throw bad('contributions must be a list')
+  for (const [i, c] of bundle.contributions.entries())
+    if (c?.source !== undefined && !isStr(c.source, MAX_SOURCE_CHARS))
+      throw bad(`contribution ${i} source must be a string of at most ${MAX_SOURCE_CHARS} characters`)
+}
+
 /**
  * Checks a bundle and stores it, fetching each chunk the node lacks with `fetchChunk` (by its
  * sha256; the raw CID is cidForBytes of the same bytes). `trustedRoots` (version → root, e.g.
@@ -67,6 +97,7 @@ export async function importVersion(
   fetchChunk: (ref: ChunkRef) => Promise<Uint8Array>,
   trustedRoots: Record<number, Hex> = {}
 ): Promise<VersionRecord> {
+  checkBundleShape(bundle)
   const d = bundle.datanet
   const owner = normaliseAddress(d.owner, 'owner')
   if (datanetIdOf(d.name, owner, d.createdAt) !== d.id)
@@ -101,7 +132,7 @@ export async function importVersion(
       leaf,
       chunks: c.chunks,
       bytes,
-      source: String(c.source ?? ''),
+      source: c.source ?? '',
       addedAt: Date.now()
     }
   })

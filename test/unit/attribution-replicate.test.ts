@@ -93,6 +93,35 @@ test('bundles that do not add up are refused before anything is stored', async (
   assert.is((await b.listDatanets()).length, 0)
 })
 
+/** A bundle as a peer may send it: any field may hold anything. */
+type LooseBundle = {
+  datanet: Record<string, unknown>
+  versions: Record<string, unknown>[]
+  contributions: Record<string, unknown>[]
+}
+
+test('a bundle with mistyped or oversized fields is refused before anything is stored', async () => {
+  // Each field is one a peer controls and the store would keep as it came.
+  const cases: [string, (x: LooseBundle) => void, RegExp][] = [
+    ['description', (x) => (x.datanet.description = 'd'.repeat(5000)), /description must be/],
+    ['tags', (x) => (x.datanet.tags = [{ evil: true }]), /tags must be/],
+    ['tag count', (x) => (x.datanet.tags = Array.from({ length: 33 }, (_, i) => `t${i}`)), /tags must be/],
+    ['createdAt', (x) => (x.datanet.createdAt = '1'), /createdAt/],
+    ['version count', (x) => (x.versions[0]!.count = '1'), /version entry 0/],
+    ['publishedAt', (x) => (x.versions[1]!.publishedAt = -1), /version entry 1/],
+    ['source', (x) => (x.contributions[0]!.source = 's'.repeat(2000)), /contribution 0 source/],
+    ['source type', (x) => (x.contributions[2]!.source = { a: 1 }), /contribution 2 source/]
+  ]
+  for (const [what, patch, re] of cases) {
+    const bad = structuredClone(bundle) as unknown as LooseBundle
+    patch(bad)
+    await rejects(importVersion(b, bad as unknown as VersionBundle, fromA), re).catch((err) => {
+      throw new Error(`${what}: ${(err as Error).message}`)
+    })
+  }
+  assert.is((await b.listDatanets()).length, 0)
+})
+
 test('a local history that differs from the bundle is a fork and is refused', async () => {
   const dn = await a.getDatanet(id)
   await b.appendReplicated(dn, [], [])
