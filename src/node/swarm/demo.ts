@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DEFAULT_MIN_SPAN_TOKENS } from '../../attribution/constants.ts'
 import { silentLogger } from '../../common/log.ts'
+import { seededRng } from '../../common/random.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { loadPeftAdapter } from '../../runtime/adapters/peft.ts'
 import { makeAdapter } from '../../runtime/fixtures/make-adapter.ts'
@@ -42,18 +43,6 @@ export interface DemoOptions {
   promptsPerAdapter?: number
   maxNewTokens?: number
   seed?: number
-}
-
-/** A small deterministic PRNG (mulberry32) so the same seed gives the same demo everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function longestCommonRun(a: number[], b: number[]): number {
@@ -100,7 +89,7 @@ export async function makeDemoAssets(opts: DemoOptions): Promise<DemoAssets> {
   try {
     const tok = model.tokenizer!
     const vocab = made.config.vocabSize
-    const draw = rng(seed)
+    const draw = seededRng(seed)
     for (let k = 0; k < adapters.length; k++) {
       const adapter = await loadPeftAdapter(adapters[k]!.dir, model.config)
       adapters[k]!.cid = adapter.cid

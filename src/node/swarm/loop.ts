@@ -8,11 +8,12 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { ChainClient } from '../../chain/client.ts'
 import { createClientHost } from '../../client/host.ts'
 import { createLogger } from '../../common/log.ts'
+import { seededRng } from '../../common/random.ts'
 import { adapterIdOf } from '../../protocols/infer/receipt.ts'
 import { LocalSwarm } from '../local-swarm.ts'
 import { ROLE, setUpSwarmChain, startAnvil } from './chain.ts'
 import { Chaos, type ChaosEvent } from './chaos.ts'
-import { makeDemoAssets, rng } from './demo.ts'
+import { makeDemoAssets } from './demo.ts'
 import { type DriverNode, JobDriver, type JobOutcome } from './driver.ts'
 import { type Reconciliation, reconcile } from './reconcile.ts'
 import { type SeededNode, seedNodeDir } from './seed.ts'
@@ -102,7 +103,7 @@ function count(xs: string[]): Record<string, number> {
 export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport> {
   const log = opts.log ?? (() => {})
   const seed = opts.seed ?? 7
-  const rand = rng(seed * 7919 + 1)
+  const rand = seededRng(seed * 7919 + 1)
   const quiet = createLogger('swarm', { level: 'warn' })
   const phases: Record<string, number> = {}
   let t = Date.now()
