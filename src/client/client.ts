@@ -193,6 +193,14 @@ export class InferClient {
             opts.onAccepted?.(f)
             break
           case 'token':
+            // Tokens arrive in order and never beyond what was asked for: a node that sends more
+            // would grow this list (and the caller's text) until the timeout.
+            if (f.index !== tokens.length)
+              throw new ProtocolError(`token frame ${f.index} arrived where ${tokens.length} was due`)
+            if (tokens.length >= input.params.maxNewTokens)
+              throw new ProtocolError(
+                `the serving node sent more than the ${input.params.maxNewTokens} tokens asked for (maxNewTokens)`
+              )
             tokens.push(f)
             opts.onToken?.(f)
             break

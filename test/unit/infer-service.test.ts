@@ -20,7 +20,7 @@ import type {
 } from '../../src/protocols/infer/backend.ts'
 import { decodeResponseFrame, encodeFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import { MAX_REQUEST_FRAME_BYTES } from '../../src/protocols/infer/constants.ts'
-import { InferError } from '../../src/protocols/infer/errors.ts'
+import { InferError, ProtocolError } from '../../src/protocols/infer/errors.ts'
 import { type InferInit, InferService } from '../../src/protocols/infer/infer.ts'
 
 const serverKey = await generateKeyPair('Ed25519')
@@ -32,6 +32,9 @@ const operator = privateKeyToAccount(generatePrivateKey())
 /** A stand-in engine: token i of a job is 10 + i; `delayMs` before each token; records signals. */
 class StubBackend implements ServingBackend {
   delayMs = 0
+  /** a misbehaving engine: tokens beyond maxNewTokens, or an index skipped */
+  extraTokens = 0
+  skipIndex = -1
   signals: AbortSignal[] = []
   models = () => [{ modelId: 'm', weightsHash: sha256Hex('w') }]
   adapterTier = (_model: string, _cid: string) => null
@@ -46,9 +49,10 @@ class StubBackend implements ServingBackend {
     if (req.signal) this.signals.push(req.signal)
     const promptIds = req.promptIds ?? [1, 2, 3]
     const out: number[] = []
-    for (let i = 0; i < req.params.maxNewTokens; i++) {
+    for (let i = 0; i < req.params.maxNewTokens + this.extraTokens; i++) {
       if (this.delayMs > 0) await sleep(this.delayMs)
       if (req.signal?.aborted) break
+      if (i === this.skipIndex) continue
       out.push(10 + i)
       yield { type: 'token', id: 10 + i, text: `<${i}>`, index: i, atMs: 0 }
     }
@@ -136,6 +140,26 @@ test('a job streams accepted, tokens and a result whose receipt verifies against
   assert.ok(r.verification?.ok, JSON.stringify(r.verification))
   assert.is(r.receipt.body.peerId, serverPeer)
   assert.is(r.receipt.body.amountDue, '14') // ceil(7 tokens × 2000 / 1000)
+})
+
+async function rejectsWith(p: Promise<unknown>, re: RegExp): Promise<void> {
+  const err = await p.then(
+    (): Error => assert.unreachable('accepted') as never,
+    (e: unknown) => e as Error
+  )
+  assert.instance(err, ProtocolError, String(err))
+  assert.match(err.message, re)
+}
+
+test('the client refuses token frames beyond maxNewTokens or out of order (a node cannot stream without end)', async () => {
+  const { backend, client } = setup()
+  backend.extraTokens = 3
+  await rejectsWith(client.infer('x', input), /more than the 4 tokens asked for/)
+  backend.extraTokens = 0
+  backend.skipIndex = 2
+  await rejectsWith(client.infer('x', input), /token frame 3 arrived where 2 was due/)
+  backend.skipIndex = -1
+  assert.is((await client.infer('x', input)).outputIds.length, 4)
 })
 
 test('oversized, truncated and malformed frames end that stream only, with BAD_REQUEST where possible', async () => {
