@@ -150,7 +150,8 @@ export class AdapterExchange {
         files = await this.#c.source!.files(cid)
       } catch (err) {
         await lp.write(
-          encodeCanonical({ t: 'error', code: 'ADAPTER_NOT_FOUND', message: (err as Error).message })
+          encodeCanonical({ t: 'error', code: 'ADAPTER_NOT_FOUND', message: (err as Error).message }),
+          { signal }
         )
         await stream.close({ signal })
         return
