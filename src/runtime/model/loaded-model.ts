@@ -17,6 +17,7 @@ import {
 } from '../execution-provider.ts'
 import { loraA, loraB, ROPE_COS, ROPE_SIN } from '../graph/llama.ts'
 import type { ModelConfig } from './config.ts'
+import { nextKvCapacity, relayoutKv } from './kv-layout.ts'
 import type { ModelLayout } from './layout.ts'
 import { SlotPoolSet, type SlotPools } from './pools.ts'
 import { rotaryTables } from './rope.ts'
@@ -75,6 +76,9 @@ export class ModelSession {
   private readonly lens: Int32Array
   private readonly used: boolean[]
   private readonly hasLora: boolean
+  /** the KV cache's key and value buffers (all layers) and its current layout (kv-layout.ts) */
+  private readonly kv: Float32Array[]
+  private kvCapacity: number
   private queue: Promise<unknown> = Promise.resolve()
   private disposed = false
 
@@ -84,9 +88,12 @@ export class ModelSession {
     layout: ModelLayout,
     weightsHash: Hex,
     ep: ExecutionProviderName,
-    opts: ModelSessionOptions
+    opts: ModelSessionOptions,
+    kv: Float32Array[]
   ) {
     this.runner = runner
+    this.kv = kv
+    this.kvCapacity = nextKvCapacity(0, 0, opts.maxSeqLen)
     this.layout = layout
     this.config = layout.config
     this.weightsHash = weightsHash
@@ -161,7 +168,7 @@ export class ModelSession {
       ep = 'cpu'
       runner = await open(ep)
     }
-    return new ModelSession(runner, pools, layout, weightsHash, ep, opts)
+    return new ModelSession(runner, pools, layout, weightsHash, ep, opts, [...keys, ...values])
   }
 
   /** Claims a free KV-cache row for a new sequence (length 0). */
@@ -256,8 +263,17 @@ export class ModelSession {
         }
       }
     }
-    for (const pass of planPasses(rows, after)) {
-      const logits = await this.runner.run(pass)
+    const passes = planPasses(rows, after)
+    let need = 0
+    for (let seq = 0; seq < this.maxBatch; seq++) if (this.used[seq]) need = Math.max(need, after[seq]!)
+    const cap = nextKvCapacity(need, this.kvCapacity, this.maxSeqLen)
+    if (cap !== this.kvCapacity) {
+      const blocks = this.maxBatch * this.config.numKvHeads
+      relayoutKv(this.kv, blocks, this.kvCapacity, cap, this.layout.paddedHeadDim)
+      this.kvCapacity = cap
+    }
+    for (const pass of passes) {
+      const logits = await this.runner.run({ ...pass, capacity: cap })
       for (const [i, b] of pass.outputs) {
         out[i] = logits.subarray(b * V, (b + 1) * V)
         this.lens[rows[i]!.seq]! += rows[i]!.tokens.length

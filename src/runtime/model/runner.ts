@@ -31,6 +31,11 @@ export interface RunRequest {
   newPos: BigInt64Array
   /** per row: how many new keys/values to write into the cache (0 = a dummy row) */
   newCount: Int32Array
+  /**
+   * positions per row the cache buffers are laid out with now ([maxBatch, kvHeads, capacity, Dp]
+   * in their first floats; ≤ RunnerSetup.capacity). See KvLayout in loaded-model.ts for why.
+   */
+  capacity: number
 }
 
 /** A float buffer that a graph input reads, by name and shape (e.g. one LoRA pool). */
@@ -54,6 +59,7 @@ export interface RunnerSetup {
   sessionOptions: ort.InferenceSession.SessionOptions
   numLayers: number
   kvHeads: number
+  /** the most positions a row can hold (maxSeqLen); buffers are sized for it */
   capacity: number
   headDim: number
   keys: Float32Array[]
@@ -78,12 +84,10 @@ export class SessionRunner implements Runner {
   private readonly session: ort.InferenceSession
   private readonly s: RunnerSetup
   private readonly fixed: Record<string, ort.Tensor> = {}
-  private readonly rowFloats: number
 
   constructor(session: ort.InferenceSession, setup: RunnerSetup) {
     this.session = session
     this.s = setup
-    this.rowFloats = setup.kvHeads * setup.capacity * setup.headDim
     for (const i of setup.inputs) this.fixed[i.name] = new ort.Tensor('float32', i.data, i.dims)
   }
 
@@ -94,7 +98,8 @@ export class SessionRunner implements Runner {
   async run(req: RunRequest): Promise<Float32Array> {
     const { lo, n, S } = req
     const s = this.s
-    const kvDims = [n, s.kvHeads, s.capacity, s.headDim]
+    const cap = req.capacity
+    const kvDims = [n, s.kvHeads, cap, s.headDim]
     let total = 0
     for (const v of req.seqlens) total = Math.max(total, v + 1)
     const feeds: Record<string, ort.Tensor> = {
@@ -112,8 +117,9 @@ export class SessionRunner implements Runner {
         ...r.rowDims
       ])
     }
-    const a = lo * this.rowFloats
-    const b = (lo + n) * this.rowFloats
+    const rowFloats = s.kvHeads * cap * s.headDim
+    const a = lo * rowFloats
+    const b = (lo + n) * rowFloats
     for (let l = 0; l < s.numLayers; l++) {
       feeds[pastKey(l)] = new ort.Tensor('float32', s.keys[l]!.subarray(a, b), kvDims)
       feeds[pastValue(l)] = new ort.Tensor('float32', s.values[l]!.subarray(a, b), kvDims)
@@ -132,7 +138,7 @@ export class SessionRunner implements Runner {
           const pos = Number(req.newPos[row * S]!)
           for (let h = 0; h < s.kvHeads; h++) {
             const from = (row * s.kvHeads + h) * S * D
-            const to = (((lo + row) * s.kvHeads + h) * s.capacity + pos) * D
+            const to = (((lo + row) * s.kvHeads + h) * cap + pos) * D
             cache.set(out.subarray(from, from + count * D), to)
           }
         }
