@@ -3,7 +3,6 @@
 // serving a random tiny checkpoint through the real engine and AdapterStore.
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { createLogger } from '../../src/common/log.ts'
 import { loadConfig, type Override } from '../../src/node/config/load.ts'
 import { createNode, type NodeOverrides, type OpenLoraNode } from '../../src/node/node.ts'
@@ -96,27 +95,6 @@ export function serving(node: OpenLoraNode): ServingStack {
   return node.services.serving as ServingStack
 }
 
-export function addrOf(node: OpenLoraNode): string {
-  const a = node.libp2p
-    .getMultiaddrs()
-    .find((m) => m.toString().includes('/tcp/') && !m.toString().includes('/ws'))
-  if (!a) throw new Error('node has no TCP address')
-  return a.toString()
-}
-
-export async function until(
-  what: string,
-  cond: () => boolean | Promise<boolean>,
-  ms = 20_000
-): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return
-    await sleep(50)
-  }
-  throw new Error(`timed out waiting for: ${what}`)
-}
-
 /** True when `viewer`'s PeerTable lists `peer` holding `cid` in one of `tiers`. */
 export function sees(
   viewer: OpenLoraNode,
@@ -128,3 +106,6 @@ export function sees(
 }
 
 export { runCli } from '../helpers/cli.ts'
+export { until } from '../helpers/wait.ts'
+/** The node's TCP address (what a client dials and other nodes bootstrap from). */
+export { tcpAddr as addrOf } from './node-fixture.ts'

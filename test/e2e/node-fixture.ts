@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { loadConfig, type Override } from '../../src/node/config/load.ts'
 import type { NodeConfig } from '../../src/node/config/schema.ts'
 import { createNode, type NodeOverrides, type OpenLoraNode } from '../../src/node/node.ts'
+import { until } from '../helpers/wait.ts'
 
 export function tempDir(prefix = 'openlora-e2e-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
@@ -66,12 +67,8 @@ export async function startSwarm(n: number, extra: Record<string, unknown> = {})
   }
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
+export function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  return until(what, cond, timeoutMs)
 }
 
 /** Every node's table holds every other node's advert. */
