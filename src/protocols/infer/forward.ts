@@ -36,8 +36,20 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
     const lp = framed(out, C.MAX_RESPONSE_FRAME_BYTES)
     await writeFrame(lp, { ...job.frame, route: [...job.frame.route, ctx.self] }, job.signal)
     let accepted = false
+    let tokens = 0
     for await (const { frame: f, data } of readResponses(lp, job.signal)) {
       heard = true
+      // Token frames come in order and stop at maxNewTokens; a peer that streams on is cut off
+      // here rather than relayed to the client until the deadline.
+      if (f.t === 'token') {
+        if (f.index !== tokens)
+          throw new InferError('INTERNAL', `${peerId} sent token ${f.index} where ${tokens} was due`)
+        if (++tokens > body.params.maxNewTokens)
+          throw new InferError(
+            'INTERNAL',
+            `${peerId} sent more than the ${body.params.maxNewTokens} tokens asked for (maxNewTokens)`
+          )
+      }
       if (!accepted && f.t === 'accepted') {
         accepted = true
         ctx.latency.record(peerId, performance.now() - t0)
