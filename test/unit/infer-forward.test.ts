@@ -21,12 +21,13 @@ const jobId = `0x${'ab'.repeat(16)}` as const
 /** Runs forwardJob against a next peer that answers with `frames`; returns what reached the client. */
 async function relay(frames: ResponseFrame[]): Promise<{ sent: ResponseFrame[]; err?: unknown }> {
   const [out, inb] = await streamPair()
-  void (async () => {
+  // The relay resets this stream when it cuts the peer off, so the stub's writes may fail.
+  const peer = (async () => {
     const lp = lpStream(inb)
     await lp.read()
     for (const f of frames) await lp.write(encodeFrame(f))
-    await inb.close().catch(() => {})
-  })()
+    await inb.close()
+  })().catch(() => {})
   const frame: RequestFrame = {
     t: 'request',
     body: {
@@ -64,6 +65,8 @@ async function relay(frames: ResponseFrame[]): Promise<{ sent: ResponseFrame[]; 
     return { sent }
   } catch (err) {
     return { sent, err }
+  } finally {
+    await peer
   }
 }
 
