@@ -51,7 +51,7 @@ const CFG = {
   // the 2-core machine: shorter generations, 200 distinct adapters for the "1,000 distinct"
   // scenario (still ~3x the 65 hot slots, so requests keep evicting and loading warm adapters),
   // one naive rebuild; its fixtures are a subset of the full run's (same cache directory)
-  newTokens: QUICK ? 32 : 64,
+  newTokens: QUICK ? 24 : 64,
   rounds: QUICK ? 1 : 3,
   naivePerRound: QUICK ? 1 : 2,
   qvAdapters: QUICK ? 200 : 1000,
