@@ -12,6 +12,7 @@ import { Engine } from '../../src/runtime/engine/engine.ts'
 import type { TokenEvent } from '../../src/runtime/engine/types.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
+import { generate } from '../../src/runtime/generate.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
 import { Tokenizer } from '../../src/runtime/tokenizer.ts'
@@ -132,6 +133,31 @@ test('200 concurrent requests over 50 adapters in batches of 8 give exactly the 
     assert.ok(s.evictions.hot > 0)
     const m = e.metrics()
     assert.ok(m.stepRows / m.steps > 2, `rows per step ${m.stepRows / m.steps}: requests were batched`)
+  } finally {
+    await e.stop()
+  }
+})
+
+test('a seeded sampled request gives the same tokens through the engine (batched) as through generate()', async () => {
+  const params = { maxNewTokens: 12, temperature: 1.3, topK: 50, topP: 0.95, seed: 4242 }
+  const promptIds = [11, 42, 97, 150, 7]
+  const direct: number[] = []
+  for await (const ev of generate(model, { promptIds, params })) if (ev.type === 'token') direct.push(ev.id)
+  const e = engineWith(8)
+  try {
+    // batched next to other requests, so only the seed decides the draws
+    const [seeded] = await Promise.all([
+      (async () => {
+        const tokens: number[] = []
+        for await (const ev of e.generate({ model: model.modelId, adapter: null, promptIds, params }))
+          if (ev.type === 'token') tokens.push(ev.id)
+        return tokens
+      })(),
+      run(e, { adapter: cids[0]!, promptIds: [5, 6, 7], max: 6 }),
+      run(e, { adapter: null, promptIds: [8, 9], max: 6 })
+    ])
+    assert.ok(direct.length > 0)
+    assert.equal(seeded, direct)
   } finally {
     await e.stop()
   }

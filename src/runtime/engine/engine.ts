@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto'
 import { InvalidParametersError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
+import { createRng } from '../sampling.ts'
 import { EventChannel } from './channel.ts'
 import { type EngineLimits, resolveLimits } from './config.ts'
 import { EngineError, LimitExceededError } from './errors.ts'
@@ -138,7 +139,7 @@ export class Engine {
       adapter,
       params,
       stopIds,
-      rng: seededRng(params.seed ?? randomInt(2 ** 32 - 1)),
+      rng: createRng(params.seed ?? randomInt(2 ** 32 - 1)),
       channel,
       text: new TextTracker(
         model.tokenizer ? (ids) => model.tokenizer!.decode(ids) : () => '',
@@ -292,17 +293,5 @@ export class Engine {
         )
     }
     return p
-  }
-}
-
-/** mulberry32: a small, fast seeded generator; sampling needs reproducibility, not crypto. */
-export function seededRng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }

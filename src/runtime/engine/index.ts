@@ -6,8 +6,7 @@ export {
   type EngineInit,
   type EngineMetrics,
   type EngineModel,
-  type EngineTokenizer,
-  seededRng
+  type EngineTokenizer
 } from './engine.ts'
 export { BusyError, EngineError, type EngineErrorCode, LimitExceededError } from './errors.ts'
 export type { Sampler } from './runner.ts'
