@@ -1,18 +1,10 @@
 // The engine's public request and event types, exactly as docs/INTERFACES.md states them.
 
-export interface GenerationParams {
-  /** ≤ engine.maxNewTokens */
-  maxNewTokens: number
-  /** 0 or absent = greedy */
-  temperature?: number
-  topK?: number
-  topP?: number
-  /** same seed + same inputs = same tokens */
-  seed?: number
-  /** in addition to the model's eos ids */
-  stopTokenIds?: number[]
-  stopStrings?: string[]
-}
+// Params and events are the runtime's own (src/runtime/generate.ts), so the one-request path and
+// the engine can never drift apart.
+import type { GenerationParams } from '../generate.ts'
+
+export type { FinishReason, GenerationParams, TokenEvent } from '../generate.ts'
 
 export type ChatMessage = { role: 'system' | 'user' | 'assistant'; content: string }
 
@@ -28,18 +20,3 @@ export interface GenerateRequest {
   params: GenerationParams
   signal?: AbortSignal
 }
-
-export type FinishReason = 'stop' | 'length' | 'abort'
-
-export type TokenEvent =
-  | { type: 'token'; id: number; text: string; index: number; atMs: number }
-  | {
-      type: 'done'
-      finishReason: FinishReason
-      promptIds: number[]
-      outputIds: number[]
-      text: string
-      usage: { promptTokens: number; outputTokens: number }
-      /** ms from generate(): to admission into a batch row, to the first token, to the end */
-      timings: { queuedMs: number; firstTokenMs: number; totalMs: number }
-    }
