@@ -13,7 +13,8 @@ import {
   type RunnerAdapters,
   type RunnerCounters,
   type RunnerModel,
-  type Sampler
+  type Sampler,
+  zeroCounters
 } from './runner.ts'
 import { TextTracker } from './text.ts'
 import type { ChatMessage, GenerateRequest, GenerationParams, TokenEvent } from './types.ts'
@@ -180,18 +181,7 @@ export class Engine {
 
   metrics(): EngineMetrics {
     const sum: EngineMetrics = {
-      submitted: 0,
-      completed: 0,
-      aborted: 0,
-      failed: 0,
-      rejectedBusy: 0,
-      slotWaits: 0,
-      promptTokens: 0,
-      generatedTokens: 0,
-      steps: 0,
-      stepRows: 0,
-      stepTokens: 0,
-      stepMs: 0,
+      ...zeroCounters(),
       queued: 0,
       running: 0,
       maxBatch: 0,

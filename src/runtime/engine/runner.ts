@@ -61,6 +61,24 @@ export interface RunnerCounters {
   stepMs: number
 }
 
+/** All counters at zero: a runner's start, and the base the engine sums runners onto. */
+export function zeroCounters(): RunnerCounters {
+  return {
+    submitted: 0,
+    completed: 0,
+    aborted: 0,
+    failed: 0,
+    rejectedBusy: 0,
+    slotWaits: 0,
+    promptTokens: 0,
+    generatedTokens: 0,
+    steps: 0,
+    stepRows: 0,
+    stepTokens: 0,
+    stepMs: 0
+  }
+}
+
 export class ModelRunner {
   readonly model: RunnerModel
   private readonly adapters: RunnerAdapters | undefined
@@ -77,20 +95,7 @@ export class ModelRunner {
   /** set when the pool had no free slot; cleared when a running job frees one */
   private slotStarved = false
   private avgJobMs = 0
-  readonly counters: RunnerCounters = {
-    submitted: 0,
-    completed: 0,
-    aborted: 0,
-    failed: 0,
-    rejectedBusy: 0,
-    slotWaits: 0,
-    promptTokens: 0,
-    generatedTokens: 0,
-    steps: 0,
-    stepRows: 0,
-    stepTokens: 0,
-    stepMs: 0
-  }
+  readonly counters: RunnerCounters = zeroCounters()
 
   constructor(
     model: RunnerModel,
