@@ -17,26 +17,15 @@ import {
   SEQLENS_K,
   TOTAL_SEQ_LEN
 } from '../graph/llama.ts'
+import type { Pass } from './step-plan.ts'
 
-/** One run: rows [lo, lo + n) of the KV cache, S new tokens each (step-plan.ts makes these). */
-export interface RunRequest {
-  lo: number
-  n: number
-  S: number
-  ids: BigInt64Array
-  seqlens: Int32Array
-  /** per row: the flat index (b·S + position) whose logits come back */
-  lastIndex: BigInt64Array
-  /** per row and token: the cache position of each new token (consecutive per row) */
-  newPos: BigInt64Array
-  /** per row: how many new keys/values to write into the cache (0 = a dummy row) */
-  newCount: Int32Array
-  /**
-   * positions per row the cache buffers are laid out with now ([maxBatch, kvHeads, capacity, Dp]
-   * in their first floats; ≤ RunnerSetup.capacity). See KvLayout in loaded-model.ts for why.
-   */
-  capacity: number
-}
+/**
+ * One run: a planned pass (step-plan.ts: rows [lo, lo + n) of the KV cache, S new tokens each)
+ * plus `capacity`, the positions per row the cache buffers are laid out with now
+ * ([maxBatch, kvHeads, capacity, Dp] in their first floats; ≤ RunnerSetup.capacity). See KvLayout
+ * in loaded-model.ts for why.
+ */
+export type RunRequest = Omit<Pass, 'outputs'> & { capacity: number }
 
 /** A float buffer that a graph input reads, by name and shape (e.g. one LoRA pool). */
 export interface SharedInput {
