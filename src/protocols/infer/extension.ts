@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path'
 import type { NodeConfig, Spec } from '../../node/config/schema.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents, Service } from '../../node/services.ts'
+import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
 import type { AttributionProvider, PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
@@ -19,6 +20,8 @@ export interface InferConfig {
   /** where built ONNX graphs are cached; '' = <dataDir>/model-cache */
   modelCacheDir: string
   executionProvider: 'cpu' | 'cuda'
+  /** base weights as built into the graph: fp32 (exact) or int8 (block-quantized; faster, see docs/RUNTIME-MODEL.md) */
+  weightFormat: WeightFormat
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
   intraOpThreads: number
   maxBatch: number
@@ -47,6 +50,7 @@ export const INFER_CONFIG_SPEC: Spec = {
     models: { type: 'strings', maxItems: 8, pattern: /^.+$/, hint: 'checkpoint directories' },
     modelCacheDir: { type: 'string', hint: "a directory, or '' for <dataDir>/model-cache" },
     executionProvider: { type: 'string', enum: ['cpu', 'cuda'] },
+    weightFormat: { type: 'string', enum: [...WEIGHT_FORMATS] },
     intraOpThreads: int(0, 256),
     maxBatch: int(1, 1024),
     maxSeqLen: int(0, 1 << 20),
@@ -68,6 +72,7 @@ export const INFER_CONFIG_DEFAULTS: InferConfig = {
   models: [],
   modelCacheDir: '',
   executionProvider: 'cpu',
+  weightFormat: 'fp32',
   intraOpThreads: 0,
   // engine defaults (src/runtime/engine/config.ts), repeated so the config file shows them
   maxBatch: 8,
@@ -115,6 +120,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
       cacheDir: modelCacheDir(components.config),
       storeDir: (modelId) => modelStoreDir(components.dataDir.path, modelId),
       executionProvider: c.executionProvider,
+      weightFormat: c.weightFormat,
       intraOpThreads: c.intraOpThreads,
       maxBatch: c.maxBatch,
       maxSeqLen: c.maxSeqLen,

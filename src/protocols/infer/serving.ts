@@ -12,6 +12,7 @@ import { Engine } from '../../runtime/engine/engine.ts'
 import { type LoadedModel, loadModel } from '../../runtime/model/index.ts'
 import { sample } from '../../runtime/sampling.ts'
 import { Tokenizer } from '../../runtime/tokenizer.ts'
+import type { WeightFormat } from '../../runtime/weight-format.ts'
 import type { Capabilities, CapabilitySource, Hardware } from '../adverts/capability.ts'
 import type { AdapterTier } from '../routing/router.ts'
 import type { GenerateRequest, ServingBackend, TokenEvent } from './backend.ts'
@@ -24,6 +25,7 @@ export interface ServingInit {
   /** the adapter store folder of a model */
   storeDir: (modelId: string) => string
   executionProvider?: 'cpu' | 'cuda'
+  weightFormat?: WeightFormat
   /** ORT intra-op threads; 0 = ORT's choice */
   intraOpThreads?: number
   maxBatch?: number
@@ -79,6 +81,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
       const loaded = await loadModel(dir, {
         cacheDir: i.cacheDir,
         executionProvider: i.executionProvider,
+        weightFormat: i.weightFormat,
         intraOpThreads: i.intraOpThreads || undefined,
         maxBatch: i.maxBatch,
         maxSeqLen: i.maxSeqLen || undefined,

@@ -26,7 +26,9 @@
 //   the maximum sequence length.
 import { type ModelConfig, PROJECTIONS } from '../model/config.ts'
 import { type ModelLayout, modelLayout } from '../model/layout.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import { DT, GraphBuilder } from './proto.ts'
+import { type QuantizedLinear, quantizeRows } from './quantize.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
 export const BUILDER_VERSION = 4
@@ -34,6 +36,8 @@ export const BUILDER_VERSION = 4
 export interface GraphOptions {
   /** projections that get LoRA pool inputs (empty = a graph without LoRA) */
   targets: readonly string[]
+  /** default fp32; int8 builds each projection and the lm_head as MatMulNBits (weight-format.ts) */
+  weightFormat?: WeightFormat
 }
 
 export interface WeightSource {
@@ -62,27 +66,45 @@ export const loraA = (l: number, t: string) => `lora_A.${l}.${t}`
 export const loraB = (l: number, t: string) => `lora_B.${l}.${t}`
 
 /**
- * Writes the transpose of a checkpoint Linear weight [out, in] into `dst` laid out [in, cols]
- * at column offset `col`, mapping output and input features through the head padding.
+ * One checkpoint Linear weight [out, in] placed into a (possibly fused, head-padded) graph
+ * weight: its output features land at `at + mapOut(o)`, its input features at `mapIn(i)`.
  */
-function transposeInto(
-  src: Float32Array,
-  out: number,
-  inn: number,
-  dst: Float32Array,
-  cols: number,
-  col: number,
-  mapOut: (i: number) => number,
+interface LinearPart {
+  src: Float32Array
+  out: number
+  inn: number
+  at: number
+  mapOut: (i: number) => number
   mapIn: (i: number) => number
-): void {
-  for (let o = 0; o < out; o++) {
-    const c = col + mapOut(o)
-    const row = o * inn
-    for (let i = 0; i < inn; i++) dst[mapIn(i) * cols + c] = src[row + i]!
-  }
 }
 
 const ident = (i: number) => i
+
+/** The parts as MatMul's B, transposed: [K, N] row-major. */
+function assembleTransposed(parts: readonly LinearPart[], K: number, N: number): Float32Array {
+  const dst = new Float32Array(K * N)
+  for (const { src, out, inn, at, mapOut, mapIn } of parts) {
+    for (let o = 0; o < out; o++) {
+      const c = at + mapOut(o)
+      const row = o * inn
+      for (let i = 0; i < inn; i++) dst[mapIn(i) * N + c] = src[row + i]!
+    }
+  }
+  return dst
+}
+
+/** The parts as rows of output features: [N, K] row-major (MatMulNBits' layout). */
+function assembleRows(parts: readonly LinearPart[], K: number, N: number): Float32Array {
+  const dst = new Float32Array(N * K)
+  for (const { src, out, inn, at, mapOut, mapIn } of parts) {
+    for (let o = 0; o < out; o++) {
+      const r = (at + mapOut(o)) * K
+      if (mapIn === ident) dst.set(src.subarray(o * inn, (o + 1) * inn), r)
+      else for (let i = 0; i < inn; i++) dst[r + mapIn(i)] = src[o * inn + i]!
+    }
+  }
+  return dst
+}
 
 export function buildDecoderGraph(
   cfg: ModelConfig,
@@ -135,7 +157,8 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   const newIndex = g.op('Expand', [NEW_POS, newIndexShape])
 
   const embedName = 'model.embed_tokens.weight'
-  const embed = g.weight(embedName, weights.get(embedName, [cfg.vocabSize, H]), [cfg.vocabSize, H])
+  const embedData = weights.get(embedName, [cfg.vocabSize, H])
+  const embed = g.weight(embedName, embedData, [cfg.vocabSize, H])
   let h = g.op('Gather', [embed, INPUT_IDS], { axis: 0 })
 
   const lora = (l: number, t: string, x: string, y: string): string => {
@@ -151,23 +174,55 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     return g.node('SimplifiedLayerNormalization', [x, w], 1, { axis: -1, epsilon: eps, stash_type: 1 })[0]!
   }
 
+  const int8 = opts.weightFormat === 'int8'
+  const nbits = (x: string, name: string, ql: QuantizedLinear): string => {
+    const kb = ql.scales.length / ql.N
+    return g.op(
+      'MatMulNBits',
+      [
+        x,
+        g.bytes(`${name}.q8`, ql.q, [ql.N, kb, ql.blockSize]),
+        g.weight(`${name}.scales`, ql.scales, [ql.N, kb])
+      ],
+      // accuracy_level 4: activations quantized to int8 per block, int8 dot products
+      { K: ql.K, N: ql.N, bits: 8, block_size: ql.blockSize, accuracy_level: 4 },
+      'com.microsoft'
+    )
+  }
+  // x [.., K] times the weight the parts make up, K inputs → N outputs
+  const linear = (x: string, name: string, K: number, N: number, parts: LinearPart[]): string =>
+    int8
+      ? nbits(x, name, quantizeRows(assembleRows(parts, K, N), N, K))
+      : g.op('MatMul', [x, g.weight(`${name}.weight_t`, assembleTransposed(parts, K, N), [K, N])])
+  const part = (src: Float32Array, out: number, inn: number, at = 0, mapOut = ident, mapIn = ident) => ({
+    src,
+    out,
+    inn,
+    at,
+    mapOut,
+    mapIn
+  })
+
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`
     const x = norm(h, `${p}.input_layernorm.weight`)
 
     // q, k and v share one MatMul (one read of x, one kernel); columns [q | k | v], head-padded
     const qkvCols = qOut + 2 * kvOut
-    const wqkv = new Float32Array(H * qkvCols)
     const parts: [string, number, number][] = [
       ['q_proj', cfg.numHeads * cfg.headDim, 0],
       ['k_proj', cfg.numKvHeads * cfg.headDim, qOut],
       ['v_proj', cfg.numKvHeads * cfg.headDim, qOut + kvOut]
     ]
-    for (const [t, out, col] of parts) {
-      const w = weights.get(`${p}.self_attn.${t}.weight`, [out, H])
-      transposeInto(w, out, H, wqkv, qkvCols, col, layout.padFeature, ident)
-    }
-    let qkv = g.op('MatMul', [x, g.weight(`${p}.qkv.weight_t`, wqkv, [H, qkvCols])])
+    let qkv = linear(
+      x,
+      `${p}.qkv`,
+      H,
+      qkvCols,
+      parts.map(([t, out, col]) =>
+        part(weights.get(`${p}.self_attn.${t}.weight`, [out, H]), out, H, col, layout.padFeature)
+      )
+    )
     if (cfg.attentionBias) {
       const bias = new Float32Array(qkvCols)
       for (const [t, out, col] of parts) {
@@ -205,18 +260,8 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
       g.output(name, DT.FLOAT, ['batch', cfg.numKvHeads, 'seq', Dp])
 
     const qIn = cfg.numHeads * cfg.headDim
-    const wo = new Float32Array(qOut * H)
-    transposeInto(
-      weights.get(`${p}.self_attn.o_proj.weight`, [H, qIn]),
-      H,
-      qIn,
-      wo,
-      H,
-      0,
-      ident,
-      layout.padFeature
-    )
-    let o = g.op('MatMul', [attn!, g.weight(`${p}.o.weight_t`, wo, [qOut, H])])
+    const wo = weights.get(`${p}.self_attn.o_proj.weight`, [H, qIn])
+    let o = linear(attn!, `${p}.o`, qOut, H, [part(wo, H, qIn, 0, ident, layout.padFeature)])
     done(`${p}.self_attn.o_proj.weight`)
     o = lora(l, 'o_proj', attn!, o)
     h = g.op('Add', [h, o])
@@ -224,10 +269,10 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     const x2 = norm(h, `${p}.post_attention_layernorm.weight`)
     const I = cfg.intermediateSize
     // gate and up share one MatMul, columns [gate | up]
-    const wgu = new Float32Array(H * 2 * I)
-    transposeInto(weights.get(`${p}.mlp.gate_proj.weight`, [I, H]), I, H, wgu, 2 * I, 0, ident, ident)
-    transposeInto(weights.get(`${p}.mlp.up_proj.weight`, [I, H]), I, H, wgu, 2 * I, I, ident, ident)
-    const gu = g.op('MatMul', [x2, g.weight(`${p}.gate_up.weight_t`, wgu, [H, 2 * I])])
+    const gu = linear(x2, `${p}.gate_up`, H, 2 * I, [
+      part(weights.get(`${p}.mlp.gate_proj.weight`, [I, H]), I, H, 0),
+      part(weights.get(`${p}.mlp.up_proj.weight`, [I, H]), I, H, I)
+    ])
     let [gate, up] = g.node('Split', [gu, g.int64(`${p}.gate_up.split`, [I, I])], 2, { axis: -1 }) as [
       string,
       string
@@ -235,9 +280,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     gate = lora(l, 'gate_proj', x2, gate)
     up = lora(l, 'up_proj', x2, up)
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up])
-    const wd = new Float32Array(I * H)
-    transposeInto(weights.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I, wd, H, 0, ident, ident)
-    let d = g.op('MatMul', [act, g.weight(`${p}.down.weight_t`, wd, [I, H])])
+    let d = linear(act, `${p}.down`, I, H, [part(weights.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I)])
     done(`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`, `${p}.mlp.down_proj.weight`)
     d = lora(l, 'down_proj', act, d)
     h = g.op('Add', [h, d])
@@ -249,11 +292,16 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   const xf = norm(flat, 'model.norm.weight')
   // Gemm with transB reads the checkpoint's [vocab, H] layout directly, so a tied lm_head shares
   // the embedding initializer instead of storing a transposed copy
-  let head = embed
-  if (!cfg.tieWordEmbeddings) {
-    head = g.weight('lm_head.weight', weights.get('lm_head.weight', [cfg.vocabSize, H]), [cfg.vocabSize, H])
+  const headData = cfg.tieWordEmbeddings ? embedData : weights.get('lm_head.weight', [cfg.vocabSize, H])
+  if (int8) {
+    // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own int8 copy (the
+    // embedding Gather keeps reading fp32 rows)
+    const logits = nbits(xf, 'lm_head', quantizeRows(headData, cfg.vocabSize, H))
+    g.node('Identity', [logits], [LOGITS])
+  } else {
+    const head = cfg.tieWordEmbeddings ? embed : g.weight('lm_head.weight', headData, [cfg.vocabSize, H])
+    g.node('Gemm', [xf, head], [LOGITS], { transB: 1 })
   }
-  g.node('Gemm', [xf, head], [LOGITS], { transB: 1 })
   g.output(LOGITS, DT.FLOAT, ['batch', cfg.vocabSize])
 }
 

@@ -8,7 +8,7 @@ import onnxProto from 'onnx-proto'
 
 const { onnx } = onnxProto
 
-export const DT = { FLOAT: 1, INT32: 6, INT64: 7 } as const
+export const DT = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7 } as const
 export type DataType = (typeof DT)[keyof typeof DT]
 
 /** A graph dimension: a number, or a symbolic name such as 'batch'. */
@@ -58,6 +58,11 @@ export class GraphBuilder {
   /** A float32 initializer; big ones are placed in the external data file. */
   weight(name: string, data: Float32Array, dims: number[]): string {
     return this.tensor(name, DT.FLOAT, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), dims)
+  }
+
+  /** A uint8 initializer (e.g. block-quantized weights). */
+  bytes(name: string, data: Uint8Array, dims: number[]): string {
+    return this.tensor(name, DT.UINT8, data, dims)
   }
 
   int64(name: string, values: number[], dims: number[] = [values.length]): string {

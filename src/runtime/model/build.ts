@@ -11,6 +11,7 @@ import { weightsHash as computeWeightsHash } from '../formats/identity.ts'
 import { loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
 import { BUILDER_VERSION, buildDecoderGraph, OPSETS, type WeightSource } from '../graph/llama.ts'
 import type { GraphBuilder } from '../graph/proto.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import type { ModelConfig } from './config.ts'
 
 export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
@@ -49,6 +50,8 @@ export interface BuiltModel {
 export interface BuildOptions {
   cacheDir: string
   targets: readonly string[]
+  /** how projection weights are stored (llama.ts); default fp32 */
+  weightFormat?: WeightFormat
   /** a hash computed earlier (skips re-reading the weights) */
   weightsHash?: Hex
   log?: Logger
@@ -77,7 +80,13 @@ export async function ensureBuiltModel(
   const log = opts.log ?? createLogger('runtime:build')
   const weightsHash = opts.weightsHash ?? (await computeWeightsHash(dir))
   const targets = [...opts.targets].sort()
-  const key = sha256Hex(JSON.stringify({ weightsHash, builder: BUILDER_VERSION, targets })).slice(2, 34)
+  const weightFormat = opts.weightFormat ?? 'fp32'
+  // fp32 keys stay as they were before weight formats existed, so cached fp32 graphs stay valid
+  const keyed =
+    weightFormat === 'fp32'
+      ? { weightsHash, builder: BUILDER_VERSION, targets }
+      : { weightsHash, builder: BUILDER_VERSION, targets, weightFormat }
+  const key = sha256Hex(JSON.stringify(keyed)).slice(2, 34)
   const out = join(opts.cacheDir, key)
   const modelPath = join(out, MODEL_FILE)
   if (await isBuilt(out, weightsHash)) return { modelPath, weightsHash, cached: true, buildMs: 0 }
@@ -91,7 +100,11 @@ export async function ensureBuiltModel(
     const tensors = await loadCheckpointWeights(dir)
     let graph: GraphBuilder | undefined
     try {
-      graph = buildDecoderGraph(cfg, weightSource(tensors), { targets, dataPath: join(tmp, DATA_FILE) }).graph
+      graph = buildDecoderGraph(cfg, weightSource(tensors), {
+        targets,
+        weightFormat,
+        dataPath: join(tmp, DATA_FILE)
+      }).graph
     } finally {
       tensors.clear()
     }
@@ -100,7 +113,7 @@ export async function ensureBuiltModel(
     const buildMs = Math.round(performance.now() - started)
     await writeFile(
       join(tmp, META_FILE),
-      JSON.stringify({ weightsHash, builder: BUILDER_VERSION, targets, weightBytes: bytes, buildMs })
+      JSON.stringify({ ...keyed, weightFormat, weightBytes: bytes, buildMs })
     )
     // another process may have finished the same build meanwhile: keep whichever landed first
     if (await isBuilt(out, weightsHash)) {
@@ -115,7 +128,14 @@ export async function ensureBuiltModel(
       await rm(tmp, { recursive: true, force: true })
       return { modelPath, weightsHash, cached: true, buildMs: 0 }
     }
-    log.info('built model graph', { weightsHash, targets, buildMs, weightBytes: bytes, dir: out })
+    log.info('built model graph', {
+      weightsHash,
+      targets,
+      weightFormat,
+      buildMs,
+      weightBytes: bytes,
+      dir: out
+    })
     return { modelPath, weightsHash, cached: false, buildMs }
   } catch (err) {
     await rm(tmp, { recursive: true, force: true })

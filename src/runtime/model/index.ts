@@ -6,6 +6,7 @@ import { basename, join, resolve } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
 import type { ExecutionProviderName } from '../execution-provider.ts'
 import { Tokenizer } from '../tokenizer.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import { ensureBuiltModel } from './build.ts'
 import { type ModelConfig, ModelConfigError, PROJECTIONS, parseModelConfig } from './config.ts'
 import { modelLayout } from './layout.ts'
@@ -27,6 +28,8 @@ export interface LoadModelOptions {
   maxSeqLen?: number
   /** LoRA slot pools; targets [] builds a graph without LoRA inputs */
   pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
+  /** fp32 (default, exact) or int8 (block-quantized projections and lm_head; see graph/llama.ts) */
+  weightFormat?: WeightFormat
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
   /** ORT session config entries; default { 'session.intra_op.allow_spinning': '0' } (see loaded-model.ts) */
@@ -86,6 +89,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const built = await ensureBuiltModel(abs, config, {
     cacheDir: opts.cacheDir ?? join(homedir(), '.cache', 'openlora', 'models'),
     targets,
+    weightFormat: opts.weightFormat,
     log
   })
   let tokenizer: Tokenizer | undefined

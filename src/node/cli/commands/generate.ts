@@ -6,6 +6,7 @@ import { loadPeftAdapter } from '../../../runtime/adapters/peft.ts'
 import { parseExecutionProvider } from '../../../runtime/execution-provider.ts'
 import { type GenerationParams, generate, type TokenEvent } from '../../../runtime/generate.ts'
 import { loadModel, readModelConfig } from '../../../runtime/model/index.ts'
+import { parseWeightFormat, WEIGHT_FORMATS } from '../../../runtime/weight-format.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 
 function int(
@@ -59,6 +60,11 @@ export const generateCommand: Command = {
     },
     'execution-provider': { type: 'string', description: 'cpu (default) or cuda', valueName: 'EP' },
     threads: { type: 'string', description: 'ONNX Runtime intra-op threads', valueName: 'N' },
+    weights: {
+      type: 'string',
+      description: `base weights in the graph: ${WEIGHT_FORMATS.join(' (default) or ')} (block-quantized, faster)`,
+      valueName: 'FORMAT'
+    },
     'cache-dir': {
       type: 'string',
       description: 'where built graphs are kept (default ~/.cache/openlora/models)',
@@ -106,6 +112,7 @@ export const generateCommand: Command = {
       cacheDir: values['cache-dir'] as string | undefined,
       executionProvider: parseExecutionProvider(values['execution-provider']),
       intraOpThreads: int(values, 'threads', 1),
+      weightFormat: parseWeightFormat(values.weights),
       maxBatch: 1,
       maxSeqLen: Math.min(
         config.maxPositionEmbeddings,
