@@ -1,7 +1,9 @@
 // Measurement helpers of the runtime benchmark: percentiles, weight bytes per decode token, and
 // the machine's copy bandwidth.
 import { Worker } from 'node:worker_threads'
+import { INT8_BLOCK } from '../../src/runtime/graph/quantize.ts'
 import type { ModelConfig } from '../../src/runtime/model/config.ts'
+import type { WeightFormat } from '../../src/runtime/weight-format.ts'
 
 export function pct(xs: number[], p: number): number {
   if (xs.length === 0) return Number.NaN
@@ -17,11 +19,13 @@ export function median(xs: number[]): number {
 }
 
 /** fp32 weight bytes one decode token reads: every projection, plus the lm_head. */
-export function weightBytesPerToken(c: ModelConfig): number {
+export function weightBytesPerToken(c: ModelConfig, format: WeightFormat = 'fp32'): number {
   const q = c.numHeads * c.headDim
   const kv = c.numKvHeads * c.headDim
   const perLayer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize
-  return 4 * (c.numLayers * perLayer + c.vocabSize * c.hiddenSize)
+  const weights = c.numLayers * perLayer + c.vocabSize * c.hiddenSize
+  // int8: one byte per weight plus one fp32 scale per block
+  return format === 'int8' ? weights * (1 + 4 / INT8_BLOCK) : 4 * weights
 }
 
 /**

@@ -11,6 +11,7 @@ import { buildDecoderGraph, OPSETS, type WeightSource } from '../../src/runtime/
 import type { ModelConfig } from '../../src/runtime/model/config.ts'
 import { modelLayout } from '../../src/runtime/model/layout.ts'
 import { ModelSession } from '../../src/runtime/model/loaded-model.ts'
+import type { WeightFormat } from '../../src/runtime/weight-format.ts'
 
 const MLP = new Set(['gate_proj', 'up_proj', 'down_proj'])
 
@@ -55,25 +56,41 @@ function source(tensors: TensorMap): WeightSource {
   }
 }
 
-/** Builds the merged graph, writes it to `dir` and starts a batch-1 session on it. */
+/**
+ * Builds the merged graph, writes it to `dir` and starts a batch-1 session on it; `buildMs` is
+ * merge + graph build (+ quantization) + write, `sessionMs` the session start.
+ */
 export async function mergedSession(
   base: TensorMap,
   config: ModelConfig,
   adapter: PeftAdapter,
   dir: string,
-  opts: { intraOpThreads: number; maxSeqLen: number }
-): Promise<ModelSession> {
-  const { graph } = buildDecoderGraph(config, source(mergeAdapter(base, adapter)), { targets: [] })
+  opts: {
+    intraOpThreads: number
+    maxSeqLen: number
+    weightFormat: WeightFormat
+    sessionConfig?: Record<string, string>
+  }
+): Promise<{ session: ModelSession; buildMs: number; sessionMs: number }> {
+  const t0 = performance.now()
+  // an int8 node would have to quantize the merged weights again: the same builder does that
+  const { graph } = buildDecoderGraph(config, source(mergeAdapter(base, adapter)), {
+    targets: [],
+    weightFormat: opts.weightFormat
+  })
   await rm(dir, { recursive: true, force: true })
   await mkdir(dir, { recursive: true })
   graph.writeExternalData(join(dir, 'weights.bin'))
   await writeFile(join(dir, 'model.onnx'), graph.encodeModel(OPSETS))
-  return ModelSession.create(join(dir, 'model.onnx'), modelLayout(config), '0x00', {
+  const t1 = performance.now()
+  const session = await ModelSession.create(join(dir, 'model.onnx'), modelLayout(config), '0x00', {
     executionProvider: 'cpu',
     intraOpThreads: opts.intraOpThreads,
     maxBatch: 1,
     maxSeqLen: opts.maxSeqLen,
     pool: { slots: 1, maxRank: 1, targets: [] },
+    sessionConfig: opts.sessionConfig,
     log: silentLogger
   })
+  return { session, buildMs: t1 - t0, sessionMs: performance.now() - t1 }
 }

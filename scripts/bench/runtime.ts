@@ -1,6 +1,6 @@
 // Issue 4's runtime benchmark: one base model serving many adapters in shared batches.
 //
-//   npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N]
+//   npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--weights fp32|int8] [--spin]
 //
 // Scenarios (concurrency 8, 32-token prompts, 64 new tokens), run in rounds of ABCDE EDCBA so
 // the machine's drifting speed hits them alike (goals use ratios paired within a round): base
@@ -21,6 +21,7 @@ import { loadCheckpointWeights } from '../../src/runtime/formats/safetensors.ts'
 import { generate } from '../../src/runtime/generate.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
+import { parseWeightFormat } from '../../src/runtime/weight-format.ts'
 import {
   ALL_TARGETS,
   adapterDir,
@@ -37,9 +38,14 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-runtime-v1') },
-    threads: { type: 'string' }
+    threads: { type: 'string' },
+    weights: { type: 'string', default: 'fp32' },
+    // ORT threads spin between ops (infer.threadSpinning), for every session of the run
+    spin: { type: 'boolean', default: false }
   }
 })
+// the base weights of every scenario, the naive baseline's merged sessions included
+const WEIGHTS = parseWeightFormat(args.weights)
 const QUICK = args.quick === true
 const CACHE = args['cache-dir']!
 const THREADS = Number(args.threads ?? availableParallelism())
@@ -61,7 +67,9 @@ const CFG = {
   mixedPool: { slots: 9, maxRank: 32, targets: ALL_TARGETS },
   warmBudgetBytes: 3 * 1024 ** 3,
   intraOpThreads: THREADS,
-  maxSeqLen: 128
+  maxSeqLen: 128,
+  weightFormat: WEIGHTS,
+  sessionConfig: { 'session.intra_op.allow_spinning': args.spin ? '1' : '0' }
 }
 const say = (m: string) => process.stderr.write(`[bench:runtime] ${m}\n`)
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
@@ -133,6 +141,8 @@ async function main(): Promise<void> {
     intraOpThreads: THREADS,
     maxBatch: CFG.concurrency,
     maxSeqLen: CFG.maxSeqLen,
+    weightFormat: WEIGHTS,
+    sessionConfig: CFG.sessionConfig,
     log
   }
   say('loading the model twice: a q/v rank-8 pool and a mixed all-projection rank-32 pool')
@@ -195,7 +205,15 @@ async function main(): Promise<void> {
 
   const base = await loadCheckpointWeights(modelDir)
   const S = { base: tally(), one: tally(), d100: tally(), d1000: tally(), mixed: tally() }
-  const naive = { tokens: 0, ms: 0, switchMs: [] as number[], requests: 0, perRound: [] as number[] }
+  const naive = {
+    tokens: 0,
+    ms: 0,
+    switchMs: [] as number[],
+    buildMs: [] as number[],
+    sessionMs: [] as number[],
+    requests: 0,
+    perRound: [] as number[]
+  }
   const batch1 = { decodeTokS: [] as number[], copyBps: [] as number[] }
   const d100 = qvCids.slice(0, 100)
   for (let round = 0; round < CFG.rounds; round++) {
@@ -239,11 +257,21 @@ async function main(): Promise<void> {
       const i = Math.floor(rand() * qvCids.length)
       const adapter = await loadPeftAdapter(adapterDir(CACHE, QV_SET(CFG.qvAdapters), i), qvModel.config)
       const t0 = performance.now()
-      const session = await mergedSession(base, qvModel.config, adapter, join(CACHE, 'naive'), {
-        intraOpThreads: THREADS,
-        maxSeqLen: CFG.maxSeqLen
-      })
+      const { session, buildMs, sessionMs } = await mergedSession(
+        base,
+        qvModel.config,
+        adapter,
+        join(CACHE, 'naive'),
+        {
+          intraOpThreads: THREADS,
+          maxSeqLen: CFG.maxSeqLen,
+          weightFormat: WEIGHTS,
+          sessionConfig: CFG.sessionConfig
+        }
+      )
       naive.switchMs.push(performance.now() - t0)
+      naive.buildMs.push(buildMs)
+      naive.sessionMs.push(sessionMs)
       for await (const ev of generate(session, {
         promptIds: prompt(qvModel.config.vocabSize),
         params: { maxNewTokens: CFG.newTokens }
@@ -290,7 +318,7 @@ async function main(): Promise<void> {
   )
   const naiveTps = tps(naive)
   const copyBps = pct(batch1.copyBps, 50)
-  const wBytes = weightBytesPerToken(qvModel.config)
+  const wBytes = weightBytesPerToken(qvModel.config, WEIGHTS)
   const boundTokS = copyBps / wBytes
   const decodeTokS = pct(batch1.decodeTokS, 50)
   const results = {
@@ -299,6 +327,9 @@ async function main(): Promise<void> {
       tokensPerSec: r2(naiveTps),
       perTokenMs: r2(naive.ms / naive.tokens),
       switchP50Ms: r2(pct(naive.switchMs, 50)),
+      // of a switch: merge + graph build (+ quantization) + write, then the session start
+      switchBuildP50Ms: r2(pct(naive.buildMs, 50)),
+      switchSessionP50Ms: r2(pct(naive.sessionMs, 50)),
       requests: naive.requests,
       tokens: naive.tokens
     },

@@ -159,6 +159,24 @@ test('extension sections are validated like core ones', () => {
   )
 })
 
+test('infer: weightFormat and threadSpinning default to fp32 and off; other values are refused by name', () => {
+  const infer = (c: ReturnType<typeof loadConfig>) =>
+    c.infer as { weightFormat: string; threadSpinning: boolean }
+  assert.is(infer(loadConfig({})).weightFormat, 'fp32')
+  assert.is(infer(loadConfig({})).threadSpinning, false)
+  const c = loadConfig({
+    env: { OPENLORA_INFER__WEIGHT_FORMAT: 'int8', OPENLORA_INFER__THREAD_SPINNING: 'true' }
+  })
+  assert.is(infer(c).weightFormat, 'int8')
+  assert.is(infer(c).threadSpinning, true)
+  throwsConfig(
+    () => loadConfig({ overrides: [{ key: 'infer.weightFormat', value: 'int4', source: '--set' }] }),
+    'infer.weightFormat',
+    'fp32',
+    'int8'
+  )
+})
+
 test('hardware: nvidia-smi CSV is parsed; a config GPU list overrides detection', async () => {
   const gpus = parseNvidiaSmi('NVIDIA H100 80GB HBM3, 81559, 550.54.15\nNVIDIA L4, 23034, 550.54.15\n\n')
   assert.equal(gpus, [

@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { loadConfig } from '../../src/node/config/load.ts'
 import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { type MakeModelOptions, makeModel } from '../../src/runtime/fixtures/make-model.ts'
@@ -203,16 +202,7 @@ test('rows of a mixed int8 batch give what each row gives alone', async () => {
   }
 })
 
-test('the node config and openlora generate take the weight format; others are refused by name', async () => {
-  assert.is((loadConfig({}).infer as { weightFormat: string }).weightFormat, 'fp32')
-  const c = loadConfig({ overrides: [{ key: 'infer.weightFormat', value: 'int8', source: '--set' }] })
-  assert.is((c.infer as { weightFormat: string }).weightFormat, 'int8')
-  assert.throws(
-    () => loadConfig({ overrides: [{ key: 'infer.weightFormat', value: 'int4', source: '--set' }] }),
-    (err: Error) =>
-      /infer\.weightFormat/.test(err.message) && /fp32/.test(err.message) && /int8/.test(err.message)
-  )
-
+test('openlora generate --weights int8 serves the int8 graph; other formats are refused by name', async () => {
   const dir = await fixture({ preset: 'tiny', seed: 23 })
   const model = await open(dir, 'int8')
   const ids = [5, 6, 7, 8]

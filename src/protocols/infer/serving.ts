@@ -28,6 +28,8 @@ export interface ServingInit {
   weightFormat?: WeightFormat
   /** ORT intra-op threads; 0 = ORT's choice */
   intraOpThreads?: number
+  /** ORT's threads spin between ops (dedicated machines only) */
+  threadSpinning?: boolean
   maxBatch?: number
   /** tokens per sequence; 0 or absent = the model's limit, at most 2048 */
   maxSeqLen?: number
@@ -83,6 +85,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         executionProvider: i.executionProvider,
         weightFormat: i.weightFormat,
         intraOpThreads: i.intraOpThreads || undefined,
+        ...(i.threadSpinning ? { sessionConfig: { 'session.intra_op.allow_spinning': '1' } } : {}),
         maxBatch: i.maxBatch,
         maxSeqLen: i.maxSeqLen || undefined,
         pool: { slots: i.slots, maxRank: i.maxRank, targets: ALL_TARGETS },

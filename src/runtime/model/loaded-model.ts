@@ -141,7 +141,9 @@ export class ModelSession {
         // ORT's pool threads spin-wait between ops by default. On a busy machine (the node's own
         // event loop, other processes) spinning steals the cores the run needs: measured on the
         // 2-core dev machine under load, smollm2-135m decode was 1.5-3x faster with it off
-        // (batch 1: 44-98 vs 146-193 ms/step; batch 8: 104-152 vs 220-433 ms/step).
+        // (batch 1: 44-98 vs 146-193 ms/step; batch 8: 104-152 vs 220-433 ms/step). On the same
+        // machine quiet, spinning was ~10 % faster (engine batches of 8, int8: 201-247 vs
+        // 235-257 tok/s), so a dedicated node can turn it on (infer.threadSpinning).
         extra: { 'session.intra_op.allow_spinning': '0', ...opts.sessionConfig },
         ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {})
       },
