@@ -15,7 +15,6 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { loadConfig } from '../../src/node/config/load.ts'
 import { createNode, type OpenLoraNode } from '../../src/node/node.ts'
 import {
@@ -25,17 +24,19 @@ import {
 } from '../../src/protocols/adverts/capability.ts'
 import type { PeerEntry } from '../../src/protocols/adverts/peer-table.ts'
 import { runProcesses } from './adverts-processes.ts'
+import { benchArgs } from './args.ts'
 import { benchMachine } from './machine.ts'
 
-const { values } = parseArgs({
-  options: {
+const values = benchArgs(
+  'npm run bench:adverts -- [--nodes 20] [--updates N] [--processes] [--quick] [--json]',
+  {
     nodes: { type: 'string', default: '20' },
     updates: { type: 'string' },
     quick: { type: 'boolean', default: false },
     processes: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false }
   }
-})
+)
 const N = Number(values.nodes)
 const UPDATES = Number(values.updates ?? (values.quick ? 20 : 60))
 const WARMUP = 3

@@ -11,7 +11,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Level } from 'level'
 import { Attributor } from '../../src/attribution/attribute.ts'
 import { DatanetStore } from '../../src/attribution/datanet-store.ts'
@@ -30,16 +29,18 @@ import type { Hex } from '../../src/crypto/hash.ts'
 import { FIXTURE_CORPUS } from '../../src/runtime/fixtures/corpus.ts'
 import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts'
 import { loadModel } from '../../src/runtime/model/index.ts'
+import { benchArgs } from './args.ts'
 import { benchMachine } from './machine.ts'
 
-const { values } = parseArgs({
-  options: {
+const values = benchArgs(
+  'npm run bench:attribution -- [--quick] [--json] [--tokens N] [--preset smollm2-135m]',
+  {
     quick: { type: 'boolean' },
     json: { type: 'boolean' },
     tokens: { type: 'string' },
     preset: { type: 'string', default: 'smollm2-135m' }
   }
-})
+)
 const quick = values.quick === true
 const TARGET_TOKENS = values.tokens ? Number(values.tokens) : quick ? 1_000_000 : 10_000_000
 const ROUNDS = quick ? 3 : 15

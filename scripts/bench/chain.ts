@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util'
 import type { Hex, LocalAccount } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { startLocalChain } from '../../src/chain/anvil.ts'
@@ -6,9 +5,13 @@ import { ChainClient } from '../../src/chain/client.ts'
 import { type SignedVoucher, signVoucher } from '../../src/chain/eip712.ts'
 import { buildSumTree } from '../../src/chain/merkle.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
+import { benchArgs } from './args.ts'
 import { benchMachine } from './machine.ts'
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, json: { type: 'boolean' } } })
+const values = benchArgs('npm run bench:chain -- [--quick] [--json]', {
+  quick: { type: 'boolean' },
+  json: { type: 'boolean' }
+})
 const OPEN = 10n ** 18n
 const SIZES = [1, 10, 100]
 const log = (s: string) => {

@@ -12,18 +12,16 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts'
 import { projectionShape } from '../../src/runtime/model/config.ts'
 import { type AdapterWeights, type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import { benchArgs } from './args.ts'
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean' },
-    json: { type: 'boolean' },
-    preset: { type: 'string', default: 'smollm2-135m' },
-    threads: { type: 'string' }
-  }
+const values = benchArgs('npm run bench:model -- [--quick] [--json] [--preset smollm2-135m] [--threads N]', {
+  quick: { type: 'boolean' },
+  json: { type: 'boolean' },
+  preset: { type: 'string', default: 'smollm2-135m' },
+  threads: { type: 'string' }
 })
 const quick = values.quick === true
 const preset = values.preset as Preset

@@ -12,15 +12,16 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { InferClient, InferInput, InferResult } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import { signReceipt, verifyReceipt } from '../../src/protocols/infer/receipt.ts'
 import { addrOf, makeFixtures, sees, serving, startNode, until } from '../../test/e2e/infer-fixture.ts'
+import { benchArgs } from './args.ts'
 import { benchMachine } from './machine.ts'
 
-const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } }
+const values = benchArgs('npm run bench:protocol -- [--quick] [--json]', {
+  quick: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false }
 })
 const quick = values.quick === true
 const PAIRS = quick ? 60 : 300

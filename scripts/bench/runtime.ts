@@ -11,7 +11,6 @@
 // memory-bandwidth bound. Fixtures are cached (runtime-fixtures.ts); the first run builds them.
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { type Logger, silentLogger } from '../../src/common/log.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { AdapterStore } from '../../src/runtime/adapters/store.ts'
@@ -22,6 +21,7 @@ import { generate } from '../../src/runtime/generate.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
 import { parseWeightFormat } from '../../src/runtime/weight-format.ts'
+import { benchArgs } from './args.ts'
 import {
   ALL_TARGETS,
   adapterDir,
@@ -33,8 +33,9 @@ import {
 import { copyBandwidth, median, pct, weightBytesPerToken } from './runtime-measure.ts'
 import { mergedSession } from './runtime-naive.ts'
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(
+  'npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--weights fp32|int8] [--spin]',
+  {
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-runtime-v1') },
@@ -43,7 +44,7 @@ const { values: args } = parseArgs({
     // ORT threads spin between ops (infer.threadSpinning), for every session of the run
     spin: { type: 'boolean', default: false }
   }
-})
+)
 // the base weights of every scenario, the naive baseline's merged sessions included
 const WEIGHTS = parseWeightFormat(args.weights)
 const QUICK = args.quick === true

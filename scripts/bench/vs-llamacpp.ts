@@ -18,7 +18,6 @@ import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { getLlama, type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp'
 import { silentLogger } from '../../src/common/log.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../../src/runtime/adapters/peft.ts'
@@ -30,6 +29,7 @@ import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
+import { benchArgs } from './args.ts'
 import {
   copyBandwidth,
   llamaMany,
@@ -41,8 +41,9 @@ import {
   weightBytesPerToken
 } from './vs-llamacpp-sides.ts'
 
-const { values: args } = parseArgs({
-  options: {
+const args = benchArgs(
+  'npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N] [--new-tokens N]',
+  {
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-vs-llamacpp-v1') },
@@ -51,7 +52,7 @@ const { values: args } = parseArgs({
     // fewer new tokens: a smoke test of the whole run on a busy machine (not the figure)
     'new-tokens': { type: 'string', default: '64' }
   }
-})
+)
 const QUICK = args.quick === true
 const CACHE = args['cache-dir']!
 const CFG = {
