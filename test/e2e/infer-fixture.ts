@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { createLogger } from '../../src/common/log.ts'
 import { loadConfig, type Override } from '../../src/node/config/load.ts'
 import { createNode, type NodeOverrides, type OpenLoraNode } from '../../src/node/node.ts'
-import type { InferConfig } from '../../src/protocols/infer/extension.ts'
+import { INFER_CONFIG_DEFAULTS, type InferConfig } from '../../src/protocols/infer/extension.ts'
 import type { ServingStack } from '../../src/protocols/infer/serving.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
@@ -62,7 +62,9 @@ export async function startNode(
       set('adverts.heartbeatMs', 1000),
       set('adverts.debounceMs', 50),
       set('pricing.pricePer1kTokens', opts.price ?? '1000'),
+      // the whole section is set at once: start from its defaults so keys added later stay valid
       set('infer', {
+        ...INFER_CONFIG_DEFAULTS,
         models: opts.serve === false ? [] : [fx.modelDir],
         modelCacheDir: fx.cacheDir,
         executionProvider: 'cpu',
