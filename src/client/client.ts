@@ -80,6 +80,12 @@ export interface InferResult {
   usage: { promptTokens: number; outputTokens: number }
   timings: { queuedMs: number; firstTokenMs: number; totalMs: number }
   receipt: Receipt
+  /**
+   * the full attribution proof when the node sent one (span attribution that fit the frame);
+   * verification checks it hashes to the receipt's proofHash. Check it against published roots
+   * with verifyAttribution (src/attribution) or `openlora datanet verify-proof`.
+   */
+  attributionProof?: unknown
   /** the receipt checked against what this client saw; null when `verify: false` */
   verification: ReceiptVerification | null
   /** bytes of frames received, by kind (what the job cost on the wire) */
@@ -224,7 +230,8 @@ export class InferClient {
                     modelId: input.model,
                     adapter: input.adapter ?? null,
                     promptIds: input.promptIds ?? f.promptIds,
-                    outputIds
+                    outputIds,
+                    attributionProof: f.attributionProof
                   })
             await stream.close().catch(() => {})
             this.#log.debug('job done', { jobId, servedBy: f.receipt.body.peerId, ok: verification?.ok })
@@ -240,6 +247,7 @@ export class InferClient {
               usage: f.usage,
               timings: f.timings,
               receipt: f.receipt,
+              ...(f.attributionProof === undefined ? {} : { attributionProof: f.attributionProof }),
               verification,
               wireBytes
             }

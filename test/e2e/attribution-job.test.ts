@@ -1,7 +1,9 @@
 // A job through a real node (libp2p on 127.0.0.1, the infer protocol, engine, ORT) whose output
 // quotes a datanet contribution: the signed receipt credits that contribution's contributor, and
-// the full proof the node kept verifies offline against the published root.
-import { mkdtemp, rm } from 'node:fs/promises'
+// the full proof comes with the result and verifies offline against the published root, also
+// through the CLI.
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
@@ -97,17 +99,55 @@ test('a job whose output quotes a contribution credits its contributor in the si
   assert.equal(a.contributors, [{ address: BOB, bp: 10_000 }])
   assert.equal(a.datanets, [{ id: dn.id, bp: 10_000 }])
 
-  // 4. The node kept the full proof; it verifies offline with the tokenizer and the receipt.
-  const proof = await svc.proofs.get(second.jobId)
-  assert.ok(proof, 'the node kept the proof under the job id')
+  // 4. The full proof came with the result (the client checked it hashes to the receipt's
+  // proofHash), is the one the node kept, and verifies offline with the tokenizer and the root.
+  assert.ok(second.attributionProof, 'the result frame carries the proof')
+  assert.equal(second.attributionProof, await svc.proofs.get(second.jobId))
+  assert.is(first!.attributionProof, undefined, 'a provenance-only job has no span proof to send')
   const { encoder } = await modelTextEncoder(fx.modelDir)
-  const res = verifyAttribution(proof, [{ datanetId: dn.id, version: 1, root: v.root }], {
+  const res = verifyAttribution(second.attributionProof, [{ datanetId: dn.id, version: 1, root: v.root }], {
     tokenizer: encoder,
     outputIds: second.outputIds,
     summary: a
   })
   assert.equal(res.failures, [])
   assert.ok(res.checked.spans >= 1)
+
+  // 5. What `openlora infer --out` writes verifies with `openlora verify` and
+  // `openlora datanet verify-proof` (against the root given on the command line)
+  const file = join(root, 'result.json')
+  await writeFile(
+    file,
+    JSON.stringify({ ...second, receipt: second.receipt, attributionProof: second.attributionProof })
+  )
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['src/node/cli/main.ts', ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, OPENLORA_LOG_LEVEL: 'silent' }
+    })
+  const ok = cli('verify', file)
+  assert.is(ok.status, 0, ok.stdout + ok.stderr)
+  const proofOk = cli(
+    'datanet',
+    'verify-proof',
+    file,
+    '--root',
+    `${dn.id}@1=${v.root}`,
+    '--model',
+    fx.modelDir,
+    '--json'
+  )
+  assert.is(proofOk.status, 0, proofOk.stdout + proofOk.stderr)
+  assert.is(JSON.parse(proofOk.stdout.trim().split('\n').at(-1)!).ok, true)
+  // a proof that is not the one the receipt signed fails both, naming what
+  const forged = structuredClone(second.attributionProof) as { spans: { outputOffset: number }[] }
+  forged.spans[0]!.outputOffset += 1
+  await writeFile(file, JSON.stringify({ ...second, attributionProof: forged }))
+  const bad = cli('verify', file)
+  assert.is(bad.status, 1)
+  assert.match(bad.stdout, /attribution\.proofHash/)
+  const badProof = cli('datanet', 'verify-proof', file, '--root', `${dn.id}@1=${v.root}`, '--json')
+  assert.is(badProof.status, 1)
 })
 
 test.run()

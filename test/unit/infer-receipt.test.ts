@@ -5,8 +5,10 @@ import * as assert from 'uvu/assert'
 import { recoverTypedDataAddress } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { receiptHash } from '../../src/chain/eip712.ts'
+import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import { cidForBytes } from '../../src/crypto/cid.ts'
 import { hashTokenIds, sha256Hex } from '../../src/crypto/hash.ts'
+import { decodeResponseFrame, encodeFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import {
   amountDueFor,
   jobIdToBytes32,
@@ -137,6 +139,59 @@ test('an operator signature from another key fails the operatorSignature check',
   const v = await verifyReceipt(r)
   assert.is(v.ok, false)
   if (!v.ok) assert.is(v.check, 'operatorSignature')
+})
+
+// the smallest proof the attribution layer's schema accepts: provenance only, no spans
+const proof = {
+  v: 1,
+  method: 'provenance',
+  outputHash: hashTokenIds(outputIds),
+  outputTokens: outputIds.length,
+  minSpanTokens: 8,
+  datanets: [{ id: sha256Hex('dn'), version: 1, root: sha256Hex('root'), bp: 10_000 }],
+  contributors: [],
+  spans: []
+}
+
+test('a proof that came with the receipt must hash to its proofHash', async () => {
+  const r = await signed({
+    attribution: {
+      method: 'provenance',
+      datanets: [],
+      contributors: [],
+      proofHash: sha256Hex(encodeCanonical(proof))
+    }
+  })
+  assert.ok((await verifyReceipt(r, { attributionProof: proof })).ok)
+  const v = await verifyReceipt(r, { attributionProof: { ...proof, outputTokens: 4 } })
+  assert.is(v.ok, false)
+  if (!v.ok) {
+    assert.is(v.check, 'expected')
+    assert.is(v.field, 'attribution.proofHash')
+  }
+})
+
+test('a result frame carries the proof through the codec; a malformed one is named', async () => {
+  const r = await signed()
+  const result: ResponseFrame = {
+    t: 'result',
+    jobId: r.body.jobId,
+    finishReason: 'stop',
+    text: 'hi',
+    promptIds,
+    usage: { promptTokens: promptIds.length, outputTokens: outputIds.length },
+    timings: { queuedMs: 0, firstTokenMs: 1, totalMs: 2 },
+    receipt: r
+  }
+  assert.equal(decodeResponseFrame(encodeFrame({ ...result, attributionProof: proof })), {
+    ...result,
+    attributionProof: proof
+  })
+  assert.equal(decodeResponseFrame(encodeFrame(result)), result, 'absent when not sent')
+  assert.throws(
+    () => decodeResponseFrame(encodeFrame({ ...result, attributionProof: { ...proof, spans: 'x' } })),
+    /result\.attributionProof/
+  )
 })
 
 test('schema errors name the field', async () => {

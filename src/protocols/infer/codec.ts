@@ -2,6 +2,8 @@
 // unsigned-varint length prefix. The client sends exactly one `request`; the node answers with
 // `accepted`, any number of `token` and `progress` frames, and ends with `result` or `error`.
 // Decoding is strict: size first (the caller's lpStream maxDataLength), then CBOR, then schema.
+
+import { checkProofSchema } from '../../attribution/proof-schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { parseCid } from '../../crypto/cid.ts'
 import type { Hex } from '../../crypto/hash.ts'
@@ -113,6 +115,11 @@ export interface ResultFrame {
   usage: { promptTokens: number; outputTokens: number }
   timings: { queuedMs: number; firstTokenMs: number; totalMs: number }
   receipt: Receipt
+  /**
+   * The full attribution proof behind the receipt's summary (docs/ATTRIBUTION.md), when the job
+   * was span-attributed and the proof fits the frame; its hash is the summary's proofHash.
+   */
+  attributionProof?: unknown
 }
 export interface ErrorFrame {
   t: 'error'
@@ -186,7 +193,14 @@ export function encodeFrame(frame: RequestFrame | ResponseFrame): Uint8Array {
   if (frame.t === 'request') {
     return encodeCanonical({ ...frame, body: compact({ ...frame.body, params: compact(frame.body.params) }) })
   }
-  return encodeCanonical(frame)
+  return encodeCanonical(compact(frame))
+}
+
+/** The attribution layer's shape and size checks (attribution/proof-schema.ts), as a SchemaError. */
+function proofOf(v: unknown): unknown {
+  const problem = checkProofSchema(v)
+  if (problem !== undefined) throw new SchemaError('result.attributionProof', problem)
+  return v
 }
 
 function decodeCbor(data: Uint8Array, max: number): unknown {
@@ -371,7 +385,8 @@ export function decodeResponseFrame(data: Uint8Array): ResponseFrame {
           'promptIds',
           'usage',
           'timings',
-          'receipt'
+          'receipt',
+          'attributionProof'
         ])
         let receipt: Receipt
         try {
@@ -388,7 +403,8 @@ export function decodeResponseFrame(data: Uint8Array): ResponseFrame {
           promptIds: uint32s(f.promptIds, 'result.promptIds', MAX_PROMPT_IDS),
           usage: usage(f.usage),
           timings: timings(f.timings),
-          receipt
+          receipt,
+          ...(f.attributionProof === undefined ? {} : { attributionProof: proofOf(f.attributionProof) })
         }
       }
       case 'error': {

@@ -4,6 +4,7 @@
 // `infer` (the /openlora/infer/1.0.0 handler, routing through the PeerTable). A node with no
 // models configured still relays jobs to peers that serve them.
 import { join, resolve } from 'node:path'
+import type { Hex } from '../../crypto/hash.ts'
 import type { NodeConfig, Spec } from '../../node/config/schema.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents, Service } from '../../node/services.ts'
@@ -222,6 +223,10 @@ function inferService(components: NodeComponents): InferService {
           ?.provider
         return provider ? provider(job) : provenanceAttribution(job)
       },
+      attributionProof: async (jobId) =>
+        (
+          components.services.attribution as { proofs?: { get(jobId: Hex): Promise<unknown> } } | undefined
+        )?.proofs?.get(jobId),
       logger: components.logger.child('infer')
     },
     {

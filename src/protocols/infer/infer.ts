@@ -76,6 +76,11 @@ export interface InferComponents {
   peers?: PeerDirectory
   adapterFetcher?: AdapterFetcher
   attribution?: AttributionProvider
+  /**
+   * the full proof the attribution provider kept for a job (undefined when it attributed by
+   * provenance only); sent with the result so the client can check it against on-chain roots
+   */
+  attributionProof?: (jobId: Hex) => Promise<unknown>
   /** the chain layer, looked up per job (it may start after this service); absent = free jobs only */
   payments?: () => PaymentGate | undefined
   logger?: Logger

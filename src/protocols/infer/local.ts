@@ -5,7 +5,14 @@ import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
 import type { AttributionProvider, GenerateRequest, PaymentGate } from './backend.ts'
-import { PAYMENT_REASONS, type PaymentTerms, type RequestFrame } from './codec.ts'
+import {
+  encodeFrame,
+  PAYMENT_REASONS,
+  type PaymentTerms,
+  type RequestFrame,
+  type ResultFrame
+} from './codec.ts'
+import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
 import type { InferComponents, InferInit } from './infer.ts'
 import type { Job } from './job.ts'
@@ -84,6 +91,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       promptIds: ev.promptIds,
       outputIds: ev.outputIds
     })
+    const proof = await ctx.c.attributionProof?.(body.jobId)
     const attributionMs = performance.now() - tAttribution
     const receiptBody: ReceiptBody = {
       v: 1,
@@ -127,7 +135,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
         receipt
       })
     const recordMs = performance.now() - tRecord
-    await job.send({
+    const result: ResultFrame = {
       t: 'result',
       jobId: body.jobId,
       finishReason: ev.finishReason,
@@ -136,7 +144,17 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       usage: { promptTokens: ev.promptIds.length, outputTokens: ev.outputIds.length },
       timings: ev.timings,
       receipt
-    })
+    }
+    // The proof rides along when the whole frame stays within the response limit; otherwise the
+    // client gets the receipt (whose proofHash commits to the proof) and the node keeps the proof.
+    const withProof = proof === undefined ? result : { ...result, attributionProof: proof }
+    const proofFits = proof !== undefined && encodeFrame(withProof).byteLength <= MAX_RESPONSE_FRAME_BYTES
+    if (proof !== undefined && !proofFits)
+      ctx.log.warn('attribution proof left out of the result: the frame would exceed the limit', {
+        jobId: body.jobId,
+        limit: MAX_RESPONSE_FRAME_BYTES
+      })
+    await job.send(proofFits ? withProof : result)
     ctx.log.info('job served', {
       jobId: body.jobId,
       client: body.client,

@@ -244,6 +244,8 @@ export interface ReceiptExpectations {
   outputIds?: readonly number[]
   pricePer1kTokens?: string
   domain?: ReceiptDomain
+  /** a full attribution proof that came with the receipt: it must hash to attribution.proofHash */
+  attributionProof?: unknown
 }
 
 export type ReceiptCheck = 'schema' | 'consistency' | 'expected' | 'peerSignature' | 'operatorSignature'
@@ -308,6 +310,18 @@ export async function verifyReceipt(
     (expect.outputIds ? eq('outputTokens', expect.outputIds.length) : null) ??
     (expect.outputIds ? eq('outputHash', hashTokenIds(expect.outputIds)) : null)
   if (mismatch) return mismatch
+  if (expect.attributionProof !== undefined) {
+    let got: Hex | undefined
+    try {
+      got = sha256Hex(encodeCanonical(expect.attributionProof))
+    } catch {}
+    if (got !== b.attribution.proofHash)
+      return fail(
+        'expected',
+        'attribution.proofHash',
+        `the attribution proof that came with the receipt hashes to ${got ?? '(not encodable)'}, the receipt commits to ${b.attribution.proofHash}`
+      )
+  }
   if (
     expect.domain &&
     (expect.domain.chainId !== r.eip712.chainId ||

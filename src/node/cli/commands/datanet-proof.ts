@@ -139,10 +139,18 @@ const verifyProof: Command = {
     if ((await stat(file)).size > MAX_PROOF_BYTES)
       throw new UsageError(`${file} is over ${MAX_PROOF_BYTES} bytes`)
     const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
-    // A file is a bare proof or { proof, summary?, outputIds? } as `datanet attribute` writes.
-    const proof = 'proof' in doc ? doc.proof : doc
-    const summary = 'proof' in doc ? (doc.summary as AttributionSummary | undefined) : undefined
-    const outputIds = 'proof' in doc ? (doc.outputIds as number[] | undefined) : undefined
+    // A file is a bare proof, { proof, summary?, outputIds? } as `datanet attribute` writes, or
+    // what `openlora infer --out` writes: { attributionProof, receipt, outputIds, … }
+    const fromInfer = 'attributionProof' in doc
+    const wrapped = fromInfer || 'proof' in doc
+    const proof = fromInfer ? doc.attributionProof : wrapped ? doc.proof : doc
+    const summary = fromInfer
+      ? ((doc.receipt as { body?: { attribution?: AttributionSummary } } | undefined)?.body?.attribution ??
+        undefined)
+      : wrapped
+        ? (doc.summary as AttributionSummary | undefined)
+        : undefined
+    const outputIds = wrapped ? (doc.outputIds as number[] | undefined) : undefined
     const roots = ((values.root as string[] | undefined) ?? []).map(parseRoot)
     const wanted = Array.isArray((proof as { datanets?: unknown }).datanets)
       ? ((proof as { datanets: { id?: unknown; version?: unknown }[] }).datanets ?? [])

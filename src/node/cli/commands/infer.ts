@@ -150,6 +150,7 @@ export const inferCommand: Command = {
         usage: r.usage,
         timings: r.timings,
         receipt: r.receipt,
+        ...(r.attributionProof === undefined ? {} : { attributionProof: r.attributionProof }),
         verification: r.verification?.ok ? { ok: true } : r.verification
       }
       if (typeof values.out === 'string') await writeFile(values.out, JSON.stringify(record, null, 2))

@@ -33,7 +33,7 @@ export const verifyCommand: Command = {
     } catch {
       throw new UsageError(`${file} is not JSON`)
     }
-    // Either a bare receipt or `{ receipt, promptIds, outputIds, servedBy, jobId }`.
+    // Either a bare receipt or `{ receipt, promptIds, outputIds, servedBy, jobId, attributionProof? }`.
     const wrapped = doc != null && typeof doc === 'object' && 'receipt' in doc
     const receipt = wrapped ? doc.receipt : doc
     const expect: ReceiptExpectations = wrapped
@@ -41,7 +41,8 @@ export const verifyCommand: Command = {
           promptIds: idList(doc.promptIds, 'promptIds'),
           outputIds: idList(doc.outputIds, 'outputIds'),
           ...(typeof doc.servedBy === 'string' ? { peerId: doc.servedBy } : {}),
-          ...(typeof doc.jobId === 'string' ? { jobId: doc.jobId as Hex } : {})
+          ...(typeof doc.jobId === 'string' ? { jobId: doc.jobId as Hex } : {}),
+          ...('attributionProof' in doc ? { attributionProof: doc.attributionProof } : {})
         }
       : {}
     const v = await verifyReceipt(receipt, expect)
