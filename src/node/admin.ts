@@ -1,10 +1,11 @@
 // Local admin endpoint: JSON over HTTP on 127.0.0.1 (never another interface) with a bearer
 // token, both written to <dataDir>/admin.json (mode 0600) so only the node's user can reach it.
 // `openlora peers` and the swarm launcher read that file and ask the running node. Services add
-// their own read-only routes with `route()`.
+// their own read-only routes with `route()` and commands with `action()` (POST with a small JSON
+// body, e.g. `openlora adapter add` on a running node).
 import { randomBytes } from 'node:crypto'
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { join } from 'node:path'
 import { OpenLoraError } from '../common/errors.ts'
 import type { Logger } from '../common/log.ts'
@@ -12,8 +13,12 @@ import type { Logger } from '../common/log.ts'
 export const ADMIN_FILE = 'admin.json'
 /** The answer to any admin call is small; a client refuses more so a wrong port cannot flood it. */
 const MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+/** An action's request body: a few paths and names. */
+export const MAX_ACTION_BODY_BYTES = 64 * 1024
 
 export type AdminHandler = (query: URLSearchParams) => unknown | Promise<unknown>
+/** Runs a command; its OpenLoraErrors (bad input: a code and a message) answer 400, others 500. */
+export type AdminAction = (body: unknown) => unknown | Promise<unknown>
 
 export interface AdminInfo {
   url: string
@@ -22,9 +27,12 @@ export interface AdminInfo {
 }
 
 export class AdminUnavailableError extends OpenLoraError<'ADMIN_UNAVAILABLE'> {}
+/** The node answered, refusing the request (the message is the node's). */
+export class AdminRefusedError extends OpenLoraError<'ADMIN_REFUSED'> {}
 
 export class AdminServer {
   readonly #routes = new Map<string, AdminHandler>()
+  readonly #actions = new Map<string, AdminAction>()
   readonly #log: Logger
   readonly #file: string
   readonly #token = randomBytes(24).toString('hex')
@@ -41,6 +49,11 @@ export class AdminServer {
     this.#routes.set(path.startsWith('/') ? path : `/${path}`, handler)
   }
 
+  /** Adds POST /<path>: a JSON body of at most MAX_ACTION_BODY_BYTES, answered with the handler's JSON. */
+  action(path: string, handler: AdminAction): void {
+    this.#actions.set(path.startsWith('/') ? path : `/${path}`, handler)
+  }
+
   async start(host: string, port: number): Promise<void> {
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://admin')
@@ -50,14 +63,22 @@ export class AdminServer {
       }
       if (req.headers.authorization !== `Bearer ${this.#token}`)
         return send(401, { error: 'bad or missing token' })
-      const handler = this.#routes.get(url.pathname)
-      if (req.method !== 'GET' || !handler)
-        return send(404, { error: `no such endpoint; allowed: GET ${[...this.#routes.keys()].join(', ')}` })
+      const handler = req.method === 'GET' ? this.#routes.get(url.pathname) : undefined
+      const action = req.method === 'POST' ? this.#actions.get(url.pathname) : undefined
+      if (!handler && !action)
+        return send(404, {
+          error: `no such endpoint; allowed: ${[
+            ...[...this.#routes.keys()].map((p) => `GET ${p}`),
+            ...[...this.#actions.keys()].map((p) => `POST ${p}`)
+          ].join(', ')}`
+        })
+      const run = handler ? () => handler(url.searchParams) : async () => action!(await readJsonBody(req))
       Promise.resolve()
-        .then(() => handler(url.searchParams))
+        .then(run)
         .then(
           (body) => send(200, body),
           (err) => {
+            if (err instanceof OpenLoraError) return send(400, { error: err.message, code: err.code })
             this.#log.warn('admin handler failed', { path: url.pathname, err })
             send(500, { error: (err as Error).message })
           }
@@ -88,11 +109,33 @@ export class AdminServer {
   }
 }
 
-/** Asks the node that owns `dataDir` for GET /<path>. */
+class AdminBodyError extends OpenLoraError<'BAD_ADMIN_REQUEST'> {}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength
+    if (size > MAX_ACTION_BODY_BYTES)
+      throw new AdminBodyError('BAD_ADMIN_REQUEST', `request body over ${MAX_ACTION_BODY_BYTES} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new AdminBodyError('BAD_ADMIN_REQUEST', 'request body is not JSON')
+  }
+}
+
+/**
+ * Asks the node that owns `dataDir`: GET /<path>, or POST with `body` (an action). Throws
+ * AdminUnavailableError when no node answers, AdminRefusedError when it answers with an error.
+ */
 export async function adminRequest<T = unknown>(
   dataDir: string,
   path: string,
-  timeoutMs = 5_000
+  timeoutMs = 5_000,
+  body?: unknown
 ): Promise<T> {
   let info: AdminInfo
   try {
@@ -106,7 +149,11 @@ export async function adminRequest<T = unknown>(
   let res: Response
   try {
     res = await fetch(`${info.url}/${path.replace(/^\//, '')}`, {
-      headers: { authorization: `Bearer ${info.token}` },
+      headers: {
+        authorization: `Bearer ${info.token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' })
+      },
+      ...(body === undefined ? {} : { method: 'POST', body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(timeoutMs)
     })
   } catch (err) {
@@ -118,8 +165,7 @@ export async function adminRequest<T = unknown>(
   const text = await res.text()
   if (text.length > MAX_RESPONSE_BYTES)
     throw new AdminUnavailableError('ADMIN_UNAVAILABLE', 'admin answer too large')
-  const body = JSON.parse(text) as T & { error?: string }
-  if (!res.ok)
-    throw new AdminUnavailableError('ADMIN_UNAVAILABLE', `admin ${path}: ${body.error ?? res.status}`)
-  return body
+  const answer = JSON.parse(text) as T & { error?: string }
+  if (!res.ok) throw new AdminRefusedError('ADMIN_REFUSED', `admin ${path}: ${answer.error ?? res.status}`)
+  return answer
 }

@@ -1,5 +1,6 @@
-// The user's path through the CLI against a real node: `adapter add` (node stopped), `adapter
-// list` (live tiers from the running node), `infer --via … --out`, `verify` of that file and of a
+// The user's path through the CLI against a real node: `adapter add` (node stopped, then through
+// the running node's admin endpoint, refusals included), `adapter list` (live tiers from the
+// running node), `infer --via … --out`, `verify` of that file and of a
 // tampered copy, and a typed refusal printed with its code.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -16,7 +17,7 @@ let node: OpenLoraNode | undefined
 const cli = runCli
 
 test.before(async () => {
-  fx = await makeFixtures(root, 1)
+  fx = await makeFixtures(root, 2)
 })
 
 test.after(async () => {
@@ -53,6 +54,31 @@ test('adapter add, adapter list, infer, verify', async () => {
     [[cid, 'hot']]
   )
 
+  // a second adapter while the node runs: the node imports it and serves it at once
+  const live = await cli('adapter', 'add', fx.adapterDirs[1]!, '--data-dir', dataDir, '--json')
+  assert.is(live.code, 0, live.err)
+  const second = JSON.parse(live.out)
+  assert.equal([second.added, second.model], [true, model])
+  assert.ok(await serving(node).store()!.has(second.cid))
+  const again = await cli('adapter', 'add', fx.adapterDirs[1]!, '--data-dir', dataDir)
+  assert.is(again.code, 0, again.err)
+  assert.match(again.out, /already present/)
+  // refusals come from the node, named, and leave it running
+  const notAdapter = await cli('adapter', 'add', fx.modelDir, '--data-dir', dataDir)
+  assert.is(notAdapter.code, 1)
+  assert.match(notAdapter.err, /adapter_config\.json/)
+  const otherModel = await cli(
+    'adapter',
+    'add',
+    fx.adapterDirs[1]!,
+    '--data-dir',
+    dataDir,
+    '--model',
+    'no-such-model'
+  )
+  assert.is(otherModel.code, 1)
+  assert.match(otherModel.err, /model no-such-model is not served here/)
+
   const file = join(root, 'result.json')
   const via = addrOf(node)
   const run = await cli(
@@ -72,6 +98,20 @@ test('adapter add, adapter list, infer, verify', async () => {
   )
   assert.is(run.code, 0, run.err)
   assert.match(run.out, /receipt\s+verified/)
+  const withLive = await cli(
+    'infer',
+    '--via',
+    via,
+    '--model',
+    model,
+    '--adapter',
+    second.cid,
+    '--prompt-ids',
+    '5,6',
+    '--max-tokens',
+    '3'
+  )
+  assert.is(withLive.code, 0, withLive.err)
   assert.match(run.out, new RegExp(`served by ${node.peerId}`))
 
   const ok = await cli('verify', file)

@@ -12,6 +12,7 @@ import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.t
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
 import type { AttributionProvider, PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
+import { InferError } from './errors.ts'
 import { InferService, provenanceAttribution } from './infer.ts'
 import type { ServingStack } from './serving.ts'
 
@@ -168,6 +169,18 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
         })
     }
     return { adapters: out }
+  })
+  // `openlora adapter add` on a running node: the store is the node's (its LevelDB is locked)
+  components.admin.action('/adapters/add', async (body) => {
+    const b = body as { dir?: unknown; model?: unknown } | null
+    if (typeof b?.dir !== 'string' || b.dir.length === 0 || b.dir.length > 4096)
+      throw new InferError(
+        'BAD_REQUEST',
+        'body must be { dir: adapter directory, model?: model id or checkpoint directory }'
+      )
+    if (b.model !== undefined && (typeof b.model !== 'string' || b.model.length > 4096))
+      throw new InferError('BAD_REQUEST', 'model must be a model id or checkpoint directory')
+    return stack.importAdapter(b.dir, b.model as string | undefined)
   })
   return Object.assign(stack, {
     start: async () => {

@@ -4,6 +4,7 @@
 // infer handler calls and the CapabilitySource the adverts publish (models, adapter tiers, load,
 // price), re-announced whenever an adapter changes tier.
 import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../../runtime/adapters/peft.ts'
@@ -16,6 +17,7 @@ import type { WeightFormat } from '../../runtime/weight-format.ts'
 import type { Capabilities, CapabilitySource, Hardware } from '../adverts/capability.ts'
 import type { AdapterTier } from '../routing/router.ts'
 import type { GenerateRequest, ServingBackend, TokenEvent } from './backend.ts'
+import { InferError } from './errors.ts'
 
 export interface ServingInit {
   /** Hugging Face checkpoint directories to serve */
@@ -142,6 +144,28 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
       modelId: s.model.modelId,
       weightsHash: s.model.weightsHash
     }))
+  }
+
+  /**
+   * Imports a PEFT adapter directory into the cold store of a served model (named by model id
+   * or checkpoint directory; default the first), checked against that base model. The adverts
+   * list it from the next capability update on.
+   */
+  async importAdapter(dir: string, model?: string): Promise<{ cid: string; added: boolean; model: string }> {
+    const served = [...this.#served.values()]
+    const s =
+      model === undefined
+        ? served[0]
+        : served.find((x) => x.model.modelId === model || x.model.dir === resolve(model))
+    if (!s)
+      throw new InferError(
+        'MODEL_NOT_FOUND',
+        served.length === 0
+          ? 'this node serves no models (infer.models is empty)'
+          : `model ${model} is not served here; served: ${served.map((x) => `${x.model.modelId} (${x.model.dir})`).join(', ')}`
+      )
+    const { cid, added } = await s.store.import(resolve(dir))
+    return { cid, added, model: s.model.modelId }
   }
 
   async adapterTier(model: string, cid: string): Promise<AdapterTier | null> {

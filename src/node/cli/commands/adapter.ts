@@ -1,9 +1,10 @@
 // `openlora adapter add DIR`: import a PEFT adapter directory into this node's cold store and
-// print its CID. `openlora adapter list`: the adapters of a node with their tiers (live from a
+// print its CID (through a running node's admin endpoint, else into the store on disk). `openlora adapter list`: the adapters of a node with their tiers (live from a
 // running node's admin endpoint, else read from the store on disk, where all are cold).
+import { existsSync } from 'node:fs'
 import { basename, resolve } from 'node:path'
 import { inferConfigOf, modelStoreDir } from '../../../protocols/infer/extension.ts'
-import { adminRequest } from '../../admin.ts'
+import { AdminUnavailableError, adminRequest } from '../../admin.ts'
 import { type Command, UsageError } from '../../cli/command.ts'
 import type { NodeConfig } from '../../config/schema.ts'
 import { configFromFlags, configOptions } from './shared.ts'
@@ -71,12 +72,27 @@ export const adapterAddCommand: Command = {
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new UsageError('give exactly one adapter DIR')
     const config = configFromFlags(values)
+    const print = (r: { cid: string; added: boolean; model: string }) => {
+      if (values.json === true) console.log(JSON.stringify(r))
+      else console.log(`${r.cid}${r.added ? '' : ' (already present)'}`)
+      return 0
+    }
+    // a directory here is sent absolute (the node's working directory may differ), else as a model id
+    const m = values.model as string | undefined
+    const model = m === undefined ? undefined : existsSync(m) ? resolve(m) : m
+    // a running node owns the store (its LevelDB is locked): ask it; an answer that refuses the
+    // adapter is final, only "no node answers" falls back to the store on disk
+    try {
+      return print(
+        await adminRequest(config.dataDir, '/adapters/add', 120_000, { dir: resolve(positionals[0]!), model })
+      )
+    } catch (err) {
+      if (!(err instanceof AdminUnavailableError)) throw err
+    }
     const { store, modelId } = await openStore(config, values.model as string | undefined)
     try {
       const { cid, added } = await store.import(positionals[0]!)
-      if (values.json === true) console.log(JSON.stringify({ cid, added, model: modelId }))
-      else console.log(`${cid}${added ? '' : ' (already present)'}`)
-      return 0
+      return print({ cid, added, model: modelId })
     } finally {
       await store.stop()
     }
