@@ -50,14 +50,14 @@ test('refusals: a domain error is 400 with its code, a bug 500; both reach the c
   assert.is((await post('/echo', JSON.stringify({ fail: 'bug' }))).status, 500)
   const notJson = await post('/echo', '{nope')
   assert.is(notJson.status, 400)
-  assert.match((await notJson.json()).error, /not JSON/)
+  assert.match(((await notJson.json()) as { error: string }).error, /not JSON/)
   const big = await post('/echo', JSON.stringify({ x: 'a'.repeat(MAX_ACTION_BODY_BYTES) }))
   assert.is(big.status, 400)
-  assert.match((await big.json()).error, /over 65536 bytes/)
+  assert.match(((await big.json()) as { error: string }).error, /over 65536 bytes/)
   assert.is((await post('/echo', '{}', 'wrong')).status, 401)
   const unknown = await post('/hello', '{}')
   assert.is(unknown.status, 404, 'a GET route is not an action')
-  assert.match((await unknown.json()).error, /allowed: GET \/hello, POST \/echo/)
+  assert.match(((await unknown.json()) as { error: string }).error, /allowed: GET \/hello, POST \/echo/)
 })
 
 test('no node: AdminUnavailableError names the data dir', async () => {
