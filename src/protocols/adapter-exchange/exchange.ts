@@ -39,9 +39,15 @@ export interface AdapterSource {
   files(cid: string): Promise<AdapterFileSet>
 }
 
-/** Where fetched adapters go (the AdapterStore fits: checks the CID again and stores cold). */
+/**
+ * Where fetched adapters go (the AdapterStore fits: checks the CID again and stores cold). `model`
+ * is the base model the adapter was fetched for: a node serving several keeps one store each.
+ */
 export interface AdapterSink {
-  importFiles(files: AdapterFileSet, opts: { expectedCid: string }): Promise<{ cid: string; added: boolean }>
+  importFiles(
+    files: AdapterFileSet,
+    opts: { expectedCid: string; model?: string }
+  ): Promise<{ cid: string; added: boolean }>
 }
 
 export interface AdapterExchangeHost {
@@ -175,24 +181,28 @@ export class AdapterExchange {
     }
   }
 
-  /** Fetches `cid` from the first of `from` that sends bytes matching it; one fetch per CID at a time. */
-  fetch(cid: string, from: string[], opts: { signal?: AbortSignal } = {}): Promise<void> {
-    const running = this.#inflight.get(cid)
+  /**
+   * Fetches `cid` from the first of `from` that sends bytes matching it, into the store of
+   * `model` (the sink's default without one); one fetch per model and CID at a time.
+   */
+  fetch(cid: string, from: string[], opts: { signal?: AbortSignal; model?: string } = {}): Promise<void> {
+    const key = `${opts.model ?? ''}\n${cid}`
+    const running = this.#inflight.get(key)
     if (running) return running
-    const p = this.#fetchAny(cid, from, opts.signal).finally(() => this.#inflight.delete(cid))
-    this.#inflight.set(cid, p)
+    const p = this.#fetchAny(cid, from, opts.signal, opts.model).finally(() => this.#inflight.delete(key))
+    this.#inflight.set(key, p)
     return p
   }
 
-  async #fetchAny(cid: string, from: string[], signal?: AbortSignal): Promise<void> {
+  async #fetchAny(cid: string, from: string[], signal?: AbortSignal, model?: string): Promise<void> {
     if (!this.#c.sink)
       throw new AdapterFetchError('ADAPTER_NOT_FOUND', 'this node has no adapter store to fetch into')
     const attempts: { peer: string; error: string }[] = []
     for (const peer of from) {
       try {
         const files = await this.fetchFrom(cid, peer, signal)
-        await this.#c.sink.importFiles(files, { expectedCid: cid })
-        this.#log.info('adapter fetched', { cid, peer })
+        await this.#c.sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
+        this.#log.info('adapter fetched', { cid, peer, model })
         return
       } catch (err) {
         if (signal?.aborted) throw err

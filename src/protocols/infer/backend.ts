@@ -41,9 +41,9 @@ export interface ServingBackend {
   countPromptTokens?(req: GenerateRequest): number | Promise<number>
 }
 
-/** Fetches an adapter by CID from one of `from` (peer ids), verifies it, stores it cold. */
+/** Fetches an adapter by CID from one of `from` (peer ids), verifies it, stores it cold for `model`. */
 export interface AdapterFetcher {
-  fetch(cid: string, from: string[], opts?: { signal?: AbortSignal }): Promise<void>
+  fetch(cid: string, from: string[], opts?: { signal?: AbortSignal; model?: string }): Promise<void>
 }
 
 export interface AttributionContext {

@@ -192,22 +192,30 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
 
 function adapterExchangeService(components: NodeComponents): AdapterExchange {
   const serving = components.services.serving as ServingStack | undefined
-  // The store exists only after serving started, so both sides look it up per call.
-  const store = () => serving?.store()
+  // The stores exist only after serving started, so both sides look them up per call: an adapter
+  // is served from whichever model's store holds it, and fetched into the store of the model the
+  // job asked for (checked against that base model).
   return new AdapterExchange({
     host: components.libp2p,
     source: {
       files: async (cid) => {
-        const s = store()
-        if (!s) throw new Error('this node has no adapter store')
-        return s.files(cid)
+        for (const m of serving?.models() ?? []) {
+          const s = serving?.store(m.modelId)
+          if (s && (await s.has(cid))) return s.files(cid)
+        }
+        throw new Error(`adapter ${cid} is not in this node's stores`)
       }
     },
     sink: {
       importFiles: async (files, opts) => {
-        const s = store()
-        if (!s) throw new Error('this node has no adapter store')
-        return s.importFiles(files, opts)
+        const s = serving?.store(opts.model)
+        if (!s)
+          throw new Error(
+            opts.model === undefined
+              ? 'this node has no adapter store'
+              : `this node does not serve ${opts.model}`
+          )
+        return s.importFiles(files, { expectedCid: opts.expectedCid })
       }
     },
     logger: components.logger.child('adapter-exchange')

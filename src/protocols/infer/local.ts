@@ -39,7 +39,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
   if (body.adapter !== null && fetchFrom.length > 0) {
     if (!ctx.c.adapterFetcher)
       throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
-    await ctx.c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal })
+    await ctx.c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal, model: body.model })
   }
   const req: GenerateRequest = {
     model: body.model,
