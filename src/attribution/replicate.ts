@@ -86,17 +86,21 @@ function checkBundleShape(bundle: VersionBundle): void {
       throw bad(`contribution ${i} source must be a string of at most ${MAX_SOURCE_CHARS} characters`)
 }
 
+export interface CheckedBundle {
+  owner: Hex
+  records: ContributionRecord[]
+  versions: VersionRecord[]
+}
+
 /**
- * Checks a bundle and stores it, fetching each chunk the node lacks with `fetchChunk` (by its
- * sha256; the raw CID is cidForBytes of the same bytes). `trustedRoots` (version → root, e.g.
- * from the DatanetRegistry contract) must match where given.
+ * Everything about a bundle that needs no store: shapes and sizes, the datanet id, every
+ * contribution CID and leaf, every version root (and `trustedRoots`, version → root, e.g. from
+ * the DatanetRegistry contract, where given). Throws DatanetError DATANET_INVALID naming what.
  */
-export async function importVersion(
-  store: DatanetStore,
+export function checkVersionBundle(
   bundle: VersionBundle,
-  fetchChunk: (ref: ChunkRef) => Promise<Uint8Array>,
   trustedRoots: Record<number, Hex> = {}
-): Promise<VersionRecord> {
+): CheckedBundle {
   checkBundleShape(bundle)
   const d = bundle.datanet
   const owner = normaliseAddress(d.owner, 'owner')
@@ -152,7 +156,21 @@ export async function importVersion(
     prevCount = v.count
   })
   if (prevCount !== records.length) throw bad('contributions after the last version')
+  return { owner, records, versions }
+}
 
+/**
+ * Checks a bundle (checkVersionBundle) and stores it, fetching each chunk the node lacks with
+ * `fetchChunk` (by its sha256; the raw CID is cidForBytes of the same bytes).
+ */
+export async function importVersion(
+  store: DatanetStore,
+  bundle: VersionBundle,
+  fetchChunk: (ref: ChunkRef) => Promise<Uint8Array>,
+  trustedRoots: Record<number, Hex> = {}
+): Promise<VersionRecord> {
+  const { owner, records, versions } = checkVersionBundle(bundle, trustedRoots)
+  const d = bundle.datanet
   // Local contributions must be a prefix of the bundle's (append-only versions).
   const local = await store.contributions(d.id).catch(() => [] as ContributionRecord[])
   local.forEach((c, i) => {

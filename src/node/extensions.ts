@@ -7,6 +7,7 @@
 // services built before them (components.services).
 import { attributionExtension } from '../attribution/extension.ts'
 import { chainExtension } from '../chain/extension.ts'
+import { datanetExchangeExtension } from '../protocols/datanet-exchange/extension.ts'
 import { inferExtension } from '../protocols/infer/extension.ts'
 import type { NodeConfig, Spec } from './config/schema.ts'
 import type { ServiceFactory } from './services.ts'
@@ -24,4 +25,9 @@ export interface NodeExtension {
 
 // chain and attribution come first so the infer handler never sees a job before its payment gate
 // and attribution provider have started (it looks both up per job).
-export const extensions: NodeExtension[] = [chainExtension, attributionExtension, inferExtension]
+export const extensions: NodeExtension[] = [
+  chainExtension,
+  attributionExtension,
+  datanetExchangeExtension,
+  inferExtension
+]

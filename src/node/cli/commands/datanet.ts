@@ -2,6 +2,7 @@
 import { type Command, requireString } from '../../cli/command.ts'
 import { loadIdentity } from '../../identity.ts'
 import { datanetChainCommands } from './datanet-chain.ts'
+import { datanetFetchCommand } from './datanet-fetch.ts'
 import { datanetProofCommands } from './datanet-proof.ts'
 import { openDatanetStore, print } from './datanet-shared.ts'
 import { configFromFlags, configOptions } from './shared.ts'
@@ -161,6 +162,7 @@ export const datanetCommands: Command[] = [
   contribute,
   publish,
   show,
+  datanetFetchCommand,
   ...datanetChainCommands,
   ...datanetProofCommands
 ]

@@ -1,0 +1,79 @@
+// `openlora datanet fetch ID@VERSION --from PEER…`: the running node of the data dir copies a
+// published datanet version from a peer over /openlora/datanet/1.0.0 (docs/ATTRIBUTION.md),
+// checking every contribution, root and chunk, and against trusted roots (--root, or the chain
+// with --chain/--rpc) where given.
+import type { Hex } from '../../../crypto/hash.ts'
+import { adminRequest } from '../../admin.ts'
+import { type Command, UsageError } from '../../cli/command.ts'
+import { chainOptions, clientFromFlags } from './chain-options.ts'
+import { rootsFromChain } from './datanet-chain.ts'
+import { print } from './datanet-shared.ts'
+import { configFromFlags, configOptions } from './shared.ts'
+
+const TARGET = /^(0x[0-9a-fA-F]{64})@(\d+)$/
+const ROOT = /^(\d+)=(0x[0-9a-fA-F]{64})$/
+
+export const datanetFetchCommand: Command = {
+  name: 'datanet fetch',
+  summary:
+    'copy a published datanet version from a peer into the running node (checked against trusted roots)',
+  positionals: 'ID@VERSION',
+  options: {
+    ...configOptions,
+    from: {
+      type: 'string',
+      multiple: true,
+      description: 'a peer to copy from: multiaddr with /p2p/ID, or a peer id the node knows',
+      valueName: 'PEER'
+    },
+    root: {
+      type: 'string',
+      multiple: true,
+      description: 'trusted root VERSION=ROOT; default: the roots on-chain with --chain/--rpc, else none',
+      valueName: 'ROOT'
+    },
+    ...chainOptions,
+    json: { type: 'boolean', description: 'print JSON' }
+  },
+  async run({ values, positionals }) {
+    const m = positionals.length === 1 ? TARGET.exec(positionals[0]!) : null
+    if (!m) throw new UsageError('give one datanet as ID@VERSION (ID: 0x + 64 hex)')
+    const id = m[1]!.toLowerCase() as Hex
+    const version = Number(m[2])
+    const from = (values.from as string[] | undefined) ?? []
+    if (from.length === 0) throw new UsageError('give at least one --from PEER')
+    const roots: Record<number, Hex> = {}
+    for (const r of (values.root as string[] | undefined) ?? []) {
+      const rm = ROOT.exec(r)
+      if (!rm) throw new UsageError(`--root takes VERSION=ROOT, got "${r}"`)
+      roots[Number(rm[1])] = rm[2]!.toLowerCase() as Hex
+    }
+    if (
+      Object.keys(roots).length === 0 &&
+      (typeof values.chain === 'string' || typeof values.rpc === 'string')
+    ) {
+      const client = await clientFromFlags(values, false)
+      const wanted = Array.from({ length: version }, (_, i) => ({ id, version: i + 1 }))
+      for (const r of await rootsFromChain(client, wanted)) roots[r.version] = r.root
+      if (roots[version] === undefined)
+        throw new UsageError(`datanet ${id} has no version ${version} on-chain; nothing to trust`)
+    }
+    const config = configFromFlags(values)
+    const res = await adminRequest<{ id: Hex; version: number; root: Hex; contributions: number }>(
+      config.dataDir,
+      '/datanets/fetch',
+      600_000,
+      { id, version, from, roots }
+    )
+    print(
+      values.json === true,
+      { ...res, trustedRoots: Object.keys(roots).length },
+      () =>
+        `fetched datanet ${res.id} version ${res.version}: ${res.contributions} contributions, root ${res.root}` +
+        (Object.keys(roots).length > 0
+          ? ` (matches ${Object.keys(roots).length} trusted roots)`
+          : ' (no trusted roots given: checked for consistency only)')
+    )
+    return 0
+  }
+}

@@ -1,0 +1,289 @@
+// Datanet exchange: a node copies a published datanet version from a peer, so it can attribute
+// jobs whose adapters were trained on it (the span index is built from the local copy). The
+// bundle (attribution/replicate.ts: record, every version's root and count, each contribution's
+// CID, contributor and chunk manifest) is checked in full — datanet id, every CID and leaf,
+// every root, and the trusted roots (e.g. on-chain) where given — before a chunk is asked for;
+// each chunk is checked against its sha256 before it is stored; the import then re-checks and
+// appends. A peer sending anything else is named in the error and the next peer is tried.
+//
+// Wire (length-prefixed canonical CBOR, one request per stream):
+//   { t: 'bundle', id, version }  →  { t: 'bundle', bundle } | { t: 'error', code, message }
+//   { t: 'chunks', refs: [{ size, sha256 }] }  →  one { t: 'chunk', bytes } per ref, in order
+//                                                 | { t: 'error', code, message }
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { DatanetStore, VersionRecord } from '../../attribution/datanet-store.ts'
+import {
+  checkVersionBundle,
+  exportVersion,
+  importVersion,
+  type VersionBundle
+} from '../../attribution/replicate.ts'
+import type { ChunkRef } from '../../attribution/types.ts'
+import { OpenLoraError } from '../../common/errors.ts'
+import { type Logger, silentLogger } from '../../common/log.ts'
+import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
+import type { Hex } from '../../crypto/hash.ts'
+import { framed } from '../infer/stream.ts'
+import {
+  DATANET_FETCH_TIMEOUT_MS,
+  DATANET_PROTOCOL,
+  MAX_BUNDLE_FRAME_BYTES,
+  MAX_CHUNK_FRAME_BYTES,
+  MAX_CHUNKS_PER_REQUEST,
+  MAX_DATANET_REQUEST_BYTES
+} from './constants.ts'
+
+export type DatanetFetchErrorCode = 'DATANET_NOT_FOUND' | 'DATANET_VERIFY_FAILED'
+
+/** Copying a datanet version from peers failed; `data.attempts` says what each peer did. */
+export class DatanetFetchError extends OpenLoraError<DatanetFetchErrorCode> {}
+
+export interface DatanetExchangeHost {
+  handle(
+    protocol: string,
+    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
+    opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
+  ): Promise<void>
+  unhandle(protocol: string): Promise<void>
+  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
+}
+
+export interface DatanetExchangeComponents {
+  host: DatanetExchangeHost
+  /** looked up per call: the attribution service may start after this one */
+  store: () => DatanetStore | undefined
+  logger?: Logger
+}
+
+const HEX32 = /^0x[0-9a-f]{64}$/
+
+function parseRequest(
+  raw: unknown
+): { t: 'bundle'; id: string; version: number } | { t: 'chunks'; refs: ChunkRef[] } {
+  const r = raw as Record<string, unknown> | null
+  if (r?.t === 'bundle' && typeof r.id === 'string' && HEX32.test(r.id) && Number.isSafeInteger(r.version))
+    return { t: 'bundle', id: r.id, version: r.version as number }
+  if (
+    r?.t === 'chunks' &&
+    Array.isArray(r.refs) &&
+    r.refs.length > 0 &&
+    r.refs.length <= MAX_CHUNKS_PER_REQUEST &&
+    r.refs.every(
+      (x: { size?: unknown; sha256?: unknown }) =>
+        Number.isSafeInteger(x?.size) &&
+        (x.size as number) > 0 &&
+        typeof x.sha256 === 'string' &&
+        HEX32.test(x.sha256)
+    )
+  )
+    return { t: 'chunks', refs: r.refs as ChunkRef[] }
+  throw new Error(
+    `request must be { t: 'bundle', id: 0x + 64 hex, version } or { t: 'chunks', refs: 1..${MAX_CHUNKS_PER_REQUEST} × { size, sha256 } }`
+  )
+}
+
+export class DatanetExchange {
+  readonly #c: DatanetExchangeComponents
+  readonly #log: Logger
+  readonly #timeoutMs: number
+  #started = false
+
+  constructor(components: DatanetExchangeComponents, init: { fetchTimeoutMs?: number } = {}) {
+    this.#c = components
+    this.#log = components.logger ?? silentLogger
+    this.#timeoutMs = init.fetchTimeoutMs ?? DATANET_FETCH_TIMEOUT_MS
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return
+    await this.#c.host.handle(DATANET_PROTOCOL, (s, c) => this.#serve(s, c), {
+      maxInboundStreams: 8,
+      maxOutboundStreams: 8
+    })
+    this.#started = true
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#started) return
+    this.#started = false
+    await this.#c.host.unhandle(DATANET_PROTOCOL)
+  }
+
+  async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const lp = framed(stream, Math.max(MAX_DATANET_REQUEST_BYTES, MAX_BUNDLE_FRAME_BYTES))
+    const signal = AbortSignal.timeout(this.#timeoutMs)
+    const refuse = async (code: DatanetFetchErrorCode, message: string) => {
+      await lp.write(encodeCanonical({ t: 'error', code, message }), { signal })
+      await stream.close({ signal })
+    }
+    try {
+      const data = (await lp.read({ signal })).subarray()
+      if (data.length > MAX_DATANET_REQUEST_BYTES) throw new Error('request frame is oversized')
+      const req = parseRequest(decodeCanonical(data))
+      const store = this.#c.store()
+      if (!store) return await refuse('DATANET_NOT_FOUND', 'this node keeps no datanets')
+      if (req.t === 'bundle') {
+        let bundle: VersionBundle
+        try {
+          bundle = await exportVersion(store, req.id, req.version)
+        } catch (err) {
+          return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+        }
+        await lp.write(encodeCanonical({ t: 'bundle', bundle }), { signal })
+      } else {
+        // read all first, so a missing chunk is one error frame, not a stream cut short
+        const chunks: Uint8Array[] = []
+        for (const ref of req.refs) {
+          try {
+            chunks.push(await store.readChunk(ref))
+          } catch (err) {
+            return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+          }
+        }
+        for (const bytes of chunks) await lp.write(encodeCanonical({ t: 'chunk', bytes }), { signal })
+      }
+      await stream.close({ signal })
+    } catch (err) {
+      this.#log.debug('datanet request refused', { peer: connection.remotePeer.toString(), err })
+      stream.abort(err as Error)
+    }
+  }
+
+  /**
+   * Copies version `version` (and the versions before it) of datanet `id` from the first of
+   * `from` (peer ids) that sends a bundle and chunks that check out, into the local store.
+   * `trustedRoots` (version → root, e.g. read from the DatanetRegistry) must match where given.
+   */
+  async fetchVersion(
+    id: string,
+    version: number,
+    from: string[],
+    opts: { trustedRoots?: Record<number, Hex>; signal?: AbortSignal } = {}
+  ): Promise<VersionRecord> {
+    const store = this.#c.store()
+    if (!store) throw new DatanetFetchError('DATANET_NOT_FOUND', 'this node keeps no datanets')
+    const attempts: { peer: string; error: string }[] = []
+    for (const peer of from) {
+      try {
+        const bundle = await this.#bundleFrom(peer, id, version, opts.signal)
+        if (bundle.datanet?.id !== id)
+          throw new DatanetFetchError(
+            'DATANET_VERIFY_FAILED',
+            `the peer sent datanet ${bundle.datanet?.id}, not ${id}`
+          )
+        if (bundle.versions?.length !== version)
+          throw new DatanetFetchError(
+            'DATANET_VERIFY_FAILED',
+            `the peer sent ${bundle.versions?.length} versions, not 1..${version}`
+          )
+        const checked = checkVersionBundle(bundle, opts.trustedRoots)
+        const fetched = await this.#chunksFrom(
+          peer,
+          store,
+          checked.records.flatMap((r) => r.chunks),
+          opts.signal
+        )
+        const v = await importVersion(
+          store,
+          bundle,
+          async (ref) => {
+            const bytes = fetched.get(ref.sha256)
+            if (!bytes) throw new Error(`chunk ${ref.sha256} was not sent`)
+            return bytes
+          },
+          opts.trustedRoots
+        )
+        this.#log.info('datanet version fetched', { id, version, peer, chunks: fetched.size })
+        return v
+      } catch (err) {
+        if (opts.signal?.aborted) throw err
+        attempts.push({ peer, error: (err as Error).message })
+        this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
+      }
+    }
+    const verify = attempts.some((a) => /rejected|hash|does not|not \d|not 1\.\./.test(a.error))
+    throw new DatanetFetchError(
+      verify ? 'DATANET_VERIFY_FAILED' : 'DATANET_NOT_FOUND',
+      `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
+      { id, version, attempts }
+    )
+  }
+
+  async #request<T>(
+    peer: string,
+    request: unknown,
+    maxFrame: number,
+    signal: AbortSignal | undefined,
+    read: (next: () => Promise<unknown>) => Promise<T>
+  ): Promise<T> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs)
+    const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
+    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), DATANET_PROTOCOL, { signal: sig })
+    try {
+      const lp = framed(stream, maxFrame)
+      await lp.write(encodeCanonical(request), { signal: sig })
+      const next = async () => {
+        const frame = decodeCanonical<{ t?: unknown; code?: unknown; message?: unknown }>(
+          (await lp.read({ signal: sig })).subarray()
+        )
+        if (frame?.t === 'error')
+          throw new DatanetFetchError(
+            'DATANET_NOT_FOUND',
+            `the peer refused: ${String(frame.message).slice(0, 500)}`
+          )
+        return frame
+      }
+      const out = await read(next)
+      await stream.close({ signal: sig }).catch(() => {})
+      return out
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+
+  #bundleFrom(peer: string, id: string, version: number, signal?: AbortSignal): Promise<VersionBundle> {
+    return this.#request(peer, { t: 'bundle', id, version }, MAX_BUNDLE_FRAME_BYTES, signal, async (next) => {
+      const f = (await next()) as { t?: unknown; bundle?: unknown }
+      if (f?.t !== 'bundle')
+        throw new DatanetFetchError('DATANET_VERIFY_FAILED', 'the peer did not send a bundle')
+      return f.bundle as VersionBundle
+    })
+  }
+
+  /** The chunks of `refs` this node lacks, fetched in requests of MAX_CHUNKS_PER_REQUEST, each checked. */
+  async #chunksFrom(
+    peer: string,
+    store: DatanetStore,
+    refs: ChunkRef[],
+    signal?: AbortSignal
+  ): Promise<Map<string, Uint8Array>> {
+    const missing: ChunkRef[] = []
+    const seen = new Set<string>()
+    for (const ref of refs) {
+      if (seen.has(ref.sha256)) continue
+      seen.add(ref.sha256)
+      try {
+        await store.readChunk(ref)
+      } catch {
+        missing.push(ref)
+      }
+    }
+    const got = new Map<string, Uint8Array>()
+    for (let i = 0; i < missing.length; i += MAX_CHUNKS_PER_REQUEST) {
+      const batch = missing.slice(i, i + MAX_CHUNKS_PER_REQUEST)
+      await this.#request(peer, { t: 'chunks', refs: batch }, MAX_CHUNK_FRAME_BYTES, signal, async (next) => {
+        for (const ref of batch) {
+          const f = (await next()) as { t?: unknown; bytes?: unknown }
+          if (f?.t !== 'chunk' || !(f.bytes instanceof Uint8Array))
+            throw new DatanetFetchError('DATANET_VERIFY_FAILED', 'the peer sent something other than a chunk')
+          // putChunk checks size and sha256 before anything is written
+          await store.putChunk(f.bytes, ref)
+          got.set(ref.sha256, f.bytes)
+        }
+      })
+    }
+    return got
+  }
+}

@@ -1,0 +1,76 @@
+// How the datanet exchange joins the node (src/node/extensions.ts): a `datanetExchange` service
+// on the node's libp2p host, serving and fetching into the attribution service's DatanetStore,
+// and the admin action `POST /datanets/fetch` that `openlora datanet fetch` uses.
+import { multiaddr } from '@multiformats/multiaddr'
+import type { AttributionService } from '../../attribution/extension.ts'
+import { OpenLoraError } from '../../common/errors.ts'
+import type { Hex } from '../../crypto/hash.ts'
+import type { NodeExtension } from '../../node/extensions.ts'
+import type { NodeComponents } from '../../node/services.ts'
+import { DatanetExchange } from './exchange.ts'
+
+class DatanetFetchRequestError extends OpenLoraError<'BAD_REQUEST'> {}
+const bad = (message: string) => new DatanetFetchRequestError('BAD_REQUEST', message)
+const HEX32 = /^0x[0-9a-f]{64}$/
+
+/** `from` entries are peer ids, or multiaddrs ending in /p2p/ID that the node dials first. */
+async function peerIds(components: NodeComponents, from: unknown): Promise<string[]> {
+  if (
+    !Array.isArray(from) ||
+    from.length === 0 ||
+    from.length > 16 ||
+    !from.every((f) => typeof f === 'string')
+  )
+    throw bad('from must list 1 to 16 peers (peer ids or multiaddrs)')
+  const out: string[] = []
+  for (const f of from as string[]) {
+    if (!f.startsWith('/')) {
+      out.push(f)
+      continue
+    }
+    let ma: ReturnType<typeof multiaddr>
+    try {
+      ma = multiaddr(f)
+    } catch (err) {
+      throw bad(`${f} is not a multiaddr: ${(err as Error).message}`)
+    }
+    const conn = await components.libp2p.dial(ma)
+    out.push(conn.remotePeer.toString())
+  }
+  return out
+}
+
+function datanetExchangeService(components: NodeComponents): DatanetExchange {
+  const attribution = () => components.services.attribution as AttributionService | undefined
+  const exchange = new DatanetExchange({
+    host: components.libp2p,
+    store: () => attribution()?.store,
+    logger: components.logger.child('datanet-exchange')
+  })
+  components.admin.action('/datanets/fetch', async (body) => {
+    const b = body as { id?: unknown; version?: unknown; from?: unknown; roots?: unknown } | null
+    if (typeof b?.id !== 'string' || !HEX32.test(b.id))
+      throw bad('id must be a datanet id (0x + 64 lowercase hex)')
+    if (!Number.isSafeInteger(b.version) || (b.version as number) < 1)
+      throw bad('version must be an integer ≥ 1')
+    const roots: Record<number, Hex> = {}
+    if (b.roots !== undefined) {
+      if (typeof b.roots !== 'object' || b.roots === null) throw bad('roots must map versions to roots')
+      for (const [v, r] of Object.entries(b.roots)) {
+        if (!/^\d+$/.test(v) || typeof r !== 'string' || !HEX32.test(r.toLowerCase()))
+          throw bad(`roots: ${v} → ${String(r)} is not version → 0x + 64 hex`)
+        roots[Number(v)] = r.toLowerCase() as Hex
+      }
+    }
+    const v = await exchange.fetchVersion(b.id, b.version as number, await peerIds(components, b.from), {
+      trustedRoots: roots
+    })
+    return { id: v.datanetId, version: v.version, root: v.root, contributions: v.count }
+  })
+  return exchange
+}
+
+export const datanetExchangeExtension: NodeExtension = {
+  name: 'datanet-exchange',
+  services: () => ({ datanetExchange: datanetExchangeService })
+}

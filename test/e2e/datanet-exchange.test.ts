@@ -1,0 +1,184 @@
+// Copying a published datanet version between real nodes over /openlora/datanet/1.0.0: the copy
+// has the same versions, roots and text; trusted roots that differ are refused before anything is
+// stored; a peer sending wrong chunk bytes is caught and the next peer is used; and
+// `openlora datanet fetch` drives it on a running node.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { type AttributionService, attributionExtension } from '../../src/attribution/extension.ts'
+import { exportVersion } from '../../src/attribution/replicate.ts'
+import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
+import type { OpenLoraNode } from '../../src/node/node.ts'
+import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
+import type { DatanetExchange } from '../../src/protocols/datanet-exchange/exchange.ts'
+import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
+import { addrOf, type Fixtures, runCli, startNode } from './infer-fixture.ts'
+
+const root = await mkdtemp(join(tmpdir(), 'datanet-exchange-'))
+const OWNER = '0x00000000000000000000000000000000000000aa'
+const fx = { modelDir: '', cacheDir: join(root, 'cache'), adapterDirs: [] } as Fixtures
+const extensions = [attributionExtension, datanetExchangeExtension]
+const nodes: OpenLoraNode[] = []
+let evilRequests = 0
+
+const start = async (name: string, extra: Parameters<typeof startNode>[3] = {}) => {
+  const n = await startNode(root, name, fx, {
+    serve: false,
+    ...extra,
+    overrides: { extensions, ...extra.overrides }
+  })
+  nodes.push(n)
+  return n
+}
+const connect = async (n: OpenLoraNode, ...to: OpenLoraNode[]) => {
+  for (const t of to) await n.libp2p.dial(multiaddr(addrOf(t)))
+}
+const svc = (n: OpenLoraNode) => n.services.attribution as AttributionService
+const exchange = (n: OpenLoraNode) => n.services.datanetExchange as DatanetExchange
+
+test.after(async () => {
+  for (const n of nodes.reverse()) await n.stop().catch(() => {})
+  await rm(root, { recursive: true, force: true })
+})
+
+let owner: OpenLoraNode
+let id = ''
+const roots: string[] = []
+
+test.before(async () => {
+  owner = await start('owner')
+  const s = svc(owner).store
+  const dn = await s.createDatanet({ name: 'recipes', owner: OWNER, tags: ['food'] })
+  id = dn.id
+  await s.contribute(id, { text: 'Knead the dough for ten minutes. '.repeat(400), contributor: OWNER })
+  await s.contribute(id, {
+    text: 'Salt the water well before the pasta goes in.',
+    contributor: `0x${'0b'.repeat(20)}`
+  })
+  roots.push((await s.publish(id)).root)
+  await s.contribute(id, { text: 'Rest the meat before slicing it.', contributor: OWNER, source: 'notes.md' })
+  roots.push((await s.publish(id)).root)
+})
+
+test('a version and those before it are copied with the same roots, records and text', async () => {
+  const copy = await start('copy')
+  await connect(copy, owner)
+  const v = await exchange(copy).fetchVersion(id, 2, [owner.peerId], {
+    trustedRoots: { 1: roots[0] as never }
+  })
+  assert.equal([v.version, v.root, v.count], [2, roots[1], 3])
+  const a = svc(owner).store
+  const b = svc(copy).store
+  assert.equal(await exportVersion(b, id, 2), await exportVersion(a, id, 2))
+  assert.equal(
+    (await b.versions(id)).map((x) => x.root),
+    roots
+  )
+  for (const c of await b.contributions(id))
+    for (const ref of c.chunks) assert.equal(await b.readChunk(ref), await a.readChunk(ref))
+  // asking again is a no-op that still checks out
+  assert.is((await exchange(copy).fetchVersion(id, 2, [owner.peerId])).root, roots[1])
+})
+
+test('a trusted root that differs is refused before anything is stored', async () => {
+  const wary = await start('wary')
+  await connect(wary, owner)
+  const err = await exchange(wary)
+    .fetchVersion(id, 2, [owner.peerId], { trustedRoots: { 2: `0x${'00'.repeat(32)}` as never } })
+    .catch((e: Error & { code?: string }) => e)
+  assert.is((err as { code?: string }).code, 'DATANET_VERIFY_FAILED')
+  assert.match((err as Error).message, /is not the trusted 0x0000/)
+  await svc(wary)
+    .store.getDatanet(id)
+    .then(
+      () => assert.unreachable('nothing stored'),
+      () => {}
+    )
+})
+
+test('a peer sending wrong chunk bytes is named, and the next peer serves', async () => {
+  const bundle = await exportVersion(svc(owner).store, id, 2)
+  // the adversary answers with the true bundle but flipped chunk bytes
+  const evil = await start('evil', {
+    overrides: {
+      extensions: [],
+      services: {
+        evil: (c) => ({
+          start: () =>
+            c.libp2p.handle(DATANET_PROTOCOL, async (stream: Stream) => {
+              evilRequests++
+              const lp = lpStream(stream, { maxDataLength: 1 << 20 })
+              const req = decodeCanonical<{ t: string; refs?: { size: number }[] }>(
+                (await lp.read()).subarray()
+              )
+              if (req.t === 'bundle') await lp.write(encodeCanonical({ t: 'bundle', bundle }))
+              else
+                for (const r of req.refs!)
+                  await lp.write(encodeCanonical({ t: 'chunk', bytes: new Uint8Array(r.size).fill(7) }))
+              await stream.close()
+            })
+        })
+      }
+    }
+  })
+  const fresh = await start('fresh')
+  await connect(fresh, evil, owner)
+  const v = await exchange(fresh).fetchVersion(id, 2, [evil.peerId, owner.peerId])
+  assert.is(v.root, roots[1])
+  assert.ok(evilRequests >= 2, 'the adversary was asked for the bundle and the chunks')
+  const alone = await start('alone')
+  await connect(alone, evil)
+  const err = await exchange(alone)
+    .fetchVersion(id, 2, [evil.peerId])
+    .catch((e: Error) => e)
+  assert.match((err as Error).message, /do not hash to/)
+  await svc(alone)
+    .store.getDatanet(id)
+    .then(
+      () => assert.unreachable('nothing stored from the adversary'),
+      () => {}
+    )
+})
+
+test('openlora datanet fetch runs it on the node of a data dir', async () => {
+  const cliNode = await start('cli-node', { admin: true })
+  const dataDir = join(root, 'cli-node')
+  const ok = await runCli(
+    'datanet',
+    'fetch',
+    `${id}@1`,
+    '--from',
+    addrOf(owner),
+    '--root',
+    `1=${roots[0]}`,
+    '--data-dir',
+    dataDir,
+    '--json'
+  )
+  assert.is(ok.code, 0, ok.err)
+  assert.equal(JSON.parse(ok.out), { id, version: 1, root: roots[0], contributions: 2, trustedRoots: 1 })
+  assert.is((await svc(cliNode).store.getVersion(id, 1)).root, roots[0])
+  const wrong = await runCli(
+    'datanet',
+    'fetch',
+    `${id}@2`,
+    '--from',
+    addrOf(owner),
+    '--root',
+    `2=${roots[0]}`,
+    '--data-dir',
+    dataDir
+  )
+  assert.is(wrong.code, 1)
+  assert.match(wrong.err, /is not the trusted/)
+  const usage = await runCli('datanet', 'fetch', 'nope', '--data-dir', dataDir)
+  assert.is(usage.code, 2)
+  assert.match(usage.err, /ID@VERSION/)
+})
+
+test.run()
