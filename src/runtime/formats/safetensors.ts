@@ -5,6 +5,7 @@
 // data section exactly (no gaps, overlaps or bytes past the end; a truncated download fails
 // here, naming the file and tensor). F32/F16/BF16 are widened to Float32Array because the
 // runtime computes in fp32.
+import { closeSync, openSync, readSync } from 'node:fs'
 import { open, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { OpenLoraError } from '../../common/errors.ts'
@@ -226,34 +227,100 @@ export const INDEX_FILE = 'model.safetensors.index.json'
 const MAX_INDEX_BYTES = 64 * 1024 * 1024
 
 /**
- * Loads a checkpoint's weights: `model.safetensors`, or the shards named by
- * `model.safetensors.index.json` (every tensor must be in the shard the index says, and no
- * shard may hold a tensor the index does not list).
+ * A checkpoint opened for reading one tensor at a time: headers are read and checked up front
+ * (shards against the index, float dtypes only, each tensor named once), tensor bytes only when
+ * `read` asks. The graph build uses it so its peak memory is one layer's weights, not the whole
+ * checkpoint widened to fp32 (32 GB for an 8B model). `read` is synchronous because the graph
+ * builder is.
  */
-export async function loadCheckpointWeights(dir: string, opts: LoadOptions = {}): Promise<TensorMap> {
+export interface CheckpointReader {
+  names(): string[]
+  has(name: string): boolean
+  info(name: string): { dtype: FloatDtype; shape: number[] } | undefined
+  read(name: string): Float32Array
+  close(): void
+}
+
+export async function openCheckpoint(dir: string): Promise<CheckpointReader> {
   const files = await checkpointFiles(dir)
-  if (files.weightMap === null) return loadSafetensors(join(dir, files.files[0]!), opts)
-  const out: TensorMap = new Map()
-  for (const shard of files.files) {
-    const path = join(dir, shard)
-    const header = await readSafetensorsHeader(path)
-    for (const name of header.tensors.keys()) {
-      if (files.weightMap.get(name) !== shard) {
-        fail(
-          path,
-          `is not listed for this shard in ${INDEX_FILE} (index says ${files.weightMap.get(name) ?? 'nothing'})`,
-          name
-        )
+  const where = new Map<string, { fd: number; path: string; info: TensorInfo; dataStart: number }>()
+  const fds: number[] = []
+  try {
+    for (const shard of files.files) {
+      const path = join(dir, shard)
+      const header = await readSafetensorsHeader(path)
+      const fd = openSync(path, 'r')
+      fds.push(fd)
+      for (const [name, info] of header.tensors) {
+        if (files.weightMap !== null && files.weightMap.get(name) !== shard)
+          fail(
+            path,
+            `is not listed for this shard in ${INDEX_FILE} (index says ${files.weightMap.get(name) ?? 'nothing'})`,
+            name
+          )
+        if (!(FLOAT_DTYPES as readonly string[]).includes(info.dtype))
+          fail(
+            path,
+            `dtype ${info.dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`,
+            name
+          )
+        if (where.has(name)) fail(path, `is also in ${where.get(name)!.path}`, name)
+        where.set(name, { fd, path, info, dataStart: header.dataStart })
       }
     }
-    const loaded = await loadSafetensors(path, opts)
-    for (const [k, v] of loaded) out.set(k, v)
+    for (const [name, shard] of files.weightMap ?? [])
+      if (!where.has(name)) fail(join(dir, shard), `listed in ${INDEX_FILE} but missing from the shard`, name)
+  } catch (err) {
+    for (const fd of fds) closeSync(fd)
+    throw err
   }
-  for (const [name, shard] of files.weightMap) {
-    if (opts.filter && !opts.filter(name)) continue
-    if (!out.has(name)) fail(join(dir, shard), `listed in ${INDEX_FILE} but missing from the shard`, name)
+  return {
+    names: () => [...where.keys()],
+    has: (name) => where.has(name),
+    info: (name) => {
+      const w = where.get(name)
+      return w && { dtype: w.info.dtype as FloatDtype, shape: w.info.shape }
+    },
+    read(name) {
+      const w = where.get(name)
+      if (!w) throw new SafetensorsError(`checkpoint has no tensor "${name}"`, { tensor: name })
+      const n = w.info.end - w.info.begin
+      const dtype = w.info.dtype as FloatDtype
+      const f32 = dtype === 'F32' ? new Float32Array(n / 4) : null
+      const bytes = f32 ? new Uint8Array(f32.buffer) : new Uint8Array(n)
+      let got = 0
+      while (got < n) {
+        const read = readSync(w.fd, bytes, got, n - got, w.dataStart + w.info.begin + got)
+        if (read === 0) fail(w.path, `read ${got} of ${n} bytes: file changed or truncated`, name)
+        got += read
+      }
+      return f32 ?? decodeFloats(dtype, bytes)
+    },
+    close() {
+      for (const fd of fds.splice(0)) closeSync(fd)
+    }
   }
-  return out
+}
+
+/**
+ * Loads a checkpoint's weights: `model.safetensors`, or the shards named by
+ * `model.safetensors.index.json` (every tensor must be in the shard the index says, and no
+ * shard may hold a tensor the index does not list). All of it, widened to fp32: for one tensor at
+ * a time use openCheckpoint.
+ */
+export async function loadCheckpointWeights(dir: string, opts: LoadOptions = {}): Promise<TensorMap> {
+  const checkpoint = await openCheckpoint(dir)
+  try {
+    const out: TensorMap = new Map()
+    for (const name of checkpoint.names()) {
+      if (opts.filter && !opts.filter(name)) continue
+      const { dtype, shape } = checkpoint.info(name)!
+      out.set(name, { dtype, shape, data: checkpoint.read(name) })
+    }
+    return out
+  } finally {
+    checkpoint.close()
+  }
 }
 
 /** Which safetensors files make up a checkpoint (sorted), and the index's weight map if sharded. */

@@ -28,7 +28,7 @@ import { type ModelConfig, PROJECTIONS } from '../model/config.ts'
 import { type ModelLayout, modelLayout } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { DT, GraphBuilder } from './proto.ts'
-import { type QuantizedLinear, quantizeRows } from './quantize.ts'
+import { INT8_ACCURACY_LEVEL, INT8_BLOCK, type QuantizedLinear, quantizeRows } from './quantize.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
 export const BUILDER_VERSION = 4
@@ -157,8 +157,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   const newIndex = g.op('Expand', [NEW_POS, newIndexShape])
 
   const embedName = 'model.embed_tokens.weight'
-  const embedData = weights.get(embedName, [cfg.vocabSize, H])
-  const embed = g.weight(embedName, embedData, [cfg.vocabSize, H])
+  const embed = g.weight(embedName, weights.get(embedName, [cfg.vocabSize, H]), [cfg.vocabSize, H])
   let h = g.op('Gather', [embed, INPUT_IDS], { axis: 0 })
 
   const lora = (l: number, t: string, x: string, y: string): string => {
@@ -185,7 +184,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
         g.weight(`${name}.scales`, ql.scales, [ql.N, kb])
       ],
       // accuracy_level 4: activations quantized to int8 per block, int8 dot products
-      { K: ql.K, N: ql.N, bits: 8, block_size: ql.blockSize, accuracy_level: 4 },
+      { K: ql.K, N: ql.N, bits: 8, block_size: ql.blockSize, accuracy_level: INT8_ACCURACY_LEVEL },
       'com.microsoft'
     )
   }
@@ -292,17 +291,28 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   const xf = norm(flat, 'model.norm.weight')
   // Gemm with transB reads the checkpoint's [vocab, H] layout directly, so a tied lm_head shares
   // the embedding initializer instead of storing a transposed copy
-  const headData = cfg.tieWordEmbeddings ? embedData : weights.get('lm_head.weight', [cfg.vocabSize, H])
+  const V = cfg.vocabSize
+  // read (again) here rather than held through the build: the source may read each tensor from disk
+  const headName = cfg.tieWordEmbeddings ? embedName : 'lm_head.weight'
   if (int8) {
     // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own int8 copy (the
     // embedding Gather keeps reading fp32 rows)
-    const logits = nbits(xf, 'lm_head', quantizeRows(headData, cfg.vocabSize, H))
+    const logits = nbits(xf, 'lm_head', quantizeRows(weights.get(headName, [V, H]), V, H))
     g.node('Identity', [logits], [LOGITS])
   } else {
-    const head = cfg.tieWordEmbeddings ? embed : g.weight('lm_head.weight', headData, [cfg.vocabSize, H])
+    const head = cfg.tieWordEmbeddings ? embed : g.weight(headName, weights.get(headName, [V, H]), [V, H])
     g.node('Gemm', [xf, head], [LOGITS], { transB: 1 })
   }
   g.output(LOGITS, DT.FLOAT, ['batch', cfg.vocabSize])
 }
 
 export const OPSETS = { '': 17, 'com.microsoft': 1 }
+
+/**
+ * What of a weight format shapes the built graph, for the build-cache key: a change of block
+ * size or accuracy level must never reuse a graph built with the old one. fp32 has no key (its
+ * cache keys predate formats).
+ */
+export function weightFormatKey(format: WeightFormat): string | undefined {
+  return format === 'int8' ? `int8-b${INT8_BLOCK}-a${INT8_ACCURACY_LEVEL}` : undefined
+}

@@ -7,6 +7,8 @@
 // (test/unit/runtime-int8.test.ts bounds it against the fp32 graph).
 
 export const INT8_BLOCK = 128
+/** MatMulNBits accuracy_level 4: activations quantized to int8 per block, int8 dot products (levels 0/1 dequantize every call: ~20× slower here) */
+export const INT8_ACCURACY_LEVEL = 4
 
 export interface QuantizedLinear {
   /** [N, kBlocks, blockSize]; a last block past K is padded with code 128 (zero) */

@@ -8,8 +8,14 @@ import { OpenLoraError } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/log.ts'
 import { type Hex, sha256Hex } from '../../crypto/hash.ts'
 import { weightsHash as computeWeightsHash } from '../formats/identity.ts'
-import { loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
-import { BUILDER_VERSION, buildDecoderGraph, OPSETS, type WeightSource } from '../graph/llama.ts'
+import { type CheckpointReader, openCheckpoint } from '../formats/safetensors.ts'
+import {
+  BUILDER_VERSION,
+  buildDecoderGraph,
+  OPSETS,
+  type WeightSource,
+  weightFormatKey
+} from '../graph/llama.ts'
 import type { GraphBuilder } from '../graph/proto.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import type { ModelConfig } from './config.ts'
@@ -20,12 +26,12 @@ export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
   }
 }
 
-function weightSource(tensors: TensorMap): WeightSource {
+/** Each tensor read from disk when the builder asks for it, checked against the config's shape. */
+function weightSource(checkpoint: CheckpointReader): WeightSource {
   return {
-    has: (name) => tensors.has(name),
-    release: (name) => void tensors.delete(name),
+    has: (name) => checkpoint.has(name),
     get(name, shape) {
-      const t = tensors.get(name)
+      const t = checkpoint.info(name)
       if (!t) throw new ModelWeightsError(`checkpoint has no tensor "${name}"`, { tensor: name })
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
         throw new ModelWeightsError(
@@ -33,7 +39,7 @@ function weightSource(tensors: TensorMap): WeightSource {
           { tensor: name, shape: t.shape, expected: shape }
         )
       }
-      return t.data
+      return checkpoint.read(name)
     }
   }
 }
@@ -82,10 +88,11 @@ export async function ensureBuiltModel(
   const targets = [...opts.targets].sort()
   const weightFormat = opts.weightFormat ?? 'fp32'
   // fp32 keys stay as they were before weight formats existed, so cached fp32 graphs stay valid
+  const formatKey = weightFormatKey(weightFormat)
   const keyed =
-    weightFormat === 'fp32'
+    formatKey === undefined
       ? { weightsHash, builder: BUILDER_VERSION, targets }
-      : { weightsHash, builder: BUILDER_VERSION, targets, weightFormat }
+      : { weightsHash, builder: BUILDER_VERSION, targets, weightFormat: formatKey }
   const key = sha256Hex(JSON.stringify(keyed)).slice(2, 34)
   const out = join(opts.cacheDir, key)
   const modelPath = join(out, MODEL_FILE)
@@ -97,23 +104,23 @@ export async function ensureBuiltModel(
   const tmp = `${out}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`
   await mkdir(tmp, { recursive: true })
   try {
-    const tensors = await loadCheckpointWeights(dir)
+    const checkpoint = await openCheckpoint(dir)
     let graph: GraphBuilder | undefined
     try {
-      graph = buildDecoderGraph(cfg, weightSource(tensors), {
+      graph = buildDecoderGraph(cfg, weightSource(checkpoint), {
         targets,
         weightFormat,
         dataPath: join(tmp, DATA_FILE)
       }).graph
     } finally {
-      tensors.clear()
+      checkpoint.close()
     }
     const bytes = graph.finishExternalData()
     await writeFile(join(tmp, MODEL_FILE), graph.encodeModel(OPSETS))
     const buildMs = Math.round(performance.now() - started)
     await writeFile(
       join(tmp, META_FILE),
-      JSON.stringify({ ...keyed, weightFormat, weightBytes: bytes, buildMs })
+      JSON.stringify({ ...keyed, weightFormat: formatKey ?? weightFormat, weightBytes: bytes, buildMs })
     )
     // another process may have finished the same build meanwhile: keep whichever landed first
     if (await isBuilt(out, weightsHash)) {
