@@ -137,6 +137,7 @@ test('a peer sending wrong chunk bytes is named, and the next peer serves', asyn
     .fetchVersion(id, 2, [evil.peerId])
     .catch((e: Error) => e)
   assert.match((err as Error).message, /do not hash to/)
+  assert.is((err as { code?: string }).code, 'DATANET_VERIFY_FAILED')
   await svc(alone)
     .store.getDatanet(id)
     .then(

@@ -57,6 +57,8 @@ export interface DatanetExchangeComponents {
 }
 
 const HEX32 = /^0x[0-9a-f]{64}$/
+/** Error codes meaning a peer's bytes failed a check (bundle, root, chunk hash). */
+const VERIFY_CODES = new Set(['DATANET_VERIFY_FAILED', 'DATANET_INVALID', 'CHUNK_MISMATCH'])
 
 function parseRequest(
   raw: unknown
@@ -163,7 +165,7 @@ export class DatanetExchange {
   ): Promise<VersionRecord> {
     const store = this.#c.store()
     if (!store) throw new DatanetFetchError('DATANET_NOT_FOUND', 'this node keeps no datanets')
-    const attempts: { peer: string; error: string }[] = []
+    const attempts: { peer: string; error: string; code?: string }[] = []
     for (const peer of from) {
       try {
         const bundle = await this.#bundleFrom(peer, id, version, opts.signal)
@@ -198,11 +200,12 @@ export class DatanetExchange {
         return v
       } catch (err) {
         if (opts.signal?.aborted) throw err
-        attempts.push({ peer, error: (err as Error).message })
+        attempts.push({ peer, error: (err as Error).message, code: (err as { code?: string }).code })
         this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
       }
     }
-    const verify = attempts.some((a) => /rejected|hash|does not|not \d|not 1\.\./.test(a.error))
+    // a peer that sent something failing a check, as opposed to peers that had nothing
+    const verify = attempts.some((a) => a.code !== undefined && VERIFY_CODES.has(a.code))
     throw new DatanetFetchError(
       verify ? 'DATANET_VERIFY_FAILED' : 'DATANET_NOT_FOUND',
       `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
