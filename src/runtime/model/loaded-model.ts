@@ -17,7 +17,7 @@ import {
 } from '../execution-provider.ts'
 import { loraA, loraB, ROPE_COS, ROPE_SIN } from '../graph/llama.ts'
 import type { ModelConfig } from './config.ts'
-import { nextKvCapacity, relayoutKv } from './kv-layout.ts'
+import { nextKvCapacity } from './kv-layout.ts'
 import type { ModelLayout } from './layout.ts'
 import { SlotPoolSet, type SlotPools } from './pools.ts'
 import { rotaryTables } from './rope.ts'
@@ -76,8 +76,7 @@ export class ModelSession {
   private readonly lens: Int32Array
   private readonly used: boolean[]
   private readonly hasLora: boolean
-  /** the KV cache's key and value buffers (all layers) and its current layout (kv-layout.ts) */
-  private readonly kv: Float32Array[]
+  /** the KV cache's current layout (kv-layout.ts); the runner moves the buffers when it changes */
   private kvCapacity: number
   private queue: Promise<unknown> = Promise.resolve()
   private disposed = false
@@ -88,11 +87,9 @@ export class ModelSession {
     layout: ModelLayout,
     weightsHash: Hex,
     ep: ExecutionProviderName,
-    opts: ModelSessionOptions,
-    kv: Float32Array[]
+    opts: ModelSessionOptions
   ) {
     this.runner = runner
-    this.kv = kv
     this.kvCapacity = nextKvCapacity(0, 0, opts.maxSeqLen)
     this.layout = layout
     this.config = layout.config
@@ -170,7 +167,7 @@ export class ModelSession {
       ep = 'cpu'
       runner = await open(ep)
     }
-    return new ModelSession(runner, pools, layout, weightsHash, ep, opts, [...keys, ...values])
+    return new ModelSession(runner, pools, layout, weightsHash, ep, opts)
   }
 
   /** Claims a free KV-cache row for a new sequence (length 0). */
@@ -269,13 +266,17 @@ export class ModelSession {
     let need = 0
     for (let seq = 0; seq < this.maxBatch; seq++) if (this.used[seq]) need = Math.max(need, after[seq]!)
     const cap = nextKvCapacity(need, this.kvCapacity, this.maxSeqLen)
-    if (cap !== this.kvCapacity) {
-      const blocks = this.maxBatch * this.config.numKvHeads
-      relayoutKv(this.kv, blocks, this.kvCapacity, cap, this.layout.paddedHeadDim)
-      this.kvCapacity = cap
-    }
+    // the first pass moves the cache to the new layout on the runner's thread (the worker's: a
+    // large cache would otherwise stall the event loop for the whole copy)
+    let relayoutFrom: number | undefined = cap !== this.kvCapacity ? this.kvCapacity : undefined
+    this.kvCapacity = cap
     for (const pass of passes) {
-      const logits = await this.runner.run({ ...pass, capacity: cap })
+      const logits = await this.runner.run({
+        ...pass,
+        capacity: cap,
+        ...(relayoutFrom === undefined ? {} : { relayoutFrom })
+      })
+      relayoutFrom = undefined
       for (const [i, b] of pass.outputs) {
         out[i] = logits.subarray(b * V, (b + 1) * V)
         this.lens[rows[i]!.seq]! += rows[i]!.tokens.length

@@ -17,6 +17,7 @@ import {
   SEQLENS_K,
   TOTAL_SEQ_LEN
 } from '../graph/llama.ts'
+import { relayoutKv } from './kv-layout.ts'
 import type { Pass } from './step-plan.ts'
 
 /**
@@ -25,7 +26,11 @@ import type { Pass } from './step-plan.ts'
  * ([maxBatch, kvHeads, capacity, Dp] in their first floats; ≤ RunnerSetup.capacity). See KvLayout
  * in loaded-model.ts for why.
  */
-export type RunRequest = Omit<Pass, 'outputs'> & { capacity: number }
+export type RunRequest = Omit<Pass, 'outputs'> & {
+  capacity: number
+  /** the layout the buffers hold now, when it is not `capacity`: the runner moves them first */
+  relayoutFrom?: number
+}
 
 /** A float buffer that a graph input reads, by name and shape (e.g. one LoRA pool). */
 export interface SharedInput {
@@ -88,6 +93,11 @@ export class SessionRunner implements Runner {
     const { lo, n, S } = req
     const s = this.s
     const cap = req.capacity
+    if (req.relayoutFrom !== undefined) {
+      // every row's every head is one block of the buffers (sized for the largest capacity)
+      const blocks = s.keys[0]!.length / (s.capacity * s.headDim)
+      relayoutKv([...s.keys, ...s.values], blocks, req.relayoutFrom, cap, s.headDim)
+    }
     const kvDims = [n, s.kvHeads, cap, s.headDim]
     let total = 0
     for (const v of req.seqlens) total = Math.max(total, v + 1)
