@@ -283,6 +283,16 @@ export class DatanetStore {
     await this.serial(dn.id, async () => {
       const local = await this.getJson<DatanetRecord>(`n:${dn.id}`)
       const have = local?.contributions ?? 0
+      // checked again here, under the datanet's lock: two replications running at once must not
+      // interleave two histories
+      for (let seq = 0; seq < Math.min(have, contributions.length); seq++) {
+        const mine = await this.getJson<ContributionRecord>(`c:${dn.id}:${pad(seq)}`)
+        if (mine?.leaf !== contributions[seq]!.leaf)
+          throw new DatanetError(
+            'DATANET_INVALID',
+            `datanet bundle rejected: local contribution ${seq} differs from the bundle's; versions would fork`
+          )
+      }
       const fresh = contributions.filter((c) => c.seq >= have)
       const ops: { type: 'put'; key: string; value: unknown }[] = []
       for (const c of fresh) {

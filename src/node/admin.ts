@@ -26,6 +26,10 @@ export interface AdminInfo {
   pid: number
 }
 
+/**
+ * No answer from a node. `data.notRunning` is true when there is certainly none (no admin file,
+ * or the connection was refused): only then may a command use the data dir's stores itself.
+ */
 export class AdminUnavailableError extends OpenLoraError<'ADMIN_UNAVAILABLE'> {}
 /** The node answered, refusing the request (the message is the node's). */
 export class AdminRefusedError extends OpenLoraError<'ADMIN_REFUSED'> {}
@@ -78,7 +82,15 @@ export class AdminServer {
         .then(
           (body) => send(200, body),
           (err) => {
-            if (err instanceof OpenLoraError) return send(400, { error: err.message, code: err.code })
+            if (err instanceof OpenLoraError) {
+              // a typed refusal (bad input, unknown model, invalid adapter): the caller's to fix
+              this.#log.info('admin request refused', {
+                path: url.pathname,
+                code: err.code,
+                message: err.message
+              })
+              return send(400, { error: err.message, code: err.code })
+            }
             this.#log.warn('admin handler failed', { path: url.pathname, err })
             send(500, { error: (err as Error).message })
           }
@@ -143,7 +155,8 @@ export async function adminRequest<T = unknown>(
   } catch {
     throw new AdminUnavailableError(
       'ADMIN_UNAVAILABLE',
-      `no running node found for data dir ${dataDir} (no ${ADMIN_FILE}); start one with \`openlora start --data-dir ${dataDir}\``
+      `no running node found for data dir ${dataDir} (no ${ADMIN_FILE}); start one with \`openlora start --data-dir ${dataDir}\``,
+      { notRunning: true }
     )
   }
   let res: Response
@@ -157,14 +170,16 @@ export async function adminRequest<T = unknown>(
       signal: AbortSignal.timeout(timeoutMs)
     })
   } catch (err) {
+    const refused = ((err as Error & { cause?: { code?: string } }).cause?.code ?? '') === 'ECONNREFUSED'
     throw new AdminUnavailableError(
       'ADMIN_UNAVAILABLE',
-      `the node of data dir ${dataDir} does not answer at ${info.url} (${(err as Error).message}); is it still running?`
+      `the node of data dir ${dataDir} does not answer at ${info.url} (${(err as Error).message}); is it still running?`,
+      { notRunning: refused }
     )
   }
   const text = await res.text()
   if (text.length > MAX_RESPONSE_BYTES)
-    throw new AdminUnavailableError('ADMIN_UNAVAILABLE', 'admin answer too large')
+    throw new AdminUnavailableError('ADMIN_UNAVAILABLE', 'admin answer too large', { notRunning: false })
   const answer = JSON.parse(text) as T & { error?: string }
   if (!res.ok) throw new AdminRefusedError('ADMIN_REFUSED', `admin ${path}: ${answer.error ?? res.status}`)
   return answer

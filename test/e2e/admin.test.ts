@@ -1,7 +1,7 @@
 // The admin endpoint on 127.0.0.1: GET routes and POST actions with their refusals (token, unknown
 // path, body not JSON or too large, a domain error answered 400 with its code, anything else
 // 500), and the client's two error kinds.
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
@@ -65,6 +65,16 @@ test('no node: AdminUnavailableError names the data dir', async () => {
   const err = await adminRequest(other, '/hello').catch((e: Error) => e)
   assert.instance(err, AdminUnavailableError)
   assert.match((err as Error).message, /no running node found for data dir/)
+  assert.is((err as AdminUnavailableError).data.notRunning, true)
+  // an admin file left by a node that died: the port refuses, so also certainly not running
+  const gone = new AdminServer(other, silentLogger)
+  await gone.start('127.0.0.1', 0)
+  const file = await readFile(join(other, 'admin.json'), 'utf8')
+  await gone.stop()
+  await writeFile(join(other, 'admin.json'), file)
+  const stale = await adminRequest(other, '/hello').catch((e: Error) => e)
+  assert.instance(stale, AdminUnavailableError)
+  assert.is((stale as AdminUnavailableError).data.notRunning, true)
   await rm(other, { recursive: true, force: true })
 })
 

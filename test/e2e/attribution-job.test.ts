@@ -112,6 +112,17 @@ test('a job whose output quotes a contribution credits its contributor in the si
   })
   assert.equal(res.failures, [])
   assert.ok(res.checked.spans >= 1)
+  // a later job reusing that job id (ids are the client's) but attributed by provenance only
+  // does not get the stored proof of the earlier one
+  const reused = await client.infer(addrOf(node), {
+    model,
+    jobId: second.jobId,
+    promptIds: prompt,
+    params: { maxNewTokens: 4 }
+  })
+  assert.is(reused.receipt.body.attribution.method, 'provenance')
+  assert.is(reused.attributionProof, undefined)
+  assert.ok(reused.verification?.ok, JSON.stringify(reused.verification))
 
   // 5. What `openlora infer --out` writes verifies with `openlora verify` and
   // `openlora datanet verify-proof` (against the root given on the command line)
@@ -146,8 +157,25 @@ test('a job whose output quotes a contribution credits its contributor in the si
   const bad = cli('verify', file)
   assert.is(bad.status, 1)
   assert.match(bad.stdout, /attribution\.proofHash/)
-  const badProof = cli('datanet', 'verify-proof', file, '--root', `${dn.id}@1=${v.root}`, '--json')
+  const badProof = cli(
+    'datanet',
+    'verify-proof',
+    file,
+    '--root',
+    `${dn.id}@1=${v.root}`,
+    '--model',
+    fx.modelDir,
+    '--json'
+  )
   assert.is(badProof.status, 1)
+  const failed = JSON.parse(badProof.stdout.trim().split('\n').at(-1)!) as {
+    failures: { check: string; message: string }[]
+  }
+  // the shifted span now ends past the output: named before any hashing
+  assert.equal(
+    failed.failures.map((f) => [f.check, /outputOffset/.test(f.message)]),
+    [['schema', true]]
+  )
 })
 
 test.run()

@@ -1,7 +1,8 @@
 // Copying a published datanet version between real nodes over /openlora/datanet/1.0.0: the copy
-// has the same versions, roots and text; trusted roots that differ are refused before anything is
-// stored; a peer sending wrong chunk bytes is caught and the next peer is used; and
-// `openlora datanet fetch` drives it on a running node.
+// (over 256 chunks, so several chunk requests) has the same versions, roots and text; a fetch
+// without a trusted root is refused unless asked for unverified; trusted roots that differ are
+// refused before anything is stored; a peer sending wrong chunk bytes is caught and the next peer
+// is used; and `openlora datanet fetch` drives it on a running node.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -55,7 +56,11 @@ test.before(async () => {
   const s = svc(owner).store
   const dn = await s.createDatanet({ name: 'recipes', owner: OWNER, tags: ['food'] })
   id = dn.id
-  await s.contribute(id, { text: 'Knead the dough for ten minutes. '.repeat(400), contributor: OWNER })
+  // ~1.3 MB of text: ~330 chunks of 4 KiB, more than one 256-chunk request
+  await s.contribute(id, {
+    text: Array.from({ length: 40_000 }, (_, i) => `Knead the dough for ${i} minutes.`).join(' '),
+    contributor: OWNER
+  })
   await s.contribute(id, {
     text: 'Salt the water well before the pasta goes in.',
     contributor: `0x${'0b'.repeat(20)}`
@@ -68,8 +73,10 @@ test.before(async () => {
 test('a version and those before it are copied with the same roots, records and text', async () => {
   const copy = await start('copy')
   await connect(copy, owner)
+  const chunks = (await svc(owner).store.contributions(id)).reduce((n, c) => n + c.chunks.length, 0)
+  assert.ok(chunks > 256, `${chunks} chunks: more than one request`)
   const v = await exchange(copy).fetchVersion(id, 2, [owner.peerId], {
-    trustedRoots: { 1: roots[0] as never }
+    trustedRoots: { 1: roots[0] as never, 2: roots[1] as never }
   })
   assert.equal([v.version, v.root, v.count], [2, roots[1], 3])
   const a = svc(owner).store
@@ -82,7 +89,17 @@ test('a version and those before it are copied with the same roots, records and 
   for (const c of await b.contributions(id))
     for (const ref of c.chunks) assert.equal(await b.readChunk(ref), await a.readChunk(ref))
   // asking again is a no-op that still checks out
-  assert.is((await exchange(copy).fetchVersion(id, 2, [owner.peerId])).root, roots[1])
+  assert.is((await exchange(copy).fetchVersion(id, 2, [owner.peerId], { unverified: true })).root, roots[1])
+})
+
+test('without a trusted root a fetch is refused unless asked for unverified', async () => {
+  const plain = await start('plain')
+  await connect(plain, owner)
+  const err = await exchange(plain)
+    .fetchVersion(id, 1, [owner.peerId])
+    .catch((e: Error) => e)
+  assert.is((err as { code?: string }).code, 'DATANET_UNTRUSTED')
+  assert.is((await exchange(plain).fetchVersion(id, 1, [owner.peerId], { unverified: true })).root, roots[0])
 })
 
 test('a trusted root that differs is refused before anything is stored', async () => {
@@ -128,13 +145,14 @@ test('a peer sending wrong chunk bytes is named, and the next peer serves', asyn
   })
   const fresh = await start('fresh')
   await connect(fresh, evil, owner)
-  const v = await exchange(fresh).fetchVersion(id, 2, [evil.peerId, owner.peerId])
+  const trusted = { trustedRoots: { 2: roots[1] as never } }
+  const v = await exchange(fresh).fetchVersion(id, 2, [evil.peerId, owner.peerId], trusted)
   assert.is(v.root, roots[1])
   assert.ok(evilRequests >= 2, 'the adversary was asked for the bundle and the chunks')
   const alone = await start('alone')
   await connect(alone, evil)
   const err = await exchange(alone)
-    .fetchVersion(id, 2, [evil.peerId])
+    .fetchVersion(id, 2, [evil.peerId], trusted)
     .catch((e: Error) => e)
   assert.match((err as Error).message, /do not hash to/)
   assert.is((err as { code?: string }).code, 'DATANET_VERIFY_FAILED')
@@ -177,6 +195,17 @@ test('openlora datanet fetch runs it on the node of a data dir', async () => {
   )
   assert.is(wrong.code, 1)
   assert.match(wrong.err, /is not the trusted/)
+  const untrusted = await runCli(
+    'datanet',
+    'fetch',
+    `${id}@2`,
+    '--from',
+    addrOf(owner),
+    '--data-dir',
+    dataDir
+  )
+  assert.is(untrusted.code, 1)
+  assert.match(untrusted.err, /no trusted root for version 2/)
   const usage = await runCli('datanet', 'fetch', 'nope', '--data-dir', dataDir)
   assert.is(usage.code, 2)
   assert.match(usage.err, /ID@VERSION/)

@@ -98,6 +98,8 @@ test('adapter add, adapter list, infer, verify', async () => {
   )
   assert.is(run.code, 0, run.err)
   assert.match(run.out, /receipt\s+verified/)
+  assert.match(run.out, new RegExp(`served by ${node.peerId}`))
+  // the adapter added to the running node serves at once, and the receipt names it
   const withLive = await cli(
     'infer',
     '--via',
@@ -109,10 +111,13 @@ test('adapter add, adapter list, infer, verify', async () => {
     '--prompt-ids',
     '5,6',
     '--max-tokens',
-    '3'
+    '3',
+    '--json'
   )
   assert.is(withLive.code, 0, withLive.err)
-  assert.match(run.out, new RegExp(`served by ${node.peerId}`))
+  const liveJob = JSON.parse(withLive.out)
+  assert.is(liveJob.receipt.body.adapter, second.cid)
+  assert.ok(liveJob.verification.ok)
 
   const ok = await cli('verify', file)
   assert.is(ok.code, 0, ok.out)

@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
+import type { AdapterExchange } from '../../src/protocols/adapter-exchange/exchange.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { addrOf, type Fixtures, makeFixtures, sees, serving, startNode, until } from './infer-fixture.ts'
@@ -71,9 +72,12 @@ test('a fetched adapter lands in the store of the model the job names, and is se
     if (ev.type === 'token') local.push(ev.id)
   assert.equal(r.outputIds, local)
 
-  // and the two-model node now serves that adapter to peers from the second model's store
-  const files = await serving(both).store(other)!.files(cid)
-  assert.ok(files['adapter_model.safetensors'].length > 0)
+  // and the two-model node now serves that adapter to peers over the exchange, from the second
+  // model's store (its source looks through every store)
+  const files = await (holder.services.adapterExchange as AdapterExchange).fetchFrom(cid, both.peerId)
+  const want = await serving(holder).store(other)!.files(cid)
+  for (const name of ['adapter_config.json', 'adapter_model.safetensors'] as const)
+    assert.ok(Buffer.from(files[name]).equals(Buffer.from(want[name])), `${name} bytes`)
 })
 
 test.run()

@@ -3,9 +3,10 @@
 // graph means), base and with a LoRA adapter in a slot. The graph also quantizes each MatMul's
 // activations to int8 per block (MatMulNBits accuracy_level 4, as llama.cpp's Q8_0 dot products
 // do), which adds error of its own: measured 0.04–0.08 on logits of magnitude 2–3 on these tiny
-// presets (as large as the weights' own rounding: 0.05–0.07), where with fp32 activations
-// (accuracy_level 1) the graph matched the dequantized reference to 1e-5 — so the layout is exact
-// and the bound here, 0.15, is the activation rounding's. An adapter moves the same logits by 3–4.
+// presets (as large as the weights' own rounding: 0.05–0.07). Built once with fp32 activations
+// (accuracy_level 1, not a shipped option: it dequantizes on every call) the graph matched the
+// dequantized reference to 1e-5 — so the layout is exact and the bound here, 0.15, is the
+// activation rounding's. An adapter moves the same logits by 3–4.
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'

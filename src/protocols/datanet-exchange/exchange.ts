@@ -34,7 +34,11 @@ import {
   MAX_DATANET_REQUEST_BYTES
 } from './constants.ts'
 
-export type DatanetFetchErrorCode = 'DATANET_NOT_FOUND' | 'DATANET_VERIFY_FAILED'
+export type DatanetFetchErrorCode =
+  | 'DATANET_NOT_FOUND'
+  | 'DATANET_VERIFY_FAILED'
+  | 'DATANET_BUSY'
+  | 'DATANET_UNTRUSTED'
 
 /** Copying a datanet version from peers failed; `data.attempts` says what each peer did. */
 export class DatanetFetchError extends OpenLoraError<DatanetFetchErrorCode> {}
@@ -59,6 +63,8 @@ export interface DatanetExchangeComponents {
 const HEX32 = /^0x[0-9a-f]{64}$/
 /** Error codes meaning a peer's bytes failed a check (bundle, root, chunk hash). */
 const VERIFY_CODES = new Set(['DATANET_VERIFY_FAILED', 'DATANET_INVALID', 'CHUNK_MISMATCH'])
+/** Bundle exports at once, node-wide: each reads a datanet's records and encodes them. */
+const MAX_CONCURRENT_EXPORTS = 2
 
 function parseRequest(
   raw: unknown
@@ -90,6 +96,7 @@ export class DatanetExchange {
   readonly #log: Logger
   readonly #timeoutMs: number
   #started = false
+  #exporting = 0
 
   constructor(components: DatanetExchangeComponents, init: { fetchTimeoutMs?: number } = {}) {
     this.#c = components
@@ -113,26 +120,38 @@ export class DatanetExchange {
   }
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
-    const lp = framed(stream, Math.max(MAX_DATANET_REQUEST_BYTES, MAX_BUNDLE_FRAME_BYTES))
+    // the read limit is the request's: answers are written, never read, on this side
+    const lp = framed(stream, MAX_DATANET_REQUEST_BYTES)
     const signal = AbortSignal.timeout(this.#timeoutMs)
     const refuse = async (code: DatanetFetchErrorCode, message: string) => {
       await lp.write(encodeCanonical({ t: 'error', code, message }), { signal })
       await stream.close({ signal })
     }
     try {
-      const data = (await lp.read({ signal })).subarray()
-      if (data.length > MAX_DATANET_REQUEST_BYTES) throw new Error('request frame is oversized')
-      const req = parseRequest(decodeCanonical(data))
+      const req = parseRequest(decodeCanonical((await lp.read({ signal })).subarray()))
       const store = this.#c.store()
       if (!store) return await refuse('DATANET_NOT_FOUND', 'this node keeps no datanets')
       if (req.t === 'bundle') {
-        let bundle: VersionBundle
+        if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
+          return await refuse(
+            'DATANET_BUSY',
+            `${MAX_CONCURRENT_EXPORTS} bundle exports are running; try again`
+          )
+        this.#exporting++
+        let frame: Uint8Array
         try {
-          bundle = await exportVersion(store, req.id, req.version)
+          frame = encodeCanonical({ t: 'bundle', bundle: await exportVersion(store, req.id, req.version) })
         } catch (err) {
           return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+        } finally {
+          this.#exporting--
         }
-        await lp.write(encodeCanonical({ t: 'bundle', bundle }), { signal })
+        if (frame.byteLength > MAX_BUNDLE_FRAME_BYTES)
+          return await refuse(
+            'DATANET_NOT_FOUND',
+            `the bundle is ${frame.byteLength} bytes, over the ${MAX_BUNDLE_FRAME_BYTES}-byte frame limit`
+          )
+        await lp.write(frame, { signal })
       } else {
         // read all first, so a missing chunk is one error frame, not a stream cut short
         const chunks: Uint8Array[] = []
@@ -155,16 +174,24 @@ export class DatanetExchange {
   /**
    * Copies version `version` (and the versions before it) of datanet `id` from the first of
    * `from` (peer ids) that sends a bundle and chunks that check out, into the local store.
-   * `trustedRoots` (version → root, e.g. read from the DatanetRegistry) must match where given.
+   * `trustedRoots` (version → root, e.g. read from the DatanetRegistry) must match where given
+   * and must include `version` unless `unverified`: a datanet id hashes only its creation record,
+   * so without a trusted root any peer could fill it with other contributions (and the real ones
+   * would then be refused as a fork).
    */
   async fetchVersion(
     id: string,
     version: number,
     from: string[],
-    opts: { trustedRoots?: Record<number, Hex>; signal?: AbortSignal } = {}
+    opts: { trustedRoots?: Record<number, Hex>; unverified?: boolean; signal?: AbortSignal } = {}
   ): Promise<VersionRecord> {
     const store = this.#c.store()
     if (!store) throw new DatanetFetchError('DATANET_NOT_FOUND', 'this node keeps no datanets')
+    if (opts.trustedRoots?.[version] === undefined && opts.unverified !== true)
+      throw new DatanetFetchError(
+        'DATANET_UNTRUSTED',
+        `no trusted root for version ${version}: give one (e.g. from the DatanetRegistry), or fetch unverified on purpose`
+      )
     const attempts: { peer: string; error: string; code?: string }[] = []
     for (const peer of from) {
       try {
@@ -186,17 +213,16 @@ export class DatanetExchange {
           checked.records.flatMap((r) => r.chunks),
           opts.signal
         )
+        // every chunk is in the store now; importVersion checks the bundle again and appends
         const v = await importVersion(
           store,
           bundle,
           async (ref) => {
-            const bytes = fetched.get(ref.sha256)
-            if (!bytes) throw new Error(`chunk ${ref.sha256} was not sent`)
-            return bytes
+            throw new DatanetFetchError('DATANET_VERIFY_FAILED', `chunk ${ref.sha256} was not sent`)
           },
           opts.trustedRoots
         )
-        this.#log.info('datanet version fetched', { id, version, peer, chunks: fetched.size })
+        this.#log.info('datanet version fetched', { id, version, peer, chunks: fetched })
         return v
       } catch (err) {
         if (opts.signal?.aborted) throw err
@@ -217,6 +243,7 @@ export class DatanetExchange {
     peer: string,
     request: unknown,
     maxFrame: number,
+    maxBuffer: number,
     signal: AbortSignal | undefined,
     read: (next: () => Promise<unknown>) => Promise<T>
   ): Promise<T> {
@@ -224,12 +251,19 @@ export class DatanetExchange {
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
     const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), DATANET_PROTOCOL, { signal: sig })
     try {
-      const lp = framed(stream, maxFrame)
+      const lp = framed(stream, maxFrame, maxBuffer)
       await lp.write(encodeCanonical(request), { signal: sig })
       const next = async () => {
-        const frame = decodeCanonical<{ t?: unknown; code?: unknown; message?: unknown }>(
-          (await lp.read({ signal: sig })).subarray()
-        )
+        const data = (await lp.read({ signal: sig })).subarray()
+        let frame: { t?: unknown; code?: unknown; message?: unknown } | null
+        try {
+          frame = decodeCanonical(data)
+        } catch (err) {
+          throw new DatanetFetchError(
+            'DATANET_VERIFY_FAILED',
+            `the peer sent a frame that is not canonical CBOR: ${(err as Error).message}`
+          )
+        }
         if (frame?.t === 'error')
           throw new DatanetFetchError(
             'DATANET_NOT_FOUND',
@@ -247,21 +281,39 @@ export class DatanetExchange {
   }
 
   #bundleFrom(peer: string, id: string, version: number, signal?: AbortSignal): Promise<VersionBundle> {
-    return this.#request(peer, { t: 'bundle', id, version }, MAX_BUNDLE_FRAME_BYTES, signal, async (next) => {
-      const f = (await next()) as { t?: unknown; bundle?: unknown }
-      if (f?.t !== 'bundle')
-        throw new DatanetFetchError('DATANET_VERIFY_FAILED', 'the peer did not send a bundle')
-      return f.bundle as VersionBundle
-    })
+    const request = { t: 'bundle', id, version }
+    return this.#request(
+      peer,
+      request,
+      MAX_BUNDLE_FRAME_BYTES,
+      MAX_BUNDLE_FRAME_BYTES + 16,
+      signal,
+      async (next) => {
+        const f = (await next()) as { t?: unknown; bundle?: unknown }
+        const b = f?.bundle as Partial<VersionBundle> | undefined
+        if (
+          f?.t !== 'bundle' ||
+          typeof b !== 'object' ||
+          b === null ||
+          typeof b.datanet !== 'object' ||
+          !Array.isArray(b.versions)
+        )
+          throw new DatanetFetchError(
+            'DATANET_VERIFY_FAILED',
+            'the peer did not send a bundle { datanet, versions, contributions }'
+          )
+        return b as VersionBundle
+      }
+    )
   }
 
-  /** The chunks of `refs` this node lacks, fetched in requests of MAX_CHUNKS_PER_REQUEST, each checked. */
+  /** Fetches the chunks of `refs` this node lacks, MAX_CHUNKS_PER_REQUEST per request, each checked and stored; returns how many. */
   async #chunksFrom(
     peer: string,
     store: DatanetStore,
     refs: ChunkRef[],
     signal?: AbortSignal
-  ): Promise<Map<string, Uint8Array>> {
+  ): Promise<number> {
     const missing: ChunkRef[] = []
     const seen = new Set<string>()
     for (const ref of refs) {
@@ -273,20 +325,30 @@ export class DatanetExchange {
         missing.push(ref)
       }
     }
-    const got = new Map<string, Uint8Array>()
     for (let i = 0; i < missing.length; i += MAX_CHUNKS_PER_REQUEST) {
       const batch = missing.slice(i, i + MAX_CHUNKS_PER_REQUEST)
-      await this.#request(peer, { t: 'chunks', refs: batch }, MAX_CHUNK_FRAME_BYTES, signal, async (next) => {
-        for (const ref of batch) {
-          const f = (await next()) as { t?: unknown; bytes?: unknown }
-          if (f?.t !== 'chunk' || !(f.bytes instanceof Uint8Array))
-            throw new DatanetFetchError('DATANET_VERIFY_FAILED', 'the peer sent something other than a chunk')
-          // putChunk checks size and sha256 before anything is written
-          await store.putChunk(f.bytes, ref)
-          got.set(ref.sha256, f.bytes)
+      // the peer writes the whole batch at once: buffer all of it while each chunk is stored
+      const buffer = batch.length * (MAX_CHUNK_FRAME_BYTES + 16)
+      await this.#request(
+        peer,
+        { t: 'chunks', refs: batch },
+        MAX_CHUNK_FRAME_BYTES,
+        buffer,
+        signal,
+        async (next) => {
+          for (const ref of batch) {
+            const f = (await next()) as { t?: unknown; bytes?: unknown }
+            if (f?.t !== 'chunk' || !(f.bytes instanceof Uint8Array))
+              throw new DatanetFetchError(
+                'DATANET_VERIFY_FAILED',
+                'the peer sent something other than a chunk'
+              )
+            // putChunk checks size and sha256 before anything is written
+            await store.putChunk(f.bytes, ref)
+          }
         }
-      })
+      )
     }
-    return got
+    return missing.length
   }
 }

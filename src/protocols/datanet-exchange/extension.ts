@@ -48,7 +48,13 @@ function datanetExchangeService(components: NodeComponents): DatanetExchange {
     logger: components.logger.child('datanet-exchange')
   })
   components.admin.action('/datanets/fetch', async (body) => {
-    const b = body as { id?: unknown; version?: unknown; from?: unknown; roots?: unknown } | null
+    const b = body as {
+      id?: unknown
+      version?: unknown
+      from?: unknown
+      roots?: unknown
+      unverified?: unknown
+    } | null
     if (typeof b?.id !== 'string' || !HEX32.test(b.id))
       throw bad('id must be a datanet id (0x + 64 lowercase hex)')
     if (!Number.isSafeInteger(b.version) || (b.version as number) < 1)
@@ -62,8 +68,11 @@ function datanetExchangeService(components: NodeComponents): DatanetExchange {
         roots[Number(v)] = r.toLowerCase() as Hex
       }
     }
+    if (b.unverified !== undefined && typeof b.unverified !== 'boolean')
+      throw bad('unverified must be true or false')
     const v = await exchange.fetchVersion(b.id, b.version as number, await peerIds(components, b.from), {
-      trustedRoots: roots
+      trustedRoots: roots,
+      unverified: b.unverified === true
     })
     return { id: v.datanetId, version: v.version, root: v.root, contributions: v.count }
   })

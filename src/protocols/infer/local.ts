@@ -1,5 +1,7 @@
 // Serving a job on this node: fetch the adapter when a peer has to supply it, check the payment,
 // run the engine, stream tokens, then sign the receipt (and store the payment) before the result.
+
+import { checkProofSchema } from '../../attribution/proof-schema.ts'
 import { type SignedVoucher, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
@@ -91,7 +93,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       promptIds: ev.promptIds,
       outputIds: ev.outputIds
     })
-    const proof = await ctx.c.attributionProof?.(body.jobId)
+    const proof = sentProof(await ctx.c.attributionProof?.(body.jobId), attribution.proofHash)
     const attributionMs = performance.now() - tAttribution
     const receiptBody: ReceiptBody = {
       v: 1,
@@ -173,6 +175,21 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100
+
+/**
+ * The kept proof is sent only when it is this job's (it hashes to the summary's proofHash: job
+ * ids are the client's to choose, so a stored proof under the same id may be another job's) and
+ * passes the schema the client checks (else the client would refuse the whole result).
+ */
+function sentProof(proof: unknown, proofHash: Hex): unknown {
+  if (proof === undefined) return undefined
+  try {
+    if (sha256Hex(encodeCanonical(proof)) !== proofHash) return undefined
+  } catch {
+    return undefined
+  }
+  return checkProofSchema(proof) === undefined ? proof : undefined
+}
 
 /** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
 async function checkPayment(

@@ -282,6 +282,8 @@ export async function openCheckpoint(dir: string): Promise<CheckpointReader> {
       return w && { dtype: w.info.dtype as FloatDtype, shape: w.info.shape }
     },
     read(name) {
+      // a closed reader's descriptor numbers may already belong to other files
+      if (fds.length === 0) throw new SafetensorsError(`checkpoint ${dir} is closed`, { tensor: name })
       const w = where.get(name)
       if (!w) throw new SafetensorsError(`checkpoint has no tensor "${name}"`, { tensor: name })
       const n = w.info.end - w.info.begin

@@ -3,8 +3,8 @@
 // zero point of 128, scales [N, kBlocks] fp32, so w[n, k] ≈ (q − 128) · scale. Blocks run along K
 // (the input features). 128 wide, as ORT's own quantizer defaults to: measured on the
 // smollm2-135m shape (2-core Zen 4), block 128 decoded 10–15 % faster than 32 or 64 at batch 1
-// and 8, and int8 codes per 128 weights keep the error far below a sampling temperature's effect
-// (test/unit/runtime-int8.test.ts bounds it against the fp32 graph).
+// and 8. test/unit/runtime-int8.test.ts bounds the int8 graph against the reference forward pass
+// run on these dequantized weights.
 
 export const INT8_BLOCK = 128
 /** MatMulNBits accuracy_level 4: activations quantized to int8 per block, int8 dot products (levels 0/1 dequantize every call: ~20× slower here) */

@@ -81,13 +81,14 @@ export const adapterAddCommand: Command = {
     const m = values.model as string | undefined
     const model = m === undefined ? undefined : existsSync(m) ? resolve(m) : m
     // a running node owns the store (its LevelDB is locked): ask it; an answer that refuses the
-    // adapter is final, only "no node answers" falls back to the store on disk
+    // adapter is final, and only a node that is certainly not running (no admin file, connection
+    // refused) lets the command open the store on disk itself
     try {
       return print(
         await adminRequest(config.dataDir, '/adapters/add', 120_000, { dir: resolve(positionals[0]!), model })
       )
     } catch (err) {
-      if (!(err instanceof AdminUnavailableError)) throw err
+      if (!(err instanceof AdminUnavailableError) || err.data.notRunning !== true) throw err
     }
     const { store, modelId } = await openStore(config, values.model as string | undefined)
     try {

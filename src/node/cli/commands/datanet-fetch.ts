@@ -32,6 +32,10 @@ export const datanetFetchCommand: Command = {
       description: 'trusted root VERSION=ROOT; default: the roots on-chain with --chain/--rpc, else none',
       valueName: 'ROOT'
     },
+    unverified: {
+      type: 'boolean',
+      description: 'copy without a trusted root: the peer decides what the datanet contains'
+    },
     ...chainOptions,
     json: { type: 'boolean', description: 'print JSON' }
   },
@@ -63,7 +67,7 @@ export const datanetFetchCommand: Command = {
       config.dataDir,
       '/datanets/fetch',
       600_000,
-      { id, version, from, roots }
+      { id, version, from, roots, unverified: values.unverified === true }
     )
     print(
       values.json === true,
@@ -72,7 +76,7 @@ export const datanetFetchCommand: Command = {
         `fetched datanet ${res.id} version ${res.version}: ${res.contributions} contributions, root ${res.root}` +
         (Object.keys(roots).length > 0
           ? ` (matches ${Object.keys(roots).length} trusted roots)`
-          : ' (no trusted roots given: checked for consistency only)')
+          : ' (UNVERIFIED: no trusted root; checked for consistency only)')
     )
     return 0
   }

@@ -138,7 +138,20 @@ const verifyProof: Command = {
     if (!file || positionals.length > 1) throw new UsageError('give exactly one proof FILE')
     if ((await stat(file)).size > MAX_PROOF_BYTES)
       throw new UsageError(`${file} is over ${MAX_PROOF_BYTES} bytes`)
-    const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
+    let doc: Record<string, unknown>
+    try {
+      doc = JSON.parse(await readFile(file, 'utf8'))
+    } catch (err) {
+      throw new UsageError(`${file} is not JSON: ${(err as Error).message}`)
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      throw new UsageError(
+        `${file} must hold a proof object, { proof, … } or an \`openlora infer --out\` result`
+      )
+    if ('receipt' in doc && !('attributionProof' in doc))
+      throw new UsageError(
+        `${file} is a job result without an attribution proof (its receipt's attribution method is ${String((doc.receipt as { body?: { attribution?: { method?: unknown } } })?.body?.attribution?.method)}: nothing to verify)`
+      )
     // A file is a bare proof, { proof, summary?, outputIds? } as `datanet attribute` writes, or
     // what `openlora infer --out` writes: { attributionProof, receipt, outputIds, … }
     const fromInfer = 'attributionProof' in doc
