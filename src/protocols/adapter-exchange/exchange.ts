@@ -12,13 +12,14 @@
 // Wire: client sends one frame, CBOR `{ cid }`. Server answers a CBOR frame
 // `{ t: 'manifest', files: [{ name, size, sha256 }] }` (or `{ t: 'error', code, message }`), then
 // each file's bytes in name order as raw length-prefixed frames of at most CHUNK_BYTES, then closes.
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { cidForManifest, parseCid } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
 import { framed } from '../infer/stream.ts'
+import type { ProtocolHost } from '../protocol-host.ts'
 import {
   ADAPTER_FILE_NAMES,
   ADAPTER_PROTOCOL,
@@ -50,15 +51,8 @@ export interface AdapterSink {
   ): Promise<{ cid: string; added: boolean }>
 }
 
-export interface AdapterExchangeHost {
-  handle(
-    protocol: string,
-    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-    opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
-  ): Promise<void>
-  unhandle(protocol: string): Promise<void>
-  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
-}
+/** The libp2p host slice this service needs. */
+export type AdapterExchangeHost = ProtocolHost
 
 export interface AdapterExchangeComponents {
   host: AdapterExchangeHost

@@ -10,7 +10,7 @@
 //   { t: 'bundle', id, version }  →  { t: 'bundle', bundle } | { t: 'error', code, message }
 //   { t: 'chunks', refs: [{ size, sha256 }] }  →  one { t: 'chunk', bytes } per ref, in order
 //                                                 | { t: 'error', code, message }
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { DatanetStore, VersionRecord } from '../../attribution/datanet-store.ts'
 import {
@@ -25,6 +25,7 @@ import { type Logger, silentLogger } from '../../common/log.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { framed } from '../infer/stream.ts'
+import type { ProtocolHost } from '../protocol-host.ts'
 import {
   DATANET_FETCH_TIMEOUT_MS,
   DATANET_PROTOCOL,
@@ -43,15 +44,8 @@ export type DatanetFetchErrorCode =
 /** Copying a datanet version from peers failed; `data.attempts` says what each peer did. */
 export class DatanetFetchError extends OpenLoraError<DatanetFetchErrorCode> {}
 
-export interface DatanetExchangeHost {
-  handle(
-    protocol: string,
-    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-    opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
-  ): Promise<void>
-  unhandle(protocol: string): Promise<void>
-  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
-}
+/** The libp2p host slice this service needs. */
+export type DatanetExchangeHost = ProtocolHost
 
 export interface DatanetExchangeComponents {
   host: DatanetExchangeHost
