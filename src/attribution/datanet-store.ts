@@ -22,7 +22,7 @@ import {
   MAX_TAG_CHARS,
   MAX_TAGS
 } from './constants.ts'
-import { DatanetError } from './errors.ts'
+import { DatanetError, forkError } from './errors.ts'
 import { buildMerkleTree, contributionLeaf } from './merkle.ts'
 import type { ChunkRef } from './types.ts'
 
@@ -278,20 +278,24 @@ export class DatanetStore {
   async appendReplicated(
     dn: DatanetRecord,
     contributions: ContributionRecord[],
-    versions: VersionRecord[]
+    versions: VersionRecord[],
+    opts: { checkedPrefix?: number } = {}
   ): Promise<void> {
     await this.serial(dn.id, async () => {
       const local = await this.getJson<DatanetRecord>(`n:${dn.id}`)
       const have = local?.contributions ?? 0
-      // checked again here, under the datanet's lock: two replications running at once must not
-      // interleave two histories
-      for (let seq = 0; seq < Math.min(have, contributions.length); seq++) {
+      // checked again under the datanet's lock, so two replications at once cannot interleave
+      // two histories: the records stored since the caller compared (stored records never
+      // change), and every version both sides have
+      for (let seq = opts.checkedPrefix ?? 0; seq < Math.min(have, contributions.length); seq++) {
         const mine = await this.getJson<ContributionRecord>(`c:${dn.id}:${pad(seq)}`)
         if (mine?.leaf !== contributions[seq]!.leaf)
-          throw new DatanetError(
-            'DATANET_INVALID',
-            `datanet bundle rejected: local contribution ${seq} differs from the bundle's; versions would fork`
-          )
+          throw forkError(`local contribution ${seq} differs from the bundle's`)
+      }
+      for (const v of versions.filter((v) => v.version <= (local?.latestVersion ?? 0))) {
+        const mine = await this.getJson<VersionRecord>(`v:${dn.id}:${pad(v.version)}`)
+        if (mine?.root !== v.root)
+          throw forkError(`local version ${v.version} has root ${mine?.root}, the bundle's ${v.root}`)
       }
       const fresh = contributions.filter((c) => c.seq >= have)
       const ops: { type: 'put'; key: string; value: unknown }[] = []

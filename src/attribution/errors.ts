@@ -10,8 +10,13 @@ export type DatanetErrorCode =
   | 'CHUNK_NOT_FOUND'
   | 'CHUNK_MISMATCH'
   | 'INDEX_INVALID'
+  | 'DATANET_FORK'
 
 export class DatanetError extends OpenLoraError<DatanetErrorCode> {}
+
+/** A replicated bundle is consistent, but this node holds another history of the datanet. */
+export const forkError = (why: string) =>
+  new DatanetError('DATANET_FORK', `datanet bundle not applied: ${why}; versions would fork`)
 
 export type ProvenanceErrorCode = 'PROVENANCE_INVALID'
 export class ProvenanceError extends OpenLoraError<ProvenanceErrorCode> {

@@ -7,7 +7,7 @@ import { contributionCid } from './chunking.ts'
 import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS } from './constants.ts'
 import type { ContributionRecord, DatanetRecord, DatanetStore, VersionRecord } from './datanet-store.ts'
 import { datanetIdOf, normaliseAddress } from './datanet-store.ts'
-import { DatanetError } from './errors.ts'
+import { DatanetError, forkError } from './errors.ts'
 import { buildMerkleTree, contributionLeaf } from './merkle.ts'
 import type { ChunkRef } from './types.ts'
 
@@ -174,8 +174,7 @@ export async function importVersion(
   // Local contributions must be a prefix of the bundle's (append-only versions).
   const local = await store.contributions(d.id).catch(() => [] as ContributionRecord[])
   local.forEach((c, i) => {
-    if (records[i]?.leaf !== c.leaf)
-      throw bad(`local contribution ${i} differs from the bundle's; versions would fork`)
+    if (records[i]?.leaf !== c.leaf) throw forkError(`local contribution ${i} differs from the bundle's`)
   })
   for (const r of records.slice(local.length))
     for (const ref of r.chunks) {
@@ -188,7 +187,8 @@ export async function importVersion(
   await store.appendReplicated(
     { ...d, owner, contributions: records.length, latestVersion: versions.length },
     records,
-    versions
+    versions,
+    { checkedPrefix: local.length }
   )
   return versions[versions.length - 1]!
 }

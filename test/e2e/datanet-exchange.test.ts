@@ -26,6 +26,8 @@ const fx = { modelDir: '', cacheDir: join(root, 'cache'), adapterDirs: [] } as F
 const extensions = [attributionExtension, datanetExchangeExtension]
 const nodes: OpenLoraNode[] = []
 let evilRequests = 0
+/** what the adversary answers: flipped chunk bytes, 'busy', or bytes that are not CBOR */
+let evilMode: 'bad-chunks' | 'busy' | 'garbage' = 'bad-chunks'
 
 const start = async (name: string, extra: Parameters<typeof startNode>[3] = {}) => {
   const n = await startNode(root, name, fx, {
@@ -106,7 +108,9 @@ test('a trusted root that differs is refused before anything is stored', async (
   const wary = await start('wary')
   await connect(wary, owner)
   const err = await exchange(wary)
-    .fetchVersion(id, 2, [owner.peerId], { trustedRoots: { 2: `0x${'00'.repeat(32)}` as never } })
+    .fetchVersion(id, 2, [owner.peerId], {
+      trustedRoots: { 1: roots[0] as never, 2: `0x${'00'.repeat(32)}` as never }
+    })
     .catch((e: Error & { code?: string }) => e)
   assert.is((err as { code?: string }).code, 'DATANET_VERIFY_FAILED')
   assert.match((err as Error).message, /is not the trusted 0x0000/)
@@ -133,7 +137,10 @@ test('a peer sending wrong chunk bytes is named, and the next peer serves', asyn
               const req = decodeCanonical<{ t: string; refs?: { size: number }[] }>(
                 (await lp.read()).subarray()
               )
-              if (req.t === 'bundle') await lp.write(encodeCanonical({ t: 'bundle', bundle }))
+              if (evilMode === 'busy')
+                await lp.write(encodeCanonical({ t: 'error', code: 'DATANET_BUSY', message: 'busy' }))
+              else if (evilMode === 'garbage') await lp.write(new Uint8Array([0xff, 0x00, 0x13]))
+              else if (req.t === 'bundle') await lp.write(encodeCanonical({ t: 'bundle', bundle }))
               else
                 for (const r of req.refs!)
                   await lp.write(encodeCanonical({ t: 'chunk', bytes: new Uint8Array(r.size).fill(7) }))
@@ -145,7 +152,7 @@ test('a peer sending wrong chunk bytes is named, and the next peer serves', asyn
   })
   const fresh = await start('fresh')
   await connect(fresh, evil, owner)
-  const trusted = { trustedRoots: { 2: roots[1] as never } }
+  const trusted = { trustedRoots: { 1: roots[0] as never, 2: roots[1] as never } }
   const v = await exchange(fresh).fetchVersion(id, 2, [evil.peerId, owner.peerId], trusted)
   assert.is(v.root, roots[1])
   assert.ok(evilRequests >= 2, 'the adversary was asked for the bundle and the chunks')
@@ -162,6 +169,28 @@ test('a peer sending wrong chunk bytes is named, and the next peer serves', asyn
       () => assert.unreachable('nothing stored from the adversary'),
       () => {}
     )
+  // a busy peer is reported as busy, a peer sending non-CBOR as failing a check
+  evilMode = 'busy'
+  const busy = await exchange(alone)
+    .fetchVersion(id, 2, [evil.peerId], trusted)
+    .catch((e: Error) => e)
+  assert.is((busy as { code?: string }).code, 'DATANET_BUSY')
+  evilMode = 'garbage'
+  const garbage = await exchange(alone)
+    .fetchVersion(id, 2, [evil.peerId], trusted)
+    .catch((e: Error) => e)
+  assert.is((garbage as { code?: string }).code, 'DATANET_VERIFY_FAILED')
+  assert.match((garbage as Error).message, /not canonical CBOR/)
+})
+
+test('a root for the last version alone is not enough: every version stored needs one', async () => {
+  const half = await start('half')
+  await connect(half, owner)
+  const err = await exchange(half)
+    .fetchVersion(id, 2, [owner.peerId], { trustedRoots: { 2: roots[1] as never } })
+    .catch((e: Error) => e)
+  assert.is((err as { code?: string }).code, 'DATANET_UNTRUSTED')
+  assert.match((err as Error).message, /no trusted root for version 1 of 1\.\.2/)
 })
 
 test('openlora datanet fetch runs it on the node of a data dir', async () => {
@@ -189,6 +218,8 @@ test('openlora datanet fetch runs it on the node of a data dir', async () => {
     '--from',
     addrOf(owner),
     '--root',
+    `1=${roots[0]}`,
+    '--root',
     `2=${roots[0]}`,
     '--data-dir',
     dataDir
@@ -205,7 +236,7 @@ test('openlora datanet fetch runs it on the node of a data dir', async () => {
     dataDir
   )
   assert.is(untrusted.code, 1)
-  assert.match(untrusted.err, /no trusted root for version 2/)
+  assert.match(untrusted.err, /no trusted root for versions 1, 2 of 1\.\.2/)
   const usage = await runCli('datanet', 'fetch', 'nope', '--data-dir', dataDir)
   assert.is(usage.code, 2)
   assert.match(usage.err, /ID@VERSION/)

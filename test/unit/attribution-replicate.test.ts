@@ -127,6 +127,19 @@ test('a local history that differs from the bundle is a fork and is refused', as
   await b.appendReplicated(dn, [], [])
   await b.contribute(id, { text: 'something else entirely', contributor: ADDR.bob })
   await rejects(importVersion(b, bundle, fromA), /versions would fork/)
+  const err = await importVersion(b, bundle, fromA).catch((e: Error & { code?: string }) => e)
+  assert.is((err as { code?: string }).code, 'DATANET_FORK', 'a local fork is not the bundle being invalid')
+})
+
+test('under the write lock, stored versions must carry the bundle’s roots', async () => {
+  await importVersion(b, bundle, fromA)
+  const dn = await a.getDatanet(id)
+  const records = await a.contributions(id)
+  // the same contributions with another version 1: its root differs from the stored one
+  const moved = (await a.versions(id)).map((v, i) =>
+    i === 0 ? { ...v, root: `0x${'11'.repeat(32)}` as Hex } : v
+  )
+  await rejects(b.appendReplicated(dn, records, moved), /local version 1 has root .*versions would fork/)
 })
 
 test.run()

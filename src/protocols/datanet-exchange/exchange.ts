@@ -131,21 +131,25 @@ export class DatanetExchange {
             'DATANET_BUSY',
             `${MAX_CONCURRENT_EXPORTS} bundle exports are running; try again`
           )
+        // the slot is held until the frame is written: a peer that does not read keeps it (and
+        // the frame's memory) until the timeout, and no more than MAX_CONCURRENT_EXPORTS of those
         this.#exporting++
-        let frame: Uint8Array
         try {
-          frame = encodeCanonical({ t: 'bundle', bundle: await exportVersion(store, req.id, req.version) })
-        } catch (err) {
-          return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+          let frame: Uint8Array
+          try {
+            frame = encodeCanonical({ t: 'bundle', bundle: await exportVersion(store, req.id, req.version) })
+          } catch (err) {
+            return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+          }
+          if (frame.byteLength > MAX_BUNDLE_FRAME_BYTES)
+            return await refuse(
+              'DATANET_NOT_FOUND',
+              `the bundle is ${frame.byteLength} bytes, over the ${MAX_BUNDLE_FRAME_BYTES}-byte frame limit`
+            )
+          await lp.write(frame, { signal })
         } finally {
           this.#exporting--
         }
-        if (frame.byteLength > MAX_BUNDLE_FRAME_BYTES)
-          return await refuse(
-            'DATANET_NOT_FOUND',
-            `the bundle is ${frame.byteLength} bytes, over the ${MAX_BUNDLE_FRAME_BYTES}-byte frame limit`
-          )
-        await lp.write(frame, { signal })
       } else {
         // read all first, so a missing chunk is one error frame, not a stream cut short
         const chunks: Uint8Array[] = []
@@ -181,10 +185,15 @@ export class DatanetExchange {
   ): Promise<VersionRecord> {
     const store = this.#c.store()
     if (!store) throw new DatanetFetchError('DATANET_NOT_FOUND', 'this node keeps no datanets')
-    if (opts.trustedRoots?.[version] === undefined && opts.unverified !== true)
+    // a root for the last version pins the contributions, but each earlier version's count (so
+    // its root) would still be the peer's choice: every version stored needs its trusted root
+    const untrusted = Array.from({ length: version }, (_, i) => i + 1).filter(
+      (v) => opts.trustedRoots?.[v] === undefined
+    )
+    if (untrusted.length > 0 && opts.unverified !== true)
       throw new DatanetFetchError(
         'DATANET_UNTRUSTED',
-        `no trusted root for version ${version}: give one (e.g. from the DatanetRegistry), or fetch unverified on purpose`
+        `no trusted root for version${untrusted.length > 1 ? 's' : ''} ${untrusted.join(', ')} of 1..${version}: give them (e.g. from the DatanetRegistry), or fetch unverified on purpose`
       )
     const attempts: { peer: string; error: string; code?: string }[] = []
     for (const peer of from) {
@@ -224,10 +233,14 @@ export class DatanetExchange {
         this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
       }
     }
-    // a peer that sent something failing a check, as opposed to peers that had nothing
-    const verify = attempts.some((a) => a.code !== undefined && VERIFY_CODES.has(a.code))
+    // a peer that sent something failing a check, else one that was busy, else none had it
+    const code: DatanetFetchErrorCode = attempts.some((a) => a.code !== undefined && VERIFY_CODES.has(a.code))
+      ? 'DATANET_VERIFY_FAILED'
+      : attempts.some((a) => a.code === 'DATANET_BUSY')
+        ? 'DATANET_BUSY'
+        : 'DATANET_NOT_FOUND'
     throw new DatanetFetchError(
-      verify ? 'DATANET_VERIFY_FAILED' : 'DATANET_NOT_FOUND',
+      code,
       `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
       { id, version, attempts }
     )
@@ -260,7 +273,7 @@ export class DatanetExchange {
         }
         if (frame?.t === 'error')
           throw new DatanetFetchError(
-            'DATANET_NOT_FOUND',
+            frame.code === 'DATANET_BUSY' ? 'DATANET_BUSY' : 'DATANET_NOT_FOUND',
             `the peer refused: ${String(frame.message).slice(0, 500)}`
           )
         return frame

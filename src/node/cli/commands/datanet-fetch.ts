@@ -29,7 +29,8 @@ export const datanetFetchCommand: Command = {
     root: {
       type: 'string',
       multiple: true,
-      description: 'trusted root VERSION=ROOT; default: the roots on-chain with --chain/--rpc, else none',
+      description:
+        'trusted root VERSION=ROOT, one per version 1..V; default: the roots on-chain with --chain/--rpc; without either the node refuses unless --unverified',
       valueName: 'ROOT'
     },
     unverified: {
@@ -69,14 +70,15 @@ export const datanetFetchCommand: Command = {
       600_000,
       { id, version, from, roots, unverified: values.unverified === true }
     )
+    const trusted = Object.keys(roots).length
     print(
       values.json === true,
-      { ...res, trustedRoots: Object.keys(roots).length },
+      { ...res, trustedRoots: trusted },
       () =>
         `fetched datanet ${res.id} version ${res.version}: ${res.contributions} contributions, root ${res.root}` +
-        (Object.keys(roots).length > 0
-          ? ` (matches ${Object.keys(roots).length} trusted roots)`
-          : ' (UNVERIFIED: no trusted root; checked for consistency only)')
+        (values.unverified === true
+          ? ' (UNVERIFIED: the peer chose what it contains; checked for consistency only)'
+          : ` (matches ${trusted} trusted roots)`)
     )
     return 0
   }

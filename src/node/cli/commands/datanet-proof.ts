@@ -150,7 +150,10 @@ const verifyProof: Command = {
       )
     if ('receipt' in doc && !('attributionProof' in doc))
       throw new UsageError(
-        `${file} is a job result without an attribution proof (its receipt's attribution method is ${String((doc.receipt as { body?: { attribution?: { method?: unknown } } })?.body?.attribution?.method)}: nothing to verify)`
+        (doc.receipt as { body?: { attribution?: { method?: unknown } } })?.body?.attribution?.method ===
+          'spans'
+          ? `${file} is a job result whose proof did not come with it (too large for the result frame): the serving node keeps it`
+          : `${file} is a job result attributed by provenance only: there is no span proof to verify`
       )
     // A file is a bare proof, { proof, summary?, outputIds? } as `datanet attribute` writes, or
     // what `openlora infer --out` writes: { attributionProof, receipt, outputIds, … }
