@@ -211,14 +211,22 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
         ? ` --pay --chain ${shellQuote(join(dataDir, CHAIN_ENDPOINT_FILE))} --key-file ${shellQuote(info.clientKeyFile)} --data-dir ${shellQuote(dataDir)}`
         : ''
     const adapter = info?.adapter ? ` --adapter ${info.adapter.cid}` : ''
+    // the job's result (receipt and, when span-attributed, its proof) goes to a file the
+    // attribution line below checks against the datanet's on-chain roots
+    const result = join(dataDir, 'last-job.json')
     lines.push(
       'Send it a job:',
-      `  npm run openlora -- infer --via ${via} --model ${shellQuote(model)}${adapter} --prompt ${shellQuote(DEMO_PROMPT)}${pay}`
+      `  npm run openlora -- infer --via ${via} --model ${shellQuote(model)}${adapter} --prompt ${shellQuote(DEMO_PROMPT)}${pay} --out ${shellQuote(result)}`
     )
     if (chain)
       lines.push(
         `Balances:   npm run openlora -- balance --data-dir ${shellQuote(dataDir)}${info?.clientKeyFile ? ` --key-file ${shellQuote(info.clientKeyFile)}` : ''}`,
-        `Rewards:    npm run openlora -- rewards --data-dir ${shellQuote(dataDir)}`
+        `Rewards:    npm run openlora -- rewards --data-dir ${shellQuote(dataDir)}`,
+        ...(info?.adapter
+          ? [
+              `Attribution: npm run openlora -- datanet verify-proof ${shellQuote(result)} --chain ${shellQuote(join(dataDir, CHAIN_ENDPOINT_FILE))}`
+            ]
+          : [])
       )
   }
   return `${lines.join('\n')}\n`

@@ -152,6 +152,11 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   const bal = await runCli([...cmd('Balances:').slice(4), '--json'])
   assert.is(bal.code, 0, bal.err)
   assert.is(JSON.parse(bal.out).escrow, (100n * 10n ** 18n).toString(), 'the demo client was funded')
+  // the banner's attribution command checks the job's proof against the datanet's on-chain root
+  const attribution = await runCli([...cmd('Attribution:').slice(4), '--json'])
+  assert.is(attribution.code, 0, attribution.out + attribution.err)
+  const proof = JSON.parse(attribution.out.trim().split('\n').at(-1)!)
+  assert.ok(proof.ok && proof.checked.spans >= 1, JSON.stringify(proof))
   const rew = await runCli([...cmd('Rewards:').slice(4), '--json'])
   assert.is(rew.code, 0, rew.err)
   const pending = JSON.parse(rew.out).totals.pending
