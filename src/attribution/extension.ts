@@ -117,7 +117,18 @@ function attributionService(components: NodeComponents): AttributionService {
       } catch (err) {
         // A receipt is still owed: attribution failing (a missing index, a bad provenance entry)
         // degrades to the commitment instead of failing the job.
-        log.warn('attribution failed; receipt carries the provenance commitment', { jobId: job.jobId, err })
+        const code = (err as { code?: string }).code
+        const missing = code === 'DATANET_NOT_FOUND' || code === 'VERSION_NOT_FOUND'
+        log.warn('attribution failed; receipt carries the provenance commitment', {
+          jobId: job.jobId,
+          err,
+          // the adapter was trained on a datanet version this node lacks: say how to get it
+          ...(missing
+            ? {
+                hint: 'copy the datanet version from a peer that has it: openlora datanet fetch ID@VERSION --from PEER --chain chain.json'
+              }
+            : {})
+        })
         return provenanceCommitment(job)
       }
     }
