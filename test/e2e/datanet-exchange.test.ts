@@ -209,7 +209,14 @@ test('openlora datanet fetch runs it on the node of a data dir', async () => {
     '--json'
   )
   assert.is(ok.code, 0, ok.err)
-  assert.equal(JSON.parse(ok.out), { id, version: 1, root: roots[0], contributions: 2, trustedRoots: 1 })
+  assert.equal(JSON.parse(ok.out), {
+    id,
+    version: 1,
+    root: roots[0],
+    contributions: 2,
+    trustedRoots: 1,
+    rootsFrom: 'request'
+  })
   assert.is((await svc(cliNode).store.getVersion(id, 1)).root, roots[0])
   const wrong = await runCli(
     'datanet',

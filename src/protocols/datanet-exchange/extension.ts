@@ -7,7 +7,43 @@ import { OpenLoraError } from '../../common/errors.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents } from '../../node/services.ts'
-import { DatanetExchange } from './exchange.ts'
+import { DatanetExchange, DatanetFetchError } from './exchange.ts'
+
+/** What this extension reads of the chain service (src/chain/service.ts), when the node runs one. */
+interface DatanetRoots {
+  readonly client: { chainId: number; datanetVersionRoot(id: Hex, version: number): Promise<Hex> }
+}
+const ZERO_ROOT = `0x${'00'.repeat(32)}`
+
+/**
+ * The DatanetRegistry's roots for versions 1..version, when the node has a chain: the trusted
+ * roots a fetch needs. Undefined without a started chain service; a version missing on-chain is
+ * an error naming it.
+ */
+async function rootsOnChain(
+  components: NodeComponents,
+  id: Hex,
+  version: number
+): Promise<Record<number, Hex> | undefined> {
+  let client: DatanetRoots['client'] | undefined
+  try {
+    client = (components.services.chain as DatanetRoots | undefined)?.client
+  } catch {
+    return undefined // the chain service is configured but not started
+  }
+  if (!client) return undefined
+  const roots: Record<number, Hex> = {}
+  for (let v = 1; v <= version; v++) {
+    const root = await client.datanetVersionRoot(id, v).catch(() => undefined)
+    if (root === undefined || root.toLowerCase() === ZERO_ROOT)
+      throw new DatanetFetchError(
+        'DATANET_UNTRUSTED',
+        `datanet ${id} version ${v} is not recorded in the DatanetRegistry of chain ${client.chainId}: nothing to trust`
+      )
+    roots[v] = root.toLowerCase() as Hex
+  }
+  return roots
+}
 
 class DatanetFetchRequestError extends OpenLoraError<'BAD_REQUEST'> {}
 const bad = (message: string) => new DatanetFetchRequestError('BAD_REQUEST', message)
@@ -70,11 +106,27 @@ function datanetExchangeService(components: NodeComponents): DatanetExchange {
     }
     if (b.unverified !== undefined && typeof b.unverified !== 'boolean')
       throw bad('unverified must be true or false')
+    // no roots given: the node's own chain, when it has one, says what to trust
+    let rootsFrom: 'request' | 'chain' | 'none' = Object.keys(roots).length > 0 ? 'request' : 'none'
+    if (rootsFrom === 'none' && b.unverified !== true) {
+      const onChain = await rootsOnChain(components, b.id as Hex, b.version as number)
+      if (onChain) {
+        Object.assign(roots, onChain)
+        rootsFrom = 'chain'
+      }
+    }
     const v = await exchange.fetchVersion(b.id, b.version as number, await peerIds(components, b.from), {
       trustedRoots: roots,
       unverified: b.unverified === true
     })
-    return { id: v.datanetId, version: v.version, root: v.root, contributions: v.count }
+    return {
+      id: v.datanetId,
+      version: v.version,
+      root: v.root,
+      contributions: v.count,
+      trustedRoots: Object.keys(roots).length,
+      rootsFrom
+    }
   })
   return exchange
 }

@@ -30,7 +30,7 @@ export const datanetFetchCommand: Command = {
       type: 'string',
       multiple: true,
       description:
-        'trusted root VERSION=ROOT, one per version 1..V; default: the roots on-chain with --chain/--rpc; without either the node refuses unless --unverified',
+        'trusted root VERSION=ROOT, one per version 1..V; default: the roots on-chain with --chain/--rpc, else the node reads its own chain; without any the node refuses unless --unverified',
       valueName: 'ROOT'
     },
     unverified: {
@@ -64,21 +64,28 @@ export const datanetFetchCommand: Command = {
         throw new UsageError(`datanet ${id} has no version ${version} on-chain; nothing to trust`)
     }
     const config = configFromFlags(values)
-    const res = await adminRequest<{ id: Hex; version: number; root: Hex; contributions: number }>(
-      config.dataDir,
-      '/datanets/fetch',
-      600_000,
-      { id, version, from, roots, unverified: values.unverified === true }
-    )
-    const trusted = Object.keys(roots).length
+    const res = await adminRequest<{
+      id: Hex
+      version: number
+      root: Hex
+      contributions: number
+      trustedRoots: number
+      rootsFrom: 'request' | 'chain' | 'none'
+    }>(config.dataDir, '/datanets/fetch', 600_000, {
+      id,
+      version,
+      from,
+      roots,
+      unverified: values.unverified === true
+    })
     print(
       values.json === true,
-      { ...res, trustedRoots: trusted },
+      res,
       () =>
         `fetched datanet ${res.id} version ${res.version}: ${res.contributions} contributions, root ${res.root}` +
-        (values.unverified === true
+        (res.rootsFrom === 'none'
           ? ' (UNVERIFIED: the peer chose what it contains; checked for consistency only)'
-          : ` (matches ${trusted} trusted roots)`)
+          : ` (matches ${res.trustedRoots} trusted roots from the ${res.rootsFrom === 'chain' ? "node's chain" : 'command line'})`)
     )
     return 0
   }
