@@ -57,6 +57,11 @@ export interface AttributionService extends Service {
   provider: (job: JobOutput) => Promise<AttributionSummary>
 }
 
+/** The slice of the datanet exchange service (src/protocols/datanet-exchange) attribution uses. */
+interface DatanetReplicatorLike {
+  replicator?: { request(id: Hex, version: number): void }
+}
+
 function attributionService(components: NodeComponents): AttributionService {
   const cfg = {
     ...ATTRIBUTION_CONFIG_DEFAULTS,
@@ -96,6 +101,28 @@ function attributionService(components: NodeComponents): AttributionService {
   const provide = async (job: JobOutput): Promise<AttributionSummary> => {
     const p = await provenance.get(job.adapter)
     if (!p) return provenanceCommitment(job)
+    // a datanet version the adapter was trained on and this node lacks: ask the datanet exchange
+    // (when the node runs one) to copy it in the background; this job gets the commitment
+    const missing: { id: Hex; version: number }[] = []
+    for (const d of p.datanets)
+      if (
+        !(await store.getVersion(d.id, d.version).then(
+          () => true,
+          () => false
+        ))
+      )
+        missing.push(d)
+    if (missing.length > 0) {
+      const replicator = (components.services.datanetExchange as DatanetReplicatorLike | undefined)
+        ?.replicator
+      for (const d of missing) replicator?.request(d.id, d.version)
+      log.info('datanets of the adapter are not on this node; receipt carries the provenance commitment', {
+        jobId: job.jobId,
+        missing: missing.map((d) => `${d.id}@${d.version}`),
+        copying: replicator !== undefined
+      })
+      return provenanceCommitment(job)
+    }
     const served = components.services.serving as ServedModels | undefined
     const model = served?.models().find((m) => m.weightsHash === job.modelHash)
     const attributor = model ? await attributorFor(model.modelId) : undefined

@@ -1,19 +1,25 @@
 // A node with a chain fetches a datanet version trusting the roots its own DatanetRegistry holds:
 // `openlora datanet fetch ID@V --from PEER` needs no --root then, and a version the registry does
-// not have is refused by name. Real anvil (started by the owner node's `local` preset), real
-// contracts, libp2p and LevelDB.
+// not have is refused by name; and a job whose adapter names a datanet version the node lacks
+// makes the node copy it in the background from its peers. Real anvil (started by the owner
+// node's `local` preset), real contracts, libp2p and LevelDB.
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type AttributionService, attributionExtension } from '../../src/attribution/extension.ts'
 import { chainExtension } from '../../src/chain/extension.ts'
 import type { ChainService } from '../../src/chain/service.ts'
+import { cidForBytes } from '../../src/crypto/cid.ts'
 import { sha256Hex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
-import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
+import {
+  type DatanetExchangeService,
+  datanetExchangeExtension
+} from '../../src/protocols/datanet-exchange/extension.ts'
 import { addrOf, type Fixtures, runCli, startNode } from './infer-fixture.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'datanet-exchange-chain-'))
@@ -21,8 +27,10 @@ const fx = { modelDir: '', cacheDir: join(root, 'cache'), adapterDirs: [] } as F
 const extensions = [chainExtension, attributionExtension, datanetExchangeExtension]
 let owner: OpenLoraNode
 let reader: OpenLoraNode
+let auto: OpenLoraNode
 
 test.after(async () => {
+  await auto?.stop().catch(() => {})
   await reader?.stop().catch(() => {})
   await owner?.stop().catch(() => {})
   await rm(root, { recursive: true, force: true })
@@ -91,6 +99,28 @@ test('a node trusts its own chain for the roots of a datanet it copies', async (
   const v3 = await runCli('datanet', 'fetch', `${dn.id}@3`, '--from', addrOf(owner), '--data-dir', dataDir)
   assert.is(v3.code, 1)
   assert.match(v3.err, /version 3 is not recorded in the DatanetRegistry of chain 31337/)
+
+  // attribution for an adapter trained on version 2, on a node without it: the job gets the
+  // provenance commitment and the node copies the version from its peers, trusting its chain
+  auto = await startNode(root, 'auto', fx, {
+    serve: false,
+    overrides: { extensions },
+    config: { chain: { rpcUrl: ep.rpcUrl, chainId: ep.chainId, addresses: ep.addresses } }
+  })
+  await auto.libp2p.dial(multiaddr(addrOf(owner)))
+  const attribution = auto.services.attribution as AttributionService
+  const adapter = cidForBytes(new TextEncoder().encode('an adapter trained on tides'))
+  await attribution.provenance.set(adapter, { datanets: [{ id: dn.id, version: 2, bp: 10_000 }] })
+  const summary = await attribution.provider({
+    jobId: `0x${'07'.repeat(16)}`,
+    modelHash: sha256Hex('model'),
+    adapter,
+    outputIds: [3, 4]
+  })
+  assert.is(summary.method, 'provenance')
+  await (auto.services.datanetExchange as DatanetExchangeService).replicator.settled()
+  assert.is((await attribution.store.getVersion(dn.id, 2)).root, v2.root)
+  assert.is((await attribution.store.getVersion(dn.id, 1)).root, v1.root)
 })
 
 test.run()

@@ -8,6 +8,7 @@ import type { Hex } from '../../crypto/hash.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents } from '../../node/services.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
+import { DatanetReplicator } from './replicator.ts'
 
 /** What this extension reads of the chain service (src/chain/service.ts), when the node runs one. */
 interface DatanetRoots {
@@ -76,7 +77,10 @@ async function peerIds(components: NodeComponents, from: unknown): Promise<strin
   return out
 }
 
-function datanetExchangeService(components: NodeComponents): DatanetExchange {
+/** The node's datanet exchange, with `replicator` for copies the attribution service asks for. */
+export type DatanetExchangeService = DatanetExchange & { replicator: DatanetReplicator }
+
+function datanetExchangeService(components: NodeComponents): DatanetExchangeService {
   const attribution = () => components.services.attribution as AttributionService | undefined
   const exchange = new DatanetExchange({
     host: components.libp2p,
@@ -128,7 +132,13 @@ function datanetExchangeService(components: NodeComponents): DatanetExchange {
       rootsFrom
     }
   })
-  return exchange
+  const replicator = new DatanetReplicator({
+    exchange,
+    peers: () => components.libp2p.getPeers().map((p) => p.toString()),
+    roots: (id, version) => rootsOnChain(components, id, version),
+    logger: components.logger.child('datanet-replicator')
+  })
+  return Object.assign(exchange, { replicator })
 }
 
 export const datanetExchangeExtension: NodeExtension = {
