@@ -10,5 +10,10 @@ export interface ProtocolHost {
     opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
   ): Promise<void>
   unhandle(protocol: string): Promise<void>
-  dialProtocol(peer: PeerId, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>
+  /** negotiateFully false: the first write carries the protocol negotiation (one round trip less) */
+  dialProtocol(
+    peer: PeerId,
+    protocol: string,
+    opts?: { signal?: AbortSignal; negotiateFully?: boolean }
+  ): Promise<Stream>
 }

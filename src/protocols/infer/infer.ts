@@ -3,12 +3,13 @@
 // adapter by CID first when needed) or forwards it to the next peer and relays its frames. A
 // failure before the first token moves on to the next candidate; the client only sees an error
 // when every candidate failed. Closing or resetting the client stream cancels the job.
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Address } from 'viem'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { ProtocolHost } from '../protocol-host.ts'
 import {
   LatencyTracker,
   type PeerDirectory,
@@ -50,19 +51,7 @@ export interface InferInit {
 }
 
 /** The libp2p host's surface this service uses (a Libp2p node fits). */
-export interface InferHost {
-  handle(
-    protocol: string,
-    handler: (stream: Stream, connection: Connection) => void | Promise<void>,
-    opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }
-  ): Promise<void>
-  unhandle(protocol: string): Promise<void>
-  dialProtocol(
-    peer: PeerId,
-    protocol: string,
-    opts?: { signal?: AbortSignal; negotiateFully?: boolean }
-  ): Promise<Stream>
-}
+export type InferHost = ProtocolHost
 
 export interface InferComponents {
   host: InferHost
