@@ -43,7 +43,8 @@ test.before(async () => {
   n1 = await startNode(root, 'n1', fx, { infer: { maxConcurrentJobsPerPeer: 2 } })
   const boot = [addrOf(n1)]
   n2 = await startNode(root, 'n2', fx, { bootstrap: boot })
-  n4 = await startNode(root, 'n4', fx, { bootstrap: boot })
+  // n4 may run jobs long enough that a cancel always arrives while the job still runs
+  n4 = await startNode(root, 'n4', fx, { bootstrap: boot, infer: { maxNewTokens: 480 } })
   model = serving(n1).models()[0]!.modelId
   cidA = (await serving(n2).store()!.import(fx.adapterDirs[0]!)).cid
   cidB = (await serving(n2).store()!.import(fx.adapterDirs[1]!)).cid
@@ -253,11 +254,13 @@ test('a client closing its stream cancels the job on the serving node behind the
   const e = await code(
     client.infer(
       addrOf(n1),
-      { model, adapter: cidB, promptIds: PROMPT, params: { maxNewTokens: 250 } },
+      { model, adapter: cidB, promptIds: PROMPT, params: { maxNewTokens: 480 } },
       {
         signal: ac.signal,
+        // cancel as soon as the first token shows the job runs: the tiny model makes 480 tokens
+        // in well under a second, so a later cancel could arrive after the job had ended
         onToken: () => {
-          if (++tokens === 2) ac.abort()
+          if (++tokens === 1) ac.abort()
         }
       }
     )
