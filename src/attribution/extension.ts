@@ -98,29 +98,44 @@ function attributionService(components: NodeComponents): AttributionService {
     }
     return p
   }
+  // a version counts as missing only when the store says so; any other store failure propagates
+  const hasVersion = (id: Hex, version: number) =>
+    store.getVersion(id, version).then(
+      () => true,
+      (err: { code?: string }) => {
+        if (err.code === 'VERSION_NOT_FOUND' || err.code === 'DATANET_NOT_FOUND') return false
+        throw err
+      }
+    )
+  // missing datanets already warned about (no exchange to copy them): once per version
+  const warned = new Set<string>()
   const provide = async (job: JobOutput): Promise<AttributionSummary> => {
     const p = await provenance.get(job.adapter)
     if (!p) return provenanceCommitment(job)
     // a datanet version the adapter was trained on and this node lacks: ask the datanet exchange
     // (when the node runs one) to copy it in the background; this job gets the commitment
     const missing: { id: Hex; version: number }[] = []
-    for (const d of p.datanets)
-      if (
-        !(await store.getVersion(d.id, d.version).then(
-          () => true,
-          () => false
-        ))
-      )
-        missing.push(d)
+    for (const d of p.datanets) if (!(await hasVersion(d.id, d.version))) missing.push(d)
     if (missing.length > 0) {
       const replicator = (components.services.datanetExchange as DatanetReplicatorLike | undefined)
         ?.replicator
       for (const d of missing) replicator?.request(d.id, d.version)
-      log.info('datanets of the adapter are not on this node; receipt carries the provenance commitment', {
-        jobId: job.jobId,
-        missing: missing.map((d) => `${d.id}@${d.version}`),
-        copying: replicator !== undefined
-      })
+      const keys = missing.map((d) => `${d.id}@${d.version}`)
+      if (replicator)
+        log.info(
+          'datanets of the adapter are not on this node yet; receipt carries the provenance commitment',
+          {
+            jobId: job.jobId,
+            copying: keys
+          }
+        )
+      else if (keys.some((k) => !warned.has(k))) {
+        for (const k of keys) warned.add(k)
+        log.warn('datanets of the adapter are not on this node; receipts carry the provenance commitment', {
+          missing: keys,
+          hint: 'copy them from a peer: openlora datanet fetch ID@VERSION --from PEER --chain chain.json'
+        })
+      }
       return provenanceCommitment(job)
     }
     const served = components.services.serving as ServedModels | undefined

@@ -15,6 +15,7 @@ function setup(opts: { roots?: boolean; fail?: boolean } = {}) {
       fetchVersion: async (id, version, peers, o) => {
         calls.push({ id, version, peers, roots: o?.trustedRoots })
         await new Promise((r) => setTimeout(r, 10))
+        if (o?.signal?.aborted) throw o.signal.reason
         if (opts.fail) throw new Error('no peer had it')
         return { datanetId: id as Hex, version, root: ROOT, count: 1, publishedAt: 0 }
       }
@@ -52,6 +53,20 @@ test('without trusted roots nothing is fetched, and a failed copy is not retried
   failing.replicator.request(ID, 1)
   await failing.replicator.settled()
   assert.is(failing.calls.length, 1, 'the second request falls inside the retry delay')
+})
+
+test('stop cancels a running copy, waits for it, and refuses new ones', async () => {
+  const { replicator, calls } = setup()
+  replicator.request(ID, 1)
+  await new Promise((r) => setTimeout(r, 3)) // the copy is inside fetchVersion now
+  await replicator.stop()
+  replicator.request(ID, 2)
+  await replicator.settled()
+  assert.equal(
+    calls.map((c) => c.version),
+    [1],
+    'the running copy saw the stop; no copy started after it'
+  )
 })
 
 test.run()

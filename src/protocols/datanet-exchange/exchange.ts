@@ -228,7 +228,9 @@ export class DatanetExchange {
         this.#log.info('datanet version fetched', { id, version, peer, chunks: fetched })
         return v
       } catch (err) {
-        if (opts.signal?.aborted) throw err
+        // a differing local history is this node's state, not the peer's doing: no other peer
+        // with the same trusted roots could help
+        if (opts.signal?.aborted || (err as { code?: string }).code === 'DATANET_FORK') throw err
         attempts.push({ peer, error: (err as Error).message, code: (err as { code?: string }).code })
         this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
       }

@@ -35,8 +35,21 @@ async function rootsOnChain(
   if (!client) return undefined
   const roots: Record<number, Hex> = {}
   for (let v = 1; v <= version; v++) {
-    const root = await client.datanetVersionRoot(id, v).catch(() => undefined)
-    if (root === undefined || root.toLowerCase() === ZERO_ROOT)
+    let root: Hex
+    try {
+      root = await client.datanetVersionRoot(id, v)
+    } catch (err) {
+      const revert = (err as { revert?: string }).revert
+      // the registry's own answers for a datanet or version it does not hold; anything else is
+      // the chain not answering, which says nothing about what to trust
+      if (revert !== 'UnknownVersion' && revert !== 'UnknownDatanet')
+        throw new DatanetFetchError(
+          'DATANET_UNTRUSTED',
+          `could not read datanet roots from chain ${client.chainId}: ${(err as Error).message}`
+        )
+      root = ZERO_ROOT as Hex
+    }
+    if (root.toLowerCase() === ZERO_ROOT)
       throw new DatanetFetchError(
         'DATANET_UNTRUSTED',
         `datanet ${id} version ${v} is not recorded in the DatanetRegistry of chain ${client.chainId}: nothing to trust`
@@ -138,7 +151,15 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
     roots: (id, version) => rootsOnChain(components, id, version),
     logger: components.logger.child('datanet-replicator')
   })
-  return Object.assign(exchange, { replicator })
+  // background copies end before the node closes its store and releases its data dir
+  const stopExchange = exchange.stop.bind(exchange)
+  return Object.assign(exchange, {
+    replicator,
+    stop: async () => {
+      await replicator.stop()
+      await stopExchange()
+    }
+  })
 }
 
 export const datanetExchangeExtension: NodeExtension = {

@@ -24,6 +24,7 @@ export class DatanetReplicator {
   readonly #log: Logger
   readonly #inflight = new Map<string, Promise<void>>()
   readonly #failedAt = new Map<string, number>()
+  readonly #stopping = new AbortController()
 
   constructor(components: DatanetReplicatorComponents) {
     this.#c = components
@@ -35,6 +36,7 @@ export class DatanetReplicator {
    * ago. Never throws: the outcome is logged.
    */
   request(id: Hex, version: number): void {
+    if (this.#stopping.signal.aborted) return
     const key = `${id}@${version}`
     const failed = this.#failedAt.get(key)
     if (this.#inflight.has(key) || (failed !== undefined && Date.now() - failed < REPLICATE_RETRY_MS)) return
@@ -49,11 +51,16 @@ export class DatanetReplicator {
         return
       }
       const peers = this.#c.peers()
-      const v = await this.#c.exchange.fetchVersion(id, version, peers, { trustedRoots: roots })
+      if (this.#stopping.signal.aborted) return
+      const v = await this.#c.exchange.fetchVersion(id, version, peers, {
+        trustedRoots: roots,
+        signal: this.#stopping.signal
+      })
       this.#failedAt.delete(key)
       this.#log.info('datanet copied for attribution', { datanet: key, root: v.root, contributions: v.count })
     })()
       .catch((err: unknown) => {
+        if (this.#stopping.signal.aborted) return
         this.#failedAt.set(key, Date.now())
         this.#log.warn('datanet needed for attribution could not be copied', { datanet: key, err })
       })
@@ -61,8 +68,14 @@ export class DatanetReplicator {
     this.#inflight.set(key, copy)
   }
 
-  /** Resolves when every copy started so far has ended (for tests and shutdown). */
+  /** Resolves when every copy started so far has ended. */
   async settled(): Promise<void> {
     await Promise.all([...this.#inflight.values()])
+  }
+
+  /** Cancels running copies and refuses new ones; resolves when they have ended. */
+  async stop(): Promise<void> {
+    this.#stopping.abort(new Error('the node is stopping'))
+    await this.settled()
   }
 }
