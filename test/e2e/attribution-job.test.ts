@@ -15,6 +15,7 @@ import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { inferExtension } from '../../src/protocols/infer/extension.ts'
+import { longestCommonRun } from '../../src/runtime/fixtures/quotable.ts'
 import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 import { addrOf, type Fixtures, makeFixtures, serving, startNode } from './infer-fixture.ts'
 
@@ -37,18 +38,6 @@ test.after(async () => {
   await node?.stop().catch(() => {})
   await rm(root, { recursive: true, force: true })
 })
-
-/** Longest run of `a` found in `b` (token ids that survive decode → encode). */
-function longestCommonRun(a: number[], b: number[]): number {
-  let best = 0
-  for (let i = 0; i < a.length; i++)
-    for (let j = 0; j < b.length; j++) {
-      let k = 0
-      while (i + k < a.length && j + k < b.length && a[i + k] === b[j + k]) k++
-      best = Math.max(best, k)
-    }
-  return best
-}
 
 test('a job whose output quotes a contribution credits its contributor in the signed receipt', async () => {
   const model = serving(node).models()[0]!.modelId

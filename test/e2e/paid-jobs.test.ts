@@ -28,6 +28,7 @@ import { cidDigest } from '../../src/crypto/cid.ts'
 import { toHex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { InferError } from '../../src/protocols/infer/errors.ts'
+import { longestCommonRun } from '../../src/runtime/fixtures/quotable.ts'
 import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 import { addrOf, type Fixtures, makeFixtures, serving, startNode, until } from './infer-fixture.ts'
 
@@ -69,18 +70,6 @@ test.after(async () => {
   await a?.stop().catch(() => {})
   await rm(root, { recursive: true, force: true })
 })
-
-/** Longest run of `x` found in `y` (token ids that survive decode → encode). */
-function longestCommonRun(x: number[], y: number[]): number {
-  let best = 0
-  for (let i = 0; i < x.length; i++)
-    for (let j = 0; j < y.length; j++) {
-      let k = 0
-      while (i + k < x.length && j + k < y.length && x[i + k] === y[j + k]) k++
-      best = Math.max(best, k)
-    }
-  return best
-}
 
 test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: every balance to the wei', async () => {
   const chainA = a.services.chain as ChainService

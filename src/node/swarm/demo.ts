@@ -14,6 +14,7 @@ import type { Hex } from '../../crypto/hash.ts'
 import { loadPeftAdapter } from '../../runtime/adapters/peft.ts'
 import { makeAdapter } from '../../runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../runtime/fixtures/make-model.ts'
+import { longestCommonRun } from '../../runtime/fixtures/quotable.ts'
 import { generate } from '../../runtime/generate.ts'
 import { loadModel } from '../../runtime/model/index.ts'
 
@@ -43,17 +44,6 @@ export interface DemoOptions {
   promptsPerAdapter?: number
   maxNewTokens?: number
   seed?: number
-}
-
-function longestCommonRun(a: number[], b: number[]): number {
-  let best = 0
-  for (let i = 0; i < a.length; i++)
-    for (let j = 0; j < b.length; j++) {
-      let k = 0
-      while (i + k < a.length && j + k < b.length && a[i + k] === b[j + k]) k++
-      if (k > best) best = k
-    }
-  return best
 }
 
 export async function makeDemoAssets(opts: DemoOptions): Promise<DemoAssets> {
