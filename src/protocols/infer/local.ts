@@ -149,14 +149,18 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
     }
     // The proof rides along when the whole frame stays within the response limit; otherwise the
     // client gets the receipt (whose proofHash commits to the proof) and the node keeps the proof.
-    const withProof = proof === undefined ? result : { ...result, attributionProof: proof }
-    const proofFits = proof !== undefined && encodeFrame(withProof).byteLength <= MAX_RESPONSE_FRAME_BYTES
-    if (proof !== undefined && !proofFits)
-      ctx.log.warn('attribution proof left out of the result: the frame would exceed the limit', {
-        jobId: body.jobId,
-        limit: MAX_RESPONSE_FRAME_BYTES
-      })
-    await job.send(proofFits ? withProof : result)
+    // (encoded once: the bytes measured are the bytes sent)
+    const withProof = proof === undefined ? undefined : { ...result, attributionProof: proof }
+    const bytes = withProof && encodeFrame(withProof)
+    if (withProof && bytes && bytes.byteLength <= MAX_RESPONSE_FRAME_BYTES) await job.send(withProof, bytes)
+    else {
+      if (withProof)
+        ctx.log.warn('attribution proof left out of the result: the frame would exceed the limit', {
+          jobId: body.jobId,
+          limit: MAX_RESPONSE_FRAME_BYTES
+        })
+      await job.send(result)
+    }
     ctx.log.info('job served', {
       jobId: body.jobId,
       client: body.client,
