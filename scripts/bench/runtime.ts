@@ -46,7 +46,14 @@ const args = benchArgs(
   }
 )
 // the base weights of every scenario, the naive baseline's merged sessions included
-const WEIGHTS = parseWeightFormat(args.weights)
+const WEIGHTS = (() => {
+  try {
+    return parseWeightFormat(args.weights)
+  } catch (err) {
+    process.stderr.write(`--weights: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+})()
 const QUICK = args.quick === true
 const CACHE = args['cache-dir']!
 const THREADS = Number(args.threads ?? availableParallelism())

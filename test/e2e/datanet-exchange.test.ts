@@ -6,7 +6,9 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Stream } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { test } from 'uvu'
@@ -244,6 +246,21 @@ test('openlora datanet fetch runs it on the node of a data dir', async () => {
   )
   assert.is(untrusted.code, 1)
   assert.match(untrusted.err, /no trusted root for versions 1, 2 of 1\.\.2/)
+  // a peer that does not answer is named in a refusal, and the node keeps running
+  const unreachable = await runCli(
+    'datanet',
+    'fetch',
+    `${id}@1`,
+    '--from',
+    // a peer no node here is connected to, at a port nothing listens on
+    `/ip4/127.0.0.1/tcp/1/p2p/${peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()}`,
+    '--root',
+    `1=${roots[0]}`,
+    '--data-dir',
+    dataDir
+  )
+  assert.is(unreachable.code, 1, unreachable.out + unreachable.err)
+  assert.match(unreachable.err, /cannot reach \/ip4\/127\.0\.0\.1\/tcp\/1/)
   const usage = await runCli('datanet', 'fetch', 'nope', '--data-dir', dataDir)
   assert.is(usage.code, 2)
   assert.match(usage.err, /ID@VERSION/)

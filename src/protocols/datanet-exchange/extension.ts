@@ -84,8 +84,12 @@ async function peerIds(components: NodeComponents, from: unknown): Promise<strin
     } catch (err) {
       throw bad(`${f} is not a multiaddr: ${(err as Error).message}`)
     }
-    const conn = await components.libp2p.dial(ma)
-    out.push(conn.remotePeer.toString())
+    try {
+      out.push((await components.libp2p.dial(ma)).remotePeer.toString())
+    } catch (err) {
+      // a typed refusal (the caller named a peer that does not answer), not a node failure
+      throw new DatanetFetchError('DATANET_NOT_FOUND', `cannot reach ${f}: ${(err as Error).message}`)
+    }
   }
   return out
 }
