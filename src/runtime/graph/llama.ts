@@ -44,8 +44,6 @@ export interface WeightSource {
   /** the fp32 tensor of a checkpoint name; throws naming the tensor when it is missing */
   get(name: string, shape: number[]): Float32Array
   has(name: string): boolean
-  /** the builder is done with this tensor (lets a streaming build free it) */
-  release?(name: string): void
 }
 
 export const INPUT_IDS = 'input_ids'
@@ -124,9 +122,6 @@ export function buildDecoderGraph(
 
 function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, opts: GraphOptions): void {
   const cfg = layout.config
-  const done = (...names: string[]) => {
-    for (const n of names) weights.release?.(n)
-  }
   const H = cfg.hiddenSize
   const Dp = layout.paddedHeadDim
   const qOut = cfg.numHeads * Dp
@@ -230,7 +225,6 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
       }
       qkv = g.op('Add', [qkv, g.weight(`${p}.qkv.bias`, bias, [qkvCols])])
     }
-    for (const [t] of parts) done(`${p}.self_attn.${t}.weight`, `${p}.self_attn.${t}.bias`)
     const split = g.int64(`${p}.qkv.split`, [qOut, kvOut, kvOut])
     let [q, k, v] = g.node('Split', [qkv, split], 3, { axis: -1 }) as [string, string, string]
     q = lora(l, 'q_proj', x, q)
@@ -261,7 +255,6 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     const qIn = cfg.numHeads * cfg.headDim
     const wo = weights.get(`${p}.self_attn.o_proj.weight`, [H, qIn])
     let o = linear(attn!, `${p}.o`, qOut, H, [part(wo, H, qIn, 0, ident, layout.padFeature)])
-    done(`${p}.self_attn.o_proj.weight`)
     o = lora(l, 'o_proj', attn!, o)
     h = g.op('Add', [h, o])
 
@@ -280,7 +273,6 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     up = lora(l, 'up_proj', x2, up)
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up])
     let d = linear(act, `${p}.down`, I, H, [part(weights.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I)])
-    done(`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`, `${p}.mlp.down_proj.weight`)
     d = lora(l, 'down_proj', act, d)
     h = g.op('Add', [h, d])
   }
