@@ -5,9 +5,9 @@
 // provenance commitment.
 import { readFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
+import { z } from '../common/schema.ts'
 import { encodeCanonical } from '../crypto/cbor.ts'
 import { type Hex, sha256Hex } from '../crypto/hash.ts'
-import type { NodeConfig, Spec } from '../node/config/schema.ts'
 import type { NodeExtension } from '../node/extensions.ts'
 import type { NodeComponents, Service } from '../node/services.ts'
 import { parseModelConfig } from '../runtime/model/config.ts'
@@ -20,16 +20,11 @@ import { ProvenanceStore } from './provenance-store.ts'
 import { AttributionProofStore, type JobOutput, spanAttributionProvider } from './provider.ts'
 import type { AttributionSummary } from './types.ts'
 
-export interface AttributionConfig {
+export const AttributionConfigSchema = z.strictObject({
   /** shortest output span (tokens) credited to a datanet */
-  minSpanTokens: number
-}
-
-export const ATTRIBUTION_CONFIG_SPEC: Spec = {
-  type: 'section',
-  fields: { minSpanTokens: { type: 'int', min: 1, max: 4096 } }
-}
-export const ATTRIBUTION_CONFIG_DEFAULTS: AttributionConfig = { minSpanTokens: DEFAULT_MIN_SPAN_TOKENS }
+  minSpanTokens: z.int().min(1).max(4096).default(DEFAULT_MIN_SPAN_TOKENS)
+})
+export type AttributionConfig = z.output<typeof AttributionConfigSchema>
 
 /** Where datanet chunks and span indexes live (the CLI uses the same place). */
 export function datanetDir(dataDir: string): string {
@@ -63,10 +58,7 @@ interface DatanetReplicatorLike {
 }
 
 function attributionService(components: NodeComponents): AttributionService {
-  const cfg = {
-    ...ATTRIBUTION_CONFIG_DEFAULTS,
-    ...((components.config as NodeConfig & { attribution?: Partial<AttributionConfig> }).attribution ?? {})
-  }
+  const cfg = AttributionConfigSchema.parse(components.config.attribution ?? {})
   const log = components.logger.child('attribution')
   const store = new DatanetStore({
     db: components.db,
@@ -179,6 +171,6 @@ function attributionService(components: NodeComponents): AttributionService {
 
 export const attributionExtension: NodeExtension = {
   name: 'attribution',
-  config: { attribution: { spec: ATTRIBUTION_CONFIG_SPEC, defaults: ATTRIBUTION_CONFIG_DEFAULTS } },
+  config: { attribution: { schema: AttributionConfigSchema } },
   services: () => ({ attribution: attributionService })
 }

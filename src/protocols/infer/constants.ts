@@ -55,7 +55,9 @@ export const PROGRESS_INTERVAL_MS = 10_000
 export const DEFAULT_MAX_CONCURRENT_JOBS_PER_PEER = 8
 export const DEFAULT_REQUESTS_PER_SECOND_PER_PEER = 20
 export const DEFAULT_REQUEST_BURST_PER_PEER = 40
-export const DEFAULT_MAX_PROMPT_TOKENS = 4096
+/** The engine's default sequence length (runtime/engine/config.ts): a longer prompt can never run,
+ * and refusing it here costs the client one round trip instead of a queued job. */
+export const DEFAULT_MAX_PROMPT_TOKENS = 2048
 /** All jobs this node runs or relays at once; beyond it BUSY. */
 export const DEFAULT_MAX_CONCURRENT_JOBS = 128
 /** Inbound streams libp2p lets one connection open for this protocol (> per-peer job limit so extra ones get a typed error instead of a reset). */
