@@ -1,4 +1,4 @@
-import type { Capabilities, CapabilitySource } from '../protocols/adverts/capability.ts'
+import type { Capabilities, CapabilitySource } from '../serving/capability.ts'
 import type { NodeCapabilities } from './services.ts'
 
 /**

@@ -16,7 +16,7 @@ import type { Logger } from '../common/log.ts'
 import { cidDigest } from '../crypto/cid.ts'
 import { toHex } from '../crypto/hash.ts'
 import { inferConfigOf } from '../protocols/infer/extension.ts'
-import type { ServingStack } from '../protocols/infer/serving.ts'
+import type { ServingStack } from '../serving/stack.ts'
 import type { NodeConfig } from './config/schema.ts'
 import type { OpenLoraNode } from './node.ts'
 

@@ -4,12 +4,8 @@
 import { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
-import {
-  type CapabilitySource,
-  emptyCapabilities,
-  StaticCapabilitySource
-} from '../protocols/adverts/capability.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
+import { type CapabilitySource, emptyCapabilities, StaticCapabilitySource } from '../serving/capability.ts'
 import { AdminServer } from './admin.ts'
 import { registerCoreRoutes } from './admin-routes.ts'
 import { SwitchableCapabilities } from './capabilities.ts'

@@ -7,9 +7,9 @@ import { createLogger } from '../../src/common/log.ts'
 import { loadConfig, type Override } from '../../src/node/config/load.ts'
 import { createNode, type NodeOverrides, type OpenLoraNode } from '../../src/node/node.ts'
 import { INFER_CONFIG_DEFAULTS, type InferConfig } from '../../src/protocols/infer/extension.ts'
-import type { ServingStack } from '../../src/protocols/infer/serving.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
+import type { ServingStack } from '../../src/serving/stack.ts'
 
 export interface Fixtures {
   modelDir: string

@@ -16,12 +16,12 @@ import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import { sha256 } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { ADAPTER_PROTOCOL } from '../../src/protocols/adapter-exchange/constants.ts'
-import { emptyCapabilities, StaticCapabilitySource } from '../../src/protocols/adverts/capability.ts'
 import { decodeResponseFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import { INFER_PROTOCOL, MAX_REQUEST_FRAME_BYTES } from '../../src/protocols/infer/constants.ts'
 import { InferError } from '../../src/protocols/infer/errors.ts'
 import type { InferService } from '../../src/protocols/infer/infer.ts'
 import { verifyReceipt } from '../../src/protocols/infer/receipt.ts'
+import { emptyCapabilities, StaticCapabilitySource } from '../../src/serving/capability.ts'
 import { addrOf, type Fixtures, makeFixtures, sees, serving, startNode, until } from './infer-fixture.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'infer-e2e-'))

@@ -1,7 +1,6 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { InferError } from '../../src/protocols/infer/errors.ts'
-import { PeerLimits } from '../../src/protocols/infer/limits.ts'
 import {
   type LocalState,
   type PeerDirectory,
@@ -10,6 +9,7 @@ import {
   type RoutingPeer,
   whyNoRoute
 } from '../../src/protocols/routing/router.ts'
+import { PeerLimits } from '../../src/protocols/shared/limits.ts'
 
 type Peer = RoutingPeer & { models: string[]; adapters: Record<string, 'hot' | 'warm' | 'cold'> }
 

@@ -3,8 +3,8 @@
 // src/node/extensions.ts (a spec plus defaults), so one validator covers the whole file.
 import { OpenLoraError } from '../../common/errors.ts'
 import { LOG_LEVELS, type LogLevel } from '../../common/log.ts'
-import type { GpuInfo } from '../../protocols/adverts/capability.ts'
 import { MAX_TTL_MS } from '../../protocols/adverts/constants.ts'
+import type { GpuInfo } from '../../serving/capability.ts'
 
 export interface NodeConfig {
   dataDir: string

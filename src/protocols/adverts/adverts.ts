@@ -6,8 +6,8 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { CapabilitySource } from '../../serving/capability.ts'
 import { BindingVerifier } from './binding.ts'
-import type { CapabilitySource } from './capability.ts'
 import { buildAdvertBody, type SignedAdvert, signAdvert } from './codec.ts'
 import {
   ADVERTS_TOPIC,

@@ -7,6 +7,7 @@ import { checkProofSchema } from '../../attribution/proof-schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { parseCid } from '../../crypto/cid.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { ChatMessage, WireGenerationParams } from '../../serving/backend.ts'
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
@@ -45,20 +46,7 @@ import {
   uint32s
 } from './schema.ts'
 
-export interface WireGenerationParams {
-  maxNewTokens: number
-  temperature?: number
-  topK?: number
-  topP?: number
-  seed?: number
-  stopTokenIds?: number[]
-  stopStrings?: string[]
-}
-
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant'
-  content: string
-}
+export type { ChatMessage, WireGenerationParams }
 
 /** The part of the request the client signs; forwarding never changes it. */
 export interface RequestBody {

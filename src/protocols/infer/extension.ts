@@ -9,12 +9,12 @@ import type { NodeConfig, Spec } from '../../node/config/schema.ts'
 import type { NodeExtension } from '../../node/extensions.ts'
 import type { NodeComponents, Service } from '../../node/services.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
+import type { ServingStack } from '../../serving/stack.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
-import type { AttributionProvider, PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
+import type { AttributionProvider, PaymentGate } from './gates.ts'
 import { InferService, provenanceAttribution } from './infer.ts'
-import type { ServingStack } from './serving.ts'
 
 export interface InferConfig {
   /** Hugging Face checkpoint directories this node serves; empty = relay only */
@@ -122,7 +122,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
   const c = inferConfigOf(components.config)
   const current = await components.capabilities.capabilities()
   // Loaded on demand: ONNX Runtime's native library is only needed by nodes that serve.
-  const { ServingStack } = await import('./serving.ts')
+  const { ServingStack } = await import('../../serving/stack.ts')
   const stack = new ServingStack(
     {
       models: c.models.map((m) => resolve(m)),

@@ -9,7 +9,7 @@ import type { LengthPrefixedStream } from '@libp2p/utils'
 import type { Address } from 'viem'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import type { ProtocolHost } from '../protocol-host.ts'
+import type { ServingBackend } from '../../serving/backend.ts'
 import {
   LatencyTracker,
   type PeerDirectory,
@@ -17,7 +17,9 @@ import {
   type RouteTarget,
   whyNoRoute
 } from '../routing/router.ts'
-import type { AdapterFetcher, AttributionProvider, PaymentGate, ServingBackend } from './backend.ts'
+import { framed } from '../shared/framed.ts'
+import { PeerLimits } from '../shared/limits.ts'
+import type { ProtocolHost } from '../shared/protocol-host.ts'
 import {
   decodeRequestFrame,
   errorFrame,
@@ -28,11 +30,11 @@ import {
 import * as C from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
 import { forwardJob } from './forward.ts'
+import type { AdapterFetcher, AttributionProvider, PaymentGate } from './gates.ts'
 import type { Job } from './job.ts'
-import { PeerLimits } from './limits.ts'
 import { type LocalContext, serveLocal } from './local.ts'
 import { type ReceiptDomain, ZERO_ADDRESS } from './receipt.ts'
-import { framed, writeFrame } from './stream.ts'
+import { writeFrame } from './stream.ts'
 
 export { provenanceAttribution } from './local.ts'
 

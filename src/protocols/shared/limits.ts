@@ -1,7 +1,7 @@
 // Per-peer admission: concurrent jobs and a token-bucket request rate per remote peer, plus a
 // node-wide cap on jobs in flight. Beyond a per-peer limit the peer gets RATE_LIMITED, beyond the
 // node-wide one BUSY; both with a retry hint, never a dropped stream.
-import { InferError } from './errors.ts'
+import { InferError } from '../infer/errors.ts'
 
 export interface PeerLimitsInit {
   maxConcurrentJobsPerPeer: number

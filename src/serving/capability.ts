@@ -2,7 +2,7 @@
 // ships a source that knows only the hardware; the serving engine replaces it with one that knows
 // its models, adapter tiers, queue and price. `changed` tells the advert service to re-publish
 // (debounced), so a source dispatches it whenever what `capabilities()` returns has changed.
-import type { Hex } from '../../crypto/hash.ts'
+import type { Hex } from '../crypto/hash.ts'
 
 export interface GpuInfo {
   name: string
