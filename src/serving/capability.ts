@@ -70,3 +70,14 @@ export function emptyCapabilities(hardware: Hardware, pricePer1kTokens = '0'): C
     pricePer1kTokens
   }
 }
+
+/** A capability source the node advertises from; `use()` swaps in a richer one (the engine's). */
+export interface NodeCapabilities extends CapabilitySource {
+  use(source: CapabilitySource): void
+}
+
+declare module '../common/service.ts' {
+  interface NodeComponents {
+    capabilities: NodeCapabilities
+  }
+}

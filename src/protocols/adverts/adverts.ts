@@ -22,6 +22,14 @@ import type { PeerTable } from './peer-table.ts'
 import { AdvertSync, type AdvertSyncComponents } from './sync.ts'
 import { validateAdvert } from './validate.ts'
 
+// The node builds these before any extension; services find them in their components.
+declare module '../../common/service.ts' {
+  interface NodeComponents {
+    peerTable: PeerTable
+    adverts: AdvertService
+  }
+}
+
 export interface AdvertsInit {
   heartbeatMs?: number
   ttlMs?: number

@@ -14,10 +14,10 @@ import {
   type RequestFrame,
   type ResultFrame
 } from './codec.ts'
+import type { InferComponents, InferInit } from './components.ts'
 import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
 import type { AttributionProvider, PaymentGate } from './gates.ts'
-import type { InferComponents, InferInit } from './infer.ts'
 import type { Job } from './job.ts'
 import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
 
