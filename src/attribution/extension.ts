@@ -6,10 +6,9 @@
 import { readFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { z } from '../common/schema.ts'
+import type { NodeComponents, NodeExtension, Service } from '../common/service.ts'
 import { encodeCanonical } from '../crypto/cbor.ts'
 import { type Hex, sha256Hex } from '../crypto/hash.ts'
-import type { NodeExtension } from '../node/extensions.ts'
-import type { NodeComponents, Service } from '../node/services.ts'
 import { parseModelConfig } from '../runtime/model/config.ts'
 import { Attributor } from './attribute.ts'
 import { DEFAULT_MIN_SPAN_TOKENS } from './constants.ts'
@@ -41,10 +40,6 @@ export function provenanceCommitment(job: Pick<JobOutput, 'modelHash' | 'adapter
   }
 }
 
-interface ServedModels {
-  models(): { modelId: string; weightsHash: Hex }[]
-}
-
 export interface AttributionService extends Service {
   store: DatanetStore
   provenance: ProvenanceStore
@@ -52,9 +47,13 @@ export interface AttributionService extends Service {
   provider: (job: JobOutput) => Promise<AttributionSummary>
 }
 
-/** The slice of the datanet exchange service (src/protocols/datanet-exchange) attribution uses. */
-interface DatanetReplicatorLike {
-  replicator?: { request(id: Hex, version: number): void }
+declare module '../common/service.ts' {
+  interface Services {
+    attribution: AttributionService
+  }
+  interface NodeConfig {
+    attribution?: Partial<AttributionConfig>
+  }
 }
 
 function attributionService(components: NodeComponents): AttributionService {
@@ -67,9 +66,7 @@ function attributionService(components: NodeComponents): AttributionService {
   })
   const provenance = new ProvenanceStore(components.db)
   const proofs = new AttributionProofStore(components.db)
-  const modelDirs = ((components.config as { infer?: { models?: string[] } }).infer?.models ?? []).map((d) =>
-    resolve(d)
-  )
+  const modelDirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
   // modelId → attributor with that model's tokenizer; built on the first job of the model.
   const byModel = new Map<string, Promise<Attributor>>()
   const attributorFor = async (modelId: string): Promise<Attributor | undefined> => {
@@ -109,8 +106,7 @@ function attributionService(components: NodeComponents): AttributionService {
     const missing: { id: Hex; version: number }[] = []
     for (const d of p.datanets) if (!(await hasVersion(d.id, d.version))) missing.push(d)
     if (missing.length > 0) {
-      const replicator = (components.services.datanetExchange as DatanetReplicatorLike | undefined)
-        ?.replicator
+      const replicator = components.services.datanetExchange?.replicator
       for (const d of missing) replicator?.request(d.id, d.version)
       const keys = missing.map((d) => `${d.id}@${d.version}`)
       if (replicator)
@@ -130,8 +126,7 @@ function attributionService(components: NodeComponents): AttributionService {
       }
       return provenanceCommitment(job)
     }
-    const served = components.services.serving as ServedModels | undefined
-    const model = served?.models().find((m) => m.weightsHash === job.modelHash)
+    const model = components.services.serving?.models().find((m) => m.weightsHash === job.modelHash)
     const attributor = model ? await attributorFor(model.modelId) : undefined
     return spanAttributionProvider({
       attributor: () => attributor,

@@ -7,9 +7,7 @@
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { decimalString, parseWith, z } from '../common/schema.ts'
-import type { NodeConfig } from '../node/config/schema.ts'
-import type { NodeExtension } from '../node/extensions.ts'
-import type { NodeComponents, Service, ServiceFactory } from '../node/services.ts'
+import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../common/service.ts'
 import {
   ANVIL_CHAIN_ID,
   ChainAddressesSchema,
@@ -178,9 +176,17 @@ export function chainService(components: NodeComponents): ChainService & Service
   })
 }
 
+declare module '../common/service.ts' {
+  interface Services {
+    chain: ChainService
+  }
+  interface NodeConfig {
+    chain?: NodeChainConfig
+  }
+}
+
 export const chainExtension: NodeExtension = {
   name: 'chain',
   config: { chain: { schema: NodeChainConfigSchema } },
-  services: (config): Record<string, ServiceFactory> =>
-    chainConfigOf(config).chain ? { chain: chainService } : {}
+  services: (config) => (chainConfigOf(config).chain ? { chain: chainService } : {})
 }

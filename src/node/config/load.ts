@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseWith, schemaAt, type z } from '../../common/schema.ts'
-import { type ConfigSection, extensions } from '../extensions.ts'
+import type { ConfigSection } from '../../common/service.ts'
+import { extensions } from '../extensions.ts'
 import { ConfigError, configSchema, type NodeConfig, validateConfig } from './schema.ts'
 
 /** Env names that are not derived from the key path (documented in the README). */

@@ -6,6 +6,7 @@
 import { OpenLoraError } from '../../common/errors.ts'
 import { LOG_LEVELS, type LogLevel } from '../../common/log.ts'
 import { parseWith, type SchemaIssue, show, uint, z } from '../../common/schema.ts'
+import type { NodeConfig } from '../../common/service.ts'
 import { MAX_TTL_MS } from '../../protocols/adverts/constants.ts'
 
 export class ConfigError extends OpenLoraError<'INVALID_CONFIG'> {
@@ -107,8 +108,13 @@ export const coreShape = {
 const coreSchema = z.strictObject(coreShape)
 export type CoreConfig = z.output<typeof coreSchema>
 
-/** The validated config: core sections typed; extension sections parsed by their own schemas. */
-export type NodeConfig = CoreConfig & { [section: string]: unknown }
+export type { NodeConfig }
+
+// The node's own sections of the config every layer sees (src/common/service.ts NodeConfig);
+// extensions merge in theirs the same way.
+declare module '../../common/service.ts' {
+  interface NodeConfig extends CoreConfig {}
+}
 
 /** The whole config's schema: the core sections plus the given extension sections. */
 export function configSchema(sections: Record<string, z.ZodType> = {}): z.ZodObject {
