@@ -71,7 +71,8 @@ export function issueOf(
   err: z.ZodError,
   opts: ParseOptions = {}
 ): SchemaIssue {
-  const iss = err.issues[0]!
+  // an unknown key says most about a wrong input (a typo, another version), so it is told first
+  const iss = err.issues.find((i) => i.code === 'unrecognized_keys') ?? err.issues[0]!
   let path: PropertyKey[] = iss.path
   let allowed: string
   let problem: string
@@ -221,6 +222,14 @@ const range = (lo: unknown, hi: unknown): string | undefined =>
         ? `<= ${hi}`
         : undefined
 
+/** "1..64 ", "at most 64 ", "at least 1 " or "" (a string's or an array's size) */
+function count(lo: unknown, hi: unknown): string {
+  if (lo !== undefined && lo !== 0 && hi !== undefined) return `${lo}..${hi} `
+  if (hi !== undefined) return `at most ${hi} `
+  if (lo !== undefined && lo !== 0) return `at least ${lo} `
+  return ''
+}
+
 function describeJson(js: Json): string {
   if (typeof js.description === 'string') return js.description
   if (Array.isArray(js.enum))
@@ -248,23 +257,14 @@ function describeJson(js: Json): string {
     case 'null':
       return 'null'
     case 'string': {
-      const len = range(js.minLength, js.maxLength)
       const parts = ['a string']
       if (typeof js.pattern === 'string') parts.push(`matching /${js.pattern}/`)
-      if (len) parts.push(`of ${len} characters`)
+      const n = count(js.minLength, js.maxLength)
+      if (n) parts.push(`of ${n}characters`)
       return parts.join(' ')
     }
     case 'array': {
-      const lo = js.minItems as number | undefined
-      const hi = js.maxItems as number | undefined
-      const n =
-        lo !== undefined && hi !== undefined
-          ? `${lo}..${hi} `
-          : hi !== undefined
-            ? `at most ${hi} `
-            : lo !== undefined
-              ? `at least ${lo} `
-              : ''
+      const n = count(js.minItems, js.maxItems)
       const items = js.items && typeof js.items === 'object' ? describeJson(js.items as Json) : 'values'
       return `an array of ${n}items, each ${items}`
     }
@@ -296,7 +296,7 @@ export const anyAddress = z
   .regex(/^0x[0-9a-fA-F]{40}$/)
   .describe('a 0x-prefixed 20-byte Ethereum address') as unknown as z.ZodType<`0x${string}`, string>
 /** A byte string of `min..max` bytes (CBOR byte strings decode to Uint8Array). */
-export const bytesOf = (min: number, max = min) =>
+export const bytesOf = (min: number, max = min): z.ZodType<Uint8Array, Uint8Array> =>
   z
     .instanceof(Uint8Array)
     .refine((b) => b.length >= min && b.length <= max, {

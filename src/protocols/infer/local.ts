@@ -1,7 +1,7 @@
 // Serving a job on this node: fetch the adapter when a peer has to supply it, check the payment,
 // run the engine, stream tokens, then sign the receipt (and store the payment) before the result.
 
-import { checkProofSchema } from '../../attribution/proof-schema.ts'
+import { type AttributionProof, AttributionProofSchema } from '../../attribution/proof-schema.ts'
 import { type SignedVoucher, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
@@ -186,14 +186,15 @@ const round = (ms: number) => Math.round(ms * 100) / 100
  * ids are the client's to choose, so a stored proof under the same id may be another job's) and
  * passes the schema the client checks (else the client would refuse the whole result).
  */
-function sentProof(proof: unknown, proofHash: Hex): unknown {
+function sentProof(proof: unknown, proofHash: Hex): AttributionProof | undefined {
   if (proof === undefined) return undefined
   try {
     if (sha256Hex(encodeCanonical(proof)) !== proofHash) return undefined
   } catch {
     return undefined
   }
-  return checkProofSchema(proof) === undefined ? proof : undefined
+  const checked = AttributionProofSchema.safeParse(proof)
+  return checked.success ? checked.data : undefined
 }
 
 /** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
