@@ -2,24 +2,16 @@
 // the PeerTable, what `openlora peers` prints).
 
 import type { NodeComponents } from '../common/service.ts'
-import { ADAPTER_TIERS } from '../serving/capability.ts'
+import { ADAPTER_TIERS, type AdapterTier } from '../serving/capability.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()
 
-export function registerCoreRoutes(c: NodeComponents): void {
-  c.admin.route('/status', () => ({
-    peerId: c.identity.peerId.toString(),
-    operator: c.identity.operator.address,
-    version: NODE_VERSION,
-    pid: process.pid,
-    uptimeMs: Date.now() - startedAt,
-    addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
-    connections: c.libp2p.getConnections().length,
-    peerTable: c.peerTable.size,
-    adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
-  }))
-  c.admin.route('/peers', () => ({
+/** GET /peers: what `openlora peers` prints and the swarm launcher polls (one shape for all three). */
+export type PeersAnswer = ReturnType<typeof peersAnswer>
+
+function peersAnswer(c: NodeComponents) {
+  return {
     self: c.identity.peerId.toString(),
     connections: c.libp2p.getConnections().map((conn) => ({
       peerId: conn.remotePeer.toString(),
@@ -36,7 +28,10 @@ export function registerCoreRoutes(c: NodeComponents): void {
         hardware: b.hardware,
         executionProvider: b.executionProvider,
         models: b.models,
-        adapters: Object.fromEntries(ADAPTER_TIERS.map((t) => [t, b.adapters[t].count])),
+        adapters: Object.fromEntries(ADAPTER_TIERS.map((t) => [t, b.adapters[t].count])) as Record<
+          AdapterTier,
+          number
+        >,
         queueDepth: b.queueDepth,
         freeSlots: b.freeSlots,
         pricePer1kTokens: b.pricePer1kTokens,
@@ -46,5 +41,20 @@ export function registerCoreRoutes(c: NodeComponents): void {
         expires: b.expires
       }
     })
+  }
+}
+
+export function registerCoreRoutes(c: NodeComponents): void {
+  c.admin.route('/status', () => ({
+    peerId: c.identity.peerId.toString(),
+    operator: c.identity.operator.address,
+    version: NODE_VERSION,
+    pid: process.pid,
+    uptimeMs: Date.now() - startedAt,
+    addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
+    connections: c.libp2p.getConnections().length,
+    peerTable: c.peerTable.size,
+    adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
+  c.admin.route('/peers', () => peersAnswer(c))
 }

@@ -2,6 +2,7 @@
 // family into one shape the graph builder, the reference forward pass and the adapter loader all
 // read. Anything the runtime cannot compute faithfully is rejected here, naming the field, so a
 // user never gets silently wrong logits from an unsupported option.
+import { basename, resolve } from 'node:path'
 import { OpenLoraError } from '../../common/errors.ts'
 
 export class ModelConfigError extends OpenLoraError<'MODEL_CONFIG_INVALID'> {
@@ -178,6 +179,15 @@ function parseRopeScaling(v: unknown, maxPos: number): RopeScaling {
  * Parses config.json (and, when given, generation_config.json, whose eos/bos ids win because
  * chat models often list several eos ids only there).
  */
+/**
+ * A served model's id (docs/INTERFACES.md modelId): the checkpoint's `_name_or_path`, else the
+ * name of its directory. The one definition: adverts, jobs, adapter stores and attribution all
+ * name a model by it.
+ */
+export function modelIdOf(config: Pick<ModelConfig, 'nameOrPath'>, dir: string): string {
+  return config.nameOrPath ?? basename(resolve(dir))
+}
+
 export function parseModelConfig(json: unknown, generationConfig?: unknown): ModelConfig {
   if (!isObject(json)) throw new ModelConfigError('config.json must be a JSON object')
   const cfg = json
