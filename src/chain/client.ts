@@ -6,7 +6,6 @@ import { adapterRegistryAbi, datanetRegistryAbi, openTokenAbi, settlementAbi } f
 import {
   type Attribution,
   ChainClientBase,
-  type ChainClientInit,
   type ClaimResult,
   type SumNode,
   type TxResult
@@ -281,8 +280,4 @@ export class ChainClient extends ChainClientBase {
       [p.poolId, BigInt(p.index), p.account, p.amount, p.proof.map((n) => ({ hash: n.hash, sum: n.sum }))]
     )
   }
-}
-
-export function createChainClient(init: ChainClientInit): ChainClient {
-  return new ChainClient(init)
 }
