@@ -4,9 +4,10 @@
 import { isObject } from './common.ts'
 import { llama } from './llama.ts'
 import { qwen2 } from './qwen2.ts'
+import { qwen3 } from './qwen3.ts'
 import { type Family, type ModelConfig, ModelConfigError } from './types.ts'
 
-export const FAMILIES: readonly Family[] = [llama, qwen2]
+export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3]
 
 /** Families the network names that the runtime refuses (so the error can say so). */
 const REFUSED: Record<string, string> = {
