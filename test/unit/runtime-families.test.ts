@@ -17,9 +17,11 @@ import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 import type { WeightFormat } from '../../src/runtime/weight-format.ts'
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'families')
-const FAMILY_FIXTURES = ['qwen3'] as const
+const FAMILY_FIXTURES = ['qwen3', 'gemma'] as const
 const TOL = 1e-4
-const INT8_TOL = 0.15 // runtime-int8.test.ts: int8 activations move logits by 0.04–0.08
+// runtime-int8.test.ts: int8 activations move logits by 0.04–0.08 on magnitudes of 2–3 (~3 %);
+// the bound scales with the logits' size (the tied Gemma fixture's reach 11)
+const int8Tol = (golden: number[]) => Math.max(0.15, 0.05 * Math.max(...golden.map(Math.abs)))
 const root = mkdtempSync(join(tmpdir(), 'openlora-families-'))
 const cacheDir = join(root, 'cache')
 
@@ -111,7 +113,8 @@ for (const family of FAMILY_FIXTURES) {
     try {
       const got = await greedy(model, g.prompt_ids, 0, 1)
       const d = maxAbsDiff(got.logits, g.base.logits)
-      assert.ok(d <= INT8_TOL, `int8 logits differ by ${d}`)
+      const tol = int8Tol(g.base.logits)
+      assert.ok(d <= tol, `int8 logits differ by ${d} (bound ${tol})`)
     } finally {
       await model.dispose()
     }

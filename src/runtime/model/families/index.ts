@@ -2,12 +2,13 @@
 // that parses the config and names the weights, as vLLM's model registry does. Adding a family
 // is one file in this directory plus a line here (docs/RUNTIME-MODEL.md, "Adding a family").
 import { isObject } from './common.ts'
+import { gemma } from './gemma.ts'
 import { llama } from './llama.ts'
 import { qwen2 } from './qwen2.ts'
 import { qwen3 } from './qwen3.ts'
 import { type Family, type ModelConfig, ModelConfigError } from './types.ts'
 
-export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3]
+export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3, gemma]
 
 /** Families the network names that the runtime refuses (so the error can say so). */
 const REFUSED: Record<string, string> = {
