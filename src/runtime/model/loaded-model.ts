@@ -15,7 +15,7 @@ import {
   resolveExecutionProvider,
   sessionProviders
 } from '../execution-provider.ts'
-import { loraA, loraB, ROPE_COS, ROPE_SIN } from '../graph/decoder.ts'
+import { loraA, loraB, ROPE_COS, ROPE_COS_LOCAL, ROPE_SIN, ROPE_SIN_LOCAL } from '../graph/decoder.ts'
 import type { ModelConfig } from './config.ts'
 import { nextKvCapacity } from './kv-layout.ts'
 import type { ModelLayout } from './layout.ts'
@@ -124,11 +124,22 @@ export class ModelSession {
       keys.push(sharedFloats(opts.maxBatch * rowFloats))
       values.push(sharedFloats(opts.maxBatch * rowFloats))
     }
-    const rope = rotaryTables(cfg, capacity, Dp)
-    const cos = sharedFloats(rope.cos.length)
-    const sin = sharedFloats(rope.sin.length)
-    cos.set(rope.cos)
-    sin.set(rope.sin)
+    const ropeInputs = (local: boolean, cosName: string, sinName: string) => {
+      const rope = rotaryTables(cfg, capacity, Dp, local)
+      const cos = sharedFloats(rope.cos.length)
+      const sin = sharedFloats(rope.sin.length)
+      cos.set(rope.cos)
+      sin.set(rope.sin)
+      return [
+        { name: cosName, data: cos, dims: [capacity, Dp / 2] },
+        { name: sinName, data: sin, dims: [capacity, Dp / 2] }
+      ]
+    }
+    const ropes = [
+      ...ropeInputs(false, ROPE_COS, ROPE_SIN),
+      // Gemma 3's sliding layers rotate with their own base
+      ...(cfg.ropeLocalTheta !== null ? ropeInputs(true, ROPE_COS_LOCAL, ROPE_SIN_LOCAL) : [])
+    ]
     let ep = resolveExecutionProvider(opts.executionProvider, opts.log)
     const setup = (e: ExecutionProviderName): RunnerSetup => ({
       modelPath,
@@ -150,10 +161,7 @@ export class ModelSession {
       headDim: Dp,
       keys,
       values,
-      inputs: [
-        { name: ROPE_COS, data: cos, dims: [capacity, Dp / 2] },
-        { name: ROPE_SIN, data: sin, dims: [capacity, Dp / 2] }
-      ],
+      inputs: ropes,
       rowInputs: pools.rowInputs
     })
     const open = (e: ExecutionProviderName) =>

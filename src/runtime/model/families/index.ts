@@ -4,13 +4,14 @@
 import { isObject } from './common.ts'
 import { gemma } from './gemma.ts'
 import { gemma2 } from './gemma2.ts'
+import { gemma3 } from './gemma3.ts'
 import { llama } from './llama.ts'
 import { phi3 } from './phi3.ts'
 import { qwen2 } from './qwen2.ts'
 import { qwen3 } from './qwen3.ts'
 import { type Family, type ModelConfig, ModelConfigError } from './types.ts'
 
-export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3, gemma, gemma2, phi3]
+export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3]
 
 /** Families the network names that the runtime refuses (so the error can say so). */
 const REFUSED: Record<string, string> = {
