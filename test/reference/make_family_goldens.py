@@ -70,6 +70,25 @@ FAMILIES = {
              ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3, ['qkv_proj', 'o_proj']),
 }
 
+FALCON = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'Falcon: ' + message['content'] + '\\n' }}"
+    "{% else %}{{ message['content'] + '\\n' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Falcon:' }}{% endif %}"
+)
+FALCON_BASE = dict(num_hidden_layers=2, ffn_hidden_size=96, alibi=False, drop=['intermediate_size'])
+FAMILIES.update({
+    # 7B style: multi-query, attention and MLP in parallel from one input_layernorm
+    'falcon': (T.FalconConfig, dict(FALCON_BASE, multi_query=True, parallel_attn=True, new_decoder_architecture=False,
+                                    bias=False, tie_word_embeddings=False, initializer_range=0.2),
+               ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense']),
+    # 40B/180B style: grouped K/V in one query_key_value, ln_attn + ln_mlp; biases on to cover them
+    'falcon_new': (T.FalconConfig, dict(FALCON_BASE, new_decoder_architecture=True, num_kv_heads=2, bias=True,
+                                        tie_word_embeddings=False, initializer_range=0.2),
+                   ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense']),
+})
+# fixture name -> registry family, where they differ
+FAMILY_OF = {'falcon_new': 'falcon'}
+
 CORPUS = [
     'the quick brown fox jumps over the lazy dog', 'open models serve many adapters at once',
     'a small model with random weights', 'sliding windows and soft caps', 'hello world, hello node',
@@ -119,7 +138,10 @@ def make(family):
     os.makedirs(dir)
     for seed in range(1, 20):
         torch.manual_seed(seed)
-        cfg = cls(**{**COMMON, **kw})
+        args = {**COMMON, **kw}
+        for k in args.pop('drop', []):
+            args.pop(k)
+        cfg = cls(**args)
         cfg._attn_implementation = 'eager'
         model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation='eager', dtype=torch.float32).eval()
         perturb(model, seed)
@@ -132,7 +154,7 @@ def make(family):
     tok = tokenizer(dir, specials, template)
     chat = [{'role': 'user', 'content': 'hello world'}]
     rendered = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-    goldens = {'family': family, 'seed': seed, 'prompt_ids': PROMPT, 'base': base,
+    goldens = {'family': FAMILY_OF.get(family, family), 'seed': seed, 'prompt_ids': PROMPT, 'base': base,
                'chat': {'messages': chat, 'text': rendered, 'ids': tok(rendered, add_special_tokens=False)['input_ids']},
                'adapters': {}}
     for name, targets, rslora, r, alpha in [('attn', attn_targets, False, 4, 8), ('all', 'all-linear', True, 8, 16)]:

@@ -27,7 +27,7 @@
 //   vocab projection.
 // - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
 //   the maximum sequence length.
-import { familyOf, type ModelConfig, PROJECTIONS, type Projection } from '../model/config.ts'
+import { familyOf, type ModelConfig, type Projection, projectionsOf } from '../model/config.ts'
 import type { LayerWeights } from '../model/families/types.ts'
 import { type ModelLayout, modelLayout } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
@@ -167,7 +167,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   const Dp = layout.paddedHeadDim
   const qOut = cfg.numHeads * Dp
   const kvOut = cfg.numKvHeads * Dp
-  const targets = PROJECTIONS.filter((t) => opts.targets.includes(t))
+  const targets = projectionsOf(cfg).filter((t) => opts.targets.includes(t))
   const eps = { float: cfg.rmsNormEps }
   const localRope = cfg.ropeLocalTheta !== null
 
@@ -221,6 +221,11 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   }
   const norm = (x: string, name: string): string => {
     const w = g.weight(name, normWeight(name, H), [H])
+    if (cfg.norm === 'layernorm') {
+      const bn = name.replace(/weight$/, 'bias')
+      const b = g.weight(bn, weights.get(bn, [H]), [H])
+      return g.op('LayerNormalization', [x, w, b], { axis: -1, epsilon: eps, stash_type: 1 })
+    }
     return g.node('SimplifiedLayerNormalization', [x, w], 1, { axis: -1, epsilon: eps, stash_type: 1 })[0]!
   }
   // per-head RMSNorm over the real head size: with zero padding, mean over Dp = (D/Dp)·mean over D,
@@ -271,6 +276,49 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     if (cfg.activation === 'gelu_tanh') return g.op('FastGelu', [x], {}, 'com.microsoft')
     if (cfg.activation === 'gelu') return g.op('Gelu', [x], {}, 'com.microsoft')
     return g.op('Mul', [x, g.op('Sigmoid', [x])])
+  }
+
+  const addBias = (y: string, name: string, b: Float32Array | undefined): string =>
+    b ? g.op('Add', [y, g.weight(name, b, [b.length])]) : y
+  const I = cfg.intermediateSize
+  const mlp = (
+    l: number,
+    p: string,
+    x2: string,
+    read: ReturnType<typeof layerReader>,
+    lw: LayerWeights
+  ): string => {
+    let act: string
+    if (cfg.mlp === 'gated') {
+      // gate and up share one MatMul, columns [gate | up]
+      let gu = linear(x2, `${p}.gate_up`, H, 2 * I, [
+        part(read.weight('gate_proj', I), I, H, 0),
+        part(read.weight('up_proj', I), I, H, I)
+      ])
+      const gb = read.bias('gate_proj', I)
+      const ub = read.bias('up_proj', I)
+      if (gb || ub) {
+        const b = new Float32Array(2 * I)
+        if (gb) b.set(gb, 0)
+        if (ub) b.set(ub, I)
+        gu = addBias(gu, `${p}.gate_up.bias`, b)
+      }
+      let [gate, up] = g.node('Split', [gu, g.int64(`${p}.gate_up.split`, [I, I])], 2, { axis: -1 }) as [
+        string,
+        string
+      ]
+      gate = lora(l, 'gate_proj', x2, gate)
+      up = lora(l, 'up_proj', x2, up)
+      act = g.op('Mul', [activate(gate), up])
+    } else {
+      let up = linear(x2, `${p}.up`, H, I, [part(read.weight('up_proj', I), I, H, 0)])
+      up = addBias(up, `${p}.up.bias`, read.bias('up_proj', I))
+      act = activate(lora(l, 'up_proj', x2, up))
+    }
+    let d = linear(act, `${p}.down`, I, H, [part(read.weight('down_proj', H), H, I)])
+    d = addBias(d, `${p}.down.bias`, read.bias('down_proj', H))
+    d = lora(l, 'down_proj', act, d)
+    return lw.postMlpNorm ? norm(d, lw.postMlpNorm) : d
   }
 
   for (let l = 0; l < cfg.numLayers; l++) {
@@ -352,28 +400,19 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     const qIn = cfg.numHeads * D
     const wo = read.weight('o_proj', H)
     let o = linear(attn!, `${p}.o`, qOut, H, [part(wo, H, qIn, 0, ident, layout.padFeature)])
+    o = addBias(o, `${p}.o.bias`, read.bias('o_proj', H))
     o = lora(l, 'o_proj', attn!, o)
     if (lw.postAttnNorm) o = norm(o, lw.postAttnNorm)
-    h = g.op('Add', [h, o])
 
-    const x2 = norm(h, lw.mlpNorm)
-    const I = cfg.intermediateSize
-    // gate and up share one MatMul, columns [gate | up]
-    const gu = linear(x2, `${p}.gate_up`, H, 2 * I, [
-      part(read.weight('gate_proj', I), I, H, 0),
-      part(read.weight('up_proj', I), I, H, I)
-    ])
-    let [gate, up] = g.node('Split', [gu, g.int64(`${p}.gate_up.split`, [I, I])], 2, { axis: -1 }) as [
-      string,
-      string
-    ]
-    gate = lora(l, 'gate_proj', x2, gate)
-    up = lora(l, 'up_proj', x2, up)
-    const act = g.op('Mul', [activate(gate), up])
-    let d = linear(act, `${p}.down`, I, H, [part(read.weight('down_proj', H), H, I)])
-    d = lora(l, 'down_proj', act, d)
-    if (lw.postMlpNorm) d = norm(d, lw.postMlpNorm)
-    h = g.op('Add', [h, d])
+    if (cfg.parallelBlock) {
+      // Falcon: attention and MLP both read the layer input (one shared norm or one each)
+      const x2 = lw.mlpNorm === lw.inputNorm ? x : norm(h, lw.mlpNorm)
+      h = g.op('Add', [h, g.op('Add', [mlp(l, p, x2, read, lw), o])])
+    } else {
+      h = g.op('Add', [h, o])
+      const x2 = norm(h, lw.mlpNorm)
+      h = g.op('Add', [h, mlp(l, p, x2, read, lw)])
+    }
   }
 
   // one position per row: [batch, seq, H] → [batch·seq, H] → [batch, H]

@@ -2,7 +2,8 @@
 // families/ maps its config.json onto it (families/index.ts picks the file by architecture);
 // anything the runtime cannot compute faithfully is refused there, naming the field, so a user
 // never gets silently wrong logits from an unsupported option.
-import { type ModelConfig, ModelConfigError } from './families/types.ts'
+import { familyOf } from './families/index.ts'
+import { type ModelConfig, ModelConfigError, PROJECTIONS, type Projection } from './families/types.ts'
 
 export { familyOf, parseModelConfig, SUPPORTED_ARCHITECTURES } from './families/index.ts'
 export {
@@ -14,6 +15,16 @@ export {
   type Projection,
   type RopeScaling
 } from './families/types.ts'
+
+/** The projections this model has (no gate_proj in a plain MLP), in PROJECTIONS order. */
+export function projectionsOf(cfg: ModelConfig): Projection[] {
+  const have = new Set(
+    familyOf(cfg)
+      .layer(cfg, 0)
+      .modules.flatMap((m) => m.parts.map((p) => p.proj))
+  )
+  return PROJECTIONS.filter((p) => have.has(p))
+}
 
 /** Input/output feature sizes of each LoRA-targetable projection, as [in, out]. */
 export function projectionShape(cfg: ModelConfig, target: string): [number, number] {

@@ -270,6 +270,8 @@ export function parseDecoder(cfg: Json, generationConfig: unknown, d: DecoderDef
     rmsNormEps: posNumber(cfg, 'rms_norm_eps', 1e-6),
     norm: 'rms',
     activation,
+    mlp: 'gated',
+    parallelBlock: false,
     tieWordEmbeddings: bool(cfg, 'tie_word_embeddings', false),
     attentionBias: false,
     qkNorm: false,

@@ -39,8 +39,9 @@ export type RopeScaling =
 /**
  * - `rms`: weight · x / sqrt(mean(x²) + eps) (Llama)
  * - `rms1p`: (1 + weight) · x / sqrt(mean(x²) + eps) (Gemma; folded into the weight at build)
+ * - `layernorm`: LayerNorm with weight and bias (Falcon, BLOOM; the bias sits next to the weight)
  */
-export type NormKind = 'rms' | 'rms1p'
+export type NormKind = 'rms' | 'rms1p' | 'layernorm'
 
 /** The MLP's activation: SiLU (Llama) or GELU with the tanh approximation (Gemma's gelu_pytorch_tanh) or exact GELU. */
 export type Activation = 'silu' | 'gelu_tanh' | 'gelu'
@@ -69,6 +70,10 @@ export interface ModelConfig {
   rmsNormEps: number
   norm: NormKind
   activation: Activation
+  /** `gated`: down(act(gate(x)) · up(x)) (Llama); `plain`: down(act(up(x))) (Falcon, BLOOM) */
+  mlp: 'gated' | 'plain'
+  /** attention and MLP both read the layer input and add to one residual (Falcon) */
+  parallelBlock: boolean
   tieWordEmbeddings: boolean
   /** q/k/v projections carry a bias (Qwen2; o_proj never has one) */
   attentionBias: boolean
