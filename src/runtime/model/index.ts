@@ -28,7 +28,7 @@ export interface LoadModelOptions {
   maxSeqLen?: number
   /** LoRA slot pools; targets [] builds a graph without LoRA inputs */
   pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
-  /** fp32 (default, exact) or int8 (block-quantized projections and lm_head; see graph/llama.ts) */
+  /** fp32 (default, exact) or int8 (block-quantized projections and lm_head; see graph/decoder.ts) */
   weightFormat?: WeightFormat
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
@@ -100,7 +100,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     log.warn('checkpoint has no tokenizer.json: the model takes token ids only', { dir: abs })
   }
-  const maxPos = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Number.POSITIVE_INFINITY)
+  const maxPos = config.maxPositionEmbeddings
   const session = await ModelSession.create(built.modelPath, modelLayout(config), built.weightsHash, {
     executionProvider: opts.executionProvider ?? 'cpu',
     intraOpThreads: opts.intraOpThreads,
