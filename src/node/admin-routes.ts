@@ -14,16 +14,22 @@ export function registerCoreRoutes(c: NodeComponents): void {
     pid: process.pid,
     uptimeMs: Date.now() - startedAt,
     addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
+    reachability: c.libp2p.services.relayKeeper.reachability(),
+    relays: c.libp2p.services.relayKeeper.relays(),
+    dht: c.libp2p.services.dht?.getMode() ?? 'off',
     connections: c.libp2p.getConnections().length,
     peerTable: c.peerTable.size,
     adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
   c.admin.route('/peers', () => ({
     self: c.identity.peerId.toString(),
+    reachability: c.libp2p.services.relayKeeper.reachability(),
     connections: c.libp2p.getConnections().map((conn) => ({
       peerId: conn.remotePeer.toString(),
       addr: conn.remoteAddr.toString(),
-      direction: conn.direction
+      direction: conn.direction,
+      // relayed = a limited connection through a circuit relay (DCUtR may upgrade it)
+      type: conn.limits == null ? 'direct' : 'relayed'
     })),
     table: c.peerTable.entries().map(({ peerId, advert, receivedAt }) => {
       const b = advert.body
@@ -32,6 +38,7 @@ export function registerCoreRoutes(c: NodeComponents): void {
         operator: b.operator,
         version: b.version,
         addrs: b.addrs,
+        reachability: b.reachability ?? null,
         hardware: b.hardware,
         executionProvider: b.executionProvider,
         models: b.models,

@@ -89,6 +89,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         capabilities,
         operator: { address: identity.operator.address, signature: identity.operator.bindingSignature },
         addresses: () => advertisedAddrs(libp2p, config),
+        reachability: () => libp2p.services.relayKeeper.reachability(),
         logger: log,
         libp2p
       },
@@ -141,6 +142,20 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       }
     ]
     registerCoreRoutes(components)
+    // A reservation made or lost, or an address AutoNAT confirmed, changes how peers reach us:
+    // say so once, and re-advertise at once instead of at the next heartbeat.
+    let reachability = libp2p.services.relayKeeper.reachability()
+    libp2p.addEventListener('self:peer:update', () => {
+      const now = libp2p.services.relayKeeper.reachability()
+      if (now !== reachability)
+        log.info('reachability changed', {
+          from: reachability,
+          to: now,
+          relays: libp2p.services.relayKeeper.relays()
+        })
+      reachability = now
+      adverts.schedulePublish()
+    })
     let started = 0
     let stopping: Promise<void> | undefined
     const openDb = db

@@ -113,7 +113,9 @@ export class InferService {
     if (this.#started) return
     await this.#c.host.handle(C.INFER_PROTOCOL, (s, c) => this.handle(s, c), {
       maxInboundStreams: C.MAX_INBOUND_STREAMS,
-      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
+      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS,
+      // jobs to a node behind NAT arrive over a relayed connection
+      runOnLimitedConnection: true
     })
     this.#started = true
   }

@@ -104,6 +104,9 @@ export const startCommand: Command = {
           peerId: node.peerId,
           operator: node.identity.operator.address,
           addrs: node.libp2p.getMultiaddrs().map((m) => m.toString()),
+          // as known at start; AutoNAT and relay reservations settle it within seconds
+          // (`openlora peers`, GET /status, and a "reachability changed" log line)
+          reachability: node.libp2p.services.relayKeeper.reachability(),
           admin: node.admin.url ?? null,
           dataDir: config.dataDir,
           pid: process.pid
