@@ -1,12 +1,15 @@
 // The node's own admin endpoints: /status (who am I, how connected) and /peers (connections and
 // the PeerTable, what `openlora peers` prints).
-import { ADAPTER_TIERS } from '../protocols/adverts/capability.ts'
-import type { NodeComponents } from './services.ts'
+
+import type { NodeComponents } from '../common/service.ts'
+import { ADAPTER_TIERS } from '../serving/capability.ts'
+import type { Host } from './host.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()
 
-export function registerCoreRoutes(c: NodeComponents): void {
+/** `host` is the node's libp2p with its typed services (reachability, DHT mode). */
+export function registerCoreRoutes(c: NodeComponents, host: Host): void {
   c.admin.route('/status', () => ({
     peerId: c.identity.peerId.toString(),
     operator: c.identity.operator.address,
@@ -14,16 +17,16 @@ export function registerCoreRoutes(c: NodeComponents): void {
     pid: process.pid,
     uptimeMs: Date.now() - startedAt,
     addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
-    reachability: c.libp2p.services.relayKeeper.reachability(),
-    relays: c.libp2p.services.relayKeeper.relays(),
-    dht: c.libp2p.services.dht?.getMode() ?? 'off',
+    reachability: host.services.relayKeeper.reachability(),
+    relays: host.services.relayKeeper.relays(),
+    dht: host.services.dht?.getMode() ?? 'off',
     connections: c.libp2p.getConnections().length,
     peerTable: c.peerTable.size,
     adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
   c.admin.route('/peers', () => ({
     self: c.identity.peerId.toString(),
-    reachability: c.libp2p.services.relayKeeper.reachability(),
+    reachability: host.services.relayKeeper.reachability(),
     connections: c.libp2p.getConnections().map((conn) => ({
       peerId: conn.remotePeer.toString(),
       addr: conn.remoteAddr.toString(),
