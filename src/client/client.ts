@@ -278,7 +278,13 @@ export class InferClient {
           'DEADLINE_EXCEEDED',
           opts.signal?.aborted ? 'cancelled by the caller' : 'job timed out'
         )
-      throw new InferError('INTERNAL', `connection lost: ${(err as Error).message}`, {}, { cause: err })
+      // A relay resets a relayed connection at its data or time limit (network.relay on the relay):
+      // say so, so a limit never reads as an unexplained failure.
+      const why =
+        connection === 'relayed'
+          ? ' (over a relayed connection: the relay may have ended it at its data or time limit)'
+          : ''
+      throw new InferError('INTERNAL', `connection lost${why}: ${(err as Error).message}`, {}, { cause: err })
     } finally {
       signal.removeEventListener('abort', onAbort)
     }
