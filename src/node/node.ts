@@ -17,6 +17,7 @@ import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
 import { advertisedAddrs, createHost, type Host } from './host.ts'
 import { loadIdentity } from './identity.ts'
+import { ProviderPublisher } from './providers.ts'
 import { NODE_VERSION } from './version.ts'
 
 /** Each stop step gets at most this long, and all of them together STOP_BUDGET_MS, so SIGINT
@@ -126,6 +127,18 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
     factories.push(...Object.entries(overrides.services ?? {}))
     for (const [name, factory] of factories) components.services[name] = await factory(components)
 
+    const providers = new ProviderPublisher(
+      libp2p,
+      capabilities,
+      () => {
+        try {
+          return components.services.attribution?.store
+        } catch {
+          return undefined // configured but not started
+        }
+      },
+      log
+    )
     const steps: Array<{ name: string; start: () => unknown; stop: () => unknown }> = [
       { name: 'libp2p', start: () => libp2p.start(), stop: () => libp2p.stop() },
       { name: 'peer-table', start: () => peerTable.start(), stop: () => peerTable.stop() },
@@ -135,6 +148,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         stop: () => s?.stop?.()
       })),
       { name: 'adverts', start: () => adverts.start(), stop: () => adverts.stop() },
+      { name: 'providers', start: () => providers.start(), stop: () => providers.stop() },
       { name: 'dialer', start: () => dialer.start(), stop: () => dialer.stop() },
       {
         name: 'admin',

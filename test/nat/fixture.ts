@@ -68,7 +68,10 @@ function guard(topo: Topology): () => void {
   }
 }
 
-export async function buildCast(homes: Array<{ name: string; nat: NatKind; serve: boolean }>): Promise<Cast> {
+export async function buildCast(
+  homes: Array<{ name: string; nat: NatKind; serve: boolean }>,
+  opts: { publicServes?: boolean } = {}
+): Promise<Cast> {
   requireNamespaces()
   removeStale()
   const root = await mkdtemp(join(tmpdir(), 'openlora-nat-'))
@@ -104,7 +107,8 @@ export async function buildCast(homes: Array<{ name: string; nat: NatKind; serve
       root,
       config: {
         network: network({ bootstrap: [relayAddr] }),
-        infer: INFER(null, fx.cacheDir),
+        // the bench's direct baseline: a job to a node reached without a relay
+        infer: INFER(opts.publicServes ? fx.modelDir : null, fx.cacheDir),
         adverts: { heartbeatMs: 2_000 }
       }
     })
@@ -178,6 +182,7 @@ export interface JobsAnswer {
     servedBy: string | null
     adapter: string | null
     error: string | null
+    doneAt: number
   }>
 }
 

@@ -28,6 +28,8 @@ interface JobOutcome {
   servedBy: string | null
   adapter: string | null
   error: string | null
+  /** epoch ms when the job ended (bench:nat times recovery against the relay's restart) */
+  doneAt: number
 }
 
 const { client, node, stop } = await createClientHost()
@@ -58,7 +60,8 @@ try {
           totalMs: performance.now() - t0,
           servedBy: r.servedBy,
           adapter: r.receipt.body.adapter ?? null,
-          error: r.verification?.ok ? null : JSON.stringify(r.verification)
+          error: r.verification?.ok ? null : JSON.stringify(r.verification),
+          doneAt: Date.now()
         })
         break
       } catch (err) {
@@ -75,7 +78,8 @@ try {
           totalMs: performance.now() - t0,
           servedBy: null,
           adapter: null,
-          error: `${e.code ?? e.name}: ${e.message}`
+          error: `${e.code ?? e.name}: ${e.message}`,
+          doneAt: Date.now()
         })
         break
       }

@@ -172,14 +172,29 @@ export function buildTopology(homes: Array<{ name: string; nat: NatKind }>): Top
   }
 }
 
-/** netem delay on every hop's links (both directions of each veth): `ms` per hop. */
-export function setDelay(t: Topology, ms: number): void {
+/**
+ * netem delay of `ms` on every hop (the egress of each link out of a home, router and the public
+ * node). False, changing nothing, where the kernel lacks netem (sch_netem): the caller says so.
+ */
+export function setDelay(t: Topology, ms: number): boolean {
   const links: Array<[string, string]> = [[t.pub, 'wan']]
   for (const h of t.homes) links.push([h.router, 'wan'], [h.router, 'lan'], [h.ns, 'eth0'])
   for (const [ns, dev] of links) {
     spawnSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'del', 'dev', dev, 'root'])
-    if (ms > 0) inNs(ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`)
+    if (ms <= 0) continue
+    const r = spawnSync(
+      'ip',
+      ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`],
+      {
+        encoding: 'utf8'
+      }
+    )
+    if (r.status !== 0) {
+      if (/qdisc kind is unknown/.test(r.stderr)) return false
+      throw new Error(`tc netem on ${ns}/${dev} failed: ${r.stderr}`)
+    }
   }
+  return true
 }
 
 /** Removes every namespace of the run (killing what runs in them first). Safe to call twice. */

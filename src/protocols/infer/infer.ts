@@ -232,6 +232,17 @@ export class InferService {
       selfOperator: this.#c.operator.address
     }
     const plan = planRoute(input)
+    if (plan.length === 0 && hasModel && body.adapter !== null && this.#c.adapterFetcher) {
+      // no advert names a holder: the DHT's provider records may (then fetch and serve here)
+      const from = await this.#c
+        .adapterProviders?.(
+          body.adapter,
+          AbortSignal.any([job.signal, AbortSignal.timeout(C.PROVIDER_LOOKUP_TIMEOUT_MS)])
+        )
+        .catch(() => [])
+      const sources = (from ?? []).filter((p) => p !== this.#c.peerId && p !== body.client)
+      if (sources.length > 0 && load.freeSlots > 0) return [{ kind: 'local', fetchFrom: sources }]
+    }
     if (plan.length === 0) {
       const code = whyNoRoute(input)
       throw new InferError(
