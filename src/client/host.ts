@@ -29,6 +29,17 @@ export function connectionKind(conn: Pick<Connection, 'limits'>): ConnectionKind
   return conn.limits == null ? 'direct' : 'relayed'
 }
 
+/** Open connections to the peer a target names (a peer id, or a multiaddr ending in /p2p/ID). */
+function connectionsTo(node: Partial<Libp2p>, target: string): Connection[] {
+  const last = target.startsWith('/') ? target.split('/p2p/').slice(1).pop() : target
+  if (!last || !node.getConnections) return []
+  try {
+    return node.getConnections(peerIdFromString(last)).filter((c) => c.status === 'open')
+  } catch {
+    return [] // not a peer id: dial the address as given
+  }
+}
+
 /** Resolves with a direct connection to `peer` if one opens within `ms`, else undefined. */
 function directWithin(
   node: Libp2p,
@@ -68,9 +79,15 @@ export function dialerOf(node: Pick<Libp2p, 'dial'> & Partial<Libp2p>, opts: { d
   const kinds = new WeakMap<Stream, ConnectionKind>()
   const waited = new WeakSet<Connection>()
   const dial = async (target: string, protocol: string, o: DialOpts): Promise<Stream> => {
-    let conn = await node.dial(target.startsWith('/') ? multiaddr(target) : peerIdFromString(target), {
-      signal: o.signal
-    })
+    // libp2p's dial never reuses a limited connection (each call would open another relayed
+    // one through the relay); reuse an open connection to the peer, a direct one first
+    const open = connectionsTo(node, target)
+    let conn =
+      open.find((c) => c.limits == null) ??
+      open[0] ??
+      (await node.dial(target.startsWith('/') ? multiaddr(target) : peerIdFromString(target), {
+        signal: o.signal
+      }))
     if (conn.limits != null && !waited.has(conn) && node.getConnections && node.addEventListener) {
       waited.add(conn)
       conn = (await directWithin(node as Libp2p, conn.remotePeer.toString(), waitMs, o.signal)) ?? conn
