@@ -13,7 +13,7 @@
 // - recovery after the relay restarts: from the restarted relay's "started" line to the first
 //   job that succeeds again (the client retries meanwhile).
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildCast, type Cast, jobsFrom, restartRelay } from '../../test/nat/fixture.ts'
+import { buildCast, type Cast, jobsFrom, PORT, PUBLIC_IP, restartRelay } from '../../test/nat/fixture.ts'
 import { setDelay } from '../../test/nat/netns.ts'
 import { stopNode } from '../../test/nat/nodes.ts'
 import { benchArgs } from './args.ts'
@@ -66,7 +66,12 @@ async function run(cast: Cast) {
   for (let i = 0; i < rounds; i++) {
     // each run: one connection set-up job, then jobs on the warm connection (TTFT of those)
     const rel = (await jobsFrom(cast, nsA, B, { count: 6 })).outcomes.slice(1)
-    const dir = (await jobsFrom(cast, nsA, cast.pub.peerId, { count: 6 })).outcomes.slice(1)
+    const dir = (
+      await jobsFrom(cast, nsA, cast.pub.peerId, {
+        count: 6,
+        addr: `/ip4/${PUBLIC_IP}/tcp/${PORT}/p2p/${cast.pub.peerId}`
+      })
+    ).outcomes.slice(1)
     relayedTtft.push(...rel.filter((o) => o.ok && o.connection === 'relayed').map((o) => o.ttftMs!))
     directTtft.push(...dir.filter((o) => o.ok && o.connection === 'direct').map((o) => o.ttftMs!))
   }

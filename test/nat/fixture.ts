@@ -191,7 +191,7 @@ export async function jobsFrom(
   cast: Cast,
   fromNs: string,
   peer: string,
-  opts: { count?: number; adapter?: string; retryUntilMs?: number; maxTokens?: number } = {}
+  opts: { count?: number; adapter?: string; retryUntilMs?: number; maxTokens?: number; addr?: string } = {}
 ): Promise<JobsAnswer> {
   const args = [
     'test/nat/jobs.ts',
@@ -209,6 +209,7 @@ export async function jobsFrom(
     String(opts.retryUntilMs ?? 0)
   ]
   if (opts.adapter) args.push('--adapter', opts.adapter)
+  if (opts.addr) args.push('--addr', opts.addr)
   const r = await runIn(fromNs, args, 300_000)
   if (r.code !== 0) throw new Error(`jobs.ts failed (${r.code}): ${r.err.slice(-2000)}`)
   return JSON.parse(r.out.trim().split('\n').pop()!)

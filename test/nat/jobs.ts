@@ -2,7 +2,7 @@
 // and sends it N jobs, one after another, printing one JSON object with each job's outcome, the
 // connection that carried it and the client-side time to first token.
 //
-//   node test/nat/jobs.ts --peer ID --bootstrap ADDR --model M [--adapter CID] [--count N]
+//   node test/nat/jobs.ts (--peer ID --bootstrap ADDR | --addr MULTIADDR) --model M [--adapter CID] [--count N]
 //        [--max-tokens N] [--direct-wait-ms MS] [--retry-until-ms MS]
 import { parseArgs } from 'node:util'
 import { findPeer } from '../../src/client/find-peer.ts'
@@ -11,6 +11,8 @@ import { createClientHost } from '../../src/client/host.ts'
 const { values } = parseArgs({
   options: {
     peer: { type: 'string' },
+    /** dial this multiaddr instead of finding the peer (bench:nat's direct baseline) */
+    addr: { type: 'string' },
     bootstrap: { type: 'string' },
     model: { type: 'string' },
     adapter: { type: 'string' },
@@ -41,7 +43,7 @@ try {
       const t0 = performance.now()
       let first: number | null = null
       try {
-        const target = await findPeer(node, values.peer!, [values.bootstrap!])
+        const target = values.addr ?? (await findPeer(node, values.peer!, [values.bootstrap!]))
         const r = await client.infer(
           target,
           {
