@@ -125,7 +125,8 @@ export class AdapterExchange {
     if (this.#started || !this.#c.source) return
     await this.#c.host.handle(ADAPTER_PROTOCOL, (s, c) => this.#serve(s, c), {
       maxInboundStreams: 8,
-      maxOutboundStreams: 8
+      maxOutboundStreams: 8,
+      runOnLimitedConnection: true
     })
     this.#started = true
   }
@@ -219,7 +220,10 @@ export class AdapterExchange {
   async fetchFrom(cid: string, peer: string, signal?: AbortSignal): Promise<AdapterFileSet> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
-    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, { signal: sig })
+    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, {
+      signal: sig,
+      runOnLimitedConnection: true
+    })
     try {
       const lp = framed(stream, Math.max(CHUNK_BYTES, MAX_MANIFEST_FRAME_BYTES), FETCH_BUFFER_BYTES)
       await lp.write(encodeCanonical({ cid }), { signal: sig })

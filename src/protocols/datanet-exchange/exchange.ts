@@ -103,7 +103,8 @@ export class DatanetExchange {
     if (this.#started) return
     await this.#c.host.handle(DATANET_PROTOCOL, (s, c) => this.#serve(s, c), {
       maxInboundStreams: 8,
-      maxOutboundStreams: 8
+      maxOutboundStreams: 8,
+      runOnLimitedConnection: true
     })
     this.#started = true
   }
@@ -264,7 +265,10 @@ export class DatanetExchange {
   ): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
-    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), DATANET_PROTOCOL, { signal: sig })
+    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), DATANET_PROTOCOL, {
+      signal: sig,
+      runOnLimitedConnection: true
+    })
     try {
       const lp = framed(stream, maxFrame, maxBuffer)
       await lp.write(encodeCanonical(request), { signal: sig })

@@ -3,7 +3,9 @@
 // its capabilities), `adapterExchange` (serves adapter bytes by CID and fetches missing ones) and
 // `infer` (the /openlora/infer/1.0.0 handler, routing through the PeerTable). A node with no
 // models configured still relays jobs to peers that serve them.
+
 import { join, resolve } from 'node:path'
+import { CID } from 'multiformats/cid'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
 import type { Spec } from '../../common/config-spec.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
@@ -244,6 +246,15 @@ function inferService(components: NodeComponents): InferService {
       backend: serving,
       peers: components.peerTable,
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
+      // the DHT's provider records (src/node/providers.ts publishes this node's)
+      adapterProviders: async (cid, signal) => {
+        const out: string[] = []
+        for await (const p of components.libp2p.contentRouting.findProviders(CID.parse(cid), { signal })) {
+          out.push(p.id.toString())
+          if (out.length >= 3) break
+        }
+        return out
+      },
       // the chain layer's service, when the node runs one (docs/CHAIN.md); looked up per job
       payments: () => components.services.chain,
       // span attribution when an `attribution` service offers a provider (docs/ATTRIBUTION.md
