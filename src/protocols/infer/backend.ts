@@ -67,6 +67,22 @@ export type AttributionProvider = (ctx: AttributionContext) => Attribution | Pro
 export interface PaymentGate {
   readonly domain: { chainId: number; settlement: `0x${string}` }
   checkVoucher(voucher: SignedVoucher, job: { adapterId: Hex; maxAmountDue: bigint }): Promise<unknown>
+  /**
+   * Checks the voucher and reserves the job's worst case before any work; the handle records
+   * tokens as they are sent and ends the job (src/chain/service.ts ChainService.openJob).
+   */
+  openJob(
+    voucher: SignedVoucher,
+    job: { jobId: Hex; adapterId: Hex; maxAmountDue: bigint; promptTokens: number; pricePer1kTokens: bigint }
+  ): Promise<{
+    delivered(n: number): Promise<void>
+    finish(receipt: {
+      amountDue: bigint
+      attribution?: { datanets: Attribution['datanets']; contributors: Attribution['contributors'] }
+      receipt?: unknown
+    }): Promise<void>
+    end(): Promise<void>
+  }>
   recordPayment(
     voucher: SignedVoucher,
     receipt: {
