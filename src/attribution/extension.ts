@@ -5,11 +5,10 @@
 // provenance commitment.
 import { readFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
+import type { Spec } from '../common/config-spec.ts'
+import type { NodeComponents, NodeExtension, Service } from '../common/service.ts'
 import { encodeCanonical } from '../crypto/cbor.ts'
 import { type Hex, sha256Hex } from '../crypto/hash.ts'
-import type { NodeConfig, Spec } from '../node/config/schema.ts'
-import type { NodeExtension } from '../node/extensions.ts'
-import type { NodeComponents, Service } from '../node/services.ts'
 import { parseModelConfig } from '../runtime/model/config.ts'
 import { Attributor } from './attribute.ts'
 import { DEFAULT_MIN_SPAN_TOKENS } from './constants.ts'
@@ -46,10 +45,6 @@ export function provenanceCommitment(job: Pick<JobOutput, 'modelHash' | 'adapter
   }
 }
 
-interface ServedModels {
-  models(): { modelId: string; weightsHash: Hex }[]
-}
-
 export interface AttributionService extends Service {
   store: DatanetStore
   provenance: ProvenanceStore
@@ -57,15 +52,19 @@ export interface AttributionService extends Service {
   provider: (job: JobOutput) => Promise<AttributionSummary>
 }
 
-/** The slice of the datanet exchange service (src/protocols/datanet-exchange) attribution uses. */
-interface DatanetReplicatorLike {
-  replicator?: { request(id: Hex, version: number): void }
+declare module '../common/service.ts' {
+  interface Services {
+    attribution: AttributionService
+  }
+  interface NodeConfig {
+    attribution?: Partial<AttributionConfig>
+  }
 }
 
 function attributionService(components: NodeComponents): AttributionService {
   const cfg = {
     ...ATTRIBUTION_CONFIG_DEFAULTS,
-    ...((components.config as NodeConfig & { attribution?: Partial<AttributionConfig> }).attribution ?? {})
+    ...components.config.attribution
   }
   const log = components.logger.child('attribution')
   const store = new DatanetStore({
@@ -75,9 +74,7 @@ function attributionService(components: NodeComponents): AttributionService {
   })
   const provenance = new ProvenanceStore(components.db)
   const proofs = new AttributionProofStore(components.db)
-  const modelDirs = ((components.config as { infer?: { models?: string[] } }).infer?.models ?? []).map((d) =>
-    resolve(d)
-  )
+  const modelDirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
   // modelId → attributor with that model's tokenizer; built on the first job of the model.
   const byModel = new Map<string, Promise<Attributor>>()
   const attributorFor = async (modelId: string): Promise<Attributor | undefined> => {
@@ -117,8 +114,7 @@ function attributionService(components: NodeComponents): AttributionService {
     const missing: { id: Hex; version: number }[] = []
     for (const d of p.datanets) if (!(await hasVersion(d.id, d.version))) missing.push(d)
     if (missing.length > 0) {
-      const replicator = (components.services.datanetExchange as DatanetReplicatorLike | undefined)
-        ?.replicator
+      const replicator = components.services.datanetExchange?.replicator
       for (const d of missing) replicator?.request(d.id, d.version)
       const keys = missing.map((d) => `${d.id}@${d.version}`)
       if (replicator)
@@ -138,8 +134,7 @@ function attributionService(components: NodeComponents): AttributionService {
       }
       return provenanceCommitment(job)
     }
-    const served = components.services.serving as ServedModels | undefined
-    const model = served?.models().find((m) => m.weightsHash === job.modelHash)
+    const model = components.services.serving?.models().find((m) => m.weightsHash === job.modelHash)
     const attributor = model ? await attributorFor(model.modelId) : undefined
     return spanAttributionProvider({
       attributor: () => attributor,

@@ -6,9 +6,8 @@
 // endpoint. `preset: 'none'` (the library default) runs no chain: only free jobs.
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { NodeConfig, Spec } from '../node/config/schema.ts'
-import type { NodeExtension } from '../node/extensions.ts'
-import type { NodeComponents, Service, ServiceFactory } from '../node/services.ts'
+import type { Spec } from '../common/config-spec.ts'
+import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../common/service.ts'
 import { ANVIL_CHAIN_ID, type ChainConfig, parseChainConfig } from './config.ts'
 import { ChainConfigError } from './errors.ts'
 import { ChainService } from './service.ts'
@@ -194,9 +193,17 @@ export function chainService(components: NodeComponents): ChainService & Service
   })
 }
 
+declare module '../common/service.ts' {
+  interface Services {
+    chain: ChainService
+  }
+  interface NodeConfig {
+    chain?: NodeChainConfig
+  }
+}
+
 export const chainExtension: NodeExtension = {
   name: 'chain',
   config: { chain: { spec: CHAIN_CONFIG_SPEC, defaults: CHAIN_CONFIG_DEFAULTS } },
-  services: (config): Record<string, ServiceFactory> =>
-    chainConfigOf(config).chain ? { chain: chainService } : {}
+  services: (config) => (chainConfigOf(config).chain ? { chain: chainService } : {})
 }

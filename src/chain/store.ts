@@ -6,9 +6,9 @@
 // The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
 import type { AbstractBatchOperation, AbstractLevel } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
+import { channelKey } from './channel.ts'
 import { amountDue, type SignedVoucher, type VoucherJson, voucherFromJson, voucherToJson } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
-import { channelKey } from './vouchers.ts'
 
 /** Any level instance or sublevel (the node's LevelDB, a sublevel of it, a test's own). */
 // biome-ignore lint/suspicious/noExplicitAny: keys are strings, the rest is up to the owner

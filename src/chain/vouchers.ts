@@ -2,21 +2,14 @@
 // adapter, signed by the client for this chain and contract, not below the channel's latest
 // voucher, a signed maximum that covers what the channel owes plus the job's worst case, and an
 // escrow that covers what this node will claim from the client (owed, unclaimed) with this job.
-import { type Address, encodeAbiParameters, getAddress, type Hex, keccak256 } from 'viem'
+import { type Address, getAddress, type Hex } from 'viem'
+import { channelKey } from './channel.ts'
 import type { ChainClient } from './client.ts'
 import { type SignedVoucher, verifyVoucherSignature } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
 import type { VoucherStore } from './store.ts'
 
-/** keccak256(abi.encode(client, node, adapterId)), as Settlement.channelKey. */
-export function channelKey(client: Address, node: Address, adapterId: Hex): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [{ type: 'address' }, { type: 'address' }, { type: 'bytes32' }],
-      [client, node, adapterId]
-    )
-  )
-}
+export { channelKey }
 
 export interface VoucherCheckInput {
   voucher: SignedVoucher

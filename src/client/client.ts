@@ -20,7 +20,8 @@ import { INFER_PROTOCOL, MAX_RESPONSE_FRAME_BYTES } from '../protocols/infer/con
 import { InferError, ProtocolError } from '../protocols/infer/errors.ts'
 import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts'
 import { verifyReceipt } from '../protocols/infer/receipt.ts'
-import { framed, readResponses } from '../protocols/infer/stream.ts'
+import { readResponses } from '../protocols/infer/stream.ts'
+import { framed } from '../protocols/shared/framed.ts'
 import type { JobPayer } from './payer.ts'
 
 export interface InferClientComponents {

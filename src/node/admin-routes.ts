@@ -1,7 +1,8 @@
 // The node's own admin endpoints: /status (who am I, how connected) and /peers (connections and
 // the PeerTable, what `openlora peers` prints).
-import { ADAPTER_TIERS } from '../protocols/adverts/capability.ts'
-import type { NodeComponents } from './services.ts'
+
+import type { NodeComponents } from '../common/service.ts'
+import { ADAPTER_TIERS } from '../serving/capability.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { join } from 'node:path'
 import { OpenLoraError } from '../common/errors.ts'
 import type { Logger } from '../common/log.ts'
+import type { AdminAction, AdminHandler, AdminRoutes } from '../common/service.ts'
 
 export const ADMIN_FILE = 'admin.json'
 /** The answer to any admin call is small; a client refuses more so a wrong port cannot flood it. */
@@ -16,9 +17,7 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 /** An action's request body: a few paths and names. */
 export const MAX_ACTION_BODY_BYTES = 64 * 1024
 
-export type AdminHandler = (query: URLSearchParams) => unknown | Promise<unknown>
-/** Runs a command; its OpenLoraErrors (bad input: a code and a message) answer 400, others 500. */
-export type AdminAction = (body: unknown) => unknown | Promise<unknown>
+export type { AdminAction, AdminHandler }
 
 export interface AdminInfo {
   url: string
@@ -34,7 +33,7 @@ export class AdminUnavailableError extends OpenLoraError<'ADMIN_UNAVAILABLE'> {}
 /** The node answered, refusing the request (the message is the node's). */
 export class AdminRefusedError extends OpenLoraError<'ADMIN_REFUSED'> {}
 
-export class AdminServer {
+export class AdminServer implements AdminRoutes {
   readonly #routes = new Map<string, AdminHandler>()
   readonly #actions = new Map<string, AdminAction>()
   readonly #log: Logger

@@ -5,24 +5,16 @@
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import type { Logger } from '../common/log.ts'
+import type { NodeIdentity } from '../common/service.ts'
 import type { Hex } from '../crypto/hash.ts'
 import { signOperatorBinding } from '../protocols/adverts/binding.ts'
 import { KeyFileError } from './errors.ts'
 
-export interface NodeIdentity {
-  privateKey: PrivateKey
-  peerId: PeerId
-  operator: {
-    address: Hex
-    account: PrivateKeyAccount
-    /** EIP-191 signature binding `address` to `peerId` (operatorBindingMessage) */
-    bindingSignature: Uint8Array
-  }
-}
+export type { NodeIdentity }
 
 function writeSecret(file: string, data: Uint8Array | string): void {
   const tmp = `${file}.${process.pid}.tmp`

@@ -10,10 +10,10 @@ import * as assert from 'uvu/assert'
 import type { Hex } from 'viem'
 import { ChainClient } from '../../src/chain/client.ts'
 import { amountDue, type SignedVoucher, voucherHash } from '../../src/chain/eip712.ts'
-import type { ChainService } from '../../src/chain/service.ts'
 import { VoucherWallet } from '../../src/chain/wallet.ts'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
+import { requireService } from '../../src/common/service.ts'
 import { cidDigest } from '../../src/crypto/cid.ts'
 import { toHex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
@@ -55,7 +55,7 @@ async function refusal(p: Promise<unknown>): Promise<InferError> {
 }
 
 test('a voucher pays for a job: checked, recorded with the receipt, claimed on-chain', async () => {
-  const chain = node.services.chain as ChainService
+  const chain = requireService(node.services, 'chain')
   const [, ownerAcc, clientAcc] = chain.localChain!.accounts
   const stack = serving(node)
   const model = stack.models()[0]!
@@ -106,7 +106,7 @@ test('a voucher pays for a job: checked, recorded with the receipt, claimed on-c
 })
 
 test('openlora infer --pay: the CLI pays from a persisted wallet, job after job', async () => {
-  const chain = node.services.chain as ChainService
+  const chain = requireService(node.services, 'chain')
   const local = chain.localChain!
   const payer = local.accounts[3]!
   await new ChainClient({ ...chain.endpoint, account: payer }).deposit(5n * OPEN, {

@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import defaults from '../../../config/default.json' with { type: 'json' }
-import { type ConfigSection, extensions } from '../extensions.ts'
+import type { ConfigSection } from '../../common/service.ts'
+import { extensions } from '../extensions.ts'
 import { ConfigError, checkValue, coreSpec, type NodeConfig, type Spec, validateConfig } from './schema.ts'
 
 /** Env names that are not derived from the key path (documented in the README). */

@@ -1,39 +1,37 @@
 // The node's configuration: its type, the rules each key obeys, and validation whose errors name
 // the key, the value and what is allowed. Layers built later add their own sections through
 // src/node/extensions.ts (a spec plus defaults), so one validator covers the whole file.
+import type { Spec } from '../../common/config-spec.ts'
 import { OpenLoraError } from '../../common/errors.ts'
 import { LOG_LEVELS, type LogLevel } from '../../common/log.ts'
-import type { GpuInfo } from '../../protocols/adverts/capability.ts'
+import type { NodeConfig } from '../../common/service.ts'
 import { MAX_TTL_MS } from '../../protocols/adverts/constants.ts'
+import type { GpuInfo } from '../../serving/capability.ts'
 
-export interface NodeConfig {
-  dataDir: string
-  log: { level: LogLevel; format: 'auto' | 'json' | 'pretty' }
-  network: {
-    listen: string[]
-    announce: string[]
-    bootstrap: string[]
-    mdns: boolean
-    maxConnections: number
-    /** below this many connections the node dials peers it learns from adverts */
-    targetPeers: number
-    dialTimeoutMs: number
+export type { NodeConfig }
+
+// The node's own sections of the config every layer sees (src/common/service.ts NodeConfig).
+declare module '../../common/service.ts' {
+  interface NodeConfig {
+    log: { level: LogLevel; format: 'auto' | 'json' | 'pretty' }
+    network: {
+      listen: string[]
+      announce: string[]
+      bootstrap: string[]
+      mdns: boolean
+      maxConnections: number
+      /** below this many connections the node dials peers it learns from adverts */
+      targetPeers: number
+      dialTimeoutMs: number
+    }
+    admin: { enabled: boolean; host: string; port: number }
+    adverts: { heartbeatMs: number; ttlMs: number; debounceMs: number; adapterListLimit: number }
+    hardware: { detect: boolean; gpus: GpuInfo[] | null }
+    pricing: { pricePer1kTokens: string }
   }
-  admin: { enabled: boolean; host: string; port: number }
-  adverts: { heartbeatMs: number; ttlMs: number; debounceMs: number; adapterListLimit: number }
-  hardware: { detect: boolean; gpus: GpuInfo[] | null }
-  pricing: { pricePer1kTokens: string }
-  /** sections added by extensions (chain, runtime, …), validated by their own specs */
-  [section: string]: unknown
 }
 
-export type Spec =
-  | { type: 'string'; enum?: readonly string[]; pattern?: RegExp; hint?: string }
-  | { type: 'int'; min?: number; max?: number }
-  | { type: 'bool' }
-  | { type: 'strings'; pattern?: RegExp; maxItems?: number; hint?: string }
-  | { type: 'json'; check: (v: unknown) => string | null; hint: string }
-  | { type: 'section'; fields: Record<string, Spec> }
+export type { Spec }
 
 export class ConfigError extends OpenLoraError<'INVALID_CONFIG'> {
   constructor(key: string, value: unknown, allowed: string, source?: string) {

@@ -18,8 +18,8 @@ import { type Logger, silentLogger } from '../../common/log.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { cidForManifest, parseCid } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
-import { framed } from '../infer/stream.ts'
-import type { ProtocolHost } from '../protocol-host.ts'
+import { framed } from '../shared/framed.ts'
+import type { ProtocolHost } from '../shared/protocol-host.ts'
 import {
   ADAPTER_FILE_NAMES,
   ADAPTER_PROTOCOL,

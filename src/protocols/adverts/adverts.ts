@@ -6,8 +6,8 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { CapabilitySource } from '../../serving/capability.ts'
 import { BindingVerifier } from './binding.ts'
-import type { CapabilitySource } from './capability.ts'
 import { buildAdvertBody, type SignedAdvert, signAdvert } from './codec.ts'
 import {
   ADVERTS_TOPIC,
@@ -21,6 +21,14 @@ import type { AdvertIgnoreReason, AdvertRejectReason } from './errors.ts'
 import type { PeerTable } from './peer-table.ts'
 import { AdvertSync, type AdvertSyncComponents } from './sync.ts'
 import { validateAdvert } from './validate.ts'
+
+// The node builds these before any extension; services find them in their components.
+declare module '../../common/service.ts' {
+  interface NodeComponents {
+    peerTable: PeerTable
+    adverts: AdvertService
+  }
+}
 
 export interface AdvertsInit {
   heartbeatMs?: number

@@ -8,14 +8,14 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { bytesEqual, type Hex } from '../../crypto/hash.ts'
-import { type BloomFilter, bloomHas, createBloom } from './bloom.ts'
 import {
   ADAPTER_TIERS,
   type AdapterTier,
   type Capabilities,
   type Hardware,
   type ServedModel
-} from './capability.ts'
+} from '../../serving/capability.ts'
+import { type BloomFilter, bloomHas, createBloom } from './bloom.ts'
 import {
   ADVERT_SIGN_DOMAIN,
   ADVERT_VERSION,

@@ -24,8 +24,8 @@ import { OpenLoraError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import { framed } from '../infer/stream.ts'
-import type { ProtocolHost } from '../protocol-host.ts'
+import { framed } from '../shared/framed.ts'
+import type { ProtocolHost } from '../shared/protocol-host.ts'
 import {
   DATANET_FETCH_TIMEOUT_MS,
   DATANET_PROTOCOL,

@@ -2,18 +2,13 @@
 // on the node's libp2p host, serving and fetching into the attribution service's DatanetStore,
 // and the admin action `POST /datanets/fetch` that `openlora datanet fetch` uses.
 import { multiaddr } from '@multiformats/multiaddr'
-import type { AttributionService } from '../../attribution/extension.ts'
+import type { ChainClient } from '../../chain/client.ts'
 import { OpenLoraError } from '../../common/errors.ts'
+import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import type { NodeExtension } from '../../node/extensions.ts'
-import type { NodeComponents } from '../../node/services.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
 import { DatanetReplicator } from './replicator.ts'
 
-/** What this extension reads of the chain service (src/chain/service.ts), when the node runs one. */
-interface DatanetRoots {
-  readonly client: { chainId: number; datanetVersionRoot(id: Hex, version: number): Promise<Hex> }
-}
 const ZERO_ROOT = `0x${'00'.repeat(32)}`
 
 /**
@@ -26,9 +21,9 @@ async function rootsOnChain(
   id: Hex,
   version: number
 ): Promise<Record<number, Hex> | undefined> {
-  let client: DatanetRoots['client'] | undefined
+  let client: ChainClient | undefined
   try {
-    client = (components.services.chain as DatanetRoots | undefined)?.client
+    client = components.services.chain?.client
   } catch {
     return undefined // the chain service is configured but not started
   }
@@ -97,8 +92,14 @@ async function peerIds(components: NodeComponents, from: unknown): Promise<strin
 /** The node's datanet exchange, with `replicator` for copies the attribution service asks for. */
 export type DatanetExchangeService = DatanetExchange & { replicator: DatanetReplicator }
 
+declare module '../../common/service.ts' {
+  interface Services {
+    datanetExchange: DatanetExchangeService
+  }
+}
+
 function datanetExchangeService(components: NodeComponents): DatanetExchangeService {
-  const attribution = () => components.services.attribution as AttributionService | undefined
+  const attribution = () => components.services.attribution
   const exchange = new DatanetExchange({
     host: components.libp2p,
     store: () => attribution()?.store,

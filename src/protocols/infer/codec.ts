@@ -7,6 +7,7 @@ import { checkProofSchema } from '../../attribution/proof-schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { parseCid } from '../../crypto/cid.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { ChatMessage, WireGenerationParams } from '../../serving/backend.ts'
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
@@ -44,21 +45,9 @@ import {
   str,
   uint32s
 } from './schema.ts'
+import { PAYMENT_REASONS, type PaymentTerms } from './terms.ts'
 
-export interface WireGenerationParams {
-  maxNewTokens: number
-  temperature?: number
-  topK?: number
-  topP?: number
-  seed?: number
-  stopTokenIds?: number[]
-  stopStrings?: string[]
-}
-
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant'
-  content: string
-}
+export type { ChatMessage, WireGenerationParams }
 
 /** The part of the request the client signs; forwarding never changes it. */
 export interface RequestBody {
@@ -131,33 +120,7 @@ export interface ErrorFrame {
   payment?: PaymentTerms
 }
 
-/**
- * The serving node's terms, sent with PAYMENT_REQUIRED so a client can sign the voucher and
- * resend (like HTTP 402): the operator the voucher must name, the price, the worst-case amount
- * this job needs on top of what the channel owes, and the EIP-712 domain of the vouchers.
- */
-export const PAYMENT_REASONS = [
-  'VOUCHER_MISSING',
-  'MALFORMED_VOUCHER',
-  'BAD_SIGNATURE',
-  'WRONG_CHANNEL',
-  'NOT_INCREASING',
-  'UNDERPAID',
-  'INSUFFICIENT_ESCROW',
-  'WITHDRAWAL_PENDING',
-  'JOB_REPLAYED',
-  'UNKNOWN_ADAPTER'
-] as const
-
-export interface PaymentTerms {
-  /** why the job was refused: no voucher, or the chain layer's rejection code */
-  reason: (typeof PAYMENT_REASONS)[number]
-  operator: `0x${string}`
-  pricePer1kTokens: string
-  maxAmountDue: string
-  chainId: number
-  settlement: `0x${string}`
-}
+export { PAYMENT_REASONS, type PaymentTerms }
 
 function parsePaymentTerms(v: unknown): PaymentTerms {
   const p = obj(v, 'error.payment', [

@@ -1,7 +1,7 @@
 // Errors of the infer protocol. The codes cross the wire in `error` frames, so they are a closed
 // union; `retryAfterMs` rides along for BUSY and RATE_LIMITED.
 import { OpenLoraError } from '../../common/errors.ts'
-import type { PaymentTerms } from './codec.ts'
+import type { PaymentTerms } from './terms.ts'
 
 export const INFER_ERROR_CODES = [
   'BAD_REQUEST',

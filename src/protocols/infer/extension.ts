@@ -4,17 +4,14 @@
 // `infer` (the /openlora/infer/1.0.0 handler, routing through the PeerTable). A node with no
 // models configured still relays jobs to peers that serve them.
 import { join, resolve } from 'node:path'
-import type { Hex } from '../../crypto/hash.ts'
-import type { NodeConfig, Spec } from '../../node/config/schema.ts'
-import type { NodeExtension } from '../../node/extensions.ts'
-import type { NodeComponents, Service } from '../../node/services.ts'
+import type { Spec } from '../../common/config-spec.ts'
+import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
+import type { ServingStack } from '../../serving/stack.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
-import type { AttributionProvider, PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
 import { InferService, provenanceAttribution } from './infer.ts'
-import type { ServingStack } from './serving.ts'
 
 export interface InferConfig {
   /** Hugging Face checkpoint directories this node serves; empty = relay only */
@@ -99,8 +96,19 @@ export const INFER_CONFIG_DEFAULTS: InferConfig = {
   fetchAdapters: true
 }
 
+declare module '../../common/service.ts' {
+  interface Services {
+    serving: ServingStack & Service
+    adapterExchange: AdapterExchange
+    infer: InferService
+  }
+  interface NodeConfig {
+    infer?: Partial<InferConfig>
+  }
+}
+
 export function inferConfigOf(config: NodeConfig): InferConfig {
-  return { ...INFER_CONFIG_DEFAULTS, ...((config.infer as Partial<InferConfig> | undefined) ?? {}) }
+  return { ...INFER_CONFIG_DEFAULTS, ...config.infer }
 }
 
 /** Where a node keeps its adapter stores (also what `openlora adapter add|list` opens). */
@@ -122,7 +130,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
   const c = inferConfigOf(components.config)
   const current = await components.capabilities.capabilities()
   // Loaded on demand: ONNX Runtime's native library is only needed by nodes that serve.
-  const { ServingStack } = await import('./serving.ts')
+  const { ServingStack } = await import('../../serving/stack.ts')
   const stack = new ServingStack(
     {
       models: c.models.map((m) => resolve(m)),
@@ -191,7 +199,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
 }
 
 function adapterExchangeService(components: NodeComponents): AdapterExchange {
-  const serving = components.services.serving as ServingStack | undefined
+  const serving = components.services.serving
   // The stores exist only after serving started, so both sides look them up per call: an adapter
   // is served from whichever model's store holds it, and fetched into the store of the model the
   // job asked for (checked against that base model).
@@ -224,8 +232,8 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
 
 function inferService(components: NodeComponents): InferService {
   const c = inferConfigOf(components.config)
-  const serving = components.services.serving as ServingStack | undefined
-  const exchange = components.services.adapterExchange as AdapterExchange | undefined
+  const serving = components.services.serving
+  const exchange = components.services.adapterExchange
   return new InferService(
     {
       host: components.libp2p,
@@ -236,18 +244,14 @@ function inferService(components: NodeComponents): InferService {
       peers: components.peerTable,
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
       // the chain layer's service, when the node runs one (docs/CHAIN.md); looked up per job
-      payments: () => components.services.chain as PaymentGate | undefined,
+      payments: () => components.services.chain,
       // span attribution when an `attribution` service offers a provider (docs/ATTRIBUTION.md
       // spanAttributionProvider), else the adapter provenance summary
       attribution: (job) => {
-        const provider = (components.services.attribution as { provider?: AttributionProvider } | undefined)
-          ?.provider
+        const provider = components.services.attribution?.provider
         return provider ? provider(job) : provenanceAttribution(job)
       },
-      attributionProof: async (jobId) =>
-        (
-          components.services.attribution as { proofs?: { get(jobId: Hex): Promise<unknown> } } | undefined
-        )?.proofs?.get(jobId),
+      attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
       logger: components.logger.child('infer')
     },
     {

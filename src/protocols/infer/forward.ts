@@ -3,11 +3,12 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../../common/log.ts'
 import type { LatencyTracker } from '../routing/router.ts'
+import { framed } from '../shared/framed.ts'
+import type { InferHost } from './components.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
-import type { InferHost } from './infer.ts'
 import type { Job } from './job.ts'
-import { framed, readResponses, writeFrame } from './stream.ts'
+import { readResponses, writeFrame } from './stream.ts'
 
 export interface ForwardContext {
   host: InferHost

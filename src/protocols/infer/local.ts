@@ -8,7 +8,7 @@ import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
-import type { AttributionProvider, GenerateRequest, PaymentGate } from './backend.ts'
+import type { GenerateRequest } from '../../serving/backend.ts'
 import {
   encodeFrame,
   PAYMENT_REASONS,
@@ -16,9 +16,10 @@ import {
   type RequestFrame,
   type ResultFrame
 } from './codec.ts'
+import type { InferComponents, InferInit } from './components.ts'
 import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
-import type { InferComponents, InferInit } from './infer.ts'
+import type { AttributionProvider, PaymentGate } from './gates.ts'
 import type { Job } from './job.ts'
 import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
 

@@ -1,45 +1,9 @@
-// The narrow view of the serving engine and the node that the infer service uses, so the
-// protocol can be tested with a stub engine and wired to the real one in the composition root.
-// GenerateRequest / TokenEvent follow docs/INTERFACES.md ("Runtime → engine → protocol").
+// What the infer protocol asks of the layers beside it, per job: an adapter fetcher (the adapter
+// exchange), an attribution provider (src/attribution) and a payment gate (src/chain). Narrow
+// interfaces, so the protocol is tested with stubs and wired to the real ones in its extension.
 import type { SignedVoucher } from '../../chain/eip712.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import type { AdapterTier } from '../routing/router.ts'
-import type { ChatMessage, WireGenerationParams } from './codec.ts'
 import type { Attribution } from './receipt.ts'
-
-export interface GenerateRequest {
-  model: string
-  adapter?: string | null
-  prompt?: string
-  promptIds?: number[]
-  messages?: ChatMessage[]
-  params: WireGenerationParams
-  signal?: AbortSignal
-}
-
-export type TokenEvent =
-  | { type: 'token'; id: number; text: string; index: number; atMs: number }
-  | {
-      type: 'done'
-      finishReason: 'stop' | 'length' | 'abort'
-      promptIds: number[]
-      outputIds: number[]
-      text: string
-      usage: { promptTokens: number; outputTokens: number }
-      timings: { queuedMs: number; firstTokenMs: number; totalMs: number }
-    }
-
-export interface ServingBackend {
-  /** base models this node serves */
-  models(): { modelId: string; weightsHash: Hex }[]
-  /** where an adapter sits on this node for that base model; null = not here */
-  adapterTier(model: string, cid: string): AdapterTier | null | Promise<AdapterTier | null>
-  /** queued + running jobs, and how many more the engine takes without queueing past its bound */
-  load(): { queueDepth: number; freeSlots: number }
-  generate(req: GenerateRequest): AsyncIterable<TokenEvent>
-  /** prompt length in tokens before running it (for the max-prompt-tokens limit); optional */
-  countPromptTokens?(req: GenerateRequest): number | Promise<number>
-}
 
 /** Fetches an adapter by CID from one of `from` (peer ids), verifies it, stores it cold for `model`. */
 export interface AdapterFetcher {
@@ -61,8 +25,9 @@ export interface AttributionContext {
 export type AttributionProvider = (ctx: AttributionContext) => Attribution | Promise<Attribution>
 
 /**
- * The chain layer's side of a paid job (src/chain/service.ts ChainService fits): check the
- * voucher before serving, store it with the receipt before replying (docs/CHAIN.md).
+ * The chain layer's side of a paid job (src/chain/service.ts ChainService fits): open the job
+ * (check the voucher, reserve its worst case) before any work, record tokens as they are sent,
+ * finish it with the receipt before replying (docs/CHAIN.md).
  */
 export interface PaymentGate {
   readonly domain: { chainId: number; settlement: `0x${string}` }

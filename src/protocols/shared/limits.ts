@@ -1,7 +1,15 @@
 // Per-peer admission: concurrent jobs and a token-bucket request rate per remote peer, plus a
 // node-wide cap on jobs in flight. Beyond a per-peer limit the peer gets RATE_LIMITED, beyond the
 // node-wide one BUSY; both with a retry hint, never a dropped stream.
-import { InferError } from './errors.ts'
+import { OpenLoraError } from '../../common/errors.ts'
+
+/** A refused admission; a protocol answers it with its own error of the same code (infer: toInferError). */
+export class AdmissionError extends OpenLoraError<'RATE_LIMITED' | 'BUSY'> {
+  /** when the peer may try again */
+  get retryAfterMs(): number {
+    return this.data.retryAfterMs as number
+  }
+}
 
 export interface PeerLimitsInit {
   maxConcurrentJobsPerPeer: number
@@ -46,19 +54,19 @@ export class PeerLimits {
     s.updatedAt = now
     if (s.tokens < 1) {
       const retryAfterMs = Math.ceil(((1 - s.tokens) / rate) * 1000)
-      throw new InferError('RATE_LIMITED', `more than ${rate} requests/s from this peer; retry later`, {
+      throw new AdmissionError('RATE_LIMITED', `more than ${rate} requests/s from this peer; retry later`, {
         retryAfterMs,
         limit: 'requestsPerSecond'
       })
     }
     if (s.active >= this.#init.maxConcurrentJobsPerPeer)
-      throw new InferError(
+      throw new AdmissionError(
         'RATE_LIMITED',
         `this peer already has ${s.active} jobs running here (limit ${this.#init.maxConcurrentJobsPerPeer})`,
         { retryAfterMs: 1000, limit: 'concurrentJobs' }
       )
     if (this.#active >= this.#init.maxConcurrentJobs)
-      throw new InferError('BUSY', `node is at its limit of ${this.#init.maxConcurrentJobs} jobs`, {
+      throw new AdmissionError('BUSY', `node is at its limit of ${this.#init.maxConcurrentJobs} jobs`, {
         retryAfterMs: 1000
       })
     s.tokens -= 1

@@ -2,7 +2,7 @@
 // ships a source that knows only the hardware; the serving engine replaces it with one that knows
 // its models, adapter tiers, queue and price. `changed` tells the advert service to re-publish
 // (debounced), so a source dispatches it whenever what `capabilities()` returns has changed.
-import type { Hex } from '../../crypto/hash.ts'
+import type { Hex } from '../crypto/hash.ts'
 
 export interface GpuInfo {
   name: string
@@ -68,5 +68,16 @@ export function emptyCapabilities(hardware: Hardware, pricePer1kTokens = '0'): C
     queueDepth: 0,
     freeSlots: 0,
     pricePer1kTokens
+  }
+}
+
+/** A capability source the node advertises from; `use()` swaps in a richer one (the engine's). */
+export interface NodeCapabilities extends CapabilitySource {
+  use(source: CapabilitySource): void
+}
+
+declare module '../common/service.ts' {
+  interface NodeComponents {
+    capabilities: NodeCapabilities
   }
 }

@@ -5,19 +5,18 @@
 // price), re-announced whenever an adapter changes tier.
 import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { type Logger, silentLogger } from '../../common/log.ts'
-import type { Hex } from '../../crypto/hash.ts'
-import { loadPeftAdapter, type PeftAdapter } from '../../runtime/adapters/peft.ts'
-import { AdapterStore } from '../../runtime/adapters/store.ts'
-import { Engine } from '../../runtime/engine/engine.ts'
-import { type LoadedModel, loadModel } from '../../runtime/model/index.ts'
-import { sample } from '../../runtime/sampling.ts'
-import { Tokenizer } from '../../runtime/tokenizer.ts'
-import type { WeightFormat } from '../../runtime/weight-format.ts'
-import type { Capabilities, CapabilitySource, Hardware } from '../adverts/capability.ts'
-import type { AdapterTier } from '../routing/router.ts'
+import { type Logger, silentLogger } from '../common/log.ts'
+import type { Hex } from '../crypto/hash.ts'
+import { loadPeftAdapter, type PeftAdapter } from '../runtime/adapters/peft.ts'
+import { AdapterStore } from '../runtime/adapters/store.ts'
+import { Engine } from '../runtime/engine/engine.ts'
+import { type LoadedModel, loadModel } from '../runtime/model/index.ts'
+import { sample } from '../runtime/sampling.ts'
+import { Tokenizer } from '../runtime/tokenizer.ts'
+import type { WeightFormat } from '../runtime/weight-format.ts'
 import type { GenerateRequest, ServingBackend, TokenEvent } from './backend.ts'
-import { InferError } from './errors.ts'
+import type { AdapterTier, Capabilities, CapabilitySource, Hardware } from './capability.ts'
+import { ServingError } from './errors.ts'
 
 export interface ServingInit {
   /** Hugging Face checkpoint directories to serve */
@@ -158,7 +157,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         ? served[0]
         : served.find((x) => x.model.modelId === model || x.model.dir === resolve(model))
     if (!s)
-      throw new InferError(
+      throw new ServingError(
         'MODEL_NOT_FOUND',
         served.length === 0
           ? 'this node serves no models (infer.models is empty)'
