@@ -60,7 +60,25 @@ export const coreShape = {
       maxConnections: z.int().min(1).max(10_000).default(100),
       /** below this many connections the node dials peers it learns from adverts */
       targetPeers: z.int().min(0).max(1_000).default(8),
-      dialTimeoutMs: z.int().min(100).max(120_000).default(10_000)
+      dialTimeoutMs: z.int().min(100).max(120_000).default(10_000),
+      /** ask the home router for a port mapping (UPnP / NAT-PMP); off unless asked for */
+      upnp: z.boolean().default(false),
+      /** Kademlia DHT mode: auto = server once AutoNAT confirms a public address, else client */
+      dht: z.enum(['auto', 'server', 'client', 'off']).default('auto'),
+      relay: z
+        .strictObject({
+          /** serve as a circuit relay v2 for nodes behind NAT (`--relay-server`) */
+          server: z.boolean().default(false),
+          maxReservations: z.int().min(1).max(10_000).default(128),
+          /** bytes one relayed connection may carry, in MiB (libp2p's default, 128 KiB, cuts jobs) */
+          dataLimitMb: z.int().min(1).max(65_536).default(256),
+          /** how long one relayed connection may stay open */
+          durationLimitS: z.int().min(10).max(86_400).default(3600),
+          reservationTtlS: z.int().min(60).max(86_400).default(7200),
+          /** how often a node behind NAT checks it still holds a reservation */
+          keeperIntervalMs: z.int().min(100).max(600_000).default(5000)
+        })
+        .prefault({})
     })
     .prefault({}),
   admin: z

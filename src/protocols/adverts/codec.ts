@@ -106,10 +106,20 @@ export const AdvertBodySchema = z
     addrs: z.array(text(MAX_ADDR_CHARS).regex(/^\//)).max(MAX_ADDRS),
     hardware: HardwareSchema,
     executionProvider: z.enum(['cpu', 'cuda']),
-    models: z.array(z.looseObject({ id: text(), weightsHash: hexBytes(32) })).max(MAX_MODELS) as z.ZodType<
-      ServedModel[],
-      unknown
-    >,
+    models: z
+      .array(
+        z.looseObject({
+          id: text(),
+          weightsHash: hexBytes(32),
+          /** a family registry key: 'llama', 'gemma3_text', … */
+          family: z
+            .string()
+            .max(32)
+            .regex(/^[a-z0-9_]+$/)
+            .optional()
+        })
+      )
+      .max(MAX_MODELS) as z.ZodType<ServedModel[], unknown>,
     adapters: z.looseObject({
       hot: AdapterTierSetSchema,
       warm: AdapterTierSetSchema,
@@ -123,7 +133,12 @@ export const AdvertBodySchema = z
     /** ms since epoch when signed */
     ts: uint(),
     /** ms since epoch after which the advert must be dropped */
-    expires: uint()
+    expires: uint(),
+    /**
+     * how the node is reached: public address, through a relay, or only on its LAN. Optional (added
+     * after v1 shipped): adverts without it stay valid and canonical.
+     */
+    reachability: z.enum(['public', 'relayed', 'local']).optional()
   })
   .refine((b) => b.expires > b.ts, { error: 'must be after ts', path: ['expires'] })
 export type AdvertBody = z.output<typeof AdvertBodySchema>
@@ -161,6 +176,7 @@ export interface BuildAdvertInput {
   now: number
   ttlMs: number
   adapterListLimit: number
+  reachability?: 'public' | 'relayed' | 'local'
 }
 
 export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
@@ -175,14 +191,19 @@ export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
     addrs: i.addrs.slice(0, MAX_ADDRS),
     hardware: i.caps.hardware,
     executionProvider: i.caps.executionProvider,
-    models: i.caps.models.map((m) => ({ id: m.id, weightsHash: m.weightsHash })),
+    models: i.caps.models.map((m) =>
+      m.family === undefined
+        ? { id: m.id, weightsHash: m.weightsHash }
+        : { id: m.id, weightsHash: m.weightsHash, family: m.family }
+    ),
     adapters,
     queueDepth: i.caps.queueDepth,
     freeSlots: i.caps.freeSlots,
     pricePer1kTokens: i.caps.pricePer1kTokens,
     seq: i.seq,
     ts: i.now,
-    expires: i.now + i.ttlMs
+    expires: i.now + i.ttlMs,
+    ...(i.reachability ? { reachability: i.reachability } : {})
   }
 }
 
