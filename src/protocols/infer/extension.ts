@@ -7,7 +7,7 @@
 import { join, resolve } from 'node:path'
 import { CID } from 'multiformats/cid'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
-import { z } from '../../common/schema.ts'
+import { messageOf, parseWith, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
 import { DEFAULT_LIMITS, engineLimitFields } from '../../runtime/engine/config.ts'
 import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
@@ -71,6 +71,12 @@ export const InferConfigSchema = z.strictObject({
 })
 
 export type InferConfig = z.output<typeof InferConfigSchema>
+
+/** The body of POST /adapters/add (what `openlora adapter add` sends to a running node). */
+const AddAdapterBodySchema = z.strictObject({
+  dir: z.string().min(1).max(4096).describe('an adapter directory'),
+  model: z.string().min(1).max(4096).describe('a model id or checkpoint directory').optional()
+})
 
 export const INFER_CONFIG_DEFAULTS: InferConfig = InferConfigSchema.parse({})
 
@@ -158,15 +164,11 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
   })
   // `openlora adapter add` on a running node: the store is the node's (its LevelDB is locked)
   components.admin.action('/adapters/add', async (body) => {
-    const b = body as { dir?: unknown; model?: unknown } | null
-    if (typeof b?.dir !== 'string' || b.dir.length === 0 || b.dir.length > 4096)
-      throw new InferError(
-        'BAD_REQUEST',
-        'body must be { dir: adapter directory, model?: model id or checkpoint directory }'
-      )
-    if (b.model !== undefined && (typeof b.model !== 'string' || b.model.length > 4096))
-      throw new InferError('BAD_REQUEST', 'model must be a model id or checkpoint directory')
-    return stack.importAdapter(b.dir, b.model as string | undefined)
+    const b = parseWith(AddAdapterBodySchema, body, {
+      at: 'body',
+      error: (i) => new InferError('BAD_REQUEST', messageOf(i))
+    })
+    return stack.importAdapter(b.dir, b.model)
   })
   return Object.assign(stack, {
     start: async () => {
