@@ -86,8 +86,10 @@ export function issueOf(
     allowed = own
     problem = own
   } else {
-    const at = iss.code === 'invalid_union' ? undefined : schemaAt(schema, input, iss.path)
-    allowed = at?.description ?? own ?? (at ? describe(at) : zodDefault(iss))
+    const at = schemaAt(schema, input, iss.path)
+    // a discriminator that matches no option: the options, not the first option's own value
+    const badTag = iss.code === 'invalid_union' && 'options' in iss
+    allowed = at?.description ?? own ?? (at && !badTag ? describe(at) : zodDefault(iss))
     const value = valueAt(input, iss.path)
     problem = value === undefined ? `missing; must be ${allowed}` : `must be ${allowed} (got ${show(value)})`
   }
