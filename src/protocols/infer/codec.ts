@@ -9,6 +9,7 @@ import { bytesOf, hexBytes, messageOf, parseWith, type SchemaIssue, uint32, z } 
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { cidString } from '../../crypto/cid.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import { GenerationParamsSchema } from '../../runtime/generate.ts'
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
@@ -21,9 +22,6 @@ import {
   MAX_PROMPT_IDS,
   MAX_REQUEST_FRAME_BYTES,
   MAX_RESPONSE_FRAME_BYTES,
-  MAX_STOP_STRING_CHARS,
-  MAX_STOP_STRINGS,
-  MAX_STOP_TOKEN_IDS,
   MAX_TOKEN_TEXT_CHARS,
   MAX_VOUCHER_BYTES,
   REQUEST_SIGNATURE_DOMAIN
@@ -39,15 +37,11 @@ const jobId = hexBytes(16)
 const peerId = z.string().min(1).max(MAX_PEER_ID_CHARS)
 const ms = z.number().min(0).max(MAX_MS)
 
-/** The generation parameters of a request (the serving layer's WireGenerationParams). */
+/** The generation parameters of a request: the runtime's schema (one range per field on every
+ * path), maxNewTokens capped at what a frame may ask for, unknown fields refused. */
 export const WireGenerationParamsSchema = z.strictObject({
-  maxNewTokens: z.int().min(1).max(MAX_NEW_TOKENS),
-  temperature: z.number().min(0).max(10).optional(),
-  topK: z.int().min(0).max(100_000).optional(),
-  topP: z.number().min(0).max(1).optional(),
-  seed: uint32.optional(),
-  stopTokenIds: z.array(uint32).max(MAX_STOP_TOKEN_IDS).optional(),
-  stopStrings: z.array(z.string().min(1).max(MAX_STOP_STRING_CHARS)).max(MAX_STOP_STRINGS).optional()
+  ...GenerationParamsSchema.shape,
+  maxNewTokens: z.int().min(1).max(MAX_NEW_TOKENS)
 })
 export type WireGenerationParams = z.output<typeof WireGenerationParamsSchema>
 

@@ -27,9 +27,8 @@ export const MAX_PROMPT_IDS = 32_768
 export const MAX_MESSAGES = 256
 /** The wire limit; the engine's own (config) limit on new tokens may be lower and is checked there. */
 export const MAX_NEW_TOKENS = 4096
-export const MAX_STOP_TOKEN_IDS = 64
-export const MAX_STOP_STRINGS = 16
-export const MAX_STOP_STRING_CHARS = 64
+/** Stop ids and strings: the runtime's limits (runtime/generate.ts), the same on the wire. */
+export { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS } from '../../runtime/generate.ts'
 export const MAX_TOKEN_TEXT_CHARS = 256
 export const MAX_ERROR_MESSAGE_CHARS = 1024
 /** A voucher is an EIP-712 message plus a 65-byte signature; 4 KiB is several times that. */
