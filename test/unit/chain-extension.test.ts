@@ -90,6 +90,20 @@ test('errors name the key and what is allowed', () => {
     assert.match(e.message, /from --set chain/)
     assert.match(e.message, /has value \(missing\); the testnet/)
   }
+  // a rule across keys names the flag that set the key it reacted to
+  try {
+    loadConfig({
+      env: {},
+      overrides: [{ key: 'chain.preset', value: 'testnet', source: '--set chain.preset' }]
+    })
+    assert.unreachable('loaded a testnet preset without rpcUrl')
+  } catch (err) {
+    assert.instance(err, ConfigError)
+    assert.match(
+      (err as Error).message,
+      /config key "chain\.rpcUrl" \(from --set chain\.preset\) has value \(missing\)/
+    )
+  }
 })
 
 test.run()

@@ -97,7 +97,10 @@ test('oversized, truncated and non-CBOR frames are protocol errors', () => {
 
 test('every field of a request is checked against its schema, with the value shown', () => {
   const cases: [Partial<RequestFrame['body']>, RegExp][] = [
-    [{ params: { maxNewTokens: 4, topP: 3 } }, /body\.params\.topP: must be a number in \(0, 1\] \(1 = off\) \(got 3\)/],
+    [
+      { params: { maxNewTokens: 4, topP: 3 } },
+      /body\.params\.topP: must be a number in \(0, 1\] \(1 = off\) \(got 3\)/
+    ],
     [
       { params: { maxNewTokens: 4, stopStrings: [''] } },
       /body\.params\.stopStrings\[0\]: must be a string of 1\.\.64/

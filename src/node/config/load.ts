@@ -96,6 +96,8 @@ function markSources(sources: Record<string, string>, prefix: string, value: unk
     return
   }
   for (const k of Object.keys(sources)) if (k.startsWith(`${prefix}.`)) delete sources[k]
+  // re-inserted, so the order of `sources` is the order values were set (sourceOf relies on it)
+  delete sources[prefix]
   sources[prefix] = source
 }
 
@@ -170,12 +172,18 @@ function applyOne(
 }
 
 /** The source of the deepest recorded key at or above `key`. */
+/**
+ * The source of the deepest recorded key at or above `key`; for a key that is missing (a rule
+ * across keys, like the testnet preset needing rpcUrl), the last non-default source that set a
+ * key of the same section, since that is the value the rule reacted to.
+ */
 function sourceOf(sources: Record<string, string>, key: string): string | undefined {
   const clean = key.replace(/\[\d+\]/g, '')
   for (let k = clean; k !== ''; k = k.includes('.') ? k.slice(0, k.lastIndexOf('.')) : '')
     if (sources[k] !== undefined) return sources[k]
-  const below = Object.keys(sources).find((k) => k.startsWith(`${clean}.`))
-  return below ? sources[below] : undefined
+  const section = clean.includes('.') ? clean.slice(0, clean.lastIndexOf('.')) : clean
+  const set = Object.entries(sources).filter(([k, s]) => k.startsWith(`${section}.`) && s !== 'default')
+  return set.at(-1)?.[1]
 }
 
 /** The effective config and where each value came from. */
