@@ -73,8 +73,9 @@ export function parseChainConfig(x: unknown, key = 'chain'): ChainConfig {
   const preset = o.preset ?? (o.rpcUrl != null ? 'custom' : 'local')
   if (preset === 'local') {
     const d = o.withdrawalDelaySec
-    if (d != null && (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 30 * 86400))
-      throw new ChainConfigError(`${key}.withdrawalDelaySec must be an integer 0..2592000`, {
+    // Settlement refuses a delay under MIN_WITHDRAWAL_DELAY (1 hour): see docs/THREATS.md L1
+    if (d != null && (typeof d !== 'number' || !Number.isInteger(d) || d < 3600 || d > 30 * 86400))
+      throw new ChainConfigError(`${key}.withdrawalDelaySec must be an integer 3600..2592000`, {
         key: `${key}.withdrawalDelaySec`
       })
     return { preset: 'local', withdrawalDelaySec: d as number | undefined }

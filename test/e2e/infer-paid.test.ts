@@ -31,7 +31,7 @@ test.before(async () => {
   const fx = await makeFixtures(root, 1)
   node = await startNode(root, 'paid', fx, {
     price: PRICE.toString(),
-    config: { chain: { preset: 'local', withdrawalDelaySec: 60 } }
+    config: { chain: { preset: 'local', withdrawalDelaySec: 3600 } }
   })
   ;({ client, stop: stopClient } = await createClientHost())
 })
