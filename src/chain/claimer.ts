@@ -343,7 +343,3 @@ export class Claimer {
     return planAttribution(jobs, (id) => this.datanetKnown.has(id))
   }
 }
-
-export function createClaimer(components: ClaimerComponents, init: ClaimerInit = {}): Claimer {
-  return new Claimer(components, init)
-}

@@ -6,7 +6,6 @@ import { adapterRegistryAbi, datanetRegistryAbi, openTokenAbi, settlementAbi } f
 import {
   type Attribution,
   ChainClientBase,
-  type ChainClientInit,
   type ClaimResult,
   type SumNode,
   type TxResult
@@ -354,8 +353,4 @@ function claimArgs(entries: readonly (ClaimEntry | SignedVoucher)[], attribution
     }),
     attributions.map((a) => ({ datanetId: a.datanetId, root: a.root, total: a.total }))
   ] as const
-}
-
-export function createChainClient(init: ChainClientInit): ChainClient {
-  return new ChainClient(init)
 }

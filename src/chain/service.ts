@@ -209,7 +209,3 @@ export class ChainService {
     return rewardsSummary(this.client, this.components.operator.address, { store: this.store })
   }
 }
-
-export function createChainService(init: ChainServiceInit, components: ChainServiceComponents): ChainService {
-  return new ChainService(init, components)
-}

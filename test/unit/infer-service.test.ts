@@ -78,7 +78,7 @@ function setup(init: InferInit = {}, payments?: PaymentGate) {
       host,
       peerId: serverPeer,
       privateKey: serverKey,
-      operator: operator as never,
+      operator,
       backend,
       payments: payments ? () => payments : undefined
     },

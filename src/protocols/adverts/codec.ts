@@ -65,6 +65,11 @@ export interface AdvertBody {
   ts: number
   /** ms since epoch after which the advert must be dropped */
   expires: number
+  /**
+   * how the node is reached: public address, through a relay, or only on its LAN. Optional (added
+   * after v1 shipped): adverts without it stay valid and canonical.
+   */
+  reachability?: 'public' | 'relayed' | 'local'
 }
 
 export interface SignedAdvert {
@@ -98,6 +103,7 @@ export interface BuildAdvertInput {
   now: number
   ttlMs: number
   adapterListLimit: number
+  reachability?: 'public' | 'relayed' | 'local'
 }
 
 export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
@@ -112,14 +118,19 @@ export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
     addrs: i.addrs.slice(0, MAX_ADDRS),
     hardware: i.caps.hardware,
     executionProvider: i.caps.executionProvider,
-    models: i.caps.models.map((m) => ({ id: m.id, weightsHash: m.weightsHash })),
+    models: i.caps.models.map((m) =>
+      m.family === undefined
+        ? { id: m.id, weightsHash: m.weightsHash }
+        : { id: m.id, weightsHash: m.weightsHash, family: m.family }
+    ),
     adapters,
     queueDepth: i.caps.queueDepth,
     freeSlots: i.caps.freeSlots,
     pricePer1kTokens: i.caps.pricePer1kTokens,
     seq: i.seq,
     ts: i.now,
-    expires: i.now + i.ttlMs
+    expires: i.now + i.ttlMs,
+    ...(i.reachability ? { reachability: i.reachability } : {})
   }
 }
 
@@ -206,6 +217,9 @@ function obj(v: unknown, path: string): Record<string, unknown> {
     fail(path, 'must be a map')
   return v as Record<string, unknown>
 }
+
+/** a family registry key: 'llama', 'gemma3_text', … */
+const FAMILY_RE = /^[a-z0-9_]+$/
 
 function str(v: unknown, path: string, max = MAX_STRING_CHARS, re?: RegExp): string {
   if (typeof v !== 'string') fail(path, 'must be a string')
@@ -294,6 +308,7 @@ function checkBody(v: unknown): AdvertBody {
     const o = obj(m, `models[${i}]`)
     str(o.id, `models[${i}].id`)
     str(o.weightsHash, `models[${i}].weightsHash`, 66, HASH32_RE)
+    if (o.family !== undefined) str(o.family, `models[${i}].family`, 32, FAMILY_RE)
   })
   const a = obj(b.adapters, 'adapters')
   const total = { n: 0 }
@@ -305,5 +320,7 @@ function checkBody(v: unknown): AdvertBody {
   const ts = uint(b.ts, 'ts')
   const expires = uint(b.expires, 'expires')
   if (expires <= ts) fail('expires', 'must be after ts')
+  if (b.reachability !== undefined && !['public', 'relayed', 'local'].includes(b.reachability as string))
+    fail('reachability', "must be 'public', 'relayed' or 'local' when present")
   return b as unknown as AdvertBody
 }

@@ -4,6 +4,7 @@
 // payment) before the result. A job that ends any other way is still owed what it delivered.
 
 import { checkProofSchema } from '../../attribution/proof-schema.ts'
+import { provenanceCommitment } from '../../attribution/provenance.ts'
 import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
@@ -19,7 +20,7 @@ import {
 import type { InferComponents, InferInit } from './components.ts'
 import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
-import type { AttributionProvider, PaymentGate } from './gates.ts'
+import type { PaymentGate } from './gates.ts'
 import type { Job } from './job.ts'
 import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
 
@@ -28,13 +29,6 @@ export interface LocalContext {
   init: Required<InferInit>
   log: Logger
 }
-
-export const provenanceAttribution: AttributionProvider = (ctx) => ({
-  method: 'provenance',
-  datanets: [],
-  contributors: [],
-  proofHash: sha256Hex(encodeCanonical({ modelHash: ctx.modelHash, adapter: ctx.adapter }))
-})
 
 export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContext): Promise<void> {
   const { body } = job.frame
@@ -118,7 +112,7 @@ async function serveChecked(
     }
     if (job.signal.aborted) throw job.signal.reason
     const tAttribution = performance.now()
-    const attribution = await (ctx.c.attribution ?? provenanceAttribution)({
+    const attribution = await (ctx.c.attribution ?? provenanceCommitment)({
       jobId: body.jobId,
       modelHash: model.weightsHash,
       adapter: body.adapter,
@@ -150,7 +144,7 @@ async function serveChecked(
     const receipt = await signReceipt(receiptBody, {
       peerId: ctx.c.peerId,
       signPeer: (d) => ctx.c.privateKey.sign(d),
-      operator: ctx.c.operator as never,
+      operator: ctx.c.operator,
       domain: gate
         ? { chainId: gate.domain.chainId, verifyingContract: gate.domain.settlement }
         : ctx.init.receiptDomain
