@@ -32,10 +32,13 @@ export const ChainAddressesSchema = z.object({
 })
 export type ChainAddresses = z.output<typeof ChainAddressesSchema>
 
-/** seconds between a client's withdrawal request and its withdrawal on the local chain */
+/**
+ * Seconds between a client's withdrawal request and its withdrawal on the local chain. Settlement
+ * refuses a delay under MIN_WITHDRAWAL_DELAY (1 hour): see docs/THREATS.md L1.
+ */
 export const WithdrawalDelaySchema = z
   .int()
-  .min(0)
+  .min(3600)
   .max(30 * 86400)
 
 const LocalChainSchema = z.object({

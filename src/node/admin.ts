@@ -3,7 +3,7 @@
 // `openlora peers` and the swarm launcher read that file and ask the running node. Services add
 // their own read-only routes with `route()` and commands with `action()` (POST with a small JSON
 // body, e.g. `openlora adapter add` on a running node).
-import { randomBytes } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { join } from 'node:path'
@@ -67,8 +67,7 @@ export class AdminServer implements AdminRoutes {
         res.writeHead(code, { 'content-type': 'application/json' })
         res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
       }
-      if (req.headers.authorization !== `Bearer ${this.#token}`)
-        return send(401, { error: 'bad or missing token' })
+      if (!this.#authorized(req.headers.authorization)) return send(401, { error: 'bad or missing token' })
       const handler = req.method === 'GET' ? this.#routes.get(url.pathname) : undefined
       const action = req.method === 'POST' ? this.#actions.get(url.pathname) : undefined
       if (!handler && !action)
@@ -107,10 +106,19 @@ export class AdminServer implements AdminRoutes {
     this.#server = server
     this.url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
     const info: AdminInfo = { url: this.url, token: this.#token, pid: process.pid }
-    const tmp = `${this.#file}.tmp`
-    writeFileSync(tmp, JSON.stringify(info), { mode: 0o600 })
+    // created exclusively with mode 0600 (never a file someone else prepared), then renamed in
+    const tmp = `${this.#file}.${process.pid}.tmp`
+    rmSync(tmp, { force: true })
+    writeFileSync(tmp, JSON.stringify(info), { mode: 0o600, flag: 'wx' })
     renameSync(tmp, this.#file)
     this.#log.info('admin endpoint listening', { url: this.url })
+  }
+
+  /** Constant-time comparison of the bearer token (no timing oracle on its prefix). */
+  #authorized(header: string | undefined): boolean {
+    const want = Buffer.from(`Bearer ${this.#token}`)
+    const got = Buffer.from(header ?? '')
+    return got.length === want.length && timingSafeEqual(got, want)
   }
 
   async stop(): Promise<void> {

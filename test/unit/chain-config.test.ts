@@ -13,9 +13,9 @@ const addresses = {
 
 test('defaults to the local preset', () => {
   assert.deepEqual(parseChainConfig(undefined), { preset: 'local' })
-  assert.deepEqual(parseChainConfig({ preset: 'local', withdrawalDelaySec: 5 }), {
+  assert.deepEqual(parseChainConfig({ preset: 'local', withdrawalDelaySec: 3600 }), {
     preset: 'local',
-    withdrawalDelaySec: 5
+    withdrawalDelaySec: 3600
   })
 })
 
@@ -32,6 +32,10 @@ test('bad values name their key', () => {
   const cases: [unknown, RegExp][] = [
     [{ preset: 'mainnet' }, /chain\.preset/],
     [{ preset: 'local', withdrawalDelaySec: -1 }, /chain\.withdrawalDelaySec/],
+    [
+      { preset: 'local', withdrawalDelaySec: 600 },
+      /chain\.withdrawalDelaySec must be an integer 3600\.\.2592000/
+    ],
     [{ preset: 'testnet', rpcUrl: 'ftp://x', addresses }, /chain\.rpcUrl/],
     [{ preset: 'testnet', rpcUrl: 'https://x', chainId: 1, addresses }, /chain\.chainId/],
     [{ rpcUrl: 'https://x', chainId: 0, addresses }, /chain\.chainId/],
