@@ -86,6 +86,11 @@ FAMILIES.update({
                                         tie_word_embeddings=False, initializer_range=0.2),
                    ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense']),
 })
+FAMILIES['bloom'] = (T.BloomConfig, dict(n_layer=2, n_head=4, layer_norm_epsilon=1e-5, tie_word_embeddings=False,
+                                          initializer_range=0.2, drop=['intermediate_size', 'num_attention_heads',
+                                                                        'max_position_embeddings']),
+                     ['<s>', '</s>', '<pad>'], CHATML.replace('<|im_start|>', '<s>').replace('<|im_end|>', '</s>'),
+                     ['query_key_value', 'dense'])
 # fixture name -> registry family, where they differ
 FAMILY_OF = {'falcon_new': 'falcon'}
 

@@ -17,7 +17,16 @@ import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 import type { WeightFormat } from '../../src/runtime/weight-format.ts'
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'families')
-const FAMILY_FIXTURES = ['qwen3', 'gemma', 'gemma2', 'phi3', 'gemma3_text', 'falcon', 'falcon_new'] as const
+const FAMILY_FIXTURES = [
+  'qwen3',
+  'gemma',
+  'gemma2',
+  'phi3',
+  'gemma3_text',
+  'falcon',
+  'falcon_new',
+  'bloom'
+] as const
 const TOL = 1e-4
 // runtime-int8.test.ts: int8 activations move logits by 0.04–0.08 on magnitudes of 2–3 (~3 %);
 // the bound scales with the logits' size (the tied Gemma fixture's reach 11)

@@ -5,6 +5,9 @@
 // padded dims stay zero through RoPE, attention (scale uses the real D) and o_proj.
 import { type ModelConfig, projectionShape } from './config.ts'
 
+/** The padded index (within a head) of ALiBi's extra q/k dimension: the first free slot. */
+export const alibiSlot = (headDim: number) => headDim / 2
+
 export const ATTENTION_TARGETS = ['q_proj', 'k_proj', 'v_proj'] as const
 
 export interface ModelLayout {
@@ -23,7 +26,8 @@ export interface ModelLayout {
 
 export function modelLayout(config: ModelConfig): ModelLayout {
   const D = config.headDim
-  const Dp = Math.ceil(D / 16) * 16
+  // ALiBi rides in one extra q/k dimension (graph/decoder.ts), so it needs a free padded slot
+  const Dp = Math.ceil((D + (config.positions === 'alibi' ? 1 : 0)) / 16) * 16
   const half = D / 2
   const padFeature =
     Dp === D

@@ -264,6 +264,7 @@ export function parseDecoder(cfg: Json, generationConfig: unknown, d: DecoderDef
     headDim,
     intermediateSize,
     vocabSize,
+    positions: 'rope',
     ropeTheta: rope.theta,
     ropeScaling: rope.scaling,
     ropeLocalTheta: null,
