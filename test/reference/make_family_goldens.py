@@ -91,6 +91,17 @@ FAMILIES['bloom'] = (T.BloomConfig, dict(n_layer=2, n_head=4, layer_norm_epsilon
                                                                         'max_position_embeddings']),
                      ['<s>', '</s>', '<pad>'], CHATML.replace('<|im_start|>', '<s>').replace('<|im_end|>', '</s>'),
                      ['query_key_value', 'dense'])
+GLM_CHAT = (
+    "[gMASK]<sop>{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+GLM_SPECIALS = ['<sop>', '<|endoftext|>', '[gMASK]', '<|user|>', '<|assistant|>', '<|system|>']
+FAMILIES['glm'] = (T.GlmConfig, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-5,
+                                     initializer_range=0.2),
+                   GLM_SPECIALS, GLM_CHAT, ['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+FAMILIES['glm4'] = (T.Glm4Config, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=24, rms_norm_eps=1e-5,
+                                       initializer_range=0.2),
+                    GLM_SPECIALS, GLM_CHAT, ['q_proj', 'v_proj'])
 # fixture name -> registry family, where they differ
 FAMILY_OF = {'falcon_new': 'falcon'}
 

@@ -25,12 +25,15 @@ const FAMILY_FIXTURES = [
   'gemma3_text',
   'falcon',
   'falcon_new',
-  'bloom'
+  'bloom',
+  'glm',
+  'glm4'
 ] as const
 const TOL = 1e-4
-// runtime-int8.test.ts: int8 activations move logits by 0.04–0.08 on magnitudes of 2–3 (~3 %);
-// the bound scales with the logits' size (the tied Gemma fixture's reach 11)
-const int8Tol = (golden: number[]) => Math.max(0.15, 0.05 * Math.max(...golden.map(Math.abs)))
+// int8 weights and activations against the fp32 goldens: measured 0.05–0.40, i.e. 2–6 % of the
+// largest logit (GLM's 0.31 of 4.9 the most; runtime-int8.test.ts saw 0.04–0.08 on magnitudes
+// of 2–3); the bound scales with the logits' size, and is 8 % of the largest (at least 0.15)
+const int8Tol = (golden: number[]) => Math.max(0.15, 0.08 * Math.max(...golden.map(Math.abs)))
 const root = mkdtempSync(join(tmpdir(), 'openlora-families-'))
 const cacheDir = join(root, 'cache')
 

@@ -265,6 +265,8 @@ export function parseDecoder(cfg: Json, generationConfig: unknown, d: DecoderDef
     intermediateSize,
     vocabSize,
     positions: 'rope',
+    rotaryDim: headDim,
+    ropeInterleaved: false,
     ropeTheta: rope.theta,
     ropeScaling: rope.scaling,
     ropeLocalTheta: null,

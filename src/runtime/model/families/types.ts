@@ -65,6 +65,10 @@ export interface ModelConfig {
   vocabSize: number
   /** `rope`: rotary (rotate-half, inside GroupQueryAttention); `alibi`: linear biases (BLOOM) */
   positions: 'rope' | 'alibi'
+  /** head dims that rotate (the first ones; partial rotary when < headDim, e.g. GLM's half) */
+  rotaryDim: number
+  /** rotary pairs are (2i, 2i+1) instead of (i, i + rotaryDim/2) (GLM) */
+  ropeInterleaved: boolean
   ropeTheta: number
   ropeScaling: RopeScaling
   /** RoPE base of the sliding-window layers when it differs from ropeTheta (Gemma 3), else null */
