@@ -23,6 +23,22 @@ declare module '../../common/service.ts' {
       /** below this many connections the node dials peers it learns from adverts */
       targetPeers: number
       dialTimeoutMs: number
+      /** ask the home router for a port mapping (UPnP / NAT-PMP); off unless asked for */
+      upnp: boolean
+      /** Kademlia DHT mode: auto = server once AutoNAT confirms a public address, else client */
+      dht: 'auto' | 'server' | 'client' | 'off'
+      relay: {
+        /** serve as a circuit relay v2 for nodes behind NAT (`--relay-server`) */
+        server: boolean
+        maxReservations: number
+        /** bytes one relayed connection may carry, in MiB (libp2p's default, 128 KiB, cuts jobs) */
+        dataLimitMb: number
+        /** how long one relayed connection may stay open */
+        durationLimitS: number
+        reservationTtlS: number
+        /** how often a node behind NAT checks it still holds a reservation */
+        keeperIntervalMs: number
+      }
     }
     admin: { enabled: boolean; host: string; port: number }
     adverts: { heartbeatMs: number; ttlMs: number; debounceMs: number; adapterListLimit: number }
@@ -94,7 +110,20 @@ export const coreSpec: Record<string, Spec> = {
       mdns: { type: 'bool' },
       maxConnections: { type: 'int', min: 1, max: 10_000 },
       targetPeers: { type: 'int', min: 0, max: 1_000 },
-      dialTimeoutMs: { type: 'int', min: 100, max: 120_000 }
+      dialTimeoutMs: { type: 'int', min: 100, max: 120_000 },
+      upnp: { type: 'bool' },
+      dht: { type: 'string', enum: ['auto', 'server', 'client', 'off'] },
+      relay: {
+        type: 'section',
+        fields: {
+          server: { type: 'bool' },
+          maxReservations: { type: 'int', min: 1, max: 10_000 },
+          dataLimitMb: { type: 'int', min: 1, max: 65_536 },
+          durationLimitS: { type: 'int', min: 10, max: 86_400 },
+          reservationTtlS: { type: 'int', min: 60, max: 86_400 },
+          keeperIntervalMs: { type: 'int', min: 100, max: 600_000 }
+        }
+      }
     }
   },
   admin: {

@@ -65,6 +65,11 @@ export interface AdvertBody {
   ts: number
   /** ms since epoch after which the advert must be dropped */
   expires: number
+  /**
+   * how the node is reached: public address, through a relay, or only on its LAN. Optional (added
+   * after v1 shipped): adverts without it stay valid and canonical.
+   */
+  reachability?: 'public' | 'relayed' | 'local'
 }
 
 export interface SignedAdvert {
@@ -98,6 +103,7 @@ export interface BuildAdvertInput {
   now: number
   ttlMs: number
   adapterListLimit: number
+  reachability?: 'public' | 'relayed' | 'local'
 }
 
 export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
@@ -123,7 +129,8 @@ export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
     pricePer1kTokens: i.caps.pricePer1kTokens,
     seq: i.seq,
     ts: i.now,
-    expires: i.now + i.ttlMs
+    expires: i.now + i.ttlMs,
+    ...(i.reachability ? { reachability: i.reachability } : {})
   }
 }
 
@@ -313,5 +320,7 @@ function checkBody(v: unknown): AdvertBody {
   const ts = uint(b.ts, 'ts')
   const expires = uint(b.expires, 'expires')
   if (expires <= ts) fail('expires', 'must be after ts')
+  if (b.reachability !== undefined && !['public', 'relayed', 'local'].includes(b.reachability as string))
+    fail('reachability', "must be 'public', 'relayed' or 'local' when present")
   return b as unknown as AdvertBody
 }

@@ -1,11 +1,13 @@
 // How the datanet exchange joins the node (src/node/extensions.ts): a `datanetExchange` service
 // on the node's libp2p host, serving and fetching into the attribution service's DatanetStore,
 // and the admin action `POST /datanets/fetch` that `openlora datanet fetch` uses.
+
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ChainClient } from '../../chain/client.ts'
 import { OpenLoraError } from '../../common/errors.ts'
 import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import { datanetVersionKey } from '../routing/dht.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
 import { DatanetReplicator } from './replicator.ts'
 
@@ -57,6 +59,33 @@ async function rootsOnChain(
 class DatanetFetchRequestError extends OpenLoraError<'BAD_REQUEST'> {}
 const bad = (message: string) => new DatanetFetchRequestError('BAD_REQUEST', message)
 const HEX32 = /^0x[0-9a-f]{64}$/
+
+/** Holders of a datanet version according to the DHT (src/node/providers.ts provides them). */
+async function providersOf(components: NodeComponents, id: string, version: number): Promise<string[]> {
+  const out: string[] = []
+  try {
+    const key = await datanetVersionKey(id, version)
+    for await (const p of components.libp2p.contentRouting.findProviders(key, {
+      signal: AbortSignal.timeout(10_000)
+    })) {
+      if (p.id.equals(components.identity.peerId)) continue
+      out.push(p.id.toString())
+      if (out.length >= 8) break
+    }
+  } catch (err) {
+    if (out.length === 0)
+      throw new DatanetFetchError(
+        'DATANET_NOT_FOUND',
+        `no peer named and the DHT found no holder of datanet ${id} version ${version}: ${(err as Error).message}`
+      )
+  }
+  if (out.length === 0)
+    throw new DatanetFetchError(
+      'DATANET_NOT_FOUND',
+      `no peer named and the DHT found no holder of datanet ${id} version ${version}`
+    )
+  return out
+}
 
 /** `from` entries are peer ids, or multiaddrs ending in /p2p/ID that the node dials first. */
 async function peerIds(components: NodeComponents, from: unknown): Promise<string[]> {
@@ -137,7 +166,12 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
         rootsFrom = 'chain'
       }
     }
-    const v = await exchange.fetchVersion(b.id, b.version as number, await peerIds(components, b.from), {
+    // no peers named: the DHT's provider records for that version say who holds it
+    const from =
+      b.from === undefined || (Array.isArray(b.from) && b.from.length === 0)
+        ? await providersOf(components, b.id, b.version as number)
+        : await peerIds(components, b.from)
+    const v = await exchange.fetchVersion(b.id, b.version as number, from, {
       trustedRoots: roots,
       unverified: b.unverified === true
     })

@@ -67,3 +67,6 @@ export const MAX_OUTBOUND_STREAMS = 256
  * sends only progress frames.
  */
 export const FORWARD_FIRST_FRAME_TIMEOUT_MS = 2 * PROGRESS_INTERVAL_MS
+
+/** How long a job waits for the DHT to name an adapter's holders when no advert does. */
+export const PROVIDER_LOOKUP_TIMEOUT_MS = 5_000

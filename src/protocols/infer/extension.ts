@@ -3,7 +3,10 @@
 // its capabilities), `adapterExchange` (serves adapter bytes by CID and fetches missing ones) and
 // `infer` (the /openlora/infer/1.0.0 handler, routing through the PeerTable). A node with no
 // models configured still relays jobs to peers that serve them.
+
 import { join, resolve } from 'node:path'
+import { CID } from 'multiformats/cid'
+import { provenanceCommitment } from '../../attribution/provenance.ts'
 import type { Spec } from '../../common/config-spec.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
@@ -11,7 +14,7 @@ import type { ServingStack } from '../../serving/stack.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
-import { InferService, provenanceAttribution } from './infer.ts'
+import { InferService } from './infer.ts'
 
 export interface InferConfig {
   /** Hugging Face checkpoint directories this node serves; empty = relay only */
@@ -239,17 +242,26 @@ function inferService(components: NodeComponents): InferService {
       host: components.libp2p,
       peerId: components.identity.peerId.toString(),
       privateKey: components.identity.privateKey,
-      operator: components.identity.operator.account as never,
+      operator: components.identity.operator.account,
       backend: serving,
       peers: components.peerTable,
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
+      // the DHT's provider records (src/node/providers.ts publishes this node's)
+      adapterProviders: async (cid, signal) => {
+        const out: string[] = []
+        for await (const p of components.libp2p.contentRouting.findProviders(CID.parse(cid), { signal })) {
+          out.push(p.id.toString())
+          if (out.length >= 3) break
+        }
+        return out
+      },
       // the chain layer's service, when the node runs one (docs/CHAIN.md); looked up per job
       payments: () => components.services.chain,
       // span attribution when an `attribution` service offers a provider (docs/ATTRIBUTION.md
       // spanAttributionProvider), else the adapter provenance summary
       attribution: (job) => {
         const provider = components.services.attribution?.provider
-        return provider ? provider(job) : provenanceAttribution(job)
+        return provider ? provider(job) : provenanceCommitment(job)
       },
       attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
       logger: components.logger.child('infer')

@@ -2,6 +2,7 @@
 // families/ maps its config.json onto it (families/index.ts picks the file by architecture);
 // anything the runtime cannot compute faithfully is refused there, naming the field, so a user
 // never gets silently wrong logits from an unsupported option.
+import { basename, resolve } from 'node:path'
 import { familyOf } from './families/index.ts'
 import { type ModelConfig, ModelConfigError, PROJECTIONS, type Projection } from './families/types.ts'
 
@@ -49,4 +50,13 @@ export function projectionShape(cfg: ModelConfig, target: string): [number, numb
         { field: 'target', value: target }
       )
   }
+}
+
+/**
+ * A served model's id (docs/INTERFACES.md modelId): the checkpoint's `_name_or_path`, else the
+ * name of its directory. The one definition: adverts, jobs, adapter stores and attribution all
+ * name a model by it.
+ */
+export function modelIdOf(config: Pick<ModelConfig, 'nameOrPath'>, dir: string): string {
+  return config.nameOrPath ?? basename(resolve(dir))
 }

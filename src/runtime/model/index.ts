@@ -2,13 +2,13 @@
 // slot pools). The contract with the serving engine is in docs/INTERFACES.md ("Runtime internals").
 import { access, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
 import type { ExecutionProviderName } from '../execution-provider.ts'
 import { Tokenizer } from '../tokenizer.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { ensureBuiltModel } from './build.ts'
-import { type ModelConfig, ModelConfigError, PROJECTIONS, parseModelConfig } from './config.ts'
+import { type ModelConfig, ModelConfigError, modelIdOf, PROJECTIONS, parseModelConfig } from './config.ts'
 import { modelLayout } from './layout.ts'
 import { ModelSession } from './loaded-model.ts'
 
@@ -116,7 +116,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     log
   })
   const model: LoadedModel = Object.assign(session, {
-    modelId: config.nameOrPath ?? basename(abs),
+    modelId: modelIdOf(config, abs),
     buildMs: built.buildMs,
     cachedGraph: built.cached,
     dir: abs,

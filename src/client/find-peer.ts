@@ -1,0 +1,54 @@
+// Finding a peer by id from a few bootstrap peers (`openlora infer --peer … --bootstrap …`): the
+// DHT first (its record names the peer's addresses, relayed ones included), then each bootstrap
+// peer as a relay (`<bootstrap>/p2p-circuit/p2p/<peer>`: a node behind NAT holds its reservation
+// on the relay it bootstrapped from). The returned target is what the infer client dials.
+import type { Libp2p } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { OpenLoraError } from '../common/errors.ts'
+
+/** The peer could not be found or reached from the bootstrap peers given. */
+export class PeerNotFoundError extends OpenLoraError<'PEER_NOT_FOUND'> {
+  constructor(message: string) {
+    super('PEER_NOT_FOUND', message)
+  }
+}
+
+const FIND_TIMEOUT_MS = 5_000
+
+export async function findPeer(node: Libp2p, peer: string, bootstrap: string[]): Promise<string> {
+  const id = peerIdFromString(peer)
+  const reached: string[] = []
+  for (const b of bootstrap) {
+    try {
+      await node.dial(multiaddr(b), { signal: AbortSignal.timeout(FIND_TIMEOUT_MS) })
+      reached.push(b)
+    } catch {
+      // one unreachable bootstrap peer is not fatal while another answers
+    }
+  }
+  if (node.getConnections(id).length > 0) return peer
+  if (reached.length === 0)
+    throw new PeerNotFoundError(`none of the bootstrap peers answered: ${bootstrap.join(', ')}`)
+  try {
+    const info = await node.peerRouting.findPeer(id, { signal: AbortSignal.timeout(FIND_TIMEOUT_MS) })
+    if (info.multiaddrs.length > 0) {
+      await node.dial(id, { signal: AbortSignal.timeout(FIND_TIMEOUT_MS) })
+      return peer
+    }
+  } catch {
+    // not in the DHT, or its addresses did not answer: try the relays
+  }
+  for (const b of reached) {
+    const circuit = `${b}/p2p-circuit/p2p/${peer}`
+    try {
+      await node.dial(multiaddr(circuit), { signal: AbortSignal.timeout(FIND_TIMEOUT_MS) })
+      return circuit
+    } catch {
+      // this bootstrap peer holds no reservation for the peer; try the next
+    }
+  }
+  throw new PeerNotFoundError(
+    `peer ${peer} was not found in the DHT nor reachable through the relays of ${reached.join(', ')}`
+  )
+}
