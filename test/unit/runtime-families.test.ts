@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { makeFamilyModel } from '../../src/runtime/fixtures/make-family-model.ts'
 import { PROJECTIONS } from '../../src/runtime/model/config.ts'
 import { type LoadedModel, loadModel, readModelConfig } from '../../src/runtime/model/index.ts'
 import { Tokenizer } from '../../src/runtime/tokenizer.ts'
@@ -179,5 +180,30 @@ for (const family of FAMILY_FIXTURES) {
     assert.ok(d <= TOL, `CLI logits differ by ${d}`)
   })
 }
+
+test('makeFamilyModel writes every tensor each family reads (the benchmark builds its models so)', async () => {
+  for (const family of FAMILY_FIXTURES) {
+    const config = JSON.parse(readFileSync(join(FIXTURES, family, 'config.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
+    const out = join(root, `made-${family}`)
+    await makeFamilyModel({ out, config, seed: 1 })
+    const model = await loadModel(out, {
+      cacheDir,
+      maxBatch: 1,
+      maxSeqLen: 16,
+      pool: { targets: [] },
+      worker: false
+    })
+    try {
+      const seq = model.allocSequence()
+      const [logits] = await model.step([{ seq, tokens: [3, 4, 5], slot: 0 }])
+      assert.ok(logits!.every(Number.isFinite), family)
+    } finally {
+      await model.dispose()
+    }
+  }
+})
 
 test.run()
