@@ -102,8 +102,14 @@ FAMILIES['glm'] = (T.GlmConfig, dict(num_hidden_layers=2, num_key_value_heads=2,
 FAMILIES['glm4'] = (T.Glm4Config, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=24, rms_norm_eps=1e-5,
                                        initializer_range=0.2),
                     GLM_SPECIALS, GLM_CHAT, ['q_proj', 'v_proj'])
+# Phi-4-mini style: 3/4 of each head rotates (rotate-half within the rotary part)
+FAMILIES['phi3_partial'] = (T.Phi3Config, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=32, initializer_range=0.2,
+                                               rope_parameters={'rope_type': 'default', 'rope_theta': 10000.0,
+                                                                'partial_rotary_factor': 0.75}),
+                            ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3,
+                            ['qkv_proj', 'o_proj'])
 # fixture name -> registry family, where they differ
-FAMILY_OF = {'falcon_new': 'falcon'}
+FAMILY_OF = {'falcon_new': 'falcon', 'phi3_partial': 'phi3'}
 
 CORPUS = [
     'the quick brown fox jumps over the lazy dog', 'open models serve many adapters at once',

@@ -58,10 +58,11 @@ test('each fixture parses into its family with the features that family has', ()
   const glm4 = parse('glm4')
   assert.equal([glm4.rotaryDim, glm4.ropeInterleaved, glm4.attentionBias], [12, true, true])
   assert.is(parse('phi3').layerWindows[0], 5)
+  assert.is(parse('phi3_partial').rotaryDim, 24)
 })
 
 test('the head layout is a permutation into the padded head for every rotary kind', () => {
-  for (const name of ['qwen3', 'glm', 'glm4', 'bloom', 'gemma']) {
+  for (const name of ['qwen3', 'glm', 'glm4', 'bloom', 'gemma', 'phi3_partial']) {
     const c = parse(name)
     const l = modelLayout(c)
     const seen = new Set<number>()
@@ -99,9 +100,9 @@ test('unsupported families and feature values are refused naming the key and val
     ],
     [
       'phi3',
-      { rope_parameters: { rope_theta: 10000, partial_rotary_factor: 0.75 } },
+      { rope_parameters: { rope_theta: 10000, partial_rotary_factor: 0.1 } },
       'partial_rotary_factor',
-      0.75
+      0.1
     ],
     ['falcon', { alibi: true }, 'alibi', true],
     ['falcon', { num_ln_in_parallel_attn: 3 }, 'num_ln_in_parallel_attn', 3],

@@ -23,6 +23,7 @@ const FAMILY_FIXTURES = [
   'gemma',
   'gemma2',
   'phi3',
+  'phi3_partial',
   'gemma3_text',
   'falcon',
   'falcon_new',
