@@ -150,7 +150,11 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
   const payer = new JobPayer(wallet, client.domain)
   let infer: InferClient
   ;({ client: infer, stop: stopClient } = await createClientHost({ payer }))
-  await until('B sees A serving the model', () => b.peerTable.query({ model: model.modelId }).length > 0)
+  // the adapter, not just the model: under load A's advert naming the adapter can arrive later
+  await until(
+    'B sees A serving the adapter',
+    () => b.peerTable.query({ model: model.modelId, adapter: cid }).length > 0
+  )
 
   const receipts = []
   for (let i = 0; i < 3; i++) {
