@@ -4,17 +4,17 @@
 // spans against the adapter's datanets with the served model's own tokenizer, else the plain
 // provenance commitment.
 import { readFile } from 'node:fs/promises'
-import { basename, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Spec } from '../common/config-spec.ts'
 import type { NodeComponents, NodeExtension, Service } from '../common/service.ts'
-import { encodeCanonical } from '../crypto/cbor.ts'
-import { type Hex, sha256Hex } from '../crypto/hash.ts'
-import { parseModelConfig } from '../runtime/model/config.ts'
+import type { Hex } from '../crypto/hash.ts'
+import { modelIdOf, parseModelConfig } from '../runtime/model/config.ts'
 import { Attributor } from './attribute.ts'
 import { DEFAULT_MIN_SPAN_TOKENS } from './constants.ts'
 import { DatanetStore } from './datanet-store.ts'
 import { SpanIndexCache } from './index-file.ts'
 import { modelTextEncoder } from './model-tokenizer.ts'
+import { provenanceCommitment } from './provenance.ts'
 import { ProvenanceStore } from './provenance-store.ts'
 import { AttributionProofStore, type JobOutput, spanAttributionProvider } from './provider.ts'
 import type { AttributionSummary } from './types.ts'
@@ -33,16 +33,6 @@ export const ATTRIBUTION_CONFIG_DEFAULTS: AttributionConfig = { minSpanTokens: D
 /** Where datanet chunks and span indexes live (the CLI uses the same place). */
 export function datanetDir(dataDir: string): string {
   return join(dataDir, 'datanets')
-}
-
-/** What a node reports for a job it cannot attribute by spans (as the infer protocol's default). */
-export function provenanceCommitment(job: Pick<JobOutput, 'modelHash' | 'adapter'>): AttributionSummary {
-  return {
-    method: 'provenance',
-    datanets: [],
-    contributors: [],
-    proofHash: sha256Hex(encodeCanonical({ modelHash: job.modelHash, adapter: job.adapter }))
-  }
 }
 
 export interface AttributionService extends Service {
@@ -83,7 +73,7 @@ function attributionService(components: NodeComponents): AttributionService {
       p = (async () => {
         for (const dir of modelDirs) {
           const conf = parseModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')))
-          if ((conf.nameOrPath ?? basename(dir)) !== modelId) continue
+          if (modelIdOf(conf, dir) !== modelId) continue
           const { encoder, tokenizerId } = await modelTextEncoder(dir)
           const indexes = new SpanIndexCache({ store, tokenizer: encoder, logger: log }, { tokenizerId })
           return new Attributor({ store, indexes, logger: log }, { minSpanTokens: cfg.minSpanTokens })

@@ -122,9 +122,28 @@ export async function recoverVoucherSigner(d: ChainDomain, v: SignedVoucher): Pr
   })
 }
 
-/** True when the client signed this exact voucher for this chain and contract. */
+/** secp256k1 group order n, and n/2: the largest s the contract accepts */
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+const HALF_N = SECP256K1_N >> 1n
+
+/**
+ * True for the one signature form the contract takes (OpenZeppelin ECDSA over EIP-2098 (r, vs)):
+ * 65 bytes, 0 < r < n, 0 < s ≤ n/2 (low s) and v 27 or 28. Any other form of a valid signature
+ * (its high-s twin) recovers in viem but is refused on-chain, so the node refuses it too.
+ */
+export function isCanonicalSignature(signature: Hex): boolean {
+  if (!SIG65.test(signature)) return false
+  const r = BigInt(`0x${signature.slice(2, 66)}`)
+  const s = BigInt(`0x${signature.slice(66, 130)}`)
+  const v = Number.parseInt(signature.slice(130, 132), 16)
+  return r > 0n && r < SECP256K1_N && s > 0n && s <= HALF_N && (v === 27 || v === 28)
+}
+
+/** True when the client signed this exact voucher for this chain and contract, in the form the
+ * contract accepts (isCanonicalSignature). */
 export async function verifyVoucherSignature(d: ChainDomain, v: SignedVoucher): Promise<boolean> {
   try {
+    if (!isCanonicalSignature(v.signature)) return false
     return (await recoverVoucherSigner(d, v)) === getAddress(v.client)
   } catch {
     return false

@@ -10,6 +10,8 @@ export type VoucherRejection =
   | 'UNDERPAID'
   | 'INSUFFICIENT_ESCROW'
   | 'WITHDRAWAL_PENDING'
+  | 'JOB_REPLAYED'
+  | 'UNKNOWN_ADAPTER'
 
 export class VoucherRejectedError extends OpenLoraError<VoucherRejection> {}
 

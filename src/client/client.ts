@@ -154,24 +154,37 @@ export class InferClient {
     if (!payer || input.voucher !== undefined) return this.#run(target, input, opts)
     let voucher = await payer.voucherFor(target, input)
     for (let attempt = 0; ; attempt++) {
+      let started = false
+      const watched: InferOptions = {
+        ...opts,
+        onAccepted: (f) => {
+          started = true
+          opts.onAccepted?.(f)
+        }
+      }
       try {
         const r = await this.#run(
           target,
           { ...input, voucher, ...(attempt > 0 ? { jobId: newJobId() } : {}) },
-          opts
+          watched
         )
-        if (voucher && r.verification?.ok !== false) {
-          if (r.receipt.body.voucher !== payer.hashOf(voucher))
-            r.verification = {
-              ok: false,
-              check: 'expected',
-              field: 'body.voucher',
-              message: 'the receipt names another voucher than the one this job paid with'
-            }
-          else await payer.settle(r.receipt)
+        if (voucher) {
+          let receipt: Receipt | undefined
+          if (r.verification?.ok !== false) {
+            if (r.receipt.body.voucher !== payer.hashOf(voucher))
+              r.verification = {
+                ok: false,
+                check: 'expected',
+                field: 'body.voucher',
+                message: 'the receipt names another voucher than the one this job paid with'
+              }
+            else receipt = r.receipt
+          }
+          await payer.ended(voucher, receipt ? { receipt, started } : { started })
         }
         return r
       } catch (err) {
+        if (voucher) await payer.ended(voucher, { started })
         const terms = err instanceof InferError && err.code === 'PAYMENT_REQUIRED' ? err.payment : undefined
         // Resend only where a new voucher can help: none sent, too small, or another operator serves.
         if (!terms || attempt >= 2 || !RESIGNABLE.has(terms.reason)) throw err

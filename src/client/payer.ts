@@ -10,7 +10,7 @@
 import type { Address, Hex } from 'viem'
 import type { ChainDomain } from '../chain/eip712.ts'
 import { voucherHash, voucherToJson } from '../chain/eip712.ts'
-import type { VoucherWallet } from '../chain/wallet.ts'
+import type { VoucherJob, VoucherWallet } from '../chain/wallet.ts'
 import { OpenLoraError } from '../common/errors.ts'
 import type { PaymentTerms } from '../protocols/infer/codec.ts'
 import { adapterIdOf, amountDueFor, type Receipt } from '../protocols/infer/receipt.ts'
@@ -59,6 +59,8 @@ export class JobPayer {
   readonly #maxPrice: bigint | undefined
   /** terms last seen per entry peer, model and adapter (the serving node depends on all three) */
   readonly #terms = new Map<string, KnownTerms>()
+  /** the job each voucher signed for (by signature), until the job ends */
+  readonly #open = new Map<string, VoucherJob>()
 
   constructor(wallet: VoucherWallet, domain: ChainDomain, opts: PayerOptions = {}) {
     this.wallet = wallet
@@ -125,12 +127,31 @@ export class JobPayer {
     })
   }
 
+  /**
+   * The job a voucher paid for ended. `receipt`: its verified receipt (its amountDue is owed).
+   * Without one, `started` says whether the node began serving it (an abort, a lost connection, a
+   * timeout after `accepted`): the node is owed what it delivered, at most the job's worst case,
+   * and the client cannot know how much, so it counts the worst case as spent (its next voucher
+   * then covers what the node recorded). A job refused before `accepted` costs nothing.
+   */
+  async ended(
+    voucher: Record<string, unknown>,
+    outcome: { receipt?: Receipt; started: boolean }
+  ): Promise<void> {
+    const sig = String(voucher.signature)
+    const job = this.#open.get(sig)
+    if (!job) return
+    this.#open.delete(sig)
+    this.wallet.release(job)
+    if (outcome.receipt) await this.settle(outcome.receipt)
+    else if (outcome.started && job.maxAmountDue > 0n)
+      await this.wallet.settle({ ...job, amountDue: job.maxAmountDue })
+  }
+
   async #sign(operator: Address, job: PayerJob, maxAmountDue: bigint): Promise<Record<string, unknown>> {
-    const v = await this.wallet.voucherFor({
-      node: operator,
-      adapterId: adapterIdOf(job.adapter ?? null),
-      maxAmountDue
-    })
+    const vj: VoucherJob = { node: operator, adapterId: adapterIdOf(job.adapter ?? null), maxAmountDue }
+    const v = await this.wallet.voucherFor(vj)
+    this.#open.set(v.signature, vj)
     return voucherToJson(v) as unknown as Record<string, unknown>
   }
 

@@ -2,11 +2,52 @@
 // the PeerTable, what `openlora peers` prints).
 
 import type { NodeComponents } from '../common/service.ts'
-import { ADAPTER_TIERS } from '../serving/capability.ts'
+import { ADAPTER_TIERS, type AdapterTier } from '../serving/capability.ts'
 import type { Host } from './host.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()
+
+/** GET /peers: what `openlora peers` prints and the swarm launcher polls (one shape for all three). */
+export type PeersAnswer = ReturnType<typeof peersAnswer>
+
+function peersAnswer(c: NodeComponents, host: Host) {
+  return {
+    self: c.identity.peerId.toString(),
+    reachability: host.services.relayKeeper.reachability(),
+    connections: c.libp2p.getConnections().map((conn) => ({
+      peerId: conn.remotePeer.toString(),
+      addr: conn.remoteAddr.toString(),
+      direction: conn.direction,
+      // relayed = a limited connection through a circuit relay (DCUtR may upgrade it)
+      type: (conn.limits == null ? 'direct' : 'relayed') as 'direct' | 'relayed'
+    })),
+    table: c.peerTable.entries().map(({ peerId, advert, receivedAt }) => {
+      const b = advert.body
+      return {
+        peerId,
+        operator: b.operator,
+        version: b.version,
+        addrs: b.addrs,
+        reachability: b.reachability ?? null,
+        hardware: b.hardware,
+        executionProvider: b.executionProvider,
+        models: b.models,
+        adapters: Object.fromEntries(ADAPTER_TIERS.map((t) => [t, b.adapters[t].count])) as Record<
+          AdapterTier,
+          number
+        >,
+        queueDepth: b.queueDepth,
+        freeSlots: b.freeSlots,
+        pricePer1kTokens: b.pricePer1kTokens,
+        seq: b.seq,
+        ts: b.ts,
+        receivedAt,
+        expires: b.expires
+      }
+    })
+  }
+}
 
 /** `host` is the node's libp2p with its typed services (reachability, DHT mode). */
 export function registerCoreRoutes(c: NodeComponents, host: Host): void {
@@ -24,36 +65,5 @@ export function registerCoreRoutes(c: NodeComponents, host: Host): void {
     peerTable: c.peerTable.size,
     adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
-  c.admin.route('/peers', () => ({
-    self: c.identity.peerId.toString(),
-    reachability: host.services.relayKeeper.reachability(),
-    connections: c.libp2p.getConnections().map((conn) => ({
-      peerId: conn.remotePeer.toString(),
-      addr: conn.remoteAddr.toString(),
-      direction: conn.direction,
-      // relayed = a limited connection through a circuit relay (DCUtR may upgrade it)
-      type: conn.limits == null ? 'direct' : 'relayed'
-    })),
-    table: c.peerTable.entries().map(({ peerId, advert, receivedAt }) => {
-      const b = advert.body
-      return {
-        peerId,
-        operator: b.operator,
-        version: b.version,
-        addrs: b.addrs,
-        reachability: b.reachability ?? null,
-        hardware: b.hardware,
-        executionProvider: b.executionProvider,
-        models: b.models,
-        adapters: Object.fromEntries(ADAPTER_TIERS.map((t) => [t, b.adapters[t].count])),
-        queueDepth: b.queueDepth,
-        freeSlots: b.freeSlots,
-        pricePer1kTokens: b.pricePer1kTokens,
-        seq: b.seq,
-        ts: b.ts,
-        receivedAt,
-        expires: b.expires
-      }
-    })
-  }))
+  c.admin.route('/peers', () => peersAnswer(c, host))
 }

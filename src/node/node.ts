@@ -121,9 +121,8 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
     }
     const factories: Array<[string, ServiceFactory<Service>]> = []
     for (const ext of overrides.extensions ?? registeredExtensions)
-      factories.push(
-        ...(Object.entries(ext.services?.(config) ?? {}) as Array<[string, ServiceFactory<Service>]>)
-      )
+      for (const [name, factory] of Object.entries(ext.services?.(config) ?? {}))
+        if (factory) factories.push([name, factory])
     factories.push(...Object.entries(overrides.services ?? {}))
     for (const [name, factory] of factories) components.services[name] = await factory(components)
 

@@ -19,6 +19,8 @@ export interface ServedModel {
   /** modelId (docs/INTERFACES.md) */
   id: string
   weightsHash: Hex
+  /** the model family (runtime/model/families: 'llama', 'qwen3', 'gemma2', …); absent from older nodes */
+  family?: string
 }
 
 export type AdapterTier = 'hot' | 'warm' | 'cold'

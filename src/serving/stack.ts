@@ -138,10 +138,11 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
     this.#served.clear()
   }
 
-  models(): { modelId: string; weightsHash: Hex }[] {
+  models(): { modelId: string; weightsHash: Hex; family: string }[] {
     return [...this.#served.values()].map((s) => ({
       modelId: s.model.modelId,
-      weightsHash: s.model.weightsHash
+      weightsHash: s.model.weightsHash,
+      family: s.model.config.family
     }))
   }
 
@@ -232,7 +233,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
     return {
       hardware: this.#init.hardware,
       executionProvider: this.#init.executionProvider ?? 'cpu',
-      models: this.models().map((m) => ({ id: m.modelId, weightsHash: m.weightsHash })),
+      models: this.models().map((m) => ({ id: m.modelId, weightsHash: m.weightsHash, family: m.family })),
       adapters: { hot, warm, cold },
       queueDepth: load.queueDepth,
       freeSlots: load.freeSlots,

@@ -145,7 +145,7 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
 
   // The client: deposit, then a wallet that pays on this chain.
   const deposit = 5n * OPEN
-  await client.deposit(deposit)
+  await client.deposit(deposit, { node: operator })
   const wallet = new VoucherWallet(privateKeyToAccount(clientKey!), client.domain)
   const payer = new JobPayer(wallet, client.domain)
   let infer: InferClient
@@ -188,7 +188,7 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
   assert.is(await client.claimedOf(client.address, operator, adapterId), owed)
   const split = splitPayment(increase)
   assert.is(
-    (await client.escrowOf(client.address)).balance,
+    (await client.escrowOf(client.address, operator)).balance,
     deposit - owed,
     'client escrow keeps the unspent margin (signed − owed)'
   )

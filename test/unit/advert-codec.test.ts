@@ -22,7 +22,10 @@ test('an advert round-trips through its canonical encoding and verifies', async 
   const p = await testPeer()
   const adv = await testAdvert(p, {
     caps: {
-      models: [{ id: 'tiny-llama', weightsHash: `0x${'ab'.repeat(32)}` }],
+      models: [
+        { id: 'tiny-llama', weightsHash: `0x${'ab'.repeat(32)}`, family: 'llama' },
+        { id: 'older-node-model', weightsHash: `0x${'cd'.repeat(32)}` }
+      ],
       adapters: { hot: fakeCids(2, 'h'), warm: [], cold: fakeCids(3, 'c') },
       queueDepth: 3,
       freeSlots: 5,
@@ -37,9 +40,22 @@ test('an advert round-trips through its canonical encoding and verifies', async 
   assert.is(v.action, 'accept')
   if (v.action === 'accept') {
     assert.is(v.advert.body.seq, 7)
+    // the family travels with the model; an advert without one (an older node) still verifies
+    assert.is(v.advert.body.models[0]!.family, 'llama')
+    assert.is(v.advert.body.models[1]!.family, undefined)
     assert.is(v.advert.body.adapters.hot.count, 2)
     assert.is(tierHas(v.advert.body.adapters.cold, fakeCids(3, 'c')[2]!), 'list')
   }
+})
+
+test('a model family that is not a registry key is refused', async () => {
+  const p = await testPeer()
+  const adv = await testAdvert(p, {
+    caps: { models: [{ id: 'm', weightsHash: `0x${'ab'.repeat(32)}`, family: 'Llama 3!' }] }
+  })
+  const v = await validateAdvert(adv.bytes, ctx(p.peerId))
+  assert.is(v.action, 'reject')
+  if (v.action === 'reject') assert.match(v.message, /models\[0\]\.family/)
 })
 
 test('10,000 adapters fit one advert: listed up to the limit, Bloom-filtered beyond', async () => {

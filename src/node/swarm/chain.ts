@@ -73,8 +73,10 @@ export async function setUpSwarmChain(local: LocalChain, input: SwarmChainInput)
   }
   for (const op of input.operators) await local.setEthBalance(op, 10n ** 20n)
   const client = as(ROLE.client)
-  const deposit = input.deposit ?? 1_000n * OPEN
-  await client.deposit(deposit)
+  // escrow is per (client, node): the client funds each operator with the same amount
+  const perNode = input.deposit ?? 1_000n * OPEN
+  for (const op of input.operators) await client.deposit(perNode, { node: op })
+  const deposit = perNode * BigInt(input.operators.length)
   return {
     local,
     endpoint,

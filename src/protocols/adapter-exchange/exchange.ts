@@ -20,6 +20,7 @@ import { cidForManifest, parseCid } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
 import { framed } from '../shared/framed.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   ADAPTER_FILE_NAMES,
   ADAPTER_PROTOCOL,
@@ -192,24 +193,26 @@ export class AdapterExchange {
   async #fetchAny(cid: string, from: string[], signal?: AbortSignal, model?: string): Promise<void> {
     if (!this.#c.sink)
       throw new AdapterFetchError('ADAPTER_NOT_FOUND', 'this node has no adapter store to fetch into')
-    const attempts: { peer: string; error: string }[] = []
-    for (const peer of from) {
-      try {
+    const sink = this.#c.sink
+    await tryPeers(
+      from,
+      async (peer) => {
         const files = await this.fetchFrom(cid, peer, signal)
-        await this.#c.sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
+        await sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
         this.#log.info('adapter fetched', { cid, peer, model })
-        return
-      } catch (err) {
-        if (signal?.aborted) throw err
-        attempts.push({ peer, error: (err as Error).message })
-        this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+      },
+      (attempts) => {
+        const verify = attempts.some((a) => /does not match|hash|size/.test(a.error))
+        return new AdapterFetchError(
+          verify ? 'ADAPTER_VERIFY_FAILED' : 'ADAPTER_NOT_FOUND',
+          `could not fetch adapter ${cid} from ${from.length} peer(s): ${describeAttempts(attempts)}`,
+          { cid, attempts }
+        )
+      },
+      {
+        signal,
+        onFailure: (peer, err) => this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
       }
-    }
-    const verify = attempts.some((a) => /does not match|hash|size/.test(a.error))
-    throw new AdapterFetchError(
-      verify ? 'ADAPTER_VERIFY_FAILED' : 'ADAPTER_NOT_FOUND',
-      `could not fetch adapter ${cid} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
-      { cid, attempts }
     )
   }
 

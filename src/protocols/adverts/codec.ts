@@ -118,7 +118,11 @@ export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
     addrs: i.addrs.slice(0, MAX_ADDRS),
     hardware: i.caps.hardware,
     executionProvider: i.caps.executionProvider,
-    models: i.caps.models.map((m) => ({ id: m.id, weightsHash: m.weightsHash })),
+    models: i.caps.models.map((m) =>
+      m.family === undefined
+        ? { id: m.id, weightsHash: m.weightsHash }
+        : { id: m.id, weightsHash: m.weightsHash, family: m.family }
+    ),
     adapters,
     queueDepth: i.caps.queueDepth,
     freeSlots: i.caps.freeSlots,
@@ -214,6 +218,9 @@ function obj(v: unknown, path: string): Record<string, unknown> {
   return v as Record<string, unknown>
 }
 
+/** a family registry key: 'llama', 'gemma3_text', … */
+const FAMILY_RE = /^[a-z0-9_]+$/
+
 function str(v: unknown, path: string, max = MAX_STRING_CHARS, re?: RegExp): string {
   if (typeof v !== 'string') fail(path, 'must be a string')
   if (v.length > max) fail(path, `longer than ${max} characters`)
@@ -301,6 +308,7 @@ function checkBody(v: unknown): AdvertBody {
     const o = obj(m, `models[${i}]`)
     str(o.id, `models[${i}].id`)
     str(o.weightsHash, `models[${i}].weightsHash`, 66, HASH32_RE)
+    if (o.family !== undefined) str(o.family, `models[${i}].family`, 32, FAMILY_RE)
   })
   const a = obj(b.adapters, 'adapters')
   const total = { n: 0 }

@@ -26,6 +26,7 @@ import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { framed } from '../shared/framed.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   DATANET_FETCH_TIMEOUT_MS,
   DATANET_PROTOCOL,
@@ -196,9 +197,9 @@ export class DatanetExchange {
         'DATANET_UNTRUSTED',
         `no trusted root for version${untrusted.length > 1 ? 's' : ''} ${untrusted.join(', ')} of 1..${version}: give them (e.g. from the DatanetRegistry), or fetch unverified on purpose`
       )
-    const attempts: { peer: string; error: string; code?: string }[] = []
-    for (const peer of from) {
-      try {
+    return tryPeers(
+      from,
+      async (peer) => {
         const bundle = await this.#bundleFrom(peer, id, version, opts.signal)
         if (bundle.datanet?.id !== id)
           throw new DatanetFetchError(
@@ -228,24 +229,29 @@ export class DatanetExchange {
         )
         this.#log.info('datanet version fetched', { id, version, peer, chunks: fetched })
         return v
-      } catch (err) {
+      },
+      (attempts) => {
+        // a peer that sent something failing a check, else one that was busy, else none had it
+        const code: DatanetFetchErrorCode = attempts.some(
+          (a) => a.code !== undefined && VERIFY_CODES.has(a.code)
+        )
+          ? 'DATANET_VERIFY_FAILED'
+          : attempts.some((a) => a.code === 'DATANET_BUSY')
+            ? 'DATANET_BUSY'
+            : 'DATANET_NOT_FOUND'
+        return new DatanetFetchError(
+          code,
+          `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${describeAttempts(attempts)}`,
+          { id, version, attempts }
+        )
+      },
+      {
+        signal: opts.signal,
         // a differing local history is this node's state, not the peer's doing: no other peer
         // with the same trusted roots could help
-        if (opts.signal?.aborted || (err as { code?: string }).code === 'DATANET_FORK') throw err
-        attempts.push({ peer, error: (err as Error).message, code: (err as { code?: string }).code })
-        this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
+        fatal: (err) => (err as { code?: string }).code === 'DATANET_FORK',
+        onFailure: (peer, err) => this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
       }
-    }
-    // a peer that sent something failing a check, else one that was busy, else none had it
-    const code: DatanetFetchErrorCode = attempts.some((a) => a.code !== undefined && VERIFY_CODES.has(a.code))
-      ? 'DATANET_VERIFY_FAILED'
-      : attempts.some((a) => a.code === 'DATANET_BUSY')
-        ? 'DATANET_BUSY'
-        : 'DATANET_NOT_FOUND'
-    throw new DatanetFetchError(
-      code,
-      `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
-      { id, version, attempts }
     )
   }
 

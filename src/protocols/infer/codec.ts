@@ -7,7 +7,6 @@ import { checkProofSchema } from '../../attribution/proof-schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { parseCid } from '../../crypto/cid.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import type { ChatMessage, WireGenerationParams } from '../../serving/backend.ts'
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
@@ -47,7 +46,20 @@ import {
 } from './schema.ts'
 import { PAYMENT_REASONS, type PaymentTerms } from './terms.ts'
 
-export type { ChatMessage, WireGenerationParams }
+export interface WireGenerationParams {
+  maxNewTokens: number
+  temperature?: number
+  topK?: number
+  topP?: number
+  seed?: number
+  stopTokenIds?: number[]
+  stopStrings?: string[]
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant'
+  content: string
+}
 
 /** The part of the request the client signs; forwarding never changes it. */
 export interface RequestBody {

@@ -1,13 +1,10 @@
-// What the infer service is built from (js-libp2p style: `init` options and the `components` it
-// uses), apart from the class so its helpers (forward.ts, local.ts) need not import infer.ts.
-import type { Address } from 'viem'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import type { ServingBackend } from '../../serving/backend.ts'
 import type { PeerDirectory } from '../routing/router.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
 import type { AdapterFetcher, AttributionProvider, PaymentGate } from './gates.ts'
-import type { ReceiptDomain } from './receipt.ts'
+import type { OperatorSigner, ReceiptDomain } from './receipt.ts'
 
 export interface InferInit {
   /** wei per 1,000 tokens, decimal string */
@@ -32,7 +29,7 @@ export interface InferComponents {
   /** the libp2p private key: signs receipts */
   privateKey: { sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }
   /** the operator account (viem LocalAccount): signs receipts as EIP-712 */
-  operator: { address: Address; signTypedData(td: never): Promise<Hex> }
+  operator: OperatorSigner
   /** absent on a node that only relays */
   backend?: ServingBackend
   peers?: PeerDirectory

@@ -6,6 +6,7 @@
 
 import { join, resolve } from 'node:path'
 import { CID } from 'multiformats/cid'
+import { provenanceCommitment } from '../../attribution/provenance.ts'
 import type { Spec } from '../../common/config-spec.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
@@ -13,7 +14,7 @@ import type { ServingStack } from '../../serving/stack.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
-import { InferService, provenanceAttribution } from './infer.ts'
+import { InferService } from './infer.ts'
 
 export interface InferConfig {
   /** Hugging Face checkpoint directories this node serves; empty = relay only */
@@ -241,7 +242,7 @@ function inferService(components: NodeComponents): InferService {
       host: components.libp2p,
       peerId: components.identity.peerId.toString(),
       privateKey: components.identity.privateKey,
-      operator: components.identity.operator.account as never,
+      operator: components.identity.operator.account,
       backend: serving,
       peers: components.peerTable,
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
@@ -260,7 +261,7 @@ function inferService(components: NodeComponents): InferService {
       // spanAttributionProvider), else the adapter provenance summary
       attribution: (job) => {
         const provider = components.services.attribution?.provider
-        return provider ? provider(job) : provenanceAttribution(job)
+        return provider ? provider(job) : provenanceCommitment(job)
       },
       attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
       logger: components.logger.child('infer')

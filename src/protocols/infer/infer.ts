@@ -32,8 +32,6 @@ import { type LocalContext, serveLocal } from './local.ts'
 import { ZERO_ADDRESS } from './receipt.ts'
 import { writeFrame } from './stream.ts'
 
-export { provenanceAttribution } from './local.ts'
-
 export type { InferComponents, InferHost, InferInit }
 
 const RETRYABLE = new Set(['BUSY', 'INTERNAL', 'ADAPTER_NOT_FOUND', 'MODEL_NOT_FOUND', 'RATE_LIMITED'])

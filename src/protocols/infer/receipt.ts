@@ -4,7 +4,7 @@
 // operator key as EIP-712 typed data so the settlement contract can check it on-chain.
 // `verifyReceipt` runs every check in a fixed order and names the first one that fails.
 import { peerIdFromString } from '@libp2p/peer-id'
-import { type Address, hashTypedData, recoverTypedDataAddress } from 'viem'
+import { type Address, hashTypedData, type LocalAccount, recoverTypedDataAddress } from 'viem'
 import { RECEIPT_TYPES, receiptDomain } from '../../chain/eip712.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { cidDigest, parseCid } from '../../crypto/cid.ts'
@@ -128,15 +128,15 @@ export function peerSigningBytes(body: ReceiptBody): Uint8Array {
   return encodeCanonical({ domain: RECEIPT_SIGNATURE_DOMAIN, body })
 }
 
+/** The part of a viem account that signs receipts (any LocalAccount fits, typed data generic as viem's). */
+export type OperatorSigner = Pick<LocalAccount, 'address' | 'signTypedData'>
+
 export interface ReceiptSigner {
   peerId: string
   /** Ed25519 signature with the node's libp2p key (libp2p `privateKey.sign`) */
   signPeer(data: Uint8Array): Uint8Array | Promise<Uint8Array>
-  /** the operator account (a viem LocalAccount fits) */
-  operator: {
-    address: Address
-    signTypedData(td: ReturnType<typeof receiptTypedData>): Promise<Hex>
-  }
+  /** the operator account: signs the receipt as EIP-712 typed data */
+  operator: OperatorSigner
   domain: ReceiptDomain
 }
 

@@ -12,7 +12,9 @@ export const PAYMENT_REASONS = [
   'NOT_INCREASING',
   'UNDERPAID',
   'INSUFFICIENT_ESCROW',
-  'WITHDRAWAL_PENDING'
+  'WITHDRAWAL_PENDING',
+  'JOB_REPLAYED',
+  'UNKNOWN_ADAPTER'
 ] as const
 
 export interface PaymentTerms {

@@ -108,6 +108,32 @@ export async function clientFromFlags(values: Values, keyRequired: boolean): Pro
   return new ChainClient({ ...endpoint, account: keyFromFlags(values, keyRequired) })
 }
 
+export const nodeOption: Record<string, OptionSpec> = {
+  node: {
+    type: 'string',
+    description:
+      "the node operator whose escrow is meant (a client's escrow is per node); default: the operator of the node in --data-dir",
+    valueName: 'ADDRESS'
+  }
+}
+
+/** The node operator an escrow command is about: --node, else the one in <data-dir>/chain.json. */
+export function nodeFromFlags(values: Values): Address | undefined {
+  const flag = values.node
+  if (typeof flag === 'string') {
+    if (!isAddress(flag, { strict: false })) throw new UsageError(`--node must be an address, got ${flag}`)
+    return getAddress(flag)
+  }
+  const f = join(dataDirOf(values), 'chain.json')
+  if (!existsSync(f)) return undefined
+  try {
+    const op = (JSON.parse(readFileSync(f, 'utf8')) as { operator?: unknown }).operator
+    return typeof op === 'string' && isAddress(op, { strict: false }) ? getAddress(op) : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** The address a command is about: the positional, else the key's address. */
 export function subjectAddress(client: ChainClient, positional: string | undefined): Address {
   if (positional != null) {

@@ -2,25 +2,9 @@
 // the adverts in its PeerTable.
 
 import { adminRequest } from '../../admin.ts'
+import type { PeersAnswer } from '../../admin-routes.ts'
 import type { Command } from '../../cli/command.ts'
 import { configFromFlags, configOptions } from './shared.ts'
-
-interface PeersAnswer {
-  self: string
-  reachability: string
-  connections: { peerId: string; addr: string; direction: string; type: 'direct' | 'relayed' }[]
-  table: {
-    peerId: string
-    hardware: { cpu: { cores: number }; gpus: { name: string }[] }
-    models: { id: string }[]
-    adapters: { hot: number; warm: number; cold: number }
-    queueDepth: number
-    freeSlots: number
-    pricePer1kTokens: string
-    reachability: string | null
-    expires: number
-  }[]
-}
 
 export const peersCommand: Command = {
   name: 'peers',

@@ -1,5 +1,8 @@
-// Builds the ONNX graph of a Llama-family decoder (Llama, Mistral, Qwen2, dense DeepSeek) from its
-// config and fp32 weights. The graph is built for continuous batching with many adapters:
+// Builds the ONNX graph of a decoder from its ModelConfig (the architecture features a family file
+// read from config.json) and the family's weight names (model/families/). One builder for every
+// family: norms, RoPE, q/k norm, sliding windows, soft-capping, sandwich norms, activations and
+// fused checkpoint modules are all read from the description. Built for continuous batching with
+// many adapters:
 //
 // - KV cache: per layer `past_key.L` / `past_value.L` of shape [batch, kvHeads, capacity, Dp] are
 //   zero-copy views of long-lived buffers. Each batch row says its own total length
@@ -24,7 +27,8 @@
 //   vocab projection.
 // - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
 //   the maximum sequence length.
-import { type ModelConfig, PROJECTIONS } from '../model/config.ts'
+import { familyOf, type ModelConfig, type Projection, projectionsOf } from '../model/config.ts'
+import type { LayerWeights } from '../model/families/types.ts'
 import { type ModelLayout, modelLayout } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { DT, GraphBuilder } from './proto.ts'
@@ -53,6 +57,9 @@ export const LAST_INDEX = 'last_index'
 export const NEW_POS = 'new_pos'
 export const ROPE_COS = 'rope_cos'
 export const ROPE_SIN = 'rope_sin'
+/** the sliding layers' own RoPE tables (Gemma 3's local base), only when the family has them */
+export const ROPE_COS_LOCAL = 'rope_cos_local'
+export const ROPE_SIN_LOCAL = 'rope_sin_local'
 export const LOGITS = 'logits'
 export const pastKey = (l: number) => `past_key.${l}`
 export const pastValue = (l: number) => `past_value.${l}`
@@ -120,20 +127,59 @@ export function buildDecoderGraph(
   return { graph: g, layout }
 }
 
+/**
+ * Reads a layer's projections out of its checkpoint modules: a plain Linear is its tensor as
+ * stored; a fused one (Phi-3's qkv_proj, gate_up_proj) is read once and its rows split.
+ */
+function layerReader(weights: WeightSource, lw: LayerWeights) {
+  const fused = new Map<string, Float32Array>()
+  const find = (proj: Projection) => {
+    for (const m of lw.modules) {
+      const part = m.parts.find((p) => p.proj === proj)
+      if (part) return { m, part }
+    }
+    throw new Error(`family layer has no module for ${proj}`)
+  }
+  const rows = (proj: Projection, n: number, suffix: 'weight' | 'bias'): Float32Array => {
+    const { m, part } = find(proj)
+    const cols = suffix === 'weight' ? m.cols : 1
+    const shape = suffix === 'weight' ? [m.rows, m.cols] : [m.rows]
+    if (m.parts.length === 1 && m.rows === n) return weights.get(`${m.path}.${suffix}`, shape)
+    const key = `${m.path}.${suffix}`
+    let all = fused.get(key)
+    if (!all) fused.set(key, (all = weights.get(key, shape)))
+    const out = new Float32Array(n * cols)
+    for (let i = 0; i < n; i++)
+      out.set(all.subarray(part.rowOf(i) * cols, (part.rowOf(i) + 1) * cols), i * cols)
+    return out
+  }
+  return {
+    weight: (proj: Projection, n: number) => rows(proj, n, 'weight'),
+    bias: (proj: Projection, n: number) => (find(proj).m.bias ? rows(proj, n, 'bias') : undefined)
+  }
+}
+
 function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, opts: GraphOptions): void {
   const cfg = layout.config
+  const family = familyOf(cfg)
   const H = cfg.hiddenSize
+  const D = cfg.headDim
   const Dp = layout.paddedHeadDim
   const qOut = cfg.numHeads * Dp
   const kvOut = cfg.numKvHeads * Dp
-  const targets = PROJECTIONS.filter((t) => opts.targets.includes(t))
+  const targets = projectionsOf(cfg).filter((t) => opts.targets.includes(t))
   const eps = { float: cfg.rmsNormEps }
+  const localRope = cfg.ropeLocalTheta !== null
 
   g.input(INPUT_IDS, DT.INT64, ['batch', 'seq'])
   g.input(SEQLENS_K, DT.INT32, ['batch'])
   g.input(TOTAL_SEQ_LEN, DT.INT32, [])
   g.input(ROPE_COS, DT.FLOAT, ['positions', Dp / 2])
   g.input(ROPE_SIN, DT.FLOAT, ['positions', Dp / 2])
+  if (localRope) {
+    g.input(ROPE_COS_LOCAL, DT.FLOAT, ['positions', Dp / 2])
+    g.input(ROPE_SIN_LOCAL, DT.FLOAT, ['positions', Dp / 2])
+  }
   g.input(LAST_INDEX, DT.INT64, ['batch'])
   // where each new token's key/value sits in GroupQueryAttention's present: [batch, 1, seq, 1],
   // expanded once to the [batch, kvHeads, seq, Dp] index GatherElements takes
@@ -151,9 +197,11 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   )
   const newIndex = g.op('Expand', [NEW_POS, newIndexShape])
 
-  const embedName = 'model.embed_tokens.weight'
+  const embedName = family.embedName
   const embed = g.weight(embedName, weights.get(embedName, [cfg.vocabSize, H]), [cfg.vocabSize, H])
   let h = g.op('Gather', [embed, INPUT_IDS], { axis: 0 })
+  if (cfg.embedScale !== null)
+    h = g.op('Mul', [h, g.weight('embed.scale', Float32Array.of(cfg.embedScale), [])])
 
   const lora = (l: number, t: string, x: string, y: string): string => {
     if (!targets.includes(t as (typeof targets)[number])) return y
@@ -163,9 +211,37 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     const xa = g.op('MatMul', [x, a])
     return g.op('Add', [y, g.op('MatMul', [xa, b])])
   }
+  /** the norm's weight as the graph multiplies by it: Gemma's (1 + w) folded in, in fp32 as HF does */
+  const normWeight = (name: string, n: number): Float32Array => {
+    const w = weights.get(name, [n])
+    if (cfg.norm !== 'rms1p') return w
+    const out = new Float32Array(n)
+    for (let i = 0; i < n; i++) out[i] = 1 + w[i]!
+    return out
+  }
   const norm = (x: string, name: string): string => {
-    const w = g.weight(name, weights.get(name, [H]), [H])
+    const w = g.weight(name, normWeight(name, H), [H])
+    if (cfg.norm === 'layernorm') {
+      const bn = name.replace(/weight$/, 'bias')
+      const b = g.weight(bn, weights.get(bn, [H]), [H])
+      return g.op('LayerNormalization', [x, w, b], { axis: -1, epsilon: eps, stash_type: 1 })
+    }
     return g.node('SimplifiedLayerNormalization', [x, w], 1, { axis: -1, epsilon: eps, stash_type: 1 })[0]!
+  }
+  // per-head RMSNorm over the real head size: with zero padding, mean over Dp = (D/Dp)·mean over D,
+  // so eps scales by D/Dp and the weight by sqrt(D/Dp) (exact up to rounding)
+  const headNorm = (x: string, name: string, heads: number): string => {
+    const w = normWeight(name, D)
+    const wp = new Float32Array(Dp)
+    const k = Math.sqrt(D / Dp)
+    for (let i = 0; i < D; i++) wp[layout.padFeature(i)] = w[i]! * k
+    const shaped = g.op('Reshape', [x, g.int64(`${name}.shape`, [0, 0, heads, Dp])])
+    const y = g.node('SimplifiedLayerNormalization', [shaped, g.weight(name, wp, [Dp])], 1, {
+      axis: -1,
+      epsilon: { float: (cfg.rmsNormEps * D) / Dp },
+      stash_type: 1
+    })[0]!
+    return g.op('Reshape', [y, g.int64(`${name}.back`, [0, 0, heads * Dp])])
   }
 
   const int8 = opts.weightFormat === 'int8'
@@ -196,33 +272,82 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     mapOut,
     mapIn
   })
+  const activate = (x: string): string => {
+    if (cfg.activation === 'gelu_tanh') return g.op('FastGelu', [x], {}, 'com.microsoft')
+    if (cfg.activation === 'gelu') return g.op('Gelu', [x], {}, 'com.microsoft')
+    return g.op('Mul', [x, g.op('Sigmoid', [x])])
+  }
+
+  const addBias = (y: string, name: string, b: Float32Array | undefined): string =>
+    b ? g.op('Add', [y, g.weight(name, b, [b.length])]) : y
+  const I = cfg.intermediateSize
+  const mlp = (
+    l: number,
+    p: string,
+    x2: string,
+    read: ReturnType<typeof layerReader>,
+    lw: LayerWeights
+  ): string => {
+    let act: string
+    if (cfg.mlp === 'gated') {
+      // gate and up share one MatMul, columns [gate | up]
+      let gu = linear(x2, `${p}.gate_up`, H, 2 * I, [
+        part(read.weight('gate_proj', I), I, H, 0),
+        part(read.weight('up_proj', I), I, H, I)
+      ])
+      const gb = read.bias('gate_proj', I)
+      const ub = read.bias('up_proj', I)
+      if (gb || ub) {
+        const b = new Float32Array(2 * I)
+        if (gb) b.set(gb, 0)
+        if (ub) b.set(ub, I)
+        gu = addBias(gu, `${p}.gate_up.bias`, b)
+      }
+      let [gate, up] = g.node('Split', [gu, g.int64(`${p}.gate_up.split`, [I, I])], 2, { axis: -1 }) as [
+        string,
+        string
+      ]
+      gate = lora(l, 'gate_proj', x2, gate)
+      up = lora(l, 'up_proj', x2, up)
+      act = g.op('Mul', [activate(gate), up])
+    } else {
+      let up = linear(x2, `${p}.up`, H, I, [part(read.weight('up_proj', I), I, H, 0)])
+      up = addBias(up, `${p}.up.bias`, read.bias('up_proj', I))
+      act = activate(lora(l, 'up_proj', x2, up))
+    }
+    let d = linear(act, `${p}.down`, I, H, [part(read.weight('down_proj', H), H, I)])
+    d = addBias(d, `${p}.down.bias`, read.bias('down_proj', H))
+    d = lora(l, 'down_proj', act, d)
+    return lw.postMlpNorm ? norm(d, lw.postMlpNorm) : d
+  }
 
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`
-    const x = norm(h, `${p}.input_layernorm.weight`)
+    const lw = family.layer(cfg, l)
+    const read = layerReader(weights, lw)
+    const x = norm(h, lw.inputNorm)
 
     // q, k and v share one MatMul (one read of x, one kernel); columns [q | k | v], head-padded
     const qkvCols = qOut + 2 * kvOut
-    const parts: [string, number, number][] = [
-      ['q_proj', cfg.numHeads * cfg.headDim, 0],
-      ['k_proj', cfg.numKvHeads * cfg.headDim, qOut],
-      ['v_proj', cfg.numKvHeads * cfg.headDim, qOut + kvOut]
+    const parts: [Projection, number, number][] = [
+      ['q_proj', cfg.numHeads * D, 0],
+      ['k_proj', cfg.numKvHeads * D, qOut],
+      ['v_proj', cfg.numKvHeads * D, qOut + kvOut]
     ]
     let qkv = linear(
       x,
       `${p}.qkv`,
       H,
       qkvCols,
-      parts.map(([t, out, col]) =>
-        part(weights.get(`${p}.self_attn.${t}.weight`, [out, H]), out, H, col, layout.padFeature)
-      )
+      parts.map(([t, out, col]) => part(read.weight(t, out), out, H, col, layout.padFeature))
     )
-    if (cfg.attentionBias) {
+    const biases = parts.map(([t, out]) => read.bias(t, out))
+    if (biases.some((b) => b !== undefined)) {
       const bias = new Float32Array(qkvCols)
-      for (const [t, out, col] of parts) {
-        const b = weights.get(`${p}.self_attn.${t}.bias`, [out])
-        for (let i = 0; i < out; i++) bias[col + layout.padFeature(i)] = b[i]!
-      }
+      parts.forEach(([, out, col], j) => {
+        const b = biases[j]
+        if (b) for (let i = 0; i < out; i++) bias[col + layout.padFeature(i)] = b[i]!
+      })
       qkv = g.op('Add', [qkv, g.weight(`${p}.qkv.bias`, bias, [qkvCols])])
     }
     const split = g.int64(`${p}.qkv.split`, [qOut, kvOut, kvOut])
@@ -230,18 +355,38 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     q = lora(l, 'q_proj', x, q)
     k = lora(l, 'k_proj', x, k)
     v = lora(l, 'v_proj', x, v)
+    if (lw.qNorm && lw.kNorm) {
+      q = headNorm(q, lw.qNorm, cfg.numHeads)
+      k = headNorm(k, lw.kNorm, cfg.numKvHeads)
+    }
 
+    const window = cfg.layerWindows[l] ?? null
+    const local = localRope && window !== null
     const [attn] = g.node(
       'GroupQueryAttention',
-      [q, k, v, pastKey(l), pastValue(l), SEQLENS_K, TOTAL_SEQ_LEN, ROPE_COS, ROPE_SIN],
+      [
+        q,
+        k,
+        v,
+        pastKey(l),
+        pastValue(l),
+        SEQLENS_K,
+        TOTAL_SEQ_LEN,
+        local ? ROPE_COS_LOCAL : ROPE_COS,
+        local ? ROPE_SIN_LOCAL : ROPE_SIN
+      ],
       [g.tmp('attn'), presentKey(l), presentValue(l)],
       {
         num_heads: cfg.numHeads,
         kv_num_heads: cfg.numKvHeads,
         do_rotary: 1,
         rotary_interleaved: 0,
-        // the real head size: padded dims are zero and add nothing to q·k
-        scale: { float: 1 / Math.sqrt(cfg.headDim) }
+        // the real head size's scale (padded dims are zero and add nothing to q·k)
+        scale: { float: cfg.attentionScale },
+        // the window is really computed, whatever the prompt length: a query sees its last `window`
+        // keys (itself included), transformers' sliding mask; checked against the reference
+        ...(window !== null ? { local_window_size: window } : {}),
+        ...(cfg.attnSoftcap !== null ? { softcap: { float: cfg.attnSoftcap } } : {})
       },
       'com.microsoft'
     )
@@ -252,48 +397,48 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     for (const name of [newKey(l), newValue(l)])
       g.output(name, DT.FLOAT, ['batch', cfg.numKvHeads, 'seq', Dp])
 
-    const qIn = cfg.numHeads * cfg.headDim
-    const wo = weights.get(`${p}.self_attn.o_proj.weight`, [H, qIn])
+    const qIn = cfg.numHeads * D
+    const wo = read.weight('o_proj', H)
     let o = linear(attn!, `${p}.o`, qOut, H, [part(wo, H, qIn, 0, ident, layout.padFeature)])
+    o = addBias(o, `${p}.o.bias`, read.bias('o_proj', H))
     o = lora(l, 'o_proj', attn!, o)
-    h = g.op('Add', [h, o])
+    if (lw.postAttnNorm) o = norm(o, lw.postAttnNorm)
 
-    const x2 = norm(h, `${p}.post_attention_layernorm.weight`)
-    const I = cfg.intermediateSize
-    // gate and up share one MatMul, columns [gate | up]
-    const gu = linear(x2, `${p}.gate_up`, H, 2 * I, [
-      part(weights.get(`${p}.mlp.gate_proj.weight`, [I, H]), I, H, 0),
-      part(weights.get(`${p}.mlp.up_proj.weight`, [I, H]), I, H, I)
-    ])
-    let [gate, up] = g.node('Split', [gu, g.int64(`${p}.gate_up.split`, [I, I])], 2, { axis: -1 }) as [
-      string,
-      string
-    ]
-    gate = lora(l, 'gate_proj', x2, gate)
-    up = lora(l, 'up_proj', x2, up)
-    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up])
-    let d = linear(act, `${p}.down`, I, H, [part(weights.get(`${p}.mlp.down_proj.weight`, [H, I]), H, I)])
-    d = lora(l, 'down_proj', act, d)
-    h = g.op('Add', [h, d])
+    if (cfg.parallelBlock) {
+      // Falcon: attention and MLP both read the layer input (one shared norm or one each)
+      const x2 = lw.mlpNorm === lw.inputNorm ? x : norm(h, lw.mlpNorm)
+      h = g.op('Add', [h, g.op('Add', [mlp(l, p, x2, read, lw), o])])
+    } else {
+      h = g.op('Add', [h, o])
+      const x2 = norm(h, lw.mlpNorm)
+      h = g.op('Add', [h, mlp(l, p, x2, read, lw)])
+    }
   }
 
   // one position per row: [batch, seq, H] → [batch·seq, H] → [batch, H]
   const rowsFlat = g.op('Reshape', [h, g.int64('last.flat_shape', [-1, H])])
   const flat = g.op('Gather', [rowsFlat, LAST_INDEX], { axis: 0 })
-  const xf = norm(flat, 'model.norm.weight')
+  const xf = norm(flat, family.finalNorm)
   // Gemm with transB reads the checkpoint's [vocab, H] layout directly, so a tied lm_head shares
   // the embedding initializer instead of storing a transposed copy
   const V = cfg.vocabSize
   // read (again) here rather than held through the build: the source may read each tensor from disk
-  const headName = cfg.tieWordEmbeddings ? embedName : 'lm_head.weight'
+  const headName = cfg.tieWordEmbeddings ? embedName : family.lmHead
+  const cap = cfg.finalSoftcap
+  const out = cap === null ? LOGITS : g.tmp('logits_raw')
   if (int8) {
     // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own int8 copy (the
     // embedding Gather keeps reading fp32 rows)
     const logits = nbits(xf, 'lm_head', quantizeRows(weights.get(headName, [V, H]), V, H))
-    g.node('Identity', [logits], [LOGITS])
+    g.node('Identity', [logits], [out])
   } else {
     const head = cfg.tieWordEmbeddings ? embed : g.weight(headName, weights.get(headName, [V, H]), [V, H])
-    g.node('Gemm', [xf, head], [LOGITS], { transB: 1 })
+    g.node('Gemm', [xf, head], [out], { transB: 1 })
+  }
+  if (cap !== null) {
+    // cap · tanh(logits / cap), as Gemma 2 computes it
+    const c = g.weight('final.softcap', Float32Array.of(cap), [])
+    g.node('Mul', [g.op('Tanh', [g.op('Div', [out, c])]), c], [LOGITS])
   }
   g.output(LOGITS, DT.FLOAT, ['batch', cfg.vocabSize])
 }
