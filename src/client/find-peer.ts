@@ -15,6 +15,11 @@ export class PeerNotFoundError extends OpenLoraError<'PEER_NOT_FOUND'> {
 }
 
 const FIND_TIMEOUT_MS = 5_000
+/**
+ * A DHT that does not know the peer tends to run its query to the deadline; the relays answer
+ * in a round trip, so the DHT gets less time than a dial before the lookup gives up.
+ */
+const DHT_TIMEOUT_MS = 2_000
 
 export async function findPeer(node: Libp2p, peer: string, bootstrap: string[]): Promise<string> {
   const id = peerIdFromString(peer)
@@ -34,7 +39,7 @@ export async function findPeer(node: Libp2p, peer: string, bootstrap: string[]):
   // does not know the peer (a relay that just restarted) would otherwise hold the job for its
   // whole timeout. A relayed start still moves to a direct connection when DCUtR makes one.
   const viaDht = async (): Promise<string> => {
-    const info = await node.peerRouting.findPeer(id, { signal: AbortSignal.timeout(FIND_TIMEOUT_MS) })
+    const info = await node.peerRouting.findPeer(id, { signal: AbortSignal.timeout(DHT_TIMEOUT_MS) })
     if (info.multiaddrs.length === 0) throw new Error('no addresses')
     await node.dial(id, { signal: AbortSignal.timeout(FIND_TIMEOUT_MS) })
     return peer
