@@ -14,6 +14,8 @@ import { ChainService } from './service.ts'
 
 /** The file a running node writes its chain endpoint to (what the chain CLI commands read). */
 export const CHAIN_ENDPOINT_FILE = 'chain.json'
+/** the funded contributor pools with their leaves (src/chain/published-pools.ts) */
+export const POOLS_FILE = 'pools.json'
 
 export interface NodeChainConfig {
   /**
@@ -149,7 +151,9 @@ export function chainService(components: NodeComponents): ChainService & Service
   const service = new ChainService(
     {
       chain: cfg.chain,
-      claimer: { claimIntervalSec: cfg.claimIntervalSec, minClaim: cfg.minClaim, maxBatch: cfg.maxBatch }
+      claimer: { claimIntervalSec: cfg.claimIntervalSec, minClaim: cfg.minClaim, maxBatch: cfg.maxBatch },
+      // contributors withdraw from this file without the node (M1)
+      poolsFile: join(components.dataDir.path, POOLS_FILE)
     },
     { db: components.db, operator: components.identity.operator.account, logger: log }
   )

@@ -11,6 +11,7 @@ import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
+import { withdrawContributionCommand } from './rewards-contribution.ts'
 import { startCommand } from './start.ts'
 import { verifyCommand } from './verify.ts'
 
@@ -26,5 +27,6 @@ export const commands: Command[] = [
   depositCommand,
   balanceCommand,
   rewardsCommand,
+  withdrawContributionCommand,
   ...chainCommands
 ]
