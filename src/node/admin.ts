@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { join } from 'node:path'
 import { OpenLoraError } from '../common/errors.ts'
 import type { Logger } from '../common/log.ts'
+import { z } from '../common/schema.ts'
 import type { AdminAction, AdminHandler, AdminRoutes } from '../common/service.ts'
 
 export const ADMIN_FILE = 'admin.json'
@@ -19,11 +20,13 @@ export const MAX_ACTION_BODY_BYTES = 64 * 1024
 
 export type { AdminAction, AdminHandler }
 
-export interface AdminInfo {
-  url: string
-  token: string
-  pid: number
-}
+/** <dataDir>/admin.json: where a running node's admin endpoint is and its bearer token. */
+const AdminInfoSchema = z.object({
+  url: z.string().regex(/^http:\/\/\S+$/),
+  token: z.string().min(1).max(256),
+  pid: z.int().min(1)
+})
+export type AdminInfo = z.output<typeof AdminInfoSchema>
 
 /**
  * No answer from a node. `data.notRunning` is true when there is certainly none (no admin file,
@@ -158,7 +161,7 @@ export async function adminRequest<T = unknown>(
 ): Promise<T> {
   let info: AdminInfo
   try {
-    info = JSON.parse(readFileSync(join(dataDir, ADMIN_FILE), 'utf8')) as AdminInfo
+    info = AdminInfoSchema.parse(JSON.parse(readFileSync(join(dataDir, ADMIN_FILE), 'utf8')))
   } catch {
     throw new AdminUnavailableError(
       'ADMIN_UNAVAILABLE',
