@@ -12,6 +12,7 @@ import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
+import { withdrawContributionCommand } from './rewards-contribution.ts'
 import { startCommand } from './start.ts'
 import { verifyCommand } from './verify.ts'
 
@@ -28,5 +29,6 @@ export const commands: Command[] = [
   depositCommand,
   balanceCommand,
   rewardsCommand,
+  withdrawContributionCommand,
   ...chainCommands
 ]
