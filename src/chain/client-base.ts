@@ -201,6 +201,17 @@ export class ChainClientBase {
     )
   }
 
+  /** Seconds between a client's withdrawal request and its withdrawal (Settlement, immutable). */
+  async withdrawalDelay(): Promise<bigint> {
+    return this.read('withdrawal delay', () =>
+      this.publicClient.readContract({
+        address: this.addresses.settlement,
+        abi: settlementAbi,
+        functionName: 'withdrawalDelay'
+      })
+    )
+  }
+
   async treasury(): Promise<Address> {
     return this.read('treasury', () =>
       this.publicClient.readContract({

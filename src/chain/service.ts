@@ -104,6 +104,17 @@ export class ChainService {
     }
     this.rpcUrl = endpoint.rpcUrl
     this._client = new ChainClient({ ...endpoint, account: operator })
+    // L1: a client that asks to withdraw must find every voucher claimed before the delay ends;
+    // the node claims at least twice per delay
+    const interval = this.init.claimer?.claimIntervalSec ?? 300
+    const delay = Number(await this._client.withdrawalDelay())
+    if (interval * 2 > delay) {
+      await this.local?.stop()
+      throw new ChainConfigError(
+        `chain.claimIntervalSec (${interval} s) must be at most half the Settlement's withdrawal delay (${delay} s), so every voucher is claimed before a client can withdraw`,
+        { key: 'chain.claimIntervalSec' }
+      )
+    }
     this._claimer = new Claimer(
       { chain: this._client, store: this.store },
       { logger: this.log.child('claimer'), ...this.init.claimer }

@@ -1,115 +1,31 @@
 // VoucherStore: the node's durable record of what it was paid with, on a LevelDB sublevel the node
-// passes in. recordPayment() writes the voucher and the job's receipt in one batch and must
-// resolve BEFORE the node sends the job's result, so a crash never loses a payment. A voucher is
+// passes in. A paid job is reserved (reserve(): its worst case against the channel and the
+// client's escrow, its job id used up) before any work, counts its tokens as owed before each is
+// sent (delivered()) and is settled at its end (settle(): the receipt, or what it delivered), so
+// neither an abort nor a crash loses a payment (recordPayment() records a finished job in one
+// step, for callers without a stream). A voucher is
 // the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
 // channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
 // The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
-import type { AbstractBatchOperation, AbstractLevel } from 'abstract-level'
+import type { AbstractBatchOperation } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
 import { channelKey } from './channel.ts'
-import { amountDue, type SignedVoucher, type VoucherJson, voucherFromJson, voucherToJson } from './eip712.ts'
+import { amountDue, type SignedVoucher, voucherFromJson, voucherToJson } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
+import {
+  type AnyLevel,
+  type ChannelRecord,
+  type ClaimRecord,
+  type InflightRecord,
+  type PaymentReceipt,
+  type PoolRecord,
+  padAmount,
+  type ReceiptRecord,
+  type ReserveInput,
+  unclaimedOf
+} from './store-records.ts'
 
-/** Any level instance or sublevel (the node's LevelDB, a sublevel of it, a test's own). */
-// biome-ignore lint/suspicious/noExplicitAny: keys are strings, the rest is up to the owner
-export type AnyLevel = AbstractLevel<any, string, any>
-
-export interface JobAttribution {
-  datanets: { id: Hex; bp: number }[]
-  contributors: { address: Address; bp: number }[]
-}
-
-export interface PaymentReceipt {
-  jobId: Hex
-  amountDue: bigint
-  attribution?: JobAttribution
-  /** the signed receipt as sent to the client (opaque here) */
-  receipt?: unknown
-}
-
-export interface ChannelRecord {
-  channel: Hex
-  client: Address
-  node: Address
-  adapterId: Hex
-  /** the client's latest voucher: the most the channel may be paid in total */
-  latest: VoucherJson
-  /** cumulative amount the chain has paid on this channel, as last seen */
-  claimed: string
-  /** sum of amountDue of the jobs recorded on this channel: the total the node claims */
-  owed?: string
-  /** set when the chain refuses the voucher for a reason retrying cannot fix */
-  quarantined?: string
-  updatedAt: number
-}
-
-export interface ReceiptRecord {
-  jobId: Hex
-  amountDue: string
-  /** the channel's owed total with this job: a claim up to `amount` pays the receipts ≤ it */
-  owed: string
-  /** the signed maximum of the voucher the job came with */
-  cumulativeAmount: string
-  attribution?: JobAttribution
-  receipt?: unknown
-  /** a job that ended before `done` (abort, crash, timeout): paid for what it delivered */
-  partial?: { delivered: number }
-}
-
-export interface PoolRecord {
-  root: Hex
-  datanetId: Hex
-  total: string
-  leaves: { account: Address; amount: string }[]
-  /** set once the claim that funded it is seen on-chain */
-  poolId?: string
-  createdAt: number
-}
-
-export interface ClaimRecord {
-  txHash: Hex
-  /** cumulativeAmount: the voucher's signed maximum; amount: the channel total claimed (≤ it) */
-  vouchers: { channel: Hex; adapterId: Hex; cumulativeAmount: string; amount: string; increase: string }[]
-  total: string
-  gasUsed: string
-  at: number
-}
-
-/**
- * A paid job between its voucher check and its end: its worst case is reserved against the
- * channel and the client's escrow, and `delivered` counts the tokens sent so far (written before
- * each token goes out), so an abort, a crash or a timeout still leaves a claim for them.
- */
-export interface InflightRecord {
-  channel: Hex
-  client: Address
-  jobId: Hex
-  voucher: VoucherJson
-  promptTokens: number
-  delivered: number
-  pricePer1kTokens: string
-  /** the job's worst case (prompt + maxNewTokens at the price): what is reserved */
-  maxAmountDue: string
-  startedAt: number
-}
-
-export interface ReserveInput {
-  jobId: Hex
-  maxAmountDue: bigint
-  promptTokens: number
-  pricePer1kTokens: bigint
-}
-
-/** owed − claimed: never negative (a fresh store may have seen the chain pay more than it knows) */
-export function unclaimedOf(r: ChannelRecord): bigint {
-  const d = BigInt(r.owed ?? '0') - BigInt(r.claimed)
-  return d > 0n ? d : 0n
-}
-
-/** zero-padded so that string order of keys is numeric order of amounts */
-export function padAmount(n: bigint): string {
-  return n.toString().padStart(78, '0')
-}
+export * from './store-records.ts'
 
 export class VoucherStore {
   private readonly db: AnyLevel

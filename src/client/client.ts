@@ -171,6 +171,7 @@ export class InferClient {
         if (voucher) {
           let receipt: Receipt | undefined
           if (r.verification?.ok !== false) {
+            const mismatch = payer.receiptMismatch(voucher, r.receipt)
             if (r.receipt.body.voucher !== payer.hashOf(voucher))
               r.verification = {
                 ok: false,
@@ -178,6 +179,7 @@ export class InferClient {
                 field: 'body.voucher',
                 message: 'the receipt names another voucher than the one this job paid with'
               }
+            else if (mismatch) r.verification = { ok: false, check: 'expected', ...mismatch }
             else receipt = r.receipt
           }
           await payer.ended(voucher, receipt ? { receipt, started } : { started })

@@ -85,8 +85,9 @@ export class RelayKeeper {
   readonly stats: RelayKeeperStats = { made: 0, failed: 0, lastMadeAt: null }
   #timer?: ReturnType<typeof setInterval>
   #running = false
-  readonly #onClose = (): void => {
-    // the relay's connection closing takes its reservation with it; look again soon
+  readonly #soon = (): void => {
+    // a connection closing (the relay's takes its reservation with it) or a peer identified (a
+    // new relay candidate): look again soon
     setTimeout(() => this.check(), 250).unref()
   }
 
@@ -106,16 +107,16 @@ export class RelayKeeper {
   afterStart(): void {
     this.#timer = setInterval(() => this.check(), this.#intervalMs)
     this.#timer.unref()
-    this.#c.events.addEventListener('connection:close', this.#onClose)
-    this.#c.events.addEventListener('peer:identify', this.#onClose)
+    this.#c.events.addEventListener('connection:close', this.#soon)
+    this.#c.events.addEventListener('peer:identify', this.#soon)
     this.check()
   }
 
   stop(): void {
     this.#running = false
     clearInterval(this.#timer)
-    this.#c.events.removeEventListener('connection:close', this.#onClose)
-    this.#c.events.removeEventListener('peer:identify', this.#onClose)
+    this.#c.events.removeEventListener('connection:close', this.#soon)
+    this.#c.events.removeEventListener('peer:identify', this.#soon)
   }
 
   reachability(): Reachability {

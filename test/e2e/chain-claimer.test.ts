@@ -33,7 +33,7 @@ let clients: LocalAccount[]
 const open = (sub: string) => new Level<string, string>(join(dir, sub))
 
 test.before(async () => {
-  chain = await startLocalChain({ accounts: 9, withdrawalDelaySec: 100 })
+  chain = await startLocalChain({ accounts: 9, withdrawalDelaySec: 7200 })
   nodeAcc = chain.accounts[1]!
   node = new ChainClient({ ...chain, account: nodeAcc })
   const owner = new ChainClient({ ...chain, account: chain.accounts[2]! })

@@ -27,7 +27,7 @@ const rng = seededRng
 let chain: LocalChain
 // a fresh chain per seed, so that each sequence starts from known state
 test.before.each(async () => {
-  chain = await startLocalChain({ accounts: 10, withdrawalDelaySec: 50, mintPerAccount: 1000n * OPEN })
+  chain = await startLocalChain({ accounts: 10, withdrawalDelaySec: 3600, mintPerAccount: 1000n * OPEN })
 })
 test.after.each(async () => {
   await chain?.stop()
@@ -187,7 +187,7 @@ for (const seed of SEEDS) {
         const bal = escrow.get(ek(c.address, n.address)) ?? 0n
         if (bal === 0n) continue
         await as(c).requestWithdrawal(n.address)
-        await chain.increaseTime(51)
+        await chain.increaseTime(3601)
         let a = amount(bal)
         if (a > bal) a = bal
         await as(c).withdraw(n.address, a)

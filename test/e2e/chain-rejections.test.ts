@@ -42,7 +42,7 @@ async function refused(p: Promise<unknown>, code: string): Promise<void> {
 }
 
 test.before(async () => {
-  chain = await startLocalChain({ accounts: 6, withdrawalDelaySec: 100 })
+  chain = await startLocalChain({ accounts: 6, withdrawalDelaySec: 3600 })
   const [, node, other, client, owner, poor] = chain.accounts
   const mk = (a: (typeof chain.accounts)[number]) => new ChainClient({ ...chain, account: a })
   c = { node: mk(node!), other: mk(other!), client: mk(client!), owner: mk(owner!), poor: mk(poor!) }
@@ -204,7 +204,7 @@ test('a claim above the signed maximum is refused; the margin nobody claimed sta
   await refusesEntries(c.node.claim([{ voucher: v, amount: OPEN }]), ['NotIncreasing'])
   // the client withdraws everything left: its unspent margin and the rest of its deposit
   await c.poor.requestWithdrawal(c.node.address)
-  await chain.increaseTime(101)
+  await chain.increaseTime(3601)
   const before = await c.poor.tokenBalance(poor.address)
   await c.poor.withdraw(c.node.address, OPEN)
   assert.equal((await c.poor.tokenBalance(poor.address)) - before, OPEN)

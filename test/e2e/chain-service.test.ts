@@ -23,7 +23,7 @@ test('local preset: check, record, claim and report a paid job', async () => {
   const operator = privateKeyToAccount(generatePrivateKey())
   const svc = new ChainService(
     {
-      chain: { preset: 'local', withdrawalDelaySec: 60 },
+      chain: { preset: 'local', withdrawalDelaySec: 7200 },
       claimer: { claimIntervalSec: 3600, minClaim: 10n * OPEN }
     },
     { db, operator }

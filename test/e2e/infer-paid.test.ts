@@ -31,7 +31,7 @@ test.before(async () => {
   const fx = await makeFixtures(root, 1)
   node = await startNode(root, 'paid', fx, {
     price: PRICE.toString(),
-    config: { chain: { preset: 'local', withdrawalDelaySec: 60 } }
+    config: { chain: { preset: 'local', withdrawalDelaySec: 3600 } }
   })
   ;({ client, stop: stopClient } = await createClientHost())
 })
@@ -113,7 +113,7 @@ test('openlora infer --pay: the CLI pays from a persisted wallet, job after job'
     node: node.identity.operator.address as `0x${string}`
   })
   const keyFile = join(root, 'payer.key')
-  await writeFile(keyFile, local.privateKeys[3]!)
+  await writeFile(keyFile, local.privateKeys[3]!, { mode: 0o600 })
   const stack = serving(node)
   const model = stack.models()[0]!.modelId
   const cid = (await stack.store()!.import(join(root, 'adapter-0'))).cid

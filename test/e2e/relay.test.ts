@@ -20,6 +20,7 @@ let home: OpenLoraNode
 let client: InferClient
 let stopClient: () => Promise<void>
 let relayPort = 0
+let reservedAt = 0
 
 const RELAY_CONFIG = {
   'network.relay': {
@@ -27,7 +28,8 @@ const RELAY_CONFIG = {
     maxReservations: 16,
     dataLimitMb: 64,
     durationLimitS: 600,
-    reservationTtlS: 3600,
+    // the shortest allowed: libp2p refreshes 30 s in (at most 5 min before expiry, at least 30 s)
+    reservationTtlS: 60,
     keeperIntervalMs: 500
   }
 }
@@ -64,6 +66,7 @@ test.after(async () => {
 test('a node holds a reservation on its bootstrap relay and advertises the circuit address', async () => {
   const keeper = home.libp2p.services.relayKeeper
   await until('home reserves on the relay', () => keeper.relays().includes(relay.peerId), 20_000)
+  reservedAt = Date.now()
   assert.is(keeper.reachability(), 'relayed')
   assert.ok(relay.libp2p.services.relay!.reservations.size >= 1)
   await until(
@@ -83,6 +86,19 @@ test('a job reaches the node over the relay and says "relayed"', async () => {
   assert.is(r.servedBy, home.peerId)
   assert.is(r.connection, 'relayed')
   assert.is(r.outputIds.length, 8)
+})
+
+test('a reservation outlives its TTL: the client refreshes it and the relay keeps it', async () => {
+  // the relay drops a reservation nobody refreshed when its TTL (60 s here) runs out
+  const held = () => relay.libp2p.services.relay!.reservations.has(home.libp2p.peerId)
+  assert.ok(held(), 'the relay holds a reservation for the home node')
+  const wait = reservedAt + 65_000 - Date.now()
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  assert.ok(held(), 'still held after its TTL')
+  assert.ok(home.libp2p.services.relayKeeper.relays().includes(relay.peerId), 'still advertised')
+  const model = serving(home).models()[0]!.modelId
+  const r = await client.infer(circuitAddr(), { model, prompt: 'later', params: { maxNewTokens: 4 } })
+  assert.is(r.connection, 'relayed')
 })
 
 test('after the relay restarts the reservation comes back and jobs resume', async () => {

@@ -8,24 +8,23 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { until } from '../helpers/wait.ts'
 import { buildCast, type Cast, jobsFrom, peersOf, restartRelay } from './fixture.ts'
-import { namespacesLeft } from './netns.ts'
+import { namespacesLeft, requireNamespaces } from './netns.ts'
 
-let cast: Cast
+// Built at the top, not in a before hook: uvu reports a failing hook as nothing more than zero
+// passed tests, and a machine that cannot run this tier must say why (requireNamespaces), loudly.
+requireNamespaces()
+const cast: Cast = await buildCast([
+  { name: 'A', nat: 'friendly', serve: false },
+  { name: 'B', nat: 'friendly', serve: true },
+  { name: 'C', nat: 'symmetric', serve: true }
+])
 
 const home = (name: string) => cast.homes.get(name)!
 const nsOf = (name: string) => cast.topo.homes.find((h) => h.name === name)!.ns
 
-test.before(async () => {
-  cast = await buildCast([
-    { name: 'A', nat: 'friendly', serve: false },
-    { name: 'B', nat: 'friendly', serve: true },
-    { name: 'C', nat: 'symmetric', serve: true }
-  ])
-})
-
 test.after(async () => {
-  const prefix = cast?.topo.prefix
-  await cast?.close()
+  const prefix = cast.topo.prefix
+  await cast.close()
   if (prefix) assert.equal(namespacesLeft({ prefix }), [], 'every namespace of the run is removed')
 })
 

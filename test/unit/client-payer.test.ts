@@ -81,4 +81,38 @@ test('another chain or a price over the cap is refused, nothing signed', async (
   assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 0n, owed: 0n })
 })
 
+// H4 (docs/THREATS.md): the payer signs only what the job can cost, and checks the receipt
+// against the terms its voucher accepted.
+test('terms that ask to reserve more than the job can cost are refused, nothing signed', async () => {
+  const { wallet, payer: p } = payer()
+  // (3 + 7) tokens at 1e6 per 1k = 10,000 wei at most: a relay that inflates the ask gets nothing
+  try {
+    await p.voucherForTerms('/peer', job, terms({ maxAmountDue: '10001' }))
+    assert.unreachable('signed an inflated worst case')
+  } catch (err) {
+    assert.instance(err, PaymentRefusedError)
+    assert.match((err as Error).message, /can cost at most 10000/)
+  }
+  assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 0n, owed: 0n })
+})
+
+test('a receipt whose operator, price or amount differ from the accepted terms is named', async () => {
+  const { payer: p } = payer()
+  const v = await p.voucherForTerms('/peer', job, terms())
+  const body = { operator, pricePer1kTokens: '1000000', promptTokens: 3, outputTokens: 2, amountDue: '5000' }
+  const r = (b: Partial<typeof body>) => ({ body: { ...body, ...b } }) as unknown as Receipt
+  assert.is(p.receiptMismatch(v, r({})), undefined, 'an honest receipt matches')
+  assert.is(
+    p.receiptMismatch(v, r({ operator: privateKeyToAccount(generatePrivateKey()).address }))?.field,
+    'body.operator'
+  )
+  assert.is(
+    p.receiptMismatch(v, r({ pricePer1kTokens: '2000000', amountDue: '10000' }))?.field,
+    'body.pricePer1kTokens'
+  )
+  assert.is(p.receiptMismatch(v, r({ amountDue: '5001' }))?.field, 'body.amountDue')
+  // more than the signed worst case (5000 wei: the node's ask) cannot be owed
+  assert.is(p.receiptMismatch(v, r({ outputTokens: 3, amountDue: '6000' }))?.field, 'body.amountDue')
+})
+
 test.run()

@@ -48,6 +48,10 @@ contract Settlement is EIP712 {
     /// the client signed before can still be claimed
     uint64 public immutable withdrawalDelay;
 
+    /// the shortest withdrawal delay a deployment may choose: longer than any claim interval a node
+    /// allows (nodes claim at least twice per delay), so a withdrawal never outruns a claim (L1)
+    uint64 public constant MIN_WITHDRAWAL_DELAY = 1 hours;
+
     /// refusal reasons of a claim entry (VoucherRejected, and claim's return value); 0 = settled
     uint8 public constant ABOVE_SIGNED_MAXIMUM = 1;
     uint8 public constant INVALID_SIGNATURE = 2;
@@ -121,6 +125,7 @@ contract Settlement is EIP712 {
     error InvalidProof();
     error AlreadyWithdrawn(uint256 poolId, uint256 index);
     error UnknownPool(uint256 poolId);
+    error WithdrawalDelayTooShort(uint64 delay, uint64 minimum);
 
     constructor(
         IERC20 token_,
@@ -133,6 +138,9 @@ contract Settlement is EIP712 {
         adapterRegistry = adapterRegistry_;
         datanetRegistry = datanetRegistry_;
         treasury = treasury_;
+        if (withdrawalDelay_ < MIN_WITHDRAWAL_DELAY) {
+            revert WithdrawalDelayTooShort(withdrawalDelay_, MIN_WITHDRAWAL_DELAY);
+        }
         withdrawalDelay = withdrawalDelay_;
     }
 

@@ -31,7 +31,7 @@ export interface SwarmChain {
 export const ROLE = { treasury: 0, client: 1, owners: [2, 3], datanetOwner: 4 } as const
 
 export function startAnvil(logger?: Logger): Promise<LocalChain> {
-  return startLocalChain({ accounts: 5, withdrawalDelaySec: 60, logger })
+  return startLocalChain({ accounts: 5, withdrawalDelaySec: 3600, logger })
 }
 
 export interface SwarmChainInput {

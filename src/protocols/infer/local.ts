@@ -3,7 +3,7 @@
 // engine, record each token as owed before sending it, then sign the receipt (and store the
 // payment) before the result. A job that ends any other way is still owed what it delivered.
 
-import { checkProofSchema } from '../../attribution/proof-schema.ts'
+import { type AttributionProof, AttributionProofSchema } from '../../attribution/proof-schema.ts'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
 import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import type { Logger } from '../../common/log.ts'
@@ -210,14 +210,15 @@ const round = (ms: number) => Math.round(ms * 100) / 100
  * ids are the client's to choose, so a stored proof under the same id may be another job's) and
  * passes the schema the client checks (else the client would refuse the whole result).
  */
-function sentProof(proof: unknown, proofHash: Hex): unknown {
+function sentProof(proof: unknown, proofHash: Hex): AttributionProof | undefined {
   if (proof === undefined) return undefined
   try {
     if (sha256Hex(encodeCanonical(proof)) !== proofHash) return undefined
   } catch {
     return undefined
   }
-  return checkProofSchema(proof) === undefined ? proof : undefined
+  const checked = AttributionProofSchema.safeParse(proof)
+  return checked.success ? checked.data : undefined
 }
 
 type Payment = { job: Awaited<ReturnType<PaymentGate['openJob']>>; hash: Hex }

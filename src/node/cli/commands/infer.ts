@@ -6,13 +6,16 @@
 //   openlora infer --bootstrap /ip4/…/p2p/… --model ID --adapter CID …   (any peer serving it)
 //                  (--prompt TEXT | --messages FILE | --prompt-ids 1,2,3) [--json] [--out FILE]
 //                  [--pay --chain FILE --key-file FILE [--max-price WEI]]
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { findPeer } from '../../../client/find-peer.ts'
 import { createClientHost } from '../../../client/host.ts'
-import type { ChatMessage } from '../../../protocols/infer/codec.ts'
+import { z } from '../../../common/schema.ts'
+import { type ChatMessage, ChatMessageSchema } from '../../../protocols/infer/codec.ts'
+import { MAX_MESSAGES } from '../../../protocols/infer/constants.ts'
 import { InferError } from '../../../protocols/infer/errors.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
+import { readJsonInput } from '../../cli/json-input.ts'
 import { chainOptions, dataDirOf, endpointFromFlags, keyFromFlags } from './chain-options.ts'
 
 const MAX_MESSAGES_FILE_BYTES = 1024 * 1024
@@ -26,20 +29,12 @@ function intOption(values: Record<string, unknown>, name: string, dflt: number):
   return n
 }
 
-async function readMessages(file: string): Promise<ChatMessage[]> {
-  const text = await readFile(file, 'utf8').catch((err) => {
-    throw new UsageError(`--messages ${file}: ${(err as Error).message}`)
+function readMessages(file: string): Promise<ChatMessage[]> {
+  return readJsonInput(file, z.array(ChatMessageSchema).min(1).max(MAX_MESSAGES), {
+    what: '--messages',
+    maxBytes: MAX_MESSAGES_FILE_BYTES,
+    hint: '[{ "role": "user", "content": "…" }]'
   })
-  if (text.length > MAX_MESSAGES_FILE_BYTES) throw new UsageError(`--messages ${file} is over 1 MiB`)
-  let v: unknown
-  try {
-    v = JSON.parse(text)
-  } catch {
-    throw new UsageError(`--messages ${file} is not JSON: expected [{ "role": "user", "content": "…" }]`)
-  }
-  if (!Array.isArray(v))
-    throw new UsageError(`--messages ${file} must hold a JSON array of { role, content }`)
-  return v as ChatMessage[]
 }
 
 export const inferCommand: Command = {
