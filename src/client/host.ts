@@ -16,6 +16,7 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { holePuncher } from '../protocols/punch/punch.ts'
 import { DHT_PROTOCOL } from '../protocols/routing/dht.ts'
 import { type ConnectionKind, InferClient } from './client.ts'
 import type { JobPayer } from './payer.ts'
@@ -125,6 +126,7 @@ export async function createClientHost(
       identify: identify(),
       ping: ping(),
       dcutr: dcutr(),
+      punch: holePuncher(),
       // finds a peer by id (`openlora infer --peer`); a client never serves the DHT
       dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: true, peerInfoMapper: passthroughMapper })
     }
