@@ -60,7 +60,7 @@ function freePort(): Promise<number> {
 }
 
 /** A peer's claimed mapping, checked: an IPv4 address and a port, nothing else is ever dialled. */
-function mappingFrom(v: Record<string, unknown>): { host: string; port: number } {
+export function mappingFrom(v: Record<string, unknown>): { host: string; port: number } {
   const host = v.host
   const port = v.port
   if (
