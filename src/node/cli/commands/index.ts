@@ -9,6 +9,7 @@ import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
+import { keysCommands } from './keys.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
 import { startCommand } from './start.ts'
@@ -17,6 +18,7 @@ import { verifyCommand } from './verify.ts'
 export const commands: Command[] = [
   startCommand,
   idCommand,
+  ...keysCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,
