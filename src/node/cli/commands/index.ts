@@ -10,6 +10,7 @@ import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
+import { keysCommands } from './keys.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
 import { withdrawContributionCommand } from './rewards-contribution.ts'
@@ -20,6 +21,7 @@ export const commands: Command[] = [
   startCommand,
   idCommand,
   ...configCommands,
+  ...keysCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,
