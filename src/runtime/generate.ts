@@ -3,6 +3,7 @@
 // max tokens / abort. The serving engine batches many of these; this is the one-request path the
 // `openlora generate` command and the correctness tests use.
 import { InvalidParametersError } from '../common/errors.ts'
+import type { ResponseFormatSpec } from './constrain/format.ts'
 import { checkSamplingParams, createRng, type SamplingParams, sample } from './sampling.ts'
 
 export interface GenerationParams extends SamplingParams {
@@ -10,6 +11,8 @@ export interface GenerationParams extends SamplingParams {
   seed?: number
   stopTokenIds?: number[]
   stopStrings?: string[]
+  /** structured output: the engine masks tokens so the text parses (src/runtime/constrain) */
+  responseFormat?: ResponseFormatSpec
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort'

@@ -7,6 +7,7 @@ import { checkProofSchema } from '../../attribution/proof-schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { parseCid } from '../../crypto/cid.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import { MAX_SCHEMA_CHARS, type ResponseFormatSpec } from '../../runtime/constrain/format.ts'
 import {
   MAX_CID_CHARS,
   MAX_ERROR_MESSAGE_CHARS,
@@ -54,6 +55,8 @@ export interface WireGenerationParams {
   seed?: number
   stopTokenIds?: number[]
   stopStrings?: string[]
+  /** structured output by constrained decoding (src/runtime/constrain) */
+  responseFormat?: ResponseFormatSpec
 }
 
 export interface ChatMessage {
@@ -207,7 +210,8 @@ function parseParams(v: unknown): WireGenerationParams {
     'topP',
     'seed',
     'stopTokenIds',
-    'stopStrings'
+    'stopStrings',
+    'responseFormat'
   ])
   const out: WireGenerationParams = {
     maxNewTokens: int(p.maxNewTokens, 'body.params.maxNewTokens', 1, MAX_NEW_TOKENS)
@@ -222,7 +226,19 @@ function parseParams(v: unknown): WireGenerationParams {
     out.stopStrings = arr(p.stopStrings, 'body.params.stopStrings', MAX_STOP_STRINGS).map((s, i) =>
       str(s, `body.params.stopStrings[${i}]`, MAX_STOP_STRING_CHARS, 1)
     )
+  if (p.responseFormat !== undefined) out.responseFormat = parseResponseFormat(p.responseFormat)
   return out
+}
+
+function parseResponseFormat(v: unknown): ResponseFormatSpec {
+  const f = obj(v, 'body.params.responseFormat', ['type', 'schema'])
+  if (f.type === 'json_object' && f.schema === undefined) return { type: 'json_object' }
+  if (f.type !== 'json_schema')
+    throw new SchemaError('body.params.responseFormat.type', "must be 'json_object' or 'json_schema'")
+  return {
+    type: 'json_schema',
+    schema: str(f.schema, 'body.params.responseFormat.schema', MAX_SCHEMA_CHARS, 2)
+  }
 }
 
 export function parseRequestBody(v: unknown): RequestBody {

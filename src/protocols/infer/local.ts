@@ -58,9 +58,12 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       )
   }
   const gate = ctx.c.payments?.()
+  // A job this node submits itself (its HTTP gateway) is free: an operator never pays itself.
+  const own = job.remote === ctx.c.peerId && job.frame.route.length === 0
+  const price = own ? '0' : ctx.init.pricePer1kTokens
   // per-phase times for the `job served` line (the swarm report splits a job's time with them)
   const tCheck = performance.now()
-  const payment = gate ? await checkPayment(gate, body, promptTokens, ctx) : undefined
+  const payment = gate && !own ? await checkPayment(gate, body, promptTokens, ctx) : undefined
   const checkMs = performance.now() - tCheck
   const startedAt = Date.now()
   const route = [...job.frame.route, ctx.c.peerId]
@@ -102,8 +105,8 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       outputHash: hashTokenIds(ev.outputIds),
       promptTokens: ev.promptIds.length,
       outputTokens: ev.outputIds.length,
-      pricePer1kTokens: ctx.init.pricePer1kTokens,
-      amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, ctx.init.pricePer1kTokens),
+      pricePer1kTokens: price,
+      amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, price),
       attribution,
       voucher: payment?.hash ?? null,
       startedAt,
