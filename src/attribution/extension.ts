@@ -5,7 +5,7 @@
 // provenance commitment.
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { Spec } from '../common/config-spec.ts'
+import { z } from '../common/schema.ts'
 import type { NodeComponents, NodeExtension, Service } from '../common/service.ts'
 import type { Hex } from '../crypto/hash.ts'
 import { modelIdOf, parseModelConfig } from '../runtime/model/config.ts'
@@ -19,16 +19,11 @@ import { ProvenanceStore } from './provenance-store.ts'
 import { AttributionProofStore, type JobOutput, spanAttributionProvider } from './provider.ts'
 import type { AttributionSummary } from './types.ts'
 
-export interface AttributionConfig {
+export const AttributionConfigSchema = z.strictObject({
   /** shortest output span (tokens) credited to a datanet */
-  minSpanTokens: number
-}
-
-export const ATTRIBUTION_CONFIG_SPEC: Spec = {
-  type: 'section',
-  fields: { minSpanTokens: { type: 'int', min: 1, max: 4096 } }
-}
-export const ATTRIBUTION_CONFIG_DEFAULTS: AttributionConfig = { minSpanTokens: DEFAULT_MIN_SPAN_TOKENS }
+  minSpanTokens: z.int().min(1).max(4096).default(DEFAULT_MIN_SPAN_TOKENS)
+})
+export type AttributionConfig = z.output<typeof AttributionConfigSchema>
 
 /** Where datanet chunks and span indexes live (the CLI uses the same place). */
 export function datanetDir(dataDir: string): string {
@@ -52,10 +47,7 @@ declare module '../common/service.ts' {
 }
 
 function attributionService(components: NodeComponents): AttributionService {
-  const cfg = {
-    ...ATTRIBUTION_CONFIG_DEFAULTS,
-    ...components.config.attribution
-  }
+  const cfg = AttributionConfigSchema.parse(components.config.attribution ?? {})
   const log = components.logger.child('attribution')
   const store = new DatanetStore({
     db: components.db,
@@ -164,6 +156,6 @@ function attributionService(components: NodeComponents): AttributionService {
 
 export const attributionExtension: NodeExtension = {
   name: 'attribution',
-  config: { attribution: { spec: ATTRIBUTION_CONFIG_SPEC, defaults: ATTRIBUTION_CONFIG_DEFAULTS } },
+  config: { attribution: { schema: AttributionConfigSchema } },
   services: () => ({ attribution: attributionService })
 }

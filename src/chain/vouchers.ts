@@ -29,7 +29,10 @@ export interface VoucherCheckResult {
   owed: bigint
   /** how much this voucher raises the channel's signed maximum */
   increase: bigint
+  /** the client's escrow at this node */
   escrowBalance: bigint
+  /** what the chain has paid on the channel */
+  onChainClaimed: bigint
 }
 
 /**
@@ -61,7 +64,7 @@ export async function checkVoucher(
   const [stored, onChain, escrow] = await Promise.all([
     store.getChannel(channel),
     chain.claimedOf(v.client, v.node, v.adapterId),
-    chain.escrowOf(v.client)
+    chain.escrowOf(v.client, v.node)
   ])
   const storedLatest = stored ? BigInt(stored.latest.cumulativeAmount) : 0n
   const previous = storedLatest > onChain ? storedLatest : onChain
@@ -93,12 +96,13 @@ export async function checkVoucher(
   if (stored && onChain > BigInt(stored.claimed)) await store.setClaimed(channel, onChain)
   // what this node will claim from the client: owed and not yet paid on all its channels, plus
   // this job's worst case (the margin a voucher signs beyond that is never claimed)
-  const exposure = (await store.unclaimedFromClient(v.client)) + input.maxAmountDue
+  const exposure =
+    (await store.unclaimedFromClient(v.client)) + store.reservedFromClient(v.client) + input.maxAmountDue
   if (exposure > escrow.balance)
     throw new VoucherRejectedError(
       'INSUFFICIENT_ESCROW',
       `escrow ${escrow.balance} wei does not cover ${exposure} wei this node is owed unclaimed with this job's worst case`,
       { balance: escrow.balance.toString(), needed: exposure.toString() }
     )
-  return { channel, previous, owed, increase, escrowBalance: escrow.balance }
+  return { channel, previous, owed, increase, escrowBalance: escrow.balance, onChainClaimed: onChain }
 }

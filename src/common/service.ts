@@ -12,8 +12,8 @@
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Level } from 'level'
 import type { PrivateKeyAccount } from 'viem/accounts'
-import type { Spec } from './config-spec.ts'
 import type { Logger } from './log.ts'
+import type { z } from './schema.ts'
 
 /** What the node starts in order and stops in reverse. */
 export interface Service {
@@ -91,11 +91,11 @@ export type ServiceFactory<S = Service> = (components: NodeComponents) => S | Pr
 export type ServiceFactories = { [K in keyof Services]?: ServiceFactory<Services[K]> }
 
 export interface ConfigSection {
-  spec: Spec
-  defaults: unknown
+  /** a zod schema of the section whose parse of {} gives its defaults (every key has one) */
+  schema: z.ZodType
 }
 
-/** How a layer joins the node: a config section with its defaults, and services built from config. */
+/** How a layer joins the node: a config section (its schema holds the defaults), and services built from config. */
 export interface NodeExtension {
   name: string
   config?: Record<string, ConfigSection>

@@ -4,7 +4,7 @@
 import { InferClient } from '../client/client.ts'
 import { dialerOf } from '../client/host.ts'
 import type { NodeComponents, NodeConfig, NodeExtension } from '../common/service.ts'
-import { GATEWAY_CONFIG_DEFAULTS, GATEWAY_CONFIG_SPEC, type GatewayConfig } from './config.ts'
+import { type GatewayConfig, GatewayConfigSchema } from './config.ts'
 import { type GatewayPayer, openPayer } from './payer.ts'
 import { type AliasStore, type GatewayComponents, GatewayService } from './service.ts'
 
@@ -18,7 +18,7 @@ declare module '../common/service.ts' {
 }
 
 export function gatewayConfigOf(config: NodeConfig): GatewayConfig {
-  return { ...GATEWAY_CONFIG_DEFAULTS, ...config.gateway }
+  return GatewayConfigSchema.parse(config.gateway ?? {})
 }
 
 async function aliasStore(components: NodeComponents): Promise<AliasStore> {
@@ -120,6 +120,6 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
 
 export const gatewayExtension: NodeExtension = {
   name: 'gateway',
-  config: { gateway: { spec: GATEWAY_CONFIG_SPEC, defaults: GATEWAY_CONFIG_DEFAULTS } },
+  config: { gateway: { schema: GatewayConfigSchema } },
   services: () => ({ gateway: gatewayService })
 }

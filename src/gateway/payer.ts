@@ -27,7 +27,10 @@ class BudgetedPayer extends JobPayer {
   readonly #maxSpend: bigint
   /** the highest maximum signed per channel (node, adapter) in this process */
   readonly #signed = new Map<string, bigint>()
-  #deposited: bigint | undefined
+  /** escrow per node channel as last read or deposited */
+  readonly #deposited = new Map<Address, bigint>()
+  /** what this gateway deposited, against gateway.maxSpend */
+  #committed = 0n
   #lock: Promise<unknown> = Promise.resolve()
 
   constructor(
@@ -58,27 +61,39 @@ class BudgetedPayer extends JobPayer {
     return v
   }
 
-  /** Every signed maximum must be covered by escrow: deposit the difference, up to the budget. */
+  /**
+   * Every signed maximum must be covered by the escrow of its node's channel (escrow is per client
+   * and node): deposit the difference there, as long as all committed escrow stays in the budget.
+   */
   #fund(v: Record<string, unknown>): Promise<void> {
     const run = this.#lock.then(async () => {
-      const key = `${String(v.node)} ${String(v.adapterId)}`
+      const node = String(v.node) as Address
+      const key = `${node} ${String(v.adapterId)}`
       const amount = BigInt(String(v.cumulativeAmount))
       const prev = this.#signed.get(key) ?? 0n
-      if (amount > prev) this.#signed.set(key, amount)
+      if (amount <= prev) return
+      this.#signed.set(key, amount)
       let need = 0n
-      for (const a of this.#signed.values()) need += a
-      if (need > this.#maxSpend) {
+      let total = 0n
+      for (const [k, a] of this.#signed) {
+        total += a
+        if (k.startsWith(`${node} `)) need += a
+      }
+      const deposited =
+        this.#deposited.get(node) ?? (await this.#chain.escrowOf(this.wallet.address, node)).balance
+      const more = need > deposited ? need - deposited : 0n
+      if (this.#committed + more > this.#maxSpend) {
         this.#signed.set(key, prev)
         throw new BudgetExhaustedError(
-          `paying this job would commit ${need} wei of escrow; gateway.maxSpend is ${this.#maxSpend} wei`,
-          { need: need.toString(), maxSpend: this.#maxSpend.toString() }
+          `paying this job needs ${more} wei more escrow; gateway.maxSpend ${this.#maxSpend} wei, ${this.#committed} already deposited`,
+          { need: need.toString(), total: total.toString(), maxSpend: this.#maxSpend.toString() }
         )
       }
-      this.#deposited ??= (await this.#chain.escrowOf(this.wallet.address)).balance
-      if (this.#deposited < need) {
-        await this.#chain.deposit(need - this.#deposited)
-        this.#deposited = need
+      if (more > 0n) {
+        await this.#chain.deposit(more, { node })
+        this.#committed += more
       }
+      this.#deposited.set(node, deposited + more)
     })
     this.#lock = run.catch(() => {})
     return run

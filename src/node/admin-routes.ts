@@ -3,6 +3,7 @@
 
 import type { NodeComponents } from '../common/service.ts'
 import { ADAPTER_TIERS, type AdapterTier } from '../serving/capability.ts'
+import type { Host } from './host.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()
@@ -10,13 +11,16 @@ const startedAt = Date.now()
 /** GET /peers: what `openlora peers` prints and the swarm launcher polls (one shape for all three). */
 export type PeersAnswer = ReturnType<typeof peersAnswer>
 
-function peersAnswer(c: NodeComponents) {
+function peersAnswer(c: NodeComponents, host: Host) {
   return {
     self: c.identity.peerId.toString(),
+    reachability: host.services.relayKeeper.reachability(),
     connections: c.libp2p.getConnections().map((conn) => ({
       peerId: conn.remotePeer.toString(),
       addr: conn.remoteAddr.toString(),
-      direction: conn.direction
+      direction: conn.direction,
+      // relayed = a limited connection through a circuit relay (DCUtR may upgrade it)
+      type: (conn.limits == null ? 'direct' : 'relayed') as 'direct' | 'relayed'
     })),
     table: c.peerTable.entries().map(({ peerId, advert, receivedAt }) => {
       const b = advert.body
@@ -25,6 +29,7 @@ function peersAnswer(c: NodeComponents) {
         operator: b.operator,
         version: b.version,
         addrs: b.addrs,
+        reachability: b.reachability ?? null,
         hardware: b.hardware,
         executionProvider: b.executionProvider,
         models: b.models,
@@ -44,7 +49,8 @@ function peersAnswer(c: NodeComponents) {
   }
 }
 
-export function registerCoreRoutes(c: NodeComponents): void {
+/** `host` is the node's libp2p with its typed services (reachability, DHT mode). */
+export function registerCoreRoutes(c: NodeComponents, host: Host): void {
   c.admin.route('/status', () => ({
     peerId: c.identity.peerId.toString(),
     operator: c.identity.operator.address,
@@ -52,9 +58,12 @@ export function registerCoreRoutes(c: NodeComponents): void {
     pid: process.pid,
     uptimeMs: Date.now() - startedAt,
     addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
+    reachability: host.services.relayKeeper.reachability(),
+    relays: host.services.relayKeeper.relays(),
+    dht: host.services.dht?.getMode() ?? 'off',
     connections: c.libp2p.getConnections().length,
     peerTable: c.peerTable.size,
     adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
-  c.admin.route('/peers', () => peersAnswer(c))
+  c.admin.route('/peers', () => peersAnswer(c, host))
 }

@@ -17,6 +17,7 @@ import { cidDigest } from '../crypto/cid.ts'
 import { toHex } from '../crypto/hash.ts'
 import { inferConfigOf } from '../protocols/infer/extension.ts'
 import type { NodeConfig } from './config/schema.ts'
+import { writeSecretFile } from './identity.ts'
 import type { OpenLoraNode } from './node.ts'
 
 export const DEMO_MODEL_ID = 'demo-tiny (random weights)'
@@ -95,10 +96,12 @@ export async function finishDemo(node: OpenLoraNode, plan: DemoPlan | null, log:
     // a local chain starts empty on every start: register the datanet and the adapter again
     if (adapter) await registerDemo(node, chain, local, adapter)
     const client = new ChainClient({ ...chain.endpoint, account: local.accounts[1]! })
-    if ((await client.escrowOf(client.address)).balance < DEMO_DEPOSIT / 10n)
-      await client.deposit(DEMO_DEPOSIT)
+    // escrow is per (client, node): the demo client's is at this node
+    const operator = node.identity.operator.address as Address
+    if ((await client.escrowOf(client.address, operator)).balance < DEMO_DEPOSIT / 10n)
+      await client.deposit(DEMO_DEPOSIT, { node: operator })
     clientKeyFile = join(node.dataDir.path, 'demo-client.key')
-    writeFileSync(clientKeyFile, `${local.privateKeys[1]}\n`, { mode: 0o600 })
+    writeSecretFile(clientKeyFile, `${local.privateKeys[1]}\n`)
   }
   log.debug('demo ready', { adapter: adapter?.cid, datanet: adapter?.datanetId })
   return { adapter, clientKeyFile }

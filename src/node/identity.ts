@@ -2,7 +2,7 @@
 // - peer.key: libp2p Ed25519 private key (protobuf), so the peer id survives restarts;
 // - operator.key: secp256k1 private key (hex) whose Ethereum address receives rewards.
 // The operator signs a binding to the peer id once per start; adverts carry that signature.
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -18,15 +18,28 @@ export type { NodeIdentity }
 
 function writeSecret(file: string, data: Uint8Array | string): void {
   const tmp = `${file}.${process.pid}.tmp`
+  rmSync(tmp, { force: true })
   writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
   renameSync(tmp, file)
 }
 
-function readSecret(file: string, log: Logger): Buffer {
+/**
+ * A key that others on the machine can read is not this node's alone any more (L5,
+ * docs/THREATS.md): refused, not only warned about. Throws KeyFileError (what to do in it).
+ */
+export function readSecret(file: string, _log?: Logger): Buffer {
   const mode = statSync(file).mode & 0o777
-  if ((mode & 0o077) !== 0)
-    log.warn('key file is readable by others; chmod 600 it', { file, mode: mode.toString(8) })
+  if (process.platform !== 'win32' && (mode & 0o077) !== 0)
+    throw new KeyFileError(
+      file,
+      `is readable by group or others (mode ${mode.toString(8).padStart(3, '0')}); run \`chmod 600 ${file}\` and start again`
+    )
   return readFileSync(file)
+}
+
+/** Writes a secret so that only this user can read it, whatever was at that path before. */
+export function writeSecretFile(file: string, data: Uint8Array | string): void {
+  writeSecret(file, data)
 }
 
 export async function loadPeerKey(keysDir: string, log: Logger): Promise<PrivateKey> {

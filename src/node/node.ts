@@ -17,6 +17,7 @@ import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
 import { advertisedAddrs, createHost, type Host } from './host.ts'
 import { loadIdentity } from './identity.ts'
+import { ProviderPublisher } from './providers.ts'
 import { NODE_VERSION } from './version.ts'
 
 /** Each stop step gets at most this long, and all of them together STOP_BUDGET_MS, so SIGINT
@@ -88,6 +89,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         capabilities,
         operator: { address: identity.operator.address, signature: identity.operator.bindingSignature },
         addresses: () => advertisedAddrs(libp2p, config),
+        reachability: () => libp2p.services.relayKeeper.reachability(),
         logger: log,
         libp2p
       },
@@ -124,6 +126,18 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
     factories.push(...Object.entries(overrides.services ?? {}))
     for (const [name, factory] of factories) components.services[name] = await factory(components)
 
+    const providers = new ProviderPublisher(
+      libp2p,
+      capabilities,
+      () => {
+        try {
+          return components.services.attribution?.store
+        } catch {
+          return undefined // configured but not started
+        }
+      },
+      log
+    )
     const steps: Array<{ name: string; start: () => unknown; stop: () => unknown }> = [
       { name: 'libp2p', start: () => libp2p.start(), stop: () => libp2p.stop() },
       { name: 'peer-table', start: () => peerTable.start(), stop: () => peerTable.stop() },
@@ -133,6 +147,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         stop: () => s?.stop?.()
       })),
       { name: 'adverts', start: () => adverts.start(), stop: () => adverts.stop() },
+      { name: 'providers', start: () => providers.start(), stop: () => providers.stop() },
       { name: 'dialer', start: () => dialer.start(), stop: () => dialer.stop() },
       {
         name: 'admin',
@@ -140,7 +155,21 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         stop: () => admin.stop()
       }
     ]
-    registerCoreRoutes(components)
+    registerCoreRoutes(components, libp2p)
+    // A reservation made or lost, or an address AutoNAT confirmed, changes how peers reach us:
+    // say so once, and re-advertise at once instead of at the next heartbeat.
+    let reachability = libp2p.services.relayKeeper.reachability()
+    libp2p.addEventListener('self:peer:update', () => {
+      const now = libp2p.services.relayKeeper.reachability()
+      if (now !== reachability)
+        log.info('reachability changed', {
+          from: reachability,
+          to: now,
+          relays: libp2p.services.relayKeeper.relays()
+        })
+      reachability = now
+      adverts.schedulePublish()
+    })
     let started = 0
     let stopping: Promise<void> | undefined
     const openDb = db

@@ -145,12 +145,16 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
 
   // The client: deposit, then a wallet that pays on this chain.
   const deposit = 5n * OPEN
-  await client.deposit(deposit)
+  await client.deposit(deposit, { node: operator })
   const wallet = new VoucherWallet(privateKeyToAccount(clientKey!), client.domain)
   const payer = new JobPayer(wallet, client.domain)
   let infer: InferClient
   ;({ client: infer, stop: stopClient } = await createClientHost({ payer }))
-  await until('B sees A serving the model', () => b.peerTable.query({ model: model.modelId }).length > 0)
+  // the adapter, not just the model: under load A's advert naming the adapter can arrive later
+  await until(
+    'B sees A serving the adapter',
+    () => b.peerTable.query({ model: model.modelId, adapter: cid }).length > 0
+  )
 
   const receipts = []
   for (let i = 0; i < 3; i++) {
@@ -188,7 +192,7 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
   assert.is(await client.claimedOf(client.address, operator, adapterId), owed)
   const split = splitPayment(increase)
   assert.is(
-    (await client.escrowOf(client.address)).balance,
+    (await client.escrowOf(client.address, operator)).balance,
     deposit - owed,
     'client escrow keeps the unspent margin (signed − owed)'
   )

@@ -86,8 +86,30 @@ FAMILIES.update({
                                         tie_word_embeddings=False, initializer_range=0.2),
                    ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense']),
 })
+FAMILIES['bloom'] = (T.BloomConfig, dict(n_layer=2, n_head=4, layer_norm_epsilon=1e-5, tie_word_embeddings=False,
+                                          initializer_range=0.2, drop=['intermediate_size', 'num_attention_heads',
+                                                                        'max_position_embeddings']),
+                     ['<s>', '</s>', '<pad>'], CHATML.replace('<|im_start|>', '<s>').replace('<|im_end|>', '</s>'),
+                     ['query_key_value', 'dense'])
+GLM_CHAT = (
+    "[gMASK]<sop>{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+GLM_SPECIALS = ['<sop>', '<|endoftext|>', '[gMASK]', '<|user|>', '<|assistant|>', '<|system|>']
+FAMILIES['glm'] = (T.GlmConfig, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=32, rms_norm_eps=1e-5,
+                                     initializer_range=0.2),
+                   GLM_SPECIALS, GLM_CHAT, ['q_proj', 'k_proj', 'v_proj', 'o_proj'])
+FAMILIES['glm4'] = (T.Glm4Config, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=24, rms_norm_eps=1e-5,
+                                       initializer_range=0.2),
+                    GLM_SPECIALS, GLM_CHAT, ['q_proj', 'v_proj'])
+# Phi-4-mini style: 3/4 of each head rotates (rotate-half within the rotary part)
+FAMILIES['phi3_partial'] = (T.Phi3Config, dict(num_hidden_layers=2, num_key_value_heads=2, head_dim=32, initializer_range=0.2,
+                                               rope_parameters={'rope_type': 'default', 'rope_theta': 10000.0,
+                                                                'partial_rotary_factor': 0.75}),
+                            ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3,
+                            ['qkv_proj', 'o_proj'])
 # fixture name -> registry family, where they differ
-FAMILY_OF = {'falcon_new': 'falcon'}
+FAMILY_OF = {'falcon_new': 'falcon', 'phi3_partial': 'phi3'}
 
 CORPUS = [
     'the quick brown fox jumps over the lazy dog', 'open models serve many adapters at once',

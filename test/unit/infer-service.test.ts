@@ -291,6 +291,19 @@ test('a paid job: no voucher is PAYMENT_REQUIRED; a voucher is checked first, st
     },
     recordPayment: async (_v, r) => {
       calls.push(`record ${r.amountDue}`)
+    },
+    // the node's path: check and reserve before any work, record as tokens go, finish before the result
+    openJob: async (v, job) => {
+      await gate.checkVoucher(v, job)
+      return {
+        delivered: async () => {},
+        finish: async (r) => {
+          calls.push(`record ${r.amountDue}`)
+        },
+        end: async () => {
+          calls.push('end')
+        }
+      }
     }
   }
   const { client } = setup({}, gate)

@@ -54,6 +54,8 @@ export interface AdvertsComponents {
   operator: OperatorBinding
   /** multiaddrs (with /p2p/) other peers should dial us on */
   addresses(): string[]
+  /** how other peers reach this node (put in the advert when given) */
+  reachability?(): 'public' | 'relayed' | 'local'
   logger: Logger
   /** when given, tables are synced with every newly identified peer (sync.ts) */
   libp2p?: AdvertSyncComponents['libp2p']
@@ -176,7 +178,8 @@ export class AdvertService {
         seq: this.#seq,
         now,
         ttlMs: this.#ttlMs,
-        adapterListLimit: this.#listLimit
+        adapterListLimit: this.#listLimit,
+        reachability: this.#c.reachability?.()
       })
       const adv = await signAdvert(body, this.#c.privateKey)
       this.#current = adv

@@ -34,6 +34,11 @@ export interface InferComponents {
   backend?: ServingBackend
   peers?: PeerDirectory
   adapterFetcher?: AdapterFetcher
+  /**
+   * peers holding an adapter according to the DHT's provider records: asked only when no advert
+   * names a holder (an advert may not have reached this node)
+   */
+  adapterProviders?(cid: string, signal: AbortSignal): Promise<string[]>
   attribution?: AttributionProvider
   /**
    * the full proof the attribution provider kept for a job (undefined when it attributed by

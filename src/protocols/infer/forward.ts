@@ -24,7 +24,9 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
   const out = await ctx.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
     signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_FIRST_FRAME_TIMEOUT_MS)]),
     // the protocol id rides with the request: one round trip less per forwarded job
-    negotiateFully: false
+    negotiateFully: false,
+    // a peer behind NAT is reached through a relay (limits sized for jobs by network.relay)
+    runOnLimitedConnection: true
   })
   const onAbort = () => out.abort(new Error('job cancelled upstream'))
   job.signal.addEventListener('abort', onAbort, { once: true })

@@ -25,12 +25,29 @@ export interface AttributionContext {
 export type AttributionProvider = (ctx: AttributionContext) => Attribution | Promise<Attribution>
 
 /**
- * The chain layer's side of a paid job (src/chain/service.ts ChainService fits): check the
- * voucher before serving, store it with the receipt before replying (docs/CHAIN.md).
+ * The chain layer's side of a paid job (src/chain/service.ts ChainService fits): open the job
+ * (check the voucher, reserve its worst case) before any work, record tokens as they are sent,
+ * finish it with the receipt before replying (docs/CHAIN.md).
  */
 export interface PaymentGate {
   readonly domain: { chainId: number; settlement: `0x${string}` }
   checkVoucher(voucher: SignedVoucher, job: { adapterId: Hex; maxAmountDue: bigint }): Promise<unknown>
+  /**
+   * Checks the voucher and reserves the job's worst case before any work; the handle records
+   * tokens as they are sent and ends the job (src/chain/service.ts ChainService.openJob).
+   */
+  openJob(
+    voucher: SignedVoucher,
+    job: { jobId: Hex; adapterId: Hex; maxAmountDue: bigint; promptTokens: number; pricePer1kTokens: bigint }
+  ): Promise<{
+    delivered(n: number): Promise<void>
+    finish(receipt: {
+      amountDue: bigint
+      attribution?: { datanets: Attribution['datanets']; contributors: Attribution['contributors'] }
+      receipt?: unknown
+    }): Promise<void>
+    end(): Promise<void>
+  }>
   recordPayment(
     voucher: SignedVoucher,
     receipt: {

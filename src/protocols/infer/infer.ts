@@ -72,7 +72,9 @@ export class InferService {
     if (this.#started) return
     await this.#c.host.handle(C.INFER_PROTOCOL, (s, c) => this.handle(s, c), {
       maxInboundStreams: C.MAX_INBOUND_STREAMS,
-      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
+      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS,
+      // jobs to a node behind NAT arrive over a relayed connection
+      runOnLimitedConnection: true
     })
     this.#started = true
   }
@@ -279,6 +281,17 @@ export class InferService {
       selfOperator: this.#c.operator.address
     }
     const plan = planRoute(input)
+    if (plan.length === 0 && hasModel && body.adapter !== null && this.#c.adapterFetcher) {
+      // no advert names a holder: the DHT's provider records may (then fetch and serve here)
+      const from = await this.#c
+        .adapterProviders?.(
+          body.adapter,
+          AbortSignal.any([job.signal, AbortSignal.timeout(C.PROVIDER_LOOKUP_TIMEOUT_MS)])
+        )
+        .catch(() => [])
+      const sources = (from ?? []).filter((p) => p !== this.#c.peerId && p !== body.client)
+      if (sources.length > 0 && load.freeSlots > 0) return [{ kind: 'local', fetchFrom: sources }]
+    }
     if (plan.length === 0) {
       const code = whyNoRoute(input)
       throw new InferError(

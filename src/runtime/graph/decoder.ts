@@ -28,8 +28,9 @@
 // - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
 //   the maximum sequence length.
 import { familyOf, type ModelConfig, type Projection, projectionsOf } from '../model/config.ts'
+import { alibiSlopes } from '../model/families/bloom.ts'
 import type { LayerWeights } from '../model/families/types.ts'
-import { type ModelLayout, modelLayout } from '../model/layout.ts'
+import { alibiSlot, type ModelLayout, modelLayout } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { DT, GraphBuilder } from './proto.ts'
 import { INT8_ACCURACY_LEVEL, INT8_BLOCK, type QuantizedLinear, quantizeRows } from './quantize.ts'
@@ -278,6 +279,23 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     return g.op('Mul', [x, g.op('Sigmoid', [x])])
   }
 
+  // ALiBi (BLOOM) as one extra q/k dimension in the head padding: q carries slope_h / scale and k
+  // its own position (new_pos, the slot it takes in the cache, stored there with it), so
+  // scale · q·k gains slope_h · key position — transformers' alibi term (softmax ignores the
+  // per-query constant the relative form would subtract)
+  const alibi = cfg.positions === 'alibi' ? alibiInputs() : null
+  function alibiInputs() {
+    const slot = alibiSlot(D)
+    const slopes = alibiSlopes(cfg.numHeads)
+    const cq = new Float32Array(qOut)
+    for (let hh = 0; hh < cfg.numHeads; hh++) cq[hh * Dp + slot] = slopes[hh]! / cfg.attentionScale
+    const ek = new Float32Array(kvOut)
+    for (let hh = 0; hh < cfg.numKvHeads; hh++) ek[hh * Dp + slot] = 1
+    const pos = g.op('Cast', [g.op('Reshape', [NEW_POS, g.int64('alibi.pos_shape', [0, -1, 1])])], {
+      to: DT.FLOAT
+    })
+    return { q: g.weight('alibi.q', cq, [qOut]), k: g.weight('alibi.k', ek, [kvOut]), pos }
+  }
   const addBias = (y: string, name: string, b: Float32Array | undefined): string =>
     b ? g.op('Add', [y, g.weight(name, b, [b.length])]) : y
   const I = cfg.intermediateSize
@@ -321,6 +339,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     return lw.postMlpNorm ? norm(d, lw.postMlpNorm) : d
   }
 
+  if (family.embedNorm) h = norm(h, family.embedNorm)
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`
     const lw = family.layer(cfg, l)
@@ -360,6 +379,11 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
       k = headNorm(k, lw.kNorm, cfg.numKvHeads)
     }
 
+    if (alibi) {
+      q = g.op('Add', [q, alibi.q])
+      k = g.op('Add', [k, g.op('Mul', [alibi.pos, alibi.k])])
+    }
+
     const window = cfg.layerWindows[l] ?? null
     const local = localRope && window !== null
     const [attn] = g.node(
@@ -372,14 +396,14 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
         pastValue(l),
         SEQLENS_K,
         TOTAL_SEQ_LEN,
-        local ? ROPE_COS_LOCAL : ROPE_COS,
-        local ? ROPE_SIN_LOCAL : ROPE_SIN
+        alibi ? '' : local ? ROPE_COS_LOCAL : ROPE_COS,
+        alibi ? '' : local ? ROPE_SIN_LOCAL : ROPE_SIN
       ],
       [g.tmp('attn'), presentKey(l), presentValue(l)],
       {
         num_heads: cfg.numHeads,
         kv_num_heads: cfg.numKvHeads,
-        do_rotary: 1,
+        do_rotary: alibi ? 0 : 1,
         rotary_interleaved: 0,
         // the real head size's scale (padded dims are zero and add nothing to q·k)
         scale: { float: cfg.attentionScale },

@@ -8,7 +8,8 @@ import type { ExecutionProviderName } from '../execution-provider.ts'
 import { Tokenizer } from '../tokenizer.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { ensureBuiltModel } from './build.ts'
-import { type ModelConfig, ModelConfigError, modelIdOf, PROJECTIONS, parseModelConfig } from './config.ts'
+import { type ModelConfig, ModelConfigError, modelIdOf, parseModelConfig } from './config.ts'
+import { MODEL_DEFAULTS } from './defaults.ts'
 import { modelLayout } from './layout.ts'
 import { ModelSession } from './loaded-model.ts'
 
@@ -37,14 +38,7 @@ export interface LoadModelOptions {
   log?: Logger
 }
 
-export const MODEL_DEFAULTS = {
-  // 8 concurrent sequences: the issue-4 benchmark's concurrency; more rows cost KV memory only
-  maxBatch: 8,
-  maxSeqLen: 2048,
-  // a slot of rank 16 on all seven projections costs ~19.5 MB for a 135M model and ~168 MB for an
-  // 8B one; 16 slots (+ one buffer per KV row) keep the default safe for both; the engine sizes it
-  pool: { slots: 16, maxRank: 16, targets: PROJECTIONS as readonly string[] }
-}
+export { MODEL_DEFAULTS }
 
 export interface LoadedModel extends ModelSession {
   modelId: string

@@ -7,7 +7,8 @@ import type { ModelConfig } from './config.ts'
 
 /** inverse frequencies, one per rotary pair (headDim / 2) */
 export function inverseFrequencies(cfg: ModelConfig, local = false): Float64Array {
-  const D = cfg.headDim
+  // partial rotary (GLM): frequencies over the rotary dims only, as transformers' dim = head_dim · factor
+  const D = cfg.rotaryDim
   const inv = new Float64Array(D / 2)
   // the sliding layers' own base (Gemma 3) is never scaled (the family refuses that)
   const theta = local && cfg.ropeLocalTheta !== null ? cfg.ropeLocalTheta : cfg.ropeTheta

@@ -4,6 +4,7 @@ import type { Command } from '../command.ts'
 import { adapterCommands } from './adapter.ts'
 import { balanceCommand } from './balance.ts'
 import { chainCommands } from './chain.ts'
+import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
 import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
@@ -17,6 +18,7 @@ import { verifyCommand } from './verify.ts'
 export const commands: Command[] = [
   startCommand,
   idCommand,
+  ...configCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,

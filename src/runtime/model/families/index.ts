@@ -1,24 +1,36 @@
 // The family registry: config.json's `architectures[0]` (and `model_type`) pick the family file
 // that parses the config and names the weights, as vLLM's model registry does. Adding a family
 // is one file in this directory plus a line here (docs/RUNTIME-MODEL.md, "Adding a family").
+
+import { bloom } from './bloom.ts'
 import { isObject } from './common.ts'
 import { falcon } from './falcon.ts'
 import { gemma } from './gemma.ts'
 import { gemma2 } from './gemma2.ts'
 import { gemma3 } from './gemma3.ts'
+import { glm, glm4 } from './glm.ts'
 import { llama } from './llama.ts'
 import { phi3 } from './phi3.ts'
 import { qwen2 } from './qwen2.ts'
 import { qwen3 } from './qwen3.ts'
 import { type Family, type ModelConfig, ModelConfigError } from './types.ts'
 
-export const FAMILIES: readonly Family[] = [llama, qwen2, qwen3, gemma, gemma2, gemma3, phi3, falcon]
+export const FAMILIES: readonly Family[] = [
+  llama,
+  qwen2,
+  qwen3,
+  gemma,
+  gemma2,
+  gemma3,
+  phi3,
+  falcon,
+  bloom,
+  glm,
+  glm4
+]
 
 /** Families the network names that the runtime refuses (so the error can say so). */
 const REFUSED: Record<string, string> = {
-  bloom: 'BLOOM (BloomForCausalLM)',
-  glm: 'GLM (GlmForCausalLM)',
-  glm4: 'GLM-4 (Glm4ForCausalLM)',
   chatglm: 'ChatGLM (remote-code ChatGLMModel)'
 }
 

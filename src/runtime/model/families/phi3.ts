@@ -2,7 +2,7 @@
 // ([q | k | v] rows) and mlp.gate_up_proj ([gate | up] rows). A LoRA on a fused module is one A
 // shared by its parts and a B whose rows split the same way, so it becomes one LoRA per part in
 // the slot pools: exact, since every part reads the same input. longrope is refused (by the
-// generic rope parser, naming the key), as is a partial rotary factor.
+// generic rope parser, naming the key). A partial rotary factor (Phi-4-mini's 0.75) is computed.
 import {
   bool,
   concat,
@@ -56,14 +56,17 @@ export const phi3: Family = {
   },
   parse(raw, gen) {
     const c = parseDecoder(raw, gen, { family: 'phi3', architectures: this.architectures })
+    // Phi-4-mini rotates the first partial_rotary_factor of each head (rotate-half within it)
     const rp = isObject(raw.rope_parameters) ? raw.rope_parameters : raw
     const partial = rp.partial_rotary_factor ?? raw.partial_rotary_factor ?? 1
-    if (partial !== 1) {
+    const R = typeof partial === 'number' ? Math.trunc(c.headDim * partial) : Number.NaN
+    if (!((partial as number) > 0 && (partial as number) <= 1) || R < 2 || R % 2 !== 0) {
       throw new ModelConfigError(
-        `config.json: "partial_rotary_factor" ${JSON.stringify(partial)} is not supported; allowed: 1.0`,
+        `config.json: "partial_rotary_factor" ${JSON.stringify(partial)} must be in (0, 1] and give an even number of rotary dims of head_dim ${c.headDim}`,
         { field: 'partial_rotary_factor', value: partial }
       )
     }
+    c.rotaryDim = R
     if (bool(raw, 'attention_bias', false)) {
       throw new ModelConfigError(
         'config.json: "attention_bias": true is not supported for Phi-3; allowed: false',

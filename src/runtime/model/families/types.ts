@@ -63,6 +63,12 @@ export interface ModelConfig {
   headDim: number
   intermediateSize: number
   vocabSize: number
+  /** `rope`: rotary (rotate-half, inside GroupQueryAttention); `alibi`: linear biases (BLOOM) */
+  positions: 'rope' | 'alibi'
+  /** head dims that rotate (the first ones; partial rotary when < headDim, e.g. GLM's half) */
+  rotaryDim: number
+  /** rotary pairs are (2i, 2i+1) instead of (i, i + rotaryDim/2) (GLM) */
+  ropeInterleaved: boolean
   ropeTheta: number
   ropeScaling: RopeScaling
   /** RoPE base of the sliding-window layers when it differs from ropeTheta (Gemma 3), else null */
@@ -137,6 +143,8 @@ export interface Family {
   /** config.json (+ generation_config.json) → ModelConfig; refuses what the graph cannot compute */
   parse(raw: Json, generationConfig: unknown): ModelConfig
   embedName: string
+  /** a norm right after the embedding lookup (BLOOM's word_embeddings_layernorm) */
+  embedNorm?: string
   finalNorm: string
   /** the untied lm_head's weight */
   lmHead: string
