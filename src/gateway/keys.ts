@@ -5,7 +5,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { z } from 'zod'
+import { z } from '../common/schema.ts'
 import { GatewayError } from './errors.ts'
 
 export const KEYS_FILE = 'gateway-keys.json'

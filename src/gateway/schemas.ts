@@ -2,7 +2,7 @@
 // with them (fastify-type-provider-zod), the OpenAPI document is generated from them, and the
 // handlers get their types. Limits follow the infer protocol's (docs/PROTOCOL.md "Limits"), so a
 // request the gateway takes is one the network takes.
-import { z } from 'zod'
+import { z } from '../common/schema.ts'
 
 const MAX_PROMPT_CHARS = 200_000
 

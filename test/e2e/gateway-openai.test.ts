@@ -230,6 +230,66 @@ test('errors arrive as the client’s typed exceptions in OpenAI’s shape', asy
   assert.is(ok.choices.length, 1)
 })
 
+test('response_format json_schema: the output parses and matches the schema', async () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      city: { type: 'string', maxLength: 16 },
+      temperature: { type: 'number' },
+      sunny: { type: 'boolean' },
+      tags: { type: 'array', items: { enum: ['warm', 'cold', 'wet'] }, maxItems: 3 }
+    },
+    required: ['city', 'temperature', 'sunny'],
+    additionalProperties: false
+  }
+  for (const seed of [1, 2]) {
+    const r = await openai.chat.completions.create({
+      model: cid,
+      messages: [{ role: 'user', content: 'The weather as JSON.' }],
+      max_tokens: 60,
+      temperature: 1,
+      seed,
+      response_format: { type: 'json_schema', json_schema: { name: 'weather', schema, strict: true } }
+    })
+    const v = JSON.parse(r.choices[0]!.message.content!) as Record<string, unknown>
+    assert.type(v.city, 'string')
+    assert.type(v.temperature, 'number')
+    assert.type(v.sunny, 'boolean')
+    assert.equal(
+      Object.keys(v).filter((k) => !['city', 'temperature', 'sunny', 'tags'].includes(k)),
+      []
+    )
+  }
+  const obj = await openai.completions.create({
+    model,
+    prompt: 'JSON:',
+    max_tokens: 30,
+    temperature: 1,
+    seed: 3,
+    response_format: { type: 'json_object' }
+  } as Parameters<typeof openai.completions.create>[0] & { stream?: false })
+  const parsed = JSON.parse(obj.choices[0]!.text) as unknown
+  assert.ok(typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+  try {
+    await openai.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'x' }],
+      response_format: {
+        type: 'json_schema',
+        json_schema: { name: 'p', schema: { type: 'string', pattern: '^a' } }
+      }
+    })
+    assert.unreachable('an unsupported keyword must fail')
+  } catch (err) {
+    assert.instance(err, OpenAI.BadRequestError)
+    assert.is(
+      (err as InstanceType<typeof OpenAI.BadRequestError>).param,
+      'response_format.json_schema.schema'
+    )
+    assert.match((err as Error).message, /pattern/)
+  }
+})
+
 test('a client that aborts mid-stream cancels its job at once', async () => {
   const engine = serving(node).engine!
   const before = engine.metrics().aborted

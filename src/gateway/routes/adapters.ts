@@ -3,7 +3,7 @@
 // under a name that `model` may then use; unload removes it from the store and drops its names.
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
-import { z } from 'zod'
+import { z } from '../../common/schema.ts'
 import { ErrorResponse, LoadAdapterRequest, UnloadAdapterRequest } from '../schemas.ts'
 
 export interface AdapterAdmin {

@@ -2,7 +2,7 @@
 // the gateway's registry; issue 19 adds the node's other metrics to the same registry).
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
-import { z } from 'zod'
+import { z } from '../../common/schema.ts'
 import type { GatewayMetrics } from '../metrics.ts'
 
 export interface HealthSource {

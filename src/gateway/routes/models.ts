@@ -1,7 +1,7 @@
 // GET /v1/models and GET /v1/models/:id: base models and adapters this node and its peers serve.
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
-import { z } from 'zod'
+import { z } from '../../common/schema.ts'
 import type { Catalog } from '../catalog.ts'
 import { modelNotFound } from '../errors.ts'
 import { ErrorResponse, ModelList, ModelObject } from '../schemas.ts'
