@@ -7,6 +7,7 @@ import { chainCommands } from './chain.ts'
 import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
 import { depositCommand } from './deposit.ts'
+import { gatewayCommands } from './gateway.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
@@ -26,6 +27,7 @@ export const commands: Command[] = [
   ...datanetCommands,
   generateCommand,
   inferCommand,
+  ...gatewayCommands,
   verifyCommand,
   ...adapterCommands,
   depositCommand,
