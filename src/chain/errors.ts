@@ -1,5 +1,6 @@
 // Named errors of the chain layer. Voucher rejections carry a code from a closed union so the
 // protocol layer can send them over the wire unchanged.
+import { BaseError, ContractFunctionRevertedError } from 'viem'
 import { OpenLoraError } from '../common/errors.ts'
 
 export type VoucherRejection =
@@ -89,26 +90,19 @@ export class LocalChainError extends OpenLoraError<'LOCAL_CHAIN'> {
   }
 }
 
-/** Finds a decoded custom error (viem ContractFunctionRevertedError) anywhere in a cause chain. */
+/** The decoded custom error (viem ContractFunctionRevertedError) in a viem error's cause chain. */
+function revertedError(err: unknown): ContractFunctionRevertedError | undefined {
+  if (!(err instanceof BaseError)) return undefined
+  const found = err.walk((e) => e instanceof ContractFunctionRevertedError)
+  return found instanceof ContractFunctionRevertedError ? found : undefined
+}
+
+/** The custom error a contract reverted with (e.g. 'NotIncreasing'), when there was one. */
 export function revertName(err: unknown): string | undefined {
-  const seen = new Set<unknown>()
-  let e = err as { data?: { errorName?: string }; cause?: unknown; walk?: unknown } | undefined
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e)
-    if (e.data && typeof e.data === 'object' && typeof e.data.errorName === 'string') return e.data.errorName
-    e = e.cause as typeof e
-  }
-  return undefined
+  return revertedError(err)?.data?.errorName
 }
 
 /** The decoded arguments of the custom error, when there was one. */
 export function revertArgs(err: unknown): readonly unknown[] | undefined {
-  const seen = new Set<unknown>()
-  let e = err as { data?: { errorName?: string; args?: readonly unknown[] }; cause?: unknown } | undefined
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e)
-    if (e.data && typeof e.data === 'object' && typeof e.data.errorName === 'string') return e.data.args
-    e = e.cause as typeof e
-  }
-  return undefined
+  return revertedError(err)?.data?.args
 }
