@@ -2,6 +2,9 @@
 // protocol layer can send them over the wire unchanged.
 import { BaseError, ContractFunctionRevertedError } from 'viem'
 import { OpenLoraError } from '../common/errors.ts'
+import { redactUrl, redactUrls } from '../common/redact.ts'
+
+export { redactUrl, redactUrls }
 
 export type VoucherRejection =
   | 'MALFORMED_VOUCHER'
@@ -20,27 +23,6 @@ export class ChainConfigError extends OpenLoraError<'CHAIN_CONFIG'> {
   constructor(message: string, data: Record<string, unknown> = {}) {
     super('CHAIN_CONFIG', message, data)
   }
-}
-
-/**
- * An RPC URL as it may appear in errors and logs: scheme, host and port only. Hosted RPC URLs carry
- * the API key in the path, the query or the user info (L4, docs/THREATS.md).
- */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    const hidden = u.pathname.length > 1 || u.search !== '' || u.username !== '' || u.password !== ''
-    return `${u.protocol}//${u.host}${hidden ? '/…' : ''}`
-  } catch {
-    return '(an RPC URL)'
-  }
-}
-
-const URL_RE = /\b(?:https?|wss?):\/\/[^\s"'<>)]+/g
-
-/** Replaces every URL in a text by its redacted form. */
-export function redactUrls(text: string): string {
-  return text.replace(URL_RE, (m) => redactUrl(m))
 }
 
 /** Redacts URLs in the string fields of an error and its causes (viem puts the RPC URL there). */
