@@ -70,7 +70,10 @@ export const ERROR_CODES = {
   INVALID_ADVERT: code('BAD_REQUEST', 'an advert failed its checks'),
 
   // gateway (HTTP)
-  GATEWAY_ERROR: code('BAD_REQUEST', 'an HTTP request the gateway answers with its own status and OpenAI error'),
+  GATEWAY_ERROR: code(
+    'BAD_REQUEST',
+    'an HTTP request the gateway answers with its own status and OpenAI error'
+  ),
   BUDGET_EXHAUSTED: code('PAYMENT_REQUIRED', "the gateway's spend budget (global or per key) is used up"),
 
   // runtime
@@ -82,6 +85,11 @@ export const ERROR_CODES = {
   SAFETENSORS_INVALID: code('BAD_REQUEST', 'a safetensors file is malformed'),
   GGUF_INVALID: code('BAD_REQUEST', 'a GGUF file is malformed'),
   TOKENIZER_INVALID: code('BAD_REQUEST', 'tokenizer.json or its chat template is malformed'),
+  TRAINING_INPUT_INVALID: code('BAD_REQUEST', 'training data or options are malformed (token ids, lengths)'),
+  TRAINING_UNSUPPORTED: code(
+    'BAD_REQUEST',
+    'the model uses an architecture feature the training graph does not differentiate yet'
+  ),
   ADAPTER_INVALID: code('ADAPTER_NOT_FOUND', 'a PEFT adapter is malformed or uses an unsupported feature'),
   ADAPTER_BASE_MISMATCH: code('ADAPTER_NOT_FOUND', "the adapter's shapes do not fit the base model"),
   ADAPTER_RANK_TOO_LARGE: code('ADAPTER_NOT_FOUND', "the adapter's rank exceeds the slot pool's"),

@@ -16,6 +16,7 @@ import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
 import { withdrawContributionCommand } from './rewards-contribution.ts'
 import { startCommand } from './start.ts'
+import { trainCommand } from './train.ts'
 import { verifyCommand } from './verify.ts'
 
 export const commands: Command[] = [
@@ -26,6 +27,7 @@ export const commands: Command[] = [
   peersCommand,
   ...datanetCommands,
   generateCommand,
+  trainCommand,
   inferCommand,
   ...gatewayCommands,
   verifyCommand,

@@ -1,0 +1,169 @@
+// `openlora train`: LoRA fine-tuning of a local checkpoint on ONNX Runtime (docs/TRAINING.md).
+// Parses and checks the options, runs src/runtime/training/run.ts, prints progress (a line per
+// step on a TTY-less stderr, or JSON events on stdout with --json).
+import { readFile } from 'node:fs/promises'
+import { PROJECTIONS, type Projection } from '../../../runtime/model/families/types.ts'
+import { runTraining } from '../../../runtime/training/run.ts'
+import { type Command, requireString, UsageError } from '../command.ts'
+
+const MAX_TOKENS_FILE = 64 * 1024 * 1024
+
+function int(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
+  const v = values[name]
+  if (v === undefined) {
+    if (fallback === undefined) throw new UsageError(`--${name} is required`)
+    return fallback
+  }
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${v}"`)
+  return n
+}
+
+function num(values: Record<string, unknown>, name: string, fallback?: number): number | undefined {
+  const v = values[name]
+  if (v === undefined) return fallback
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number ≥ 0, got "${v}"`)
+  return n
+}
+
+function targetsOf(v: unknown): Projection[] | 'all-linear' {
+  if (v === undefined) return ['q_proj', 'v_proj']
+  if (v === 'all-linear') return 'all-linear'
+  const list = String(v)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  for (const t of list)
+    if (!(PROJECTIONS as readonly string[]).includes(t))
+      throw new UsageError(
+        `--targets: "${t}" is not a projection; allowed: ${PROJECTIONS.join(', ')} or all-linear`
+      )
+  if (list.length === 0) throw new UsageError('--targets is empty')
+  return [...new Set(list)] as Projection[]
+}
+
+async function readTokens(file: string): Promise<number[][]> {
+  const text = await readFile(file, 'utf8').catch((err: Error) => {
+    throw new UsageError(`--tokens ${file}: cannot read (${err.message})`)
+  })
+  if (text.length > MAX_TOKENS_FILE)
+    throw new UsageError(`--tokens ${file}: larger than ${MAX_TOKENS_FILE} bytes`)
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch (err) {
+    throw new UsageError(`--tokens ${file}: not JSON (${(err as Error).message})`)
+  }
+  if (!Array.isArray(v) || !v.every((s) => Array.isArray(s)))
+    throw new UsageError(`--tokens ${file}: expected a JSON array of token-id arrays, e.g. [[1,5,9],[1,7]]`)
+  return v as number[][]
+}
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary:
+    'fine-tune a LoRA adapter on a local checkpoint (fp32, Llama shape) and save it as a PEFT directory',
+  options: {
+    model: { type: 'string', description: 'Hugging Face checkpoint directory', valueName: 'DIR' },
+    out: { type: 'string', description: 'where to write the PEFT adapter', valueName: 'DIR' },
+    tokens: {
+      type: 'string',
+      description: 'JSON array of token-id sequences (one batch per step)',
+      valueName: 'FILE'
+    },
+    'init-adapter': {
+      type: 'string',
+      description: 'start from this PEFT adapter (its config wins)',
+      valueName: 'DIR'
+    },
+    rank: { type: 'string', description: 'LoRA rank (default 8)', valueName: 'R' },
+    alpha: { type: 'string', description: 'LoRA alpha (default 2·rank)', valueName: 'A' },
+    targets: { type: 'string', description: 'q_proj,v_proj (default) or all-linear', valueName: 'LIST' },
+    rslora: { type: 'boolean', description: 'scale alpha/√r instead of alpha/r' },
+    steps: { type: 'string', description: 'optimizer steps', valueName: 'N' },
+    lr: { type: 'string', description: 'learning rate', valueName: 'X' },
+    optimizer: {
+      type: 'string',
+      description: 'sgd (no momentum) or adamw (PyTorch defaults)',
+      valueName: 'NAME'
+    },
+    'weight-decay': { type: 'string', description: 'AdamW weight decay (default 0.01)', valueName: 'W' },
+    seed: { type: 'string', description: 'seed of the fresh adapter init', valueName: 'S' },
+    'dump-grads': {
+      type: 'string',
+      description: 'write the step-0 LoRA gradients (PEFT names)',
+      valueName: 'FILE'
+    },
+    threads: { type: 'string', description: 'ONNX Runtime intra-op threads', valueName: 'N' },
+    json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
+  },
+  async run({ values }) {
+    const modelDir = requireString(values, 'model')
+    const outDir = requireString(values, 'out')
+    const tokensFile = requireString(values, 'tokens')
+    const optimizer = values.optimizer
+    if (optimizer !== 'sgd' && optimizer !== 'adamw')
+      throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
+    if (optimizer === 'sgd' && values['weight-decay'] !== undefined)
+      throw new UsageError('--weight-decay applies to adamw only (sgd here is plain SGD)')
+    const initAdapter = values['init-adapter'] as string | undefined
+    if (initAdapter && (values.rank ?? values.alpha ?? values.targets ?? values.rslora) !== undefined)
+      throw new UsageError(
+        '--init-adapter sets rank, alpha, targets and rsLoRA from its config; drop those options'
+      )
+    const rank = int(values, 'rank', 1, 8)
+    const json = values.json === true
+    const steps = int(values, 'steps', 1)
+    const lr = num(values, 'lr')
+    if (lr === undefined) throw new UsageError('--lr is required')
+    const started = performance.now()
+    const result = await runTraining({
+      modelDir,
+      outDir,
+      tokens: await readTokens(tokensFile),
+      initAdapter,
+      lora: {
+        rank,
+        alpha: num(values, 'alpha', 2 * rank)!,
+        targets: targetsOf(values.targets),
+        rslora: values.rslora === true
+      },
+      steps,
+      lr,
+      optimizer,
+      weightDecay: num(values, 'weight-decay'),
+      seed: int(values, 'seed', 0),
+      dumpGrads: values['dump-grads'] as string | undefined,
+      threads: values.threads === undefined ? undefined : int(values, 'threads', 1),
+      onStep: ({ step, loss, tokens, ms }) => {
+        if (json) {
+          console.log(JSON.stringify({ event: 'step', step, loss, tokensPerSecond: (tokens * 1000) / ms }))
+          return
+        }
+        const done = step + 1
+        const eta = (((performance.now() - started) / done) * (steps - done)) / 1000
+        const bar = '#'.repeat(Math.round((20 * done) / steps)).padEnd(20, '.')
+        process.stderr.write(
+          `\r[${bar}] ${done}/${steps} loss ${loss.toFixed(4)} ${((tokens * 1000) / ms).toFixed(0)} tok/s ETA ${eta.toFixed(0)}s`
+        )
+      }
+    })
+    if (json) {
+      console.log(
+        JSON.stringify({
+          event: 'done',
+          steps: result.steps,
+          losses: result.losses,
+          adapter: result.adapter,
+          cid: result.cid
+        })
+      )
+    } else {
+      process.stderr.write('\n')
+      console.log(`adapter ${result.adapter} (${result.cid}); final loss ${result.losses.at(-1)!.toFixed(4)}`)
+    }
+    return 0
+  }
+}

@@ -1,0 +1,235 @@
+// Reverse-mode differentiation over the project's ONNX graph builder. onnxruntime-node has no
+// training API, so the backward pass is more ONNX nodes in the same graph: each forward op
+// records a closure that, run in reverse order, adds the nodes of its vector-Jacobian product.
+// Shapes are static (a training graph is built for one batch shape), so broadcast gradients are
+// reduced with known axes and no shape ops run at step time. Only values that depend on a
+// trainable input get gradients: a frozen base costs the forward plus the path to the LoRA
+// tensors, nothing for its own weights.
+import { DT, type GraphBuilder } from '../graph/proto.ts'
+
+export interface Val {
+  name: string
+  shape: number[]
+  /** depends on a trainable input, so it needs a gradient */
+  grad: boolean
+}
+
+const numel = (s: number[]): number => s.reduce((a, b) => a * b, 1)
+
+export class Tape {
+  private readonly backs: (() => void)[] = []
+  private readonly grads = new Map<string, string>()
+  private consts = 0
+
+  readonly g: GraphBuilder
+
+  constructor(g: GraphBuilder) {
+    this.g = g
+  }
+
+  /** A value that needs no gradient (input ids, frozen weights, masks). */
+  fixed(name: string, shape: number[]): Val {
+    return { name, shape, grad: false }
+  }
+
+  /** A trainable graph input. */
+  param(name: string, shape: number[]): Val {
+    this.g.input(name, DT.FLOAT, shape)
+    return { name, shape, grad: true }
+  }
+
+  constant(data: Float32Array, shape: number[]): Val {
+    return this.fixed(this.g.weight(`c${this.consts++}`, data, shape), shape)
+  }
+
+  private shapeConst(shape: number[]): string {
+    return this.g.int64(`s${this.consts++}`, shape)
+  }
+
+  private out(name: string, shape: number[], inputs: Val[], back: (g: string) => void): Val {
+    const v = { name, shape, grad: inputs.some((i) => i.grad) }
+    if (v.grad)
+      this.backs.push(() => {
+        const gv = this.grads.get(name)
+        if (gv) back(gv)
+      })
+    return v
+  }
+
+  private acc(v: Val, g: string): void {
+    if (!v.grad) return
+    const prev = this.grads.get(v.name)
+    this.grads.set(v.name, prev ? this.g.op('Add', [prev, g]) : g)
+  }
+
+  /** Sums a broadcast gradient of shape `from` back to shape `to` (numpy broadcasting rules). */
+  private reduceTo(g: string, from: number[], to: number[]): string {
+    if (from.length === to.length && from.every((d, i) => d === to[i])) return g
+    const lead = from.length - to.length
+    const axes: number[] = []
+    for (let i = 0; i < from.length; i++) {
+      const t = i < lead ? 1 : to[i - lead]!
+      if (t === 1 && from[i] !== 1) axes.push(i)
+    }
+    let r = g
+    if (axes.length > 0)
+      r = this.g.op('ReduceSum', [g, this.g.int64(`a${this.consts++}`, axes)], { keepdims: 1 })
+    return this.g.op('Reshape', [r, this.shapeConst(to)])
+  }
+
+  private broadcast(a: number[], b: number[]): number[] {
+    const n = Math.max(a.length, b.length)
+    return Array.from({ length: n }, (_, i) => {
+      const x = a[i - (n - a.length)] ?? 1
+      const y = b[i - (n - b.length)] ?? 1
+      if (x !== y && x !== 1 && y !== 1) throw new Error(`cannot broadcast [${a}] with [${b}]`)
+      return Math.max(x, y)
+    })
+  }
+
+  add(a: Val, b: Val): Val {
+    const shape = this.broadcast(a.shape, b.shape)
+    return this.out(this.g.op('Add', [a.name, b.name]), shape, [a, b], (g) => {
+      this.acc(a, this.reduceTo(g, shape, a.shape))
+      this.acc(b, this.reduceTo(g, shape, b.shape))
+    })
+  }
+
+  mul(a: Val, b: Val): Val {
+    const shape = this.broadcast(a.shape, b.shape)
+    return this.out(this.g.op('Mul', [a.name, b.name]), shape, [a, b], (g) => {
+      if (a.grad) this.acc(a, this.reduceTo(this.g.op('Mul', [g, b.name]), shape, a.shape))
+      if (b.grad) this.acc(b, this.reduceTo(this.g.op('Mul', [g, a.name]), shape, b.shape))
+    })
+  }
+
+  scale(a: Val, c: number): Val {
+    const k = this.constant(new Float32Array([c]), [])
+    return this.mul(a, k)
+  }
+
+  addScalar(a: Val, c: number): Val {
+    return this.add(a, this.constant(new Float32Array([c]), []))
+  }
+
+  /** Batched matrix product with broadcasting over leading dims (ONNX MatMul, rank ≥ 2 both). */
+  matmul(a: Val, b: Val): Val {
+    const lead = this.broadcast(a.shape.slice(0, -2), b.shape.slice(0, -2))
+    const shape = [...lead, a.shape.at(-2)!, b.shape.at(-1)!]
+    return this.out(this.g.op('MatMul', [a.name, b.name]), shape, [a, b], (g) => {
+      if (a.grad) {
+        const ga = this.g.op('MatMul', [g, this.swapLast(b.name, b.shape.length)])
+        this.acc(a, this.reduceTo(ga, [...lead, ...a.shape.slice(-2)], a.shape))
+      }
+      if (b.grad) {
+        const gb = this.g.op('MatMul', [this.swapLast(a.name, a.shape.length), g])
+        this.acc(b, this.reduceTo(gb, [...lead, ...b.shape.slice(-2)], b.shape))
+      }
+    })
+  }
+
+  private swapLast(name: string, rank: number): string {
+    const perm = Array.from({ length: rank }, (_, i) => i)
+    ;[perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!]
+    return this.g.op('Transpose', [name], { perm })
+  }
+
+  transpose(a: Val, perm: number[]): Val {
+    const shape = perm.map((p) => a.shape[p]!)
+    const inv = perm.map((_, i) => perm.indexOf(i))
+    return this.out(this.g.op('Transpose', [a.name], { perm }), shape, [a], (g) =>
+      this.acc(a, this.g.op('Transpose', [g], { perm: inv }))
+    )
+  }
+
+  reshape(a: Val, shape: number[]): Val {
+    if (numel(shape) !== numel(a.shape)) throw new Error(`reshape [${a.shape}] → [${shape}]`)
+    return this.out(this.g.op('Reshape', [a.name, this.shapeConst(shape)]), shape, [a], (g) =>
+      this.acc(a, this.g.op('Reshape', [g, this.shapeConst(a.shape)]))
+    )
+  }
+
+  /** Sum over the last axis, kept as size 1. */
+  sumLast(a: Val): Val {
+    const shape = [...a.shape.slice(0, -1), 1]
+    const axes = this.g.int64(`a${this.consts++}`, [-1])
+    return this.out(this.g.op('ReduceSum', [a.name, axes], { keepdims: 1 }), shape, [a], (g) =>
+      this.acc(a, this.g.op('Expand', [g, this.shapeConst(a.shape)]))
+    )
+  }
+
+  /** x^(-1/2); d/dx = -1/2 · y³. */
+  rsqrt(a: Val): Val {
+    const y = this.g.op('Reciprocal', [this.g.op('Sqrt', [a.name])])
+    return this.out(y, a.shape, [a], (g) => {
+      const y3 = this.g.op('Mul', [y, this.g.op('Mul', [y, y])])
+      const half = this.g.weight(`c${this.consts++}`, new Float32Array([-0.5]), [])
+      this.acc(a, this.g.op('Mul', [g, this.g.op('Mul', [y3, half])]))
+    })
+  }
+
+  /** x·sigmoid(x); d/dx = s·(1 + x·(1 − s)). */
+  silu(a: Val): Val {
+    const s = this.g.op('Sigmoid', [a.name])
+    return this.out(this.g.op('Mul', [a.name, s]), a.shape, [a], (g) => {
+      const one = this.g.weight(`c${this.consts++}`, new Float32Array([1]), [])
+      const oneMinus = this.g.op('Sub', [one, s])
+      const inner = this.g.op('Add', [one, this.g.op('Mul', [a.name, oneMinus])])
+      this.acc(a, this.g.op('Mul', [g, this.g.op('Mul', [s, inner])]))
+    })
+  }
+
+  /** Softmax over the last axis; the VJP is y·(g − Σ g·y). */
+  softmax(a: Val): Val {
+    const y = this.g.op('Softmax', [a.name], { axis: -1 })
+    return this.out(y, a.shape, [a], (g) => {
+      const axes = this.g.int64(`a${this.consts++}`, [-1])
+      const dot = this.g.op('ReduceSum', [this.g.op('Mul', [g, y]), axes], { keepdims: 1 })
+      this.acc(a, this.g.op('Mul', [y, this.g.op('Sub', [g, dot])]))
+    })
+  }
+
+  /**
+   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]) as a scalar: token cross-entropy with
+   * per-position weights (mask / count gives the mean over predicted tokens). Its gradient is
+   * w[n] · (softmax(logits[n]) − onehot(t[n])), computed without materialising log-probs twice.
+   */
+  crossEntropy(logits: Val, targets: string, weights: string): Val {
+    const [N, V] = logits.shape as [number, number]
+    const axes = this.g.int64(`a${this.consts++}`, [-1])
+    const m = this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
+    const shifted = this.g.op('Sub', [logits.name, m])
+    const lse = this.g.op('Log', [
+      this.g.op('ReduceSum', [this.g.op('Exp', [shifted]), axes], { keepdims: 1 })
+    ])
+    const t2 = this.g.op('Unsqueeze', [targets, this.g.int64(`a${this.consts++}`, [1])])
+    const picked = this.g.op('GatherElements', [shifted, t2], { axis: 1 })
+    const nll = this.g.op('Reshape', [this.g.op('Sub', [lse, picked]), this.shapeConst([N])])
+    const all = this.g.int64(`a${this.consts++}`, [0])
+    const loss = this.g.op('ReduceSum', [this.g.op('Mul', [nll, weights]), all], { keepdims: 0 })
+    return this.out(loss, [], [logits], (g) => {
+      const p = this.g.op('Softmax', [logits.name], { axis: -1 })
+      const depth = this.g.int64(`d${this.consts++}`, [V], [])
+      const vals = this.g.weight(`c${this.consts++}`, new Float32Array([0, 1]), [2])
+      const onehot = this.g.op('OneHot', [targets, depth, vals], { axis: -1 })
+      const w = this.g.op('Mul', [
+        this.g.op('Unsqueeze', [weights, this.g.int64(`a${this.consts++}`, [1])]),
+        g
+      ])
+      this.acc(logits, this.g.op('Mul', [this.g.op('Sub', [p, onehot]), w]))
+    })
+  }
+
+  /** Seeds d loss / d loss = 1 and runs every recorded VJP in reverse. */
+  backward(loss: Val): void {
+    this.grads.set(loss.name, this.g.weight(`c${this.consts++}`, new Float32Array([1]), []))
+    for (let i = this.backs.length - 1; i >= 0; i--) this.backs[i]!()
+  }
+
+  /** The accumulated gradient of a trainable value (after backward). */
+  gradOf(v: Val): string {
+    const g = this.grads.get(v.name)
+    if (!g) throw new Error(`no gradient reaches ${v.name}`)
+    return g
+  }
+}

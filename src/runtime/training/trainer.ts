@@ -1,0 +1,157 @@
+// One training run on ONNX Runtime: pads the token batch, builds the training graph once for its
+// shape, then each step feeds the current LoRA tensors, reads the loss and their gradients, and
+// lets the optimizer update them in place.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as ort from 'onnxruntime-node'
+import { OpenLoraError } from '../../common/errors.ts'
+import { openCheckpoint } from '../formats/safetensors.ts'
+import type { ModelConfig } from '../model/config.ts'
+import { buildTrainingGraph, type TrainingGraph } from './graph.ts'
+import type { LoraState } from './lora.ts'
+import { adamw, type Optimizer, sgd } from './optim.ts'
+
+export class TrainingInputError extends OpenLoraError<'TRAINING_INPUT_INVALID'> {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('TRAINING_INPUT_INVALID', message, details)
+  }
+}
+
+export interface Batch {
+  B: number
+  T: number
+  ids: BigInt64Array
+  targets: BigInt64Array
+  /** 1 / (predicted tokens) where position t predicts t+1 inside its sequence, else 0 */
+  weights: Float32Array
+  /** predicted tokens in the batch */
+  count: number
+}
+
+/** Right-pads the sequences; padding is never attended by real positions (causal) nor scored. */
+export function makeBatch(seqs: number[][], vocabSize: number): Batch {
+  if (!Array.isArray(seqs) || seqs.length === 0)
+    throw new TrainingInputError('tokens: expected a non-empty JSON array of token-id arrays')
+  const B = seqs.length
+  const T = Math.max(...seqs.map((s) => (Array.isArray(s) ? s.length : 0)))
+  const ids = new BigInt64Array(B * T)
+  const targets = new BigInt64Array(B * T)
+  const weights = new Float32Array(B * T)
+  let count = 0
+  seqs.forEach((s, b) => {
+    if (!Array.isArray(s)) throw new TrainingInputError(`tokens[${b}]: expected an array of token ids`)
+    s.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+        throw new TrainingInputError(
+          `tokens[${b}][${t}] = ${JSON.stringify(id)}: token ids are integers in [0, ${vocabSize})`
+        )
+      ids[b * T + t] = BigInt(id)
+      if (t + 1 < s.length) {
+        targets[b * T + t] = BigInt(s[t + 1]!)
+        weights[b * T + t] = 1
+        count++
+      }
+    })
+  })
+  if (count === 0)
+    throw new TrainingInputError('tokens: no sequence has 2 or more tokens, so nothing is predicted')
+  for (let i = 0; i < weights.length; i++) weights[i] = weights[i]! / count
+  return { B, T, ids, targets, weights, count }
+}
+
+export interface StepResult {
+  loss: number
+  gradA: Float32Array[]
+  gradB: Float32Array[]
+}
+
+export class Trainer {
+  private readonly session: ort.InferenceSession
+  private readonly graph: TrainingGraph
+  private readonly batch: Batch
+  readonly state: LoraState
+  private readonly scratch: string
+
+  private constructor(
+    session: ort.InferenceSession,
+    graph: TrainingGraph,
+    batch: Batch,
+    state: LoraState,
+    scratch: string
+  ) {
+    this.session = session
+    this.graph = graph
+    this.batch = batch
+    this.state = state
+    this.scratch = scratch
+  }
+
+  static async create(
+    modelDir: string,
+    cfg: ModelConfig,
+    state: LoraState,
+    seqs: number[][],
+    opts: { threads?: number } = {}
+  ): Promise<Trainer> {
+    const batch = makeBatch(seqs, cfg.vocabSize)
+    const scratch = await mkdtemp(join(tmpdir(), 'openlora-train-'))
+    const ckpt = await openCheckpoint(modelDir)
+    try {
+      const graph = buildTrainingGraph(cfg, ckpt, state.modules, batch.B, batch.T, scratch)
+      const session = await ort.InferenceSession.create(graph.modelPath, {
+        intraOpNumThreads: opts.threads ?? 0,
+        graphOptimizationLevel: 'all'
+      })
+      return new Trainer(session, graph, batch, state, scratch)
+    } catch (err) {
+      await rm(scratch, { recursive: true, force: true })
+      throw err
+    } finally {
+      ckpt.close()
+    }
+  }
+
+  get tokensPerStep(): number {
+    return this.batch.count
+  }
+
+  /** Loss and LoRA gradients at the current tensors (no update). */
+  async evaluate(A = this.state.A, B = this.state.B): Promise<StepResult> {
+    const { B: nb, T } = this.batch
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', this.batch.ids, [nb, T]),
+      targets: new ort.Tensor('int64', this.batch.targets, [nb * T]),
+      weights: new ort.Tensor('float32', this.batch.weights, [nb * T])
+    }
+    this.state.modules.forEach((m, i) => {
+      feeds[this.graph.inputs[i]!.A] = new ort.Tensor('float32', A[i]!, [m.r, m.inFeatures])
+      feeds[this.graph.inputs[i]!.B] = new ort.Tensor('float32', B[i]!, [m.outFeatures, m.r])
+    })
+    const out = await this.session.run(feeds)
+    const f = (n: string) => Float32Array.from(out[n]!.data as Float32Array)
+    return {
+      loss: (out.loss!.data as Float32Array)[0]!,
+      gradA: this.graph.outputs.map((o) => f(o.A)),
+      gradB: this.graph.outputs.map((o) => f(o.B))
+    }
+  }
+
+  /** One step: the loss before the update, and the gradients the update used. */
+  async step(opt: Optimizer): Promise<StepResult> {
+    const r = await this.evaluate()
+    opt.step([...this.state.A, ...this.state.B], [...r.gradA, ...r.gradB])
+    return r
+  }
+
+  async close(): Promise<void> {
+    await this.session.release()
+    await rm(this.scratch, { recursive: true, force: true })
+  }
+}
+
+export type OptimizerName = 'sgd' | 'adamw'
+
+export function makeOptimizer(name: OptimizerName, lr: number, weightDecay?: number): Optimizer {
+  return name === 'sgd' ? sgd(lr) : adamw({ lr, weightDecay })
+}

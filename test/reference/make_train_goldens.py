@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Golden fixtures for LoRA training (test/unit/training-*.test.ts, docs/TRAINING.md).
+
+Per fixture under test/fixtures/train/<name>/: a tiny random Llama checkpoint (save_pretrained,
+safetensors, fp32), a PEFT adapter with random non-zero lora_A/lora_B (PEFT zeroes B, which would
+make B's gradient trivial and A's zero), a batch of token sequences of different lengths
+(tokens.json), and from torch + peft with eager attention: the step-0 loss, the gradient of that
+loss for every LoRA tensor under PEFT's saved names (grads.safetensors), and the losses (each
+before its update) of a few plain-SGD and AdamW steps (goldens.json).
+
+Loss: mean token cross-entropy over every predicted position of every sequence (position t
+predicts t+1; right padding masked out of attention and loss).
+
+Run once, outside CI (CI never installs PyTorch; the outputs are committed):
+  /work/venv-ref/bin/python test/reference/make_train_goldens.py
+Tested with torch 2.x (CPU), transformers 5.x, peft 0.21.
+"""
+import json
+import os
+import shutil
+
+import torch
+import transformers as T
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures', 'train')
+VOCAB = 96
+TOKENS = [[1, 17, 40, 5, 66, 23, 9], [1, 88, 12, 70], [1, 3, 55, 31, 42, 8, 90, 61, 27, 14]]
+STEPS = 4
+
+FIXTURES = {
+    # untied head, GQA (4 query heads over 2 kv heads), attention-only LoRA
+    'llama': (dict(num_key_value_heads=2, tie_word_embeddings=False),
+              dict(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj'], use_rslora=False),
+              dict(sgd_lr=0.5, adamw_lr=0.01, weight_decay=0.01)),
+    # tied head, multi-query, every Linear adapted, rsLoRA scale
+    'llama-tied': (dict(num_key_value_heads=1, tie_word_embeddings=True),
+                   dict(r=4, lora_alpha=8, target_modules='all-linear', use_rslora=True),
+                   dict(sgd_lr=0.5, adamw_lr=0.01, weight_decay=0.05)),
+}
+
+
+def batch():
+    n = max(len(s) for s in TOKENS)
+    ids = torch.tensor([s + [0] * (n - len(s)) for s in TOKENS])
+    mask = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in TOKENS])
+    return ids, mask
+
+
+def loss_of(model):
+    ids, mask = batch()
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    pred = logits[:, :-1].reshape(-1, logits.shape[-1])
+    tgt = ids[:, 1:].reshape(-1)
+    valid = (mask[:, 1:] * mask[:, :-1]).reshape(-1).bool()
+    return torch.nn.functional.cross_entropy(pred[valid], tgt[valid], reduction='mean')
+
+
+def saved_name(n):
+    return n.replace('.default.', '.')  # PEFT drops the adapter name when saving
+
+
+def peft_model_for(dir, lcfg, adir=None):
+    from peft import PeftModel
+    base = T.AutoModelForCausalLM.from_pretrained(dir, attn_implementation='eager', dtype=torch.float32)
+    if adir:
+        return PeftModel.from_pretrained(base, adir, is_trainable=True)
+    return get_peft_model(base, LoraConfig(**lcfg, lora_dropout=0.0))
+
+
+def make(name):
+    mkw, lcfg, hp = FIXTURES[name]
+    dir = os.path.join(OUT, name)
+    shutil.rmtree(dir, ignore_errors=True)
+    os.makedirs(dir)
+    torch.manual_seed(7)
+    cfg = T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                        num_attention_heads=4, max_position_embeddings=64, initializer_range=0.1,
+                        rms_norm_eps=1e-6, rope_theta=10000.0, bos_token_id=1, eos_token_id=2, pad_token_id=0, **mkw)
+    model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation='eager', dtype=torch.float32)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if p.dim() == 1:  # norms: random, not ones
+                p.add_(torch.randn(p.shape, generator=g) * 0.1)
+    model.save_pretrained(dir, safe_serialization=True)
+
+    pm = peft_model_for(dir, lcfg)
+    g = torch.Generator().manual_seed(12)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if 'lora_' in n:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    adir = os.path.join(dir, 'adapter')
+    pm.save_pretrained(adir)
+    if os.path.exists(os.path.join(adir, 'README.md')):
+        os.remove(os.path.join(adir, 'README.md'))
+    with open(os.path.join(adir, 'adapter_config.json')) as f:
+        ac = json.load(f)
+    ac['base_model_name_or_path'] = name
+    with open(os.path.join(adir, 'adapter_config.json'), 'w') as f:
+        json.dump(ac, f, indent=2, sort_keys=True)
+
+    pm = peft_model_for(dir, lcfg, adir)
+    loss = loss_of(pm)
+    loss.backward()
+    grads = {saved_name(n): p.grad.detach().clone().contiguous() for n, p in pm.named_parameters() if p.requires_grad}
+    save_file(grads, os.path.join(dir, 'grads.safetensors'))
+
+    runs = {}
+    for opt in ['sgd', 'adamw']:
+        pm = peft_model_for(dir, lcfg, adir)
+        params = [p for p in pm.parameters() if p.requires_grad]
+        o = (torch.optim.SGD(params, lr=hp['sgd_lr']) if opt == 'sgd'
+             else torch.optim.AdamW(params, lr=hp['adamw_lr'], weight_decay=hp['weight_decay']))
+        losses = []
+        for _ in range(STEPS):
+            o.zero_grad()
+            l = loss_of(pm)
+            losses.append(float(l))
+            l.backward()
+            o.step()
+        runs[opt] = losses
+    with open(os.path.join(dir, 'tokens.json'), 'w') as f:
+        json.dump(TOKENS, f)
+    with open(os.path.join(dir, 'goldens.json'), 'w') as f:
+        json.dump({'loss': float(loss), 'steps': STEPS, 'hyper': hp, 'losses': runs,
+                   'lora': {k: v if not isinstance(v, set) else sorted(v) for k, v in lcfg.items()}}, f, indent=1)
+    print(name, 'loss', float(loss), runs, 'tensors', len(grads))
+
+
+if __name__ == '__main__':
+    for n in FIXTURES:
+        make(n)
