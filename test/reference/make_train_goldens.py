@@ -12,7 +12,7 @@ Loss: mean token cross-entropy over every predicted position of every sequence (
 predicts t+1; right padding masked out of attention and loss).
 
 Run once, outside CI (CI never installs PyTorch; the outputs are committed):
-  /work/venv-ref/bin/python test/reference/make_train_goldens.py
+  /work/venv-ref/bin/python test/reference/make_train_goldens.py && npx biome format --write test/fixtures/train
 Tested with torch 2.x (CPU), transformers 5.x, peft 0.21.
 """
 import json
@@ -37,7 +37,7 @@ FIXTURES = {
     # tied head, multi-query, every Linear adapted, rsLoRA scale
     'llama-tied': (dict(num_key_value_heads=1, tie_word_embeddings=True),
                    dict(r=4, lora_alpha=8, target_modules='all-linear', use_rslora=True),
-                   dict(sgd_lr=0.5, adamw_lr=0.01, weight_decay=0.05)),
+                   dict(sgd_lr=0.02, adamw_lr=0.01, weight_decay=0.05)),
 }
 
 
@@ -99,6 +99,8 @@ def make(name):
     with open(os.path.join(adir, 'adapter_config.json')) as f:
         ac = json.load(f)
     ac['base_model_name_or_path'] = name
+    if isinstance(ac['target_modules'], list):  # a set in PEFT: its order varies per run
+        ac['target_modules'] = sorted(ac['target_modules'])
     with open(os.path.join(adir, 'adapter_config.json'), 'w') as f:
         json.dump(ac, f, indent=2, sort_keys=True)
 

@@ -46,6 +46,9 @@ export function makeBatch(seqs: number[][], vocabSize: number): Batch {
         throw new TrainingInputError(
           `tokens[${b}][${t}] = ${JSON.stringify(id)}: token ids are integers in [0, ${vocabSize})`
         )
+    })
+    // filled only after the whole sequence is checked: a target is read one position ahead
+    s.forEach((id, t) => {
       ids[b * T + t] = BigInt(id)
       if (t + 1 < s.length) {
         targets[b * T + t] = BigInt(s[t + 1]!)
