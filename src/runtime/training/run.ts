@@ -6,12 +6,13 @@ import { modelIdOf } from '../model/config.ts'
 import type { Projection } from '../model/families/types.ts'
 import { readModelConfig } from '../model/index.ts'
 import { freshLora, type LoraState, loraFromAdapter, loraTensors, saveLora } from './lora.ts'
-import { makeOptimizer, type OptimizerName, Trainer } from './trainer.ts'
+import { makeOptimizer, type OptimizerName, type Sequence, Trainer } from './trainer.ts'
 
 export interface TrainRun {
   modelDir: string
   outDir: string
-  tokens: number[][]
+  /** token ids (`--tokens`), or rows with trained-token masks (`--data`) */
+  tokens: Sequence[]
   /** start from this PEFT adapter; else a fresh one from `lora` */
   initAdapter?: string
   lora?: { rank: number; alpha: number; targets: Projection[] | 'all-linear'; rslora: boolean }

@@ -29,36 +29,48 @@ export interface Batch {
   count: number
 }
 
-/** Right-pads the sequences; padding is never attended by real positions (causal) nor scored. */
-export function makeBatch(seqs: number[][], vocabSize: number): Batch {
+/** Token ids, and optionally which tokens are trained (default: every token after the first). */
+export type Sequence = number[] | { ids: number[]; trained: boolean[] }
+
+/**
+ * Right-pads the sequences; padding is never attended by real positions (causal) nor scored.
+ * Position t is scored when token t+1 is trained, with weight 1 / (scored positions), so the
+ * loss is the mean over every predicted token of the batch.
+ */
+export function makeBatch(seqs: Sequence[], vocabSize: number): Batch {
   if (!Array.isArray(seqs) || seqs.length === 0)
     throw new TrainingInputError('tokens: expected a non-empty JSON array of token-id arrays')
-  const B = seqs.length
-  const T = Math.max(...seqs.map((s) => (Array.isArray(s) ? s.length : 0)))
-  const ids = new BigInt64Array(B * T)
-  const targets = new BigInt64Array(B * T)
-  const weights = new Float32Array(B * T)
-  let count = 0
-  seqs.forEach((s, b) => {
-    if (!Array.isArray(s)) throw new TrainingInputError(`tokens[${b}]: expected an array of token ids`)
-    s.forEach((id, t) => {
+  const list = seqs.map((s, b) => {
+    const ids = Array.isArray(s) ? s : s?.ids
+    if (!Array.isArray(ids)) throw new TrainingInputError(`tokens[${b}]: expected an array of token ids`)
+    ids.forEach((id, t) => {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
         throw new TrainingInputError(
           `tokens[${b}][${t}] = ${JSON.stringify(id)}: token ids are integers in [0, ${vocabSize})`
         )
     })
-    // filled only after the whole sequence is checked: a target is read one position ahead
-    s.forEach((id, t) => {
+    return { ids, trained: Array.isArray(s) ? ids.map((_, t) => t > 0) : s.trained }
+  })
+  const B = list.length
+  const T = Math.max(...list.map((s) => s.ids.length))
+  const ids = new BigInt64Array(B * T)
+  const targets = new BigInt64Array(B * T)
+  const weights = new Float32Array(B * T)
+  let count = 0
+  list.forEach((s, b) => {
+    s.ids.forEach((id, t) => {
       ids[b * T + t] = BigInt(id)
-      if (t + 1 < s.length) {
-        targets[b * T + t] = BigInt(s[t + 1]!)
+      if (t + 1 < s.ids.length && s.trained[t + 1]) {
+        targets[b * T + t] = BigInt(s.ids[t + 1]!)
         weights[b * T + t] = 1
         count++
       }
     })
   })
   if (count === 0)
-    throw new TrainingInputError('tokens: no sequence has 2 or more tokens, so nothing is predicted')
+    throw new TrainingInputError(
+      'tokens: no sequence has a trained token after its first, so nothing is predicted'
+    )
   for (let i = 0; i < weights.length; i++) weights[i] = weights[i]! / count
   return { B, T, ids, targets, weights, count }
 }
@@ -94,7 +106,7 @@ export class Trainer {
     modelDir: string,
     cfg: ModelConfig,
     state: LoraState,
-    seqs: number[][],
+    seqs: Sequence[],
     opts: { threads?: number } = {}
   ): Promise<Trainer> {
     const batch = makeBatch(seqs, cfg.vocabSize)

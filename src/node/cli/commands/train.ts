@@ -1,8 +1,12 @@
 // `openlora train`: LoRA fine-tuning of a local checkpoint on ONNX Runtime (docs/TRAINING.md).
 // Parses and checks the options, runs src/runtime/training/run.ts, prints progress (a line per
 // step on a TTY-less stderr, or JSON events on stdout with --json).
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { PROJECTIONS, type Projection } from '../../../runtime/model/families/types.ts'
+import { Tokenizer } from '../../../runtime/tokenizer.ts'
+import { type Example, encodeRows, parseJsonl } from '../../../runtime/training/data.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 
@@ -61,6 +65,20 @@ async function readTokens(file: string): Promise<number[][]> {
   return v as number[][]
 }
 
+async function readData(modelDir: string, file: string): Promise<Example[]> {
+  const text = await readFile(file, 'utf8').catch((err: Error) => {
+    throw new UsageError(`--data ${file}: cannot read (${err.message})`)
+  })
+  if (text.length > MAX_TOKENS_FILE)
+    throw new UsageError(`--data ${file}: larger than ${MAX_TOKENS_FILE} bytes`)
+  const rows = parseJsonl(text, file)
+  if (!existsSync(join(modelDir, 'tokenizer.json')))
+    throw new UsageError(
+      `--data needs ${modelDir}/tokenizer.json to tokenize rows; use --tokens with token ids`
+    )
+  return encodeRows(await Tokenizer.fromDir(modelDir), rows)
+}
+
 export const trainCommand: Command = {
   name: 'train',
   summary:
@@ -71,6 +89,11 @@ export const trainCommand: Command = {
     tokens: {
       type: 'string',
       description: 'JSON array of token-id sequences (one batch per step)',
+      valueName: 'FILE'
+    },
+    data: {
+      type: 'string',
+      description: 'JSONL rows {"text"} or {"messages"} (chat: loss on assistant tokens only)',
       valueName: 'FILE'
     },
     'init-adapter': {
@@ -102,7 +125,9 @@ export const trainCommand: Command = {
   async run({ values }) {
     const modelDir = requireString(values, 'model')
     const outDir = requireString(values, 'out')
-    const tokensFile = requireString(values, 'tokens')
+    const hasTokens = typeof values.tokens === 'string'
+    if (hasTokens === (typeof values.data === 'string'))
+      throw new UsageError('give exactly one of --tokens FILE.json and --data FILE.jsonl')
     const optimizer = values.optimizer
     if (optimizer !== 'sgd' && optimizer !== 'adamw')
       throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
@@ -122,7 +147,9 @@ export const trainCommand: Command = {
     const result = await runTraining({
       modelDir,
       outDir,
-      tokens: await readTokens(tokensFile),
+      tokens: hasTokens
+        ? await readTokens(String(values.tokens))
+        : await readData(modelDir, String(values.data)),
       initAdapter,
       lora: {
         rank,
