@@ -1,6 +1,7 @@
 // The node's two keys, created on first start and kept in <dataDir>/keys (mode 0600):
 // - peer.key: libp2p Ed25519 private key (protobuf), so the peer id survives restarts;
-// - operator.key: secp256k1 private key (hex) whose Ethereum address receives rewards.
+// - operator.key: secp256k1 private key (hex) whose Ethereum address receives rewards, or
+//   operator.json: the same key encrypted in keystore v3 format (operator-keystore.ts).
 // The operator signs a binding to the peer id once per start; adverts carry that signature.
 import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -13,6 +14,7 @@ import type { NodeIdentity } from '../common/service.ts'
 import type { Hex } from '../crypto/hash.ts'
 import { signOperatorBinding } from '../protocols/adverts/binding.ts'
 import { KeyFileError } from './errors.ts'
+import { loadKeystoreOperator } from './operator-keystore.ts'
 
 export type { NodeIdentity }
 
@@ -60,6 +62,9 @@ export async function loadPeerKey(keysDir: string, log: Logger): Promise<Private
 }
 
 export function loadOperatorKey(keysDir: string, log: Logger): PrivateKeyAccount {
+  // An encrypted keystore (operator.json, `openlora keys new|import`) wins over the plain file.
+  const encrypted = loadKeystoreOperator(keysDir, log)
+  if (encrypted) return encrypted
   const file = join(keysDir, 'operator.key')
   if (existsSync(file)) {
     const hex = readSecret(file, log).toString('utf8').trim()

@@ -11,8 +11,10 @@ import { gatewayCommands } from './gateway.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
+import { keysCommands } from './keys.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
+import { withdrawContributionCommand } from './rewards-contribution.ts'
 import { startCommand } from './start.ts'
 import { verifyCommand } from './verify.ts'
 
@@ -20,6 +22,7 @@ export const commands: Command[] = [
   startCommand,
   idCommand,
   ...configCommands,
+  ...keysCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,
@@ -30,5 +33,6 @@ export const commands: Command[] = [
   depositCommand,
   balanceCommand,
   rewardsCommand,
+  withdrawContributionCommand,
   ...chainCommands
 ]
