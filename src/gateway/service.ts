@@ -31,6 +31,8 @@ export interface GatewayComponents {
   peers?: GatewayPeers & { readonly size: number }
   fetchAdapter?: (cid: string, from: string[], opts: { model: string }) => Promise<void>
   aliases: AliasStore
+  /** what each API key spent (wei), kept across restarts */
+  keySpend?: { load(): Promise<Map<string, bigint>>; save(id: string, spent: bigint): Promise<void> }
   logger: Logger
 }
 
@@ -67,7 +69,13 @@ export class GatewayService {
         `gateway.host ${cfg.host} is not a loopback address and no API key exists: anyone who reaches it could spend this node's wallet. Add a key first (openlora gateway keys add NAME) or bind to 127.0.0.1.`,
         { code: 'keys_required' }
       )
-    const auth = new KeyAuth(this.keys, cfg.apiKeys || !loopback, () => adminToken(c.dataDir))
+    const auth = new KeyAuth(
+      this.keys,
+      cfg.apiKeys || !loopback,
+      () => adminToken(c.dataDir),
+      (await c.keySpend?.load()) ?? new Map(),
+      c.keySpend?.save
+    )
     const catalog = new Catalog(c.serving, c.peers, c.aliases, {
       peerId: c.peerId,
       operator: c.operator,
