@@ -30,7 +30,7 @@ const hashKey = (key: string): string => createHash('sha256').update(key).digest
 export class KeyStore {
   readonly file: string
   #records: KeyRecord[] = []
-  #mtimeMs = -1
+  #version = ''
 
   constructor(dataDir: string) {
     this.file = join(dataDir, KEYS_FILE)
@@ -38,22 +38,22 @@ export class KeyStore {
 
   /** The current keys (re-read when the file changed). */
   records(): KeyRecord[] {
-    let mtime = 0
+    let version = ''
     try {
       // mtime and size: two writes within one timestamp tick still differ in size (a revocation
       // adds a timestamp), so a change is never missed
       const st = statSync(this.file)
-      mtime = st.mtimeMs * 1e9 + st.size
+      version = `${st.mtimeMs}:${st.size}`
     } catch {
       this.#records = []
-      this.#mtimeMs = -1
+      this.#version = ''
       return this.#records
     }
-    if (mtime !== this.#mtimeMs) {
+    if (version !== this.#version) {
       const parsed = KeyFile.safeParse(JSON.parse(readFileSync(this.file, 'utf8')))
       if (!parsed.success) throw new Error(`${this.file} is malformed: ${parsed.error.issues[0]?.message}`)
       this.#records = parsed.data.keys
-      this.#mtimeMs = mtime
+      this.#version = version
     }
     return this.#records
   }
