@@ -84,6 +84,27 @@ test('a key over its rate gets 429 RateLimitError with Retry-After', async () =>
   }
 })
 
+test('beyond gateway.maxConcurrentStreams a request gets 503 with Retry-After; the running one finishes', async () => {
+  const n = await startNode(root, 'limited', fx, { config: { 'gateway.maxConcurrentStreams': 1 } })
+  try {
+    const c = new OpenAI({ baseURL: `${n.services.gateway!.url!}/v1`, apiKey: 'x', maxRetries: 0 })
+    const first = c.completions.create({ model, prompt: 'long', max_tokens: 120, temperature: 0.8, seed: 1 })
+    await new Promise((r) => setTimeout(r, 30))
+    try {
+      await c.completions.create({ model, prompt: 'second', max_tokens: 4 })
+      assert.unreachable('the second job must be refused')
+    } catch (err) {
+      assert.instance(err, OpenAI.InternalServerError)
+      assert.is((err as InstanceType<typeof OpenAI.APIError>).status, 503)
+      assert.is((err as InstanceType<typeof OpenAI.APIError>).code, 'too_many_streams')
+      assert.ok(Number((err as InstanceType<typeof OpenAI.APIError>).headers?.get('retry-after')) >= 1)
+    }
+    assert.ok((await first).choices[0]!.text.length > 0)
+  } finally {
+    await n.stop()
+  }
+})
+
 test('a gateway bound beyond loopback without keys is refused at start', async () => {
   try {
     const n = await startNode(root, 'open', fx, { serve: false, config: { 'gateway.host': '0.0.0.0' } })
