@@ -100,7 +100,20 @@ export class GatewayService {
       idleTimeoutMs: cfg.idleTimeoutMs,
       log: c.logger
     })
-    await this.#app.listen({ host: cfg.host, port: cfg.port })
+    try {
+      await this.#app.listen({ host: cfg.host, port: cfg.port })
+    } catch (err) {
+      await this.#app.close().catch(() => {})
+      this.#app = undefined
+      if ((err as { code?: string }).code === 'EADDRINUSE')
+        throw new GatewayError(
+          500,
+          'server_error',
+          `the gateway cannot listen on ${cfg.host}:${cfg.port}: the port is in use (another node?). Start with --gateway-port N (0 = any free port) or --set gateway.enabled=false.`,
+          { code: 'port_in_use', cause: err }
+        )
+      throw err
+    }
     const addr = this.#app.server.address()
     const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port
     const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host

@@ -3,6 +3,7 @@
 // stops working without a restart, a key's rate limit answers 429 with Retry-After, and a node
 // refuses to bind its gateway beyond loopback while no key exists.
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
@@ -112,6 +113,21 @@ test('a gateway bound beyond loopback without keys is refused at start', async (
     assert.unreachable('the node must refuse to start')
   } catch (err) {
     assert.match((err as Error).message, /not a loopback address and no API key exists/)
+  }
+})
+
+test('a gateway port in use stops the start with what to do instead', async () => {
+  const srv = createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const port = (srv.address() as { port: number }).port
+  try {
+    const n = await startNode(root, 'taken', fx, { serve: false, config: { 'gateway.port': port } })
+    await n.stop()
+    assert.unreachable('the node must refuse to start')
+  } catch (err) {
+    assert.match((err as Error).message, /port is in use.*--gateway-port/)
+  } finally {
+    srv.close()
   }
 })
 
