@@ -2,22 +2,31 @@
 // ONNX sessions, LevelDB handles and libp2p sockets never leak from one file into the next), and
 // prints the closing line CI reads: `N passed, N failed`.
 //
-//   node scripts/run-tests.ts [unit|e2e|sim ...] [--filter SUBSTRING]
+//   node scripts/run-tests.ts [unit|e2e|attacks|sim|nat ...] [--filter SUBSTRING]
+// (attacks: test/attacks, one end-to-end payment attack per file, docs/THREATS.md)
+// `nat` (npm run test:nat) builds network namespaces and NATs: root only, so never a default tier.
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
-const TIERS = ['unit', 'e2e', 'sim'] as const
+const TIERS = ['unit', 'e2e', 'attacks', 'sim', 'nat'] as const
+const DEFAULT_TIERS = ['unit', 'e2e', 'attacks', 'sim']
 // unit files are CPU-light and short; e2e and sim start real hosts and chains, so they run one
 // at a time on these 2-core machines to keep timing-sensitive parts (gossip heartbeats) honest.
-const CONCURRENCY: Record<string, number> = { unit: 2, e2e: 1, sim: 1 }
-const FILE_TIMEOUT_MS: Record<string, number> = { unit: 180_000, e2e: 300_000, sim: 420_000 }
+const CONCURRENCY: Record<string, number> = { unit: 2, e2e: 1, attacks: 1, sim: 1, nat: 1 }
+const FILE_TIMEOUT_MS: Record<string, number> = {
+  unit: 180_000,
+  e2e: 300_000,
+  attacks: 300_000,
+  sim: 420_000,
+  nat: 600_000
+}
 
 const args = process.argv.slice(2)
 const filterAt = args.indexOf('--filter')
 const filter = filterAt >= 0 ? args[filterAt + 1] : undefined
 const tiers = args.filter((a, i) => !a.startsWith('--') && (filterAt < 0 || i !== filterAt + 1))
-const chosen = tiers.length > 0 ? tiers : [...TIERS]
+const chosen = tiers.length > 0 ? tiers : DEFAULT_TIERS
 for (const t of chosen) {
   if (!(TIERS as readonly string[]).includes(t)) {
     console.error(`unknown test tier "${t}"; allowed: ${TIERS.join(', ')}`)

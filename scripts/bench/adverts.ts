@@ -17,12 +17,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../src/node/config/load.ts'
 import { createNode, type OpenLoraNode } from '../../src/node/node.ts'
-import {
-  type Capabilities,
-  emptyCapabilities,
-  StaticCapabilitySource
-} from '../../src/protocols/adverts/capability.ts'
 import type { PeerEntry } from '../../src/protocols/adverts/peer-table.ts'
+import { type Capabilities, emptyCapabilities, StaticCapabilitySource } from '../../src/serving/capability.ts'
 import { runProcesses } from './adverts-processes.ts'
 import { benchArgs } from './args.ts'
 import { benchMachine } from './machine.ts'

@@ -36,8 +36,12 @@ try {
   const clients: LocalAccount[] = Array.from({ length: total }, () =>
     privateKeyToAccount(generatePrivateKey())
   )
-  await funder.deposit(BigInt(total) * 100n * OPEN, clients[0]!.address)
-  for (const c of clients.slice(1)) await funder.deposit(100n * OPEN, c.address)
+  await funder.deposit(BigInt(total) * 100n * OPEN, {
+    node: nodeAcc!.address,
+    forClient: clients[0]!.address
+  })
+  for (const c of clients.slice(1))
+    await funder.deposit(100n * OPEN, { node: nodeAcc!.address, forClient: c.address })
 
   const claimGas = async (group: LocalAccount[], cumulative: bigint): Promise<bigint> => {
     const entries: { voucher: SignedVoucher; amount: bigint }[] = []

@@ -6,6 +6,7 @@
 // whitespace before the target, else at a character boundary. ASCII bytes never occur inside a
 // multi-byte UTF-8 sequence, so every chunk is valid UTF-8 on its own and carries as a string.
 import { basename, extname } from 'node:path'
+import { parseWith, z } from '../common/schema.ts'
 import { cidForManifest } from '../crypto/cid.ts'
 import { fromHex, sha256, toHex } from '../crypto/hash.ts'
 import { CHUNK_BYTES, CHUNK_SLACK_BYTES, MAX_CONTRIBUTION_BYTES } from './constants.ts'
@@ -87,19 +88,24 @@ export function chunkDocument(text: string): ChunkedDocument {
 }
 
 /** Text of one .jsonl row: `text`, or `content`, or `prompt` + `completion`/`response`, or `messages[].content`. */
+/** A .jsonl row: a string, or an object whose text is in the first of these fields it has. */
+const RowSchema = z
+  .union([
+    z.string(),
+    z.looseObject({ text: z.string() }).transform((r) => r.text),
+    z.looseObject({ content: z.string() }).transform((r) => r.content),
+    z.looseObject({ prompt: z.string() }).transform((r) => {
+      const answer = typeof r.completion === 'string' ? r.completion : r.response
+      return typeof answer === 'string' ? `${r.prompt}\n${answer}` : r.prompt
+    }),
+    z
+      .looseObject({ messages: z.array(z.looseObject({ content: z.string() })) })
+      .transform((r) => r.messages.map((m) => m.content).join('\n'))
+  ])
+  .describe('a string, or an object with a string "text", "content", "prompt" or "messages[].content"')
+
 function rowText(row: unknown, line: number, file: string): string {
-  const r = row as Record<string, unknown>
-  if (typeof row === 'string') return row
-  if (typeof row !== 'object' || row === null) throw badRow(file, line, 'a row must be a JSON object')
-  if (typeof r.text === 'string') return r.text
-  if (typeof r.content === 'string') return r.content
-  if (typeof r.prompt === 'string') {
-    const answer = typeof r.completion === 'string' ? r.completion : r.response
-    return typeof answer === 'string' ? `${r.prompt}\n${answer}` : r.prompt
-  }
-  if (Array.isArray(r.messages) && r.messages.every((m) => typeof m?.content === 'string'))
-    return r.messages.map((m) => m.content as string).join('\n')
-  throw badRow(file, line, 'a row needs a string "text", "content", "prompt" or "messages[].content"')
+  return parseWith(RowSchema, row, { error: (i) => badRow(file, line, `a row must be ${i.allowed}`) })
 }
 
 function badRow(file: string, line: number, why: string): DatanetError {

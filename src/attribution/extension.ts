@@ -4,50 +4,30 @@
 // spans against the adapter's datanets with the served model's own tokenizer, else the plain
 // provenance commitment.
 import { readFile } from 'node:fs/promises'
-import { basename, join, resolve } from 'node:path'
-import { encodeCanonical } from '../crypto/cbor.ts'
-import { type Hex, sha256Hex } from '../crypto/hash.ts'
-import type { NodeConfig, Spec } from '../node/config/schema.ts'
-import type { NodeExtension } from '../node/extensions.ts'
-import type { NodeComponents, Service } from '../node/services.ts'
-import { parseModelConfig } from '../runtime/model/config.ts'
+import { join, resolve } from 'node:path'
+import { z } from '../common/schema.ts'
+import type { NodeComponents, NodeExtension, Service } from '../common/service.ts'
+import type { Hex } from '../crypto/hash.ts'
+import { modelIdOf, parseModelConfig } from '../runtime/model/config.ts'
 import { Attributor } from './attribute.ts'
 import { DEFAULT_MIN_SPAN_TOKENS } from './constants.ts'
 import { DatanetStore } from './datanet-store.ts'
 import { SpanIndexCache } from './index-file.ts'
 import { modelTextEncoder } from './model-tokenizer.ts'
+import { provenanceCommitment } from './provenance.ts'
 import { ProvenanceStore } from './provenance-store.ts'
 import { AttributionProofStore, type JobOutput, spanAttributionProvider } from './provider.ts'
 import type { AttributionSummary } from './types.ts'
 
-export interface AttributionConfig {
+export const AttributionConfigSchema = z.strictObject({
   /** shortest output span (tokens) credited to a datanet */
-  minSpanTokens: number
-}
-
-export const ATTRIBUTION_CONFIG_SPEC: Spec = {
-  type: 'section',
-  fields: { minSpanTokens: { type: 'int', min: 1, max: 4096 } }
-}
-export const ATTRIBUTION_CONFIG_DEFAULTS: AttributionConfig = { minSpanTokens: DEFAULT_MIN_SPAN_TOKENS }
+  minSpanTokens: z.int().min(1).max(4096).default(DEFAULT_MIN_SPAN_TOKENS)
+})
+export type AttributionConfig = z.output<typeof AttributionConfigSchema>
 
 /** Where datanet chunks and span indexes live (the CLI uses the same place). */
 export function datanetDir(dataDir: string): string {
   return join(dataDir, 'datanets')
-}
-
-/** What a node reports for a job it cannot attribute by spans (as the infer protocol's default). */
-export function provenanceCommitment(job: Pick<JobOutput, 'modelHash' | 'adapter'>): AttributionSummary {
-  return {
-    method: 'provenance',
-    datanets: [],
-    contributors: [],
-    proofHash: sha256Hex(encodeCanonical({ modelHash: job.modelHash, adapter: job.adapter }))
-  }
-}
-
-interface ServedModels {
-  models(): { modelId: string; weightsHash: Hex }[]
 }
 
 export interface AttributionService extends Service {
@@ -57,16 +37,17 @@ export interface AttributionService extends Service {
   provider: (job: JobOutput) => Promise<AttributionSummary>
 }
 
-/** The slice of the datanet exchange service (src/protocols/datanet-exchange) attribution uses. */
-interface DatanetReplicatorLike {
-  replicator?: { request(id: Hex, version: number): void }
+declare module '../common/service.ts' {
+  interface Services {
+    attribution: AttributionService
+  }
+  interface NodeConfig {
+    attribution?: Partial<AttributionConfig>
+  }
 }
 
 function attributionService(components: NodeComponents): AttributionService {
-  const cfg = {
-    ...ATTRIBUTION_CONFIG_DEFAULTS,
-    ...((components.config as NodeConfig & { attribution?: Partial<AttributionConfig> }).attribution ?? {})
-  }
+  const cfg = AttributionConfigSchema.parse(components.config.attribution ?? {})
   const log = components.logger.child('attribution')
   const store = new DatanetStore({
     db: components.db,
@@ -75,9 +56,7 @@ function attributionService(components: NodeComponents): AttributionService {
   })
   const provenance = new ProvenanceStore(components.db)
   const proofs = new AttributionProofStore(components.db)
-  const modelDirs = ((components.config as { infer?: { models?: string[] } }).infer?.models ?? []).map((d) =>
-    resolve(d)
-  )
+  const modelDirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
   // modelId → attributor with that model's tokenizer; built on the first job of the model.
   const byModel = new Map<string, Promise<Attributor>>()
   const attributorFor = async (modelId: string): Promise<Attributor | undefined> => {
@@ -86,7 +65,7 @@ function attributionService(components: NodeComponents): AttributionService {
       p = (async () => {
         for (const dir of modelDirs) {
           const conf = parseModelConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')))
-          if ((conf.nameOrPath ?? basename(dir)) !== modelId) continue
+          if (modelIdOf(conf, dir) !== modelId) continue
           const { encoder, tokenizerId } = await modelTextEncoder(dir)
           const indexes = new SpanIndexCache({ store, tokenizer: encoder, logger: log }, { tokenizerId })
           return new Attributor({ store, indexes, logger: log }, { minSpanTokens: cfg.minSpanTokens })
@@ -117,8 +96,7 @@ function attributionService(components: NodeComponents): AttributionService {
     const missing: { id: Hex; version: number }[] = []
     for (const d of p.datanets) if (!(await hasVersion(d.id, d.version))) missing.push(d)
     if (missing.length > 0) {
-      const replicator = (components.services.datanetExchange as DatanetReplicatorLike | undefined)
-        ?.replicator
+      const replicator = components.services.datanetExchange?.replicator
       for (const d of missing) replicator?.request(d.id, d.version)
       const keys = missing.map((d) => `${d.id}@${d.version}`)
       if (replicator)
@@ -138,8 +116,7 @@ function attributionService(components: NodeComponents): AttributionService {
       }
       return provenanceCommitment(job)
     }
-    const served = components.services.serving as ServedModels | undefined
-    const model = served?.models().find((m) => m.weightsHash === job.modelHash)
+    const model = components.services.serving?.models().find((m) => m.weightsHash === job.modelHash)
     const attributor = model ? await attributorFor(model.modelId) : undefined
     return spanAttributionProvider({
       attributor: () => attributor,
@@ -179,6 +156,6 @@ function attributionService(components: NodeComponents): AttributionService {
 
 export const attributionExtension: NodeExtension = {
   name: 'attribution',
-  config: { attribution: { spec: ATTRIBUTION_CONFIG_SPEC, defaults: ATTRIBUTION_CONFIG_DEFAULTS } },
+  config: { attribution: { schema: AttributionConfigSchema } },
   services: () => ({ attribution: attributionService })
 }

@@ -1,5 +1,7 @@
-// Shape and size checks of an attribution proof that came from a file or a peer, before any
-// hashing. Returns the first problem found as a sentence naming the field, or undefined.
+// The schema of an attribution proof that came from a file or a peer: shapes and sizes, checked
+// before any hashing. AttributionProof and SpanProof are derived from it (types.ts re-exports).
+import { hexBytes, z } from '../common/schema.ts'
+import type { Hex } from '../crypto/hash.ts'
 import {
   MAX_CONTRIBUTORS_PER_SPAN,
   MAX_MERKLE_DEPTH,
@@ -10,122 +12,79 @@ import {
   TOTAL_BP
 } from './constants.ts'
 
-const HEX32 = /^0x[0-9a-f]{64}$/
-const ADDRESS = /^0x[0-9a-f]{40}$/
 const MAX_CHUNKS = 1 << 20
 const MAX_CHUNK_CHARS = 1 << 20
 const MAX_SPAN_CHUNKS = 256
 
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v)
-const isInt = (v: unknown, min: number, max: number): v is number =>
-  typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+const hash32 = hexBytes(32)
+// proofs carry addresses lowercased, so one contributor has one spelling in every hash
+const lowerAddress = z
+  .string()
+  .regex(/^0x[0-9a-f]{40}$/)
+  .describe('a lowercase 0x address') as unknown as z.ZodType<Hex, string>
+const version = z.int().min(1).max(0xffffffff)
 
-function onlyKeys(o: Record<string, unknown>, keys: string[], where: string): string | undefined {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) return `${where} has unknown field "${k}"`
-  for (const k of keys) if (!(k in o)) return `${where} lacks field "${k}"`
-  return undefined
-}
+export const ChunkRefSchema = z.strictObject({
+  size: z
+    .int()
+    .min(1)
+    .max(MAX_CHUNK_CHARS * 4),
+  sha256: hash32
+})
 
-export function checkProofSchema(p: unknown): string | undefined {
-  if (!isObj(p)) return 'proof must be an object'
-  const top = onlyKeys(
-    p,
-    ['v', 'method', 'outputHash', 'outputTokens', 'minSpanTokens', 'datanets', 'contributors', 'spans'],
-    'proof'
-  )
-  if (top) return top
-  if (p.v !== 1) return 'proof.v must be 1'
-  if (p.method !== 'spans' && p.method !== 'provenance') return 'proof.method must be "spans" or "provenance"'
-  if (typeof p.outputHash !== 'string' || !HEX32.test(p.outputHash))
-    return 'proof.outputHash must be 0x + 64 hex'
-  if (!isInt(p.outputTokens, 0, MAX_OUTPUT_TOKENS))
-    return `proof.outputTokens must be an integer in 0..${MAX_OUTPUT_TOKENS}`
-  if (!isInt(p.minSpanTokens, 1, 4096)) return 'proof.minSpanTokens must be an integer in 1..4096'
-  if (!Array.isArray(p.datanets) || p.datanets.length < 1 || p.datanets.length > MAX_PROVENANCE_DATANETS)
-    return `proof.datanets must list 1 to ${MAX_PROVENANCE_DATANETS} datanets`
-  for (const [i, d] of p.datanets.entries()) {
-    const w = `proof.datanets[${i}]`
-    if (!isObj(d)) return `${w} must be an object`
-    const e = onlyKeys(d, ['id', 'version', 'root', 'bp'], w)
-    if (e) return e
-    if (typeof d.id !== 'string' || !HEX32.test(d.id)) return `${w}.id must be 0x + 64 lowercase hex`
-    if (typeof d.root !== 'string' || !HEX32.test(d.root)) return `${w}.root must be 0x + 64 lowercase hex`
-    if (!isInt(d.version, 1, 0xffffffff)) return `${w}.version must be an integer in 1..2^32-1`
-    if (!isInt(d.bp, 0, TOTAL_BP)) return `${w}.bp must be an integer in 0..${TOTAL_BP}`
-  }
-  if (!Array.isArray(p.contributors) || p.contributors.length > MAX_RECEIPT_CONTRIBUTORS * 64)
-    return 'proof.contributors must be an array'
-  for (const [i, c] of p.contributors.entries()) {
-    const w = `proof.contributors[${i}]`
-    if (!isObj(c)) return `${w} must be an object`
-    const e = onlyKeys(c, ['address', 'bp'], w)
-    if (e) return e
-    if (typeof c.address !== 'string' || !ADDRESS.test(c.address))
-      return `${w}.address must be a lowercase 0x address`
-    if (!isInt(c.bp, 1, TOTAL_BP)) return `${w}.bp must be an integer in 1..${TOTAL_BP}`
-  }
-  if (!Array.isArray(p.spans) || p.spans.length > MAX_PROOF_SPANS * MAX_CONTRIBUTORS_PER_SPAN)
-    return `proof.spans must be an array of at most ${MAX_PROOF_SPANS * MAX_CONTRIBUTORS_PER_SPAN}`
-  if (p.method === 'provenance' && p.spans.length > 0) return 'a provenance proof carries no spans'
-  if (p.method === 'spans' && p.spans.length === 0) return 'a spans proof carries at least one span'
-  for (const [i, s] of p.spans.entries()) {
-    const w = `proof.spans[${i}]`
-    if (!isObj(s)) return `${w} must be an object`
-    const e = onlyKeys(
-      s,
-      [
-        'datanet',
-        'version',
-        'outputOffset',
-        'tokens',
-        'contribution',
-        'chunkIndex',
-        'text',
-        'offset',
-        'merkle'
-      ],
-      w
-    )
-    if (e) return e
-    if (typeof s.datanet !== 'string' || !HEX32.test(s.datanet)) return `${w}.datanet must be 0x + 64 hex`
-    if (!isInt(s.version, 1, 0xffffffff)) return `${w}.version must be an integer in 1..2^32-1`
-    if (!Array.isArray(s.tokens) || s.tokens.length < 1 || !s.tokens.every((t) => isInt(t, 0, 0x7fffffff)))
-      return `${w}.tokens must be a non-empty array of token ids`
-    if (
-      !isInt(s.outputOffset, 0, MAX_OUTPUT_TOKENS) ||
-      (s.outputOffset as number) + s.tokens.length > (p.outputTokens as number)
-    )
-      return `${w}.outputOffset must place the span inside the ${p.outputTokens}-token output`
-    if (!isObj(s.contribution)) return `${w}.contribution must be an object`
-    const c = s.contribution
-    const ce = onlyKeys(c, ['cid', 'contributor', 'chunks'], `${w}.contribution`)
-    if (ce) return ce
-    if (typeof c.cid !== 'string' || c.cid.length > 128) return `${w}.contribution.cid must be a CID string`
-    if (typeof c.contributor !== 'string' || !ADDRESS.test(c.contributor))
-      return `${w}.contribution.contributor must be a lowercase 0x address`
-    if (!Array.isArray(c.chunks) || c.chunks.length < 1 || c.chunks.length > MAX_CHUNKS)
-      return `${w}.contribution.chunks must list 1 to ${MAX_CHUNKS} chunks`
-    for (const r of c.chunks)
-      if (
-        !isObj(r) ||
-        !isInt(r.size, 1, MAX_CHUNK_CHARS * 4) ||
-        typeof r.sha256 !== 'string' ||
-        !HEX32.test(r.sha256)
-      )
-        return `${w}.contribution.chunks entries must be { size, sha256 }`
-    if (!isInt(s.chunkIndex, 0, MAX_CHUNKS)) return `${w}.chunkIndex must be a chunk index`
-    if (!Array.isArray(s.text) || s.text.length < 1 || s.text.length > MAX_SPAN_CHUNKS)
-      return `${w}.text must carry 1 to ${MAX_SPAN_CHUNKS} chunks`
-    if (!s.text.every((t) => typeof t === 'string' && t.length <= MAX_CHUNK_CHARS))
-      return `${w}.text must be strings`
-    if (!isInt(s.offset, 0, 0x7fffffff)) return `${w}.offset must be a non-negative integer`
-    if (
-      !Array.isArray(s.merkle) ||
-      s.merkle.length > MAX_MERKLE_DEPTH ||
-      !s.merkle.every((h) => typeof h === 'string' && HEX32.test(h))
-    )
-      return `${w}.merkle must be at most ${MAX_MERKLE_DEPTH} hashes of 0x + 64 hex`
-  }
-  return undefined
-}
+/** Proof that the output tokens [outputOffset, outputOffset + tokens.length) occur in a contribution. */
+export const SpanProofSchema = z.strictObject({
+  datanet: hash32,
+  version,
+  /** position of the span in the output token ids */
+  outputOffset: z.int().min(0).max(MAX_OUTPUT_TOKENS),
+  tokens: z.array(z.int().min(0).max(0x7fffffff)).min(1),
+  contribution: z.strictObject({
+    cid: z.string().max(128),
+    contributor: lowerAddress,
+    /** every chunk's size and sha256, in order: enough to recompute the contribution CID */
+    chunks: z.array(ChunkRefSchema).min(1).max(MAX_CHUNKS)
+  }),
+  /** index of the first chunk carried in `text` */
+  chunkIndex: z.int().min(0).max(MAX_CHUNKS),
+  /** the carried chunks' text, consecutive from chunkIndex */
+  text: z.array(z.string().max(MAX_CHUNK_CHARS)).min(1).max(MAX_SPAN_CHUNKS),
+  /** token offset of the span within the concatenated tokens of the carried chunks */
+  offset: z.int().min(0).max(0x7fffffff),
+  /** sibling hashes from the contribution's leaf to the version root */
+  merkle: z.array(hash32).max(MAX_MERKLE_DEPTH)
+})
+export type SpanProof = z.output<typeof SpanProofSchema>
+
+export const AttributionProofSchema = z
+  .strictObject({
+    v: z.literal(1),
+    method: z.enum(['spans', 'provenance']),
+    outputHash: hash32,
+    outputTokens: z.int().min(0).max(MAX_OUTPUT_TOKENS),
+    minSpanTokens: z.int().min(1).max(4096),
+    /** datanet versions consulted, with the roots the proof is against, and their weights */
+    datanets: z
+      .array(z.strictObject({ id: hash32, version, root: hash32, bp: z.int().min(0).max(TOTAL_BP) }))
+      .min(1)
+      .max(MAX_PROVENANCE_DATANETS),
+    contributors: z
+      .array(z.strictObject({ address: lowerAddress, bp: z.int().min(1).max(TOTAL_BP) }))
+      .max(MAX_RECEIPT_CONTRIBUTORS * 64),
+    spans: z.array(SpanProofSchema).max(MAX_PROOF_SPANS * MAX_CONTRIBUTORS_PER_SPAN)
+  })
+  .superRefine((p, ctx) => {
+    if (p.method === 'provenance' && p.spans.length > 0)
+      ctx.addIssue({ code: 'custom', path: ['spans'], message: 'a provenance proof carries no spans' })
+    if (p.method === 'spans' && p.spans.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['spans'], message: 'a spans proof carries at least one span' })
+    p.spans.forEach((s, i) => {
+      if (s.outputOffset + s.tokens.length > p.outputTokens)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['spans', i, 'outputOffset'],
+          message: `must place the span inside the ${p.outputTokens}-token output`
+        })
+    })
+  })
+export type AttributionProof = z.output<typeof AttributionProofSchema>

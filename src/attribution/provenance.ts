@@ -1,10 +1,26 @@
 // Adapter provenance: the datanet versions an adapter was trained on, with weights. Adapters'
 // metadata and adverts carry it, so it is checked like any input from the network.
+import { encodeCanonical } from '../crypto/cbor.ts'
+import { type Hex, sha256Hex } from '../crypto/hash.ts'
 import { MAX_PROVENANCE_DATANETS, TOTAL_BP } from './constants.ts'
 import { ProvenanceError } from './errors.ts'
-import type { AdapterProvenance } from './types.ts'
+import type { AdapterProvenance, AttributionSummary } from './types.ts'
 
 const DATANET_ID = /^0x[0-9a-f]{64}$/
+
+/**
+ * What a receipt carries for a job not attributed by spans: a commitment to which base model and
+ * adapter produced the output, and no datanet shares. The one definition of this hash; the infer
+ * protocol (no attribution service) and the attribution service (no spans) both use it.
+ */
+export function provenanceCommitment(job: { modelHash: Hex; adapter: string | null }): AttributionSummary {
+  return {
+    method: 'provenance',
+    datanets: [],
+    contributors: [],
+    proofHash: sha256Hex(encodeCanonical({ modelHash: job.modelHash, adapter: job.adapter }))
+  }
+}
 
 export function isDatanetId(v: unknown): v is `0x${string}` {
   return typeof v === 'string' && DATANET_ID.test(v)

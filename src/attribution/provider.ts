@@ -44,7 +44,7 @@ export interface SpanAttributionComponents {
   attributor: AttributeFn | ((job: JobOutput) => AttributeFn | undefined)
   /** the adapter's training provenance (from its metadata), or undefined when it declares none */
   provenanceOf(adapter: string | null): AdapterProvenance | undefined | Promise<AdapterProvenance | undefined>
-  /** what to report for jobs without provenance (e.g. the infer protocol's provenanceAttribution) */
+  /** what to report for jobs without provenance (provenance.ts provenanceCommitment) */
   fallback(job: JobOutput): AttributionSummary | Promise<AttributionSummary>
   proofs?: AttributionProofStore
   logger?: Logger

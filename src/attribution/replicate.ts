@@ -2,20 +2,15 @@
 // contributions with their chunk manifests, every version's root and count); chunks move by
 // hash (CID) separately. Importing checks the datanet id, every contribution CID, every leaf and
 // every version root (and, when given, the root recorded on-chain) before a byte is stored.
+import { messageOf, parseWith, uint, z } from '../common/schema.ts'
 import type { Hex } from '../crypto/hash.ts'
 import { contributionCid } from './chunking.ts'
 import { MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_TAG_CHARS, MAX_TAGS } from './constants.ts'
-import type { ContributionRecord, DatanetRecord, DatanetStore, VersionRecord } from './datanet-store.ts'
+import type { ContributionRecord, DatanetStore, VersionRecord } from './datanet-store.ts'
 import { datanetIdOf, normaliseAddress } from './datanet-store.ts'
 import { DatanetError, forkError } from './errors.ts'
 import { buildMerkleTree, contributionLeaf } from './merkle.ts'
 import type { ChunkRef } from './types.ts'
-
-export interface VersionBundle {
-  datanet: Pick<DatanetRecord, 'id' | 'name' | 'description' | 'tags' | 'owner' | 'createdAt'>
-  versions: { version: number; root: Hex; count: number; publishedAt: number }[]
-  contributions: { cid: string; contributor: Hex; chunks: ChunkRef[]; source: string }[]
-}
 
 /** Limits on a bundle from a peer. */
 export const MAX_BUNDLE_CONTRIBUTIONS = 1_000_000
@@ -59,32 +54,44 @@ export async function exportVersion(
 
 const bad = (why: string) => new DatanetError('DATANET_INVALID', `datanet bundle rejected: ${why}`)
 
-const isStr = (v: unknown, max: number): v is string => typeof v === 'string' && v.length <= max
-const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0
+const count = uint()
+const hex32 = z
+  .string()
+  .regex(/^0x[0-9a-f]{64}$/)
+  .describe('0x + 64 lowercase hex') as unknown as z.ZodType<Hex, string>
 
 /**
- * A bundle comes from a peer: every field it stores is type- and size-checked here, the same
- * limits a local create or contribute enforces, so nothing oversized or mistyped reaches LevelDB.
+ * A bundle comes from a peer: every field it stores is type- and size-checked by this schema, the
+ * same limits a local create or contribute enforces, so nothing oversized or mistyped reaches
+ * LevelDB. Ids, CIDs, leaves and roots are then recomputed by checkVersionBundle.
  */
-function checkBundleShape(bundle: VersionBundle): void {
-  const d = bundle?.datanet as Partial<VersionBundle['datanet']> | undefined
-  if (!d || typeof d !== 'object') throw bad('it has no datanet record')
-  if (!isStr(d.name, MAX_NAME_CHARS) || d.name === '')
-    throw bad(`name must be 1 to ${MAX_NAME_CHARS} characters`)
-  if (!isStr(d.description, MAX_DESCRIPTION_CHARS))
-    throw bad(`description must be a string of at most ${MAX_DESCRIPTION_CHARS} characters`)
-  if (!Array.isArray(d.tags) || d.tags.length > MAX_TAGS || !d.tags.every((t) => isStr(t, MAX_TAG_CHARS)))
-    throw bad(`tags must be at most ${MAX_TAGS} strings of at most ${MAX_TAG_CHARS} characters`)
-  if (!isCount(d.createdAt)) throw bad('createdAt must be ms since epoch')
-  if (!Array.isArray(bundle.versions)) throw bad('versions must be a list')
-  for (const [i, v] of bundle.versions.entries())
-    if (!isCount(v?.version) || !isCount(v.count) || !isCount(v.publishedAt) || typeof v.root !== 'string')
-      throw bad(`version entry ${i} must be { version, root, count, publishedAt } with integer counts`)
-  if (!Array.isArray(bundle.contributions)) throw bad('contributions must be a list')
-  for (const [i, c] of bundle.contributions.entries())
-    if (c?.source !== undefined && !isStr(c.source, MAX_SOURCE_CHARS))
-      throw bad(`contribution ${i} source must be a string of at most ${MAX_SOURCE_CHARS} characters`)
-}
+export const VersionBundleSchema = z.object({
+  datanet: z.object({
+    id: z.string().max(66) as unknown as z.ZodType<Hex, string>,
+    name: z.string().min(1).max(MAX_NAME_CHARS),
+    description: z.string().max(MAX_DESCRIPTION_CHARS),
+    tags: z.array(z.string().max(MAX_TAG_CHARS)).max(MAX_TAGS),
+    owner: z.string().max(42) as unknown as z.ZodType<Hex, string>,
+    createdAt: count
+  }),
+  versions: z
+    .array(z.object({ version: count, root: hex32, count, publishedAt: count }))
+    .min(1)
+    .max(MAX_BUNDLE_VERSIONS),
+  contributions: z
+    .array(
+      z.object({
+        cid: z.string().max(128),
+        contributor: z.string().max(42) as unknown as z.ZodType<Hex, string>,
+        chunks: z
+          .array(z.object({ size: z.int().min(1).max(Number.MAX_SAFE_INTEGER), sha256: hex32 }))
+          .min(1),
+        source: z.string().max(MAX_SOURCE_CHARS)
+      })
+    )
+    .max(MAX_BUNDLE_CONTRIBUTIONS)
+})
+export type VersionBundle = z.output<typeof VersionBundleSchema>
 
 export interface CheckedBundle {
   owner: Hex
@@ -97,33 +104,13 @@ export interface CheckedBundle {
  * contribution CID and leaf, every version root (and `trustedRoots`, version → root, e.g. from
  * the DatanetRegistry contract, where given). Throws DatanetError DATANET_INVALID naming what.
  */
-export function checkVersionBundle(
-  bundle: VersionBundle,
-  trustedRoots: Record<number, Hex> = {}
-): CheckedBundle {
-  checkBundleShape(bundle)
+export function checkVersionBundle(input: unknown, trustedRoots: Record<number, Hex> = {}): CheckedBundle {
+  const bundle = parseWith(VersionBundleSchema, input, { at: 'bundle', error: (i) => bad(messageOf(i)) })
   const d = bundle.datanet
   const owner = normaliseAddress(d.owner, 'owner')
   if (datanetIdOf(d.name, owner, d.createdAt) !== d.id)
     throw bad(`id ${d.id} is not the hash of its creation record`)
-  if (!Array.isArray(bundle.contributions) || bundle.contributions.length > MAX_BUNDLE_CONTRIBUTIONS)
-    throw bad(`at most ${MAX_BUNDLE_CONTRIBUTIONS} contributions`)
-  if (
-    !Array.isArray(bundle.versions) ||
-    bundle.versions.length === 0 ||
-    bundle.versions.length > MAX_BUNDLE_VERSIONS
-  )
-    throw bad(`1 to ${MAX_BUNDLE_VERSIONS} versions`)
   const records: ContributionRecord[] = bundle.contributions.map((c, seq) => {
-    if (
-      typeof c?.cid !== 'string' ||
-      !Array.isArray(c.chunks) ||
-      c.chunks.length === 0 ||
-      !c.chunks.every(
-        (r) => Number.isSafeInteger(r?.size) && r.size > 0 && /^0x[0-9a-f]{64}$/.test(String(r.sha256))
-      )
-    )
-      throw bad(`contribution ${seq} must be { cid, contributor, chunks: [{ size, sha256 }] }`)
     if (contributionCid(c.chunks) !== c.cid)
       throw bad(`contribution ${seq}: its chunk manifest does not give CID ${c.cid}`)
     const contributor = normaliseAddress(c.contributor, `contribution ${seq} contributor`)

@@ -27,40 +27,8 @@ export interface ChunkRef {
   sha256: Hex
 }
 
-/** Proof that the output tokens [outputOffset, outputOffset + tokens.length) occur in a contribution. */
-export interface SpanProof {
-  datanet: Hex
-  version: number
-  /** position of the span in the output token ids */
-  outputOffset: number
-  tokens: number[]
-  contribution: {
-    cid: string
-    contributor: Hex
-    /** every chunk's size and sha256, in order: enough to recompute the contribution CID */
-    chunks: ChunkRef[]
-  }
-  /** index of the first chunk carried in `text` */
-  chunkIndex: number
-  /** the carried chunks' text, consecutive from chunkIndex */
-  text: string[]
-  /** token offset of the span within the concatenated tokens of the carried chunks */
-  offset: number
-  /** sibling hashes from the contribution's leaf to the version root */
-  merkle: Hex[]
-}
-
-export interface AttributionProof {
-  v: 1
-  method: 'provenance' | 'spans'
-  outputHash: Hex
-  outputTokens: number
-  minSpanTokens: number
-  /** datanet versions consulted, with the roots the proof is against, and their weights */
-  datanets: { id: Hex; version: number; root: Hex; bp: number }[]
-  contributors: { address: Hex; bp: number }[]
-  spans: SpanProof[]
-}
+// Proofs are checked by a schema (proof-schema.ts); their types are derived from it.
+export type { AttributionProof, SpanProof } from './proof-schema.ts'
 
 export interface VersionRoot {
   datanetId: Hex

@@ -5,6 +5,7 @@
 // chunks' tokens at the claimed offset; with the output ids, they must be the output's tokens at
 // outputOffset. The weights are recomputed from the spans. Every failure names its check.
 
+import { parseWith, SchemaError } from '../common/schema.ts'
 import { encodeCanonical } from '../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256, toHex } from '../crypto/hash.ts'
 import { summarise } from './attribute.ts'
@@ -12,7 +13,7 @@ import { contributionCid } from './chunking.ts'
 import { MAX_CONTRIBUTORS_PER_SPAN, TOTAL_BP } from './constants.ts'
 import { spanKey, weightsFromSpans } from './credit.ts'
 import { contributionLeaf, processMerkleProof } from './merkle.ts'
-import { checkProofSchema } from './proof-schema.ts'
+import { AttributionProofSchema } from './proof-schema.ts'
 import type { AttributionProof, AttributionSummary, TextEncoder, VersionRoot } from './types.ts'
 
 export type VerifyCheck =
@@ -74,12 +75,14 @@ export function verifyAttribution(
     failures.push(span === undefined ? { check, message } : { check, span, message })
   }
   const checked = { spans: 0, tokens: opts.tokenizer !== undefined, output: opts.outputIds !== undefined }
-  const schemaError = checkProofSchema(proofIn)
-  if (schemaError) {
-    fail('schema', schemaError)
+  let proof: AttributionProof
+  try {
+    proof = parseWith(AttributionProofSchema, proofIn, { at: 'proof' })
+  } catch (err) {
+    if (!(err instanceof SchemaError)) throw err
+    fail('schema', err.message)
     return { ok: false, failures, checked }
   }
-  const proof = proofIn as AttributionProof
 
   if (opts.outputIds) {
     if (opts.outputIds.length !== proof.outputTokens || hashTokenIds(opts.outputIds) !== proof.outputHash)

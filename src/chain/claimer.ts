@@ -2,17 +2,18 @@
 // claimIntervalSec or as soon as the unclaimed value reaches minClaim. Each entry claims the
 // channel's owed total (the sum of its receipts' amountDue) under the client's latest voucher,
 // which only caps it: the margin the client signed ahead is never claimed. Batches are sorted by
-// adapter (one owner lookup per run on-chain) and capped at maxBatch. A voucher the contract
-// refuses is dealt with by reason (already paid: catch up with the chain; escrow short: wait;
-// bad signature or unknown adapter: quarantine) and the rest of the batch goes again; other
-// failures back off exponentially. On start it reconciles with the chain: channel amounts come
+// adapter (one owner lookup per run on-chain) and capped at maxBatch. Each batch is simulated
+// first: the contract settles valid entries and reports refused ones (M2), which are dealt with by
+// reason (already paid: catch up with the chain; escrow short: wait; bad signature or unknown
+// adapter: quarantine) and left out, so no client's voucher blocks the rest; other failures back
+// off exponentially. On start it reconciles with the chain: channel amounts come
 // from the contract itself, so a voucher claimed before a crash is never claimed twice, and a
 // voucher stored but not yet claimed is claimed after the restart.
 import type { Address, Hex } from 'viem'
 import { createLogger, type Logger } from '../common/log.ts'
-import type { ChainClient } from './client.ts'
-import type { SignedVoucher } from './eip712.ts'
-import { ChainCallError, revertArgs } from './errors.ts'
+import type { ChainClient, ClaimRejection } from './client.ts'
+import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
+import { ChainCallError } from './errors.ts'
 import { poolsFundedBy } from './events.ts'
 import { planAttribution } from './pool-attribution.ts'
 import type { ChannelRecord, VoucherStore } from './store.ts'
@@ -195,9 +196,14 @@ export class Claimer {
   private async claimBatch(
     batch: { record: ChannelRecord; voucher: SignedVoucher; amount: bigint }[]
   ): Promise<ClaimOutcome | undefined> {
-    let items = batch
+    // a signature the contract cannot even take (not low-s, not 65 bytes) never enters a claim
+    let items = []
+    for (const x of batch) {
+      if (isCanonicalSignature(x.voucher.signature)) items.push(x)
+      else await this.refused(x, 'InvalidSignature')
+    }
     let withAttribution = true
-    // each refusal removes one voucher (or the attribution), so this ends
+    // each pass removes at least one entry (or the attribution), so this ends
     for (let attempt = 0; attempt <= batch.length + 1 && items.length > 0; attempt++) {
       const jobs = await Promise.all(
         items.map(async ({ record, amount }) => {
@@ -208,7 +214,29 @@ export class Claimer {
           }
         })
       )
+      const entries = items.map((x) => ({ voucher: x.voucher, amount: x.amount }))
+      // The contract settles the valid entries and reports the others; simulating first (without
+      // attributions, whose totals depend on what is paid) keeps the refused ones out, so the
+      // attribution is planned from exactly the entries that get paid.
+      const sim = await this.chain.simulateClaim(entries, [])
+      if (sim.rejected.length > 0) {
+        const out = new Set(sim.rejected.map((r) => r.index))
+        for (const r of sim.rejected) await this.refused(items[r.index]!, r.reason)
+        items = items.filter((_, j) => !out.has(j))
+        continue
+      }
       const plan = withAttribution ? await this.plan(jobs) : { attributions: [], pools: [] }
+      if (plan.attributions.length > 0) {
+        try {
+          await this.chain.simulateClaim(entries, plan.attributions)
+        } catch (err) {
+          const reason = err instanceof ChainCallError ? err.revert : undefined
+          if (reason !== 'AttributionMismatch' && reason !== 'BadAttribution') throw err
+          this.log.warn('attribution refused; claiming without it', { reason })
+          withAttribution = false
+          continue
+        }
+      }
       const createdAt = Date.now()
       // the trees are stored before the transaction so contributors' proofs survive a crash
       for (const p of plan.pools) {
@@ -220,82 +248,87 @@ export class Claimer {
           createdAt
         })
       }
+      const sentAt = performance.now()
+      let res: Awaited<ReturnType<ChainClient['claim']>>
       try {
-        const sentAt = performance.now()
-        const res = await this.chain.claim(
-          items.map((x) => ({ voucher: x.voucher, amount: x.amount })),
-          plan.attributions
-        )
-        for (const [k, p] of plan.pools.entries()) {
-          const poolId = res.poolIds[k]
-          if (poolId == null) continue
-          await this.store.savePool({
-            root: p.tree.root,
-            datanetId: p.datanetId,
-            total: p.tree.total.toString(),
-            leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-            createdAt,
-            poolId: poolId.toString()
-          })
-        }
-        for (const { record, amount } of items) await this.store.setClaimed(record.channel, amount)
-        await this.store.saveClaim({
-          txHash: res.hash,
-          vouchers: items.map(({ record, voucher, amount }, j) => ({
-            channel: record.channel,
-            adapterId: record.adapterId,
-            cumulativeAmount: voucher.cumulativeAmount.toString(),
-            amount: amount.toString(),
-            increase: jobs[j]!.increase.toString()
-          })),
-          total: res.total.toString(),
-          gasUsed: res.gasUsed.toString(),
-          at: Date.now()
-        })
-        this.log.info('claimed', {
-          tx: res.hash,
-          vouchers: items.length,
-          total: res.total,
-          gasUsed: res.gasUsed,
-          // send → mined receipt (the swarm report counts it as settlement time)
-          ms: Math.round(performance.now() - sentAt)
-        })
-        return {
-          txHash: res.hash,
-          vouchers: items.length,
-          total: res.total,
-          gasUsed: res.gasUsed,
-          poolIds: res.poolIds
-        }
+        res = await this.chain.claim(entries, plan.attributions)
       } catch (err) {
-        if (!(err instanceof ChainCallError) || !err.revert) throw err
         // a revert is seen in simulation, before anything is sent: the planned trees are void
-        for (const p of plan.pools) await this.store.deletePool({ createdAt, root: p.tree.root })
-        const args = revertArgs(err) ?? []
-        const reason = err.revert
-        if (reason === 'AttributionMismatch' || reason === 'BadAttribution') {
-          this.log.warn('attribution refused; claiming without it', { reason })
-          withAttribution = false
-          continue
-        }
-        const index = Number(args[0])
-        const bad = items[index]
-        if (!bad) throw err
-        if (reason === 'NotIncreasing')
-          await this.store.setClaimed(bad.record.channel, BigInt(args[1] as bigint))
-        // AboveSignedMaximum cannot happen for what recordPayment accepted (owed ≤ the voucher)
-        else if (
-          reason === 'InvalidSignature' ||
-          reason === 'UnknownAdapter' ||
-          reason === 'AboveSignedMaximum'
-        )
-          await this.store.quarantine(bad.record.channel, reason)
-        // InsufficientEscrow: left in the store; a later round claims it once the client deposits
-        this.log.warn('voucher refused; claiming the rest', { reason, channel: bad.record.channel })
-        items = items.filter((_, j) => j !== index)
+        if (err instanceof ChainCallError && err.revert)
+          for (const p of plan.pools) await this.store.deletePool({ createdAt, root: p.tree.root })
+        throw err
+      }
+      for (const [k, p] of plan.pools.entries()) {
+        const poolId = res.poolIds[k]
+        if (poolId == null) continue
+        await this.store.savePool({
+          root: p.tree.root,
+          datanetId: p.datanetId,
+          total: p.tree.total.toString(),
+          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
+          createdAt,
+          poolId: poolId.toString()
+        })
+      }
+      // an entry refused between the simulation and the block stays unpaid: handled by reason
+      const late = new Set(res.rejected.map((r) => r.index))
+      for (const r of res.rejected) await this.refused(items[r.index]!, r.reason as ClaimRejection)
+      const paid = items.filter((_, j) => !late.has(j))
+      for (const { record, amount } of paid) await this.store.setClaimed(record.channel, amount)
+      await this.store.saveClaim({
+        txHash: res.hash,
+        vouchers: items.flatMap(({ record, voucher, amount }, j) =>
+          late.has(j)
+            ? []
+            : [
+                {
+                  channel: record.channel,
+                  adapterId: record.adapterId,
+                  cumulativeAmount: voucher.cumulativeAmount.toString(),
+                  amount: amount.toString(),
+                  increase: jobs[j]!.increase.toString()
+                }
+              ]
+        ),
+        total: res.total.toString(),
+        gasUsed: res.gasUsed.toString(),
+        at: Date.now()
+      })
+      this.log.info('claimed', {
+        tx: res.hash,
+        vouchers: paid.length,
+        rejected: res.rejected.length,
+        total: res.total,
+        gasUsed: res.gasUsed,
+        // send → mined receipt (the swarm report counts it as settlement time)
+        ms: Math.round(performance.now() - sentAt)
+      })
+      return {
+        txHash: res.hash,
+        vouchers: paid.length,
+        total: res.total,
+        gasUsed: res.gasUsed,
+        poolIds: res.poolIds
       }
     }
     return undefined
+  }
+
+  /** A refused entry, by reason: catch up with the chain, wait for escrow, or quarantine. */
+  private async refused(
+    x: { record: ChannelRecord; voucher: SignedVoucher },
+    reason: ClaimRejection
+  ): Promise<void> {
+    const { record } = x
+    if (reason === 'NotIncreasing')
+      await this.store.setClaimed(
+        record.channel,
+        await this.chain.claimedOf(record.client, record.node, record.adapterId)
+      )
+    // AboveSignedMaximum cannot happen for what recordPayment accepted (owed ≤ the voucher);
+    // InsufficientEscrow: left in the store, a later round claims it once the client deposits
+    else if (reason !== 'InsufficientEscrow') await this.store.quarantine(record.channel, reason)
+    this.log.warn('voucher refused; claiming the rest', { reason, channel: record.channel })
   }
 
   private async plan(jobs: Parameters<typeof planAttribution>[0]) {
@@ -309,8 +342,4 @@ export class Claimer {
     }
     return planAttribution(jobs, (id) => this.datanetKnown.has(id))
   }
-}
-
-export function createClaimer(components: ClaimerComponents, init: ClaimerInit = {}): Claimer {
-  return new Claimer(components, init)
 }

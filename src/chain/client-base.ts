@@ -50,6 +50,8 @@ export interface ClaimResult extends TxResult {
   total: bigint
   /** pool ids created for the attributions, in the order given */
   poolIds: bigint[]
+  /** entries the contract refused (VoucherRejected), unpaid; the others were paid */
+  rejected: { index: number; reason: string }[]
 }
 
 export type Wallet = WalletClient<Transport, Chain, Account>
@@ -96,13 +98,14 @@ export class ChainClientBase {
     )
   }
 
-  async escrowOf(client: Address): Promise<{ balance: bigint; unlockAt: bigint }> {
+  /** The client's escrow at `node` (only that node's claims spend it). */
+  async escrowOf(client: Address, node: Address): Promise<{ balance: bigint; unlockAt: bigint }> {
     const [balance, unlockAt] = await this.read('escrow balance', () =>
       this.publicClient.readContract({
         address: this.addresses.settlement,
         abi: settlementAbi,
         functionName: 'escrowOf',
-        args: [client]
+        args: [client, node]
       })
     )
     return { balance, unlockAt }
@@ -194,6 +197,17 @@ export class ChainClientBase {
         abi: datanetRegistryAbi,
         functionName: 'exists',
         args: [datanetId]
+      })
+    )
+  }
+
+  /** Seconds between a client's withdrawal request and its withdrawal (Settlement, immutable). */
+  async withdrawalDelay(): Promise<bigint> {
+    return this.read('withdrawal delay', () =>
+      this.publicClient.readContract({
+        address: this.addresses.settlement,
+        abi: settlementAbi,
+        functionName: 'withdrawalDelay'
       })
     )
   }

@@ -6,7 +6,6 @@ import { adapterRegistryAbi, datanetRegistryAbi, openTokenAbi, settlementAbi } f
 import {
   type Attribution,
   ChainClientBase,
-  type ChainClientInit,
   type ClaimResult,
   type SumNode,
   type TxResult
@@ -35,8 +34,11 @@ export class ChainClient extends ChainClientBase {
     return this.write('transfer', this.addresses.token, openTokenAbi, 'transfer', [to, amount])
   }
 
-  /** Approves the Settlement contract when needed, then deposits into the caller's escrow. */
-  async deposit(amount: bigint, forClient?: Address): Promise<TxResult> {
+  /**
+   * Approves the Settlement contract when needed, then deposits into the caller's (or
+   * `forClient`'s) escrow at `node`: only that node's claims spend it (docs/CHAIN.md).
+   */
+  async deposit(amount: bigint, opts: { node: Address; forClient?: Address }): Promise<TxResult> {
     const allowance = await this.read('allowance', () =>
       this.publicClient.readContract({
         address: this.addresses.token,
@@ -50,16 +52,17 @@ export class ChainClient extends ChainClientBase {
         this.addresses.settlement,
         amount
       ])
-    if (forClient)
+    if (opts.forClient)
       return this.write('deposit', this.addresses.settlement, settlementAbi, 'depositFor', [
-        forClient,
+        opts.forClient,
+        opts.node,
         amount
       ])
-    return this.write('deposit', this.addresses.settlement, settlementAbi, 'deposit', [amount])
+    return this.write('deposit', this.addresses.settlement, settlementAbi, 'deposit', [opts.node, amount])
   }
 
   /** Approves by EIP-2612 permit and deposits in one transaction (no separate approve). */
-  async depositWithPermit(amount: bigint, deadlineSec?: bigint): Promise<TxResult> {
+  async depositWithPermit(amount: bigint, node: Address, deadlineSec?: bigint): Promise<TxResult> {
     const account = this.account
     if (!account)
       throw new ChainConfigError('deposit needs an account; pass a private key to the chain client')
@@ -92,6 +95,7 @@ export class ChainClient extends ChainClientBase {
     })
     const { r, s, v } = parseSignature(signature)
     return this.write('deposit with permit', this.addresses.settlement, settlementAbi, 'depositWithPermit', [
+      node,
       amount,
       deadline,
       Number(v ?? 27n),
@@ -100,16 +104,22 @@ export class ChainClient extends ChainClientBase {
     ])
   }
 
-  async requestWithdrawal(): Promise<TxResult> {
-    return this.write('request withdrawal', this.addresses.settlement, settlementAbi, 'requestWithdrawal', [])
+  /** Starts the withdrawal delay of the caller's escrow at `node`. */
+  async requestWithdrawal(node: Address): Promise<TxResult> {
+    return this.write('request withdrawal', this.addresses.settlement, settlementAbi, 'requestWithdrawal', [
+      node
+    ])
   }
 
-  async cancelWithdrawal(): Promise<TxResult> {
-    return this.write('cancel withdrawal', this.addresses.settlement, settlementAbi, 'cancelWithdrawal', [])
+  async cancelWithdrawal(node: Address): Promise<TxResult> {
+    return this.write('cancel withdrawal', this.addresses.settlement, settlementAbi, 'cancelWithdrawal', [
+      node
+    ])
   }
 
-  async withdraw(amount: bigint, to?: Address): Promise<TxResult> {
+  async withdraw(node: Address, amount: bigint, to?: Address): Promise<TxResult> {
     return this.write('withdraw', this.addresses.settlement, settlementAbi, 'withdraw', [
+      node,
       amount,
       to ?? this.address
     ])
@@ -228,35 +238,51 @@ export class ChainClient extends ChainClientBase {
     entries: readonly (ClaimEntry | SignedVoucher)[],
     attributions: readonly Attribution[] = []
   ): Promise<ClaimResult> {
-    const args = [
-      entries.map((e) => {
-        const { voucher: v, amount } = 'voucher' in e ? e : { voucher: e, amount: e.cumulativeAmount }
-        const { r, vs } = compactSignature(v.signature)
-        return {
-          client: v.client,
-          adapterId: v.adapterId,
-          cumulativeAmount: v.cumulativeAmount,
-          amount,
-          r,
-          vs
-        }
-      }),
-      attributions.map((a) => ({ datanetId: a.datanetId, root: a.root, total: a.total }))
-    ] as const
+    const args = claimArgs(entries, attributions)
     const res = await this.write('claim', this.addresses.settlement, settlementAbi, 'claim', args, {
       vouchers: entries.length
     })
     let total = 0n
     const poolIds: bigint[] = []
+    const rejected: RejectedEntry[] = []
     for (const log of res.receipt.logs) {
       if (log.address.toLowerCase() !== this.addresses.settlement.toLowerCase()) continue
       try {
         const ev = decodeEventLog({ abi: settlementAbi, data: log.data, topics: log.topics })
         if (ev.eventName === 'Claimed') total = ev.args.total
         if (ev.eventName === 'PoolFunded') poolIds.push(ev.args.poolId)
+        if (ev.eventName === 'VoucherRejected')
+          rejected.push({ index: Number(ev.args.index), reason: rejectionName(ev.args.reason) })
       } catch {}
     }
-    return { ...res, total, poolIds }
+    return { ...res, total, poolIds, rejected }
+  }
+
+  /**
+   * What a claim would do now, without sending it: the entries the contract would refuse and why
+   * (the Claimer drops them before sending, so the attribution is planned from the paid ones).
+   */
+  async simulateClaim(
+    entries: readonly (ClaimEntry | SignedVoucher)[],
+    attributions: readonly Attribution[] = []
+  ): Promise<{ total: bigint; rejected: RejectedEntry[] }> {
+    const account = this.account
+    if (!account) throw new ChainConfigError('claim needs an account; pass a private key to the chain client')
+    const { result } = await this.read('simulate claim', () =>
+      this.publicClient.simulateContract({
+        address: this.addresses.settlement,
+        abi: settlementAbi,
+        functionName: 'claim',
+        args: claimArgs(entries, attributions),
+        account
+      })
+    )
+    const [total, reasons] = result
+    const rejected: RejectedEntry[] = []
+    reasons.forEach((r, index) => {
+      if (r !== 0) rejected.push({ index, reason: rejectionName(r) })
+    })
+    return { total, rejected }
   }
 
   async withdrawCredits(to?: Address): Promise<TxResult> {
@@ -283,6 +309,48 @@ export class ChainClient extends ChainClientBase {
   }
 }
 
-export function createChainClient(init: ChainClientInit): ChainClient {
-  return new ChainClient(init)
+/** A claim entry the contract refused (Settlement.VoucherRejected), by reason. */
+export interface RejectedEntry {
+  index: number
+  reason: ClaimRejection
+}
+
+export type ClaimRejection =
+  | 'AboveSignedMaximum'
+  | 'InvalidSignature'
+  | 'NotIncreasing'
+  | 'InsufficientEscrow'
+  | 'UnknownAdapter'
+
+const REJECTIONS: readonly ClaimRejection[] = [
+  'AboveSignedMaximum',
+  'InvalidSignature',
+  'NotIncreasing',
+  'InsufficientEscrow',
+  'UnknownAdapter'
+]
+
+/** Settlement's reason codes 1..5 (0 = paid). */
+export function rejectionName(code: number): ClaimRejection {
+  const name = REJECTIONS[code - 1]
+  if (!name) throw new ChainConfigError(`unknown claim rejection code ${code}`)
+  return name
+}
+
+function claimArgs(entries: readonly (ClaimEntry | SignedVoucher)[], attributions: readonly Attribution[]) {
+  return [
+    entries.map((e) => {
+      const { voucher: v, amount } = 'voucher' in e ? e : { voucher: e, amount: e.cumulativeAmount }
+      const { r, vs } = compactSignature(v.signature)
+      return {
+        client: v.client,
+        adapterId: v.adapterId,
+        cumulativeAmount: v.cumulativeAmount,
+        amount,
+        r,
+        vs
+      }
+    }),
+    attributions.map((a) => ({ datanetId: a.datanetId, root: a.root, total: a.total }))
+  ] as const
 }

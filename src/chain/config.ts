@@ -1,123 +1,105 @@
 // Chain configuration: the presets `local` (anvil started and contracts deployed by the node),
 // `testnet` (OpenLedger testnet, chain id 161201: RPC URL and addresses from config) and an
-// explicit RPC URL + chain id + addresses. Validated once, with errors naming the key.
-import { type Address, getAddress, isAddress } from 'viem'
+// explicit RPC URL + chain id + addresses. One zod schema per shape; errors name the key.
+import { getAddress } from 'viem'
+import { messageOf, parseWith, type SchemaIssue, z } from '../common/schema.ts'
 import { ChainConfigError } from './errors.ts'
 
 export const OPENLEDGER_TESTNET_CHAIN_ID = 161201
 export const OPENLEDGER_MAINNET_CHAIN_ID = 1612
 export const ANVIL_CHAIN_ID = 31337
 
-export interface ChainAddresses {
-  token: Address
-  adapterRegistry: Address
-  datanetRegistry: Address
-  settlement: Address
-}
+/** Any case in, checksummed out. */
+export const AddressSchema = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/)
+  .describe('a 0x-prefixed 20-byte address')
+  .transform((a) => getAddress(a))
+
+export const RpcUrlSchema = z
+  .string()
+  .regex(/^(https?|wss?):\/\/\S+$/)
+  .describe('an http(s):// or ws(s):// URL')
+
+export const ChainIdSchema = z.int().min(1).max(Number.MAX_SAFE_INTEGER)
+
+/** Other keys are ignored: endpoint files name more contracts than a node needs. */
+export const ChainAddressesSchema = z.object({
+  token: AddressSchema,
+  adapterRegistry: AddressSchema,
+  datanetRegistry: AddressSchema,
+  settlement: AddressSchema
+})
+export type ChainAddresses = z.output<typeof ChainAddressesSchema>
+
+/**
+ * Seconds between a client's withdrawal request and its withdrawal on the local chain. Settlement
+ * refuses a delay under MIN_WITHDRAWAL_DELAY (1 hour): see docs/THREATS.md L1.
+ */
+export const WithdrawalDelaySchema = z
+  .int()
+  .min(3600)
+  .max(30 * 86400)
+
+const LocalChainSchema = z.object({
+  preset: z.literal('local'),
+  withdrawalDelaySec: WithdrawalDelaySchema.optional()
+})
+const TestnetChainSchema = z.object({
+  preset: z.literal('testnet'),
+  rpcUrl: RpcUrlSchema,
+  chainId: z.literal(OPENLEDGER_TESTNET_CHAIN_ID).default(OPENLEDGER_TESTNET_CHAIN_ID),
+  addresses: ChainAddressesSchema
+})
+const CustomChainSchema = z.object({
+  preset: z.literal('custom'),
+  rpcUrl: RpcUrlSchema,
+  chainId: ChainIdSchema,
+  addresses: ChainAddressesSchema
+})
+export const ChainConfigSchema = z.discriminatedUnion('preset', [
+  LocalChainSchema,
+  TestnetChainSchema,
+  CustomChainSchema
+])
 
 export interface LocalChainConfig {
   preset: 'local'
-  /** seconds between a client's withdrawal request and its withdrawal on the local chain */
   withdrawalDelaySec?: number
 }
-
 export interface RemoteChainConfig {
   preset: 'testnet' | 'custom'
   rpcUrl: string
   chainId: number
   addresses: ChainAddresses
 }
-
 export type ChainConfig = LocalChainConfig | RemoteChainConfig
 
-const ADDRESS_KEYS = ['token', 'adapterRegistry', 'datanetRegistry', 'settlement'] as const
-
 /** Where a node or CLI talks to once a chain is up (a local one or a remote one). */
-export interface ChainEndpoint {
-  rpcUrl: string
-  chainId: number
-  addresses: ChainAddresses
-}
+export const ChainEndpointSchema = z.object({
+  rpcUrl: RpcUrlSchema,
+  chainId: ChainIdSchema,
+  addresses: ChainAddressesSchema
+})
+export type ChainEndpoint = z.output<typeof ChainEndpointSchema>
 
-function parseAddresses(x: unknown, key: string): ChainAddresses {
-  if (x == null || typeof x !== 'object')
-    throw new ChainConfigError(`${key} must be an object with ${ADDRESS_KEYS.join(', ')}`)
-  const o = x as Record<string, unknown>
-  const out = {} as Record<(typeof ADDRESS_KEYS)[number], Address>
-  for (const k of ADDRESS_KEYS) {
-    const v = o[k]
-    if (typeof v !== 'string' || !isAddress(v, { strict: false }))
-      throw new ChainConfigError(
-        `${key}.${k} must be a 0x-prefixed 20-byte address, got ${JSON.stringify(v)}`,
-        { key: `${key}.${k}` }
-      )
-    out[k] = getAddress(v)
-  }
-  return out
-}
+export const chainConfigError = (issue: SchemaIssue): ChainConfigError =>
+  new ChainConfigError(messageOf(issue), { key: issue.field, value: issue.value, allowed: issue.allowed })
 
-function parseRpcUrl(v: unknown, key: string): string {
-  if (typeof v !== 'string' || !/^(https?|wss?):\/\/\S+$/.test(v))
-    throw new ChainConfigError(`${key} must be an http(s):// or ws(s):// URL, got ${JSON.stringify(v)}`, {
-      key
-    })
-  return v
-}
-
-/** Validates a `chain` config section. Allowed shapes: {preset:'local'}, {preset:'testnet', rpcUrl,
- * addresses}, or {rpcUrl, chainId, addresses}. */
+/** Validates a `chain` config: {preset:'local'}, {preset:'testnet', rpcUrl, addresses}, or
+ * {rpcUrl, chainId, addresses} (preset absent: custom when rpcUrl is set, else local). */
 export function parseChainConfig(x: unknown, key = 'chain'): ChainConfig {
   if (x == null) return { preset: 'local' }
-  if (typeof x !== 'object') throw new ChainConfigError(`${key} must be an object`, { key })
-  const o = x as Record<string, unknown>
-  const preset = o.preset ?? (o.rpcUrl != null ? 'custom' : 'local')
-  if (preset === 'local') {
-    const d = o.withdrawalDelaySec
-    if (d != null && (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > 30 * 86400))
-      throw new ChainConfigError(`${key}.withdrawalDelaySec must be an integer 0..2592000`, {
-        key: `${key}.withdrawalDelaySec`
-      })
-    return { preset: 'local', withdrawalDelaySec: d as number | undefined }
+  let input = x
+  if (typeof x === 'object' && !Array.isArray(x)) {
+    const o = x as Record<string, unknown>
+    input = { ...o, preset: o.preset ?? (o.rpcUrl != null ? 'custom' : 'local') }
   }
-  if (preset !== 'testnet' && preset !== 'custom')
-    throw new ChainConfigError(
-      `${key}.preset must be one of local, testnet, custom; got ${JSON.stringify(preset)}`,
-      {
-        key: `${key}.preset`
-      }
-    )
-  const rpcUrl = parseRpcUrl(o.rpcUrl, `${key}.rpcUrl`)
-  let chainId: number
-  if (preset === 'testnet') {
-    if (o.chainId != null && o.chainId !== OPENLEDGER_TESTNET_CHAIN_ID)
-      throw new ChainConfigError(`${key}.chainId is ${OPENLEDGER_TESTNET_CHAIN_ID} for the testnet preset`, {
-        key: `${key}.chainId`
-      })
-    chainId = OPENLEDGER_TESTNET_CHAIN_ID
-  } else {
-    if (typeof o.chainId !== 'number' || !Number.isSafeInteger(o.chainId) || o.chainId <= 0)
-      throw new ChainConfigError(`${key}.chainId must be a positive integer`, { key: `${key}.chainId` })
-    chainId = o.chainId
-  }
-  return { preset, rpcUrl, chainId, addresses: parseAddresses(o.addresses, `${key}.addresses`) }
+  const c = parseWith(ChainConfigSchema, input, { at: key, error: chainConfigError })
+  return c.preset === 'local' ? { preset: 'local', withdrawalDelaySec: c.withdrawalDelaySec } : c
 }
 
 /** Validates an endpoint file (what `openlora chain local` writes). */
 export function parseChainEndpoint(x: unknown, key = 'chain'): ChainEndpoint {
-  if (x == null || typeof x !== 'object') throw new ChainConfigError(`${key} must be an object`, { key })
-  const o = x as Record<string, unknown>
-  const rpcUrl = parseRpcUrl(o.rpcUrl, `${key}.rpcUrl`)
-  if (typeof o.chainId !== 'number' || !Number.isSafeInteger(o.chainId) || o.chainId <= 0)
-    throw new ChainConfigError(`${key}.chainId must be a positive integer`, { key: `${key}.chainId` })
-  return { rpcUrl, chainId: o.chainId, addresses: parseAddresses(o.addresses, `${key}.addresses`) }
-}
-
-/** For the node's config validator (a `json` spec's check): null when valid, else the message. */
-export function chainConfigProblem(x: unknown): string | null {
-  try {
-    parseChainConfig(x)
-    return null
-  } catch (err) {
-    return (err as Error).message
-  }
+  return parseWith(ChainEndpointSchema, x, { at: key, error: chainConfigError })
 }

@@ -6,7 +6,6 @@ import {
   getAddress,
   type Hex,
   hashTypedData,
-  isAddress,
   type LocalAccount,
   parseSignature,
   recoverTypedDataAddress,
@@ -14,6 +13,8 @@ import {
   signatureToCompactSignature,
   zeroAddress
 } from 'viem'
+import { messageOf, parseWith, z } from '../common/schema.ts'
+import { AddressSchema } from './config.ts'
 import { VoucherRejectedError } from './errors.ts'
 
 export interface ChainDomain {
@@ -122,9 +123,28 @@ export async function recoverVoucherSigner(d: ChainDomain, v: SignedVoucher): Pr
   })
 }
 
-/** True when the client signed this exact voucher for this chain and contract. */
+/** secp256k1 group order n, and n/2: the largest s the contract accepts */
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+const HALF_N = SECP256K1_N >> 1n
+
+/**
+ * True for the one signature form the contract takes (OpenZeppelin ECDSA over EIP-2098 (r, vs)):
+ * 65 bytes, 0 < r < n, 0 < s ≤ n/2 (low s) and v 27 or 28. Any other form of a valid signature
+ * (its high-s twin) recovers in viem but is refused on-chain, so the node refuses it too.
+ */
+export function isCanonicalSignature(signature: Hex): boolean {
+  if (!SIG65.test(signature)) return false
+  const r = BigInt(`0x${signature.slice(2, 66)}`)
+  const s = BigInt(`0x${signature.slice(66, 130)}`)
+  const v = Number.parseInt(signature.slice(130, 132), 16)
+  return r > 0n && r < SECP256K1_N && s > 0n && s <= HALF_N && (v === 27 || v === 28)
+}
+
+/** True when the client signed this exact voucher for this chain and contract, in the form the
+ * contract accepts (isCanonicalSignature). */
 export async function verifyVoucherSignature(d: ChainDomain, v: SignedVoucher): Promise<boolean> {
   try {
+    if (!isCanonicalSignature(v.signature)) return false
     return (await recoverVoucherSigner(d, v)) === getAddress(v.client)
   } catch {
     return false
@@ -152,32 +172,33 @@ export function voucherToJson(v: SignedVoucher): VoucherJson {
 }
 
 /** Schema check for a voucher that came from the network or from disk. */
+/** A voucher as it travels (JSON strings); the schema checks and converts every field. */
+export const VoucherJsonSchema = z.strictObject({
+  client: AddressSchema,
+  node: AddressSchema,
+  adapterId: z
+    .string()
+    .regex(BYTES32)
+    .describe('0x + 64 hex')
+    .transform((h) => h.toLowerCase() as Hex),
+  cumulativeAmount: z
+    .string()
+    .regex(DECIMAL)
+    .describe('a decimal string in 1..2^256-1')
+    .transform((a) => BigInt(a))
+    .refine((a) => a > 0n && a <= MAX_UINT256, { error: 'must be in 1..2^256-1' }),
+  signature: z
+    .string()
+    .regex(SIG65)
+    .describe('65 bytes as 0x + 130 hex')
+    .transform((h) => h.toLowerCase() as Hex)
+})
+
 export function voucherFromJson(x: unknown): SignedVoucher {
-  const bad = (what: string): never => {
-    throw new VoucherRejectedError('MALFORMED_VOUCHER', `voucher ${what}`, {})
-  }
-  if (x == null || typeof x !== 'object') return bad('must be an object')
-  const o = x as Record<string, unknown>
-  const extra = Object.keys(o).filter(
-    (k) => !['client', 'node', 'adapterId', 'cumulativeAmount', 'signature'].includes(k)
-  )
-  if (extra.length > 0) bad(`has unknown fields ${extra.join(', ')}`)
-  if (typeof o.client !== 'string' || !isAddress(o.client, { strict: false }))
-    bad('client must be an address')
-  if (typeof o.node !== 'string' || !isAddress(o.node, { strict: false })) bad('node must be an address')
-  if (typeof o.adapterId !== 'string' || !BYTES32.test(o.adapterId)) bad('adapterId must be 0x + 64 hex')
-  if (typeof o.cumulativeAmount !== 'string' || !DECIMAL.test(o.cumulativeAmount))
-    bad('cumulativeAmount must be a decimal string')
-  if (typeof o.signature !== 'string' || !SIG65.test(o.signature)) bad('signature must be 65 bytes hex')
-  const amount = BigInt(o.cumulativeAmount as string)
-  if (amount > MAX_UINT256 || amount === 0n) bad('cumulativeAmount must be in 1..2^256-1')
-  return {
-    client: getAddress(o.client as string),
-    node: getAddress(o.node as string),
-    adapterId: (o.adapterId as string).toLowerCase() as Hex,
-    cumulativeAmount: amount,
-    signature: (o.signature as string).toLowerCase() as Hex
-  }
+  return parseWith(VoucherJsonSchema, x, {
+    at: 'voucher',
+    error: (i) => new VoucherRejectedError('MALFORMED_VOUCHER', messageOf(i), { field: i.field })
+  })
 }
 
 export interface ReceiptMessage {

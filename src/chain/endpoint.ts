@@ -3,7 +3,7 @@
 import { type Address, type Chain, createPublicClient, defineChain, http } from 'viem'
 import { settlementAbi } from './artifacts/index.ts'
 import type { ChainEndpoint } from './config.ts'
-import { ChainCallError, ChainConfigError } from './errors.ts'
+import { ChainCallError, ChainConfigError, redactUrl } from './errors.ts'
 
 export function chainFor(chainId: number, rpcUrl: string): Chain {
   return defineChain({
@@ -25,7 +25,9 @@ export async function resolveEndpoint(
     const probe = createPublicClient({ transport: http(rpcUrl) })
     const id = await probe.getChainId()
     if (chainId != null && chainId !== id)
-      throw new ChainConfigError(`the RPC at ${rpcUrl} serves chain ${id}, not the configured ${chainId}`)
+      throw new ChainConfigError(
+        `the RPC at ${redactUrl(rpcUrl)} serves chain ${id}, not the configured ${chainId}`
+      )
     const read = (functionName: 'token' | 'adapterRegistry' | 'datanetRegistry') =>
       probe.readContract({ address: settlement, abi: settlementAbi, functionName })
     const [token, adapterRegistry, datanetRegistry] = await Promise.all([
@@ -36,6 +38,6 @@ export async function resolveEndpoint(
     return { rpcUrl, chainId: id, addresses: { token, adapterRegistry, datanetRegistry, settlement } }
   } catch (err) {
     if (err instanceof ChainConfigError) throw err
-    throw new ChainCallError('resolve chain endpoint', err, { rpcUrl, settlement })
+    throw new ChainCallError('resolve chain endpoint', err, { rpcUrl: redactUrl(rpcUrl), settlement })
   }
 }

@@ -6,33 +6,93 @@
 // endpoint. `preset: 'none'` (the library default) runs no chain: only free jobs.
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { NodeConfig, Spec } from '../node/config/schema.ts'
-import type { NodeExtension } from '../node/extensions.ts'
-import type { NodeComponents, Service, ServiceFactory } from '../node/services.ts'
-import { ANVIL_CHAIN_ID, type ChainConfig, parseChainConfig } from './config.ts'
+import { decimalString, parseWith, z } from '../common/schema.ts'
+import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../common/service.ts'
+import {
+  ANVIL_CHAIN_ID,
+  ChainAddressesSchema,
+  type ChainConfig,
+  ChainIdSchema,
+  chainConfigError,
+  OPENLEDGER_TESTNET_CHAIN_ID,
+  parseChainConfig,
+  RpcUrlSchema,
+  WithdrawalDelaySchema
+} from './config.ts'
 import { ChainConfigError } from './errors.ts'
 import { ChainService } from './service.ts'
 
 /** The file a running node writes its chain endpoint to (what the chain CLI commands read). */
 export const CHAIN_ENDPOINT_FILE = 'chain.json'
 
-export interface NodeChainConfig {
-  /**
-   * none | local | testnet | custom (absent: custom when rpcUrl is set, else none); `local` with
-   * an rpcUrl joins an anvil already running (chain id 31337 unless given) instead of starting one
-   */
-  preset?: 'none' | 'local' | 'testnet' | 'custom'
-  rpcUrl?: string
-  chainId?: number
-  addresses?: Record<string, string>
-  /** local preset: seconds between a client's withdrawal request and its withdrawal */
-  withdrawalDelaySec?: number
-  /** seconds between claim rounds */
-  claimIntervalSec?: number
-  /** claim at once when this many wei are unclaimed (decimal string) */
-  minClaim?: string
-  /** vouchers per claim transaction */
-  maxBatch?: number
+// 5 minutes batches a busy node's vouchers into a few claims an hour (gas per voucher falls to
+// ~21k at 100 per claim, docs/CHAIN.md) while a crash loses nothing: vouchers are in LevelDB.
+export const DEFAULT_CLAIM_INTERVAL_SEC = 300
+export const DEFAULT_MIN_CLAIM = 10n ** 18n
+export const DEFAULT_MAX_BATCH = 100
+
+const PRESETS = ['none', 'local', 'testnet', 'custom'] as const
+
+/** The node's `chain` section: which chain (if any) and how the claimer batches. */
+export const NodeChainConfigSchema = z
+  .strictObject({
+    /**
+     * absent: custom when rpcUrl is set, else none; `local` with an rpcUrl joins an anvil already
+     * running (chain id 31337 unless given) instead of starting one
+     */
+    preset: z.enum(PRESETS).optional(),
+    rpcUrl: RpcUrlSchema.optional(),
+    chainId: ChainIdSchema.optional(),
+    addresses: ChainAddressesSchema.optional(),
+    withdrawalDelaySec: WithdrawalDelaySchema.optional(),
+    /** seconds between claim rounds */
+    claimIntervalSec: z
+      .int()
+      .min(1)
+      .max(7 * 86400)
+      .default(DEFAULT_CLAIM_INTERVAL_SEC),
+    /** claim at once when this many wei are unclaimed */
+    minClaim: decimalString
+      .default(DEFAULT_MIN_CLAIM.toString())
+      .describe('a decimal string of wei (e.g. "1000000000000000000")'),
+    /** vouchers per claim transaction */
+    maxBatch: z.int().min(1).max(500).default(DEFAULT_MAX_BATCH)
+  })
+  .superRefine((o, ctx) => {
+    const preset = presetOf(o)
+    const need = (k: 'rpcUrl' | 'chainId' | 'addresses', why: string): void => {
+      if (o[k] == null) ctx.addIssue({ code: 'custom', path: [k], message: why })
+    }
+    if (preset === 'none') {
+      for (const k of ['rpcUrl', 'chainId', 'addresses'] as const)
+        if (o[k] != null)
+          ctx.addIssue({
+            code: 'custom',
+            path: [k],
+            message: 'preset "none" (no chain) takes no rpcUrl, chainId or addresses'
+          })
+    } else if (preset === 'testnet') {
+      const why =
+        'the testnet preset (chain id 161201) needs rpcUrl and addresses { token, adapterRegistry, datanetRegistry, settlement }'
+      need('rpcUrl', why)
+      need('addresses', why)
+    } else if (preset === 'custom') {
+      const why = 'a custom chain needs rpcUrl, chainId and addresses'
+      need('rpcUrl', why)
+      need('chainId', why)
+      need('addresses', why)
+    } else if (o.rpcUrl != null) need('addresses', 'joining a running local chain needs its addresses')
+  })
+  .describe(
+    '{ "preset": "none" } (free jobs only), { "preset": "local" } (the node starts anvil and deploys), ' +
+      '{ "preset": "testnet", "rpcUrl", "addresses" } or { "rpcUrl", "chainId", "addresses" }, ' +
+      'plus optional claimIntervalSec, minClaim (wei string), maxBatch (docs/CHAIN.md)'
+  )
+
+export type NodeChainConfig = z.input<typeof NodeChainConfigSchema>
+
+function presetOf(o: { preset?: (typeof PRESETS)[number]; rpcUrl?: string }): (typeof PRESETS)[number] {
+  return o.preset ?? (o.rpcUrl != null ? 'custom' : 'none')
 }
 
 export interface ParsedNodeChainConfig {
@@ -43,103 +103,25 @@ export interface ParsedNodeChainConfig {
   maxBatch: number
 }
 
-// 5 minutes batches a busy node's vouchers into a few claims an hour (gas per voucher falls to
-// ~21k at 100 per claim, docs/CHAIN.md) while a crash loses nothing: vouchers are in LevelDB.
-export const DEFAULT_CLAIM_INTERVAL_SEC = 300
-export const DEFAULT_MIN_CLAIM = 10n ** 18n
-export const DEFAULT_MAX_BATCH = 100
-const NODE_KEYS = ['claimIntervalSec', 'minClaim', 'maxBatch'] as const
-const CHAIN_KEYS = ['preset', 'rpcUrl', 'chainId', 'addresses', 'withdrawalDelaySec']
-
 /** Validates the node's `chain` section; throws ChainConfigError naming the key and what is allowed. */
 export function parseNodeChainConfig(x: unknown, key = 'chain'): ParsedNodeChainConfig {
-  if (x == null || typeof x !== 'object' || Array.isArray(x))
-    throw new ChainConfigError(`${key} must be an object like { "preset": "local" }`, { key })
-  const o = x as Record<string, unknown>
-  for (const k of Object.keys(o))
-    if (!CHAIN_KEYS.includes(k) && !(NODE_KEYS as readonly string[]).includes(k))
-      throw new ChainConfigError(
-        `${key}.${k} is not a chain key; allowed: ${[...CHAIN_KEYS, ...NODE_KEYS].join(', ')}`,
-        { key: `${key}.${k}` }
-      )
-  const claimIntervalSec = o.claimIntervalSec ?? DEFAULT_CLAIM_INTERVAL_SEC
-  if (
-    typeof claimIntervalSec !== 'number' ||
-    !Number.isInteger(claimIntervalSec) ||
-    claimIntervalSec < 1 ||
-    claimIntervalSec > 7 * 86400
-  )
-    throw new ChainConfigError(
-      `${key}.claimIntervalSec must be an integer 1..604800 (seconds), got ${JSON.stringify(claimIntervalSec)}`,
-      { key: `${key}.claimIntervalSec` }
-    )
-  const minClaimRaw = o.minClaim ?? DEFAULT_MIN_CLAIM.toString()
-  if (typeof minClaimRaw !== 'string' || !/^(0|[1-9][0-9]{0,77})$/.test(minClaimRaw))
-    throw new ChainConfigError(
-      `${key}.minClaim must be a decimal string of wei (e.g. "1000000000000000000"), got ${JSON.stringify(minClaimRaw)}`,
-      { key: `${key}.minClaim` }
-    )
-  const maxBatch = o.maxBatch ?? DEFAULT_MAX_BATCH
-  if (typeof maxBatch !== 'number' || !Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 500)
-    throw new ChainConfigError(`${key}.maxBatch must be an integer 1..500, got ${JSON.stringify(maxBatch)}`, {
-      key: `${key}.maxBatch`
-    })
-  const common = { claimIntervalSec, minClaim: BigInt(minClaimRaw), maxBatch }
-  const preset = o.preset ?? (o.rpcUrl != null ? 'custom' : 'none')
-  if (preset === 'none') {
-    const stray = ['rpcUrl', 'chainId', 'addresses'].find((k) => o[k] != null)
-    if (stray)
-      throw new ChainConfigError(`${key}.${stray} makes no sense with preset "none" (no chain)`, {
-        key: `${key}.${stray}`
-      })
-    return { chain: null, ...common }
-  }
-  if (preset === 'testnet')
-    for (const k of ['rpcUrl', 'addresses'])
-      if (o[k] == null)
-        throw new ChainConfigError(
-          `${key}.${k} is missing: the testnet preset (chain id 161201) needs rpcUrl and addresses { token, adapterRegistry, datanetRegistry, settlement }`,
-          { key: `${key}.${k}` }
-        )
-  if (preset !== 'local' && preset !== 'testnet' && preset !== 'custom')
-    throw new ChainConfigError(
-      `${key}.preset must be one of none, local, testnet, custom; got ${JSON.stringify(preset)}`,
-      { key: `${key}.preset` }
-    )
-  const chainPart = Object.fromEntries(Object.entries(o).filter(([k]) => CHAIN_KEYS.includes(k)))
+  const o = parseWith(NodeChainConfigSchema, x, { at: key, error: chainConfigError })
+  const common = { claimIntervalSec: o.claimIntervalSec, minClaim: BigInt(o.minClaim), maxBatch: o.maxBatch }
+  const preset = presetOf(o)
+  if (preset === 'none') return { chain: null, ...common }
+  if (preset === 'local' && o.rpcUrl == null)
+    return { chain: { preset: 'local', withdrawalDelaySec: o.withdrawalDelaySec }, ...common }
   // `local` with an rpcUrl: an anvil someone else started (a swarm's shared chain), not a new one
-  if (preset === 'local' && o.rpcUrl != null)
-    return {
-      chain: parseChainConfig({ chainId: ANVIL_CHAIN_ID, ...chainPart, preset: 'custom' }, key),
-      ...common
-    }
-  return { chain: parseChainConfig({ ...chainPart, preset }, key), ...common }
-}
-
-function chainConfigCheck(x: unknown): string | null {
-  try {
-    parseNodeChainConfig(x)
-    return null
-  } catch (err) {
-    return (err as Error).message
+  const chainId = o.chainId ?? (preset === 'local' ? ANVIL_CHAIN_ID : OPENLEDGER_TESTNET_CHAIN_ID)
+  const remote = { rpcUrl: o.rpcUrl!, chainId, addresses: o.addresses! }
+  return {
+    chain: parseChainConfig({ ...remote, preset: preset === 'testnet' ? 'testnet' : 'custom' }, key),
+    ...common
   }
 }
-
-export const CHAIN_CONFIG_SPEC: Spec = {
-  type: 'json',
-  check: chainConfigCheck,
-  hint:
-    '{ "preset": "none" } (free jobs only), { "preset": "local" } (the node starts anvil and deploys), ' +
-    '{ "preset": "testnet", "rpcUrl", "addresses" } or { "rpcUrl", "chainId", "addresses" }, ' +
-    'plus optional claimIntervalSec, minClaim (wei string), maxBatch (docs/CHAIN.md)'
-}
-
-/** The library default: no chain. `openlora start --demo` (npm start) uses LOCAL_CHAIN_DEFAULTS. */
-export const CHAIN_CONFIG_DEFAULTS: NodeChainConfig = { preset: 'none' }
-export const LOCAL_CHAIN_DEFAULTS: NodeChainConfig = { preset: 'local' }
 
 export function chainConfigOf(config: NodeConfig): ParsedNodeChainConfig {
-  return parseNodeChainConfig(config.chain ?? CHAIN_CONFIG_DEFAULTS)
+  return parseNodeChainConfig(config.chain ?? {})
 }
 
 /** The node's chain service: a ChainService that also publishes its endpoint while it runs. */
@@ -194,9 +176,17 @@ export function chainService(components: NodeComponents): ChainService & Service
   })
 }
 
+declare module '../common/service.ts' {
+  interface Services {
+    chain: ChainService
+  }
+  interface NodeConfig {
+    chain?: NodeChainConfig
+  }
+}
+
 export const chainExtension: NodeExtension = {
   name: 'chain',
-  config: { chain: { spec: CHAIN_CONFIG_SPEC, defaults: CHAIN_CONFIG_DEFAULTS } },
-  services: (config): Record<string, ServiceFactory> =>
-    chainConfigOf(config).chain ? { chain: chainService } : {}
+  config: { chain: { schema: NodeChainConfigSchema } },
+  services: (config) => (chainConfigOf(config).chain ? { chain: chainService } : {})
 }

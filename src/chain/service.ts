@@ -3,16 +3,16 @@
 // and runs the Claimer. The node composition root builds it with the operator account and the
 // db; the infer protocol calls checkVoucher() before serving a paid job and recordPayment()
 // before replying. See docs/CHAIN.md for the wiring.
-import type { Hex, LocalAccount } from 'viem'
+import { type Hex, type LocalAccount, zeroHash } from 'viem'
 import { createLogger, type Logger } from '../common/log.ts'
 import { type LocalChain, startLocalChain } from './anvil.ts'
 import { Claimer, type ClaimerInit } from './claimer.ts'
 import { ChainClient } from './client.ts'
 import { type ChainConfig, type ChainEndpoint, parseChainConfig } from './config.ts'
 import type { ChainDomain, SignedVoucher } from './eip712.ts'
-import { ChainConfigError } from './errors.ts'
+import { ChainConfigError, VoucherRejectedError } from './errors.ts'
 import { type RewardsSummary, rewardsSummary } from './rewards.ts'
-import { type AnyLevel, type PaymentReceipt, VoucherStore } from './store.ts'
+import { type AnyLevel, type PaymentReceipt, type ReserveInput, VoucherStore } from './store.ts'
 import { channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
 
 export interface ChainServiceInit {
@@ -31,6 +31,16 @@ export interface ChainServiceComponents {
   logger?: Logger
 }
 
+/** A paid job from its reservation to its end (docs/CHAIN.md "Paid jobs"). */
+export interface PaidJob {
+  /** records that n tokens are owed: call before sending token n (1-based count) */
+  delivered(n: number): Promise<void>
+  /** the job finished: its receipt's amountDue is owed; resolve before sending the result */
+  finish(receipt: Omit<PaymentReceipt, 'jobId'>): Promise<void>
+  /** the job ended otherwise (abort, error, timeout): what it delivered is owed */
+  end(): Promise<void>
+}
+
 export class ChainService {
   private readonly init: ChainServiceInit
   private readonly components: ChainServiceComponents
@@ -40,6 +50,8 @@ export class ChainService {
   private _client: ChainClient | undefined
   private _claimer: Claimer | undefined
   readonly store: VoucherStore
+  /** adapters seen registered on-chain (a registration is never undone) */
+  private readonly registered = new Set<Hex>()
 
   constructor(init: ChainServiceInit, components: ChainServiceComponents) {
     this.init = init
@@ -92,10 +104,24 @@ export class ChainService {
     }
     this.rpcUrl = endpoint.rpcUrl
     this._client = new ChainClient({ ...endpoint, account: operator })
+    // L1: a client that asks to withdraw must find every voucher claimed before the delay ends;
+    // the node claims at least twice per delay
+    const interval = this.init.claimer?.claimIntervalSec ?? 300
+    const delay = Number(await this._client.withdrawalDelay())
+    if (interval * 2 > delay) {
+      await this.local?.stop()
+      throw new ChainConfigError(
+        `chain.claimIntervalSec (${interval} s) must be at most half the Settlement's withdrawal delay (${delay} s), so every voucher is claimed before a client can withdraw`,
+        { key: 'chain.claimIntervalSec' }
+      )
+    }
     this._claimer = new Claimer(
       { chain: this._client, store: this.store },
       { logger: this.log.child('claimer'), ...this.init.claimer }
     )
+    // jobs in flight when the node last stopped are owed what they delivered before it did
+    const abandoned = await this.store.settleAbandoned()
+    if (abandoned > 0) this.log.warn('settled jobs cut off by the last stop', { jobs: abandoned })
     await this._claimer.start()
     this.log.info('chain service started', {
       chainId: endpoint.chainId,
@@ -122,6 +148,48 @@ export class ChainService {
     })
   }
 
+  /**
+   * Opens a paid job before any work: the voucher check, the adapter's registration (a claim for
+   * an unregistered adapter would never pay, H3), then the job's worst case reserved against the
+   * channel and the client's escrow at this node, with its job id used up (C2, H1). The returned
+   * PaidJob records tokens as they go out (H2).
+   */
+  async openJob(voucher: SignedVoucher, job: ReserveInput & { adapterId: Hex }): Promise<PaidJob> {
+    const checked = await this.checkVoucher(voucher, {
+      adapterId: job.adapterId,
+      maxAmountDue: job.maxAmountDue
+    })
+    await this.requireRegistered(job.adapterId)
+    const { channel } = await this.store.reserve(voucher, job, {
+      onChainClaimed: checked.onChainClaimed,
+      escrow: checked.escrowBalance
+    })
+    return {
+      delivered: (n) => this.store.delivered(channel, job.jobId, n),
+      finish: async (receipt) => {
+        await this.store.settle(channel, job.jobId, receipt)
+        this._claimer?.notify()
+      },
+      end: async () => {
+        await this.store.settle(channel, job.jobId)
+        this._claimer?.notify()
+      }
+    }
+  }
+
+  /** Throws UNKNOWN_ADAPTER unless the adapter is registered on-chain (zero: the base model). */
+  async requireRegistered(adapterId: Hex): Promise<void> {
+    const id = adapterId.toLowerCase() as Hex
+    if (id === zeroHash || this.registered.has(id)) return
+    const owner = await this.client.adapterOwner(id)
+    if (BigInt(owner) === 0n)
+      throw new VoucherRejectedError(
+        'UNKNOWN_ADAPTER',
+        `adapter ${id} is not registered on-chain: a paid job for it could never be claimed; its owner must register it first`
+      )
+    this.registered.add(id)
+  }
+
   /** Stores the voucher and the job's receipt; resolve this before replying to the client. */
   async recordPayment(
     voucher: SignedVoucher,
@@ -140,8 +208,4 @@ export class ChainService {
   rewards(): Promise<RewardsSummary> {
     return rewardsSummary(this.client, this.components.operator.address, { store: this.store })
   }
-}
-
-export function createChainService(init: ChainServiceInit, components: ChainServiceComponents): ChainService {
-  return new ChainService(init, components)
 }

@@ -1,88 +1,31 @@
 // VoucherStore: the node's durable record of what it was paid with, on a LevelDB sublevel the node
-// passes in. recordPayment() writes the voucher and the job's receipt in one batch and must
-// resolve BEFORE the node sends the job's result, so a crash never loses a payment. A voucher is
+// passes in. A paid job is reserved (reserve(): its worst case against the channel and the
+// client's escrow, its job id used up) before any work, counts its tokens as owed before each is
+// sent (delivered()) and is settled at its end (settle(): the receipt, or what it delivered), so
+// neither an abort nor a crash loses a payment (recordPayment() records a finished job in one
+// step, for callers without a stream). A voucher is
 // the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
 // channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
 // The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
-import type { AbstractBatchOperation, AbstractLevel } from 'abstract-level'
+import type { AbstractBatchOperation } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
-import { type SignedVoucher, type VoucherJson, voucherFromJson, voucherToJson } from './eip712.ts'
+import { channelKey } from './channel.ts'
+import { amountDue, type SignedVoucher, voucherFromJson, voucherToJson } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
-import { channelKey } from './vouchers.ts'
+import {
+  type AnyLevel,
+  type ChannelRecord,
+  type ClaimRecord,
+  type InflightRecord,
+  type PaymentReceipt,
+  type PoolRecord,
+  padAmount,
+  type ReceiptRecord,
+  type ReserveInput,
+  unclaimedOf
+} from './store-records.ts'
 
-/** Any level instance or sublevel (the node's LevelDB, a sublevel of it, a test's own). */
-// biome-ignore lint/suspicious/noExplicitAny: keys are strings, the rest is up to the owner
-export type AnyLevel = AbstractLevel<any, string, any>
-
-export interface JobAttribution {
-  datanets: { id: Hex; bp: number }[]
-  contributors: { address: Address; bp: number }[]
-}
-
-export interface PaymentReceipt {
-  jobId: Hex
-  amountDue: bigint
-  attribution?: JobAttribution
-  /** the signed receipt as sent to the client (opaque here) */
-  receipt?: unknown
-}
-
-export interface ChannelRecord {
-  channel: Hex
-  client: Address
-  node: Address
-  adapterId: Hex
-  /** the client's latest voucher: the most the channel may be paid in total */
-  latest: VoucherJson
-  /** cumulative amount the chain has paid on this channel, as last seen */
-  claimed: string
-  /** sum of amountDue of the jobs recorded on this channel: the total the node claims */
-  owed?: string
-  /** set when the chain refuses the voucher for a reason retrying cannot fix */
-  quarantined?: string
-  updatedAt: number
-}
-
-export interface ReceiptRecord {
-  jobId: Hex
-  amountDue: string
-  /** the channel's owed total with this job: a claim up to `amount` pays the receipts ≤ it */
-  owed: string
-  /** the signed maximum of the voucher the job came with */
-  cumulativeAmount: string
-  attribution?: JobAttribution
-  receipt?: unknown
-}
-
-export interface PoolRecord {
-  root: Hex
-  datanetId: Hex
-  total: string
-  leaves: { account: Address; amount: string }[]
-  /** set once the claim that funded it is seen on-chain */
-  poolId?: string
-  createdAt: number
-}
-
-export interface ClaimRecord {
-  txHash: Hex
-  /** cumulativeAmount: the voucher's signed maximum; amount: the channel total claimed (≤ it) */
-  vouchers: { channel: Hex; adapterId: Hex; cumulativeAmount: string; amount: string; increase: string }[]
-  total: string
-  gasUsed: string
-  at: number
-}
-
-/** owed − claimed: never negative (a fresh store may have seen the chain pay more than it knows) */
-export function unclaimedOf(r: ChannelRecord): bigint {
-  const d = BigInt(r.owed ?? '0') - BigInt(r.claimed)
-  return d > 0n ? d : 0n
-}
-
-/** zero-padded so that string order of keys is numeric order of amounts */
-export function padAmount(n: bigint): string {
-  return n.toString().padStart(78, '0')
-}
+export * from './store-records.ts'
 
 export class VoucherStore {
   private readonly db: AnyLevel
@@ -94,7 +37,11 @@ export class VoucherStore {
   private readonly jobs
   /** `${client}!${channel}` → '': a client's channels without scanning them all per voucher check */
   private readonly byClient
+  private readonly inflight
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** worst cases of the jobs in flight, per channel and per client (rebuilt from `inflight`) */
+  private readonly reservedByChannel = new Map<Hex, bigint>()
+  private readonly reservedByClient = new Map<Address, bigint>()
 
   constructor(db: AnyLevel) {
     this.db = db
@@ -104,6 +51,186 @@ export class VoucherStore {
     this.claims = db.sublevel<string, ClaimRecord>('claims', { valueEncoding: 'json' })
     this.byClient = db.sublevel<string, string>('by-client', { valueEncoding: 'utf8' })
     this.jobs = db.sublevel<string, string>('jobs', { valueEncoding: 'utf8' })
+    this.inflight = db.sublevel<string, InflightRecord>('inflight', { valueEncoding: 'json' })
+  }
+
+  /**
+   * Reserves a paid job's worst case before any work (H1, C2): under the client's lock, the job id
+   * must be new on the channel (JOB_REPLAYED), the voucher must not be below the channel's latest
+   * (NOT_INCREASING) and must cover what the channel owes, the other jobs in flight on it and this
+   * job's worst case (UNDERPAID), and `escrow` must cover what this node may claim from the client
+   * with every reservation (INSUFFICIENT_ESCROW). The job id is used from here on, whatever
+   * happens to the job. `onChainClaimed` starts a channel this store has never seen.
+   */
+  async reserve(
+    voucher: SignedVoucher,
+    job: ReserveInput,
+    chainState: { onChainClaimed: bigint; escrow: bigint }
+  ): Promise<{ channel: Hex }> {
+    const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
+    const client = getAddress(voucher.client)
+    return this.withLock(client, async () => {
+      const jobKey = `${channel}!${job.jobId}`
+      if ((await this.jobs.get(jobKey)) !== undefined)
+        throw new VoucherRejectedError(
+          'JOB_REPLAYED',
+          `job ${job.jobId} was already paid for on this channel; every job needs a new job id`
+        )
+      const prev = await this.channels.get(channel)
+      const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
+      if (voucher.cumulativeAmount < prevAmount)
+        throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
+          previous: prevAmount.toString()
+        })
+      const owed = prev ? BigInt(prev.owed ?? '0') : chainState.onChainClaimed
+      const reserved = this.reservedByChannel.get(channel) ?? 0n
+      const needed = owed + reserved + job.maxAmountDue
+      if (voucher.cumulativeAmount < needed)
+        throw new VoucherRejectedError(
+          'UNDERPAID',
+          `cumulativeAmount ${voucher.cumulativeAmount} must cover ${owed} owed, ${reserved} reserved by jobs in flight and up to ${job.maxAmountDue} for this job`,
+          { needed: needed.toString(), owed: owed.toString(), reserved: reserved.toString() }
+        )
+      const exposure =
+        (await this.unclaimedFromClient(client)) +
+        (this.reservedByClient.get(client) ?? 0n) +
+        job.maxAmountDue
+      if (exposure > chainState.escrow)
+        throw new VoucherRejectedError(
+          'INSUFFICIENT_ESCROW',
+          `escrow ${chainState.escrow} wei at this node does not cover ${exposure} wei: owed unclaimed, jobs in flight and this job's worst case`,
+          { balance: chainState.escrow.toString(), needed: exposure.toString() }
+        )
+      const rec: ChannelRecord = {
+        channel,
+        client,
+        node: getAddress(voucher.node),
+        adapterId: voucher.adapterId,
+        latest: voucherToJson(voucher),
+        claimed: prev?.claimed ?? '0',
+        owed: owed.toString(),
+        ...(prev?.quarantined ? { quarantined: prev.quarantined } : {}),
+        updatedAt: Date.now()
+      }
+      const flight: InflightRecord = {
+        channel,
+        client,
+        jobId: job.jobId,
+        voucher: voucherToJson(voucher),
+        promptTokens: job.promptTokens,
+        delivered: 0,
+        pricePer1kTokens: job.pricePer1kTokens.toString(),
+        maxAmountDue: job.maxAmountDue.toString(),
+        startedAt: Date.now()
+      }
+      // biome-ignore lint/suspicious/noExplicitAny: values of sublevels with their own encodings
+      const ops: AbstractBatchOperation<AnyLevel, string, any>[] = [
+        { type: 'put', sublevel: this.channels, key: channel, value: rec },
+        { type: 'put', sublevel: this.jobs, key: jobKey, value: '' },
+        { type: 'put', sublevel: this.inflight, key: jobKey, value: flight }
+      ]
+      if (!prev) ops.push({ type: 'put', sublevel: this.byClient, key: `${client}!${channel}`, value: '' })
+      await this.db.batch(ops)
+      this.addReserved(channel, client, job.maxAmountDue)
+      return { channel }
+    })
+  }
+
+  /** Records that `delivered` tokens of a job in flight are owed; call BEFORE sending token n. */
+  async delivered(channel: Hex, jobId: Hex, delivered: number): Promise<void> {
+    const key = `${channel}!${jobId}`
+    const f = await this.inflight.get(key)
+    if (!f || f.delivered >= delivered) return
+    await this.inflight.put(key, { ...f, delivered })
+  }
+
+  /**
+   * Ends a job in flight: what it owes is the receipt's amountDue when it finished, else its
+   * delivered tokens with the prompt at the signed price (nothing when no token went out). Adds
+   * that to the channel's owed total with a receipt record, and releases the reservation.
+   */
+  async settle(
+    channel: Hex,
+    jobId: Hex,
+    done?: Omit<PaymentReceipt, 'jobId'>
+  ): Promise<{ owed: bigint; amountDue: bigint } | undefined> {
+    const key = `${channel}!${jobId}`
+    const first = await this.inflight.get(key)
+    if (!first) return undefined
+    return this.withLock(getAddress(first.client), async () => {
+      const f = await this.inflight.get(key)
+      if (!f) return undefined
+      const cap = BigInt(f.maxAmountDue)
+      let due =
+        done?.amountDue ??
+        (f.delivered > 0 ? amountDue(f.promptTokens, f.delivered, BigInt(f.pricePer1kTokens)) : 0n)
+      // never more than the client's reservation (what its voucher covers for this job)
+      if (due > cap) due = cap
+      const prev = await this.channels.get(channel)
+      const prevOwed = BigInt(prev?.owed ?? '0')
+      const owed = prevOwed + due
+      // biome-ignore lint/suspicious/noExplicitAny: values of sublevels with their own encodings
+      const ops: AbstractBatchOperation<AnyLevel, string, any>[] = [
+        { type: 'del', sublevel: this.inflight, key }
+      ]
+      if (prev && due > 0n) {
+        const latest = BigInt(prev.latest.cumulativeAmount) >= BigInt(f.voucher.cumulativeAmount)
+        ops.push({
+          type: 'put',
+          sublevel: this.channels,
+          key: channel,
+          value: {
+            ...prev,
+            owed: owed.toString(),
+            ...(latest ? {} : { latest: f.voucher }),
+            updatedAt: Date.now()
+          }
+        })
+        const r: ReceiptRecord = {
+          jobId,
+          amountDue: due.toString(),
+          owed: owed.toString(),
+          cumulativeAmount: f.voucher.cumulativeAmount,
+          ...(done?.attribution ? { attribution: done.attribution } : {}),
+          ...(done?.receipt !== undefined
+            ? { receipt: done.receipt }
+            : { partial: { delivered: f.delivered } })
+        }
+        ops.push({
+          type: 'put',
+          sublevel: this.receipts,
+          key: `${channel}!${padAmount(owed)}!${jobId}`,
+          value: r
+        })
+      }
+      await this.db.batch(ops)
+      this.addReserved(channel, getAddress(f.client), -cap)
+      return { owed: prev && due > 0n ? owed : prevOwed, amountDue: prev ? due : 0n }
+    })
+  }
+
+  /** Jobs in flight when the node stopped (a crash): settled at start for what they delivered. */
+  async settleAbandoned(): Promise<number> {
+    const all = await this.inflight.values().all()
+    for (const f of all) {
+      this.addReserved(f.channel, getAddress(f.client), BigInt(f.maxAmountDue))
+      await this.settle(f.channel, f.jobId)
+    }
+    return all.length
+  }
+
+  /** Worst cases reserved by the client's jobs in flight at this node. */
+  reservedFromClient(client: Address): bigint {
+    return this.reservedByClient.get(getAddress(client)) ?? 0n
+  }
+
+  private addReserved(channel: Hex, client: Address, d: bigint): void {
+    const c = (this.reservedByChannel.get(channel) ?? 0n) + d
+    if (c > 0n) this.reservedByChannel.set(channel, c)
+    else this.reservedByChannel.delete(channel)
+    const k = (this.reservedByClient.get(client) ?? 0n) + d
+    if (k > 0n) this.reservedByClient.set(client, k)
+    else this.reservedByClient.delete(client)
   }
 
   /**

@@ -2,21 +2,14 @@
 // adapter, signed by the client for this chain and contract, not below the channel's latest
 // voucher, a signed maximum that covers what the channel owes plus the job's worst case, and an
 // escrow that covers what this node will claim from the client (owed, unclaimed) with this job.
-import { type Address, encodeAbiParameters, getAddress, type Hex, keccak256 } from 'viem'
+import { type Address, getAddress, type Hex } from 'viem'
+import { channelKey } from './channel.ts'
 import type { ChainClient } from './client.ts'
 import { type SignedVoucher, verifyVoucherSignature } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
 import type { VoucherStore } from './store.ts'
 
-/** keccak256(abi.encode(client, node, adapterId)), as Settlement.channelKey. */
-export function channelKey(client: Address, node: Address, adapterId: Hex): Hex {
-  return keccak256(
-    encodeAbiParameters(
-      [{ type: 'address' }, { type: 'address' }, { type: 'bytes32' }],
-      [client, node, adapterId]
-    )
-  )
-}
+export { channelKey }
 
 export interface VoucherCheckInput {
   voucher: SignedVoucher
@@ -36,7 +29,10 @@ export interface VoucherCheckResult {
   owed: bigint
   /** how much this voucher raises the channel's signed maximum */
   increase: bigint
+  /** the client's escrow at this node */
   escrowBalance: bigint
+  /** what the chain has paid on the channel */
+  onChainClaimed: bigint
 }
 
 /**
@@ -68,7 +64,7 @@ export async function checkVoucher(
   const [stored, onChain, escrow] = await Promise.all([
     store.getChannel(channel),
     chain.claimedOf(v.client, v.node, v.adapterId),
-    chain.escrowOf(v.client)
+    chain.escrowOf(v.client, v.node)
   ])
   const storedLatest = stored ? BigInt(stored.latest.cumulativeAmount) : 0n
   const previous = storedLatest > onChain ? storedLatest : onChain
@@ -100,12 +96,13 @@ export async function checkVoucher(
   if (stored && onChain > BigInt(stored.claimed)) await store.setClaimed(channel, onChain)
   // what this node will claim from the client: owed and not yet paid on all its channels, plus
   // this job's worst case (the margin a voucher signs beyond that is never claimed)
-  const exposure = (await store.unclaimedFromClient(v.client)) + input.maxAmountDue
+  const exposure =
+    (await store.unclaimedFromClient(v.client)) + store.reservedFromClient(v.client) + input.maxAmountDue
   if (exposure > escrow.balance)
     throw new VoucherRejectedError(
       'INSUFFICIENT_ESCROW',
       `escrow ${escrow.balance} wei does not cover ${exposure} wei this node is owed unclaimed with this job's worst case`,
       { balance: escrow.balance.toString(), needed: exposure.toString() }
     )
-  return { channel, previous, owed, increase, escrowBalance: escrow.balance }
+  return { channel, previous, owed, increase, escrowBalance: escrow.balance, onChainClaimed: onChain }
 }

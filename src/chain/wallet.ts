@@ -29,6 +29,8 @@ export class VoucherWallet {
   private readonly account: LocalAccount
   private readonly domain: ChainDomain
   private readonly state = new Map<Hex, ChannelState>()
+  /** worst cases of this client's jobs in flight per channel: the node reserves them too (H1) */
+  private readonly inflight = new Map<Hex, bigint>()
   private readonly db
   private loaded = false
 
@@ -42,12 +44,15 @@ export class VoucherWallet {
     return this.account.address
   }
 
-  /** Signs the voucher to send with a job: cumulative = max(last signed, owed + maxAmountDue). */
+  /**
+   * Signs the voucher to send with a job: cumulative = max(last signed, owed + the worst cases of
+   * the channel's jobs in flight + this one's). Call release() when the job ends, whatever the end.
+   */
   async voucherFor(job: VoucherJob): Promise<SignedVoucher> {
     if (job.maxAmountDue < 0n) throw new InvalidParametersError('maxAmountDue must not be negative')
     const key = channelKey(this.account.address, getAddress(job.node), job.adapterId)
     const s = await this.get(key)
-    const want = BigInt(s.owed) + job.maxAmountDue
+    const want = BigInt(s.owed) + (this.inflight.get(key) ?? 0n) + job.maxAmountDue
     const signed = BigInt(s.signed)
     const cumulative = want > signed ? want : signed
     if (cumulative === 0n) throw new InvalidParametersError('a free job (maxAmountDue 0) needs no voucher')
@@ -57,7 +62,16 @@ export class VoucherWallet {
       cumulativeAmount: cumulative
     })
     await this.put(key, { ...s, signed: cumulative.toString() })
+    this.inflight.set(key, (this.inflight.get(key) ?? 0n) + job.maxAmountDue)
     return v
+  }
+
+  /** A job signed by voucherFor() ended (its receipt settled, or it failed): its worst case is free. */
+  release(job: VoucherJob): void {
+    const key = channelKey(this.account.address, getAddress(job.node), job.adapterId)
+    const left = (this.inflight.get(key) ?? 0n) - job.maxAmountDue
+    if (left > 0n) this.inflight.set(key, left)
+    else this.inflight.delete(key)
   }
 
   /** Adds a served job's amountDue (from its verified receipt) to what the channel owes. */

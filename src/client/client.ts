@@ -20,7 +20,8 @@ import { INFER_PROTOCOL, MAX_RESPONSE_FRAME_BYTES } from '../protocols/infer/con
 import { InferError, ProtocolError } from '../protocols/infer/errors.ts'
 import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts'
 import { verifyReceipt } from '../protocols/infer/receipt.ts'
-import { framed, readResponses } from '../protocols/infer/stream.ts'
+import { readResponses } from '../protocols/infer/stream.ts'
+import { framed } from '../protocols/shared/framed.ts'
 import type { JobPayer } from './payer.ts'
 
 export interface InferClientComponents {
@@ -31,12 +32,17 @@ export interface InferClientComponents {
   dial(
     target: string,
     protocol: string,
-    opts: { signal?: AbortSignal; negotiateFully?: boolean }
+    opts: { signal?: AbortSignal; negotiateFully?: boolean; runOnLimitedConnection?: boolean }
   ): Promise<Stream>
+  /** which kind of connection carries a stream this client opened (client/host.ts knows) */
+  connectionOf?(stream: Stream): ConnectionKind | undefined
   logger?: Logger
   /** pays for jobs on nodes that charge (src/client/payer.ts); without it only free jobs run */
   payer?: JobPayer
 }
+
+/** A stream rides a direct connection, or a relayed (limited) one through a circuit relay. */
+export type ConnectionKind = 'direct' | 'relayed'
 
 export interface InferInput {
   model: string
@@ -88,6 +94,8 @@ export interface InferResult {
   attributionProof?: unknown
   /** the receipt checked against what this client saw; null when `verify: false` */
   verification: ReceiptVerification | null
+  /** the connection the job ran on, when the dialer could tell */
+  connection?: ConnectionKind
   /** bytes of frames received, by kind (what the job cost on the wire) */
   wireBytes: { request: number; tokens: number; other: number }
 }
@@ -146,24 +154,39 @@ export class InferClient {
     if (!payer || input.voucher !== undefined) return this.#run(target, input, opts)
     let voucher = await payer.voucherFor(target, input)
     for (let attempt = 0; ; attempt++) {
+      let started = false
+      const watched: InferOptions = {
+        ...opts,
+        onAccepted: (f) => {
+          started = true
+          opts.onAccepted?.(f)
+        }
+      }
       try {
         const r = await this.#run(
           target,
           { ...input, voucher, ...(attempt > 0 ? { jobId: newJobId() } : {}) },
-          opts
+          watched
         )
-        if (voucher && r.verification?.ok !== false) {
-          if (r.receipt.body.voucher !== payer.hashOf(voucher))
-            r.verification = {
-              ok: false,
-              check: 'expected',
-              field: 'body.voucher',
-              message: 'the receipt names another voucher than the one this job paid with'
-            }
-          else await payer.settle(r.receipt)
+        if (voucher) {
+          let receipt: Receipt | undefined
+          if (r.verification?.ok !== false) {
+            const mismatch = payer.receiptMismatch(voucher, r.receipt)
+            if (r.receipt.body.voucher !== payer.hashOf(voucher))
+              r.verification = {
+                ok: false,
+                check: 'expected',
+                field: 'body.voucher',
+                message: 'the receipt names another voucher than the one this job paid with'
+              }
+            else if (mismatch) r.verification = { ok: false, check: 'expected', ...mismatch }
+            else receipt = r.receipt
+          }
+          await payer.ended(voucher, receipt ? { receipt, started } : { started })
         }
         return r
       } catch (err) {
+        if (voucher) await payer.ended(voucher, { started })
         const terms = err instanceof InferError && err.code === 'PAYMENT_REQUIRED' ? err.payment : undefined
         // Resend only where a new voucher can help: none sent, too small, or another operator serves.
         if (!terms || attempt >= 2 || !RESIGNABLE.has(terms.reason)) throw err
@@ -179,7 +202,13 @@ export class InferClient {
     const timeout = AbortSignal.timeout((input.timeoutMs ?? 120_000) + 5_000)
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout
     // The protocol id rides with the request frame: one round trip less per job.
-    const stream = await this.#c.dial(target, INFER_PROTOCOL, { signal, negotiateFully: false })
+    const stream = await this.#c.dial(target, INFER_PROTOCOL, {
+      signal,
+      negotiateFully: false,
+      // a node behind NAT answers over a relayed connection
+      runOnLimitedConnection: true
+    })
+    const connection = this.#c.connectionOf?.(stream)
     const onAbort = () => stream.abort(new Error('cancelled by the client'))
     signal.addEventListener('abort', onAbort, { once: true })
     const lp = framed(stream, MAX_RESPONSE_FRAME_BYTES)
@@ -249,6 +278,7 @@ export class InferClient {
               receipt: f.receipt,
               ...(f.attributionProof === undefined ? {} : { attributionProof: f.attributionProof }),
               verification,
+              ...(connection ? { connection } : {}),
               wireBytes
             }
           }
@@ -263,7 +293,13 @@ export class InferClient {
           'DEADLINE_EXCEEDED',
           opts.signal?.aborted ? 'cancelled by the caller' : 'job timed out'
         )
-      throw new InferError('INTERNAL', `connection lost: ${(err as Error).message}`, {}, { cause: err })
+      // A relay resets a relayed connection at its data or time limit (network.relay on the relay):
+      // say so, so a limit never reads as an unexplained failure.
+      const why =
+        connection === 'relayed'
+          ? ' (over a relayed connection: the relay may have ended it at its data or time limit)'
+          : ''
+      throw new InferError('INTERNAL', `connection lost${why}: ${(err as Error).message}`, {}, { cause: err })
     } finally {
       signal.removeEventListener('abort', onAbort)
     }

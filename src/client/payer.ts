@@ -10,7 +10,7 @@
 import type { Address, Hex } from 'viem'
 import type { ChainDomain } from '../chain/eip712.ts'
 import { voucherHash, voucherToJson } from '../chain/eip712.ts'
-import type { VoucherWallet } from '../chain/wallet.ts'
+import type { VoucherJob, VoucherWallet } from '../chain/wallet.ts'
 import { OpenLoraError } from '../common/errors.ts'
 import type { PaymentTerms } from '../protocols/infer/codec.ts'
 import { adapterIdOf, amountDueFor, type Receipt } from '../protocols/infer/receipt.ts'
@@ -59,6 +59,8 @@ export class JobPayer {
   readonly #maxPrice: bigint | undefined
   /** terms last seen per entry peer, model and adapter (the serving node depends on all three) */
   readonly #terms = new Map<string, KnownTerms>()
+  /** the job each voucher signed for (by signature), until the job ends */
+  readonly #open = new Map<string, VoucherJob & { price: string }>()
 
   constructor(wallet: VoucherWallet, domain: ChainDomain, opts: PayerOptions = {}) {
     this.wallet = wallet
@@ -73,7 +75,7 @@ export class JobPayer {
     const maxAmountDue = BigInt(
       amountDueFor(promptTokenBound(job), job.params.maxNewTokens, t.pricePer1kTokens)
     )
-    return this.#sign(t.operator, job, maxAmountDue)
+    return this.#sign(t.operator, job, maxAmountDue, t.pricePer1kTokens)
   }
 
   /** Signs a voucher for the terms a node sent with PAYMENT_REQUIRED (after checking them). */
@@ -96,11 +98,52 @@ export class JobPayer {
         `the node charges ${price} wei per 1k tokens; this client pays at most ${this.#maxPrice}`,
         { terms }
       )
+    // H4: the node's worst case is signed only up to what the job can cost at its price, by the
+    // client's own bound on its prompt: terms that ask to reserve more (a relay rewrote them, or
+    // the node overcounts) are refused, never signed
+    const ask = BigInt(terms.maxAmountDue)
+    const bound = BigInt(amountDueFor(promptTokenBound(job), job.params.maxNewTokens, terms.pricePer1kTokens))
+    if (ask > bound)
+      throw new PaymentRefusedError(
+        `the node asks to reserve ${ask} wei for this job; at ${price} wei per 1k tokens it can cost at most ${bound}`,
+        { terms }
+      )
     this.#terms.set(this.#key(target, job), {
       operator: terms.operator,
       pricePer1kTokens: terms.pricePer1kTokens
     })
-    return this.#sign(terms.operator, job, BigInt(terms.maxAmountDue))
+    return this.#sign(terms.operator, job, ask, terms.pricePer1kTokens)
+  }
+
+  /**
+   * Why a paid receipt does not match the terms its voucher accepted (H4), or undefined: it must
+   * name the voucher's operator and the accepted price, and owe exactly amountDue(prompt, output,
+   * price), never above the job's signed worst case.
+   */
+  receiptMismatch(
+    voucher: Record<string, unknown>,
+    receipt: Receipt
+  ): { field: string; message: string } | undefined {
+    const job = this.#open.get(String(voucher.signature))
+    if (!job) return undefined
+    const b = receipt.body
+    if (b.operator.toLowerCase() !== job.node.toLowerCase())
+      return {
+        field: 'body.operator',
+        message: `the receipt names operator ${b.operator}, the voucher paid ${job.node}`
+      }
+    if (b.pricePer1kTokens !== job.price)
+      return {
+        field: 'body.pricePer1kTokens',
+        message: `the receipt charges ${b.pricePer1kTokens} wei per 1k tokens, the accepted price is ${job.price}`
+      }
+    const due = BigInt(amountDueFor(b.promptTokens, b.outputTokens, job.price))
+    if (BigInt(b.amountDue) !== due || due > job.maxAmountDue)
+      return {
+        field: 'body.amountDue',
+        message: `the receipt owes ${b.amountDue} wei; its tokens at the accepted price owe ${due}, at most ${job.maxAmountDue}`
+      }
+    return undefined
   }
 
   /** The voucher hash a receipt paid with this wire voucher must carry. */
@@ -125,12 +168,37 @@ export class JobPayer {
     })
   }
 
-  async #sign(operator: Address, job: PayerJob, maxAmountDue: bigint): Promise<Record<string, unknown>> {
-    const v = await this.wallet.voucherFor({
-      node: operator,
-      adapterId: adapterIdOf(job.adapter ?? null),
-      maxAmountDue
-    })
+  /**
+   * The job a voucher paid for ended. `receipt`: its verified receipt (its amountDue is owed).
+   * Without one, `started` says whether the node began serving it (an abort, a lost connection, a
+   * timeout after `accepted`): the node is owed what it delivered, at most the job's worst case,
+   * and the client cannot know how much, so it counts the worst case as spent (its next voucher
+   * then covers what the node recorded). A job refused before `accepted` costs nothing.
+   */
+  async ended(
+    voucher: Record<string, unknown>,
+    outcome: { receipt?: Receipt; started: boolean }
+  ): Promise<void> {
+    const sig = String(voucher.signature)
+    const open = this.#open.get(sig)
+    if (!open) return
+    this.#open.delete(sig)
+    const { price: _price, ...job } = open
+    this.wallet.release(job)
+    if (outcome.receipt) await this.settle(outcome.receipt)
+    else if (outcome.started && job.maxAmountDue > 0n)
+      await this.wallet.settle({ ...job, amountDue: job.maxAmountDue })
+  }
+
+  async #sign(
+    operator: Address,
+    job: PayerJob,
+    maxAmountDue: bigint,
+    price: string
+  ): Promise<Record<string, unknown>> {
+    const vj: VoucherJob = { node: operator, adapterId: adapterIdOf(job.adapter ?? null), maxAmountDue }
+    const v = await this.wallet.voucherFor(vj)
+    this.#open.set(v.signature, { ...vj, price })
     return voucherToJson(v) as unknown as Record<string, unknown>
   }
 

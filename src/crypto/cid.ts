@@ -4,6 +4,7 @@
 // file can be fetched and checked on its own.
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
+import { z } from '../common/schema.ts'
 import { encodeCanonical } from './cbor.ts'
 import { sha256 } from './hash.ts'
 
@@ -51,6 +52,20 @@ export function parseCid(cid: string): CID {
     throw new TypeError(`not a valid CID: "${cid.slice(0, 80)}" (${(err as Error).message})`)
   }
 }
+
+/** A CID string (adapters, datanet contributions) in a schema: at most `max` characters, parsable. */
+export const cidString = (max = 128) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .superRefine((s, ctx) => {
+      try {
+        parseCid(s)
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message })
+      }
+    })
 
 /** 32-byte digest of a CID (its multihash digest), the form used on-chain as `bytes32`. */
 export function cidDigest(cid: string): Uint8Array {

@@ -1,29 +1,26 @@
 // The node's own admin endpoints: /status (who am I, how connected) and /peers (connections and
 // the PeerTable, what `openlora peers` prints).
-import { ADAPTER_TIERS } from '../protocols/adverts/capability.ts'
-import type { NodeComponents } from './services.ts'
+
+import type { NodeComponents } from '../common/service.ts'
+import { ADAPTER_TIERS, type AdapterTier } from '../serving/capability.ts'
+import type { Host } from './host.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()
 
-export function registerCoreRoutes(c: NodeComponents): void {
-  c.admin.route('/status', () => ({
-    peerId: c.identity.peerId.toString(),
-    operator: c.identity.operator.address,
-    version: NODE_VERSION,
-    pid: process.pid,
-    uptimeMs: Date.now() - startedAt,
-    addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
-    connections: c.libp2p.getConnections().length,
-    peerTable: c.peerTable.size,
-    adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
-  }))
-  c.admin.route('/peers', () => ({
+/** GET /peers: what `openlora peers` prints and the swarm launcher polls (one shape for all three). */
+export type PeersAnswer = ReturnType<typeof peersAnswer>
+
+function peersAnswer(c: NodeComponents, host: Host) {
+  return {
     self: c.identity.peerId.toString(),
+    reachability: host.services.relayKeeper.reachability(),
     connections: c.libp2p.getConnections().map((conn) => ({
       peerId: conn.remotePeer.toString(),
       addr: conn.remoteAddr.toString(),
-      direction: conn.direction
+      direction: conn.direction,
+      // relayed = a limited connection through a circuit relay (DCUtR may upgrade it)
+      type: (conn.limits == null ? 'direct' : 'relayed') as 'direct' | 'relayed'
     })),
     table: c.peerTable.entries().map(({ peerId, advert, receivedAt }) => {
       const b = advert.body
@@ -32,10 +29,14 @@ export function registerCoreRoutes(c: NodeComponents): void {
         operator: b.operator,
         version: b.version,
         addrs: b.addrs,
+        reachability: b.reachability ?? null,
         hardware: b.hardware,
         executionProvider: b.executionProvider,
         models: b.models,
-        adapters: Object.fromEntries(ADAPTER_TIERS.map((t) => [t, b.adapters[t].count])),
+        adapters: Object.fromEntries(ADAPTER_TIERS.map((t) => [t, b.adapters[t].count])) as Record<
+          AdapterTier,
+          number
+        >,
         queueDepth: b.queueDepth,
         freeSlots: b.freeSlots,
         pricePer1kTokens: b.pricePer1kTokens,
@@ -45,5 +46,24 @@ export function registerCoreRoutes(c: NodeComponents): void {
         expires: b.expires
       }
     })
+  }
+}
+
+/** `host` is the node's libp2p with its typed services (reachability, DHT mode). */
+export function registerCoreRoutes(c: NodeComponents, host: Host): void {
+  c.admin.route('/status', () => ({
+    peerId: c.identity.peerId.toString(),
+    operator: c.identity.operator.address,
+    version: NODE_VERSION,
+    pid: process.pid,
+    uptimeMs: Date.now() - startedAt,
+    addrs: c.libp2p.getMultiaddrs().map((m) => m.toString()),
+    reachability: host.services.relayKeeper.reachability(),
+    relays: host.services.relayKeeper.relays(),
+    dht: host.services.dht?.getMode() ?? 'off',
+    connections: c.libp2p.getConnections().length,
+    peerTable: c.peerTable.size,
+    adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
+  c.admin.route('/peers', () => peersAnswer(c, host))
 }

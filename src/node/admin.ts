@@ -3,12 +3,14 @@
 // `openlora peers` and the swarm launcher read that file and ask the running node. Services add
 // their own read-only routes with `route()` and commands with `action()` (POST with a small JSON
 // body, e.g. `openlora adapter add` on a running node).
-import { randomBytes } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { join } from 'node:path'
 import { OpenLoraError } from '../common/errors.ts'
 import type { Logger } from '../common/log.ts'
+import { z } from '../common/schema.ts'
+import type { AdminAction, AdminHandler, AdminRoutes } from '../common/service.ts'
 
 export const ADMIN_FILE = 'admin.json'
 /** The answer to any admin call is small; a client refuses more so a wrong port cannot flood it. */
@@ -16,15 +18,15 @@ const MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 /** An action's request body: a few paths and names. */
 export const MAX_ACTION_BODY_BYTES = 64 * 1024
 
-export type AdminHandler = (query: URLSearchParams) => unknown | Promise<unknown>
-/** Runs a command; its OpenLoraErrors (bad input: a code and a message) answer 400, others 500. */
-export type AdminAction = (body: unknown) => unknown | Promise<unknown>
+export type { AdminAction, AdminHandler }
 
-export interface AdminInfo {
-  url: string
-  token: string
-  pid: number
-}
+/** <dataDir>/admin.json: where a running node's admin endpoint is and its bearer token. */
+const AdminInfoSchema = z.object({
+  url: z.string().regex(/^http:\/\/\S+$/),
+  token: z.string().min(1).max(256),
+  pid: z.int().min(1)
+})
+export type AdminInfo = z.output<typeof AdminInfoSchema>
 
 /**
  * No answer from a node. `data.notRunning` is true when there is certainly none (no admin file,
@@ -34,7 +36,7 @@ export class AdminUnavailableError extends OpenLoraError<'ADMIN_UNAVAILABLE'> {}
 /** The node answered, refusing the request (the message is the node's). */
 export class AdminRefusedError extends OpenLoraError<'ADMIN_REFUSED'> {}
 
-export class AdminServer {
+export class AdminServer implements AdminRoutes {
   readonly #routes = new Map<string, AdminHandler>()
   readonly #actions = new Map<string, AdminAction>()
   readonly #log: Logger
@@ -65,8 +67,7 @@ export class AdminServer {
         res.writeHead(code, { 'content-type': 'application/json' })
         res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
       }
-      if (req.headers.authorization !== `Bearer ${this.#token}`)
-        return send(401, { error: 'bad or missing token' })
+      if (!this.#authorized(req.headers.authorization)) return send(401, { error: 'bad or missing token' })
       const handler = req.method === 'GET' ? this.#routes.get(url.pathname) : undefined
       const action = req.method === 'POST' ? this.#actions.get(url.pathname) : undefined
       if (!handler && !action)
@@ -105,10 +106,19 @@ export class AdminServer {
     this.#server = server
     this.url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
     const info: AdminInfo = { url: this.url, token: this.#token, pid: process.pid }
-    const tmp = `${this.#file}.tmp`
-    writeFileSync(tmp, JSON.stringify(info), { mode: 0o600 })
+    // created exclusively with mode 0600 (never a file someone else prepared), then renamed in
+    const tmp = `${this.#file}.${process.pid}.tmp`
+    rmSync(tmp, { force: true })
+    writeFileSync(tmp, JSON.stringify(info), { mode: 0o600, flag: 'wx' })
     renameSync(tmp, this.#file)
     this.#log.info('admin endpoint listening', { url: this.url })
+  }
+
+  /** Constant-time comparison of the bearer token (no timing oracle on its prefix). */
+  #authorized(header: string | undefined): boolean {
+    const want = Buffer.from(`Bearer ${this.#token}`)
+    const got = Buffer.from(header ?? '')
+    return got.length === want.length && timingSafeEqual(got, want)
   }
 
   async stop(): Promise<void> {
@@ -151,7 +161,7 @@ export async function adminRequest<T = unknown>(
 ): Promise<T> {
   let info: AdminInfo
   try {
-    info = JSON.parse(readFileSync(join(dataDir, ADMIN_FILE), 'utf8')) as AdminInfo
+    info = AdminInfoSchema.parse(JSON.parse(readFileSync(join(dataDir, ADMIN_FILE), 'utf8')))
   } catch {
     throw new AdminUnavailableError(
       'ADMIN_UNAVAILABLE',

@@ -1,5 +1,4 @@
-import type { Capabilities, CapabilitySource } from '../protocols/adverts/capability.ts'
-import type { NodeCapabilities } from './services.ts'
+import type { Capabilities, CapabilitySource, NodeCapabilities } from '../serving/capability.ts'
 
 /**
  * Forwards to the current source and re-dispatches its `changed`. Starts with the node's own

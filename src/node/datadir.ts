@@ -3,19 +3,14 @@
 // lock left by a process that no longer exists is taken over, so a crash never needs cleanup.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { DataDir } from '../common/service.ts'
 import { DataDirLockedError } from './errors.ts'
 
 const LOCK_FILE = 'node.lock'
 /** Data dirs locked by nodes of this process (pid alone cannot tell two in-process nodes apart). */
 const heldHere = new Set<string>()
 
-export interface DataDir {
-  path: string
-  keysDir: string
-  dbDir: string
-  file(name: string): string
-  release(): void
-}
+export type { DataDir }
 
 function alive(pid: number): boolean {
   try {

@@ -8,16 +8,16 @@
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Address, type Hex, zeroAddress } from 'viem'
-import type { AttributionService } from '../attribution/extension.ts'
 import { ChainClient } from '../chain/client.ts'
 import { CHAIN_ENDPOINT_FILE } from '../chain/extension.ts'
 import type { ChainService } from '../chain/service.ts'
 import type { Logger } from '../common/log.ts'
+import { requireService } from '../common/service.ts'
 import { cidDigest } from '../crypto/cid.ts'
 import { toHex } from '../crypto/hash.ts'
 import { inferConfigOf } from '../protocols/infer/extension.ts'
-import type { ServingStack } from '../protocols/infer/serving.ts'
 import type { NodeConfig } from './config/schema.ts'
+import { writeSecretFile } from './identity.ts'
 import type { OpenLoraNode } from './node.ts'
 
 export const DEMO_MODEL_ID = 'demo-tiny (random weights)'
@@ -88,7 +88,7 @@ export async function prepareDemo(config: NodeConfig, log: Logger): Promise<Demo
 
 /** After the node started: the adapter in its store, the datanet and provenance, the chain. */
 export async function finishDemo(node: OpenLoraNode, plan: DemoPlan | null, log: Logger): Promise<DemoInfo> {
-  const chain = node.services.chain as ChainService | undefined
+  const chain = node.services.chain
   const local = chain?.localChain
   const adapter = plan ? await demoAdapter(node, plan, local) : null
   let clientKeyFile: string | null = null
@@ -96,10 +96,12 @@ export async function finishDemo(node: OpenLoraNode, plan: DemoPlan | null, log:
     // a local chain starts empty on every start: register the datanet and the adapter again
     if (adapter) await registerDemo(node, chain, local, adapter)
     const client = new ChainClient({ ...chain.endpoint, account: local.accounts[1]! })
-    if ((await client.escrowOf(client.address)).balance < DEMO_DEPOSIT / 10n)
-      await client.deposit(DEMO_DEPOSIT)
+    // escrow is per (client, node): the demo client's is at this node
+    const operator = node.identity.operator.address as Address
+    if ((await client.escrowOf(client.address, operator)).balance < DEMO_DEPOSIT / 10n)
+      await client.deposit(DEMO_DEPOSIT, { node: operator })
     clientKeyFile = join(node.dataDir.path, 'demo-client.key')
-    writeFileSync(clientKeyFile, `${local.privateKeys[1]}\n`, { mode: 0o600 })
+    writeSecretFile(clientKeyFile, `${local.privateKeys[1]}\n`)
   }
   log.debug('demo ready', { adapter: adapter?.cid, datanet: adapter?.datanetId })
   return { adapter, clientKeyFile }
@@ -113,13 +115,13 @@ async function demoAdapter(
   plan: DemoPlan,
   local: LocalChain | undefined
 ): Promise<NonNullable<DemoInfo['adapter']>> {
-  const serving = node.services.serving as ServingStack
+  const serving = requireService(node.services, 'serving')
   const model = serving.models()[0]!
   const { cid } = await serving.store(model.modelId)!.import(plan.adapterDir)
   // anvil's dev accounts are the same on every start: #1 is the demo client, #2 owns the adapter
   // and the datanet, #3 is the contributor of the built-in text
   const contributor = (local?.accounts[3]?.address ?? node.identity.operator.address) as Address
-  const attribution = node.services.attribution as AttributionService
+  const attribution = requireService(node.services, 'attribution')
   let provenance = await attribution.provenance.get(cid)
   if (!provenance) {
     let answer = ''
@@ -157,7 +159,7 @@ async function registerDemo(
   a: NonNullable<DemoInfo['adapter']>
 ): Promise<void> {
   const owner = new ChainClient({ ...chain.endpoint, account: local.accounts[2]! })
-  const attribution = node.services.attribution as AttributionService
+  const attribution = requireService(node.services, 'attribution')
   if (!(await owner.datanetExists(a.datanetId))) {
     const version = await attribution.store.getVersion(a.datanetId, a.datanetVersion)
     await owner.createDatanet(a.datanetId, `0x${'00'.repeat(32)}`)
@@ -183,9 +185,9 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
   const addrs = node.libp2p.getMultiaddrs().map((m) => m.toString())
   const tcp = addrs.filter((a) => a.includes('/tcp/') && !a.includes('/ws'))
   const via = tcp.find((a) => a.includes('/127.0.0.1/')) ?? tcp[0] ?? addrs[0] ?? ''
-  const serving = node.services.serving as ServingStack | undefined
+  const serving = node.services.serving
   const models = serving?.models() ?? []
-  const chain = node.services.chain as ChainService | undefined
+  const chain = node.services.chain
   const price = node.config.pricing.pricePer1kTokens
   const dataDir = node.dataDir.path
   const demoModel = models.some((m) => m.modelId === DEMO_MODEL_ID)

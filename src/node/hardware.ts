@@ -3,7 +3,7 @@
 // list so tests and local swarms can pretend to have GPUs.
 import { execFile } from 'node:child_process'
 import { cpus, totalmem } from 'node:os'
-import type { GpuInfo, Hardware } from '../protocols/adverts/capability.ts'
+import type { GpuInfo, Hardware } from '../serving/capability.ts'
 
 /** nvidia-smi answers in well under a second; a hung driver must not hold up start. */
 const NVIDIA_SMI_TIMEOUT_MS = 3_000

@@ -3,41 +3,24 @@
 // - operator.key: secp256k1 private key (hex) whose Ethereum address receives rewards, or
 //   operator.json: the same key encrypted in keystore v3 format (operator-keystore.ts).
 // The operator signs a binding to the peer id once per start; adverts carry that signature.
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import type { Logger } from '../common/log.ts'
+import type { NodeIdentity } from '../common/service.ts'
 import type { Hex } from '../crypto/hash.ts'
 import { signOperatorBinding } from '../protocols/adverts/binding.ts'
 import { KeyFileError } from './errors.ts'
 import { loadKeystoreOperator } from './operator-keystore.ts'
+import { readSecret, writeSecret, writeSecretFile } from './secret-file.ts'
 
-export interface NodeIdentity {
-  privateKey: PrivateKey
-  peerId: PeerId
-  operator: {
-    address: Hex
-    account: PrivateKeyAccount
-    /** EIP-191 signature binding `address` to `peerId` (operatorBindingMessage) */
-    bindingSignature: Uint8Array
-  }
-}
+export type { NodeIdentity }
 
-function writeSecret(file: string, data: Uint8Array | string): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
-  renameSync(tmp, file)
-}
-
-function readSecret(file: string, log: Logger): Buffer {
-  const mode = statSync(file).mode & 0o777
-  if ((mode & 0o077) !== 0)
-    log.warn('key file is readable by others; chmod 600 it', { file, mode: mode.toString(8) })
-  return readFileSync(file)
-}
+// Re-exported: callers read and write key files through identity.ts.
+export { readSecret, writeSecretFile }
 
 export async function loadPeerKey(keysDir: string, log: Logger): Promise<PrivateKey> {
   const file = join(keysDir, 'peer.key')

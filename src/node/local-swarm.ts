@@ -6,6 +6,7 @@ import { createWriteStream } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { adminRequest } from './admin.ts'
+import type { PeersAnswer } from './admin-routes.ts'
 
 const CLI = resolve(import.meta.dirname, 'cli', 'main.ts')
 /** SIGTERM gives a node 5 s to stop cleanly (its own stop is bounded well under that). */
@@ -29,18 +30,7 @@ export interface LocalSwarmOptions {
   mdns?: boolean
 }
 
-export interface PeersAnswer {
-  self: string
-  connections: { peerId: string }[]
-  table: {
-    peerId: string
-    seq: number
-    ts: number
-    receivedAt: number
-    queueDepth: number
-    freeSlots: number
-  }[]
-}
+export type { PeersAnswer }
 
 export class LocalSwarm {
   readonly members: SwarmMember[] = []

@@ -3,24 +3,21 @@
 // admin endpoint; stop runs the same list backwards, then closes the DB and releases the lock.
 import { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
+import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
-import {
-  type CapabilitySource,
-  emptyCapabilities,
-  StaticCapabilitySource
-} from '../protocols/adverts/capability.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
+import { type CapabilitySource, emptyCapabilities, StaticCapabilitySource } from '../serving/capability.ts'
 import { AdminServer } from './admin.ts'
 import { registerCoreRoutes } from './admin-routes.ts'
 import { SwitchableCapabilities } from './capabilities.ts'
 import type { NodeConfig } from './config/schema.ts'
 import { openDataDir } from './datadir.ts'
 import { AdvertDialer } from './dialer.ts'
-import { type NodeExtension, extensions as registeredExtensions } from './extensions.ts'
+import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
-import { advertisedAddrs, createHost } from './host.ts'
+import { advertisedAddrs, createHost, type Host } from './host.ts'
 import { loadIdentity } from './identity.ts'
-import type { NodeComponents, Service, ServiceFactory } from './services.ts'
+import { ProviderPublisher } from './providers.ts'
 import { NODE_VERSION } from './version.ts'
 
 /** Each stop step gets at most this long, and all of them together STOP_BUDGET_MS, so SIGINT
@@ -39,6 +36,9 @@ export interface NodeOverrides {
 }
 
 export interface OpenLoraNode extends NodeComponents {
+  /** the node's own host, with the services it configures (pubsub, identify, ping) */
+  libp2p: Host
+  admin: AdminServer
   readonly peerId: string
   start(): Promise<void>
   stop(): Promise<void>
@@ -89,6 +89,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         capabilities,
         operator: { address: identity.operator.address, signature: identity.operator.bindingSignature },
         addresses: () => advertisedAddrs(libp2p, config),
+        reachability: () => libp2p.services.relayKeeper.reachability(),
         logger: log,
         libp2p
       },
@@ -105,7 +106,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       },
       log
     )
-    const components: NodeComponents = {
+    const components: NodeComponents & { libp2p: Host; admin: AdminServer } = {
       config,
       logger: log,
       dataDir,
@@ -118,21 +119,35 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       admin,
       services: {}
     }
-    const factories: Array<[string, ServiceFactory]> = []
+    const factories: Array<[string, ServiceFactory<Service>]> = []
     for (const ext of overrides.extensions ?? registeredExtensions)
-      factories.push(...Object.entries(ext.services?.(config) ?? {}))
+      for (const [name, factory] of Object.entries(ext.services?.(config) ?? {}))
+        if (factory) factories.push([name, factory])
     factories.push(...Object.entries(overrides.services ?? {}))
     for (const [name, factory] of factories) components.services[name] = await factory(components)
 
+    const providers = new ProviderPublisher(
+      libp2p,
+      capabilities,
+      () => {
+        try {
+          return components.services.attribution?.store
+        } catch {
+          return undefined // configured but not started
+        }
+      },
+      log
+    )
     const steps: Array<{ name: string; start: () => unknown; stop: () => unknown }> = [
       { name: 'libp2p', start: () => libp2p.start(), stop: () => libp2p.stop() },
       { name: 'peer-table', start: () => peerTable.start(), stop: () => peerTable.stop() },
-      ...Object.entries(components.services).map(([name, s]: [string, Service]) => ({
+      ...Object.entries(components.services).map(([name, s]) => ({
         name,
-        start: () => s.start?.(),
-        stop: () => s.stop?.()
+        start: () => s?.start?.(),
+        stop: () => s?.stop?.()
       })),
       { name: 'adverts', start: () => adverts.start(), stop: () => adverts.stop() },
+      { name: 'providers', start: () => providers.start(), stop: () => providers.stop() },
       { name: 'dialer', start: () => dialer.start(), stop: () => dialer.stop() },
       {
         name: 'admin',
@@ -140,7 +155,21 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
         stop: () => admin.stop()
       }
     ]
-    registerCoreRoutes(components)
+    registerCoreRoutes(components, libp2p)
+    // A reservation made or lost, or an address AutoNAT confirmed, changes how peers reach us:
+    // say so once, and re-advertise at once instead of at the next heartbeat.
+    let reachability = libp2p.services.relayKeeper.reachability()
+    libp2p.addEventListener('self:peer:update', () => {
+      const now = libp2p.services.relayKeeper.reachability()
+      if (now !== reachability)
+        log.info('reachability changed', {
+          from: reachability,
+          to: now,
+          relays: libp2p.services.relayKeeper.relays()
+        })
+      reachability = now
+      adverts.schedulePublish()
+    })
     let started = 0
     let stopping: Promise<void> | undefined
     const openDb = db

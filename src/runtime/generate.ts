@@ -3,14 +3,27 @@
 // max tokens / abort. The serving engine batches many of these; this is the one-request path the
 // `openlora generate` command and the correctness tests use.
 import { InvalidParametersError } from '../common/errors.ts'
-import { checkSamplingParams, createRng, type SamplingParams, sample } from './sampling.ts'
+import { z } from '../common/schema.ts'
+import { checkSamplingParams, createRng, SamplingParamsSchema, sample } from './sampling.ts'
 
-export interface GenerationParams extends SamplingParams {
-  maxNewTokens: number
-  seed?: number
-  stopTokenIds?: number[]
-  stopStrings?: string[]
-}
+// Bounds on what a request may carry, so a decoded network request cannot make the engine do
+// unbounded work before it is even queued (a stop string is matched against every new token).
+export const MAX_STOP_TOKEN_IDS = 64
+export const MAX_STOP_STRINGS = 16
+export const MAX_STOP_STRING_CHARS = 64
+
+/** What a request may ask of generation; the wire's params (protocols/infer/codec.ts) are this
+ * schema with maxNewTokens capped at the frame limit, so the two never disagree. */
+export const GenerationParamsSchema = SamplingParamsSchema.extend({
+  maxNewTokens: z
+    .int()
+    .min(1)
+    .max(1 << 20),
+  seed: z.int().min(0).max(0xffffffff).optional(),
+  stopTokenIds: z.array(z.int().min(0).max(0xffffffff)).max(MAX_STOP_TOKEN_IDS).optional(),
+  stopStrings: z.array(z.string().min(1).max(MAX_STOP_STRING_CHARS)).max(MAX_STOP_STRINGS).optional()
+})
+export type GenerationParams = z.output<typeof GenerationParamsSchema>
 
 export type FinishReason = 'stop' | 'length' | 'abort'
 

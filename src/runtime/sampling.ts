@@ -2,31 +2,25 @@
 // (nucleus) → one draw from the seeded generator. The same seed and logits give the same token on
 // every node (the draw order and the float math are fixed here, not left to a library).
 import { InvalidParametersError } from '../common/errors.ts'
+import { messageOf, parseWith, z } from '../common/schema.ts'
 
-/** The sampling fields of GenerationParams (docs/INTERFACES.md). */
-export interface SamplingParams {
-  temperature?: number
-  topK?: number
-  topP?: number
-}
+/**
+ * The sampling fields of GenerationParams (docs/INTERFACES.md), with the one range each has on
+ * every path (the wire, the engine, `openlora generate`). Temperature stops at 10: beyond ~2 the
+ * draw is close to uniform already, and the wire has refused more since v1; topK's 100,000 and
+ * topP's (0, 1] are the bounds a v1 node accepts, so no request valid here is refused by one.
+ */
+export const SamplingParamsSchema = z.object({
+  temperature: z.number().min(0).max(10).describe('a number in 0..10 (0 = greedy)').optional(),
+  topK: z.int().min(0).max(100_000).describe('an integer in 0..100000 (0 = off)').optional(),
+  topP: z.number().gt(0).max(1).describe('a number in (0, 1] (1 = off)').optional()
+})
+export type SamplingParams = z.output<typeof SamplingParamsSchema>
 
 export function checkSamplingParams(p: SamplingParams): void {
-  const t = p.temperature
-  if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > 100)) {
-    throw new InvalidParametersError(`temperature must be a number in 0..100 (0 = greedy), got ${t}`, {
-      field: 'temperature'
-    })
-  }
-  const k = p.topK
-  if (k !== undefined && (!Number.isInteger(k) || k < 0)) {
-    throw new InvalidParametersError(`topK must be a non-negative integer (0 = off), got ${k}`, {
-      field: 'topK'
-    })
-  }
-  const tp = p.topP
-  if (tp !== undefined && (typeof tp !== 'number' || !(tp > 0) || tp > 1)) {
-    throw new InvalidParametersError(`topP must be in (0, 1] (1 = off), got ${tp}`, { field: 'topP' })
-  }
+  parseWith(SamplingParamsSchema, p, {
+    error: (i) => new InvalidParametersError(messageOf(i), { field: i.field, value: i.value })
+  })
 }
 
 /** Index of the largest logit (the lowest index on ties, so greedy is deterministic). */

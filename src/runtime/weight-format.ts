@@ -1,4 +1,4 @@
-// How a base model's projection and lm_head weights are built into its graph (graph/llama.ts).
+// How a base model's projection and lm_head weights are built into its graph (graph/decoder.ts).
 // Kept apart from the graph builder so config code can name the formats without loading it.
 import { InvalidParametersError } from '../common/errors.ts'
 

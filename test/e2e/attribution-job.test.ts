@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type AttributionService, attributionExtension } from '../../src/attribution/extension.ts'
+import { attributionExtension } from '../../src/attribution/extension.ts'
 import { modelTextEncoder } from '../../src/attribution/model-tokenizer.ts'
 import { verifyAttribution } from '../../src/attribution/verify.ts'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
+import { requireService } from '../../src/common/service.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { inferExtension } from '../../src/protocols/infer/extension.ts'
 import { longestCommonRun } from '../../src/runtime/fixtures/quotable.ts'
@@ -43,7 +44,7 @@ test('a job whose output quotes a contribution credits its contributor in the si
   const model = serving(node).models()[0]!.modelId
   const cid = (await serving(node).store()!.import(fx.adapterDirs[0]!)).cid
   const tok = await Tokenizer.fromDir(fx.modelDir)
-  const svc = node.services.attribution as AttributionService
+  const svc = requireService(node.services, 'attribution')
   const job = (promptIds: number[]) =>
     client.infer(addrOf(node), { model, adapter: cid, promptIds, params: { maxNewTokens: 48 } })
 

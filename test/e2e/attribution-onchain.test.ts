@@ -113,9 +113,9 @@ test('datanet register records every version root on-chain, and verify-proof che
     JSON.stringify({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, addresses: chain.addresses })
   )
   const keyFile = join(dir, 'owner.key')
-  writeFileSync(keyFile, chain.privateKeys[0]!)
+  writeFileSync(keyFile, chain.privateKeys[0]!, { mode: 0o600 })
   const otherKey = join(dir, 'other.key')
-  writeFileSync(otherKey, chain.privateKeys[1]!)
+  writeFileSync(otherKey, chain.privateKeys[1]!, { mode: 0o600 })
   const d = ['--data-dir', dataDir]
   const c = ['--chain', endpoint]
   const owner = chain.accounts[0]!.address

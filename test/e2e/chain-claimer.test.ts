@@ -33,7 +33,7 @@ let clients: LocalAccount[]
 const open = (sub: string) => new Level<string, string>(join(dir, sub))
 
 test.before(async () => {
-  chain = await startLocalChain({ accounts: 9, withdrawalDelaySec: 100 })
+  chain = await startLocalChain({ accounts: 9, withdrawalDelaySec: 7200 })
   nodeAcc = chain.accounts[1]!
   node = new ChainClient({ ...chain, account: nodeAcc })
   const owner = new ChainClient({ ...chain, account: chain.accounts[2]! })
@@ -41,7 +41,8 @@ test.before(async () => {
   await owner.registerAdapter({ adapterId: adapterA, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1n })
   await owner.registerAdapter({ adapterId: adapterB, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1n })
   clients = chain.accounts.slice(3, 6)
-  for (const c of clients) await new ChainClient({ ...chain, account: c }).deposit(100n * OPEN)
+  for (const c of clients)
+    await new ChainClient({ ...chain, account: c }).deposit(100n * OPEN, { node: nodeAcc.address })
   dir = mkdtempSync(join(tmpdir(), 'openlora-claimer-'))
 })
 test.after(async () => {
@@ -176,7 +177,7 @@ test('a voucher the chain refuses (escrow short) does not block the rest of the 
   const db = open('refusal')
   const store = new VoucherStore(db)
   const poor = chain.accounts[8]!
-  await new ChainClient({ ...chain, account: poor }).deposit(1n * OPEN)
+  await new ChainClient({ ...chain, account: poor }).deposit(1n * OPEN, { node: nodeAcc.address })
   // stored without a check, as if the escrow had been emptied by another node's claim since
   await pay(store, poor, adapterA, 5n * OPEN, 30)
   await pay(store, clients[1]!, adapterA, 1n * OPEN, 31)
@@ -193,7 +194,7 @@ test('a voucher the chain refuses (escrow short) does not block the rest of the 
   assert.ok(pools[0]!.poolId != null)
   // the refused voucher stays in the store and is claimed once the client has deposited enough
   assert.equal(await claimer.pendingAmount(), 5n * OPEN)
-  await new ChainClient({ ...chain, account: poor }).deposit(10n * OPEN)
+  await new ChainClient({ ...chain, account: poor }).deposit(10n * OPEN, { node: nodeAcc.address })
   const later = await claimer.claimNow()
   assert.equal(later[0]?.total, 5n * OPEN)
   await claimer.stop()

@@ -56,11 +56,25 @@ test('deposit, balance and rewards through --chain FILE', async () => {
   const clientKey = join(dir, 'client.key')
   writeFileSync(clientKey, `${clientDev!.privateKey}\n`, { mode: 0o600 })
 
-  const dep = await run(['deposit', '2.5', '--chain', file, '--key-file', clientKey, '--json'])
+  // escrow is per (client, node): without a node to name, deposit is a usage error
+  const noNode = await run([
+    'deposit',
+    '2.5',
+    '--chain',
+    file,
+    '--key-file',
+    clientKey,
+    '--data-dir',
+    join(dir, 'no-node')
+  ])
+  assert.equal(noNode.code, 2)
+  assert.match(noNode.err, /--node ADDRESS/)
+  const nodeFlag = ['--node', nodeDev!.address]
+  const dep = await run(['deposit', '2.5', '--chain', file, '--key-file', clientKey, ...nodeFlag, '--json'])
   assert.equal(dep.code, 0)
   assert.equal(JSON.parse(dep.out).escrow, (25n * OPEN) / 10n + '')
 
-  const bal = await run(['balance', clientDev!.address, '--chain', file, '--json'])
+  const bal = await run(['balance', clientDev!.address, '--chain', file, ...nodeFlag, '--json'])
   assert.equal(bal.code, 0)
   assert.equal(JSON.parse(bal.out).escrow, '2500000000000000000')
 
@@ -68,7 +82,14 @@ test('deposit, balance and rewards through --chain FILE', async () => {
   // reads OPENLORA_<SECTION>, so the old OPENLORA_CHAIN broke `openlora start`)
   process.env.OPENLORA_CHAIN_FILE = file
   try {
-    const viaEnv = await run(['balance', clientDev!.address, '--json', '--data-dir', join(dir, 'no-node')])
+    const viaEnv = await run([
+      'balance',
+      clientDev!.address,
+      ...nodeFlag,
+      '--json',
+      '--data-dir',
+      join(dir, 'no-node')
+    ])
     assert.equal(viaEnv.code, 0)
     assert.equal(JSON.parse(viaEnv.out).escrow, '2500000000000000000')
     assert.doesNotThrow(() => loadConfig({ env: { OPENLORA_CHAIN_FILE: file } }))
@@ -86,6 +107,7 @@ test('deposit, balance and rewards through --chain FILE', async () => {
     endpoint.addresses.settlement!,
     '--chain-id',
     String(endpoint.chainId),
+    ...nodeFlag,
     '--json'
   ])
   assert.equal(viaRpc.code, 0)

@@ -52,8 +52,8 @@ test('register, deposit, three jobs, claim, split and withdraw, to the wei', asy
 
   const deposit = 5n * OPEN
   const clientTokensBefore = await client.tokenBalance(clientAcc!.address)
-  await client.deposit(deposit)
-  assert.equal((await client.escrowOf(clientAcc!.address)).balance, deposit)
+  await client.deposit(deposit, { node: nodeAcc!.address })
+  assert.equal((await client.escrowOf(clientAcc!.address, nodeAcc!.address)).balance, deposit)
   assert.equal(await client.tokenBalance(clientAcc!.address), clientTokensBefore - deposit)
 
   // three jobs of different sizes; each voucher signs what is owed so far plus the job's worst
@@ -111,7 +111,7 @@ test('register, deposit, three jobs, claim, split and withdraw, to the wei', asy
   assert.deepEqual(c2.poolIds, [1n])
 
   assert.equal(await node.claimedOf(clientAcc!.address, nodeAcc!.address, adapterId), cumulative)
-  assert.equal((await node.escrowOf(clientAcc!.address)).balance, deposit - cumulative)
+  assert.equal((await node.escrowOf(clientAcc!.address, nodeAcc!.address)).balance, deposit - cumulative)
   assert.equal(await node.creditsOf(nodeAcc!.address), sum('node'))
   assert.equal(await node.creditsOf(ownerAcc!.address), sum('owner'))
   assert.equal(await node.creditsOf(treasuryAcc!.address), sum('protocol'))
@@ -155,12 +155,12 @@ test('register, deposit, three jobs, claim, split and withdraw, to the wei', asy
   // the client takes the rest of the escrow back after the delay: the margin it signed for and
   // never spent (signedMaximum − owed) included
   assert.equal(
-    (await client.escrowOf(clientAcc!.address)).balance - (deposit - signedMaximum),
+    (await client.escrowOf(clientAcc!.address, nodeAcc!.address)).balance - (deposit - signedMaximum),
     signedMaximum - cumulative
   )
-  await client.requestWithdrawal()
+  await client.requestWithdrawal(nodeAcc!.address)
   await chain.increaseTime(3601)
-  await client.withdraw(deposit - cumulative)
+  await client.withdraw(nodeAcc!.address, deposit - cumulative)
   assert.equal(await client.tokenBalance(clientAcc!.address), clientTokensBefore - cumulative)
   assert.equal(await node.tokenBalance(chain.addresses.settlement), 0n)
   assert.equal(await supplyOf(), supplyBefore)

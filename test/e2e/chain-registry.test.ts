@@ -89,7 +89,7 @@ test('adapters: register once, owner-only fee/version/transfer, and the owner sh
   assert.equal(await node.adapterOwner(a1), stranger.address)
   await reverts(owner.setAdapterFee(a1, 1n), 'NotAdapterOwner')
 
-  await client.deposit(10n * OPEN)
+  await client.deposit(10n * OPEN, { node: node.address })
   const v = await signVoucher(chain.accounts[4]!, node.domain, {
     node: node.address,
     adapterId: a1,
@@ -120,9 +120,9 @@ test('datanets: owner-only, versions append-only and numbered from 1', async () 
 
 test('deposit with an EIP-2612 permit, no approve transaction', async () => {
   const client = c[2]!
-  const before = (await client.escrowOf(client.address)).balance
-  const res = await client.depositWithPermit(3n * OPEN)
-  assert.equal((await client.escrowOf(client.address)).balance - before, 3n * OPEN)
+  const before = (await client.escrowOf(client.address, c[3]!.address)).balance
+  const res = await client.depositWithPermit(3n * OPEN, c[3]!.address)
+  assert.equal((await client.escrowOf(client.address, c[3]!.address)).balance - before, 3n * OPEN)
   // one transaction: the receipt holds the token transfer and the Deposited event
   assert.ok(res.receipt.logs.length >= 2)
 })

@@ -23,7 +23,7 @@ test('local preset: check, record, claim and report a paid job', async () => {
   const operator = privateKeyToAccount(generatePrivateKey())
   const svc = new ChainService(
     {
-      chain: { preset: 'local', withdrawalDelaySec: 60 },
+      chain: { preset: 'local', withdrawalDelaySec: 7200 },
       claimer: { claimIntervalSec: 3600, minClaim: 10n * OPEN }
     },
     { db, operator }
@@ -36,7 +36,7 @@ test('local preset: check, record, claim and report a paid job', async () => {
     const client = new ChainClient({ ...svc.endpoint, account: clientAcc! })
     const adapterId = `0x${'5a'.repeat(32)}` as const
     await owner.registerAdapter({ adapterId, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: OPEN })
-    await client.deposit(3n * OPEN)
+    await client.deposit(3n * OPEN, { node: operator.address })
 
     const due = amountDue(500, 500, OPEN) // 1 OPEN
     const v = await signVoucher(clientAcc!, svc.domain, {
@@ -86,6 +86,8 @@ test('local preset: check, record, claim and report a paid job', async () => {
         amountDue: realDue!
       })
       await wallet.settle({ node: operator.address, adapterId, amountDue: realDue! })
+      // the job ended: its worst case no longer counts as in flight
+      wallet.release({ node: operator.address, adapterId, maxAmountDue: maxDue! })
       owed += realDue!
     }
     assert.equal(
@@ -99,7 +101,10 @@ test('local preset: check, record, claim and report a paid job', async () => {
     const second = await svc.claimer.claimNow()
     assert.equal(second[0]?.total, owed)
     assert.equal(await svc.client.claimedOf(clientAcc!.address, operator.address, adapterId), due + owed)
-    assert.equal((await svc.client.escrowOf(clientAcc!.address)).balance, 3n * OPEN - due - owed)
+    assert.equal(
+      (await svc.client.escrowOf(clientAcc!.address, operator.address)).balance,
+      3n * OPEN - due - owed
+    )
     assert.equal((await svc.rewards()).totals.pending, 0n)
 
     // the operator key (not a dev account) had gas money for the claim and can withdraw

@@ -10,16 +10,13 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type AttributionService, attributionExtension } from '../../src/attribution/extension.ts'
+import { attributionExtension } from '../../src/attribution/extension.ts'
 import { chainExtension } from '../../src/chain/extension.ts'
-import type { ChainService } from '../../src/chain/service.ts'
+import { requireService } from '../../src/common/service.ts'
 import { cidForBytes } from '../../src/crypto/cid.ts'
 import { sha256Hex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
-import {
-  type DatanetExchangeService,
-  datanetExchangeExtension
-} from '../../src/protocols/datanet-exchange/extension.ts'
+import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
 import { addrOf, type Fixtures, runCli, startNode } from './infer-fixture.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'datanet-exchange-chain-'))
@@ -51,8 +48,8 @@ test('a node trusts its own chain for the roots of a datanet it copies', async (
   })
 
   // the owner publishes two versions and records both roots in the DatanetRegistry
-  const store = (owner.services.attribution as AttributionService).store
-  const chain = (owner.services.chain as ChainService).client
+  const store = requireService(owner.services, 'attribution').store
+  const chain = requireService(owner.services, 'chain').client
   const dn = await store.createDatanet({ name: 'tides', owner: chain.account!.address })
   await store.contribute(dn.id, {
     text: 'High water came at six and low water at noon.',
@@ -88,10 +85,7 @@ test('a node trusts its own chain for the roots of a datanet it copies', async (
     trustedRoots: 2,
     rootsFrom: 'chain'
   })
-  assert.is(
-    (await (reader.services.attribution as AttributionService).store.getVersion(dn.id, 2)).root,
-    v2.root
-  )
+  assert.is((await requireService(reader.services, 'attribution').store.getVersion(dn.id, 2)).root, v2.root)
 
   // a third version published but never recorded on-chain: nothing to trust, so refused
   await store.contribute(dn.id, { text: 'The neap tide came in slowly.', contributor: dn.owner })
@@ -108,7 +102,7 @@ test('a node trusts its own chain for the roots of a datanet it copies', async (
     config: { chain: { rpcUrl: ep.rpcUrl, chainId: ep.chainId, addresses: ep.addresses } }
   })
   await auto.libp2p.dial(multiaddr(addrOf(owner)))
-  const attribution = auto.services.attribution as AttributionService
+  const attribution = requireService(auto.services, 'attribution')
   const adapter = cidForBytes(new TextEncoder().encode('an adapter trained on tides'))
   await attribution.provenance.set(adapter, { datanets: [{ id: dn.id, version: 2, bp: 10_000 }] })
   const summary = await attribution.provider({
@@ -118,7 +112,7 @@ test('a node trusts its own chain for the roots of a datanet it copies', async (
     outputIds: [3, 4]
   })
   assert.is(summary.method, 'provenance')
-  await (auto.services.datanetExchange as DatanetExchangeService).replicator.settled()
+  await requireService(auto.services, 'datanetExchange').replicator.settled()
   assert.is((await attribution.store.getVersion(dn.id, 2)).root, v2.root)
   assert.is((await attribution.store.getVersion(dn.id, 1)).root, v1.root)
 })

@@ -13,12 +13,12 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { type AttributionService, attributionExtension } from '../../src/attribution/extension.ts'
+import { attributionExtension } from '../../src/attribution/extension.ts'
 import { exportVersion } from '../../src/attribution/replicate.ts'
+import { requireService } from '../../src/common/service.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
-import type { DatanetExchange } from '../../src/protocols/datanet-exchange/exchange.ts'
 import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
 import { addrOf, type Fixtures, runCli, startNode } from './infer-fixture.ts'
 
@@ -43,8 +43,8 @@ const start = async (name: string, extra: Parameters<typeof startNode>[3] = {}) 
 const connect = async (n: OpenLoraNode, ...to: OpenLoraNode[]) => {
   for (const t of to) await n.libp2p.dial(multiaddr(addrOf(t)))
 }
-const svc = (n: OpenLoraNode) => n.services.attribution as AttributionService
-const exchange = (n: OpenLoraNode) => n.services.datanetExchange as DatanetExchange
+const svc = (n: OpenLoraNode) => requireService(n.services, 'attribution')
+const exchange = (n: OpenLoraNode) => requireService(n.services, 'datanetExchange')
 
 test.after(async () => {
   for (const n of nodes.reverse()) await n.stop().catch(() => {})

@@ -4,12 +4,13 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLogger } from '../../src/common/log.ts'
+import { requireService } from '../../src/common/service.ts'
 import { loadConfig, type Override } from '../../src/node/config/load.ts'
 import { createNode, type NodeOverrides, type OpenLoraNode } from '../../src/node/node.ts'
 import { INFER_CONFIG_DEFAULTS, type InferConfig } from '../../src/protocols/infer/extension.ts'
-import type { ServingStack } from '../../src/protocols/infer/serving.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
+import type { ServingStack } from '../../src/serving/stack.ts'
 
 export interface Fixtures {
   modelDir: string
@@ -94,7 +95,7 @@ export async function startNode(
 }
 
 export function serving(node: OpenLoraNode): ServingStack {
-  return node.services.serving as ServingStack
+  return requireService(node.services, 'serving')
 }
 
 /** True when `viewer`'s PeerTable lists `peer` holding `cid` in one of `tiers`. */

@@ -12,16 +12,16 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
+import { requireService } from '../../src/common/service.ts'
 import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import { sha256 } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { ADAPTER_PROTOCOL } from '../../src/protocols/adapter-exchange/constants.ts'
-import { emptyCapabilities, StaticCapabilitySource } from '../../src/protocols/adverts/capability.ts'
 import { decodeResponseFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import { INFER_PROTOCOL, MAX_REQUEST_FRAME_BYTES } from '../../src/protocols/infer/constants.ts'
 import { InferError } from '../../src/protocols/infer/errors.ts'
-import type { InferService } from '../../src/protocols/infer/infer.ts'
 import { verifyReceipt } from '../../src/protocols/infer/receipt.ts'
+import { emptyCapabilities, StaticCapabilitySource } from '../../src/serving/capability.ts'
 import { addrOf, type Fixtures, makeFixtures, sees, serving, startNode, until } from './infer-fixture.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'infer-e2e-'))
@@ -271,7 +271,7 @@ test('a client closing its stream cancels the job on the serving node behind the
 })
 
 function activeJobs(n: OpenLoraNode): number {
-  return (n.services.infer as InferService).activeJobs
+  return requireService(n.services, 'infer').activeJobs
 }
 
 test('killing the serving node mid-job gives the client a clean failover or a typed error', async () => {

@@ -10,10 +10,10 @@ import * as assert from 'uvu/assert'
 import type { Hex } from 'viem'
 import { ChainClient } from '../../src/chain/client.ts'
 import { amountDue, type SignedVoucher, voucherHash } from '../../src/chain/eip712.ts'
-import type { ChainService } from '../../src/chain/service.ts'
 import { VoucherWallet } from '../../src/chain/wallet.ts'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
+import { requireService } from '../../src/common/service.ts'
 import { cidDigest } from '../../src/crypto/cid.ts'
 import { toHex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
@@ -31,7 +31,7 @@ test.before(async () => {
   const fx = await makeFixtures(root, 1)
   node = await startNode(root, 'paid', fx, {
     price: PRICE.toString(),
-    config: { chain: { preset: 'local', withdrawalDelaySec: 60 } }
+    config: { chain: { preset: 'local', withdrawalDelaySec: 3600 } }
   })
   ;({ client, stop: stopClient } = await createClientHost())
 })
@@ -55,7 +55,7 @@ async function refusal(p: Promise<unknown>): Promise<InferError> {
 }
 
 test('a voucher pays for a job: checked, recorded with the receipt, claimed on-chain', async () => {
-  const chain = node.services.chain as ChainService
+  const chain = requireService(node.services, 'chain')
   const [, ownerAcc, clientAcc] = chain.localChain!.accounts
   const stack = serving(node)
   const model = stack.models()[0]!
@@ -67,7 +67,9 @@ test('a voucher pays for a job: checked, recorded with the receipt, claimed on-c
     modelHash: model.weightsHash,
     feePer1kTokens: PRICE
   })
-  await new ChainClient({ ...chain.endpoint, account: clientAcc! }).deposit(10n * OPEN)
+  await new ChainClient({ ...chain.endpoint, account: clientAcc! }).deposit(10n * OPEN, {
+    node: node.identity.operator.address as `0x${string}`
+  })
   const operator = node.identity.operator.address
   const job = {
     model: model.modelId,
@@ -104,12 +106,14 @@ test('a voucher pays for a job: checked, recorded with the receipt, claimed on-c
 })
 
 test('openlora infer --pay: the CLI pays from a persisted wallet, job after job', async () => {
-  const chain = node.services.chain as ChainService
+  const chain = requireService(node.services, 'chain')
   const local = chain.localChain!
   const payer = local.accounts[3]!
-  await new ChainClient({ ...chain.endpoint, account: payer }).deposit(5n * OPEN)
+  await new ChainClient({ ...chain.endpoint, account: payer }).deposit(5n * OPEN, {
+    node: node.identity.operator.address as `0x${string}`
+  })
   const keyFile = join(root, 'payer.key')
-  await writeFile(keyFile, local.privateKeys[3]!)
+  await writeFile(keyFile, local.privateKeys[3]!, { mode: 0o600 })
   const stack = serving(node)
   const model = stack.models()[0]!.modelId
   const cid = (await stack.store()!.import(join(root, 'adapter-0'))).cid

@@ -8,8 +8,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
+import { requireService } from '../../src/common/service.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
-import type { AdapterExchange } from '../../src/protocols/adapter-exchange/exchange.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { addrOf, type Fixtures, makeFixtures, sees, serving, startNode, until } from './infer-fixture.ts'
@@ -74,7 +74,7 @@ test('a fetched adapter lands in the store of the model the job names, and is se
 
   // and the two-model node now serves that adapter to peers over the exchange, from the second
   // model's store (its source looks through every store)
-  const files = await (holder.services.adapterExchange as AdapterExchange).fetchFrom(cid, both.peerId)
+  const files = await requireService(holder.services, 'adapterExchange').fetchFrom(cid, both.peerId)
   const want = await serving(holder).store(other)!.files(cid)
   for (const name of ['adapter_config.json', 'adapter_model.safetensors'] as const)
     assert.ok(Buffer.from(files[name]).equals(Buffer.from(want[name])), `${name} bytes`)

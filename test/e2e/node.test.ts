@@ -27,6 +27,37 @@ test('a node starts, keeps its keys private, answers on its admin endpoint and s
     assert.is(status.peerId, node.peerId)
     assert.is(status.operator, node.identity.operator.address)
     assert.ok(status.adverts.seq > 0, 'published its advert at start')
+    // admin POST bodies are schema-checked: the refusal names the key, the value and what is allowed
+    const refused = (path: string, body: unknown) =>
+      adminRequest(d, path, 5_000, body).then(
+        (): string => {
+          throw new Error(`${path} accepted ${JSON.stringify(body)}`)
+        },
+        (err: Error) => {
+          assert.is(err.name, 'AdminRefusedError')
+          return err.message
+        }
+      )
+    assert.match(
+      await refused('/datanets/fetch', { id: '0x12', version: 1 }),
+      /body\.id: must be a datanet id \(0x \+ 64 lowercase hex\) \(got "0x12"\)/
+    )
+    assert.match(
+      await refused('/datanets/fetch', { id: `0x${'ab'.repeat(32)}`, version: 0 }),
+      /body\.version: must be an integer in 1\.\.4294967295 \(got 0\)/
+    )
+    assert.match(
+      await refused('/datanets/fetch', { id: `0x${'ab'.repeat(32)}`, version: 1, from: 'peer' }),
+      /body\.from: must be an array/
+    )
+    assert.match(
+      await refused('/adapters/add', { dir: '' }),
+      /body\.dir: must be an adapter directory \(got ""\)/
+    )
+    assert.match(
+      await refused('/adapters/add', { dir: '/x', mdl: 'm' }),
+      /body\.mdl: unknown field; allowed: dir, model/
+    )
     const addrs = node.libp2p.getMultiaddrs().map((m) => m.toString())
     assert.ok(
       addrs.some((a) => a.includes('/ws')),

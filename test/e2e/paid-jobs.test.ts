@@ -14,16 +14,15 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import type { Address, Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import type { AttributionService } from '../../src/attribution/extension.ts'
 import { ChainClient } from '../../src/chain/client.ts'
 import { proofsFor, withdrawContributions } from '../../src/chain/contributions.ts'
 import { signVoucher, voucherToJson } from '../../src/chain/eip712.ts'
-import type { ChainService } from '../../src/chain/service.ts'
 import { splitPayment } from '../../src/chain/shares.ts'
 import { VoucherWallet } from '../../src/chain/wallet.ts'
 import type { InferClient } from '../../src/client/client.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import { JobPayer } from '../../src/client/payer.ts'
+import { requireService } from '../../src/common/service.ts'
 import { cidDigest } from '../../src/crypto/cid.ts'
 import { toHex } from '../../src/crypto/hash.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
@@ -72,9 +71,9 @@ test.after(async () => {
 })
 
 test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: every balance to the wei', async () => {
-  const chainA = a.services.chain as ChainService
+  const chainA = requireService(a.services, 'chain')
   assert.is(
-    (b.services.chain as ChainService).endpoint.addresses.settlement.toLowerCase(),
+    requireService(b.services, 'chain').endpoint.addresses.settlement.toLowerCase(),
     ep.addresses.settlement.toLowerCase(),
     'B uses the chain A started'
   )
@@ -129,7 +128,7 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
 
   // Bob's contribution quotes that output; the adapter's provenance is the datanet; both are
   // registered on-chain (the Claimer attributes only datanets the chain knows).
-  const svc = a.services.attribution as AttributionService
+  const svc = requireService(a.services, 'attribution')
   const dn = await svc.store.createDatanet({ name: 'quotes', owner: datanetOwner.address })
   await svc.store.contribute(dn.id, { text: `Preface. ${text} The end.`, contributor: BOB })
   const version = await svc.store.publish(dn.id)
@@ -146,12 +145,16 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
 
   // The client: deposit, then a wallet that pays on this chain.
   const deposit = 5n * OPEN
-  await client.deposit(deposit)
+  await client.deposit(deposit, { node: operator })
   const wallet = new VoucherWallet(privateKeyToAccount(clientKey!), client.domain)
   const payer = new JobPayer(wallet, client.domain)
   let infer: InferClient
   ;({ client: infer, stop: stopClient } = await createClientHost({ payer }))
-  await until('B sees A serving the model', () => b.peerTable.query({ model: model.modelId }).length > 0)
+  // the adapter, not just the model: under load A's advert naming the adapter can arrive later
+  await until(
+    'B sees A serving the adapter',
+    () => b.peerTable.query({ model: model.modelId, adapter: cid }).length > 0
+  )
 
   const receipts = []
   for (let i = 0; i < 3; i++) {
@@ -189,7 +192,7 @@ test('a client deposits, runs 3 paid jobs through a relay, the claimer claims: e
   assert.is(await client.claimedOf(client.address, operator, adapterId), owed)
   const split = splitPayment(increase)
   assert.is(
-    (await client.escrowOf(client.address)).balance,
+    (await client.escrowOf(client.address, operator)).balance,
     deposit - owed,
     'client escrow keeps the unspent margin (signed − owed)'
   )

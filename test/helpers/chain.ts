@@ -13,3 +13,16 @@ export async function reverts(p: Promise<unknown>, name: string): Promise<void> 
   }
   assert.fail(`expected revert ${name}`)
 }
+
+/**
+ * Fails unless the claim went through and refused exactly these entries (Settlement settles the
+ * valid entries and reports each refused one with its index and reason).
+ */
+export async function refusesEntries(
+  p: Promise<{ rejected: { index: number; reason: string }[] }>,
+  reasons: (string | undefined)[]
+): Promise<void> {
+  const { rejected } = await p
+  const want = reasons.flatMap((reason, index) => (reason ? [{ index, reason }] : []))
+  assert.deepEqual(rejected, want)
+}

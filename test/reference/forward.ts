@@ -1,5 +1,5 @@
 // A plain TypeScript forward pass of the Llama family, written line by line from Hugging Face's
-// modeling_llama.py / modeling_qwen2.py, to check the ONNX graph against. It favours being
+// modeling_llama.py / modeling_qwen2.py / modeling_mistral.py (sliding window), to check the ONNX graph against. It favours being
 // obviously right over being fast: float64 loops, no cache, the whole sequence every call.
 // Where HF rounds to fp32 on purpose (RoPE inverse frequencies and angles are computed in fp32),
 // this does too, so positions far from 0 agree with transformers and not just with math.
@@ -117,6 +117,7 @@ export function referenceForward(model: ReferenceModel, ids: number[]): Float32A
   })
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}.`
+    const window = c.layerWindows[l] ?? null
     const bias = (n: string): Tensor | undefined =>
       c.attentionBias ? get(w, `${p}self_attn.${n}.bias`) : undefined
     const x = h.map((v) => rmsNorm(v, get(w, p + 'input_layernorm.weight'), c.rmsNormEps))
@@ -135,16 +136,18 @@ export function referenceForward(model: ReferenceModel, ids: number[]): Float32A
       const out = new Float64Array(c.numHeads * d)
       for (let hh = 0; hh < c.numHeads; hh++) {
         const kv = Math.floor(hh / nRep) // repeat_kv: query head hh reads kv head hh // n_rep
-        const scores = new Float64Array(t + 1) // causal: positions 0..t only
-        for (let s = 0; s <= t; s++) {
+        const scores = new Float64Array(t + 1).fill(Number.NEGATIVE_INFINITY) // causal: 0..t only
+        // a sliding window of W keys (the query's own included), as transformers' masks say
+        const first = window === null ? 0 : Math.max(0, t - window + 1)
+        for (let s = first; s <= t; s++) {
           let dot = 0
           for (let i = 0; i < d; i++) dot += qh[t]![hh]![i]! * kh[s]![kv]![i]!
           scores[s] = dot / Math.sqrt(d)
         }
         const m = Math.max(...scores)
         let z = 0
-        for (let s = 0; s <= t; s++) z += scores[s] = Math.exp(scores[s]! - m)
-        for (let s = 0; s <= t; s++) {
+        for (let s = first; s <= t; s++) z += scores[s] = Math.exp(scores[s]! - m)
+        for (let s = first; s <= t; s++) {
           const pr = scores[s]! / z
           for (let i = 0; i < d; i++) out[hh * d + i]! += pr * v[s]![kv * d + i]!
         }

@@ -22,7 +22,10 @@ test('an advert round-trips through its canonical encoding and verifies', async 
   const p = await testPeer()
   const adv = await testAdvert(p, {
     caps: {
-      models: [{ id: 'tiny-llama', weightsHash: `0x${'ab'.repeat(32)}` }],
+      models: [
+        { id: 'tiny-llama', weightsHash: `0x${'ab'.repeat(32)}`, family: 'llama' },
+        { id: 'older-node-model', weightsHash: `0x${'cd'.repeat(32)}` }
+      ],
       adapters: { hot: fakeCids(2, 'h'), warm: [], cold: fakeCids(3, 'c') },
       queueDepth: 3,
       freeSlots: 5,
@@ -37,9 +40,22 @@ test('an advert round-trips through its canonical encoding and verifies', async 
   assert.is(v.action, 'accept')
   if (v.action === 'accept') {
     assert.is(v.advert.body.seq, 7)
+    // the family travels with the model; an advert without one (an older node) still verifies
+    assert.is(v.advert.body.models[0]!.family, 'llama')
+    assert.is(v.advert.body.models[1]!.family, undefined)
     assert.is(v.advert.body.adapters.hot.count, 2)
     assert.is(tierHas(v.advert.body.adapters.cold, fakeCids(3, 'c')[2]!), 'list')
   }
+})
+
+test('a model family that is not a registry key is refused', async () => {
+  const p = await testPeer()
+  const adv = await testAdvert(p, {
+    caps: { models: [{ id: 'm', weightsHash: `0x${'ab'.repeat(32)}`, family: 'Llama 3!' }] }
+  })
+  const v = await validateAdvert(adv.bytes, ctx(p.peerId))
+  assert.is(v.action, 'reject')
+  if (v.action === 'reject') assert.match(v.message, /models\[0\]\.family/)
 })
 
 test('10,000 adapters fit one advert: listed up to the limit, Bloom-filtered beyond', async () => {
@@ -84,7 +100,20 @@ test('REJECT: malformed (not CBOR) and schema errors', async () => {
     ['executionProvider', (b) => (b.executionProvider = 'tpu')],
     ['operator', (b) => (b.operator = '0x1234')],
     ['addrs', (b) => (b.addrs = Array(9).fill('/ip4/1.2.3.4/tcp/1'))],
-    ['adapters.hot.list', (b) => ((b.adapters as { hot: { count: number } }).hot.count = 5)]
+    ['adapters.hot.list', (b) => ((b.adapters as { hot: { count: number } }).hot.count = 5)],
+    ['peerId', (b) => (b.peerId = 'not-a-peer-id')],
+    ['expires', (b) => (b.expires = b.ts)],
+    [
+      'hardware.gpus[0].memoryMb',
+      (b) => ((b.hardware as { gpus: unknown[] }).gpus = [{ name: 'x', driver: 'y' }])
+    ],
+    [
+      'adapters.cold.bloom.bits',
+      (b) => {
+        const cold = (b.adapters as { cold: Record<string, unknown> }).cold
+        Object.assign(cold, { count: 100, list: [], bloom: { bits: 64, k: 3, data: new Uint8Array(16) } })
+      }
+    ]
   ]
   for (const [field, mutate] of cases) {
     const body = structuredClone(adv.body) as unknown as Record<string, unknown>
@@ -97,6 +126,17 @@ test('REJECT: malformed (not CBOR) and schema errors', async () => {
       `${field}: ${v.action === 'reject' && v.message}`
     )
   }
+})
+
+test('unknown body fields are kept and signed (a later version may add optional ones)', async () => {
+  const p = await testPeer()
+  const adv = await testAdvert(p)
+  const body = { ...adv.body, gpuSharing: { mig: true } }
+  const signed = await signAdvert(body, p.key)
+  const back = decodeAdvert(signed.bytes)
+  assert.equal((back.body as Record<string, unknown>).gpuSharing, { mig: true })
+  const v = await validateAdvert(signed.bytes, ctx(p.peerId))
+  assert.is(v.action, 'accept')
 })
 
 test('REJECT: not canonical CBOR (same content, keys out of order)', async () => {

@@ -4,8 +4,8 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { generatePrivateKey, type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import { signOperatorBinding } from '../../src/protocols/adverts/binding.ts'
-import { type Capabilities, emptyCapabilities } from '../../src/protocols/adverts/capability.ts'
 import { buildAdvertBody, type SignedAdvert, signAdvert } from '../../src/protocols/adverts/codec.ts'
+import { type Capabilities, emptyCapabilities } from '../../src/serving/capability.ts'
 
 export interface TestPeer {
   key: PrivateKey

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { documentsFromFile } from '../../src/attribution/chunking.ts'
 import { DatanetStore, datanetIdOf } from '../../src/attribution/datanet-store.ts'
 import { buildMerkleTree, processMerkleProof } from '../../src/attribution/merkle.ts'
 import { encodeCanonical } from '../../src/crypto/cbor.ts'
@@ -153,6 +154,31 @@ test('state survives reopening the database', async () => {
   store = new DatanetStore({ db, dataDir: dir })
   assert.is((await store.getVersion(dn.id, 1)).root, v.root)
   assert.is((await store.contributions(dn.id)).length, 1)
+})
+
+test('.jsonl rows: text, content, prompt+answer or messages; anything else names the line', () => {
+  const enc = (rows: unknown[]) => new TextEncoder().encode(rows.map((r) => JSON.stringify(r)).join('\n'))
+  const docs = documentsFromFile(
+    'd.jsonl',
+    enc([
+      'plain',
+      { text: 't', content: 'ignored' },
+      { text: 5, content: 'c' },
+      { prompt: 'q', completion: 7, response: 'a' },
+      { messages: [{ role: 'user', content: 'm1' }, { content: 'm2' }] }
+    ])
+  )
+  assert.equal(
+    docs.map((d) => d.text),
+    ['plain', 't', 'c', 'q\na', 'm1\nm2']
+  )
+  assert.throws(
+    () => documentsFromFile('d.jsonl', enc(['ok', { title: 'no text' }])),
+    (e: Error) =>
+      /d\.jsonl line 2: a row must be a string, or an object with a string "text", "content", "prompt" or "messages\[\]\.content"/.test(
+        e.message
+      )
+  )
 })
 
 test.run()

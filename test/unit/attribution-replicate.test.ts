@@ -103,14 +103,42 @@ type LooseBundle = {
 test('a bundle with mistyped or oversized fields is refused before anything is stored', async () => {
   // Each field is one a peer controls and the store would keep as it came.
   const cases: [string, (x: LooseBundle) => void, RegExp][] = [
-    ['description', (x) => (x.datanet.description = 'd'.repeat(5000)), /description must be/],
-    ['tags', (x) => (x.datanet.tags = [{ evil: true }]), /tags must be/],
-    ['tag count', (x) => (x.datanet.tags = Array.from({ length: 33 }, (_, i) => `t${i}`)), /tags must be/],
-    ['createdAt', (x) => (x.datanet.createdAt = '1'), /createdAt/],
-    ['version count', (x) => (x.versions[0]!.count = '1'), /version entry 0/],
-    ['publishedAt', (x) => (x.versions[1]!.publishedAt = -1), /version entry 1/],
-    ['source', (x) => (x.contributions[0]!.source = 's'.repeat(2000)), /contribution 0 source/],
-    ['source type', (x) => (x.contributions[2]!.source = { a: 1 }), /contribution 2 source/]
+    [
+      'description',
+      (x) => (x.datanet.description = 'd'.repeat(5000)),
+      /bundle\.datanet\.description: must be a string of at most 4096 characters/
+    ],
+    ['tags', (x) => (x.datanet.tags = [{ evil: true }]), /bundle\.datanet\.tags\[0\]: must be a string/],
+    [
+      'tag count',
+      (x) => (x.datanet.tags = Array.from({ length: 33 }, (_, i) => `t${i}`)),
+      /bundle\.datanet\.tags: must be an array of at most 32 items/
+    ],
+    [
+      'createdAt',
+      (x) => (x.datanet.createdAt = '1'),
+      /bundle\.datanet\.createdAt: must be an integer in 0\.\./
+    ],
+    [
+      'version count',
+      (x) => (x.versions[0]!.count = '1'),
+      /bundle\.versions\[0\]\.count: must be an integer/
+    ],
+    [
+      'publishedAt',
+      (x) => (x.versions[1]!.publishedAt = -1),
+      /bundle\.versions\[1\]\.publishedAt: must be an integer in 0\.\..* \(got -1\)/
+    ],
+    [
+      'source',
+      (x) => (x.contributions[0]!.source = 's'.repeat(2000)),
+      /bundle\.contributions\[0\]\.source: must be a string of at most 1024 characters/
+    ],
+    [
+      'source type',
+      (x) => (x.contributions[2]!.source = { a: 1 }),
+      /bundle\.contributions\[2\]\.source: must be a string/
+    ]
   ]
   for (const [what, patch, re] of cases) {
     const bad = structuredClone(bundle) as unknown as LooseBundle

@@ -1,7 +1,7 @@
 // The chain config section: presets and the errors that name the bad key.
 import assert from 'node:assert/strict'
 import { test } from 'uvu'
-import { chainConfigProblem, parseChainConfig, parseChainEndpoint } from '../../src/chain/config.ts'
+import { parseChainConfig, parseChainEndpoint } from '../../src/chain/config.ts'
 import { ChainConfigError } from '../../src/chain/errors.ts'
 
 const addresses = {
@@ -13,9 +13,9 @@ const addresses = {
 
 test('defaults to the local preset', () => {
   assert.deepEqual(parseChainConfig(undefined), { preset: 'local' })
-  assert.deepEqual(parseChainConfig({ preset: 'local', withdrawalDelaySec: 5 }), {
+  assert.deepEqual(parseChainConfig({ preset: 'local', withdrawalDelaySec: 3600 }), {
     preset: 'local',
-    withdrawalDelaySec: 5
+    withdrawalDelaySec: 3600
   })
 })
 
@@ -32,6 +32,10 @@ test('bad values name their key', () => {
   const cases: [unknown, RegExp][] = [
     [{ preset: 'mainnet' }, /chain\.preset/],
     [{ preset: 'local', withdrawalDelaySec: -1 }, /chain\.withdrawalDelaySec/],
+    [
+      { preset: 'local', withdrawalDelaySec: 600 },
+      /chain\.withdrawalDelaySec must be an integer 3600\.\.2592000/
+    ],
     [{ preset: 'testnet', rpcUrl: 'ftp://x', addresses }, /chain\.rpcUrl/],
     [{ preset: 'testnet', rpcUrl: 'https://x', chainId: 1, addresses }, /chain\.chainId/],
     [{ rpcUrl: 'https://x', chainId: 0, addresses }, /chain\.chainId/],
@@ -50,9 +54,20 @@ test('bad values name their key', () => {
   }
 })
 
-test('chainConfigProblem: null when valid, the message otherwise', () => {
-  assert.equal(chainConfigProblem({ preset: 'local' }), null)
-  assert.match(chainConfigProblem({ preset: 'nope' }) ?? '', /chain\.preset/)
+test('errors say what is allowed and show the bad value', () => {
+  assert.throws(
+    () => parseChainConfig({ preset: 'mainnet' }),
+    (e: unknown) =>
+      e instanceof ChainConfigError &&
+      /chain\.preset: must be one of "local", "testnet", "custom" \(got "mainnet"\)/.test(e.message) &&
+      e.data.key === 'chain.preset'
+  )
+  assert.throws(
+    () => parseChainConfig({ rpcUrl: 'ftp://x', chainId: 5, addresses }),
+    (e: unknown) =>
+      e instanceof ChainConfigError &&
+      /chain\.rpcUrl: must be an http\(s\):\/\/ or ws\(s\):\/\/ URL \(got "ftp:\/\/x"\)/.test(e.message)
+  )
 })
 
 test.run()

@@ -25,7 +25,7 @@ function rejects(value: unknown, re: RegExp): void {
 
 test('the library default is no chain; npm start chooses local', () => {
   const c = loadConfig({ env: {} })
-  assert.equal(c.chain, { preset: 'none' })
+  assert.equal(c.chain, { claimIntervalSec: 300, minClaim: '1000000000000000000', maxBatch: 100 })
   assert.is(parseNodeChainConfig(c.chain).chain, null)
   const demo = loadConfig({ env: {}, base: { chain: { preset: 'local' } } })
   assert.equal(parseNodeChainConfig(demo.chain).chain, { preset: 'local', withdrawalDelaySec: undefined })
@@ -52,18 +52,30 @@ test('presets: local, local joining a running anvil, testnet, custom; claimer ke
 })
 
 test('errors name the key and what is allowed', () => {
-  rejects({ preset: 'mainnet' }, /chain\.preset must be one of none, local, testnet, custom; got "mainnet"/)
-  rejects({ preset: 'testnet', addresses: ADDRS }, /chain\.rpcUrl is missing: the testnet preset/)
-  rejects({ preset: 'testnet', rpcUrl: 'https://rpc.example' }, /chain\.addresses is missing/)
+  rejects(
+    { preset: 'mainnet' },
+    /chain\.preset: must be one of "none", "local", "testnet", "custom" \(got "mainnet"\)/
+  )
+  rejects({ preset: 'testnet', addresses: ADDRS }, /chain\.rpcUrl: the testnet preset/)
+  rejects(
+    { preset: 'testnet', rpcUrl: 'https://rpc.example' },
+    /chain\.addresses: the testnet preset .* needs rpcUrl and addresses/
+  )
   rejects(
     { rpcUrl: 'http://x:1', chainId: 5, addresses: { ...ADDRS, settlement: '0x12' } },
-    /chain\.addresses\.settlement must be a 0x-prefixed 20-byte address/
+    /chain\.addresses\.settlement: must be a 0x-prefixed 20-byte address \(got "0x12"\)/
   )
-  rejects({ preset: 'local', claimIntervalSec: 0 }, /chain\.claimIntervalSec must be an integer 1\.\.604800/)
-  rejects({ preset: 'local', minClaim: 1 }, /chain\.minClaim must be a decimal string of wei/)
-  rejects({ preset: 'none', rpcUrl: 'http://x:1' }, /chain\.rpcUrl makes no sense with preset "none"/)
-  rejects({ preset: 'local', rpc: 'http://x:1' }, /chain\.rpc is not a chain key; allowed: preset, rpcUrl/)
-  // through the loader: a ConfigError naming the key `chain`, the value and the allowed shapes
+  rejects(
+    { preset: 'local', claimIntervalSec: 0 },
+    /chain\.claimIntervalSec: must be an integer in 1\.\.604800 \(got 0\)/
+  )
+  rejects({ preset: 'local', minClaim: 1 }, /chain\.minClaim: must be a decimal string of wei/)
+  rejects(
+    { preset: 'none', rpcUrl: 'http://x:1' },
+    /chain\.rpcUrl: preset "none" \(no chain\) takes no rpcUrl/
+  )
+  rejects({ preset: 'local', rpc: 'http://x:1' }, /chain\.rpc: unknown field; allowed: preset, rpcUrl/)
+  // through the loader: a ConfigError naming the key, the rule and where the value came from
   try {
     loadConfig({
       env: {},
@@ -73,10 +85,24 @@ test('errors name the key and what is allowed', () => {
   } catch (err) {
     assert.instance(err, ConfigError)
     const e = err as ConfigError
-    assert.is(e.data.key, 'chain')
-    assert.match(e.message, /\{"preset":"testnet"\}/)
-    assert.match(e.message, /"preset": "local"/)
+    assert.is(e.data.key, 'chain.rpcUrl')
+    assert.match(e.message, /the testnet preset \(chain id 161201\) needs rpcUrl and addresses/)
     assert.match(e.message, /from --set chain/)
+    assert.match(e.message, /has value \(missing\); the testnet/)
+  }
+  // a rule across keys names the flag that set the key it reacted to
+  try {
+    loadConfig({
+      env: {},
+      overrides: [{ key: 'chain.preset', value: 'testnet', source: '--set chain.preset' }]
+    })
+    assert.unreachable('loaded a testnet preset without rpcUrl')
+  } catch (err) {
+    assert.instance(err, ConfigError)
+    assert.match(
+      (err as Error).message,
+      /config key "chain\.rpcUrl" \(from --set chain\.preset\) has value \(missing\)/
+    )
   }
 })
 

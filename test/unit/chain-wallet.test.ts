@@ -23,10 +23,16 @@ test('pay ahead, settle, and spend the margin', async () => {
     const v1 = await w.voucherFor({ node, adapterId, maxAmountDue: 100n })
     assert.equal(v1.cumulativeAmount, 100n)
     assert.ok(await verifyVoucherSignature(domain, v1))
+    // while the first job runs, a second one on the channel signs above both worst cases: the
+    // node reserves each job's worst case, so concurrent jobs need room for each other
+    assert.equal((await w.voucherFor({ node, adapterId, maxAmountDue: 10n })).cumulativeAmount, 110n)
+    w.release({ node, adapterId, maxAmountDue: 10n })
     await w.settle({ node, adapterId, amountDue: 30n })
-    // owed 30 + worst case 50 = 80 < 100 signed: the same 100 covers it
-    assert.equal((await w.voucherFor({ node, adapterId, maxAmountDue: 50n })).cumulativeAmount, 100n)
+    w.release({ node, adapterId, maxAmountDue: 100n })
+    // owed 30 + worst case 50 = 80 < 110 signed: the same 110 covers it
+    assert.equal((await w.voucherFor({ node, adapterId, maxAmountDue: 50n })).cumulativeAmount, 110n)
     await w.settle({ node, adapterId, amountDue: 50n })
+    w.release({ node, adapterId, maxAmountDue: 50n })
     assert.equal((await w.voucherFor({ node, adapterId, maxAmountDue: 100n })).cumulativeAmount, 180n)
     await db.close()
 

@@ -41,13 +41,31 @@ test('no terms known: no voucher; the terms give a voucher for their operator an
 
 test('known terms: the next job estimates its own worst case; settle adds the receipt amount', async () => {
   const { wallet, payer: p } = payer()
-  await p.voucherForTerms('/peer', job, terms())
-  await p.settle({ body: { voucher: '0x01', amountDue: '9', operator, adapter: null } } as unknown as Receipt)
+  const first = await p.voucherForTerms('/peer', job, terms())
+  // the job ends with its receipt: its amount is owed and its worst case no longer in flight
+  await p.ended(first, {
+    receipt: { body: { voucher: '0x01', amountDue: '9', operator, adapter: null } } as unknown as Receipt,
+    started: true
+  })
   assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 5000n, owed: 9n })
   const next = voucherFromJson((await p.voucherFor('/peer', job))!)
   // (3 prompt + 7 new) tokens × 1e6 / 1000 = 10,000, on top of 9 owed
   assert.is(next.cumulativeAmount, 10_009n)
   assert.is(await p.voucherFor('/other-entry', job), null, 'terms are per entry peer')
+})
+
+test('a job cut off after it started counts its worst case as spent; one refused before costs nothing', async () => {
+  const { wallet, payer: p } = payer()
+  const adapterId = `0x${'00'.repeat(32)}` as Hex
+  const cut = await p.voucherForTerms('/peer', job, terms())
+  // aborted mid-stream: the node may claim up to the worst case (5000), so the next voucher covers it
+  await p.ended(cut, { started: true })
+  assert.equal(await wallet.channel(operator, adapterId), { signed: 5000n, owed: 5000n })
+  const refused = await p.voucherFor('/peer', job)
+  await p.ended(refused!, { started: false })
+  assert.equal((await wallet.channel(operator, adapterId)).owed, 5000n)
+  // nothing in flight any more: the next voucher is owed + this job's worst case
+  assert.is(voucherFromJson((await p.voucherFor('/peer', job))!).cumulativeAmount, 15_000n)
 })
 
 test('another chain or a price over the cap is refused, nothing signed', async () => {
@@ -61,6 +79,40 @@ test('another chain or a price over the cap is refused, nothing signed', async (
     }
   }
   assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 0n, owed: 0n })
+})
+
+// H4 (docs/THREATS.md): the payer signs only what the job can cost, and checks the receipt
+// against the terms its voucher accepted.
+test('terms that ask to reserve more than the job can cost are refused, nothing signed', async () => {
+  const { wallet, payer: p } = payer()
+  // (3 + 7) tokens at 1e6 per 1k = 10,000 wei at most: a relay that inflates the ask gets nothing
+  try {
+    await p.voucherForTerms('/peer', job, terms({ maxAmountDue: '10001' }))
+    assert.unreachable('signed an inflated worst case')
+  } catch (err) {
+    assert.instance(err, PaymentRefusedError)
+    assert.match((err as Error).message, /can cost at most 10000/)
+  }
+  assert.equal(await wallet.channel(operator, `0x${'00'.repeat(32)}` as Hex), { signed: 0n, owed: 0n })
+})
+
+test('a receipt whose operator, price or amount differ from the accepted terms is named', async () => {
+  const { payer: p } = payer()
+  const v = await p.voucherForTerms('/peer', job, terms())
+  const body = { operator, pricePer1kTokens: '1000000', promptTokens: 3, outputTokens: 2, amountDue: '5000' }
+  const r = (b: Partial<typeof body>) => ({ body: { ...body, ...b } }) as unknown as Receipt
+  assert.is(p.receiptMismatch(v, r({})), undefined, 'an honest receipt matches')
+  assert.is(
+    p.receiptMismatch(v, r({ operator: privateKeyToAccount(generatePrivateKey()).address }))?.field,
+    'body.operator'
+  )
+  assert.is(
+    p.receiptMismatch(v, r({ pricePer1kTokens: '2000000', amountDue: '10000' }))?.field,
+    'body.pricePer1kTokens'
+  )
+  assert.is(p.receiptMismatch(v, r({ amountDue: '5001' }))?.field, 'body.amountDue')
+  // more than the signed worst case (5000 wei: the node's ask) cannot be owed
+  assert.is(p.receiptMismatch(v, r({ outputTokens: 3, amountDue: '6000' }))?.field, 'body.amountDue')
 })
 
 test.run()

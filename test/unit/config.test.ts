@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import defaults from '../../config/default.json' with { type: 'json' }
+import { z } from '../../src/common/schema.ts'
 import { envKey, loadConfig } from '../../src/node/config/load.ts'
 import { ConfigError } from '../../src/node/config/schema.ts'
 import { detectHardware, parseNvidiaSmi } from '../../src/node/hardware.ts'
@@ -86,7 +87,7 @@ test('bad values name the key, the value, what is allowed and where they came fr
     () => loadConfig({ file: file('b.json', { network: { maxConnections: 0 } }), env: {} }),
     'network.maxConnections',
     'value 0',
-    '>= 1',
+    'an integer in 1..10000',
     'b.json'
   )
   throwsConfig(
@@ -108,14 +109,14 @@ test('bad values name the key, the value, what is allowed and where they came fr
         env: {},
         overrides: [{ key: 'network.bootstrap', value: ['/ip4/1.2.3.4/tcp/1'], source: '--bootstrap' }]
       }),
-    'network.bootstrap',
+    'network.bootstrap[0]',
     '/p2p/',
     '--bootstrap'
   )
   throwsConfig(
     () => loadConfig({ env: {}, overrides: [{ key: 'adverts.ttlMs', value: '999999999', source: '--set' }] }),
     'adverts.ttlMs',
-    '<= 900000'
+    '1000..900000'
   )
   throwsConfig(
     () =>
@@ -123,7 +124,9 @@ test('bad values name the key, the value, what is allowed and where they came fr
         env: {},
         overrides: [{ key: 'hardware.gpus', value: '[{"name":"x"}]', source: '--set' }]
       }),
-    'hardware.gpus'
+    'hardware.gpus[0].memoryMb',
+    '(missing)',
+    'an integer in 0..'
   )
 })
 
@@ -140,12 +143,7 @@ test('unknown keys and sections are refused (typos do not pass silently)', () =>
 })
 
 test('extension sections are validated like core ones', () => {
-  const sections = {
-    chain: {
-      spec: { type: 'section' as const, fields: { rpcUrl: { type: 'string' as const } } },
-      defaults: { rpcUrl: '' }
-    }
-  }
+  const sections = { chain: { schema: z.strictObject({ rpcUrl: z.string().default('') }) } }
   const c = loadConfig({ env: { OPENLORA_CHAIN__RPC_URL: 'http://127.0.0.1:8545' }, sections })
   assert.is((c.chain as { rpcUrl: string }).rpcUrl, 'http://127.0.0.1:8545')
   throwsConfig(

@@ -8,13 +8,32 @@ import { DatanetReplicator } from '../../src/protocols/datanet-exchange/replicat
 const ID = `0x${'ab'.repeat(32)}` as Hex
 const ROOT = `0x${'cd'.repeat(32)}` as Hex
 
-function setup(opts: { roots?: boolean; fail?: boolean } = {}) {
+// A copy nobody cancels runs this long in the `hang` fake: far longer than a cancelled one.
+const HANG_MS = 3_000
+
+function setup(opts: { roots?: boolean; fail?: boolean; hang?: boolean } = {}) {
   const calls: { id: string; version: number; peers: string[]; roots: unknown }[] = []
+  /** how each copy of the `hang` fake ended: cancelled by its signal, or finished on its own */
+  const ended: ('cancelled' | 'finished')[] = []
   const replicator = new DatanetReplicator({
     exchange: {
       fetchVersion: async (id, version, peers, o) => {
         calls.push({ id, version, peers, roots: o?.trustedRoots })
-        await new Promise((r) => setTimeout(r, 10))
+        if (opts.hang) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, HANG_MS)
+            o?.signal?.addEventListener(
+              'abort',
+              () => {
+                // a cancelled copy still takes a moment to end (closing its stream)
+                clearTimeout(timer)
+                setTimeout(resolve, 20)
+              },
+              { once: true }
+            )
+          })
+          ended.push(o?.signal?.aborted ? 'cancelled' : 'finished')
+        } else await new Promise((r) => setTimeout(r, 10))
         if (o?.signal?.aborted) throw o.signal.reason
         if (opts.fail) throw new Error('no peer had it')
         return { datanetId: id as Hex, version, root: ROOT, count: 1, publishedAt: 0 }
@@ -26,7 +45,7 @@ function setup(opts: { roots?: boolean; fail?: boolean } = {}) {
         ? undefined
         : Object.fromEntries(Array.from({ length: version }, (_, i) => [i + 1, ROOT]))
   })
-  return { replicator, calls }
+  return { replicator, calls, ended }
 }
 
 test('requests for a version being copied join it; the copy asks the peers with chain roots', async () => {
@@ -56,16 +75,22 @@ test('without trusted roots nothing is fetched, and a failed copy is not retried
 })
 
 test('stop cancels a running copy, waits for it, and refuses new ones', async () => {
-  const { replicator, calls } = setup()
+  const { replicator, calls, ended } = setup({ hang: true })
   replicator.request(ID, 1)
-  await new Promise((r) => setTimeout(r, 3)) // the copy is inside fetchVersion now
+  // the copy is inside fetchVersion (it reads the roots first)
+  for (let i = 0; i < 200 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 5))
+  assert.is(calls.length, 1, 'the copy started')
+  assert.equal(ended, [], 'the copy is still running when stop is called')
   await replicator.stop()
+  // a stop that did not cancel would leave the copy running (ended empty) or, had it waited,
+  // see it finish on its own after HANG_MS ('finished')
+  assert.equal(ended, ['cancelled'], 'stop cancelled the running copy and waited for it to end')
   replicator.request(ID, 2)
   await replicator.settled()
   assert.equal(
     calls.map((c) => c.version),
     [1],
-    'the running copy saw the stop; no copy started after it'
+    'no copy started after stop'
   )
 })
 

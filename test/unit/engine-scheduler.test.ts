@@ -82,7 +82,10 @@ test('text streams whole characters and never shows part of a stop string', () =
 
 test('limits default with reasons and are checked by name', () => {
   assert.is(resolveLimits().maxBatch, 8)
-  assert.throws(() => resolveLimits({ maxBatch: 0 }), /engine\.maxBatch must be an integer from 1/)
+  assert.throws(
+    () => resolveLimits({ maxBatch: 0 }),
+    /engine\.maxBatch: must be an integer in 1\.\.1024 \(got 0\)/
+  )
   assert.throws(() => resolveLimits({ maxQueued: 1.5 }), /engine\.maxQueued/)
   assert.throws(() => resolveLimits({ maxBatch: 16, maxStepTokens: 8 }), /maxStepTokens/)
 })

@@ -386,4 +386,19 @@ test('LoRA export: adapter metadata, [r,in]/[out,r] pairs, permuted q B, rsLoRA 
   )
 })
 
+test('GGUF export refuses a family its llama writer cannot express, naming it', async () => {
+  const d = await mkdtemp(join(tmpdir(), 'gguf-family-'))
+  try {
+    const fixture = join(import.meta.dirname, '..', 'fixtures', 'families', 'gemma2')
+    const err = await exportCheckpointToGguf(fixture, join(d, 'out.gguf')).then(
+      () => null,
+      (e: Error) => e
+    )
+    assert.is(err?.name, 'NotSupportedError')
+    assert.match(err!.message, /gemma2/)
+  } finally {
+    await rm(d, { recursive: true, force: true })
+  }
+})
+
 test.run()

@@ -78,7 +78,7 @@ test('schema errors name the field and the allowed range', () => {
   mustFail(() => decodeRequestFrame(encodeFrame(extra)), /body\.extra: unknown field/)
   mustFail(
     () => decodeRequestFrame(encodeFrame({ ...request(), route: ['a', 'b', 'c'] })),
-    /frame\.route: must hold 0\.\.2/
+    /frame\.route: must be an array of at most 2 items/
   )
 })
 
@@ -95,6 +95,42 @@ test('oversized, truncated and non-CBOR frames are protocol errors', () => {
   )
 })
 
+test('every field of a request is checked against its schema, with the value shown', () => {
+  const cases: [Partial<RequestFrame['body']>, RegExp][] = [
+    [
+      { params: { maxNewTokens: 4, topP: 3 } },
+      /body\.params\.topP: must be a number in \(0, 1\] \(1 = off\) \(got 3\)/
+    ],
+    [
+      { params: { maxNewTokens: 4, stopStrings: [''] } },
+      /body\.params\.stopStrings\[0\]: must be a string of 1\.\.64/
+    ],
+    [{ model: '' }, /body\.model: must be a string of 1\.\.128 characters/],
+    [{ deadline: -1 }, /body\.deadline: must be an integer/],
+    [{ voucher: { blob: 'x'.repeat(5000) } }, /body\.voucher: a voucher must encode to at most 4096 bytes/],
+    [
+      { prompt: undefined, promptIds: [1, 2 ** 32] },
+      /body\.promptIds\[1\]: must be an integer in 0\.\.4294967295/
+    ],
+    [
+      {
+        prompt: undefined,
+        messages: [
+          { role: 'user', content: 'x'.repeat(150_000) },
+          { role: 'user', content: 'x'.repeat(60_000) }
+        ]
+      },
+      /body\.messages: total content exceeds 200000 characters/
+    ]
+  ]
+  for (const [patch, re] of cases) mustFail(() => decodeRequestFrame(encodeFrame(request(patch))), re)
+  const sig = { ...request(), signature: new Uint8Array(10) }
+  mustFail(
+    () => decodeRequestFrame(encodeFrame(sig)),
+    /frame\.signature: must be a byte string of 64 bytes \(got 10 bytes\)/
+  )
+})
+
 test('response frames decode and unknown frame types are refused', () => {
   const jobId = `0x${'02'.repeat(16)}` as const
   const frames: ResponseFrame[] = [
@@ -108,6 +144,29 @@ test('response frames decode and unknown frame types are refused', () => {
   mustFail(
     () => decodeResponseFrame(encodeCanonical({ ...errorFrame(jobId, 'BUSY', 'x'), code: 'NOPE' })),
     /error\.code/
+  )
+  const terms = {
+    reason: 'UNDERPAID',
+    operator: `0x${'ab'.repeat(20)}`,
+    pricePer1kTokens: '10',
+    maxAmountDue: '01',
+    chainId: 31337,
+    settlement: `0x${'cd'.repeat(20)}`
+  }
+  mustFail(
+    () =>
+      decodeResponseFrame(
+        encodeCanonical({ ...errorFrame(jobId, 'PAYMENT_REQUIRED', 'pay'), payment: terms })
+      ),
+    /error\.payment\.maxAmountDue: must be a decimal integer string without leading zeros .*\(got "01"\)/
+  )
+  mustFail(
+    () => decodeResponseFrame(encodeCanonical({ t: 'token', index: 0, id: 1, text: 'x'.repeat(300) })),
+    /token\.text: must be a string of at most 256 characters/
+  )
+  mustFail(
+    () => decodeResponseFrame(encodeCanonical({ t: 'progress', jobId, tokens: 1, queuePosition: 'x' })),
+    /progress\.queuePosition: must be an integer in 0\.\.4294967296, or null/
   )
 })
 

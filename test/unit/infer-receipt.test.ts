@@ -183,13 +183,14 @@ test('a result frame carries the proof through the codec; a malformed one is nam
     timings: { queuedMs: 0, firstTokenMs: 1, totalMs: 2 },
     receipt: r
   }
-  assert.equal(decodeResponseFrame(encodeFrame({ ...result, attributionProof: proof })), {
+  assert.equal(decodeResponseFrame(encodeFrame({ ...result, attributionProof: proof as never })), {
     ...result,
     attributionProof: proof
   })
   assert.equal(decodeResponseFrame(encodeFrame(result)), result, 'absent when not sent')
   assert.throws(
-    () => decodeResponseFrame(encodeFrame({ ...result, attributionProof: { ...proof, spans: 'x' } })),
+    () =>
+      decodeResponseFrame(encodeFrame({ ...result, attributionProof: { ...proof, spans: 'x' } as never })),
     /result\.attributionProof/
   )
 })

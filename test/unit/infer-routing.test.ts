@@ -1,7 +1,5 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import { InferError } from '../../src/protocols/infer/errors.ts'
-import { PeerLimits } from '../../src/protocols/infer/limits.ts'
 import {
   type LocalState,
   type PeerDirectory,
@@ -10,6 +8,7 @@ import {
   type RoutingPeer,
   whyNoRoute
 } from '../../src/protocols/routing/router.ts'
+import { AdmissionError, PeerLimits } from '../../src/protocols/shared/limits.ts'
 
 type Peer = RoutingPeer & { models: string[]; adapters: Record<string, 'hot' | 'warm' | 'cold'> }
 
@@ -150,10 +149,10 @@ test('per-peer limits: concurrency and rate give RATE_LIMITED, the node cap give
     try {
       limits.admit('a')
     } catch (err) {
-      return err as InferError
+      return err as AdmissionError
     }
   })()
-  assert.instance(e, InferError)
+  assert.instance(e, AdmissionError)
   assert.is(e!.code, 'RATE_LIMITED')
   r1()
   r1() // releasing twice counts once
@@ -162,7 +161,7 @@ test('per-peer limits: concurrency and rate give RATE_LIMITED, the node cap give
     try {
       limits.admit('a')
     } catch (err) {
-      return err as InferError
+      return err as AdmissionError
     }
   })()
   assert.is(rate!.code, 'RATE_LIMITED')
@@ -174,7 +173,7 @@ test('per-peer limits: concurrency and rate give RATE_LIMITED, the node cap give
     try {
       limits.admit('d')
     } catch (err) {
-      return err as InferError
+      return err as AdmissionError
     }
   })()
   assert.is(busy!.code, 'BUSY')

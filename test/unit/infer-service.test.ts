@@ -12,16 +12,12 @@ import { type ChainDomain, signVoucher, voucherHash } from '../../src/chain/eip7
 import { InferClient, type InferInput } from '../../src/client/client.ts'
 import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import { sha256Hex } from '../../src/crypto/hash.ts'
-import type {
-  GenerateRequest,
-  PaymentGate,
-  ServingBackend,
-  TokenEvent
-} from '../../src/protocols/infer/backend.ts'
 import { decodeResponseFrame, encodeFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
 import { MAX_REQUEST_FRAME_BYTES } from '../../src/protocols/infer/constants.ts'
 import { InferError, ProtocolError } from '../../src/protocols/infer/errors.ts'
+import type { PaymentGate } from '../../src/protocols/infer/gates.ts'
 import { type InferInit, InferService } from '../../src/protocols/infer/infer.ts'
+import type { GenerateRequest, ServingBackend, TokenEvent } from '../../src/serving/backend.ts'
 
 const serverKey = await generateKeyPair('Ed25519')
 const clientKey = await generateKeyPair('Ed25519')
@@ -82,7 +78,7 @@ function setup(init: InferInit = {}, payments?: PaymentGate) {
       host,
       peerId: serverPeer,
       privateKey: serverKey,
-      operator: operator as never,
+      operator,
       backend,
       payments: payments ? () => payments : undefined
     },
@@ -295,6 +291,19 @@ test('a paid job: no voucher is PAYMENT_REQUIRED; a voucher is checked first, st
     },
     recordPayment: async (_v, r) => {
       calls.push(`record ${r.amountDue}`)
+    },
+    // the node's path: check and reserve before any work, record as tokens go, finish before the result
+    openJob: async (v, job) => {
+      await gate.checkVoucher(v, job)
+      return {
+        delivered: async () => {},
+        finish: async (r) => {
+          calls.push(`record ${r.amountDue}`)
+        },
+        end: async () => {
+          calls.push('end')
+        }
+      }
     }
   }
   const { client } = setup({}, gate)

@@ -125,7 +125,7 @@ test('dense DeepseekForCausalLM (Llama layout, no experts) parses', () => {
   assert.is(c.architecture, 'DeepseekForCausalLM')
 })
 
-test('Mistral v0.1 sliding window is reported so the runtime can cap sequence length', () => {
+test('Mistral v0.1 sliding window is read for every layer (the graph computes it)', () => {
   const c = parseModelConfig({
     ...smollm2,
     architectures: ['MistralForCausalLM'],
@@ -133,6 +133,7 @@ test('Mistral v0.1 sliding window is reported so the runtime can cap sequence le
     max_position_embeddings: 32768
   })
   assert.is(c.slidingWindow, 4096)
+  assert.equal(c.layerWindows, new Array(c.numLayers).fill(4096))
 })
 
 test('each unsupported or bad value names its field', () => {

@@ -76,7 +76,10 @@ test('sample: temperature 1 follows softmax; top-k and top-p stay inside their s
     seen.add(sample(three, { temperature: 1, topK: 2 }, rng))
   }
   assert.equal([...seen].sort(), [0, 1])
-  assert.throws(() => checkSamplingParams({ topP: 0 }), /topP must be in \(0, 1\]/)
+  assert.throws(
+    () => checkSamplingParams({ topP: 0 }),
+    /topP: must be a number in \(0, 1\] \(1 = off\) \(got 0\)/
+  )
   assert.throws(() => checkSamplingParams({ temperature: -1 }), /temperature/)
   assert.throws(() => checkSamplingParams({ topK: 1.5 }), /topK/)
 })

@@ -75,7 +75,15 @@ const bases: [string, Omit<MakeModelOptions, 'out'>][] = [
     'tiny with linear RoPE scaling',
     { preset: 'tiny', seed: 4, overrides: { rope_scaling: { type: 'linear', factor: 4 } } }
   ],
-  ['tiny stored as bf16 in two shards', { preset: 'tiny', seed: 5, dtype: 'BF16', shards: 2 }]
+  ['tiny stored as bf16 in two shards', { preset: 'tiny', seed: 5, dtype: 'BF16', shards: 2 }],
+  [
+    'Mistral with a sliding window (5) far shorter than the prompt',
+    {
+      preset: 'tiny',
+      seed: 12,
+      overrides: { architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 5 }
+    }
+  ]
 ]
 
 for (const [name, opts] of bases) {

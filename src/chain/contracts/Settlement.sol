@@ -10,12 +10,18 @@ import {AdapterRegistry} from "./AdapterRegistry.sol";
 import {DatanetRegistry} from "./DatanetRegistry.sol";
 
 /// @title Escrow, voucher claims and the split of every payment.
-/// @notice Clients deposit OPEN and sign EIP-712 vouchers per channel (client, node, adapterId) whose
+/// @notice Clients deposit OPEN into an escrow per (client, node) and sign EIP-712 vouchers per
+/// channel (client, node, adapterId) whose
 /// cumulativeAmount is the MOST the channel may be paid in total (clients sign ahead for a job's
 /// worst case). The node claims batches of (voucher, amount): `amount` is what the channel really
 /// owes in total (its receipts' amountDue), at most the signed maximum; each entry pays the increase
 /// of `amount` over what the channel already paid, split node / adapter owner / datanet pool /
 /// protocol by fixed shares. The unspent margin stays in the client's escrow.
+/// Only the node can spend a (client, node) escrow, and the client takes money out of it only
+/// through the withdrawal delay, so a node that saw the balance before serving is always paid
+/// (one escrow behind many nodes let a client spend it twice). A claim settles every valid entry
+/// and reports each refused one (VoucherRejected: index and reason) instead of reverting, so one
+/// client's bad voucher never blocks the rest of a node's batch.
 /// Shares are credited to internal balances (one storage write per recipient per claim instead of
 /// one token transfer per voucher) and withdrawn by their owners. The datanet pool of a claim is
 /// split by the attribution the node reports with it: Merkle sum-tree roots of contributor amounts,
@@ -42,7 +48,18 @@ contract Settlement is EIP712 {
     /// the client signed before can still be claimed
     uint64 public immutable withdrawalDelay;
 
-    /// one slot per client: the balance and, when a withdrawal was requested, when it unlocks
+    /// the shortest withdrawal delay a deployment may choose: longer than any claim interval a node
+    /// allows (nodes claim at least twice per delay), so a withdrawal never outruns a claim (L1)
+    uint64 public constant MIN_WITHDRAWAL_DELAY = 1 hours;
+
+    /// refusal reasons of a claim entry (VoucherRejected, and claim's return value); 0 = settled
+    uint8 public constant ABOVE_SIGNED_MAXIMUM = 1;
+    uint8 public constant INVALID_SIGNATURE = 2;
+    uint8 public constant NOT_INCREASING = 3;
+    uint8 public constant INSUFFICIENT_ESCROW = 4;
+    uint8 public constant UNKNOWN_ADAPTER = 5;
+
+    /// one slot per (client, node): the balance and, when a withdrawal was requested, when it unlocks
     struct Escrow {
         uint128 balance;
         uint64 unlockAt;
@@ -70,7 +87,8 @@ contract Settlement is EIP712 {
         uint256 sum;
     }
 
-    mapping(address => Escrow) private escrows;
+    /// client => node => escrow
+    mapping(address => mapping(address => Escrow)) private escrows;
     /// keccak256(abi.encode(client, node, adapterId)) => cumulative amount already paid (the last
     /// claimed `amount`, never above the channel's highest signed maximum)
     mapping(bytes32 => uint256) public channelClaimed;
@@ -82,26 +100,22 @@ contract Settlement is EIP712 {
     uint256 public poolCount;
     mapping(uint256 => mapping(uint256 => uint256)) private leafClaimed;
 
-    event Deposited(address indexed client, address indexed from, uint256 amount, uint256 balance);
-    event WithdrawalRequested(address indexed client, uint64 unlockAt);
-    event WithdrawalCancelled(address indexed client);
-    event Withdrawn(address indexed client, address indexed to, uint256 amount, uint256 balance);
+    event Deposited(address indexed client, address indexed node, address from, uint256 amount, uint256 balance);
+    event WithdrawalRequested(address indexed client, address indexed node, uint64 unlockAt);
+    event WithdrawalCancelled(address indexed client, address indexed node);
+    event Withdrawn(address indexed client, address indexed node, address to, uint256 amount, uint256 balance);
     event VoucherClaimed(
         address indexed client, address indexed node, bytes32 indexed adapterId, uint256 claimed, uint256 paid
     );
     event Claimed(address indexed node, uint256 vouchers, uint256 total, uint256 poolTotal);
+    /// a claim entry that was not paid; reason: ABOVE_SIGNED_MAXIMUM … UNKNOWN_ADAPTER
+    event VoucherRejected(uint256 index, address indexed client, bytes32 indexed adapterId, uint8 reason);
     /// role: 0 node operator, 1 adapter owner, 2 protocol, 3 unattributed datanet pool (to protocol)
     event Credited(address indexed account, uint8 indexed role, uint256 amount);
     event CreditsWithdrawn(address indexed account, uint256 amount);
     event PoolFunded(uint256 indexed poolId, bytes32 indexed datanetId, address indexed node, bytes32 root, uint256 total);
     event ContributionWithdrawn(uint256 indexed poolId, address indexed account, uint256 index, uint256 amount);
 
-    error InvalidSignature(uint256 index);
-    error NotIncreasing(uint256 index, uint256 claimed);
-    /// the claimed cumulative amount is above the maximum the client signed
-    error AboveSignedMaximum(uint256 index, uint256 amount, uint256 maximum);
-    error InsufficientEscrow(uint256 index, uint256 balance, uint256 needed);
-    error UnknownAdapter(uint256 index, bytes32 adapterId);
     error AttributionMismatch(uint256 attributed, uint256 pool);
     error BadAttribution(uint256 index, string reason);
     error EmptyClaim();
@@ -111,6 +125,7 @@ contract Settlement is EIP712 {
     error InvalidProof();
     error AlreadyWithdrawn(uint256 poolId, uint256 index);
     error UnknownPool(uint256 poolId);
+    error WithdrawalDelayTooShort(uint64 delay, uint64 minimum);
 
     constructor(
         IERC20 token_,
@@ -123,38 +138,46 @@ contract Settlement is EIP712 {
         adapterRegistry = adapterRegistry_;
         datanetRegistry = datanetRegistry_;
         treasury = treasury_;
+        if (withdrawalDelay_ < MIN_WITHDRAWAL_DELAY) {
+            revert WithdrawalDelayTooShort(withdrawalDelay_, MIN_WITHDRAWAL_DELAY);
+        }
         withdrawalDelay = withdrawalDelay_;
     }
 
     // ---------------------------------------------------------------- clients
 
-    function deposit(uint256 amount) external {
-        _deposit(msg.sender, amount);
+    /// @notice Adds to the caller's escrow for jobs at `node` (only that node's claims spend it).
+    function deposit(address node, uint256 amount) external {
+        _deposit(msg.sender, node, amount);
     }
 
-    function depositFor(address client, uint256 amount) external {
-        _deposit(client, amount);
+    function depositFor(address client, address node, uint256 amount) external {
+        _deposit(client, node, amount);
     }
 
     /// @notice approve (EIP-2612) and deposit in one transaction; a permit already used is tolerated
-    function depositWithPermit(uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external {
+    function depositWithPermit(address node, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external
+    {
         try IERC20Permit(address(token)).permit(msg.sender, address(this), amount, deadline, v, r, s) {} catch {}
-        _deposit(msg.sender, amount);
+        _deposit(msg.sender, node, amount);
     }
 
-    function requestWithdrawal() external {
+    /// @notice Starts the delay after which the caller may withdraw its escrow at `node`; the node
+    /// keeps claiming what it served meanwhile and serves no new job on it.
+    function requestWithdrawal(address node) external {
         uint64 unlockAt = uint64(block.timestamp) + withdrawalDelay;
-        escrows[msg.sender].unlockAt = unlockAt;
-        emit WithdrawalRequested(msg.sender, unlockAt);
+        escrows[msg.sender][node].unlockAt = unlockAt;
+        emit WithdrawalRequested(msg.sender, node, unlockAt);
     }
 
-    function cancelWithdrawal() external {
-        escrows[msg.sender].unlockAt = 0;
-        emit WithdrawalCancelled(msg.sender);
+    function cancelWithdrawal(address node) external {
+        escrows[msg.sender][node].unlockAt = 0;
+        emit WithdrawalCancelled(msg.sender, node);
     }
 
-    function withdraw(uint256 amount, address to) external {
-        Escrow storage e = escrows[msg.sender];
+    function withdraw(address node, uint256 amount, address to) external {
+        Escrow storage e = escrows[msg.sender][node];
         uint64 unlockAt = e.unlockAt;
         if (unlockAt == 0 || block.timestamp < unlockAt) revert WithdrawalLocked(unlockAt);
         uint256 balance = e.balance;
@@ -162,11 +185,11 @@ contract Settlement is EIP712 {
         if (amount > balance) revert AmountTooLarge(amount, balance);
         e.balance = uint128(balance - amount);
         token.safeTransfer(to, amount);
-        emit Withdrawn(msg.sender, to, amount, balance - amount);
+        emit Withdrawn(msg.sender, node, to, amount, balance - amount);
     }
 
-    function escrowOf(address client) external view returns (uint256 balance, uint64 unlockAt) {
-        Escrow memory e = escrows[client];
+    function escrowOf(address client, address node) external view returns (uint256 balance, uint64 unlockAt) {
+        Escrow memory e = escrows[client][node];
         return (e.balance, e.unlockAt);
     }
 
@@ -193,12 +216,15 @@ contract Settlement is EIP712 {
         return _hashTypedDataV4(keccak256(abi.encode(VOUCHER_TYPEHASH, client, node, adapterId, cumulativeAmount)));
     }
 
-    /// @notice Pays each entry's increase (its `amount` over what the channel already paid) once, or
-    /// reverts naming the first bad entry. `amount` must not exceed the voucher's signed maximum.
+    /// @notice Pays each valid entry's increase (its `amount` over what the channel already paid)
+    /// once; an entry that fails a check is skipped and reported (VoucherRejected, and its reason in
+    /// `rejected[index]`; 0 = paid). `amount` must not exceed the voucher's signed maximum.
     /// Sort the batch by adapterId: the owner lookup and credit are done once per run of equal ids.
+    /// The attributions must fit the pool share of the entries paid (AttributionMismatch reverts:
+    /// simulate first, as the node's Claimer does).
     function claim(SignedVoucher[] calldata vouchers, Attribution[] calldata attributions)
         external
-        returns (uint256 total)
+        returns (uint256 total, uint8[] memory rejected)
     {
         if (vouchers.length == 0) revert EmptyClaim();
         address node = msg.sender;
@@ -208,6 +234,8 @@ contract Settlement is EIP712 {
         uint256 protocol;
         bytes32 runAdapter;
         address runOwner;
+        bool runSet;
+        rejected = new uint8[](vouchers.length);
         for (uint256 i; i < vouchers.length; ++i) {
             SignedVoucher calldata v = vouchers[i];
             address client = v.client;
@@ -215,30 +243,47 @@ contract Settlement is EIP712 {
             uint256 cumulative = v.amount;
             {
                 uint256 maximum = v.cumulativeAmount;
-                if (cumulative > maximum) revert AboveSignedMaximum(i, cumulative, maximum);
+                if (cumulative > maximum) {
+                    _reject(rejected, i, client, adapterId, ABOVE_SIGNED_MAXIMUM);
+                    continue;
+                }
                 bytes32 digest = voucherDigest(client, node, adapterId, maximum);
+                // OpenZeppelin's ECDSA refuses high-s signatures: the node's check is the same rule
                 (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, v.r, v.vs);
-                if (err != ECDSA.RecoverError.NoError || signer != client) revert InvalidSignature(i);
+                if (err != ECDSA.RecoverError.NoError || signer != client) {
+                    _reject(rejected, i, client, adapterId, INVALID_SIGNATURE);
+                    continue;
+                }
+            }
+            if (!runSet || adapterId != runAdapter) {
+                if (ownerRun != 0) _credit(runOwner, 1, ownerRun);
+                ownerRun = 0;
+                runAdapter = adapterId;
+                runSet = true;
+                // no adapter (base model only): the owner's share goes to the protocol
+                runOwner = adapterId == bytes32(0) ? treasury : adapterRegistry.ownerOf(adapterId);
+            }
+            if (runOwner == address(0)) {
+                _reject(rejected, i, client, adapterId, UNKNOWN_ADAPTER);
+                continue;
             }
             bytes32 key = channelKey(client, node, adapterId);
             uint256 already = channelClaimed[key];
-            if (cumulative <= already) revert NotIncreasing(i, already);
+            if (cumulative <= already) {
+                _reject(rejected, i, client, adapterId, NOT_INCREASING);
+                continue;
+            }
             uint256 increase = cumulative - already;
-            Escrow storage e = escrows[client];
+            Escrow storage e = escrows[client][node];
             uint256 balance = e.balance;
-            if (increase > balance) revert InsufficientEscrow(i, balance, increase);
+            if (increase > balance) {
+                _reject(rejected, i, client, adapterId, INSUFFICIENT_ESCROW);
+                continue;
+            }
             e.balance = uint128(balance - increase);
             channelClaimed[key] = cumulative;
             emit VoucherClaimed(client, node, adapterId, cumulative, increase);
 
-            if (i == 0 || adapterId != runAdapter) {
-                if (ownerRun != 0) _credit(runOwner, 1, ownerRun);
-                ownerRun = 0;
-                runAdapter = adapterId;
-                // no adapter (base model only): the owner's share goes to the protocol
-                runOwner = adapterId == bytes32(0) ? treasury : adapterRegistry.ownerOf(adapterId);
-                if (runOwner == address(0)) revert UnknownAdapter(i, adapterId);
-            }
             // shares are computed per voucher so that they do not depend on how vouchers are batched
             uint256 o = (increase * OWNER_BPS) / BPS;
             uint256 p = (increase * POOL_BPS) / BPS;
@@ -310,14 +355,19 @@ contract Settlement is EIP712 {
 
     // ---------------------------------------------------------------- internal
 
-    function _deposit(address client, uint256 amount) private {
+    function _deposit(address client, address node, uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
-        Escrow storage e = escrows[client];
+        Escrow storage e = escrows[client][node];
         uint256 balance = uint256(e.balance) + amount;
         if (balance > type(uint128).max) revert AmountTooLarge(amount, type(uint128).max - e.balance);
         e.balance = uint128(balance);
         token.safeTransferFrom(msg.sender, address(this), amount);
-        emit Deposited(client, msg.sender, amount, balance);
+        emit Deposited(client, node, msg.sender, amount, balance);
+    }
+
+    function _reject(uint8[] memory rejected, uint256 i, address client, bytes32 adapterId, uint8 reason) private {
+        rejected[i] = reason;
+        emit VoucherRejected(i, client, adapterId, reason);
     }
 
     function _credit(address account, uint8 role, uint256 amount) private {

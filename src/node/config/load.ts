@@ -1,11 +1,14 @@
-// Builds the node's config from, in increasing precedence: config/default.json (embedded), an
-// optional --config JSON file, OPENLORA_* environment variables and command-line overrides.
-// Each layer is checked as it is applied, so an error names where the bad value came from.
+// Builds the node's config from, in increasing precedence: the schema defaults (written out in
+// config/default.json), the defaults of a mode (`start --demo`), an optional --config JSON file,
+// OPENLORA_* environment variables and command-line overrides. Each layer is checked as it is
+// applied, so an error names where the bad value came from, and every key remembers its source
+// (what `openlora config print` shows).
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import defaults from '../../../config/default.json' with { type: 'json' }
-import { type ConfigSection, extensions } from '../extensions.ts'
-import { ConfigError, checkValue, coreSpec, type NodeConfig, type Spec, validateConfig } from './schema.ts'
+import { parseWith, schemaAt, type z } from '../../common/schema.ts'
+import type { ConfigSection } from '../../common/service.ts'
+import { extensions } from '../extensions.ts'
+import { ConfigError, configSchema, type NodeConfig, validateConfig } from './schema.ts'
 
 /** Env names that are not derived from the key path (documented in the README). */
 const ENV_ALIASES: Record<string, string> = {
@@ -32,20 +35,32 @@ export interface LoadConfigOptions {
   overrides?: Override[]
   /** extra sections; by default the ones registered in src/node/extensions.ts */
   sections?: Record<string, ConfigSection>
-  /** defaults of a mode (e.g. `start --demo`), merged over the embedded defaults, under the file */
+  /** defaults of a mode (e.g. `start --demo`), merged over the schema defaults, under the file */
   base?: Record<string, unknown>
+  /** what `config print` calls the base layer */
+  baseSource?: string
 }
 
-function extensionSections(): Record<string, ConfigSection> {
+/** The effective config and, per leaf key (`network.maxConnections`), where its value came from. */
+export interface ResolvedConfig {
+  config: NodeConfig
+  sources: Record<string, string>
+}
+
+export function extensionSections(): Record<string, ConfigSection> {
   const out: Record<string, ConfigSection> = {}
   for (const e of extensions) Object.assign(out, e.config ?? {})
   return out
 }
 
-export function allSpecs(sections = extensionSections()): Record<string, Spec> {
-  const specs: Record<string, Spec> = { ...coreSpec }
-  for (const [k, s] of Object.entries(sections)) specs[k] = s.spec
-  return specs
+/** The schema of the whole config: core sections plus the given (default: registered) ones. */
+export function fullConfigSchema(sections = extensionSections()): z.ZodObject {
+  return configSchema(Object.fromEntries(Object.entries(sections).map(([k, s]) => [k, s.schema])))
+}
+
+/** Every section with every default: what config/default.json holds. */
+export function configDefaults(sections = extensionSections()): Record<string, unknown> {
+  return fullConfigSchema(sections).parse({}) as Record<string, unknown>
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -64,13 +79,6 @@ export function deepMerge(
   return out
 }
 
-function specAt(specs: Record<string, Spec>, key: string): Spec | undefined {
-  const [head, ...rest] = key.split('.')
-  let spec: Spec | undefined = specs[head!]
-  for (const part of rest) spec = spec?.type === 'section' ? spec.fields[part] : undefined
-  return spec
-}
-
 function setAt(obj: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.')
   let o = obj
@@ -81,24 +89,44 @@ function setAt(obj: Record<string, unknown>, key: string, value: unknown): void 
   o[parts.at(-1)!] = value
 }
 
+/** Marks every leaf under `value` (objects recurse; arrays are leaves) as coming from `source`. */
+function markSources(sources: Record<string, string>, prefix: string, value: unknown, source: string): void {
+  if (isPlainObject(value) && Object.keys(value).length > 0) {
+    for (const [k, v] of Object.entries(value)) markSources(sources, prefix ? `${prefix}.${k}` : k, v, source)
+    return
+  }
+  for (const k of Object.keys(sources)) if (k.startsWith(`${prefix}.`)) delete sources[k]
+  // re-inserted, so the order of `sources` is the order values were set (sourceOf relies on it)
+  delete sources[prefix]
+  sources[prefix] = source
+}
+
+/** The innermost schema kind of a key, past optional/default/nullable wrappers. */
+function kindOf(s: z.ZodType): string {
+  let d = (s as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod.def
+  while (d.innerType) d = (d.innerType as unknown as { _zod: { def: typeof d } })._zod.def
+  return d.type
+}
+
 /** Parses a string (env var or flag) by the type of the key it sets. */
-export function parseByType(key: string, spec: Spec, raw: string, source: string): unknown {
+export function parseByType(key: string, schema: z.ZodType, raw: string, source: string): unknown {
   const s = raw.trim()
-  switch (spec.type) {
+  switch (kindOf(schema)) {
     case 'string':
+    case 'enum':
+    case 'literal':
       return raw
-    case 'int':
-      if (!/^-?\d+$/.test(s)) throw new ConfigError(key, raw, 'an integer', source)
+    case 'number':
+      if (!/^-?\d+(\.\d+)?$/.test(s)) throw new ConfigError(key, raw, 'a number', source)
       return Number(s)
-    case 'bool':
+    case 'boolean':
       if (/^(true|1|yes|on)$/i.test(s)) return true
       if (/^(false|0|no|off)$/i.test(s)) return false
       throw new ConfigError(key, raw, 'true or false', source)
-    case 'strings':
-      if (s.startsWith('[')) return parseJson(key, raw, source)
+    case 'array':
+      if (s.startsWith('[') || s === 'null') return parseJson(key, raw, source)
       return s === '' ? [] : s.split(',').map((x) => x.trim())
-    case 'json':
-    case 'section':
+    default:
       return parseJson(key, raw, source)
   }
 }
@@ -122,26 +150,68 @@ export function envKey(name: string): string | undefined {
     .join('.')
 }
 
-function applyOne(config: Record<string, unknown>, specs: Record<string, Spec>, o: Override): void {
-  const spec = specAt(specs, o.key)
-  if (!spec)
+function applyOne(
+  config: Record<string, unknown>,
+  sources: Record<string, string>,
+  schema: z.ZodObject,
+  o: Override
+): void {
+  const at = schemaAt(schema, config, o.key.split('.'))
+  if (!at)
     throw new ConfigError(
       o.key,
       o.value,
-      `a known key (sections: ${Object.keys(specs).join(', ')})`,
+      `a known key (sections: ${Object.keys(schema.shape).join(', ')})`,
       o.source
     )
-  const value = typeof o.value === 'string' ? parseByType(o.key, spec, o.value, o.source) : o.value
-  checkValue(o.key, spec, value, o.source)
+  const value = typeof o.value === 'string' ? parseByType(o.key, at, o.value, o.source) : o.value
+  // checked on its own first, so the error names this override even when the rest is fine
+  parseWith(at, value, { at: o.key, source: o.source, error: ConfigError.of })
   setAt(config, o.key, value)
+  markSources(sources, o.key, value, o.source)
 }
 
-export function loadConfig(opts: LoadConfigOptions = {}): NodeConfig {
-  const sections = opts.sections ?? extensionSections()
-  const specs = allSpecs(sections)
-  let config: Record<string, unknown> = structuredClone(defaults) as Record<string, unknown>
-  for (const [k, s] of Object.entries(sections)) config[k] = structuredClone(s.defaults)
-  if (opts.base) config = deepMerge(config, structuredClone(opts.base))
+/** The source of the deepest recorded key at or above `key`. */
+/**
+ * The source of the deepest recorded key at or above `key`; for a key that is missing (a rule
+ * across keys, like the testnet preset needing rpcUrl), the last non-default source that set a
+ * key of the same section, since that is the value the rule reacted to.
+ */
+function sourceOf(sources: Record<string, string>, key: string): string | undefined {
+  const clean = key.replace(/\[\d+\]/g, '')
+  for (let k = clean; k !== ''; k = k.includes('.') ? k.slice(0, k.lastIndexOf('.')) : '')
+    if (sources[k] !== undefined) return sources[k]
+  const section = clean.includes('.') ? clean.slice(0, clean.lastIndexOf('.')) : clean
+  const set = Object.entries(sources).filter(([k, s]) => k.startsWith(`${section}.`) && s !== 'default')
+  return set.at(-1)?.[1]
+}
+
+/** The effective config and where each value came from. */
+export function resolveConfig(opts: LoadConfigOptions = {}): ResolvedConfig {
+  const schema = fullConfigSchema(opts.sections ?? extensionSections())
+  let config = schema.parse({}) as Record<string, unknown>
+  const sources: Record<string, string> = {}
+  markSources(sources, '', config, 'default')
+  const check = (source?: string): void => {
+    try {
+      validateConfig(schema, config)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      const key = String(err.data.key)
+      const d = err.data
+      throw new ConfigError(
+        key,
+        d.value,
+        String(d.allowed),
+        sourceOf(sources, key) ?? source,
+        d.rule as string
+      )
+    }
+  }
+  if (opts.base) {
+    config = deepMerge(config, structuredClone(opts.base))
+    markSources(sources, '', opts.base, opts.baseSource ?? 'mode default')
+  }
 
   if (opts.file) {
     let text: string
@@ -155,15 +225,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodeConfig {
     const parsed = parseJson('--config', text, opts.file)
     if (!isPlainObject(parsed)) throw new ConfigError('--config', opts.file, 'a JSON object')
     config = deepMerge(config, parsed)
-    try {
-      validateConfig(config, specs)
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        const d = err.data
-        throw new ConfigError(String(d.key), d.value, String(d.allowed), opts.file)
-      }
-      throw err
-    }
+    markSources(sources, '', parsed, `file ${opts.file}`)
+    check(opts.file)
   }
 
   const env = opts.env ?? process.env
@@ -173,13 +236,18 @@ export function loadConfig(opts: LoadConfigOptions = {}): NodeConfig {
     if (key === undefined || raw === undefined) continue
     // Only nested names (with __) or exact top-level keys are config; other OPENLORA_* vars
     // (OPENLORA_DEBUG, test switches) belong to other tools.
-    if (!ENV_ALIASES[name] && !name.includes('__') && !(key in specs)) continue
-    applyOne(config, specs, { key, value: raw, source: `env ${name}` })
+    if (!ENV_ALIASES[name] && !name.includes('__') && !(key in schema.shape)) continue
+    applyOne(config, sources, schema, { key, value: raw, source: `env ${name}` })
   }
 
-  for (const o of opts.overrides ?? []) applyOne(config, specs, o)
+  for (const o of opts.overrides ?? []) applyOne(config, sources, schema, o)
 
-  const valid = validateConfig(config, specs)
+  check()
+  const valid = validateConfig(schema, config)
   valid.dataDir = resolve(valid.dataDir)
-  return valid
+  return { config: valid, sources }
+}
+
+export function loadConfig(opts: LoadConfigOptions = {}): NodeConfig {
+  return resolveConfig(opts).config
 }

@@ -31,7 +31,7 @@ export interface SwarmChain {
 export const ROLE = { treasury: 0, client: 1, owners: [2, 3], datanetOwner: 4 } as const
 
 export function startAnvil(logger?: Logger): Promise<LocalChain> {
-  return startLocalChain({ accounts: 5, withdrawalDelaySec: 60, logger })
+  return startLocalChain({ accounts: 5, withdrawalDelaySec: 3600, logger })
 }
 
 export interface SwarmChainInput {
@@ -73,8 +73,10 @@ export async function setUpSwarmChain(local: LocalChain, input: SwarmChainInput)
   }
   for (const op of input.operators) await local.setEthBalance(op, 10n ** 20n)
   const client = as(ROLE.client)
-  const deposit = input.deposit ?? 1_000n * OPEN
-  await client.deposit(deposit)
+  // escrow is per (client, node): the client funds each operator with the same amount
+  const perNode = input.deposit ?? 1_000n * OPEN
+  for (const op of input.operators) await client.deposit(perNode, { node: op })
+  const deposit = perNode * BigInt(input.operators.length)
   return {
     local,
     endpoint,

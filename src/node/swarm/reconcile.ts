@@ -14,7 +14,7 @@
 //      no contributor tree took);
 //   4. contributors: their token balances equal the leaves withdrawn, and all leaves add up to
 //      the funded pools;
-//   5. escrow: the client's escrow is its deposit less everything paid.
+//   5. escrow: the client's escrow (summed over the nodes) is its deposits less everything paid.
 import { type Address, getAddress, type Hex, zeroHash } from 'viem'
 import { settlementAbi } from '../../chain/artifacts/index.ts'
 import type { ChainClient } from '../../chain/client.ts'
@@ -208,7 +208,9 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
     problems.push(`contributors received ${contributorsGot}, the funded pools hold ${poolTotal}`)
   if (input.withdrawnToContributors !== poolTotal)
     problems.push(`withdrawals submitted ${input.withdrawnToContributors}, pools funded ${poolTotal}`)
-  const escrow = (await chain.escrowOf(input.client)).balance
+  // escrow is per (client, node): the client's escrow is the sum over the operators
+  let escrow = 0n
+  for (const op of input.operators) escrow += (await chain.escrowOf(input.client, op)).balance
   const escrowWant = input.deposit - claimed
   if (escrow !== escrowWant) problems.push(`client escrow ${escrow}, expected deposit − paid = ${escrowWant}`)
   parties.push({

@@ -3,7 +3,7 @@
 // its cold store, the demo datanet (created with the same creation record and contributions in
 // the same order on every node, so every copy has the same id and version root) and the adapters'
 // provenance pointing at that datanet, which is what makes receipts carry span attribution.
-import { basename, join } from 'node:path'
+import { join } from 'node:path'
 import { Level } from 'level'
 import type { Address } from 'viem'
 import { DatanetStore } from '../../attribution/datanet-store.ts'
@@ -13,6 +13,7 @@ import type { Hex } from '../../crypto/hash.ts'
 import { modelStoreDir } from '../../protocols/infer/extension.ts'
 import { loadPeftAdapter } from '../../runtime/adapters/peft.ts'
 import { AdapterStore } from '../../runtime/adapters/store.ts'
+import { modelIdOf } from '../../runtime/model/config.ts'
 import { readModelConfig } from '../../runtime/model/index.ts'
 import { openDataDir } from '../datadir.ts'
 import { loadIdentity } from '../identity.ts'
@@ -71,7 +72,7 @@ export async function seedNodeDir(input: SeedInput): Promise<SeededNode> {
       await db.close()
     }
     const modelConfig = await readModelConfig(input.modelDir)
-    const modelId = modelConfig.nameOrPath ?? basename(input.modelDir)
+    const modelId = modelIdOf(modelConfig, input.modelDir)
     const adapters = new AdapterStore(
       { dir: modelStoreDir(dd.path, modelId) },
       {

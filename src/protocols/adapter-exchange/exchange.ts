@@ -15,11 +15,13 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Logger, silentLogger } from '../../common/log.ts'
+import { bytesOf, messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
-import { cidForManifest, parseCid } from '../../crypto/cid.ts'
+import { cidForManifest, cidString } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
-import { framed } from '../infer/stream.ts'
-import type { ProtocolHost } from '../protocol-host.ts'
+import { framed } from '../shared/framed.ts'
+import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   ADAPTER_FILE_NAMES,
   ADAPTER_PROTOCOL,
@@ -66,6 +68,22 @@ export interface AdapterExchangeInit {
   fetchTimeoutMs?: number
 }
 
+const manifestEntry = (name: AdapterFileName) =>
+  z.object({ name: z.literal(name), size: uint(), sha256: bytesOf(32) })
+
+/** What a peer asks for: one adapter by CID. */
+const AdapterRequestSchema = z.strictObject({ cid: cidString(128) })
+
+// The answer's first frame: the two PEFT files in order, each with its size and sha256 (the
+// bytes that follow are checked against them), or the peer's refusal.
+const ManifestFrameSchema = z.discriminatedUnion('t', [
+  z.object({ t: z.literal('error'), message: z.unknown() }),
+  z.object({
+    t: z.literal('manifest'),
+    files: z.tuple([manifestEntry(ADAPTER_FILE_NAMES[0]), manifestEntry(ADAPTER_FILE_NAMES[1])])
+  })
+])
+
 interface ManifestEntry {
   name: AdapterFileName
   size: number
@@ -73,36 +91,23 @@ interface ManifestEntry {
 }
 
 function parseManifestFrame(raw: unknown, maxBytes: number): ManifestEntry[] {
-  const f = raw as { t?: unknown; files?: unknown; code?: unknown; message?: unknown }
-  if (f?.t === 'error')
+  const f = parseWith(ManifestFrameSchema, raw, {
+    at: 'manifest',
+    error: (i) =>
+      new AdapterFetchError('ADAPTER_VERIFY_FAILED', `manifest frame is malformed: ${messageOf(i)}`)
+  })
+  if (f.t === 'error')
     throw new AdapterFetchError(
       'ADAPTER_NOT_FOUND',
       `peer has no such adapter: ${String(f.message).slice(0, 200)}`
     )
-  if (f?.t !== 'manifest' || !Array.isArray(f.files) || f.files.length !== ADAPTER_FILE_NAMES.length)
+  const files = f.files as unknown as ManifestEntry[]
+  if (files.reduce((n, e) => n + e.size, 0) > maxBytes)
     throw new AdapterFetchError(
       'ADAPTER_VERIFY_FAILED',
-      'manifest frame is malformed (needs exactly the two PEFT files)'
+      `adapter is larger than this node's limit of ${maxBytes} bytes`
     )
-  let total = 0
-  return f.files.map((e: { name?: unknown; size?: unknown; sha256?: unknown }, i) => {
-    if (e?.name !== ADAPTER_FILE_NAMES[i])
-      throw new AdapterFetchError(
-        'ADAPTER_VERIFY_FAILED',
-        `manifest file ${i} must be ${ADAPTER_FILE_NAMES[i]}`
-      )
-    if (typeof e.size !== 'number' || !Number.isInteger(e.size) || e.size < 0)
-      throw new AdapterFetchError('ADAPTER_VERIFY_FAILED', `manifest size of ${e.name} is not a byte count`)
-    total += e.size
-    if (total > maxBytes)
-      throw new AdapterFetchError(
-        'ADAPTER_VERIFY_FAILED',
-        `adapter is larger than this node's limit of ${maxBytes} bytes`
-      )
-    if (!(e.sha256 instanceof Uint8Array) || e.sha256.length !== 32)
-      throw new AdapterFetchError('ADAPTER_VERIFY_FAILED', `manifest hash of ${e.name} is not 32 bytes`)
-    return { name: e.name as AdapterFileName, size: e.size, sha256: e.sha256 }
-  })
+  return files
 }
 
 export class AdapterExchange {
@@ -124,7 +129,8 @@ export class AdapterExchange {
     if (this.#started || !this.#c.source) return
     await this.#c.host.handle(ADAPTER_PROTOCOL, (s, c) => this.#serve(s, c), {
       maxInboundStreams: 8,
-      maxOutboundStreams: 8
+      maxOutboundStreams: 8,
+      runOnLimitedConnection: true
     })
     this.#started = true
   }
@@ -140,11 +146,10 @@ export class AdapterExchange {
     const signal = AbortSignal.timeout(this.#timeoutMs)
     let cid = ''
     try {
-      const req = decodeCanonical<{ cid?: unknown }>((await lp.read({ signal })).subarray())
-      if (typeof req?.cid !== 'string' || req.cid.length > 128)
-        throw new Error('request must be { cid: string }')
+      const req = parseWith(AdapterRequestSchema, decodeCanonical((await lp.read({ signal })).subarray()), {
+        at: 'request'
+      })
       cid = req.cid
-      parseCid(cid)
       let files: AdapterFileSet
       try {
         files = await this.#c.source!.files(cid)
@@ -191,24 +196,26 @@ export class AdapterExchange {
   async #fetchAny(cid: string, from: string[], signal?: AbortSignal, model?: string): Promise<void> {
     if (!this.#c.sink)
       throw new AdapterFetchError('ADAPTER_NOT_FOUND', 'this node has no adapter store to fetch into')
-    const attempts: { peer: string; error: string }[] = []
-    for (const peer of from) {
-      try {
+    const sink = this.#c.sink
+    await tryPeers(
+      from,
+      async (peer) => {
         const files = await this.fetchFrom(cid, peer, signal)
-        await this.#c.sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
+        await sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
         this.#log.info('adapter fetched', { cid, peer, model })
-        return
-      } catch (err) {
-        if (signal?.aborted) throw err
-        attempts.push({ peer, error: (err as Error).message })
-        this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+      },
+      (attempts) => {
+        const verify = attempts.some((a) => /does not match|hash|size/.test(a.error))
+        return new AdapterFetchError(
+          verify ? 'ADAPTER_VERIFY_FAILED' : 'ADAPTER_NOT_FOUND',
+          `could not fetch adapter ${cid} from ${from.length} peer(s): ${describeAttempts(attempts)}`,
+          { cid, attempts }
+        )
+      },
+      {
+        signal,
+        onFailure: (peer, err) => this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
       }
-    }
-    const verify = attempts.some((a) => /does not match|hash|size/.test(a.error))
-    throw new AdapterFetchError(
-      verify ? 'ADAPTER_VERIFY_FAILED' : 'ADAPTER_NOT_FOUND',
-      `could not fetch adapter ${cid} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
-      { cid, attempts }
     )
   }
 
@@ -216,7 +223,10 @@ export class AdapterExchange {
   async fetchFrom(cid: string, peer: string, signal?: AbortSignal): Promise<AdapterFileSet> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
-    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, { signal: sig })
+    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, {
+      signal: sig,
+      runOnLimitedConnection: true
+    })
     try {
       const lp = framed(stream, Math.max(CHUNK_BYTES, MAX_MANIFEST_FRAME_BYTES), FETCH_BUFFER_BYTES)
       await lp.write(encodeCanonical({ cid }), { signal: sig })

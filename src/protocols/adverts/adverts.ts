@@ -6,8 +6,8 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { CapabilitySource } from '../../serving/capability.ts'
 import { BindingVerifier } from './binding.ts'
-import type { CapabilitySource } from './capability.ts'
 import { buildAdvertBody, type SignedAdvert, signAdvert } from './codec.ts'
 import {
   ADVERTS_TOPIC,
@@ -21,6 +21,14 @@ import type { AdvertIgnoreReason, AdvertRejectReason } from './errors.ts'
 import type { PeerTable } from './peer-table.ts'
 import { AdvertSync, type AdvertSyncComponents } from './sync.ts'
 import { validateAdvert } from './validate.ts'
+
+// The node builds these before any extension; services find them in their components.
+declare module '../../common/service.ts' {
+  interface NodeComponents {
+    peerTable: PeerTable
+    adverts: AdvertService
+  }
+}
 
 export interface AdvertsInit {
   heartbeatMs?: number
@@ -46,6 +54,8 @@ export interface AdvertsComponents {
   operator: OperatorBinding
   /** multiaddrs (with /p2p/) other peers should dial us on */
   addresses(): string[]
+  /** how other peers reach this node (put in the advert when given) */
+  reachability?(): 'public' | 'relayed' | 'local'
   logger: Logger
   /** when given, tables are synced with every newly identified peer (sync.ts) */
   libp2p?: AdvertSyncComponents['libp2p']
@@ -168,7 +178,8 @@ export class AdvertService {
         seq: this.#seq,
         now,
         ttlMs: this.#ttlMs,
-        adapterListLimit: this.#listLimit
+        adapterListLimit: this.#listLimit,
+        reachability: this.#c.reachability?.()
       })
       const adv = await signAdvert(body, this.#c.privateKey)
       this.#current = adv

@@ -6,16 +6,26 @@
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import {
+  anyAddress,
+  bytesOf,
+  decimalString,
+  hexBytes,
+  messageOf,
+  parseWith,
+  uint,
+  z
+} from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { bytesEqual, type Hex } from '../../crypto/hash.ts'
-import { type BloomFilter, bloomHas, createBloom } from './bloom.ts'
 import {
   ADAPTER_TIERS,
   type AdapterTier,
   type Capabilities,
   type Hardware,
   type ServedModel
-} from './capability.ts'
+} from '../../serving/capability.ts'
+import { type BloomFilter, bloomHas, createBloom } from './bloom.ts'
 import {
   ADVERT_SIGN_DOMAIN,
   ADVERT_VERSION,
@@ -32,40 +42,108 @@ import {
 } from './constants.ts'
 import { InvalidAdvertError } from './errors.ts'
 
-export interface AdapterTierSet {
-  /** how many adapters the tier holds */
-  count: number
-  /** the first ones by CID (all of them when count <= the list limit) */
-  list: string[]
-  /** all of them, when count exceeds the list limit */
-  bloom: BloomFilter | null
-}
+// Unknown fields are kept at every level (z.looseObject): they are covered by the signature, and
+// a later version may add optional ones without splitting the network.
+const text = (max = MAX_STRING_CHARS) => z.string().max(max)
 
-export interface AdvertBody {
-  v: typeof ADVERT_VERSION
-  peerId: string
-  /** operator's Ethereum address (checksummed) */
-  operator: Hex
-  /** EIP-191 signature by the operator key over operatorBindingMessage(peerId), 65 bytes */
-  operatorSig: Uint8Array
-  /** software version of the node */
-  version: string
-  /** multiaddrs to dial this peer on (announce addresses, or listen addresses) */
-  addrs: string[]
-  hardware: Hardware
-  executionProvider: 'cpu' | 'cuda'
-  models: ServedModel[]
-  adapters: Record<AdapterTier, AdapterTierSet>
-  queueDepth: number
-  freeSlots: number
-  pricePer1kTokens: string
-  /** strictly increasing per peer; a receiver ignores anything not newer than what it holds */
-  seq: number
-  /** ms since epoch when signed */
-  ts: number
-  /** ms since epoch after which the advert must be dropped */
-  expires: number
-}
+const BloomSchema = z
+  .looseObject({
+    bits: z
+      .int()
+      .min(1)
+      .max(MAX_BLOOM_BYTES * 8),
+    k: z.int().min(1).max(MAX_BLOOM_HASHES),
+    data: bytesOf(1, MAX_BLOOM_BYTES)
+  })
+  .refine((b) => Math.ceil(b.bits / 8) === b.data.length, {
+    error: 'does not match data length',
+    path: ['bits']
+  })
+
+const AdapterTierSetSchema = z
+  .looseObject({
+    /** how many adapters the tier holds */
+    count: uint(),
+    /** the first ones by CID (all of them when count <= the list limit) */
+    list: z.array(text(MAX_CID_CHARS)).max(1024),
+    /** all of them, when count exceeds the list limit */
+    bloom: BloomSchema.nullable() as z.ZodType<BloomFilter | null, unknown>
+  })
+  .superRefine((t, ctx) => {
+    if (t.list.length > t.count)
+      ctx.addIssue({ code: 'custom', path: ['list'], message: `lists more than its count of ${t.count}` })
+    else if (t.bloom === null && t.list.length !== t.count)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['list'],
+        message: 'must list every adapter when there is no Bloom filter'
+      })
+  })
+export type AdapterTierSet = z.output<typeof AdapterTierSetSchema>
+
+const HardwareSchema = z.looseObject({
+  cpu: z.looseObject({ cores: uint(), ramMb: uint(), model: text() }),
+  gpus: z.array(z.looseObject({ name: text(), driver: text(), memoryMb: uint() })).max(MAX_GPUS)
+}) as z.ZodType<Hardware, unknown>
+
+export const AdvertBodySchema = z
+  .looseObject({
+    v: z.literal(ADVERT_VERSION),
+    peerId: text(128).superRefine((id, ctx) => {
+      try {
+        peerIdFromString(id)
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'is not a peer id' })
+      }
+    }),
+    /** operator's Ethereum address (checksummed) */
+    operator: anyAddress,
+    /** EIP-191 signature by the operator key over operatorBindingMessage(peerId), 65 bytes */
+    operatorSig: bytesOf(65),
+    /** software version of the node */
+    version: text(64),
+    /** multiaddrs to dial this peer on (announce addresses, or listen addresses) */
+    addrs: z.array(text(MAX_ADDR_CHARS).regex(/^\//)).max(MAX_ADDRS),
+    hardware: HardwareSchema,
+    executionProvider: z.enum(['cpu', 'cuda']),
+    models: z
+      .array(
+        z.looseObject({
+          id: text(),
+          weightsHash: hexBytes(32),
+          /** a family registry key: 'llama', 'gemma3_text', … */
+          family: z
+            .string()
+            .max(32)
+            .regex(/^[a-z0-9_]+$/)
+            .optional()
+        })
+      )
+      .max(MAX_MODELS) as z.ZodType<ServedModel[], unknown>,
+    adapters: z.looseObject({
+      hot: AdapterTierSetSchema,
+      warm: AdapterTierSetSchema,
+      cold: AdapterTierSetSchema
+    }),
+    queueDepth: uint(),
+    freeSlots: uint(),
+    pricePer1kTokens: decimalString,
+    /** strictly increasing per peer; a receiver ignores anything not newer than what it holds */
+    seq: uint(),
+    /** ms since epoch when signed */
+    ts: uint(),
+    /** ms since epoch after which the advert must be dropped */
+    expires: uint(),
+    /**
+     * how the node is reached: public address, through a relay, or only on its LAN. Optional (added
+     * after v1 shipped): adverts without it stay valid and canonical.
+     */
+    reachability: z.enum(['public', 'relayed', 'local']).optional()
+  })
+  .refine((b) => b.expires > b.ts, { error: 'must be after ts', path: ['expires'] })
+export type AdvertBody = z.output<typeof AdvertBodySchema>
+
+const AdvertSchema = z.looseObject({ body: AdvertBodySchema, sig: bytesOf(64) })
 
 export interface SignedAdvert {
   body: AdvertBody
@@ -98,6 +176,7 @@ export interface BuildAdvertInput {
   now: number
   ttlMs: number
   adapterListLimit: number
+  reachability?: 'public' | 'relayed' | 'local'
 }
 
 export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
@@ -112,14 +191,19 @@ export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
     addrs: i.addrs.slice(0, MAX_ADDRS),
     hardware: i.caps.hardware,
     executionProvider: i.caps.executionProvider,
-    models: i.caps.models.map((m) => ({ id: m.id, weightsHash: m.weightsHash })),
+    models: i.caps.models.map((m) =>
+      m.family === undefined
+        ? { id: m.id, weightsHash: m.weightsHash }
+        : { id: m.id, weightsHash: m.weightsHash, family: m.family }
+    ),
     adapters,
     queueDepth: i.caps.queueDepth,
     freeSlots: i.caps.freeSlots,
     pricePer1kTokens: i.caps.pricePer1kTokens,
     seq: i.seq,
     ts: i.now,
-    expires: i.now + i.ttlMs
+    expires: i.now + i.ttlMs,
+    ...(i.reachability ? { reachability: i.reachability } : {})
   }
 }
 
@@ -191,119 +275,12 @@ export function decodeAdvert(bytes: Uint8Array): SignedAdvert {
   if (!bytesEqual(encodeCanonical(raw), bytes)) {
     throw new InvalidAdvertError('not-canonical', 'advert is not in canonical CBOR (RFC 8949 §4.2.1)')
   }
-  const env = obj(raw, 'advert')
-  const sig = bin(env.sig, 'sig', 64, 64)
-  const body = checkBody(env.body)
+  const { body, sig } = parseWith(AdvertSchema, raw, {
+    error: (issue) =>
+      new InvalidAdvertError('schema', `advert field ${messageOf(issue)}`, {
+        field: issue.field,
+        value: issue.value
+      })
+  })
   return { body, sig, bytes }
-}
-
-function fail(path: string, what: string): never {
-  throw new InvalidAdvertError('schema', `advert field ${path}: ${what}`, { field: path })
-}
-
-function obj(v: unknown, path: string): Record<string, unknown> {
-  if (v == null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array)
-    fail(path, 'must be a map')
-  return v as Record<string, unknown>
-}
-
-function str(v: unknown, path: string, max = MAX_STRING_CHARS, re?: RegExp): string {
-  if (typeof v !== 'string') fail(path, 'must be a string')
-  if (v.length > max) fail(path, `longer than ${max} characters`)
-  if (re && !re.test(v)) fail(path, `does not match ${re}`)
-  return v
-}
-
-function uint(v: unknown, path: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(path, 'must be a non-negative integer')
-  return v
-}
-
-function bin(v: unknown, path: string, min: number, max: number): Uint8Array {
-  if (!(v instanceof Uint8Array)) fail(path, 'must be a byte string')
-  if (v.length < min || v.length > max) fail(path, `must be ${min}..${max} bytes, is ${v.length}`)
-  return v
-}
-
-function arr(v: unknown, path: string, max: number): unknown[] {
-  if (!Array.isArray(v)) fail(path, 'must be an array')
-  if (v.length > max) fail(path, `has ${v.length} entries; at most ${max}`)
-  return v
-}
-
-const ADDRESS_RE = /^0x[0-9a-fA-F]{40}$/
-const HASH32_RE = /^0x[0-9a-f]{64}$/
-const DECIMAL_RE = /^(0|[1-9][0-9]{0,77})$/
-
-function checkHardware(v: unknown): Hardware {
-  const h = obj(v, 'hardware')
-  const cpu = obj(h.cpu, 'hardware.cpu')
-  uint(cpu.cores, 'hardware.cpu.cores')
-  uint(cpu.ramMb, 'hardware.cpu.ramMb')
-  str(cpu.model, 'hardware.cpu.model')
-  arr(h.gpus, 'hardware.gpus', MAX_GPUS).forEach((g, i) => {
-    const o = obj(g, `hardware.gpus[${i}]`)
-    str(o.name, `hardware.gpus[${i}].name`)
-    str(o.driver, `hardware.gpus[${i}].driver`)
-    uint(o.memoryMb, `hardware.gpus[${i}].memoryMb`)
-  })
-  return h as unknown as Hardware
-}
-
-function checkTier(v: unknown, path: string, adapterCount: { n: number }): AdapterTierSet {
-  const t = obj(v, path)
-  const count = uint(t.count, `${path}.count`)
-  const list = arr(t.list, `${path}.list`, Math.min(count, 1024))
-  list.forEach((c, i) => {
-    str(c, `${path}.list[${i}]`, MAX_CID_CHARS)
-  })
-  if (t.bloom !== null) {
-    const b = obj(t.bloom, `${path}.bloom`)
-    const bits = uint(b.bits, `${path}.bloom.bits`)
-    const k = uint(b.k, `${path}.bloom.k`)
-    const data = bin(b.data, `${path}.bloom.data`, 1, MAX_BLOOM_BYTES)
-    if (bits < 1 || Math.ceil(bits / 8) !== data.length)
-      fail(`${path}.bloom.bits`, 'does not match data length')
-    if (k < 1 || k > MAX_BLOOM_HASHES) fail(`${path}.bloom.k`, `must be 1..${MAX_BLOOM_HASHES}`)
-  } else if (list.length !== count) {
-    fail(`${path}.list`, 'must list every adapter when there is no Bloom filter')
-  }
-  adapterCount.n += count
-  return t as unknown as AdapterTierSet
-}
-
-function checkBody(v: unknown): AdvertBody {
-  const b = obj(v, 'body')
-  if (b.v !== ADVERT_VERSION) fail('v', `must be ${ADVERT_VERSION}`)
-  const peerId = str(b.peerId, 'peerId', 128)
-  try {
-    peerIdFromString(peerId)
-  } catch {
-    fail('peerId', 'is not a peer id')
-  }
-  str(b.operator, 'operator', 42, ADDRESS_RE)
-  bin(b.operatorSig, 'operatorSig', 65, 65)
-  str(b.version, 'version', 64)
-  arr(b.addrs, 'addrs', MAX_ADDRS).forEach((a, i) => {
-    str(a, `addrs[${i}]`, MAX_ADDR_CHARS, /^\//)
-  })
-  checkHardware(b.hardware)
-  if (b.executionProvider !== 'cpu' && b.executionProvider !== 'cuda')
-    fail('executionProvider', "must be 'cpu' or 'cuda'")
-  arr(b.models, 'models', MAX_MODELS).forEach((m, i) => {
-    const o = obj(m, `models[${i}]`)
-    str(o.id, `models[${i}].id`)
-    str(o.weightsHash, `models[${i}].weightsHash`, 66, HASH32_RE)
-  })
-  const a = obj(b.adapters, 'adapters')
-  const total = { n: 0 }
-  for (const t of ADAPTER_TIERS) checkTier(a[t], `adapters.${t}`, total)
-  uint(b.queueDepth, 'queueDepth')
-  uint(b.freeSlots, 'freeSlots')
-  str(b.pricePer1kTokens, 'pricePer1kTokens', 78, DECIMAL_RE)
-  uint(b.seq, 'seq')
-  const ts = uint(b.ts, 'ts')
-  const expires = uint(b.expires, 'expires')
-  if (expires <= ts) fail('expires', 'must be after ts')
-  return b as unknown as AdvertBody
 }

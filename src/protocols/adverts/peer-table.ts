@@ -6,7 +6,7 @@
 // second of updates only means those peers' next adverts refresh them.
 import type { Logger } from '../../common/log.ts'
 import { silentLogger } from '../../common/log.ts'
-import { ADAPTER_TIERS, type AdapterTier } from './capability.ts'
+import { ADAPTER_TIERS, type AdapterTier } from '../../serving/capability.ts'
 import { type AdvertBody, decodeAdvert, type SignedAdvert, tierHas, verifyAdvertSignature } from './codec.ts'
 
 export type PeerTableOp = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }

@@ -67,7 +67,9 @@ export class AdvertSync {
   async start(): Promise<void> {
     this.#running = true
     await this.#c.libp2p.handle(ADVERTS_SYNC_PROTOCOL, (stream) => this.#serve(stream), {
-      maxInboundStreams: SYNC_MAX_INBOUND_STREAMS
+      maxInboundStreams: SYNC_MAX_INBOUND_STREAMS,
+      // a node behind NAT may only be connected through a relay
+      runOnLimitedConnection: true
     })
     this.#c.libp2p.addEventListener('peer:identify', this.#onIdentify)
   }
@@ -103,7 +105,10 @@ export class AdvertSync {
   /** Pulls a peer's table into ours; returns what happened. */
   async syncFrom(peer: PeerId): Promise<SyncResult> {
     const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS)
-    const stream = await this.#c.libp2p.dialProtocol(peer, ADVERTS_SYNC_PROTOCOL, { signal })
+    const stream = await this.#c.libp2p.dialProtocol(peer, ADVERTS_SYNC_PROTOCOL, {
+      signal,
+      runOnLimitedConnection: true
+    })
     const result: SyncResult = { received: 0, accepted: 0, rejected: 0 }
     try {
       const lp = lpStream(stream, { maxDataLength: MAX_ADVERT_BYTES })

@@ -22,10 +22,12 @@ import {
 import type { ChunkRef } from '../../attribution/types.ts'
 import { OpenLoraError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
+import { messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import { framed } from '../infer/stream.ts'
-import type { ProtocolHost } from '../protocol-host.ts'
+import { framed } from '../shared/framed.ts'
+import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   DATANET_FETCH_TIMEOUT_MS,
   DATANET_PROTOCOL,
@@ -60,29 +62,40 @@ const VERIFY_CODES = new Set(['DATANET_VERIFY_FAILED', 'DATANET_INVALID', 'CHUNK
 /** Bundle exports at once, node-wide: each reads a datanet's records and encodes them. */
 const MAX_CONCURRENT_EXPORTS = 2
 
-function parseRequest(
-  raw: unknown
-): { t: 'bundle'; id: string; version: number } | { t: 'chunks'; refs: ChunkRef[] } {
-  const r = raw as Record<string, unknown> | null
-  if (r?.t === 'bundle' && typeof r.id === 'string' && HEX32.test(r.id) && Number.isSafeInteger(r.version))
-    return { t: 'bundle', id: r.id, version: r.version as number }
-  if (
-    r?.t === 'chunks' &&
-    Array.isArray(r.refs) &&
-    r.refs.length > 0 &&
-    r.refs.length <= MAX_CHUNKS_PER_REQUEST &&
-    r.refs.every(
-      (x: { size?: unknown; sha256?: unknown }) =>
-        Number.isSafeInteger(x?.size) &&
-        (x.size as number) > 0 &&
-        typeof x.sha256 === 'string' &&
-        HEX32.test(x.sha256)
-    )
-  )
-    return { t: 'chunks', refs: r.refs as ChunkRef[] }
-  throw new Error(
-    `request must be { t: 'bundle', id: 0x + 64 hex, version } or { t: 'chunks', refs: 1..${MAX_CHUNKS_PER_REQUEST} × { size, sha256 } }`
-  )
+const hex32 = z.string().regex(HEX32).describe('0x + 64 lowercase hex') as unknown as z.ZodType<Hex, string>
+
+/** What a peer asks for (the first and only frame it sends on a stream). */
+export const DatanetRequestSchema = z.discriminatedUnion('t', [
+  z.strictObject({ t: z.literal('bundle'), id: hex32, version: uint() }),
+  z.strictObject({
+    t: z.literal('chunks'),
+    refs: z
+      .array(z.strictObject({ size: z.int().min(1).max(Number.MAX_SAFE_INTEGER), sha256: hex32 }))
+      .min(1)
+      .max(MAX_CHUNKS_PER_REQUEST)
+  })
+])
+type DatanetRequest = z.output<typeof DatanetRequestSchema>
+
+// Answers: the bundle is checked in full by checkVersionBundle (attribution/replicate.ts), so the
+// frame schema only says it is a bundle; a chunk is checked against its ref's sha256 when stored.
+const BundleFrameSchema = z.object({
+  t: z.literal('bundle'),
+  bundle: z.looseObject({ datanet: z.looseObject({}), versions: z.array(z.unknown()) })
+})
+const ChunkFrameSchema = z.object({ t: z.literal('chunk'), bytes: z.instanceof(Uint8Array) })
+
+function parseRequest(raw: unknown): DatanetRequest {
+  return parseWith(DatanetRequestSchema, raw, { at: 'request' })
+}
+
+/** A peer's answer frame by schema; a mismatch is the peer's fault (DATANET_VERIFY_FAILED). */
+function answer<S extends z.ZodType>(schema: S, frame: unknown, what: string): z.output<S> {
+  return parseWith(schema, frame, {
+    at: 'frame',
+    error: (i) =>
+      new DatanetFetchError('DATANET_VERIFY_FAILED', `the peer did not send ${what}: ${messageOf(i)}`)
+  })
 }
 
 export class DatanetExchange {
@@ -102,7 +115,8 @@ export class DatanetExchange {
     if (this.#started) return
     await this.#c.host.handle(DATANET_PROTOCOL, (s, c) => this.#serve(s, c), {
       maxInboundStreams: 8,
-      maxOutboundStreams: 8
+      maxOutboundStreams: 8,
+      runOnLimitedConnection: true
     })
     this.#started = true
   }
@@ -195,9 +209,9 @@ export class DatanetExchange {
         'DATANET_UNTRUSTED',
         `no trusted root for version${untrusted.length > 1 ? 's' : ''} ${untrusted.join(', ')} of 1..${version}: give them (e.g. from the DatanetRegistry), or fetch unverified on purpose`
       )
-    const attempts: { peer: string; error: string; code?: string }[] = []
-    for (const peer of from) {
-      try {
+    return tryPeers(
+      from,
+      async (peer) => {
         const bundle = await this.#bundleFrom(peer, id, version, opts.signal)
         if (bundle.datanet?.id !== id)
           throw new DatanetFetchError(
@@ -227,24 +241,29 @@ export class DatanetExchange {
         )
         this.#log.info('datanet version fetched', { id, version, peer, chunks: fetched })
         return v
-      } catch (err) {
+      },
+      (attempts) => {
+        // a peer that sent something failing a check, else one that was busy, else none had it
+        const code: DatanetFetchErrorCode = attempts.some(
+          (a) => a.code !== undefined && VERIFY_CODES.has(a.code)
+        )
+          ? 'DATANET_VERIFY_FAILED'
+          : attempts.some((a) => a.code === 'DATANET_BUSY')
+            ? 'DATANET_BUSY'
+            : 'DATANET_NOT_FOUND'
+        return new DatanetFetchError(
+          code,
+          `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${describeAttempts(attempts)}`,
+          { id, version, attempts }
+        )
+      },
+      {
+        signal: opts.signal,
         // a differing local history is this node's state, not the peer's doing: no other peer
         // with the same trusted roots could help
-        if (opts.signal?.aborted || (err as { code?: string }).code === 'DATANET_FORK') throw err
-        attempts.push({ peer, error: (err as Error).message, code: (err as { code?: string }).code })
-        this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
+        fatal: (err) => (err as { code?: string }).code === 'DATANET_FORK',
+        onFailure: (peer, err) => this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
       }
-    }
-    // a peer that sent something failing a check, else one that was busy, else none had it
-    const code: DatanetFetchErrorCode = attempts.some((a) => a.code !== undefined && VERIFY_CODES.has(a.code))
-      ? 'DATANET_VERIFY_FAILED'
-      : attempts.some((a) => a.code === 'DATANET_BUSY')
-        ? 'DATANET_BUSY'
-        : 'DATANET_NOT_FOUND'
-    throw new DatanetFetchError(
-      code,
-      `could not fetch datanet ${id} version ${version} from ${from.length} peer(s): ${attempts.map((a) => `${a.peer.slice(-8)}: ${a.error}`).join('; ')}`,
-      { id, version, attempts }
     )
   }
 
@@ -258,7 +277,10 @@ export class DatanetExchange {
   ): Promise<T> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
-    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), DATANET_PROTOCOL, { signal: sig })
+    const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), DATANET_PROTOCOL, {
+      signal: sig,
+      runOnLimitedConnection: true
+    })
     try {
       const lp = framed(stream, maxFrame, maxBuffer)
       await lp.write(encodeCanonical(request), { signal: sig })
@@ -298,20 +320,8 @@ export class DatanetExchange {
       MAX_BUNDLE_FRAME_BYTES + 16,
       signal,
       async (next) => {
-        const f = (await next()) as { t?: unknown; bundle?: unknown }
-        const b = f?.bundle as Partial<VersionBundle> | undefined
-        if (
-          f?.t !== 'bundle' ||
-          typeof b !== 'object' ||
-          b === null ||
-          typeof b.datanet !== 'object' ||
-          !Array.isArray(b.versions)
-        )
-          throw new DatanetFetchError(
-            'DATANET_VERIFY_FAILED',
-            'the peer did not send a bundle { datanet, versions, contributions }'
-          )
-        return b as VersionBundle
+        const f = answer(BundleFrameSchema, await next(), 'a bundle { datanet, versions, contributions }')
+        return f.bundle as unknown as VersionBundle
       }
     )
   }
@@ -346,12 +356,7 @@ export class DatanetExchange {
         signal,
         async (next) => {
           for (const ref of batch) {
-            const f = (await next()) as { t?: unknown; bytes?: unknown }
-            if (f?.t !== 'chunk' || !(f.bytes instanceof Uint8Array))
-              throw new DatanetFetchError(
-                'DATANET_VERIFY_FAILED',
-                'the peer sent something other than a chunk'
-              )
+            const f = answer(ChunkFrameSchema, await next(), 'a chunk')
             // putChunk checks size and sha256 before anything is written
             await store.putChunk(f.bytes, ref)
           }

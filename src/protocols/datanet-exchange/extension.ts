@@ -1,19 +1,17 @@
 // How the datanet exchange joins the node (src/node/extensions.ts): a `datanetExchange` service
 // on the node's libp2p host, serving and fetching into the attribution service's DatanetStore,
 // and the admin action `POST /datanets/fetch` that `openlora datanet fetch` uses.
+
 import { multiaddr } from '@multiformats/multiaddr'
-import type { AttributionService } from '../../attribution/extension.ts'
+import type { ChainClient } from '../../chain/client.ts'
 import { OpenLoraError } from '../../common/errors.ts'
+import { messageOf, parseWith, z } from '../../common/schema.ts'
+import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import type { Hex } from '../../crypto/hash.ts'
-import type { NodeExtension } from '../../node/extensions.ts'
-import type { NodeComponents } from '../../node/services.ts'
+import { datanetVersionKey } from '../routing/dht.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
 import { DatanetReplicator } from './replicator.ts'
 
-/** What this extension reads of the chain service (src/chain/service.ts), when the node runs one. */
-interface DatanetRoots {
-  readonly client: { chainId: number; datanetVersionRoot(id: Hex, version: number): Promise<Hex> }
-}
 const ZERO_ROOT = `0x${'00'.repeat(32)}`
 
 /**
@@ -26,9 +24,9 @@ async function rootsOnChain(
   id: Hex,
   version: number
 ): Promise<Record<number, Hex> | undefined> {
-  let client: DatanetRoots['client'] | undefined
+  let client: ChainClient | undefined
   try {
-    client = (components.services.chain as DatanetRoots | undefined)?.client
+    client = components.services.chain?.client
   } catch {
     return undefined // the chain service is configured but not started
   }
@@ -62,6 +60,55 @@ async function rootsOnChain(
 class DatanetFetchRequestError extends OpenLoraError<'BAD_REQUEST'> {}
 const bad = (message: string) => new DatanetFetchRequestError('BAD_REQUEST', message)
 const HEX32 = /^0x[0-9a-f]{64}$/
+
+/** The body of POST /datanets/fetch (what `openlora datanet fetch` sends). */
+const FetchBodySchema = z.strictObject({
+  id: z.string().regex(HEX32).describe('a datanet id (0x + 64 lowercase hex)') as unknown as z.ZodType<
+    Hex,
+    string
+  >,
+  version: z.int().min(1).max(0xffffffff),
+  /** peers to copy from (peer ids or multiaddrs); absent or empty: the DHT's providers */
+  from: z.array(z.string().max(512)).max(16).optional(),
+  /** version → root to trust (e.g. read from the registry by the caller) */
+  roots: z
+    .record(
+      z.string().regex(/^\d+$/).describe('a version number'),
+      z
+        .string()
+        .regex(/^0x[0-9a-fA-F]{64}$/)
+        .describe('a root (0x + 64 hex)')
+    )
+    .optional(),
+  unverified: z.boolean().optional()
+})
+
+/** Holders of a datanet version according to the DHT (src/node/providers.ts provides them). */
+async function providersOf(components: NodeComponents, id: string, version: number): Promise<string[]> {
+  const out: string[] = []
+  try {
+    const key = await datanetVersionKey(id, version)
+    for await (const p of components.libp2p.contentRouting.findProviders(key, {
+      signal: AbortSignal.timeout(10_000)
+    })) {
+      if (p.id.equals(components.identity.peerId)) continue
+      out.push(p.id.toString())
+      if (out.length >= 8) break
+    }
+  } catch (err) {
+    if (out.length === 0)
+      throw new DatanetFetchError(
+        'DATANET_NOT_FOUND',
+        `no peer named and the DHT found no holder of datanet ${id} version ${version}: ${(err as Error).message}`
+      )
+  }
+  if (out.length === 0)
+    throw new DatanetFetchError(
+      'DATANET_NOT_FOUND',
+      `no peer named and the DHT found no holder of datanet ${id} version ${version}`
+    )
+  return out
+}
 
 /** `from` entries are peer ids, or multiaddrs ending in /p2p/ID that the node dials first. */
 async function peerIds(components: NodeComponents, from: unknown): Promise<string[]> {
@@ -97,46 +144,38 @@ async function peerIds(components: NodeComponents, from: unknown): Promise<strin
 /** The node's datanet exchange, with `replicator` for copies the attribution service asks for. */
 export type DatanetExchangeService = DatanetExchange & { replicator: DatanetReplicator }
 
+declare module '../../common/service.ts' {
+  interface Services {
+    datanetExchange: DatanetExchangeService
+  }
+}
+
 function datanetExchangeService(components: NodeComponents): DatanetExchangeService {
-  const attribution = () => components.services.attribution as AttributionService | undefined
+  const attribution = () => components.services.attribution
   const exchange = new DatanetExchange({
     host: components.libp2p,
     store: () => attribution()?.store,
     logger: components.logger.child('datanet-exchange')
   })
   components.admin.action('/datanets/fetch', async (body) => {
-    const b = body as {
-      id?: unknown
-      version?: unknown
-      from?: unknown
-      roots?: unknown
-      unverified?: unknown
-    } | null
-    if (typeof b?.id !== 'string' || !HEX32.test(b.id))
-      throw bad('id must be a datanet id (0x + 64 lowercase hex)')
-    if (!Number.isSafeInteger(b.version) || (b.version as number) < 1)
-      throw bad('version must be an integer ≥ 1')
+    const b = parseWith(FetchBodySchema, body, { at: 'body', error: (i) => bad(messageOf(i)) })
     const roots: Record<number, Hex> = {}
-    if (b.roots !== undefined) {
-      if (typeof b.roots !== 'object' || b.roots === null) throw bad('roots must map versions to roots')
-      for (const [v, r] of Object.entries(b.roots)) {
-        if (!/^\d+$/.test(v) || typeof r !== 'string' || !HEX32.test(r.toLowerCase()))
-          throw bad(`roots: ${v} → ${String(r)} is not version → 0x + 64 hex`)
-        roots[Number(v)] = r.toLowerCase() as Hex
-      }
-    }
-    if (b.unverified !== undefined && typeof b.unverified !== 'boolean')
-      throw bad('unverified must be true or false')
+    for (const [v, r] of Object.entries(b.roots ?? {})) roots[Number(v)] = r.toLowerCase() as Hex
     // no roots given: the node's own chain, when it has one, says what to trust
     let rootsFrom: 'request' | 'chain' | 'none' = Object.keys(roots).length > 0 ? 'request' : 'none'
     if (rootsFrom === 'none' && b.unverified !== true) {
-      const onChain = await rootsOnChain(components, b.id as Hex, b.version as number)
+      const onChain = await rootsOnChain(components, b.id, b.version)
       if (onChain) {
         Object.assign(roots, onChain)
         rootsFrom = 'chain'
       }
     }
-    const v = await exchange.fetchVersion(b.id, b.version as number, await peerIds(components, b.from), {
+    // no peers named: the DHT's provider records for that version say who holds it
+    const from =
+      b.from === undefined || (Array.isArray(b.from) && b.from.length === 0)
+        ? await providersOf(components, b.id, b.version)
+        : await peerIds(components, b.from)
+    const v = await exchange.fetchVersion(b.id, b.version, from, {
       trustedRoots: roots,
       unverified: b.unverified === true
     })

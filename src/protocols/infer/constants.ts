@@ -27,9 +27,8 @@ export const MAX_PROMPT_IDS = 32_768
 export const MAX_MESSAGES = 256
 /** The wire limit; the engine's own (config) limit on new tokens may be lower and is checked there. */
 export const MAX_NEW_TOKENS = 4096
-export const MAX_STOP_TOKEN_IDS = 64
-export const MAX_STOP_STRINGS = 16
-export const MAX_STOP_STRING_CHARS = 64
+/** Stop ids and strings: the runtime's limits (runtime/generate.ts), the same on the wire. */
+export { MAX_STOP_STRING_CHARS, MAX_STOP_STRINGS, MAX_STOP_TOKEN_IDS } from '../../runtime/generate.ts'
 export const MAX_TOKEN_TEXT_CHARS = 256
 export const MAX_ERROR_MESSAGE_CHARS = 1024
 /** A voucher is an EIP-712 message plus a 65-byte signature; 4 KiB is several times that. */
@@ -55,7 +54,9 @@ export const PROGRESS_INTERVAL_MS = 10_000
 export const DEFAULT_MAX_CONCURRENT_JOBS_PER_PEER = 8
 export const DEFAULT_REQUESTS_PER_SECOND_PER_PEER = 20
 export const DEFAULT_REQUEST_BURST_PER_PEER = 40
-export const DEFAULT_MAX_PROMPT_TOKENS = 4096
+/** The engine's default sequence length (runtime/engine/config.ts): a longer prompt can never run,
+ * and refusing it here costs the client one round trip instead of a queued job. */
+export const DEFAULT_MAX_PROMPT_TOKENS = 2048
 /** All jobs this node runs or relays at once; beyond it BUSY. */
 export const DEFAULT_MAX_CONCURRENT_JOBS = 128
 /** Inbound streams libp2p lets one connection open for this protocol (> per-peer job limit so extra ones get a typed error instead of a reset). */
@@ -67,3 +68,6 @@ export const MAX_OUTBOUND_STREAMS = 256
  * sends only progress frames.
  */
 export const FORWARD_FIRST_FRAME_TIMEOUT_MS = 2 * PROGRESS_INTERVAL_MS
+
+/** How long a job waits for the DHT to name an adapter's holders when no advert does. */
+export const PROVIDER_LOOKUP_TIMEOUT_MS = 5_000

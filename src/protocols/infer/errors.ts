@@ -1,7 +1,7 @@
 // Errors of the infer protocol. The codes cross the wire in `error` frames, so they are a closed
 // union; `retryAfterMs` rides along for BUSY and RATE_LIMITED.
 import { OpenLoraError } from '../../common/errors.ts'
-import type { PaymentTerms } from './codec.ts'
+import type { PaymentTerms } from './terms.ts'
 
 export const INFER_ERROR_CODES = [
   'BAD_REQUEST',
@@ -64,7 +64,9 @@ const RUNTIME_CODES: Record<string, InferErrorCode> = {
   NOT_INCREASING: 'PAYMENT_REQUIRED',
   UNDERPAID: 'PAYMENT_REQUIRED',
   INSUFFICIENT_ESCROW: 'PAYMENT_REQUIRED',
-  WITHDRAWAL_PENDING: 'PAYMENT_REQUIRED'
+  WITHDRAWAL_PENDING: 'PAYMENT_REQUIRED',
+  JOB_REPLAYED: 'PAYMENT_REQUIRED',
+  UNKNOWN_ADAPTER: 'PAYMENT_REQUIRED'
 }
 
 /** Maps anything thrown by the engine or the stream onto an InferError the client can act on. */

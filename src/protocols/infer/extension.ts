@@ -3,104 +3,96 @@
 // its capabilities), `adapterExchange` (serves adapter bytes by CID and fetches missing ones) and
 // `infer` (the /openlora/infer/1.0.0 handler, routing through the PeerTable). A node with no
 // models configured still relays jobs to peers that serve them.
+
 import { join, resolve } from 'node:path'
-import type { Hex } from '../../crypto/hash.ts'
-import type { NodeConfig, Spec } from '../../node/config/schema.ts'
-import type { NodeExtension } from '../../node/extensions.ts'
-import type { NodeComponents, Service } from '../../node/services.ts'
+import { CID } from 'multiformats/cid'
+import { provenanceCommitment } from '../../attribution/provenance.ts'
+import { messageOf, parseWith, z } from '../../common/schema.ts'
+import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
+import { DEFAULT_LIMITS, engineLimitFields } from '../../runtime/engine/config.ts'
+import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
+import type { ServingStack } from '../../serving/stack.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
-import type { AttributionProvider, PaymentGate } from './backend.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
-import { InferService, provenanceAttribution } from './infer.ts'
-import type { ServingStack } from './serving.ts'
+import { InferService } from './infer.ts'
 
-export interface InferConfig {
+// Every key's range and default, in one place. The engine's limits (maxBatch, maxSeqLen,
+// maxQueued, maxNewTokens) and the LoRA pool defaults are the runtime's own, reused here so the
+// config file and the library never disagree.
+export const InferConfigSchema = z.strictObject({
   /** Hugging Face checkpoint directories this node serves; empty = relay only */
-  models: string[]
+  models: z
+    .array(z.string().min(1))
+    .max(8)
+    .default([])
+    .describe('a list of checkpoint directories (at most 8)'),
   /** where built ONNX graphs are cached; '' = <dataDir>/model-cache */
-  modelCacheDir: string
-  executionProvider: 'cpu' | 'cuda'
+  modelCacheDir: z.string().default('').describe("a directory, or '' for <dataDir>/model-cache"),
+  executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
   /** base weights as built into the graph: fp32 (exact) or int8 (block-quantized; faster, see docs/RUNTIME-MODEL.md) */
-  weightFormat: WeightFormat
+  weightFormat: z.enum(WEIGHT_FORMATS as unknown as [WeightFormat, ...WeightFormat[]]).default('fp32'),
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
-  intraOpThreads: number
+  intraOpThreads: z.int().min(0).max(256).default(0),
   /**
    * let ORT's threads spin between ops: ~10 % faster steps on a machine the node has to itself,
    * much slower on a shared one (runtime/model/loaded-model.ts), hence off by default
    */
-  threadSpinning: boolean
-  maxBatch: number
+  threadSpinning: z.boolean().default(false),
+  maxBatch: engineLimitFields.maxBatch,
   /** tokens per sequence (prompt + output); 0 = the model's limit, at most 2048 */
-  maxSeqLen: number
-  /** LoRA slots per pool (slot 0 is "no adapter") */
-  slots: number
-  maxRank: number
-  maxQueued: number
-  maxNewTokens: number
-  warmBudgetMb: number
-  maxConcurrentJobsPerPeer: number
-  requestsPerSecondPerPeer: number
-  requestBurstPerPeer: number
-  maxConcurrentJobs: number
-  maxPromptTokens: number
+  maxSeqLen: z
+    .int()
+    .min(0)
+    .max(1 << 20)
+    .default(0),
+  /** LoRA slots per pool (slot 0 is "no adapter"); the model's default, which is safe for an 8B model */
+  slots: z.int().min(2).max(100_000).default(MODEL_DEFAULTS.pool.slots),
+  maxRank: z.int().min(1).max(4096).default(MODEL_DEFAULTS.pool.maxRank),
+  maxQueued: engineLimitFields.maxQueued,
+  /** the engine's default, capped at what a request frame may ask for */
+  maxNewTokens: engineLimitFields.maxNewTokens
+    .unwrap()
+    .max(C.MAX_NEW_TOKENS)
+    .default(DEFAULT_LIMITS.maxNewTokens),
+  warmBudgetMb: z
+    .int()
+    .min(1)
+    .max(1 << 20)
+    .default(2048),
+  maxConcurrentJobsPerPeer: z.int().min(1).max(10_000).default(C.DEFAULT_MAX_CONCURRENT_JOBS_PER_PEER),
+  requestsPerSecondPerPeer: z.int().min(1).max(100_000).default(C.DEFAULT_REQUESTS_PER_SECOND_PER_PEER),
+  requestBurstPerPeer: z.int().min(1).max(100_000).default(C.DEFAULT_REQUEST_BURST_PER_PEER),
+  maxConcurrentJobs: z.int().min(1).max(100_000).default(C.DEFAULT_MAX_CONCURRENT_JOBS),
+  maxPromptTokens: z.int().min(1).max(C.MAX_PROMPT_IDS).default(C.DEFAULT_MAX_PROMPT_TOKENS),
   /** fetch adapters this node lacks from peers that advertise them */
-  fetchAdapters: boolean
-}
+  fetchAdapters: z.boolean().default(true)
+})
 
-const int = (min: number, max: number): Spec => ({ type: 'int', min, max })
+export type InferConfig = z.output<typeof InferConfigSchema>
 
-export const INFER_CONFIG_SPEC: Spec = {
-  type: 'section',
-  fields: {
-    models: { type: 'strings', maxItems: 8, pattern: /^.+$/, hint: 'checkpoint directories' },
-    modelCacheDir: { type: 'string', hint: "a directory, or '' for <dataDir>/model-cache" },
-    executionProvider: { type: 'string', enum: ['cpu', 'cuda'] },
-    weightFormat: { type: 'string', enum: [...WEIGHT_FORMATS] },
-    intraOpThreads: int(0, 256),
-    threadSpinning: { type: 'bool' },
-    maxBatch: int(1, 1024),
-    maxSeqLen: int(0, 1 << 20),
-    slots: int(2, 100_000),
-    maxRank: int(1, 4096),
-    maxQueued: int(0, 1 << 20),
-    maxNewTokens: int(1, C.MAX_NEW_TOKENS),
-    warmBudgetMb: int(1, 1 << 20),
-    maxConcurrentJobsPerPeer: int(1, 10_000),
-    requestsPerSecondPerPeer: int(1, 100_000),
-    requestBurstPerPeer: int(1, 100_000),
-    maxConcurrentJobs: int(1, 100_000),
-    maxPromptTokens: int(1, C.MAX_PROMPT_IDS),
-    fetchAdapters: { type: 'bool' }
+/** The body of POST /adapters/add (what `openlora adapter add` sends to a running node). */
+const AddAdapterBodySchema = z.strictObject({
+  dir: z.string().min(1).max(4096).describe('an adapter directory'),
+  model: z.string().min(1).max(4096).describe('a model id or checkpoint directory').optional()
+})
+
+export const INFER_CONFIG_DEFAULTS: InferConfig = InferConfigSchema.parse({})
+
+declare module '../../common/service.ts' {
+  interface Services {
+    serving: ServingStack & Service
+    adapterExchange: AdapterExchange
+    infer: InferService
+  }
+  interface NodeConfig {
+    infer?: Partial<InferConfig>
   }
 }
 
-export const INFER_CONFIG_DEFAULTS: InferConfig = {
-  models: [],
-  modelCacheDir: '',
-  executionProvider: 'cpu',
-  weightFormat: 'fp32',
-  intraOpThreads: 0,
-  threadSpinning: false,
-  // engine defaults (src/runtime/engine/config.ts), repeated so the config file shows them
-  maxBatch: 8,
-  maxSeqLen: 0,
-  slots: 64,
-  maxRank: 16,
-  maxQueued: 64,
-  maxNewTokens: 1024,
-  warmBudgetMb: 2048,
-  maxConcurrentJobsPerPeer: C.DEFAULT_MAX_CONCURRENT_JOBS_PER_PEER,
-  requestsPerSecondPerPeer: C.DEFAULT_REQUESTS_PER_SECOND_PER_PEER,
-  requestBurstPerPeer: C.DEFAULT_REQUEST_BURST_PER_PEER,
-  maxConcurrentJobs: C.DEFAULT_MAX_CONCURRENT_JOBS,
-  maxPromptTokens: C.DEFAULT_MAX_PROMPT_TOKENS,
-  fetchAdapters: true
-}
-
 export function inferConfigOf(config: NodeConfig): InferConfig {
-  return { ...INFER_CONFIG_DEFAULTS, ...((config.infer as Partial<InferConfig> | undefined) ?? {}) }
+  return InferConfigSchema.parse(config.infer ?? {})
 }
 
 /** Where a node keeps its adapter stores (also what `openlora adapter add|list` opens). */
@@ -122,7 +114,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
   const c = inferConfigOf(components.config)
   const current = await components.capabilities.capabilities()
   // Loaded on demand: ONNX Runtime's native library is only needed by nodes that serve.
-  const { ServingStack } = await import('./serving.ts')
+  const { ServingStack } = await import('../../serving/stack.ts')
   const stack = new ServingStack(
     {
       models: c.models.map((m) => resolve(m)),
@@ -172,15 +164,11 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
   })
   // `openlora adapter add` on a running node: the store is the node's (its LevelDB is locked)
   components.admin.action('/adapters/add', async (body) => {
-    const b = body as { dir?: unknown; model?: unknown } | null
-    if (typeof b?.dir !== 'string' || b.dir.length === 0 || b.dir.length > 4096)
-      throw new InferError(
-        'BAD_REQUEST',
-        'body must be { dir: adapter directory, model?: model id or checkpoint directory }'
-      )
-    if (b.model !== undefined && (typeof b.model !== 'string' || b.model.length > 4096))
-      throw new InferError('BAD_REQUEST', 'model must be a model id or checkpoint directory')
-    return stack.importAdapter(b.dir, b.model as string | undefined)
+    const b = parseWith(AddAdapterBodySchema, body, {
+      at: 'body',
+      error: (i) => new InferError('BAD_REQUEST', messageOf(i))
+    })
+    return stack.importAdapter(b.dir, b.model)
   })
   return Object.assign(stack, {
     start: async () => {
@@ -191,7 +179,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
 }
 
 function adapterExchangeService(components: NodeComponents): AdapterExchange {
-  const serving = components.services.serving as ServingStack | undefined
+  const serving = components.services.serving
   // The stores exist only after serving started, so both sides look them up per call: an adapter
   // is served from whichever model's store holds it, and fetched into the store of the model the
   // job asked for (checked against that base model).
@@ -224,30 +212,35 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
 
 function inferService(components: NodeComponents): InferService {
   const c = inferConfigOf(components.config)
-  const serving = components.services.serving as ServingStack | undefined
-  const exchange = components.services.adapterExchange as AdapterExchange | undefined
+  const serving = components.services.serving
+  const exchange = components.services.adapterExchange
   return new InferService(
     {
       host: components.libp2p,
       peerId: components.identity.peerId.toString(),
       privateKey: components.identity.privateKey,
-      operator: components.identity.operator.account as never,
+      operator: components.identity.operator.account,
       backend: serving,
       peers: components.peerTable,
       adapterFetcher: c.fetchAdapters ? exchange : undefined,
+      // the DHT's provider records (src/node/providers.ts publishes this node's)
+      adapterProviders: async (cid, signal) => {
+        const out: string[] = []
+        for await (const p of components.libp2p.contentRouting.findProviders(CID.parse(cid), { signal })) {
+          out.push(p.id.toString())
+          if (out.length >= 3) break
+        }
+        return out
+      },
       // the chain layer's service, when the node runs one (docs/CHAIN.md); looked up per job
-      payments: () => components.services.chain as PaymentGate | undefined,
+      payments: () => components.services.chain,
       // span attribution when an `attribution` service offers a provider (docs/ATTRIBUTION.md
       // spanAttributionProvider), else the adapter provenance summary
       attribution: (job) => {
-        const provider = (components.services.attribution as { provider?: AttributionProvider } | undefined)
-          ?.provider
-        return provider ? provider(job) : provenanceAttribution(job)
+        const provider = components.services.attribution?.provider
+        return provider ? provider(job) : provenanceCommitment(job)
       },
-      attributionProof: async (jobId) =>
-        (
-          components.services.attribution as { proofs?: { get(jobId: Hex): Promise<unknown> } } | undefined
-        )?.proofs?.get(jobId),
+      attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
       logger: components.logger.child('infer')
     },
     {
@@ -263,6 +256,6 @@ function inferService(components: NodeComponents): InferService {
 
 export const inferExtension: NodeExtension = {
   name: 'infer',
-  config: { infer: { spec: INFER_CONFIG_SPEC, defaults: INFER_CONFIG_DEFAULTS } },
+  config: { infer: { schema: InferConfigSchema } },
   services: () => ({ serving: servingService, adapterExchange: adapterExchangeService, infer: inferService })
 }

@@ -3,11 +3,12 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../../common/log.ts'
 import type { LatencyTracker } from '../routing/router.ts'
+import { framed } from '../shared/framed.ts'
+import type { InferHost } from './components.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
-import type { InferHost } from './infer.ts'
 import type { Job } from './job.ts'
-import { framed, readResponses, writeFrame } from './stream.ts'
+import { readResponses, writeFrame } from './stream.ts'
 
 export interface ForwardContext {
   host: InferHost
@@ -23,7 +24,9 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
   const out = await ctx.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
     signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_FIRST_FRAME_TIMEOUT_MS)]),
     // the protocol id rides with the request: one round trip less per forwarded job
-    negotiateFully: false
+    negotiateFully: false,
+    // a peer behind NAT is reached through a relay (limits sized for jobs by network.relay)
+    runOnLimitedConnection: true
   })
   const onAbort = () => out.abort(new Error('job cancelled upstream'))
   job.signal.addEventListener('abort', onAbort, { once: true })

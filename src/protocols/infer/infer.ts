@@ -6,10 +6,7 @@
 import type { Connection, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { LengthPrefixedStream } from '@libp2p/utils'
-import type { Address } from 'viem'
 import { type Logger, silentLogger } from '../../common/log.ts'
-import type { Hex } from '../../crypto/hash.ts'
-import type { ProtocolHost } from '../protocol-host.ts'
 import {
   LatencyTracker,
   type PeerDirectory,
@@ -17,7 +14,8 @@ import {
   type RouteTarget,
   whyNoRoute
 } from '../routing/router.ts'
-import type { AdapterFetcher, AttributionProvider, PaymentGate, ServingBackend } from './backend.ts'
+import { framed } from '../shared/framed.ts'
+import { PeerLimits } from '../shared/limits.ts'
 import {
   decodeRequestFrame,
   errorFrame,
@@ -25,55 +23,16 @@ import {
   type ResponseFrame,
   requestSigningBytes
 } from './codec.ts'
+import type { InferComponents, InferHost, InferInit } from './components.ts'
 import * as C from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
 import { forwardJob } from './forward.ts'
 import type { Job } from './job.ts'
-import { PeerLimits } from './limits.ts'
 import { type LocalContext, serveLocal } from './local.ts'
-import { type ReceiptDomain, ZERO_ADDRESS } from './receipt.ts'
-import { framed, writeFrame } from './stream.ts'
+import { ZERO_ADDRESS } from './receipt.ts'
+import { writeFrame } from './stream.ts'
 
-export { provenanceAttribution } from './local.ts'
-
-export interface InferInit {
-  /** wei per 1,000 tokens, decimal string */
-  pricePer1kTokens?: string
-  maxConcurrentJobsPerPeer?: number
-  requestsPerSecondPerPeer?: number
-  requestBurstPerPeer?: number
-  maxConcurrentJobs?: number
-  maxPromptTokens?: number
-  maxHops?: number
-  progressIntervalMs?: number
-  /** EIP-712 domain of receipts; chainId 0 and the zero address without a chain */
-  receiptDomain?: ReceiptDomain
-}
-
-/** The libp2p host's surface this service uses (a Libp2p node fits). */
-export type InferHost = ProtocolHost
-
-export interface InferComponents {
-  host: InferHost
-  peerId: string
-  /** the libp2p private key: signs receipts */
-  privateKey: { sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }
-  /** the operator account (viem LocalAccount): signs receipts as EIP-712 */
-  operator: { address: Address; signTypedData(td: never): Promise<Hex> }
-  /** absent on a node that only relays */
-  backend?: ServingBackend
-  peers?: PeerDirectory
-  adapterFetcher?: AdapterFetcher
-  attribution?: AttributionProvider
-  /**
-   * the full proof the attribution provider kept for a job (undefined when it attributed by
-   * provenance only); sent with the result so the client can check it against on-chain roots
-   */
-  attributionProof?: (jobId: Hex) => Promise<unknown>
-  /** the chain layer, looked up per job (it may start after this service); absent = free jobs only */
-  payments?: () => PaymentGate | undefined
-  logger?: Logger
-}
+export type { InferComponents, InferHost, InferInit }
 
 const RETRYABLE = new Set(['BUSY', 'INTERNAL', 'ADAPTER_NOT_FOUND', 'MODEL_NOT_FOUND', 'RATE_LIMITED'])
 const emptyPeers: PeerDirectory = { query: () => [] }
@@ -113,7 +72,9 @@ export class InferService {
     if (this.#started) return
     await this.#c.host.handle(C.INFER_PROTOCOL, (s, c) => this.handle(s, c), {
       maxInboundStreams: C.MAX_INBOUND_STREAMS,
-      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS
+      maxOutboundStreams: C.MAX_OUTBOUND_STREAMS,
+      // jobs to a node behind NAT arrive over a relayed connection
+      runOnLimitedConnection: true
     })
     this.#started = true
   }
@@ -269,6 +230,17 @@ export class InferService {
       selfOperator: this.#c.operator.address
     }
     const plan = planRoute(input)
+    if (plan.length === 0 && hasModel && body.adapter !== null && this.#c.adapterFetcher) {
+      // no advert names a holder: the DHT's provider records may (then fetch and serve here)
+      const from = await this.#c
+        .adapterProviders?.(
+          body.adapter,
+          AbortSignal.any([job.signal, AbortSignal.timeout(C.PROVIDER_LOOKUP_TIMEOUT_MS)])
+        )
+        .catch(() => [])
+      const sources = (from ?? []).filter((p) => p !== this.#c.peerId && p !== body.client)
+      if (sources.length > 0 && load.freeSlots > 0) return [{ kind: 'local', fetchFrom: sources }]
+    }
     if (plan.length === 0) {
       const code = whyNoRoute(input)
       throw new InferError(

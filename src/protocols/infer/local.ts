@@ -1,12 +1,15 @@
-// Serving a job on this node: fetch the adapter when a peer has to supply it, check the payment,
-// run the engine, stream tokens, then sign the receipt (and store the payment) before the result.
+// Serving a job on this node: check the payment and reserve the job's worst case (before any
+// work, the adapter fetch included), fetch the adapter when a peer has to supply it, run the
+// engine, record each token as owed before sending it, then sign the receipt (and store the
+// payment) before the result. A job that ends any other way is still owed what it delivered.
 
-import { checkProofSchema } from '../../attribution/proof-schema.ts'
-import { type SignedVoucher, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
+import { type AttributionProof, AttributionProofSchema } from '../../attribution/proof-schema.ts'
+import { provenanceCommitment } from '../../attribution/provenance.ts'
+import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
-import type { AttributionProvider, GenerateRequest, PaymentGate } from './backend.ts'
+import type { GenerateRequest } from '../../serving/backend.ts'
 import {
   encodeFrame,
   PAYMENT_REASONS,
@@ -14,9 +17,10 @@ import {
   type RequestFrame,
   type ResultFrame
 } from './codec.ts'
+import type { InferComponents, InferInit } from './components.ts'
 import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
-import type { InferComponents, InferInit } from './infer.ts'
+import type { PaymentGate } from './gates.ts'
 import type { Job } from './job.ts'
 import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
 
@@ -26,23 +30,11 @@ export interface LocalContext {
   log: Logger
 }
 
-export const provenanceAttribution: AttributionProvider = (ctx) => ({
-  method: 'provenance',
-  datanets: [],
-  contributors: [],
-  proofHash: sha256Hex(encodeCanonical({ modelHash: ctx.modelHash, adapter: ctx.adapter }))
-})
-
 export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContext): Promise<void> {
   const { body } = job.frame
   const backend = ctx.c.backend
   const model = backend?.models().find((m) => m.modelId === body.model)
   if (!backend || !model) throw new InferError('MODEL_NOT_FOUND', `this node does not serve ${body.model}`)
-  if (body.adapter !== null && fetchFrom.length > 0) {
-    if (!ctx.c.adapterFetcher)
-      throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
-    await ctx.c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal, model: body.model })
-  }
   const req: GenerateRequest = {
     model: body.model,
     adapter: body.adapter,
@@ -67,6 +59,37 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
   const tCheck = performance.now()
   const payment = gate ? await checkPayment(gate, body, promptTokens, ctx) : undefined
   const checkMs = performance.now() - tCheck
+  let finished = false
+  try {
+    await serveChecked(job, fetchFrom, ctx, { model, req, gate, payment, checkMs })
+    finished = true
+  } finally {
+    // an abort, an error or a timeout: the tokens already sent are owed all the same (H2)
+    if (payment && !finished)
+      await payment.job.end().catch((err) => ctx.log.warn('recording a cut-off job failed', { err }))
+  }
+}
+
+async function serveChecked(
+  job: Job,
+  fetchFrom: string[],
+  ctx: LocalContext,
+  s: {
+    model: { modelId: string; weightsHash: Hex }
+    req: GenerateRequest
+    gate: PaymentGate | undefined
+    payment: Payment | undefined
+    checkMs: number
+  }
+): Promise<void> {
+  const { body } = job.frame
+  const backend = ctx.c.backend!
+  const { model, req, gate, payment, checkMs } = s
+  if (body.adapter !== null && fetchFrom.length > 0) {
+    if (!ctx.c.adapterFetcher)
+      throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
+    await ctx.c.adapterFetcher.fetch(body.adapter, fetchFrom, { signal: job.signal, model: body.model })
+  }
   const startedAt = Date.now()
   const route = [...job.frame.route, ctx.c.peerId]
   // generate() checks and queues at once (BUSY, limits), so a refusal comes before `accepted`
@@ -79,14 +102,17 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
     queuePosition: backend.load().queueDepth,
     route
   })
+  let sent = 0
   for await (const ev of events) {
     if (ev.type === 'token') {
+      // owed before it leaves: a crash right after still counts it
+      if (payment) await payment.job.delivered(++sent)
       await job.send({ t: 'token', index: ev.index, id: ev.id, text: ev.text })
       continue
     }
     if (job.signal.aborted) throw job.signal.reason
     const tAttribution = performance.now()
-    const attribution = await (ctx.c.attribution ?? provenanceAttribution)({
+    const attribution = await (ctx.c.attribution ?? provenanceCommitment)({
       jobId: body.jobId,
       modelHash: model.weightsHash,
       adapter: body.adapter,
@@ -118,7 +144,7 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
     const receipt = await signReceipt(receiptBody, {
       peerId: ctx.c.peerId,
       signPeer: (d) => ctx.c.privateKey.sign(d),
-      operator: ctx.c.operator as never,
+      operator: ctx.c.operator,
       domain: gate
         ? { chainId: gate.domain.chainId, verifyingContract: gate.domain.settlement }
         : ctx.init.receiptDomain
@@ -126,9 +152,8 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
     const signMs = performance.now() - tSign
     const tRecord = performance.now()
     // The payment is stored before the client sees the result (docs/CHAIN.md).
-    if (gate && payment)
-      await gate.recordPayment(payment.voucher, {
-        jobId: body.jobId,
+    if (payment)
+      await payment.job.finish({
         amountDue: BigInt(receiptBody.amountDue),
         attribution: {
           datanets: receiptBody.attribution.datanets,
@@ -185,23 +210,26 @@ const round = (ms: number) => Math.round(ms * 100) / 100
  * ids are the client's to choose, so a stored proof under the same id may be another job's) and
  * passes the schema the client checks (else the client would refuse the whole result).
  */
-function sentProof(proof: unknown, proofHash: Hex): unknown {
+function sentProof(proof: unknown, proofHash: Hex): AttributionProof | undefined {
   if (proof === undefined) return undefined
   try {
     if (sha256Hex(encodeCanonical(proof)) !== proofHash) return undefined
   } catch {
     return undefined
   }
-  return checkProofSchema(proof) === undefined ? proof : undefined
+  const checked = AttributionProofSchema.safeParse(proof)
+  return checked.success ? checked.data : undefined
 }
 
-/** A paid job needs a voucher the chain layer accepts for its worst case (maxNewTokens). */
+type Payment = { job: Awaited<ReturnType<PaymentGate['openJob']>>; hash: Hex }
+
+/** A paid job needs a voucher the chain layer accepts, and reserves, for its worst case. */
 async function checkPayment(
   gate: PaymentGate,
   body: RequestFrame['body'],
   promptTokens: number | undefined,
   ctx: LocalContext
-): Promise<{ voucher: SignedVoucher; hash: Hex } | undefined> {
+): Promise<Payment | undefined> {
   const price = BigInt(ctx.init.pricePer1kTokens)
   // Without a tokenizer count, the prompt's characters bound its tokens from above.
   const prompt =
@@ -226,8 +254,14 @@ async function checkPayment(
   }
   try {
     const voucher = voucherFromJson(body.voucher)
-    await gate.checkVoucher(voucher, { adapterId: adapterIdOf(body.adapter), maxAmountDue })
-    return { voucher, hash: voucherHash(gate.domain, voucher) }
+    const paid = await gate.openJob(voucher, {
+      jobId: body.jobId,
+      adapterId: adapterIdOf(body.adapter),
+      maxAmountDue,
+      promptTokens: prompt,
+      pricePer1kTokens: price
+    })
+    return { job: paid, hash: voucherHash(gate.domain, voucher) }
   } catch (err) {
     const e = toInferError(err)
     const reason = (err as { code?: string }).code

@@ -4,10 +4,20 @@
 // operator key as EIP-712 typed data so the settlement contract can check it on-chain.
 // `verifyReceipt` runs every check in a fixed order and names the first one that fails.
 import { peerIdFromString } from '@libp2p/peer-id'
-import { type Address, hashTypedData, recoverTypedDataAddress } from 'viem'
+import { type Address, hashTypedData, type LocalAccount, recoverTypedDataAddress } from 'viem'
 import { RECEIPT_TYPES, receiptDomain } from '../../chain/eip712.ts'
+import {
+  anyAddress,
+  decimalString,
+  hexBytes,
+  parseWith,
+  SchemaError,
+  uint,
+  uint32,
+  z
+} from '../../common/schema.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
-import { cidDigest, parseCid } from '../../crypto/cid.ts'
+import { cidDigest, cidString } from '../../crypto/cid.ts'
 import { fromHex, type Hex, hashTokenIds, sha256Hex, toHex } from '../../crypto/hash.ts'
 import {
   MAX_CID_CHARS,
@@ -15,54 +25,58 @@ import {
   MAX_PEER_ID_CHARS,
   RECEIPT_SIGNATURE_DOMAIN
 } from './constants.ts'
-import { address, arr, decimal, hex, int, obj, oneOf, SchemaError, str } from './schema.ts'
 
-export interface Attribution {
-  method: 'provenance' | 'spans'
-  datanets: { id: Hex; bp: number }[]
-  contributors: { address: Address; bp: number }[]
-  proofHash: Hex
-}
+const MAX_ATTRIBUTION_ENTRIES = 256
+const MAX_TIME_MS = 2 ** 53 - 1
+const Bp = z.int().min(0).max(10_000)
 
-export interface ReceiptBody {
-  v: 1
-  jobId: Hex
-  peerId: string
-  operator: Address
-  modelId: string
-  modelHash: Hex
-  adapter: string | null
-  inputHash: Hex
-  outputHash: Hex
-  promptTokens: number
-  outputTokens: number
-  pricePer1kTokens: string
-  amountDue: string
-  attribution: Attribution
-  voucher: Hex | null
-  startedAt: number
-  finishedAt: number
-}
+export const AttributionSchema = z.strictObject({
+  method: z.enum(['provenance', 'spans']),
+  datanets: z.array(z.strictObject({ id: hexBytes(32), bp: Bp })).max(MAX_ATTRIBUTION_ENTRIES),
+  contributors: z.array(z.strictObject({ address: anyAddress, bp: Bp })).max(MAX_ATTRIBUTION_ENTRIES),
+  proofHash: hexBytes(32)
+})
+export type Attribution = z.output<typeof AttributionSchema>
+
+export const ReceiptBodySchema = z.strictObject({
+  v: z.literal(1),
+  jobId: hexBytes(16),
+  peerId: z.string().min(1).max(MAX_PEER_ID_CHARS),
+  operator: anyAddress,
+  modelId: z.string().min(1).max(MAX_MODEL_ID_CHARS),
+  modelHash: hexBytes(32),
+  adapter: cidString(MAX_CID_CHARS).nullable(),
+  inputHash: hexBytes(32),
+  outputHash: hexBytes(32),
+  promptTokens: uint32,
+  outputTokens: uint32,
+  pricePer1kTokens: decimalString,
+  amountDue: decimalString,
+  attribution: AttributionSchema,
+  voucher: hexBytes(32).nullable(),
+  startedAt: uint(MAX_TIME_MS),
+  finishedAt: uint(MAX_TIME_MS)
+})
+export type ReceiptBody = z.output<typeof ReceiptBodySchema>
 
 /** The EIP-712 domain's chain part; chainId 0 and the zero address when the node runs without a chain. */
-export interface ReceiptDomain {
-  chainId: number
-  verifyingContract: Address
-}
+export const ReceiptDomainSchema = z.strictObject({
+  chainId: uint(MAX_TIME_MS),
+  verifyingContract: anyAddress
+})
+export type ReceiptDomain = z.output<typeof ReceiptDomainSchema>
 
 /** What travels in the `result` frame and what `openlora verify FILE` reads (JSON-safe). */
-export interface Receipt {
-  body: ReceiptBody
-  eip712: ReceiptDomain
-  peerSignature: Hex
-  operatorSignature: Hex
-}
+export const ReceiptSchema = z.strictObject({
+  body: ReceiptBodySchema,
+  eip712: ReceiptDomainSchema,
+  peerSignature: hexBytes(64),
+  operatorSignature: hexBytes(65)
+})
+export type Receipt = z.output<typeof ReceiptSchema>
 
 export const ZERO_ADDRESS: Address = '0x0000000000000000000000000000000000000000'
 export const ZERO_BYTES32: Hex = `0x${'00'.repeat(32)}`
-const MAX_ATTRIBUTION_ENTRIES = 256
-const MAX_TIME_MS = 2 ** 53 - 1
-
 /** Body fields the operator's EIP-712 signature covers (directly or through a hash). */
 const EIP712_FIELDS = [
   'jobId',
@@ -128,15 +142,15 @@ export function peerSigningBytes(body: ReceiptBody): Uint8Array {
   return encodeCanonical({ domain: RECEIPT_SIGNATURE_DOMAIN, body })
 }
 
+/** The part of a viem account that signs receipts (any LocalAccount fits, typed data generic as viem's). */
+export type OperatorSigner = Pick<LocalAccount, 'address' | 'signTypedData'>
+
 export interface ReceiptSigner {
   peerId: string
   /** Ed25519 signature with the node's libp2p key (libp2p `privateKey.sign`) */
   signPeer(data: Uint8Array): Uint8Array | Promise<Uint8Array>
-  /** the operator account (a viem LocalAccount fits) */
-  operator: {
-    address: Address
-    signTypedData(td: ReturnType<typeof receiptTypedData>): Promise<Hex>
-  }
+  /** the operator account: signs the receipt as EIP-712 typed data */
+  operator: OperatorSigner
   domain: ReceiptDomain
 }
 
@@ -146,90 +160,9 @@ export async function signReceipt(body: ReceiptBody, signer: ReceiptSigner): Pro
   return { body, eip712: { ...signer.domain }, peerSignature, operatorSignature }
 }
 
-function parseAttribution(v: unknown, f: string): Attribution {
-  const a = obj(v, f, ['method', 'datanets', 'contributors', 'proofHash'])
-  const datanets = arr(a.datanets, `${f}.datanets`, MAX_ATTRIBUTION_ENTRIES).map((d, i) => {
-    const o = obj(d, `${f}.datanets[${i}]`, ['id', 'bp'])
-    return { id: hex(o.id, `${f}.datanets[${i}].id`, 32), bp: int(o.bp, `${f}.datanets[${i}].bp`, 0, 10_000) }
-  })
-  const contributors = arr(a.contributors, `${f}.contributors`, MAX_ATTRIBUTION_ENTRIES).map((d, i) => {
-    const o = obj(d, `${f}.contributors[${i}]`, ['address', 'bp'])
-    return {
-      address: address(o.address, `${f}.contributors[${i}].address`),
-      bp: int(o.bp, `${f}.contributors[${i}].bp`, 0, 10_000)
-    }
-  })
-  return {
-    method: oneOf(a.method, `${f}.method`, ['provenance', 'spans'] as const),
-    datanets,
-    contributors,
-    proofHash: hex(a.proofHash, `${f}.proofHash`, 32)
-  }
-}
-
-function cidOrNull(v: unknown, f: string): string | null {
-  if (v === null) return null
-  const s = str(v, f, MAX_CID_CHARS, 1)
-  try {
-    parseCid(s)
-  } catch (err) {
-    throw new SchemaError(f, (err as Error).message)
-  }
-  return s
-}
-
 /** Schema check of a decoded receipt (from the wire or a JSON file); throws SchemaError naming the field. */
 export function parseReceipt(v: unknown): Receipt {
-  const r = obj(v, 'receipt', ['body', 'eip712', 'peerSignature', 'operatorSignature'])
-  const b = obj(r.body, 'body', [
-    'v',
-    'jobId',
-    'peerId',
-    'operator',
-    'modelId',
-    'modelHash',
-    'adapter',
-    'inputHash',
-    'outputHash',
-    'promptTokens',
-    'outputTokens',
-    'pricePer1kTokens',
-    'amountDue',
-    'attribution',
-    'voucher',
-    'startedAt',
-    'finishedAt'
-  ])
-  if (b.v !== 1) throw new SchemaError('body.v', 'must be 1')
-  const d = obj(r.eip712, 'eip712', ['chainId', 'verifyingContract'])
-  const body: ReceiptBody = {
-    v: 1,
-    jobId: hex(b.jobId, 'body.jobId', 16),
-    peerId: str(b.peerId, 'body.peerId', MAX_PEER_ID_CHARS, 1),
-    operator: address(b.operator, 'body.operator'),
-    modelId: str(b.modelId, 'body.modelId', MAX_MODEL_ID_CHARS, 1),
-    modelHash: hex(b.modelHash, 'body.modelHash', 32),
-    adapter: cidOrNull(b.adapter, 'body.adapter'),
-    inputHash: hex(b.inputHash, 'body.inputHash', 32),
-    outputHash: hex(b.outputHash, 'body.outputHash', 32),
-    promptTokens: int(b.promptTokens, 'body.promptTokens', 0, 0xffffffff),
-    outputTokens: int(b.outputTokens, 'body.outputTokens', 0, 0xffffffff),
-    pricePer1kTokens: decimal(b.pricePer1kTokens, 'body.pricePer1kTokens'),
-    amountDue: decimal(b.amountDue, 'body.amountDue'),
-    attribution: parseAttribution(b.attribution, 'body.attribution'),
-    voucher: b.voucher === null ? null : hex(b.voucher, 'body.voucher', 32),
-    startedAt: int(b.startedAt, 'body.startedAt', 0, MAX_TIME_MS),
-    finishedAt: int(b.finishedAt, 'body.finishedAt', 0, MAX_TIME_MS)
-  }
-  return {
-    body,
-    eip712: {
-      chainId: int(d.chainId, 'eip712.chainId', 0, MAX_TIME_MS),
-      verifyingContract: address(d.verifyingContract, 'eip712.verifyingContract')
-    },
-    peerSignature: hex(r.peerSignature, 'peerSignature', 64),
-    operatorSignature: hex(r.operatorSignature, 'operatorSignature', 65)
-  }
+  return parseWith(ReceiptSchema, v)
 }
 
 /** What the verifier saw itself; each given value is compared with the receipt's field. */

@@ -1,22 +1,11 @@
-// Reading and writing frames on a libp2p 3 message stream: every read has a size limit and a
-// signal, every frame is decoded and schema-checked before anyone sees it.
+// Reading and writing infer frames on a libp2p 3 message stream (framing: ../shared/framed.ts):
+// every read has a size limit and a signal, every frame is decoded and schema-checked before
+// anyone sees it.
 import type { Stream } from '@libp2p/interface'
-import { type LengthPrefixedStream, lpStream } from '@libp2p/utils'
+import type { LengthPrefixedStream } from '@libp2p/utils'
 import { decodeResponseFrame, encodeFrame, type RequestFrame, type ResponseFrame } from './codec.ts'
 import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { ProtocolError } from './errors.ts'
-
-/**
- * The byte buffer is bounded too, so a peer cannot park megabytes behind a small length prefix;
- * a reader of bulk data (adapter files) passes a larger buffer so a fast sender is not reset.
- */
-export function framed(
-  stream: Stream,
-  maxDataLength: number,
-  maxBufferSize = maxDataLength + 16
-): LengthPrefixedStream<Stream> {
-  return lpStream(stream, { maxDataLength, maxBufferSize })
-}
 
 export async function writeFrame(
   lp: LengthPrefixedStream<Stream>,

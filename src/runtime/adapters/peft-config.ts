@@ -5,7 +5,7 @@
 // and regexes come from untrusted files, so their number and length are bounded.
 import { OpenLoraError } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
-import { type ModelConfig, PROJECTIONS, type Projection } from '../model/config.ts'
+import { familyOf, type ModelConfig, type Projection } from '../model/config.ts'
 
 export class PeftAdapterError extends OpenLoraError<'ADAPTER_INVALID'> {
   constructor(message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
@@ -120,10 +120,14 @@ export function lookup(rules: [RegExp, number][], name: string): number | undefi
 }
 
 /** PEFT's target matching: a list matches a module equal to or ending in ".name"; a string is a full-match regex. */
-function moduleMatcher(v: unknown, field: string): ((name: string) => boolean) | null {
+function moduleMatcher(
+  v: unknown,
+  field: string,
+  linears: readonly string[]
+): ((name: string) => boolean) | null {
   if (v === undefined || v === null) return null
   if (typeof v === 'string') {
-    if (v === 'all-linear') return (name) => PROJECTIONS.some((p) => name.endsWith(`.${p}`))
+    if (v === 'all-linear') return (name) => linears.some((p) => name.endsWith(`.${p}`))
     if (v.length > MAX_PATTERN_KEY_LENGTH)
       bad(`adapter_config.json: "${field}" regex is over ${MAX_PATTERN_KEY_LENGTH} characters`, { field })
     safeRegex(v, field)
@@ -228,13 +232,16 @@ export function parseAdapterConfig(raw: unknown, model: ModelConfig, log: Logger
     }
     layers = [...new Set(list as number[])].sort((a, b) => a - b)
   }
-  const target = moduleMatcher(c.target_modules, 'target_modules')
+  // the short names of the family's attention and MLP Linears (qkv_proj, gate_up_proj on Phi-3)
+  const family = familyOf(model)
+  const linears = [...new Set(family.layer(model, 0).modules.map((m) => m.path.split('.').pop()!))]
+  const target = moduleMatcher(c.target_modules, 'target_modules', linears)
   if (target === null) bad('adapter_config.json: "target_modules" is required', { field: 'target_modules' })
-  const exclude = moduleMatcher(c.exclude_modules, 'exclude_modules')
+  const exclude = moduleMatcher(c.exclude_modules, 'exclude_modules', linears)
   for (const name of ['model.embed_tokens', 'lm_head']) {
     if (target(name) && !exclude?.(name)) {
       bad(
-        `adapter_config.json: "target_modules" includes ${name === 'lm_head' ? 'lm_head' : 'embed_tokens'}: embedding and lm_head LoRA are not supported; allowed: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj`,
+        `adapter_config.json: "target_modules" includes ${name === 'lm_head' ? 'lm_head' : 'embed_tokens'}: embedding and lm_head LoRA are not supported; allowed: ${linears.join(', ')}`,
         { field: 'target_modules', module: name }
       )
     }
@@ -242,9 +249,9 @@ export function parseAdapterConfig(raw: unknown, model: ModelConfig, log: Logger
   if (Array.isArray(c.target_modules)) {
     for (const t of c.target_modules as string[]) {
       const last = t.split('.').pop()!
-      if (!(PROJECTIONS as readonly string[]).includes(last)) {
+      if (!linears.includes(last)) {
         bad(
-          `adapter_config.json: "target_modules" entry "${t}" names no projection of this model; allowed: ${PROJECTIONS.join(', ')}`,
+          `adapter_config.json: "target_modules" entry "${t}" names no projection of this model; allowed: ${linears.join(', ')}`,
           { field: 'target_modules', module: t }
         )
       }

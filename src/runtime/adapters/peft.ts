@@ -1,5 +1,5 @@
-// Loads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) for a Llama-family
-// base model, with PEFT's own semantics: per-module rank/alpha from rank_pattern/alpha_pattern,
+// Loads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) for a base model of
+// any registered family (module names and fused modules come from its family file), with PEFT's own semantics: per-module rank/alpha from rank_pattern/alpha_pattern,
 // scale = alpha / r (or alpha / sqrt(r) with use_rslora), target_modules as a list of name
 // suffixes or a full-match regex, layers_to_transform. Anything we would compute differently
 // from PEFT (DoRA, modules_to_save, embedding or lm_head LoRA, LoRA bias, …) is refused with an
@@ -9,8 +9,9 @@ import { basename, join } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
 import { ADAPTER_FILES, adapterCidFromBytes } from '../formats/identity.ts'
 import { parseSafetensorsBytes, SafetensorsError } from '../formats/safetensors.ts'
-import { type ModelConfig, PROJECTIONS, type Projection, projectionShape } from '../model/config.ts'
-import { bad, lookup, moduleName, PeftAdapterError, parseAdapterConfig } from './peft-config.ts'
+import { familyOf, type ModelConfig, PROJECTIONS, type Projection, projectionShape } from '../model/config.ts'
+import type { ModuleSpec } from '../model/families/types.ts'
+import { bad, lookup, PeftAdapterError, parseAdapterConfig } from './peft-config.ts'
 
 export { moduleName, PeftAdapterError } from './peft-config.ts'
 
@@ -64,16 +65,16 @@ export interface LoadPeftOptions {
 const MAX_CONFIG_BYTES = 1024 * 1024
 const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3
 
-const NAME_RE = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)\.lora_(A|B)\.weight$/
+const LAYER_RE = /\.layers\.(\d+)\./
 
-function nameProblem(name: string): string {
+function nameProblem(name: string, family: string): string {
   if (name.includes('lora_magnitude_vector')) return 'is a DoRA magnitude vector: DoRA is not supported'
   if (name.includes('lora_embedding') || name.includes('embed_tokens'))
     return 'is an embedding LoRA tensor: embedding LoRA is not supported'
   if (name.includes('lm_head'))
     return 'belongs to lm_head: lm_head LoRA and modules_to_save are not supported'
   if (name.includes('.bias')) return 'is a LoRA bias: LoRA bias is not supported'
-  return 'is not a PEFT LoRA tensor name for this model (expected base_model.model.model.layers.N.{self_attn|mlp}.<proj>.lora_{A|B}.weight)'
+  return `is not a PEFT LoRA tensor name of this ${family} model (expected base_model.model.<module>.lora_{A|B}.weight for one of its attention or MLP Linears)`
 }
 
 /** Last path segment, lowercased: "HuggingFaceTB/SmolLM2-135M" and "/models/smollm2-135m" agree. */
@@ -127,19 +128,28 @@ export function parsePeftAdapter(
     throw err
   }
 
-  // which modules the config says are adapted, with their rank and alpha
-  const expected = new Map<string, { layer: number; target: Projection; r: number; alpha: number }>()
+  // which checkpoint modules the config says are adapted, with their rank and alpha; a fused
+  // module (Phi-3's qkv_proj) is one PEFT module holding several of our projections
+  const family = familyOf(model)
+  const expected = new Map<string, { layer: number; module: ModuleSpec; r: number; alpha: number }>()
+  const byTensor = new Map<string, [string, 'A' | 'B']>()
   const layerList = cfg.layers ?? [...Array(model.numLayers).keys()]
   for (const layer of layerList) {
-    for (const target of PROJECTIONS) {
-      const mod = moduleName(layer, target)
+    for (const module of family.layer(model, layer).modules) {
+      const mod = module.path
       if (!cfg.target(mod) || cfg.exclude?.(mod)) continue
       expected.set(mod, {
         layer,
-        target,
+        module,
         r: lookup(cfg.rank.rules, mod) ?? cfg.r,
         alpha: lookup(cfg.alphaP.rules, mod) ?? cfg.alpha
       })
+    }
+  }
+  for (let layer = 0; layer < model.numLayers; layer++) {
+    for (const module of family.layer(model, layer).modules) {
+      byTensor.set(`base_model.model.${module.path}.lora_A.weight`, [module.path, 'A'])
+      byTensor.set(`base_model.model.${module.path}.lora_B.weight`, [module.path, 'B'])
     }
   }
   if (expected.size === 0)
@@ -150,32 +160,28 @@ export function parsePeftAdapter(
 
   const found = new Map<string, { A?: Float32Array; B?: Float32Array }>()
   for (const [name, t] of tensors) {
-    const m = NAME_RE.exec(name)
-    if (!m) bad(`${ADAPTER_FILES[1]}: tensor "${name}" ${nameProblem(name)}`, { tensor: name })
-    const layer = Number(m[1])
-    const target = m[3] as Projection
-    if (
-      !(PROJECTIONS as readonly string[]).includes(target) ||
-      moduleName(layer, target) !== `model.layers.${m[1]}.${m[2]}.${m[3]}`
-    ) {
-      bad(`${ADAPTER_FILES[1]}: tensor "${name}" ${nameProblem('')}`, { tensor: name })
+    const known = byTensor.get(name)
+    if (!known) {
+      const layer = LAYER_RE.exec(name)
+      if (layer && Number(layer[1]) >= model.numLayers && /\.lora_[AB]\.weight$/.test(name))
+        bad(
+          `${ADAPTER_FILES[1]}: tensor "${name}" is for layer ${layer[1]} but the base model has ${model.numLayers} layers (base model mismatch)`,
+          { tensor: name }
+        )
+      bad(`${ADAPTER_FILES[1]}: tensor "${name}" ${nameProblem(name, family.name)}`, { tensor: name })
     }
-    if (layer >= model.numLayers)
-      bad(
-        `${ADAPTER_FILES[1]}: tensor "${name}" is for layer ${layer} but the base model has ${model.numLayers} layers (base model mismatch)`,
-        { tensor: name }
-      )
-    const mod = moduleName(layer, target)
+    const [mod, which] = known
     const spec = expected.get(mod)
     if (!spec)
       bad(
         `${ADAPTER_FILES[1]}: tensor "${name}" adapts ${mod}, which target_modules/layers_to_transform do not select`,
         { tensor: name }
       )
-    const [inF, outF] = projectionShape(model, target)
-    const want = m[4] === 'A' ? [spec.r, inF] : [outF, spec.r]
+    const inF = spec.module.cols
+    const outF = spec.module.rows
+    const want = which === 'A' ? [spec.r, inF] : [outF, spec.r]
     if (t.shape.length !== 2 || t.shape[0] !== want[0] || t.shape[1] !== want[1]) {
-      const why = (m[4] === 'A' ? t.shape[1] !== inF : t.shape[0] !== outF)
+      const why = (which === 'A' ? t.shape[1] !== inF : t.shape[0] !== outF)
         ? 'does not fit the base model (base model mismatch)'
         : 'does not match the rank in r/rank_pattern'
       bad(
@@ -188,7 +194,7 @@ export function parsePeftAdapter(
         bad(`${ADAPTER_FILES[1]}: tensor "${name}" holds a non-finite value at index ${i}`, { tensor: name })
     }
     const slot = found.get(mod) ?? {}
-    slot[m[4] as 'A' | 'B'] = t.data
+    slot[which] = t.data
     found.set(mod, slot)
   }
 
@@ -205,22 +211,23 @@ export function parsePeftAdapter(
           { tensor: `base_model.model.${mod}.lora_${part}.weight` }
         )
     }
-    const [inF, outF] = projectionShape(model, spec.target)
     const scale = spec.alpha / (cfg.rslora ? Math.sqrt(spec.r) : spec.r)
     let byLayer = layers.get(spec.layer)
     if (!byLayer) layers.set(spec.layer, (byLayer = new Map()))
-    byLayer.set(spec.target, {
-      A: f!.A!,
-      B: f!.B!,
-      r: spec.r,
-      alpha: spec.alpha,
-      scale,
-      inFeatures: inF,
-      outFeatures: outF
-    })
+    const r = spec.r
+    for (const { proj, rowOf } of spec.module.parts) {
+      const [inF, outF] = projectionShape(model, proj)
+      // a fused module's parts share A (they read the same input); B's rows split as the weight's do
+      let B = f!.B!
+      if (spec.module.parts.length > 1) {
+        B = new Float32Array(outF * r)
+        for (let o = 0; o < outF; o++) B.set(f!.B!.subarray(rowOf(o) * r, (rowOf(o) + 1) * r), o * r)
+      }
+      byLayer.set(proj, { A: f!.A!, B, r, alpha: spec.alpha, scale, inFeatures: inF, outFeatures: outF })
+      targets.add(proj)
+    }
     maxRank = Math.max(maxRank, spec.r)
     bytes += (f!.A!.length + f!.B!.length) * 4
-    targets.add(spec.target)
   }
   return {
     cid: adapterCidFromBytes(configBytes, weightBytes),

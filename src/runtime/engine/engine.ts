@@ -3,6 +3,8 @@
 import { randomInt } from 'node:crypto'
 import { InvalidParametersError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
+import { messageOf, parseWith } from '../../common/schema.ts'
+import { GenerationParamsSchema } from '../generate.ts'
 import { createRng } from '../sampling.ts'
 import { EventChannel } from './channel.ts'
 import { type EngineLimits, resolveLimits } from './config.ts'
@@ -51,9 +53,6 @@ export interface EngineMetrics extends RunnerCounters {
 
 // Bounds on what a request may carry, so a decoded network request cannot make the engine do
 // unbounded work before it is even queued.
-const MAX_STOP_STRINGS = 16
-const MAX_STOP_STRING_CHARS = 256
-const MAX_STOP_TOKEN_IDS = 64
 const MAX_PROMPT_CHARS = 1 << 20
 const MAX_MESSAGES = 256
 const MAX_PROMPT_IDS = 1 << 20
@@ -240,10 +239,11 @@ export class Engine {
   }
 
   private checkParams(p: GenerationParams, model: EngineModel): GenerationParams {
-    if (p === null || typeof p !== 'object') throw new InvalidParametersError('params is required')
+    parseWith(GenerationParamsSchema, p, {
+      at: 'params',
+      error: (i) => new InvalidParametersError(messageOf(i), { field: i.field, value: i.value })
+    })
     const max = this.limits.maxNewTokens
-    if (!Number.isInteger(p.maxNewTokens) || p.maxNewTokens < 1)
-      throw new InvalidParametersError(`params.maxNewTokens must be an integer ≥ 1, got ${p.maxNewTokens}`)
     if (p.maxNewTokens > max)
       throw new LimitExceededError(
         'params.maxNewTokens',
@@ -251,37 +251,10 @@ export class Engine {
         max,
         'engine.maxNewTokens bounds how long one request holds a row'
       )
-    const num = (k: keyof GenerationParams, ok: (v: number) => boolean, allowed: string) => {
-      const v = p[k]
-      if (v !== undefined && (typeof v !== 'number' || !ok(v)))
-        throw new InvalidParametersError(`params.${k} must be ${allowed}, got ${String(v)}`)
-    }
-    num('temperature', (v) => Number.isFinite(v) && v >= 0 && v <= 100, 'a number from 0 to 100')
-    num('topK', (v) => Number.isInteger(v) && v >= 0, 'an integer ≥ 0')
-    num('topP', (v) => v > 0 && v <= 1, 'a number in (0, 1]')
-    num('seed', (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer in [0, 2^32)')
-    if (p.stopTokenIds !== undefined) {
-      if (
-        !Array.isArray(p.stopTokenIds) ||
-        p.stopTokenIds.length > MAX_STOP_TOKEN_IDS ||
-        !p.stopTokenIds.every(Number.isInteger)
-      )
-        throw new InvalidParametersError(`params.stopTokenIds must be at most ${MAX_STOP_TOKEN_IDS} integers`)
-    }
     if (p.stopStrings !== undefined && p.stopStrings.length > 0 && model.tokenizer === undefined)
       throw new InvalidParametersError(
         `model ${model.modelId} has no tokenizer, so stopStrings cannot be matched`
       )
-    if (p.stopStrings !== undefined) {
-      if (
-        !Array.isArray(p.stopStrings) ||
-        p.stopStrings.length > MAX_STOP_STRINGS ||
-        !p.stopStrings.every((s) => typeof s === 'string' && s.length <= MAX_STOP_STRING_CHARS)
-      )
-        throw new InvalidParametersError(
-          `params.stopStrings must be at most ${MAX_STOP_STRINGS} strings of at most ${MAX_STOP_STRING_CHARS} characters`
-        )
-    }
     return p
   }
 }

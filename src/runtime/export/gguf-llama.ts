@@ -268,6 +268,14 @@ export async function exportCheckpointToGguf(
 ): Promise<{ bytes: number; tensors: number; config: ModelConfig }> {
   const dtype = opts.dtype ?? 'F32'
   const cfg = await loadModelConfigFromDir(dir)
+  // the export writes llama.cpp's `llama` architecture; the other families need their own
+  // writers (llama.cpp has gemma2, phi3, falcon, bloom, glm4 archs), which this one is not
+  if (cfg.family !== 'llama' && cfg.family !== 'qwen2') {
+    throw new NotSupportedError(
+      `GGUF export supports the Llama-shape families (llama, mistral, deepseek, qwen2); this checkpoint is ${cfg.family}`,
+      { field: 'model_type', value: cfg.modelType }
+    )
+  }
   if (cfg.slidingWindow !== null) {
     log.warn('llama.cpp llama architecture has no sliding window; keep sequences within it', {
       slidingWindow: cfg.slidingWindow

@@ -15,7 +15,7 @@ import {
   OPSETS,
   type WeightSource,
   weightFormatKey
-} from '../graph/llama.ts'
+} from '../graph/decoder.ts'
 import type { GraphBuilder } from '../graph/proto.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import type { ModelConfig } from './config.ts'
@@ -56,7 +56,7 @@ export interface BuiltModel {
 export interface BuildOptions {
   cacheDir: string
   targets: readonly string[]
-  /** how projection weights are stored (llama.ts); default fp32 */
+  /** how projection weights are stored (graph/decoder.ts); default fp32 */
   weightFormat?: WeightFormat
   /** a hash computed earlier (skips re-reading the weights) */
   weightsHash?: Hex

@@ -2,13 +2,14 @@
 // slot pools). The contract with the serving engine is in docs/INTERFACES.md ("Runtime internals").
 import { access, readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
-import { basename, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
 import type { ExecutionProviderName } from '../execution-provider.ts'
 import { Tokenizer } from '../tokenizer.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { ensureBuiltModel } from './build.ts'
-import { type ModelConfig, ModelConfigError, PROJECTIONS, parseModelConfig } from './config.ts'
+import { type ModelConfig, ModelConfigError, modelIdOf, parseModelConfig } from './config.ts'
+import { MODEL_DEFAULTS } from './defaults.ts'
 import { modelLayout } from './layout.ts'
 import { ModelSession } from './loaded-model.ts'
 
@@ -28,7 +29,7 @@ export interface LoadModelOptions {
   maxSeqLen?: number
   /** LoRA slot pools; targets [] builds a graph without LoRA inputs */
   pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
-  /** fp32 (default, exact) or int8 (block-quantized projections and lm_head; see graph/llama.ts) */
+  /** fp32 (default, exact) or int8 (block-quantized projections and lm_head; see graph/decoder.ts) */
   weightFormat?: WeightFormat
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
@@ -37,14 +38,7 @@ export interface LoadModelOptions {
   log?: Logger
 }
 
-export const MODEL_DEFAULTS = {
-  // 8 concurrent sequences: the issue-4 benchmark's concurrency; more rows cost KV memory only
-  maxBatch: 8,
-  maxSeqLen: 2048,
-  // a slot of rank 16 on all seven projections costs ~19.5 MB for a 135M model and ~168 MB for an
-  // 8B one; 16 slots (+ one buffer per KV row) keep the default safe for both; the engine sizes it
-  pool: { slots: 16, maxRank: 16, targets: PROJECTIONS as readonly string[] }
-}
+export { MODEL_DEFAULTS }
 
 export interface LoadedModel extends ModelSession {
   modelId: string
@@ -100,7 +94,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     log.warn('checkpoint has no tokenizer.json: the model takes token ids only', { dir: abs })
   }
-  const maxPos = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Number.POSITIVE_INFINITY)
+  const maxPos = config.maxPositionEmbeddings
   const session = await ModelSession.create(built.modelPath, modelLayout(config), built.weightsHash, {
     executionProvider: opts.executionProvider ?? 'cpu',
     intraOpThreads: opts.intraOpThreads,
@@ -116,7 +110,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     log
   })
   const model: LoadedModel = Object.assign(session, {
-    modelId: config.nameOrPath ?? basename(abs),
+    modelId: modelIdOf(config, abs),
     buildMs: built.buildMs,
     cachedGraph: built.cached,
     dir: abs,

@@ -5,6 +5,9 @@
 // padded dims stay zero through RoPE, attention (scale uses the real D) and o_proj.
 import { type ModelConfig, projectionShape } from './config.ts'
 
+/** The padded index (within a head) of ALiBi's extra q/k dimension: the first free slot (no rotary). */
+export const alibiSlot = (headDim: number) => headDim / 2
+
 export const ATTENTION_TARGETS = ['q_proj', 'k_proj', 'v_proj'] as const
 
 export interface ModelLayout {
@@ -23,15 +26,27 @@ export interface ModelLayout {
 
 export function modelLayout(config: ModelConfig): ModelLayout {
   const D = config.headDim
-  const Dp = Math.ceil(D / 16) * 16
-  const half = D / 2
+  // ALiBi rides in one extra q/k dimension (graph/decoder.ts), so it needs a free padded slot
+  const Dp = Math.ceil((D + (config.positions === 'alibi' ? 1 : 0)) / 16) * 16
+  // The kernel rotates pairs (i, i + Dp/2) by frequency i. Each model pair lands on such a pair:
+  // rotate-half pairs (j, j + R/2), or interleaved ones (2i, 2i + 1) (GLM); dims past the rotary
+  // part R (partial rotary) land on pairs whose table entries are the identity (cos 1, sin 0).
+  const R = config.rotaryDim
+  const free = Dp / 2 - R / 2
+  const within = (j: number): number => {
+    if (j < R) {
+      if (config.ropeInterleaved) return j % 2 === 0 ? j / 2 : Dp / 2 + (j - 1) / 2
+      return j < R / 2 ? j : Dp / 2 + (j - R / 2)
+    }
+    const m = j - R
+    return m < free ? R / 2 + m : Dp / 2 + R / 2 + (m - free)
+  }
   const padFeature =
-    Dp === D
+    Dp === D && R === D && !config.ropeInterleaved
       ? (i: number) => i
       : (i: number) => {
           const h = Math.floor(i / D)
-          const j = i - h * D
-          return h * Dp + (j < half ? j : Dp / 2 + (j - half))
+          return h * Dp + within(i - h * D)
         }
   return {
     config,

@@ -1,10 +1,10 @@
 // A base model loaded into one ONNX Runtime session, with a KV cache built for continuous
-// batching and LoRA slot pools. See graph/llama.ts for the graph's inputs and outputs.
+// batching and LoRA slot pools. See graph/decoder.ts for the graph's inputs and outputs.
 //
 // KV cache: per layer one key and one value buffer of [maxBatch, kvHeads, maxSeqLen, Dp] floats
 // (SharedArrayBuffers); a sequence owns one row. Each pass hands ORT a contiguous range of rows as
 // zero-copy input views and gets back only the new positions' keys and values, which the runner
-// writes into the rows (graph/llama.ts says why not GroupQueryAttention's in-place mode). How a
+// writes into the rows (graph/decoder.ts says why not GroupQueryAttention's in-place mode). How a
 // step's rows become passes (first prompts batched, all 1-token rows batched, later prefill
 // chunks alone) is step-plan.ts.
 import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
@@ -15,7 +15,7 @@ import {
   resolveExecutionProvider,
   sessionProviders
 } from '../execution-provider.ts'
-import { loraA, loraB, ROPE_COS, ROPE_SIN } from '../graph/llama.ts'
+import { loraA, loraB, ROPE_COS, ROPE_COS_LOCAL, ROPE_SIN, ROPE_SIN_LOCAL } from '../graph/decoder.ts'
 import type { ModelConfig } from './config.ts'
 import { nextKvCapacity } from './kv-layout.ts'
 import type { ModelLayout } from './layout.ts'
@@ -124,11 +124,22 @@ export class ModelSession {
       keys.push(sharedFloats(opts.maxBatch * rowFloats))
       values.push(sharedFloats(opts.maxBatch * rowFloats))
     }
-    const rope = rotaryTables(cfg, capacity, Dp)
-    const cos = sharedFloats(rope.cos.length)
-    const sin = sharedFloats(rope.sin.length)
-    cos.set(rope.cos)
-    sin.set(rope.sin)
+    const ropeInputs = (local: boolean, cosName: string, sinName: string) => {
+      const rope = rotaryTables(cfg, capacity, Dp, local)
+      const cos = sharedFloats(rope.cos.length)
+      const sin = sharedFloats(rope.sin.length)
+      cos.set(rope.cos)
+      sin.set(rope.sin)
+      return [
+        { name: cosName, data: cos, dims: [capacity, Dp / 2] },
+        { name: sinName, data: sin, dims: [capacity, Dp / 2] }
+      ]
+    }
+    const ropes = [
+      ...ropeInputs(false, ROPE_COS, ROPE_SIN),
+      // Gemma 3's sliding layers rotate with their own base
+      ...(cfg.ropeLocalTheta !== null ? ropeInputs(true, ROPE_COS_LOCAL, ROPE_SIN_LOCAL) : [])
+    ]
     let ep = resolveExecutionProvider(opts.executionProvider, opts.log)
     const setup = (e: ExecutionProviderName): RunnerSetup => ({
       modelPath,
@@ -150,10 +161,7 @@ export class ModelSession {
       headDim: Dp,
       keys,
       values,
-      inputs: [
-        { name: ROPE_COS, data: cos, dims: [capacity, Dp / 2] },
-        { name: ROPE_SIN, data: sin, dims: [capacity, Dp / 2] }
-      ],
+      inputs: ropes,
       rowInputs: pools.rowInputs
     })
     const open = (e: ExecutionProviderName) =>
@@ -299,10 +307,12 @@ function checkLimits(cfg: ModelConfig, opts: ModelSessionOptions): void {
       field: 'maxBatch'
     })
   }
-  const limit = Math.min(cfg.maxPositionEmbeddings, cfg.slidingWindow ?? Number.POSITIVE_INFINITY)
+  // sliding-window layers attend within their window (GroupQueryAttention's local_window_size),
+  // so sequences may run to max_position_embeddings whatever the window
+  const limit = cfg.maxPositionEmbeddings
   if (!Number.isInteger(opts.maxSeqLen) || opts.maxSeqLen < 1 || opts.maxSeqLen > limit) {
     throw new InvalidParametersError(
-      `maxSeqLen must be an integer in 1..${limit} (the model's ${cfg.slidingWindow ? 'sliding window' : 'max_position_embeddings'}), got ${opts.maxSeqLen}`,
+      `maxSeqLen must be an integer in 1..${limit} (the model's max_position_embeddings), got ${opts.maxSeqLen}`,
       { field: 'maxSeqLen', max: limit }
     )
   }

@@ -6,7 +6,7 @@
 // slot is a memcpy-sized loop; the session never changes. Slot 0 stays zero ("no adapter").
 // Ranks below maxRank are zero-padded (exact: the padded rank columns add 0).
 import { OpenLoraError } from '../../common/errors.ts'
-import { PROJECTIONS } from './config.ts'
+import { PROJECTIONS, projectionsOf } from './config.ts'
 import { type ModelLayout, paddedIn, paddedOut } from './layout.ts'
 import { type RowInput, sharedFloats } from './runner.ts'
 
@@ -106,7 +106,9 @@ export class SlotPoolSet implements SlotPools {
     this.layout = layout
     this.slots = opts.slots
     this.maxRank = opts.maxRank
-    this.targets = PROJECTIONS.filter((t) => opts.targets.includes(t))
+    // a projection the model lacks (gate_proj of a plain MLP) has no pool and no graph input
+    const has = projectionsOf(cfg)
+    this.targets = has.filter((t) => opts.targets.includes(t))
     let perSlot = 0
     for (let l = 0; l < cfg.numLayers; l++) {
       for (const t of this.targets) {

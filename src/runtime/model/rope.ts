@@ -6,11 +6,14 @@
 import type { ModelConfig } from './config.ts'
 
 /** inverse frequencies, one per rotary pair (headDim / 2) */
-export function inverseFrequencies(cfg: ModelConfig): Float64Array {
-  const D = cfg.headDim
+export function inverseFrequencies(cfg: ModelConfig, local = false): Float64Array {
+  // partial rotary (GLM): frequencies over the rotary dims only, as transformers' dim = head_dim · factor
+  const D = cfg.rotaryDim
   const inv = new Float64Array(D / 2)
-  for (let i = 0; i < D / 2; i++) inv[i] = Math.fround(1 / Math.fround(cfg.ropeTheta ** ((2 * i) / D)))
-  const s = cfg.ropeScaling
+  // the sliding layers' own base (Gemma 3) is never scaled (the family refuses that)
+  const theta = local && cfg.ropeLocalTheta !== null ? cfg.ropeLocalTheta : cfg.ropeTheta
+  for (let i = 0; i < D / 2; i++) inv[i] = Math.fround(1 / Math.fround(theta ** ((2 * i) / D)))
+  const s = local ? null : cfg.ropeScaling
   if (s === null) return inv
   if (s.type === 'linear') {
     for (let i = 0; i < inv.length; i++) inv[i] = Math.fround(inv[i]! / s.factor)
@@ -39,9 +42,11 @@ export function inverseFrequencies(cfg: ModelConfig): Float64Array {
 export function rotaryTables(
   cfg: ModelConfig,
   positions: number,
-  paddedHeadDim: number
+  paddedHeadDim: number,
+  /** the tables of the sliding layers' RoPE base (cfg.ropeLocalTheta) */
+  local = false
 ): { cos: Float32Array; sin: Float32Array } {
-  const inv = inverseFrequencies(cfg)
+  const inv = inverseFrequencies(cfg, local)
   const w = paddedHeadDim / 2
   const cos = new Float32Array(positions * w)
   const sin = new Float32Array(positions * w)

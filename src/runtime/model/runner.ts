@@ -16,7 +16,7 @@ import {
   pastValue,
   SEQLENS_K,
   TOTAL_SEQ_LEN
-} from '../graph/llama.ts'
+} from '../graph/decoder.ts'
 import { relayoutKv } from './kv-layout.ts'
 import type { Pass } from './step-plan.ts'
 

@@ -2,7 +2,7 @@
 // print its CID (through a running node's admin endpoint, else into the store on disk). `openlora adapter list`: the adapters of a node with their tiers (live from a
 // running node's admin endpoint, else read from the store on disk, where all are cold).
 import { existsSync } from 'node:fs'
-import { basename, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { inferConfigOf, modelStoreDir } from '../../../protocols/infer/extension.ts'
 import { AdminUnavailableError, adminRequest } from '../../admin.ts'
 import { type Command, UsageError } from '../../cli/command.ts'
@@ -36,10 +36,11 @@ async function openStore(config: NodeConfig, modelDir: string | undefined) {
     throw new UsageError('give --model DIR, or set infer.models in the config, so the adapter can be checked')
   // Loaded here, not at the top: these pull in ONNX Runtime, which other commands do not need.
   const { readModelConfig } = await import('../../../runtime/model/index.ts')
+  const { modelIdOf } = await import('../../../runtime/model/config.ts')
   const { AdapterStore } = await import('../../../runtime/adapters/store.ts')
   const { loadPeftAdapter } = await import('../../../runtime/adapters/peft.ts')
   const modelConfig = await readModelConfig(dir)
-  const modelId = modelConfig.nameOrPath ?? basename(resolve(dir))
+  const modelId = modelIdOf(modelConfig, dir)
   const pools = {
     slots: c.slots,
     maxRank: c.maxRank,

@@ -10,6 +10,7 @@ import { type Address, getAddress, type Hex, isAddress, parseUnits } from 'viem'
 import { ChainClient, resolveEndpoint } from '../../../chain/client.ts'
 import { type ChainEndpoint, parseChainConfig, parseChainEndpoint } from '../../../chain/config.ts'
 import { type OptionSpec, UsageError } from '../../cli/command.ts'
+import { readSecret } from '../../identity.ts'
 
 export const chainOptions: Record<string, OptionSpec> = {
   chain: {
@@ -88,11 +89,12 @@ export async function endpointFromFlags(values: Values): Promise<ChainEndpoint> 
 
 export function keyFromFlags(values: Values, required: boolean): Hex | undefined {
   let hex: string | undefined
-  if (typeof values['key-file'] === 'string') hex = readFileSync(values['key-file'], 'utf8').trim()
+  // a key file others can read is refused (L5): readSecret says what to do
+  if (typeof values['key-file'] === 'string') hex = readSecret(values['key-file']).toString('utf8').trim()
   else if (process.env.OPENLORA_PRIVATE_KEY) hex = process.env.OPENLORA_PRIVATE_KEY.trim()
   else {
     const f = join(dataDirOf(values), 'keys', 'operator.key')
-    if (existsSync(f)) hex = readFileSync(f, 'utf8').trim()
+    if (existsSync(f)) hex = readSecret(f).toString('utf8').trim()
   }
   if (hex == null) {
     if (required)
@@ -104,8 +106,36 @@ export function keyFromFlags(values: Values, required: boolean): Hex | undefined
 }
 
 export async function clientFromFlags(values: Values, keyRequired: boolean): Promise<ChainClient> {
+  // the key first: a refused key file (L5) fails before any network call
+  const account = keyFromFlags(values, keyRequired)
   const endpoint = await endpointFromFlags(values)
-  return new ChainClient({ ...endpoint, account: keyFromFlags(values, keyRequired) })
+  return new ChainClient({ ...endpoint, account })
+}
+
+export const nodeOption: Record<string, OptionSpec> = {
+  node: {
+    type: 'string',
+    description:
+      "the node operator whose escrow is meant (a client's escrow is per node); default: the operator of the node in --data-dir",
+    valueName: 'ADDRESS'
+  }
+}
+
+/** The node operator an escrow command is about: --node, else the one in <data-dir>/chain.json. */
+export function nodeFromFlags(values: Values): Address | undefined {
+  const flag = values.node
+  if (typeof flag === 'string') {
+    if (!isAddress(flag, { strict: false })) throw new UsageError(`--node must be an address, got ${flag}`)
+    return getAddress(flag)
+  }
+  const f = join(dataDirOf(values), 'chain.json')
+  if (!existsSync(f)) return undefined
+  try {
+    const op = (JSON.parse(readFileSync(f, 'utf8')) as { operator?: unknown }).operator
+    return typeof op === 'string' && isAddress(op, { strict: false }) ? getAddress(op) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** The address a command is about: the positional, else the key's address. */

@@ -24,8 +24,10 @@ export const chainLocalCommand: Command = {
   },
   async run({ values }) {
     const delay = Number(values['withdrawal-delay'] ?? 3600)
-    if (!Number.isInteger(delay) || delay < 0)
-      throw new UsageError('--withdrawal-delay must be a whole number of seconds')
+    if (!Number.isInteger(delay) || delay < 3600)
+      throw new UsageError(
+        '--withdrawal-delay must be a whole number of seconds, at least 3600 (Settlement.MIN_WITHDRAWAL_DELAY)'
+      )
     const accounts = Number(values.accounts ?? 10)
     if (!Number.isInteger(accounts) || accounts < 1 || accounts > 1000)
       throw new UsageError('--accounts must be 1..1000')

@@ -23,7 +23,8 @@ export const datanetFetchCommand: Command = {
     from: {
       type: 'string',
       multiple: true,
-      description: 'a peer to copy from: multiaddr with /p2p/ID, or a peer id the node knows',
+      description:
+        'a peer to copy from: multiaddr with /p2p/ID, or a peer id the node knows (none: holders found through the DHT)',
       valueName: 'PEER'
     },
     root: {
@@ -46,7 +47,7 @@ export const datanetFetchCommand: Command = {
     const id = m[1]!.toLowerCase() as Hex
     const version = Number(m[2])
     const from = (values.from as string[] | undefined) ?? []
-    if (from.length === 0) throw new UsageError('give at least one --from PEER')
+    // no --from: the node asks the DHT who provides that version
     const roots: Record<number, Hex> = {}
     for (const r of (values.root as string[] | undefined) ?? []) {
       const rm = ROOT.exec(r)

@@ -2,13 +2,15 @@
 // `openlora datanet verify-proof FILE` (check a proof offline against published roots).
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { Attributor } from '../../../attribution/attribute.ts'
-import { MAX_PROOF_BYTES } from '../../../attribution/constants.ts'
+import { MAX_OUTPUT_TOKENS, MAX_PROOF_BYTES } from '../../../attribution/constants.ts'
 import { SpanIndexCache } from '../../../attribution/index-file.ts'
 import { modelTextEncoder } from '../../../attribution/model-tokenizer.ts'
 import type { AttributionSummary, TextEncoder, VersionRoot } from '../../../attribution/types.ts'
 import { verifyAttribution } from '../../../attribution/verify.ts'
+import { uint32, z } from '../../../common/schema.ts'
 import type { Hex } from '../../../crypto/hash.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
+import { readJsonInput } from '../../cli/json-input.ts'
 import { chainOptions, clientFromFlags } from './chain-options.ts'
 import { rootsFromChain } from './datanet-chain.ts'
 import { openDatanetStore, print } from './datanet-shared.ts'
@@ -65,7 +67,11 @@ const attribute: Command = {
     let outputIds: number[]
     if (typeof values.text === 'string') outputIds = encoder.encode(values.text)
     else if (typeof values['output-ids'] === 'string')
-      outputIds = JSON.parse(await readFile(values['output-ids'], 'utf8')) as number[]
+      outputIds = await readJsonInput(values['output-ids'], z.array(uint32).max(MAX_OUTPUT_TOKENS), {
+        what: '--output-ids',
+        maxBytes: MAX_PROOF_BYTES,
+        hint: 'a JSON array of token ids'
+      })
     else throw new UsageError('give --text TEXT or --output-ids FILE')
     const s = await openDatanetStore(configFromFlags(values))
     try {

@@ -114,11 +114,7 @@ export const generateCommand: Command = {
       intraOpThreads: int(values, 'threads', 1),
       weightFormat: parseWeightFormat(values.weights),
       maxBatch: 1,
-      maxSeqLen: Math.min(
-        config.maxPositionEmbeddings,
-        config.slidingWindow ?? Number.POSITIVE_INFINITY,
-        4096
-      ),
+      maxSeqLen: Math.min(config.maxPositionEmbeddings, 4096),
       // a graph with pools only for what this adapter targets (none without an adapter)
       pool: { slots: 2, maxRank: adapter?.maxRank ?? 1, targets: adapter?.config.targets ?? [] }
     })

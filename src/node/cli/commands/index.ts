@@ -4,6 +4,7 @@ import type { Command } from '../command.ts'
 import { adapterCommands } from './adapter.ts'
 import { balanceCommand } from './balance.ts'
 import { chainCommands } from './chain.ts'
+import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
 import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
@@ -19,6 +20,7 @@ export const commands: Command[] = [
   startCommand,
   idCommand,
   ...keysCommands,
+  ...configCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,

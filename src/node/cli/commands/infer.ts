@@ -1,13 +1,21 @@
 // `openlora infer`: run one job through any peer of the network and check its receipt.
 //   openlora infer --via /ip4/127.0.0.1/tcp/4010/p2p/12D3… --model ID [--adapter CID]
+//   openlora infer --peer 12D3… --bootstrap /ip4/…/p2p/RELAY …   (a node behind NAT: found
+//                  through the bootstrap peers, reached over their relay, or directly once
+//                  hole punching succeeds)
+//   openlora infer --bootstrap /ip4/…/p2p/… --model ID --adapter CID …   (any peer serving it)
 //                  (--prompt TEXT | --messages FILE | --prompt-ids 1,2,3) [--json] [--out FILE]
 //                  [--pay --chain FILE --key-file FILE [--max-price WEI]]
-import { readFile, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { findPeer } from '../../../client/find-peer.ts'
 import { createClientHost } from '../../../client/host.ts'
-import type { ChatMessage } from '../../../protocols/infer/codec.ts'
+import { z } from '../../../common/schema.ts'
+import { type ChatMessage, ChatMessageSchema } from '../../../protocols/infer/codec.ts'
+import { MAX_MESSAGES } from '../../../protocols/infer/constants.ts'
 import { InferError } from '../../../protocols/infer/errors.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
+import { readJsonInput } from '../../cli/json-input.ts'
 import { chainOptions, dataDirOf, endpointFromFlags, keyFromFlags } from './chain-options.ts'
 
 const MAX_MESSAGES_FILE_BYTES = 1024 * 1024
@@ -21,20 +29,12 @@ function intOption(values: Record<string, unknown>, name: string, dflt: number):
   return n
 }
 
-async function readMessages(file: string): Promise<ChatMessage[]> {
-  const text = await readFile(file, 'utf8').catch((err) => {
-    throw new UsageError(`--messages ${file}: ${(err as Error).message}`)
+function readMessages(file: string): Promise<ChatMessage[]> {
+  return readJsonInput(file, z.array(ChatMessageSchema).min(1).max(MAX_MESSAGES), {
+    what: '--messages',
+    maxBytes: MAX_MESSAGES_FILE_BYTES,
+    hint: '[{ "role": "user", "content": "…" }]'
   })
-  if (text.length > MAX_MESSAGES_FILE_BYTES) throw new UsageError(`--messages ${file} is over 1 MiB`)
-  let v: unknown
-  try {
-    v = JSON.parse(text)
-  } catch {
-    throw new UsageError(`--messages ${file} is not JSON: expected [{ "role": "user", "content": "…" }]`)
-  }
-  if (!Array.isArray(v))
-    throw new UsageError(`--messages ${file} must hold a JSON array of { role, content }`)
-  return v as ChatMessage[]
 }
 
 export const inferCommand: Command = {
@@ -42,6 +42,17 @@ export const inferCommand: Command = {
   summary: 'run a job through a peer: stream its tokens, then print and verify the receipt',
   options: {
     via: { type: 'string', description: 'entry peer multiaddr (…/p2p/<peer id>)', valueName: 'MULTIADDR' },
+    peer: {
+      type: 'string',
+      description: 'the peer id to run the job on (with --bootstrap: found through those peers)',
+      valueName: 'PEERID'
+    },
+    bootstrap: {
+      type: 'string',
+      multiple: true,
+      description: 'peer to join through (…/p2p/<peer id>); without --peer it routes the job',
+      valueName: 'MULTIADDR'
+    },
     model: { type: 'string', description: 'base model id', valueName: 'ID' },
     adapter: { type: 'string', description: 'adapter CID (none = the base model)', valueName: 'CID' },
     prompt: { type: 'string', description: 'prompt text', valueName: 'TEXT' },
@@ -85,8 +96,21 @@ export const inferCommand: Command = {
     }
   },
   async run({ values }) {
-    const via = requireString(values, 'via')
-    if (!via.startsWith('/') || !via.includes('/p2p/'))
+    const bootstrap = (values.bootstrap as string[] | undefined) ?? []
+    for (const b of bootstrap)
+      if (!b.startsWith('/') || !b.includes('/p2p/'))
+        throw new UsageError(`--bootstrap must be a multiaddr ending in /p2p/<peer id>, got "${b}"`)
+    const peer = typeof values.peer === 'string' ? values.peer : undefined
+    if (peer !== undefined && !/^[1-9A-HJ-NP-Za-km-z]{40,100}$/.test(peer))
+      throw new UsageError(`--peer must be a peer id like 12D3KooW…, got "${peer}"`)
+    if (peer !== undefined && bootstrap.length === 0 && values.via === undefined)
+      throw new UsageError('--peer needs --bootstrap (or --via) to find the peer through')
+    const via = typeof values.via === 'string' ? values.via : peer === undefined ? bootstrap[0] : undefined
+    if (via === undefined && peer === undefined)
+      throw new UsageError(
+        'give --via MULTIADDR, --peer PEERID --bootstrap MULTIADDR, or --bootstrap MULTIADDR'
+      )
+    if (via !== undefined && (!via.startsWith('/') || !via.includes('/p2p/')))
       throw new UsageError(`--via must be a multiaddr ending in /p2p/<peer id>, got "${via}"`)
     const model = requireString(values, 'model')
     const inputs = ['prompt', 'messages', 'prompt-ids'].filter((k) => values[k] !== undefined)
@@ -105,12 +129,13 @@ export const inferCommand: Command = {
     const messages = typeof values.messages === 'string' ? await readMessages(values.messages) : undefined
     const json = values.json === true
     const wallet = values.pay === true ? await openWallet(values) : undefined
-    const { client, stop } = await createClientHost({ payer: wallet?.payer })
+    const { client, node, stop } = await createClientHost({ payer: wallet?.payer })
     try {
       let r: Awaited<ReturnType<typeof client.infer>>
       try {
+        const target = peer !== undefined ? await findPeer(node, peer, via ? [via] : bootstrap) : via!
         r = await client.infer(
-          via,
+          target,
           {
             model,
             adapter: (values.adapter as string | undefined) ?? null,
@@ -151,7 +176,8 @@ export const inferCommand: Command = {
         timings: r.timings,
         receipt: r.receipt,
         ...(r.attributionProof === undefined ? {} : { attributionProof: r.attributionProof }),
-        verification: r.verification?.ok ? { ok: true } : r.verification
+        verification: r.verification?.ok ? { ok: true } : r.verification,
+        connection: r.connection ?? null
       }
       if (typeof values.out === 'string') await writeFile(values.out, JSON.stringify(record, null, 2))
       const v = r.verification!
@@ -159,7 +185,8 @@ export const inferCommand: Command = {
       else {
         const b = r.receipt.body
         console.log(
-          `\n\nserved by ${r.servedBy} via ${r.route.join(' → ')}\n` +
+          `\n\nserved by ${r.servedBy} via ${r.route.join(' → ')}` +
+            `${r.connection ? ` (${r.connection} connection)` : ''}\n` +
             `model     ${b.modelId}${b.adapter ? ` + adapter ${b.adapter}` : ''}\n` +
             `tokens    ${b.promptTokens} prompt + ${b.outputTokens} output, ${r.finishReason}\n` +
             `amount    ${b.amountDue} wei (${b.pricePer1kTokens} per 1k tokens)\n` +

@@ -2,23 +2,9 @@
 // the adverts in its PeerTable.
 
 import { adminRequest } from '../../admin.ts'
+import type { PeersAnswer } from '../../admin-routes.ts'
 import type { Command } from '../../cli/command.ts'
 import { configFromFlags, configOptions } from './shared.ts'
-
-interface PeersAnswer {
-  self: string
-  connections: { peerId: string; addr: string; direction: string }[]
-  table: {
-    peerId: string
-    hardware: { cpu: { cores: number }; gpus: { name: string }[] }
-    models: { id: string }[]
-    adapters: { hot: number; warm: number; cold: number }
-    queueDepth: number
-    freeSlots: number
-    pricePer1kTokens: string
-    expires: number
-  }[]
-}
 
 export const peersCommand: Command = {
   name: 'peers',
@@ -31,9 +17,16 @@ export const peersCommand: Command = {
       console.log(JSON.stringify(ans))
       return 0
     }
-    const connected = new Set(ans.connections.map((c) => c.peerId))
-    console.log(`self ${ans.self}: ${ans.connections.length} connections, ${ans.table.length} adverts`)
-    const rows = [['peer', 'conn', 'hardware', 'models', 'hot/warm/cold', 'queue', 'free', 'price/1k']]
+    const connected = new Map<string, string>()
+    // a peer with both keeps the direct one (hole punching upgraded the relayed connection)
+    for (const c of ans.connections) if (connected.get(c.peerId) !== 'direct') connected.set(c.peerId, c.type)
+    console.log(
+      `self ${ans.self} (${ans.reachability}): ${ans.connections.length} connections, ${ans.table.length} adverts`
+    )
+    for (const c of ans.connections) console.log(`  ${c.type.padEnd(7)} ${c.direction.padEnd(8)} ${c.addr}`)
+    const rows = [
+      ['peer', 'conn', 'reach', 'hardware', 'models', 'hot/warm/cold', 'queue', 'free', 'price/1k']
+    ]
     for (const p of ans.table) {
       const hw =
         p.hardware.gpus.length > 0
@@ -41,7 +34,8 @@ export const peersCommand: Command = {
           : `${p.hardware.cpu.cores} cpu`
       rows.push([
         p.peerId,
-        connected.has(p.peerId) ? 'yes' : 'no',
+        connected.get(p.peerId) ?? 'no',
+        p.reachability ?? '-',
         hw,
         p.models.map((m) => m.id).join(',') || '-',
         `${p.adapters.hot}/${p.adapters.warm}/${p.adapters.cold}`,

@@ -39,6 +39,11 @@ export const startCommand: Command = {
       valueName: 'ADDR'
     },
     'no-mdns': { type: 'boolean', description: 'turn LAN discovery (mDNS) off' },
+    'relay-server': {
+      type: 'boolean',
+      description:
+        'relay for nodes behind NAT (circuit relay v2; limits under network.relay); run it where the node is publicly reachable, with --announce PUBLIC_ADDR'
+    },
     demo: {
       type: 'boolean',
       description:
@@ -64,6 +69,8 @@ export const startCommand: Command = {
     if (values.bootstrap)
       extra.push({ key: 'network.bootstrap', value: values.bootstrap, source: '--bootstrap' })
     if (values['no-mdns'] === true) extra.push({ key: 'network.mdns', value: false, source: '--no-mdns' })
+    if (values['relay-server'] === true)
+      extra.push({ key: 'network.relay.server', value: true, source: '--relay-server' })
     if (typeof values['log-level'] === 'string')
       extra.push({ key: 'log.level', value: values['log-level'], source: '--log-level' })
     const demo = values.demo === true
@@ -104,6 +111,9 @@ export const startCommand: Command = {
           peerId: node.peerId,
           operator: node.identity.operator.address,
           addrs: node.libp2p.getMultiaddrs().map((m) => m.toString()),
+          // as known at start; AutoNAT and relay reservations settle it within seconds
+          // (`openlora peers`, GET /status, and a "reachability changed" log line)
+          reachability: node.libp2p.services.relayKeeper.reachability(),
           admin: node.admin.url ?? null,
           dataDir: config.dataDir,
           pid: process.pid

@@ -1,19 +1,23 @@
 // `openlora verify FILE`: check a receipt (or what `openlora infer --out` wrote) and name the
 // check and field that failed.
-import { readFile } from 'node:fs/promises'
-import type { Hex } from '../../../crypto/hash.ts'
+import { hexBytes, uint32, z } from '../../../common/schema.ts'
 import { type ReceiptExpectations, verifyReceipt } from '../../../protocols/infer/receipt.ts'
 import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
+import { readJsonInput } from '../../cli/json-input.ts'
 
 const MAX_FILE_BYTES = 4 * 1024 * 1024
 
-function idList(v: unknown, name: string): number[] | undefined {
-  if (v === undefined) return undefined
-  if (!Array.isArray(v) || v.some((x) => !Number.isInteger(x) || x < 0))
-    throw new UsageError(`${name} in the file must be an array of token ids`)
-  return v as number[]
-}
+const ids = z.array(uint32).max(1 << 20)
+/** Either a bare receipt (checked by verifyReceipt) or what `openlora infer --out` writes. */
+const VerifyFileSchema = z.looseObject({
+  receipt: z.unknown().optional(),
+  promptIds: ids.optional(),
+  outputIds: ids.optional(),
+  servedBy: z.string().max(128).optional(),
+  jobId: hexBytes(16).optional(),
+  attributionProof: z.unknown().optional()
+})
 
 export const verifyCommand: Command = {
   name: 'verify',
@@ -23,25 +27,18 @@ export const verifyCommand: Command = {
   async run({ values, positionals }) {
     const file = positionals[0]
     if (!file || positionals.length > 1) throw new UsageError('give exactly one FILE')
-    const text = await readFile(file, 'utf8').catch((err) => {
-      throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
+    const doc = await readJsonInput(file, VerifyFileSchema, {
+      what: 'receipt file',
+      maxBytes: MAX_FILE_BYTES
     })
-    if (text.length > MAX_FILE_BYTES) throw new UsageError(`${file} is over ${MAX_FILE_BYTES} bytes`)
-    let doc: Record<string, unknown>
-    try {
-      doc = JSON.parse(text)
-    } catch {
-      throw new UsageError(`${file} is not JSON`)
-    }
-    // Either a bare receipt or `{ receipt, promptIds, outputIds, servedBy, jobId, attributionProof? }`.
-    const wrapped = doc != null && typeof doc === 'object' && 'receipt' in doc
+    const wrapped = doc.receipt !== undefined
     const receipt = wrapped ? doc.receipt : doc
     const expect: ReceiptExpectations = wrapped
       ? {
-          promptIds: idList(doc.promptIds, 'promptIds'),
-          outputIds: idList(doc.outputIds, 'outputIds'),
-          ...(typeof doc.servedBy === 'string' ? { peerId: doc.servedBy } : {}),
-          ...(typeof doc.jobId === 'string' ? { jobId: doc.jobId as Hex } : {}),
+          ...(doc.promptIds ? { promptIds: doc.promptIds } : {}),
+          ...(doc.outputIds ? { outputIds: doc.outputIds } : {}),
+          ...(doc.servedBy !== undefined ? { peerId: doc.servedBy } : {}),
+          ...(doc.jobId !== undefined ? { jobId: doc.jobId } : {}),
           ...('attributionProof' in doc ? { attributionProof: doc.attributionProof } : {})
         }
       : {}

@@ -1,0 +1,106 @@
+// The records the VoucherStore keeps (channels, receipts, jobs in flight, pools, claims) and two
+// helpers on them: types only and pure functions, so readers of the store need not load it.
+import type { AbstractLevel } from 'abstract-level'
+import type { Address, Hex } from 'viem'
+import type { VoucherJson } from './eip712.ts'
+
+/** Any level instance or sublevel (the node's LevelDB, a sublevel of it, a test's own). */
+// biome-ignore lint/suspicious/noExplicitAny: keys are strings, the rest is up to the owner
+export type AnyLevel = AbstractLevel<any, string, any>
+
+export interface JobAttribution {
+  datanets: { id: Hex; bp: number }[]
+  contributors: { address: Address; bp: number }[]
+}
+
+export interface PaymentReceipt {
+  jobId: Hex
+  amountDue: bigint
+  attribution?: JobAttribution
+  /** the signed receipt as sent to the client (opaque here) */
+  receipt?: unknown
+}
+
+export interface ChannelRecord {
+  channel: Hex
+  client: Address
+  node: Address
+  adapterId: Hex
+  /** the client's latest voucher: the most the channel may be paid in total */
+  latest: VoucherJson
+  /** cumulative amount the chain has paid on this channel, as last seen */
+  claimed: string
+  /** sum of amountDue of the jobs recorded on this channel: the total the node claims */
+  owed?: string
+  /** set when the chain refuses the voucher for a reason retrying cannot fix */
+  quarantined?: string
+  updatedAt: number
+}
+
+export interface ReceiptRecord {
+  jobId: Hex
+  amountDue: string
+  /** the channel's owed total with this job: a claim up to `amount` pays the receipts ≤ it */
+  owed: string
+  /** the signed maximum of the voucher the job came with */
+  cumulativeAmount: string
+  attribution?: JobAttribution
+  receipt?: unknown
+  /** a job that ended before `done` (abort, crash, timeout): paid for what it delivered */
+  partial?: { delivered: number }
+}
+
+export interface PoolRecord {
+  root: Hex
+  datanetId: Hex
+  total: string
+  leaves: { account: Address; amount: string }[]
+  /** set once the claim that funded it is seen on-chain */
+  poolId?: string
+  createdAt: number
+}
+
+export interface ClaimRecord {
+  txHash: Hex
+  /** cumulativeAmount: the voucher's signed maximum; amount: the channel total claimed (≤ it) */
+  vouchers: { channel: Hex; adapterId: Hex; cumulativeAmount: string; amount: string; increase: string }[]
+  total: string
+  gasUsed: string
+  at: number
+}
+
+/**
+ * A paid job between its voucher check and its end: its worst case is reserved against the
+ * channel and the client's escrow, and `delivered` counts the tokens sent so far (written before
+ * each token goes out), so an abort, a crash or a timeout still leaves a claim for them.
+ */
+export interface InflightRecord {
+  channel: Hex
+  client: Address
+  jobId: Hex
+  voucher: VoucherJson
+  promptTokens: number
+  delivered: number
+  pricePer1kTokens: string
+  /** the job's worst case (prompt + maxNewTokens at the price): what is reserved */
+  maxAmountDue: string
+  startedAt: number
+}
+
+export interface ReserveInput {
+  jobId: Hex
+  maxAmountDue: bigint
+  promptTokens: number
+  pricePer1kTokens: bigint
+}
+
+/** owed − claimed: never negative (a fresh store may have seen the chain pay more than it knows) */
+export function unclaimedOf(r: ChannelRecord): bigint {
+  const d = BigInt(r.owed ?? '0') - BigInt(r.claimed)
+  return d > 0n ? d : 0n
+}
+
+/** zero-padded so that string order of keys is numeric order of amounts */
+export function padAmount(n: bigint): string {
+  return n.toString().padStart(78, '0')
+}

@@ -1,0 +1,51 @@
+// H1 (docs/THREATS.md): six concurrent jobs on one channel, all sent with one voucher that covers
+// one job's worst case. Before the fix all six streamed and five were found UNDERPAID only
+// afterwards (unpaid). Now each job reserves its worst case (prompt + maxNewTokens at the price)
+// before the first token and concurrent jobs see each other's reservations: the jobs beyond
+// the voucher are refused before any token, and every token delivered is paid.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import {
+  addrOf,
+  claimAndRead,
+  countTokens,
+  fund,
+  job,
+  OPEN,
+  type Party,
+  party,
+  rawVoucher,
+  type Stage,
+  stage,
+  wire,
+  worth
+} from './fixture.ts'
+
+let s: Stage
+let attacker: Party
+
+test.before(async () => {
+  s = await stage({ name: 'h1' })
+  attacker = await party(s, 4)
+  await fund(attacker.chain, s.operator(s.a), 10n * OPEN)
+})
+test.after(async () => {
+  await attacker?.stop()
+  await s?.stop()
+})
+
+test('six concurrent jobs on a voucher for one: every token delivered is paid', async () => {
+  const MAX = 48
+  const v = wire(await rawVoucher(attacker, s, s.operator(s.a), worth(MAX)))
+  const runs = await Promise.all(
+    Array.from({ length: 6 }, () => countTokens(attacker.infer, addrOf(s.a), job(s, MAX, { voucher: v })))
+  )
+  const served = runs.filter((r) => r.tokens > 0)
+  const delivered = served.reduce((n, r) => n + worth(r.tokens), 0n)
+  assert.ok(served.length >= 1, 'the job the voucher covers is served')
+  assert.ok(delivered <= worth(MAX), 'no more is served than the voucher covers')
+  const paid = await claimAndRead(s, s.a, attacker.account.address)
+  assert.is(paid, delivered, 'every delivered token is paid to the node, to the wei')
+})
+
+test.run()

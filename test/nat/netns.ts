@@ -1,0 +1,219 @@
+// A small internet inside network namespaces, for the NAT tier and bench:nat.
+//
+//   inet (bridge br0, 11.11.0.1: the relay / bootstrap node)
+//    ├── pub    11.11.0.2                       a publicly reachable node
+//    ├── rtrA   11.11.0.10 ─ NAT ─ homeA 10.0.1.2   endpoint-independent (`masquerade`)
+//    ├── rtrB   11.11.0.11 ─ NAT ─ homeB 10.0.2.2   endpoint-independent (`masquerade`)
+//    └── rtrC   11.11.0.12 ─ NAT ─ homeC 10.0.3.2   symmetric (`masquerade fully-random`)
+//
+// libp2p ignores private ranges (RFC 1918, 100.64/10, TEST-NETs, 198.18/15) for identify, AutoNAT
+// and DCUtR, so the "internet" is 11.11.0.0/24: public-looking, and existing only inside these
+// namespaces (no namespace has a route to the machine's real interfaces). Every namespace is
+// named `olnat<pid>-…`; a run first removes those of earlier runs whose process is gone.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+
+export const INET = '11.11.0'
+export const RELAY_IP = `${INET}.1`
+export const PUBLIC_IP = `${INET}.2`
+
+export type NatKind = 'friendly' | 'symmetric'
+
+export interface Home {
+  name: string
+  ns: string
+  router: string
+  ip: string
+  wanIp: string
+  nat: NatKind
+}
+
+export interface Topology {
+  prefix: string
+  inet: string
+  pub: string
+  homes: Home[]
+  /** every namespace of this run, for teardown */
+  all: string[]
+}
+
+const PREFIX_BASE = 'olnat'
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+function inNs(ns: string, ...args: string[]): string {
+  return sh('ip', ['netns', 'exec', ns, ...args])
+}
+
+/** Fails with how to run the tier when the machine cannot build namespaces. */
+export function requireNamespaces(): void {
+  const problems: string[] = []
+  if (process.getuid?.() !== 0) problems.push('it must run as root (network namespaces, nftables)')
+  for (const tool of ['ip', 'nft', 'tc'])
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+      problems.push(`the "${tool}" command is missing`)
+  if (problems.length > 0)
+    throw new Error(
+      `the NAT tier cannot run: ${problems.join('; ')}. Run it as root on Linux with iproute2 and ` +
+        'nftables installed (apt-get install -y iproute2 nftables conntrack), e.g. `sudo npm run test:nat`; ' +
+        '.ci/run installs them and CI runs as root.'
+    )
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** Removes namespaces left by earlier runs that died before their teardown (their pid is gone). */
+export function removeStale(): string[] {
+  const removed: string[] = []
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? ''
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0] ?? ''
+    const m = new RegExp(`^${PREFIX_BASE}(\\d+)-`).exec(name)
+    if (!m || pidAlive(Number(m[1]))) continue
+    killNamespaceProcesses(name)
+    spawnSync('ip', ['netns', 'del', name])
+    removed.push(name)
+  }
+  return removed
+}
+
+/** Kills what runs inside one of our namespaces (only processes this tier started live there). */
+function killNamespaceProcesses(ns: string): void {
+  const pids = (spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '')
+    .split('\n')
+    .map(Number)
+    .filter((p) => p > 0)
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function addNs(t: Topology, name: string): string {
+  const ns = `${t.prefix}-${name}`
+  sh('ip', ['netns', 'add', ns])
+  t.all.push(ns)
+  inNs(ns, 'ip', 'link', 'set', 'lo', 'up')
+  return ns
+}
+
+function veth(a: string, aName: string, b: string, bName: string): void {
+  sh('ip', ['link', 'add', aName, 'netns', a, 'type', 'veth', 'peer', 'name', bName, 'netns', b])
+  inNs(a, 'ip', 'link', 'set', aName, 'up')
+  inNs(b, 'ip', 'link', 'set', bName, 'up')
+}
+
+function nftNat(router: string, nat: NatKind): void {
+  const rule = nat === 'friendly' ? 'masquerade' : 'masquerade fully-random'
+  const script = `table ip nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "wan" ${rule}
+  }
+}
+table ip filter {
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    iifname "lan" accept
+    ct state established,related accept
+  }
+}
+`
+  execFileSync('ip', ['netns', 'exec', router, 'nft', '-f', '-'], { input: script })
+}
+
+/** Builds the topology; on any failure it tears down what it made and rethrows. */
+export function buildTopology(homes: Array<{ name: string; nat: NatKind }>): Topology {
+  const t: Topology = { prefix: `${PREFIX_BASE}${process.pid}`, inet: '', pub: '', homes: [], all: [] }
+  try {
+    t.inet = addNs(t, 'inet')
+    inNs(t.inet, 'ip', 'link', 'add', 'br0', 'type', 'bridge')
+    inNs(t.inet, 'ip', 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'br0')
+    inNs(t.inet, 'ip', 'link', 'set', 'br0', 'up')
+    let port = 0
+    const attach = (ns: string, ip: string): void => {
+      const p = `p${port++}`
+      veth(ns, 'wan', t.inet, p)
+      inNs(t.inet, 'ip', 'link', 'set', p, 'master', 'br0')
+      inNs(ns, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'wan')
+    }
+    t.pub = addNs(t, 'pub')
+    attach(t.pub, PUBLIC_IP)
+    homes.forEach((h, i) => {
+      const router = addNs(t, `rtr${h.name}`)
+      const ns = addNs(t, `home${h.name}`)
+      const wanIp = `${INET}.${10 + i}`
+      const lan = `10.0.${i + 1}`
+      attach(router, wanIp)
+      veth(router, 'lan', ns, 'eth0')
+      inNs(router, 'ip', 'addr', 'add', `${lan}.1/24`, 'dev', 'lan')
+      inNs(ns, 'ip', 'addr', 'add', `${lan}.2/24`, 'dev', 'eth0')
+      inNs(ns, 'ip', 'route', 'add', 'default', 'via', `${lan}.1`)
+      inNs(router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
+      nftNat(router, h.nat)
+      t.homes.push({ name: h.name, ns, router, ip: `${lan}.2`, wanIp, nat: h.nat })
+    })
+    return t
+  } catch (err) {
+    teardown(t)
+    throw err
+  }
+}
+
+/**
+ * netem delay of `ms` on every hop (the egress of each link out of a home, router and the public
+ * node). False, changing nothing, where the kernel lacks netem (sch_netem): the caller says so.
+ */
+export function setDelay(t: Topology, ms: number): boolean {
+  const links: Array<[string, string]> = [[t.pub, 'wan']]
+  for (const h of t.homes) links.push([h.router, 'wan'], [h.router, 'lan'], [h.ns, 'eth0'])
+  for (const [ns, dev] of links) {
+    spawnSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'del', 'dev', dev, 'root'])
+    if (ms <= 0) continue
+    const r = spawnSync(
+      'ip',
+      ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`],
+      {
+        encoding: 'utf8'
+      }
+    )
+    if (r.status !== 0) {
+      if (/qdisc kind is unknown/.test(r.stderr)) return false
+      throw new Error(`tc netem on ${ns}/${dev} failed: ${r.stderr}`)
+    }
+  }
+  return true
+}
+
+/** Removes every namespace of the run (killing what runs in them first). Safe to call twice. */
+export function teardown(t: Topology): void {
+  for (const ns of [...t.all].reverse()) {
+    killNamespaceProcesses(ns)
+    spawnSync('ip', ['netns', 'del', ns])
+  }
+  t.all.length = 0
+}
+
+export function namespacesLeft(t: Pick<Topology, 'prefix'>): string[] {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? ''
+  return list
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n.startsWith(`${t.prefix}-`))
+}
+
+export function nsExists(ns: string): boolean {
+  return existsSync(`/run/netns/${ns}`)
+}
