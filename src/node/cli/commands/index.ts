@@ -6,6 +6,7 @@ import { balanceCommand } from './balance.ts'
 import { chainCommands } from './chain.ts'
 import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
+import { dbCommands } from './db.ts'
 import { depositCommand } from './deposit.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
@@ -20,6 +21,7 @@ export const commands: Command[] = [
   startCommand,
   idCommand,
   ...keysCommands,
+  ...dbCommands,
   ...configCommands,
   peersCommand,
   ...datanetCommands,
