@@ -3,7 +3,9 @@
 // is done (send a job's result, report a claim), so the parent knows exactly what was acknowledged.
 //   worker.ts vouchers DB_DIR      record paid jobs forever: ACK <jobNo> <owedAfter>
 //   worker.ts claim DB_DIR         reconcile with the chain and claim: ACK claimed <n>
+//   worker.ts adapters DIR         import adapters into a cold store forever: ACK <cid>
 // Chain and key settings come from CRASH_* environment variables (set by the tests).
+import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import { privateKeyToAccount } from 'viem/accounts'
 import { Claimer } from '../../../src/chain/claimer.ts'
@@ -12,8 +14,33 @@ import { signVoucher } from '../../../src/chain/eip712.ts'
 import { VoucherStore } from '../../../src/chain/store.ts'
 import { channelKey } from '../../../src/chain/vouchers.ts'
 import { silentLogger } from '../../../src/common/log.ts'
+import { adapterCid, ColdIndex } from '../../../src/runtime/adapters/cold.ts'
 
 const [mode, dbDir] = process.argv.slice(2)
+if (mode === 'adapters') {
+  // the durable step of adapter import: stage the files, rename to the CID, index (cold.ts)
+  const cold = new ColdIndex(dbDir as string)
+  await cold.open(60_000)
+  for (let i = Number(process.env.CRASH_FROM ?? 0); ; i++) {
+    const files = {
+      'adapter_config.json': new TextEncoder().encode(JSON.stringify({ r: 4, n: i })),
+      'adapter_model.safetensors': randomBytes(256 * 1024)
+    }
+    const cid = adapterCid(files)
+    const staged = await cold.stage(files)
+    const entry = {
+      cid,
+      baseModel: 'tiny',
+      rank: 4,
+      targets: ['q_proj'],
+      sizeBytes: 0,
+      fp32Bytes: 0,
+      addedAt: i
+    }
+    await cold.commit(entry, staged)
+    process.stdout.write(`ACK ${cid}\n`)
+  }
+}
 const env = (k: string) => {
   const v = process.env[k]
   if (v === undefined) throw new Error(`${k} is not set`)
