@@ -28,7 +28,13 @@ try {
   const adapterId: Hex = `0x${'ab'.repeat(32)}`
   const datanetId: Hex = `0x${'dd'.repeat(32)}`
   await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
-  await owner.registerAdapter({ adapterId, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1000n })
+  // the adapter declares the datanet its contributor pool may go to (H5)
+  await owner.registerAdapter({
+    adapterId,
+    modelHash: `0x${'01'.repeat(32)}`,
+    feePer1kTokens: 1000n,
+    datanets: [{ id: datanetId, weightBps: 10_000 }]
+  })
   const contributors = Array.from({ length: 16 }, () => privateKeyToAccount(generatePrivateKey()).address)
 
   // clients only sign; the funder deposits for them, so they need no gas money

@@ -29,6 +29,8 @@ export interface ClaimerInit {
   retryMaxMs?: number
   /** first block to search for this node's PoolFunded events when reconciling */
   fromBlock?: bigint
+  /** called after a claim funded pools or a reconcile learned their ids (to publish them, M1) */
+  onPoolsFunded?: () => void | Promise<void>
   logger?: Logger
 }
 
@@ -60,6 +62,7 @@ export class Claimer {
   private readonly retryMaxMs: number
   private readonly fromBlock: bigint
   private readonly log: Logger
+  private readonly onPoolsFunded: (() => void | Promise<void>) | undefined
   private timer: NodeJS.Timeout | undefined
   private running: Promise<ClaimOutcome[]> | undefined
   private failures = 0
@@ -77,6 +80,7 @@ export class Claimer {
     this.retryMaxMs = init.retryMaxMs ?? 60_000
     this.fromBlock = init.fromBlock ?? 0n
     this.log = init.logger ?? createLogger('chain:claimer')
+    this.onPoolsFunded = init.onPoolsFunded
   }
 
   async start(): Promise<void> {
@@ -143,6 +147,7 @@ export class Claimer {
         known.add(hit.poolId.toString())
         await this.store.savePool({ ...p, poolId: hit.poolId.toString() })
       }
+      await this.poolsFunded()
     }
     this.log.debug('reconciled', { channels: mine.length, openPools: open.length })
   }
@@ -270,6 +275,7 @@ export class Claimer {
           poolId: poolId.toString()
         })
       }
+      if (res.poolIds.length > 0) await this.poolsFunded()
       // an entry refused between the simulation and the block stays unpaid: handled by reason
       const late = new Set(res.rejected.map((r) => r.index))
       for (const r of res.rejected) await this.refused(items[r.index]!, r.reason as ClaimRejection)
@@ -312,6 +318,14 @@ export class Claimer {
       }
     }
     return undefined
+  }
+
+  private async poolsFunded(): Promise<void> {
+    try {
+      await this.onPoolsFunded?.()
+    } catch (err) {
+      this.log.warn('publishing the funded pools failed', { err })
+    }
   }
 
   /** A refused entry, by reason: catch up with the chain, wait for escrow, or quarantine. */

@@ -238,7 +238,9 @@ export class ChainClientBase {
     abi: readonly unknown[],
     functionName: string,
     args: readonly unknown[],
-    data: Record<string, unknown> = {}
+    data: Record<string, unknown> = {},
+    /** simulate against the pending block: a call that needs an earlier block's commit (H7) */
+    opts: { pending?: boolean } = {}
   ): Promise<TxResult> {
     const wallet = this.wallet
     if (!wallet)
@@ -249,7 +251,8 @@ export class ChainClientBase {
         abi,
         functionName,
         args,
-        account: wallet.account
+        account: wallet.account,
+        ...(opts.pending ? { blockTag: 'pending' } : {})
       } as Parameters<PublicClient['simulateContract']>[0])
       const hash = await wallet.writeContract(request as Parameters<Wallet['writeContract']>[0])
       const receipt = await this.publicClient.waitForTransactionReceipt({ hash })

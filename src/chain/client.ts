@@ -1,7 +1,7 @@
 // One viem client per chain endpoint and account, with one method per action: typed parameters,
 // receipts awaited, and every failure wrapped in ChainCallError with the viem error as cause (its
 // decoded custom error name in `.revert`). Reads and plumbing live in client-base.ts.
-import { type Address, decodeEventLog, type Hex, parseSignature } from 'viem'
+import { type Address, decodeEventLog, encodeAbiParameters, type Hex, keccak256, parseSignature } from 'viem'
 import { adapterRegistryAbi, datanetRegistryAbi, openTokenAbi, settlementAbi } from './artifacts/index.ts'
 import {
   type Attribution,
@@ -127,20 +127,29 @@ export class ChainClient extends ChainClientBase {
 
   // ------------------------------------------------------------ writes: registries
 
+  /**
+   * Commit–reveal (H7): commits (adapterId, this account) and, once that is mined, registers; a
+   * registration whose id leaks from the mempool cannot be front-run. `commit: false` skips the
+   * commit (already made with commitAdapter).
+   */
   async registerAdapter(p: {
     adapterId: Hex
     modelHash: Hex
     feePer1kTokens: bigint
     datanets?: { id: Hex; weightBps: number }[]
+    commit?: boolean
   }): Promise<TxResult> {
     const d = p.datanets ?? []
-    return this.write('register adapter', this.addresses.adapterRegistry, adapterRegistryAbi, 'register', [
-      p.adapterId,
-      p.modelHash,
-      p.feePer1kTokens,
-      d.map((x) => x.id),
-      d.map((x) => x.weightBps)
-    ])
+    if (p.commit !== false) await this.commitAdapter(p.adapterId)
+    return this.write(
+      'register adapter',
+      this.addresses.adapterRegistry,
+      adapterRegistryAbi,
+      'register',
+      [p.adapterId, p.modelHash, p.feePer1kTokens, d.map((x) => x.id), d.map((x) => x.weightBps)],
+      {},
+      { pending: true }
+    )
   }
 
   async setAdapterFee(adapterId: Hex, feePer1kTokens: bigint): Promise<TxResult> {
@@ -189,11 +198,32 @@ export class ChainClient extends ChainClientBase {
     )
   }
 
-  async createDatanet(datanetId: Hex, metadataHash: Hex): Promise<TxResult> {
-    return this.write('create datanet', this.addresses.datanetRegistry, datanetRegistryAbi, 'create', [
-      datanetId,
-      metadataHash
+  /** The first step of registering `adapterId` as this account's. */
+  async commitAdapter(adapterId: Hex): Promise<TxResult> {
+    return this.write('commit adapter', this.addresses.adapterRegistry, adapterRegistryAbi, 'commit', [
+      registrationCommitment(adapterId, this.address)
     ])
+  }
+
+  /** The first step of creating `datanetId` as this account's. */
+  async commitDatanet(datanetId: Hex): Promise<TxResult> {
+    return this.write('commit datanet', this.addresses.datanetRegistry, datanetRegistryAbi, 'commit', [
+      registrationCommitment(datanetId, this.address)
+    ])
+  }
+
+  /** Commit–reveal as registerAdapter (H7). */
+  async createDatanet(datanetId: Hex, metadataHash: Hex, opts: { commit?: boolean } = {}): Promise<TxResult> {
+    if (opts.commit !== false) await this.commitDatanet(datanetId)
+    return this.write(
+      'create datanet',
+      this.addresses.datanetRegistry,
+      datanetRegistryAbi,
+      'create',
+      [datanetId, metadataHash],
+      {},
+      { pending: true }
+    )
   }
 
   async transferDatanet(datanetId: Hex, newOwner: Address): Promise<TxResult> {
@@ -353,4 +383,9 @@ function claimArgs(entries: readonly (ClaimEntry | SignedVoucher)[], attribution
     }),
     attributions.map((a) => ({ datanetId: a.datanetId, root: a.root, total: a.total }))
   ] as const
+}
+
+/** keccak256(abi.encode(id, owner)): what a registry's commit() takes before a registration. */
+export function registrationCommitment(id: Hex, owner: Address): Hex {
+  return keccak256(encodeAbiParameters([{ type: 'bytes32' }, { type: 'address' }], [id, owner]))
 }

@@ -24,6 +24,8 @@ import { ChainService } from './service.ts'
 
 /** The file a running node writes its chain endpoint to (what the chain CLI commands read). */
 export const CHAIN_ENDPOINT_FILE = 'chain.json'
+/** the funded contributor pools with their leaves (src/chain/published-pools.ts) */
+export const POOLS_FILE = 'pools.json'
 
 // 5 minutes batches a busy node's vouchers into a few claims an hour (gas per voucher falls to
 // ~21k at 100 per claim, docs/CHAIN.md) while a crash loses nothing: vouchers are in LevelDB.
@@ -132,7 +134,9 @@ export function chainService(components: NodeComponents): ChainService & Service
   const service = new ChainService(
     {
       chain: cfg.chain,
-      claimer: { claimIntervalSec: cfg.claimIntervalSec, minClaim: cfg.minClaim, maxBatch: cfg.maxBatch }
+      claimer: { claimIntervalSec: cfg.claimIntervalSec, minClaim: cfg.minClaim, maxBatch: cfg.maxBatch },
+      // contributors withdraw from this file without the node (M1)
+      poolsFile: join(components.dataDir.path, POOLS_FILE)
     },
     { db: components.db, operator: components.identity.operator.account, logger: log }
   )

@@ -11,6 +11,7 @@ import { ChainClient } from './client.ts'
 import { type ChainConfig, type ChainEndpoint, parseChainConfig } from './config.ts'
 import type { ChainDomain, SignedVoucher } from './eip712.ts'
 import { ChainConfigError, VoucherRejectedError } from './errors.ts'
+import { publishedPools, writePublishedPools } from './published-pools.ts'
 import { type RewardsSummary, rewardsSummary } from './rewards.ts'
 import { type AnyLevel, type PaymentReceipt, type ReserveInput, VoucherStore } from './store.ts'
 import { channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
@@ -21,6 +22,8 @@ export interface ChainServiceInit {
   claimer?: ClaimerInit
   /** ETH given to the operator on a local chain so that it can pay for claims */
   localOperatorEth?: bigint
+  /** where to publish the funded contributor pools (M1; the node: <dataDir>/pools.json) */
+  poolsFile?: string
 }
 
 export interface ChainServiceComponents {
@@ -117,12 +120,18 @@ export class ChainService {
     }
     this._claimer = new Claimer(
       { chain: this._client, store: this.store },
-      { logger: this.log.child('claimer'), ...this.init.claimer }
+      {
+        logger: this.log.child('claimer'),
+        ...this.init.claimer,
+        ...(this.init.poolsFile ? { onPoolsFunded: () => this.publishPools() } : {})
+      }
     )
     // jobs in flight when the node last stopped are owed what they delivered before it did
     const abandoned = await this.store.settleAbandoned()
     if (abandoned > 0) this.log.warn('settled jobs cut off by the last stop', { jobs: abandoned })
     await this._claimer.start()
+    // the pools funded before this start are published at once (M1)
+    await this.publishPools().catch((err) => this.log.warn('publishing the funded pools failed', { err }))
     this.log.info('chain service started', {
       chainId: endpoint.chainId,
       settlement: endpoint.addresses.settlement,
@@ -175,6 +184,12 @@ export class ChainService {
         this._claimer?.notify()
       }
     }
+  }
+
+  /** Writes every funded pool with its leaves to `poolsFile` (docs/CHAIN.md "Published pools"). */
+  async publishPools(): Promise<void> {
+    if (!this.init.poolsFile) return
+    await writePublishedPools(this.init.poolsFile, await publishedPools(this.store, this.domain))
   }
 
   /** Throws UNKNOWN_ADAPTER unless the adapter is registered on-chain (zero: the base model). */

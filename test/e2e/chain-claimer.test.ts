@@ -38,8 +38,20 @@ test.before(async () => {
   node = new ChainClient({ ...chain, account: nodeAcc })
   const owner = new ChainClient({ ...chain, account: chain.accounts[2]! })
   await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
-  await owner.registerAdapter({ adapterId: adapterA, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1n })
-  await owner.registerAdapter({ adapterId: adapterB, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1n })
+  // both adapters declare the datanet, so their contributor pools may go to it (H5)
+  const datanets = [{ id: datanetId, weightBps: 10_000 }]
+  await owner.registerAdapter({
+    adapterId: adapterA,
+    modelHash: `0x${'01'.repeat(32)}`,
+    feePer1kTokens: 1n,
+    datanets
+  })
+  await owner.registerAdapter({
+    adapterId: adapterB,
+    modelHash: `0x${'01'.repeat(32)}`,
+    feePer1kTokens: 1n,
+    datanets
+  })
   clients = chain.accounts.slice(3, 6)
   for (const c of clients)
     await new ChainClient({ ...chain, account: c }).deposit(100n * OPEN, { node: nodeAcc.address })

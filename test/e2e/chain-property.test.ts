@@ -59,7 +59,9 @@ for (const seed of SEEDS) {
       await as(owner).registerAdapter({
         adapterId: a,
         modelHash: `0x${'01'.repeat(32)}`,
-        feePer1kTokens: 1n
+        feePer1kTokens: 1n,
+        // the datanet its contributor pool may go to (H5)
+        datanets: [{ id: datanetId, weightBps: 10_000 }]
       })
 
     // the model: what the rules say each balance must be

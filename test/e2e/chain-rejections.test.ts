@@ -47,7 +47,12 @@ test.before(async () => {
   const mk = (a: (typeof chain.accounts)[number]) => new ChainClient({ ...chain, account: a })
   c = { node: mk(node!), other: mk(other!), client: mk(client!), owner: mk(owner!), poor: mk(poor!) }
   await c.owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
-  await c.owner.registerAdapter({ adapterId, modelHash: `0x${'01'.repeat(32)}`, feePer1kTokens: 1000n })
+  await c.owner.registerAdapter({
+    adapterId,
+    modelHash: `0x${'01'.repeat(32)}`,
+    feePer1kTokens: 1000n,
+    datanets: [{ id: datanetId, weightBps: 10_000 }]
+  })
   await c.client.deposit(10n * OPEN, { node: c.node.address })
   dir = mkdtempSync(join(tmpdir(), 'openlora-chain-rej-'))
   db = new Level(dir)
@@ -244,8 +249,8 @@ test('contributor proofs that do not match are refused; a matching one pays once
     { account: alice!.address, amount: pool - 7n },
     { account: bob!.address, amount: 7n }
   ])
-  // an attribution above the pool is refused
-  await reverts(c.node.claim([v], [{ datanetId, root: tree.root, total: pool + 1n }]), 'AttributionMismatch')
+  // an attribution above the pool (above the share the adapter declares for the datanet) is refused
+  await reverts(c.node.claim([v], [{ datanetId, root: tree.root, total: pool + 1n }]), 'BadAttribution')
   const res = await c.node.claim([v], [{ datanetId, root: tree.root, total: tree.total }])
   const poolId = res.poolIds[0]!
   const i = tree.indexOf(bob!.address)

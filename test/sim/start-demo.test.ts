@@ -57,7 +57,18 @@ async function startDemo(): Promise<Running> {
   assert.is(script, `node ${CLI} start --demo`)
   const child = spawn(
     process.execPath,
-    [CLI, 'start', '--demo', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns'],
+    [
+      CLI,
+      'start',
+      '--demo',
+      '--data-dir',
+      dir,
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--no-mdns',
+      '--gateway-port',
+      '0'
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OPENLORA_LOG_LEVEL: 'warn' } }
   )
   children.add(child)

@@ -4,6 +4,9 @@ pragma solidity ^0.8.24;
 /// @title Registry of LoRA adapters: who owns each, what it costs, which datanets it was trained on.
 /// @notice adapterId = the sha2-256 digest of the adapter manifest CID (docs/INTERFACES.md). A new
 /// version is a new adapterId linked to its predecessor; ownership moves only by the owner's call.
+/// Registration is commit–reveal (H7, docs/THREATS.md): `commit(keccak256(abi.encode(adapterId,
+/// owner)))` in an earlier block, then `register`, so a front-runner who learns the id from a
+/// pending registration cannot get its own registration in first.
 contract AdapterRegistry {
     struct Adapter {
         address owner;
@@ -20,6 +23,8 @@ contract AdapterRegistry {
     mapping(bytes32 => Adapter) private adapters;
     mapping(bytes32 => bytes32[]) private provenanceDatanets;
     mapping(bytes32 => uint16[]) private provenanceWeights;
+    /// keccak256(abi.encode(adapterId, owner)) => the block it was committed in
+    mapping(bytes32 => uint256) public commitments;
 
     event AdapterRegistered(
         bytes32 indexed adapterId,
@@ -38,6 +43,13 @@ contract AdapterRegistry {
     error NotAdapterOwner(bytes32 adapterId, address caller);
     error BadProvenance(string reason);
     error ZeroAddress();
+    /// register needs commit(keccak256(abi.encode(adapterId, msg.sender))) in an earlier block
+    error NotCommitted(bytes32 adapterId, address owner);
+
+    /// @notice First step of a registration: the hash of (adapterId, the future owner).
+    function commit(bytes32 commitment) external {
+        if (commitments[commitment] == 0) commitments[commitment] = block.number;
+    }
 
     function register(
         bytes32 adapterId,
@@ -108,6 +120,11 @@ contract AdapterRegistry {
         // the zero id means "no adapter" in vouchers and receipts, so it can never be registered
         if (adapterId == bytes32(0)) revert UnknownAdapter(adapterId);
         if (adapters[adapterId].registeredAt != 0) revert AdapterExists(adapterId);
+        // a new version is linked by its owner's call to the previous one: no race to win there
+        if (previous == bytes32(0)) {
+            uint256 at = commitments[keccak256(abi.encode(adapterId, msg.sender))];
+            if (at == 0 || at >= block.number) revert NotCommitted(adapterId, msg.sender);
+        }
         if (datanets.length != weightsBps.length) revert BadProvenance("datanets and weights differ in length");
         if (datanets.length > MAX_DATANETS) revert BadProvenance("more than 16 datanets");
         if (datanets.length > 0) {

@@ -234,6 +234,10 @@ contract Settlement is EIP712 {
         uint256 protocol;
         bytes32 runAdapter;
         address runOwner;
+        uint256 runPool;
+        // what each attribution may take: its datanet's declared weight of the pool share of the
+        // entries paid for the adapters that declare it (H5)
+        uint256[] memory caps = new uint256[](attributions.length);
         bool runSet;
         rejected = new uint8[](vouchers.length);
         for (uint256 i; i < vouchers.length; ++i) {
@@ -257,6 +261,8 @@ contract Settlement is EIP712 {
             }
             if (!runSet || adapterId != runAdapter) {
                 if (ownerRun != 0) _credit(runOwner, 1, ownerRun);
+                if (runPool != 0) _capRun(caps, runAdapter, runPool, attributions);
+                runPool = 0;
                 ownerRun = 0;
                 runAdapter = adapterId;
                 runSet = true;
@@ -291,14 +297,16 @@ contract Settlement is EIP712 {
             ownerRun += o;
             owners += o;
             pool += p;
+            runPool += p;
             protocol += pr;
             total += increase;
         }
         if (ownerRun != 0) _credit(runOwner, 1, ownerRun);
+        if (runPool != 0) _capRun(caps, runAdapter, runPool, attributions);
         uint256 nodeAmount = total - owners - pool - protocol;
         if (nodeAmount != 0) _credit(node, 0, nodeAmount);
         if (protocol != 0) _credit(treasury, 2, protocol);
-        _fundPools(node, pool, attributions);
+        _fundPools(node, pool, attributions, caps);
         emit Claimed(node, vouchers.length, total, pool);
     }
 
@@ -375,8 +383,29 @@ contract Settlement is EIP712 {
         emit Credited(account, role, amount);
     }
 
-    /// the pool's share goes to the reported datanets; what is not attributed goes to the protocol
-    function _fundPools(address node, uint256 pool, Attribution[] calldata attributions) private {
+    /// the pool's share goes to the reported datanets (within what the adapters declare); what is
+    /// not attributed goes to the protocol
+    /// adds one adapter run's pool share to the caps of the attributions of the datanets that the
+    /// adapter's registration declares, by their weights (the first attribution of each datanet)
+    function _capRun(uint256[] memory caps, bytes32 adapterId, uint256 runPool, Attribution[] calldata attributions)
+        private
+        view
+    {
+        if (attributions.length == 0 || adapterId == bytes32(0)) return;
+        (, bytes32[] memory datanets, uint16[] memory weights) = adapterRegistry.getAdapter(adapterId);
+        for (uint256 d; d < datanets.length; ++d) {
+            for (uint256 j; j < attributions.length; ++j) {
+                if (attributions[j].datanetId == datanets[d]) {
+                    caps[j] += (runPool * weights[d]) / BPS;
+                    break;
+                }
+            }
+        }
+    }
+
+    function _fundPools(address node, uint256 pool, Attribution[] calldata attributions, uint256[] memory caps)
+        private
+    {
         if (attributions.length == 0) {
             if (pool != 0) _credit(treasury, 3, pool);
             return;
@@ -388,6 +417,8 @@ contract Settlement is EIP712 {
             Attribution calldata a = attributions[i];
             if (a.root == bytes32(0) || a.total == 0) revert BadAttribution(i, "zero root or total");
             if (!datanetRegistry.exists(a.datanetId)) revert BadAttribution(i, "unknown datanet");
+            // only datanets the paid adapters' registrations declare, up to their declared share
+            if (a.total > caps[i]) revert BadAttribution(i, "above the share its adapters declare");
             sum += a.total;
             poolCommitment[id] = keccak256(abi.encode(a.root, a.total));
             emit PoolFunded(id, a.datanetId, node, a.root, a.total);

@@ -25,10 +25,20 @@ export interface RunnerAdapters {
   acquire(cid: string): Promise<AdapterLease>
 }
 
+/** What the runner needs of a constraint (src/runtime/constrain/token-mask.ts JsonConstraint). */
+export interface TokenConstraint {
+  mask(logits: Float32Array, tokensLeft: number): void
+  advance(tokenId: number): void
+  /** nothing may follow: the request ends here */
+  readonly closed: boolean
+}
+
 export type Sampler = (logits: Float32Array, params: GenerationParams, rng: () => number) => number
 
 export interface Job extends PlannableJob {
   adapter: string | null
+  /** structured output: masks each step's logits and follows the drawn tokens */
+  constraint?: TokenConstraint
   params: GenerationParams
   stopIds: Set<number>
   rng: () => number
@@ -286,7 +296,12 @@ export class ModelRunner {
           continue
         }
         if (job.phase === 'prefill') job.prefilled += plan.rows[i]!.tokens.length
-        if (plan.samples[i]) this.onToken(job, this.sample(logits[i]!, job.params, job.rng), t1)
+        if (!plan.samples[i]) continue
+        const c = job.constraint
+        if (c) c.mask(logits[i]!, job.params.maxNewTokens - job.outputIds.length)
+        const token = this.sample(logits[i]!, job.params, job.rng)
+        c?.advance(token)
+        this.onToken(job, token, t1)
       }
     }
   }
@@ -306,8 +321,8 @@ export class ModelRunner {
       index: job.outputIds.length - 1,
       atMs: now - job.submittedAt
     })
-    if (stopped || job.outputIds.length >= job.params.maxNewTokens) {
-      this.finish(job, stopped ? 'stop' : 'length')
+    if (stopped || job.constraint?.closed || job.outputIds.length >= job.params.maxNewTokens) {
+      this.finish(job, stopped || job.constraint?.closed ? 'stop' : 'length')
       return
     }
     job.phase = 'decode'

@@ -8,29 +8,33 @@ import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
 import { dbCommands } from './db.ts'
 import { depositCommand } from './deposit.ts'
+import { gatewayCommands } from './gateway.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
 import { keysCommands } from './keys.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
+import { withdrawContributionCommand } from './rewards-contribution.ts'
 import { startCommand } from './start.ts'
 import { verifyCommand } from './verify.ts'
 
 export const commands: Command[] = [
   startCommand,
   idCommand,
+  ...configCommands,
   ...keysCommands,
   ...dbCommands,
-  ...configCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,
   inferCommand,
+  ...gatewayCommands,
   verifyCommand,
   ...adapterCommands,
   depositCommand,
   balanceCommand,
   rewardsCommand,
+  withdrawContributionCommand,
   ...chainCommands
 ]

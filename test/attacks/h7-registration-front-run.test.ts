@@ -1,0 +1,85 @@
+// H7 (docs/THREATS.md): adapter ids are public (adverts, the mempool), and registration was first
+// come, first served: an attacker who saw a pending registration sent its own with a higher fee
+// and owned the adapter (and its owner share). Registration is now commit–reveal: the attacker's
+// commit and register land in the same block, so its register is refused; the owner's, committed
+// a block earlier, goes through. Run on anvil with automine off so both race for one block.
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { createTestClient, decodeFunctionData, type Hex, http, keccak256, toHex } from 'viem'
+import { adapterRegistryAbi } from '../../src/chain/artifacts/index.ts'
+import { type Stage, stage } from './fixture.ts'
+
+let s: Stage
+test.before(async () => {
+  s = await stage({ name: 'h7', register: false })
+})
+test.after(async () => {
+  await s?.stop()
+})
+
+test('a registration seen in the mempool cannot be front-run', async () => {
+  const owner = s.as(2)
+  const attacker = s.as(6)
+  const id = keccak256(toHex('an adapter about to be registered')) as Hex
+  const anvil = createTestClient({ mode: 'anvil', transport: http(s.ep.rpcUrl) })
+  // the owner commits first (a block of its own), where the registry has a commit step
+  const commit = (owner as unknown as { commitAdapter?: (id: Hex) => Promise<unknown> }).commitAdapter
+  if (commit) await commit.call(owner, id)
+  const registry = s.ep.addresses.adapterRegistry!
+  const args = [id, `0x${'01'.repeat(32)}` as Hex, OPEN_FEE, [] as Hex[], [] as number[]] as const
+  await anvil.setAutomine(false)
+  try {
+    const fees = { maxFeePerGas: 10n ** 11n, maxPriorityFeePerGas: 10n ** 9n, gas: 500_000n }
+    const victimTx = await owner.wallet!.writeContract({
+      address: registry,
+      abi: adapterRegistryAbi,
+      functionName: 'register',
+      args,
+      chain: null,
+      ...fees
+    } as never)
+    // the attacker reads the id from the pending transaction and outbids it
+    const pending = await owner.publicClient.getTransaction({ hash: victimTx })
+    const seen = decodeFunctionData({ abi: adapterRegistryAbi, data: pending.input })
+    assert.is(seen.args![0], id)
+    const rich = { maxFeePerGas: 10n ** 12n, maxPriorityFeePerGas: 10n ** 11n, gas: 500_000n }
+    const hasCommit = adapterRegistryAbi.some((x) => x.type === 'function' && x.name === 'commit')
+    const nonce = await attacker.publicClient.getTransactionCount({ address: attacker.address })
+    if (hasCommit)
+      await attacker.wallet!.writeContract({
+        address: registry,
+        abi: adapterRegistryAbi,
+        functionName: 'commit' as never,
+        args: [
+          keccak256(`0x${id.slice(2)}${attacker.address.slice(2).toLowerCase().padStart(64, '0')}`)
+        ] as never,
+        chain: null,
+        nonce,
+        ...rich
+      } as never)
+    const attackTx = await attacker.wallet!.writeContract({
+      address: registry,
+      abi: adapterRegistryAbi,
+      functionName: 'register',
+      args,
+      chain: null,
+      nonce: hasCommit ? nonce + 1 : nonce,
+      ...rich
+    } as never)
+    await anvil.mine({ blocks: 1 })
+    const [a, v] = await Promise.all([
+      owner.publicClient.getTransactionReceipt({ hash: attackTx }),
+      owner.publicClient.getTransactionReceipt({ hash: victimTx })
+    ])
+    assert.is(a.blockNumber, v.blockNumber, 'both raced for the same block')
+    assert.is(a.status, 'reverted', "the front-runner's registration is refused")
+    assert.is(v.status, 'success')
+  } finally {
+    await anvil.setAutomine(true)
+  }
+  assert.is(await owner.adapterOwner(id), owner.address, 'the adapter is its owner’s')
+})
+
+const OPEN_FEE = 10n ** 18n
+
+test.run()
