@@ -103,15 +103,20 @@ export function fuzzTarget(t: FuzzTarget, runs: number, seed?: number): FuzzResu
   const started = performance.now()
   const r = fc.check(
     fc.property(inputs(seeds), (input) => {
-      const t0 = performance.now()
-      try {
-        t.decode(input)
-      } catch (err) {
-        if (isCrash(err)) throw err
+      const once = () => {
+        const t0 = performance.now()
+        try {
+          t.decode(input)
+        } catch (err) {
+          if (isCrash(err)) throw err
+        }
+        return performance.now() - t0
       }
-      const ms = performance.now() - t0
+      let ms = once()
+      // a GC pause or a loaded machine can stall one call: a hang is slow twice in a row
+      if (ms > SLOW_MS) ms = Math.min(ms, once())
       if (ms > slowest) slowest = ms
-      if (ms > SLOW_MS) throw new Error(`took ${ms.toFixed(0)} ms (limit ${SLOW_MS})`)
+      if (ms > SLOW_MS) throw new Error(`took ${ms.toFixed(0)} ms twice (limit ${SLOW_MS})`)
     }),
     { numRuns: runs, ...(seed !== undefined ? { seed } : {}), endOnFailure: false }
   )

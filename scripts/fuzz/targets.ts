@@ -9,6 +9,8 @@ import { parseWith } from '../../src/common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import { cidForBytes } from '../../src/crypto/cid.ts'
 import { parseKeystore } from '../../src/crypto/keystore.ts'
+import { ChatCompletionRequest, CompletionRequest } from '../../src/gateway/schemas.ts'
+import { responseFormatSpec } from '../../src/gateway/structured.ts'
 import { configDefaults, fullConfigSchema } from '../../src/node/config/load.ts'
 import { validateConfig } from '../../src/node/config/schema.ts'
 import { decodeAdvert } from '../../src/protocols/adverts/codec.ts'
@@ -245,5 +247,38 @@ export const TARGETS: FuzzTarget[] = [
         })
       )
     ]
+  },
+  {
+    // the gateway's OpenAI bodies, response_format's JSON Schema compiled as the route does
+    name: 'gateway-chat',
+    decode: (b) => {
+      const req = ChatCompletionRequest.parse(json(b))
+      return req.response_format ? responseFormatSpec(req.response_format) : undefined
+    },
+    seeds: () => [
+      utf8(
+        JSON.stringify({
+          model: 'tiny',
+          messages: [{ role: 'user', content: 'hi' }],
+          max_completion_tokens: 16,
+          response_format: {
+            type: 'json_schema',
+            json_schema: {
+              name: 'x',
+              schema: {
+                type: 'object',
+                properties: { a: { type: 'integer' }, b: { enum: ['x', 'y'] } },
+                required: ['a']
+              }
+            }
+          }
+        })
+      )
+    ]
+  },
+  {
+    name: 'gateway-completion',
+    decode: (b) => CompletionRequest.parse(json(b)),
+    seeds: () => [utf8(JSON.stringify({ model: 'tiny', prompt: 'hello', max_tokens: 8, temperature: 0.5 }))]
   }
 ]
