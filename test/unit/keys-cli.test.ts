@@ -56,6 +56,12 @@ test('keys new writes a 0600 keystore the node unlocks with the password file', 
   const address = /operator\s+(0x[0-9a-fA-F]{40})/.exec(r.out)?.[1]
   const account = withPasswordFile(pwFile, () => loadOperatorKey(join(dd, 'keys'), silentLogger))
   assert.is(account.address, address)
+  // `openlora id` goes through the same start-up identity path as `openlora start`
+  process.env[PASSWORD_FILE_ENV] = pwFile
+  const id = await runCli('id', '--data-dir', dd, '--json')
+  delete process.env[PASSWORD_FILE_ENV]
+  assert.is(id.code, 0, id.err)
+  assert.is(JSON.parse(id.out).operator, address)
   // without the password file the node refuses clearly instead of making a new key
   assert.throws(
     () => withPasswordFile(undefined, () => loadOperatorKey(join(dd, 'keys'), silentLogger)),
