@@ -43,7 +43,7 @@ import {
 import { INT4_ACCURACY_LEVEL, INT4_BLOCK, type Quantized4Linear, quantizeRows4 } from './quantize4.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
-export const BUILDER_VERSION = 4
+export const BUILDER_VERSION = 5
 
 export interface GraphOptions {
   /** projections that get LoRA pool inputs (empty = a graph without LoRA) */
@@ -333,11 +333,29 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   }
 
   if (family.embedNorm) h = norm(h, family.embedNorm)
+  // A residual add still owed to h: the next norm that reads h does it in the same kernel
+  // (fusedResidualNorm), which saves one kernel per residual add that a norm follows.
+  let owed: string | undefined
+  const normAfterResidual = (name: string): string => {
+    if (owed === undefined) return norm(h, name)
+    const r = fusedResidualNorm(g, cfg.norm, h, owed, {
+      name,
+      weight: normWeight(name, H),
+      bias: () => {
+        const bn = name.replace(/weight$/, 'bias')
+        return weights.get(bn, [H])
+      },
+      epsilon: cfg.rmsNormEps
+    })
+    owed = undefined
+    h = r.sum
+    return r.normed
+  }
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`
     const lw = family.layer(cfg, l)
     const read = layerReader(weights, lw)
-    const x = norm(h, lw.inputNorm)
+    const x = normAfterResidual(lw.inputNorm)
 
     // q, k and v share one MatMul (one read of x, one kernel); columns [q | k | v], head-padded
     const qkvCols = qOut + 2 * kvOut
@@ -424,13 +442,14 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     if (cfg.parallelBlock) {
       // Falcon: attention and MLP both read the layer input (one shared norm or one each)
       const x2 = lw.mlpNorm === lw.inputNorm ? x : norm(h, lw.mlpNorm)
-      h = g.op('Add', [h, g.op('Add', [mlp(l, p, x2, read, lw), o])])
+      owed = g.op('Add', [mlp(l, p, x2, read, lw), o])
     } else {
-      h = g.op('Add', [h, o])
-      const x2 = norm(h, lw.mlpNorm)
-      h = g.op('Add', [h, mlp(l, p, x2, read, lw)])
+      owed = o
+      const x2 = normAfterResidual(lw.mlpNorm)
+      owed = mlp(l, p, x2, read, lw)
     }
   }
+  if (owed !== undefined) h = g.op('Add', [h, owed])
 
   // one position per row: [batch, seq, H] → [batch·seq, H] → [batch, H]
   const rowsFlat = g.op('Reshape', [h, g.int64('last.flat_shape', [-1, H])])
@@ -461,6 +480,33 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
 }
 
 export const OPSETS = { '': 17, 'com.microsoft': 1 }
+
+/**
+ * h + y and the norm of that sum in one kernel: com.microsoft SkipSimplifiedLayerNormalization
+ * (RMS norms) or SkipLayerNormalization (LayerNorm with bias), whose optional output 3 is the sum
+ * itself (the residual stream the next layer adds to). Both sum and normalize in fp32, as the
+ * separate Add and (Simplified)LayerNormalization did.
+ */
+function fusedResidualNorm(
+  g: GraphBuilder,
+  kind: ModelConfig['norm'],
+  h: string,
+  y: string,
+  n: { name: string; weight: Float32Array; bias: () => Float32Array; epsilon: number }
+): { sum: string; normed: string } {
+  const H = n.weight.length
+  const w = g.weight(n.name, n.weight, [H])
+  const layer = kind === 'layernorm'
+  const inputs = layer ? [y, h, w, g.weight(n.name.replace(/weight$/, 'bias'), n.bias(), [H])] : [y, h, w]
+  const [normed, , , sum] = g.node(
+    layer ? 'SkipLayerNormalization' : 'SkipSimplifiedLayerNormalization',
+    inputs,
+    [g.tmp('normed'), '', '', g.tmp('residual')],
+    { epsilon: { float: n.epsilon } },
+    'com.microsoft'
+  )
+  return { sum: sum!, normed: normed! }
+}
 
 /**
  * What of a weight format shapes the built graph, for the build-cache key: a change of block
