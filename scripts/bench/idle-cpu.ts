@@ -30,7 +30,8 @@ const args = benchArgs(
 
 const cache = args['cache-dir']!
 const dir = join(cache, `model-${args.preset}`)
-if (!existsSync(join(dir, 'config.json'))) await makeModel({ out: dir, preset: args.preset as Preset, seed: 0 })
+if (!existsSync(join(dir, 'config.json')))
+  await makeModel({ out: dir, preset: args.preset as Preset, seed: 0 })
 
 const results: Record<string, { busyCorePct: number; idleCorePct: number }> = {}
 for (const policy of SPIN_POLICIES) {
@@ -62,5 +63,11 @@ for (const policy of SPIN_POLICIES) {
   const pct = (u: NodeJS.CpuUsage, ms: number) => Math.round(((u.user + u.system) / 1000 / ms) * 1000) / 10
   results[policy] = { busyCorePct: pct(busy, busyMs), idleCorePct: pct(idle, idleMs) }
 }
-const out = { weights: args.weights, preset: args.preset, idleS: Number(args.idle), windowS: Number(args.window), results }
+const out = {
+  weights: args.weights,
+  preset: args.preset,
+  idleS: Number(args.idle),
+  windowS: Number(args.window),
+  results
+}
 process.stdout.write(args.json ? `${JSON.stringify(out, null, 2)}\n` : `${JSON.stringify(out)}\n`)
