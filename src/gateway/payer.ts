@@ -115,13 +115,13 @@ export async function openPayer(
   const chain = components.services.chain
   if (!chain)
     throw new OpenLoraError(
-      'CONFIG_INVALID',
+      'INVALID_CONFIG',
       'gateway.payer is set but the node runs no chain (set chain.preset) to pay on'
     )
   const hex = readFileSync(cfg.payer, 'utf8').trim()
   if (!/^0x[0-9a-fA-F]{64}$/.test(hex))
     throw new OpenLoraError(
-      'CONFIG_INVALID',
+      'INVALID_CONFIG',
       `gateway.payer ${cfg.payer} must hold 0x followed by 64 hex digits`
     )
   const account = privateKeyToAccount(hex as Hex)

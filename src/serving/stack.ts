@@ -183,8 +183,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
   }
 
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
-    if (!this.#engine)
-      throw Object.assign(new Error(`model ${req.model} is not served here`), { code: 'MODEL_NOT_FOUND' })
+    if (!this.#engine) throw new ServingError('MODEL_NOT_FOUND', `model ${req.model} is not served here`)
     const events = this.#engine.generate(req)
     this.#noteLoad()
     const self = this

@@ -6,6 +6,7 @@
 import { type AttributionProof, AttributionProofSchema } from '../../attribution/proof-schema.ts'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
 import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
+import { codeOf } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
@@ -269,8 +270,9 @@ async function checkPayment(
     return { job: paid, hash: voucherHash(gate.domain, voucher) }
   } catch (err) {
     const e = toInferError(err)
-    const reason = (err as { code?: string }).code
-    if (e.code !== 'PAYMENT_REQUIRED' || !PAYMENT_REASONS.includes(reason as never)) throw err
+    const reason = codeOf(err)
+    if (e.code !== 'PAYMENT_REQUIRED' || reason === undefined || !PAYMENT_REASONS.includes(reason as never))
+      throw err
     throw new InferError(
       e.code,
       e.message,

@@ -2,6 +2,8 @@
 // adapter's slot pinned), runs one forward pass over all running rows, samples, streams events,
 // and frees a row and its slot the moment its request ends. ORT runs the step on its own
 // threads; the loop only awaits it, so the event loop stays free between and during steps.
+
+import { hasCode } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import type { AdapterLease } from '../adapters/store.ts'
 import type { EventChannel } from './channel.ts'
@@ -213,7 +215,7 @@ export class ModelRunner {
         },
         (err: unknown) => {
           if (job.phase === 'finished') return
-          if ((err as { code?: string }).code === 'NO_FREE_SLOT') {
+          if (hasCode(err, 'NO_FREE_SLOT')) {
             // every slot is pinned by running rows: wait in line for one to finish
             this.slotStarved = true
             this.counters.slotWaits += 1
