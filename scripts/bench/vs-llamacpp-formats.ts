@@ -170,6 +170,7 @@ export async function runFormatPairs(run: FormatRun) {
         llamaCpp: pair.llama,
         decodeTokS: { ours: r3(median(tps.ours)), llama: r3(median(tps.llama)), rounds: run.rounds },
         decodeRatio: r3(median(tps.ours) / median(tps.llama)),
+        decodeRatioOfBest: r3(Math.max(...tps.ours) / Math.max(...tps.llama)),
         errorVsFp32: { ours: mean(err.ours), llama: mean(err.llama), prompts: prompts.length }
       }
     } finally {
