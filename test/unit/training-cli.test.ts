@@ -8,13 +8,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { sha256Hex } from '../../src/crypto/hash.ts'
 import { loadSafetensors } from '../../src/runtime/formats/safetensors.ts'
+import { type SignedTrainingRecord, verifyTrainingRecord } from '../../src/runtime/training/record.ts'
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'train')
 const root = mkdtempSync(join(tmpdir(), 'openlora-train-cli-'))
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['src/node/cli/main.ts', ...args], { encoding: 'utf8' })
+  // train signs its record with the node key of --data-dir: keep that key inside the test's dir
+  const dd = args[0] === 'train' || args[0] === 'id' ? ['--data-dir', join(root, 'node')] : []
+  const r = spawnSync(process.execPath, ['src/node/cli/main.ts', ...args, ...dd], { encoding: 'utf8' })
   return { code: r.status, out: r.stdout, err: r.stderr }
 }
 
@@ -95,7 +99,7 @@ test('--dump-grads writes the step-0 gradients under PEFT names, equal to PyTorc
   }
 })
 
-test('a freshly initialised run saves an adapter the node imports and that changes logits', () => {
+test('a fresh run saves an adapter the node imports, that changes logits, with a signed record', async () => {
   const dir = join(FIX, 'llama')
   const out = join(root, 'fresh')
   const r = cli(
@@ -123,6 +127,26 @@ test('a freshly initialised run saves an adapter the node imports and that chang
   assert.is(r.code, 0, r.err)
   const done = JSON.parse(r.out.trim().split('\n').at(-1)!)
   assert.ok(done.losses[2] < done.losses[0], `loss falls: ${done.losses}`)
+  const rec = JSON.parse(readFileSync(join(out, 'training-record.json'), 'utf8')) as SignedTrainingRecord
+  assert.is(rec.body.adapterCid, done.cid)
+  assert.equal(rec.body.losses, done.losses)
+  assert.equal(rec.body.lora, {
+    r: 4,
+    alpha: 8,
+    rslora: false,
+    targets: ['q_proj', 'v_proj', 'down_proj'],
+    init: 'peft-default seed 9'
+  })
+  assert.equal(rec.body.hyper, { optimizer: 'adamw', lr: 0.02, steps: 3, weightDecay: 0.01, seed: 9 })
+  assert.is(rec.body.baseModel.id, 'llama')
+  assert.match(rec.body.baseModel.weightsHash, /^0x[0-9a-f]{64}$/)
+  assert.is(rec.body.data.sha256, sha256Hex(readFileSync(join(dir, 'tokens.json'))))
+  assert.is(rec.signer, JSON.parse(cli('id', '--json').out).peerId, "signed with the node's key")
+  assert.ok(await verifyTrainingRecord(rec))
+  assert.not.ok(
+    await verifyTrainingRecord({ ...rec, body: { ...rec.body, losses: [0, 0, 0] } }),
+    'tampering shows'
+  )
   const add = cli('adapter', 'add', out, '--data-dir', join(root, 'node'), '--model', dir, '--json')
   assert.is(add.code, 0, add.err)
   assert.is(JSON.parse(add.out.trim()).cid, done.cid, 'the node computes the same CID')

@@ -37,7 +37,9 @@ const ROWS = [
 const jsonl = ROWS.map((r) => JSON.stringify(r)).join('\n')
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['src/node/cli/main.ts', ...args], { encoding: 'utf8' })
+  // train signs its record with the node key of --data-dir: keep that key inside the test's dir
+  const dd = args[0] === 'train' || args[0] === 'id' ? ['--data-dir', join(root, 'node')] : []
+  const r = spawnSync(process.execPath, ['src/node/cli/main.ts', ...args, ...dd], { encoding: 'utf8' })
   return { code: r.status, out: r.stdout, err: r.stderr }
 }
 

@@ -1,14 +1,18 @@
 // `openlora train`: LoRA fine-tuning of a local checkpoint on ONNX Runtime (docs/TRAINING.md).
 // Parses and checks the options, runs src/runtime/training/run.ts, prints progress (a line per
 // step on a TTY-less stderr, or JSON events on stdout with --json).
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createLogger } from '../../../common/log.ts'
+import { sha256Hex } from '../../../crypto/hash.ts'
 import { PROJECTIONS, type Projection } from '../../../runtime/model/families/types.ts'
 import { Tokenizer } from '../../../runtime/tokenizer.ts'
 import { type Example, encodeRows, parseJsonl } from '../../../runtime/training/data.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
+import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
+import { configFromFlags, configOptions } from './shared.ts'
 
 const MAX_TOKENS_FILE = 64 * 1024 * 1024
 
@@ -120,6 +124,7 @@ export const trainCommand: Command = {
       valueName: 'FILE'
     },
     threads: { type: 'string', description: 'ONNX Runtime intra-op threads', valueName: 'N' },
+    ...configOptions,
     json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
   },
   async run({ values }) {
@@ -143,6 +148,19 @@ export const trainCommand: Command = {
     const steps = int(values, 'steps', 1)
     const lr = num(values, 'lr')
     if (lr === undefined) throw new UsageError('--lr is required')
+    const dataFile = hasTokens ? String(values.tokens) : String(values.data)
+    // the record is signed with this node's libp2p key (created on first use, as `openlora id` does)
+    const config = configFromFlags(values)
+    const keysDir = join(config.dataDir, 'keys')
+    mkdirSync(keysDir, { recursive: true, mode: 0o700 })
+    const id = await loadIdentity(keysDir, createLogger('train', { level: config.log.level }))
+    const record = {
+      signer: { peerId: id.peerId.toString(), sign: (d: Uint8Array) => id.privateKey.sign(d) },
+      data: {
+        kind: hasTokens ? ('tokens' as const) : ('jsonl' as const),
+        sha256: sha256Hex(await readFile(dataFile))
+      }
+    }
     const started = performance.now()
     const result = await runTraining({
       modelDir,
@@ -162,6 +180,7 @@ export const trainCommand: Command = {
       optimizer,
       weightDecay: num(values, 'weight-decay'),
       seed: int(values, 'seed', 0),
+      record,
       dumpGrads: values['dump-grads'] as string | undefined,
       threads: values.threads === undefined ? undefined : int(values, 'threads', 1),
       onStep: ({ step, loss, tokens, ms }) => {

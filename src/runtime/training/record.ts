@@ -1,0 +1,71 @@
+// The training record stored next to a trained adapter (training-record.json): what was trained
+// from what (base model id and weights hash, data digest, datanets when given), how
+// (hyperparameters, seed), the loss curve and the output CID, signed with the node's libp2p
+// Ed25519 key over its canonical CBOR so anyone holding the file can check who claims it.
+// It does not enter the adapter's CID (that covers adapter_config.json + the weights only).
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { encodeCanonical } from '../../crypto/cbor.ts'
+
+export const RECORD_FILE = 'training-record.json'
+const DOMAIN = 'openlora/training-record/1'
+
+export interface TrainingRecordBody {
+  baseModel: { id: string; weightsHash: string }
+  /** datanet ids and version roots the data came from; empty for local files */
+  datanets: { id: string; root: string }[]
+  /** sha256 of the data file's bytes, its kind, and what the batch held */
+  data: { kind: 'tokens' | 'jsonl'; sha256: string; sequences: number; trainedTokens: number }
+  lora: { r: number; alpha: number; rslora: boolean; targets: string[]; init: string }
+  hyper: { optimizer: string; lr: number; steps: number; weightDecay: number | null; seed: number }
+  /** loss at each step, before its update */
+  losses: number[]
+  adapterCid: string
+  /** unix ms when training finished */
+  finishedAt: number
+}
+
+export interface SignedTrainingRecord {
+  body: TrainingRecordBody
+  /** the signing node's libp2p peer id */
+  signer: string
+  /** base64 Ed25519 signature over signingBytes(body) */
+  signature: string
+}
+
+export function signingBytes(body: TrainingRecordBody): Uint8Array {
+  return encodeCanonical({ domain: DOMAIN, body })
+}
+
+export interface RecordSigner {
+  peerId: string
+  sign(data: Uint8Array): Promise<Uint8Array> | Uint8Array
+}
+
+export async function signTrainingRecord(
+  body: TrainingRecordBody,
+  signer: RecordSigner
+): Promise<SignedTrainingRecord> {
+  const sig = await signer.sign(signingBytes(body))
+  return { body, signer: signer.peerId, signature: Buffer.from(sig).toString('base64') }
+}
+
+/** True when the signature is the signer's over this body. */
+export async function verifyTrainingRecord(rec: SignedTrainingRecord): Promise<boolean> {
+  try {
+    const pub = peerIdFromString(rec.signer).publicKey
+    if (!pub) return false
+    return await pub.verify(signingBytes(rec.body), new Uint8Array(Buffer.from(rec.signature, 'base64')))
+  } catch {
+    return false
+  }
+}
+
+export async function writeTrainingRecord(dir: string, rec: SignedTrainingRecord): Promise<void> {
+  await writeFile(join(dir, RECORD_FILE), `${JSON.stringify(rec, null, 2)}\n`)
+}
+
+export async function readTrainingRecord(dir: string): Promise<SignedTrainingRecord> {
+  return JSON.parse(await readFile(join(dir, RECORD_FILE), 'utf8')) as SignedTrainingRecord
+}
