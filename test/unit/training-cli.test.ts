@@ -9,8 +9,9 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { sha256Hex } from '../../src/crypto/hash.ts'
+import { verifyTrainingRecord } from '../../src/protocols/training/record-verify.ts'
 import { loadSafetensors } from '../../src/runtime/formats/safetensors.ts'
-import { type SignedTrainingRecord, verifyTrainingRecord } from '../../src/runtime/training/record.ts'
+import type { SignedTrainingRecord } from '../../src/runtime/training/record.ts'
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'train')
 const root = mkdtempSync(join(tmpdir(), 'openlora-train-cli-'))

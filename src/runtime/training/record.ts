@@ -1,11 +1,11 @@
 // The training record stored next to a trained adapter (training-record.json): what was trained
 // from what (base model id and weights hash, data digest, datanets when given), how
 // (hyperparameters, seed), the loss curve and the output CID, signed with the node's libp2p
-// Ed25519 key over its canonical CBOR so anyone holding the file can check who claims it.
+// Ed25519 key over its canonical CBOR so anyone holding the file can check who claims it
+// (verification needs libp2p's key types, so it lives in src/protocols/training/record-verify.ts).
 // It does not enter the adapter's CID (that covers adapter_config.json + the weights only).
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 
 export const RECORD_FILE = 'training-record.json'
@@ -49,17 +49,6 @@ export async function signTrainingRecord(
 ): Promise<SignedTrainingRecord> {
   const sig = await signer.sign(signingBytes(body))
   return { body, signer: signer.peerId, signature: Buffer.from(sig).toString('base64') }
-}
-
-/** True when the signature is the signer's over this body. */
-export async function verifyTrainingRecord(rec: SignedTrainingRecord): Promise<boolean> {
-  try {
-    const pub = peerIdFromString(rec.signer).publicKey
-    if (!pub) return false
-    return await pub.verify(signingBytes(rec.body), new Uint8Array(Buffer.from(rec.signature, 'base64')))
-  } catch {
-    return false
-  }
 }
 
 export async function writeTrainingRecord(dir: string, rec: SignedTrainingRecord): Promise<void> {
