@@ -65,6 +65,7 @@ async function startOne(i: number, bootstrap: string[]): Promise<OpenLoraNode> {
       { key: 'network.mdns', value: false, source: 'bench' },
       { key: 'network.bootstrap', value: bootstrap, source: 'bench' },
       { key: 'admin.enabled', value: false, source: 'bench' },
+      { key: 'gateway.enabled', value: false, source: 'bench' },
       { key: 'hardware.detect', value: false, source: 'bench' },
       // the debounce is a configured delay, not propagation; take it out of the measurement
       { key: 'adverts.debounceMs', value: 0, source: 'bench' },

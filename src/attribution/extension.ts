@@ -5,6 +5,7 @@
 // provenance commitment.
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { hasCode } from '../common/errors.ts'
 import { z } from '../common/schema.ts'
 import type { NodeComponents, NodeExtension, Service } from '../common/service.ts'
 import type { Hex } from '../crypto/hash.ts'
@@ -136,8 +137,7 @@ function attributionService(components: NodeComponents): AttributionService {
       } catch (err) {
         // A receipt is still owed: attribution failing (a missing index, a bad provenance entry)
         // degrades to the commitment instead of failing the job.
-        const code = (err as { code?: string }).code
-        const missing = code === 'DATANET_NOT_FOUND' || code === 'VERSION_NOT_FOUND'
+        const missing = hasCode(err, 'DATANET_NOT_FOUND', 'VERSION_NOT_FOUND')
         log.warn('attribution failed; receipt carries the provenance commitment', {
           jobId: job.jobId,
           err,

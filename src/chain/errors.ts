@@ -1,6 +1,10 @@
 // Named errors of the chain layer. Voucher rejections carry a code from a closed union so the
 // protocol layer can send them over the wire unchanged.
+import { BaseError, ContractFunctionRevertedError } from 'viem'
 import { OpenLoraError } from '../common/errors.ts'
+import { redactUrl, redactUrls } from '../common/redact.ts'
+
+export { redactUrl, redactUrls }
 
 export type VoucherRejection =
   | 'MALFORMED_VOUCHER'
@@ -19,27 +23,6 @@ export class ChainConfigError extends OpenLoraError<'CHAIN_CONFIG'> {
   constructor(message: string, data: Record<string, unknown> = {}) {
     super('CHAIN_CONFIG', message, data)
   }
-}
-
-/**
- * An RPC URL as it may appear in errors and logs: scheme, host and port only. Hosted RPC URLs carry
- * the API key in the path, the query or the user info (L4, docs/THREATS.md).
- */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url)
-    const hidden = u.pathname.length > 1 || u.search !== '' || u.username !== '' || u.password !== ''
-    return `${u.protocol}//${u.host}${hidden ? '/…' : ''}`
-  } catch {
-    return '(an RPC URL)'
-  }
-}
-
-const URL_RE = /\b(?:https?|wss?):\/\/[^\s"'<>)]+/g
-
-/** Replaces every URL in a text by its redacted form. */
-export function redactUrls(text: string): string {
-  return text.replace(URL_RE, (m) => redactUrl(m))
 }
 
 /** Redacts URLs in the string fields of an error and its causes (viem puts the RPC URL there). */
@@ -89,26 +72,19 @@ export class LocalChainError extends OpenLoraError<'LOCAL_CHAIN'> {
   }
 }
 
-/** Finds a decoded custom error (viem ContractFunctionRevertedError) anywhere in a cause chain. */
+/** The decoded custom error (viem ContractFunctionRevertedError) in a viem error's cause chain. */
+function revertedError(err: unknown): ContractFunctionRevertedError | undefined {
+  if (!(err instanceof BaseError)) return undefined
+  const found = err.walk((e) => e instanceof ContractFunctionRevertedError)
+  return found instanceof ContractFunctionRevertedError ? found : undefined
+}
+
+/** The custom error a contract reverted with (e.g. 'NotIncreasing'), when there was one. */
 export function revertName(err: unknown): string | undefined {
-  const seen = new Set<unknown>()
-  let e = err as { data?: { errorName?: string }; cause?: unknown; walk?: unknown } | undefined
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e)
-    if (e.data && typeof e.data === 'object' && typeof e.data.errorName === 'string') return e.data.errorName
-    e = e.cause as typeof e
-  }
-  return undefined
+  return revertedError(err)?.data?.errorName
 }
 
 /** The decoded arguments of the custom error, when there was one. */
 export function revertArgs(err: unknown): readonly unknown[] | undefined {
-  const seen = new Set<unknown>()
-  let e = err as { data?: { errorName?: string; args?: readonly unknown[] }; cause?: unknown } | undefined
-  while (e && typeof e === 'object' && !seen.has(e)) {
-    seen.add(e)
-    if (e.data && typeof e.data === 'object' && typeof e.data.errorName === 'string') return e.data.args
-    e = e.cause as typeof e
-  }
-  return undefined
+  return revertedError(err)?.data?.args
 }

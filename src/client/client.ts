@@ -12,6 +12,7 @@ import {
   type ProgressFrame,
   type RequestBody,
   type RequestFrame,
+  type ResponseFrame,
   requestSigningBytes,
   type TokenFrame,
   type WireGenerationParams
@@ -22,6 +23,7 @@ import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts
 import { verifyReceipt } from '../protocols/infer/receipt.ts'
 import { readResponses } from '../protocols/infer/stream.ts'
 import { framed } from '../protocols/shared/framed.ts'
+import { FrameQueue } from './frame-queue.ts'
 import type { JobPayer } from './payer.ts'
 
 export interface InferClientComponents {
@@ -39,6 +41,28 @@ export interface InferClientComponents {
   logger?: Logger
   /** pays for jobs on nodes that charge (src/client/payer.ts); without it only free jobs run */
   payer?: JobPayer
+  /**
+   * The node this client runs on (its gateway): jobs whose target is `peerId` itself go to it in
+   * process (libp2p cannot dial itself), with the same frames, checks and payment as a dial.
+   */
+  local?: LocalJobs
+}
+
+/** What the infer service offers to a client in the same process (InferService.submit). */
+export interface LocalJobs {
+  submit(
+    frame: RequestFrame,
+    opts: { send(frame: ResponseFrame): void | Promise<void>; signal: AbortSignal }
+  ): Promise<void>
+}
+
+/** One job's response frames, from a stream or in process; `data` is absent in process. */
+interface FrameSource {
+  requestBytes: number
+  connection?: ConnectionKind
+  frames: AsyncIterable<{ frame: ResponseFrame; data?: Uint8Array }>
+  close(): Promise<void>
+  abort(err: Error): void
 }
 
 /** A stream rides a direct connection, or a relayed (limited) one through a circuit relay. */
@@ -69,8 +93,10 @@ export interface InferOptions {
   /**
    * Check the receipt against what this client saw (default true). Off only where the caller
    * checks it elsewhere: a benchmark of the network path, or a verifier running in batches.
+   * 'remote': check every receipt except those this client's own node signed in process (the
+   * gateway trusts its own node; secp256k1 recovery costs ~9 ms per receipt).
    */
-  verify?: boolean
+  verify?: boolean | 'remote'
 }
 
 export interface InferResult {
@@ -201,25 +227,16 @@ export class InferClient {
     const { jobId } = req.body
     const timeout = AbortSignal.timeout((input.timeoutMs ?? 120_000) + 5_000)
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout
-    // The protocol id rides with the request frame: one round trip less per job.
-    const stream = await this.#c.dial(target, INFER_PROTOCOL, {
-      signal,
-      negotiateFully: false,
-      // a node behind NAT answers over a relayed connection
-      runOnLimitedConnection: true
-    })
-    const connection = this.#c.connectionOf?.(stream)
-    const onAbort = () => stream.abort(new Error('cancelled by the client'))
+    const source = await this.#open(target, req, signal)
+    const onAbort = () => source.abort(new Error('cancelled by the client'))
+    const connection = source.connection
     signal.addEventListener('abort', onAbort, { once: true })
-    const lp = framed(stream, MAX_RESPONSE_FRAME_BYTES)
     const tokens: TokenFrame[] = []
-    const reqBytes = encodeFrame(req)
-    const wireBytes = { request: reqBytes.length, tokens: 0, other: 0 }
+    const wireBytes = { request: source.requestBytes, tokens: 0, other: 0 }
     let accepted: AcceptedFrame | undefined
     try {
-      await lp.write(reqBytes, { signal })
-      for await (const { frame: f, data } of readResponses(lp, signal)) {
-        const size = data.length
+      for await (const { frame: f, data } of source.frames) {
+        const size = data?.length ?? 0
         if (f.t === 'token') wireBytes.tokens += size
         else wireBytes.other += size
         switch (f.t) {
@@ -251,7 +268,12 @@ export class InferClient {
             if (f.jobId !== jobId) throw new ProtocolError(`result is for job ${f.jobId}, not ${jobId}`)
             const outputIds = tokens.map((t) => t.id)
             const verification: ReceiptVerification | null =
-              opts.verify === false
+              opts.verify === false ||
+              (opts.verify === 'remote' &&
+                this.#c.local !== undefined &&
+                target === this.#c.peerId &&
+                accepted?.servedBy === this.#c.peerId &&
+                f.receipt.body.peerId === this.#c.peerId)
                 ? null
                 : await verifyReceipt(f.receipt, {
                     jobId,
@@ -262,7 +284,7 @@ export class InferClient {
                     outputIds,
                     attributionProof: f.attributionProof
                   })
-            await stream.close().catch(() => {})
+            await source.close().catch(() => {})
             this.#log.debug('job done', { jobId, servedBy: f.receipt.body.peerId, ok: verification?.ok })
             return {
               jobId,
@@ -286,7 +308,7 @@ export class InferClient {
       }
       throw new ProtocolError('stream ended without a result or error frame')
     } catch (err) {
-      stream.abort(err as Error)
+      source.abort(err as Error)
       if (err instanceof InferError || err instanceof ProtocolError) throw err
       if (signal.aborted)
         throw new InferError(
@@ -302,6 +324,51 @@ export class InferClient {
       throw new InferError('INTERNAL', `connection lost${why}: ${(err as Error).message}`, {}, { cause: err })
     } finally {
       signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Sends the request: in process to this client's own node, else over a new libp2p stream. */
+  async #open(target: string, req: RequestFrame, signal: AbortSignal): Promise<FrameSource> {
+    const local = this.#c.local
+    if (local && target === this.#c.peerId) {
+      const queue = new FrameQueue()
+      const ac = new AbortController()
+      const done = local.submit(req, {
+        send: (f) => queue.push(f),
+        signal: AbortSignal.any([signal, ac.signal])
+      })
+      void done.finally(() => queue.end())
+      return {
+        requestBytes: 0,
+        frames: queue,
+        close: async () => {},
+        // the job answers a cancel with its error frame, which ends the frames
+        abort: (err) => ac.abort(err)
+      }
+    }
+    // The protocol id rides with the request frame: one round trip less per job.
+    const stream = await this.#c.dial(target, INFER_PROTOCOL, {
+      signal,
+      negotiateFully: false,
+      // a node behind NAT answers over a relayed connection
+      runOnLimitedConnection: true
+    })
+    const connection = this.#c.connectionOf?.(stream)
+    const lp = framed(stream, MAX_RESPONSE_FRAME_BYTES)
+    const bytes = encodeFrame(req)
+    try {
+      await lp.write(bytes, { signal })
+    } catch (err) {
+      stream.abort(err as Error)
+      if (signal.aborted) throw new InferError('DEADLINE_EXCEEDED', 'cancelled or timed out while sending')
+      throw new InferError('INTERNAL', `connection lost: ${(err as Error).message}`, {}, { cause: err })
+    }
+    return {
+      requestBytes: bytes.length,
+      ...(connection ? { connection } : {}),
+      frames: readResponses(lp, signal),
+      close: () => stream.close(),
+      abort: (err) => stream.abort(err)
     }
   }
 }

@@ -16,6 +16,7 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { holePuncher } from '../protocols/punch/punch.ts'
 import { DHT_PROTOCOL } from '../protocols/routing/dht.ts'
 import { type ConnectionKind, InferClient } from './client.ts'
 import type { JobPayer } from './payer.ts'
@@ -112,7 +113,12 @@ export function clientFor(node: Libp2p, privateKey: PrivateKey, payer?: JobPayer
 }
 
 export async function createClientHost(
-  opts: { privateKey?: PrivateKey; payer?: JobPayer } = {}
+  opts: {
+    privateKey?: PrivateKey
+    payer?: JobPayer
+    /** false: never hole-punch, so jobs to a node behind NAT stay on the relay (default true) */
+    holePunch?: boolean
+  } = {}
 ): Promise<{ client: InferClient; node: Libp2p; stop(): Promise<void> }> {
   const privateKey = opts.privateKey ?? (await generateKeyPair('Ed25519'))
   const node = await createLibp2p({
@@ -125,6 +131,7 @@ export async function createClientHost(
       identify: identify(),
       ping: ping(),
       dcutr: dcutr(),
+      ...(opts.holePunch === false ? {} : { punch: holePuncher() }),
       // finds a peer by id (`openlora infer --peer`); a client never serves the DHT
       dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: true, peerInfoMapper: passthroughMapper })
     }

@@ -1,7 +1,9 @@
+import type { ErrorCode } from './error-codes.ts'
+
 // Errors that cross a module boundary carry a stable `name` (tests check it) and, where they may
 // cross the wire or a process, a `code` from a closed union plus structured `data` (Lodestar
 // style). The message says what was wrong and what is allowed.
-export class OpenLoraError<C extends string = string> extends Error {
+export class OpenLoraError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C
   readonly data: Record<string, unknown>
 
@@ -24,4 +26,15 @@ export class NotSupportedError extends OpenLoraError<'NOT_SUPPORTED'> {
   constructor(message: string, data: Record<string, unknown> = {}) {
     super('NOT_SUPPORTED', message, data)
   }
+}
+
+/** The registered code of an error, or undefined for anything that is not an OpenLoraError. */
+export function codeOf(err: unknown): ErrorCode | undefined {
+  return err instanceof OpenLoraError ? err.code : undefined
+}
+
+/** True when `err` is an OpenLoraError carrying one of `codes`: how callers tell errors apart. */
+export function hasCode(err: unknown, ...codes: ErrorCode[]): boolean {
+  const c = codeOf(err)
+  return c !== undefined && codes.includes(c)
 }

@@ -231,5 +231,20 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
           : [])
       )
   }
+  const gateway = node.services.gateway?.url
+  if (gateway) {
+    lines.push(`OpenAI API: ${gateway}/v1 (docs: ${gateway}/docs)`)
+    if (model) {
+      const target = info?.adapter?.cid ?? model
+      const body = JSON.stringify({
+        model: target,
+        messages: [{ role: 'user', content: DEMO_PROMPT }],
+        max_tokens: 16
+      })
+      lines.push(
+        `  curl ${gateway}/v1/chat/completions -H 'content-type: application/json' -d ${shellQuote(body)}`
+      )
+    }
+  }
   return `${lines.join('\n')}\n`
 }

@@ -5,6 +5,7 @@
 import { attributionExtension } from '../attribution/extension.ts'
 import { chainExtension } from '../chain/extension.ts'
 import type { NodeExtension } from '../common/service.ts'
+import { gatewayExtension } from '../gateway/extension.ts'
 import { datanetExchangeExtension } from '../protocols/datanet-exchange/extension.ts'
 import { inferExtension } from '../protocols/infer/extension.ts'
 
@@ -14,5 +15,7 @@ export const extensions: NodeExtension[] = [
   chainExtension,
   attributionExtension,
   datanetExchangeExtension,
-  inferExtension
+  inferExtension,
+  // last: it sends jobs through the infer service and reads the serving stack
+  gatewayExtension
 ]

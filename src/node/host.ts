@@ -20,6 +20,7 @@ import { uPnPNAT } from '@libp2p/upnp-nat'
 import { webSockets } from '@libp2p/websockets'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { ADVERTS_TOPIC, MAX_ADDRS, MAX_ADVERT_BYTES } from '../protocols/adverts/constants.ts'
+import { holePuncher } from '../protocols/punch/punch.ts'
 import { DHT_PROTOCOL } from '../protocols/routing/dht.ts'
 import type { NodeConfig } from './config/schema.ts'
 import { type RelayKeeper, relayKeeper } from './reachability.ts'
@@ -112,6 +113,8 @@ export async function createHost(config: NodeConfig, privateKey: PrivateKey): Pr
       autonat: autoNATv2({ startupDelay: 1_000 }),
       // hole punching: upgrades a relayed connection to a direct one where the NATs allow it
       dcutr: dcutr(),
+      // TCP hole punching behind endpoint-independent NATs, where DCUtR over TCP cannot
+      punch: holePuncher(),
       relayKeeper: relayKeeper({ bootstrap: net.bootstrap, intervalMs: relay.keeperIntervalMs }),
       ...(services as { relay?: () => CircuitRelayService }),
       pubsub: gossipsub({

@@ -70,7 +70,7 @@ export class LocalSwarm {
 
   #launch(m: SwarmMember, bootstrap?: string): Promise<SwarmMember> {
     const { i, dir } = m
-    const args = [CLI, 'start', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0']
+    const args = [CLI, 'start', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--gateway-port', '0']
     args.push('--listen', '/ip4/127.0.0.1/tcp/0/ws', '--set', 'log.format=json')
     for (const kv of [...(this.#opts.set ?? []), ...(this.#opts.setFor?.(i) ?? [])]) args.push('--set', kv)
     if (!this.#opts.mdns) args.push('--no-mdns')

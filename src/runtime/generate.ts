@@ -4,6 +4,7 @@
 // `openlora generate` command and the correctness tests use.
 import { InvalidParametersError } from '../common/errors.ts'
 import { z } from '../common/schema.ts'
+import { MAX_SCHEMA_CHARS } from './constrain/format.ts'
 import { checkSamplingParams, createRng, SamplingParamsSchema, sample } from './sampling.ts'
 
 // Bounds on what a request may carry, so a decoded network request cannot make the engine do
@@ -21,7 +22,15 @@ export const GenerationParamsSchema = SamplingParamsSchema.extend({
     .max(1 << 20),
   seed: z.int().min(0).max(0xffffffff).optional(),
   stopTokenIds: z.array(z.int().min(0).max(0xffffffff)).max(MAX_STOP_TOKEN_IDS).optional(),
-  stopStrings: z.array(z.string().min(1).max(MAX_STOP_STRING_CHARS)).max(MAX_STOP_STRINGS).optional()
+  stopStrings: z.array(z.string().min(1).max(MAX_STOP_STRING_CHARS)).max(MAX_STOP_STRINGS).optional(),
+  /** structured output: the engine masks tokens so the text parses (src/runtime/constrain) */
+  responseFormat: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('json_object') }),
+      // the schema as JSON text: the bytes a client wrote are the bytes the server compiles
+      z.strictObject({ type: z.literal('json_schema'), schema: z.string().min(2).max(MAX_SCHEMA_CHARS) })
+    ])
+    .optional()
 })
 export type GenerationParams = z.output<typeof GenerationParamsSchema>
 

@@ -21,7 +21,7 @@ const admin = new AdminServer(dir, silentLogger)
 admin.route('/hello', (q) => ({ hello: q.get('name') ?? 'you' }))
 admin.action('/echo', (body) => {
   const b = body as { fail?: string }
-  if (b.fail === 'domain') throw new OpenLoraError('NOPE', 'the input was refused: say why')
+  if (b.fail === 'domain') throw new OpenLoraError('INVALID_PARAMETERS', 'the input was refused: say why')
   if (b.fail === 'bug') throw new Error('something broke')
   return { got: body }
 })
@@ -46,7 +46,7 @@ test('refusals: a domain error is 400 with its code, a bug 500; both reach the c
     fetch(`${info.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body })
   const domain = await post('/echo', JSON.stringify({ fail: 'domain' }))
   assert.is(domain.status, 400)
-  assert.equal(await domain.json(), { error: 'the input was refused: say why', code: 'NOPE' })
+  assert.equal(await domain.json(), { error: 'the input was refused: say why', code: 'INVALID_PARAMETERS' })
   assert.is((await post('/echo', JSON.stringify({ fail: 'bug' }))).status, 500)
   const notJson = await post('/echo', '{nope')
   assert.is(notJson.status, 400)

@@ -58,6 +58,7 @@ export async function startNode(
       set('log.level', (process.env.OPENLORA_LOG_LEVEL as 'silent' | undefined) ?? 'silent'),
       set('network.listen', ['/ip4/127.0.0.1/tcp/0']),
       set('network.mdns', false),
+      set('gateway.port', 0),
       set('network.bootstrap', opts.bootstrap ?? []),
       set('admin.enabled', opts.admin ?? false),
       set('adverts.heartbeatMs', 1000),

@@ -17,6 +17,8 @@ export function testConfig(dataDir: string, extra: Record<string, unknown> = {})
     { key: 'dataDir', value: dataDir, source: 'test' },
     { key: 'network.listen', value: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/tcp/0/ws'], source: 'test' },
     { key: 'network.mdns', value: false, source: 'test' },
+    // many nodes per process: each gateway on a free port, not the default 8000
+    { key: 'gateway.port', value: 0, source: 'test' },
     { key: 'hardware.detect', value: false, source: 'test' },
     { key: 'adverts.debounceMs', value: 50, source: 'test' },
     { key: 'log.level', value: process.env.OPENLORA_LOG_LEVEL ?? 'warn', source: 'test' },

@@ -115,6 +115,10 @@ function veth(a: string, aName: string, b: string, bName: string): void {
   inNs(b, 'ip', 'link', 'set', bName, 'up')
 }
 
+/**
+ * The router: NAT out of "wan", forward only what the home started, and (as home routers do)
+ * drop unsolicited packets to itself instead of answering them with a reset.
+ */
 function nftNat(router: string, nat: NatKind): void {
   const rule = nat === 'friendly' ? 'masquerade' : 'masquerade fully-random'
   const script = `table ip nat {
@@ -124,6 +128,12 @@ function nftNat(router: string, nat: NatKind): void {
   }
 }
 table ip filter {
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iifname "lo" accept
+    iifname "lan" accept
+    ct state established,related accept
+  }
   chain forward {
     type filter hook forward priority filter; policy drop;
     iifname "lan" accept

@@ -133,7 +133,9 @@ export async function peersOf(n: NodeProc): Promise<{
   connections: Array<{ peerId: string; addr: string; type: string }>
   table: Array<{ peerId: string; addrs: string[]; reachability: string | null }>
 }> {
-  const r = await cliIn(n.ns, ['peers', '--json', '--config', n.configFile], 30_000)
-  if (r.code !== 0) throw new Error(`openlora peers failed in ${n.ns}: ${r.err}`)
+  // a CLI process loads the whole program: give a loaded machine time, and one more try
+  let r = await cliIn(n.ns, ['peers', '--json', '--config', n.configFile], 60_000)
+  if (r.code !== 0) r = await cliIn(n.ns, ['peers', '--json', '--config', n.configFile], 60_000)
+  if (r.code !== 0) throw new Error(`openlora peers failed in ${n.ns} (exit ${r.code}): ${r.err || r.out}`)
   return JSON.parse(r.out)
 }

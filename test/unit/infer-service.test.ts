@@ -1,5 +1,6 @@
 // The infer handler over an in-memory stream pair (no sockets): the real codec, limits, receipts
 // and client, with a stub in place of the engine's narrow ServingBackend interface.
+
 import { setTimeout as sleep } from 'node:timers/promises'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -10,6 +11,7 @@ import * as assert from 'uvu/assert'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { type ChainDomain, signVoucher, voucherHash } from '../../src/chain/eip712.ts'
 import { InferClient, type InferInput } from '../../src/client/client.ts'
+import { OpenLoraError } from '../../src/common/errors.ts'
 import { encodeCanonical } from '../../src/crypto/cbor.ts'
 import { sha256Hex } from '../../src/crypto/hash.ts'
 import { decodeResponseFrame, encodeFrame, type ResponseFrame } from '../../src/protocols/infer/codec.ts'
@@ -38,7 +40,7 @@ class StubBackend implements ServingBackend {
   busy = false
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
     // like the engine: a full queue is refused at once, before any event
-    if (this.busy) throw Object.assign(new Error('queue full'), { code: 'BUSY', data: { retryAfterMs: 250 } })
+    if (this.busy) throw new OpenLoraError('BUSY', 'queue full', { retryAfterMs: 250 })
     return this.events(req)
   }
   async *events(req: GenerateRequest): AsyncIterable<TokenEvent> {
@@ -287,7 +289,7 @@ test('a paid job: no voucher is PAYMENT_REQUIRED; a voucher is checked first, st
     checkVoucher: async (_v, job) => {
       calls.push('check')
       checked = job
-      if (job.maxAmountDue > 1000n) throw Object.assign(new Error('voucher too small'), { code: 'UNDERPAID' })
+      if (job.maxAmountDue > 1000n) throw new OpenLoraError('UNDERPAID', 'voucher too small')
     },
     recordPayment: async (_v, r) => {
       calls.push(`record ${r.amountDue}`)

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { adapterShape } from '../../src/runtime/adapters/types.ts'
 import { makeFamilyModel } from '../../src/runtime/fixtures/make-family-model.ts'
 import { PROJECTIONS } from '../../src/runtime/model/config.ts'
 import { type LoadedModel, loadModel, readModelConfig } from '../../src/runtime/model/index.ts'
@@ -110,6 +111,8 @@ for (const family of FAMILY_FIXTURES) {
       let slot = 1
       for (const [name, want] of Object.entries(g.adapters)) {
         const adapter = await loadPeftAdapter(join(dir, `adapter-${name}`), config)
+        // RAM accounting: a fused module's shared A counts once, as in the file
+        assert.is(adapterShape(adapter).fp32Bytes, adapter.bytes)
         model.pools.write(slot, adapter)
         const got = await greedy(model, g.prompt_ids, slot, want.tokens.length)
         const da = maxAbsDiff(got.logits, want.logits)

@@ -12,8 +12,9 @@ import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { type MakeModelOptions, makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { weightsHash } from '../../src/runtime/formats/identity.ts'
+import { ensureBuiltModel } from '../../src/runtime/model/build.ts'
 import { PROJECTIONS } from '../../src/runtime/model/config.ts'
-import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import { type LoadedModel, loadModel, readModelConfig } from '../../src/runtime/model/index.ts'
 import { loadReference, mergeAdapter, referenceForward } from '../reference/forward.ts'
 
 const root = mkdtempSync(join(tmpdir(), 'openlora-graph-'))
@@ -238,4 +239,22 @@ test('a checkpoint whose tensors do not fit its config fails the build, naming t
 })
 
 test.after(() => rmSync(root, { recursive: true, force: true }))
+test('a config that changes the graph but not the weights gets its own build (sliding window)', async () => {
+  const plain = await fixture({ preset: 'tiny', seed: 13 })
+  const windowed = await fixture({
+    preset: 'tiny',
+    seed: 13,
+    overrides: { architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 5 }
+  })
+  const cache = join(root, 'cache-window')
+  const a = await ensureBuiltModel(plain, await readModelConfig(plain), { cacheDir: cache, targets: [] })
+  const b = await ensureBuiltModel(windowed, await readModelConfig(windowed), {
+    cacheDir: cache,
+    targets: []
+  })
+  assert.is(a.weightsHash, b.weightsHash)
+  assert.is(b.cached, false, 'the windowed graph must not reuse the full-attention build')
+  assert.is.not(a.modelPath, b.modelPath)
+})
+
 test.run()

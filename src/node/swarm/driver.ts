@@ -4,12 +4,14 @@
 // peer when an attempt fails. What it keeps per channel is what reconciliation needs: the
 // vouchers whose receipts it accepted, and those whose outcome it cannot know (the connection
 // died after the node may have stored the voucher).
+
 import type { Address, Hex, LocalAccount } from 'viem'
 import type { ChainDomain } from '../../chain/eip712.ts'
 import { amountDue, voucherHash, voucherToJson } from '../../chain/eip712.ts'
 import { channelKey } from '../../chain/vouchers.ts'
 import { VoucherWallet } from '../../chain/wallet.ts'
 import { type InferClient, newJobId } from '../../client/client.ts'
+import { codeOf } from '../../common/errors.ts'
 import { InferError } from '../../protocols/infer/errors.ts'
 import { adapterIdOf, type Receipt, verifyReceipt } from '../../protocols/infer/receipt.ts'
 import type { DemoPrompt } from './demo.ts'
@@ -326,15 +328,12 @@ export class JobDriver {
           timings: r.timings
         }
       } catch (err) {
-        // libp2p and stream errors arrive as anything (even undefined): name them by what they carry
-        const e = err as { code?: unknown; name?: unknown; message?: unknown } | null | undefined
-        const c = err instanceof InferError ? err.code : e?.code
+        // libp2p and stream errors arrive as anything (even undefined): a registered code when it
+        // has one, else the error class's name (libp2p names its errors), else UNKNOWN_ERROR
         const code =
-          typeof c === 'string' && /^[A-Z_]+$/.test(c)
-            ? c
-            : typeof e?.name === 'string' && e.name !== 'Error'
-              ? e.name
-              : 'UNKNOWN_ERROR'
+          codeOf(err) ??
+          (err instanceof Error && err.name !== 'Error' ? err.name : undefined) ??
+          'UNKNOWN_ERROR'
         // Only a typed refusal before `accepted` proves nothing was stored. Anything else (a lost
         // stream, a timeout, a relay that died, even after the serving node replied) may follow
         // a stored payment.
@@ -347,7 +346,7 @@ export class JobDriver {
           await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
         }
         failures.push(code)
-        this.failureSamples.set(code, String(e?.message ?? err).slice(0, 200))
+        this.failureSamples.set(code, (err instanceof Error ? err.message : String(err)).slice(0, 200))
         const retry = err instanceof InferError ? err.data?.retryAfterMs : undefined
         if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))
         return undefined

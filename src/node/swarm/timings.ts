@@ -118,13 +118,13 @@ export async function claimsAtRestart(nodeLogs: string[]): Promise<RestartClaims
     let row: RestartClaims | undefined
     for (const line of text.split('\n')) {
       if (!line.includes('"chain service started"') && !line.includes('"claimed"')) continue
-      let o: { msg?: string; t?: string; total?: string }
+      let o: { msg?: string; time?: string; total?: string }
       try {
         o = JSON.parse(line)
       } catch {
         continue
       }
-      const at = Date.parse(o.t ?? '')
+      const at = Date.parse(o.time ?? '')
       if (o.msg === 'chain service started' && ++starts > 1) {
         since = at
         row = { node: i, claims: 0, total: '0' }

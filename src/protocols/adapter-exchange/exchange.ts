@@ -205,7 +205,11 @@ export class AdapterExchange {
         this.#log.info('adapter fetched', { cid, peer, model })
       },
       (attempts) => {
-        const verify = attempts.some((a) => /does not match|hash|size/.test(a.error))
+        // a peer whose bytes failed the CID's checks (manifest, sizes, hashes) lied, which is not
+        // the same as a peer that lacks the adapter
+        const verify = attempts.some(
+          (a) => a.code === 'ADAPTER_VERIFY_FAILED' || a.code === 'ADAPTER_CID_MISMATCH'
+        )
         return new AdapterFetchError(
           verify ? 'ADAPTER_VERIFY_FAILED' : 'ADAPTER_NOT_FOUND',
           `could not fetch adapter ${cid} from ${from.length} peer(s): ${describeAttempts(attempts)}`,

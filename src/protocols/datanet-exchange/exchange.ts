@@ -20,7 +20,7 @@ import {
   type VersionBundle
 } from '../../attribution/replicate.ts'
 import type { ChunkRef } from '../../attribution/types.ts'
-import { OpenLoraError } from '../../common/errors.ts'
+import { hasCode, OpenLoraError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
@@ -261,7 +261,7 @@ export class DatanetExchange {
         signal: opts.signal,
         // a differing local history is this node's state, not the peer's doing: no other peer
         // with the same trusted roots could help
-        fatal: (err) => (err as { code?: string }).code === 'DATANET_FORK',
+        fatal: (err) => hasCode(err, 'DATANET_FORK'),
         onFailure: (peer, err) => this.#log.warn('datanet fetch from peer failed', { id, version, peer, err })
       }
     )

@@ -16,6 +16,7 @@ import {
 } from '../routing/router.ts'
 import { framed } from '../shared/framed.ts'
 import { PeerLimits } from '../shared/limits.ts'
+import { PeerScores } from '../shared/peer-score.ts'
 import {
   decodeRequestFrame,
   errorFrame,
@@ -41,6 +42,7 @@ export class InferService {
   readonly #c: InferComponents
   readonly #init: Required<InferInit>
   readonly #limits: PeerLimits
+  readonly #scores = new PeerScores()
   readonly #log: Logger
   readonly latency = new LatencyTracker()
   readonly #inflight = new Set<AbortController>()
@@ -89,6 +91,10 @@ export class InferService {
   /** One inbound stream = one job. Never throws: every failure ends this stream only. */
   async handle(stream: Stream, connection: Connection): Promise<void> {
     const remote = connection.remotePeer.toString()
+    if (this.#scores.isBanned(remote)) {
+      stream.abort(new Error('peer is banned for sending invalid frames'))
+      return
+    }
     const lp = framed(stream, C.MAX_REQUEST_FRAME_BYTES)
     let frame: RequestFrame
     try {
@@ -96,25 +102,93 @@ export class InferService {
       frame = decodeRequestFrame(data.subarray())
     } catch (err) {
       this.#log.debug('bad request frame', { peer: remote, err })
+      // a slow or silent peer is not a hostile one: only bytes that fail to decode cost score
+      const name = (err as Error).name
+      const banned = name !== 'TimeoutError' && name !== 'AbortError' && this.#scores.invalidFrame(remote)
       await this.#fail(stream, lp, errorFrame(null, 'BAD_REQUEST', (err as Error).message))
+      if (banned) {
+        this.#log.warn('peer banned for invalid frames', { peer: remote })
+        await connection.close().catch((e) => connection.abort(e as Error))
+      }
       return
     }
-    const jobId = frame.body.jobId
     const ac = new AbortController()
-    this.#inflight.add(ac)
     const watch = new AbortController()
+    try {
+      await this.#execute(frame, remote, ac, {
+        perPeer: true,
+        write: (f, raw, signal) => (raw ? lp.write(raw, { signal }) : writeFrame(lp, f, signal)),
+        // Anything the client sends after its request, or the end of its side, cancels the job.
+        onAdmitted: () =>
+          void lp.read({ signal: watch.signal }).then(
+            () => ac.abort(new InferError('BAD_REQUEST', 'client sent a second frame; job cancelled')),
+            () => {
+              if (!watch.signal.aborted)
+                ac.abort(new InferError('DEADLINE_EXCEEDED', 'client closed the stream'))
+            }
+          )
+      })
+      watch.abort()
+      await stream.close().catch((err) => stream.abort(err))
+    } catch (err) {
+      watch.abort()
+      await this.#fail(stream, lp, this.#errorFrame(frame, remote, ac, err))
+    }
+  }
+
+  /**
+   * Runs a job this node submits itself (the HTTP gateway): the same checks, routing, local
+   * serving, receipts and failover as a job read from a stream, with each response frame handed
+   * to `send` in order. The per-client limits do not apply (the gateway keeps its own per key);
+   * the node-wide job cap does. Aborting `signal` cancels the job at once. Never throws: every
+   * failure ends with an `error` frame.
+   */
+  async submit(
+    frame: RequestFrame,
+    opts: { send(frame: ResponseFrame): void | Promise<void>; signal: AbortSignal }
+  ): Promise<void> {
+    const self = this.#c.peerId
+    const ac = new AbortController()
+    const onAbort = () => ac.abort(new InferError('DEADLINE_EXCEEDED', 'cancelled by the client'))
+    if (opts.signal.aborted) onAbort()
+    opts.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      await this.#execute(frame, self, ac, { perPeer: false, write: async (f) => opts.send(f) })
+    } catch (err) {
+      await opts.send(this.#errorFrame(frame, self, ac, err))
+    } finally {
+      opts.signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  #errorFrame(frame: RequestFrame, remote: string, ac: AbortController, err: unknown): ResponseFrame {
+    const jobId = frame.body.jobId
+    const e =
+      ac.signal.aborted && !(err instanceof InferError) ? toInferError(ac.signal.reason) : toInferError(err)
+    if (e.code === 'INTERNAL') this.#log.warn('job failed', { jobId, peer: remote, err })
+    else this.#log.debug('job refused', { jobId, peer: remote, code: e.code, msg: e.message })
+    return errorFrame(jobId, e.code, e.message, e.retryAfterMs, e.payment)
+  }
+
+  /** One admitted job from check to its last frame; throws what the client should be told. */
+  async #execute(
+    frame: RequestFrame,
+    remote: string,
+    ac: AbortController,
+    io: {
+      perPeer: boolean
+      write(f: ResponseFrame, raw: Uint8Array | undefined, signal: AbortSignal): Promise<void>
+      onAdmitted?(): void
+    }
+  ): Promise<void> {
+    const jobId = frame.body.jobId
+    this.#inflight.add(ac)
     let release: (() => void) | undefined
     let progress: NodeJS.Timeout | undefined
     try {
       await this.#checkRequest(frame, remote)
-      release = this.#limits.admit(frame.body.client)
-      // Anything the client sends after its request, or the end of its side, cancels the job.
-      void lp.read({ signal: watch.signal }).then(
-        () => ac.abort(new InferError('BAD_REQUEST', 'client sent a second frame; job cancelled')),
-        () => {
-          if (!watch.signal.aborted) ac.abort(new InferError('DEADLINE_EXCEEDED', 'client closed the stream'))
-        }
-      )
+      release = io.perPeer ? this.#limits.admit(frame.body.client) : this.#limits.admitNodeWide()
+      io.onAdmitted?.()
       const untilDeadline = frame.body.deadline - Date.now()
       const deadline = AbortSignal.timeout(Math.max(1, untilDeadline))
       const signal = AbortSignal.any([ac.signal, deadline])
@@ -131,8 +205,7 @@ export class InferService {
             tokens++
           }
           lastSent = Date.now()
-          if (raw) await lp.write(raw, { signal })
-          else await writeFrame(lp, f, signal)
+          await io.write(f, raw, signal)
         }
       }
       progress = setInterval(
@@ -143,15 +216,6 @@ export class InferService {
         Math.max(50, this.#init.progressIntervalMs / 2)
       )
       await this.#run(job)
-      watch.abort()
-      await stream.close().catch((err) => stream.abort(err))
-    } catch (err) {
-      watch.abort()
-      const e =
-        ac.signal.aborted && !(err instanceof InferError) ? toInferError(ac.signal.reason) : toInferError(err)
-      if (e.code === 'INTERNAL') this.#log.warn('job failed', { jobId, peer: remote, err })
-      else this.#log.debug('job refused', { jobId, peer: remote, code: e.code, msg: e.message })
-      await this.#fail(stream, lp, errorFrame(jobId, e.code, e.message, e.retryAfterMs, e.payment))
     } finally {
       clearInterval(progress)
       release?.()

@@ -6,6 +6,7 @@
 import { type AttributionProof, AttributionProofSchema } from '../../attribution/proof-schema.ts'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
 import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
+import { codeOf } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { type Hex, hashTokenIds, sha256Hex } from '../../crypto/hash.ts'
@@ -55,13 +56,16 @@ export async function serveLocal(job: Job, fetchFrom: string[], ctx: LocalContex
       )
   }
   const gate = ctx.c.payments?.()
+  // A job this node submits itself (its HTTP gateway) is free: an operator never pays itself.
+  const own = job.remote === ctx.c.peerId && job.frame.route.length === 0
+  const price = own ? '0' : ctx.init.pricePer1kTokens
   // per-phase times for the `job served` line (the swarm report splits a job's time with them)
   const tCheck = performance.now()
-  const payment = gate ? await checkPayment(gate, body, promptTokens, ctx) : undefined
+  const payment = gate && !own ? await checkPayment(gate, body, promptTokens, ctx) : undefined
   const checkMs = performance.now() - tCheck
   let finished = false
   try {
-    await serveChecked(job, fetchFrom, ctx, { model, req, gate, payment, checkMs })
+    await serveChecked(job, fetchFrom, ctx, { model, req, gate, payment, checkMs, price })
     finished = true
   } finally {
     // an abort, an error or a timeout: the tokens already sent are owed all the same (H2)
@@ -80,11 +84,13 @@ async function serveChecked(
     gate: PaymentGate | undefined
     payment: Payment | undefined
     checkMs: number
+    /** wei per 1k tokens this job is charged ('0' for the node's own jobs) */
+    price: string
   }
 ): Promise<void> {
   const { body } = job.frame
   const backend = ctx.c.backend!
-  const { model, req, gate, payment, checkMs } = s
+  const { model, req, gate, payment, checkMs, price } = s
   if (body.adapter !== null && fetchFrom.length > 0) {
     if (!ctx.c.adapterFetcher)
       throw new InferError('ADAPTER_NOT_FOUND', `adapter ${body.adapter} is not here and fetching is off`)
@@ -133,8 +139,8 @@ async function serveChecked(
       outputHash: hashTokenIds(ev.outputIds),
       promptTokens: ev.promptIds.length,
       outputTokens: ev.outputIds.length,
-      pricePer1kTokens: ctx.init.pricePer1kTokens,
-      amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, ctx.init.pricePer1kTokens),
+      pricePer1kTokens: price,
+      amountDue: amountDueFor(ev.promptIds.length, ev.outputIds.length, price),
       attribution,
       voucher: payment?.hash ?? null,
       startedAt,
@@ -264,8 +270,9 @@ async function checkPayment(
     return { job: paid, hash: voucherHash(gate.domain, voucher) }
   } catch (err) {
     const e = toInferError(err)
-    const reason = (err as { code?: string }).code
-    if (e.code !== 'PAYMENT_REQUIRED' || !PAYMENT_REASONS.includes(reason as never)) throw err
+    const reason = codeOf(err)
+    if (e.code !== 'PAYMENT_REQUIRED' || reason === undefined || !PAYMENT_REASONS.includes(reason as never))
+      throw err
     throw new InferError(
       e.code,
       e.message,

@@ -82,6 +82,24 @@ export class PeerLimits {
     }
   }
 
+  /**
+   * Admits a job the node submits itself (its HTTP gateway, which limits per API key): only the
+   * node-wide cap applies. Call the returned release once.
+   */
+  admitNodeWide(): () => void {
+    if (this.#active >= this.#init.maxConcurrentJobs)
+      throw new AdmissionError('BUSY', `node is at its limit of ${this.#init.maxConcurrentJobs} jobs`, {
+        retryAfterMs: 1000
+      })
+    this.#active += 1
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#active -= 1
+    }
+  }
+
   #sweep(now: number): void {
     if (this.#peers.size < 1024) return
     for (const [peer, s] of this.#peers)

@@ -1,12 +1,14 @@
 // Asking peers in turn until one answers well: how every fetch over the network (adapters,
 // datanet versions) treats a peer that fails — note why, move on to the next one — and how it
 // reports that all of them failed (each peer with its reason).
+import type { ErrorCode } from '../../common/error-codes.ts'
+import { codeOf } from '../../common/errors.ts'
 
 /** One failed peer: its id, the error's message and, when it has one, the error's code. */
 export interface PeerAttempt {
   peer: string
   error: string
-  code?: string
+  code?: ErrorCode
 }
 
 export interface TryPeersOptions {
@@ -31,8 +33,9 @@ export async function tryPeers<T>(
       return await attempt(peer)
     } catch (err) {
       if (opts.signal?.aborted || opts.fatal?.(err)) throw err
-      const code = (err as { code?: unknown }).code
-      attempts.push({ peer, error: (err as Error).message, ...(typeof code === 'string' ? { code } : {}) })
+      const code = codeOf(err)
+      const error = err instanceof Error ? err.message : String(err)
+      attempts.push({ peer, error, ...(code === undefined ? {} : { code }) })
       opts.onFailure?.(peer, err)
     }
   }

@@ -7,6 +7,7 @@
 // Concurrent acquires of the same cold adapter share one disk load.
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { OpenLoraError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { ADAPTER_FILES, type AdapterFiles, adapterCid, type ColdEntry, ColdIndex } from './cold.ts'
 import { AdapterNotFoundError, AdapterStoreError, NoFreeSlotError } from './errors.ts'
@@ -141,7 +142,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
       adapter = await this.loadAdapter(staged, this.model.config)
     } catch (err) {
       await this.cold.discard(staged)
-      throw err instanceof AdapterStoreError || (err as { code?: unknown }).code !== undefined
+      throw err instanceof OpenLoraError
         ? err
         : new AdapterStoreError(
             'ADAPTER_INVALID',

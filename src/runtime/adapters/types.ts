@@ -78,11 +78,16 @@ export function adapterShape(adapter: DecodedAdapter): {
   let rank = 0
   let fp32Bytes = 0
   const targets = new Set<string>()
+  // a LoRA on a fused module (Phi-3's qkv_proj) gives its projections one shared A: count it once
+  const seen = new Set<unknown>()
   for (const layer of adapter.layers.values()) {
     for (const [target, t] of layer) {
       targets.add(target)
       rank = Math.max(rank, t.r)
-      fp32Bytes += t.A.byteLength + t.B.byteLength
+      for (const m of [t.A, t.B]) {
+        if (!seen.has(m)) fp32Bytes += m.byteLength
+        seen.add(m)
+      }
     }
   }
   return { rank, targets: [...targets].sort(), fp32Bytes }

@@ -4,6 +4,9 @@ import { randomInt } from 'node:crypto'
 import { InvalidParametersError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { messageOf, parseWith } from '../../common/schema.ts'
+import type { ResponseFormatSpec } from '../constrain/format.ts'
+import type { SchemaNode } from '../constrain/json-schema.ts'
+import { compileFormat, JsonConstraint, Vocabulary } from '../constrain/token-mask.ts'
 import { GenerationParamsSchema } from '../generate.ts'
 import { createRng } from '../sampling.ts'
 import { EventChannel } from './channel.ts'
@@ -23,7 +26,7 @@ import type { ChatMessage, GenerateRequest, GenerationParams, TokenEvent } from 
 
 export interface EngineTokenizer {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): ArrayLike<number>
-  decode(ids: number[]): string
+  decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string
 }
 
@@ -63,6 +66,10 @@ export class Engine {
   private readonly models = new Map<string, EngineModel>()
   private readonly log: Logger
   private nextId = 1
+  /** per model, built on the first structured-output request (walks the whole vocabulary once) */
+  private readonly vocabularies = new Map<string, Vocabulary>()
+  /** compiled response formats by their text, so a client repeating a schema compiles it once */
+  private readonly formats = new Map<string, SchemaNode>()
 
   constructor(init: EngineInit, components: EngineComponents) {
     this.limits = resolveLimits(init.limits)
@@ -126,6 +133,7 @@ export class Engine {
         'engine.maxSeqLen: the KV cache holds this many positions per sequence'
       )
     const stopIds = new Set([...model.config.eosTokenIds, ...(params.stopTokenIds ?? [])])
+    const constraint = params.responseFormat ? this.constraintFor(params.responseFormat, model) : undefined
     let job: Job | undefined
     const channel = new EventChannel<TokenEvent>(() => job !== undefined && runner.cancel(job))
     job = {
@@ -139,6 +147,7 @@ export class Engine {
       adapter,
       params,
       stopIds,
+      ...(constraint ? { constraint } : {}),
       rng: createRng(params.seed ?? randomInt(2 ** 32 - 1)),
       channel,
       text: new TextTracker(
@@ -193,6 +202,33 @@ export class Engine {
       sum.maxBatch += r.limits.maxBatch
     }
     return sum
+  }
+
+  private constraintFor(format: ResponseFormatSpec, model: EngineModel): JsonConstraint {
+    const tok = model.tokenizer
+    if (tok === undefined)
+      throw new InvalidParametersError(
+        `model ${model.modelId} has no tokenizer, so output cannot be constrained to JSON`
+      )
+    const key = format.type === 'json_schema' ? format.schema : ''
+    let root = this.formats.get(key)
+    if (root === undefined) {
+      try {
+        root = compileFormat(format)
+      } catch (err) {
+        throw new InvalidParametersError(`params.responseFormat: ${(err as Error).message}`, {
+          field: 'responseFormat'
+        })
+      }
+      if (this.formats.size >= 64) this.formats.delete(this.formats.keys().next().value!)
+      this.formats.set(key, root)
+    }
+    let vocab = this.vocabularies.get(model.modelId)
+    if (vocab === undefined) {
+      vocab = new Vocabulary(tok, model.config.vocabSize)
+      this.vocabularies.set(model.modelId, vocab)
+    }
+    return new JsonConstraint(root, vocab, model.config.eosTokenIds)
   }
 
   private promptIds(req: GenerateRequest, model: EngineModel): number[] {

@@ -2,6 +2,8 @@
 // adapter's slot pinned), runs one forward pass over all running rows, samples, streams events,
 // and frees a row and its slot the moment its request ends. ORT runs the step on its own
 // threads; the loop only awaits it, so the event loop stays free between and during steps.
+
+import { hasCode } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import type { AdapterLease } from '../adapters/store.ts'
 import type { EventChannel } from './channel.ts'
@@ -25,10 +27,20 @@ export interface RunnerAdapters {
   acquire(cid: string): Promise<AdapterLease>
 }
 
+/** What the runner needs of a constraint (src/runtime/constrain/token-mask.ts JsonConstraint). */
+export interface TokenConstraint {
+  mask(logits: Float32Array, tokensLeft: number): void
+  advance(tokenId: number): void
+  /** nothing may follow: the request ends here */
+  readonly closed: boolean
+}
+
 export type Sampler = (logits: Float32Array, params: GenerationParams, rng: () => number) => number
 
 export interface Job extends PlannableJob {
   adapter: string | null
+  /** structured output: masks each step's logits and follows the drawn tokens */
+  constraint?: TokenConstraint
   params: GenerationParams
   stopIds: Set<number>
   rng: () => number
@@ -203,7 +215,7 @@ export class ModelRunner {
         },
         (err: unknown) => {
           if (job.phase === 'finished') return
-          if ((err as { code?: string }).code === 'NO_FREE_SLOT') {
+          if (hasCode(err, 'NO_FREE_SLOT')) {
             // every slot is pinned by running rows: wait in line for one to finish
             this.slotStarved = true
             this.counters.slotWaits += 1
@@ -286,7 +298,12 @@ export class ModelRunner {
           continue
         }
         if (job.phase === 'prefill') job.prefilled += plan.rows[i]!.tokens.length
-        if (plan.samples[i]) this.onToken(job, this.sample(logits[i]!, job.params, job.rng), t1)
+        if (!plan.samples[i]) continue
+        const c = job.constraint
+        if (c) c.mask(logits[i]!, job.params.maxNewTokens - job.outputIds.length)
+        const token = this.sample(logits[i]!, job.params, job.rng)
+        c?.advance(token)
+        this.onToken(job, token, t1)
       }
     }
   }
@@ -306,8 +323,8 @@ export class ModelRunner {
       index: job.outputIds.length - 1,
       atMs: now - job.submittedAt
     })
-    if (stopped || job.outputIds.length >= job.params.maxNewTokens) {
-      this.finish(job, stopped ? 'stop' : 'length')
+    if (stopped || job.constraint?.closed || job.outputIds.length >= job.params.maxNewTokens) {
+      this.finish(job, stopped || job.constraint?.closed ? 'stop' : 'length')
       return
     }
     job.phase = 'decode'

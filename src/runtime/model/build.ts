@@ -89,10 +89,16 @@ export async function ensureBuiltModel(
   const weightFormat = opts.weightFormat ?? 'fp32'
   // fp32 keys stay as they were before weight formats existed, so cached fp32 graphs stay valid
   const formatKey = weightFormatKey(weightFormat)
+  // The config shapes the graph beyond the weights (windows, norms, soft-caps, rotary layout…).
+  // Graphs of the Llama shape without sliding windows are byte-identical to those built before
+  // the family registry, so their keys stay as they were; every other graph is keyed by its
+  // config too (a Mistral graph cached before windows were computed must not be reused).
+  const plainLlama = (cfg.family === 'llama' || cfg.family === 'qwen2') && cfg.slidingWindow === null
+  const arch = plainLlama ? {} : { config: sha256Hex(JSON.stringify(cfg)).slice(2, 34) }
   const keyed =
     formatKey === undefined
-      ? { weightsHash, builder: BUILDER_VERSION, targets }
-      : { weightsHash, builder: BUILDER_VERSION, targets, weightFormat: formatKey }
+      ? { weightsHash, builder: BUILDER_VERSION, targets, ...arch }
+      : { weightsHash, builder: BUILDER_VERSION, targets, weightFormat: formatKey, ...arch }
   const key = sha256Hex(JSON.stringify(keyed)).slice(2, 34)
   const out = join(opts.cacheDir, key)
   const modelPath = join(out, MODEL_FILE)

@@ -6,10 +6,13 @@ import { balanceCommand } from './balance.ts'
 import { chainCommands } from './chain.ts'
 import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
+import { dbCommands } from './db.ts'
 import { depositCommand } from './deposit.ts'
+import { gatewayCommands } from './gateway.ts'
 import { generateCommand } from './generate.ts'
 import { idCommand } from './id.ts'
 import { inferCommand } from './infer.ts'
+import { keysCommands } from './keys.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
 import { withdrawContributionCommand } from './rewards-contribution.ts'
@@ -20,10 +23,13 @@ export const commands: Command[] = [
   startCommand,
   idCommand,
   ...configCommands,
+  ...keysCommands,
+  ...dbCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,
   inferCommand,
+  ...gatewayCommands,
   verifyCommand,
   ...adapterCommands,
   depositCommand,

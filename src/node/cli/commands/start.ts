@@ -38,6 +38,11 @@ export const startCommand: Command = {
       description: 'peer to join through (/…/p2p/<id>)',
       valueName: 'ADDR'
     },
+    'gateway-port': {
+      type: 'string',
+      description: 'port of the OpenAI-compatible HTTP gateway (config gateway.port; 0 = a free port)',
+      valueName: 'PORT'
+    },
     'no-mdns': { type: 'boolean', description: 'turn LAN discovery (mDNS) off' },
     'relay-server': {
       type: 'boolean',
@@ -68,6 +73,12 @@ export const startCommand: Command = {
     if (values.announce) extra.push({ key: 'network.announce', value: values.announce, source: '--announce' })
     if (values.bootstrap)
       extra.push({ key: 'network.bootstrap', value: values.bootstrap, source: '--bootstrap' })
+    if (typeof values['gateway-port'] === 'string') {
+      const p = Number(values['gateway-port'])
+      if (!Number.isInteger(p) || p < 0 || p > 65535)
+        throw new UsageError(`--gateway-port must be 0..65535, got ${values['gateway-port']}`)
+      extra.push({ key: 'gateway.port', value: p, source: '--gateway-port' })
+    }
     if (values['no-mdns'] === true) extra.push({ key: 'network.mdns', value: false, source: '--no-mdns' })
     if (values['relay-server'] === true)
       extra.push({ key: 'network.relay.server', value: true, source: '--relay-server' })
@@ -115,6 +126,7 @@ export const startCommand: Command = {
           // (`openlora peers`, GET /status, and a "reachability changed" log line)
           reachability: node.libp2p.services.relayKeeper.reachability(),
           admin: node.admin.url ?? null,
+          gateway: node.services.gateway?.url ?? null,
           dataDir: config.dataDir,
           pid: process.pid
         })}\n`

@@ -1,0 +1,53 @@
+// GET /health (liveness plus what this node serves) and GET /metrics (Prometheus text format from
+// the gateway's registry; issue 19 adds the node's other metrics to the same registry).
+import type { FastifyInstance } from 'fastify'
+import type { ZodTypeProvider } from 'fastify-type-provider-zod'
+import { z } from '../../common/schema.ts'
+import type { GatewayMetrics } from '../metrics.ts'
+
+export interface HealthSource {
+  peerId: string
+  models(): string[]
+  peers(): number
+  load(): { queueDepth: number; freeSlots: number }
+}
+
+export async function healthRoutes(
+  app: FastifyInstance,
+  opts: { health: HealthSource; metrics: GatewayMetrics }
+): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>()
+  r.get(
+    '/health',
+    {
+      schema: {
+        summary: 'Liveness and what this node serves',
+        response: {
+          200: z.object({
+            status: z.literal('ok'),
+            peerId: z.string(),
+            models: z.array(z.string()),
+            peers: z.number().int(),
+            queueDepth: z.number().int(),
+            freeSlots: z.number().int()
+          })
+        }
+      }
+    },
+    async () => ({
+      status: 'ok' as const,
+      peerId: opts.health.peerId,
+      models: opts.health.models(),
+      peers: opts.health.peers(),
+      ...opts.health.load()
+    })
+  )
+  r.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (text format)', hide: false } },
+    async (_req, reply) => {
+      reply.header('content-type', opts.metrics.registry.contentType)
+      return opts.metrics.registry.metrics()
+    }
+  )
+}
