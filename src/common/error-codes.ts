@@ -70,7 +70,10 @@ export const ERROR_CODES = {
   INVALID_ADVERT: code('BAD_REQUEST', 'an advert failed its checks'),
 
   // gateway (HTTP)
-  GATEWAY_ERROR: code('BAD_REQUEST', 'an HTTP request the gateway answers with its own status and OpenAI error'),
+  GATEWAY_ERROR: code(
+    'BAD_REQUEST',
+    'an HTTP request the gateway answers with its own status and OpenAI error'
+  ),
   BUDGET_EXHAUSTED: code('PAYMENT_REQUIRED', "the gateway's spend budget (global or per key) is used up"),
 
   // runtime
