@@ -18,7 +18,7 @@ import {
   isErrorCode,
   wireCodeOf
 } from '../../src/common/error-codes.ts'
-import { codeOf, hasCode, OpenLoraError } from '../../src/common/errors.ts'
+import { codeOf, foreignCode, hasCode, OpenLoraError } from '../../src/common/errors.ts'
 import { toInferError } from '../../src/protocols/infer/errors.ts'
 import { NoFreeSlotError } from '../../src/runtime/adapters/errors.ts'
 
@@ -91,6 +91,15 @@ test('a message naming a custom error is not a revert', () => {
   // a duck-typed `data.errorName` on a plain object is not one either
   assert.is(revertName({ data: { errorName: 'WithdrawalLocked' } }), undefined)
   assert.is(new ChainCallError('withdraw', new Error('WithdrawalLocked')).revert, undefined)
+})
+
+test("a foreign error's documented code is read as a code (a real ENOENT), never from its text", async () => {
+  const { readFile } = await import('node:fs/promises')
+  const enoent = await readFile('/nonexistent/openlora-errlog').catch((e: unknown) => e)
+  assert.is(foreignCode(enoent), 'ENOENT')
+  assert.is(foreignCode(new Error('ENOENT: no such file')), undefined)
+  assert.is(foreignCode({ code: 'ENOENT' }), undefined, 'not an Error')
+  assert.is(foreignCode(Object.assign(new Error('x'), { code: 42 })), undefined, 'not a string code')
 })
 
 test.run()
