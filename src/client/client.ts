@@ -23,6 +23,7 @@ import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts
 import { verifyReceipt } from '../protocols/infer/receipt.ts'
 import { readResponses } from '../protocols/infer/stream.ts'
 import { framed } from '../protocols/shared/framed.ts'
+import { FrameQueue } from './frame-queue.ts'
 import type { JobPayer } from './payer.ts'
 
 export interface InferClientComponents {
@@ -368,39 +369,6 @@ export class InferClient {
       frames: readResponses(lp, signal),
       close: () => stream.close(),
       abort: (err) => stream.abort(err)
-    }
-  }
-}
-
-/** Frames of an in-process job in order; the job's end (or an abort) ends the iteration. */
-class FrameQueue implements AsyncIterable<{ frame: ResponseFrame }> {
-  readonly #items: ResponseFrame[] = []
-  #ended = false
-  #wake: (() => void) | undefined
-
-  push(frame: ResponseFrame): void {
-    this.#items.push(frame)
-    this.#wake?.()
-  }
-
-  end(): void {
-    this.#ended = true
-    this.#wake?.()
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<{ frame: ResponseFrame }> {
-    while (true) {
-      const frame = this.#items.shift()
-      if (frame !== undefined) {
-        yield { frame }
-        if (frame.t === 'result' || frame.t === 'error') return
-        continue
-      }
-      if (this.#ended) return
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve
-      })
-      this.#wake = undefined
     }
   }
 }

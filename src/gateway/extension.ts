@@ -44,6 +44,18 @@ async function aliasStore(components: NodeComponents): Promise<AliasStore> {
   }
 }
 
+function keySpendStore(components: NodeComponents): NonNullable<GatewayComponents['keySpend']> {
+  const db = components.db.sublevel<string, string>('gateway-key-spend', { valueEncoding: 'utf8' })
+  return {
+    load: async () => {
+      const m = new Map<string, bigint>()
+      for await (const [k, v] of db.iterator()) if (/^[0-9]{1,78}$/.test(v)) m.set(k, BigInt(v))
+      return m
+    },
+    save: (id, spent) => db.put(id, spent.toString())
+  }
+}
+
 async function gatewayService(components: NodeComponents): Promise<GatewayService> {
   const cfg = gatewayConfigOf(components.config)
   const { identity, libp2p, services } = components
@@ -82,6 +94,7 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
       }
     },
     aliases: await aliasStore(components),
+    keySpend: keySpendStore(components),
     peers: components.peerTable,
     logger: log,
     ...(serving

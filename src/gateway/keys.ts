@@ -30,7 +30,7 @@ const hashKey = (key: string): string => createHash('sha256').update(key).digest
 export class KeyStore {
   readonly file: string
   #records: KeyRecord[] = []
-  #mtimeMs = -1
+  #version = ''
 
   constructor(dataDir: string) {
     this.file = join(dataDir, KEYS_FILE)
@@ -38,19 +38,22 @@ export class KeyStore {
 
   /** The current keys (re-read when the file changed). */
   records(): KeyRecord[] {
-    let mtime = 0
+    let version = ''
     try {
-      mtime = statSync(this.file).mtimeMs
+      // mtime and size: two writes within one timestamp tick still differ in size (a revocation
+      // adds a timestamp), so a change is never missed
+      const st = statSync(this.file)
+      version = `${st.mtimeMs}:${st.size}`
     } catch {
       this.#records = []
-      this.#mtimeMs = -1
+      this.#version = ''
       return this.#records
     }
-    if (mtime !== this.#mtimeMs) {
+    if (version !== this.#version) {
       const parsed = KeyFile.safeParse(JSON.parse(readFileSync(this.file, 'utf8')))
       if (!parsed.success) throw new Error(`${this.file} is malformed: ${parsed.error.issues[0]?.message}`)
       this.#records = parsed.data.keys
-      this.#mtimeMs = mtime
+      this.#version = version
     }
     return this.#records
   }
@@ -114,10 +117,24 @@ export class KeyAuth {
   readonly #buckets = new Map<string, { tokens: number; at: number }>()
   readonly #spent = new Map<string, bigint>()
 
-  constructor(store: KeyStore, required: boolean, adminToken: () => string | undefined) {
+  readonly #persist: ((id: string, spent: bigint) => Promise<void>) | undefined
+
+  /**
+   * `spent`: what each key spent before (from the node's LevelDB); `persist` writes a key's new
+   * total after each paid job, so budgets hold across restarts.
+   */
+  constructor(
+    store: KeyStore,
+    required: boolean,
+    adminToken: () => string | undefined,
+    spent: Map<string, bigint> = new Map(),
+    persist?: (id: string, spent: bigint) => Promise<void>
+  ) {
     this.#store = store
     this.#required = required
     this.#adminToken = adminToken
+    for (const [k, v] of spent) this.#spent.set(k, v)
+    this.#persist = persist
   }
 
   get required(): boolean {
@@ -187,7 +204,9 @@ export class KeyAuth {
   spend(key: unknown, wei: bigint): void {
     const rec = key as KeyRecord | undefined
     if (!rec || wei === 0n) return
-    this.#spent.set(rec.id, (this.#spent.get(rec.id) ?? 0n) + wei)
+    const total = (this.#spent.get(rec.id) ?? 0n) + wei
+    this.#spent.set(rec.id, total)
+    void this.#persist?.(rec.id, total).catch(() => {})
   }
 
   spent(id: string): bigint {

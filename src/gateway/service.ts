@@ -31,6 +31,8 @@ export interface GatewayComponents {
   peers?: GatewayPeers & { readonly size: number }
   fetchAdapter?: (cid: string, from: string[], opts: { model: string }) => Promise<void>
   aliases: AliasStore
+  /** what each API key spent (wei), kept across restarts */
+  keySpend?: { load(): Promise<Map<string, bigint>>; save(id: string, spent: bigint): Promise<void> }
   logger: Logger
 }
 
@@ -67,7 +69,13 @@ export class GatewayService {
         `gateway.host ${cfg.host} is not a loopback address and no API key exists: anyone who reaches it could spend this node's wallet. Add a key first (openlora gateway keys add NAME) or bind to 127.0.0.1.`,
         { code: 'keys_required' }
       )
-    const auth = new KeyAuth(this.keys, cfg.apiKeys || !loopback, () => adminToken(c.dataDir))
+    const auth = new KeyAuth(
+      this.keys,
+      cfg.apiKeys || !loopback,
+      () => adminToken(c.dataDir),
+      (await c.keySpend?.load()) ?? new Map(),
+      c.keySpend?.save
+    )
     const catalog = new Catalog(c.serving, c.peers, c.aliases, {
       peerId: c.peerId,
       operator: c.operator,
@@ -92,7 +100,20 @@ export class GatewayService {
       idleTimeoutMs: cfg.idleTimeoutMs,
       log: c.logger
     })
-    await this.#app.listen({ host: cfg.host, port: cfg.port })
+    try {
+      await this.#app.listen({ host: cfg.host, port: cfg.port })
+    } catch (err) {
+      await this.#app.close().catch(() => {})
+      this.#app = undefined
+      if ((err as { code?: string }).code === 'EADDRINUSE')
+        throw new GatewayError(
+          500,
+          'server_error',
+          `the gateway cannot listen on ${cfg.host}:${cfg.port}: the port is in use (another node?). Start with --gateway-port N (0 = any free port) or --set gateway.enabled=false.`,
+          { code: 'port_in_use', cause: err }
+        )
+      throw err
+    }
     const addr = this.#app.server.address()
     const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port
     const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host

@@ -3,7 +3,7 @@
 // - operator.key: secp256k1 private key (hex) whose Ethereum address receives rewards, or
 //   operator.json: the same key encrypted in keystore v3 format (operator-keystore.ts).
 // The operator signs a binding to the peer id once per start; adverts carry that signature.
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
@@ -15,34 +15,12 @@ import type { Hex } from '../crypto/hash.ts'
 import { signOperatorBinding } from '../protocols/adverts/binding.ts'
 import { KeyFileError } from './errors.ts'
 import { loadKeystoreOperator } from './operator-keystore.ts'
+import { readSecret, writeSecret, writeSecretFile } from './secret-file.ts'
 
 export type { NodeIdentity }
 
-function writeSecret(file: string, data: Uint8Array | string): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  rmSync(tmp, { force: true })
-  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
-  renameSync(tmp, file)
-}
-
-/**
- * A key that others on the machine can read is not this node's alone any more (L5,
- * docs/THREATS.md): refused, not only warned about. Throws KeyFileError (what to do in it).
- */
-export function readSecret(file: string, _log?: Logger): Buffer {
-  const mode = statSync(file).mode & 0o777
-  if (process.platform !== 'win32' && (mode & 0o077) !== 0)
-    throw new KeyFileError(
-      file,
-      `is readable by group or others (mode ${mode.toString(8).padStart(3, '0')}); run \`chmod 600 ${file}\` and start again`
-    )
-  return readFileSync(file)
-}
-
-/** Writes a secret so that only this user can read it, whatever was at that path before. */
-export function writeSecretFile(file: string, data: Uint8Array | string): void {
-  writeSecret(file, data)
-}
+// Re-exported: callers read and write key files through identity.ts.
+export { readSecret, writeSecretFile }
 
 export async function loadPeerKey(keysDir: string, log: Logger): Promise<PrivateKey> {
   const file = join(keysDir, 'peer.key')

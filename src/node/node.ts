@@ -1,7 +1,7 @@
 // The composition root: builds the node's parts from one validated config and wires them by
 // injection. Order of start: libp2p host → peer table → extension services → adverts → dialer →
 // admin endpoint; stop runs the same list backwards, then closes the DB and releases the lock.
-import { Level } from 'level'
+import type { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
@@ -12,6 +12,7 @@ import { registerCoreRoutes } from './admin-routes.ts'
 import { SwitchableCapabilities } from './capabilities.ts'
 import type { NodeConfig } from './config/schema.ts'
 import { openDataDir } from './datadir.ts'
+import { openNodeDb } from './db.ts'
 import { AdvertDialer } from './dialer.ts'
 import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
@@ -68,8 +69,8 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
   try {
     const identity = await loadIdentity(dataDir.keysDir, baseLog)
     const log = baseLog.child(identity.peerId.toString().slice(-8))
-    db = new Level<string, Uint8Array>(dataDir.dbDir, { valueEncoding: 'view' })
-    await db.open()
+    // a corrupt or locked database stops the node with the recovery command, never a fresh start
+    db = await openNodeDb(dataDir.dbDir, dataDir.path)
     const libp2p = await createHost(config, identity.privateKey)
     const peerTable = new PeerTable({
       store: db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' }),

@@ -1,12 +1,13 @@
 // The operator key encrypted at rest: <keys>/operator.json in keystore v3 format (geth, cast
 // wallet). The node cannot prompt at start (it runs under systemd or in a container), so the
 // password comes from a file named by OPENLORA_KEYSTORE_PASSWORD_FILE; `openlora keys` prompts.
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { type PrivateKeyAccount, privateKeyToAccount } from 'viem/accounts'
 import type { Logger } from '../common/log.ts'
 import { decryptKeystore, KeystoreError, type KeystoreV3, parseKeystore } from '../crypto/keystore.ts'
 import { KeyFileError } from './errors.ts'
+import { readSecret } from './secret-file.ts'
 
 export const PASSWORD_FILE_ENV = 'OPENLORA_KEYSTORE_PASSWORD_FILE'
 
@@ -25,8 +26,9 @@ export function plainOperatorKeyPath(keysDir: string): string {
 export function readPasswordFile(file: string): string {
   let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    text = readSecret(file).toString('utf8')
   } catch (err) {
+    if (err instanceof KeyFileError) throw err
     throw new KeyFileError(file, `cannot read the password file: ${(err as Error).message}`)
   }
   const pw = text.split(/\r?\n/)[0] ?? ''
@@ -34,17 +36,11 @@ export function readPasswordFile(file: string): string {
   return pw
 }
 
-/** Writes a secret file 0600 by rename, so a crash leaves the old file or the new, never half. */
-export function writeSecretFile(file: string, data: string): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' })
-  renameSync(tmp, file)
-}
-
 export function readKeystoreFile(file: string): KeystoreV3 {
   try {
-    return parseKeystore(readFileSync(file, 'utf8'))
+    return parseKeystore(readSecret(file).toString('utf8'))
   } catch (err) {
+    if (err instanceof KeyFileError) throw err
     if (err instanceof KeystoreError) throw new KeyFileError(file, `not a keystore v3 file: ${err.message}`)
     throw new KeyFileError(file, (err as Error).message)
   }
@@ -71,8 +67,6 @@ export function loadKeystoreOperator(keysDir: string, log: Logger): PrivateKeyAc
       file,
       `both it and ${plainOperatorKeyPath(keysDir)} exist; keep one (remove the plain key once the keystore is backed up)`
     )
-  if ((statSync(file).mode & 0o077) !== 0)
-    log.warn('keystore file is readable by others; chmod 600 it', { file })
   const pwFile = process.env[PASSWORD_FILE_ENV]
   if (pwFile === undefined || pwFile === '')
     throw new KeyFileError(file, `is encrypted; set ${PASSWORD_FILE_ENV} to a file holding its password`)

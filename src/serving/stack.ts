@@ -12,6 +12,7 @@ import { AdapterStore } from '../runtime/adapters/store.ts'
 import { Engine } from '../runtime/engine/engine.ts'
 import { type LoadedModel, loadModel } from '../runtime/model/index.ts'
 import { sample } from '../runtime/sampling.ts'
+import { type SpinPolicy, spinningSessionConfig, spinPolicyOf } from '../runtime/spinning.ts'
 import { Tokenizer } from '../runtime/tokenizer.ts'
 import type { WeightFormat } from '../runtime/weight-format.ts'
 import type { GenerateRequest, ServingBackend, TokenEvent } from './backend.ts'
@@ -29,8 +30,8 @@ export interface ServingInit {
   weightFormat?: WeightFormat
   /** ORT intra-op threads; 0 = ORT's choice */
   intraOpThreads?: number
-  /** ORT's threads spin between ops (dedicated machines only) */
-  threadSpinning?: boolean
+  /** ORT's threads spin between ops (dedicated machines only; runtime/spinning.ts) */
+  threadSpinning?: boolean | SpinPolicy
   maxBatch?: number
   /** tokens per sequence; 0 or absent = the model's limit, at most 2048 */
   maxSeqLen?: number
@@ -86,7 +87,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         executionProvider: i.executionProvider,
         weightFormat: i.weightFormat,
         intraOpThreads: i.intraOpThreads || undefined,
-        ...(i.threadSpinning ? { sessionConfig: { 'session.intra_op.allow_spinning': '1' } } : {}),
+        sessionConfig: spinningSessionConfig(spinPolicyOf(i.threadSpinning)),
         maxBatch: i.maxBatch,
         maxSeqLen: i.maxSeqLen || undefined,
         pool: { slots: i.slots, maxRank: i.maxRank, targets: ALL_TARGETS },

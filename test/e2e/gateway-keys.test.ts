@@ -3,6 +3,7 @@
 // stops working without a restart, a key's rate limit answers 429 with Retry-After, and a node
 // refuses to bind its gateway beyond loopback while no key exists.
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
@@ -84,6 +85,27 @@ test('a key over its rate gets 429 RateLimitError with Retry-After', async () =>
   }
 })
 
+test('beyond gateway.maxConcurrentStreams a request gets 503 with Retry-After; the running one finishes', async () => {
+  const n = await startNode(root, 'limited', fx, { config: { 'gateway.maxConcurrentStreams': 1 } })
+  try {
+    const c = new OpenAI({ baseURL: `${n.services.gateway!.url!}/v1`, apiKey: 'x', maxRetries: 0 })
+    const first = c.completions.create({ model, prompt: 'long', max_tokens: 120, temperature: 0.8, seed: 1 })
+    await new Promise((r) => setTimeout(r, 30))
+    try {
+      await c.completions.create({ model, prompt: 'second', max_tokens: 4 })
+      assert.unreachable('the second job must be refused')
+    } catch (err) {
+      assert.instance(err, OpenAI.InternalServerError)
+      assert.is((err as InstanceType<typeof OpenAI.APIError>).status, 503)
+      assert.is((err as InstanceType<typeof OpenAI.APIError>).code, 'too_many_streams')
+      assert.ok(Number((err as InstanceType<typeof OpenAI.APIError>).headers?.get('retry-after')) >= 1)
+    }
+    assert.ok((await first).choices[0]!.text.length > 0)
+  } finally {
+    await n.stop()
+  }
+})
+
 test('a gateway bound beyond loopback without keys is refused at start', async () => {
   try {
     const n = await startNode(root, 'open', fx, { serve: false, config: { 'gateway.host': '0.0.0.0' } })
@@ -91,6 +113,21 @@ test('a gateway bound beyond loopback without keys is refused at start', async (
     assert.unreachable('the node must refuse to start')
   } catch (err) {
     assert.match((err as Error).message, /not a loopback address and no API key exists/)
+  }
+})
+
+test('a gateway port in use stops the start with what to do instead', async () => {
+  const srv = createServer()
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+  const port = (srv.address() as { port: number }).port
+  try {
+    const n = await startNode(root, 'taken', fx, { serve: false, config: { 'gateway.port': port } })
+    await n.stop()
+    assert.unreachable('the node must refuse to start')
+  } catch (err) {
+    assert.match((err as Error).message, /port is in use.*--gateway-port/)
+  } finally {
+    srv.close()
   }
 })
 

@@ -365,6 +365,30 @@ test('load_lora_adapter needs the admin token, then names an adapter a model can
   assert.equal(listed.openlora.aliases, ['my-style'])
 })
 
+test('unload_lora_adapter by name removes the adapter and its name', async () => {
+  const token = (JSON.parse(readFileSync(join(node.dataDir.path, 'admin.json'), 'utf8')) as { token: string })
+    .token
+  const res = await fetch(`${base}/v1/unload_lora_adapter`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ lora_name: 'my-style' })
+  })
+  assert.is(res.status, 200, await res.clone().text())
+  assert.equal(await res.json(), { cid, removed: true })
+  const ids = (await openai.models.list()).data.map((m) => m.id)
+  assert.not.ok(ids.includes(cid))
+  try {
+    await openai.chat.completions.create({
+      model: 'my-style',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 2
+    })
+    assert.unreachable('an unloaded name must be unknown')
+  } catch (err) {
+    assert.instance(err, OpenAI.NotFoundError)
+  }
+})
+
 test('/openapi.json documents the routes and /docs serves a page', async () => {
   const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, unknown> }
   for (const p of ['/v1/chat/completions', '/v1/completions', '/v1/models', '/health'])

@@ -130,6 +130,24 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   assert.match(b, /peer id {4}12D3Koo/)
   assert.match(b, /operator {3}0x[0-9a-fA-F]{40}/)
   assert.match(b, /chain {6}local anvil 31337 at http:\/\/127\.0\.0\.1:\d+/)
+  // the OpenAI API line and its curl example work as printed
+  const api = /^OpenAI API: (http:\/\/127\.0\.0\.1:\d+)\/v1/m.exec(b)
+  assert.ok(api, 'the banner prints the gateway URL')
+  const curl = b.split('\n').find((l) => l.trim().startsWith('curl '))
+  assert.ok(curl, 'the banner prints a curl example')
+  const curlArgs = shellSplit(curl!.trim())
+  const res = await fetch(curlArgs[1]!, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: curlArgs[curlArgs.indexOf('-d') + 1]!
+  })
+  assert.is(res.status, 200, await res.clone().text())
+  const completion = (await res.json()) as {
+    choices: { message: { content: string } }[]
+    openlora: { receipt: unknown }
+  }
+  assert.type(completion.choices[0]!.message.content, 'string')
+  assert.ok(completion.openlora.receipt)
   const line = b.split('\n').find((l) => l.includes('npm run openlora -- infer'))
   assert.ok(line, 'the banner prints the infer command')
   const argv = shellSplit(line!.trim())

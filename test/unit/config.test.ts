@@ -168,11 +168,18 @@ test('infer: weightFormat and threadSpinning default to fp32 and off; other valu
   assert.is(infer(c).weightFormat, 'int8')
   assert.is(infer(c).threadSpinning, true)
   throwsConfig(
-    () => loadConfig({ overrides: [{ key: 'infer.weightFormat', value: 'int4', source: '--set' }] }),
+    () => loadConfig({ overrides: [{ key: 'infer.weightFormat', value: 'int3', source: '--set' }] }),
     'infer.weightFormat',
     'fp32',
-    'int8'
+    'int8',
+    'int4'
   )
+  const set = (key: string, value: string) => loadConfig({ overrides: [{ key, value, source: '--set' }] })
+  assert.is(infer(set('infer.weightFormat', 'int4')).weightFormat, 'int4')
+  // a spinning policy by name (runtime/spinning.ts); anything else is refused naming the choices
+  assert.is(infer(set('infer.threadSpinning', 'in-run')).threadSpinning as unknown, 'in-run')
+  assert.is(infer(set('infer.threadSpinning', 'always')).threadSpinning as unknown, 'always')
+  throwsConfig(() => set('infer.threadSpinning', 'sometimes'), 'infer.threadSpinning')
 })
 
 test('hardware: nvidia-smi CSV is parsed; a config GPU list overrides detection', async () => {

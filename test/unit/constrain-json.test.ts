@@ -15,6 +15,7 @@ import {
   stepText
 } from '../../src/runtime/constrain/json-automaton.ts'
 import { compileJsonSchema } from '../../src/runtime/constrain/json-schema.ts'
+import { compileFormat, JsonConstraint, Vocabulary } from '../../src/runtime/constrain/token-mask.ts'
 import { Engine } from '../../src/runtime/engine/engine.ts'
 import type { TokenEvent } from '../../src/runtime/engine/types.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
@@ -198,6 +199,35 @@ test('an unsupported schema is a clear INVALID_PARAMETERS before anything runs',
       }),
     /pattern/
   )
+})
+
+test('the trie walk (and its fast path inside strings) allows exactly the tokens a brute-force check does', async () => {
+  const tok = await Tokenizer.fromDir(join(dir, 'model'))
+  const vocab = new Vocabulary(tok, model.config.vocabSize)
+  for (const [schema, prefix, left] of [
+    [SCHEMAS.free!, '{"ab', 50],
+    [SCHEMAS.free!, '{"a":"hello wor', 50],
+    [SCHEMAS.free!, '{"a":"x', 3],
+    [SCHEMAS.person!, '{"name":"Al', 40],
+    [SCHEMAS.person!, '{"name":"Al","age":1', 40],
+    [SCHEMAS.nested!, '{"items":[{"id":', 40]
+  ] as const) {
+    const root = compileFormat({ type: 'json_schema', schema: JSON.stringify(schema) })
+    const c = new JsonConstraint(root, vocab, model.config.eosTokenIds)
+    // reach the prefix one character token at a time
+    for (const ch of prefix) c.advance(tok.encode(ch, { addSpecialTokens: false })[0]!)
+    const start = stepText(initialState(root), prefix)
+    const brute: number[] = []
+    for (let id = 0; id < vocab.size; id++) {
+      const t = vocab.texts[id]!
+      if (t === '') continue
+      const next = stepText(start, t)
+      if (next.length > 0 && minCompletion(next) <= left - 1) brute.push(id)
+    }
+    const got = c.allowed(left).ids.sort((a, b) => a - b)
+    assert.equal(got, brute, `${prefix} with ${left} tokens left`)
+    assert.ok(brute.length > 0)
+  }
 })
 
 test.run()

@@ -26,6 +26,7 @@ import {
   writeGguf
 } from '../../src/runtime/formats/gguf.ts'
 import { writeSafetensors } from '../../src/runtime/formats/safetensors.ts'
+import { q4_0Dequantized } from '../../src/runtime/graph/quantize4.ts'
 import { parseModelConfig } from '../../src/runtime/model/config.ts'
 
 const dirs: string[] = []
@@ -124,6 +125,45 @@ test('writeGguf → parseGgufHeader round-trips metadata, reversed dims, 32-byte
   assert.equal([...readGgufTensor(raw, g, 'w')], [...a])
   const h = readGgufTensor(raw, g, 'h')
   assertClose(h, b, 3e-3, 'h')
+})
+
+test('Q8_0 / Q4_0 tensors: 34 / 18-byte blocks of 32 as ggml reference-quantizes them', async () => {
+  const file = join(await tmp(), 'q.gguf')
+  const rng = (i: number) => Math.sin(i * 12.9898) * 0.7 + (i % 7 === 0 ? 1.5 : 0)
+  const data = Float32Array.from({ length: 2 * 64 }, (_, i) => rng(i))
+  await writeGguf(
+    file,
+    [{ key: 'general.architecture', type: GgufType.STRING, value: 'llama' }],
+    [
+      { name: 'q8', shape: [2, 64], dtype: 'Q8_0', data },
+      { name: 'q4', shape: [2, 64], dtype: 'Q4_0', data }
+    ]
+  )
+  const raw = await readFile(file)
+  const g = parseGgufHeader(raw)
+  assert.is(g.tensors[0].type, 8)
+  assert.is(g.tensors[1].type, 2)
+  const at = (i: number) => g.dataOffset + Number(g.tensors[i].offset)
+  const half = (o: number) => {
+    const f = new Float16Array(new Uint16Array([raw.readUInt16LE(o)]).buffer)
+    return f[0]!
+  }
+  const want4 = q4_0Dequantized(data, 2, 64)
+  for (let b = 0; b < 4; b++) {
+    const o8 = at(0) + b * 34
+    const d8 = half(o8)
+    const o4 = at(1) + b * 18
+    const d4 = half(o4)
+    for (let j = 0; j < 32; j++) {
+      const x = data[b * 32 + j]!
+      assert.ok(Math.abs(raw.readInt8(o8 + 2 + j) * d8 - x) <= d8 * 0.51, `Q8_0 ${b}.${j}`)
+      const byte = raw[o4 + 2 + (j % 16)]!
+      const q = j < 16 ? byte & 15 : byte >> 4
+      assert.is((q - 8) * d4, want4[b * 32 + j], `Q4_0 ${b}.${j}`)
+    }
+  }
+  // the second tensor starts after the first's 4 blocks × 34 bytes, aligned
+  assert.is(Number(g.tensors[1].offset), Math.ceil((4 * 34) / 32) * 32)
 })
 
 test('parseGgufHeader rejects a wrong magic, a truncated header and an absurd string length', () => {

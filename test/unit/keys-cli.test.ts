@@ -28,7 +28,7 @@ const KEY = '0x7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d'
 test.before(() => {
   dir = mkdtempSync(join(tmpdir(), 'keys-cli-'))
   pwFile = join(dir, 'pw')
-  writeFileSync(pwFile, 'correct horse\n')
+  writeFileSync(pwFile, 'correct horse\n', { mode: 0o600 })
 })
 test.after(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -56,13 +56,19 @@ test('keys new writes a 0600 keystore the node unlocks with the password file', 
   const address = /operator\s+(0x[0-9a-fA-F]{40})/.exec(r.out)?.[1]
   const account = withPasswordFile(pwFile, () => loadOperatorKey(join(dd, 'keys'), silentLogger))
   assert.is(account.address, address)
+  // `openlora id` goes through the same start-up identity path as `openlora start`
+  process.env[PASSWORD_FILE_ENV] = pwFile
+  const id = await runCli('id', '--data-dir', dd, '--json')
+  delete process.env[PASSWORD_FILE_ENV]
+  assert.is(id.code, 0, id.err)
+  assert.is(JSON.parse(id.out).operator, address)
   // without the password file the node refuses clearly instead of making a new key
   assert.throws(
     () => withPasswordFile(undefined, () => loadOperatorKey(join(dd, 'keys'), silentLogger)),
     /OPENLORA_KEYSTORE_PASSWORD_FILE/
   )
   const wrong = join(dir, 'wrong-pw')
-  writeFileSync(wrong, 'nope\n')
+  writeFileSync(wrong, 'nope\n', { mode: 0o600 })
   assert.throws(
     () => withPasswordFile(wrong, () => loadOperatorKey(join(dd, 'keys'), silentLogger)),
     /wrong password/
@@ -89,7 +95,9 @@ test("keys import encrypts this data dir's plain key in place and removes the pl
 test('keys import takes a keystore from geth/cast as it is, after checking the password', async () => {
   const dd = join(dir, 'import-ks')
   const src = join(dir, 'cast-keystore.json')
-  writeFileSync(src, JSON.stringify(encryptKeystore(KEY, 'correct horse', { n: 2048, r: 8, p: 1 })))
+  writeFileSync(src, JSON.stringify(encryptKeystore(KEY, 'correct horse', { n: 2048, r: 8, p: 1 })), {
+    mode: 0o600
+  })
   const r = await cli(dd, 'import', src)
   assert.is(r.code, 0, r.err)
   assert.equal(
@@ -97,7 +105,7 @@ test('keys import takes a keystore from geth/cast as it is, after checking the p
     JSON.parse(readFileSync(src, 'utf8'))
   )
   const wrongDd = join(dir, 'import-wrong')
-  writeFileSync(join(dir, 'pw2'), 'other\n')
+  writeFileSync(join(dir, 'pw2'), 'other\n', { mode: 0o600 })
   const bad = await runCli('keys', 'import', src, '--data-dir', wrongDd, '--password-file', join(dir, 'pw2'))
   assert.is(bad.code, 1)
   assert.match(bad.err, /wrong password/)
@@ -124,10 +132,19 @@ test('a plain key and a keystore side by side is refused, not guessed', async ()
   assert.throws(() => withPasswordFile(pwFile, () => loadOperatorKey(join(dd, 'keys'), silentLogger)), /both/)
 })
 
+test('a password file others can read is refused (L5), as key files are', async () => {
+  const loose = join(dir, 'loose-pw')
+  writeFileSync(loose, 'correct horse\n', { mode: 0o644 })
+  chmodSync(loose, 0o644)
+  const r = await runCli('keys', 'new', '--data-dir', join(dir, 'loose'), '--password-file', loose)
+  assert.is(r.code, 1)
+  assert.match(r.err, /chmod 600/)
+})
+
 test('bad input: not a key file, no FILE', async () => {
   const dd = join(dir, 'bad')
   const src = join(dir, 'junk')
-  writeFileSync(src, 'hello')
+  writeFileSync(src, 'hello', { mode: 0o600 })
   const r = await cli(dd, 'import', src)
   assert.is(r.code, 1)
   assert.match(r.err, /keystore v3 JSON or one 32-byte hex key/)

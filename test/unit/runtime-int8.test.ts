@@ -17,7 +17,7 @@ import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { type MakeModelOptions, makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import type { TensorMap } from '../../src/runtime/formats/safetensors.ts'
-import { dequantize, quantizeRows } from '../../src/runtime/graph/quantize.ts'
+import { dequantize, int8BlockFor, quantizeRows } from '../../src/runtime/graph/quantize.ts'
 import { PROJECTIONS } from '../../src/runtime/model/config.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import { createRng } from '../../src/runtime/sampling.ts'
@@ -66,6 +66,14 @@ test('quantizeRows: codes within ±127 of 128, each weight within half a step, p
   assert.ok(Math.abs(q.scales[0]! - max / 127) < 1e-9)
 })
 
+test('int8BlockFor: the widest power of two ≤ 128 dividing K, so no block is padded', () => {
+  assert.is(int8BlockFor(576), 64) // smollm2-135m's hidden size: 128 would pad to 640
+  assert.is(int8BlockFor(1536), 128)
+  assert.is(int8BlockFor(2048), 128)
+  assert.is(int8BlockFor(160), 32)
+  assert.is(int8BlockFor(100), 128) // no power of two ≥ 16 divides it: padded as before
+})
+
 test('quantizeRows names a weight whose size does not fit N×K', () => {
   assert.throws(() => quantizeRows(new Float32Array(10), 3, 4), /weight has 10 values, expected 3×4/)
 })
@@ -78,7 +86,11 @@ function int8Reference(ref: ReferenceModel): ReferenceModel {
   const round = (name: string) => {
     const t = weights.get(name)!
     const [N, K] = t.shape as [number, number]
-    weights.set(name, { ...t, data: dequantize(quantizeRows(Float32Array.from(t.data), N, K)) })
+    // the graph picks each K's block size so that no block is padded (int8BlockFor)
+    weights.set(name, {
+      ...t,
+      data: dequantize(quantizeRows(Float32Array.from(t.data), N, K, int8BlockFor(K)))
+    })
   }
   for (let l = 0; l < ref.config.numLayers; l++)
     for (const p of LINEARS)
@@ -238,9 +250,9 @@ test('openlora generate --weights int8 serves the int8 graph; other formats are 
   const bytes = readFileSync(logitsFile)
   const got = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
   assert.ok(maxAbsDiff(got, want) <= 1e-5, `CLI logits differ by ${maxAbsDiff(got, want)}`)
-  const bad = cli('--weights', 'int4')
+  const bad = cli('--weights', 'int3')
   assert.is.not(bad.status, 0)
-  assert.match(bad.stderr, /weight format "int4" is not supported; allowed: fp32, int8/)
+  assert.match(bad.stderr, /weight format "int3" is not supported; allowed: fp32, int8, int4/)
 })
 
 test.run()

@@ -123,6 +123,15 @@ export function parseByType(key: string, schema: z.ZodType, raw: string, source:
       if (/^(true|1|yes|on)$/i.test(s)) return true
       if (/^(false|0|no|off)$/i.test(s)) return false
       throw new ConfigError(key, raw, 'true or false', source)
+    case 'union':
+      // e.g. boolean | a policy name (infer.threadSpinning): a boolean word, JSON, else the
+      // string itself, which the schema then checks (naming what it allows)
+      if (/^(true|false)$/i.test(s)) return s.toLowerCase() === 'true'
+      try {
+        return JSON.parse(s)
+      } catch {
+        return raw
+      }
     case 'array':
       if (s.startsWith('[') || s === 'null') return parseJson(key, raw, source)
       return s === '' ? [] : s.split(',').map((x) => x.trim())

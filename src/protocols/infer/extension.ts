@@ -11,6 +11,7 @@ import { messageOf, parseWith, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
 import { DEFAULT_LIMITS, engineLimitFields } from '../../runtime/engine/config.ts'
 import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
+import { SPIN_POLICIES, type SpinPolicy } from '../../runtime/spinning.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
 import type { ServingStack } from '../../serving/stack.ts'
 import { AdapterExchange } from '../adapter-exchange/exchange.ts'
@@ -31,15 +32,19 @@ export const InferConfigSchema = z.strictObject({
   /** where built ONNX graphs are cached; '' = <dataDir>/model-cache */
   modelCacheDir: z.string().default('').describe("a directory, or '' for <dataDir>/model-cache"),
   executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
-  /** base weights as built into the graph: fp32 (exact) or int8 (block-quantized; faster, see docs/RUNTIME-MODEL.md) */
+  /** base weights as built into the graph: fp32 (exact), int8 or int4 (block-quantized; faster, see docs/RUNTIME-MODEL.md) */
   weightFormat: z.enum(WEIGHT_FORMATS as unknown as [WeightFormat, ...WeightFormat[]]).default('fp32'),
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
   intraOpThreads: z.int().min(0).max(256).default(0),
   /**
-   * let ORT's threads spin between ops: ~10 % faster steps on a machine the node has to itself,
-   * much slower on a shared one (runtime/model/loaded-model.ts), hence off by default
+   * let ORT's threads spin between ops (runtime/spinning.ts): faster steps on a machine the node
+   * has to itself, much slower on a shared one (runtime/model/loaded-model.ts), hence off by
+   * default. true = 'in-run': spin while a step is in flight, park the threads when it returns,
+   * so an idle node sleeps; 'always' = ORT's own spinning, left on between steps.
    */
-  threadSpinning: z.boolean().default(false),
+  threadSpinning: z
+    .union([z.boolean(), z.enum(SPIN_POLICIES as unknown as [SpinPolicy, ...SpinPolicy[]])])
+    .default(false),
   maxBatch: engineLimitFields.maxBatch,
   /** tokens per sequence (prompt + output); 0 = the model's limit, at most 2048 */
   maxSeqLen: z

@@ -16,6 +16,7 @@ import {
 } from '../routing/router.ts'
 import { framed } from '../shared/framed.ts'
 import { PeerLimits } from '../shared/limits.ts'
+import { PeerScores } from '../shared/peer-score.ts'
 import {
   decodeRequestFrame,
   errorFrame,
@@ -41,6 +42,7 @@ export class InferService {
   readonly #c: InferComponents
   readonly #init: Required<InferInit>
   readonly #limits: PeerLimits
+  readonly #scores = new PeerScores()
   readonly #log: Logger
   readonly latency = new LatencyTracker()
   readonly #inflight = new Set<AbortController>()
@@ -89,6 +91,10 @@ export class InferService {
   /** One inbound stream = one job. Never throws: every failure ends this stream only. */
   async handle(stream: Stream, connection: Connection): Promise<void> {
     const remote = connection.remotePeer.toString()
+    if (this.#scores.isBanned(remote)) {
+      stream.abort(new Error('peer is banned for sending invalid frames'))
+      return
+    }
     const lp = framed(stream, C.MAX_REQUEST_FRAME_BYTES)
     let frame: RequestFrame
     try {
@@ -96,7 +102,14 @@ export class InferService {
       frame = decodeRequestFrame(data.subarray())
     } catch (err) {
       this.#log.debug('bad request frame', { peer: remote, err })
+      // a slow or silent peer is not a hostile one: only bytes that fail to decode cost score
+      const name = (err as Error).name
+      const banned = name !== 'TimeoutError' && name !== 'AbortError' && this.#scores.invalidFrame(remote)
       await this.#fail(stream, lp, errorFrame(null, 'BAD_REQUEST', (err as Error).message))
+      if (banned) {
+        this.#log.warn('peer banned for invalid frames', { peer: remote })
+        await connection.close().catch((e) => connection.abort(e as Error))
+      }
       return
     }
     const ac = new AbortController()

@@ -33,6 +33,14 @@ export class Vocabulary {
   readonly size: number
   readonly root: TrieNode = { children: new Map(), ids: [] }
   readonly texts: string[]
+  /**
+   * Tokens that are plain string content (no quote, backslash or control character): inside an
+   * unbounded JSON string every one of them is allowed, so the mask takes them as one list and
+   * walks only `specialRoot`, the trie of the other tokens (most real vocabularies are ~99 % plain,
+   * so a step inside a string costs the few hundred special tokens, not the vocabulary).
+   */
+  readonly plainIds: number[] = []
+  readonly specialRoot: TrieNode = { children: new Map(), ids: [] }
 
   constructor(tokenizer: VocabTokenizer, size: number) {
     this.size = size
@@ -55,18 +63,25 @@ export class Vocabulary {
       if (t.includes('\uFFFD')) t = ''
       this.texts[id] = t
       if (t === '') continue
-      let node = this.root
-      for (const c of t) {
-        let next = node.children.get(c)
-        if (!next) {
-          next = { children: new Map(), ids: [] }
-          node.children.set(c, next)
-        }
-        node = next
-      }
-      node.ids.push(id)
+      insert(this.root, t, id)
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+      if (/["\\\u0000-\u001f]/.test(t)) insert(this.specialRoot, t, id)
+      else this.plainIds.push(id)
     }
   }
+}
+
+function insert(root: TrieNode, text: string, id: number): void {
+  let node = root
+  for (const c of text) {
+    let next = node.children.get(c)
+    if (!next) {
+      next = { children: new Map(), ids: [] }
+      node.children.set(c, next)
+    }
+    node = next
+  }
+  node.ids.push(id)
 }
 
 export function compileFormat(f: ResponseFormatSpec): SchemaNode {
@@ -110,7 +125,7 @@ export class JsonConstraint {
     const budget = tokensLeft - 1
     const ids: number[] = []
     const eos = canFinish(this.#state)
-    if (!isClosed(this.#state)) this.#walk(this.#vocab.root, this.#state, budget, ids)
+    if (!isClosed(this.#state)) this.#collect(budget, ids)
     if (ids.length === 0 && !eos && !isClosed(this.#state))
       this.#walk(this.#vocab.root, this.#state, Number.POSITIVE_INFINITY, ids)
     return { ids, eos: eos || ids.length === 0 }
@@ -130,6 +145,19 @@ export class JsonConstraint {
   advance(tokenId: number): void {
     if (this.#eos.includes(tokenId)) return
     this.#state = stepText(this.#state, this.#vocab.texts[tokenId] ?? '')
+  }
+
+  #collect(budget: number, out: number[]): void {
+    const st = this.#state
+    const f = st.length === 1 ? st[0]! : undefined
+    // inside an unbounded string that already has its minimum length, plain tokens keep the
+    // string open and change nothing the budget sees: all of them or none, then the rest by walk
+    if (f?.t === 'S' && f.esc === 0 && f.max === Number.POSITIVE_INFINITY && f.len >= f.min) {
+      if (minCompletion(st) <= budget) for (const id of this.#vocab.plainIds) out.push(id)
+      this.#walk(this.#vocab.specialRoot, st, budget, out)
+      return
+    }
+    this.#walk(this.#vocab.root, st, budget, out)
   }
 
   #walk(node: TrieNode, state: State, budget: number, out: number[]): void {

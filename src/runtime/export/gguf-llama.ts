@@ -193,7 +193,7 @@ export function llamaMetadata(cfg: ModelConfig, name: string, dtype: TensorDtype
     { key: 'general.type', type: GgufType.STRING, value: 'model' },
     { key: 'general.name', type: GgufType.STRING, value: name },
     // llama_ftype: 0 = ALL_F32, 1 = MOSTLY_F16 (norms stay F32, as in convert_hf_to_gguf.py)
-    u32('general.file_type', dtype === 'F32' ? 0 : 1),
+    u32('general.file_type', { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 }[dtype]),
     u32('llama.context_length', cfg.maxPositionEmbeddings),
     u32('llama.embedding_length', cfg.hiddenSize),
     u32('llama.block_count', cfg.numLayers),

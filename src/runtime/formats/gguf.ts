@@ -36,7 +36,7 @@ export const GgufType = {
 export type GgufTypeId = (typeof GgufType)[keyof typeof GgufType]
 
 /** ggml_type ids of the tensor encodings this writer produces */
-export const GgmlType = { F32: 0, F16: 1 } as const
+export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const
 export type TensorDtype = keyof typeof GgmlType
 
 export type GgufScalar = number | bigint | boolean | string
@@ -158,10 +158,60 @@ export function f32ToF16Bits(x: number): number {
   return sign | h
 }
 
+/** bytes of n values stored as dtype (Q8_0: fp16 scale + 32 int8 a block; Q4_0: fp16 + 16 bytes) */
+function tensorBytes(dtype: TensorDtype, n: number): number {
+  if (dtype === 'F32') return n * 4
+  if (dtype === 'F16') return n * 2
+  if (n % 32 !== 0) throw new GgufError(`${dtype} needs a multiple of 32 values, got ${n}`)
+  return (n / 32) * (dtype === 'Q8_0' ? 34 : 18)
+}
+
 function encodeTensor(t: GgufTensorIn): Buffer {
   if (t.dtype === 'F32') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)
+  if (t.dtype === 'Q8_0' || t.dtype === 'Q4_0') return encodeBlocks(t.dtype, t.data)
   const out = Buffer.alloc(t.data.length * 2)
   for (let i = 0; i < t.data.length; i++) out.writeUInt16LE(f32ToF16Bits(t.data[i]), i * 2)
+  return out
+}
+
+/**
+ * Q8_0 / Q4_0 blocks of 32 as ggml's reference quantizers write them (quantize_row_q8_0_ref,
+ * quantize_row_q4_0_ref): Q8_0 d = amax / 127, q = round(x / d); Q4_0 d = (the largest-magnitude
+ * value) / −8, q = min(15, trunc(x / d + 8.5)), element j in the low nibble of byte j and element
+ * j + 16 in its high nibble. d is stored as fp16 ahead of each block's codes.
+ */
+function encodeBlocks(dtype: 'Q8_0' | 'Q4_0', data: ArrayLike<number>): Buffer {
+  const out = Buffer.alloc(tensorBytes(dtype, data.length))
+  const size = dtype === 'Q8_0' ? 34 : 18
+  for (let b = 0; b < data.length / 32; b++) {
+    const at = b * 32
+    let amax = 0
+    let max = 0
+    for (let j = 0; j < 32; j++) {
+      const v = data[at + j]!
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v)
+        max = v
+      }
+    }
+    const o = b * size
+    if (dtype === 'Q8_0') {
+      const d = Math.fround(amax / 127)
+      const id = d !== 0 ? Math.fround(1 / d) : 0
+      out.writeUInt16LE(f32ToF16Bits(d), o)
+      // C roundf: halves away from zero
+      for (let j = 0; j < 32; j++) {
+        const v = Math.fround(data[at + j]! * id)
+        out.writeInt8(Math.sign(v) * Math.round(Math.abs(v)), o + 2 + j)
+      }
+    } else {
+      const d = Math.fround(max / -8)
+      const id = d !== 0 ? Math.fround(1 / d) : 0
+      out.writeUInt16LE(f32ToF16Bits(d), o)
+      const q = (j: number) => Math.min(15, Math.trunc(Math.fround(data[at + j]! * id) + 8.5))
+      for (let j = 0; j < 16; j++) out[o + 2 + j] = q(j) | (q(j + 16) << 4)
+    }
+  }
   return out
 }
 
@@ -214,7 +264,7 @@ export async function writeGguf(
     w.u32(GgmlType[t.dtype])
     w.u64(offset)
     offsets.push(offset)
-    offset = align(offset + t.data.length * (t.dtype === 'F32' ? 4 : 2), GGUF_ALIGNMENT)
+    offset = align(offset + tensorBytes(t.dtype, t.data.length), GGUF_ALIGNMENT)
   }
   const header = w.bytes()
   const dataStart = align(header.length, GGUF_ALIGNMENT)

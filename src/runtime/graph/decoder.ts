@@ -33,15 +33,22 @@ import type { LayerWeights } from '../model/families/types.ts'
 import { alibiSlot, type ModelLayout, modelLayout } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { DT, GraphBuilder } from './proto.ts'
-import { INT8_ACCURACY_LEVEL, INT8_BLOCK, type QuantizedLinear, quantizeRows } from './quantize.ts'
+import {
+  INT8_ACCURACY_LEVEL,
+  INT8_BLOCK_MAX,
+  int8BlockFor,
+  type QuantizedLinear,
+  quantizeRows
+} from './quantize.ts'
+import { INT4_ACCURACY_LEVEL, INT4_BLOCK, type Quantized4Linear, quantizeRows4 } from './quantize4.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
-export const BUILDER_VERSION = 4
+export const BUILDER_VERSION = 5
 
 export interface GraphOptions {
   /** projections that get LoRA pool inputs (empty = a graph without LoRA) */
   targets: readonly string[]
-  /** default fp32; int8 builds each projection and the lm_head as MatMulNBits (weight-format.ts) */
+  /** default fp32; int8 / int4 build each projection and the lm_head as MatMulNBits (weight-format.ts) */
   weightFormat?: WeightFormat
 }
 
@@ -245,25 +252,11 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     return g.op('Reshape', [y, g.int64(`${name}.back`, [0, 0, heads * Dp])])
   }
 
-  const int8 = opts.weightFormat === 'int8'
-  const nbits = (x: string, name: string, ql: QuantizedLinear): string => {
-    const kb = ql.scales.length / ql.N
-    return g.op(
-      'MatMulNBits',
-      [
-        x,
-        g.bytes(`${name}.q8`, ql.q, [ql.N, kb, ql.blockSize]),
-        g.weight(`${name}.scales`, ql.scales, [ql.N, kb])
-      ],
-      // accuracy_level 4: activations quantized to int8 per block, int8 dot products
-      { K: ql.K, N: ql.N, bits: 8, block_size: ql.blockSize, accuracy_level: INT8_ACCURACY_LEVEL },
-      'com.microsoft'
-    )
-  }
+  const quantized = opts.weightFormat === 'int8' || opts.weightFormat === 'int4'
   // x [.., K] times the weight the parts make up, K inputs → N outputs
   const linear = (x: string, name: string, K: number, N: number, parts: LinearPart[]): string =>
-    int8
-      ? nbits(x, name, quantizeRows(assembleRows(parts, K, N), N, K))
+    quantized
+      ? quantizedLinear(g, x, name, assembleRows(parts, K, N), N, K, opts.weightFormat!)
       : g.op('MatMul', [x, g.weight(`${name}.weight_t`, assembleTransposed(parts, K, N), [K, N])])
   const part = (src: Float32Array, out: number, inn: number, at = 0, mapOut = ident, mapIn = ident) => ({
     src,
@@ -340,11 +333,29 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   }
 
   if (family.embedNorm) h = norm(h, family.embedNorm)
+  // A residual add still owed to h: the next norm that reads h does it in the same kernel
+  // (fusedResidualNorm), which saves one kernel per residual add that a norm follows.
+  let owed: string | undefined
+  const normAfterResidual = (name: string): string => {
+    if (owed === undefined) return norm(h, name)
+    const r = fusedResidualNorm(g, cfg.norm, h, owed, {
+      name,
+      weight: normWeight(name, H),
+      bias: () => {
+        const bn = name.replace(/weight$/, 'bias')
+        return weights.get(bn, [H])
+      },
+      epsilon: cfg.rmsNormEps
+    })
+    owed = undefined
+    h = r.sum
+    return r.normed
+  }
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`
     const lw = family.layer(cfg, l)
     const read = layerReader(weights, lw)
-    const x = norm(h, lw.inputNorm)
+    const x = normAfterResidual(lw.inputNorm)
 
     // q, k and v share one MatMul (one read of x, one kernel); columns [q | k | v], head-padded
     const qkvCols = qOut + 2 * kvOut
@@ -431,13 +442,14 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     if (cfg.parallelBlock) {
       // Falcon: attention and MLP both read the layer input (one shared norm or one each)
       const x2 = lw.mlpNorm === lw.inputNorm ? x : norm(h, lw.mlpNorm)
-      h = g.op('Add', [h, g.op('Add', [mlp(l, p, x2, read, lw), o])])
+      owed = g.op('Add', [mlp(l, p, x2, read, lw), o])
     } else {
-      h = g.op('Add', [h, o])
-      const x2 = norm(h, lw.mlpNorm)
-      h = g.op('Add', [h, mlp(l, p, x2, read, lw)])
+      owed = o
+      const x2 = normAfterResidual(lw.mlpNorm)
+      owed = mlp(l, p, x2, read, lw)
     }
   }
+  if (owed !== undefined) h = g.op('Add', [h, owed])
 
   // one position per row: [batch, seq, H] → [batch·seq, H] → [batch, H]
   const rowsFlat = g.op('Reshape', [h, g.int64('last.flat_shape', [-1, H])])
@@ -450,10 +462,10 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   const headName = cfg.tieWordEmbeddings ? embedName : family.lmHead
   const cap = cfg.finalSoftcap
   const out = cap === null ? LOGITS : g.tmp('logits_raw')
-  if (int8) {
-    // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own int8 copy (the
+  if (quantized) {
+    // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own quantized copy (the
     // embedding Gather keeps reading fp32 rows)
-    const logits = nbits(xf, 'lm_head', quantizeRows(weights.get(headName, [V, H]), V, H))
+    const logits = quantizedLinear(g, xf, 'lm_head', weights.get(headName, [V, H]), V, H, opts.weightFormat!)
     g.node('Identity', [logits], [out])
   } else {
     const head = cfg.tieWordEmbeddings ? embed : g.weight(headName, weights.get(headName, [V, H]), [V, H])
@@ -470,10 +482,80 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
 export const OPSETS = { '': 17, 'com.microsoft': 1 }
 
 /**
+ * h + y and the norm of that sum in one kernel: com.microsoft SkipSimplifiedLayerNormalization
+ * (RMS norms) or SkipLayerNormalization (LayerNorm with bias), whose optional output 3 is the sum
+ * itself (the residual stream the next layer adds to). Both sum and normalize in fp32, as the
+ * separate Add and (Simplified)LayerNormalization did.
+ */
+function fusedResidualNorm(
+  g: GraphBuilder,
+  kind: ModelConfig['norm'],
+  h: string,
+  y: string,
+  n: { name: string; weight: Float32Array; bias: () => Float32Array; epsilon: number }
+): { sum: string; normed: string } {
+  const H = n.weight.length
+  const w = g.weight(n.name, n.weight, [H])
+  const layer = kind === 'layernorm'
+  const inputs = layer ? [y, h, w, g.weight(n.name.replace(/weight$/, 'bias'), n.bias(), [H])] : [y, h, w]
+  const [normed, , , sum] = g.node(
+    layer ? 'SkipLayerNormalization' : 'SkipSimplifiedLayerNormalization',
+    inputs,
+    [g.tmp('normed'), '', '', g.tmp('residual')],
+    { epsilon: { float: n.epsilon } },
+    'com.microsoft'
+  )
+  return { sum: sum!, normed: normed! }
+}
+
+/**
  * What of a weight format shapes the built graph, for the build-cache key: a change of block
  * size or accuracy level must never reuse a graph built with the old one. fp32 has no key (its
  * cache keys predate formats).
  */
 export function weightFormatKey(format: WeightFormat): string | undefined {
-  return format === 'int8' ? `int8-b${INT8_BLOCK}-a${INT8_ACCURACY_LEVEL}` : undefined
+  // int8 blocks are the widest power of two ≤ INT8_BLOCK_MAX dividing K (quantize.ts int8BlockFor)
+  if (format === 'int8') return `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
+  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}`
+  return undefined
+}
+
+/**
+ * One Linear (rows [N, K] row-major) as com.microsoft MatMulNBits in the given quantized format:
+ * int8 symmetric (implicit zero point 128) or int4 with per-block zero points. Both quantize the
+ * activations to int8 per block (accuracy_level 4) for int8 dot products, as llama.cpp's Q8_0 /
+ * Q4_0 paths do.
+ */
+function quantizedLinear(
+  g: GraphBuilder,
+  x: string,
+  name: string,
+  rows: Float32Array,
+  N: number,
+  K: number,
+  format: WeightFormat
+): string {
+  if (format === 'int4') {
+    const ql: Quantized4Linear = quantizeRows4(rows, N, K)
+    const kb = ql.scales.length / N
+    return g.op(
+      'MatMulNBits',
+      [
+        x,
+        g.bytes(`${name}.q4`, ql.q, [N, kb, ql.blockSize / 2]),
+        g.weight(`${name}.scales`, ql.scales, [N, kb]),
+        g.bytes(`${name}.zp4`, ql.zeroPoints, [ql.zeroPoints.length])
+      ],
+      { K, N, bits: 4, block_size: ql.blockSize, accuracy_level: INT4_ACCURACY_LEVEL },
+      'com.microsoft'
+    )
+  }
+  const ql: QuantizedLinear = quantizeRows(rows, N, K, int8BlockFor(K))
+  const kb = ql.scales.length / N
+  return g.op(
+    'MatMulNBits',
+    [x, g.bytes(`${name}.q8`, ql.q, [N, kb, ql.blockSize]), g.weight(`${name}.scales`, ql.scales, [N, kb])],
+    { K, N, bits: 8, block_size: ql.blockSize, accuracy_level: INT8_ACCURACY_LEVEL },
+    'com.microsoft'
+  )
 }

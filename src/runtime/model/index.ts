@@ -35,6 +35,11 @@ export interface LoadModelOptions {
   worker?: boolean
   /** ORT session config entries; default { 'session.intra_op.allow_spinning': '0' } (see loaded-model.ts) */
   sessionConfig?: Record<string, string>
+  /**
+   * write ORT's per-kernel profile (Chrome trace JSON) to `<profile>_<date>.json` when the model
+   * is disposed; summarise it with `npm run bench:profile -- FILE`. Slows every step: diagnosis only.
+   */
+  profile?: string
   log?: Logger
 }
 
@@ -107,6 +112,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     },
     worker: opts.worker,
     sessionConfig: opts.sessionConfig,
+    profile: opts.profile,
     log
   })
   const model: LoadedModel = Object.assign(session, {

@@ -57,6 +57,8 @@ export interface ModelSessionOptions {
   worker?: boolean
   /** ORT session config entries, e.g. { 'session.intra_op.allow_spinning': '0' } */
   sessionConfig?: Record<string, string>
+  /** ORT profile file prefix (LoadModelOptions.profile) */
+  profile?: string
   log: Logger
 }
 
@@ -153,7 +155,8 @@ export class ModelSession {
         // machine quiet, spinning was ~10 % faster (engine batches of 8, int8: 201-247 vs
         // 235-257 tok/s), so a dedicated node can turn it on (infer.threadSpinning).
         extra: { 'session.intra_op.allow_spinning': '0', ...opts.sessionConfig },
-        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {})
+        ...(opts.intraOpThreads ? { intraOpNumThreads: opts.intraOpThreads } : {}),
+        ...(opts.profile ? { enableProfiling: true, profileFilePrefix: opts.profile } : {})
       },
       numLayers: cfg.numLayers,
       kvHeads: cfg.numKvHeads,

@@ -147,6 +147,8 @@ export class SessionRunner implements Runner {
   }
 
   async release(): Promise<void> {
+    // the profile is written when profiling ends, not step by step
+    if (this.s.sessionOptions.enableProfiling) this.session.endProfiling()
     await this.session.release()
   }
 }

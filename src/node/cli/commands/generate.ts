@@ -62,7 +62,7 @@ export const generateCommand: Command = {
     threads: { type: 'string', description: 'ONNX Runtime intra-op threads', valueName: 'N' },
     weights: {
       type: 'string',
-      description: `base weights in the graph: ${WEIGHT_FORMATS.join(' (default) or ')} (block-quantized, faster)`,
+      description: `base weights in the graph: ${WEIGHT_FORMATS[0]} (default, exact) or ${WEIGHT_FORMATS.slice(1).join(' or ')} (block-quantized, faster)`,
       valueName: 'FORMAT'
     },
     'cache-dir': {

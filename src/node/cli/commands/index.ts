@@ -6,6 +6,7 @@ import { balanceCommand } from './balance.ts'
 import { chainCommands } from './chain.ts'
 import { configCommands } from './config.ts'
 import { datanetCommands } from './datanet.ts'
+import { dbCommands } from './db.ts'
 import { depositCommand } from './deposit.ts'
 import { gatewayCommands } from './gateway.ts'
 import { generateCommand } from './generate.ts'
@@ -23,6 +24,7 @@ export const commands: Command[] = [
   idCommand,
   ...configCommands,
   ...keysCommands,
+  ...dbCommands,
   peersCommand,
   ...datanetCommands,
   generateCommand,

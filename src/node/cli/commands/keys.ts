@@ -2,7 +2,7 @@
 // format, interchangeable with geth and Foundry (`cast wallet import --keystore-dir`,
 // `cast wallet address --keystore FILE`). The node unlocks it at start with the password file
 // named by OPENLORA_KEYSTORE_PASSWORD_FILE.
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { generatePrivateKey, privateKeyToAddress } from 'viem/accounts'
 import { encryptKeystore, STANDARD_SCRYPT } from '../../../crypto/keystore.ts'
@@ -11,9 +11,9 @@ import {
   decryptKeystoreFile,
   operatorKeystorePath,
   plainOperatorKeyPath,
-  readPasswordFile,
-  writeSecretFile
+  readPasswordFile
 } from '../../operator-keystore.ts'
+import { readSecret, writeSecretFile } from '../../secret-file.ts'
 import { type Command, type OptionSpec, UsageError } from '../command.ts'
 import { getPassword } from '../prompt.ts'
 import { configFromFlags, configOptions } from './shared.ts'
@@ -90,7 +90,7 @@ const importCommand: Command = {
     if (existsSync(operatorKeystorePath(keysDir)) || (existsSync(plain) && !inPlace)) refuseExisting(keysDir)
     let text: string
     try {
-      text = readFileSync(src, 'utf8').trim()
+      text = readSecret(src).toString('utf8').trim()
     } catch (err) {
       throw new KeyFileError(src, (err as Error).message)
     }
@@ -126,9 +126,9 @@ const exportCommand: Command = {
     const keysDir = keysDirOf(values)
     let json: string
     if (existsSync(operatorKeystorePath(keysDir))) {
-      json = readFileSync(operatorKeystorePath(keysDir), 'utf8').trim()
+      json = readSecret(operatorKeystorePath(keysDir)).toString('utf8').trim()
     } else if (existsSync(plainOperatorKeyPath(keysDir))) {
-      const hex = readFileSync(plainOperatorKeyPath(keysDir), 'utf8').trim()
+      const hex = readSecret(plainOperatorKeyPath(keysDir)).toString('utf8').trim()
       if (!/^0x[0-9a-fA-F]{64}$/.test(hex))
         throw new KeyFileError(plainOperatorKeyPath(keysDir), 'must hold one 0x-prefixed 32-byte hex key')
       const pw = await getPassword(values['password-file'] as string | undefined, readPasswordFile, true)
