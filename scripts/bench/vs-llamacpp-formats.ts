@@ -163,7 +163,8 @@ export async function runFormatPairs(run: FormatRun) {
         }
       }
       const mean = (xs: DistError[]) => ({
-        kl: r3(xs.reduce((s, x) => s + x.kl, 0) / xs.length),
+        // KL of int8 is ~1e-5: three significant digits, not three decimals
+        kl: Number((xs.reduce((s, x) => s + x.kl, 0) / xs.length).toPrecision(3)),
         maxAbsLogP: r3(Math.max(...xs.map((x) => x.maxAbsLogP)))
       })
       out[pair.ours] = {

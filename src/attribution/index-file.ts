@@ -6,8 +6,10 @@
 //
 // File: 8-byte magic "OLSPAN01", uint32 LE header length, JSON header, zero padding to a multiple
 // of 8, then tokens (padded to 4), sa, chunkAt, docChunk as little-endian arrays.
+
 import { mkdir, open, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { foreignCode } from '../common/errors.ts'
 import { type Logger, silentLogger } from '../common/log.ts'
 import type { Hex } from '../crypto/hash.ts'
 import type { DatanetStore } from './datanet-store.ts'
@@ -234,8 +236,7 @@ export class SpanIndexCache {
       if (idx.header.root === v.root && idx.header.tokenizerId === this.tokenizerId) return idx
       this.log.warn('span index does not match its version; rebuilding', { datanet: datanetId, version })
     } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT')
-        this.log.warn('span index unreadable; rebuilding', { err })
+      if (foreignCode(err) !== 'ENOENT') this.log.warn('span index unreadable; rebuilding', { err })
     }
     const t0 = performance.now()
     const { contributions } = await this.store.versionContents(datanetId, version)

@@ -159,20 +159,25 @@ export class ChainClient extends ChainClientBase {
     ])
   }
 
+  /** A new version of an adapter this account owns: commit–reveal like a first registration (H7). */
   async publishAdapterVersion(p: {
     previous: Hex
     adapterId: Hex
     modelHash: Hex
     feePer1kTokens: bigint
     datanets?: { id: Hex; weightBps: number }[]
+    commit?: boolean
   }): Promise<TxResult> {
     const d = p.datanets ?? []
+    if (p.commit !== false) await this.commitAdapter(p.adapterId)
     return this.write(
       'publish adapter version',
       this.addresses.adapterRegistry,
       adapterRegistryAbi,
       'publishVersion',
-      [p.previous, p.adapterId, p.modelHash, p.feePer1kTokens, d.map((x) => x.id), d.map((x) => x.weightBps)]
+      [p.previous, p.adapterId, p.modelHash, p.feePer1kTokens, d.map((x) => x.id), d.map((x) => x.weightBps)],
+      {},
+      { pending: true }
     )
   }
 

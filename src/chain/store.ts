@@ -250,7 +250,7 @@ export class VoucherStore {
     opts: { baseline?: bigint } = {}
   ): Promise<{ channel: Hex; increase: bigint; owed: bigint }> {
     const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
-    return this.withLock(channel, async () => {
+    return this.withLock(getAddress(voucher.client), async () => {
       const prev = await this.channels.get(channel)
       const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
       const prevOwed = prev ? BigInt(prev.owed ?? '0') : (opts.baseline ?? 0n)
@@ -355,7 +355,7 @@ export class VoucherStore {
 
   /** Moves the channel's claimed amount up to what the chain reports (never down). */
   async setClaimed(channel: Hex, claimed: bigint): Promise<void> {
-    await this.withLock(channel, async () => {
+    await this.withChannelLock(channel, async () => {
       const rec = await this.channels.get(channel)
       if (!rec || BigInt(rec.claimed) >= claimed) return
       await this.channels.put(channel, { ...rec, claimed: claimed.toString(), updatedAt: Date.now() })
@@ -363,7 +363,7 @@ export class VoucherStore {
   }
 
   async quarantine(channel: Hex, reason: string): Promise<void> {
-    await this.withLock(channel, async () => {
+    await this.withChannelLock(channel, async () => {
       const rec = await this.channels.get(channel)
       if (rec) await this.channels.put(channel, { ...rec, quarantined: reason, updatedAt: Date.now() })
     })
@@ -399,6 +399,17 @@ export class VoucherStore {
 
   async allClaims(): Promise<ClaimRecord[]> {
     return this.claims.values().all()
+  }
+
+  /**
+   * Every writer of a channel record reads it and writes it back whole, so all of them take the
+   * same lock: the channel's client (reserve and settle need the client's other channels too).
+   * A claim landing beside a settle under two different locks rolled back what the job owed.
+   */
+  private async withChannelLock(channel: Hex, fn: () => Promise<void>): Promise<void> {
+    const rec = await this.channels.get(channel)
+    if (!rec) return // nothing to update; a channel is only ever created under its client's lock
+    await this.withLock(getAddress(rec.client), fn)
   }
 
   private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {

@@ -38,3 +38,13 @@ export function hasCode(err: unknown, ...codes: ErrorCode[]): boolean {
   const c = codeOf(err)
   return c !== undefined && codes.includes(c)
 }
+
+/**
+ * The `code` a foreign error carries by its library's documented contract: Node's system errors
+ * (ENOENT, ECONNREFUSED), abstract-level's LEVEL_LOCKED. These are not ours to register; this is
+ * the one place that reads them, and only as a string code, never from the message.
+ */
+export function foreignCode(err: unknown): string | undefined {
+  if (!(err instanceof Error) || !('code' in err)) return undefined
+  return typeof err.code === 'string' ? err.code : undefined
+}

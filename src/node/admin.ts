@@ -7,7 +7,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { join } from 'node:path'
-import { OpenLoraError } from '../common/errors.ts'
+import { foreignCode, OpenLoraError } from '../common/errors.ts'
 import type { Logger } from '../common/log.ts'
 import { z } from '../common/schema.ts'
 import type { AdminAction, AdminHandler, AdminRoutes } from '../common/service.ts'
@@ -180,7 +180,7 @@ export async function adminRequest<T = unknown>(
       signal: AbortSignal.timeout(timeoutMs)
     })
   } catch (err) {
-    const refused = ((err as Error & { cause?: { code?: string } }).cause?.code ?? '') === 'ECONNREFUSED'
+    const refused = err instanceof Error && foreignCode(err.cause) === 'ECONNREFUSED'
     throw new AdminUnavailableError(
       'ADMIN_UNAVAILABLE',
       `the node of data dir ${dataDir} does not answer at ${info.url} (${(err as Error).message}); is it still running?`,

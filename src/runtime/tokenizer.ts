@@ -78,6 +78,30 @@ function pickTemplate(v: unknown): string | null {
   return null
 }
 
+// The largest real vocabularies are ~262k (Gemma); the tokenizer library sizes arrays by the
+// largest id, so one id of 2e7 in a 3 KB file cost 3 s (found by `npm run fuzz`), 2^31 an OOM.
+const MAX_TOKEN_ID = 1 << 21
+
+function checkTokenIds(json: Record<string, unknown>): void {
+  if (json === null || typeof json !== 'object' || Array.isArray(json))
+    throw new TokenizerError('tokenizer.json must be a JSON object', {})
+  const bad = (id: unknown) => !Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_TOKEN_ID
+  const model = json.model as { vocab?: unknown } | undefined
+  const vocab = model?.vocab
+  const ids: unknown[] =
+    vocab !== null && typeof vocab === 'object' && !Array.isArray(vocab) ? Object.values(vocab) : []
+  for (const t of Array.isArray(json.added_tokens) ? json.added_tokens : [])
+    ids.push((t as { id?: unknown } | null)?.id)
+  const wrong = ids.find(bad)
+  if (wrong !== undefined)
+    throw new TokenizerError(
+      `tokenizer.json has token id ${String(wrong)}; ids must be integers in [0, ${MAX_TOKEN_ID})`,
+      {
+        field: 'model.vocab'
+      }
+    )
+}
+
 export class Tokenizer {
   readonly bosTokenId: number | null
   readonly eosTokenIds: number[]
@@ -96,6 +120,7 @@ export class Tokenizer {
       chatTemplate?: string | null
     } = {}
   ) {
+    checkTokenIds(tokenizerJson)
     try {
       this.hf = new HfTokenizer(tokenizerJson, tokenizerConfig)
     } catch (err) {

@@ -80,6 +80,63 @@ test('a registration seen in the mempool cannot be front-run', async () => {
   assert.is(await owner.adapterOwner(id), owner.address, 'the adapter is its owner’s')
 })
 
+test('owning some adapter does not let an attacker publish a pending id as its "next version"', async () => {
+  // review finding: publishVersion skipped the commitment, so any adapter owner could take a
+  // victim's id seen in the mempool (or an advert) in one transaction
+  const owner = s.as(3)
+  const attacker = s.as(7)
+  const own = keccak256(toHex("the attacker's own adapter")) as Hex
+  const modelHash = `0x${'01'.repeat(32)}` as Hex
+  await attacker.registerAdapter({ adapterId: own, modelHash, feePer1kTokens: OPEN_FEE })
+  const id = keccak256(toHex('another adapter about to be registered')) as Hex
+  await owner.commitAdapter(id)
+  const registry = s.ep.addresses.adapterRegistry!
+  const anvil = createTestClient({ mode: 'anvil', transport: http(s.ep.rpcUrl) })
+  await anvil.setAutomine(false)
+  try {
+    const victimTx = await owner.wallet!.writeContract({
+      address: registry,
+      abi: adapterRegistryAbi,
+      functionName: 'register',
+      args: [id, modelHash, OPEN_FEE, [], []],
+      chain: null,
+      maxFeePerGas: 10n ** 11n,
+      maxPriorityFeePerGas: 10n ** 9n,
+      gas: 500_000n
+    } as never)
+    const attackTx = await attacker.wallet!.writeContract({
+      address: registry,
+      abi: adapterRegistryAbi,
+      functionName: 'publishVersion',
+      args: [own, id, modelHash, OPEN_FEE, [], []],
+      chain: null,
+      maxFeePerGas: 10n ** 12n,
+      maxPriorityFeePerGas: 10n ** 11n,
+      gas: 500_000n
+    } as never)
+    await anvil.mine({ blocks: 1 })
+    const [a, v] = await Promise.all([
+      owner.publicClient.getTransactionReceipt({ hash: attackTx }),
+      owner.publicClient.getTransactionReceipt({ hash: victimTx })
+    ])
+    assert.is(a.blockNumber, v.blockNumber, 'both raced for the same block')
+    assert.is(a.status, 'reverted', "the front-runner's version is refused")
+    assert.is(v.status, 'success')
+  } finally {
+    await anvil.setAutomine(true)
+  }
+  assert.is(await owner.adapterOwner(id), owner.address, 'the adapter is its owner’s')
+  // the honest path still works: a committed new version of an adapter one owns
+  const next = keccak256(toHex("the attacker's own adapter, version 2")) as Hex
+  await attacker.publishAdapterVersion({
+    previous: own,
+    adapterId: next,
+    modelHash,
+    feePer1kTokens: OPEN_FEE
+  })
+  assert.is(await attacker.adapterOwner(next), attacker.address)
+})
+
 const OPEN_FEE = 10n ** 18n
 
 test.run()

@@ -136,4 +136,32 @@ test('claimed amounts move only up; exposure per client; quarantine hides a chan
   await db.close()
 })
 
+test('a claim that lands while jobs settle never rolls back what they owe (one lock per channel record)', async () => {
+  // setClaimed runs after every mined claim, beside settles of jobs still finishing on the same
+  // channel; both rewrite the channel record, so they must take the same lock or one undoes the other
+  const db = new Level<string, string>(dir)
+  const store = new VoucherStore(db.sublevel('chain'))
+  const v = await voucher(10n ** 9n)
+  const tick = async (n: number) => {
+    for (let k = 0; k < n; k++) await new Promise((r) => setImmediate(r))
+  }
+  let expected = 0n
+  for (let round = 0; round < 120; round++) {
+    const jobId = `0x${(round + 1).toString(16).padStart(64, '0')}` as const
+    const { channel } = await store.reserve(
+      v,
+      { jobId, maxAmountDue: 100n, promptTokens: 10, pricePer1kTokens: 1000n },
+      { onChainClaimed: 0n, escrow: 10n ** 18n }
+    )
+    const d = round % 15
+    await Promise.all([
+      tick(round % 2 ? 0 : d).then(() => store.setClaimed(channel, expected > 0n ? expected : 1n)),
+      tick(round % 2 ? d : 0).then(() => store.settle(channel, jobId, { amountDue: 50n }))
+    ])
+    expected += 50n
+    assert.equal(BigInt((await store.getChannel(channel))!.owed ?? '0'), expected, `round ${round}`)
+  }
+  await db.close()
+})
+
 test.run()

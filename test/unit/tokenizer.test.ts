@@ -26,6 +26,19 @@ async function errorOf(
   throw new Error('expected an error')
 }
 
+test('fuzz regression: a huge token id is refused at once, not a 3 s (or OOM) array allocation', () => {
+  const file = join(import.meta.dirname, '..', 'fuzz', 'regressions', 'tokenizer-json-huge-id.bin')
+  const json = JSON.parse(readFileSync(file, 'utf8'))
+  const t0 = performance.now()
+  assert.throws(
+    () => new Tokenizer(json, {}),
+    (e: Error) => e.name === 'TokenizerError' && /token id 20000000/.test(e.message)
+  )
+  assert.ok(performance.now() - t0 < 500)
+  json.model.vocab['x'] = 2 ** 31
+  assert.throws(() => new Tokenizer(json, {}), /ids must be integers/)
+})
+
 test('round-trips text byte for byte, including unicode, emoji and whitespace', () => {
   const texts = [
     'Hello, how are you today?',

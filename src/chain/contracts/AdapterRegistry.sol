@@ -120,11 +120,10 @@ contract AdapterRegistry {
         // the zero id means "no adapter" in vouchers and receipts, so it can never be registered
         if (adapterId == bytes32(0)) revert UnknownAdapter(adapterId);
         if (adapters[adapterId].registeredAt != 0) revert AdapterExists(adapterId);
-        // a new version is linked by its owner's call to the previous one: no race to win there
-        if (previous == bytes32(0)) {
-            uint256 at = commitments[keccak256(abi.encode(adapterId, msg.sender))];
-            if (at == 0 || at >= block.number) revert NotCommitted(adapterId, msg.sender);
-        }
+        // every new id, a new version's too, needs its (id, owner) commitment from an earlier block:
+        // owning some adapter must not let anyone publish a victim's id as its "next version"
+        uint256 at = commitments[keccak256(abi.encode(adapterId, msg.sender))];
+        if (at == 0 || at >= block.number) revert NotCommitted(adapterId, msg.sender);
         if (datanets.length != weightsBps.length) revert BadProvenance("datanets and weights differ in length");
         if (datanets.length > MAX_DATANETS) revert BadProvenance("more than 16 datanets");
         if (datanets.length > 0) {

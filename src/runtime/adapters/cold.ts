@@ -8,9 +8,11 @@
 // adapter costs no write per request), `m:count` / `m:bytes` → totals kept in the same batch as
 // every put/del. Opening the store reads the totals only: start-up and lookup cost the same with
 // 10 or 10,000 registered adapters (no scan).
+
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Level } from 'level'
+import { foreignCode } from '../../common/errors.ts'
 import { cidForManifest } from '../../crypto/cid.ts'
 import { sha256 } from '../../crypto/hash.ts'
 import { AdapterStoreError } from './errors.ts'
@@ -64,7 +66,7 @@ export class ColdIndex {
     try {
       await this.db.open()
     } catch (err) {
-      const locked = (err as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED'
+      const locked = err instanceof Error && foreignCode(err.cause) === 'LEVEL_LOCKED'
       throw new AdapterStoreError(
         locked ? 'STORE_LOCKED' : 'STORE_CLOSED',
         locked
