@@ -19,14 +19,18 @@ export function redactUrls(text: string): string {
   return text.replace(URL_RE, (m) => redactUrl(m))
 }
 
-/** Field names whose values are secrets wherever they appear in a log line's fields. */
+/**
+ * Field names whose values are secrets wherever they appear in a log line's fields. Not plain
+ * `token`: the chain logs the OPEN token's contract address under that name.
+ */
 export const SECRET_FIELDS = [
   'privateKey',
   'operatorKey',
   'key',
   'apiKey',
   'apiKeys',
-  'token',
+  'accessToken',
+  'bearerToken',
   'adminToken',
   'password',
   'secret',

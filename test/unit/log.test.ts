@@ -44,7 +44,9 @@ test('secrets never reach a line: keys, tokens, passwords, RPC URLs in fields, m
   log.info('chain endpoint https://eth.example.io/v2/RPCKEY789 is up', {
     rpcUrl: 'wss://rpc.example.io/ws?apikey=QUERYKEY000',
     nested: { config: { ...secrets, url: 'https://user:USERPASS@rpc.example.io/' } },
-    list: [{ token: 'LISTTOKEN' }],
+    list: [{ accessToken: 'LISTTOKEN' }],
+    // a contract address named token is not a secret
+    token: '0xe7f1725e7734ce288f8367e1bb143e90bb3f0512',
     err: new OpenLoraError('CHAIN_CALL', 'request to https://rpc.example.io/v3/ERRKEY111 failed')
   })
   log.warn('operator key loaded', secrets)
@@ -64,6 +66,7 @@ test('secrets never reach a line: keys, tokens, passwords, RPC URLs in fields, m
   // what is kept says enough to debug: the host, the error's code
   assert.ok(text.includes('https://eth.example.io/…'))
   assert.ok(text.includes('"code":"CHAIN_CALL"'))
+  assert.ok(text.includes('0xe7f1725e7734ce288f8367e1bb143e90bb3f0512'))
 })
 
 test.run()
