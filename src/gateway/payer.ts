@@ -54,9 +54,10 @@ class BudgetedPayer extends JobPayer {
   override async voucherForTerms(
     target: string,
     job: PayerJob,
-    terms: PaymentTerms
+    terms: PaymentTerms,
+    jobId: string
   ): Promise<Record<string, unknown>> {
-    const v = await super.voucherForTerms(target, job, terms)
+    const v = await super.voucherForTerms(target, job, terms, jobId)
     await this.#fund(v)
     return v
   }
