@@ -7,7 +7,8 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createTestClient, decodeFunctionData, type Hex, http, keccak256, toHex } from 'viem'
 import { adapterRegistryAbi } from '../../src/chain/artifacts/index.ts'
-import { type Stage, stage } from './fixture.ts'
+import { tierHas } from '../../src/protocols/adverts/codec.ts'
+import { type Stage, stage, until } from './fixture.ts'
 
 let s: Stage
 test.before(async () => {
@@ -135,6 +136,33 @@ test('owning some adapter does not let an attacker publish a pending id as its "
     feePer1kTokens: OPEN_FEE
   })
   assert.is(await attacker.adapterOwner(next), attacker.address)
+})
+
+test('an adapter is not advertised before its owner registers it, so its id cannot be squatted first', async () => {
+  // the stage's node holds the adapter (imported), and its owner has not registered it yet
+  const tiers = (adv: Awaited<ReturnType<typeof s.a.adverts.publish>>) =>
+    (['hot', 'warm', 'cold'] as const).map((t) => tierHas(adv.body.adapters[t], s.cid))
+  const before = await s.a.adverts.publish()
+  assert.equal(tiers(before), [null, null, null], 'the unregistered adapter is in no tier of the advert')
+  const caps = await s.a.capabilities.capabilities()
+  assert.not.ok(
+    [...caps.adapters.hot, ...caps.adapters.warm, ...caps.adapters.cold].includes(s.cid),
+    'nor in what the DHT provider records are made from'
+  )
+  // an attacker watching adverts has nothing to commit to; the owner commits and registers
+  const owner = s.as(4)
+  await owner.registerAdapter({
+    adapterId: s.adapterId,
+    modelHash: `0x${'01'.repeat(32)}`,
+    feePer1kTokens: OPEN_FEE
+  })
+  // from then on the node advertises it (the gate re-checks pending adapters every few seconds)
+  await until(
+    'the node advertises the adapter once it is registered',
+    async () => tiers(await s.a.adverts.publish()).some((t) => t !== null),
+    20_000
+  )
+  assert.is(await owner.adapterOwner(s.adapterId), owner.address)
 })
 
 const OPEN_FEE = 10n ** 18n
