@@ -1,23 +1,25 @@
 // `openlora rewards withdraw-contribution ACCOUNT`: pays a data contributor its leaves in the
-// contributor pools a node funded, from the node's published pools file (M1, docs/THREATS.md):
-// no running node and no cooperation needed. Each tree is rebuilt from the file and checked
+// contributor pools a node funded, from the node's published pools file (M1, docs/THREATS.md), read
+// from disk (--pools) or fetched over the datanet protocol from any node that serves it
+// (--from-peer MULTIADDR): no cooperation of the funding node needed. Each tree is rebuilt from the file and checked
 // against the pool's on-chain commitment before its proof is submitted; anyone may submit (the
 // key pays the gas), the tokens go to ACCOUNT.
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import { getAddress, isAddress } from 'viem'
 import { CHAIN_ENDPOINT_FILE, POOLS_FILE } from '../../../chain/extension.ts'
 import {
-  MAX_PUBLISHED_LEAVES,
+  MAX_PUBLISHED_FILE_BYTES,
+  type PublishedPools,
   parsePublishedPools,
   withdrawFromPublished
 } from '../../../chain/published-pools.ts'
+import { createClientHost } from '../../../client/host.ts'
+import { fetchPublishedPools } from '../../../protocols/datanet-exchange/pools.ts'
 import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
 import { chainOptions, clientFromFlags, dataDirOf, formatOpen, jsonLine } from './chain-options.ts'
-
-/** ~200 bytes a leaf: a file above this is not a pools file */
-const MAX_FILE_BYTES = MAX_PUBLISHED_LEAVES * 200
 
 export const withdrawContributionCommand: Command = {
   name: 'rewards withdraw-contribution',
@@ -29,30 +31,21 @@ export const withdrawContributionCommand: Command = {
       type: 'string',
       description: `the published pools file; default <data-dir>/${POOLS_FILE}`,
       valueName: 'FILE'
+    },
+    'from-peer': {
+      type: 'string',
+      description: 'fetch the pools file from this node instead (a multiaddr ending in /p2p/ID)',
+      valueName: 'MULTIADDR'
     }
   },
   async run({ values, positionals }) {
     const who = positionals[0]
     if (positionals.length !== 1 || !who || !isAddress(who, { strict: false }))
       throw new UsageError('give the contributor ACCOUNT (an address) whose leaves to withdraw')
-    const file = (values.pools as string | undefined) ?? join(dataDirOf(values), POOLS_FILE)
-    let size: number
-    try {
-      size = statSync(file).size
-    } catch {
-      throw new UsageError(
-        `no pools file at ${file}; give --pools FILE (a node publishes <data-dir>/${POOLS_FILE})`
-      )
-    }
-    if (size > MAX_FILE_BYTES)
-      throw new UsageError(`${file} is ${size} bytes; a pools file is at most ${MAX_FILE_BYTES}`)
-    let json: unknown
-    try {
-      json = JSON.parse(readFileSync(file, 'utf8'))
-    } catch (err) {
-      throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
-    }
-    const pools = parsePublishedPools(json)
+    const fromPeer = values['from-peer'] as string | undefined
+    if (fromPeer !== undefined && values.pools !== undefined)
+      throw new UsageError('give --pools FILE or --from-peer MULTIADDR, not both')
+    const pools = fromPeer !== undefined ? await poolsFromPeer(fromPeer) : readPoolsArg(values)
     // the chain: the usual flags, else the endpoint file beside the pools file's data dir
     const chainValues =
       values.chain || values.rpc ? values : { ...values, chain: join(dataDirOf(values), CHAIN_ENDPOINT_FILE) }
@@ -64,5 +57,44 @@ export const withdrawContributionCommand: Command = {
         `withdrew ${formatOpen(r.paid)} to ${getAddress(who)} in ${r.withdrawals} withdrawal(s)${r.mismatched > 0 ? `; ${r.mismatched} pool(s) skipped: the file does not match their on-chain commitment` : ''}`
       )
     return 0
+  }
+}
+
+function readPoolsArg(values: Record<string, string | boolean | string[] | undefined>): PublishedPools {
+  const file = (values.pools as string | undefined) ?? join(dataDirOf(values), POOLS_FILE)
+  let size: number
+  try {
+    size = statSync(file).size
+  } catch {
+    throw new UsageError(
+      `no pools file at ${file}; give --pools FILE (a node publishes <data-dir>/${POOLS_FILE}) or --from-peer MULTIADDR`
+    )
+  }
+  if (size > MAX_PUBLISHED_FILE_BYTES)
+    throw new UsageError(`${file} is ${size} bytes; a pools file is at most ${MAX_PUBLISHED_FILE_BYTES}`)
+  let json: unknown
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
+  }
+  return parsePublishedPools(json)
+}
+
+/** Fetches the pools file a node serves (each page size-limited and schema-checked). */
+async function poolsFromPeer(target: string): Promise<PublishedPools> {
+  let ma: Multiaddr
+  try {
+    ma = multiaddr(target)
+  } catch (err) {
+    throw new UsageError(`--from-peer ${target} is not a multiaddr: ${(err as Error).message}`)
+  }
+  if (ma.getComponents().every((c) => c.name !== 'p2p'))
+    throw new UsageError(`--from-peer ${target} must end in /p2p/PEER_ID`)
+  const host = await createClientHost({ holePunch: false })
+  try {
+    return await fetchPublishedPools(host.node, ma)
+  } finally {
+    await host.stop()
   }
 }
