@@ -5,6 +5,7 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type Hex, keccak256, toHex } from 'viem'
+import { ChainCallError, revertArgs } from '../../src/chain/errors.ts'
 import { buildSumTree } from '../../src/chain/merkle.ts'
 import { addrOf, countTokens, fund, job, OPEN, type Party, party, type Stage, stage } from './fixture.ts'
 
@@ -33,6 +34,8 @@ test('an operator cannot send the contributor pool to a datanet of its own', asy
   await operator.createDatanet(evil, `0x${'00'.repeat(32)}`)
   const tree = buildSumTree([{ account: operator.address, amount: pool }])
   const before = await operator.tokenBalance(operator.address)
+  // refused for exactly this reason (not any revert: a broken claim would pass a bare try/catch)
+  let refusal: unknown
   try {
     const res = await operator.claim(
       [{ voucher: owed.voucher, amount: owed.amount }],
@@ -45,7 +48,12 @@ test('an operator cannot send the contributor pool to a datanet of its own', asy
       amount: pool,
       proof: tree.proof(0)
     })
-  } catch {}
+  } catch (err) {
+    refusal = err
+  }
+  assert.instance(refusal, ChainCallError, 'the claim is refused')
+  assert.is((refusal as ChainCallError).revert, 'BadAttribution')
+  assert.equal(revertArgs((refusal as ChainCallError).cause)?.[1], 'above the share its adapters declare')
   const taken = (await operator.tokenBalance(operator.address)) - before
   assert.ok(taken <= 0n, `the operator took ${taken} wei of the contributor pool (its gas aside)`)
   // the honest claim goes through: the job is paid, the pool to the protocol (nothing declared)
