@@ -41,25 +41,30 @@ test.before(async () => {
   for (const d of [d1, d2, d3]) await owner.createDatanet(d, `0x${'00'.repeat(32)}`)
   const modelHash = `0x${'01'.repeat(32)}` as Hex
   // A splits its pool evenly over d1 and d2; B over thirds of d1, d2, d3 (caps floor each third)
-  await owner.registerAdapter({
-    adapterId: adapterA,
-    modelHash,
-    feePer1kTokens: 1n,
-    datanets: [
-      { id: d1, weightBps: 5000 },
-      { id: d2, weightBps: 5000 }
+  const declared: [Hex, [Hex, number][]][] = [
+    [
+      adapterA,
+      [
+        [d1, 5000],
+        [d2, 5000]
+      ]
+    ],
+    [
+      adapterB,
+      [
+        [d1, 3333],
+        [d2, 3333],
+        [d3, 3334]
+      ]
     ]
-  })
-  await owner.registerAdapter({
-    adapterId: adapterB,
-    modelHash,
-    feePer1kTokens: 1n,
-    datanets: [
-      { id: d1, weightBps: 3333 },
-      { id: d2, weightBps: 3333 },
-      { id: d3, weightBps: 3334 }
-    ]
-  })
+  ]
+  for (const [adapterId, datanets] of declared)
+    await owner.registerAdapter({
+      adapterId,
+      modelHash,
+      feePer1kTokens: 1n,
+      datanets: datanets.map(([id, weightBps]) => ({ id, weightBps }))
+    })
   for (const c of chain.accounts.slice(3, 5))
     await new ChainClient({ ...chain, account: c }).deposit(OPEN, { node: nodeAcc.address })
   dir = mkdtempSync(join(tmpdir(), 'openlora-rounding-'))

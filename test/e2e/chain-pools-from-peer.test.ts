@@ -11,11 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { test } from 'uvu'
-import type { Address, Hex } from 'viem'
-import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
+import type { Address } from 'viem'
 import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
-import { ChainClient } from '../../src/chain/client.ts'
-import { amountDue, signVoucher } from '../../src/chain/eip712.ts'
 import { chainExtension, POOLS_FILE } from '../../src/chain/extension.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import { requireService } from '../../src/common/service.ts'
@@ -24,6 +21,7 @@ import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/e
 import { fetchPublishedPools } from '../../src/protocols/datanet-exchange/pools.ts'
 import { runCli } from '../helpers/cli.ts'
 import { addrOf, type Fixtures, startNode } from './infer-fixture.ts'
+import { paidAttributedJob, poolParties } from './pools-fixture.ts'
 
 const OPEN = 10n ** 18n
 let root: string
@@ -66,20 +64,7 @@ const start = async (name: string, withChain: boolean) => {
 }
 
 test('a contributor withdraws with the pools fetched from a mirror node, after the funder is gone', async () => {
-  const [, ownerAcc, clientAcc] = chain.accounts
-  const owner = new ChainClient({ ...chain, account: ownerAcc! })
-  const client = new ChainClient({ ...chain, account: clientAcc! })
-  const bob = privateKeyToAccount(generatePrivateKey()).address
-  const alice = privateKeyToAccount(generatePrivateKey()).address
-  const datanetId = `0x${'d1'.repeat(32)}` as Hex
-  const adapterId = `0x${'a1'.repeat(32)}` as Hex
-  await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
-  await owner.registerAdapter({
-    adapterId,
-    modelHash: `0x${'01'.repeat(32)}`,
-    feePer1kTokens: OPEN,
-    datanets: [{ id: datanetId, weightBps: 10_000 }]
-  })
+  const { owner, client, clientAcc, ids, bob, alice } = await poolParties(chain)
 
   // the funding node: one paid job whose receipt credits Bob 3/4 and Alice 1/4, claimed
   const funder = await start('funder', true)
@@ -87,25 +72,10 @@ test('a contributor withdraws with the pools fetched from a mirror node, after t
   const operator = funder.identity.operator.address as Address
   await chain.setEthBalance(operator, 10n ** 20n)
   await client.deposit(10n * OPEN, { node: operator })
-  const due = amountDue(500, 500, OPEN)
-  const v = await signVoucher(clientAcc!, svc.domain, { node: operator, adapterId, cumulativeAmount: due })
-  const job = await svc.openJob(v, {
-    jobId: `0x${'01'.repeat(16)}`,
-    adapterId,
-    maxAmountDue: due,
-    promptTokens: 500,
-    pricePer1kTokens: OPEN
-  })
-  await job.finish({
-    amountDue: due,
-    attribution: {
-      datanets: [{ id: datanetId, bp: 10_000 }],
-      contributors: [
-        { address: bob, bp: 7_500 },
-        { address: alice, bp: 2_500 }
-      ]
-    }
-  })
+  await paidAttributedJob(svc, clientAcc, operator, ids, [
+    { address: bob, bp: 7_500 },
+    { address: alice, bp: 2_500 }
+  ])
   const [claim] = await svc.claimer.claimNow()
   assert.equal(claim?.poolIds.length, 1, 'the claim funded one pool')
   const file = join(root, 'funder', POOLS_FILE)
