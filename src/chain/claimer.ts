@@ -15,8 +15,8 @@ import type { ChainClient, ClaimRejection } from './client.ts'
 import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
 import { ChainCallError, revertArgs } from './errors.ts'
 import { poolsFundedBy } from './events.ts'
-import { type DeclaredDatanet, planAttribution } from './pool-attribution.ts'
-import type { ChannelRecord, VoucherStore } from './store.ts'
+import { type DeclaredDatanet, type PlannedPool, planAttribution, receiptLeaf } from './pool-attribution.ts'
+import type { ChannelRecord, PoolRecord, VoucherStore } from './store.ts'
 
 export interface ClaimerInit {
   /** seconds between claim rounds; default 300 */
@@ -263,15 +263,7 @@ export class Claimer {
       }
       const createdAt = Date.now()
       // the trees are stored before the transaction so contributors' proofs survive a crash
-      for (const p of plan.pools) {
-        await this.store.savePool({
-          root: p.tree.root,
-          datanetId: p.datanetId,
-          total: p.tree.total.toString(),
-          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-          createdAt
-        })
-      }
+      for (const p of plan.pools) await this.store.savePool(poolRecord(p, createdAt))
       const sentAt = performance.now()
       let res: Awaited<ReturnType<ChainClient['claim']>>
       try {
@@ -286,14 +278,7 @@ export class Claimer {
       for (const [k, p] of plan.pools.entries()) {
         const poolId = res.poolIds[k]
         if (poolId == null) continue
-        await this.store.savePool({
-          root: p.tree.root,
-          datanetId: p.datanetId,
-          total: p.tree.total.toString(),
-          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-          createdAt,
-          poolId: poolId.toString()
-        })
+        await this.store.savePool({ ...poolRecord(p, createdAt), poolId: poolId.toString() })
       }
       if (res.poolIds.length > 0) await this.poolsFunded()
       // an entry refused between the simulation and the block stays unpaid: handled by reason
@@ -394,5 +379,25 @@ export class Claimer {
       (adapterId) => declared.get(adapterId.toLowerCase() as Hex) ?? [],
       (id) => this.datanetKnown.has(id) && !refused.has(id)
     )
+  }
+}
+
+/** A planned pool as the store keeps it: leaves, and what the tree is bound to with its receipts. */
+function poolRecord(p: PlannedPool, createdAt: number): PoolRecord {
+  return {
+    root: p.tree.root,
+    datanetId: p.datanetId,
+    total: p.tree.total.toString(),
+    leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
+    binding: p.binding,
+    runs: p.runs.map((r) => ({
+      adapterId: r.adapterId,
+      budget: r.budget.toString(),
+      receipts: r.receipts.map((x) => ({
+        digest: receiptLeaf(x),
+        ...(x.receipt !== undefined ? { receipt: x.receipt } : {})
+      }))
+    })),
+    createdAt
   }
 }

@@ -10,7 +10,7 @@ import type { ContributionProof } from './contributions.ts'
 import type { ChainDomain } from './eip712.ts'
 import { ChainConfigError } from './errors.ts'
 import { buildSumTree } from './merkle.ts'
-import type { VoucherStore } from './store.ts'
+import type { PoolRun, VoucherStore } from './store.ts'
 
 export interface PublishedPools {
   v: 1
@@ -22,6 +22,9 @@ export interface PublishedPools {
     root: Hex
     total: string
     leaves: { account: Address; amount: string }[]
+    /** H5: what the root is bound to, and the runs and signed receipts the leaves follow from */
+    binding?: Hex
+    runs?: PoolRun[]
   }[]
 }
 
@@ -34,7 +37,9 @@ export async function publishedPools(store: VoucherStore, domain: ChainDomain): 
       datanetId: p.datanetId,
       root: p.root,
       total: p.total,
-      leaves: p.leaves
+      leaves: p.leaves,
+      ...(p.binding ? { binding: p.binding } : {}),
+      ...(p.runs ? { runs: p.runs } : {})
     }))
     .sort((a, b) => (BigInt(a.poolId) < BigInt(b.poolId) ? -1 : 1))
   return { v: 1, chainId: domain.chainId, settlement: domain.settlement, pools }
@@ -70,10 +75,25 @@ export const PublishedPoolSchema = z.strictObject({
         amount: decimalString
       })
     )
-    .max(MAX_PUBLISHED_LEAVES)
+    .max(MAX_PUBLISHED_LEAVES),
+  binding: hex32.optional(),
+  runs: z
+    .array(
+      z.strictObject({
+        adapterId: hex32,
+        budget: decimalString,
+        // a receipt is checked in full (schema, signature) by src/protocols/infer/pool-binding.ts
+        receipts: z
+          .array(z.strictObject({ digest: hex32, receipt: z.unknown().optional() }))
+          .max(MAX_PUBLISHED_LEAVES)
+      })
+    )
+    .max(64)
+    .optional()
 })
 
-/** A pools file (or one page of one served over the datanet protocol), read from anywhere. */
+/** A pools file (or one page of one served over the datanet protocol), read from anywhere; the
+ * leaf limit counts published receipts too. */
 export const PublishedPoolsSchema = z
   .strictObject({
     v: z.literal(1),
@@ -82,7 +102,10 @@ export const PublishedPoolsSchema = z
     pools: z.array(PublishedPoolSchema)
   })
   .superRefine((o, ctx) => {
-    const leaves = o.pools.reduce((n, p) => n + p.leaves.length, 0)
+    const leaves = o.pools.reduce(
+      (n, p) => n + p.leaves.length + (p.runs ?? []).reduce((k, r) => k + r.receipts.length, 0),
+      0
+    )
     if (leaves > MAX_PUBLISHED_LEAVES)
       ctx.addIssue({ code: 'custom', path: ['pools'], message: `more than ${MAX_PUBLISHED_LEAVES} leaves` })
   })
@@ -124,7 +147,10 @@ export async function withdrawFromPublished(
   let mismatched = 0
   for (const p of file.pools) {
     if (!p.leaves.some((l) => l.account === who)) continue
-    const tree = buildSumTree(p.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })))
+    const tree = buildSumTree(
+      p.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })),
+      p.binding
+    )
     const poolId = BigInt(p.poolId)
     if (
       tree.root !== p.root ||

@@ -192,6 +192,7 @@ export class VoucherStore {
           owed: owed.toString(),
           cumulativeAmount: f.voucher.cumulativeAmount,
           ...(done?.attribution ? { attribution: done.attribution } : {}),
+          ...(done?.digest ? { digest: done.digest } : {}),
           ...(done?.receipt !== undefined
             ? { receipt: done.receipt }
             : { partial: { delivered: f.delivered } })
@@ -293,7 +294,8 @@ export class VoucherStore {
           owed: owed.toString(),
           cumulativeAmount: voucher.cumulativeAmount.toString(),
           attribution: receipt.attribution,
-          receipt: receipt.receipt
+          receipt: receipt.receipt,
+          ...(receipt.digest ? { digest: receipt.digest } : {})
         }
         ops.push({
           type: 'put',

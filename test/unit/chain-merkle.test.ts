@@ -156,4 +156,23 @@ test('planAttribution never goes above the contract cap: floors per contributor,
   assert.equal(bare.attributions.length, 0)
 })
 
+test('a bound tree: its root commits to the binding, every proof still checks, no tokens in the binding', () => {
+  const leaves = [1, 2, 3].map((i) => ({ account: addr(i), amount: BigInt(i) * 10n }))
+  const binding = `0x${'be'.repeat(32)}` as Hex
+  const plain = buildSumTree(leaves)
+  const bound = buildSumTree(leaves, binding)
+  assert.notEqual(bound.root, plain.root)
+  assert.notEqual(bound.root, buildSumTree(leaves, `0x${'bf'.repeat(32)}` as Hex).root)
+  assert.equal(bound.total, plain.total)
+  for (const [i, l] of bound.leaves.entries()) {
+    const proof = bound.proof(i)
+    assert.equal(proof.length, plain.proof(i).length + 1)
+    assert.ok(verifySumProof(bound.root, bound.total, i, l, proof))
+  }
+  // one leaf alone: the binding is its only sibling
+  const one = buildSumTree([leaves[0]!], binding)
+  assert.deepEqual(one.proof(0), [{ hash: binding, sum: 0n }])
+  assert.ok(verifySumProof(one.root, one.total, 0, one.leaves[0]!, one.proof(0)))
+})
+
 test.run()

@@ -17,6 +17,7 @@ import {
 } from '../../../chain/published-pools.ts'
 import { createClientHost } from '../../../client/host.ts'
 import { fetchPublishedPools } from '../../../protocols/datanet-exchange/pools.ts'
+import { checkPoolBinding } from '../../../protocols/infer/pool-binding.ts'
 import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
 import { chainOptions, clientFromFlags, dataDirOf, formatOpen, jsonLine } from './chain-options.ts'
@@ -50,12 +51,22 @@ export const withdrawContributionCommand: Command = {
     const chainValues =
       values.chain || values.rpc ? values : { ...values, chain: join(dataDirOf(values), CHAIN_ENDPOINT_FILE) }
     const client = await clientFromFlags(chainValues, true)
+    // H5: each pool of this account re-derived from the receipts its tree is bound to; a pool that
+    // does not follow from them is reported (its leaves are still what the chain pays)
+    const unbound: { poolId: string; reason: string }[] = []
+    for (const p of pools.pools) {
+      if (!p.leaves.some((l) => l.account === getAddress(who))) continue
+      const c = await checkPoolBinding(p)
+      if (!c.ok) unbound.push({ poolId: p.poolId, reason: c.reason })
+    }
     const r = await withdrawFromPublished(client, pools, getAddress(who))
-    if (values.json === true) console.log(jsonLine({ account: getAddress(who), ...r }))
-    else
+    if (values.json === true) console.log(jsonLine({ account: getAddress(who), ...r, unbound }))
+    else {
       console.log(
         `withdrew ${formatOpen(r.paid)} to ${getAddress(who)} in ${r.withdrawals} withdrawal(s)${r.mismatched > 0 ? `; ${r.mismatched} pool(s) skipped: the file does not match their on-chain commitment` : ''}`
       )
+      for (const u of unbound) console.log(`warning: ${u.reason}`)
+    }
     return 0
   }
 }
