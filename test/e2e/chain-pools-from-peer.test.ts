@@ -9,6 +9,8 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { test } from 'uvu'
 import type { Address } from 'viem'
@@ -16,9 +18,12 @@ import { type LocalChain, startLocalChain } from '../../src/chain/anvil.ts'
 import { chainExtension, POOLS_FILE } from '../../src/chain/extension.ts'
 import { createClientHost } from '../../src/client/host.ts'
 import { requireService } from '../../src/common/service.ts'
+import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
+import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
+import { DatanetFetchError } from '../../src/protocols/datanet-exchange/errors.ts'
 import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
-import { fetchPublishedPools } from '../../src/protocols/datanet-exchange/pools.ts'
+import { fetchPublishedPools, MAX_POOLS_FRAME_BYTES } from '../../src/protocols/datanet-exchange/pools.ts'
 import { runCli } from '../helpers/cli.ts'
 import { addrOf, type Fixtures, startNode } from './infer-fixture.ts'
 import { paidAttributedJob, poolParties } from './pools-fixture.ts'
@@ -133,6 +138,70 @@ test('a contributor withdraws with the pools fetched from a mirror node, after t
   assert.equal(await owner.tokenBalance(bob), BigInt(leaf.amount))
   const again = await withdraw()
   assert.equal(JSON.parse(again.out).paid, '0')
+})
+
+test('a hostile peer serving pools: every bad page is refused by name, nothing trusted', async () => {
+  const settlement = chain.addresses.settlement
+  const pool = (id: number, amount = '5') => ({
+    poolId: String(id),
+    datanetId: `0x${'d1'.repeat(32)}`,
+    root: `0x${'00'.repeat(32)}`,
+    total: amount,
+    leaves: [{ account: settlement, amount }]
+  })
+  const page = (pools: unknown[], more: boolean) => ({
+    t: 'pools',
+    file: { v: 1, chainId: 31337, settlement, pools },
+    more
+  })
+  // what the adversary answers to each mode
+  const answers: Record<string, (after: string | null) => Uint8Array> = {
+    garbage: () => new Uint8Array([0xff, 0x00, 0x13]),
+    'bad-schema': () => encodeCanonical(page([pool(1, '-1')], false)),
+    'no-progress': () => encodeCanonical(page([], true)),
+    'out-of-order': (after) => encodeCanonical(page([pool(after === null ? 5 : 2)], true)),
+    oversize: () => new Uint8Array(MAX_POOLS_FRAME_BYTES + 1024)
+  }
+  let mode = 'garbage'
+  const evil = await startNode(root, 'evil-pools', fx(), {
+    serve: false,
+    overrides: {
+      extensions: [],
+      services: {
+        evil: (c) => ({
+          start: () =>
+            c.libp2p.handle(DATANET_PROTOCOL, async (stream: Stream) => {
+              const lp = lpStream(stream, { maxDataLength: 1 << 16, maxBufferSize: 1 << 24 })
+              const req = decodeCanonical<{ after: string | null }>((await lp.read()).subarray())
+              await lp.write(answers[mode]!(req.after))
+              await stream.close()
+            })
+        })
+      }
+    }
+  })
+  nodes.push(evil)
+  const host = await createClientHost({ holePunch: false })
+  try {
+    for (const [m, why] of [
+      ['garbage', /not canonical CBOR|no pools page/],
+      ['bad-schema', /bad pools page/],
+      ['no-progress', /said more pools follow but sent none/],
+      ['out-of-order', /out of order/],
+      ['oversize', /no pools page/]
+    ] as const) {
+      mode = m
+      const err = await fetchPublishedPools(host.node, multiaddr(addrOf(evil)), { timeoutMs: 10_000 }).then(
+        () => undefined,
+        (e: unknown) => e
+      )
+      assert.ok(err instanceof DatanetFetchError, `${m}: refused with a typed error, got ${String(err)}`)
+      assert.equal(err.code, 'DATANET_VERIFY_FAILED', m)
+      assert.match(err.message, why)
+    }
+  } finally {
+    await host.stop()
+  }
 })
 
 test.run()

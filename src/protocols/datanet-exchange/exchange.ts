@@ -138,15 +138,23 @@ export class DatanetExchange {
     try {
       const req = parseRequest(decodeCanonical((await lp.read({ signal })).subarray()))
       if (req.t === 'pools') {
-        const file = await this.#c.pools?.()
-        if (!file) return await refuse('DATANET_NOT_FOUND', 'this node publishes no contributor pools')
-        let frame: Uint8Array
+        // pages share the bundle exports' slots: each holds up to a 4 MiB frame until it is read
+        if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
+          return await refuse('DATANET_BUSY', `${MAX_CONCURRENT_EXPORTS} exports are running; try again`)
+        this.#exporting++
         try {
-          frame = poolsPage(file, req.after === null ? null : BigInt(req.after))
-        } catch (err) {
-          return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+          const file = await this.#c.pools?.()
+          if (!file) return await refuse('DATANET_NOT_FOUND', 'this node publishes no contributor pools')
+          let frame: Uint8Array
+          try {
+            frame = poolsPage(file, req.after === null ? null : BigInt(req.after))
+          } catch (err) {
+            return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+          }
+          await lp.write(frame, { signal })
+        } finally {
+          this.#exporting--
         }
-        await lp.write(frame, { signal })
         return await stream.close({ signal })
       }
       const store = this.#c.store()

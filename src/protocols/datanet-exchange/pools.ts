@@ -159,7 +159,7 @@ async function pageFrom(
     }
     if (frame?.t === 'error')
       throw new DatanetFetchError(
-        'DATANET_NOT_FOUND',
+        (frame as { code?: unknown }).code === 'DATANET_BUSY' ? 'DATANET_BUSY' : 'DATANET_NOT_FOUND',
         `the peer refused: ${String(frame.message).slice(0, 500)}`
       )
     const page = parseWith(PoolsPageSchema, frame, {
