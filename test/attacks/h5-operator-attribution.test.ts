@@ -19,33 +19,12 @@ import { splitPayment } from '../../src/chain/shares.ts'
 import { cidDigest, cidForBytes } from '../../src/crypto/cid.ts'
 import { checkPoolBinding, poolsBoundTo } from '../../src/protocols/infer/pool-binding.ts'
 import { amountDueFor, receiptDigest, signReceipt, verifyReceipt } from '../../src/protocols/infer/receipt.ts'
-import {
-  addrOf,
-  countTokens,
-  fund,
-  job,
-  OPEN,
-  type Party,
-  PRICE,
-  party,
-  type Stage,
-  stage
-} from './fixture.ts'
+import { addrOf, attackStage, countTokens, job, PRICE } from './fixture.ts'
 
-let s: Stage
-let client: Party
-
-test.before(async () => {
-  s = await stage({ name: 'h5' })
-  client = await party(s, 5)
-  await fund(client.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  await client?.stop()
-  await s?.stop()
-})
+const t = attackStage('h5', { parties: { client: { account: 5 } } })
 
 test('an operator cannot send the contributor pool to a datanet of its own', async () => {
+  const { s, client } = t
   assert.ok((await countTokens(client.infer, addrOf(s.a), job(s, 32))).ok)
   const chain = s.chainOf(s.a)
   const operator = chain.client
@@ -86,6 +65,7 @@ test('an operator cannot send the contributor pool to a datanet of its own', asy
 
 /** A paid job at node A for `adapter`, its receipt signed with the node's own keys. */
 async function paidJob(n: number, adapter: string, credits: { address: Address; bp: number }[]) {
+  const { s, client } = t
   const chain = s.chainOf(s.a)
   const operator = s.operator(s.a)
   const adapterId = toHex(cidDigest(adapter)) as Hex
@@ -118,6 +98,7 @@ async function paidJob(n: number, adapter: string, credits: { address: Address; 
 
 /** A receipt for job `jobId` crediting `credits` in the shared datanet, signed by node A's keys. */
 function signAs(jobId: Hex, adapter: string, credits: { address: Address; bp: number }[]) {
+  const { s } = t
   const chain = s.chainOf(s.a)
   const now = Date.now()
   return signReceipt(
@@ -157,6 +138,7 @@ function signAs(jobId: Hex, adapter: string, credits: { address: Address; bp: nu
 const shared = keccak256(toHex('a datanet with two honest contributors')) as Hex
 
 test('an operator cannot shift shares between the contributors of a declared datanet unseen', async () => {
+  const { s, client } = t
   const chain = s.chainOf(s.a)
   const operator = chain.client
   const bob = privateKeyToAccount(generatePrivateKey()).address

@@ -7,18 +7,14 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createTestClient, decodeFunctionData, type Hex, http, keccak256, toHex } from 'viem'
 import { adapterRegistryAbi } from '../../src/chain/artifacts/index.ts'
+import type { ChainClient } from '../../src/chain/client.ts'
 import { tierHas } from '../../src/protocols/adverts/codec.ts'
-import { type Stage, stage, until } from './fixture.ts'
+import { attackStage, until } from './fixture.ts'
 
-let s: Stage
-test.before(async () => {
-  s = await stage({ name: 'h7', register: false })
-})
-test.after(async () => {
-  await s?.stop()
-})
+const t = attackStage('h7', { register: false })
 
 test('a registration seen in the mempool cannot be front-run', async () => {
+  const { s } = t
   const owner = s.as(2)
   const attacker = s.as(6)
   const id = keccak256(toHex('an adapter about to be registered')) as Hex
@@ -67,14 +63,7 @@ test('a registration seen in the mempool cannot be front-run', async () => {
       nonce: hasCommit ? nonce + 1 : nonce,
       ...rich
     } as never)
-    await anvil.mine({ blocks: 1 })
-    const [a, v] = await Promise.all([
-      owner.publicClient.getTransactionReceipt({ hash: attackTx }),
-      owner.publicClient.getTransactionReceipt({ hash: victimTx })
-    ])
-    assert.is(a.blockNumber, v.blockNumber, 'both raced for the same block')
-    assert.is(a.status, 'reverted', "the front-runner's registration is refused")
-    assert.is(v.status, 'success')
+    await mineRace(anvil, owner, victimTx, attackTx, 'registration')
   } finally {
     await anvil.setAutomine(true)
   }
@@ -82,6 +71,7 @@ test('a registration seen in the mempool cannot be front-run', async () => {
 })
 
 test('owning some adapter does not let an attacker publish a pending id as its "next version"', async () => {
+  const { s } = t
   // review finding: publishVersion skipped the commitment, so any adapter owner could take a
   // victim's id seen in the mempool (or an advert) in one transaction
   const owner = s.as(3)
@@ -115,14 +105,7 @@ test('owning some adapter does not let an attacker publish a pending id as its "
       maxPriorityFeePerGas: 10n ** 11n,
       gas: 500_000n
     } as never)
-    await anvil.mine({ blocks: 1 })
-    const [a, v] = await Promise.all([
-      owner.publicClient.getTransactionReceipt({ hash: attackTx }),
-      owner.publicClient.getTransactionReceipt({ hash: victimTx })
-    ])
-    assert.is(a.blockNumber, v.blockNumber, 'both raced for the same block')
-    assert.is(a.status, 'reverted', "the front-runner's version is refused")
-    assert.is(v.status, 'success')
+    await mineRace(anvil, owner, victimTx, attackTx, 'version')
   } finally {
     await anvil.setAutomine(true)
   }
@@ -139,6 +122,7 @@ test('owning some adapter does not let an attacker publish a pending id as its "
 })
 
 test('an adapter is not advertised before its owner registers it, so its id cannot be squatted first', async () => {
+  const { s } = t
   // the stage's node holds the adapter (imported), and its owner has not registered it yet
   const tiers = (adv: Awaited<ReturnType<typeof s.a.adverts.publish>>) =>
     (['hot', 'warm', 'cold'] as const).map((t) => tierHas(adv.body.adapters[t], s.cid))
@@ -166,5 +150,23 @@ test('an adapter is not advertised before its owner registers it, so its id cann
 })
 
 const OPEN_FEE = 10n ** 18n
+
+/** Mines the block both transactions race for: the front-runner's is refused, the owner's lands. */
+async function mineRace(
+  anvil: ReturnType<typeof createTestClient>,
+  owner: ChainClient,
+  victimTx: Hex,
+  attackTx: Hex,
+  what: string
+): Promise<void> {
+  await anvil.mine({ blocks: 1 })
+  const [a, v] = await Promise.all([
+    owner.publicClient.getTransactionReceipt({ hash: attackTx }),
+    owner.publicClient.getTransactionReceipt({ hash: victimTx })
+  ])
+  assert.is(a.blockNumber, v.blockNumber, 'both raced for the same block')
+  assert.is(a.status, 'reverted', `the front-runner's ${what} is refused`)
+  assert.is(v.status, 'success')
+}
 
 test.run()
