@@ -25,6 +25,7 @@ import { DatanetFetchError } from '../../src/protocols/datanet-exchange/errors.t
 import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
 import { fetchPublishedPools, MAX_POOLS_FRAME_BYTES } from '../../src/protocols/datanet-exchange/pools.ts'
 import { runCli } from '../helpers/cli.ts'
+import { rawProtocolOverrides } from '../helpers/raw-peer.ts'
 import { addrOf, type Fixtures, startNode } from './infer-fixture.ts'
 import { paidAttributedJob, poolParties } from './pools-fixture.ts'
 
@@ -165,20 +166,12 @@ test('a hostile peer serving pools: every bad page is refused by name, nothing t
   let mode = 'garbage'
   const evil = await startNode(root, 'evil-pools', fx(), {
     serve: false,
-    overrides: {
-      extensions: [],
-      services: {
-        evil: (c) => ({
-          start: () =>
-            c.libp2p.handle(DATANET_PROTOCOL, async (stream: Stream) => {
-              const lp = lpStream(stream, { maxDataLength: 1 << 16, maxBufferSize: 1 << 24 })
-              const req = decodeCanonical<{ after: string | null }>((await lp.read()).subarray())
-              await lp.write(answers[mode]!(req.after))
-              await stream.close()
-            })
-        })
-      }
-    }
+    overrides: rawProtocolOverrides(DATANET_PROTOCOL, async (stream: Stream) => {
+      const lp = lpStream(stream, { maxDataLength: 1 << 16, maxBufferSize: 1 << 24 })
+      const req = decodeCanonical<{ after: string | null }>((await lp.read()).subarray())
+      await lp.write(answers[mode]!(req.after))
+      await stream.close()
+    })
   })
   nodes.push(evil)
   const host = await createClientHost({ holePunch: false })
