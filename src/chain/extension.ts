@@ -152,10 +152,17 @@ export function chainService(components: NodeComponents): ChainService & Service
   components.admin.route('/rewards', async () =>
     JSON.parse(JSON.stringify(await service.rewards(), (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
   )
-  // H7: adapters are advertised (adverts, DHT provider records) only once registered on-chain
+  // H7: adapters are advertised (adverts, DHT provider records) only once registered on-chain,
+  // with every datanet they declare
   let restriction: { changed(): void; remove(): void } | undefined
   const gate = new RegistrationGate({
-    adapterOwner: (id) => service.client.adapterOwner(id),
+    ready: async (id) => {
+      const client = service.client
+      if (BigInt(await client.adapterOwner(id)) === 0n) return false
+      const { datanets } = await client.getAdapter(id)
+      for (const d of datanets) if (!(await client.datanetExists(d))) return false
+      return true
+    },
     onRegistered: () => restriction?.changed(),
     logger: log
   })

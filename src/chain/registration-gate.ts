@@ -1,17 +1,19 @@
 // H7 (docs/THREATS.md), register before advertising: commit–reveal stops a front-runner who learns
 // an adapter id from the owner's pending registration, but not one who learns it earlier, from an
 // advert or a DHT provider record published before the owner committed (the id is the CID's
-// digest). So a node with a chain advertises an adapter only once it is registered on-chain:
-// registered ids are cached for good (a registration is never undone), unregistered ones are
-// checked again every `recheckMs`, and `onRegistered` fires when one appears (to re-advertise).
+// digest). So a node with a chain advertises an adapter only once it is registered on-chain, and
+// so is every datanet its registration declares (the adapter's files name them: advertising it
+// would make those ids public too). Ready ids are cached for good (a registration is never
+// undone), the others checked again every `recheckMs`; `onRegistered` fires when one becomes
+// ready (to re-advertise).
 import type { Hex } from 'viem'
 import { type Logger, silentLogger } from '../common/log.ts'
 import { cidDigest } from '../crypto/cid.ts'
 import { toHex } from '../crypto/hash.ts'
 
 export interface RegistrationGateInit {
-  /** the chain's ownerOf(adapterId); the zero address when not registered */
-  adapterOwner(adapterId: Hex): Promise<string>
+  /** true once the adapter and every datanet its registration declares are on-chain */
+  ready(adapterId: Hex): Promise<boolean>
   onRegistered?: () => void
   recheckMs?: number
   logger?: Logger
@@ -68,7 +70,7 @@ export class RegistrationGate {
       return true
     }
     try {
-      if (BigInt(await this.#init.adapterOwner(id)) !== 0n) {
+      if (await this.#init.ready(id)) {
         this.#registered.add(cid)
         this.#pending.delete(cid)
         return true
@@ -77,10 +79,13 @@ export class RegistrationGate {
       this.#log.debug('registration check failed; not advertised yet', { cid, err })
     }
     if (!this.#pending.has(cid))
-      this.#log.info('adapter not registered on-chain: not advertised until its owner registers it', {
-        cid,
-        adapterId: id
-      })
+      this.#log.info(
+        'adapter (or a datanet it declares) not registered on-chain: not advertised until it is',
+        {
+          cid,
+          adapterId: id
+        }
+      )
     this.#pending.set(cid, Date.now())
     return false
   }

@@ -3,6 +3,7 @@
 // and owned the adapter (and its owner share). Registration is now commit–reveal: the attacker's
 // commit and register land in the same block, so its register is refused; the owner's, committed
 // a block earlier, goes through. Run on anvil with automine off so both race for one block.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { createTestClient, decodeFunctionData, type Hex, http, keccak256, toHex } from 'viem'
@@ -134,12 +135,23 @@ test('an adapter is not advertised before its owner registers it, so its id cann
     'nor in what the DHT provider records are made from'
   )
   // an attacker watching adverts has nothing to commit to; the owner commits and registers
+  // the registration declares a datanet not created yet: advertising the adapter (whose files
+  // name it) would make that id public, so it stays unadvertised
   const owner = s.as(4)
+  const datanet = keccak256(toHex('the datanet the adapter was trained on')) as Hex
   await owner.registerAdapter({
     adapterId: s.adapterId,
     modelHash: `0x${'01'.repeat(32)}`,
-    feePer1kTokens: OPEN_FEE
+    feePer1kTokens: OPEN_FEE,
+    datanets: [{ id: datanet, weightBps: 10_000 }]
   })
+  await sleep(6_000) // past the gate's 5 s re-check
+  assert.equal(
+    tiers(await s.a.adverts.publish()),
+    [null, null, null],
+    'not while a declared datanet is missing'
+  )
+  await owner.createDatanet(datanet, `0x${'00'.repeat(32)}`)
   // from then on the node advertises it (the gate re-checks pending adapters every few seconds)
   await until(
     'the node advertises the adapter once it is registered',
