@@ -6,6 +6,8 @@
 // EIP-712 digests, what the client verified) and the published pool carries them: an operator
 // that shifts shares between contributors is caught by anyone re-deriving the pool, and one that
 // re-signs receipts with other shares is caught by the client whose receipt is missing.
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { type Address, type Hex, keccak256, toBytes, toHex } from 'viem'
@@ -19,6 +21,7 @@ import { splitPayment } from '../../src/chain/shares.ts'
 import { cidDigest, cidForBytes } from '../../src/crypto/cid.ts'
 import { checkPoolBinding, poolsBoundTo } from '../../src/protocols/infer/pool-binding.ts'
 import { amountDueFor, receiptDigest, signReceipt, verifyReceipt } from '../../src/protocols/infer/receipt.ts'
+import { runCli } from '../helpers/cli.ts'
 import { addrOf, attackStage, countTokens, job, PRICE } from './fixture.ts'
 
 const t = attackStage('h5', { parties: { client: { account: 5 } } })
@@ -180,24 +183,22 @@ test('an operator cannot shift shares between the contributors of a declared dat
     [{ datanetId: shared, root: shifted.root, total: shifted.total }]
   )
   assert.is(res.poolIds.length, 1)
-  const caught = await checkPoolBinding(
-    {
-      poolId: res.poolIds[0]!.toString(),
-      datanetId: shared,
-      root: shifted.root,
-      total: shifted.total.toString(),
-      leaves: [{ account: alice, amount: budget.toString() }],
-      binding,
-      runs: [
-        {
-          adapterId: second.adapterId,
-          budget: budget.toString(),
-          receipts: [{ digest, receipt: second.receipt }]
-        }
-      ]
-    },
-    { operator: s.operator(s.a) }
-  )
+  const shiftedPool = {
+    poolId: res.poolIds[0]!.toString(),
+    datanetId: shared,
+    root: shifted.root,
+    total: shifted.total.toString(),
+    leaves: [{ account: alice, amount: budget.toString() }],
+    binding,
+    runs: [
+      {
+        adapterId: second.adapterId,
+        budget: budget.toString(),
+        receipts: [{ digest, receipt: second.receipt }]
+      }
+    ]
+  }
+  const caught = await checkPoolBinding(shiftedPool, { operator: s.operator(s.a) })
   assert.not.ok(caught.ok, 'a tree that does not follow from its receipts is caught')
   assert.match((caught as { reason: string }).reason, /shares were shifted/)
 
@@ -216,6 +217,7 @@ test('an operator cannot shift shares between the contributors of a declared dat
     ...file,
     pools: [
       ...file.pools,
+      shiftedPool,
       {
         poolId: res3.poolIds[0]!.toString(),
         datanetId: shared,
@@ -245,6 +247,25 @@ test('an operator cannot shift shares between the contributors of a declared dat
     (await verifyReceipt(forged)).ok && (await verifyReceipt(third.receipt)).ok,
     'both carry the operator’s signature'
   )
+
+  // each client checks its own receipt with the CLI, against the pools the node published
+  const poolsFile = join(s.root, 'h5-pools.json')
+  await writeFile(poolsFile, JSON.stringify(file))
+  const check = async (r: unknown) => {
+    const f = join(s.root, 'h5-receipt.json')
+    await writeFile(f, JSON.stringify(r))
+    const out = await runCli('rewards', 'check-receipt', f, '--pools', poolsFile, '--json')
+    return { code: out.code, ...JSON.parse(out.out) }
+  }
+  const honestCheck = await check(first.receipt)
+  assert.is(honestCheck.code, 0)
+  assert.equal(honestCheck.pools, [{ poolId: pool.poolId, ok: true }])
+  const shiftedCheck = await check(second.receipt)
+  assert.is(shiftedCheck.code, 1)
+  assert.match(shiftedCheck.pools[0].reason, /shares were shifted/)
+  const missing = await check(third.receipt)
+  assert.is(missing.code, 1)
+  assert.equal(missing.pools, [])
 })
 
 test.run()

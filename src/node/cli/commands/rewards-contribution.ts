@@ -16,10 +16,13 @@ import {
   withdrawFromPublished
 } from '../../../chain/published-pools.ts'
 import { createClientHost } from '../../../client/host.ts'
+import { z } from '../../../common/schema.ts'
 import { fetchPublishedPools } from '../../../protocols/datanet-exchange/pools.ts'
-import { checkPoolBinding } from '../../../protocols/infer/pool-binding.ts'
+import { checkPoolBinding, poolsBoundTo } from '../../../protocols/infer/pool-binding.ts'
+import { receiptDigest, verifyReceipt } from '../../../protocols/infer/receipt.ts'
 import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
+import { readJsonInput } from '../../cli/json-input.ts'
 import { chainOptions, clientFromFlags, dataDirOf, formatOpen, jsonLine } from './chain-options.ts'
 
 export const withdrawContributionCommand: Command = {
@@ -68,6 +71,63 @@ export const withdrawContributionCommand: Command = {
       for (const u of unbound) console.log(`warning: ${u.reason}`)
     }
     return 0
+  }
+}
+
+/** `openlora rewards check-receipt FILE`: the client's side of H5 (docs/THREATS.md). */
+export const checkReceiptCommand: Command = {
+  name: 'rewards check-receipt',
+  summary:
+    'find the published contributor pool a receipt funded and check the pool follows from its receipts',
+  positionals: 'RECEIPT_FILE',
+  options: {
+    'data-dir': chainOptions['data-dir']!,
+    json: chainOptions.json!,
+    pools: {
+      type: 'string',
+      description: `the published pools file; default <data-dir>/${POOLS_FILE}`,
+      valueName: 'FILE'
+    },
+    'from-peer': {
+      type: 'string',
+      description: 'fetch the pools file from this node instead (a multiaddr ending in /p2p/ID)',
+      valueName: 'MULTIADDR'
+    }
+  },
+  async run({ values, positionals }) {
+    const file = positionals[0]
+    if (!file || positionals.length !== 1)
+      throw new UsageError('give the RECEIPT_FILE (a receipt as the node sent it)')
+    const receipt = await readJsonInput(file, z.unknown(), {
+      what: 'receipt file',
+      maxBytes: 4 * 1024 * 1024
+    })
+    const v = await verifyReceipt(receipt)
+    if (!v.ok) throw new UsageError(`${file} is not a valid receipt: ${v.check}: ${v.field}: ${v.message}`)
+    const fromPeer = values['from-peer'] as string | undefined
+    if (fromPeer !== undefined && values.pools !== undefined)
+      throw new UsageError('give --pools FILE or --from-peer MULTIADDR, not both')
+    const pools = fromPeer !== undefined ? await poolsFromPeer(fromPeer) : readPoolsArg(values)
+    const digest = receiptDigest(v.receipt.body, v.receipt.eip712)
+    const found = []
+    for (const id of poolsBoundTo(pools, digest)) {
+      const c = await checkPoolBinding(pools.pools.find((p) => p.poolId === id)!)
+      found.push({ poolId: id, ok: c.ok, ...(c.ok ? {} : { reason: c.reason }) })
+    }
+    const ok = found.length > 0 && found.every((f) => f.ok)
+    if (values.json === true) console.log(jsonLine({ digest, pools: found, ok }))
+    else if (found.length === 0)
+      console.log(
+        `receipt ${digest} is in no published pool: not claimed yet, or claimed with another attribution than the one this receipt carries`
+      )
+    else
+      for (const f of found)
+        console.log(
+          f.ok
+            ? `pool ${f.poolId}: follows from its receipts, this one included`
+            : `pool ${f.poolId}: ${f.reason}`
+        )
+    return ok ? 0 : 1
   }
 }
 
