@@ -15,7 +15,13 @@ import type { ChainClient, ClaimRejection } from './client.ts'
 import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
 import { ChainCallError, revertArgs } from './errors.ts'
 import { poolsFundedBy } from './events.ts'
-import { type DeclaredDatanet, type PlannedPool, planAttribution, receiptLeaf } from './pool-attribution.ts'
+import {
+  type DeclaredDatanet,
+  MAX_ATTRIBUTIONS,
+  type PlannedPool,
+  planAttribution,
+  receiptLeaf
+} from './pool-attribution.ts'
 import type { ChannelRecord, PoolRecord, VoucherStore } from './store.ts'
 
 export interface ClaimerInit {
@@ -48,8 +54,6 @@ export interface ClaimOutcome {
 }
 
 const CHUNK = 500
-/** Settlement.MAX_ATTRIBUTIONS: the most datanets one claim funds (bounds the retries) */
-const MAX_PLANNED_DATANETS = 64
 /** planned pools not seen on-chain after this long belong to claims that were never mined */
 const STALE_POOL_MS = 24 * 3600_000
 
@@ -218,7 +222,7 @@ export class Claimer {
     // datanets whose attribution the contract refused in this batch: planned without them after
     const refusedDatanets = new Set<Hex>()
     // each pass removes at least one entry, one datanet or the attribution, so this ends
-    for (let attempt = 0; attempt <= batch.length + MAX_PLANNED_DATANETS + 1 && items.length > 0; attempt++) {
+    for (let attempt = 0; attempt <= batch.length + MAX_ATTRIBUTIONS + 1 && items.length > 0; attempt++) {
       const jobs = await Promise.all(
         items.map(async ({ record, amount }) => {
           const claimed = BigInt(record.claimed)

@@ -53,6 +53,8 @@ export interface PlannedAttribution {
 }
 
 const lower = (h: Hex) => h.toLowerCase() as Hex
+/** Settlement.MAX_ATTRIBUTIONS */
+export const MAX_ATTRIBUTIONS = 64
 
 /** A job as the pool plan reads it: what it owed and whom its receipt credits. */
 export interface PlanJob {
@@ -153,8 +155,15 @@ export function planAttribution(
       perDatanet.set(id, pool)
     }
   }
+  // Settlement funds at most MAX_ATTRIBUTIONS pools a claim ("too many" otherwise): the largest
+  // are kept, the rest of the pool goes to the protocol like any unattributed share
+  const kept = [...perDatanet.entries()]
+    .map(([id, p]) => ({ id, p, total: [...p.leaves.values()].reduce((a, b) => a + b, 0n) }))
+    .sort((x, y) => (x.total === y.total ? (x.id < y.id ? -1 : 1) : x.total > y.total ? -1 : 1))
+    .slice(0, MAX_ATTRIBUTIONS)
+    .map(({ id, p }) => [id, p] as const)
   const pools: PlannedPool[] = []
-  for (const [datanetId, p] of [...perDatanet.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [datanetId, p] of kept.sort(([a], [b]) => (a < b ? -1 : 1))) {
     const binding = poolBinding(
       p.runs.map((r) => ({ adapterId: r.adapterId, budget: r.budget, digests: r.receipts.map(receiptLeaf) }))
     )

@@ -175,4 +175,36 @@ test('a bound tree: its root commits to the binding, every proof still checks, n
   assert.ok(verifySumProof(one.root, one.total, 0, one.leaves[0]!, one.proof(0)))
 })
 
+test('planAttribution funds at most 64 datanets a claim, the largest; the rest to the protocol', () => {
+  const adapters = Array.from({ length: 5 }, (_, a) => `0x${(a + 1).toString(16).padStart(64, '0')}` as Hex)
+  // 5 adapters × 14 datanets = 70 pools; adapter a's run is larger the later it comes
+  const ids = (a: number) =>
+    Array.from({ length: 14 }, (_, d) => `0x${(100 + a * 14 + d).toString(16).padStart(64, '0')}` as Hex)
+  const plan = planAttribution(
+    adapters.map((adapterId, a) => ({
+      adapterId,
+      increase: BigInt(a + 1) * 1_000_000n,
+      receipts: [
+        {
+          jobId: '0x00' as Hex,
+          amountDue: '1',
+          owed: '0',
+          cumulativeAmount: '0',
+          attribution: {
+            datanets: ids(a).map((id) => ({ id, bp: 1 })),
+            contributors: [{ address: addr(1), bp: 10_000 }]
+          }
+        }
+      ]
+    })),
+    (adapterId) =>
+      ids(adapters.indexOf(adapterId)).map((id, d) => ({ id, bps: d === 0 ? 10_000 - 13 * 714 : 714 })),
+    () => true
+  )
+  assert.equal(plan.attributions.length, 64)
+  // the 6 dropped are the smallest: adapter 0's (the smallest run)
+  const dropped = ids(0).filter((id) => !plan.attributions.some((x) => x.datanetId === id))
+  assert.equal(dropped.length, 6)
+})
+
 test.run()
