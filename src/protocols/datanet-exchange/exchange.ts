@@ -138,7 +138,7 @@ export class DatanetExchange {
     try {
       const req = parseRequest(decodeCanonical((await lp.read({ signal })).subarray()))
       if (req.t === 'pools') {
-        // pages share the bundle exports' slots: each holds up to a 4 MiB frame until it is read
+        // pages share the bundle exports' slots: each holds up to a 16 MiB frame until it is read
         if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
           return await refuse('DATANET_BUSY', `${MAX_CONCURRENT_EXPORTS} exports are running; try again`)
         this.#exporting++

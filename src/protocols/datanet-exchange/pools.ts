@@ -26,8 +26,11 @@ import { framed } from '../shared/framed.ts'
 import { DATANET_FETCH_TIMEOUT_MS, DATANET_PROTOCOL } from './constants.ts'
 import { DatanetFetchError } from './errors.ts'
 
-/** One page: ~80 B a leaf in CBOR, so ~50k leaves; a pool larger than this is not served. */
-export const MAX_POOLS_FRAME_BYTES = 4 * 1024 * 1024
+/**
+ * One page: ~80 B a leaf and ~0.7 KB a bound receipt in CBOR, so ~20k receipts of one claim's
+ * pool; a larger pool is not served (copy the file). Two pages at most in flight per server.
+ */
+export const MAX_POOLS_FRAME_BYTES = 16 * 1024 * 1024
 /** pages one fetch reads at most (MAX_PUBLISHED_LEAVES bounds the leaves as well) */
 export const MAX_POOLS_PAGES = 10_000
 
