@@ -1,7 +1,8 @@
 // The client's side of paid jobs: which voucher goes with a job. The first job through an entry
 // peer goes without one; a node that charges answers PAYMENT_REQUIRED with its terms (operator,
-// price, the job's worst-case amount, EIP-712 domain), the payer signs a voucher for them with its
-// VoucherWallet and the client resends. Later jobs through the same entry reuse the terms and
+// price, the job's worst-case amount, EIP-712 domain, all signed by the operator: H4), the payer
+// signs a voucher for them with its VoucherWallet and the client resends, with the accepted terms
+// in its signed request. Later jobs through the same entry reuse the terms and
 // estimate the worst case themselves; an UNDERPAID answer (the node counted more prompt tokens)
 // brings the exact amount and one more resend. A voucher signs a maximum (owed + the job's worst
 // case); the node claims only what the receipts owe. After a verified receipt, settle() adds its
