@@ -93,6 +93,8 @@ export class JobPayer {
     // them (for this job, chain and contract) shows that no one changed the price, the worst case
     // or the operator on the way
     const signed =
+      terms.jobId !== undefined &&
+      terms.signature !== undefined &&
       terms.jobId === jobId.toLowerCase() &&
       (await verifyTermsSignature(
         this.domain,

@@ -29,10 +29,11 @@ export const PaymentTermsSchema = z.strictObject({
   chainId: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
   settlement: anyAddress,
   /** the refused request's job id: the signature covers it, so old terms cannot be replayed */
-  jobId: hexBytes(16),
+  jobId: hexBytes(16).optional(),
   /** EIP-712 `Terms` by `operator` in the Settlement domain (chain/eip712.ts): a relay that
-   * changes a field breaks it (H4) */
-  signature: hexBytes(65)
+   * changes a field breaks it (H4). Optional on the wire so a node before H4 still decodes; the
+   * client pays no terms without it */
+  signature: hexBytes(65).optional()
 })
 export type PaymentTerms = z.output<typeof PaymentTermsSchema>
 
