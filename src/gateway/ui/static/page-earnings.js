@@ -40,9 +40,17 @@ function chart(series) {
     height: 280,
     cursor: { drag: { x: false, y: false } },
     legend: { live: false },
-    // at least the last two minutes up to now, and a little headroom above the highest value
+    // from the first point to now (at least 10 s), a little room either side and above
     scales: {
-      x: { time: true, range: () => [Math.min(xs[0] - 5, now - 120), Math.max(xs.at(-1), now) + 5] },
+      x: {
+        time: true,
+        range: () => {
+          const hi = Math.max(xs.at(-1), now)
+          const lo = Math.min(xs[0], hi - 10)
+          const pad = (hi - lo) * 0.03
+          return [lo - pad, hi + pad]
+        }
+      },
       y: { range: () => [0, top > 0 ? top * 1.15 : 0.001] }
     },
     axes: [

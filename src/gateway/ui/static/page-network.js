@@ -51,8 +51,15 @@ export default {
           ? empty(
               'No peers yet',
               'Start another node that joins this one: ',
-              h('code', {}, `openlora start --bootstrap ${tcp}/p2p/${net.self}`),
-              h('br'),
+              h(
+                'div',
+                { style: { margin: '10px 0' } },
+                h(
+                  'code',
+                  {},
+                  `openlora start --bootstrap ${tcp.includes('/p2p/') ? tcp : `${tcp}/p2p/${net.self}`}`
+                )
+              ),
               'Nodes on the same LAN find each other by mDNS.'
             )
           : table(
@@ -94,7 +101,7 @@ export default {
                       'div',
                       {},
                       p.live ? badge('live', 'ok') : badge('expired', 'bad'),
-                      h('div', { class: 'muted small' }, `#${p.seq} · ${duration(p.ageMs)} ago`)
+                      h('div', { class: 'muted small' }, `received ${duration(p.ageMs)} ago`)
                     )
                 }
               ],
