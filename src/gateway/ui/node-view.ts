@@ -9,7 +9,7 @@ import { earnings, type PendingSample } from './earnings.ts'
 import { type JobRecord, jobRecord } from './jobs-log.ts'
 
 const MAX_JOBS = 200
-const SAMPLE_MS = 5_000
+const SAMPLE_MS = 10_000
 const KEEP_FLAT_MS = 60_000
 /** at least an hour of samples */
 const MAX_SAMPLES = 720
