@@ -62,11 +62,14 @@ window.addEventListener('hashchange', () => void show())
 void show()
 
 const live = document.getElementById('live')
+let ticks = 0
 subscribe(
   (type, data) => {
     const page = current?.page
     if (!page) return
     page.onEvent?.(type, data)
+    // a page whose data costs more (Earnings reads the chain) reloads on every n-th tick only
+    if (type === 'tick' && ++ticks % (page.tickEvery ?? 1) !== 0) return
     if (page.refreshOn?.includes(type)) void show(true)
   },
   (on) => {

@@ -87,7 +87,9 @@ function chart(series) {
 
 export default {
   title: 'Earnings',
-  refreshOn: ['job'],
+  // claims land a little after the jobs that earned them; the chain is read every 5th tick (15 s)
+  refreshOn: ['job', 'tick'],
+  tickEvery: 5,
   load: () => api('/ui/api/earnings'),
   render(e) {
     if (!e.chain)
