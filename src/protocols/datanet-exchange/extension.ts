@@ -155,6 +155,7 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
   const exchange = new DatanetExchange({
     host: components.libp2p,
     store: () => attribution()?.store,
+    scores: components.peerScores,
     logger: components.logger.child('datanet-exchange')
   })
   components.admin.action('/datanets/fetch', async (body) => {

@@ -42,7 +42,7 @@ export class InferService {
   readonly #c: InferComponents
   readonly #init: Required<InferInit>
   readonly #limits: PeerLimits
-  readonly #scores = new PeerScores()
+  readonly #scores: PeerScores
   readonly #log: Logger
   readonly latency = new LatencyTracker()
   readonly #inflight = new Set<AbortController>()
@@ -63,6 +63,7 @@ export class InferService {
       ...init
     }
     this.#limits = new PeerLimits(this.#init)
+    this.#scores = components.scores ?? new PeerScores()
     this.#log = components.logger ?? silentLogger
   }
 
