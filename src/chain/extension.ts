@@ -61,8 +61,8 @@ export const NodeChainConfigSchema = z
     maxBatch: z.int().min(1).max(500).default(DEFAULT_MAX_BATCH),
     /**
      * fsync each payment batch before the job's result goes out, so a power cut (not only a
-     * process kill) cannot lose an acknowledged voucher. On by default: measured at ~SYNC_COST
-     * per paid job (npm run bench:fsync, docs/CHAIN.md), small beside the job itself
+     * process kill) cannot lose an acknowledged voucher. On by default: two fsyncs per paid job,
+     * measured at +0.6 ms p50 (npm run bench:fsync, docs/CHAIN.md), small beside the job itself
      */
     syncWrites: z.boolean().default(true)
   })
