@@ -2,6 +2,7 @@ import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import type { ServingBackend } from '../../serving/backend.ts'
 import type { PeerDirectory } from '../routing/router.ts'
+import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
 import type { AdapterFetcher, AttributionProvider, PaymentGate } from './gates.ts'
 import type { OperatorSigner, ReceiptDomain } from './receipt.ts'
@@ -48,4 +49,6 @@ export interface InferComponents {
   /** the chain layer, looked up per job (it may start after this service); absent = free jobs only */
   payments?: () => PaymentGate | undefined
   logger?: Logger
+  /** the node's peer scores (shared with the exchanges and the connection gater); a private table without */
+  scores?: PeerScores
 }

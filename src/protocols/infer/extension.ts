@@ -211,6 +211,7 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
         return s.importFiles(files, { expectedCid: opts.expectedCid })
       }
     },
+    scores: components.peerScores,
     logger: components.logger.child('adapter-exchange')
   })
 }
@@ -246,6 +247,7 @@ function inferService(components: NodeComponents): InferService {
         return provider ? provider(job) : provenanceCommitment(job)
       },
       attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
+      scores: components.peerScores,
       logger: components.logger.child('infer')
     },
     {

@@ -50,7 +50,7 @@ export class InferService {
   readonly #c: InferComponents
   readonly #init: Required<InferInit>
   readonly #limits: PeerLimits
-  readonly #scores = new PeerScores()
+  readonly #scores: PeerScores
   readonly #log: Logger
   readonly latency = new LatencyTracker()
   readonly #inflight = new Set<AbortController>()
@@ -72,6 +72,7 @@ export class InferService {
       ...init
     }
     this.#limits = new PeerLimits(this.#init)
+    this.#scores = components.scores ?? new PeerScores()
     this.#log = components.logger ?? silentLogger
   }
 
