@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { sha256Hex } from '../../../crypto/hash.ts'
+import { datanetRows } from '../../../protocols/training/datanet-data.ts'
 import { Tokenizer } from '../../../runtime/tokenizer.ts'
 import { type Example, encodeRows, parseJsonl } from '../../../runtime/training/data.ts'
 import type { DatanetSource } from '../../../runtime/training/record.ts'
@@ -72,28 +73,12 @@ export async function readDatanet(config: NodeConfig, modelDir: string, spec: st
     const version = m[2] === undefined ? dn.latestVersion : Number(m[2])
     if (version === 0)
       throw new UsageError(`--datanet ${dn.id}: no published version yet; run \`openlora datanet publish\``)
-    const v = await store.getVersion(dn.id, version)
-    const contributions = await store.contributions(dn.id, v.count)
-    const texts: string[] = []
-    for (const c of contributions) {
-      const parts: Uint8Array[] = []
-      for (const ref of c.chunks) parts.push(await store.readChunk(ref))
-      texts.push(Buffer.concat(parts).toString('utf8'))
-    }
-    const rows = texts.filter((t) => t.length > 0).map((text) => ({ text }))
+    const { rows, source } = await datanetRows(store, dn.id, version)
     if (rows.length === 0) throw new UsageError(`--datanet ${dn.id}@${version}: no text to train on`)
-    const jsonl = rows.map((r) => JSON.stringify(r)).join('\n')
     return {
       seqs: encodeRows(tok, rows),
-      data: { kind: 'datanet', sha256: sha256Hex(jsonl) },
-      datanets: [
-        {
-          id: dn.id,
-          version,
-          root: v.root,
-          contributors: [...new Set(contributions.map((c) => c.contributor.toLowerCase()))].sort()
-        }
-      ]
+      data: { kind: 'datanet', sha256: sha256Hex(rows.map((r) => JSON.stringify(r)).join('\n')) },
+      datanets: [source]
     }
   } finally {
     await close()
