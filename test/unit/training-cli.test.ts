@@ -62,7 +62,7 @@ function train(fx: string, opt: 'sgd' | 'adamw', out: string, extra: string[] = 
   return { g, done: JSON.parse(lines.at(-1)!), steps: lines.slice(0, -1).map((l) => JSON.parse(l)) }
 }
 
-for (const fx of ['llama', 'llama-tied'])
+for (const fx of ['llama', 'llama-tied', 'qwen2', 'mistral'])
   for (const opt of ['sgd', 'adamw'] as const)
     test(`${fx} ${opt}: losses equal PyTorch + PEFT step by step`, () => {
       const out = join(root, `${fx}-${opt}`)
