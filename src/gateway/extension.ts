@@ -7,6 +7,7 @@ import type { NodeComponents, NodeConfig, NodeExtension } from '../common/servic
 import { type GatewayConfig, GatewayConfigSchema } from './config.ts'
 import { type GatewayPayer, openPayer } from './payer.ts'
 import { type AliasStore, type GatewayComponents, GatewayService } from './service.ts'
+import { TrainingJobs } from './training-jobs.ts'
 
 declare module '../common/service.ts' {
   interface Services {
@@ -94,6 +95,7 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
       }
     },
     aliases: await aliasStore(components),
+    ...(services.training?.provider ? { training: new TrainingJobs(services.training.provider) } : {}),
     keySpend: keySpendStore(components),
     peers: components.peerTable,
     logger: log,

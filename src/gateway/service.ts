@@ -15,6 +15,7 @@ import type { AdapterAdmin } from './routes/adapters.ts'
 import type { HealthSource } from './routes/health.ts'
 import { buildGatewayApp } from './server.ts'
 import { responseFormatSpec } from './structured.ts'
+import type { TrainingJobs } from './training-jobs.ts'
 
 export interface GatewayComponents {
   peerId: string
@@ -31,6 +32,8 @@ export interface GatewayComponents {
   peers?: GatewayPeers & { readonly size: number }
   fetchAdapter?: (cid: string, from: string[], opts: { model: string }) => Promise<void>
   aliases: AliasStore
+  /** training jobs (ModelFactory routes) when the node offers training */
+  training?: TrainingJobs
   /** what each API key spent (wei), kept across restarts */
   keySpend?: { load(): Promise<Map<string, bigint>>; save(id: string, spent: bigint): Promise<void> }
   logger: Logger
@@ -94,6 +97,7 @@ export class GatewayService {
       auth,
       health,
       adapters: c.serving ? this.#adapterAdmin() : undefined,
+      training: c.training,
       plan: { defaultMaxTokens: cfg.defaultMaxTokens, responseFormat: responseFormatSpec },
       maxConcurrentJobs: cfg.maxConcurrentStreams,
       requestTimeoutMs: cfg.requestTimeoutMs,
