@@ -17,6 +17,7 @@ import type { OpenLoraNode } from '../../src/node/node.ts'
 import { requestTraining } from '../../src/protocols/training/train-protocol.ts'
 import { modelIdOf } from '../../src/runtime/model/config.ts'
 import { readModelConfig } from '../../src/runtime/model/index.ts'
+import { runCli } from '../helpers/cli.ts'
 import { addrOf, type Fixtures, makeFixtures, startNode } from './infer-fixture.ts'
 
 let root: string
@@ -90,6 +91,79 @@ test('a peer has the node train an adapter; a node that does not offer training 
   } finally {
     await client.stop()
   }
+})
+
+test('openlora train --remote sends the job and writes the checked record', async () => {
+  const out = join(root, 'remote-out')
+  const r = await runCli(
+    'train',
+    '--remote',
+    addrOf(trainer),
+    '--model',
+    modelId,
+    '--datanet',
+    `${datanet}@1`,
+    '--steps',
+    '2',
+    '--lr',
+    '0.01',
+    '--optimizer',
+    'sgd',
+    '--targets',
+    'q_proj,k_proj',
+    '--json',
+    '--out',
+    out
+  )
+  assert.is(r.code, 0, r.err)
+  const lines = r.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+  assert.equal(
+    lines.filter((l) => l.event === 'step').map((l) => l.step),
+    [0, 1]
+  )
+  const done = lines.at(-1)
+  assert.is(done.trainer, trainer.peerId)
+  const rec = JSON.parse(readFileSync(join(out, 'training-record.json'), 'utf8'))
+  assert.is(rec.body.adapterCid, done.cid)
+  assert.equal(rec.body.lora.targets, ['q_proj', 'k_proj'])
+  const refused = await runCli(
+    'train',
+    '--remote',
+    addrOf(plain),
+    '--model',
+    modelId,
+    '--datanet',
+    datanet,
+    '--steps',
+    '1',
+    '--lr',
+    '0.01',
+    '--optimizer',
+    'sgd'
+  )
+  assert.is.not(refused.code, 0)
+  assert.match(refused.err, /does not offer training/)
+  const local = await runCli(
+    'train',
+    '--remote',
+    addrOf(trainer),
+    '--model',
+    modelId,
+    '--datanet',
+    datanet,
+    '--tokens',
+    'x.json',
+    '--steps',
+    '1',
+    '--lr',
+    '0.01',
+    '--optimizer',
+    'sgd'
+  )
+  assert.match(local.err, /--tokens is a local option/)
 })
 
 test("the gateway's admin training routes run a job to done", async () => {

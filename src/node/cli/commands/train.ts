@@ -11,6 +11,41 @@ import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 import { readData, readDatanet, readTokens } from './train-data.ts'
+import { trainRemote } from './train-remote.ts'
+
+/** --remote: the job's options are checked by the protocol's request schema (train-protocol.ts). */
+function remote(values: Record<string, unknown>): Promise<number> {
+  const spec = /^(0x[0-9a-f]{64})(?:@(\d+))?$/.exec(String(values.datanet ?? ''))
+  if (!spec) throw new UsageError('--remote trains on a datanet the peer holds: give --datanet ID[@VERSION]')
+  for (const local of ['tokens', 'data', 'init-adapter', 'resume', 'dump-grads', 'checkpoint-every'])
+    if (values[local] !== undefined)
+      throw new UsageError(`--${local} is a local option; drop it with --remote`)
+  const optimizer = values.optimizer
+  if (optimizer !== 'sgd' && optimizer !== 'adamw')
+    throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
+  const targets = targetsOf(values.targets)
+  const job = {
+    model: requireString(values, 'model'),
+    datanet: { id: spec[1]!, ...(spec[2] ? { version: Number(spec[2]) } : {}) },
+    steps: int(values, 'steps', 1),
+    lr: num(values, 'lr') ?? 0,
+    optimizer: optimizer as 'sgd' | 'adamw',
+    ...(values['weight-decay'] !== undefined ? { weightDecay: num(values, 'weight-decay') } : {}),
+    ...(values.rank !== undefined ? { rank: int(values, 'rank', 1) } : {}),
+    ...(values.alpha !== undefined ? { alpha: num(values, 'alpha') } : {}),
+    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets } : {}),
+    ...(values.batch !== undefined ? { batch: int(values, 'batch', 1) } : {}),
+    ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
+    ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
+    ...(values.schedule !== undefined ? { schedule: values.schedule as ScheduleName } : {}),
+    seed: int(values, 'seed', 0, 0)
+  }
+  if (targets === 'all-linear') throw new UsageError('--remote takes a --targets list, not all-linear')
+  return trainRemote(String(values.remote), job, {
+    out: values.out as string | undefined,
+    json: values.json === true
+  })
+}
 
 function int(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
   const v = values[name]
@@ -83,6 +118,7 @@ export const trainCommand: Command = {
     'eval-fraction': s('hold out this fraction of sequences and report their loss', 'F'),
     'checkpoint-every': s('write OUT/checkpoint-S every N steps', 'N'),
     resume: s('continue from a checkpoint directory (same options)', 'DIR'),
+    remote: s('train on this node instead (with --model MODEL_ID --datanet ID[@V])', '/ip4/…/p2p/ID'),
     seed: s('seed of the fresh adapter init, the eval split and the data order', 'S'),
     'dump-grads': s('write the step-0 LoRA gradients (PEFT names)', 'FILE'),
     threads: s('ONNX Runtime intra-op threads', 'N'),
@@ -90,6 +126,7 @@ export const trainCommand: Command = {
     json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
   },
   async run({ values }) {
+    if (typeof values.remote === 'string') return remote(values)
     const modelDir = requireString(values, 'model')
     const outDir = requireString(values, 'out')
     const sources = (['tokens', 'data', 'datanet'] as const).filter((k) => typeof values[k] === 'string')
