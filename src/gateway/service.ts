@@ -147,6 +147,8 @@ export class GatewayService {
     // open streams are cut: their jobs are cancelled by the close handlers
     app?.server.closeAllConnections()
     await app?.close()
+    // a running training job stops at its next step, before the node closes the datanet store
+    await this.#c.training?.close()
   }
 
   #adapterAdmin(): AdapterAdmin {
