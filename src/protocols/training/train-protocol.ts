@@ -151,7 +151,10 @@ export class TrainService {
         const req = parsed.data
         const r = await provider.train(
           req,
-          (step, loss) => void send({ t: 'progress', step, steps: req.steps, loss }),
+          (step, loss) => {
+            // a client that went away fails the write; the job finishes and its result is kept
+            send({ t: 'progress', step, steps: req.steps, loss }).catch(() => {})
+          },
           signal
         )
         await send({ t: 'done', cid: r.cid, record: JSON.stringify(r.record) })
