@@ -17,6 +17,8 @@ import { type AdapterAdmin, adapterRoutes } from './routes/adapters.ts'
 import { type HealthSource, healthRoutes } from './routes/health.ts'
 import { modelRoutes } from './routes/models.ts'
 import { openAiRoutes } from './routes/openai.ts'
+import { trainingRoutes } from './routes/training.ts'
+import type { TrainingJobs } from './training-jobs.ts'
 import { type UiData, uiRoutes } from './ui/routes.ts'
 
 /** OpenAI's own limit on request bodies is far larger; a node has no use for more than this. */
@@ -34,6 +36,8 @@ export interface GatewayAppOptions {
   auth: KeyAuth
   health: HealthSource
   adapters?: AdapterAdmin
+  /** training jobs for the ModelFactory page; absent: the routes answer training_not_offered */
+  training?: TrainingJobs
   /** the dashboard's data (absent: no /ui) */
   ui?: UiData
   plan: PlanOptions
@@ -131,6 +135,11 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
           )
         )
     },
+    requireAdmin: (req) =>
+      o.auth.requireAdmin((req as { headers: { authorization?: string } }).headers.authorization)
+  })
+  await app.register(trainingRoutes, {
+    training: o.training,
     requireAdmin: (req) =>
       o.auth.requireAdmin((req as { headers: { authorization?: string } }).headers.authorization)
   })

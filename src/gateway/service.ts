@@ -15,6 +15,7 @@ import type { AdapterAdmin } from './routes/adapters.ts'
 import type { HealthSource } from './routes/health.ts'
 import { buildGatewayApp } from './server.ts'
 import { responseFormatSpec } from './structured.ts'
+import type { TrainingJobs } from './training-jobs.ts'
 import type { UiData } from './ui/routes.ts'
 
 export interface GatewayComponents {
@@ -32,6 +33,8 @@ export interface GatewayComponents {
   peers?: GatewayPeers & { readonly size: number }
   fetchAdapter?: (cid: string, from: string[], opts: { model: string }) => Promise<void>
   aliases: AliasStore
+  /** training jobs (ModelFactory routes) when the node offers training */
+  training?: TrainingJobs
   /** the dashboard's view of the node (absent: no /ui) */
   ui?: UiData & { start(): void; stop(): void }
   /** what each API key spent (wei), kept across restarts */
@@ -97,6 +100,7 @@ export class GatewayService {
       auth,
       health,
       adapters: c.serving ? this.#adapterAdmin() : undefined,
+      training: c.training,
       ...(c.ui ? { ui: c.ui } : {}),
       plan: { defaultMaxTokens: cfg.defaultMaxTokens, responseFormat: responseFormatSpec },
       maxConcurrentJobs: cfg.maxConcurrentStreams,
@@ -143,6 +147,8 @@ export class GatewayService {
     // open streams are cut: their jobs are cancelled by the close handlers
     app?.server.closeAllConnections()
     await app?.close()
+    // a running training job stops at its next step, before the node closes the datanet store
+    await this.#c.training?.close()
   }
 
   #adapterAdmin(): AdapterAdmin {
