@@ -86,6 +86,12 @@ FAMILIES.update({
                                         tie_word_embeddings=False, initializer_range=0.2),
                    ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense']),
 })
+# Falcon-RW: ALiBi, attention then MLP in sequence, per-head query_key_value, biases. 16 heads so
+# the slopes (2^-k/2) are not powers of two and build_alibi_tensor's bfloat16 rounding shows.
+FAMILIES['falcon_rw'] = (T.FalconConfig, dict(FALCON_BASE, alibi=True, multi_query=False, parallel_attn=False,
+                                              new_decoder_architecture=False, bias=True, num_attention_heads=16,
+                                              tie_word_embeddings=False, initializer_range=0.2),
+                         ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense'])
 FAMILIES['bloom'] = (T.BloomConfig, dict(n_layer=2, n_head=4, layer_norm_epsilon=1e-5, tie_word_embeddings=False,
                                           initializer_range=0.2, drop=['intermediate_size', 'num_attention_heads',
                                                                         'max_position_embeddings']),
@@ -109,7 +115,11 @@ FAMILIES['phi3_partial'] = (T.Phi3Config, dict(num_hidden_layers=2, num_key_valu
                             ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3,
                             ['qkv_proj', 'o_proj'])
 # fixture name -> registry family, where they differ
-FAMILY_OF = {'falcon_new': 'falcon', 'phi3_partial': 'phi3'}
+FAMILY_OF = {'falcon_new': 'falcon', 'falcon_rw': 'falcon', 'phi3_partial': 'phi3'}
+# transformers 5.18's eager Falcon adds the ALiBi bias twice (into the scores, and again through the
+# causal mask it folds alibi / sqrt(head_dim) into); its SDPA path adds it once, as Falcon-RW's own
+# code did, so Falcon-RW's goldens come from SDPA (the math kernel in float32 on CPU)
+ATTN = {'falcon_rw': 'sdpa'}
 
 CORPUS = [
     'the quick brown fox jumps over the lazy dog', 'open models serve many adapters at once',
@@ -164,8 +174,9 @@ def make(family):
         for k in args.pop('drop', []):
             args.pop(k)
         cfg = cls(**args)
-        cfg._attn_implementation = 'eager'
-        model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation='eager', dtype=torch.float32).eval()
+        cfg._attn_implementation = ATTN.get(family, 'eager')
+        model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation=ATTN.get(family, 'eager'),
+                                                   dtype=torch.float32).eval()
         perturb(model, seed)
         base = run(model, PROMPT)
         if len(set(base['tokens'])) >= 4 and base['margin'] >= 0.01:
@@ -180,7 +191,8 @@ def make(family):
                'chat': {'messages': chat, 'text': rendered, 'ids': tok(rendered, add_special_tokens=False)['input_ids']},
                'adapters': {}}
     for name, targets, rslora, r, alpha in [('attn', attn_targets, False, 4, 8), ('all', 'all-linear', True, 8, 16)]:
-        base_model = T.AutoModelForCausalLM.from_pretrained(dir, attn_implementation='eager', dtype=torch.float32).eval()
+        base_model = T.AutoModelForCausalLM.from_pretrained(dir, attn_implementation=ATTN.get(family, 'eager'),
+                                                            dtype=torch.float32).eval()
         peft_model = get_peft_model(base_model, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
                                                            use_rslora=rslora, lora_dropout=0.0))
         g = torch.Generator().manual_seed(100 + seed)

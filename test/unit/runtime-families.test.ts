@@ -28,6 +28,7 @@ const FAMILY_FIXTURES = [
   'gemma3_text',
   'falcon',
   'falcon_new',
+  'falcon_rw',
   'bloom',
   'glm',
   'glm4'

@@ -265,6 +265,7 @@ export function parseDecoder(cfg: Json, generationConfig: unknown, d: DecoderDef
     intermediateSize,
     vocabSize,
     positions: 'rope',
+    alibiStyle: 'bloom',
     rotaryDim: headDim,
     ropeInterleaved: false,
     ropeTheta: rope.theta,

@@ -65,6 +65,12 @@ export interface ModelConfig {
   vocabSize: number
   /** `rope`: rotary (rotate-half, inside GroupQueryAttention); `alibi`: linear biases (BLOOM) */
   positions: 'rope' | 'alibi'
+  /**
+   * with ALiBi: `bloom` adds slope · key position after the softmax scale (q·k·scale + bias);
+   * `falcon` (Falcon-RW) adds it before ((q·k + bias)·scale) with the slopes and each bias rounded
+   * to bfloat16, as its build_alibi_tensor computes them
+   */
+  alibiStyle: 'bloom' | 'falcon'
   /** head dims that rotate (the first ones; partial rotary when < headDim, e.g. GLM's half) */
   rotaryDim: number
   /** rotary pairs are (2i, 2i+1) instead of (i, i + rotaryDim/2) (GLM) */
