@@ -280,6 +280,7 @@ const REFUSED: [fixture: string, field: string, reason: RegExp][] = [
   ['gemma2', 'tie_word_embeddings', /token_embd as the output head/],
   ['falcon_new', 'bias', /no Linear biases/],
   ['falcon_rw', 'alibi', /falcon architecture has no ALiBi/],
+  ['phi3_longrope', 'rope_scaling', /rope_scaling longrope is not exported/],
   ['glm', 'head_dim', /num_attention_heads × head_dim \(128\) = hidden_size \(64\)/],
   ['phi3_partial', 'head_dim', /num_attention_heads × head_dim/]
 ]

@@ -76,9 +76,11 @@ export function llamaCppArch(cfg: ModelConfig): LlamaCppArch {
   }
   const rs = cfg.ropeScaling
   if (rs !== null && !(rs.type === 'linear' || (rs.type === 'llama3' && arch === 'llama'))) {
+    // longrope: llama.cpp's phi3 reads rope_factors_long/short tensors but picks between them by
+    // its own context size; not exported until a test shows both engines agree
     refuse(
       cfg,
-      `rope_scaling ${rs.type} is exported only for the llama architecture`,
+      `rope_scaling ${rs.type} is not exported (linear is, and llama3 on the llama architecture)`,
       'rope_scaling',
       rs.type
     )

@@ -16,6 +16,7 @@ import {
 } from '../formats/gguf.ts'
 import { loadCheckpointWeights } from '../formats/safetensors.ts'
 import { type ModelConfig, parseModelConfig } from '../model/config.ts'
+import { llamaCppArch } from './gguf-arch.ts'
 
 const log = createLogger('gguf-export')
 
@@ -276,6 +277,8 @@ export async function exportCheckpointToGguf(
       { field: 'model_type', value: cfg.modelType }
     )
   }
+  // what llama.cpp's llama architecture cannot compute (longrope, …) is refused naming the key
+  llamaCppArch(cfg)
   if (cfg.slidingWindow !== null) {
     log.warn('llama.cpp llama architecture has no sliding window; keep sequences within it', {
       slidingWindow: cfg.slidingWindow

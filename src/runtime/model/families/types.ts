@@ -35,6 +35,19 @@ export type RopeScaling =
       highFreqFactor: number
       originalMaxPositionEmbeddings: number
     }
+  | {
+      /**
+       * Phi-3's LongRoPE: each rotary frequency divided by a per-pair factor, `shortFactor` for
+       * sequences within originalMaxPositionEmbeddings and `longFactor` beyond, cos/sin scaled by
+       * attentionFactor. transformers switches per forward pass; a KV cache cannot (its keys are
+       * already rotated), so a session picks once by its capacity, as vLLM does (model/rope.ts)
+       */
+      type: 'longrope'
+      shortFactor: number[]
+      longFactor: number[]
+      originalMaxPositionEmbeddings: number
+      attentionFactor: number
+    }
 
 /**
  * - `rms`: weight · x / sqrt(mean(x²) + eps) (Llama)
