@@ -13,10 +13,16 @@ import type { Address, Hex } from 'viem'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { ChainClient, ClaimRejection } from './client.ts'
 import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
-import { ChainCallError } from './errors.ts'
+import { ChainCallError, revertArgs } from './errors.ts'
 import { poolsFundedBy } from './events.ts'
-import { planAttribution } from './pool-attribution.ts'
-import type { ChannelRecord, VoucherStore } from './store.ts'
+import {
+  type DeclaredDatanet,
+  MAX_ATTRIBUTIONS,
+  type PlannedPool,
+  planAttribution,
+  receiptLeaf
+} from './pool-attribution.ts'
+import type { ChannelRecord, PoolRecord, VoucherStore } from './store.ts'
 
 export interface ClaimerInit {
   /** seconds between claim rounds; default 300 */
@@ -137,7 +143,12 @@ export class Claimer {
       const funded = await poolsFundedBy(this.chain, this.node, this.fromBlock)
       const known = new Set((await this.store.allPools()).map((p) => p.poolId).filter((x) => x != null))
       for (const p of open) {
-        const hit = funded.find((f) => f.root === p.root && !known.has(f.poolId.toString()))
+        const hit = funded.find(
+          (f) =>
+            f.root === p.root &&
+            f.datanetId.toLowerCase() === p.datanetId.toLowerCase() &&
+            !known.has(f.poolId.toString())
+        )
         if (!hit) {
           // a claim that never made it on-chain: its vouchers are claimed again with a new plan,
           // so the old tree only makes every later reconcile scan the event history
@@ -208,12 +219,16 @@ export class Claimer {
       else await this.refused(x, 'InvalidSignature')
     }
     let withAttribution = true
-    // each pass removes at least one entry (or the attribution), so this ends
-    for (let attempt = 0; attempt <= batch.length + 1 && items.length > 0; attempt++) {
+    const shrunk = new Set<Hex>()
+    // datanets whose attribution the contract refused in this batch: planned without them after
+    const refusedDatanets = new Set<Hex>()
+    // each pass removes or shrinks (once) at least one entry, one datanet or the attribution: this ends
+    for (let attempt = 0; attempt <= 2 * batch.length + MAX_ATTRIBUTIONS + 1 && items.length > 0; attempt++) {
       const jobs = await Promise.all(
         items.map(async ({ record, amount }) => {
           const claimed = BigInt(record.claimed)
           return {
+            adapterId: record.adapterId,
             increase: amount - claimed,
             receipts: await this.store.receiptsFor(record.channel, claimed, amount)
           }
@@ -226,33 +241,42 @@ export class Claimer {
       const sim = await this.chain.simulateClaim(entries, [])
       if (sim.rejected.length > 0) {
         const out = new Set(sim.rejected.map((r) => r.index))
-        for (const r of sim.rejected) await this.refused(items[r.index]!, r.reason)
+        const fitted = await this.fitToEscrow(items, sim.rejected, shrunk)
+        for (const r of sim.rejected) {
+          const amount = fitted.get(r.index)
+          if (amount === undefined) await this.refused(items[r.index]!, r.reason)
+          else {
+            out.delete(r.index)
+            items[r.index] = { ...items[r.index]!, amount }
+          }
+        }
         items = items.filter((_, j) => !out.has(j))
         continue
       }
-      const plan = withAttribution ? await this.plan(jobs) : { attributions: [], pools: [] }
+      const plan = withAttribution ? await this.plan(jobs, refusedDatanets) : { attributions: [], pools: [] }
       if (plan.attributions.length > 0) {
         try {
           await this.chain.simulateClaim(entries, plan.attributions)
         } catch (err) {
           const reason = err instanceof ChainCallError ? err.revert : undefined
           if (reason !== 'AttributionMismatch' && reason !== 'BadAttribution') throw err
-          this.log.warn('attribution refused; claiming without it', { reason })
-          withAttribution = false
+          // BadAttribution names the refused attribution: only that datanet's pool goes to the
+          // protocol, the other datanets of the batch are still funded
+          const index = reason === 'BadAttribution' ? Number(revertArgs(err)?.[0]) : Number.NaN
+          const datanet = plan.attributions[index]?.datanetId
+          if (datanet && !refusedDatanets.has(datanet)) {
+            refusedDatanets.add(datanet)
+            this.log.warn('attribution of a datanet refused; claiming without it', { reason, datanet })
+          } else {
+            this.log.warn('attribution refused; claiming without it', { reason })
+            withAttribution = false
+          }
           continue
         }
       }
       const createdAt = Date.now()
       // the trees are stored before the transaction so contributors' proofs survive a crash
-      for (const p of plan.pools) {
-        await this.store.savePool({
-          root: p.tree.root,
-          datanetId: p.datanetId,
-          total: p.tree.total.toString(),
-          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-          createdAt
-        })
-      }
+      for (const p of plan.pools) await this.store.savePool(poolRecord(p, createdAt))
       const sentAt = performance.now()
       let res: Awaited<ReturnType<ChainClient['claim']>>
       try {
@@ -260,20 +284,14 @@ export class Claimer {
       } catch (err) {
         // a revert is seen in simulation, before anything is sent: the planned trees are void
         if (err instanceof ChainCallError && err.revert)
-          for (const p of plan.pools) await this.store.deletePool({ createdAt, root: p.tree.root })
+          for (const p of plan.pools)
+            await this.store.deletePool({ createdAt, root: p.tree.root, datanetId: p.datanetId })
         throw err
       }
       for (const [k, p] of plan.pools.entries()) {
         const poolId = res.poolIds[k]
         if (poolId == null) continue
-        await this.store.savePool({
-          root: p.tree.root,
-          datanetId: p.datanetId,
-          total: p.tree.total.toString(),
-          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-          createdAt,
-          poolId: poolId.toString()
-        })
+        await this.store.savePool({ ...poolRecord(p, createdAt), poolId: poolId.toString() })
       }
       if (res.poolIds.length > 0) await this.poolsFunded()
       // an entry refused between the simulation and the block stays unpaid: handled by reason
@@ -320,6 +338,52 @@ export class Claimer {
     return undefined
   }
 
+  /**
+   * Entries refused InsufficientEscrow: claim what the client's escrow holds now, min(owed,
+   * claimed + balance), rather than nothing (the rest stays in the store for a later round, once
+   * the client deposits). Balance and claimed are read at one block; what the batch's other
+   * entries of the same client take from the escrow first is subtracted. Each channel shrinks
+   * once per batch. Returns index → the amount to claim instead.
+   */
+  private async fitToEscrow(
+    items: { record: ChannelRecord; amount: bigint }[],
+    rejected: { index: number; reason: ClaimRejection }[],
+    shrunk: Set<Hex>
+  ): Promise<Map<number, bigint>> {
+    const out = new Map<number, bigint>()
+    const short = rejected.filter(
+      (r) => r.reason === 'InsufficientEscrow' && !shrunk.has(items[r.index]!.record.channel)
+    )
+    if (short.length === 0) return out
+    const refusedIdx = new Set(rejected.map((r) => r.index))
+    const block = await this.chain.blockNumber()
+    const left = new Map<Address, bigint>()
+    for (const r of short) {
+      const { record, amount } = items[r.index]!
+      const client = record.client
+      if (!left.has(client)) {
+        let balance = (await this.chain.escrowOf(client, this.node, block)).balance
+        // the entries of this client that the contract pays in this batch take theirs first
+        for (const [j, x] of items.entries())
+          if (!refusedIdx.has(j) && x.record.client === client) balance -= x.amount - BigInt(x.record.claimed)
+        left.set(client, balance > 0n ? balance : 0n)
+      }
+      const claimed = await this.chain.claimedOf(client, this.node, record.adapterId, block)
+      const room = left.get(client)!
+      const fit = claimed + room < amount ? claimed + room : amount
+      shrunk.add(record.channel)
+      if (fit <= claimed) continue
+      out.set(r.index, fit)
+      left.set(client, room - (fit - claimed))
+      this.log.warn('escrow short of what the channel owes; claiming what it holds', {
+        channel: record.channel,
+        owed: amount,
+        claiming: fit
+      })
+    }
+    return out
+  }
+
   private async poolsFunded(): Promise<void> {
     try {
       await this.onPoolsFunded?.()
@@ -345,15 +409,54 @@ export class Claimer {
     this.log.warn('voucher refused; claiming the rest', { reason, channel: record.channel })
   }
 
-  private async plan(jobs: Parameters<typeof planAttribution>[0]) {
+  private async plan(jobs: Parameters<typeof planAttribution>[0], refused: ReadonlySet<Hex>) {
     const ids = new Set<Hex>()
-    for (const j of jobs)
+    const declared = new Map<Hex, DeclaredDatanet[]>()
+    for (const j of jobs) {
+      const adapterId = j.adapterId.toLowerCase() as Hex
+      // the registration as the contract reads it in this claim (read per batch: it may change)
+      if (
+        !declared.has(adapterId) &&
+        !/^0x0+$/.test(adapterId) &&
+        j.receipts.some((r) => r.attribution?.contributors.length)
+      ) {
+        const a = await this.chain.getAdapter(adapterId)
+        declared.set(
+          adapterId,
+          a.datanets.map((id, k) => ({ id: id.toLowerCase() as Hex, bps: Number(a.weightsBps[k]) }))
+        )
+      }
       for (const r of j.receipts)
         for (const d of r.attribution?.datanets ?? []) ids.add(d.id.toLowerCase() as Hex)
+    }
     // only "exists" is cached: a datanet registered later is picked up by the next round
     for (const id of ids) {
       if (!this.datanetKnown.has(id) && (await this.chain.datanetExists(id))) this.datanetKnown.add(id)
     }
-    return planAttribution(jobs, (id) => this.datanetKnown.has(id))
+    return planAttribution(
+      jobs,
+      (adapterId) => declared.get(adapterId.toLowerCase() as Hex) ?? [],
+      (id) => this.datanetKnown.has(id) && !refused.has(id)
+    )
+  }
+}
+
+/** A planned pool as the store keeps it: leaves, and what the tree is bound to with its receipts. */
+function poolRecord(p: PlannedPool, createdAt: number): PoolRecord {
+  return {
+    root: p.tree.root,
+    datanetId: p.datanetId,
+    total: p.tree.total.toString(),
+    leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
+    binding: p.binding,
+    runs: p.runs.map((r) => ({
+      adapterId: r.adapterId,
+      budget: r.budget.toString(),
+      receipts: r.receipts.map((x) => ({
+        digest: receiptLeaf(x),
+        ...(x.receipt !== undefined ? { receipt: x.receipt } : {})
+      }))
+    })),
+    createdAt
   }
 }

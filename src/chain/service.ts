@@ -14,7 +14,7 @@ import { ChainConfigError, VoucherRejectedError } from './errors.ts'
 import { publishedPools, writePublishedPools } from './published-pools.ts'
 import { type RewardsSummary, rewardsSummary } from './rewards.ts'
 import { type AnyLevel, type PaymentReceipt, type ReserveInput, VoucherStore } from './store.ts'
-import { channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
+import { chainStateReader, channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
 
 export interface ChainServiceInit {
   /** a `chain` config section (validated here); `{ preset: 'local' }` when absent */
@@ -164,15 +164,14 @@ export class ChainService {
    * PaidJob records tokens as they go out (H2).
    */
   async openJob(voucher: SignedVoucher, job: ReserveInput & { adapterId: Hex }): Promise<PaidJob> {
-    const checked = await this.checkVoucher(voucher, {
+    await this.checkVoucher(voucher, {
       adapterId: job.adapterId,
       maxAmountDue: job.maxAmountDue
     })
     await this.requireRegistered(job.adapterId)
-    const { channel } = await this.store.reserve(voucher, job, {
-      onChainClaimed: checked.onChainClaimed,
-      escrow: checked.escrowBalance
-    })
+    // read again under the client's lock, at one block: the check above is only a quick refusal,
+    // and a claim mined since then has moved both the escrow and what the chain paid
+    const { channel } = await this.store.reserve(voucher, job, chainStateReader(this.client, voucher))
     return {
       delivered: (n) => this.store.delivered(channel, job.jobId, n),
       finish: async (receipt) => {

@@ -21,6 +21,7 @@ import {
   type PoolRecord,
   padAmount,
   type ReceiptRecord,
+  type ReserveChainState,
   type ReserveInput,
   unclaimedOf
 } from './store-records.ts'
@@ -61,11 +62,14 @@ export class VoucherStore {
    * job's worst case (UNDERPAID), and `escrow` must cover what this node may claim from the client
    * with every reservation (INSUFFICIENT_ESCROW). The job id is used from here on, whatever
    * happens to the job. `onChainClaimed` starts a channel this store has never seen.
+   * `chainState` is best a reader, called under the lock and reading at one block: read before the
+   * lock, a claim mined in between leaves an escrow that no longer holds what the store counts as
+   * unpaid, and the node would accept more than the client's escrow can pay.
    */
   async reserve(
     voucher: SignedVoucher,
     job: ReserveInput,
-    chainState: { onChainClaimed: bigint; escrow: bigint }
+    chainState: ReserveChainState | (() => Promise<ReserveChainState>)
   ): Promise<{ channel: Hex }> {
     const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
     const client = getAddress(voucher.client)
@@ -76,13 +80,25 @@ export class VoucherStore {
           'JOB_REPLAYED',
           `job ${job.jobId} was already paid for on this channel; every job needs a new job id`
         )
-      const prev = await this.channels.get(channel)
+      let prev = await this.channels.get(channel)
       const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
       if (voucher.cumulativeAmount < prevAmount)
         throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
           previous: prevAmount.toString()
         })
-      const owed = prev ? BigInt(prev.owed ?? '0') : chainState.onChainClaimed
+      const cs = typeof chainState === 'function' ? await chainState() : chainState
+      // a pending withdrawal could empty the escrow before this node claims
+      if (cs.unlockAt !== undefined && cs.unlockAt !== 0n)
+        throw new VoucherRejectedError(
+          'WITHDRAWAL_PENDING',
+          'the client has requested a withdrawal of its escrow; deposit again or cancel it'
+        )
+      // what the chain has paid (at the block the escrow was read) is no longer exposure
+      if (prev && cs.onChainClaimed > BigInt(prev.claimed)) {
+        prev = { ...prev, claimed: cs.onChainClaimed.toString(), updatedAt: Date.now() }
+        await this.channels.put(channel, prev)
+      }
+      const owed = prev ? BigInt(prev.owed ?? '0') : cs.onChainClaimed
       const reserved = this.reservedByChannel.get(channel) ?? 0n
       const needed = owed + reserved + job.maxAmountDue
       if (voucher.cumulativeAmount < needed)
@@ -95,11 +111,11 @@ export class VoucherStore {
         (await this.unclaimedFromClient(client)) +
         (this.reservedByClient.get(client) ?? 0n) +
         job.maxAmountDue
-      if (exposure > chainState.escrow)
+      if (exposure > cs.escrow)
         throw new VoucherRejectedError(
           'INSUFFICIENT_ESCROW',
-          `escrow ${chainState.escrow} wei at this node does not cover ${exposure} wei: owed unclaimed, jobs in flight and this job's worst case`,
-          { balance: chainState.escrow.toString(), needed: exposure.toString() }
+          `escrow ${cs.escrow} wei at this node does not cover ${exposure} wei: owed unclaimed, jobs in flight and this job's worst case`,
+          { balance: cs.escrow.toString(), needed: exposure.toString() }
         )
       const rec: ChannelRecord = {
         channel,
@@ -192,6 +208,7 @@ export class VoucherStore {
           owed: owed.toString(),
           cumulativeAmount: f.voucher.cumulativeAmount,
           ...(done?.attribution ? { attribution: done.attribution } : {}),
+          ...(done?.digest ? { digest: done.digest } : {}),
           ...(done?.receipt !== undefined
             ? { receipt: done.receipt }
             : { partial: { delivered: f.delivered } })
@@ -293,7 +310,8 @@ export class VoucherStore {
           owed: owed.toString(),
           cumulativeAmount: voucher.cumulativeAmount.toString(),
           attribution: receipt.attribution,
-          receipt: receipt.receipt
+          receipt: receipt.receipt,
+          ...(receipt.digest ? { digest: receipt.digest } : {})
         }
         ops.push({
           type: 'put',
@@ -380,13 +398,20 @@ export class VoucherStore {
       .all()
   }
 
-  /** Keyed by creation time and root: two claims may well fund equal trees. */
+  /**
+   * Keyed by creation time, root and datanet: two claims may well fund equal trees, and so may two
+   * datanets of one claim (the same contributors at the same amounts).
+   */
   async savePool(p: PoolRecord): Promise<void> {
-    await this.pools.put(`${String(p.createdAt).padStart(16, '0')}!${p.root}`, p)
+    await this.pools.put(poolKey(p), p)
   }
 
-  async deletePool(p: Pick<PoolRecord, 'createdAt' | 'root'>): Promise<void> {
-    await this.pools.del(`${String(p.createdAt).padStart(16, '0')}!${p.root}`)
+  async deletePool(p: Pick<PoolRecord, 'createdAt' | 'root' | 'datanetId'>): Promise<void> {
+    // and the key without the datanet, as databases written before it had
+    await this.pools.batch([
+      { type: 'del', key: poolKey(p) },
+      { type: 'del', key: `${String(p.createdAt).padStart(16, '0')}!${p.root}` }
+    ])
   }
 
   async allPools(): Promise<PoolRecord[]> {
@@ -423,4 +448,8 @@ export class VoucherStore {
       if (this.locks.get(key) === tail) this.locks.delete(key)
     }
   }
+}
+
+function poolKey(p: Pick<PoolRecord, 'createdAt' | 'root' | 'datanetId'>): string {
+  return `${String(p.createdAt).padStart(16, '0')}!${p.root}!${p.datanetId.toLowerCase()}`
 }

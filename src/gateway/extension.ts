@@ -7,6 +7,7 @@ import type { NodeComponents, NodeConfig, NodeExtension } from '../common/servic
 import { type GatewayConfig, GatewayConfigSchema } from './config.ts'
 import { type GatewayPayer, openPayer } from './payer.ts'
 import { type AliasStore, type GatewayComponents, GatewayService } from './service.ts'
+import { NodeView } from './ui/node-view.ts'
 
 declare module '../common/service.ts' {
   interface Services {
@@ -96,6 +97,7 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
     aliases: await aliasStore(components),
     keySpend: keySpendStore(components),
     peers: components.peerTable,
+    ...(cfg.dashboard ? { ui: new NodeView(components) } : {}),
     logger: log,
     ...(serving
       ? {
