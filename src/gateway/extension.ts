@@ -96,6 +96,7 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
     aliases: await aliasStore(components),
     keySpend: keySpendStore(components),
     peers: components.peerTable,
+    metrics: components.metrics,
     logger: log,
     ...(serving
       ? {

@@ -4,6 +4,7 @@
 import type { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
+import { NodeMetrics } from '../metrics/registry.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
 import { type CapabilitySource, emptyCapabilities, StaticCapabilitySource } from '../serving/capability.ts'
@@ -18,6 +19,7 @@ import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
 import { advertisedAddrs, createHost, type Host } from './host.ts'
 import { loadIdentity } from './identity.ts'
+import { wireNodeMetrics } from './metrics.ts'
 import { ProviderPublisher } from './providers.ts'
 import { NODE_VERSION } from './version.ts'
 
@@ -97,6 +99,8 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       { ...config.adverts, version: NODE_VERSION }
     )
     const admin = new AdminServer(dataDir.path, log)
+    // one registry for every layer; GET /metrics on the admin and gateway ports (docs/METRICS.md)
+    const metrics = new NodeMetrics()
     const dialer = new AdvertDialer(
       libp2p,
       peerTable,
@@ -118,6 +122,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       adverts,
       capabilities,
       admin,
+      metrics,
       services: {}
     }
     const factories: Array<[string, ServiceFactory<Service>]> = []
@@ -157,6 +162,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       }
     ]
     registerCoreRoutes(components, libp2p)
+    wireNodeMetrics(components, admin)
     // A reservation made or lost, or an address AutoNAT confirmed, changes how peers reach us:
     // say so once, and re-advertise at once instead of at the next heartbeat.
     let reachability = libp2p.services.relayKeeper.reachability()
