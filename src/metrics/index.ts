@@ -5,5 +5,6 @@ export {
   DEFAULT_ADAPTER_LABEL_LIMIT,
   METRIC_PREFIX,
   NodeMetrics,
-  type NodeMetricsInit
+  type NodeMetricsInit,
+  openOf
 } from './registry.ts'

@@ -25,6 +25,11 @@ const ATTRIBUTION_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
 
 export type Collector = () => void | Promise<void>
 
+/** wei → OPEN as a float for a gauge or counter (exact to the gwei, plenty for a dashboard) */
+export function openOf(wei: bigint): number {
+  return Number(wei / 1_000_000_000n) / 1e9
+}
+
 export interface NodeMetricsInit {
   /** adapter label values kept before `other` (default 50) */
   adapterLabelLimit?: number
