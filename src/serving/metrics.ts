@@ -16,10 +16,18 @@ export function observeJob(
   const model = req.model
   const adapter = m.adapterLabel.of(req.adapter)
   const t0 = performance.now()
+  let counted = false
+  // counted when the job's outcome is known: at `done` before it is passed on (the result frame
+  // and the client's next scrape may follow at once), else when the job ends otherwise
+  const finish = (outcome: string): void => {
+    if (counted) return
+    counted = true
+    m.requests.inc({ adapter, model, outcome })
+    m.e2eLatency.observe({ model, outcome }, (performance.now() - t0) / 1000)
+  }
   return {
     async *[Symbol.asyncIterator]() {
       let last: number | undefined
-      let outcome = 'cancelled' // a consumer that leaves the loop early (client gone)
       try {
         for await (const ev of events) {
           if (ev.type === 'token') {
@@ -28,18 +36,17 @@ export function observeJob(
             else m.interTokenLatency.observe({ model }, (now - last) / 1000)
             last = now
           } else if (ev.type === 'done') {
-            outcome = 'success'
             m.promptTokens.inc({ adapter, model }, ev.promptIds.length)
             m.generationTokens.inc({ adapter, model }, ev.outputIds.length)
+            finish('success')
           }
           yield ev
         }
       } catch (err) {
-        outcome = req.signal?.aborted ? 'cancelled' : (codeOf(err) ?? 'INTERNAL').toLowerCase()
+        finish(req.signal?.aborted ? 'cancelled' : (codeOf(err) ?? 'INTERNAL').toLowerCase())
         throw err
       } finally {
-        m.requests.inc({ adapter, model, outcome })
-        m.e2eLatency.observe({ model, outcome }, (performance.now() - t0) / 1000)
+        finish('cancelled') // the consumer left the loop before `done` (client gone)
       }
     }
   }
