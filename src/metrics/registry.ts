@@ -102,12 +102,12 @@ export class NodeMetrics {
 
     this.requests = counter(
       'requests_total',
-      'jobs this node served or forwarded, by adapter (bounded: first N then "other"), base model and outcome (success, a wire error code, or cancelled)',
+      'jobs this node’s engine ran or refused, by adapter (bounded: first N, then "other"; "base" for none), base model and outcome (success, cancelled, or the error code in lower case, e.g. busy)',
       ['adapter', 'model', 'outcome']
     )
     this.timeToFirstToken = histogram(
       'time_to_first_token_seconds',
-      'time from a job entering the engine to its first generated token',
+      'time from a job’s submission to the engine (queueing included) to its first generated token',
       TTFT_BUCKETS,
       ['model']
     )
@@ -119,7 +119,7 @@ export class NodeMetrics {
     )
     this.e2eLatency = histogram(
       'e2e_request_latency_seconds',
-      'time from a job admitted to its last frame (result or error)',
+      'time from a job’s submission to the engine to its end (done, error or cancel)',
       E2E_BUCKETS,
       ['model', 'outcome']
     )
@@ -161,18 +161,20 @@ export class NodeMetrics {
     )
     this.adapterLoads = counter(
       'adapter_loads_total',
-      'adapter loads into a tier (warm: disk → RAM, hot: RAM → slot pool)',
+      'adapter loads into the LoRA slot pool, by the tier the adapter came from (cold: read from disk and decoded, warm: copied from RAM)',
       ['tier']
     )
     this.adapterLoadSeconds = histogram(
       'adapter_load_seconds',
-      'time to load an adapter into a tier',
+      'time to bring an adapter into the slot pool, by the tier it came from',
       LOAD_BUCKETS,
       ['tier']
     )
-    this.adapterEvictions = counter('adapter_evictions_total', 'adapters evicted from a tier to make room', [
-      'tier'
-    ])
+    this.adapterEvictions = counter(
+      'adapter_evictions_total',
+      'adapters evicted to make room, by the tier they left (hot: the slot pool, warm: RAM)',
+      ['tier']
+    )
     this.adapterFetches = counter(
       'adapter_fetches_total',
       'adapter fetches by CID from peers, by adapter (bounded) and outcome (success, failure)',
@@ -183,7 +185,7 @@ export class NodeMetrics {
     this.peerTableSize = gauge('peer_table_size', 'peers with a live advert in the PeerTable')
     this.advertsReceived = counter(
       'adverts_received_total',
-      'capability adverts received (gossip and table sync)'
+      'capability adverts received over gossip (each one validated: accepted or refused)'
     )
     this.advertsAccepted = counter(
       'adverts_accepted_total',
@@ -194,9 +196,11 @@ export class NodeMetrics {
       'adverts refused, by reason (the validator’s REJECT/IGNORE reason)',
       ['reason']
     )
-    this.routingForwards = counter('routing_forwards_total', 'jobs forwarded to another peer, by outcome', [
-      'outcome'
-    ])
+    this.routingForwards = counter(
+      'routing_forwards_total',
+      'jobs forwarded to another peer, by outcome (success, cancelled, or the error code in lower case)',
+      ['outcome']
+    )
     this.routingFailovers = counter(
       'routing_failovers_total',
       'route candidates given up on before the first token so the next one could serve'
@@ -210,12 +214,12 @@ export class NodeMetrics {
     )
     this.claimGas = counter(
       'claim_gas_used_total',
-      'gas used by claim transactions, by outcome (confirmed, reverted)',
+      'gas used by mined claim transactions, by outcome (confirmed; a revert is caught in simulation, before any gas is spent)',
       ['outcome']
     )
     this.earnings = counter(
       'earnings_open_total',
-      'OPEN earned through confirmed claims, by role (operator, adapter_owner, pool)',
+      'OPEN paid out by this node’s confirmed claims, by role (operator: this node; adapter_owner; pool: datanet contributors), split as the Settlement contract splits',
       ['role']
     )
     this.gatewayRequests = counter(

@@ -1,6 +1,7 @@
 // The node's metrics registry (src/metrics/): every family registered under openlora_, the adapter
 // label bounded to N values plus `other` however many adapters pass, collectors run once per scrape,
 // and two registries in one process keep their own counts.
+import { readFileSync } from 'node:fs'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { BASE_LABEL, BoundedLabel, NodeMetrics, OTHER_LABEL } from '../../src/metrics/index.ts'
@@ -69,6 +70,12 @@ test('two registries in one process keep their own counts', async () => {
   a.routingFailovers.inc()
   assert.match(await a.scrape(), /^openlora_routing_failovers_total 1$/m)
   assert.match(await b.scrape(), /^openlora_routing_failovers_total 0$/m)
+})
+
+test('docs/METRICS.md documents every metric of the registry', async () => {
+  const doc = readFileSync(new URL('../../docs/METRICS.md', import.meta.url), 'utf8')
+  for (const f of await new NodeMetrics().registry.getMetricsAsJSON())
+    assert.ok(doc.includes(`\`${f.name}\``), `docs/METRICS.md does not name ${f.name}`)
 })
 
 test.run()
