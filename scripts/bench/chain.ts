@@ -4,6 +4,10 @@ import { startLocalChain } from '../../src/chain/anvil.ts'
 import { ChainClient } from '../../src/chain/client.ts'
 import { type SignedVoucher, signVoucher } from '../../src/chain/eip712.ts'
 import { buildSumTree } from '../../src/chain/merkle.ts'
+
+/** a pool tree's binding (H5): any hash; a node's is that of the pool's runs and receipts */
+const BINDING = `0x${'b5'.repeat(32)}` as const
+
 import { splitPayment } from '../../src/chain/shares.ts'
 import { benchArgs } from './args.ts'
 import { benchMachine } from './machine.ts'
@@ -67,7 +71,8 @@ try {
       contributors.map((account, i) => ({
         account,
         amount: i === 0 ? pool - per * BigInt(contributors.length - 1) : per
-      }))
+      })),
+      BINDING
     )
     pool100 = tree.total
     const res = await node.claim(entries, [{ datanetId, root: tree.root, total: tree.total }])
@@ -91,11 +96,13 @@ try {
     lastPool = { poolId: (await node.poolCount()) - 1n, total: pool100 }
   }
 
-  // one contributor withdrawal from a 16-leaf pool (proof depth 4), to an account with no OPEN yet
+  // one contributor withdrawal from a 16-leaf pool bound to its receipts as a node binds it (H5:
+  // proof depth 4 + 1), to an account with no OPEN yet
   const pool = { total: lastPool!.total }
   const per = pool.total / 16n
   const tree = buildSumTree(
-    contributors.map((account, i) => ({ account, amount: i === 0 ? pool.total - per * 15n : per }))
+    contributors.map((account, i) => ({ account, amount: i === 0 ? pool.total - per * 15n : per })),
+    BINDING
   )
   const i = tree.indexOf(contributors[3]!)
   const w = await node.withdrawContribution({

@@ -14,11 +14,17 @@ import { createLogger, type Logger } from '../common/log.ts'
 import { type NodeMetrics, openOf } from '../metrics/registry.ts'
 import type { ChainClient, ClaimRejection } from './client.ts'
 import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
-import { ChainCallError } from './errors.ts'
+import { ChainCallError, revertArgs } from './errors.ts'
 import { poolsFundedBy } from './events.ts'
-import { planAttribution } from './pool-attribution.ts'
+import {
+  type DeclaredDatanet,
+  MAX_ATTRIBUTIONS,
+  type PlannedPool,
+  planAttribution,
+  receiptLeaf
+} from './pool-attribution.ts'
 import { splitPayment } from './shares.ts'
-import type { ChannelRecord, VoucherStore } from './store.ts'
+import type { ChannelRecord, PoolRecord, VoucherStore } from './store.ts'
 
 export interface ClaimerInit {
   /** seconds between claim rounds; default 300 */
@@ -143,7 +149,12 @@ export class Claimer {
       const funded = await poolsFundedBy(this.chain, this.node, this.fromBlock)
       const known = new Set((await this.store.allPools()).map((p) => p.poolId).filter((x) => x != null))
       for (const p of open) {
-        const hit = funded.find((f) => f.root === p.root && !known.has(f.poolId.toString()))
+        const hit = funded.find(
+          (f) =>
+            f.root === p.root &&
+            f.datanetId.toLowerCase() === p.datanetId.toLowerCase() &&
+            !known.has(f.poolId.toString())
+        )
         if (!hit) {
           // a claim that never made it on-chain: its vouchers are claimed again with a new plan,
           // so the old tree only makes every later reconcile scan the event history
@@ -214,12 +225,15 @@ export class Claimer {
       else await this.refused(x, 'InvalidSignature')
     }
     let withAttribution = true
-    // each pass removes at least one entry (or the attribution), so this ends
-    for (let attempt = 0; attempt <= batch.length + 1 && items.length > 0; attempt++) {
+    // datanets whose attribution the contract refused in this batch: planned without them after
+    const refusedDatanets = new Set<Hex>()
+    // each pass removes at least one entry, one datanet or the attribution, so this ends
+    for (let attempt = 0; attempt <= batch.length + MAX_ATTRIBUTIONS + 1 && items.length > 0; attempt++) {
       const jobs = await Promise.all(
         items.map(async ({ record, amount }) => {
           const claimed = BigInt(record.claimed)
           return {
+            adapterId: record.adapterId,
             increase: amount - claimed,
             receipts: await this.store.receiptsFor(record.channel, claimed, amount)
           }
@@ -236,29 +250,30 @@ export class Claimer {
         items = items.filter((_, j) => !out.has(j))
         continue
       }
-      const plan = withAttribution ? await this.plan(jobs) : { attributions: [], pools: [] }
+      const plan = withAttribution ? await this.plan(jobs, refusedDatanets) : { attributions: [], pools: [] }
       if (plan.attributions.length > 0) {
         try {
           await this.chain.simulateClaim(entries, plan.attributions)
         } catch (err) {
           const reason = err instanceof ChainCallError ? err.revert : undefined
           if (reason !== 'AttributionMismatch' && reason !== 'BadAttribution') throw err
-          this.log.warn('attribution refused; claiming without it', { reason })
-          withAttribution = false
+          // BadAttribution names the refused attribution: only that datanet's pool goes to the
+          // protocol, the other datanets of the batch are still funded
+          const index = reason === 'BadAttribution' ? Number(revertArgs(err)?.[0]) : Number.NaN
+          const datanet = plan.attributions[index]?.datanetId
+          if (datanet && !refusedDatanets.has(datanet)) {
+            refusedDatanets.add(datanet)
+            this.log.warn('attribution of a datanet refused; claiming without it', { reason, datanet })
+          } else {
+            this.log.warn('attribution refused; claiming without it', { reason })
+            withAttribution = false
+          }
           continue
         }
       }
       const createdAt = Date.now()
       // the trees are stored before the transaction so contributors' proofs survive a crash
-      for (const p of plan.pools) {
-        await this.store.savePool({
-          root: p.tree.root,
-          datanetId: p.datanetId,
-          total: p.tree.total.toString(),
-          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-          createdAt
-        })
-      }
+      for (const p of plan.pools) await this.store.savePool(poolRecord(p, createdAt))
       const sentAt = performance.now()
       let res: Awaited<ReturnType<ChainClient['claim']>>
       this.metrics?.claims.inc({ outcome: 'sent' })
@@ -270,20 +285,14 @@ export class Claimer {
         })
         // a revert is seen in simulation, before anything is sent: the planned trees are void
         if (err instanceof ChainCallError && err.revert)
-          for (const p of plan.pools) await this.store.deletePool({ createdAt, root: p.tree.root })
+          for (const p of plan.pools)
+            await this.store.deletePool({ createdAt, root: p.tree.root, datanetId: p.datanetId })
         throw err
       }
       for (const [k, p] of plan.pools.entries()) {
         const poolId = res.poolIds[k]
         if (poolId == null) continue
-        await this.store.savePool({
-          root: p.tree.root,
-          datanetId: p.datanetId,
-          total: p.tree.total.toString(),
-          leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-          createdAt,
-          poolId: poolId.toString()
-        })
+        await this.store.savePool({ ...poolRecord(p, createdAt), poolId: poolId.toString() })
       }
       if (res.poolIds.length > 0) await this.poolsFunded()
       // an entry refused between the simulation and the block stays unpaid: handled by reason
@@ -377,15 +386,54 @@ export class Claimer {
     this.log.warn('voucher refused; claiming the rest', { reason, channel: record.channel })
   }
 
-  private async plan(jobs: Parameters<typeof planAttribution>[0]) {
+  private async plan(jobs: Parameters<typeof planAttribution>[0], refused: ReadonlySet<Hex>) {
     const ids = new Set<Hex>()
-    for (const j of jobs)
+    const declared = new Map<Hex, DeclaredDatanet[]>()
+    for (const j of jobs) {
+      const adapterId = j.adapterId.toLowerCase() as Hex
+      // the registration as the contract reads it in this claim (read per batch: it may change)
+      if (
+        !declared.has(adapterId) &&
+        !/^0x0+$/.test(adapterId) &&
+        j.receipts.some((r) => r.attribution?.contributors.length)
+      ) {
+        const a = await this.chain.getAdapter(adapterId)
+        declared.set(
+          adapterId,
+          a.datanets.map((id, k) => ({ id: id.toLowerCase() as Hex, bps: Number(a.weightsBps[k]) }))
+        )
+      }
       for (const r of j.receipts)
         for (const d of r.attribution?.datanets ?? []) ids.add(d.id.toLowerCase() as Hex)
+    }
     // only "exists" is cached: a datanet registered later is picked up by the next round
     for (const id of ids) {
       if (!this.datanetKnown.has(id) && (await this.chain.datanetExists(id))) this.datanetKnown.add(id)
     }
-    return planAttribution(jobs, (id) => this.datanetKnown.has(id))
+    return planAttribution(
+      jobs,
+      (adapterId) => declared.get(adapterId.toLowerCase() as Hex) ?? [],
+      (id) => this.datanetKnown.has(id) && !refused.has(id)
+    )
+  }
+}
+
+/** A planned pool as the store keeps it: leaves, and what the tree is bound to with its receipts. */
+function poolRecord(p: PlannedPool, createdAt: number): PoolRecord {
+  return {
+    root: p.tree.root,
+    datanetId: p.datanetId,
+    total: p.tree.total.toString(),
+    leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
+    binding: p.binding,
+    runs: p.runs.map((r) => ({
+      adapterId: r.adapterId,
+      budget: r.budget.toString(),
+      receipts: r.receipts.map((x) => ({
+        digest: receiptLeaf(x),
+        ...(x.receipt !== undefined ? { receipt: x.receipt } : {})
+      }))
+    })),
+    createdAt
   }
 }

@@ -22,7 +22,10 @@ export async function proofsFor(store: VoucherStore, account: Address): Promise<
   const out: ContributionProof[] = []
   for (const p of await store.allPools()) {
     if (p.poolId == null || !p.leaves.some((l) => getAddress(l.account) === who)) continue
-    const tree = buildSumTree(p.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })))
+    const tree = buildSumTree(
+      p.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })),
+      p.binding
+    )
     if (tree.root !== p.root) continue // a record that does not rebuild to its root is never sent
     const index = tree.indexOf(who)
     out.push({

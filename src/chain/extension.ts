@@ -21,6 +21,7 @@ import {
   WithdrawalDelaySchema
 } from './config.ts'
 import { ChainConfigError } from './errors.ts'
+import { RegistrationGate } from './registration-gate.ts'
 import { ChainService } from './service.ts'
 
 /** The file a running node writes its chain endpoint to (what the chain CLI commands read). */
@@ -169,9 +170,32 @@ export function chainService(components: NodeComponents): ChainService & Service
   components.admin.route('/rewards', async () =>
     JSON.parse(JSON.stringify(await service.rewards(), (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
   )
+  // H7: adapters are advertised (adverts, DHT provider records) only once registered on-chain,
+  // with every datanet they declare
+  let restriction: { changed(): void; remove(): void } | undefined
+  const gate = new RegistrationGate({
+    ready: async (id) => {
+      const client = service.client
+      if (BigInt(await client.adapterOwner(id)) === 0n) return false
+      const { datanets } = await client.getAdapter(id)
+      for (const d of datanets) if (!(await client.datanetExists(d))) return false
+      return true
+    },
+    onRegistered: () => restriction?.changed(),
+    logger: log
+  })
   return Object.assign(service, {
     start: async () => {
       await start()
+      restriction = components.capabilities.restrict(async (caps) => ({
+        ...caps,
+        adapters: {
+          hot: await gate.registered(caps.adapters.hot),
+          warm: await gate.registered(caps.adapters.warm),
+          cold: await gate.registered(caps.adapters.cold)
+        }
+      }))
+      gate.start()
       const local = service.localChain
       const endpoint = {
         preset: 'custom',
@@ -190,6 +214,8 @@ export function chainService(components: NodeComponents): ChainService & Service
       writeFileSync(file, `${JSON.stringify(endpoint, null, 2)}\n`, { mode: 0o600 })
     },
     stop: async () => {
+      gate.stop()
+      restriction?.remove()
       // The endpoint of a local chain dies with the node; a remote one stays valid but the file
       // is this run's, so it goes too (the next start writes it again).
       rmSync(file, { force: true })

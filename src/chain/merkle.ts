@@ -5,6 +5,9 @@
 //   parent = (keccak256(abi.encode(lHash, lSum, rHash, rSum)), lSum + rSum)
 // Leaves are one per account, sorted by address; the tree is padded to a power of two with
 // (0x0…0, 0) nodes. A proof lists the siblings bottom-up; the leaf index gives the sides.
+// A pool's tree may be bound to a commitment (H5: the receipts it was planned from): the root is
+// then parent(top, (binding, 0)), one more level whose right side holds no tokens, so the contract
+// checks proofs as before (one sibling more) and the on-chain commitment fixes the binding too.
 import { type Address, encodeAbiParameters, getAddress, type Hex, keccak256 } from 'viem'
 import { InvalidParametersError } from '../common/errors.ts'
 import type { SumNode } from './client.ts'
@@ -42,8 +45,11 @@ function parent(l: SumNode, r: SumNode): SumNode {
   }
 }
 
-/** Builds the tree over amounts per account (duplicates are added up, zero amounts dropped). */
-export function buildSumTree(amounts: Iterable<Leaf>): SumTree {
+/**
+ * Builds the tree over amounts per account (duplicates are added up, zero amounts dropped);
+ * `binding`: a hash the root commits to (a right sibling of the top with sum 0).
+ */
+export function buildSumTree(amounts: Iterable<Leaf>, binding?: Hex): SumTree {
   const byAccount = new Map<Address, bigint>()
   for (const { account, amount } of amounts) {
     if (amount < 0n) throw new InvalidParametersError('leaf amounts must not be negative', { account })
@@ -65,6 +71,7 @@ export function buildSumTree(amounts: Iterable<Leaf>): SumTree {
     for (let i = 0; i < below.length; i += 2) up.push(parent(below[i]!, below[i + 1]!))
     levels.push(up)
   }
+  if (binding !== undefined) levels.push([parent(levels[levels.length - 1]![0]!, { hash: binding, sum: 0n })])
   const top = levels[levels.length - 1]![0]!
   const index = new Map(leaves.map((l, i) => [l.account, i]))
   return {
@@ -78,7 +85,8 @@ export function buildSumTree(amounts: Iterable<Leaf>): SumTree {
       const out: SumNode[] = []
       let idx = i
       for (let level = 0; level < levels.length - 1; level++) {
-        out.push(levels[level]![idx ^ 1]!)
+        // the binding level has one node: its sibling is the binding
+        out.push(levels[level]![idx ^ 1] ?? { hash: binding!, sum: 0n })
         idx >>= 1
       }
       return out

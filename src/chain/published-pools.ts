@@ -3,13 +3,14 @@
 // contributor can withdraw without the node's cooperation: anyone holding the file rebuilds each
 // tree, checks it against the pool's on-chain commitment and submits the proofs.
 import { rename, writeFile } from 'node:fs/promises'
-import { type Address, encodeAbiParameters, getAddress, type Hex, isAddress, keccak256 } from 'viem'
+import { type Address, encodeAbiParameters, getAddress, type Hex, keccak256 } from 'viem'
+import { anyAddress, decimalString, messageOf, parseWith, z } from '../common/schema.ts'
 import type { ChainClient } from './client.ts'
 import type { ContributionProof } from './contributions.ts'
 import type { ChainDomain } from './eip712.ts'
 import { ChainConfigError } from './errors.ts'
 import { buildSumTree } from './merkle.ts'
-import type { VoucherStore } from './store.ts'
+import type { PoolRun, VoucherStore } from './store.ts'
 
 export interface PublishedPools {
   v: 1
@@ -21,6 +22,9 @@ export interface PublishedPools {
     root: Hex
     total: string
     leaves: { account: Address; amount: string }[]
+    /** H5: what the root is bound to, and the runs and signed receipts the leaves follow from */
+    binding?: Hex
+    runs?: PoolRun[]
   }[]
 }
 
@@ -33,7 +37,9 @@ export async function publishedPools(store: VoucherStore, domain: ChainDomain): 
       datanetId: p.datanetId,
       root: p.root,
       total: p.total,
-      leaves: p.leaves
+      leaves: p.leaves,
+      ...(p.binding ? { binding: p.binding } : {}),
+      ...(p.runs ? { runs: p.runs } : {})
     }))
     .sort((a, b) => (BigInt(a.poolId) < BigInt(b.poolId) ? -1 : 1))
   return { v: 1, chainId: domain.chainId, settlement: domain.settlement, pools }
@@ -46,51 +52,70 @@ export async function writePublishedPools(file: string, p: PublishedPools): Prom
   await rename(tmp, file)
 }
 
-const HEX32 = /^0x[0-9a-fA-F]{64}$/
-const DEC = /^(0|[1-9][0-9]{0,77})$/
 /** a pools file holds at most this many pools and leaves in all (what a contributor reads) */
 export const MAX_PUBLISHED_LEAVES = 1_000_000
+/** ~200 bytes a leaf in JSON: a larger file is not a pools file */
+export const MAX_PUBLISHED_FILE_BYTES = MAX_PUBLISHED_LEAVES * 200
+
+const hex32 = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{64}$/)
+  .describe('0x + 64 hex')
+  .transform((h) => h.toLowerCase() as Hex)
+
+export const PublishedPoolSchema = z.strictObject({
+  poolId: decimalString,
+  datanetId: hex32,
+  root: hex32,
+  total: decimalString,
+  leaves: z
+    .array(
+      z.strictObject({
+        account: anyAddress.transform((a) => getAddress(a)),
+        amount: decimalString
+      })
+    )
+    .max(MAX_PUBLISHED_LEAVES),
+  binding: hex32.optional(),
+  runs: z
+    .array(
+      z.strictObject({
+        adapterId: hex32,
+        budget: decimalString,
+        // a receipt is checked in full (schema, signature) by src/protocols/infer/pool-binding.ts
+        receipts: z
+          .array(z.strictObject({ digest: hex32, receipt: z.unknown().optional() }))
+          .max(MAX_PUBLISHED_LEAVES)
+      })
+    )
+    .max(64)
+    .optional()
+})
+
+/** A pools file (or one page of one served over the datanet protocol), read from anywhere; the
+ * leaf limit counts published receipts too. */
+export const PublishedPoolsSchema = z
+  .strictObject({
+    v: z.literal(1),
+    chainId: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+    settlement: anyAddress.transform((a) => getAddress(a)),
+    pools: z.array(PublishedPoolSchema)
+  })
+  .superRefine((o, ctx) => {
+    const leaves = o.pools.reduce(
+      (n, p) => n + p.leaves.length + (p.runs ?? []).reduce((k, r) => k + r.receipts.length, 0),
+      0
+    )
+    if (leaves > MAX_PUBLISHED_LEAVES)
+      ctx.addIssue({ code: 'custom', path: ['pools'], message: `more than ${MAX_PUBLISHED_LEAVES} leaves` })
+  })
 
 /** Schema check of a pools file read from anywhere: throws ChainConfigError naming the field. */
 export function parsePublishedPools(x: unknown): PublishedPools {
-  const bad = (what: string): never => {
-    throw new ChainConfigError(`pools file: ${what}`)
-  }
-  if (x == null || typeof x !== 'object') return bad('must be a JSON object')
-  const o = x as Record<string, unknown>
-  if (o.v !== 1) bad('v must be 1')
-  if (!Number.isSafeInteger(o.chainId) || (o.chainId as number) <= 0)
-    bad('chainId must be a positive integer')
-  if (typeof o.settlement !== 'string' || !isAddress(o.settlement, { strict: false }))
-    bad('settlement must be an address')
-  if (!Array.isArray(o.pools)) return bad('pools must be an array')
-  let leaves = 0
-  const pools = o.pools.map((p: Record<string, unknown>, i: number) => {
-    const at = `pools[${i}]`
-    if (p == null || typeof p !== 'object') bad(`${at} must be an object`)
-    if (typeof p.poolId !== 'string' || !DEC.test(p.poolId)) bad(`${at}.poolId must be a decimal string`)
-    if (typeof p.datanetId !== 'string' || !HEX32.test(p.datanetId))
-      bad(`${at}.datanetId must be 0x + 64 hex`)
-    if (typeof p.root !== 'string' || !HEX32.test(p.root)) bad(`${at}.root must be 0x + 64 hex`)
-    if (typeof p.total !== 'string' || !DEC.test(p.total)) bad(`${at}.total must be a decimal string`)
-    if (!Array.isArray(p.leaves)) bad(`${at}.leaves must be an array`)
-    leaves += (p.leaves as unknown[]).length
-    if (leaves > MAX_PUBLISHED_LEAVES) bad(`more than ${MAX_PUBLISHED_LEAVES} leaves`)
-    return {
-      poolId: p.poolId as string,
-      datanetId: (p.datanetId as string).toLowerCase() as Hex,
-      root: (p.root as string).toLowerCase() as Hex,
-      total: p.total as string,
-      leaves: (p.leaves as Record<string, unknown>[]).map((l, j) => {
-        if (l == null || typeof l.account !== 'string' || !isAddress(l.account, { strict: false }))
-          bad(`${at}.leaves[${j}].account must be an address`)
-        if (typeof l.amount !== 'string' || !DEC.test(l.amount))
-          bad(`${at}.leaves[${j}].amount must be a decimal string`)
-        return { account: getAddress(l.account as string), amount: l.amount as string }
-      })
-    }
+  return parseWith(PublishedPoolsSchema, x, {
+    at: 'pools file',
+    error: (i) => new ChainConfigError(`pools file: ${messageOf(i)}`)
   })
-  return { v: 1, chainId: o.chainId as number, settlement: getAddress(o.settlement as string), pools }
 }
 
 /** keccak256(abi.encode(root, total)): Settlement.poolCommitment of a funded pool. */
@@ -122,7 +147,10 @@ export async function withdrawFromPublished(
   let mismatched = 0
   for (const p of file.pools) {
     if (!p.leaves.some((l) => l.account === who)) continue
-    const tree = buildSumTree(p.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })))
+    const tree = buildSumTree(
+      p.leaves.map((l) => ({ account: l.account, amount: BigInt(l.amount) })),
+      p.binding
+    )
     const poolId = BigInt(p.poolId)
     if (
       tree.root !== p.root ||

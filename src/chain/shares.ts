@@ -20,28 +20,3 @@ export function splitPayment(increase: bigint): Split {
   const protocol = (increase * PROTOCOL_BPS) / BPS
   return { node: increase - owner - pool - protocol, owner, pool, protocol }
 }
-
-/** Splits `amount` by integer weights; the remainder goes to the largest fractional parts (ties by
- * order), so the parts always add up to `amount` exactly. */
-export function splitByWeights<K>(
-  amount: bigint,
-  weights: ReadonlyArray<readonly [K, bigint]>
-): Map<K, bigint> {
-  const out = new Map<K, bigint>()
-  const total = weights.reduce((s, [, w]) => s + w, 0n)
-  if (total <= 0n || amount === 0n) return out
-  let given = 0n
-  const rema: { key: K; rem: bigint; i: number }[] = []
-  weights.forEach(([key, w], i) => {
-    const share = (amount * w) / total
-    given += share
-    out.set(key, (out.get(key) ?? 0n) + share)
-    rema.push({ key, rem: (amount * w) % total, i })
-  })
-  rema.sort((a, b) => (a.rem === b.rem ? a.i - b.i : a.rem > b.rem ? -1 : 1))
-  for (let k = 0; given < amount; k++, given++) {
-    const key = rema[k % rema.length]!.key
-    out.set(key, out.get(key)! + 1n)
-  }
-  return out
-}

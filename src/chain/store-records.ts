@@ -19,6 +19,8 @@ export interface PaymentReceipt {
   attribution?: JobAttribution
   /** the signed receipt as sent to the client (opaque here) */
   receipt?: unknown
+  /** its EIP-712 digest (what the client verified): binds the pools planned from it (H5) */
+  digest?: Hex
 }
 
 export interface ChannelRecord {
@@ -46,8 +48,18 @@ export interface ReceiptRecord {
   cumulativeAmount: string
   attribution?: JobAttribution
   receipt?: unknown
+  /** the receipt's EIP-712 digest (H5) */
+  digest?: Hex
   /** a job that ended before `done` (abort, crash, timeout): paid for what it delivered */
   partial?: { delivered: number }
+}
+
+/** One adapter run's part of a pool (H5): its budget and the receipts the shares came from. */
+export interface PoolRun {
+  adapterId: Hex
+  budget: string
+  /** each receipt's digest, and the signed receipt itself where the node has it */
+  receipts: { digest: Hex; receipt?: unknown }[]
 }
 
 export interface PoolRecord {
@@ -55,6 +67,9 @@ export interface PoolRecord {
   datanetId: Hex
   total: string
   leaves: { account: Address; amount: string }[]
+  /** what the tree's root is bound to (src/chain/merkle.ts); absent in pools planned before H5 */
+  binding?: Hex
+  runs?: PoolRun[]
   /** set once the claim that funded it is seen on-chain */
   poolId?: string
   createdAt: number

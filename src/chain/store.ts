@@ -192,6 +192,7 @@ export class VoucherStore {
           owed: owed.toString(),
           cumulativeAmount: f.voucher.cumulativeAmount,
           ...(done?.attribution ? { attribution: done.attribution } : {}),
+          ...(done?.digest ? { digest: done.digest } : {}),
           ...(done?.receipt !== undefined
             ? { receipt: done.receipt }
             : { partial: { delivered: f.delivered } })
@@ -293,7 +294,8 @@ export class VoucherStore {
           owed: owed.toString(),
           cumulativeAmount: voucher.cumulativeAmount.toString(),
           attribution: receipt.attribution,
-          receipt: receipt.receipt
+          receipt: receipt.receipt,
+          ...(receipt.digest ? { digest: receipt.digest } : {})
         }
         ops.push({
           type: 'put',
@@ -380,13 +382,20 @@ export class VoucherStore {
       .all()
   }
 
-  /** Keyed by creation time and root: two claims may well fund equal trees. */
+  /**
+   * Keyed by creation time, root and datanet: two claims may well fund equal trees, and so may two
+   * datanets of one claim (the same contributors at the same amounts).
+   */
   async savePool(p: PoolRecord): Promise<void> {
-    await this.pools.put(`${String(p.createdAt).padStart(16, '0')}!${p.root}`, p)
+    await this.pools.put(poolKey(p), p)
   }
 
-  async deletePool(p: Pick<PoolRecord, 'createdAt' | 'root'>): Promise<void> {
-    await this.pools.del(`${String(p.createdAt).padStart(16, '0')}!${p.root}`)
+  async deletePool(p: Pick<PoolRecord, 'createdAt' | 'root' | 'datanetId'>): Promise<void> {
+    // and the key without the datanet, as databases written before it had
+    await this.pools.batch([
+      { type: 'del', key: poolKey(p) },
+      { type: 'del', key: `${String(p.createdAt).padStart(16, '0')}!${p.root}` }
+    ])
   }
 
   async allPools(): Promise<PoolRecord[]> {
@@ -423,4 +432,8 @@ export class VoucherStore {
       if (this.locks.get(key) === tail) this.locks.delete(key)
     }
   }
+}
+
+function poolKey(p: Pick<PoolRecord, 'createdAt' | 'root' | 'datanetId'>): string {
+  return `${String(p.createdAt).padStart(16, '0')}!${p.root}!${p.datanetId.toLowerCase()}`
 }

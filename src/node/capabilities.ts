@@ -1,4 +1,9 @@
-import type { Capabilities, CapabilitySource, NodeCapabilities } from '../serving/capability.ts'
+import type {
+  Capabilities,
+  CapabilityFilter,
+  CapabilitySource,
+  NodeCapabilities
+} from '../serving/capability.ts'
 
 /**
  * Forwards to the current source and re-dispatches its `changed`. Starts with the node's own
@@ -6,6 +11,7 @@ import type { Capabilities, CapabilitySource, NodeCapabilities } from '../servin
  */
 export class SwitchableCapabilities extends EventTarget implements NodeCapabilities {
   #source: CapabilitySource
+  #filters: CapabilityFilter[] = []
   readonly #forward = (): void => {
     this.dispatchEvent(new Event('changed'))
   }
@@ -23,7 +29,21 @@ export class SwitchableCapabilities extends EventTarget implements NodeCapabilit
     this.#forward()
   }
 
-  capabilities(): Capabilities | Promise<Capabilities> {
-    return this.#source.capabilities()
+  restrict(filter: CapabilityFilter): { changed(): void; remove(): void } {
+    this.#filters.push(filter)
+    this.#forward()
+    return {
+      changed: this.#forward,
+      remove: () => {
+        this.#filters = this.#filters.filter((f) => f !== filter)
+        this.#forward()
+      }
+    }
+  }
+
+  async capabilities(): Promise<Capabilities> {
+    let caps = await this.#source.capabilities()
+    for (const f of this.#filters) caps = await f(caps)
+    return caps
   }
 }

@@ -73,9 +73,17 @@ export function emptyCapabilities(hardware: Hardware, pricePer1kTokens = '0'): C
   }
 }
 
+/** Narrows what is advertised (e.g. the chain service: only adapters registered on-chain, H7). */
+export type CapabilityFilter = (caps: Capabilities) => Capabilities | Promise<Capabilities>
+
 /** A capability source the node advertises from; `use()` swaps in a richer one (the engine's). */
 export interface NodeCapabilities extends CapabilitySource {
   use(source: CapabilitySource): void
+  /**
+   * Adds a filter over whatever source is in use (kept across `use()`); the returned function
+   * removes it. `changed` tells the adverts to re-publish (the filter now lets more through).
+   */
+  restrict(filter: CapabilityFilter): { changed(): void; remove(): void }
 }
 
 declare module '../common/service.ts' {

@@ -9,39 +9,21 @@ import { type Hex, parseSignature, serializeSignature } from 'viem'
 import { InferError } from '../../src/protocols/infer/errors.ts'
 import {
   addrOf,
+  attackStage,
   claimAndRead,
   countTokens,
-  fund,
   job,
   OPEN,
-  type Party,
-  party,
   rawVoucher,
-  type Stage,
-  stage,
   wire,
   worth
 } from './fixture.ts'
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
-let s: Stage
-let attacker: Party
-let honest: Party
-
-test.before(async () => {
-  s = await stage({ name: 'c1' })
-  attacker = await party(s, 4)
-  honest = await party(s, 5)
-  await fund(attacker.chain, s.operator(s.a), 10n * OPEN)
-  await fund(honest.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  await attacker?.stop()
-  await honest?.stop()
-  await s?.stop()
-})
+const t = attackStage('c1', { parties: { attacker: { account: 4 }, honest: { account: 5 } } })
 
 test('a high-s voucher is refused before any work; an honest job is still claimed', async () => {
+  const { s, attacker, honest } = t
   const v = await rawVoucher(attacker, s, s.operator(s.a), OPEN)
   const sig = parseSignature(v.signature)
   const high = serializeSignature({

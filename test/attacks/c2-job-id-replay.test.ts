@@ -8,34 +8,20 @@ import { newJobId } from '../../src/client/client.ts'
 import type { InferError } from '../../src/protocols/infer/errors.ts'
 import {
   addrOf,
+  attackStage,
   claimAndRead,
   countTokens,
-  fund,
   job,
   OPEN,
-  type Party,
-  party,
   rawVoucher,
-  type Stage,
-  stage,
   wire,
   worth
 } from './fixture.ts'
 
-let s: Stage
-let attacker: Party
-
-test.before(async () => {
-  s = await stage({ name: 'c2' })
-  attacker = await party(s, 4)
-  await fund(attacker.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  await attacker?.stop()
-  await s?.stop()
-})
+const t = attackStage('c2', { parties: { attacker: { account: 4 } } })
 
 test('one paid job and five replays of its jobId: every token served is paid', async () => {
+  const { s, attacker } = t
   // a voucher generous enough for every replay: the only thing stopping them is the job id
   const v = wire(await rawVoucher(attacker, s, s.operator(s.a), OPEN))
   const jobId = newJobId()

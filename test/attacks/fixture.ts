@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { test } from 'uvu'
 import { type Address, type Hex, parseEther } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { ChainClient } from '../../src/chain/client.ts'
@@ -88,6 +89,43 @@ export async function stage(opts: { name: string; two?: boolean; register?: bool
       await rm(root, { recursive: true, force: true })
     }
   }
+}
+
+export interface PartySpec {
+  /** the dev account it acts as */
+  account: number
+  /** what it puts in escrow at node A before the tests (default 10 OPEN; 0: nothing) */
+  escrow?: bigint
+}
+
+/**
+ * The stage every attack file starts from, set up before its tests and torn down after them:
+ * `t.s` is the stage, `t.NAME` each named party (funded at node A). Read them inside tests.
+ */
+export function attackStage<K extends string = never>(
+  name: string,
+  opts: { two?: boolean; register?: boolean; parties?: Record<K, PartySpec> } = {}
+): { s: Stage } & Record<K, Party> {
+  const t = {} as { s: Stage } & Record<K, Party>
+  const specs = Object.entries(opts.parties ?? {}) as [K, PartySpec][]
+  test.before(async () => {
+    t.s = await stage({
+      name,
+      ...(opts.two ? { two: true } : {}),
+      ...(opts.register === false ? { register: false } : {})
+    })
+    for (const [key, spec] of specs) {
+      const p = await party(t.s, spec.account)
+      ;(t as Record<K, Party>)[key] = p
+      const escrow = spec.escrow ?? 10n * OPEN
+      if (escrow > 0n) await fund(p.chain, t.s.operator(t.s.a), escrow)
+    }
+  })
+  test.after(async () => {
+    for (const [key] of specs) await (t as Partial<Record<K, Party>>)[key]?.stop()
+    await t.s?.stop()
+  })
+  return t
 }
 
 /** Puts `amount` in `client`'s escrow for jobs at `node` (the one place the escrow API is used). */

@@ -5,36 +5,12 @@
 // the voucher are refused before any token, and every token delivered is paid.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import {
-  addrOf,
-  claimAndRead,
-  countTokens,
-  fund,
-  job,
-  OPEN,
-  type Party,
-  party,
-  rawVoucher,
-  type Stage,
-  stage,
-  wire,
-  worth
-} from './fixture.ts'
+import { addrOf, attackStage, claimAndRead, countTokens, job, rawVoucher, wire, worth } from './fixture.ts'
 
-let s: Stage
-let attacker: Party
-
-test.before(async () => {
-  s = await stage({ name: 'h1' })
-  attacker = await party(s, 4)
-  await fund(attacker.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  await attacker?.stop()
-  await s?.stop()
-})
+const t = attackStage('h1', { parties: { attacker: { account: 4 } } })
 
 test('six concurrent jobs on a voucher for one: every token delivered is paid', async () => {
+  const { s, attacker } = t
   const MAX = 48
   const v = wire(await rawVoucher(attacker, s, s.operator(s.a), worth(MAX)))
   const runs = await Promise.all(

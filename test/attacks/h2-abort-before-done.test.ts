@@ -3,35 +3,12 @@
 // tokens are recorded as they are sent: an abort still leaves a claim for every token delivered.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
-import {
-  addrOf,
-  claimAndRead,
-  countTokens,
-  fund,
-  job,
-  OPEN,
-  type Party,
-  party,
-  type Stage,
-  stage,
-  until,
-  worth
-} from './fixture.ts'
+import { addrOf, attackStage, claimAndRead, countTokens, job, until, worth } from './fixture.ts'
 
-let s: Stage
-let attacker: Party
-
-test.before(async () => {
-  s = await stage({ name: 'h2' })
-  attacker = await party(s, 4)
-  await fund(attacker.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  await attacker?.stop()
-  await s?.stop()
-})
+const t = attackStage('h2', { parties: { attacker: { account: 4 } } })
 
 test('three paid jobs cancelled at half their tokens: the node is paid what it delivered', async () => {
+  const { s, attacker } = t
   const MAX = 64
   let received = 0n
   for (let i = 0; i < 3; i++) {

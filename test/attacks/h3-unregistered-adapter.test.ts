@@ -5,34 +5,12 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { InferError } from '../../src/protocols/infer/errors.ts'
-import {
-  addrOf,
-  claimAndRead,
-  countTokens,
-  fund,
-  job,
-  OPEN,
-  type Party,
-  party,
-  type Stage,
-  stage,
-  worth
-} from './fixture.ts'
+import { addrOf, attackStage, claimAndRead, countTokens, job, worth } from './fixture.ts'
 
-let s: Stage
-let client: Party
-
-test.before(async () => {
-  s = await stage({ name: 'h3', register: false })
-  client = await party(s, 4)
-  await fund(client.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  await client?.stop()
-  await s?.stop()
-})
+const t = attackStage('h3', { register: false, parties: { client: { account: 4 } } })
 
 test('a priced job for an unregistered adapter is refused before any work', async () => {
+  const { s, client } = t
   const runs = []
   for (let i = 0; i < 3; i++) runs.push(await countTokens(client.infer, addrOf(s.a), job(s, 32)))
   const delivered = runs.reduce((n, r) => n + (r.tokens > 0 ? worth(r.tokens) : 0n), 0n)

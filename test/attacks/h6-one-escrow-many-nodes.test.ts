@@ -7,34 +7,20 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import {
   addrOf,
+  attackStage,
   claimAndRead,
   countTokens,
-  fund,
   job,
-  type Party,
-  party,
   rawVoucher,
-  type Stage,
-  stage,
   until,
   wire,
   worth
 } from './fixture.ts'
 
-let s: Stage
-let attacker: Party
-
-test.before(async () => {
-  s = await stage({ name: 'h6', two: true })
-  attacker = await party(s, 4)
-  await fund(attacker.chain, s.operator(s.a), worth(48))
-})
-test.after(async () => {
-  await attacker?.stop()
-  await s?.stop()
-})
+const t = attackStage('h6', { two: true, parties: { attacker: { account: 4, escrow: worth(48) } } })
 
 test('escrow for one job, spent at two nodes at once: each node is paid what it delivered', async () => {
+  const { s, attacker } = t
   const b = s.b!
   await until('B serves the adapter', async () => (await s.chainOf(b).client.chainId) > 0)
   const [va, vb] = await Promise.all([

@@ -8,35 +8,15 @@ import * as assert from 'uvu/assert'
 import { type Address, decodeEventLog } from 'viem'
 import { settlementAbi } from '../../src/chain/artifacts/index.ts'
 import { compactSignature } from '../../src/chain/eip712.ts'
-import {
-  addrOf,
-  countTokens,
-  fund,
-  job,
-  OPEN,
-  type Party,
-  party,
-  rawVoucher,
-  type Stage,
-  stage
-} from './fixture.ts'
+import { addrOf, attackStage, countTokens, job, OPEN, rawVoucher } from './fixture.ts'
 
-let s: Stage
-let honest: Party[]
-let attacker: Party
-
-test.before(async () => {
-  s = await stage({ name: 'm2' })
-  honest = [await party(s, 5), await party(s, 6)]
-  attacker = await party(s, 4)
-  for (const p of [...honest, attacker]) await fund(p.chain, s.operator(s.a), 10n * OPEN)
-})
-test.after(async () => {
-  for (const p of [...(honest ?? []), attacker]) await p?.stop()
-  await s?.stop()
+const t = attackStage('m2', {
+  parties: { honest1: { account: 5 }, honest2: { account: 6 }, attacker: { account: 4 } }
 })
 
 test('a claim with one bad entry pays the honest entries and names the bad one', async () => {
+  const { s, honest1, honest2, attacker } = t
+  const honest = [honest1, honest2]
   for (const p of honest) assert.ok((await countTokens(p.infer, addrOf(s.a), job(s, 16))).ok)
   const chain = s.chainOf(s.a)
   const node = s.operator(s.a)

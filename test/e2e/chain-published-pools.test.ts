@@ -8,13 +8,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { test } from 'uvu'
-import type { Address, Hex } from 'viem'
+import type { Address } from 'viem'
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts'
 import { startLocalChain } from '../../src/chain/anvil.ts'
-import { ChainClient } from '../../src/chain/client.ts'
-import { amountDue, signVoucher } from '../../src/chain/eip712.ts'
 import { ChainService } from '../../src/chain/service.ts'
 import { runCli } from '../helpers/cli.ts'
+import { paidAttributedJob, poolParties } from './pools-fixture.ts'
 
 const OPEN = 10n ** 18n
 
@@ -22,20 +21,7 @@ test('a contributor withdraws from the published pools file after the node is go
   const dir = mkdtempSync(join(tmpdir(), 'published-pools-'))
   const chain = await startLocalChain({ accounts: 5 })
   try {
-    const [, ownerAcc, clientAcc, payerAcc] = chain.accounts
-    const owner = new ChainClient({ ...chain, account: ownerAcc! })
-    const client = new ChainClient({ ...chain, account: clientAcc! })
-    const bob = privateKeyToAccount(generatePrivateKey()).address
-    const alice = privateKeyToAccount(generatePrivateKey()).address
-    const datanetId = `0x${'d1'.repeat(32)}` as Hex
-    const adapterId = `0x${'a1'.repeat(32)}` as Hex
-    await owner.createDatanet(datanetId, `0x${'00'.repeat(32)}`)
-    await owner.registerAdapter({
-      adapterId,
-      modelHash: `0x${'01'.repeat(32)}`,
-      feePer1kTokens: OPEN,
-      datanets: [{ id: datanetId, weightBps: 10_000 }]
-    })
+    const { owner, client, clientAcc, ids, bob, alice } = await poolParties(chain)
     const operator = privateKeyToAccount(generatePrivateKey())
     await chain.setEthBalance(operator.address, 10n ** 20n)
     await client.deposit(10n * OPEN, { node: operator.address })
@@ -51,29 +37,10 @@ test('a contributor withdraws from the published pools file after the node is go
     )
     await svc.start()
     // one paid job whose receipt credits Bob 3/4 and Alice 1/4 of the datanet's share
-    const due = amountDue(500, 500, OPEN)
-    const v = await signVoucher(clientAcc!, svc.domain, {
-      node: operator.address,
-      adapterId,
-      cumulativeAmount: due
-    })
-    const job = await svc.openJob(v, {
-      jobId: `0x${'01'.repeat(16)}`,
-      adapterId,
-      maxAmountDue: due,
-      promptTokens: 500,
-      pricePer1kTokens: OPEN
-    })
-    await job.finish({
-      amountDue: due,
-      attribution: {
-        datanets: [{ id: datanetId, bp: 10_000 }],
-        contributors: [
-          { address: bob, bp: 7_500 },
-          { address: alice, bp: 2_500 }
-        ]
-      }
-    })
+    await paidAttributedJob(svc, clientAcc, operator.address, ids, [
+      { address: bob, bp: 7_500 },
+      { address: alice, bp: 2_500 }
+    ])
     const [claim] = await svc.claimer.claimNow()
     assert.equal(claim?.poolIds.length, 1, 'the claim funded one pool')
     await svc.stop()
@@ -110,7 +77,6 @@ test('a contributor withdraws from the published pools file after the node is go
     )
     assert.equal(JSON.parse(again.out).paid, '0')
     assert.equal(await owner.tokenBalance(bob), BigInt(leaf.amount))
-    void payerAcc
   } finally {
     await chain.stop()
     rmSync(dir, { recursive: true, force: true })

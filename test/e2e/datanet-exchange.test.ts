@@ -20,6 +20,7 @@ import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
 import { datanetExchangeExtension } from '../../src/protocols/datanet-exchange/extension.ts'
+import { rawProtocolOverrides } from '../helpers/raw-peer.ts'
 import { addrOf, type Fixtures, runCli, startNode } from './infer-fixture.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'datanet-exchange-'))
@@ -128,29 +129,19 @@ test('a peer sending wrong chunk bytes is named, and the next peer serves', asyn
   const bundle = await exportVersion(svc(owner).store, id, 2)
   // the adversary answers with the true bundle but flipped chunk bytes
   const evil = await start('evil', {
-    overrides: {
-      extensions: [],
-      services: {
-        evil: (c) => ({
-          start: () =>
-            c.libp2p.handle(DATANET_PROTOCOL, async (stream: Stream) => {
-              evilRequests++
-              const lp = lpStream(stream, { maxDataLength: 1 << 20 })
-              const req = decodeCanonical<{ t: string; refs?: { size: number }[] }>(
-                (await lp.read()).subarray()
-              )
-              if (evilMode === 'busy')
-                await lp.write(encodeCanonical({ t: 'error', code: 'DATANET_BUSY', message: 'busy' }))
-              else if (evilMode === 'garbage') await lp.write(new Uint8Array([0xff, 0x00, 0x13]))
-              else if (req.t === 'bundle') await lp.write(encodeCanonical({ t: 'bundle', bundle }))
-              else
-                for (const r of req.refs!)
-                  await lp.write(encodeCanonical({ t: 'chunk', bytes: new Uint8Array(r.size).fill(7) }))
-              await stream.close()
-            })
-        })
-      }
-    }
+    overrides: rawProtocolOverrides(DATANET_PROTOCOL, async (stream: Stream) => {
+      evilRequests++
+      const lp = lpStream(stream, { maxDataLength: 1 << 20 })
+      const req = decodeCanonical<{ t: string; refs?: { size: number }[] }>((await lp.read()).subarray())
+      if (evilMode === 'busy')
+        await lp.write(encodeCanonical({ t: 'error', code: 'DATANET_BUSY', message: 'busy' }))
+      else if (evilMode === 'garbage') await lp.write(new Uint8Array([0xff, 0x00, 0x13]))
+      else if (req.t === 'bundle') await lp.write(encodeCanonical({ t: 'bundle', bundle }))
+      else
+        for (const r of req.refs!)
+          await lp.write(encodeCanonical({ t: 'chunk', bytes: new Uint8Array(r.size).fill(7) }))
+      await stream.close()
+    })
   })
   const fresh = await start('fresh')
   await connect(fresh, evil, owner)

@@ -4,7 +4,7 @@ import { test } from 'uvu'
 import type { Address, Hex } from 'viem'
 import { buildSumTree, verifySumProof } from '../../src/chain/merkle.ts'
 import { planAttribution } from '../../src/chain/pool-attribution.ts'
-import { splitByWeights, splitPayment } from '../../src/chain/shares.ts'
+import { splitPayment } from '../../src/chain/shares.ts'
 
 const addr = (i: number) => `0x${i.toString(16).padStart(40, '0')}` as Address
 
@@ -52,17 +52,6 @@ test('splitPayment matches the contract’s integer shares and adds up', () => {
   assert.deepEqual(splitPayment(19n), { node: 16n, owner: 2n, pool: 1n, protocol: 0n })
 })
 
-test('splitByWeights hands out exactly the amount, largest remainders first', () => {
-  const m = splitByWeights(10n, [
-    ['a', 1n],
-    ['b', 1n],
-    ['c', 1n]
-  ])
-  assert.deepEqual([...m.values()], [4n, 3n, 3n])
-  assert.equal(splitByWeights(0n, [['a', 1n]]).size, 0)
-  assert.equal(splitByWeights(5n, []).size, 0)
-})
-
 test('planAttribution: per-datanet trees from receipts, unknown datanets and bare jobs unattributed', () => {
   const d1 = `0x${'d1'.repeat(32)}` as Hex
   const d2 = `0x${'d2'.repeat(32)}` as Hex
@@ -78,9 +67,17 @@ test('planAttribution: per-datanet trees from receipts, unknown datanets and bar
     cumulativeAmount: '0',
     attribution: { datanets, contributors }
   })
+  const adapter = `0x${'aa'.repeat(32)}` as Hex
+  // the registration declares d1 and d2 at half each, and d3 (unknown on-chain)
+  const declared = () => [
+    { id: d1, bps: 5000 },
+    { id: d2, bps: 5000 },
+    { id: d3, bps: 10_000 }
+  ]
   const plan = planAttribution(
     [
       {
+        adapterId: adapter,
         increase: 1_000_000n,
         receipts: [
           receipt(
@@ -97,22 +94,117 @@ test('planAttribution: per-datanet trees from receipts, unknown datanets and bar
           receipt(400_000n, [{ id: d3, bp: 10_000 }], [{ address: addr(3), bp: 10_000 }])
         ]
       },
-      { increase: 500_000n, receipts: [] }
+      { adapterId: adapter, increase: 500_000n, receipts: [] }
     ],
+    declared,
     (id) => id !== d3
   )
   assert.equal(plan.poolTotal, 100_000n + 50_000n)
   const attributed = plan.attributions.reduce((s, a) => s + a.total, 0n)
-  // the first voucher's pool (100,000) is attributed to d1 and d2 only; d3 is unknown on-chain
-  assert.equal(attributed, 100_000n)
+  // one run: its pool (150,000) has budgets of 75,000 for d1 and d2; d3 is unknown on-chain
+  assert.equal(attributed, 150_000n)
   assert.deepEqual(
     plan.attributions.map((a) => a.datanetId),
     [d1, d2]
   )
   const d1Tree = plan.pools[0]!.tree
-  assert.equal(d1Tree.leaves.find((l) => l.account === addr(1))?.amount, 40_000n)
-  assert.equal(d1Tree.leaves.find((l) => l.account === addr(2))?.amount, 10_000n)
+  assert.equal(d1Tree.leaves.find((l) => l.account === addr(1))?.amount, 60_000n)
+  assert.equal(d1Tree.leaves.find((l) => l.account === addr(2))?.amount, 15_000n)
   assert.ok(plan.attributions.every((a) => a.total <= plan.poolTotal))
+})
+
+test('planAttribution never goes above the contract cap: floors per contributor, dust left out', () => {
+  const d1 = `0x${'d1'.repeat(32)}` as Hex
+  const d2 = `0x${'d2'.repeat(32)}` as Hex
+  const adapter = `0x${'aa'.repeat(32)}` as Hex
+  const receipt = (amountDue: bigint) => ({
+    jobId: '0x00' as Hex,
+    amountDue: amountDue.toString(),
+    owed: '0',
+    cumulativeAmount: '0',
+    attribution: {
+      datanets: [
+        { id: d1, bp: 5000 },
+        { id: d2, bp: 5000 }
+      ],
+      contributors: [
+        { address: addr(1), bp: 7000 },
+        { address: addr(2), bp: 3000 }
+      ]
+    }
+  })
+  // pool 101: caps 50 and 50; largest remainders used to give d1 51
+  const plan = planAttribution(
+    [{ adapterId: adapter, increase: 1010n, receipts: [receipt(1010n)] }],
+    () => [
+      { id: d1, bps: 5000 },
+      { id: d2, bps: 5000 }
+    ],
+    () => true
+  )
+  assert.equal(plan.poolTotal, 101n)
+  assert.deepEqual(
+    plan.attributions.map((a) => a.total),
+    [50n, 50n]
+  )
+  // no registration (or the base model): nothing attributed
+  const bare = planAttribution(
+    [{ adapterId: `0x${'00'.repeat(32)}` as Hex, increase: 1010n, receipts: [receipt(1010n)] }],
+    () => [{ id: d1, bps: 10_000 }],
+    () => true
+  )
+  assert.equal(bare.attributions.length, 0)
+})
+
+test('a bound tree: its root commits to the binding, every proof still checks, no tokens in the binding', () => {
+  const leaves = [1, 2, 3].map((i) => ({ account: addr(i), amount: BigInt(i) * 10n }))
+  const binding = `0x${'be'.repeat(32)}` as Hex
+  const plain = buildSumTree(leaves)
+  const bound = buildSumTree(leaves, binding)
+  assert.notEqual(bound.root, plain.root)
+  assert.notEqual(bound.root, buildSumTree(leaves, `0x${'bf'.repeat(32)}` as Hex).root)
+  assert.equal(bound.total, plain.total)
+  for (const [i, l] of bound.leaves.entries()) {
+    const proof = bound.proof(i)
+    assert.equal(proof.length, plain.proof(i).length + 1)
+    assert.ok(verifySumProof(bound.root, bound.total, i, l, proof))
+  }
+  // one leaf alone: the binding is its only sibling
+  const one = buildSumTree([leaves[0]!], binding)
+  assert.deepEqual(one.proof(0), [{ hash: binding, sum: 0n }])
+  assert.ok(verifySumProof(one.root, one.total, 0, one.leaves[0]!, one.proof(0)))
+})
+
+test('planAttribution funds at most 64 datanets a claim, the largest; the rest to the protocol', () => {
+  const adapters = Array.from({ length: 5 }, (_, a) => `0x${(a + 1).toString(16).padStart(64, '0')}` as Hex)
+  // 5 adapters × 14 datanets = 70 pools; adapter a's run is larger the later it comes
+  const ids = (a: number) =>
+    Array.from({ length: 14 }, (_, d) => `0x${(100 + a * 14 + d).toString(16).padStart(64, '0')}` as Hex)
+  const plan = planAttribution(
+    adapters.map((adapterId, a) => ({
+      adapterId,
+      increase: BigInt(a + 1) * 1_000_000n,
+      receipts: [
+        {
+          jobId: '0x00' as Hex,
+          amountDue: '1',
+          owed: '0',
+          cumulativeAmount: '0',
+          attribution: {
+            datanets: ids(a).map((id) => ({ id, bp: 1 })),
+            contributors: [{ address: addr(1), bp: 10_000 }]
+          }
+        }
+      ]
+    })),
+    (adapterId) =>
+      ids(adapters.indexOf(adapterId)).map((id, d) => ({ id, bps: d === 0 ? 10_000 - 13 * 714 : 714 })),
+    () => true
+  )
+  assert.equal(plan.attributions.length, 64)
+  // the 6 dropped are the smallest: adapter 0's (the smallest run)
+  const dropped = ids(0).filter((id) => !plan.attributions.some((x) => x.datanetId === id))
+  assert.equal(dropped.length, 6)
 })
 
 test.run()

@@ -20,7 +20,8 @@ import {
   type VersionBundle
 } from '../../attribution/replicate.ts'
 import type { ChunkRef } from '../../attribution/types.ts'
-import { hasCode, OpenLoraError } from '../../common/errors.ts'
+import type { PublishedPools } from '../../chain/published-pools.ts'
+import { hasCode } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
 import { messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
@@ -37,14 +38,10 @@ import {
   MAX_DATANET_REQUEST_BYTES
 } from './constants.ts'
 
-export type DatanetFetchErrorCode =
-  | 'DATANET_NOT_FOUND'
-  | 'DATANET_VERIFY_FAILED'
-  | 'DATANET_BUSY'
-  | 'DATANET_UNTRUSTED'
+import { DatanetFetchError, type DatanetFetchErrorCode } from './errors.ts'
+import { PoolsRequestSchema, poolsPage } from './pools.ts'
 
-/** Copying a datanet version from peers failed; `data.attempts` says what each peer did. */
-export class DatanetFetchError extends OpenLoraError<DatanetFetchErrorCode> {}
+export { DatanetFetchError, type DatanetFetchErrorCode }
 
 /** The libp2p host slice this service needs. */
 export type DatanetExchangeHost = ProtocolHost
@@ -53,6 +50,8 @@ export interface DatanetExchangeComponents {
   host: DatanetExchangeHost
   /** looked up per call: the attribution service may start after this one */
   store: () => DatanetStore | undefined
+  /** the contributor pools this node publishes (M1), served to any peer that asks */
+  pools?: () => Promise<PublishedPools | undefined>
   logger?: Logger
 }
 
@@ -73,7 +72,8 @@ export const DatanetRequestSchema = z.discriminatedUnion('t', [
       .array(z.strictObject({ size: z.int().min(1).max(Number.MAX_SAFE_INTEGER), sha256: hex32 }))
       .min(1)
       .max(MAX_CHUNKS_PER_REQUEST)
-  })
+  }),
+  PoolsRequestSchema
 ])
 type DatanetRequest = z.output<typeof DatanetRequestSchema>
 
@@ -137,6 +137,26 @@ export class DatanetExchange {
     }
     try {
       const req = parseRequest(decodeCanonical((await lp.read({ signal })).subarray()))
+      if (req.t === 'pools') {
+        // pages share the bundle exports' slots: each holds up to a 16 MiB frame until it is read
+        if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
+          return await refuse('DATANET_BUSY', `${MAX_CONCURRENT_EXPORTS} exports are running; try again`)
+        this.#exporting++
+        try {
+          const file = await this.#c.pools?.()
+          if (!file) return await refuse('DATANET_NOT_FOUND', 'this node publishes no contributor pools')
+          let frame: Uint8Array
+          try {
+            frame = poolsPage(file, req.after === null ? null : BigInt(req.after))
+          } catch (err) {
+            return await refuse('DATANET_NOT_FOUND', (err as Error).message)
+          }
+          await lp.write(frame, { signal })
+        } finally {
+          this.#exporting--
+        }
+        return await stream.close({ signal })
+      }
       const store = this.#c.store()
       if (!store) return await refuse('DATANET_NOT_FOUND', 'this node keeps no datanets')
       if (req.t === 'bundle') {

@@ -2,14 +2,19 @@
 // on the node's libp2p host, serving and fetching into the attribution service's DatanetStore,
 // and the admin action `POST /datanets/fetch` that `openlora datanet fetch` uses.
 
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { ChainClient } from '../../chain/client.ts'
+import { POOLS_FILE } from '../../chain/extension.ts'
+import type { PublishedPools } from '../../chain/published-pools.ts'
 import { OpenLoraError } from '../../common/errors.ts'
 import { messageOf, parseWith, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { datanetVersionKey } from '../routing/dht.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
+import { readPoolsFile } from './pools.ts'
 import { DatanetReplicator } from './replicator.ts'
 
 const ZERO_ROOT = `0x${'00'.repeat(32)}`
@@ -152,10 +157,29 @@ declare module '../../common/service.ts' {
 
 function datanetExchangeService(components: NodeComponents): DatanetExchangeService {
   const attribution = () => components.services.attribution
+  const log = components.logger.child('datanet-exchange')
+  const poolsFile = join(components.dataDir.path, POOLS_FILE)
+  // parsed once per version of the file (the chain service rewrites it after each funding claim)
+  let cached: { mtimeMs: number; size: number; file: Promise<PublishedPools | undefined> } | undefined
+  const pools = async (): Promise<PublishedPools | undefined> => {
+    const st = await stat(poolsFile).catch(() => undefined)
+    if (!st) return undefined
+    if (cached?.mtimeMs !== st.mtimeMs || cached.size !== st.size)
+      cached = {
+        mtimeMs: st.mtimeMs,
+        size: st.size,
+        file: readPoolsFile(poolsFile).catch((err) => {
+          log.warn('the pools file cannot be served', { file: poolsFile, err })
+          return undefined
+        })
+      }
+    return cached.file
+  }
   const exchange = new DatanetExchange({
     host: components.libp2p,
     store: () => attribution()?.store,
-    logger: components.logger.child('datanet-exchange')
+    pools,
+    logger: log
   })
   components.admin.action('/datanets/fetch', async (body) => {
     const b = parseWith(FetchBodySchema, body, { at: 'body', error: (i) => bad(messageOf(i)) })

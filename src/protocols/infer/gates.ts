@@ -45,6 +45,7 @@ export interface PaymentGate {
       amountDue: bigint
       attribution?: { datanets: Attribution['datanets']; contributors: Attribution['contributors'] }
       receipt?: unknown
+      digest?: Hex
     }): Promise<void>
     end(): Promise<void>
   }>

@@ -23,7 +23,7 @@ import { MAX_RESPONSE_FRAME_BYTES } from './constants.ts'
 import { InferError, toInferError } from './errors.ts'
 import type { PaymentGate } from './gates.ts'
 import type { Job } from './job.ts'
-import { adapterIdOf, amountDueFor, type ReceiptBody, signReceipt } from './receipt.ts'
+import { adapterIdOf, amountDueFor, type ReceiptBody, receiptDigest, signReceipt } from './receipt.ts'
 
 export interface LocalContext {
   c: InferComponents
@@ -165,7 +165,8 @@ async function serveChecked(
           datanets: receiptBody.attribution.datanets,
           contributors: receiptBody.attribution.contributors
         },
-        receipt
+        receipt,
+        digest: receiptDigest(receipt.body, receipt.eip712)
       })
     const recordMs = performance.now() - tRecord
     const result: ResultFrame = {

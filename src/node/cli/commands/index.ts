@@ -15,7 +15,7 @@ import { inferCommand } from './infer.ts'
 import { keysCommands } from './keys.ts'
 import { peersCommand } from './peers.ts'
 import { rewardsCommand } from './rewards.ts'
-import { withdrawContributionCommand } from './rewards-contribution.ts'
+import { checkReceiptCommand, withdrawContributionCommand } from './rewards-contribution.ts'
 import { startCommand } from './start.ts'
 import { trainCommand } from './train.ts'
 import { verifyCommand } from './verify.ts'
@@ -38,5 +38,6 @@ export const commands: Command[] = [
   balanceCommand,
   rewardsCommand,
   withdrawContributionCommand,
+  checkReceiptCommand,
   ...chainCommands
 ]
