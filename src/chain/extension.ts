@@ -8,6 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { decimalString, parseWith, z } from '../common/schema.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../common/service.ts'
+import { openOf } from '../metrics/registry.ts'
 import {
   ANVIL_CHAIN_ID,
   ChainAddressesSchema,
@@ -147,7 +148,12 @@ export function chainService(components: NodeComponents): ChainService & Service
   const service = new ChainService(
     {
       chain: cfg.chain,
-      claimer: { claimIntervalSec: cfg.claimIntervalSec, minClaim: cfg.minClaim, maxBatch: cfg.maxBatch },
+      claimer: {
+        claimIntervalSec: cfg.claimIntervalSec,
+        minClaim: cfg.minClaim,
+        maxBatch: cfg.maxBatch,
+        metrics: components.metrics
+      },
       // contributors withdraw from this file without the node (M1)
       poolsFile: join(components.dataDir.path, POOLS_FILE),
       syncWrites: cfg.syncWrites
@@ -155,6 +161,18 @@ export function chainService(components: NodeComponents): ChainService & Service
     { db: components.db, operator: components.identity.operator.account, logger: log }
   )
   const file = join(components.dataDir.path, CHAIN_ENDPOINT_FILE)
+  // vouchers this node holds and has not claimed yet, read from its store at each scrape
+  const m = components.metrics
+  m.addCollector(async () => {
+    let held = 0
+    let unclaimed = 0n
+    for (const u of await service.store.unclaimed(components.identity.operator.address)) {
+      held++
+      unclaimed += u.unclaimed
+    }
+    m.vouchersHeld.set(held)
+    m.vouchersUnclaimed.set(openOf(unclaimed))
+  })
   const start = service.start.bind(service)
   const stop = service.stop.bind(service)
   components.admin.route('/chain', () => ({

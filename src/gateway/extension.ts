@@ -100,6 +100,7 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
     keySpend: keySpendStore(components),
     peers: components.peerTable,
     ...(cfg.dashboard ? { ui: new NodeView(components) } : {}),
+    metrics: components.metrics,
     logger: log,
     ...(serving
       ? {

@@ -8,11 +8,11 @@ import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import type { Logger } from '../common/log.ts'
+import type { NodeMetrics } from '../metrics/registry.ts'
 import type { Catalog } from './catalog.ts'
 import { GatewayError, toHttpError } from './errors.ts'
 import type { GatewayJobs, PlanOptions } from './jobs.ts'
 import type { KeyAuth } from './keys.ts'
-import type { GatewayMetrics } from './metrics.ts'
 import { type AdapterAdmin, adapterRoutes } from './routes/adapters.ts'
 import { type HealthSource, healthRoutes } from './routes/health.ts'
 import { modelRoutes } from './routes/models.ts'
@@ -32,7 +32,7 @@ const isPublicUiFile = (path: string) =>
 export interface GatewayAppOptions {
   jobs: GatewayJobs
   catalog: Catalog
-  metrics: GatewayMetrics
+  metrics: NodeMetrics
   auth: KeyAuth
   health: HealthSource
   adapters?: AdapterAdmin
@@ -85,7 +85,10 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
     req.apiKey = o.auth.authenticate(req.headers.authorization)
   })
   app.addHook('onResponse', async (req, reply) => {
-    o.metrics.requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) })
+    o.metrics.gatewayRequests.inc({
+      route: req.routeOptions.url ?? 'unknown',
+      status: String(reply.statusCode)
+    })
   })
 
   await app.register(swagger, {

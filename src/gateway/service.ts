@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { InferClient } from '../client/client.ts'
 import type { Logger } from '../common/log.ts'
+import { NodeMetrics } from '../metrics/registry.ts'
 import { type Aliases, Catalog, type GatewayPeers, type GatewayServing } from './catalog.ts'
 import { type GatewayConfig, isLoopbackHost } from './config.ts'
 import { badRequest, GatewayError } from './errors.ts'
 import { KeyAuth, KeyStore } from './keys.ts'
-import { GatewayMetrics } from './metrics.ts'
 import type { AdapterAdmin } from './routes/adapters.ts'
 import type { HealthSource } from './routes/health.ts'
 import { buildGatewayApp } from './server.ts'
@@ -39,6 +39,8 @@ export interface GatewayComponents {
   ui?: UiData & { start(): void; stop(): void }
   /** what each API key spent (wei), kept across restarts */
   keySpend?: { load(): Promise<Map<string, bigint>>; save(id: string, spent: bigint): Promise<void> }
+  /** the node's registry (src/metrics/): the gateway counts into it and serves it at /metrics */
+  metrics?: NodeMetrics
   logger: Logger
 }
 
@@ -52,7 +54,7 @@ export interface AliasStore extends Aliases {
 export class GatewayService {
   readonly #c: GatewayComponents
   readonly #cfg: GatewayConfig
-  readonly metrics = new GatewayMetrics()
+  readonly metrics: NodeMetrics
   readonly keys: KeyStore
   #app: FastifyInstance | undefined
   url: string | undefined
@@ -61,6 +63,8 @@ export class GatewayService {
     this.#c = components
     this.#cfg = config
     this.keys = new KeyStore(components.dataDir)
+    // the node's registry; a gateway built alone (its unit tests) keeps one of its own
+    this.metrics = components.metrics ?? new NodeMetrics({ defaultMetrics: false })
   }
 
   async start(): Promise<void> {

@@ -5,6 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
+import { NodeMetrics } from '../metrics/registry.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
 import { bannedPeerGater, PeerScores } from '../protocols/shared/peer-score.ts'
@@ -20,6 +21,7 @@ import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
 import { advertisedAddrs, createHost, type Host } from './host.ts'
 import { loadIdentity } from './identity.ts'
+import { wireNodeMetrics } from './metrics.ts'
 import { ProviderPublisher } from './providers.ts'
 import { NODE_VERSION } from './version.ts'
 
@@ -109,6 +111,8 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       { ...config.adverts, version: NODE_VERSION }
     )
     const admin = new AdminServer(dataDir.path, log)
+    // one registry for every layer; GET /metrics on the admin and gateway ports (docs/METRICS.md)
+    const metrics = new NodeMetrics()
     const dialer = new AdvertDialer(
       libp2p,
       peerTable,
@@ -131,6 +135,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       capabilities,
       peerScores,
       admin,
+      metrics,
       services: {}
     }
     const factories: Array<[string, ServiceFactory<Service>]> = []
@@ -170,6 +175,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       }
     ]
     registerCoreRoutes(components, libp2p)
+    wireNodeMetrics(components, admin)
     // A reservation made or lost, or an address AutoNAT confirmed, changes how peers reach us:
     // say so once, and re-advertise at once instead of at the next heartbeat.
     let reachability = libp2p.services.relayKeeper.reachability()

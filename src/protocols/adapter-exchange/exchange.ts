@@ -19,6 +19,7 @@ import { bytesOf, messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { cidForManifest, cidString } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
+import type { NodeMetrics } from '../../metrics/registry.ts'
 import { framed } from '../shared/framed.ts'
 import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
@@ -66,6 +67,16 @@ export interface AdapterExchangeComponents {
   logger?: Logger
   /** the node's peer scores (shared with the other protocols and the connection gater) */
   scores?: PeerScores
+  /** the node's registry: fetches by CID and their bytes (docs/METRICS.md) */
+  metrics?: NodeMetrics
+}
+
+/** How far a fetch from one peer is: bytes of the adapter received so far of its total. */
+export interface FetchProgress {
+  cid: string
+  peer: string
+  received: number
+  total: number
 }
 
 export interface AdapterExchangeInit {
@@ -219,23 +230,42 @@ export class AdapterExchange {
    * Fetches `cid` from the first of `from` that sends bytes matching it, into the store of
    * `model` (the sink's default without one); one fetch per model and CID at a time.
    */
-  fetch(cid: string, from: string[], opts: { signal?: AbortSignal; model?: string } = {}): Promise<void> {
+  fetch(
+    cid: string,
+    from: string[],
+    opts: { signal?: AbortSignal; model?: string; onProgress?: (p: FetchProgress) => void } = {}
+  ): Promise<void> {
     const key = `${opts.model ?? ''}\n${cid}`
     const running = this.#inflight.get(key)
     if (running) return running
-    const p = this.#fetchAny(cid, from, opts.signal, opts.model).finally(() => this.#inflight.delete(key))
+    const m = this.#c.metrics
+    const p = this.#fetchAny(cid, from, opts.signal, opts.model, opts.onProgress)
+      .then(
+        () => m?.adapterFetches.inc({ adapter: m.adapterLabel.of(cid), outcome: 'success' }),
+        (err) => {
+          m?.adapterFetches.inc({ adapter: m.adapterLabel.of(cid), outcome: 'failure' })
+          throw err
+        }
+      )
+      .finally(() => this.#inflight.delete(key))
     this.#inflight.set(key, p)
     return p
   }
 
-  async #fetchAny(cid: string, from: string[], signal?: AbortSignal, model?: string): Promise<void> {
+  async #fetchAny(
+    cid: string,
+    from: string[],
+    signal?: AbortSignal,
+    model?: string,
+    onProgress?: (p: FetchProgress) => void
+  ): Promise<void> {
     if (!this.#c.sink)
       throw new AdapterFetchError('ADAPTER_NOT_FOUND', 'this node has no adapter store to fetch into')
     const sink = this.#c.sink
     await tryPeers(
       from,
       async (peer) => {
-        const files = await this.fetchFrom(cid, peer, signal)
+        const files = await this.fetchFrom(cid, peer, signal, onProgress)
         await sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
         this.#log.info('adapter fetched', { cid, peer, model })
       },
@@ -264,7 +294,12 @@ export class AdapterExchange {
   }
 
   /** Downloads and verifies the adapter's files from one peer; stores nothing. */
-  async fetchFrom(cid: string, peer: string, signal?: AbortSignal): Promise<AdapterFileSet> {
+  async fetchFrom(
+    cid: string,
+    peer: string,
+    signal?: AbortSignal,
+    onProgress?: (p: FetchProgress) => void
+  ): Promise<AdapterFileSet> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
     const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, {
@@ -286,6 +321,9 @@ export class AdapterExchange {
           `manifest hashes to ${got}, which does not match ${cid}`
         )
       const files = {} as AdapterFileSet
+      const total = manifest.reduce((n, e) => n + e.size, 0)
+      let received = 0
+      onProgress?.({ cid, peer, received, total })
       for (const entry of manifest) {
         const buf = new Uint8Array(entry.size)
         const h = sha256Stream()
@@ -300,6 +338,9 @@ export class AdapterExchange {
           buf.set(chunk, off)
           h.update(chunk)
           off += chunk.length
+          received += chunk.length
+          this.#c.metrics?.adapterFetchBytes.inc(chunk.length)
+          onProgress?.({ cid, peer, received, total })
         }
         const digest = h.digest()
         if (!bytesEqual(digest, entry.sha256))

@@ -1,5 +1,6 @@
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { NodeMetrics } from '../../metrics/registry.ts'
 import type { ServingBackend } from '../../serving/backend.ts'
 import type { PeerDirectory } from '../routing/router.ts'
 import type { PeerScores } from '../shared/peer-score.ts'
@@ -48,6 +49,8 @@ export interface InferComponents {
   attributionProof?: (jobId: Hex) => Promise<unknown>
   /** the chain layer, looked up per job (it may start after this service); absent = free jobs only */
   payments?: () => PaymentGate | undefined
+  /** the node's registry: forwards and failovers (docs/METRICS.md) */
+  metrics?: NodeMetrics
   logger?: Logger
   /** the node's peer scores (shared with the exchanges and the connection gater); a private table without */
   scores?: PeerScores
