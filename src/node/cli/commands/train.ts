@@ -1,6 +1,7 @@
 // `openlora train`: LoRA fine-tuning of a local checkpoint on ONNX Runtime (docs/TRAINING.md).
-// Parses and checks the options, runs src/runtime/training/run.ts, prints progress (a line per
-// step on a TTY-less stderr, or JSON events on stdout with --json).
+// Parses and checks the options, runs src/runtime/training/run.ts, shows progress (a bar with
+// loss and tokens/s on a terminal, a line per tenth of the steps otherwise: ../progress.ts), or
+// JSON events on stdout with --json.
 import { existsSync, mkdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -12,6 +13,7 @@ import { type Example, encodeRows, parseJsonl } from '../../../runtime/training/
 import { runTraining } from '../../../runtime/training/run.ts'
 import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
+import { startProgress } from '../progress.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
 const MAX_TOKENS_FILE = 64 * 1024 * 1024
@@ -161,7 +163,7 @@ export const trainCommand: Command = {
         sha256: sha256Hex(await readFile(dataFile))
       }
     }
-    const started = performance.now()
+    const progress = startProgress('training', steps, 'steps', { json })
     const result = await runTraining({
       modelDir,
       outDir,
@@ -188,14 +190,10 @@ export const trainCommand: Command = {
           console.log(JSON.stringify({ event: 'step', step, loss, tokensPerSecond: (tokens * 1000) / ms }))
           return
         }
-        const done = step + 1
-        const eta = (((performance.now() - started) / done) * (steps - done)) / 1000
-        const bar = '#'.repeat(Math.round((20 * done) / steps)).padEnd(20, '.')
-        process.stderr.write(
-          `\r[${bar}] ${done}/${steps} loss ${loss.toFixed(4)} ${((tokens * 1000) / ms).toFixed(0)} tok/s ETA ${eta.toFixed(0)}s`
-        )
+        progress.update(step + 1, { loss, tokensPerSecond: (tokens * 1000) / ms })
       }
     })
+    progress.done()
     if (json) {
       console.log(
         JSON.stringify({
@@ -207,7 +205,6 @@ export const trainCommand: Command = {
         })
       )
     } else {
-      process.stderr.write('\n')
       console.log(`adapter ${result.adapter} (${result.cid}); final loss ${result.losses.at(-1)!.toFixed(4)}`)
     }
     return 0
