@@ -92,6 +92,8 @@ module.exports = {
     parser: 'swc',
     tsConfig: { fileName: 'tsconfig.json' },
     doNotFollow: { path: 'node_modules' },
+    // the dashboard's browser modules (served as they are; ./vendor/ is mapped to node_modules at serve time)
+    exclude: { path: '^src/gateway/ui/static/' },
     // libp2p packages publish ESM only, behind package.json exports
     enhancedResolveOptions: {
       exportsFields: ['exports'],

@@ -2,23 +2,25 @@
 // ONNX sessions, LevelDB handles and libp2p sockets never leak from one file into the next), and
 // prints the closing line CI reads: `N passed, N failed`.
 //
-//   node scripts/run-tests.ts [unit|e2e|attacks|sim|nat ...] [--filter SUBSTRING]
-// (attacks: test/attacks, one end-to-end payment attack per file, docs/THREATS.md)
+//   node scripts/run-tests.ts [unit|e2e|attacks|sim|browser|nat ...] [--filter SUBSTRING]
+// (attacks: test/attacks, one end-to-end payment attack per file, docs/THREATS.md; browser:
+// test/browser, the dashboard in Debian's chromium, screenshots in test-output/)
 // `nat` (npm run test:nat) builds network namespaces and NATs: root only, so never a default tier.
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
-const TIERS = ['unit', 'e2e', 'attacks', 'sim', 'nat'] as const
-const DEFAULT_TIERS = ['unit', 'e2e', 'attacks', 'sim']
+const TIERS = ['unit', 'e2e', 'attacks', 'sim', 'browser', 'nat'] as const
+const DEFAULT_TIERS = ['unit', 'e2e', 'attacks', 'sim', 'browser']
 // unit files are CPU-light and short; e2e and sim start real hosts and chains, so they run one
 // at a time on these 2-core machines to keep timing-sensitive parts (gossip heartbeats) honest.
-const CONCURRENCY: Record<string, number> = { unit: 2, e2e: 1, attacks: 1, sim: 1, nat: 1 }
+const CONCURRENCY: Record<string, number> = { unit: 2, e2e: 1, attacks: 1, sim: 1, browser: 1, nat: 1 }
 const FILE_TIMEOUT_MS: Record<string, number> = {
   unit: 180_000,
   e2e: 300_000,
   attacks: 300_000,
   sim: 420_000,
+  browser: 420_000,
   nat: 600_000
 }
 

@@ -225,10 +225,11 @@ export class Claimer {
       else await this.refused(x, 'InvalidSignature')
     }
     let withAttribution = true
+    const shrunk = new Set<Hex>()
     // datanets whose attribution the contract refused in this batch: planned without them after
     const refusedDatanets = new Set<Hex>()
-    // each pass removes at least one entry, one datanet or the attribution, so this ends
-    for (let attempt = 0; attempt <= batch.length + MAX_ATTRIBUTIONS + 1 && items.length > 0; attempt++) {
+    // each pass removes or shrinks (once) at least one entry, one datanet or the attribution: this ends
+    for (let attempt = 0; attempt <= 2 * batch.length + MAX_ATTRIBUTIONS + 1 && items.length > 0; attempt++) {
       const jobs = await Promise.all(
         items.map(async ({ record, amount }) => {
           const claimed = BigInt(record.claimed)
@@ -246,7 +247,15 @@ export class Claimer {
       const sim = await this.chain.simulateClaim(entries, [])
       if (sim.rejected.length > 0) {
         const out = new Set(sim.rejected.map((r) => r.index))
-        for (const r of sim.rejected) await this.refused(items[r.index]!, r.reason)
+        const fitted = await this.fitToEscrow(items, sim.rejected, shrunk)
+        for (const r of sim.rejected) {
+          const amount = fitted.get(r.index)
+          if (amount === undefined) await this.refused(items[r.index]!, r.reason)
+          else {
+            out.delete(r.index)
+            items[r.index] = { ...items[r.index]!, amount }
+          }
+        }
         items = items.filter((_, j) => !out.has(j))
         continue
       }
@@ -359,6 +368,52 @@ export class Claimer {
     m.earnings.inc({ role: 'operator' }, openOf(sum.node))
     m.earnings.inc({ role: 'adapter_owner' }, openOf(sum.owner))
     m.earnings.inc({ role: 'pool' }, openOf(sum.pool))
+  }
+
+  /**
+   * Entries refused InsufficientEscrow: claim what the client's escrow holds now, min(owed,
+   * claimed + balance), rather than nothing (the rest stays in the store for a later round, once
+   * the client deposits). Balance and claimed are read at one block; what the batch's other
+   * entries of the same client take from the escrow first is subtracted. Each channel shrinks
+   * once per batch. Returns index → the amount to claim instead.
+   */
+  private async fitToEscrow(
+    items: { record: ChannelRecord; amount: bigint }[],
+    rejected: { index: number; reason: ClaimRejection }[],
+    shrunk: Set<Hex>
+  ): Promise<Map<number, bigint>> {
+    const out = new Map<number, bigint>()
+    const short = rejected.filter(
+      (r) => r.reason === 'InsufficientEscrow' && !shrunk.has(items[r.index]!.record.channel)
+    )
+    if (short.length === 0) return out
+    const refusedIdx = new Set(rejected.map((r) => r.index))
+    const block = await this.chain.blockNumber()
+    const left = new Map<Address, bigint>()
+    for (const r of short) {
+      const { record, amount } = items[r.index]!
+      const client = record.client
+      if (!left.has(client)) {
+        let balance = (await this.chain.escrowOf(client, this.node, block)).balance
+        // the entries of this client that the contract pays in this batch take theirs first
+        for (const [j, x] of items.entries())
+          if (!refusedIdx.has(j) && x.record.client === client) balance -= x.amount - BigInt(x.record.claimed)
+        left.set(client, balance > 0n ? balance : 0n)
+      }
+      const claimed = await this.chain.claimedOf(client, this.node, record.adapterId, block)
+      const room = left.get(client)!
+      const fit = claimed + room < amount ? claimed + room : amount
+      shrunk.add(record.channel)
+      if (fit <= claimed) continue
+      out.set(r.index, fit)
+      left.set(client, room - (fit - claimed))
+      this.log.warn('escrow short of what the channel owes; claiming what it holds', {
+        channel: record.channel,
+        owed: amount,
+        claiming: fit
+      })
+    }
+    return out
   }
 
   private async poolsFunded(): Promise<void> {

@@ -98,28 +98,56 @@ export class ChainClientBase {
     )
   }
 
-  /** The client's escrow at `node` (only that node's claims spend it). */
-  async escrowOf(client: Address, node: Address): Promise<{ balance: bigint; unlockAt: bigint }> {
+  /** The latest block's number: pin reads that must agree with each other to it. */
+  async blockNumber(): Promise<bigint> {
+    return this.read('block number', () => this.publicClient.getBlockNumber({ cacheTime: 0 }))
+  }
+
+  /** The client's escrow at `node` (only that node's claims spend it), at `blockNumber` if given. */
+  async escrowOf(
+    client: Address,
+    node: Address,
+    blockNumber?: bigint
+  ): Promise<{ balance: bigint; unlockAt: bigint }> {
     const [balance, unlockAt] = await this.read('escrow balance', () =>
       this.publicClient.readContract({
         address: this.addresses.settlement,
         abi: settlementAbi,
         functionName: 'escrowOf',
-        args: [client, node]
+        args: [client, node],
+        ...(blockNumber === undefined ? {} : { blockNumber })
       })
     )
     return { balance, unlockAt }
   }
 
-  async claimedOf(client: Address, node: Address, adapterId: Hex): Promise<bigint> {
+  async claimedOf(client: Address, node: Address, adapterId: Hex, blockNumber?: bigint): Promise<bigint> {
     return this.read('channel claimed amount', () =>
       this.publicClient.readContract({
         address: this.addresses.settlement,
         abi: settlementAbi,
         functionName: 'claimedOf',
-        args: [client, node, adapterId]
+        args: [client, node, adapterId],
+        ...(blockNumber === undefined ? {} : { blockNumber })
       })
     )
+  }
+
+  /**
+   * A channel's claimed amount and the client's escrow at its node, both at one block: read
+   * apart, a claim mined between them makes the pair describe no state the chain was ever in.
+   */
+  async channelState(
+    client: Address,
+    node: Address,
+    adapterId: Hex
+  ): Promise<{ block: bigint; claimed: bigint; escrow: { balance: bigint; unlockAt: bigint } }> {
+    const block = await this.blockNumber()
+    const [claimed, escrow] = await Promise.all([
+      this.claimedOf(client, node, adapterId, block),
+      this.escrowOf(client, node, block)
+    ])
+    return { block, claimed, escrow }
   }
 
   /** Claimed amounts of many channels (keys from channelKey()) in one call. */

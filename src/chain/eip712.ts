@@ -48,6 +48,28 @@ export const RECEIPT_TYPES = {
   ]
 } as const
 
+/**
+ * A node's payment terms for one job (H4), signed by its operator key in the Settlement domain (so
+ * chain and contract are bound too): a peer on the route that changes the price, the worst case or
+ * the operator breaks the signature, and the client signs no voucher for them.
+ */
+export const TERMS_TYPES = {
+  Terms: [
+    { name: 'operator', type: 'address' },
+    { name: 'jobId', type: 'bytes32' },
+    { name: 'pricePer1kTokens', type: 'uint256' },
+    { name: 'maxAmountDue', type: 'uint256' }
+  ]
+} as const
+
+export interface TermsMessage {
+  operator: Address
+  /** the refused request's job id, left-aligned in 32 bytes (job ids are 16 bytes) */
+  jobId: Hex
+  pricePer1kTokens: bigint
+  maxAmountDue: bigint
+}
+
 export function voucherDomain(d: ChainDomain) {
   return {
     name: 'OpenLoRA Settlement',
@@ -255,4 +277,43 @@ export async function verifyReceiptSignature(
 export function amountDue(promptTokens: number, outputTokens: number, pricePer1kTokens: bigint): bigint {
   const n = BigInt(promptTokens + outputTokens) * pricePer1kTokens
   return (n + 999n) / 1000n
+}
+
+export async function signTerms(
+  operator: Pick<LocalAccount, 'signTypedData'>,
+  d: ChainDomain,
+  t: TermsMessage
+): Promise<Hex> {
+  return operator.signTypedData({
+    domain: voucherDomain(d),
+    types: TERMS_TYPES,
+    primaryType: 'Terms',
+    message: t
+  })
+}
+
+/** True when `t.operator` signed these terms for this chain and contract (low-s, as vouchers). */
+export async function verifyTermsSignature(
+  d: ChainDomain,
+  t: TermsMessage,
+  signature: Hex
+): Promise<boolean> {
+  try {
+    if (!isCanonicalSignature(signature)) return false
+    const who = await recoverTypedDataAddress({
+      domain: voucherDomain(d),
+      types: TERMS_TYPES,
+      primaryType: 'Terms',
+      message: t,
+      signature
+    })
+    return who === getAddress(t.operator)
+  } catch {
+    return false
+  }
+}
+
+/** A 16-byte job id as the bytes32 the Terms type carries (zero-padded on the right). */
+export function termsJobId(jobId: string): Hex {
+  return `0x${jobId.slice(2).toLowerCase().padEnd(64, '0')}` as Hex
 }

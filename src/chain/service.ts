@@ -14,7 +14,7 @@ import { ChainConfigError, VoucherRejectedError } from './errors.ts'
 import { publishedPools, writePublishedPools } from './published-pools.ts'
 import { type RewardsSummary, rewardsSummary } from './rewards.ts'
 import { type AnyLevel, type PaymentReceipt, type ReserveInput, VoucherStore } from './store.ts'
-import { channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
+import { chainStateReader, channelKey, checkVoucher, type VoucherCheckResult } from './vouchers.ts'
 
 export interface ChainServiceInit {
   /** a `chain` config section (validated here); `{ preset: 'local' }` when absent */
@@ -24,6 +24,8 @@ export interface ChainServiceInit {
   localOperatorEth?: bigint
   /** where to publish the funded contributor pools (M1; the node: <dataDir>/pools.json) */
   poolsFile?: string
+  /** fsync each payment batch (config chain.syncWrites; VoucherStore) */
+  syncWrites?: boolean
 }
 
 export interface ChainServiceComponents {
@@ -60,7 +62,7 @@ export class ChainService {
     this.init = init
     this.components = components
     this.log = components.logger ?? createLogger('chain')
-    this.store = new VoucherStore(components.db.sublevel('chain'))
+    this.store = new VoucherStore(components.db.sublevel('chain'), { sync: init.syncWrites === true })
   }
 
   get client(): ChainClient {
@@ -164,15 +166,14 @@ export class ChainService {
    * PaidJob records tokens as they go out (H2).
    */
   async openJob(voucher: SignedVoucher, job: ReserveInput & { adapterId: Hex }): Promise<PaidJob> {
-    const checked = await this.checkVoucher(voucher, {
+    await this.checkVoucher(voucher, {
       adapterId: job.adapterId,
       maxAmountDue: job.maxAmountDue
     })
     await this.requireRegistered(job.adapterId)
-    const { channel } = await this.store.reserve(voucher, job, {
-      onChainClaimed: checked.onChainClaimed,
-      escrow: checked.escrowBalance
-    })
+    // read again under the client's lock, at one block: the check above is only a quick refusal,
+    // and a claim mined since then has moved both the escrow and what the chain paid
+    const { channel } = await this.store.reserve(voucher, job, chainStateReader(this.client, voucher))
     return {
       delivered: (n) => this.store.delivered(channel, job.jobId, n),
       finish: async (receipt) => {

@@ -102,6 +102,16 @@ export interface InflightRecord {
   startedAt: number
 }
 
+/** What the chain says about a channel when a job is reserved (read at one block). */
+export interface ReserveChainState {
+  /** what the contract has paid on the channel */
+  onChainClaimed: bigint
+  /** the client's escrow balance at this node */
+  escrow: bigint
+  /** the escrow's pending withdrawal time (0: none); absent: not read */
+  unlockAt?: bigint
+}
+
 export interface ReserveInput {
   jobId: Hex
   maxAmountDue: bigint

@@ -7,7 +7,7 @@
 // the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
 // channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
 // The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
-import type { AbstractBatchOperation } from 'abstract-level'
+import type { AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
 import { channelKey } from './channel.ts'
 import { amountDue, type SignedVoucher, voucherFromJson, voucherToJson } from './eip712.ts'
@@ -21,6 +21,7 @@ import {
   type PoolRecord,
   padAmount,
   type ReceiptRecord,
+  type ReserveChainState,
   type ReserveInput,
   unclaimedOf
 } from './store-records.ts'
@@ -43,8 +44,18 @@ export class VoucherStore {
   private readonly reservedByChannel = new Map<Hex, bigint>()
   private readonly reservedByClient = new Map<Address, bigint>()
 
-  constructor(db: AnyLevel) {
+  /** `{ sync: true }` when the node is configured to fsync payment batches (chain.syncWrites) */
+  // classic-level reads `sync` from the batch options; abstract-level's type does not name it
+  private readonly writeOptions: AbstractBatchOptions<string, unknown>
+
+  /**
+   * `sync`: each payment batch (reserve, settle, record) returns only once LevelDB has fsynced its
+   * log, so a power cut cannot lose a payment the node acknowledged; without it a process kill
+   * loses nothing (the OS holds the write) but a power cut may lose the last few (docs/CHAIN.md)
+   */
+  constructor(db: AnyLevel, opts: { sync?: boolean } = {}) {
     this.db = db
+    this.writeOptions = { sync: opts.sync === true } as AbstractBatchOptions<string, unknown>
     this.channels = db.sublevel<string, ChannelRecord>('channels', { valueEncoding: 'json' })
     this.receipts = db.sublevel<string, ReceiptRecord>('receipts', { valueEncoding: 'json' })
     this.pools = db.sublevel<string, PoolRecord>('pools', { valueEncoding: 'json' })
@@ -61,11 +72,14 @@ export class VoucherStore {
    * job's worst case (UNDERPAID), and `escrow` must cover what this node may claim from the client
    * with every reservation (INSUFFICIENT_ESCROW). The job id is used from here on, whatever
    * happens to the job. `onChainClaimed` starts a channel this store has never seen.
+   * `chainState` is best a reader, called under the lock and reading at one block: read before the
+   * lock, a claim mined in between leaves an escrow that no longer holds what the store counts as
+   * unpaid, and the node would accept more than the client's escrow can pay.
    */
   async reserve(
     voucher: SignedVoucher,
     job: ReserveInput,
-    chainState: { onChainClaimed: bigint; escrow: bigint }
+    chainState: ReserveChainState | (() => Promise<ReserveChainState>)
   ): Promise<{ channel: Hex }> {
     const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
     const client = getAddress(voucher.client)
@@ -76,13 +90,25 @@ export class VoucherStore {
           'JOB_REPLAYED',
           `job ${job.jobId} was already paid for on this channel; every job needs a new job id`
         )
-      const prev = await this.channels.get(channel)
+      let prev = await this.channels.get(channel)
       const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
       if (voucher.cumulativeAmount < prevAmount)
         throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
           previous: prevAmount.toString()
         })
-      const owed = prev ? BigInt(prev.owed ?? '0') : chainState.onChainClaimed
+      const cs = typeof chainState === 'function' ? await chainState() : chainState
+      // a pending withdrawal could empty the escrow before this node claims
+      if (cs.unlockAt !== undefined && cs.unlockAt !== 0n)
+        throw new VoucherRejectedError(
+          'WITHDRAWAL_PENDING',
+          'the client has requested a withdrawal of its escrow; deposit again or cancel it'
+        )
+      // what the chain has paid (at the block the escrow was read) is no longer exposure
+      if (prev && cs.onChainClaimed > BigInt(prev.claimed)) {
+        prev = { ...prev, claimed: cs.onChainClaimed.toString(), updatedAt: Date.now() }
+        await this.channels.put(channel, prev)
+      }
+      const owed = prev ? BigInt(prev.owed ?? '0') : cs.onChainClaimed
       const reserved = this.reservedByChannel.get(channel) ?? 0n
       const needed = owed + reserved + job.maxAmountDue
       if (voucher.cumulativeAmount < needed)
@@ -95,11 +121,11 @@ export class VoucherStore {
         (await this.unclaimedFromClient(client)) +
         (this.reservedByClient.get(client) ?? 0n) +
         job.maxAmountDue
-      if (exposure > chainState.escrow)
+      if (exposure > cs.escrow)
         throw new VoucherRejectedError(
           'INSUFFICIENT_ESCROW',
-          `escrow ${chainState.escrow} wei at this node does not cover ${exposure} wei: owed unclaimed, jobs in flight and this job's worst case`,
-          { balance: chainState.escrow.toString(), needed: exposure.toString() }
+          `escrow ${cs.escrow} wei at this node does not cover ${exposure} wei: owed unclaimed, jobs in flight and this job's worst case`,
+          { balance: cs.escrow.toString(), needed: exposure.toString() }
         )
       const rec: ChannelRecord = {
         channel,
@@ -130,7 +156,7 @@ export class VoucherStore {
         { type: 'put', sublevel: this.inflight, key: jobKey, value: flight }
       ]
       if (!prev) ops.push({ type: 'put', sublevel: this.byClient, key: `${client}!${channel}`, value: '' })
-      await this.db.batch(ops)
+      await this.db.batch(ops, this.writeOptions)
       this.addReserved(channel, client, job.maxAmountDue)
       return { channel }
     })
@@ -204,7 +230,7 @@ export class VoucherStore {
           value: r
         })
       }
-      await this.db.batch(ops)
+      await this.db.batch(ops, this.writeOptions)
       this.addReserved(channel, getAddress(f.client), -cap)
       return { owed: prev && due > 0n ? owed : prevOwed, amountDue: prev ? due : 0n }
     })
@@ -305,7 +331,7 @@ export class VoucherStore {
         })
         ops.push({ type: 'put', sublevel: this.jobs, key: jobKey, value: '' })
       }
-      await this.db.batch(ops)
+      await this.db.batch(ops, this.writeOptions)
       return { channel, increase: owed - prevOwed, owed }
     })
   }

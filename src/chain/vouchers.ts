@@ -2,12 +2,14 @@
 // adapter, signed by the client for this chain and contract, not below the channel's latest
 // voucher, a signed maximum that covers what the channel owes plus the job's worst case, and an
 // escrow that covers what this node will claim from the client (owed, unclaimed) with this job.
+// This is the quick refusal, before the lock; VoucherStore.reserve decides under it.
 import { type Address, getAddress, type Hex } from 'viem'
 import { channelKey } from './channel.ts'
 import type { ChainClient } from './client.ts'
 import { type SignedVoucher, verifyVoucherSignature } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
 import type { VoucherStore } from './store.ts'
+import type { ReserveChainState } from './store-records.ts'
 
 export { channelKey }
 
@@ -61,11 +63,14 @@ export async function checkVoucher(
       `voucher signature is not the client's for chain ${chain.domain.chainId} and settlement ${chain.domain.settlement}`
     )
   const channel = channelKey(v.client, v.node, v.adapterId)
-  const [stored, onChain, escrow] = await Promise.all([
+  // both at one block (a claim mined between two reads would pair an old escrow with a new claimed
+  // amount); VoucherStore.reserve checks again under the client's lock before the job is served
+  const [stored, state] = await Promise.all([
     store.getChannel(channel),
-    chain.claimedOf(v.client, v.node, v.adapterId),
-    chain.escrowOf(v.client, v.node)
+    chain.channelState(v.client, v.node, v.adapterId)
   ])
+  const onChain = state.claimed
+  const escrow = state.escrow
   const storedLatest = stored ? BigInt(stored.latest.cumulativeAmount) : 0n
   const previous = storedLatest > onChain ? storedLatest : onChain
   if (v.cumulativeAmount < previous)
@@ -105,4 +110,15 @@ export async function checkVoucher(
       { balance: escrow.balance.toString(), needed: exposure.toString() }
     )
   return { channel, previous, owed, increase, escrowBalance: escrow.balance, onChainClaimed: onChain }
+}
+
+/**
+ * What VoucherStore.reserve reads under the client's lock: the channel's claimed amount and the
+ * client's escrow at this node, both at the latest block (one block, so they agree).
+ */
+export function chainStateReader(chain: ChainClient, v: SignedVoucher): () => Promise<ReserveChainState> {
+  return async () => {
+    const s = await chain.channelState(v.client, v.node, v.adapterId)
+    return { onChainClaimed: s.claimed, escrow: s.escrow.balance, unlockAt: s.escrow.unlockAt }
+  }
 }

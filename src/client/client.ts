@@ -7,6 +7,7 @@ import { type Logger, silentLogger } from '../common/log.ts'
 import { type Hex, toHex } from '../crypto/hash.ts'
 import {
   type AcceptedFrame,
+  type AcceptedTerms,
   type ChatMessage,
   encodeFrame,
   type ProgressFrame,
@@ -82,6 +83,8 @@ export interface InferInput {
    * (src/chain/wallet.ts VoucherWallet makes one); its `node` decides which operator may serve.
    */
   voucher?: Record<string, unknown> | null
+  /** the terms the voucher accepted (H4): signed with the request, the node serves only its own */
+  terms?: AcceptedTerms
   jobId?: Hex
 }
 
@@ -126,7 +129,7 @@ export interface InferResult {
   wireBytes: { request: number; tokens: number; other: number }
 }
 
-const RESIGNABLE = new Set(['VOUCHER_MISSING', 'UNDERPAID', 'WRONG_CHANNEL'])
+const RESIGNABLE = new Set(['VOUCHER_MISSING', 'UNDERPAID', 'WRONG_CHANNEL', 'TERMS_MISMATCH'])
 
 export function newJobId(): Hex {
   return toHex(randomBytes(16))
@@ -155,6 +158,7 @@ export class InferClient {
       deadline: Date.now() + (input.timeoutMs ?? 120_000),
       client: this.#c.peerId,
       voucher: input.voucher ?? null,
+      ...(input.terms !== undefined ? { terms: input.terms } : {}),
       ...(input.prompt !== undefined ? { prompt: input.prompt } : {}),
       ...(input.promptIds !== undefined ? { promptIds: input.promptIds } : {}),
       ...(input.messages !== undefined ? { messages: input.messages } : {})
@@ -188,12 +192,11 @@ export class InferClient {
           opts.onAccepted?.(f)
         }
       }
+      // the node signs its terms for this job id: a resend is a new job, so a new id
+      const jobId = attempt === 0 ? (input.jobId ?? newJobId()) : newJobId()
       try {
-        const r = await this.#run(
-          target,
-          { ...input, voucher, ...(attempt > 0 ? { jobId: newJobId() } : {}) },
-          watched
-        )
+        const terms = voucher ? payer.termsOf(voucher) : undefined
+        const r = await this.#run(target, { ...input, voucher, jobId, ...(terms ? { terms } : {}) }, watched)
         if (voucher) {
           let receipt: Receipt | undefined
           if (r.verification?.ok !== false) {
@@ -217,7 +220,7 @@ export class InferClient {
         // Resend only where a new voucher can help: none sent, too small, or another operator serves.
         if (!terms || attempt >= 2 || !RESIGNABLE.has(terms.reason)) throw err
         this.#log.debug('paying for the job', { target, operator: terms.operator, max: terms.maxAmountDue })
-        voucher = await payer.voucherForTerms(target, input, terms)
+        voucher = await payer.voucherForTerms(target, input, terms, jobId)
       }
     }
   }

@@ -1,7 +1,8 @@
 // The client's side of paid jobs: which voucher goes with a job. The first job through an entry
 // peer goes without one; a node that charges answers PAYMENT_REQUIRED with its terms (operator,
-// price, the job's worst-case amount, EIP-712 domain), the payer signs a voucher for them with its
-// VoucherWallet and the client resends. Later jobs through the same entry reuse the terms and
+// price, the job's worst-case amount, EIP-712 domain, all signed by the operator: H4), the payer
+// signs a voucher for them with its VoucherWallet and the client resends, with the accepted terms
+// in its signed request. Later jobs through the same entry reuse the terms and
 // estimate the worst case themselves; an UNDERPAID answer (the node counted more prompt tokens)
 // brings the exact amount and one more resend. A voucher signs a maximum (owed + the job's worst
 // case); the node claims only what the receipts owe. After a verified receipt, settle() adds its
@@ -9,10 +10,10 @@
 // margin signed ahead covers the next job without ever leaving the escrow.
 import type { Address, Hex } from 'viem'
 import type { ChainDomain } from '../chain/eip712.ts'
-import { voucherHash, voucherToJson } from '../chain/eip712.ts'
+import { termsJobId, verifyTermsSignature, voucherHash, voucherToJson } from '../chain/eip712.ts'
 import type { VoucherJob, VoucherWallet } from '../chain/wallet.ts'
 import { OpenLoraError } from '../common/errors.ts'
-import type { PaymentTerms } from '../protocols/infer/codec.ts'
+import type { AcceptedTerms, PaymentTerms } from '../protocols/infer/codec.ts'
 import { adapterIdOf, amountDueFor, type Receipt } from '../protocols/infer/receipt.ts'
 
 /** The payer will not sign what the node asks (another chain, or a price above the client's cap). */
@@ -61,6 +62,8 @@ export class JobPayer {
   readonly #terms = new Map<string, KnownTerms>()
   /** the job each voucher signed for (by signature), until the job ends */
   readonly #open = new Map<string, VoucherJob & { price: string }>()
+  /** operators whose receipt broke the terms the client signed: never paid again (H4) */
+  readonly #distrusted = new Set<string>()
 
   constructor(wallet: VoucherWallet, domain: ChainDomain, opts: PayerOptions = {}) {
     this.wallet = wallet
@@ -71,7 +74,7 @@ export class JobPayer {
   /** The voucher to send with a job before any answer: null when this route's terms are unknown. */
   async voucherFor(target: string, job: PayerJob): Promise<Record<string, unknown> | null> {
     const t = this.#terms.get(this.#key(target, job))
-    if (!t || BigInt(t.pricePer1kTokens) === 0n) return null
+    if (!t || BigInt(t.pricePer1kTokens) === 0n || this.#distrusted.has(t.operator.toLowerCase())) return null
     const maxAmountDue = BigInt(
       amountDueFor(promptTokenBound(job), job.params.maxNewTokens, t.pricePer1kTokens)
     )
@@ -82,8 +85,37 @@ export class JobPayer {
   async voucherForTerms(
     target: string,
     job: PayerJob,
-    terms: PaymentTerms
+    terms: PaymentTerms,
+    /** the job id of the request the node refused: its terms name it */
+    jobId: string
   ): Promise<Record<string, unknown>> {
+    // H4: terms come back through every peer on the route; only the operator's own signature over
+    // them (for this job, chain and contract) shows that no one changed the price, the worst case
+    // or the operator on the way
+    const signed =
+      terms.jobId !== undefined &&
+      terms.signature !== undefined &&
+      terms.jobId === jobId.toLowerCase() &&
+      (await verifyTermsSignature(
+        this.domain,
+        {
+          operator: terms.operator as Address,
+          jobId: termsJobId(terms.jobId),
+          pricePer1kTokens: BigInt(terms.pricePer1kTokens),
+          maxAmountDue: BigInt(terms.maxAmountDue)
+        },
+        terms.signature
+      ))
+    if (!signed)
+      throw new PaymentRefusedError(
+        `the payment terms are not signed by their operator ${terms.operator} for job ${jobId}: a peer on the route changed them`,
+        { terms }
+      )
+    if (this.#distrusted.has(terms.operator.toLowerCase()))
+      throw new PaymentRefusedError(
+        `operator ${terms.operator} charged more than the terms this client signed; it is not paid again`,
+        { terms }
+      )
     if (
       terms.chainId !== this.domain.chainId ||
       terms.settlement.toLowerCase() !== this.domain.settlement.toLowerCase()
@@ -126,6 +158,23 @@ export class JobPayer {
   ): { field: string; message: string } | undefined {
     const job = this.#open.get(String(voucher.signature))
     if (!job) return undefined
+    const found = this.#mismatch(job, receipt)
+    // an operator that breaks the terms it was paid under can claim up to the voucher's signed
+    // worst case (docs/THREATS.md H4): that is the most it takes, once
+    if (found) this.#distrusted.add(job.node.toLowerCase())
+    return found
+  }
+
+  /** The terms this client accepted with a voucher it signed, to sign with the request (H4). */
+  termsOf(voucher: Record<string, unknown>): AcceptedTerms | undefined {
+    const job = this.#open.get(String(voucher.signature))
+    return job && { operator: job.node, pricePer1kTokens: job.price }
+  }
+
+  #mismatch(
+    job: VoucherJob & { price: string },
+    receipt: Receipt
+  ): { field: string; message: string } | undefined {
     const b = receipt.body
     if (b.operator.toLowerCase() !== job.node.toLowerCase())
       return {

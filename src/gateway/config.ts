@@ -23,6 +23,8 @@ export const GatewayConfigSchema = z.strictObject({
   requestTimeoutMs: z.int().min(1000).max(600_000).default(30_000),
   /** a connection with no bytes either way for this long is closed (SSE sends keep-alives) */
   idleTimeoutMs: z.int().min(1000).max(3_600_000).default(60_000),
+  /** the dashboard at /ui on this port (same keys as the API) */
+  dashboard: z.boolean().default(true),
   /** require an API key (`openlora gateway keys add`) even on loopback */
   apiKeys: z.boolean().default(false),
   /** client key file that pays jobs routed to nodes that charge; '' = only free jobs */

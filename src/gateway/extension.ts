@@ -7,6 +7,8 @@ import type { NodeComponents, NodeConfig, NodeExtension } from '../common/servic
 import { type GatewayConfig, GatewayConfigSchema } from './config.ts'
 import { type GatewayPayer, openPayer } from './payer.ts'
 import { type AliasStore, type GatewayComponents, GatewayService } from './service.ts'
+import { TrainingJobs } from './training-jobs.ts'
+import { NodeView } from './ui/node-view.ts'
 
 declare module '../common/service.ts' {
   interface Services {
@@ -94,9 +96,11 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
       }
     },
     aliases: await aliasStore(components),
+    ...(services.training?.provider ? { training: new TrainingJobs(services.training.provider) } : {}),
     keySpend: keySpendStore(components),
     peers: components.peerTable,
     metrics: components.metrics,
+    ...(cfg.dashboard ? { ui: new NodeView(components) } : {}),
     logger: log,
     ...(serving
       ? {

@@ -17,11 +17,17 @@ import { type AdapterAdmin, adapterRoutes } from './routes/adapters.ts'
 import { type HealthSource, healthRoutes } from './routes/health.ts'
 import { modelRoutes } from './routes/models.ts'
 import { openAiRoutes } from './routes/openai.ts'
+import { trainingRoutes } from './routes/training.ts'
+import type { TrainingJobs } from './training-jobs.ts'
+import { type UiData, uiRoutes } from './ui/routes.ts'
 
 /** OpenAI's own limit on request bodies is far larger; a node has no use for more than this. */
 export const MAX_BODY_BYTES = 1024 * 1024
 /** Routes anyone on the bound interface may read. */
 const PUBLIC = new Set(['/health', '/openapi.json'])
+/** The dashboard's pages and scripts hold no data; what they load from /ui/api needs a key. */
+const isPublicUiFile = (path: string) =>
+  path === '/ui' || (path.startsWith('/ui/') && !path.startsWith('/ui/api/'))
 
 export interface GatewayAppOptions {
   jobs: GatewayJobs
@@ -30,6 +36,10 @@ export interface GatewayAppOptions {
   auth: KeyAuth
   health: HealthSource
   adapters?: AdapterAdmin
+  /** training jobs for the ModelFactory page; absent: the routes answer training_not_offered */
+  training?: TrainingJobs
+  /** the dashboard's data (absent: no /ui) */
+  ui?: UiData
   plan: PlanOptions
   maxConcurrentJobs: number
   requestTimeoutMs: number
@@ -71,7 +81,7 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
   })
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0]!
-    if (PUBLIC.has(path) || path.startsWith('/docs') || !o.auth.required) return
+    if (PUBLIC.has(path) || path.startsWith('/docs') || isPublicUiFile(path) || !o.auth.required) return
     req.apiKey = o.auth.authenticate(req.headers.authorization)
   })
   app.addHook('onResponse', async (req, reply) => {
@@ -107,6 +117,7 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
   })
   await app.register(modelRoutes, { catalog: o.catalog })
   await app.register(healthRoutes, { health: o.health, metrics: o.metrics })
+  if (o.ui) await app.register(uiRoutes, { data: o.ui })
   const adapters = o.adapters
   await app.register(adapterRoutes, {
     adapters: adapters ?? {
@@ -127,6 +138,11 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
           )
         )
     },
+    requireAdmin: (req) =>
+      o.auth.requireAdmin((req as { headers: { authorization?: string } }).headers.authorization)
+  })
+  await app.register(trainingRoutes, {
+    training: o.training,
     requireAdmin: (req) =>
       o.auth.requireAdmin((req as { headers: { authorization?: string } }).headers.authorization)
   })

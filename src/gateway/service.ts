@@ -15,6 +15,8 @@ import type { AdapterAdmin } from './routes/adapters.ts'
 import type { HealthSource } from './routes/health.ts'
 import { buildGatewayApp } from './server.ts'
 import { responseFormatSpec } from './structured.ts'
+import type { TrainingJobs } from './training-jobs.ts'
+import type { UiData } from './ui/routes.ts'
 
 export interface GatewayComponents {
   peerId: string
@@ -31,6 +33,10 @@ export interface GatewayComponents {
   peers?: GatewayPeers & { readonly size: number }
   fetchAdapter?: (cid: string, from: string[], opts: { model: string }) => Promise<void>
   aliases: AliasStore
+  /** training jobs (ModelFactory routes) when the node offers training */
+  training?: TrainingJobs
+  /** the dashboard's view of the node (absent: no /ui) */
+  ui?: UiData & { start(): void; stop(): void }
   /** what each API key spent (wei), kept across restarts */
   keySpend?: { load(): Promise<Map<string, bigint>>; save(id: string, spent: bigint): Promise<void> }
   /** the node's registry (src/metrics/): the gateway counts into it and serves it at /metrics */
@@ -98,6 +104,8 @@ export class GatewayService {
       auth,
       health,
       adapters: c.serving ? this.#adapterAdmin() : undefined,
+      training: c.training,
+      ...(c.ui ? { ui: c.ui } : {}),
       plan: { defaultMaxTokens: cfg.defaultMaxTokens, responseFormat: responseFormatSpec },
       maxConcurrentJobs: cfg.maxConcurrentStreams,
       requestTimeoutMs: cfg.requestTimeoutMs,
@@ -122,16 +130,29 @@ export class GatewayService {
     const port = typeof addr === 'object' && addr !== null ? addr.port : cfg.port
     const host = cfg.host.includes(':') && !cfg.host.startsWith('[') ? `[${cfg.host}]` : cfg.host
     this.url = `http://${host}:${port}`
-    c.logger.info('gateway listening', { url: this.url, keys: auth.required })
+    c.ui?.start()
+    c.logger.info('gateway listening', {
+      url: this.url,
+      dashboard: c.ui ? `${this.url}/ui/` : null,
+      keys: auth.required
+    })
+  }
+
+  /** The dashboard's address while the gateway runs (undefined: not running or no /ui). */
+  get dashboardUrl(): string | undefined {
+    return this.url !== undefined && this.#c.ui ? `${this.url}/ui/` : undefined
   }
 
   async stop(): Promise<void> {
     const app = this.#app
     this.#app = undefined
     this.url = undefined
+    this.#c.ui?.stop()
     // open streams are cut: their jobs are cancelled by the close handlers
     app?.server.closeAllConnections()
     await app?.close()
+    // a running training job stops at its next step, before the node closes the datanet store
+    await this.#c.training?.close()
   }
 
   #adapterAdmin(): AdapterAdmin {

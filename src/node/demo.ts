@@ -233,6 +233,8 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
   }
   const gateway = node.services.gateway?.url
   if (gateway) {
+    const dashboard = node.services.gateway?.dashboardUrl
+    if (dashboard) lines.push(`Dashboard:  ${dashboard}`)
     lines.push(`OpenAI API: ${gateway}/v1 (docs: ${gateway}/docs)`)
     if (model) {
       const target = info?.adapter?.cid ?? model

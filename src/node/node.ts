@@ -1,12 +1,14 @@
 // The composition root: builds the node's parts from one validated config and wires them by
 // injection. Order of start: libp2p host → peer table → extension services → adverts → dialer →
 // admin endpoint; stop runs the same list backwards, then closes the DB and releases the lock.
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
 import { NodeMetrics } from '../metrics/registry.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
+import { bannedPeerGater, PeerScores } from '../protocols/shared/peer-score.ts'
 import { type CapabilitySource, emptyCapabilities, StaticCapabilitySource } from '../serving/capability.ts'
 import { AdminServer } from './admin.ts'
 import { registerCoreRoutes } from './admin-routes.ts'
@@ -73,7 +75,17 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
     const log = baseLog.child(identity.peerId.toString().slice(-8))
     // a corrupt or locked database stops the node with the recovery command, never a fresh start
     db = await openNodeDb(dataDir.dbDir, dataDir.path)
-    const libp2p = await createHost(config, identity.privateKey)
+    // one score per peer for every request/response protocol; a ban hangs up on the peer and the
+    // connection gater keeps it out (both ways) until the ban lifts
+    let hangUp: (peer: string) => void = () => {}
+    const peerScores = new PeerScores({ onBan: (peer) => hangUp(peer) })
+    const libp2p = await createHost(config, identity.privateKey, bannedPeerGater(peerScores))
+    hangUp = (peer) => {
+      log.warn('peer banned', { peer })
+      // the protocol that banned it closes that connection after its answer; a second later every
+      // other connection to the peer goes too (the gater already refuses new ones)
+      setTimeout(() => void libp2p.hangUp(peerIdFromString(peer)).catch(() => {}), 1_000).unref()
+    }
     const peerTable = new PeerTable({
       store: db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' }),
       logger: log.child('peer-table')
@@ -121,6 +133,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       peerTable,
       adverts,
       capabilities,
+      peerScores,
       admin,
       metrics,
       services: {}

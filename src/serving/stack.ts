@@ -246,6 +246,11 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
     this.#onChange()
   }
 
+  /** Token ids as text with a served model's tokenizer (undefined: the model is not served here). */
+  decode(model: string, ids: number[]): string | undefined {
+    return this.#served.get(model)?.model.tokenizer.decode(ids, { skipSpecialTokens: true })
+  }
+
   countPromptTokens(req: GenerateRequest): number {
     const tok = this.#served.get(req.model)?.model.tokenizer
     if (!tok) return req.promptIds?.length ?? 0

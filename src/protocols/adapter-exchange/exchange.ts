@@ -21,11 +21,14 @@ import { cidForManifest, cidString } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
 import type { NodeMetrics } from '../../metrics/registry.ts'
 import { framed } from '../shared/framed.ts'
+import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { StreamGuard, type StreamLimits } from '../shared/stream-guard.ts'
 import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   ADAPTER_FILE_NAMES,
   ADAPTER_PROTOCOL,
+  ADAPTER_SERVE_LIMITS,
   CHUNK_BYTES,
   DEFAULT_MAX_ADAPTER_BYTES,
   FETCH_BUFFER_BYTES,
@@ -62,6 +65,8 @@ export interface AdapterExchangeComponents {
   source?: AdapterSource
   sink?: AdapterSink
   logger?: Logger
+  /** the node's peer scores (shared with the other protocols and the connection gater) */
+  scores?: PeerScores
   /** the node's registry: fetches by CID and their bytes (docs/METRICS.md) */
   metrics?: NodeMetrics
 }
@@ -77,6 +82,8 @@ export interface FetchProgress {
 export interface AdapterExchangeInit {
   maxAdapterBytes?: number
   fetchTimeoutMs?: number
+  /** serving limits per peer and node-wide (ADAPTER_SERVE_LIMITS) */
+  limits?: Partial<StreamLimits>
 }
 
 const manifestEntry = (name: AdapterFileName) =>
@@ -88,7 +95,7 @@ const AdapterRequestSchema = z.strictObject({ cid: cidString(128) })
 // The answer's first frame: the two PEFT files in order, each with its size and sha256 (the
 // bytes that follow are checked against them), or the peer's refusal.
 const ManifestFrameSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('error'), message: z.unknown() }),
+  z.object({ t: z.literal('error'), code: z.unknown().optional(), message: z.unknown() }),
   z.object({
     t: z.literal('manifest'),
     files: z.tuple([manifestEntry(ADAPTER_FILE_NAMES[0]), manifestEntry(ADAPTER_FILE_NAMES[1])])
@@ -110,7 +117,9 @@ function parseManifestFrame(raw: unknown, maxBytes: number): ManifestEntry[] {
   if (f.t === 'error')
     throw new AdapterFetchError(
       'ADAPTER_NOT_FOUND',
-      `peer has no such adapter: ${String(f.message).slice(0, 200)}`
+      f.code === 'RATE_LIMITED' || f.code === 'BUSY'
+        ? `peer refused (${f.code}): ${String(f.message).slice(0, 200)}`
+        : `peer has no such adapter: ${String(f.message).slice(0, 200)}`
     )
   const files = f.files as unknown as ManifestEntry[]
   if (files.reduce((n, e) => n + e.size, 0) > maxBytes)
@@ -127,10 +136,12 @@ export class AdapterExchange {
   readonly #timeoutMs: number
   readonly #log: Logger
   readonly #inflight = new Map<string, Promise<void>>()
+  readonly #guard: StreamGuard
   #started = false
 
   constructor(components: AdapterExchangeComponents, init: AdapterExchangeInit = {}) {
     this.#c = components
+    this.#guard = new StreamGuard({ ...ADAPTER_SERVE_LIMITS, ...init.limits }, components.scores)
     this.#maxBytes = init.maxAdapterBytes ?? DEFAULT_MAX_ADAPTER_BYTES
     this.#timeoutMs = init.fetchTimeoutMs ?? FETCH_TIMEOUT_MS
     this.#log = components.logger ?? silentLogger
@@ -153,13 +164,35 @@ export class AdapterExchange {
   }
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const admitted = this.#guard.admit(stream, connection)
+    if (admitted === 'banned') return
     const lp = framed(stream, MAX_ADAPTER_REQUEST_BYTES)
     const signal = AbortSignal.timeout(this.#timeoutMs)
     let cid = ''
     try {
-      const req = parseWith(AdapterRequestSchema, decodeCanonical((await lp.read({ signal })).subarray()), {
-        at: 'request'
-      })
+      if (typeof admitted !== 'function') {
+        // refused before the request is read: the client reads this as its answer
+        await lp.write(
+          encodeCanonical({
+            t: 'error',
+            code: admitted.code,
+            message: admitted.message,
+            retryAfterMs: admitted.retryAfterMs
+          }),
+          { signal }
+        )
+        await stream.close({ signal })
+        return
+      }
+      let req: z.output<typeof AdapterRequestSchema>
+      try {
+        req = parseWith(AdapterRequestSchema, decodeCanonical((await lp.read({ signal })).subarray()), {
+          at: 'request'
+        })
+      } catch (err) {
+        this.#guard.invalid(connection, err)
+        throw err
+      }
       cid = req.cid
       let files: AdapterFileSet
       try {
@@ -188,6 +221,8 @@ export class AdapterExchange {
     } catch (err) {
       this.#log.debug('adapter request failed', { cid, peer: connection.remotePeer.toString(), err })
       stream.abort(err as Error)
+    } finally {
+      if (typeof admitted === 'function') admitted()
     }
   }
 
@@ -248,7 +283,12 @@ export class AdapterExchange {
       },
       {
         signal,
-        onFailure: (peer, err) => this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+        onFailure: (peer, err) => {
+          // bytes that failed the CID's checks: the peer lied (a missing adapter is no offence)
+          const code = (err as { code?: string }).code
+          if (code === 'ADAPTER_VERIFY_FAILED' || code === 'ADAPTER_CID_MISMATCH') this.#guard.lied(peer)
+          this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+        }
       }
     )
   }

@@ -28,9 +28,15 @@ import {
 } from './constants.ts'
 import { INFER_ERROR_CODES, type InferErrorCode, ProtocolError } from './errors.ts'
 import { ReceiptSchema } from './receipt.ts'
-import { PAYMENT_REASONS, type PaymentTerms, PaymentTermsSchema } from './terms.ts'
+import {
+  type AcceptedTerms,
+  AcceptedTermsSchema,
+  PAYMENT_REASONS,
+  type PaymentTerms,
+  PaymentTermsSchema
+} from './terms.ts'
 
-export { PAYMENT_REASONS, type PaymentTerms }
+export { type AcceptedTerms, PAYMENT_REASONS, type PaymentTerms }
 
 const MAX_MS = 2 ** 53 - 1
 const jobId = hexBytes(16)
@@ -81,7 +87,9 @@ export const RequestBodySchema = z
     /** the client's peer id, whose key made `signature` */
     client: peerId,
     /** a payment voucher (filled in by the chain layer); null = free job */
-    voucher: VoucherSchema.nullable()
+    voucher: VoucherSchema.nullable(),
+    /** the terms the client accepted for a paid job (H4): the node serves only its own */
+    terms: AcceptedTermsSchema.optional()
   })
   .refine((b) => [b.prompt, b.promptIds, b.messages].filter((x) => x !== undefined).length === 1, {
     error: 'exactly one of prompt, promptIds, messages must be given',

@@ -3,6 +3,7 @@ import type { Hex } from '../../crypto/hash.ts'
 import type { NodeMetrics } from '../../metrics/registry.ts'
 import type { ServingBackend } from '../../serving/backend.ts'
 import type { PeerDirectory } from '../routing/router.ts'
+import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
 import type { AdapterFetcher, AttributionProvider, PaymentGate } from './gates.ts'
 import type { OperatorSigner, ReceiptDomain } from './receipt.ts'
@@ -51,4 +52,6 @@ export interface InferComponents {
   /** the node's registry: forwards and failovers (docs/METRICS.md) */
   metrics?: NodeMetrics
   logger?: Logger
+  /** the node's peer scores (shared with the exchanges and the connection gater); a private table without */
+  scores?: PeerScores
 }

@@ -212,6 +212,7 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
         return s.importFiles(files, { expectedCid: opts.expectedCid })
       }
     },
+    scores: components.peerScores,
     logger: components.logger.child('adapter-exchange'),
     metrics: components.metrics
   })
@@ -254,6 +255,7 @@ function inferService(components: NodeComponents): InferService {
       },
       attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
       metrics: components.metrics,
+      scores: components.peerScores,
       logger: components.logger.child('infer')
     },
     {

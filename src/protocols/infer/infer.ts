@@ -22,6 +22,7 @@ import {
   errorFrame,
   type RequestFrame,
   type ResponseFrame,
+  type ResultFrame,
   requestSigningBytes
 } from './codec.ts'
 import type { InferComponents, InferHost, InferInit } from './components.ts'
@@ -38,14 +39,22 @@ export type { InferComponents, InferHost, InferInit }
 const RETRYABLE = new Set(['BUSY', 'INTERNAL', 'ADAPTER_NOT_FOUND', 'MODEL_NOT_FOUND', 'RATE_LIMITED'])
 const emptyPeers: PeerDirectory = { query: () => [] }
 
+/** A result this node sent: to `client` (a peer id; this node's own id for gateway jobs). */
+export interface FinishedJob {
+  result: ResultFrame
+  client: string
+  at: number
+}
+
 export class InferService {
   readonly #c: InferComponents
   readonly #init: Required<InferInit>
   readonly #limits: PeerLimits
-  readonly #scores = new PeerScores()
+  readonly #scores: PeerScores
   readonly #log: Logger
   readonly latency = new LatencyTracker()
   readonly #inflight = new Set<AbortController>()
+  readonly #jobListeners = new Set<(e: FinishedJob) => void>()
   #started = false
 
   constructor(components: InferComponents, init: InferInit = {}) {
@@ -63,7 +72,17 @@ export class InferService {
       ...init
     }
     this.#limits = new PeerLimits(this.#init)
+    this.#scores = components.scores ?? new PeerScores()
     this.#log = components.logger ?? silentLogger
+  }
+
+  /**
+   * Calls `listener` with every result this node sends (jobs it served and jobs it forwarded),
+   * after the frame went out; the dashboard's Jobs page lists them. Returns the unsubscribe.
+   */
+  onJob(listener: (e: FinishedJob) => void): () => void {
+    this.#jobListeners.add(listener)
+    return () => this.#jobListeners.delete(listener)
   }
 
   get activeJobs(): number {
@@ -206,6 +225,7 @@ export class InferService {
           }
           lastSent = Date.now()
           await io.write(f, raw, signal)
+          if (f.t === 'result') this.#jobDone(f, remote)
         }
       }
       progress = setInterval(
@@ -221,6 +241,15 @@ export class InferService {
       release?.()
       this.#inflight.delete(ac)
     }
+  }
+
+  #jobDone(result: ResultFrame, client: string): void {
+    for (const l of this.#jobListeners)
+      try {
+        l({ result, client, at: Date.now() })
+      } catch (err) {
+        this.#log.debug('job listener failed', { err })
+      }
   }
 
   #localContext(): LocalContext {

@@ -5,7 +5,7 @@
 
 import { type AttributionProof, AttributionProofSchema } from '../../attribution/proof-schema.ts'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
-import { voucherFromJson, voucherHash } from '../../chain/eip712.ts'
+import { signTerms, termsJobId, voucherFromJson, voucherHash } from '../../chain/eip712.ts'
 import { codeOf } from '../../common/errors.ts'
 import type { Logger } from '../../common/log.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
@@ -243,22 +243,50 @@ async function checkPayment(
     promptTokens ??
     (body.prompt?.length ?? 0) + (body.messages?.reduce((n, m) => n + m.content.length + 8, 0) ?? 0)
   const maxAmountDue = BigInt(amountDueFor(prompt, body.params.maxNewTokens, ctx.init.pricePer1kTokens))
-  // Every refusal carries the terms, so the client can sign the right voucher and resend.
-  const payment: Omit<PaymentTerms, 'reason'> = {
-    operator: ctx.c.operator.address,
-    pricePer1kTokens: ctx.init.pricePer1kTokens,
-    maxAmountDue: maxAmountDue.toString(),
-    chainId: gate.domain.chainId,
-    settlement: gate.domain.settlement
+  // Every refusal carries the terms, signed by the operator for this job (H4: a peer on the route
+  // cannot change them), so the client can sign the right voucher and resend.
+  const refuse = async (reason: PaymentTerms['reason'], message: string, data = {}, cause?: unknown) => {
+    const terms = {
+      operator: ctx.c.operator.address,
+      pricePer1kTokens: ctx.init.pricePer1kTokens,
+      maxAmountDue: maxAmountDue.toString(),
+      chainId: gate.domain.chainId,
+      settlement: gate.domain.settlement,
+      jobId: body.jobId
+    }
+    const signature = await signTerms(ctx.c.operator, gate.domain, {
+      ...terms,
+      jobId: termsJobId(body.jobId),
+      pricePer1kTokens: price,
+      maxAmountDue
+    })
+    return new InferError(
+      'PAYMENT_REQUIRED',
+      message,
+      { ...data, payment: { reason, ...terms, signature } },
+      cause === undefined ? undefined : { cause }
+    )
   }
   if (body.voucher === null) {
     if (price === 0n) return undefined
-    throw new InferError(
-      'PAYMENT_REQUIRED',
-      `this node charges ${price} wei per 1k tokens; send a voucher to operator ${ctx.c.operator.address}`,
-      { payment: { reason: 'VOUCHER_MISSING', ...payment } }
+    throw await refuse(
+      'VOUCHER_MISSING',
+      `this node charges ${price} wei per 1k tokens; send a voucher to operator ${ctx.c.operator.address}`
     )
   }
+  // H4: the client signed the terms it accepted with its request; this node serves only its own
+  // and charges exactly them (a job signed at another price or for another operator is refused
+  // before any work)
+  const t = body.terms
+  if (
+    t &&
+    (t.operator.toLowerCase() !== ctx.c.operator.address.toLowerCase() ||
+      BigInt(t.pricePer1kTokens) !== price)
+  )
+    throw await refuse(
+      'TERMS_MISMATCH',
+      `the request accepts ${t.pricePer1kTokens} wei per 1k tokens for operator ${t.operator}; this node charges ${price} for operator ${ctx.c.operator.address}`
+    )
   try {
     const voucher = voucherFromJson(body.voucher)
     const paid = await gate.openJob(voucher, {
@@ -274,11 +302,6 @@ async function checkPayment(
     const reason = codeOf(err)
     if (e.code !== 'PAYMENT_REQUIRED' || reason === undefined || !PAYMENT_REASONS.includes(reason as never))
       throw err
-    throw new InferError(
-      e.code,
-      e.message,
-      { ...e.data, payment: { reason: reason as PaymentTerms['reason'], ...payment } },
-      { cause: err }
-    )
+    throw await refuse(reason as PaymentTerms['reason'], e.message, e.data, err)
   }
 }

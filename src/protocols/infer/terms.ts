@@ -1,5 +1,5 @@
 // The payment terms an error frame carries (errors.ts and codec.ts both need them).
-import { anyAddress, decimalString, z } from '../../common/schema.ts'
+import { anyAddress, decimalString, hexBytes, z } from '../../common/schema.ts'
 
 export const PAYMENT_REASONS = [
   'VOUCHER_MISSING',
@@ -11,7 +11,8 @@ export const PAYMENT_REASONS = [
   'INSUFFICIENT_ESCROW',
   'WITHDRAWAL_PENDING',
   'JOB_REPLAYED',
-  'UNKNOWN_ADAPTER'
+  'UNKNOWN_ADAPTER',
+  'TERMS_MISMATCH'
 ] as const
 
 /**
@@ -26,6 +27,24 @@ export const PaymentTermsSchema = z.strictObject({
   pricePer1kTokens: decimalString,
   maxAmountDue: decimalString,
   chainId: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
-  settlement: anyAddress
+  settlement: anyAddress,
+  /** the refused request's job id: the signature covers it, so old terms cannot be replayed */
+  jobId: hexBytes(16).optional(),
+  /** EIP-712 `Terms` by `operator` in the Settlement domain (chain/eip712.ts): a relay that
+   * changes a field breaks it (H4). Optional on the wire so a node before H4 still decodes; the
+   * client pays no terms without it */
+  signature: hexBytes(65).optional()
 })
 export type PaymentTerms = z.output<typeof PaymentTermsSchema>
+
+/**
+ * The terms the client accepted, in the request body it signs (H4): the node serves a paid job
+ * only when they are its own, and charges exactly this price. The adapter and maxNewTokens are
+ * in the body already, and the voucher names the operator and adapter under the client's
+ * wallet signature; the price is the term nothing else the client signs carries.
+ */
+export const AcceptedTermsSchema = z.strictObject({
+  operator: anyAddress,
+  pricePer1kTokens: decimalString
+})
+export type AcceptedTerms = z.output<typeof AcceptedTermsSchema>

@@ -54,6 +54,9 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     evictions: { warm: 0, hot: 0 },
     imports: 0
   }
+  /** per adapter: acquisitions and the last cold load's time (the dashboard's Adapters page);
+   * bounded by the registered adapters (an entry goes with its adapter) */
+  private readonly perAdapter = new Map<string, { hits: number; loads: number; lastLoadMs: number | null }>()
   private open = false
 
   constructor(init: AdapterStoreInit, components: AdapterStoreComponents<A>) {
@@ -231,6 +234,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     }
     this.slotRefs[slot]! += 1
     this.counters.hits[from] += 1
+    this.adapterCounters(cid).hits += 1
     this.cold.touch(cid)
     const pinned = slot
     let released = false
@@ -265,6 +269,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     }
     this.warmDelete(cid)
     const removed = await this.cold.remove(cid)
+    this.perAdapter.delete(cid)
     if (removed) this.emitChange(cid, 'removed')
     return removed
   }
@@ -311,6 +316,17 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     }
   }
 
+  /** Acquisitions since start and cold loads of one adapter (zeros for one never used). */
+  adapterStats(cid: string): { hits: number; loads: number; lastLoadMs: number | null } {
+    return { ...(this.perAdapter.get(cid) ?? { hits: 0, loads: 0, lastLoadMs: null }) }
+  }
+
+  private adapterCounters(cid: string): { hits: number; loads: number; lastLoadMs: number | null } {
+    let c = this.perAdapter.get(cid)
+    if (!c) this.perAdapter.set(cid, (c = { hits: 0, loads: 0, lastLoadMs: null }))
+    return c
+  }
+
   private loadOnce(cid: string): Promise<A> {
     const pending = this.loading.get(cid)
     if (pending !== undefined) {
@@ -332,6 +348,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
         { cid, baseModel: entry.baseModel, modelId: this.model.modelId }
       )
     let adapter: A
+    const t0 = performance.now()
     try {
       adapter = await this.loadAdapter(this.cold.blobDir(cid), this.model.config)
     } catch (err) {
@@ -339,6 +356,9 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
       throw err
     }
     this.counters.coldLoads += 1
+    const per = this.adapterCounters(cid)
+    per.loads += 1
+    per.lastLoadMs = performance.now() - t0
     this.warmPut(cid, adapter, entry.fp32Bytes || adapterShape(adapter).fp32Bytes)
     return adapter
   }

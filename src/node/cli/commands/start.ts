@@ -127,6 +127,7 @@ export const startCommand: Command = {
           reachability: node.libp2p.services.relayKeeper.reachability(),
           admin: node.admin.url ?? null,
           gateway: node.services.gateway?.url ?? null,
+          dashboard: node.services.gateway?.dashboardUrl ?? null,
           dataDir: config.dataDir,
           pid: process.pid
         })}\n`
