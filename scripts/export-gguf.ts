@@ -4,9 +4,12 @@
 // same weights. A checkpoint llama.cpp would compute differently is refused with the reason.
 //
 //   node scripts/export-gguf.ts MODEL_DIR --out model.gguf [--dtype f32|f16] [--pre NAME]
-//        [--adapter ADAPTER_DIR --adapter-out adapter.gguf]...
+//        [--adapter ADAPTER_DIR --adapter-out adapter.gguf]... [--json]
+// Shows the bytes written and an ETA on a terminal (src/node/cli/progress.ts); --json prints one
+// JSON line per file written and nothing else.
 import { parseArgs } from 'node:util'
 import { OpenLoraError } from '../src/common/errors.ts'
+import { startProgress } from '../src/node/cli/progress.ts'
 import { loadPeftAdapter } from '../src/runtime/adapters/peft.ts'
 import { exportModelToGguf } from '../src/runtime/export/gguf-families.ts'
 import { loadModelConfigFromDir } from '../src/runtime/export/gguf-llama.ts'
@@ -14,7 +17,7 @@ import { exportLoraToGguf } from '../src/runtime/export/gguf-lora.ts'
 
 const USAGE =
   'usage: node scripts/export-gguf.ts MODEL_DIR --out FILE.gguf [--dtype f32|f16] [--pre NAME]\n' +
-  '         [--adapter ADAPTER_DIR --adapter-out FILE.gguf]... [--adapter-dtype f32|f16]'
+  '         [--adapter ADAPTER_DIR --adapter-out FILE.gguf]... [--adapter-dtype f32|f16] [--json]'
 
 async function main(): Promise<number> {
   let parsed: ReturnType<typeof parse>
@@ -50,14 +53,21 @@ async function main(): Promise<number> {
     return 2
   }
   const dir = positionals[0]
+  const json = values.json === true
   if (values.out !== undefined) {
+    // the total is known once the header is laid out: the first report brings it
+    const progress = startProgress(`export ${values.out}`, 0, 'bytes', { json })
     const r = await exportModelToGguf(dir, values.out, {
       dtype: dtype as 'F32' | 'F16',
-      pre: values.pre
+      pre: values.pre,
+      onProgress: (written, total) => progress.update(written, { total })
     })
+    progress.done()
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`)
     process.stdout.write(
-      `${values.out}: llama.cpp ${r.arch}, ${r.tensors} tensors, ${r.bytes} bytes (${dtype})\n`
+      json
+        ? `${JSON.stringify({ file: values.out, arch: r.arch, tensors: r.tensors, bytes: r.bytes, dtype })}\n`
+        : `${values.out}: llama.cpp ${r.arch}, ${r.tensors} tensors, ${r.bytes} bytes (${dtype})\n`
     )
   }
   const cfg = await loadModelConfigFromDir(dir)
@@ -65,7 +75,11 @@ async function main(): Promise<number> {
     // shapes are checked against the model; the recorded base model name may differ from a copy's
     const lora = await loadPeftAdapter(adapters[i], cfg, { checkBaseModel: false })
     const r = await exportLoraToGguf(lora, cfg, adapterOuts[i], { dtype: adapterDtype as 'F32' | 'F16' })
-    process.stdout.write(`${adapterOuts[i]}: ${r.tensors} tensors, ${r.bytes} bytes, alpha ${r.alpha}\n`)
+    process.stdout.write(
+      json
+        ? `${JSON.stringify({ file: adapterOuts[i], tensors: r.tensors, bytes: r.bytes, alpha: r.alpha })}\n`
+        : `${adapterOuts[i]}: ${r.tensors} tensors, ${r.bytes} bytes, alpha ${r.alpha}\n`
+    )
   }
   return 0
 }
@@ -80,6 +94,7 @@ function parse() {
       adapter: { type: 'string', multiple: true },
       'adapter-out': { type: 'string', multiple: true },
       'adapter-dtype': { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     }
   })

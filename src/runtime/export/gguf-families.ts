@@ -247,7 +247,7 @@ export async function exportModelToGguf(
     tensors.push(...layerTensors(cfg, spec, l, family.layer(cfg, l), weights, dtype))
   const name = opts.name ?? cfg.nameOrPath ?? 'model'
   const metadata = [...archMetadata(cfg, spec, name, dtype), ...(await tokenizerMetadata(dir, cfg, opts.pre))]
-  const { bytes } = await writeGguf(outFile, metadata, tensors)
+  const { bytes } = await writeGguf(outFile, metadata, tensors, opts.onProgress)
   log.info('wrote GGUF model', { file: outFile, arch: spec.arch, bytes, tensors: tensors.length, dtype })
   return { bytes, tensors: tensors.length, config: cfg, arch: spec.arch, warnings: spec.warnings }
 }

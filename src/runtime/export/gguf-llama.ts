@@ -252,6 +252,8 @@ export interface GgufExportOptions {
   name?: string
   /** tokenizer.ggml.pre override (llama.cpp pre-tokenizer name) */
   pre?: string
+  /** bytes written of the file's total, after each tensor */
+  onProgress?: (written: number, total: number) => void
 }
 
 export async function loadModelConfigFromDir(dir: string): Promise<ModelConfig> {
@@ -308,7 +310,7 @@ export async function exportCheckpointToGguf(
   }
   const name = opts.name ?? cfg.nameOrPath ?? 'model'
   const metadata = [...llamaMetadata(cfg, name, dtype), ...(await tokenizerMetadata(dir, cfg, opts.pre))]
-  const { bytes } = await writeGguf(outFile, metadata, tensors)
+  const { bytes } = await writeGguf(outFile, metadata, tensors, opts.onProgress)
   log.info('wrote GGUF model', { file: outFile, bytes, tensors: tensors.length, dtype })
   return { bytes, tensors: tensors.length, config: cfg }
 }

@@ -222,7 +222,9 @@ function encodeBlocks(dtype: 'Q8_0' | 'Q4_0', data: ArrayLike<number>): Buffer {
 export async function writeGguf(
   file: string,
   metadata: GgufKv[],
-  tensors: GgufTensorIn[]
+  tensors: GgufTensorIn[],
+  /** told the bytes written so far of the file's total after each tensor (a CLI progress bar) */
+  onProgress?: (written: number, total: number) => void
 ): Promise<{ bytes: number }> {
   const kvs = metadata.some((kv) => kv.key === 'general.alignment')
     ? metadata
@@ -271,9 +273,11 @@ export async function writeGguf(
   const fh = await open(file, 'w')
   try {
     await fh.write(header, 0, header.length, 0)
+    onProgress?.(dataStart, dataStart + offset)
     for (let i = 0; i < tensors.length; i++) {
       const bytes = encodeTensor(tensors[i])
       await fh.write(bytes, 0, bytes.length, dataStart + offsets[i])
+      onProgress?.(dataStart + (offsets[i + 1] ?? offset), dataStart + offset)
     }
     // pad the tail so the last tensor's aligned end is inside the file, as llama.cpp's writer does
     await fh.truncate(dataStart + offset)

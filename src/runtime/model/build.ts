@@ -44,6 +44,24 @@ function weightSource(checkpoint: CheckpointReader): WeightSource {
   }
 }
 
+/** A weight source that reports each tensor handed to the graph builder (a CLI progress bar). */
+function counted(
+  src: WeightSource,
+  total: number,
+  onTensor?: (done: number, total: number) => void
+): WeightSource {
+  if (!onTensor) return src
+  let done = 0
+  return {
+    has: (name) => src.has(name),
+    get(name, shape) {
+      const t = src.get(name, shape)
+      onTensor(Math.min(++done, total), total)
+      return t
+    }
+  }
+}
+
 export interface BuiltModel {
   /** path of model.onnx (its weights.bin sits next to it) */
   modelPath: string
@@ -61,6 +79,8 @@ export interface BuildOptions {
   /** a hash computed earlier (skips re-reading the weights) */
   weightsHash?: Hex
   log?: Logger
+  /** told each checkpoint tensor read (and quantized) into the graph: done of the checkpoint's total */
+  onTensor?: (done: number, total: number) => void
 }
 
 const MODEL_FILE = 'model.onnx'
@@ -113,11 +133,15 @@ export async function ensureBuiltModel(
     const checkpoint = await openCheckpoint(dir)
     let graph: GraphBuilder | undefined
     try {
-      graph = buildDecoderGraph(cfg, weightSource(checkpoint), {
-        targets,
-        weightFormat,
-        dataPath: join(tmp, DATA_FILE)
-      }).graph
+      graph = buildDecoderGraph(
+        cfg,
+        counted(weightSource(checkpoint), checkpoint.names().length, opts.onTensor),
+        {
+          targets,
+          weightFormat,
+          dataPath: join(tmp, DATA_FILE)
+        }
+      ).graph
     } finally {
       checkpoint.close()
     }

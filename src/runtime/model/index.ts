@@ -41,6 +41,8 @@ export interface LoadModelOptions {
    */
   profile?: string
   log?: Logger
+  /** told each checkpoint tensor imported (and quantized) when the graph is built, not when cached */
+  onTensor?: (done: number, total: number) => void
 }
 
 export { MODEL_DEFAULTS }
@@ -89,7 +91,8 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     cacheDir: opts.cacheDir ?? join(homedir(), '.cache', 'openlora', 'models'),
     targets,
     weightFormat: opts.weightFormat,
-    log
+    log,
+    ...(opts.onTensor ? { onTensor: opts.onTensor } : {})
   })
   let tokenizer: Tokenizer | undefined
   try {

@@ -8,6 +8,7 @@ import { type GenerationParams, generate, type TokenEvent } from '../../../runti
 import { loadModel, readModelConfig } from '../../../runtime/model/index.ts'
 import { parseWeightFormat, WEIGHT_FORMATS } from '../../../runtime/weight-format.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
+import { type ProgressTask, startProgress } from '../progress.ts'
 
 function int(
   values: Record<string, unknown>,
@@ -108,16 +109,31 @@ export const generateCommand: Command = {
     const config = await readModelConfig(modelDir)
     const adapter =
       typeof values.adapter === 'string' ? await loadPeftAdapter(values.adapter, config) : undefined
+    // shown only when the graph is built (first use of a checkpoint), not when it is cached
+    let progress: ProgressTask | undefined
+    const weights = parseWeightFormat(values.weights)
     const model = await loadModel(modelDir, {
+      onTensor: (done, total) => {
+        progress ??= startProgress(
+          weights === 'fp32' ? 'import' : `import + quantize ${weights}`,
+          total,
+          'tensors',
+          {
+            json: values.json === true
+          }
+        )
+        progress.update(done, { total })
+      },
       cacheDir: values['cache-dir'] as string | undefined,
       executionProvider: parseExecutionProvider(values['execution-provider']),
       intraOpThreads: int(values, 'threads', 1),
-      weightFormat: parseWeightFormat(values.weights),
+      weightFormat: weights,
       maxBatch: 1,
       maxSeqLen: Math.min(config.maxPositionEmbeddings, 4096),
       // a graph with pools only for what this adapter targets (none without an adapter)
       pool: { slots: 2, maxRank: adapter?.maxRank ?? 1, targets: adapter?.config.targets ?? [] }
     })
+    progress?.done()
     const abort = new AbortController()
     const onSigint = () => abort.abort()
     process.once('SIGINT', onSigint)

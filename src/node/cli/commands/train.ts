@@ -1,6 +1,7 @@
 // `openlora train`: LoRA fine-tuning of a local checkpoint on ONNX Runtime (docs/TRAINING.md).
-// Parses and checks the options, runs src/runtime/training/run.ts, prints progress (a line per
-// step on a TTY-less stderr, or JSON events on stdout with --json).
+// Parses and checks the options, runs src/runtime/training/run.ts, shows progress (a bar with
+// loss and tokens/s on a terminal, a line per tenth of the steps otherwise: ../progress.ts), or
+// JSON events on stdout with --json.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger } from '../../../common/log.ts'
@@ -9,6 +10,7 @@ import { runTraining } from '../../../runtime/training/run.ts'
 import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule.ts'
 import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
+import { startProgress } from '../progress.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 import { readData, readDatanet, readTokens } from './train-data.ts'
 import { trainRemote } from './train-remote.ts'
@@ -175,7 +177,7 @@ export const trainCommand: Command = {
       data: src.data,
       datanets: src.datanets
     }
-    const started = performance.now()
+    const progress = startProgress('training', steps, 'steps', { json })
     const result = await runTraining({
       modelDir,
       outDir,
@@ -214,14 +216,10 @@ export const trainCommand: Command = {
           )
           return
         }
-        const done = step + 1
-        const eta = (((performance.now() - started) / done) * (steps - done)) / 1000
-        const bar = '#'.repeat(Math.round((20 * done) / steps)).padEnd(20, '.')
-        process.stderr.write(
-          `\r[${bar}] ${done}/${steps} loss ${loss.toFixed(4)} ${((tokens * 1000) / ms).toFixed(0)} tok/s ETA ${eta.toFixed(0)}s`
-        )
+        progress.update(step + 1, { loss, tokensPerSecond: (tokens * 1000) / ms })
       }
     })
+    progress.done()
     if (json) {
       console.log(
         JSON.stringify({
@@ -234,7 +232,6 @@ export const trainCommand: Command = {
         })
       )
     } else {
-      process.stderr.write('\n')
       const ev = result.evalLoss === null ? '' : `; eval loss ${result.evalLoss.toFixed(4)}`
       console.log(
         `adapter ${result.adapter} (${result.cid}); final loss ${result.losses.at(-1)!.toFixed(4)}${ev}`
