@@ -1,6 +1,6 @@
 // The layering rule of src/ (docs/ARCHITECTURE.md "Layers"), checked by `npm run lint`:
 //
-//   node → gateway → client → protocols → serving → runtime | attribution | chain → crypto → common
+//   node → gateway → client → protocols → serving → runtime | attribution | chain → crypto → metrics → common
 //
 // An import may point down or sideways inside its layer, never up, and never in a cycle. Nothing
 // imports src/node/ (the composition root and CLI); the seam types every layer shares live in
@@ -15,7 +15,20 @@ const above = {
   attribution: ['node', 'gateway', 'client', 'protocols', 'serving'],
   chain: ['node', 'gateway', 'client', 'protocols', 'serving', 'runtime', 'attribution'],
   crypto: ['node', 'gateway', 'client', 'protocols', 'serving', 'runtime', 'attribution', 'chain'],
-  common: ['node', 'gateway', 'client', 'protocols', 'serving', 'runtime', 'attribution', 'chain', 'crypto']
+  // the node's prom-client registry: every layer above may count into it, it knows none of them
+  metrics: ['node', 'gateway', 'client', 'protocols', 'serving', 'runtime', 'attribution', 'chain', 'crypto'],
+  common: [
+    'node',
+    'gateway',
+    'client',
+    'protocols',
+    'serving',
+    'runtime',
+    'attribution',
+    'chain',
+    'crypto',
+    'metrics'
+  ]
 }
 
 const LIBP2P = '^node_modules/(libp2p|@libp2p|@chainsafe|@multiformats)/'

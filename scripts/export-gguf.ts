@@ -1,11 +1,15 @@
-// Writes a Hugging Face Llama-family checkpoint (and optionally PEFT adapters) as GGUF files that
-// llama.cpp loads, so both engines can run the very same weights.
+// Writes a Hugging Face checkpoint of any family llama.cpp has an architecture for (llama/mistral/
+// deepseek, qwen2, qwen3, gemma, gemma2, gemma3, phi3, falcon, bloom, glm → chatglm, glm4), and
+// optionally PEFT adapters, as GGUF files that llama.cpp loads, so both engines can run the very
+// same weights. A checkpoint llama.cpp would compute differently is refused with the reason.
 //
 //   node scripts/export-gguf.ts MODEL_DIR --out model.gguf [--dtype f32|f16] [--pre NAME]
 //        [--adapter ADAPTER_DIR --adapter-out adapter.gguf]...
 import { parseArgs } from 'node:util'
+import { OpenLoraError } from '../src/common/errors.ts'
 import { loadPeftAdapter } from '../src/runtime/adapters/peft.ts'
-import { exportCheckpointToGguf, loadModelConfigFromDir } from '../src/runtime/export/gguf-llama.ts'
+import { exportModelToGguf } from '../src/runtime/export/gguf-families.ts'
+import { loadModelConfigFromDir } from '../src/runtime/export/gguf-llama.ts'
 import { exportLoraToGguf } from '../src/runtime/export/gguf-lora.ts'
 
 const USAGE =
@@ -47,11 +51,14 @@ async function main(): Promise<number> {
   }
   const dir = positionals[0]
   if (values.out !== undefined) {
-    const r = await exportCheckpointToGguf(dir, values.out, {
+    const r = await exportModelToGguf(dir, values.out, {
       dtype: dtype as 'F32' | 'F16',
       pre: values.pre
     })
-    process.stdout.write(`${values.out}: ${r.tensors} tensors, ${r.bytes} bytes (${dtype})\n`)
+    for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`)
+    process.stdout.write(
+      `${values.out}: llama.cpp ${r.arch}, ${r.tensors} tensors, ${r.bytes} bytes (${dtype})\n`
+    )
   }
   const cfg = await loadModelConfigFromDir(dir)
   for (let i = 0; i < adapters.length; i++) {
@@ -78,4 +85,10 @@ function parse() {
   })
 }
 
-process.exitCode = await main()
+process.exitCode = await main().catch((err: unknown) => {
+  // a refusal (NotSupportedError: what llama.cpp cannot compute, and which key says so) or a bad
+  // checkpoint is the user's answer, not a crash: print it without a stack
+  if (!(err instanceof OpenLoraError)) throw err
+  process.stderr.write(`export-gguf: ${err.message}\n`)
+  return 1
+})

@@ -1,5 +1,9 @@
 // Fuzzes the decoders of outside input (scripts/fuzz/targets.ts).
-//   npm run fuzz -- [--target NAME[,NAME]] [--runs N] [--seed S] [--json] [--save-seeds]
+//   npm run fuzz -- [--target NAME[,NAME]] [--execs N | --runs N] [--seed S] [--json] [--save-seeds]
+//                   [--coverage]
+// --execs N: N executions per target (--runs is the same). --coverage: runs the same pass under
+// Node's own coverage (--experimental-test-coverage, no extra dependency) and prints line, branch
+// and function coverage of every src/ module the targets loaded.
 // Jazzer.js (@jazzer.js/core 4.0.0) installs but its prebuilt libFuzzer addon needs glibc 2.38
 // and this Debian has 2.36; building it needs the network. So this is the next best maintained
 // option: fast-check (property-based) driving inputs from three sources: mutations of the
@@ -13,6 +17,28 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { encodeCanonical } from '../src/crypto/cbor.ts'
 import { type FuzzTarget, TARGETS } from './fuzz/targets.ts'
+
+/** The modules each target's decoder lives in: what --coverage reports (the rest is set-up). */
+const TARGET_MODULES: Record<string, string[]> = {
+  cbor: ['src/crypto/cbor.ts'],
+  'infer-request': ['src/protocols/infer/codec.ts'],
+  'infer-response': ['src/protocols/infer/codec.ts'],
+  advert: ['src/protocols/adverts/codec.ts', 'src/protocols/adverts/binding.ts'],
+  'datanet-request': ['src/protocols/datanet-exchange/exchange.ts', 'src/common/schema.ts'],
+  receipt: ['src/protocols/infer/receipt.ts'],
+  voucher: ['src/chain/eip712.ts'],
+  'attribution-proof': ['src/attribution/proof-schema.ts'],
+  safetensors: ['src/runtime/formats/safetensors.ts'],
+  gguf: ['src/runtime/formats/gguf.ts'],
+  'model-config': ['src/runtime/model/families/*.ts'],
+  'peft-config': ['src/runtime/adapters/peft-config.ts'],
+  'tokenizer-json': ['src/runtime/tokenizer.ts'],
+  'chat-template': ['src/runtime/tokenizer.ts'],
+  config: ['src/node/config/*.ts'],
+  keystore: ['src/crypto/keystore.ts'],
+  'gateway-chat': ['src/gateway/schemas.ts', 'src/gateway/structured.ts'],
+  'gateway-completion': ['src/gateway/schemas.ts']
+}
 
 const CORPUS = join(import.meta.dirname, '..', 'test', 'fuzz', 'corpus')
 const SLOW_MS = 1000
@@ -140,7 +166,30 @@ export function fuzzTarget(t: FuzzTarget, runs: number, seed?: number): FuzzResu
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2)
+  // under --coverage the test runner starts this file again with the arguments in FUZZ_ARGS
+  const args = process.env.FUZZ_ARGS ? (JSON.parse(process.env.FUZZ_ARGS) as string[]) : process.argv.slice(2)
+  if (args.includes('--coverage') && !process.env.FUZZ_ARGS) {
+    const { spawnSync } = await import('node:child_process')
+    const i = args.indexOf('--target')
+    const wanted = i >= 0 ? (args[i + 1] ?? '').split(',') : Object.keys(TARGET_MODULES)
+    const modules = [...new Set(wanted.flatMap((n) => TARGET_MODULES[n] ?? []))]
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--test',
+        '--experimental-test-coverage',
+        ...modules.map((m) => `--test-coverage-include=${m}`),
+        '--test-reporter=spec',
+        process.argv[1] as string
+      ],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, FUZZ_ARGS: JSON.stringify(args.filter((a) => a !== '--coverage')) }
+      }
+    )
+    process.exit(r.status ?? 1)
+  }
   const opt = (k: string) => {
     const i = args.indexOf(k)
     return i >= 0 ? args[i + 1] : undefined
@@ -162,7 +211,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(`wrote seeds of ${chosen.length} targets under ${CORPUS}`)
     process.exit(0)
   }
-  const runs = Number(opt('--runs') ?? 20_000)
+  const runs = Number(opt('--execs') ?? opt('--runs') ?? 20_000)
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error(`--execs must be a positive integer, got ${opt('--execs') ?? opt('--runs')}`)
+    process.exit(2)
+  }
   const seed = opt('--seed') === undefined ? undefined : Number(opt('--seed'))
   const results: FuzzResult[] = []
   for (const t of chosen) {

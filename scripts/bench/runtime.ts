@@ -3,7 +3,7 @@
 //   npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--weights fp32|int8] [--spin]
 //                            [--family F]
 //
-// --family F (qwen3, gemma, gemma2, gemma3_text, phi3, falcon, falcon_new, bloom, glm, glm4;
+// --family F (qwen3, gemma, gemma2, gemma3_text, phi3, falcon, falcon_new, falcon_rw, bloom, glm, glm4;
 // default llama) runs the same scenarios on a SmolLM2-135M-shaped checkpoint of that family
 // (random weights, runtime-fixtures.ts), its adapters on the family's own module names (a fused
 // query_key_value / qkv_proj adapter also adapts k); the naive baseline runs for llama only.

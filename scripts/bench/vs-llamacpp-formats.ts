@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Llama, LlamaContext, Token } from 'node-llama-cpp'
 import { silentLogger } from '../../src/common/log.ts'
-import { exportCheckpointToGguf } from '../../src/runtime/export/gguf-llama.ts'
+import { exportModelToGguf } from '../../src/runtime/export/gguf-families.ts'
 import type { TensorDtype } from '../../src/runtime/formats/gguf.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
 import type { WeightFormat } from '../../src/runtime/weight-format.ts'
@@ -134,7 +134,7 @@ export async function runFormatPairs(run: FormatRun) {
   const out: Record<string, unknown> = {}
   for (const pair of FORMAT_PAIRS) {
     const gguf = join(run.cache, `model-${pair.llama.toLowerCase()}.gguf`)
-    if (!existsSync(gguf)) await exportCheckpointToGguf(run.modelDir, gguf, { dtype: pair.llama })
+    if (!existsSync(gguf)) await exportModelToGguf(run.modelDir, gguf, { dtype: pair.llama })
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
     const ours = await open(pair.ours)
     const lm = await run.llama.loadModel({ modelPath: gguf })

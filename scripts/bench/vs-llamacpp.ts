@@ -3,7 +3,12 @@
 // interleaved A/B/A/B round by round so both see the same machine state.
 //
 //   npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N]
-//                                [--new-tokens N]
+//                                [--new-tokens N] [--family F]
+//
+// --family F (qwen3, gemma, gemma3_text, phi3, falcon, bloom, glm4, …; default llama) runs the
+// same scenarios on bench:runtime's SmolLM2-135M-shaped checkpoint of that family (random
+// weights, the family fixture's tokenizer) and its GGUF export for llama.cpp's architecture of
+// the family; a family llama.cpp cannot compute stops here with the export's refusal.
 //
 // Scenarios (32-token prompts, greedy, up to 64 new tokens, both stop at eos):
 //   prompt   one request: time to the first token (prefill 32 tokens + first pick) → tok/s
@@ -15,7 +20,7 @@
 // `npm run bench:vs-llamacpp` sets UV_THREADPOOL_SIZE=1 (node-llama-cpp's decode was ~40% slower
 // and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { copyFile, readFile, writeFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getLlama, type Llama, type LlamaContext, LlamaLogLevel, type LlamaModel } from 'node-llama-cpp'
@@ -23,7 +28,8 @@ import { silentLogger } from '../../src/common/log.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { AdapterStore } from '../../src/runtime/adapters/store.ts'
 import { Engine } from '../../src/runtime/engine/engine.ts'
-import { exportCheckpointToGguf } from '../../src/runtime/export/gguf-llama.ts'
+import { exportModelToGguf } from '../../src/runtime/export/gguf-families.ts'
+import { loadModelConfigFromDir } from '../../src/runtime/export/gguf-llama.ts'
 import { exportLoraToGguf } from '../../src/runtime/export/gguf-lora.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
@@ -31,6 +37,7 @@ import { loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
 import type { WeightFormat } from '../../src/runtime/weight-format.ts'
 import { benchArgs } from './args.ts'
+import { BENCH_FAMILIES, ensureModel, familyTargets } from './runtime-fixtures.ts'
 import { runFormatPairs } from './vs-llamacpp-formats.ts'
 import {
   copyBandwidth,
@@ -44,11 +51,12 @@ import {
 } from './vs-llamacpp-sides.ts'
 
 const args = benchArgs(
-  'npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N] [--new-tokens N]',
+  'npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N] [--new-tokens N] [--family F]',
   {
+    family: { type: 'string', default: 'llama' },
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
-    'cache-dir': { type: 'string', default: join(tmpdir(), 'openlora-bench-vs-llamacpp-v1') },
+    'cache-dir': { type: 'string' },
     threads: { type: 'string', default: '2' },
     rounds: { type: 'string' },
     // fewer new tokens: a smoke test of the whole run on a busy machine (not the issue's figure)
@@ -56,8 +64,19 @@ const args = benchArgs(
   }
 )
 const QUICK = args.quick === true
-const CACHE = args['cache-dir']!
+const FAMILY = args.family!
+if (!BENCH_FAMILIES.includes(FAMILY)) {
+  process.stderr.write(`--family: "${FAMILY}" is not one of ${BENCH_FAMILIES.join(', ')}\n`)
+  process.exit(2)
+}
+const CACHE =
+  args['cache-dir'] ??
+  join(
+    tmpdir(),
+    FAMILY === 'llama' ? 'openlora-bench-vs-llamacpp-v1' : `openlora-bench-vs-llamacpp-${FAMILY}-v1`
+  )
 const CFG = {
+  family: FAMILY,
   preset: 'smollm2-135m',
   weights: 'F32',
   threads: Number(args.threads),
@@ -78,6 +97,7 @@ const CFG = {
 }
 sides.newTokens = CFG.newTokens
 const say = (m: string) => process.stderr.write(`[bench:vs-llamacpp] ${m}\n`)
+const FAMILY_FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'families')
 
 let seed = 9
 const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32
@@ -106,20 +126,29 @@ async function ensureFixtures(): Promise<Fixtures> {
     adapters: adapterDirs.map((d) => `${d}.gguf`)
   }
   if (existsSync(join(CACHE, 'fixtures.done'))) return { modelDir, adapterDirs, gguf }
-  say('building fixtures once: smollm2-135m-shaped checkpoint, 8 adapters, GGUF exports')
-  const made = await makeModel({ out: modelDir, preset: 'smollm2-135m', seed: 0 })
-  await exportCheckpointToGguf(modelDir, gguf.f32, { dtype: 'F32' })
-  await exportCheckpointToGguf(modelDir, gguf.f16, { dtype: 'F16' })
+  say(`building fixtures once: smollm2-135m-shaped ${FAMILY} checkpoint, 8 adapters, GGUF exports`)
+  if (FAMILY === 'llama') await makeModel({ out: modelDir, preset: 'smollm2-135m', seed: 0 })
+  else {
+    // bench:runtime's checkpoint of the family, and the fixture's tokenizer (the export needs one;
+    // ids past its vocabulary become llama.cpp's unused [PADn] tokens, which the prompts may use)
+    await ensureModel(CACHE, say, FAMILY)
+    for (const f of ['tokenizer.json', 'tokenizer_config.json'])
+      await copyFile(join(FAMILY_FIXTURES, FAMILY, f), join(modelDir, f))
+  }
+  const config = await loadModelConfigFromDir(modelDir)
+  await exportModelToGguf(modelDir, gguf.f32, { dtype: 'F32' })
+  await exportModelToGguf(modelDir, gguf.f16, { dtype: 'F16' })
+  const { modules } = await familyTargets(modelDir, ['q_proj', 'v_proj'])
   for (let i = 0; i < CFG.adapters; i++) {
     await makeAdapter({
       model: modelDir,
       out: adapterDirs[i],
       rank: CFG.adapterRank,
-      targets: CFG.adapterTargets,
+      targets: modules,
       seed: 1000 + i
     })
-    const a = await loadPeftAdapter(adapterDirs[i], made.config)
-    await exportLoraToGguf(a, made.config, gguf.adapters[i])
+    const a = await loadPeftAdapter(adapterDirs[i], config)
+    await exportLoraToGguf(a, config, gguf.adapters[i])
   }
   await writeFile(join(CACHE, 'fixtures.done'), '')
   return { modelDir, adapterDirs, gguf }
@@ -139,7 +168,12 @@ async function main(): Promise<void> {
     intraOpThreads: threads,
     maxBatch: CFG.concurrency,
     maxSeqLen: CFG.maxSeqLen,
-    pool: { slots: CFG.adapters + 1, maxRank: CFG.adapterRank, targets: CFG.adapterTargets },
+    // a fused query_key_value adapts k too: the pool holds every projection the modules feed
+    pool: {
+      slots: CFG.adapters + 1,
+      maxRank: CFG.adapterRank,
+      targets: (await familyTargets(fx.modelDir, ['q_proj', 'v_proj'])).projections
+    },
     log: silentLogger
   })
   const store = new AdapterStore<PeftAdapter>(

@@ -11,6 +11,7 @@
 // voucher stored but not yet claimed is claimed after the restart.
 import type { Address, Hex } from 'viem'
 import { createLogger, type Logger } from '../common/log.ts'
+import { type NodeMetrics, openOf } from '../metrics/registry.ts'
 import type { ChainClient, ClaimRejection } from './client.ts'
 import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
 import { ChainCallError, revertArgs } from './errors.ts'
@@ -22,6 +23,7 @@ import {
   planAttribution,
   receiptLeaf
 } from './pool-attribution.ts'
+import { splitPayment } from './shares.ts'
 import type { ChannelRecord, PoolRecord, VoucherStore } from './store.ts'
 
 export interface ClaimerInit {
@@ -38,6 +40,8 @@ export interface ClaimerInit {
   /** called after a claim funded pools or a reconcile learned their ids (to publish them, M1) */
   onPoolsFunded?: () => void | Promise<void>
   logger?: Logger
+  /** the node's registry: claims, their gas and earnings by role (docs/METRICS.md) */
+  metrics?: NodeMetrics
 }
 
 export interface ClaimerComponents {
@@ -69,6 +73,7 @@ export class Claimer {
   private readonly fromBlock: bigint
   private readonly log: Logger
   private readonly onPoolsFunded: (() => void | Promise<void>) | undefined
+  private readonly metrics: NodeMetrics | undefined
   private timer: NodeJS.Timeout | undefined
   private running: Promise<ClaimOutcome[]> | undefined
   private failures = 0
@@ -87,6 +92,7 @@ export class Claimer {
     this.fromBlock = init.fromBlock ?? 0n
     this.log = init.logger ?? createLogger('chain:claimer')
     this.onPoolsFunded = init.onPoolsFunded
+    this.metrics = init.metrics
   }
 
   async start(): Promise<void> {
@@ -279,9 +285,13 @@ export class Claimer {
       for (const p of plan.pools) await this.store.savePool(poolRecord(p, createdAt))
       const sentAt = performance.now()
       let res: Awaited<ReturnType<ChainClient['claim']>>
+      this.metrics?.claims.inc({ outcome: 'sent' })
       try {
         res = await this.chain.claim(entries, plan.attributions)
       } catch (err) {
+        this.metrics?.claims.inc({
+          outcome: err instanceof ChainCallError && err.revert ? 'reverted' : 'failed'
+        })
         // a revert is seen in simulation, before anything is sent: the planned trees are void
         if (err instanceof ChainCallError && err.revert)
           for (const p of plan.pools)
@@ -299,6 +309,10 @@ export class Claimer {
       for (const r of res.rejected) await this.refused(items[r.index]!, r.reason as ClaimRejection)
       const paid = items.filter((_, j) => !late.has(j))
       for (const { record, amount } of paid) await this.store.setClaimed(record.channel, amount)
+      this.countClaim(
+        res.gasUsed,
+        jobs.filter((_, j) => !late.has(j)).map((x) => x.increase)
+      )
       await this.store.saveClaim({
         txHash: res.hash,
         vouchers: items.flatMap(({ record, voucher, amount }, j) =>
@@ -382,6 +396,24 @@ export class Claimer {
       })
     }
     return out
+  }
+
+  /** A mined claim: its gas, and what its vouchers paid each role, split as the contract splits. */
+  private countClaim(gasUsed: bigint, increases: bigint[]): void {
+    const m = this.metrics
+    if (!m) return
+    m.claims.inc({ outcome: 'confirmed' })
+    m.claimGas.inc({ outcome: 'confirmed' }, Number(gasUsed))
+    const sum = { node: 0n, owner: 0n, pool: 0n }
+    for (const inc of increases) {
+      const s = splitPayment(inc)
+      sum.node += s.node
+      sum.owner += s.owner
+      sum.pool += s.pool
+    }
+    m.earnings.inc({ role: 'operator' }, openOf(sum.node))
+    m.earnings.inc({ role: 'adapter_owner' }, openOf(sum.owner))
+    m.earnings.inc({ role: 'pool' }, openOf(sum.pool))
   }
 
   private async poolsFunded(): Promise<void> {

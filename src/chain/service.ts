@@ -24,6 +24,8 @@ export interface ChainServiceInit {
   localOperatorEth?: bigint
   /** where to publish the funded contributor pools (M1; the node: <dataDir>/pools.json) */
   poolsFile?: string
+  /** fsync each payment batch (config chain.syncWrites; VoucherStore) */
+  syncWrites?: boolean
 }
 
 export interface ChainServiceComponents {
@@ -60,7 +62,7 @@ export class ChainService {
     this.init = init
     this.components = components
     this.log = components.logger ?? createLogger('chain')
-    this.store = new VoucherStore(components.db.sublevel('chain'))
+    this.store = new VoucherStore(components.db.sublevel('chain'), { sync: init.syncWrites === true })
   }
 
   get client(): ChainClient {

@@ -7,7 +7,7 @@
 // the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
 // channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
 // The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
-import type { AbstractBatchOperation } from 'abstract-level'
+import type { AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
 import { channelKey } from './channel.ts'
 import { amountDue, type SignedVoucher, voucherFromJson, voucherToJson } from './eip712.ts'
@@ -44,8 +44,18 @@ export class VoucherStore {
   private readonly reservedByChannel = new Map<Hex, bigint>()
   private readonly reservedByClient = new Map<Address, bigint>()
 
-  constructor(db: AnyLevel) {
+  /** `{ sync: true }` when the node is configured to fsync payment batches (chain.syncWrites) */
+  // classic-level reads `sync` from the batch options; abstract-level's type does not name it
+  private readonly writeOptions: AbstractBatchOptions<string, unknown>
+
+  /**
+   * `sync`: each payment batch (reserve, settle, record) returns only once LevelDB has fsynced its
+   * log, so a power cut cannot lose a payment the node acknowledged; without it a process kill
+   * loses nothing (the OS holds the write) but a power cut may lose the last few (docs/CHAIN.md)
+   */
+  constructor(db: AnyLevel, opts: { sync?: boolean } = {}) {
     this.db = db
+    this.writeOptions = { sync: opts.sync === true } as AbstractBatchOptions<string, unknown>
     this.channels = db.sublevel<string, ChannelRecord>('channels', { valueEncoding: 'json' })
     this.receipts = db.sublevel<string, ReceiptRecord>('receipts', { valueEncoding: 'json' })
     this.pools = db.sublevel<string, PoolRecord>('pools', { valueEncoding: 'json' })
@@ -146,7 +156,7 @@ export class VoucherStore {
         { type: 'put', sublevel: this.inflight, key: jobKey, value: flight }
       ]
       if (!prev) ops.push({ type: 'put', sublevel: this.byClient, key: `${client}!${channel}`, value: '' })
-      await this.db.batch(ops)
+      await this.db.batch(ops, this.writeOptions)
       this.addReserved(channel, client, job.maxAmountDue)
       return { channel }
     })
@@ -220,7 +230,7 @@ export class VoucherStore {
           value: r
         })
       }
-      await this.db.batch(ops)
+      await this.db.batch(ops, this.writeOptions)
       this.addReserved(channel, getAddress(f.client), -cap)
       return { owed: prev && due > 0n ? owed : prevOwed, amountDue: prev ? due : 0n }
     })
@@ -321,7 +331,7 @@ export class VoucherStore {
         })
         ops.push({ type: 'put', sublevel: this.jobs, key: jobKey, value: '' })
       }
-      await this.db.batch(ops)
+      await this.db.batch(ops, this.writeOptions)
       return { channel, increase: owed - prevOwed, owed }
     })
   }

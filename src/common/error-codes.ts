@@ -93,6 +93,8 @@ export const ERROR_CODES = {
     'BAD_REQUEST',
     'the model uses an architecture feature the training graph does not differentiate yet'
   ),
+  TRAINING_NOT_OFFERED: code('BAD_REQUEST', 'the peer does not offer training jobs (/openlora/train/1.0.0)'),
+  TRAINING_FAILED: code('INTERNAL', 'a remote training job failed or its result did not verify'),
   ADAPTER_INVALID: code('ADAPTER_NOT_FOUND', 'a PEFT adapter is malformed or uses an unsupported feature'),
   ADAPTER_BASE_MISMATCH: code('ADAPTER_NOT_FOUND', "the adapter's shapes do not fit the base model"),
   ADAPTER_RANK_TOO_LARGE: code('ADAPTER_NOT_FOUND', "the adapter's rank exceeds the slot pool's"),

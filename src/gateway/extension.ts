@@ -7,6 +7,7 @@ import type { NodeComponents, NodeConfig, NodeExtension } from '../common/servic
 import { type GatewayConfig, GatewayConfigSchema } from './config.ts'
 import { type GatewayPayer, openPayer } from './payer.ts'
 import { type AliasStore, type GatewayComponents, GatewayService } from './service.ts'
+import { TrainingJobs } from './training-jobs.ts'
 import { NodeView } from './ui/node-view.ts'
 
 declare module '../common/service.ts' {
@@ -95,9 +96,11 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
       }
     },
     aliases: await aliasStore(components),
+    ...(services.training?.provider ? { training: new TrainingJobs(services.training.provider) } : {}),
     keySpend: keySpendStore(components),
     peers: components.peerTable,
     ...(cfg.dashboard ? { ui: new NodeView(components) } : {}),
+    metrics: components.metrics,
     logger: log,
     ...(serving
       ? {

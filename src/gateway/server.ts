@@ -8,15 +8,17 @@ import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import type { Logger } from '../common/log.ts'
+import type { NodeMetrics } from '../metrics/registry.ts'
 import type { Catalog } from './catalog.ts'
 import { GatewayError, toHttpError } from './errors.ts'
 import type { GatewayJobs, PlanOptions } from './jobs.ts'
 import type { KeyAuth } from './keys.ts'
-import type { GatewayMetrics } from './metrics.ts'
 import { type AdapterAdmin, adapterRoutes } from './routes/adapters.ts'
 import { type HealthSource, healthRoutes } from './routes/health.ts'
 import { modelRoutes } from './routes/models.ts'
 import { openAiRoutes } from './routes/openai.ts'
+import { trainingRoutes } from './routes/training.ts'
+import type { TrainingJobs } from './training-jobs.ts'
 import { type UiData, uiRoutes } from './ui/routes.ts'
 
 /** OpenAI's own limit on request bodies is far larger; a node has no use for more than this. */
@@ -30,10 +32,12 @@ const isPublicUiFile = (path: string) =>
 export interface GatewayAppOptions {
   jobs: GatewayJobs
   catalog: Catalog
-  metrics: GatewayMetrics
+  metrics: NodeMetrics
   auth: KeyAuth
   health: HealthSource
   adapters?: AdapterAdmin
+  /** training jobs for the ModelFactory page; absent: the routes answer training_not_offered */
+  training?: TrainingJobs
   /** the dashboard's data (absent: no /ui) */
   ui?: UiData
   plan: PlanOptions
@@ -81,7 +85,10 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
     req.apiKey = o.auth.authenticate(req.headers.authorization)
   })
   app.addHook('onResponse', async (req, reply) => {
-    o.metrics.requests.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) })
+    o.metrics.gatewayRequests.inc({
+      route: req.routeOptions.url ?? 'unknown',
+      status: String(reply.statusCode)
+    })
   })
 
   await app.register(swagger, {
@@ -131,6 +138,11 @@ export async function buildGatewayApp(o: GatewayAppOptions): Promise<FastifyInst
           )
         )
     },
+    requireAdmin: (req) =>
+      o.auth.requireAdmin((req as { headers: { authorization?: string } }).headers.authorization)
+  })
+  await app.register(trainingRoutes, {
+    training: o.training,
     requireAdmin: (req) =>
       o.auth.requireAdmin((req as { headers: { authorization?: string } }).headers.authorization)
   })

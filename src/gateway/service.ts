@@ -6,15 +6,16 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { InferClient } from '../client/client.ts'
 import type { Logger } from '../common/log.ts'
+import { NodeMetrics } from '../metrics/registry.ts'
 import { type Aliases, Catalog, type GatewayPeers, type GatewayServing } from './catalog.ts'
 import { type GatewayConfig, isLoopbackHost } from './config.ts'
 import { badRequest, GatewayError } from './errors.ts'
 import { KeyAuth, KeyStore } from './keys.ts'
-import { GatewayMetrics } from './metrics.ts'
 import type { AdapterAdmin } from './routes/adapters.ts'
 import type { HealthSource } from './routes/health.ts'
 import { buildGatewayApp } from './server.ts'
 import { responseFormatSpec } from './structured.ts'
+import type { TrainingJobs } from './training-jobs.ts'
 import type { UiData } from './ui/routes.ts'
 
 export interface GatewayComponents {
@@ -32,10 +33,14 @@ export interface GatewayComponents {
   peers?: GatewayPeers & { readonly size: number }
   fetchAdapter?: (cid: string, from: string[], opts: { model: string }) => Promise<void>
   aliases: AliasStore
+  /** training jobs (ModelFactory routes) when the node offers training */
+  training?: TrainingJobs
   /** the dashboard's view of the node (absent: no /ui) */
   ui?: UiData & { start(): void; stop(): void }
   /** what each API key spent (wei), kept across restarts */
   keySpend?: { load(): Promise<Map<string, bigint>>; save(id: string, spent: bigint): Promise<void> }
+  /** the node's registry (src/metrics/): the gateway counts into it and serves it at /metrics */
+  metrics?: NodeMetrics
   logger: Logger
 }
 
@@ -49,7 +54,7 @@ export interface AliasStore extends Aliases {
 export class GatewayService {
   readonly #c: GatewayComponents
   readonly #cfg: GatewayConfig
-  readonly metrics = new GatewayMetrics()
+  readonly metrics: NodeMetrics
   readonly keys: KeyStore
   #app: FastifyInstance | undefined
   url: string | undefined
@@ -58,6 +63,8 @@ export class GatewayService {
     this.#c = components
     this.#cfg = config
     this.keys = new KeyStore(components.dataDir)
+    // the node's registry; a gateway built alone (its unit tests) keeps one of its own
+    this.metrics = components.metrics ?? new NodeMetrics({ defaultMetrics: false })
   }
 
   async start(): Promise<void> {
@@ -97,6 +104,7 @@ export class GatewayService {
       auth,
       health,
       adapters: c.serving ? this.#adapterAdmin() : undefined,
+      training: c.training,
       ...(c.ui ? { ui: c.ui } : {}),
       plan: { defaultMaxTokens: cfg.defaultMaxTokens, responseFormat: responseFormatSpec },
       maxConcurrentJobs: cfg.maxConcurrentStreams,
@@ -143,6 +151,8 @@ export class GatewayService {
     // open streams are cut: their jobs are cancelled by the close handlers
     app?.server.closeAllConnections()
     await app?.close()
+    // a running training job stops at its next step, before the node closes the datanet store
+    await this.#c.training?.close()
   }
 
   #adapterAdmin(): AdapterAdmin {

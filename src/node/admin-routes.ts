@@ -66,4 +66,18 @@ export function registerCoreRoutes(c: NodeComponents, host: Host): void {
     adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
   c.admin.route('/peers', () => peersAnswer(c, host))
+  // what a soak run samples over time (scripts/soak.ts): memory, live handles, banned peers
+  c.admin.route('/process', () => {
+    const m = process.memoryUsage()
+    return {
+      pid: process.pid,
+      rssBytes: m.rss,
+      heapUsedBytes: m.heapUsed,
+      externalBytes: m.external,
+      arrayBuffersBytes: m.arrayBuffers,
+      activeResources: process.getActiveResourcesInfo().length,
+      connections: c.libp2p.getConnections().length,
+      bannedPeers: c.peerScores.banned().length
+    }
+  })
 }

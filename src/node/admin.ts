@@ -39,6 +39,7 @@ export class AdminRefusedError extends OpenLoraError<'ADMIN_REFUSED'> {}
 export class AdminServer implements AdminRoutes {
   readonly #routes = new Map<string, AdminHandler>()
   readonly #actions = new Map<string, AdminAction>()
+  readonly #texts = new Map<string, () => Promise<{ contentType: string; body: string }>>()
   readonly #log: Logger
   readonly #file: string
   readonly #token = randomBytes(24).toString('hex')
@@ -60,6 +61,11 @@ export class AdminServer implements AdminRoutes {
     this.#actions.set(path.startsWith('/') ? path : `/${path}`, handler)
   }
 
+  /** Adds GET /<path> answering text of its own content type (GET /metrics: Prometheus text format). */
+  text(path: string, handler: () => Promise<{ contentType: string; body: string }>): void {
+    this.#texts.set(path.startsWith('/') ? path : `/${path}`, handler)
+  }
+
   async start(host: string, port: number): Promise<void> {
     const server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://admin')
@@ -68,12 +74,26 @@ export class AdminServer implements AdminRoutes {
         res.end(JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
       }
       if (!this.#authorized(req.headers.authorization)) return send(401, { error: 'bad or missing token' })
+      const text = req.method === 'GET' ? this.#texts.get(url.pathname) : undefined
+      if (text) {
+        text().then(
+          (t) => {
+            res.writeHead(200, { 'content-type': t.contentType })
+            res.end(t.body)
+          },
+          (err) => {
+            this.#log.warn('admin handler failed', { path: url.pathname, err })
+            send(500, { error: (err as Error).message })
+          }
+        )
+        return
+      }
       const handler = req.method === 'GET' ? this.#routes.get(url.pathname) : undefined
       const action = req.method === 'POST' ? this.#actions.get(url.pathname) : undefined
       if (!handler && !action)
         return send(404, {
           error: `no such endpoint; allowed: ${[
-            ...[...this.#routes.keys()].map((p) => `GET ${p}`),
+            ...[...this.#routes.keys(), ...this.#texts.keys()].map((p) => `GET ${p}`),
             ...[...this.#actions.keys()].map((p) => `POST ${p}`)
           ].join(', ')}`
         })

@@ -8,6 +8,7 @@ import type { NodeExtension } from '../common/service.ts'
 import { gatewayExtension } from '../gateway/extension.ts'
 import { datanetExchangeExtension } from '../protocols/datanet-exchange/extension.ts'
 import { inferExtension } from '../protocols/infer/extension.ts'
+import { trainingExtension } from '../protocols/training/extension.ts'
 
 // chain and attribution come first so the infer handler never sees a job before its payment gate
 // and attribution provider have started (it looks both up per job).
@@ -16,6 +17,7 @@ export const extensions: NodeExtension[] = [
   attributionExtension,
   datanetExchangeExtension,
   inferExtension,
+  trainingExtension,
   // last: it sends jobs through the infer service and reads the serving stack
   gatewayExtension
 ]

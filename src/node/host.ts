@@ -11,7 +11,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
 import { createTopicScoreParams } from '@libp2p/gossipsub/score'
 import { type Identify, identify } from '@libp2p/identify'
-import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { mdns } from '@libp2p/mdns'
 import { type Ping, ping } from '@libp2p/ping'
@@ -60,7 +60,12 @@ const ADVERT_TOPIC_SCORE = createTopicScoreParams({
 /** Loopback and private LAN hosts carry whole local swarms; one IP must not count as a Sybil. */
 const COLOCATION_WHITELIST = new Set(['127.0.0.1', '::1'])
 
-export async function createHost(config: NodeConfig, privateKey: PrivateKey): Promise<Host> {
+export async function createHost(
+  config: NodeConfig,
+  privateKey: PrivateKey,
+  /** refuses connections with banned peers (src/protocols/shared/peer-score.ts) */
+  connectionGater?: ConnectionGater
+): Promise<Host> {
   const net = config.network
   const peerDiscovery: NonNullable<Libp2pOptions['peerDiscovery']> = []
   if (net.mdns) peerDiscovery.push(mdns({ interval: 10_000 }))
@@ -91,6 +96,7 @@ export async function createHost(config: NodeConfig, privateKey: PrivateKey): Pr
     // the node starts it as one step of its own ordered start
     start: false,
     privateKey,
+    ...(connectionGater ? { connectionGater } : {}),
     addresses: { listen: net.listen, announce: net.announce },
     transports: [tcp(), webSockets(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [noise()],

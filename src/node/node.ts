@@ -1,11 +1,14 @@
 // The composition root: builds the node's parts from one validated config and wires them by
 // injection. Order of start: libp2p host → peer table → extension services → adverts → dialer →
 // admin endpoint; stop runs the same list backwards, then closes the DB and releases the lock.
+import { peerIdFromString } from '@libp2p/peer-id'
 import type { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
+import { NodeMetrics } from '../metrics/registry.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
+import { bannedPeerGater, PeerScores } from '../protocols/shared/peer-score.ts'
 import { type CapabilitySource, emptyCapabilities, StaticCapabilitySource } from '../serving/capability.ts'
 import { AdminServer } from './admin.ts'
 import { registerCoreRoutes } from './admin-routes.ts'
@@ -18,6 +21,7 @@ import { extensions as registeredExtensions } from './extensions.ts'
 import { detectHardware } from './hardware.ts'
 import { advertisedAddrs, createHost, type Host } from './host.ts'
 import { loadIdentity } from './identity.ts'
+import { wireNodeMetrics } from './metrics.ts'
 import { ProviderPublisher } from './providers.ts'
 import { NODE_VERSION } from './version.ts'
 
@@ -71,7 +75,17 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
     const log = baseLog.child(identity.peerId.toString().slice(-8))
     // a corrupt or locked database stops the node with the recovery command, never a fresh start
     db = await openNodeDb(dataDir.dbDir, dataDir.path)
-    const libp2p = await createHost(config, identity.privateKey)
+    // one score per peer for every request/response protocol; a ban hangs up on the peer and the
+    // connection gater keeps it out (both ways) until the ban lifts
+    let hangUp: (peer: string) => void = () => {}
+    const peerScores = new PeerScores({ onBan: (peer) => hangUp(peer) })
+    const libp2p = await createHost(config, identity.privateKey, bannedPeerGater(peerScores))
+    hangUp = (peer) => {
+      log.warn('peer banned', { peer })
+      // the protocol that banned it closes that connection after its answer; a second later every
+      // other connection to the peer goes too (the gater already refuses new ones)
+      setTimeout(() => void libp2p.hangUp(peerIdFromString(peer)).catch(() => {}), 1_000).unref()
+    }
     const peerTable = new PeerTable({
       store: db.sublevel<string, Uint8Array>('peers', { valueEncoding: 'view' }),
       logger: log.child('peer-table')
@@ -97,6 +111,8 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       { ...config.adverts, version: NODE_VERSION }
     )
     const admin = new AdminServer(dataDir.path, log)
+    // one registry for every layer; GET /metrics on the admin and gateway ports (docs/METRICS.md)
+    const metrics = new NodeMetrics()
     const dialer = new AdvertDialer(
       libp2p,
       peerTable,
@@ -117,7 +133,9 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       peerTable,
       adverts,
       capabilities,
+      peerScores,
       admin,
+      metrics,
       services: {}
     }
     const factories: Array<[string, ServiceFactory<Service>]> = []
@@ -157,6 +175,7 @@ export async function createNode(config: NodeConfig, overrides: NodeOverrides = 
       }
     ]
     registerCoreRoutes(components, libp2p)
+    wireNodeMetrics(components, admin)
     // A reservation made or lost, or an address AutoNAT confirmed, changes how peers reach us:
     // say so once, and re-advertise at once instead of at the next heartbeat.
     let reachability = libp2p.services.relayKeeper.reachability()

@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type Logger, silentLogger } from '../common/log.ts'
 import type { Hex } from '../crypto/hash.ts'
+import type { NodeMetrics } from '../metrics/registry.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../runtime/adapters/peft.ts'
 import { AdapterStore } from '../runtime/adapters/store.ts'
 import { Engine } from '../runtime/engine/engine.ts'
@@ -18,6 +19,7 @@ import type { WeightFormat } from '../runtime/weight-format.ts'
 import type { GenerateRequest, ServingBackend, TokenEvent } from './backend.ts'
 import type { AdapterTier, Capabilities, CapabilitySource, Hardware } from './capability.ts'
 import { ServingError } from './errors.ts'
+import { observeJob, observeRefused, servingCollector } from './metrics.ts'
 
 export interface ServingInit {
   /** Hugging Face checkpoint directories to serve */
@@ -57,16 +59,19 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
   readonly #init: ServingInit
   readonly #log: Logger
   readonly #served = new Map<string, Served>()
+  readonly #metrics: NodeMetrics | undefined
+  #removeCollector: (() => void) | undefined
   #engine: Engine | undefined
   #full = false
   readonly #onChange = (): void => {
     this.dispatchEvent(new Event('changed'))
   }
 
-  constructor(init: ServingInit, logger: Logger = silentLogger) {
+  constructor(init: ServingInit, logger: Logger = silentLogger, metrics?: NodeMetrics) {
     super()
     this.#init = init
     this.#log = logger
+    this.#metrics = metrics
   }
 
   get engine(): Engine | undefined {
@@ -101,7 +106,8 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         {
           model: { modelId: model.modelId, config: model.config, pools: model.pools },
           loadAdapter: loadPeftAdapter,
-          logger: this.#log.child('adapters')
+          logger: this.#log.child('adapters'),
+          ...(this.#metrics ? { onLoad: this.#onAdapterLoad } : {})
         }
       )
       await store.start()
@@ -122,15 +128,38 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         {
           models: [...this.#served.values()].map((s) => ({ model: s.model, adapters: s.store })),
           sample,
-          logger: this.#log
+          logger: this.#log,
+          ...(this.#metrics ? { onStep: this.#onStep } : {})
         }
       )
       this.#engine.start()
     }
+    const engine = this.#engine
+    this.#removeCollector = this.#metrics?.addCollector(
+      servingCollector(this.#metrics, {
+        loadByModel: () => engine?.loadByModel() ?? [],
+        stores: () =>
+          [...this.#served].map(([model, s]) => ({
+            model,
+            stats: () => s.store.stats(),
+            tiers: () => s.store.tiers()
+          }))
+      })
+    )
     this.#onChange()
   }
 
+  readonly #onAdapterLoad = (from: 'warm' | 'cold', ms: number): void => {
+    this.#metrics?.adapterLoads.inc({ tier: from })
+    this.#metrics?.adapterLoadSeconds.observe({ tier: from }, ms / 1000)
+  }
+
+  readonly #onStep = (model: string, rows: number): void => {
+    this.#metrics?.batchSize.observe({ model }, rows)
+  }
+
   async stop(): Promise<void> {
+    this.#removeCollector?.()
     await this.#engine?.stop()
     for (const s of this.#served.values()) {
       s.store.removeEventListener('changed', this.#onChange)
@@ -184,7 +213,14 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
 
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
     if (!this.#engine) throw new ServingError('MODEL_NOT_FOUND', `model ${req.model} is not served here`)
-    const events = this.#engine.generate(req)
+    let events: AsyncIterable<TokenEvent>
+    try {
+      events = this.#engine.generate(req)
+    } catch (err) {
+      if (this.#metrics) observeRefused(this.#metrics, req, err)
+      throw err
+    }
+    if (this.#metrics) events = observeJob(this.#metrics, req, events)
     this.#noteLoad()
     const self = this
     return {

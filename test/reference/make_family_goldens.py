@@ -86,6 +86,12 @@ FAMILIES.update({
                                         tie_word_embeddings=False, initializer_range=0.2),
                    ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense']),
 })
+# Falcon-RW: ALiBi, attention then MLP in sequence, per-head query_key_value, biases. 16 heads so
+# the slopes (2^-k/2) are not powers of two and build_alibi_tensor's bfloat16 rounding shows.
+FAMILIES['falcon_rw'] = (T.FalconConfig, dict(FALCON_BASE, alibi=True, multi_query=False, parallel_attn=False,
+                                              new_decoder_architecture=False, bias=True, num_attention_heads=16,
+                                              tie_word_embeddings=False, initializer_range=0.2),
+                         ['<|endoftext|>', '<|endoftext|>'], FALCON, ['query_key_value', 'dense'])
 FAMILIES['bloom'] = (T.BloomConfig, dict(n_layer=2, n_head=4, layer_norm_epsilon=1e-5, tie_word_embeddings=False,
                                           initializer_range=0.2, drop=['intermediate_size', 'num_attention_heads',
                                                                         'max_position_embeddings']),
@@ -108,8 +114,30 @@ FAMILIES['phi3_partial'] = (T.Phi3Config, dict(num_hidden_layers=2, num_key_valu
                                                                 'partial_rotary_factor': 0.75}),
                             ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3,
                             ['qkv_proj', 'o_proj'])
+# Phi-3 LongRoPE (Phi-3-mini-128k style), one fixture per factor set: transformers takes
+# short_factor while a forward pass stays within original_max_position_embeddings and long_factor
+# beyond; the runtime picks by a session's capacity. `phi3_longrope` keeps the original context at
+# max_position_embeddings (256 ≥ any capacity the tests use: short factors) with an explicit
+# attention_factor; `phi3_longrope_long` has an original context of 8, so the 12-token prompt (and
+# every capacity) is past it: long factors, and the attention factor derived from 256 / 8.
+_LR = dict(num_hidden_layers=2, num_key_value_heads=2, initializer_range=0.2)
+_SHORT = [1.0, 1.3, 1.7, 2.2, 2.9, 3.5, 4.4, 5.0]
+_LONG = [1.1, 2.0, 3.1, 4.6, 6.0, 8.3, 11.0, 16.0]
+FAMILIES['phi3_longrope'] = (T.Phi3Config, dict(_LR, original_max_position_embeddings=256, rope_parameters={
+    'rope_type': 'longrope', 'rope_theta': 10000.0, 'short_factor': _SHORT, 'long_factor': _LONG,
+    'attention_factor': 1.1, 'original_max_position_embeddings': 256}),
+    ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3, ['qkv_proj', 'o_proj'])
+FAMILIES['phi3_longrope_long'] = (T.Phi3Config, dict(_LR, original_max_position_embeddings=8, rope_parameters={
+    'rope_type': 'longrope', 'rope_theta': 10000.0, 'short_factor': _SHORT, 'long_factor': _LONG,
+    'original_max_position_embeddings': 8}),
+    ['<|endoftext|>', '<|endoftext|>', '<|user|>', '<|assistant|>', '<|end|>', '<|system|>'], PHI3, ['qkv_proj', 'o_proj'])
 # fixture name -> registry family, where they differ
-FAMILY_OF = {'falcon_new': 'falcon', 'phi3_partial': 'phi3'}
+FAMILY_OF = {'falcon_new': 'falcon', 'falcon_rw': 'falcon', 'phi3_partial': 'phi3', 'phi3_longrope': 'phi3',
+             'phi3_longrope_long': 'phi3'}
+# transformers 5.18's eager Falcon adds the ALiBi bias twice (into the scores, and again through the
+# causal mask it folds alibi / sqrt(head_dim) into); its SDPA path adds it once, as Falcon-RW's own
+# code did, so Falcon-RW's goldens come from SDPA (the math kernel in float32 on CPU)
+ATTN = {'falcon_rw': 'sdpa'}
 
 CORPUS = [
     'the quick brown fox jumps over the lazy dog', 'open models serve many adapters at once',
@@ -164,8 +192,9 @@ def make(family):
         for k in args.pop('drop', []):
             args.pop(k)
         cfg = cls(**args)
-        cfg._attn_implementation = 'eager'
-        model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation='eager', dtype=torch.float32).eval()
+        cfg._attn_implementation = ATTN.get(family, 'eager')
+        model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation=ATTN.get(family, 'eager'),
+                                                   dtype=torch.float32).eval()
         perturb(model, seed)
         base = run(model, PROMPT)
         if len(set(base['tokens'])) >= 4 and base['margin'] >= 0.01:
@@ -180,7 +209,8 @@ def make(family):
                'chat': {'messages': chat, 'text': rendered, 'ids': tok(rendered, add_special_tokens=False)['input_ids']},
                'adapters': {}}
     for name, targets, rslora, r, alpha in [('attn', attn_targets, False, 4, 8), ('all', 'all-linear', True, 8, 16)]:
-        base_model = T.AutoModelForCausalLM.from_pretrained(dir, attn_implementation='eager', dtype=torch.float32).eval()
+        base_model = T.AutoModelForCausalLM.from_pretrained(dir, attn_implementation=ATTN.get(family, 'eager'),
+                                                            dtype=torch.float32).eval()
         peft_model = get_peft_model(base_model, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets,
                                                            use_rslora=rslora, lora_dropout=0.0))
         g = torch.Generator().manual_seed(100 + seed)

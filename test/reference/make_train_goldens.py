@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden fixtures for LoRA training (test/unit/training-*.test.ts, docs/TRAINING.md).
 
-Per fixture under test/fixtures/train/<name>/: a tiny random Llama checkpoint (save_pretrained,
+Per fixture under test/fixtures/train/<name>/: a tiny random Llama, Qwen2 (q/k/v biases) or
+Mistral (sliding window shorter than the batch) checkpoint (save_pretrained,
 safetensors, fp32), a PEFT adapter with random non-zero lora_A/lora_B (PEFT zeroes B, which would
 make B's gradient trivial and A's zero), a batch of token sequences of different lengths
 (tokens.json), and from torch + peft with eager attention: the step-0 loss, the gradient of that
@@ -12,7 +13,7 @@ Loss: mean token cross-entropy over every predicted position of every sequence (
 predicts t+1; right padding masked out of attention and loss).
 
 Run once, outside CI (CI never installs PyTorch; the outputs are committed):
-  /work/venv-ref/bin/python test/reference/make_train_goldens.py && npx biome format --write test/fixtures/train
+  /work/venv-ref/bin/python test/reference/make_train_goldens.py [NAME ...] && npx biome format --write test/fixtures/train
 Tested with torch 2.x (CPU), transformers 5.x, peft 0.21.
 """
 import json
@@ -38,6 +39,14 @@ FIXTURES = {
     'llama-tied': (dict(num_key_value_heads=1, tie_word_embeddings=True),
                    dict(r=4, lora_alpha=8, target_modules='all-linear', use_rslora=True),
                    dict(sgd_lr=0.02, adamw_lr=0.01, weight_decay=0.05)),
+    # Qwen2: q/k/v biases (random, so they matter), GQA, untied head
+    'qwen2': (dict(cls='Qwen2Config', num_key_value_heads=2, tie_word_embeddings=False),
+              dict(r=4, lora_alpha=8, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj'], use_rslora=False),
+              dict(sgd_lr=0.5, adamw_lr=0.01, weight_decay=0.01)),
+    # Mistral: a 4-token sliding window, shorter than the longest sequence (10), so it masks
+    'mistral': (dict(cls='MistralConfig', num_key_value_heads=2, tie_word_embeddings=False, sliding_window=4),
+                dict(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj', 'up_proj'], use_rslora=False),
+                dict(sgd_lr=0.5, adamw_lr=0.01, weight_decay=0.01)),
 }
 
 
@@ -75,14 +84,16 @@ def make(name):
     shutil.rmtree(dir, ignore_errors=True)
     os.makedirs(dir)
     torch.manual_seed(7)
-    cfg = T.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+    mkw = dict(mkw)
+    cls = getattr(T, mkw.pop('cls', 'LlamaConfig'))
+    cfg = cls(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                         num_attention_heads=4, max_position_embeddings=64, initializer_range=0.1,
                         rms_norm_eps=1e-6, rope_theta=10000.0, bos_token_id=1, eos_token_id=2, pad_token_id=0, **mkw)
     model = T.AutoModelForCausalLM.from_config(cfg, attn_implementation='eager', dtype=torch.float32)
     g = torch.Generator().manual_seed(11)
     with torch.no_grad():
         for n, p in model.named_parameters():
-            if p.dim() == 1:  # norms: random, not ones
+            if p.dim() == 1:  # norms (and biases): random, not ones or zeros
                 p.add_(torch.randn(p.shape, generator=g) * 0.1)
     model.save_pretrained(dir, safe_serialization=True)
 
@@ -133,5 +144,6 @@ def make(name):
 
 
 if __name__ == '__main__':
-    for n in FIXTURES:
+    import sys
+    for n in sys.argv[1:] or FIXTURES:
         make(n)

@@ -25,7 +25,12 @@ function rejects(value: unknown, re: RegExp): void {
 
 test('the library default is no chain; npm start chooses local', () => {
   const c = loadConfig({ env: {} })
-  assert.equal(c.chain, { claimIntervalSec: 300, minClaim: '1000000000000000000', maxBatch: 100 })
+  assert.equal(c.chain, {
+    claimIntervalSec: 300,
+    minClaim: '1000000000000000000',
+    maxBatch: 100,
+    syncWrites: true
+  })
   assert.is(parseNodeChainConfig(c.chain).chain, null)
   const demo = loadConfig({ env: {}, base: { chain: { preset: 'local' } } })
   assert.equal(parseNodeChainConfig(demo.chain).chain, { preset: 'local', withdrawalDelaySec: undefined })

@@ -10,10 +10,10 @@ import * as assert from 'uvu/assert'
 import { silentLogger } from '../../src/common/log.ts'
 import { Catalog } from '../../src/gateway/catalog.ts'
 import { KeyAuth, KeyStore } from '../../src/gateway/keys.ts'
-import { GatewayMetrics } from '../../src/gateway/metrics.ts'
 import { buildGatewayApp } from '../../src/gateway/server.ts'
 import type { JobRecord } from '../../src/gateway/ui/jobs-log.ts'
 import type { UiData } from '../../src/gateway/ui/routes.ts'
+import { NodeMetrics } from '../../src/metrics/registry.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'gateway-ui-unit-'))
 test.after(() => rmSync(dir, { recursive: true, force: true }))
@@ -44,7 +44,7 @@ async function app(keysOn: boolean) {
       operator: '0x',
       pricePer1kTokens: '0'
     }),
-    metrics: new GatewayMetrics(),
+    metrics: new NodeMetrics({ defaultMetrics: false }),
     auth: new KeyAuth(store, keysOn, () => undefined),
     health: {
       peerId: 'self',

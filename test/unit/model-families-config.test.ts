@@ -1,7 +1,7 @@
 // The family registry: each committed fixture's config.json (as transformers 5 wrote it) parses
 // into its family's features, and what the graph cannot compute is refused at load with an error
-// naming the key and value — an unknown architecture/model_type, an unknown rope type, longrope,
-// ALiBi Falcon, an unknown layer type — never silently wrong logits.
+// naming the key and value — an unknown architecture/model_type, an unknown rope type, longrope without factors,
+// multi-query ALiBi Falcon, an unknown layer type — never silently wrong logits.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'uvu'
@@ -94,9 +94,10 @@ test('unsupported families and feature values are refused naming the key and val
     ],
     [
       'phi3',
+      // longrope without its factors
       { rope_parameters: { rope_type: 'longrope', rope_theta: 10000 } },
-      'rope_parameters.rope_type',
-      'longrope'
+      'rope_parameters.short_factor',
+      undefined
     ],
     [
       'phi3',
@@ -104,7 +105,9 @@ test('unsupported families and feature values are refused naming the key and val
       'partial_rotary_factor',
       0.1
     ],
-    ['falcon', { alibi: true }, 'alibi', true],
+    // ALiBi Falcon is Falcon-RW's layout (one K/V head per query head); with multi-query it is refused
+    ['falcon', { alibi: true, multi_query: true }, 'multi_query', true],
+    ['falcon', { alibi: true, new_decoder_architecture: true }, 'new_decoder_architecture', true],
     ['falcon', { num_ln_in_parallel_attn: 3 }, 'num_ln_in_parallel_attn', 3],
     [
       'gemma2',
@@ -126,7 +129,21 @@ test('unsupported families and feature values are refused naming the key and val
       'partial_rotary_factor',
       0.3
     ],
-    ['qwen3', { attention_bias: true }, 'attention_bias', undefined]
+    ['qwen3', { attention_bias: true }, 'attention_bias', undefined],
+    [
+      'phi3',
+      {
+        rope_parameters: {
+          rope_type: 'longrope',
+          rope_theta: 10000,
+          short_factor: [1, 2],
+          long_factor: [1, 2]
+        },
+        original_max_position_embeddings: 64
+      },
+      'short_factor',
+      2
+    ]
   ]
   for (const [name, patch, field, value] of cases) {
     const e = refusal(() => parse(name, patch))

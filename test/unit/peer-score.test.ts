@@ -31,4 +31,37 @@ test('tracked peers are bounded (least recently seen forgotten first)', () => {
   assert.is(s.score('d'), -10)
 })
 
+test('rate-limit refusals cost little: a burst of 44 does not ban, 45 do; onBan fires once', () => {
+  let now = 0
+  const bans: string[] = []
+  const s = new PeerScores({ now: () => now, onBan: (p) => bans.push(p) })
+  for (let i = 0; i < 44; i++) assert.not.ok(s.rateLimited('p'))
+  assert.ok(s.rateLimited('p'))
+  assert.equal(bans, ['p'])
+  assert.equal(
+    s.banned().map((b) => b.peer),
+    ['p']
+  )
+  now += 10 * 60_000 + 1
+  assert.equal(s.banned(), [])
+})
+
+test('the connection gater denies a banned peer both ways, and no one else', async () => {
+  const { bannedPeerGater } = await import('../../src/protocols/shared/peer-score.ts')
+  const { peerIdFromString } = await import('@libp2p/peer-id')
+  const evil = peerIdFromString('12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5')
+  const ok = peerIdFromString('12D3KooWNvSZnPi3RrhrTwEY4LuuBeB6K6facKUCJcyWG1aoDd2p')
+  const s = new PeerScores()
+  const g = bannedPeerGater(s)
+  for (let i = 0; i < 5; i++) s.invalidFrame(evil.toString())
+  for (const deny of [
+    g.denyDialPeer!,
+    g.denyInboundEncryptedConnection!,
+    g.denyOutboundEncryptedConnection!
+  ]) {
+    assert.ok(await (deny as (p: typeof evil) => boolean)(evil))
+    assert.not.ok(await (deny as (p: typeof ok) => boolean)(ok))
+  }
+})
+
 test.run()

@@ -25,9 +25,12 @@ const FAMILY_FIXTURES = [
   'gemma2',
   'phi3',
   'phi3_partial',
+  'phi3_longrope',
+  'phi3_longrope_long',
   'gemma3_text',
   'falcon',
   'falcon_new',
+  'falcon_rw',
   'bloom',
   'glm',
   'glm4'

@@ -62,7 +62,7 @@ function train(fx: string, opt: 'sgd' | 'adamw', out: string, extra: string[] = 
   return { g, done: JSON.parse(lines.at(-1)!), steps: lines.slice(0, -1).map((l) => JSON.parse(l)) }
 }
 
-for (const fx of ['llama', 'llama-tied'])
+for (const fx of ['llama', 'llama-tied', 'qwen2', 'mistral'])
   for (const opt of ['sgd', 'adamw'] as const)
     test(`${fx} ${opt}: losses equal PyTorch + PEFT step by step`, () => {
       const out = join(root, `${fx}-${opt}`)
@@ -138,7 +138,19 @@ test('a fresh run saves an adapter the node imports, that changes logits, with a
     targets: ['q_proj', 'v_proj', 'down_proj'],
     init: 'peft-default seed 9'
   })
-  assert.equal(rec.body.hyper, { optimizer: 'adamw', lr: 0.02, steps: 3, weightDecay: 0.01, seed: 9 })
+  assert.equal(rec.body.hyper, {
+    optimizer: 'adamw',
+    lr: 0.02,
+    steps: 3,
+    weightDecay: 0.01,
+    seed: 9,
+    batch: null,
+    seqLen: null,
+    packing: false,
+    warmup: 0,
+    schedule: 'constant',
+    evalFraction: 0
+  })
   assert.is(rec.body.baseModel.id, 'llama')
   assert.match(rec.body.baseModel.weightsHash, /^0x[0-9a-f]{64}$/)
   assert.is(rec.body.data.sha256, sha256Hex(readFileSync(join(dir, 'tokens.json'))))

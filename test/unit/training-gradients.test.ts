@@ -26,7 +26,7 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(num / den)
 }
 
-for (const fx of ['llama', 'llama-tied']) {
+for (const fx of ['llama', 'llama-tied', 'qwen2', 'mistral']) {
   test(`${fx}: step-0 loss and every LoRA gradient match PyTorch + PEFT within 1e-4`, async () => {
     const dir = join(FIX, fx)
     const cfg = await readModelConfig(dir)
@@ -169,6 +169,34 @@ test('bad token batches and unsupported architectures are refused with what is a
     () => checkTrainable(gemma),
     (e: Error & { code?: string }) => e.code === 'TRAINING_UNSUPPORTED' && /Llama shape/.test(e.message)
   )
+})
+
+// which families train: Llama (fixtures llama, llama-tied), Qwen2 and Mistral (goldens above);
+// every other family the runtime serves is refused naming the features the graph lacks
+test('families outside the trainable shapes are refused by feature', async () => {
+  const why: Record<string, RegExp> = {
+    bloom: /layernorm.*ALiBi/,
+    falcon: /layernorm.*parallel attention/,
+    falcon_new: /layernorm.*parallel attention/,
+    gemma: /rms1p.*gelu_tanh.*embedding scale/,
+    gemma2: /soft-capping/,
+    gemma3_text: /q\/k or sandwich norms/,
+    glm: /partial, interleaved/,
+    glm4: /partial, interleaved/,
+    phi3: /fused projections/,
+    phi3_partial: /partial, interleaved.*fused projections/,
+    qwen3: /q\/k or sandwich norms/
+  }
+  for (const [fam, re] of Object.entries(why)) {
+    const cfg = await readModelConfig(join(import.meta.dirname, '..', 'fixtures', 'families', fam))
+    assert.throws(
+      () => checkTrainable(cfg),
+      (e: Error & { code?: string }) => e.code === 'TRAINING_UNSUPPORTED' && re.test(e.message),
+      fam
+    )
+  }
+  for (const fam of ['llama', 'llama-tied', 'qwen2', 'mistral'])
+    checkTrainable(await readModelConfig(join(FIX, fam)))
 })
 
 test.run()

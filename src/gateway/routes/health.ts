@@ -1,9 +1,9 @@
-// GET /health (liveness plus what this node serves) and GET /metrics (Prometheus text format from
-// the gateway's registry; issue 19 adds the node's other metrics to the same registry).
+// GET /health (liveness plus what this node serves) and GET /metrics (Prometheus text format of
+// the node's whole registry, src/metrics/; docs/METRICS.md).
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from '../../common/schema.ts'
-import type { GatewayMetrics } from '../metrics.ts'
+import type { NodeMetrics } from '../../metrics/registry.ts'
 
 export interface HealthSource {
   peerId: string
@@ -14,7 +14,7 @@ export interface HealthSource {
 
 export async function healthRoutes(
   app: FastifyInstance,
-  opts: { health: HealthSource; metrics: GatewayMetrics }
+  opts: { health: HealthSource; metrics: NodeMetrics }
 ): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>()
   r.get(
@@ -46,8 +46,8 @@ export async function healthRoutes(
     '/metrics',
     { schema: { summary: 'Prometheus metrics (text format)', hide: false } },
     async (_req, reply) => {
-      reply.header('content-type', opts.metrics.registry.contentType)
-      return opts.metrics.registry.metrics()
+      reply.header('content-type', opts.metrics.contentType)
+      return opts.metrics.scrape()
     }
   )
 }

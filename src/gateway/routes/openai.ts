@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { InferResult } from '../../client/client.ts'
 import type { Logger } from '../../common/log.ts'
+import type { NodeMetrics } from '../../metrics/registry.ts'
 import type { Catalog } from '../catalog.ts'
 import { GatewayError, toHttpError } from '../errors.ts'
 import {
@@ -21,7 +22,6 @@ import {
   planCompletion,
   usage
 } from '../jobs.ts'
-import type { GatewayMetrics } from '../metrics.ts'
 import {
   ChatCompletionRequest,
   ChatCompletionResponse,
@@ -34,7 +34,7 @@ import { SseStream } from '../sse.ts'
 export interface OpenAiRoutesOptions {
   jobs: GatewayJobs
   catalog: Catalog
-  metrics: GatewayMetrics
+  metrics: NodeMetrics
   plan: PlanOptions
   maxConcurrentJobs: number
   /** called with the request's API key (if any) before a job runs and with what it cost after */
@@ -78,14 +78,14 @@ export async function openAiRoutes(app: FastifyInstance, opts: OpenAiRoutesOptio
       )
     opts.budget?.check(key)
     active++
-    opts.metrics.activeStreams.inc()
+    opts.metrics.gatewayActiveJobs.inc()
     const ac = new AbortController()
     // The HTTP client went away before the answer was complete: cancel the job at once (the
     // serving node frees its batch row; no receipt, so nothing is charged for it).
     const onClose = () => {
       if (!reply.raw.writableFinished && !ac.signal.aborted) {
         ac.abort(new Error('the HTTP client disconnected'))
-        opts.metrics.cancelled.inc()
+        opts.metrics.gatewayCancelled.inc()
       }
     }
     reply.raw.on('close', onClose)
@@ -120,14 +120,14 @@ export async function openAiRoutes(app: FastifyInstance, opts: OpenAiRoutesOptio
       return await stream(plan, body, reply, ac.signal, id, created, key)
     } finally {
       active--
-      opts.metrics.activeStreams.dec()
+      opts.metrics.gatewayActiveJobs.dec()
       reply.raw.off('close', onClose)
     }
   }
 
   function account(res: InferResult, key: unknown): void {
-    opts.metrics.tokens.inc({ kind: 'prompt' }, res.usage.promptTokens)
-    opts.metrics.tokens.inc({ kind: 'completion' }, res.usage.outputTokens)
+    opts.metrics.gatewayTokens.inc({ kind: 'prompt' }, res.usage.promptTokens)
+    opts.metrics.gatewayTokens.inc({ kind: 'completion' }, res.usage.outputTokens)
     const paid = res.receipt.body.voucher === null ? 0n : BigInt(res.receipt.body.amountDue)
     opts.budget?.spend(key, paid)
   }
@@ -165,7 +165,7 @@ export async function openAiRoutes(app: FastifyInstance, opts: OpenAiRoutesOptio
       if (sse) return sse
       reply.hijack()
       sse = new SseStream(reply.raw)
-      opts.metrics.requests.inc({ route: reply.request.routeOptions.url ?? '', status: '200' })
+      opts.metrics.gatewayRequests.inc({ route: reply.request.routeOptions.url ?? '', status: '200' })
       if (chat)
         sse.send(
           chunk([

@@ -30,6 +30,12 @@ export interface SwarmLoopOptions {
   maxNewTokens?: number
   attemptTimeoutMs?: number
   seed?: number
+  /** send jobs for this long (stopping at `jobs` if sooner): a soak run (scripts/soak.ts) */
+  durationMs?: number
+  /** extra `--set KEY=VALUE` for every node, after the loop's own (a soak's adapter churn) */
+  set?: string[]
+  /** called once every node is up (a soak samples their processes from here) */
+  onNodesUp?(swarm: LocalSwarm): void
   /** progress lines (stderr in the script) */
   log?(msg: string): void
   /** aborting stops the jobs, the nodes and anvil (Ctrl-C) */
@@ -194,7 +200,8 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       'infer.maxConcurrentJobsPerPeer=64',
       'infer.requestsPerSecondPerPeer=1000',
       'infer.requestBurstPerPeer=1000',
-      'infer.warmBudgetMb=64'
+      'infer.warmBudgetMb=64',
+      ...(opts.set ?? [])
     ]
     const swarm = new LocalSwarm({
       base: opts.base,
@@ -216,6 +223,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
     }
     phase('nodesUpMs')
     log(`${N} nodes up and converged`)
+    opts.onNodesUp?.(swarm)
 
     const host = await createClientHost()
     stopClient = host.stop
@@ -263,7 +271,10 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       rand
     )
     const jobsStart = Date.now()
-    const outcomes = await driver.run()
+    const jobDriver = driver
+    const until =
+      opts.durationMs === undefined ? undefined : setTimeout(() => jobDriver.stop(), opts.durationMs)
+    const outcomes = await driver.run().finally(() => clearTimeout(until))
     if (opts.signal?.aborted) throw new Error('stopped')
     const jobsWallMs = Date.now() - jobsStart
     phase('jobsMs')

@@ -16,3 +16,15 @@ export const ADAPTER_FILE_NAMES = ['adapter_config.json', 'adapter_model.safeten
 export const FETCH_TIMEOUT_MS = 120_000
 /** Bytes a fetch buffers ahead of the reader (yamux's window is 256 KiB; 4 MiB is libp2p's default). */
 export const FETCH_BUFFER_BYTES = 4 * 1024 * 1024
+/**
+ * Per-peer and node-wide limits on serving adapters. A fetch is one request per adapter and a
+ * node fetches an adapter once, so 2 at a time and 2/s (burst 8) per peer cover an honest node
+ * filling its store; each transfer holds the adapter's bytes in memory while it is written, so the
+ * node serves at most 8 at once.
+ */
+export const ADAPTER_SERVE_LIMITS = {
+  requestsPerSecondPerPeer: 2,
+  requestBurstPerPeer: 8,
+  maxConcurrentPerPeer: 2,
+  maxConcurrent: 8
+}

@@ -19,12 +19,16 @@ import { bytesOf, messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import { cidForManifest, cidString } from '../../crypto/cid.ts'
 import { bytesEqual, sha256, sha256Stream, toHex } from '../../crypto/hash.ts'
+import type { NodeMetrics } from '../../metrics/registry.ts'
 import { framed } from '../shared/framed.ts'
+import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { StreamGuard, type StreamLimits } from '../shared/stream-guard.ts'
 import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   ADAPTER_FILE_NAMES,
   ADAPTER_PROTOCOL,
+  ADAPTER_SERVE_LIMITS,
   CHUNK_BYTES,
   DEFAULT_MAX_ADAPTER_BYTES,
   FETCH_BUFFER_BYTES,
@@ -61,11 +65,25 @@ export interface AdapterExchangeComponents {
   source?: AdapterSource
   sink?: AdapterSink
   logger?: Logger
+  /** the node's peer scores (shared with the other protocols and the connection gater) */
+  scores?: PeerScores
+  /** the node's registry: fetches by CID and their bytes (docs/METRICS.md) */
+  metrics?: NodeMetrics
+}
+
+/** How far a fetch from one peer is: bytes of the adapter received so far of its total. */
+export interface FetchProgress {
+  cid: string
+  peer: string
+  received: number
+  total: number
 }
 
 export interface AdapterExchangeInit {
   maxAdapterBytes?: number
   fetchTimeoutMs?: number
+  /** serving limits per peer and node-wide (ADAPTER_SERVE_LIMITS) */
+  limits?: Partial<StreamLimits>
 }
 
 const manifestEntry = (name: AdapterFileName) =>
@@ -77,7 +95,7 @@ const AdapterRequestSchema = z.strictObject({ cid: cidString(128) })
 // The answer's first frame: the two PEFT files in order, each with its size and sha256 (the
 // bytes that follow are checked against them), or the peer's refusal.
 const ManifestFrameSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('error'), message: z.unknown() }),
+  z.object({ t: z.literal('error'), code: z.unknown().optional(), message: z.unknown() }),
   z.object({
     t: z.literal('manifest'),
     files: z.tuple([manifestEntry(ADAPTER_FILE_NAMES[0]), manifestEntry(ADAPTER_FILE_NAMES[1])])
@@ -99,7 +117,9 @@ function parseManifestFrame(raw: unknown, maxBytes: number): ManifestEntry[] {
   if (f.t === 'error')
     throw new AdapterFetchError(
       'ADAPTER_NOT_FOUND',
-      `peer has no such adapter: ${String(f.message).slice(0, 200)}`
+      f.code === 'RATE_LIMITED' || f.code === 'BUSY'
+        ? `peer refused (${f.code}): ${String(f.message).slice(0, 200)}`
+        : `peer has no such adapter: ${String(f.message).slice(0, 200)}`
     )
   const files = f.files as unknown as ManifestEntry[]
   if (files.reduce((n, e) => n + e.size, 0) > maxBytes)
@@ -116,10 +136,12 @@ export class AdapterExchange {
   readonly #timeoutMs: number
   readonly #log: Logger
   readonly #inflight = new Map<string, Promise<void>>()
+  readonly #guard: StreamGuard
   #started = false
 
   constructor(components: AdapterExchangeComponents, init: AdapterExchangeInit = {}) {
     this.#c = components
+    this.#guard = new StreamGuard({ ...ADAPTER_SERVE_LIMITS, ...init.limits }, components.scores)
     this.#maxBytes = init.maxAdapterBytes ?? DEFAULT_MAX_ADAPTER_BYTES
     this.#timeoutMs = init.fetchTimeoutMs ?? FETCH_TIMEOUT_MS
     this.#log = components.logger ?? silentLogger
@@ -142,13 +164,35 @@ export class AdapterExchange {
   }
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const admitted = this.#guard.admit(stream, connection)
+    if (admitted === 'banned') return
     const lp = framed(stream, MAX_ADAPTER_REQUEST_BYTES)
     const signal = AbortSignal.timeout(this.#timeoutMs)
     let cid = ''
     try {
-      const req = parseWith(AdapterRequestSchema, decodeCanonical((await lp.read({ signal })).subarray()), {
-        at: 'request'
-      })
+      if (typeof admitted !== 'function') {
+        // refused before the request is read: the client reads this as its answer
+        await lp.write(
+          encodeCanonical({
+            t: 'error',
+            code: admitted.code,
+            message: admitted.message,
+            retryAfterMs: admitted.retryAfterMs
+          }),
+          { signal }
+        )
+        await stream.close({ signal })
+        return
+      }
+      let req: z.output<typeof AdapterRequestSchema>
+      try {
+        req = parseWith(AdapterRequestSchema, decodeCanonical((await lp.read({ signal })).subarray()), {
+          at: 'request'
+        })
+      } catch (err) {
+        this.#guard.invalid(connection, err)
+        throw err
+      }
       cid = req.cid
       let files: AdapterFileSet
       try {
@@ -177,6 +221,8 @@ export class AdapterExchange {
     } catch (err) {
       this.#log.debug('adapter request failed', { cid, peer: connection.remotePeer.toString(), err })
       stream.abort(err as Error)
+    } finally {
+      if (typeof admitted === 'function') admitted()
     }
   }
 
@@ -184,23 +230,42 @@ export class AdapterExchange {
    * Fetches `cid` from the first of `from` that sends bytes matching it, into the store of
    * `model` (the sink's default without one); one fetch per model and CID at a time.
    */
-  fetch(cid: string, from: string[], opts: { signal?: AbortSignal; model?: string } = {}): Promise<void> {
+  fetch(
+    cid: string,
+    from: string[],
+    opts: { signal?: AbortSignal; model?: string; onProgress?: (p: FetchProgress) => void } = {}
+  ): Promise<void> {
     const key = `${opts.model ?? ''}\n${cid}`
     const running = this.#inflight.get(key)
     if (running) return running
-    const p = this.#fetchAny(cid, from, opts.signal, opts.model).finally(() => this.#inflight.delete(key))
+    const m = this.#c.metrics
+    const p = this.#fetchAny(cid, from, opts.signal, opts.model, opts.onProgress)
+      .then(
+        () => m?.adapterFetches.inc({ adapter: m.adapterLabel.of(cid), outcome: 'success' }),
+        (err) => {
+          m?.adapterFetches.inc({ adapter: m.adapterLabel.of(cid), outcome: 'failure' })
+          throw err
+        }
+      )
+      .finally(() => this.#inflight.delete(key))
     this.#inflight.set(key, p)
     return p
   }
 
-  async #fetchAny(cid: string, from: string[], signal?: AbortSignal, model?: string): Promise<void> {
+  async #fetchAny(
+    cid: string,
+    from: string[],
+    signal?: AbortSignal,
+    model?: string,
+    onProgress?: (p: FetchProgress) => void
+  ): Promise<void> {
     if (!this.#c.sink)
       throw new AdapterFetchError('ADAPTER_NOT_FOUND', 'this node has no adapter store to fetch into')
     const sink = this.#c.sink
     await tryPeers(
       from,
       async (peer) => {
-        const files = await this.fetchFrom(cid, peer, signal)
+        const files = await this.fetchFrom(cid, peer, signal, onProgress)
         await sink.importFiles(files, { expectedCid: cid, ...(model === undefined ? {} : { model }) })
         this.#log.info('adapter fetched', { cid, peer, model })
       },
@@ -218,13 +283,23 @@ export class AdapterExchange {
       },
       {
         signal,
-        onFailure: (peer, err) => this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+        onFailure: (peer, err) => {
+          // bytes that failed the CID's checks: the peer lied (a missing adapter is no offence)
+          const code = (err as { code?: string }).code
+          if (code === 'ADAPTER_VERIFY_FAILED' || code === 'ADAPTER_CID_MISMATCH') this.#guard.lied(peer)
+          this.#log.warn('adapter fetch from peer failed', { cid, peer, err })
+        }
       }
     )
   }
 
   /** Downloads and verifies the adapter's files from one peer; stores nothing. */
-  async fetchFrom(cid: string, peer: string, signal?: AbortSignal): Promise<AdapterFileSet> {
+  async fetchFrom(
+    cid: string,
+    peer: string,
+    signal?: AbortSignal,
+    onProgress?: (p: FetchProgress) => void
+  ): Promise<AdapterFileSet> {
     const timeout = AbortSignal.timeout(this.#timeoutMs)
     const sig = signal ? AbortSignal.any([signal, timeout]) : timeout
     const stream = await this.#c.host.dialProtocol(peerIdFromString(peer), ADAPTER_PROTOCOL, {
@@ -246,6 +321,9 @@ export class AdapterExchange {
           `manifest hashes to ${got}, which does not match ${cid}`
         )
       const files = {} as AdapterFileSet
+      const total = manifest.reduce((n, e) => n + e.size, 0)
+      let received = 0
+      onProgress?.({ cid, peer, received, total })
       for (const entry of manifest) {
         const buf = new Uint8Array(entry.size)
         const h = sha256Stream()
@@ -260,6 +338,9 @@ export class AdapterExchange {
           buf.set(chunk, off)
           h.update(chunk)
           off += chunk.length
+          received += chunk.length
+          this.#c.metrics?.adapterFetchBytes.inc(chunk.length)
+          onProgress?.({ cid, peer, received, total })
         }
         const digest = h.digest()
         if (!bytesEqual(digest, entry.sha256))

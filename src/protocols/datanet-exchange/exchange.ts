@@ -27,12 +27,17 @@ import { messageOf, parseWith, uint, z } from '../../common/schema.ts'
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { framed } from '../shared/framed.ts'
+import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { StreamGuard, type StreamLimits } from '../shared/stream-guard.ts'
 import { describeAttempts, tryPeers } from '../shared/try-peers.ts'
 import {
   DATANET_FETCH_TIMEOUT_MS,
   DATANET_PROTOCOL,
+  DATANET_SERVE_LIMITS,
   MAX_BUNDLE_FRAME_BYTES,
+  MAX_BUSY_RETRIES,
+  MAX_BUSY_WAIT_MS,
   MAX_CHUNK_FRAME_BYTES,
   MAX_CHUNKS_PER_REQUEST,
   MAX_DATANET_REQUEST_BYTES
@@ -53,6 +58,8 @@ export interface DatanetExchangeComponents {
   /** the contributor pools this node publishes (M1), served to any peer that asks */
   pools?: () => Promise<PublishedPools | undefined>
   logger?: Logger
+  /** the node's peer scores (shared with the other protocols and the connection gater) */
+  scores?: PeerScores
 }
 
 const HEX32 = /^0x[0-9a-f]{64}$/
@@ -102,11 +109,16 @@ export class DatanetExchange {
   readonly #c: DatanetExchangeComponents
   readonly #log: Logger
   readonly #timeoutMs: number
+  readonly #guard: StreamGuard
   #started = false
   #exporting = 0
 
-  constructor(components: DatanetExchangeComponents, init: { fetchTimeoutMs?: number } = {}) {
+  constructor(
+    components: DatanetExchangeComponents,
+    init: { fetchTimeoutMs?: number; limits?: Partial<StreamLimits> } = {}
+  ) {
     this.#c = components
+    this.#guard = new StreamGuard({ ...DATANET_SERVE_LIMITS, ...init.limits }, components.scores)
     this.#log = components.logger ?? silentLogger
     this.#timeoutMs = init.fetchTimeoutMs ?? DATANET_FETCH_TIMEOUT_MS
   }
@@ -128,19 +140,42 @@ export class DatanetExchange {
   }
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
+    const admitted = this.#guard.admit(stream, connection)
+    if (admitted === 'banned') return
     // the read limit is the request's: answers are written, never read, on this side
     const lp = framed(stream, MAX_DATANET_REQUEST_BYTES)
     const signal = AbortSignal.timeout(this.#timeoutMs)
-    const refuse = async (code: DatanetFetchErrorCode, message: string) => {
-      await lp.write(encodeCanonical({ t: 'error', code, message }), { signal })
+    const refuse = async (code: string, message: string, retryAfterMs?: number) => {
+      await lp.write(
+        encodeCanonical({
+          t: 'error',
+          code,
+          message,
+          ...(retryAfterMs === undefined ? {} : { retryAfterMs })
+        }),
+        { signal }
+      )
       await stream.close({ signal })
     }
     try {
-      const req = parseRequest(decodeCanonical((await lp.read({ signal })).subarray()))
+      // over a limit: refused before the request is read, with when to come back
+      if (typeof admitted !== 'function')
+        return await refuse(admitted.code, admitted.message, admitted.retryAfterMs)
+      let req: DatanetRequest
+      try {
+        req = parseRequest(decodeCanonical((await lp.read({ signal })).subarray()))
+      } catch (err) {
+        this.#guard.invalid(connection, err)
+        throw err
+      }
       if (req.t === 'pools') {
         // pages share the bundle exports' slots: each holds up to a 16 MiB frame until it is read
         if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
-          return await refuse('DATANET_BUSY', `${MAX_CONCURRENT_EXPORTS} exports are running; try again`)
+          return await refuse(
+            'DATANET_BUSY',
+            `${MAX_CONCURRENT_EXPORTS} exports are running; try again`,
+            1000
+          )
         this.#exporting++
         try {
           const file = await this.#c.pools?.()
@@ -163,7 +198,8 @@ export class DatanetExchange {
         if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
           return await refuse(
             'DATANET_BUSY',
-            `${MAX_CONCURRENT_EXPORTS} bundle exports are running; try again`
+            `${MAX_CONCURRENT_EXPORTS} bundle exports are running; try again`,
+            1000
           )
         // the slot is held until the frame is written: a peer that does not read keeps it (and
         // the frame's memory) until the timeout, and no more than MAX_CONCURRENT_EXPORTS of those
@@ -200,6 +236,8 @@ export class DatanetExchange {
     } catch (err) {
       this.#log.debug('datanet request refused', { peer: connection.remotePeer.toString(), err })
       stream.abort(err as Error)
+    } finally {
+      if (typeof admitted === 'function') admitted()
     }
   }
 
@@ -287,7 +325,22 @@ export class DatanetExchange {
     )
   }
 
-  async #request<T>(
+  /** #once, waiting out a busy or rate-limited answer (its retry hint) up to MAX_BUSY_RETRIES times. */
+  async #request<T>(...args: Parameters<DatanetExchange['once']>): Promise<T> {
+    for (let tries = 0; ; tries++) {
+      try {
+        return (await this.once(...args)) as T
+      } catch (err) {
+        const wait = (err as DatanetFetchError).data?.retryAfterMs
+        if (!hasCode(err, 'DATANET_BUSY') || typeof wait !== 'number' || tries >= MAX_BUSY_RETRIES) throw err
+        await new Promise((r) => setTimeout(r, wait))
+        args[4]?.throwIfAborted()
+      }
+    }
+  }
+
+  /** One request on one stream (public for #request's types; not part of the API). */
+  async once<T>(
     peer: string,
     request: unknown,
     maxFrame: number,
@@ -306,7 +359,7 @@ export class DatanetExchange {
       await lp.write(encodeCanonical(request), { signal: sig })
       const next = async () => {
         const data = (await lp.read({ signal: sig })).subarray()
-        let frame: { t?: unknown; code?: unknown; message?: unknown } | null
+        let frame: { t?: unknown; code?: unknown; message?: unknown; retryAfterMs?: unknown } | null
         try {
           frame = decodeCanonical(data)
         } catch (err) {
@@ -315,11 +368,17 @@ export class DatanetExchange {
             `the peer sent a frame that is not canonical CBOR: ${(err as Error).message}`
           )
         }
-        if (frame?.t === 'error')
+        if (frame?.t === 'error') {
+          const busy = frame.code === 'DATANET_BUSY' || frame.code === 'RATE_LIMITED' || frame.code === 'BUSY'
+          const retry = Number(frame.retryAfterMs)
           throw new DatanetFetchError(
-            frame.code === 'DATANET_BUSY' ? 'DATANET_BUSY' : 'DATANET_NOT_FOUND',
-            `the peer refused: ${String(frame.message).slice(0, 500)}`
+            busy ? 'DATANET_BUSY' : 'DATANET_NOT_FOUND',
+            `the peer refused: ${String(frame.message).slice(0, 500)}`,
+            busy && Number.isFinite(retry) && retry >= 0
+              ? { retryAfterMs: Math.min(retry, MAX_BUSY_WAIT_MS) }
+              : {}
           )
+        }
         return frame
       }
       const out = await read(next)

@@ -179,6 +179,7 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
     host: components.libp2p,
     store: () => attribution()?.store,
     pools,
+    scores: components.peerScores,
     logger: log
   })
   components.admin.action('/datanets/fetch', async (body) => {

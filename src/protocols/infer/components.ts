@@ -1,7 +1,9 @@
 import type { Logger } from '../../common/log.ts'
 import type { Hex } from '../../crypto/hash.ts'
+import type { NodeMetrics } from '../../metrics/registry.ts'
 import type { ServingBackend } from '../../serving/backend.ts'
 import type { PeerDirectory } from '../routing/router.ts'
+import type { PeerScores } from '../shared/peer-score.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
 import type { AdapterFetcher, AttributionProvider, PaymentGate } from './gates.ts'
 import type { OperatorSigner, ReceiptDomain } from './receipt.ts'
@@ -47,5 +49,9 @@ export interface InferComponents {
   attributionProof?: (jobId: Hex) => Promise<unknown>
   /** the chain layer, looked up per job (it may start after this service); absent = free jobs only */
   payments?: () => PaymentGate | undefined
+  /** the node's registry: forwards and failovers (docs/METRICS.md) */
+  metrics?: NodeMetrics
   logger?: Logger
+  /** the node's peer scores (shared with the exchanges and the connection gater); a private table without */
+  scores?: PeerScores
 }

@@ -139,7 +139,8 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
       pricePer1kTokens: components.config.pricing.pricePer1kTokens,
       hardware: current.hardware
     },
-    components.logger.child('serving')
+    components.logger.child('serving'),
+    components.metrics
   )
   const start = stack.start.bind(stack)
   // What `openlora adapter list` shows for a running node: each adapter in its live tier.
@@ -211,7 +212,9 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
         return s.importFiles(files, { expectedCid: opts.expectedCid })
       }
     },
-    logger: components.logger.child('adapter-exchange')
+    scores: components.peerScores,
+    logger: components.logger.child('adapter-exchange'),
+    metrics: components.metrics
   })
 }
 
@@ -241,11 +244,18 @@ function inferService(components: NodeComponents): InferService {
       payments: () => components.services.chain,
       // span attribution when an `attribution` service offers a provider (docs/ATTRIBUTION.md
       // spanAttributionProvider), else the adapter provenance summary
-      attribution: (job) => {
+      attribution: async (job) => {
         const provider = components.services.attribution?.provider
-        return provider ? provider(job) : provenanceCommitment(job)
+        const t0 = performance.now()
+        try {
+          return await (provider ? provider(job) : provenanceCommitment(job))
+        } finally {
+          components.metrics.attributionSeconds.observe((performance.now() - t0) / 1000)
+        }
       },
       attributionProof: async (jobId) => components.services.attribution?.proofs.get(jobId),
+      scores: components.peerScores,
+      metrics: components.metrics,
       logger: components.logger.child('infer')
     },
     {

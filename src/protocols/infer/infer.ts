@@ -50,7 +50,7 @@ export class InferService {
   readonly #c: InferComponents
   readonly #init: Required<InferInit>
   readonly #limits: PeerLimits
-  readonly #scores = new PeerScores()
+  readonly #scores: PeerScores
   readonly #log: Logger
   readonly latency = new LatencyTracker()
   readonly #inflight = new Set<AbortController>()
@@ -72,6 +72,7 @@ export class InferService {
       ...init
     }
     this.#limits = new PeerLimits(this.#init)
+    this.#scores = components.scores ?? new PeerScores()
     this.#log = components.logger ?? silentLogger
   }
 
@@ -361,8 +362,13 @@ export class InferService {
             latency: this.latency,
             log: this.#log
           })
+        if (target.kind !== 'local') this.#c.metrics?.routingForwards.inc({ outcome: 'success' })
         return
       } catch (err) {
+        if (target.kind !== 'local')
+          this.#c.metrics?.routingForwards.inc({
+            outcome: job.signal.aborted ? 'cancelled' : toInferError(err).code.toLowerCase()
+          })
         if (job.signal.aborted) throw err
         last = toInferError(err)
         const where = target.kind === 'local' ? 'local' : target.peerId
@@ -373,6 +379,8 @@ export class InferService {
             })
           throw last
         }
+        // a failover: this candidate is given up on and the next one gets the job
+        if (target !== plan[plan.length - 1]) this.#c.metrics?.routingFailovers.inc()
         this.#log.debug('candidate failed, trying the next', {
           jobId: job.frame.body.jobId,
           where,

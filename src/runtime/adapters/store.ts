@@ -33,6 +33,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
   private readonly model: AdapterStoreComponents<A>['model']
   private readonly loadAdapter: (dir: string, config: unknown) => Promise<A>
   private readonly log: Logger
+  private readonly onLoad: AdapterStoreComponents<A>['onLoad']
   private readonly warmBudget: number
   private readonly maxAdapterBytes: number
   private readonly flushEveryMs: number
@@ -64,6 +65,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     this.model = components.model
     this.loadAdapter = components.loadAdapter as (dir: string, config: unknown) => Promise<A>
     this.log = (components.logger ?? silentLogger).child('adapters')
+    this.onLoad = components.onLoad
     this.warmBudget = init.warmBudgetBytes ?? DEFAULT_WARM_BUDGET
     this.maxAdapterBytes = init.maxAdapterBytes ?? DEFAULT_MAX_ADAPTER_BYTES
     this.flushEveryMs = init.flushEveryMs ?? DEFAULT_FLUSH_MS
@@ -236,11 +238,13 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     this.cold.touch(cid)
     const pinned = slot
     let released = false
+    const ms = performance.now() - t0
+    if (from !== 'hot') this.onLoad?.(from, ms)
     return {
       cid,
       slot,
       from,
-      ms: performance.now() - t0,
+      ms,
       release: () => {
         if (released) return
         released = true

@@ -34,6 +34,8 @@ export interface AdapterStoreComponents<A extends DecodedAdapter> {
   /** decodes and checks a PEFT directory against the base model (loadPeftAdapter) */
   loadAdapter: (dir: string, config: never) => Promise<A>
   logger?: Logger
+  /** told each load into the slot pool: the tier the adapter came from and how long it took */
+  onLoad?: (from: 'warm' | 'cold', ms: number) => void
 }
 
 export interface AdapterLease {

@@ -45,6 +45,8 @@ export interface EngineComponents {
   models: { model: EngineModel; adapters?: RunnerAdapters }[]
   sample: Sampler
   logger?: Logger
+  /** called after every engine step with its model and the rows (sequences) it ran */
+  onStep?: (modelId: string, rows: number) => void
 }
 
 export interface EngineMetrics extends RunnerCounters {
@@ -85,7 +87,18 @@ export class Engine {
         maxBatch: Math.min(this.limits.maxBatch, model.maxBatch ?? Number.POSITIVE_INFINITY),
         maxSeqLen: Math.min(this.limits.maxSeqLen, model.maxSeqLen ?? Number.POSITIVE_INFINITY)
       }
-      this.runners.set(model.modelId, new ModelRunner(model, adapters, components.sample, limits, this.log))
+      const onStep = components.onStep
+      this.runners.set(
+        model.modelId,
+        new ModelRunner(
+          model,
+          adapters,
+          components.sample,
+          limits,
+          this.log,
+          onStep && ((rows) => onStep(model.modelId, rows))
+        )
+      )
     }
   }
 
@@ -202,6 +215,16 @@ export class Engine {
       sum.maxBatch += r.limits.maxBatch
     }
     return sum
+  }
+
+  /** Queue and batch of each model's runner (the per-model gauges of docs/METRICS.md). */
+  loadByModel(): { model: string; queued: number; running: number; maxBatch: number }[] {
+    return [...this.runners].map(([model, r]) => ({
+      model,
+      queued: r.queued,
+      running: r.active,
+      maxBatch: r.limits.maxBatch
+    }))
   }
 
   private constraintFor(format: ResponseFormatSpec, model: EngineModel): JsonConstraint {

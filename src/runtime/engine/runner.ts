@@ -108,14 +108,18 @@ export class ModelRunner {
   private slotStarved = false
   private avgJobMs = 0
   readonly counters: RunnerCounters = zeroCounters()
+  /** told the rows of every step (the running batch size histogram, docs/METRICS.md) */
+  private readonly onStep: ((rows: number) => void) | undefined
 
   constructor(
     model: RunnerModel,
     adapters: RunnerAdapters | undefined,
     sample: Sampler,
     limits: EngineLimits,
-    log: Logger
+    log: Logger,
+    onStep?: (rows: number) => void
   ) {
+    this.onStep = onStep
     this.model = model
     this.adapters = adapters
     this.sample = sample
@@ -273,6 +277,7 @@ export class ModelRunner {
       this.counters.stepRows += plan.rows.length
       this.counters.stepTokens += plan.decodeRows + plan.prefillTokens
       this.counters.stepMs += t1 - t0
+      this.onStep?.(plan.rows.length)
       for (let i = 0; i < plan.jobs.length; i++) {
         const job = plan.jobs[i]!
         job.inStep = false

@@ -1,5 +1,5 @@
-// Hugging Face Llama-family checkpoint → GGUF (llama.cpp's `llama` architecture), and a PEFT LoRA
-// adapter → GGUF LoRA adapter. The names, metadata keys and the q/k row permutation mirror
+// Hugging Face Llama-family checkpoint → GGUF (llama.cpp's `llama` architecture; the other families:
+// gguf-families.ts), and the tokenizer metadata every family's export shares. The names, metadata keys and the q/k row permutation mirror
 // llama.cpp's convert_hf_to_gguf.py (LlamaModel) and convert_lora_to_gguf.py, so that llama.cpp
 // computes the same function as our runtime on the same weights.
 import { readFile, stat } from 'node:fs/promises'
@@ -16,6 +16,7 @@ import {
 } from '../formats/gguf.ts'
 import { loadCheckpointWeights } from '../formats/safetensors.ts'
 import { type ModelConfig, parseModelConfig } from '../model/config.ts'
+import { llamaCppArch } from './gguf-arch.ts'
 
 const log = createLogger('gguf-export')
 
@@ -268,14 +269,16 @@ export async function exportCheckpointToGguf(
 ): Promise<{ bytes: number; tensors: number; config: ModelConfig }> {
   const dtype = opts.dtype ?? 'F32'
   const cfg = await loadModelConfigFromDir(dir)
-  // the export writes llama.cpp's `llama` architecture; the other families need their own
-  // writers (llama.cpp has gemma2, phi3, falcon, bloom, glm4 archs), which this one is not
-  if (cfg.family !== 'llama' && cfg.family !== 'qwen2') {
+  // this writer is llama.cpp's `llama` architecture; every other family has its own architecture
+  // there, written by exportModelToGguf (gguf-families.ts), which also takes Llama checkpoints
+  if (cfg.family !== 'llama') {
     throw new NotSupportedError(
-      `GGUF export supports the Llama-shape families (llama, mistral, deepseek, qwen2); this checkpoint is ${cfg.family}`,
+      `the llama GGUF writer takes the Llama family (llama, mistral, deepseek); this checkpoint is ${cfg.family}: use exportModelToGguf (npm run export-gguf)`,
       { field: 'model_type', value: cfg.modelType }
     )
   }
+  // what llama.cpp's llama architecture cannot compute (longrope, …) is refused naming the key
+  llamaCppArch(cfg)
   if (cfg.slidingWindow !== null) {
     log.warn('llama.cpp llama architecture has no sliding window; keep sequences within it', {
       slidingWindow: cfg.slidingWindow

@@ -28,7 +28,7 @@
 // - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
 //   the maximum sequence length.
 import { familyOf, type ModelConfig, type Projection, projectionsOf } from '../model/config.ts'
-import { alibiSlopes } from '../model/families/bloom.ts'
+import { alibiSlopes, toBf16 } from '../model/families/bloom.ts'
 import type { LayerWeights } from '../model/families/types.ts'
 import { alibiSlot, type ModelLayout, modelLayout } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
@@ -275,19 +275,32 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   // ALiBi (BLOOM) as one extra q/k dimension in the head padding: q carries slope_h / scale and k
   // its own position (new_pos, the slot it takes in the cache, stored there with it), so
   // scale · q·k gains slope_h · key position — transformers' alibi term (softmax ignores the
-  // per-query constant the relative form would subtract)
+  // per-query constant the relative form would subtract). Falcon-RW adds the bias before the
+  // scale and rounds slope and bias to bfloat16: there q carries 1 and k the rounded bias
+  // bf16(bf16(slope_h) · position) itself (one K head per query head, which Falcon-RW has).
   const alibi = cfg.positions === 'alibi' ? alibiInputs() : null
   function alibiInputs() {
     const slot = alibiSlot(D)
     const slopes = alibiSlopes(cfg.numHeads)
+    const falcon = cfg.alibiStyle === 'falcon'
     const cq = new Float32Array(qOut)
-    for (let hh = 0; hh < cfg.numHeads; hh++) cq[hh * Dp + slot] = slopes[hh]! / cfg.attentionScale
+    for (let hh = 0; hh < cfg.numHeads; hh++)
+      cq[hh * Dp + slot] = falcon ? 1 : slopes[hh]! / cfg.attentionScale
     const ek = new Float32Array(kvOut)
-    for (let hh = 0; hh < cfg.numKvHeads; hh++) ek[hh * Dp + slot] = 1
+    for (let hh = 0; hh < cfg.numKvHeads; hh++) ek[hh * Dp + slot] = falcon ? toBf16(slopes[hh]!) : 1
     const pos = g.op('Cast', [g.op('Reshape', [NEW_POS, g.int64('alibi.pos_shape', [0, -1, 1])])], {
       to: DT.FLOAT
     })
-    return { q: g.weight('alibi.q', cq, [qOut]), k: g.weight('alibi.k', ek, [kvOut]), pos }
+    const kw = g.weight('alibi.k', ek, [kvOut])
+    return {
+      q: g.weight('alibi.q', cq, [qOut]),
+      kAdd: (): string => {
+        const bias = g.op('Mul', [pos, kw])
+        if (!falcon) return bias
+        // float → bfloat16 rounds to nearest even, as torch's .bfloat16() does
+        return g.op('Cast', [g.op('Cast', [bias], { to: DT.BFLOAT16 })], { to: DT.FLOAT })
+      }
+    }
   }
   const addBias = (y: string, name: string, b: Float32Array | undefined): string =>
     b ? g.op('Add', [y, g.weight(name, b, [b.length])]) : y
@@ -392,7 +405,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
 
     if (alibi) {
       q = g.op('Add', [q, alibi.q])
-      k = g.op('Add', [k, g.op('Mul', [alibi.pos, alibi.k])])
+      k = g.op('Add', [k, alibi.kAdd()])
     }
 
     const window = cfg.layerWindows[l] ?? null

@@ -8,7 +8,7 @@ import onnxProto from 'onnx-proto'
 
 const { onnx } = onnxProto
 
-export const DT = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7 } as const
+export const DT = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7, BFLOAT16: 16 } as const
 export type DataType = (typeof DT)[keyof typeof DT]
 
 /** A graph dimension: a number, or a symbolic name such as 'batch'. */

@@ -1,12 +1,12 @@
 // Rotary position embedding tables, following Hugging Face's `rope_init_fn`s (default, linear,
-// llama3). Rounded to fp32 where transformers computes in fp32 (inverse frequencies, position ×
+// llama3, longrope). Rounded to fp32 where transformers computes in fp32 (inverse frequencies, position ×
 // frequency), so angles at long positions match transformers rather than exact math (the
 // difference reaches ~1e-3 rad by position 10k). Fed to the graph as inputs (not initializers) so
 // the cached graph does not depend on the max sequence length.
-import type { ModelConfig } from './config.ts'
+import { type ModelConfig, ModelConfigError } from './config.ts'
 
 /** inverse frequencies, one per rotary pair (headDim / 2) */
-export function inverseFrequencies(cfg: ModelConfig, local = false): Float64Array {
+export function inverseFrequencies(cfg: ModelConfig, local = false, positions = 0): Float64Array {
   // partial rotary (GLM): frequencies over the rotary dims only, as transformers' dim = head_dim · factor
   const D = cfg.rotaryDim
   const inv = new Float64Array(D / 2)
@@ -15,6 +15,20 @@ export function inverseFrequencies(cfg: ModelConfig, local = false): Float64Arra
   for (let i = 0; i < D / 2; i++) inv[i] = Math.fround(1 / Math.fround(theta ** ((2 * i) / D)))
   const s = local ? null : cfg.ropeScaling
   if (s === null) return inv
+  if (s.type === 'longrope') {
+    // transformers uses the long factors once a forward pass reaches past the original context;
+    // a session's KV cache keeps one rotation, so its capacity decides (vLLM: max_model_len)
+    const ext = positions > s.originalMaxPositionEmbeddings ? s.longFactor : s.shortFactor
+    if (ext.length !== D / 2) {
+      throw new ModelConfigError(
+        `config.json: longrope ${ext === s.longFactor ? 'long' : 'short'}_factor has ${ext.length} entries; the rotary dims need ${D / 2}`,
+        { field: 'rope_scaling', value: ext.length }
+      )
+    }
+    for (let i = 0; i < D / 2; i++)
+      inv[i] = Math.fround(1 / Math.fround(ext[i]! * Math.fround(theta ** Math.fround((2 * i) / D))))
+    return inv
+  }
   if (s.type === 'linear') {
     for (let i = 0; i < inv.length; i++) inv[i] = Math.fround(inv[i]! / s.factor)
     return inv
@@ -46,7 +60,9 @@ export function rotaryTables(
   /** the tables of the sliding layers' RoPE base (cfg.ropeLocalTheta) */
   local = false
 ): { cos: Float32Array; sin: Float32Array } {
-  const inv = inverseFrequencies(cfg, local)
+  const inv = inverseFrequencies(cfg, local, positions)
+  // longrope scales cos and sin of the rotary dims (transformers' attention_scaling)
+  const m = !local && cfg.ropeScaling?.type === 'longrope' ? cfg.ropeScaling.attentionFactor : 1
   const w = paddedHeadDim / 2
   const cos = new Float32Array(positions * w)
   const sin = new Float32Array(positions * w)
@@ -54,8 +70,8 @@ export function rotaryTables(
     for (let i = 0; i < w; i++) {
       if (i < inv.length) {
         const a = Math.fround(p * inv[i]!)
-        cos[p * w + i] = Math.cos(a)
-        sin[p * w + i] = Math.sin(a)
+        cos[p * w + i] = Math.fround(Math.cos(a)) * m
+        sin[p * w + i] = Math.fround(Math.sin(a)) * m
       } else {
         cos[p * w + i] = 1
       }

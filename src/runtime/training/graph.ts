@@ -1,4 +1,4 @@
-// The training graph of a Llama-shape model: forward to the mean token cross-entropy, then the
+// The training graph of a Llama-shape model (also Qwen2's q/k/v biases, Mistral's sliding windows): forward to the mean token cross-entropy, then the
 // backward pass for the LoRA tensors only (the base weights are constants, so the tape never
 // differentiates them). Attention is spelled out with MatMul/Softmax instead of the inference
 // graph's GroupQueryAttention contrib op, because that op has no gradient; RoPE's rotate-half is a
@@ -52,15 +52,22 @@ export function checkTrainable(cfg: ModelConfig): void {
   if (cfg.mlp !== 'gated' || cfg.activation !== 'silu') why.push(`MLP ${cfg.mlp}/${cfg.activation}`)
   if (cfg.positions !== 'rope' || cfg.rotaryDim !== cfg.headDim || cfg.ropeInterleaved)
     why.push('partial, interleaved or ALiBi positions')
-  if (cfg.attentionBias) why.push('q/k/v biases')
   if (cfg.qkNorm || cfg.sandwichNorms) why.push('q/k or sandwich norms')
   if (cfg.parallelBlock) why.push('parallel attention + MLP')
   if (cfg.attnSoftcap !== null || cfg.finalSoftcap !== null) why.push('soft-capping')
   if (cfg.embedScale !== null) why.push('embedding scale')
-  if (cfg.layerWindows.some((w) => w !== null)) why.push('sliding windows')
+  // Phi-3's qkv_proj / gate_up_proj: one checkpoint tensor holds several projections, which the
+  // graph's per-projection LoRA placement does not split yet
+  if (
+    cfg.numLayers > 0 &&
+    familyOf(cfg)
+      .layer(cfg, 0)
+      .modules.some((m) => m.parts.length > 1)
+  )
+    why.push('fused projections (qkv_proj/gate_up_proj)')
   if (why.length > 0)
     throw new TrainingUnsupportedError(
-      `training supports the Llama shape only so far; ${cfg.architecture} uses ${why.join(', ')}`,
+      `training supports the Llama shape (with Qwen2's q/k/v biases and Mistral's sliding windows) so far; ${cfg.architecture} uses ${why.join(', ')}`,
       { architecture: cfg.architecture, features: why }
     )
 }
@@ -104,6 +111,8 @@ export function buildTrainingGraph(
 
   const linear = (x: Val, path: string, rows: number, cols: number): Val => {
     let y = t.matmul(x, weight(`${path}.weight`, rows, cols))
+    // Qwen2's q/k/v biases: constants, so they shift activations but add no gradient term of their own
+    if (ckpt.info(`${path}.bias`)) y = t.add(y, vector(`${path}.bias`))
     const p = params.get(path)
     if (p) {
       const xa = t.matmul(x, t.transpose(p.A, [1, 0]))
@@ -134,9 +143,21 @@ export function buildTrainingGraph(
   const sinV = t.constant(sin, [T, D])
   const rotV = t.constant(rot, [D, D])
   const rope = (x: Val): Val => t.add(t.mul(x, cosV), t.mul(t.matmul(x, rotV), sinV))
-  const mask = new Float32Array(T * T)
-  for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = MASKED
-  const maskV = t.constant(mask, [T, T])
+  // causal, and for sliding-window layers (Mistral) also the keys at least `window` positions
+  // back, as transformers' sliding-window mask (query i sees key j when 0 ≤ i − j < window)
+  const masks = new Map<number | null, Val>()
+  const maskFor = (window: number | null): Val => {
+    let m = masks.get(window)
+    if (!m) {
+      const mask = new Float32Array(T * T)
+      for (let i = 0; i < T; i++)
+        for (let j = 0; j < T; j++)
+          if (j > i || (window !== null && i - j >= window)) mask[i * T + j] = MASKED
+      m = t.constant(mask, [T, T])
+      masks.set(window, m)
+    }
+    return m
+  }
 
   const embed = ckpt.read(fam.embedName)
   let h = t.fixed(g.op('Gather', [g.weight('embed', embed, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
@@ -156,7 +177,7 @@ export function buildTrainingGraph(
     // GQA without copying K/V: query heads grouped per kv head broadcast against one kv head
     const q5 = t.reshape(q, [B, nKv, nRep, T, D])
     const k5 = t.transpose(t.reshape(k, [B, nKv, 1, T, D]), [0, 1, 2, 4, 3])
-    const scores = t.add(t.scale(t.matmul(q5, k5), cfg.attentionScale), maskV)
+    const scores = t.add(t.scale(t.matmul(q5, k5), cfg.attentionScale), maskFor(cfg.layerWindows[l] ?? null))
     const ctx = t.matmul(t.softmax(scores), t.reshape(v, [B, nKv, 1, T, D]))
     const merged = t.reshape(t.transpose(t.reshape(ctx, [B, nH, T, D]), [0, 2, 1, 3]), [B, T, nH * D])
     h = t.add(h, lin(merged, 'o_proj'))

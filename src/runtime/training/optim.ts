@@ -3,19 +3,34 @@
 // in float64 per element and stored back as float32, as close to torch's fp32 kernels as matters.
 
 export interface Optimizer {
+  /** the learning rate of the next step (the schedule sets it before each step) */
+  lr: number
   /** Updates every tensor in place from its gradient. */
   step(params: Float32Array[], grads: Float32Array[]): void
+  /** everything a checkpoint needs to continue bit for bit (AdamW's moments and step count) */
+  saveState(): OptimizerState
+  loadState(s: OptimizerState): void
+}
+
+export interface OptimizerState {
+  t: number
+  m: Float64Array[]
+  v: Float64Array[]
 }
 
 /** torch.optim.SGD without momentum, dampening or weight decay: p −= lr · g. */
 export function sgd(lr: number): Optimizer {
   return {
+    lr,
     step(params, grads) {
+      const lr = this.lr
       params.forEach((p, i) => {
         const g = grads[i]!
         for (let j = 0; j < p.length; j++) p[j] = p[j]! - lr * g[j]!
       })
-    }
+    },
+    saveState: () => ({ t: 0, m: [], v: [] }),
+    loadState() {}
   }
 }
 
@@ -34,12 +49,20 @@ export interface AdamWOptions {
  * p −= (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps).
  */
 export function adamw(o: AdamWOptions): Optimizer {
-  const { lr, weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8 } = o
+  const { weightDecay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8 } = o
   let m: Float64Array[] = []
   let v: Float64Array[] = []
   let t = 0
   return {
+    lr: o.lr,
+    saveState: () => ({ t, m, v }),
+    loadState(s) {
+      t = s.t
+      m = s.m
+      v = s.v
+    },
     step(params, grads) {
+      const lr = this.lr
       if (t === 0) {
         m = params.map((p) => new Float64Array(p.length))
         v = params.map((p) => new Float64Array(p.length))

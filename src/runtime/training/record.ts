@@ -13,17 +13,49 @@ const DOMAIN = 'openlora/training-record/1'
 
 export interface TrainingRecordBody {
   baseModel: { id: string; weightsHash: string }
-  /** datanet ids and version roots the data came from; empty for local files */
-  datanets: { id: string; root: string }[]
-  /** sha256 of the data file's bytes, its kind, and what the batch held */
-  data: { kind: 'tokens' | 'jsonl'; sha256: string; sequences: number; trainedTokens: number }
+  /** the datanet versions the data came from and who contributed them; empty for local files */
+  datanets: DatanetSource[]
+  /**
+   * sha256 of the data (the file's bytes, or the datanet rows' JSONL), its kind, the training and
+   * held-out sequences after --seq-len, and the tokens trained over the whole run
+   */
+  data: {
+    kind: 'tokens' | 'jsonl' | 'datanet'
+    sha256: string
+    sequences: number
+    evalSequences: number
+    trainedTokens: number
+  }
   lora: { r: number; alpha: number; rslora: boolean; targets: string[]; init: string }
-  hyper: { optimizer: string; lr: number; steps: number; weightDecay: number | null; seed: number }
+  hyper: {
+    optimizer: string
+    lr: number
+    steps: number
+    weightDecay: number | null
+    seed: number
+    batch: number | null
+    seqLen: number | null
+    packing: boolean
+    warmup: number
+    schedule: string
+    evalFraction: number
+  }
   /** loss at each step, before its update */
   losses: number[]
+  /** held-out loss at each checkpoint and after the last step (--eval-fraction) */
+  evalLosses: { step: number; loss: number }[]
   adapterCid: string
   /** unix ms when training finished */
   finishedAt: number
+}
+
+export interface DatanetSource {
+  id: string
+  version: number
+  /** the version's Merkle root over its contributions */
+  root: string
+  /** distinct contributor addresses of the version, sorted */
+  contributors: string[]
 }
 
 export interface SignedTrainingRecord {

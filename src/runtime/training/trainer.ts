@@ -37,9 +37,11 @@ export type Sequence = number[] | { ids: number[]; trained: boolean[] }
  * Position t is scored when token t+1 is trained, with weight 1 / (scored positions), so the
  * loss is the mean over every predicted token of the batch.
  */
-export function makeBatch(seqs: Sequence[], vocabSize: number): Batch {
+export function makeBatch(seqs: Sequence[], vocabSize: number, shape?: { B: number; T: number }): Batch {
   if (!Array.isArray(seqs) || seqs.length === 0)
     throw new TrainingInputError('tokens: expected a non-empty JSON array of token-id arrays')
+  if (shape && seqs.length > shape.B)
+    throw new TrainingInputError(`${seqs.length} sequences; this run's batch holds at most ${shape.B}`)
   const list = seqs.map((s, b) => {
     const ids = Array.isArray(s) ? s : s?.ids
     if (!Array.isArray(ids)) throw new TrainingInputError(`tokens[${b}]: expected an array of token ids`)
@@ -51,8 +53,13 @@ export function makeBatch(seqs: Sequence[], vocabSize: number): Batch {
     })
     return { ids, trained: Array.isArray(s) ? ids.map((_, t) => t > 0) : s.trained }
   })
-  const B = list.length
-  const T = Math.max(...list.map((s) => s.ids.length))
+  // a fixed shape (--batch/--seq-len) pads short batches with empty rows that score nothing
+  const B = shape?.B ?? list.length
+  const T = shape?.T ?? Math.max(...list.map((s) => s.ids.length))
+  list.forEach((s, b) => {
+    if (s.ids.length > T)
+      throw new TrainingInputError(`tokens[${b}]: ${s.ids.length} tokens; this run's rows hold at most ${T}`)
+  })
   const ids = new BigInt64Array(B * T)
   const targets = new BigInt64Array(B * T)
   const weights = new Float32Array(B * T)
@@ -107,9 +114,9 @@ export class Trainer {
     cfg: ModelConfig,
     state: LoraState,
     seqs: Sequence[],
-    opts: { threads?: number } = {}
+    opts: { threads?: number; shape?: { B: number; T: number } } = {}
   ): Promise<Trainer> {
-    const batch = makeBatch(seqs, cfg.vocabSize)
+    const batch = makeBatch(seqs, cfg.vocabSize, opts.shape)
     const scratch = await mkdtemp(join(tmpdir(), 'openlora-train-'))
     const ckpt = await openCheckpoint(modelDir)
     try {
@@ -131,13 +138,20 @@ export class Trainer {
     return this.batch.count
   }
 
-  /** Loss and LoRA gradients at the current tensors (no update). */
-  async evaluate(A = this.state.A, B = this.state.B): Promise<StepResult> {
-    const { B: nb, T } = this.batch
+  /** This trainer's graph shape, for batches made with makeBatch(…, shape). */
+  get shape(): { B: number; T: number } {
+    return { B: this.batch.B, T: this.batch.T }
+  }
+
+  /** Loss and LoRA gradients at the current tensors (no update), on `batch` (default: the first). */
+  async evaluate(A = this.state.A, B = this.state.B, batch = this.batch): Promise<StepResult> {
+    const { B: nb, T } = batch
+    if (nb !== this.batch.B || T !== this.batch.T)
+      throw new TrainingInputError(`batch shape ${nb}×${T}; this graph takes ${this.batch.B}×${this.batch.T}`)
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', this.batch.ids, [nb, T]),
-      targets: new ort.Tensor('int64', this.batch.targets, [nb * T]),
-      weights: new ort.Tensor('float32', this.batch.weights, [nb * T])
+      input_ids: new ort.Tensor('int64', batch.ids, [nb, T]),
+      targets: new ort.Tensor('int64', batch.targets, [nb * T]),
+      weights: new ort.Tensor('float32', batch.weights, [nb * T])
     }
     this.state.modules.forEach((m, i) => {
       feeds[this.graph.inputs[i]!.A] = new ort.Tensor('float32', A[i]!, [m.r, m.inFeatures])
@@ -153,8 +167,8 @@ export class Trainer {
   }
 
   /** One step: the loss before the update, and the gradients the update used. */
-  async step(opt: Optimizer): Promise<StepResult> {
-    const r = await this.evaluate()
+  async step(opt: Optimizer, batch = this.batch): Promise<StepResult> {
+    const r = await this.evaluate(this.state.A, this.state.B, batch)
     opt.step([...this.state.A, ...this.state.B], [...r.gradA, ...r.gradB])
     return r
   }

@@ -4,6 +4,8 @@
 //   worker.ts vouchers DB_DIR      record paid jobs forever: ACK <jobNo> <owedAfter>
 //   worker.ts claim DB_DIR         reconcile with the chain and claim: ACK claimed <n>
 //   worker.ts adapters DIR         import adapters into a cold store forever: ACK <cid>
+//   worker.ts datanet DIR          copy a datanet version from a peer: ACK chunk <n> per chunk
+//                                  stored, ACK done <root> when the version is in the store
 // Chain and key settings come from CRASH_* environment variables (set by the tests).
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
@@ -40,6 +42,13 @@ if (mode === 'adapters') {
     await cold.commit(entry, staged)
     process.stdout.write(`ACK ${cid}\n`)
   }
+}
+if (mode === 'datanet') {
+  // the datanet exchange's durable steps on a real host and LevelDB: chunks stored one by one
+  // (temp file, rename), then the contributions and versions in one batch (replicate.ts)
+  const { runDatanetCopy } = await import('./datanet-copy.ts')
+  await runDatanetCopy(dbDir as string)
+  process.exit(0)
 }
 const env = (k: string) => {
   const v = process.env[k]

@@ -1,20 +1,51 @@
 // `openlora train`: LoRA fine-tuning of a local checkpoint on ONNX Runtime (docs/TRAINING.md).
 // Parses and checks the options, runs src/runtime/training/run.ts, prints progress (a line per
 // step on a TTY-less stderr, or JSON events on stdout with --json).
-import { existsSync, mkdirSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger } from '../../../common/log.ts'
-import { sha256Hex } from '../../../crypto/hash.ts'
 import { PROJECTIONS, type Projection } from '../../../runtime/model/families/types.ts'
-import { Tokenizer } from '../../../runtime/tokenizer.ts'
-import { type Example, encodeRows, parseJsonl } from '../../../runtime/training/data.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
+import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule.ts'
 import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 import { configFromFlags, configOptions } from './shared.ts'
+import { readData, readDatanet, readTokens } from './train-data.ts'
+import { trainRemote } from './train-remote.ts'
 
-const MAX_TOKENS_FILE = 64 * 1024 * 1024
+/** --remote: the job's options are checked by the protocol's request schema (train-protocol.ts). */
+function remote(values: Record<string, unknown>): Promise<number> {
+  const spec = /^(0x[0-9a-f]{64})(?:@(\d+))?$/.exec(String(values.datanet ?? ''))
+  if (!spec) throw new UsageError('--remote trains on a datanet the peer holds: give --datanet ID[@VERSION]')
+  for (const local of ['tokens', 'data', 'init-adapter', 'resume', 'dump-grads', 'checkpoint-every'])
+    if (values[local] !== undefined)
+      throw new UsageError(`--${local} is a local option; drop it with --remote`)
+  const optimizer = values.optimizer
+  if (optimizer !== 'sgd' && optimizer !== 'adamw')
+    throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
+  const targets = targetsOf(values.targets)
+  const job = {
+    model: requireString(values, 'model'),
+    datanet: { id: spec[1]!, ...(spec[2] ? { version: Number(spec[2]) } : {}) },
+    steps: int(values, 'steps', 1),
+    lr: num(values, 'lr') ?? 0,
+    optimizer: optimizer as 'sgd' | 'adamw',
+    ...(values['weight-decay'] !== undefined ? { weightDecay: num(values, 'weight-decay') } : {}),
+    ...(values.rank !== undefined ? { rank: int(values, 'rank', 1) } : {}),
+    ...(values.alpha !== undefined ? { alpha: num(values, 'alpha') } : {}),
+    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets } : {}),
+    ...(values.batch !== undefined ? { batch: int(values, 'batch', 1) } : {}),
+    ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
+    ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
+    ...(values.schedule !== undefined ? { schedule: values.schedule as ScheduleName } : {}),
+    seed: int(values, 'seed', 0, 0)
+  }
+  if (targets === 'all-linear') throw new UsageError('--remote takes a --targets list, not all-linear')
+  return trainRemote(String(values.remote), job, {
+    out: values.out as string | undefined,
+    json: values.json === true
+  })
+}
 
 function int(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
   const v = values[name]
@@ -27,6 +58,9 @@ function int(values: Record<string, unknown>, name: string, min: number, fallbac
     throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${v}"`)
   return n
 }
+
+const optInt = (values: Record<string, unknown>, name: string, min: number): number | undefined =>
+  values[name] === undefined ? undefined : int(values, name, min)
 
 function num(values: Record<string, unknown>, name: string, fallback?: number): number | undefined {
   const v = values[name]
@@ -52,87 +86,54 @@ function targetsOf(v: unknown): Projection[] | 'all-linear' {
   return [...new Set(list)] as Projection[]
 }
 
-async function readTokens(file: string): Promise<number[][]> {
-  const text = await readFile(file, 'utf8').catch((err: Error) => {
-    throw new UsageError(`--tokens ${file}: cannot read (${err.message})`)
-  })
-  if (text.length > MAX_TOKENS_FILE)
-    throw new UsageError(`--tokens ${file}: larger than ${MAX_TOKENS_FILE} bytes`)
-  let v: unknown
-  try {
-    v = JSON.parse(text)
-  } catch (err) {
-    throw new UsageError(`--tokens ${file}: not JSON (${(err as Error).message})`)
-  }
-  if (!Array.isArray(v) || !v.every((s) => Array.isArray(s)))
-    throw new UsageError(`--tokens ${file}: expected a JSON array of token-id arrays, e.g. [[1,5,9],[1,7]]`)
-  return v as number[][]
-}
-
-async function readData(modelDir: string, file: string): Promise<Example[]> {
-  const text = await readFile(file, 'utf8').catch((err: Error) => {
-    throw new UsageError(`--data ${file}: cannot read (${err.message})`)
-  })
-  if (text.length > MAX_TOKENS_FILE)
-    throw new UsageError(`--data ${file}: larger than ${MAX_TOKENS_FILE} bytes`)
-  const rows = parseJsonl(text, file)
-  if (!existsSync(join(modelDir, 'tokenizer.json')))
-    throw new UsageError(
-      `--data needs ${modelDir}/tokenizer.json to tokenize rows; use --tokens with token ids`
-    )
-  return encodeRows(await Tokenizer.fromDir(modelDir), rows)
-}
+const s = (description: string, valueName: string) => ({ type: 'string' as const, description, valueName })
 
 export const trainCommand: Command = {
   name: 'train',
   summary:
     'fine-tune a LoRA adapter on a local checkpoint (fp32, Llama shape) and save it as a PEFT directory',
   options: {
-    model: { type: 'string', description: 'Hugging Face checkpoint directory', valueName: 'DIR' },
-    out: { type: 'string', description: 'where to write the PEFT adapter', valueName: 'DIR' },
-    tokens: {
-      type: 'string',
-      description: 'JSON array of token-id sequences (one batch per step)',
-      valueName: 'FILE'
-    },
-    data: {
-      type: 'string',
-      description: 'JSONL rows {"text"} or {"messages"} (chat: loss on assistant tokens only)',
-      valueName: 'FILE'
-    },
-    'init-adapter': {
-      type: 'string',
-      description: 'start from this PEFT adapter (its config wins)',
-      valueName: 'DIR'
-    },
-    rank: { type: 'string', description: 'LoRA rank (default 8)', valueName: 'R' },
-    alpha: { type: 'string', description: 'LoRA alpha (default 2·rank)', valueName: 'A' },
-    targets: { type: 'string', description: 'q_proj,v_proj (default) or all-linear', valueName: 'LIST' },
+    model: s('Hugging Face checkpoint directory', 'DIR'),
+    out: s('where to write the PEFT adapter', 'DIR'),
+    tokens: s('JSON array of token-id sequences', 'FILE'),
+    data: s('JSONL rows {"text"} or {"messages"} (chat: loss on assistant tokens only)', 'FILE'),
+    datanet: s('a datanet this node holds, latest published version or @VERSION', 'ID[@V]'),
+    'init-adapter': s('start from this PEFT adapter (its config wins)', 'DIR'),
+    rank: s('LoRA rank (default 8)', 'R'),
+    alpha: s('LoRA alpha (default 2·rank)', 'A'),
+    targets: s('q_proj,v_proj (default) or all-linear', 'LIST'),
     rslora: { type: 'boolean', description: 'scale alpha/√r instead of alpha/r' },
-    steps: { type: 'string', description: 'optimizer steps', valueName: 'N' },
-    lr: { type: 'string', description: 'learning rate', valueName: 'X' },
-    optimizer: {
-      type: 'string',
-      description: 'sgd (no momentum) or adamw (PyTorch defaults)',
-      valueName: 'NAME'
+    steps: s('optimizer steps', 'N'),
+    lr: s('peak learning rate', 'X'),
+    optimizer: s('sgd (no momentum) or adamw (PyTorch defaults)', 'NAME'),
+    'weight-decay': s('AdamW weight decay (default 0.01)', 'W'),
+    batch: s('sequences per step, reshuffled each epoch (default: all, in order)', 'B'),
+    'seq-len': s('truncate sequences to L tokens (with --packing: pack into L-token rows)', 'L'),
+    packing: {
+      type: 'boolean',
+      description: 'concatenate examples and cut into --seq-len rows (TRL packing)'
     },
-    'weight-decay': { type: 'string', description: 'AdamW weight decay (default 0.01)', valueName: 'W' },
-    seed: { type: 'string', description: 'seed of the fresh adapter init', valueName: 'S' },
-    'dump-grads': {
-      type: 'string',
-      description: 'write the step-0 LoRA gradients (PEFT names)',
-      valueName: 'FILE'
-    },
-    threads: { type: 'string', description: 'ONNX Runtime intra-op threads', valueName: 'N' },
+    warmup: s('linear warmup steps (default 0)', 'N'),
+    schedule: s(`lr schedule after warmup: ${SCHEDULES.join('|')} (default constant)`, 'NAME'),
+    'eval-fraction': s('hold out this fraction of sequences and report their loss', 'F'),
+    'checkpoint-every': s('write OUT/checkpoint-S every N steps', 'N'),
+    resume: s('continue from a checkpoint directory (same options)', 'DIR'),
+    remote: s('train on this node instead (with --model MODEL_ID --datanet ID[@V])', '/ip4/…/p2p/ID'),
+    seed: s('seed of the fresh adapter init, the eval split and the data order', 'S'),
+    'dump-grads': s('write the step-0 LoRA gradients (PEFT names)', 'FILE'),
+    threads: s('ONNX Runtime intra-op threads', 'N'),
     ...configOptions,
     json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
   },
   async run({ values }) {
+    if (typeof values.remote === 'string') return remote(values)
     const modelDir = requireString(values, 'model')
     const outDir = requireString(values, 'out')
-    const hasTokens = typeof values.tokens === 'string'
-    if (hasTokens === (typeof values.data === 'string'))
-      throw new UsageError('give exactly one of --tokens FILE.json and --data FILE.jsonl')
+    const sources = (['tokens', 'data', 'datanet'] as const).filter((k) => typeof values[k] === 'string')
+    if (sources.length !== 1)
+      throw new UsageError(
+        'give exactly one of --tokens FILE.json, --data FILE.jsonl and --datanet ID[@VERSION]'
+      )
     const optimizer = values.optimizer
     if (optimizer !== 'sgd' && optimizer !== 'adamw')
       throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
@@ -143,31 +144,42 @@ export const trainCommand: Command = {
       throw new UsageError(
         '--init-adapter sets rank, alpha, targets and rsLoRA from its config; drop those options'
       )
+    const schedule = (values.schedule ?? 'constant') as ScheduleName
+    if (!SCHEDULES.includes(schedule))
+      throw new UsageError(`--schedule must be one of ${SCHEDULES.join(', ')}, got "${values.schedule}"`)
+    const evalFraction = num(values, 'eval-fraction', 0)!
+    if (evalFraction >= 1)
+      throw new UsageError(`--eval-fraction must be in [0, 1), got "${values['eval-fraction']}"`)
+    const seqLen = optInt(values, 'seq-len', 2)
+    if (values.packing === true && seqLen === undefined) throw new UsageError('--packing needs --seq-len L')
     const rank = int(values, 'rank', 1, 8)
     const json = values.json === true
     const steps = int(values, 'steps', 1)
+    const warmup = int(values, 'warmup', 0, 0)
+    if (warmup > steps) throw new UsageError(`--warmup ${warmup} is more than --steps ${steps}`)
     const lr = num(values, 'lr')
     if (lr === undefined) throw new UsageError('--lr is required')
-    const dataFile = hasTokens ? String(values.tokens) : String(values.data)
-    // the record is signed with this node's libp2p key (created on first use, as `openlora id` does)
     const config = configFromFlags(values)
+    const src =
+      sources[0] === 'tokens'
+        ? await readTokens(String(values.tokens))
+        : sources[0] === 'data'
+          ? await readData(modelDir, String(values.data))
+          : await readDatanet(config, modelDir, String(values.datanet))
+    // the record is signed with this node's libp2p key (created on first use, as `openlora id` does)
     const keysDir = join(config.dataDir, 'keys')
     mkdirSync(keysDir, { recursive: true, mode: 0o700 })
     const id = await loadIdentity(keysDir, createLogger('train', { level: config.log.level }))
     const record = {
       signer: { peerId: id.peerId.toString(), sign: (d: Uint8Array) => id.privateKey.sign(d) },
-      data: {
-        kind: hasTokens ? ('tokens' as const) : ('jsonl' as const),
-        sha256: sha256Hex(await readFile(dataFile))
-      }
+      data: src.data,
+      datanets: src.datanets
     }
     const started = performance.now()
     const result = await runTraining({
       modelDir,
       outDir,
-      tokens: hasTokens
-        ? await readTokens(String(values.tokens))
-        : await readData(modelDir, String(values.data)),
+      tokens: src.seqs,
       initAdapter,
       lora: {
         rank,
@@ -180,12 +192,26 @@ export const trainCommand: Command = {
       optimizer,
       weightDecay: num(values, 'weight-decay'),
       seed: int(values, 'seed', 0),
+      batch: optInt(values, 'batch', 1),
+      seqLen,
+      packing: values.packing === true,
+      warmup,
+      schedule,
+      evalFraction,
+      checkpointEvery: optInt(values, 'checkpoint-every', 1),
+      resume: values.resume as string | undefined,
       record,
       dumpGrads: values['dump-grads'] as string | undefined,
-      threads: values.threads === undefined ? undefined : int(values, 'threads', 1),
-      onStep: ({ step, loss, tokens, ms }) => {
+      threads: optInt(values, 'threads', 1),
+      onEval: ({ step, loss }) => {
+        if (json) console.log(JSON.stringify({ event: 'eval', step, loss }))
+        else process.stderr.write(`\neval loss after step ${step}: ${loss.toFixed(4)}\n`)
+      },
+      onStep: ({ step, loss, lr, tokens, ms }) => {
         if (json) {
-          console.log(JSON.stringify({ event: 'step', step, loss, tokensPerSecond: (tokens * 1000) / ms }))
+          console.log(
+            JSON.stringify({ event: 'step', step, loss, lr, tokensPerSecond: (tokens * 1000) / ms })
+          )
           return
         }
         const done = step + 1
@@ -202,13 +228,17 @@ export const trainCommand: Command = {
           event: 'done',
           steps: result.steps,
           losses: result.losses,
+          evalLoss: result.evalLoss,
           adapter: result.adapter,
           cid: result.cid
         })
       )
     } else {
       process.stderr.write('\n')
-      console.log(`adapter ${result.adapter} (${result.cid}); final loss ${result.losses.at(-1)!.toFixed(4)}`)
+      const ev = result.evalLoss === null ? '' : `; eval loss ${result.evalLoss.toFixed(4)}`
+      console.log(
+        `adapter ${result.adapter} (${result.cid}); final loss ${result.losses.at(-1)!.toFixed(4)}${ev}`
+      )
     }
     return 0
   }

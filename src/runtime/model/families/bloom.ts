@@ -18,6 +18,14 @@ export function alibiSlopes(heads: number): Float32Array {
   return out
 }
 
+/** x rounded to bfloat16 (round to nearest, ties to even, as torch's .bfloat16()), as a number. */
+export function toBf16(x: number): number {
+  const f = new Float32Array([x])
+  const u = new Uint32Array(f.buffer)
+  u[0] = ((u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) & 0xffff0000) >>> 0
+  return f[0]!
+}
+
 export const bloom: Family = {
   name: 'bloom',
   architectures: ['BloomForCausalLM'],

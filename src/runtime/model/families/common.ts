@@ -92,7 +92,13 @@ function tokenIds(v: unknown, field: string, where: string): number[] | null {
 }
 
 /** rope_scaling (or transformers 5's rope_parameters): only types we compute exactly. */
-export function parseRopeScaling(v: unknown, maxPos: number, field = 'rope_scaling'): RopeScaling {
+export function parseRopeScaling(
+  v: unknown,
+  maxPos: number,
+  field = 'rope_scaling',
+  /** a top-level original_max_position_embeddings (Phi-3), which wins over the one inside */
+  topOrig?: unknown
+): RopeScaling {
   if (v === undefined || v === null) return null
   if (!isObject(v)) {
     throw new ModelConfigError(
@@ -126,8 +132,44 @@ export function parseRopeScaling(v: unknown, maxPos: number, field = 'rope_scali
       originalMaxPositionEmbeddings: orig
     }
   }
+  if (type === 'longrope' || type === 'su') {
+    // Phi-3 keeps original_max_position_embeddings at the top level, and transformers prefers it
+    const orig = posInt(
+      { original_max_position_embeddings: topOrig ?? v.original_max_position_embeddings },
+      'original_max_position_embeddings',
+      LIMITS.maxPositionEmbeddings
+    )
+    const factors = (key: string): number[] => {
+      const f = v[key]
+      if (
+        !Array.isArray(f) ||
+        f.length === 0 ||
+        !f.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)
+      ) {
+        throw new ModelConfigError(`${where}: "${key}" must be a non-empty list of positive numbers`, {
+          field: `${field}.${key}`
+        })
+      }
+      return f as number[]
+    }
+    const factor =
+      v.factor === undefined || v.factor === null ? maxPos / orig : posNumber(v, 'factor', 1, where)
+    const attentionFactor =
+      v.attention_factor === undefined || v.attention_factor === null
+        ? factor <= 1
+          ? 1
+          : Math.sqrt(1 + Math.log(factor) / Math.log(orig))
+        : posNumber(v, 'attention_factor', 1, where)
+    return {
+      type: 'longrope',
+      shortFactor: factors('short_factor'),
+      longFactor: factors('long_factor'),
+      originalMaxPositionEmbeddings: orig,
+      attentionFactor
+    }
+  }
   throw new ModelConfigError(
-    `config.json: ${field} type ${JSON.stringify(type)} is not supported; allowed: default, linear, llama3`,
+    `config.json: ${field} type ${JSON.stringify(type)} is not supported; allowed: default, linear, llama3, longrope`,
     { field: `${field}.rope_type`, value: type }
   )
 }
@@ -147,12 +189,12 @@ export function parseRope(
         cfg.rope_theta === undefined ? thetaDefault : (cfg.rope_theta as number),
         'config.json rope_parameters'
       ),
-      scaling: parseRopeScaling(rp, maxPos, 'rope_parameters')
+      scaling: parseRopeScaling(rp, maxPos, 'rope_parameters', cfg.original_max_position_embeddings)
     }
   }
   return {
     theta: posNumber(cfg, 'rope_theta', thetaDefault),
-    scaling: parseRopeScaling(cfg.rope_scaling, maxPos)
+    scaling: parseRopeScaling(cfg.rope_scaling, maxPos, 'rope_scaling', cfg.original_max_position_embeddings)
   }
 }
 
@@ -265,6 +307,7 @@ export function parseDecoder(cfg: Json, generationConfig: unknown, d: DecoderDef
     intermediateSize,
     vocabSize,
     positions: 'rope',
+    alibiStyle: 'bloom',
     rotaryDim: headDim,
     ropeInterleaved: false,
     ropeTheta: rope.theta,

@@ -3,8 +3,8 @@
 // attention + MLP from two norms (ln_attn, ln_mlp). LayerNorm with bias, a plain GELU MLP
 // (dense_h_to_4h → dense_4h_to_h), optional biases on every Linear, and one fused
 // query_key_value whose rows interleave per K/V group (new layout), per head (old non-MQA), or
-// come as [q | k | v] (MQA); LoRA on it splits B's rows the same way. ALiBi Falcon (falcon-rw)
-// is refused.
+// come as [q | k | v] (MQA); LoRA on it splits B's rows the same way. Falcon-RW: ALiBi instead of
+// RoPE (alibi: true), sequential attention then MLP, per-head query_key_value, biases.
 import { bool, LIMITS, parseDecoder, plain, posInt, posNumber } from './common.ts'
 import {
   type Family,
@@ -88,12 +88,6 @@ export const falcon: Family = {
     }
   },
   parse(raw, gen) {
-    if (bool(raw, 'alibi', false)) {
-      throw new ModelConfigError('config.json: "alibi": true (Falcon-RW) is not supported; allowed: false', {
-        field: 'alibi',
-        value: true
-      })
-    }
     const H = posInt(raw, 'hidden_size', LIMITS.hiddenSize, 4544)
     const heads = posInt(raw, 'num_attention_heads', LIMITS.numHeads, 71)
     const newArch = bool(raw, 'new_decoder_architecture', false)
@@ -108,6 +102,14 @@ export const falcon: Family = {
       throw new ModelConfigError(
         'config.json: "parallel_attn": false with "new_decoder_architecture": true is not supported; allowed: true',
         { field: 'parallel_attn', value: false }
+      )
+    }
+    const alibi = bool(raw, 'alibi', false)
+    if (alibi && (newArch || mqa)) {
+      // Falcon-RW is the only ALiBi Falcon: one K/V head per query head, the old layout
+      throw new ModelConfigError(
+        `config.json: "alibi": true is supported with one K/V head per query head only (Falcon-RW: "multi_query" and "new_decoder_architecture" false); this config sets ${newArch ? 'new_decoder_architecture' : 'multi_query'}`,
+        { field: newArch ? 'new_decoder_architecture' : 'multi_query', value: true }
       )
     }
     const lns = raw.num_ln_in_parallel_attn ?? (newArch ? 2 : 1)
@@ -136,6 +138,10 @@ export const falcon: Family = {
       activationKeys: ['hidden_act'],
       activations: { gelu: 'gelu', gelu_pytorch_tanh: 'gelu_tanh' }
     }) as FalconConfig
+    if (alibi) {
+      c.positions = 'alibi'
+      c.alibiStyle = 'falcon'
+    }
     c.norm = 'layernorm'
     c.mlp = 'plain'
     c.parallelBlock = newArch || parallel

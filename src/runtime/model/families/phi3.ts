@@ -1,8 +1,8 @@
 // Phi-3 (and Phi-4-mini): the Llama computation with fused checkpoint modules: self_attn.qkv_proj
 // ([q | k | v] rows) and mlp.gate_up_proj ([gate | up] rows). A LoRA on a fused module is one A
 // shared by its parts and a B whose rows split the same way, so it becomes one LoRA per part in
-// the slot pools: exact, since every part reads the same input. longrope is refused (by the
-// generic rope parser, naming the key). A partial rotary factor (Phi-4-mini's 0.75) is computed.
+// the slot pools: exact, since every part reads the same input. LongRoPE (Phi-3-*-128k) is
+// computed (model/rope.ts), as is a partial rotary factor (Phi-4-mini's 0.75).
 import {
   bool,
   concat,
@@ -67,6 +67,20 @@ export const phi3: Family = {
       )
     }
     c.rotaryDim = R
+    const rs = c.ropeScaling
+    if (rs?.type === 'longrope') {
+      for (const [key, f] of [
+        ['short_factor', rs.shortFactor],
+        ['long_factor', rs.longFactor]
+      ] as const) {
+        if (f.length !== R / 2) {
+          throw new ModelConfigError(
+            `config.json: longrope "${key}" has ${f.length} entries; ${R} rotary dims need ${R / 2}`,
+            { field: key, value: f.length }
+          )
+        }
+      }
+    }
     if (bool(raw, 'attention_bias', false)) {
       throw new ModelConfigError(
         'config.json: "attention_bias": true is not supported for Phi-3; allowed: false',

@@ -35,6 +35,19 @@ export type RopeScaling =
       highFreqFactor: number
       originalMaxPositionEmbeddings: number
     }
+  | {
+      /**
+       * Phi-3's LongRoPE: each rotary frequency divided by a per-pair factor, `shortFactor` for
+       * sequences within originalMaxPositionEmbeddings and `longFactor` beyond, cos/sin scaled by
+       * attentionFactor. transformers switches per forward pass; a KV cache cannot (its keys are
+       * already rotated), so a session picks once by its capacity, as vLLM does (model/rope.ts)
+       */
+      type: 'longrope'
+      shortFactor: number[]
+      longFactor: number[]
+      originalMaxPositionEmbeddings: number
+      attentionFactor: number
+    }
 
 /**
  * - `rms`: weight · x / sqrt(mean(x²) + eps) (Llama)
@@ -65,6 +78,12 @@ export interface ModelConfig {
   vocabSize: number
   /** `rope`: rotary (rotate-half, inside GroupQueryAttention); `alibi`: linear biases (BLOOM) */
   positions: 'rope' | 'alibi'
+  /**
+   * with ALiBi: `bloom` adds slope · key position after the softmax scale (q·k·scale + bias);
+   * `falcon` (Falcon-RW) adds it before ((q·k + bias)·scale) with the slopes and each bias rounded
+   * to bfloat16, as its build_alibi_tensor computes them
+   */
+  alibiStyle: 'bloom' | 'falcon'
   /** head dims that rotate (the first ones; partial rotary when < headDim, e.g. GLM's half) */
   rotaryDim: number
   /** rotary pairs are (2i, 2i+1) instead of (i, i + rotaryDim/2) (GLM) */

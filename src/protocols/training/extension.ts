@@ -1,0 +1,96 @@
+// How training joins the node (src/node/extensions.ts): a `training` service answering
+// /openlora/train/1.0.0 on the node's libp2p host. With `training.offer: true` it trains jobs on
+// the datanets the attribution service holds, over the base models in `infer.models` whose
+// architecture the training graph supports, signing records with the node's key; otherwise it
+// answers every job with TRAINING_NOT_OFFERED. The gateway's training-job routes use the same
+// provider (src/gateway/extension.ts).
+import { mkdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { z } from '../../common/schema.ts'
+import type { NodeComponents, NodeExtension } from '../../common/service.ts'
+import { modelIdOf } from '../../runtime/model/config.ts'
+import { readModelConfig } from '../../runtime/model/index.ts'
+import { checkTrainable } from '../../runtime/training/graph.ts'
+import { localTrainingProvider } from './provider.ts'
+import { type TrainingProvider, TrainService } from './train-protocol.ts'
+
+export const TrainingConfigSchema = z.strictObject({
+  /** train jobs from peers and the gateway (default off: training takes every core it is given) */
+  offer: z.boolean().default(false),
+  /** ONNX Runtime intra-op threads per job (0: its default) */
+  threads: z.int().min(0).max(256).default(0)
+})
+export type TrainingConfig = z.output<typeof TrainingConfigSchema>
+
+export interface TrainingNodeService {
+  start(): Promise<void>
+  stop(): Promise<void>
+  /** present when the node offers training */
+  provider?: TrainingProvider
+}
+
+declare module '../../common/service.ts' {
+  interface Services {
+    training: TrainingNodeService
+  }
+  interface NodeConfig {
+    training?: Partial<TrainingConfig>
+  }
+}
+
+/** model id → dir of the served models the training graph supports (read on first use). */
+async function trainableModels(dirs: string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const dir of dirs) {
+    try {
+      const cfg = await readModelConfig(dir)
+      checkTrainable(cfg)
+      out[modelIdOf(cfg, dir)] = dir
+    } catch {
+      // a model this graph cannot train is simply not offered; jobs naming it are told which are
+    }
+  }
+  return out
+}
+
+function trainingService(components: NodeComponents): TrainingNodeService {
+  const cfg = TrainingConfigSchema.parse(components.config.training ?? {})
+  const log = components.logger.child('training')
+  let provider: TrainingProvider | undefined
+  if (cfg.offer) {
+    const dirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
+    let inner: Promise<TrainingProvider> | undefined
+    const key = components.identity.privateKey
+    provider = {
+      train: async (req, onStep, signal) => {
+        const store = components.services.attribution?.store
+        if (!store) throw new Error('this node runs no attribution service, so it holds no datanets')
+        inner ??= trainableModels(dirs).then((models) =>
+          localTrainingProvider({
+            store,
+            models,
+            outRoot: join(components.dataDir.path, 'trained'),
+            signer: { peerId: components.identity.peerId.toString(), sign: (d) => key.sign(d) },
+            threads: cfg.threads || undefined
+          })
+        )
+        return (await inner).train(req, onStep, signal)
+      }
+    }
+  }
+  const service = new TrainService({ host: components.libp2p, provider, logger: log })
+  return {
+    provider,
+    start: async () => {
+      if (provider) await mkdir(join(components.dataDir.path, 'trained'), { recursive: true })
+      await service.start()
+    },
+    stop: () => service.stop()
+  }
+}
+
+export const trainingExtension: NodeExtension = {
+  name: 'training',
+  config: { training: { schema: TrainingConfigSchema } },
+  services: () => ({ training: trainingService })
+}

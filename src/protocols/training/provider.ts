@@ -1,0 +1,71 @@
+// The node side of /openlora/train: trains a job on a datanet version this node holds with the
+// runtime's trainer, writes the adapter under `outRoot/<job>` and returns its CID and the record
+// signed with the node's key. Models are offered by id (a job cannot name a path on this node).
+import { mkdtemp } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { DatanetStore } from '../../attribution/datanet-store.ts'
+import { sha256Hex } from '../../crypto/hash.ts'
+import { Tokenizer } from '../../runtime/tokenizer.ts'
+import { encodeRows } from '../../runtime/training/data.ts'
+import { type RecordSigner, readTrainingRecord } from '../../runtime/training/record.ts'
+import { runTraining } from '../../runtime/training/run.ts'
+import { TrainingInputError } from '../../runtime/training/trainer.ts'
+import { datanetRows } from './datanet-data.ts'
+import type { TrainingProvider } from './train-protocol.ts'
+
+export interface LocalTrainingOptions {
+  store: DatanetStore
+  /** model id → checkpoint directory, the base models this node trains on */
+  models: Record<string, string>
+  outRoot: string
+  signer: RecordSigner
+  threads?: number
+}
+
+export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider {
+  return {
+    async train(req, onStep, signal) {
+      const modelDir = o.models[req.model]
+      if (!modelDir)
+        throw new TrainingInputError(
+          `this node trains ${Object.keys(o.models).join(', ') || 'no models'}; not "${req.model}"`
+        )
+      const { rows, source } = await datanetRows(o.store, req.datanet.id, req.datanet.version)
+      if (rows.length === 0)
+        throw new TrainingInputError(`datanet ${source.id}@${source.version} has no text`)
+      const tok = await Tokenizer.fromDir(modelDir)
+      const out = await mkdtemp(join(o.outRoot, 'job-'))
+      const r = await runTraining({
+        modelDir,
+        outDir: out,
+        tokens: encodeRows(tok, rows),
+        lora: {
+          rank: req.rank ?? 8,
+          alpha: req.alpha ?? 2 * (req.rank ?? 8),
+          targets: req.targets ?? ['q_proj', 'v_proj'],
+          rslora: false
+        },
+        steps: req.steps,
+        lr: req.lr,
+        optimizer: req.optimizer,
+        weightDecay: req.weightDecay,
+        seed: req.seed,
+        batch: req.batch,
+        seqLen: req.seqLen,
+        warmup: req.warmup,
+        schedule: req.schedule,
+        threads: o.threads,
+        record: {
+          signer: o.signer,
+          data: { kind: 'datanet', sha256: sha256Hex(rows.map((x) => JSON.stringify(x)).join('\n')) },
+          datanets: [source]
+        },
+        onStep: ({ step, loss }) => {
+          signal.throwIfAborted()
+          onStep(step, loss)
+        }
+      })
+      return { cid: r.cid, record: await readTrainingRecord(out) }
+    }
+  }
+}
