@@ -138,7 +138,8 @@ export async function buildCast(
         ns: h.ns,
         root,
         config: {
-          network: network({ bootstrap: [relayAddr] }),
+          // a home behind a UPnP router asks it for a port mapping (network.upnp)
+          network: network({ bootstrap: [relayAddr], upnp: h.nat === 'upnp' }),
           infer: INFER(fx.modelDir, fx.cacheDir),
           adverts: { heartbeatMs: 2_000 }
         }

@@ -10,14 +10,17 @@
 // and DCUtR, so the "internet" is 11.11.0.0/24: public-looking, and existing only inside these
 // namespaces (no namespace has a route to the machine's real interfaces). Every namespace is
 // named `olnat<pid>-…`; a run first removes those of earlier runs whose process is gone.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { existsSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 
 export const INET = '11.11.0'
 export const RELAY_IP = `${INET}.1`
 export const PUBLIC_IP = `${INET}.2`
 
-export type NatKind = 'friendly' | 'symmetric'
+/** `upnp`: endpoint-independent NAT whose router also runs miniupnpd (UPnP IGD + NAT-PMP) */
+export type NatKind = 'friendly' | 'symmetric' | 'upnp'
 
 export interface Home {
   name: string
@@ -120,6 +123,10 @@ function veth(a: string, aName: string, b: string, bName: string): void {
  * drop unsolicited packets to itself instead of answering them with a reset.
  */
 function nftNat(router: string, nat: NatKind): void {
+  if (nat === 'upnp') {
+    nftUpnp(router)
+    return
+  }
   const rule = nat === 'friendly' ? 'masquerade' : 'masquerade fully-random'
   const script = `table ip nat {
   chain postrouting {
@@ -142,6 +149,80 @@ table ip filter {
 }
 `
   execFileSync('ip', ['netns', 'exec', router, 'nft', '-f', '-'], { input: script })
+}
+
+export const MINIUPNPD = '/usr/sbin/miniupnpd'
+
+/**
+ * The same router, plus the chains miniupnpd's nftables backend writes its mappings into (a DNAT
+ * in prerouting_miniupnpd, an accept in the forward chain "miniupnpd"). miniupnpd creates no
+ * tables or chains itself: without these every AddPortMapping fails with UPnP error 501 and
+ * "nft_send_rule ... send_batch failed" in its log. Its defaults put the NAT chains in table
+ * "filter" too, so the config below names each table and chain.
+ */
+function nftUpnp(router: string): void {
+  const script = `table inet filter {
+  chain miniupnpd {
+  }
+  chain input {
+    type filter hook input priority filter; policy drop;
+    iifname "lo" accept
+    iifname "lan" accept
+    ct state established,related accept
+  }
+  chain forward {
+    type filter hook forward priority filter; policy drop;
+    iifname "lan" accept
+    ct state established,related accept
+    jump miniupnpd
+  }
+}
+table inet nat {
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    jump postrouting_miniupnpd
+    oifname "wan" masquerade
+  }
+}
+`
+  execFileSync('ip', ['netns', 'exec', router, 'nft', '-f', '-'], { input: script })
+  if (!existsSync(MINIUPNPD)) throw new Error(`${MINIUPNPD} is missing: apt-get install -y miniupnpd`)
+  const conf = join(tmpdir(), `${router}-miniupnpd.conf`)
+  writeFileSync(
+    conf,
+    [
+      'ext_ifname=wan',
+      'listening_ip=lan',
+      'http_port=5000',
+      'enable_upnp=yes',
+      'enable_natpmp=yes',
+      'secure_mode=yes',
+      'uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b',
+      'upnp_table_name=filter',
+      'upnp_nat_table_name=nat',
+      'upnp_forward_chain=miniupnpd',
+      'upnp_nat_chain=prerouting_miniupnpd',
+      'upnp_nat_postrouting_chain=postrouting_miniupnpd',
+      // only the home's LAN may map, and only unprivileged ports
+      'allow 1024-65535 10.0.0.0/16 1024-65535',
+      'deny 0-65535 0.0.0.0/0 0-65535',
+      ''
+    ].join('\n')
+  )
+  // -d: stays in the foreground, so it lives in the router namespace until teardown kills it
+  const child = spawn('ip', ['netns', 'exec', router, MINIUPNPD, '-d', '-f', conf, '-P', `${conf}.pid`], {
+    stdio: 'ignore',
+    detached: true
+  })
+  child.unref()
 }
 
 /** Builds the topology; on any failure it tears down what it made and rethrows. */
