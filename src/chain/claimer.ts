@@ -384,6 +384,7 @@ export class Claimer {
       }
       const claimed = await this.chain.claimedOf(client, this.node, record.adapterId, block)
       const room = left.get(client)!
+      // biome-ignore lint/complexity/useMathMinMax: bigints; Math.min takes numbers only
       const fit = claimed + room < amount ? claimed + room : amount
       shrunk.add(record.channel)
       if (fit <= claimed) continue
