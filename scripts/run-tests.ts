@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 const TIERS = ['unit', 'e2e', 'attacks', 'sim', 'browser', 'nat'] as const
 const DEFAULT_TIERS = ['unit', 'e2e', 'attacks', 'sim', 'browser']
@@ -60,10 +61,13 @@ interface FileResult {
   output: string
 }
 
+// uvu swallows errors thrown by before/after hooks; this preload prints them (see the file).
+const HOOK_ERRORS = pathToFileURL(join('test', 'helpers', 'uvu-hook-errors.ts')).href
+
 function runFile(file: string, tier: string): Promise<FileResult> {
   const started = Date.now()
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], {
+    const child = spawn(process.execPath, ['--import', HOOK_ERRORS, file], {
       env: {
         ...process.env,
         OPENLORA_LOG_LEVEL: process.env.OPENLORA_LOG_LEVEL ?? 'silent',

@@ -1,10 +1,10 @@
 // `openlora chain local`: starts anvil, deploys the contracts, funds the dev accounts with OPEN,
 // writes the endpoint (RPC URL, chain id, addresses, dev keys) to --out, and runs until stopped.
 // Point nodes (chain section) and the deposit/balance/rewards commands (--chain FILE) at it.
-import { writeFileSync } from 'node:fs'
 import { startLocalChain } from '../../../chain/anvil.ts'
 import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
+import { writeSecret } from '../../secret-file.ts'
 
 export const chainLocalCommand: Command = {
   name: 'chain local',
@@ -41,7 +41,9 @@ export const chainLocalCommand: Command = {
       // anvil's well-known dev keys: for local testing only
       devAccounts: chain.accounts.map((a, i) => ({ address: a.address, privateKey: chain.privateKeys[i] }))
     }
-    writeFileSync(out, `${JSON.stringify(endpoint, null, 2)}\n`, { mode: 0o600 })
+    // by rename: whoever polls for the file (a test, a script) never reads it half written,
+    // and the dev keys in it are 0600 like any key file
+    writeSecret(out, `${JSON.stringify(endpoint, null, 2)}\n`)
     console.log(`local chain ${chain.chainId} at ${chain.rpcUrl}; endpoint written to ${out}`)
     console.log(`settlement ${chain.addresses.settlement}  token ${chain.addresses.token}`)
     await new Promise<void>((resolve) => {
