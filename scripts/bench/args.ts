@@ -11,7 +11,9 @@ export function benchArgs<const O extends ParseArgsOptionsConfig>(usage: string,
   const withHelp = { ...options, help: { type: 'boolean', short: 'h' } } as const
   let values: Values<O> & { help?: boolean }
   try {
-    values = parseArgs({ options: withHelp, strict: true }).values as Values<O> & { help?: boolean }
+    values = parseArgs({ options: withHelp, strict: true, allowNegative: true }).values as Values<O> & {
+      help?: boolean
+    }
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\nusage: ${usage}\n`)
     process.exit(2)

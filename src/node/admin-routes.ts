@@ -1,12 +1,31 @@
 // The node's own admin endpoints: /status (who am I, how connected) and /peers (connections and
 // the PeerTable, what `openlora peers` prints).
 
+import { parseWith, z } from '../common/schema.ts'
 import type { NodeComponents } from '../common/service.ts'
 import { ADAPTER_TIERS, type AdapterTier } from '../serving/capability.ts'
 import type { Host } from './host.ts'
 import { NODE_VERSION } from './version.ts'
 
 const startedAt = Date.now()
+
+/**
+ * POST /peers/block and /peers/unblock: an operator shutting peers out by hand (the connection
+ * gater refuses them both ways and the node hangs up on them), and what the soak's network
+ * partition uses (scripts/soak.ts). A peer id is base58btc (at most 64 characters).
+ */
+const PeerIdsSchema = z
+  .array(
+    z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{32,64}$/, 'must be a peer id (base58btc, 32..64 characters)')
+  )
+  .min(1)
+  .max(1_000)
+const BlockBodySchema = z.strictObject({
+  peers: PeerIdsSchema,
+  /** how long the ban lasts, at most a day (a forgotten block lifts by itself) */
+  ms: z.int().min(1).max(86_400_000)
+})
+const UnblockBodySchema = z.strictObject({ peers: PeerIdsSchema })
 
 /** GET /peers: what `openlora peers` prints and the swarm launcher polls (one shape for all three). */
 export type PeersAnswer = ReturnType<typeof peersAnswer>
@@ -66,6 +85,19 @@ export function registerCoreRoutes(c: NodeComponents, host: Host): void {
     adverts: { seq: c.adverts.current?.body.seq ?? null, ...c.adverts.stats }
   }))
   c.admin.route('/peers', () => peersAnswer(c, host))
+  c.admin.action('/peers/block', (body) => {
+    const b = parseWith(BlockBodySchema, body, { at: 'body', source: 'POST /peers/block' })
+    const self = c.identity.peerId.toString()
+    return {
+      blocked: b.peers
+        .filter((p) => p !== self)
+        .map((p) => ({ peer: p, untilMs: c.peerScores.block(p, b.ms) }))
+    }
+  })
+  c.admin.action('/peers/unblock', (body) => {
+    const b = parseWith(UnblockBodySchema, body, { at: 'body', source: 'POST /peers/unblock' })
+    return { unblocked: b.peers.filter((p) => c.peerScores.unblock(p)) }
+  })
   // what a soak run samples over time (scripts/soak.ts): memory, live handles, banned peers
   c.admin.route('/process', () => {
     const m = process.memoryUsage()

@@ -59,19 +59,32 @@ export class LocalSwarm {
    * Starts a member again on its own data dir (after it exited, e.g. a kill -9), joined through
    * another running member; its ports are new, its peer id and stored state are the same.
    */
-  restart(m: SwarmMember): Promise<SwarmMember> {
+  restart(m: SwarmMember, opts: { samePorts?: boolean } = {}): Promise<SwarmMember> {
     if (!m.exited) throw new Error(`node ${m.i} is still running`)
     if (this.#stopping) throw new Error(`the swarm is stopping; node ${m.i} stays down`)
     const boot = this.members
       .find((o) => o !== m && !o.exited)
       ?.addrs.find((a) => a.includes('/tcp/') && !a.includes('/ws'))
-    return this.#launch(m, boot)
+    // samePorts: a relay comes back where its clients' bootstrap lists say it is, as a real one does
+    const port = (ws: boolean) =>
+      m.addrs
+        .filter((a) => !a.includes('/p2p-circuit') && a.includes('/ws') === ws)
+        .map((a) => /\/tcp\/(\d+)/.exec(a)?.[1])
+        .find((p) => p !== undefined) ?? '0'
+    return this.#launch(m, boot, opts.samePorts ? [port(false), port(true)] : undefined)
   }
 
-  #launch(m: SwarmMember, bootstrap?: string): Promise<SwarmMember> {
+  #launch(m: SwarmMember, bootstrap?: string, ports: [string, string] = ['0', '0']): Promise<SwarmMember> {
     const { i, dir } = m
-    const args = [CLI, 'start', '--data-dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--gateway-port', '0']
-    args.push('--listen', '/ip4/127.0.0.1/tcp/0/ws', '--set', 'log.format=json')
+    const args = [CLI, 'start', '--data-dir', dir, '--listen', `/ip4/127.0.0.1/tcp/${ports[0]}`]
+    args.push(
+      '--gateway-port',
+      '0',
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${ports[1]}/ws`,
+      '--set',
+      'log.format=json'
+    )
     for (const kv of [...(this.#opts.set ?? []), ...(this.#opts.setFor?.(i) ?? [])]) args.push('--set', kv)
     if (!this.#opts.mdns) args.push('--no-mdns')
     if (bootstrap) args.push('--bootstrap', bootstrap)

@@ -64,4 +64,24 @@ test('the connection gater denies a banned peer both ways, and no one else', asy
   }
 })
 
+test('block bans a peer by hand for ms (hanging up on it), unblock lifts it at once', () => {
+  let now = 0
+  const bans: string[] = []
+  const s = new PeerScores({ now: () => now, onBan: (p) => bans.push(p) })
+  assert.is(s.block('p', 5_000), 5_000)
+  assert.ok(s.isBanned('p'))
+  assert.equal(bans, ['p'])
+  assert.equal(
+    s.banned().map((b) => b.peer),
+    ['p']
+  )
+  assert.ok(s.unblock('p'))
+  assert.not.ok(s.isBanned('p'))
+  assert.not.ok(s.unblock('p'), 'not banned any more')
+  assert.not.ok(s.unblock('never-seen'))
+  s.block('q', 1_000)
+  now += 1_001
+  assert.not.ok(s.isBanned('q'), 'a block lifts by itself')
+})
+
 test.run()

@@ -12,10 +12,28 @@ import type { LocalSwarm, SwarmMember } from '../local-swarm.ts'
 import type { JobOutcome } from './driver.ts'
 
 export interface ChaosEvent {
-  kind: 'kill' | 'restart' | 'pause' | 'resume' | 'claim-kill'
+  /** partition, heal, relay-restart and recovered: the soak's timed faults (soak-chaos.ts) */
+  kind:
+    | 'kill'
+    | 'restart'
+    | 'pause'
+    | 'resume'
+    | 'claim-kill'
+    | 'partition'
+    | 'heal'
+    | 'relay-restart'
+    | 'recovered'
   node: number
   atMs: number
   note?: string
+}
+
+/** What the loop drives while jobs run: this file's Chaos (by job count) or the soak's TimedChaos. */
+export interface FaultRunner {
+  readonly events: ChaosEvent[]
+  onJob(o: JobOutcome, done: number): void
+  /** after the jobs: run or finish what is left, and wait for it */
+  settle(): Promise<void>
 }
 
 export interface ChaosOptions {
@@ -35,7 +53,7 @@ const SCHEDULE: [Fault, number][] = [
   ['claim', 0.55]
 ]
 
-export class Chaos {
+export class Chaos implements FaultRunner {
   readonly events: ChaosEvent[] = []
   private readonly swarm: LocalSwarm
   private readonly opts: ChaosOptions

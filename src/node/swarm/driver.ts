@@ -35,6 +35,8 @@ export interface DriverNode {
   adapters: string[]
   /** current dialable TCP address, or undefined while the node is down */
   addr(): string | undefined
+  /** its address through the swarm's circuit relay, when there is one and both are up */
+  relayAddr?(): string | undefined
 }
 
 export interface JobOutcome {
@@ -46,6 +48,8 @@ export interface JobOutcome {
   entry?: number
   servedBy?: number
   routed?: boolean
+  /** the successful attempt reached its entry node through the circuit relay */
+  relayed?: boolean
   latencyMs: number
   tokens?: number
   amountDue?: bigint
@@ -53,6 +57,8 @@ export interface JobOutcome {
   /** client-side times of the successful attempt (ms) */
   phases?: { voucherMs: number; toAcceptedMs: number; afterAcceptedMs: number; verifyMs: number }
   timings?: { queuedMs: number; firstTokenMs: number; totalMs: number }
+  /** time to first token as the client saw it: the successful attempt's send → its first token frame */
+  ttftMs?: number
 }
 
 export interface ChannelLedger {
@@ -82,6 +88,8 @@ export interface DriverOptions {
   /** per attempt; a paused node is given up on after this */
   attemptTimeoutMs: number
   maxAttempts: number
+  /** share of attempts sent through the relay client to the entry's relay address (0 = none) */
+  relayedShare?: number
   /** spread the job starts over at least this long (so faults land while jobs run); 0 = no pacing */
   minRunMs?: number
   seed: number
@@ -93,6 +101,7 @@ export class JobDriver {
   readonly outcomes: JobOutcome[] = []
   private readonly wallet: VoucherWallet
   private readonly client: InferClient
+  private readonly relayClient: InferClient | undefined
   private readonly nodes: () => DriverNode[]
   private readonly domain: ChainDomain
   private readonly account: LocalAccount
@@ -109,6 +118,8 @@ export class JobDriver {
   constructor(
     components: {
       client: InferClient
+      /** a client that never hole-punches: what reaches entry nodes through the relay */
+      relayClient?: InferClient
       account: LocalAccount
       domain: ChainDomain
       nodes: () => DriverNode[]
@@ -117,6 +128,7 @@ export class JobDriver {
     rand: () => number
   ) {
     this.client = components.client
+    this.relayClient = components.relayClient
     this.account = components.account
     this.domain = components.domain
     this.nodes = components.nodes
@@ -250,14 +262,20 @@ export class JobDriver {
       const voucher = await this.wallet.voucherFor({ node: server.operator, adapterId, maxAmountDue })
       const ch = this.channel(server.operator, adapterId)
       // the entry may have gone down since it was picked (a fault): then it is a dial failure
-      const entryAddr = entry.addr() ?? '/ip4/127.0.0.1/tcp/1'
+      const viaRelay =
+        this.relayClient !== undefined && this.rand() < (this.opts.relayedShare ?? 0)
+          ? entry.relayAddr?.()
+          : undefined
+      const entryAddr = viaRelay ?? entry.addr() ?? '/ip4/127.0.0.1/tcp/1'
+      const client = viaRelay ? this.relayClient! : this.client
       // the job id is ours, so an attempt that fails can still be matched to what the node stored
       const attemptJobId = newJobId()
       const tSent = performance.now()
       let tAccepted = 0
+      let tFirst = 0
       let accepted = false
       try {
-        const r = await this.client.infer(
+        const r = await client.infer(
           entryAddr,
           {
             model: this.opts.model,
@@ -272,6 +290,9 @@ export class JobDriver {
             onAccepted: () => {
               accepted = true
               tAccepted = performance.now()
+            },
+            onToken: () => {
+              tFirst ||= performance.now()
             }
           }
         )
@@ -315,6 +336,7 @@ export class JobDriver {
           entry: entry.i,
           servedBy: server.i,
           routed: entry.i !== server.i,
+          relayed: viaRelay !== undefined,
           latencyMs: performance.now() - t0,
           tokens: r.usage.promptTokens + r.usage.outputTokens,
           amountDue: due,
@@ -325,7 +347,8 @@ export class JobDriver {
             afterAcceptedMs: tDone - (tAccepted || tDone),
             verifyMs: tVerified - tDone
           },
-          timings: r.timings
+          timings: r.timings,
+          ...(tFirst > 0 ? { ttftMs: tFirst - tSent } : {})
         }
       } catch (err) {
         // libp2p and stream errors arrive as anything (even undefined): a registered code when it
@@ -345,7 +368,8 @@ export class JobDriver {
           // node recorded (else it would refuse it as UNDERPAID).
           await this.wallet.settle({ node: server.operator, adapterId, amountDue: maxAmountDue })
         }
-        failures.push(code)
+        // a relayed attempt's failure says so: the relay's restart shows apart from the nodes' faults
+        failures.push(viaRelay ? `relayed:${code}` : code)
         this.failureSamples.set(code, (err instanceof Error ? err.message : String(err)).slice(0, 200))
         const retry = err instanceof InferError ? err.data?.retryAfterMs : undefined
         if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))

@@ -12,7 +12,7 @@ import { seededRng } from '../../common/random.ts'
 import { adapterIdOf } from '../../protocols/infer/receipt.ts'
 import { LocalSwarm } from '../local-swarm.ts'
 import { ROLE, setUpSwarmChain, startAnvil } from './chain.ts'
-import { Chaos, type ChaosEvent } from './chaos.ts'
+import { Chaos, type ChaosEvent, type FaultRunner } from './chaos.ts'
 import { makeDemoAssets } from './demo.ts'
 import { type DriverNode, JobDriver, type JobOutcome } from './driver.ts'
 import { type Reconciliation, reconcile } from './reconcile.ts'
@@ -34,6 +34,15 @@ export interface SwarmLoopOptions {
   durationMs?: number
   /** extra `--set KEY=VALUE` for every node, after the loop's own (a soak's adapter churn) */
   set?: string[]
+  /** extra `--set KEY=VALUE` for node i, after the loop's own (the soak's relay) */
+  setFor?(i: number): string[]
+  /** faults of the caller's own while jobs run (the soak's timed chaos), when `chaos` is false */
+  faults?(swarm: LocalSwarm): FaultRunner
+  /**
+   * this node is a circuit relay (set it up with `setFor`): a share `relayedShare` of the attempts
+   * reach their entry node through it, from a client that never hole-punches
+   */
+  relay?: { node: number; relayedShare: number }
   /** called once every node is up (a soak samples their processes from here) */
   onNodesUp?(swarm: LocalSwarm): void
   /** progress lines (stderr in the script) */
@@ -208,7 +217,8 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       set: shared,
       setFor: (i) => [
         `hardware.gpus=${JSON.stringify(GPUS[i % GPUS.length])}`,
-        `pricing.pricePer1kTokens=${price(i)}`
+        `pricing.pricePer1kTokens=${price(i)}`,
+        ...(opts.setFor?.(i) ?? [])
       ]
     })
     running = swarm
@@ -226,7 +236,12 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
     opts.onNodesUp?.(swarm)
 
     const host = await createClientHost()
-    stopClient = host.stop
+    const relayHost = opts.relay ? await createClientHost({ holePunch: false }) : undefined
+    stopClient = async () => {
+      await host.stop()
+      await relayHost?.stop()
+    }
+    const relayMember = swarm.members.find((m) => m.i === opts.relay?.node)
     const nodes: DriverNode[] = swarm.members.map((m) => ({
       i: m.i,
       peerId: seeded[m.i]!.peerId,
@@ -236,17 +251,24 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
       addr: () =>
         m.exited || opts.signal?.aborted || m.addrs.length === 0
           ? undefined
-          : m.addrs.find((a) => !a.includes('/ws'))
+          : m.addrs.find((a) => !a.includes('/ws')),
+      relayAddr: () => {
+        const via = relayMember?.exited ? undefined : relayMember?.addrs.find((a) => !a.includes('/ws'))
+        return m === relayMember || m.exited || !via || !m.peerId
+          ? undefined
+          : `${via}/p2p-circuit/p2p/${m.peerId}`
+      }
     }))
     // Under chaos a paused node must outlast a job's deadline, and the run must last long enough
     // for the three faults to land while jobs still run: jobs start spread over 30 s.
     const attemptTimeoutMs = opts.attemptTimeoutMs ?? (opts.chaos ? 8_000 : 15_000)
-    const chaos = opts.chaos
+    const chaos: FaultRunner | undefined = opts.chaos
       ? new Chaos(swarm, { jobs: opts.jobs, pauseMs: attemptTimeoutMs + 3_000, downMs: 2_000, rand, log })
-      : undefined
+      : opts.faults?.(swarm)
     driver = new JobDriver(
       {
         client: host.client,
+        ...(relayHost ? { relayClient: relayHost.client } : {}),
         account: local.accounts[ROLE.client]!,
         domain: chain.client.domain,
         nodes: () => nodes
@@ -261,6 +283,7 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
         concurrency: opts.concurrency ?? Math.min(8, 2 * N),
         attemptTimeoutMs,
         maxAttempts: 6,
+        relayedShare: opts.relay?.relayedShare ?? 0,
         minRunMs: opts.chaos ? 30_000 : 0,
         seed,
         onJob: (o, done) => {

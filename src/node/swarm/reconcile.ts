@@ -56,6 +56,8 @@ export interface Reconciliation {
   paidWithoutReceipt: string
   /** the job ids behind paidWithoutReceipt (grep the node logs for them) */
   paidWithoutReceiptJobs: Hex[]
+  /** jobs whose receipt the client accepted but whose payment no node stored as receipted (lost) */
+  lostJobs: Hex[]
   vouchersClaimed: number
   poolsFunded: number
   poolTotal: string
@@ -99,6 +101,7 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   let receipts = 0
   let withoutReceipt = 0n
   const withoutReceiptJobs: Hex[] = []
+  const lostJobs: Hex[] = []
   const paidPerChannel = new Map<string, bigint>()
   const key = (client: Address, node: Address, adapterId: Hex) =>
     `${getAddress(client)}|${getAddress(node)}|${adapterId.toLowerCase()}`
@@ -121,6 +124,7 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
       if (got === undefined) problems.push(`${where}: the node has no payment for acknowledged job ${jobId}`)
       else if (got !== amount)
         problems.push(`${where}: job ${jobId} stored with ${got}, receipt says ${amount}`)
+      if (got !== amount) lostJobs.push(jobId)
     }
     // what the node stored beyond that must be jobs whose outcome the client could not know
     let sum = 0n
@@ -224,6 +228,7 @@ export async function reconcile(input: ReconcileInput): Promise<Reconciliation> 
   return {
     ok: problems.length === 0,
     problems,
+    lostJobs,
     channels: ledger.length,
     receipts,
     amountDueTotal: due.toString(),

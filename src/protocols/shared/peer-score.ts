@@ -91,6 +91,25 @@ export class PeerScores {
     return out
   }
 
+  /**
+   * Bans a peer by hand for `ms` (the admin endpoint's `POST /peers/block`: an operator shutting
+   * out a peer, the soak cutting the swarm in two); the node hangs up on it as on any ban.
+   */
+  block(peer: string, ms: number): number {
+    const e = this.#entry(peer, this.#init.now())
+    e.bannedUntil = this.#init.now() + ms
+    this.#init.onBan?.(peer, e.bannedUntil)
+    return e.bannedUntil
+  }
+
+  /** Lifts a ban (by hand or earned) at once; false when the peer was not banned. */
+  unblock(peer: string): boolean {
+    const e = this.#peers.get(peer)
+    if (e === undefined || e.bannedUntil <= this.#init.now()) return false
+    e.bannedUntil = 0
+    return true
+  }
+
   /** Records an invalid frame; returns true when this one got the peer banned. */
   invalidFrame(peer: string): boolean {
     return this.#penalise(peer, this.#init.invalidFramePenalty)
