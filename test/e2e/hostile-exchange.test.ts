@@ -1,6 +1,7 @@
 // Hostile peers on real libp2p hosts against the adapter and datanet exchanges of a real node:
-// requests beyond a peer's burst are refused RATE_LIMITED with a retry hint (another peer is still
-// served); request frames that do not decode get a peer banned, hung up on, and shut out by the
+// requests beyond a peer's burst (the node config's `exchange.adapter.requestBurstPerPeer`, set
+// below the protocol's default so the test shows the config reaches the exchange) are refused
+// RATE_LIMITED with a retry hint (another peer is still served); request frames that do not decode get a peer banned, hung up on, and shut out by the
 // connection gater both ways (its new connections are dropped, the node refuses to dial it);
 // an honest peer still fetches the adapter.
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -15,6 +16,9 @@ import { createClientHost } from '../../src/client/host.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { ADAPTER_PROTOCOL, ADAPTER_SERVE_LIMITS } from '../../src/protocols/adapter-exchange/constants.ts'
+
+/** the configured burst: below the default, so a node that ignored its config would serve more */
+const BURST = ADAPTER_SERVE_LIMITS.requestBurstPerPeer - 5
 import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
 import { addrOf, makeFixtures, serving, startNode, until } from './infer-fixture.ts'
 
@@ -24,7 +28,7 @@ let cid = ''
 
 test.before(async () => {
   const fx = await makeFixtures(root, 1)
-  n1 = await startNode(root, 'n1', fx)
+  n1 = await startNode(root, 'n1', fx, { config: { 'exchange.adapter.requestBurstPerPeer': BURST } })
   const model = serving(n1).models()[0]!.modelId
   cid = (await serving(n1).importAdapter(fx.adapterDirs[0]!, model)).cid
 })
@@ -65,9 +69,8 @@ test('adapter requests beyond a peer burst are refused RATE_LIMITED; other peers
   try {
     const req = encodeCanonical({ cid })
     const answers: string[] = []
-    for (let i = 0; i < ADAPTER_SERVE_LIMITS.requestBurstPerPeer + 3; i++)
-      answers.push(await ask(greedy, ADAPTER_PROTOCOL, req))
-    const burst = ADAPTER_SERVE_LIMITS.requestBurstPerPeer
+    for (let i = 0; i < BURST + 3; i++) answers.push(await ask(greedy, ADAPTER_PROTOCOL, req))
+    const burst = BURST
     assert.equal(answers.slice(0, burst), Array(burst).fill('manifest'), answers.join(','))
     assert.equal(answers.slice(burst), ['RATE_LIMITED+retry', 'RATE_LIMITED+retry', 'RATE_LIMITED+retry'])
     // a refusal costs little score: no ban for a few, and the limit is per peer

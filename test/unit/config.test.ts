@@ -130,6 +130,25 @@ test('bad values name the key, the value, what is allowed and where they came fr
   )
 })
 
+test('exchange limits: defaults are the protocols\' constants; set values load, bad ones are refused by name', () => {
+  const c = loadConfig({ env: { OPENLORA_EXCHANGE__ADAPTER__MAX_ADAPTER_MB: '256' } })
+  assert.is(c.exchange.adapter.maxAdapterMb, 256)
+  assert.is(c.exchange.adapter.requestBurstPerPeer, 8)
+  assert.is(c.exchange.datanet.maxBundleMb, 64)
+  assert.is(c.exchange.datanet.maxConcurrentExports, 2)
+  throwsConfig(
+    () => loadConfig({ file: file('x.json', { exchange: { datanet: { maxConcurrent: 0 } } }), env: {} }),
+    'exchange.datanet.maxConcurrent',
+    'value 0',
+    'an integer in 1..10000'
+  )
+  throwsConfig(
+    () => loadConfig({ file: file('y.json', { exchange: { adapter: { maxAdapterMb: 1.5 } } }), env: {} }),
+    'exchange.adapter.maxAdapterMb',
+    'an integer in 1..65536'
+  )
+})
+
 test('unknown keys and sections are refused (typos do not pass silently)', () => {
   throwsConfig(() => loadConfig({ file: file('c.json', { netwrok: {} }), env: {} }), 'netwrok', 'network')
   throwsConfig(

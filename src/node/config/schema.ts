@@ -7,7 +7,9 @@ import { OpenLoraError } from '../../common/errors.ts'
 import { LOG_LEVELS, type LogLevel } from '../../common/log.ts'
 import { parseWith, type SchemaIssue, show, uint, z } from '../../common/schema.ts'
 import type { NodeConfig } from '../../common/service.ts'
+import * as A from '../../protocols/adapter-exchange/constants.ts'
 import { MAX_TTL_MS } from '../../protocols/adverts/constants.ts'
+import * as D from '../../protocols/datanet-exchange/constants.ts'
 
 export class ConfigError extends OpenLoraError<'INVALID_CONFIG'> {
   /** `rule`: a cross-key rule the value broke, said instead of "allowed: …" */
@@ -30,6 +32,19 @@ const P2P_ADDR = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/\s]+\/tcp\/\d{1,5}(\/ws|\/wss)?
 
 const multiaddrs = (max: number, example: string) =>
   z.array(z.string().regex(MULTIADDR).describe(`a multiaddr like ${example}`)).max(max)
+
+/** Per-peer request rate and concurrency caps of a served protocol, with its defaults. */
+const serveLimits = (d: {
+  requestsPerSecondPerPeer: number
+  requestBurstPerPeer: number
+  maxConcurrentPerPeer: number
+  maxConcurrent: number
+}) => ({
+  requestsPerSecondPerPeer: z.int().min(1).max(100_000).default(d.requestsPerSecondPerPeer),
+  requestBurstPerPeer: z.int().min(1).max(100_000).default(d.requestBurstPerPeer),
+  maxConcurrentPerPeer: z.int().min(1).max(10_000).default(d.maxConcurrentPerPeer),
+  maxConcurrent: z.int().min(1).max(10_000).default(d.maxConcurrent)
+})
 
 /** The node's own sections. Every key has its default here and nowhere else. */
 export const coreShape = {
@@ -110,6 +125,39 @@ export const coreShape = {
         .max(16)
         .nullable()
         .default(null)
+    })
+    .prefault({}),
+  // What this node serves to and accepts from peers over the adapter and datanet exchanges: the
+  // defaults and their reasons are the protocols' constants (docs/PROTOCOL.md); a node on a fat
+  // link may raise the rates, a small one lower the concurrency.
+  exchange: z
+    .strictObject({
+      adapter: z
+        .strictObject({
+          /** largest adapter this node fetches (a peer's manifest naming more is refused) */
+          maxAdapterMb: z
+            .int()
+            .min(1)
+            .max(65_536)
+            .default(A.DEFAULT_MAX_ADAPTER_BYTES / 2 ** 20),
+          fetchTimeoutMs: z.int().min(1_000).max(3_600_000).default(A.FETCH_TIMEOUT_MS),
+          ...serveLimits(A.ADAPTER_SERVE_LIMITS)
+        })
+        .prefault({}),
+      datanet: z
+        .strictObject({
+          /** largest version bundle (the contribution list) this node sends or accepts */
+          maxBundleMb: z
+            .int()
+            .min(1)
+            .max(1_024)
+            .default(D.MAX_BUNDLE_FRAME_BYTES / 2 ** 20),
+          fetchTimeoutMs: z.int().min(1_000).max(3_600_000).default(D.DATANET_FETCH_TIMEOUT_MS),
+          /** bundle exports at once (each holds its bundle in memory until written) */
+          maxConcurrentExports: z.int().min(1).max(64).default(D.MAX_CONCURRENT_EXPORTS),
+          ...serveLimits(D.DATANET_SERVE_LIMITS)
+        })
+        .prefault({})
     })
     .prefault({}),
   pricing: z

@@ -23,6 +23,8 @@ export const DATANET_SERVE_LIMITS = {
   maxConcurrentPerPeer: 4,
   maxConcurrent: 16
 }
+/** Bundle exports at once: each holds its whole bundle frame in memory until it is written. */
+export const MAX_CONCURRENT_EXPORTS = 2
 /** A copy waits out a RATE_LIMITED / BUSY answer (its retry hint, at most this long) this many times per peer. */
 export const MAX_BUSY_RETRIES = 5
 export const MAX_BUSY_WAIT_MS = 5_000

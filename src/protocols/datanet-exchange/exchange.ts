@@ -40,6 +40,7 @@ import {
   MAX_BUSY_WAIT_MS,
   MAX_CHUNK_FRAME_BYTES,
   MAX_CHUNKS_PER_REQUEST,
+  MAX_CONCURRENT_EXPORTS,
   MAX_DATANET_REQUEST_BYTES
 } from './constants.ts'
 
@@ -66,7 +67,6 @@ const HEX32 = /^0x[0-9a-f]{64}$/
 /** Error codes meaning a peer's bytes failed a check (bundle, root, chunk hash). */
 const VERIFY_CODES = new Set(['DATANET_VERIFY_FAILED', 'DATANET_INVALID', 'CHUNK_MISMATCH'])
 /** Bundle exports at once, node-wide: each reads a datanet's records and encodes them. */
-const MAX_CONCURRENT_EXPORTS = 2
 
 const hex32 = z.string().regex(HEX32).describe('0x + 64 lowercase hex') as unknown as z.ZodType<Hex, string>
 
@@ -110,14 +110,25 @@ export class DatanetExchange {
   readonly #log: Logger
   readonly #timeoutMs: number
   readonly #guard: StreamGuard
+  readonly #maxBundleBytes: number
+  readonly #maxExports: number
   #started = false
   #exporting = 0
 
   constructor(
     components: DatanetExchangeComponents,
-    init: { fetchTimeoutMs?: number; limits?: Partial<StreamLimits> } = {}
+    init: {
+      fetchTimeoutMs?: number
+      limits?: Partial<StreamLimits>
+      /** largest bundle frame sent or accepted (MAX_BUNDLE_FRAME_BYTES) */
+      maxBundleBytes?: number
+      /** bundle exports at once (MAX_CONCURRENT_EXPORTS) */
+      maxConcurrentExports?: number
+    } = {}
   ) {
     this.#c = components
+    this.#maxBundleBytes = init.maxBundleBytes ?? MAX_BUNDLE_FRAME_BYTES
+    this.#maxExports = init.maxConcurrentExports ?? MAX_CONCURRENT_EXPORTS
     this.#guard = new StreamGuard({ ...DATANET_SERVE_LIMITS, ...init.limits }, components.scores)
     this.#log = components.logger ?? silentLogger
     this.#timeoutMs = init.fetchTimeoutMs ?? DATANET_FETCH_TIMEOUT_MS
@@ -170,12 +181,8 @@ export class DatanetExchange {
       }
       if (req.t === 'pools') {
         // pages share the bundle exports' slots: each holds up to a 16 MiB frame until it is read
-        if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
-          return await refuse(
-            'DATANET_BUSY',
-            `${MAX_CONCURRENT_EXPORTS} exports are running; try again`,
-            1000
-          )
+        if (this.#exporting >= this.#maxExports)
+          return await refuse('DATANET_BUSY', `${this.#maxExports} exports are running; try again`, 1000)
         this.#exporting++
         try {
           const file = await this.#c.pools?.()
@@ -195,10 +202,10 @@ export class DatanetExchange {
       const store = this.#c.store()
       if (!store) return await refuse('DATANET_NOT_FOUND', 'this node keeps no datanets')
       if (req.t === 'bundle') {
-        if (this.#exporting >= MAX_CONCURRENT_EXPORTS)
+        if (this.#exporting >= this.#maxExports)
           return await refuse(
             'DATANET_BUSY',
-            `${MAX_CONCURRENT_EXPORTS} bundle exports are running; try again`,
+            `${this.#maxExports} bundle exports are running; try again`,
             1000
           )
         // the slot is held until the frame is written: a peer that does not read keeps it (and
@@ -211,10 +218,10 @@ export class DatanetExchange {
           } catch (err) {
             return await refuse('DATANET_NOT_FOUND', (err as Error).message)
           }
-          if (frame.byteLength > MAX_BUNDLE_FRAME_BYTES)
+          if (frame.byteLength > this.#maxBundleBytes)
             return await refuse(
               'DATANET_NOT_FOUND',
-              `the bundle is ${frame.byteLength} bytes, over the ${MAX_BUNDLE_FRAME_BYTES}-byte frame limit`
+              `the bundle is ${frame.byteLength} bytes, over the ${this.#maxBundleBytes}-byte frame limit (exchange.datanet.maxBundleMb)`
             )
           await lp.write(frame, { signal })
         } finally {
@@ -395,8 +402,8 @@ export class DatanetExchange {
     return this.#request(
       peer,
       request,
-      MAX_BUNDLE_FRAME_BYTES,
-      MAX_BUNDLE_FRAME_BYTES + 16,
+      this.#maxBundleBytes,
+      this.#maxBundleBytes + 16,
       signal,
       async (next) => {
         const f = answer(BundleFrameSchema, await next(), 'a bundle { datanet, versions, contributions }')

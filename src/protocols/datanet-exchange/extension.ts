@@ -17,6 +17,12 @@ import { DatanetExchange, DatanetFetchError } from './exchange.ts'
 import { readPoolsFile } from './pools.ts'
 import { DatanetReplicator } from './replicator.ts'
 
+/** The node config's `exchange.datanet` section as the exchange's init (sizes in bytes). */
+function datanetExchangeInit(config: NodeComponents['config']) {
+  const { maxBundleMb, fetchTimeoutMs, maxConcurrentExports, ...limits } = config.exchange.datanet
+  return { maxBundleBytes: maxBundleMb * 2 ** 20, fetchTimeoutMs, maxConcurrentExports, limits }
+}
+
 const ZERO_ROOT = `0x${'00'.repeat(32)}`
 
 /**
@@ -175,13 +181,16 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
       }
     return cached.file
   }
-  const exchange = new DatanetExchange({
-    host: components.libp2p,
-    store: () => attribution()?.store,
-    pools,
-    scores: components.peerScores,
-    logger: log
-  })
+  const exchange = new DatanetExchange(
+    {
+      host: components.libp2p,
+      store: () => attribution()?.store,
+      pools,
+      scores: components.peerScores,
+      logger: log
+    },
+    datanetExchangeInit(components.config)
+  )
   components.admin.action('/datanets/fetch', async (body) => {
     const b = parseWith(FetchBodySchema, body, { at: 'body', error: (i) => bad(messageOf(i)) })
     const roots: Record<number, Hex> = {}

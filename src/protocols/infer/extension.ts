@@ -14,7 +14,7 @@ import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
 import { SPIN_POLICIES, type SpinPolicy } from '../../runtime/spinning.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
 import type { ServingStack } from '../../serving/stack.ts'
-import { AdapterExchange } from '../adapter-exchange/exchange.ts'
+import { AdapterExchange, type AdapterExchangeInit } from '../adapter-exchange/exchange.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
 import { InferService } from './infer.ts'
@@ -189,33 +189,42 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
   // The stores exist only after serving started, so both sides look them up per call: an adapter
   // is served from whichever model's store holds it, and fetched into the store of the model the
   // job asked for (checked against that base model).
-  return new AdapterExchange({
-    host: components.libp2p,
-    source: {
-      files: async (cid) => {
-        for (const m of serving?.models() ?? []) {
-          const s = serving?.store(m.modelId)
-          if (s && (await s.has(cid))) return s.files(cid)
+  return new AdapterExchange(
+    {
+      host: components.libp2p,
+      source: {
+        files: async (cid) => {
+          for (const m of serving?.models() ?? []) {
+            const s = serving?.store(m.modelId)
+            if (s && (await s.has(cid))) return s.files(cid)
+          }
+          throw new Error(`adapter ${cid} is not in this node's stores`)
         }
-        throw new Error(`adapter ${cid} is not in this node's stores`)
-      }
+      },
+      sink: {
+        importFiles: async (files, opts) => {
+          const s = serving?.store(opts.model)
+          if (!s)
+            throw new Error(
+              opts.model === undefined
+                ? 'this node has no adapter store'
+                : `this node does not serve ${opts.model}`
+            )
+          return s.importFiles(files, { expectedCid: opts.expectedCid })
+        }
+      },
+      scores: components.peerScores,
+      logger: components.logger.child('adapter-exchange'),
+      metrics: components.metrics
     },
-    sink: {
-      importFiles: async (files, opts) => {
-        const s = serving?.store(opts.model)
-        if (!s)
-          throw new Error(
-            opts.model === undefined
-              ? 'this node has no adapter store'
-              : `this node does not serve ${opts.model}`
-          )
-        return s.importFiles(files, { expectedCid: opts.expectedCid })
-      }
-    },
-    scores: components.peerScores,
-    logger: components.logger.child('adapter-exchange'),
-    metrics: components.metrics
-  })
+    adapterExchangeInit(components.config)
+  )
+}
+
+/** The node config's `exchange.adapter` section as the exchange's init (sizes in bytes). */
+function adapterExchangeInit(config: NodeComponents['config']): AdapterExchangeInit {
+  const { maxAdapterMb, fetchTimeoutMs, ...limits } = config.exchange.adapter
+  return { maxAdapterBytes: maxAdapterMb * 2 ** 20, fetchTimeoutMs, limits }
 }
 
 function inferService(components: NodeComponents): InferService {
