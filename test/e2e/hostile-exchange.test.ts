@@ -17,11 +17,11 @@ import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { ADAPTER_PROTOCOL, ADAPTER_SERVE_LIMITS } from '../../src/protocols/adapter-exchange/constants.ts'
 
-/** the configured burst: below the default, so a node that ignored its config would serve more */
-const BURST = ADAPTER_SERVE_LIMITS.requestBurstPerPeer - 5
 import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
 import { addrOf, makeFixtures, serving, startNode, until } from './infer-fixture.ts'
 
+/** the configured burst: below the default, so a node that ignored its config would serve more */
+const BURST = ADAPTER_SERVE_LIMITS.requestBurstPerPeer - 5
 const root = await mkdtemp(join(tmpdir(), 'hostile-exchange-'))
 let n1: OpenLoraNode
 let cid = ''

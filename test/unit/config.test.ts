@@ -130,7 +130,7 @@ test('bad values name the key, the value, what is allowed and where they came fr
   )
 })
 
-test('exchange limits: defaults are the protocols\' constants; set values load, bad ones are refused by name', () => {
+test("exchange limits: defaults are the protocols' constants; set values load, bad ones are refused by name", () => {
   const c = loadConfig({ env: { OPENLORA_EXCHANGE__ADAPTER__MAX_ADAPTER_MB: '256' } })
   assert.is(c.exchange.adapter.maxAdapterMb, 256)
   assert.is(c.exchange.adapter.requestBurstPerPeer, 8)
