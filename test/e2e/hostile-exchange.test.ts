@@ -16,7 +16,6 @@ import { createClientHost } from '../../src/client/host.ts'
 import { decodeCanonical, encodeCanonical } from '../../src/crypto/cbor.ts'
 import type { OpenLoraNode } from '../../src/node/node.ts'
 import { ADAPTER_PROTOCOL, ADAPTER_SERVE_LIMITS } from '../../src/protocols/adapter-exchange/constants.ts'
-
 import { DATANET_PROTOCOL } from '../../src/protocols/datanet-exchange/constants.ts'
 import { addrOf, makeFixtures, serving, startNode, until } from './infer-fixture.ts'
 
