@@ -157,6 +157,7 @@ try {
               partitionMs,
               downMs: 2_000,
               recoverTimeoutMs: 60_000,
+              t0,
               log
             })
             return chaos

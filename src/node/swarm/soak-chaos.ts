@@ -29,6 +29,8 @@ export interface TimedChaosOptions {
   partitionMs: number
   downMs: number
   recoverTimeoutMs: number
+  /** the clock's zero (Date.now()): the caller's, so its records and the caller's line up */
+  t0?: number
   log(msg: string): void
 }
 
@@ -86,7 +88,7 @@ export class TimedChaos {
   readonly scheduled: number
   readonly #swarm: LocalSwarm
   readonly #opts: TimedChaosOptions
-  readonly #t0 = Date.now()
+  readonly #t0: number
   readonly #loop: Promise<void>
   #stopped = false
   #wake: (() => void) | undefined
@@ -94,6 +96,7 @@ export class TimedChaos {
   constructor(swarm: LocalSwarm, opts: TimedChaosOptions) {
     this.#swarm = swarm
     this.#opts = opts
+    this.#t0 = opts.t0 ?? Date.now()
     this.scheduled = opts.faults.length
     this.#loop = this.#run().catch((err) => opts.log(`chaos: stopped by ${(err as Error).message}`))
   }
