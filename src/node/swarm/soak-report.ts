@@ -117,6 +117,8 @@ export interface NodeRow {
   heapMiB: { mid: number; end: number }
   handles: { mid: number; end: number }
   fds: { mid: number; end: number }
+  /** the last process's RSS at every sample (MiB, rounded): where growth came from */
+  rssSeriesMiB: number[]
   rssGrowthPct: number
   heapGrowthPct: number
   handleGrowth: number
@@ -152,6 +154,7 @@ export function perNode(
       heapMiB: { mid: floor(mid), end: floor(end) },
       handles: { mid: m(mid, 'handles'), end: m(end, 'handles') },
       fds: { mid: m(mid, 'fds'), end: m(end, 'fds') },
+      rssSeriesMiB: mine.map((s) => Math.round(s.rssMiB)),
       rssGrowthPct: (100 * (m(end, 'rssMiB') - m(mid, 'rssMiB'))) / m(mid, 'rssMiB'),
       heapGrowthPct: (100 * (floor(end) - floor(mid))) / floor(mid),
       handleGrowth: m(end, 'handles') - m(mid, 'handles'),
