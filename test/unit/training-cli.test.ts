@@ -62,23 +62,9 @@ function train(fx: string, opt: 'sgd' | 'adamw', out: string, extra: string[] = 
   return { g, done: JSON.parse(lines.at(-1)!), steps: lines.slice(0, -1).map((l) => JSON.parse(l)) }
 }
 
-for (const fx of [
-  'llama',
-  'llama-tied',
-  'qwen2',
-  'mistral',
-  'qwen3',
-  'gemma',
-  'gemma2',
-  'gemma3',
-  'phi3',
-  'glm',
-  'glm4',
-  'bloom',
-  'falcon',
-  'falcon-7b',
-  'falcon-rw'
-])
+// the other families' step-by-step losses: training-families.test.ts (in process, so the file
+// stays within the runner's time limit)
+for (const fx of ['llama', 'llama-tied', 'qwen2', 'mistral'])
   for (const opt of ['sgd', 'adamw'] as const)
     test(`${fx} ${opt}: losses equal PyTorch + PEFT step by step`, () => {
       const out = join(root, `${fx}-${opt}`)
