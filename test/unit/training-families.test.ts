@@ -1,9 +1,9 @@
-// The families beyond Llama/Qwen2/Mistral train step by step like PyTorch + PEFT: for each golden
+// Every family trains step by step like PyTorch + PEFT: for each golden
 // fixture (test/reference/make_train_goldens.py), `runTraining` (what `openlora train` runs)
 // from the fixture's PEFT adapter gives torch's loss at every step, before its update, for plain
 // SGD and AdamW, and writes an adapter the runtime's PEFT loader reads back. In process rather
-// than through the CLI (training-cli.test.ts covers that path on the Llama fixtures), so 22 runs
-// fit the runner's time limit on a loaded machine.
+// than through the CLI (training-cli.test.ts covers that path on two Llama runs), so 30 runs fit
+// the runner's time limit on a loaded machine.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,6 +23,10 @@ interface Goldens {
 }
 
 const FIXTURES = [
+  'llama',
+  'llama-tied',
+  'qwen2',
+  'mistral',
   'qwen3',
   'gemma',
   'gemma2',
@@ -60,7 +64,8 @@ for (const fx of FIXTURES)
       assert.is(r.losses.length, g.steps)
       r.losses.forEach((l, i) => {
         const want = g.losses[opt][i]!
-        // measured ≤ 6e-6 (phi3 SGD), most ≤ 3e-7: float32 gradient differences carried by the updates
+        // float32 gradient differences carried by the updates: measured ≤ 6e-6 (phi3 SGD), most
+        // ≤ 3e-7, and 3.3e-5 at step 3 of the tied SGD run, whose loss rises (sharp curvature)
         assert.ok(Math.abs(l - want) / want < 1e-4, `step ${i}: ${l} vs torch ${want}`)
       })
       // the trained adapter keeps PEFT's module names (fused ones whole) and loads for serving
