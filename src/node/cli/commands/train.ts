@@ -35,7 +35,8 @@ function remote(values: Record<string, unknown>): Promise<number> {
     ...(values['weight-decay'] !== undefined ? { weightDecay: num(values, 'weight-decay') } : {}),
     ...(values.rank !== undefined ? { rank: int(values, 'rank', 1) } : {}),
     ...(values.alpha !== undefined ? { alpha: num(values, 'alpha') } : {}),
-    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets } : {}),
+    // checked against the projections (local = false) above
+    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets: targets as Projection[] } : {}),
     ...(values.batch !== undefined ? { batch: int(values, 'batch', 1) } : {}),
     ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
     ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
@@ -72,20 +73,25 @@ function num(values: Record<string, unknown>, name: string, fallback?: number): 
   return n
 }
 
-function targetsOf(v: unknown): Projection[] | 'all-linear' {
+// Phi-3's fused modules as PEFT names them; a local run may adapt them by name (a projection
+// name selects the fused module holding it anyway). The remote job schema lists projections only.
+const FUSED_MODULES = ['qkv_proj', 'gate_up_proj'] as const
+
+function targetsOf(v: unknown, local = false): string[] | 'all-linear' {
   if (v === undefined) return ['q_proj', 'v_proj']
   if (v === 'all-linear') return 'all-linear'
+  const allowed: readonly string[] = local ? [...PROJECTIONS, ...FUSED_MODULES] : PROJECTIONS
   const list = String(v)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
   for (const t of list)
-    if (!(PROJECTIONS as readonly string[]).includes(t))
+    if (!allowed.includes(t))
       throw new UsageError(
-        `--targets: "${t}" is not a projection; allowed: ${PROJECTIONS.join(', ')} or all-linear`
+        `--targets: "${t}" is not a projection; allowed: ${allowed.join(', ')} or all-linear`
       )
   if (list.length === 0) throw new UsageError('--targets is empty')
-  return [...new Set(list)] as Projection[]
+  return [...new Set(list)]
 }
 
 const s = (description: string, valueName: string) => ({ type: 'string' as const, description, valueName })
@@ -93,7 +99,7 @@ const s = (description: string, valueName: string) => ({ type: 'string' as const
 export const trainCommand: Command = {
   name: 'train',
   summary:
-    'fine-tune a LoRA adapter on a local checkpoint (fp32, Llama shape) and save it as a PEFT directory',
+    'fine-tune a LoRA adapter on a local checkpoint (fp32, any served family) and save it as a PEFT directory',
   options: {
     model: s('Hugging Face checkpoint directory', 'DIR'),
     out: s('where to write the PEFT adapter', 'DIR'),
@@ -103,7 +109,10 @@ export const trainCommand: Command = {
     'init-adapter': s('start from this PEFT adapter (its config wins)', 'DIR'),
     rank: s('LoRA rank (default 8)', 'R'),
     alpha: s('LoRA alpha (default 2·rank)', 'A'),
-    targets: s('q_proj,v_proj (default) or all-linear', 'LIST'),
+    targets: s(
+      "q_proj,v_proj (default), other projections, Phi-3's qkv_proj/gate_up_proj, or all-linear",
+      'LIST'
+    ),
     rslora: { type: 'boolean', description: 'scale alpha/√r instead of alpha/r' },
     steps: s('optimizer steps', 'N'),
     lr: s('peak learning rate', 'X'),
@@ -186,7 +195,7 @@ export const trainCommand: Command = {
       lora: {
         rank,
         alpha: num(values, 'alpha', 2 * rank)!,
-        targets: targetsOf(values.targets),
+        targets: targetsOf(values.targets, true),
         rslora: values.rslora === true
       },
       steps,
