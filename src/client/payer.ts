@@ -165,6 +165,30 @@ export class JobPayer {
     return found
   }
 
+  /**
+   * Why a training job's payment statement breaks the terms its voucher accepted (the operator
+   * is then not paid again, H4), or undefined: the voucher's operator, the accepted price, and
+   * exactly ceil(trainedTokens × price / 1000), never above the job's signed worst case.
+   */
+  statementMismatch(
+    voucher: Record<string, unknown>,
+    s: { operator: string; pricePer1kTokens: string; amountDue: string; trainedTokens: number }
+  ): string | undefined {
+    const job = this.#open.get(String(voucher.signature))
+    if (!job) return 'no open job was paid with this voucher'
+    const due = BigInt(amountDueFor(0, s.trainedTokens, job.price))
+    const why =
+      s.operator.toLowerCase() !== job.node.toLowerCase()
+        ? `the statement names operator ${s.operator}, the voucher paid ${job.node}`
+        : s.pricePer1kTokens !== job.price
+          ? `the statement charges ${s.pricePer1kTokens} wei per 1k tokens, the accepted price is ${job.price}`
+          : BigInt(s.amountDue) !== due || due > job.maxAmountDue
+            ? `the statement owes ${s.amountDue} wei; ${s.trainedTokens} trained tokens at the accepted price owe ${due}, at most ${job.maxAmountDue}`
+            : undefined
+    if (why) this.#distrusted.add(job.node.toLowerCase())
+    return why
+  }
+
   /** The terms this client accepted with a voucher it signed, to sign with the request (H4). */
   termsOf(voucher: Record<string, unknown>): AcceptedTerms | undefined {
     const job = this.#open.get(String(voucher.signature))
@@ -226,7 +250,8 @@ export class JobPayer {
    */
   async ended(
     voucher: Record<string, unknown>,
-    outcome: { receipt?: Receipt; started: boolean }
+    /** amountDue: what a checked training statement owes (a job without an infer receipt) */
+    outcome: { receipt?: Receipt; amountDue?: bigint; started: boolean }
   ): Promise<void> {
     const sig = String(voucher.signature)
     const open = this.#open.get(sig)
@@ -235,7 +260,9 @@ export class JobPayer {
     const { price: _price, ...job } = open
     this.wallet.release(job)
     if (outcome.receipt) await this.settle(outcome.receipt)
-    else if (outcome.started && job.maxAmountDue > 0n)
+    else if (outcome.amountDue !== undefined) {
+      if (outcome.amountDue > 0n) await this.wallet.settle({ ...job, amountDue: outcome.amountDue })
+    } else if (outcome.started && job.maxAmountDue > 0n)
       await this.wallet.settle({ ...job, amountDue: job.maxAmountDue })
   }
 
