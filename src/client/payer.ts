@@ -35,6 +35,13 @@ export interface PayerJob {
 export interface PayerOptions {
   /** the most the client pays, wei per 1k tokens; default: no cap */
   maxPricePer1kTokens?: bigint
+  /**
+   * What the chain has paid `node` on the client's channel (ChainClient.claimedOf). When given,
+   * the payer checks it before signing for a node: a node that claimed more than the receipts and
+   * statements it signed owe this client overcharged (it claimed a margin it did not earn,
+   * THREATS.md T2) and is not paid again.
+   */
+  claimedOf?: (node: Address, adapterId: Hex) => Promise<bigint>
 }
 
 interface KnownTerms {
@@ -58,6 +65,7 @@ export class JobPayer {
   readonly wallet: VoucherWallet
   readonly domain: ChainDomain
   readonly #maxPrice: bigint | undefined
+  readonly #claimedOf: PayerOptions['claimedOf']
   /** terms last seen per entry peer, model and adapter (the serving node depends on all three) */
   readonly #terms = new Map<string, KnownTerms>()
   /** the job each voucher signed for (by signature), until the job ends */
@@ -69,6 +77,7 @@ export class JobPayer {
     this.wallet = wallet
     this.domain = domain
     this.#maxPrice = opts.maxPricePer1kTokens
+    this.#claimedOf = opts.claimedOf
   }
 
   /** The voucher to send with a job before any answer: null when this route's terms are unknown. */
@@ -78,6 +87,7 @@ export class JobPayer {
     const maxAmountDue = BigInt(
       amountDueFor(promptTokenBound(job), job.params.maxNewTokens, t.pricePer1kTokens)
     )
+    await this.#audit(t.operator, adapterIdOf(job.adapter ?? null))
     return this.#sign(t.operator, job, maxAmountDue, t.pricePer1kTokens)
   }
 
@@ -116,6 +126,7 @@ export class JobPayer {
         `operator ${terms.operator} charged more than the terms this client signed; it is not paid again`,
         { terms }
       )
+    await this.#audit(terms.operator as Address, adapterIdOf(job.adapter ?? null), terms)
     if (
       terms.chainId !== this.domain.chainId ||
       terms.settlement.toLowerCase() !== this.domain.settlement.toLowerCase()
@@ -264,6 +275,19 @@ export class JobPayer {
       if (outcome.amountDue > 0n) await this.wallet.settle({ ...job, amountDue: outcome.amountDue })
     } else if (outcome.started && job.maxAmountDue > 0n)
       await this.wallet.settle({ ...job, amountDue: job.maxAmountDue })
+  }
+
+  /** Refuses (and distrusts) a node the chain paid more on this channel than the client owes it. */
+  async #audit(node: Address, adapterId: Hex, terms?: PaymentTerms): Promise<void> {
+    if (!this.#claimedOf) return
+    const claimed = await this.#claimedOf(node, adapterId)
+    const { owed } = await this.wallet.channel(node, adapterId)
+    if (claimed <= owed) return
+    this.#distrusted.add(node.toLowerCase())
+    throw new PaymentRefusedError(
+      `operator ${node} has claimed ${claimed} wei on-chain from this client's channel; its receipts and statements owe ${owed}: it is not paid again`,
+      { claimed: claimed.toString(), owed: owed.toString(), ...(terms ? { terms } : {}) }
+    )
   }
 
   async #sign(

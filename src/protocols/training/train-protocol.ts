@@ -118,6 +118,10 @@ export class TrainService {
         return
       }
       this.#busy = true
+      // a reset from the client ends the job at its next step (writes alone notice it late)
+      stream.addEventListener('close', () => gone.abort(new Error('the client closed the stream')), {
+        once: true
+      })
       try {
         const { jobId: _j, budget, voucher: _v, terms: _t, ...req } = parsed.data
         const pay = this.#c.payment?.()

@@ -44,7 +44,7 @@ export async function trainRemote(
   const maxPrice = opts.values['max-price']
   if (maxPrice !== undefined && !/^[0-9]+$/.test(String(maxPrice)))
     throw new UsageError('--max-price must be an integer number of wei per 1k tokens')
-  const wallet = opts.pay ? await openWallet(opts.values) : undefined
+  const wallet = opts.pay ? await openWallet(opts.values, { audit: true }) : undefined
   const { node, stop } = await createClientHost()
   const log = (line: string) => (opts.json ? undefined : process.stderr.write(`${line}\n`))
   try {
