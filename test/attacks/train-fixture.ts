@@ -74,10 +74,13 @@ export interface TrainParty {
 export function trainStage(
   name: string,
   opts: { service?: (s: Omit<TrainStage, 'trainer' | 'chain' | 'operator' | 'ep'>) => ServiceFactory } = {}
-): { s: TrainStage; party(i: number, escrow: bigint, payerOpts?: PayerOptions): Promise<TrainParty> } {
+): {
+  s: TrainStage
+  party(i: number, escrow: bigint, payerOpts?: PayerOptions & { audit?: boolean }): Promise<TrainParty>
+} {
   const t = {} as {
     s: TrainStage
-    party(i: number, escrow: bigint, payerOpts?: PayerOptions): Promise<TrainParty>
+    party(i: number, escrow: bigint, payerOpts?: PayerOptions & { audit?: boolean }): Promise<TrainParty>
   }
   let root: string
   const parties: TrainParty[] = []
@@ -139,7 +142,13 @@ export function trainStage(
       const account = privateKeyToAccount(ep.devAccounts[i].privateKey)
       const chain = new ChainClient({ ...ep, account })
       if (escrow > 0n) await chain.deposit(escrow, { node: operator })
-      const payer = new JobPayer(new VoucherWallet(account, chain.domain), chain.domain, payerOpts)
+      const { audit, ...rest } = payerOpts
+      const payer = new JobPayer(new VoucherWallet(account, chain.domain), chain.domain, {
+        ...rest,
+        ...(audit
+          ? { claimedOf: (node: Address, id: Hex) => chain.claimedOf(account.address, node, id) }
+          : {})
+      })
       const { node, stop } = await createClientHost()
       await node.dial((await import('@multiformats/multiaddr')).multiaddr(addrOf(trainer)))
       const p: TrainParty = {
