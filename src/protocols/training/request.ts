@@ -46,7 +46,10 @@ export interface TrainingPayer {
   /** the EIP-712 hash a statement paid with this voucher must name */
   hashOf(voucher: Record<string, unknown>): string
   /** why the statement breaks the accepted terms (and the operator is not paid again), or undefined */
-  statementMismatch(voucher: Record<string, unknown>, s: PaymentStatement['body']): string | undefined
+  statementMismatch(
+    voucher: Record<string, unknown>,
+    s: Pick<PaymentStatement['body'], 'operator' | 'pricePer1kTokens' | 'amountDue' | 'trainedTokens'>
+  ): string | undefined
   /** the job ended: `amountDue` from a checked statement, else `started` counts its worst case */
   ended(voucher: Record<string, unknown>, outcome: { amountDue?: bigint; started: boolean }): Promise<void>
 }

@@ -123,7 +123,8 @@ export class TrainService {
         once: true
       })
       try {
-        const { jobId: _j, budget, voucher: _v, terms: _t, ...req } = parsed.data
+        const { jobId, budget, voucher: _v, terms: _t, ...req } = parsed.data
+        const modern = jobId !== undefined || budget !== undefined
         const pay = this.#c.payment?.()
         paid = pay ? await openTrainingPayment(pay, parsed.data) : undefined
         let trained = 0
@@ -137,7 +138,9 @@ export class TrainService {
             reported = reported
               .then(async () => {
                 await paid?.delivered(n)
-                await send({ t: 'progress', step, steps: req.steps, loss, tokens: n })
+                // `tokens` only to clients that sent the payment fields: an older client's frame
+                // schema is strict (test/e2e/train-protocol.test.ts keeps a 1.0.0 client working)
+                await send({ t: 'progress', step, steps: req.steps, loss, ...(modern ? { tokens: n } : {}) })
               })
               .catch((err) => gone.abort(err))
           },
