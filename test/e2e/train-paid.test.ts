@@ -215,6 +215,10 @@ test('openlora train --bootstrap B --pay: finds A in the adverts and pays the tr
   const unpaid = await runCli('train', '--bootstrap', addrOf(b), ...args, '--max-tokens', String(perStep))
   assert.is.not(unpaid.code, 0)
   assert.match(unpaid.err, /PAYMENT_REQUIRED/)
+  // a budget below one step's tokens is refused, and costs nothing
+  const tiny = await runCli('train', '--bootstrap', addrOf(b), ...args, ...pay, '--max-tokens', '1')
+  assert.is.not(tiny.code, 0)
+  assert.match(tiny.err, /does not cover the first step/)
   const chainA = requireService(a.services, 'chain')
   await chainA.claimer.claimNow()
   assert.is(await client.claimedOf(client.address, operator, zeroHash), BigInt(done.amountDue))
