@@ -64,7 +64,7 @@ export async function openTrainingPayment(
   if (req.jobId === undefined || req.budget === undefined)
     throw new TrainingJobError(
       'TRAINING_FAILED',
-      `this node charges ${price} wei per 1k trained tokens: a job needs a jobId and budget.maxTokens`,
+      `this node charges ${price} wei per 1k trained tokens: a job needs a jobId and budget.maxTokens (openlora train --max-tokens N --pay)`,
       { remoteCode: 'TRAINING_INPUT_INVALID' }
     )
   const jobId = req.jobId
