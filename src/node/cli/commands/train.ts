@@ -11,6 +11,7 @@ import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule
 import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 import { startProgress } from '../progress.ts'
+import { chainOptions } from './chain-options.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 import { readData, readDatanet, readTokens } from './train-data.ts'
 import { trainRemote } from './train-remote.ts'
@@ -18,7 +19,12 @@ import { trainRemote } from './train-remote.ts'
 /** --remote: the job's options are checked by the protocol's request schema (train-protocol.ts). */
 function remote(values: Record<string, unknown>): Promise<number> {
   const spec = /^(0x[0-9a-f]{64})(?:@(\d+))?$/.exec(String(values.datanet ?? ''))
-  if (!spec) throw new UsageError('--remote trains on a datanet the peer holds: give --datanet ID[@VERSION]')
+  if (!spec)
+    throw new UsageError(
+      '--remote/--bootstrap train on a datanet the peer holds: give --datanet ID[@VERSION]'
+    )
+  if (values.remote !== undefined && values.bootstrap !== undefined)
+    throw new UsageError('give --remote PEER_ADDR or --bootstrap ADDR, not both')
   for (const local of ['tokens', 'data', 'init-adapter', 'resume', 'dump-grads', 'checkpoint-every'])
     if (values[local] !== undefined)
       throw new UsageError(`--${local} is a local option; drop it with --remote`)
@@ -44,10 +50,20 @@ function remote(values: Record<string, unknown>): Promise<number> {
     seed: int(values, 'seed', 0, 0)
   }
   if (targets === 'all-linear') throw new UsageError('--remote takes a --targets list, not all-linear')
-  return trainRemote(String(values.remote), job, {
-    out: values.out as string | undefined,
-    json: values.json === true
-  })
+  return trainRemote(
+    {
+      ...(typeof values.remote === 'string' ? { remote: values.remote } : {}),
+      ...(Array.isArray(values.bootstrap) ? { bootstrap: values.bootstrap as string[] } : {})
+    },
+    job,
+    {
+      out: values.out as string | undefined,
+      json: values.json === true,
+      ...(values['max-tokens'] !== undefined ? { maxTokens: int(values, 'max-tokens', 1) } : {}),
+      pay: values.pay === true,
+      values
+    }
+  )
 }
 
 function int(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
@@ -130,6 +146,19 @@ export const trainCommand: Command = {
     'checkpoint-every': s('write OUT/checkpoint-S every N steps', 'N'),
     resume: s('continue from a checkpoint directory (same options)', 'DIR'),
     remote: s('train on this node instead (with --model MODEL_ID --datanet ID[@V])', '/ip4/…/p2p/ID'),
+    bootstrap: {
+      type: 'string',
+      multiple: true,
+      description: 'instead of --remote: find a trainer in the adverts of these peers',
+      valueName: 'ADDR'
+    },
+    'max-tokens': s('remote: the budget, the most trained tokens to pay for', 'N'),
+    'max-price': s('remote: refuse trainers charging more wei per 1k trained tokens', 'WEI'),
+    pay: { type: 'boolean', description: 'remote: pay with vouchers on your escrow (--chain, --key-file)' },
+    chain: chainOptions.chain!,
+    rpc: chainOptions.rpc!,
+    settlement: chainOptions.settlement!,
+    'key-file': chainOptions['key-file']!,
     seed: s('seed of the fresh adapter init, the eval split and the data order', 'S'),
     'dump-grads': s('write the step-0 LoRA gradients (PEFT names)', 'FILE'),
     threads: s('ONNX Runtime intra-op threads', 'N'),
@@ -137,7 +166,7 @@ export const trainCommand: Command = {
     json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
   },
   async run({ values }) {
-    if (typeof values.remote === 'string') return remote(values)
+    if (typeof values.remote === 'string' || Array.isArray(values.bootstrap)) return remote(values)
     const modelDir = requireString(values, 'model')
     const outDir = requireString(values, 'out')
     const sources = (['tokens', 'data', 'datanet'] as const).filter((k) => typeof values[k] === 'string')
