@@ -306,7 +306,11 @@ else {
       `${String(r.minute).padStart(3)}  ${String(r.jobsOk).padStart(6)}  ${String(r.jobsFailed).padStart(6)}  ${String(r.errorCount).padStart(6)}  ${String(r.relayedOk).padStart(7)}  ${`${r.ttftMs.p50}/${r.ttftMs.p95}/${r.ttftMs.p99}`.padStart(19)}  ${String(r.nodesUpMin).padStart(8)}  ${String(r.lostJobs).padStart(4)}  ${r.faults.join('; ')}`
     )
   for (const f of faults) console.log(`fault: ${describeFault(f)}, ${servedAfter(f)} jobs served after`)
-  for (const n of nodeRows)
+  for (const n of nodeRows.filter((x) => !x.judged && !Number.isFinite(x.rssGrowthPct)))
+    console.log(
+      `node ${n.node} (restarted ${n.pids - 1}×, its last process too short to judge): RSS ${n.rssSeriesMiB.join(' → ')} MiB`
+    )
+  for (const n of nodeRows.filter((x) => x.judged || Number.isFinite(x.rssGrowthPct)))
     console.log(
       `node ${n.node}${n.judged ? '' : ' (restarted: shown, not judged)'}: RSS ${n.rssMiB.start.toFixed(0)} → ${n.rssMiB.mid.toFixed(0)} → ${n.rssMiB.end.toFixed(0)} MiB (${n.rssGrowthPct.toFixed(1)} %), heap ${n.heapMiB.mid.toFixed(0)} → ${n.heapMiB.end.toFixed(0)} MiB, handles ${n.handles.mid} → ${n.handles.end}, fds ${n.fds.mid} → ${n.fds.end}`
     )
