@@ -70,7 +70,8 @@ async function llamaGenerate(
   seq: ReturnType<LlamaContext['getSequence']>,
   p: number[],
   eos: Set<number>,
-  onFirst?: () => void
+  onFirst?: () => void,
+  maxNew = sides.newTokens
 ): Promise<number> {
   await seq.clearHistory()
   const it = seq.evaluate(p as Token[], { temperature: 0 })
@@ -81,7 +82,7 @@ async function llamaGenerate(
       if (r.done) break
       n++
       if (n === 1) onFirst?.()
-      if (n >= sides.newTokens || eos.has(r.value)) break
+      if (n >= maxNew || eos.has(r.value)) break
     }
   } finally {
     await it.return()
@@ -89,16 +90,29 @@ async function llamaGenerate(
   return n
 }
 
-export async function llamaSingle(ctx: LlamaContext, p: number[], eos: Set<number>): Promise<Single> {
+/** One request; `maxNew` 1 times prompt processing alone (decodeTokS is then 0). */
+export async function llamaSingle(
+  ctx: LlamaContext,
+  p: number[],
+  eos: Set<number>,
+  maxNew = sides.newTokens
+): Promise<Single> {
   const seq = ctx.getSequence()
   try {
     const t0 = performance.now()
     let t1 = t0
-    const n = await llamaGenerate(seq, p, eos, () => {
-      t1 = performance.now()
-    })
+    const n = await llamaGenerate(
+      seq,
+      p,
+      eos,
+      () => {
+        t1 = performance.now()
+      },
+      maxNew
+    )
     const t2 = performance.now()
-    return { promptTokS: p.length / ((t1 - t0) / 1000), decodeTokS: (n - 1) / ((t2 - t1) / 1000) }
+    const decodeTokS = n > 1 ? (n - 1) / ((t2 - t1) / 1000) : 0
+    return { promptTokS: p.length / ((t1 - t0) / 1000), decodeTokS }
   } finally {
     seq.dispose()
   }
