@@ -10,6 +10,7 @@
 // gives p ≥ 1e-4. llama.cpp exposes probabilities, not logits (temperature 1, no top-k/top-p/min-p
 // = the full softmax), hence log-probabilities (logits up to a constant) for both.
 import { existsSync } from 'node:fs'
+import { rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Llama, LlamaContext, Token } from 'node-llama-cpp'
 import { silentLogger } from '../../src/common/log.ts'
@@ -201,7 +202,9 @@ export async function runFormatPairs(run: FormatRun) {
     const gguf = join(run.cache, `model-${pair.llama.toLowerCase()}.gguf`)
     if (!existsSync(gguf)) {
       run.say(`exporting ${gguf}`)
-      await exportModelToGguf(run.modelDir, gguf, { dtype: pair.llama })
+      // written aside and renamed: an interrupted export must not pass for a finished one
+      await exportModelToGguf(run.modelDir, `${gguf}.tmp`, { dtype: pair.llama })
+      await rename(`${gguf}.tmp`, gguf)
     }
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
     const ours = await open(pair.ours)
