@@ -141,6 +141,14 @@ export function startProgress(
     if (!finished) bar.stop()
   }
   process.once('exit', onExit)
+  // ^C during a long fetch is the usual way out: put the cursor back first; when nothing else
+  // listens for SIGINT, keep its default meaning (exit, status 130)
+  const onSigint = (): void => {
+    onExit()
+    finished = true
+    if (process.listenerCount('SIGINT') === 0) process.exit(130)
+  }
+  process.once('SIGINT', onSigint)
   return {
     update(value, info = {}) {
       if (info.total !== undefined && info.total !== t) {
@@ -153,6 +161,7 @@ export function startProgress(
       if (finished) return
       finished = true
       process.removeListener('exit', onExit)
+      process.removeListener('SIGINT', onSigint)
       if (completed) bar.update(t)
       bar.stop()
     }
