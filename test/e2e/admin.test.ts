@@ -115,6 +115,18 @@ test('a long action streams its progress to a caller that asks, throttled, the l
   })
   assert.is(plain.headers.get('content-type'), 'application/json')
   assert.equal(await plain.json(), { counted: 5 })
+  // a caller that goes away mid-stream: the action runs on, its lines go nowhere, nothing breaks
+  const gone = new AbortController()
+  const res = await fetch(`${info.url}/count`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${info.token}`, accept: 'application/x-ndjson' },
+    body: JSON.stringify({ to: 8, everyMs: 50 }),
+    signal: gone.signal
+  })
+  assert.is(res.headers.get('content-type'), 'application/x-ndjson')
+  gone.abort()
+  await sleep(600)
+  assert.equal(await adminRequest(dir, '/hello'), { hello: 'you' })
 })
 
 test('no node: AdminUnavailableError names the data dir', async () => {
