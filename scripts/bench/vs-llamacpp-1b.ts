@@ -15,7 +15,7 @@ import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import type { ModelConfig } from '../../src/runtime/model/config.ts'
 import { readModelConfig } from '../../src/runtime/model/index.ts'
 import { type PairResult, runFormatPairs } from './vs-llamacpp-formats.ts'
-import { copyBandwidth, weightBytesPerToken } from './vs-llamacpp-sides.ts'
+import { copyBandwidthThreads, weightBytesPerToken } from './vs-llamacpp-sides.ts'
 
 /** meta-llama/Llama-3.2-1B's config.json, minus what the random checkpoint sets itself */
 export const LLAMA32_1B = {
@@ -87,8 +87,8 @@ export async function run1b(run: Run1b) {
     reference: false,
     longPrompt: run.longPrompt,
     sessionConfig: run.sessionConfig,
-    // GB/s: a copy's bytes read + written per second, as the 135M scenarios measure it
-    bandwidth: () => copyBandwidth() / 1e9
+    // GB/s: bytes read + written per second by as many threads copying at once as decode uses
+    bandwidth: async () => (await copyBandwidthThreads(run.threads)) / 1e9
   })
   const s = [...r.copyGBps].sort((a, b) => a - b)
   const copyGBps = s[Math.floor((s.length - 1) / 2)]!
@@ -104,6 +104,7 @@ export async function run1b(run: Run1b) {
     weightsReadPerToken: paramCount(cfg),
     formats: r.pairs,
     bandwidth: {
+      copyThreads: run.threads,
       copyGBps: r2(copyGBps),
       copySamples: r.copyGBps.map(r2),
       bytesPerTokenMB: {

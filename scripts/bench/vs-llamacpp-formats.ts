@@ -48,7 +48,7 @@ export interface FormatRun {
   /** ORT session config of our models (the spinning policy) */
   sessionConfig?: Record<string, string>
   /** a memory-bandwidth sample (GB/s), taken once per round */
-  bandwidth?: () => number
+  bandwidth?: () => number | Promise<number>
 }
 
 function logSoftmax(x: ArrayLike<number>): Float64Array {
@@ -250,7 +250,7 @@ export async function runFormatPairs(run: FormatRun) {
             async () => void S.llama.long.push((await llamaSingle(ctx, lp, run.eos, 1)).promptTokS)
           ])
         }
-        if (run.bandwidth) copyGBps.push(run.bandwidth())
+        if (run.bandwidth) copyGBps.push(await run.bandwidth())
       }
       const mean = (xs: DistError[]) => ({
         // KL of int8 is ~1e-5: three significant digits, not three decimals
