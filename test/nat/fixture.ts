@@ -70,13 +70,14 @@ export function guard(topo: Topology): () => void {
 
 export async function buildCast(
   homes: Array<HomeSpec & { serve: boolean }>,
-  opts: { publicServes?: boolean } = {}
+  /** wired: every uplink a user-space wire (netns.ts), so setDelay works without netem */
+  opts: { publicServes?: boolean; wired?: boolean } = {}
 ): Promise<Cast> {
   requireNamespaces()
   removeStale()
   const root = await mkdtemp(join(tmpdir(), 'openlora-nat-'))
   const fx = await makeFixtures(root, 1)
-  const topo = await buildTopology(homes)
+  const topo = await buildTopology(homes, { wired: opts.wired })
   const unguard = guard(topo)
   const procs: NodeProc[] = []
   const close = async (): Promise<void> => {

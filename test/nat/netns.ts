@@ -48,7 +48,7 @@ export interface Topology {
   wires: ChildProcess[]
 }
 
-/** A home to build; `delayMs`: its uplink is a user-space wire adding that delay each way. */
+/** A home to build; with `delayMs` its uplink is a user-space wire adding that delay each way. */
 export interface HomeSpec {
   name: string
   nat: NatKind
@@ -64,7 +64,8 @@ const WIRE = join(import.meta.dirname, 'wire.py')
 async function wireUplink(t: Topology, router: string, port: string, delayMs: number): Promise<void> {
   const a = `ol${process.pid}${port}a`
   const b = `ol${process.pid}${port}b`
-  const child = spawn('python3', [WIRE, a, b, String(delayMs)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // stdin stays open: setDelay writes new delays to it
+  const child = spawn('python3', [WIRE, a, b, String(delayMs)], { stdio: ['pipe', 'pipe', 'pipe'] })
   t.wires.push(child)
   await new Promise<void>((resolve, reject) => {
     let err = ''
@@ -272,7 +273,8 @@ table inet nat {
 /** Builds the topology; on any failure it tears down what it made and rethrows. */
 export async function buildTopology(
   homes: HomeSpec[],
-  opts: { chainHost?: boolean } = {}
+  /** wired: every uplink (the homes' and the public node's) is a wire, so setDelay can delay them */
+  opts: { chainHost?: boolean; wired?: boolean } = {}
 ): Promise<Topology> {
   const t: Topology = {
     prefix: `${PREFIX_BASE}${process.pid}`,
@@ -288,9 +290,9 @@ export async function buildTopology(
     inNs(t.inet, 'ip', 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'br0')
     inNs(t.inet, 'ip', 'link', 'set', 'br0', 'up')
     let port = 0
-    const attach = async (ns: string, ip: string, delayMs = 0): Promise<void> => {
+    const attach = async (ns: string, ip: string, delayMs?: number): Promise<void> => {
       const p = `p${port++}`
-      if (delayMs > 0) await wireUplink(t, ns, p, delayMs)
+      if (delayMs !== undefined || opts.wired) await wireUplink(t, ns, p, delayMs ?? 0)
       else {
         veth(ns, 'wan', t.inet, p)
         inNs(t.inet, 'ip', 'link', 'set', p, 'master', 'br0')
@@ -333,10 +335,16 @@ export async function buildTopology(
 }
 
 /**
- * netem delay of `ms` on every hop (the egress of each link out of a home, router and the public
- * node). False, changing nothing, where the kernel lacks netem (sch_netem): the caller says so.
+ * Delay of `ms` each way on every uplink. With wires (buildTopology's `wired`, or homes built with
+ * `delayMs`) each wire takes the new delay; otherwise tc netem on the egress of each link out of a
+ * home, router and the public node. False, changing nothing, where neither exists (this project's
+ * kernels have no sch_netem: build `wired`): the caller says so.
  */
 export function setDelay(t: Topology, ms: number): boolean {
+  if (t.wires.length > 0) {
+    for (const w of t.wires) w.stdin!.write(`${ms}\n`)
+    return true
+  }
   const links: Array<[string, string]> = [[t.pub, 'wan']]
   for (const h of t.homes) links.push([h.router, 'wan'], [h.router, 'lan'], [h.ns, 'eth0'])
   for (const [ns, dev] of links) {
@@ -345,9 +353,7 @@ export function setDelay(t: Topology, ms: number): boolean {
     const r = spawnSync(
       'ip',
       ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`],
-      {
-        encoding: 'utf8'
-      }
+      { encoding: 'utf8' }
     )
     if (r.status !== 0) {
       if (/qdisc kind is unknown/.test(r.stderr)) return false

@@ -10,7 +10,8 @@ the kernel (impair.ts: nftables numgen drops, tc tbf).
 
     python3 test/nat/wire.py TAP_A TAP_B DELAY_MS
 
-Prints "ready" once both devices exist; runs until killed.
+Prints "ready" once both devices exist; runs until killed. A line on stdin with a number sets a
+new delay in ms (netns.ts setDelay: bench:nat adds its delay per hop only while it measures).
 """
 import errno
 import fcntl
@@ -40,11 +41,20 @@ def main() -> None:
     print("ready", flush=True)
     due: list = []  # (time to send, sequence, fd, frame): a heap, in arrival order per time
     seq = 0
+    stdin = sys.stdin.fileno()
+    inputs = [stdin]
     while True:
         timeout = max(0.0, due[0][0] - time.monotonic()) if due else None
-        readable, _, _ = select.select([a, b], [], [], timeout)
+        readable, _, _ = select.select([a, b] + inputs, [], [], timeout)
         now = time.monotonic()
         for fd in readable:
+            if fd == stdin:
+                line = os.read(stdin, 64)
+                if not line:
+                    inputs.clear()  # stdin closed: the delay stays as it is
+                else:
+                    delay = float(line.split()[-1]) / 1000.0
+                continue
             while True:
                 try:
                     frame = os.read(fd, 65536)
