@@ -3,15 +3,19 @@
 // the datanets the attribution service holds, over the base models in `infer.models` whose
 // architecture the training graph supports, signing records with the node's key; otherwise it
 // answers every job with TRAINING_NOT_OFFERED. The gateway's training-job routes use the same
-// provider (src/gateway/extension.ts).
+// provider (src/gateway/extension.ts). Each trained adapter joins the serving store with its
+// record's datanets as provenance.
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from '../../common/schema.ts'
 import type { NodeComponents, NodeExtension } from '../../common/service.ts'
+import type { Hex } from '../../crypto/hash.ts'
 import { modelIdOf } from '../../runtime/model/config.ts'
 import { readModelConfig } from '../../runtime/model/index.ts'
 import { checkTrainable } from '../../runtime/training/graph.ts'
+import type { SignedTrainingRecord } from '../../runtime/training/record.ts'
 import { localTrainingProvider } from './provider.ts'
+import { declaredDatanets } from './registration.ts'
 import { type TrainingProvider, TrainService } from './train-protocol.ts'
 
 export const TrainingConfigSchema = z.strictObject({
@@ -27,6 +31,8 @@ export interface TrainingNodeService {
   stop(): Promise<void>
   /** present when the node offers training */
   provider?: TrainingProvider
+  /** ids of the served models the training graph supports (none when the node does not offer training) */
+  models(): Promise<string[]>
 }
 
 declare module '../../common/service.ts' {
@@ -53,19 +59,44 @@ async function trainableModels(dirs: string[]): Promise<Record<string, string>> 
   return out
 }
 
+/**
+ * A trained adapter joins the node's store for its base model (cold tier: served, and fetched by
+ * CID by peers) with its record's datanets as its provenance, so its outputs are attributed to
+ * exactly the data it was trained on, with the shares `adapter register` declares on-chain.
+ */
+async function keepTrained(
+  components: NodeComponents,
+  model: string,
+  r: { cid: string; record: SignedTrainingRecord; dir?: string }
+): Promise<void> {
+  const serving = components.services.serving
+  if (!r.dir || !serving) return
+  await serving.importAdapter(r.dir, model)
+  const bps = new Map(declaredDatanets(r.record).map((d) => [d.id, d.weightBps]))
+  await components.services.attribution?.provenance.set(r.cid, {
+    datanets: r.record.body.datanets.map((d) => ({
+      id: d.id,
+      version: d.version,
+      bp: bps.get(d.id.toLowerCase() as Hex) ?? 0
+    }))
+  })
+}
+
 function trainingService(components: NodeComponents): TrainingNodeService {
   const cfg = TrainingConfigSchema.parse(components.config.training ?? {})
   const log = components.logger.child('training')
   let provider: TrainingProvider | undefined
+  const dirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
+  let trainable: Promise<Record<string, string>> | undefined
+  const models = () => (trainable ??= trainableModels(dirs))
   if (cfg.offer) {
-    const dirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
     let inner: Promise<TrainingProvider> | undefined
     const key = components.identity.privateKey
     provider = {
       train: async (req, onStep, signal) => {
         const store = components.services.attribution?.store
         if (!store) throw new Error('this node runs no attribution service, so it holds no datanets')
-        inner ??= trainableModels(dirs).then((models) =>
+        inner ??= models().then((models) =>
           localTrainingProvider({
             store,
             models,
@@ -74,13 +105,16 @@ function trainingService(components: NodeComponents): TrainingNodeService {
             threads: cfg.threads || undefined
           })
         )
-        return (await inner).train(req, onStep, signal)
+        const r = await (await inner).train(req, onStep, signal)
+        await keepTrained(components, req.model, r)
+        return r
       }
     }
   }
   const service = new TrainService({ host: components.libp2p, provider, logger: log })
   return {
     provider,
+    models: async () => (provider ? Object.keys(await models()) : []),
     start: async () => {
       if (provider) await mkdir(join(components.dataDir.path, 'trained'), { recursive: true })
       await service.start()

@@ -31,9 +31,18 @@ export class TrainingJobError extends OpenLoraError<'TRAINING_NOT_OFFERED' | 'TR
 
 const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'a 0x-prefixed 32-byte lowercase hex id')
 
+const DatanetRef = z.strictObject({ id: hex32, version: z.number().int().min(1).optional() })
+/** datanets one job may train on together: each is a row source and a provenance line */
+export const MAX_JOB_DATANETS = 8
+
 export const TrainJobRequestSchema = z.strictObject({
   model: z.string().min(1).max(128),
-  datanet: z.strictObject({ id: hex32, version: z.number().int().min(1).optional() }),
+  datanet: DatanetRef,
+  /** further datanets trained on with `datanet` (their rows follow its rows; the record names all) */
+  moreDatanets: z
+    .array(DatanetRef)
+    .max(MAX_JOB_DATANETS - 1)
+    .optional(),
   steps: z.number().int().min(1).max(MAX_REMOTE_STEPS),
   lr: z.number().gt(0).max(1),
   optimizer: z.enum(['sgd', 'adamw']),
@@ -75,7 +84,12 @@ export interface TrainingProvider {
     req: TrainJobRequest,
     onStep: (step: number, loss: number) => void,
     signal: AbortSignal
-  ): Promise<{ cid: string; record: SignedTrainingRecord }>
+  ): Promise<{
+    cid: string
+    record: SignedTrainingRecord
+    /** the adapter directory, when local */
+    dir?: string
+  }>
 }
 
 export interface TrainServiceComponents {
@@ -241,11 +255,13 @@ export async function requestTraining(
           'TRAINING_FAILED',
           `the record describes ${record.body.adapterCid}, not ${f.cid}`
         )
-      const dn = record.body.datanets[0]
+      const asked = [request.datanet, ...(request.moreDatanets ?? [])]
+      const named = record.body.datanets
       if (
-        record.body.datanets.length !== 1 ||
-        dn!.id !== request.datanet.id ||
-        (request.datanet.version !== undefined && dn!.version !== request.datanet.version)
+        named.length !== asked.length ||
+        asked.some(
+          (a, i) => named[i]!.id !== a.id || (a.version !== undefined && named[i]!.version !== a.version)
+        )
       )
         throw new TrainingJobError(
           'TRAINING_FAILED',
