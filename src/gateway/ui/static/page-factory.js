@@ -199,7 +199,8 @@ async function refresh() {
   state.jobs = data
   draw()
   clearTimeout(state.timer)
-  if (data.some(active)) state.timer = setTimeout(() => refresh().catch(showError), POLL_MS)
+  // polling stops when the page is left (leave() drops the panel) and when no job is left to watch
+  if (state.panel && data.some(active)) state.timer = setTimeout(() => refresh().catch(showError), POLL_MS)
 }
 
 function showError(err) {
