@@ -218,9 +218,9 @@ function whyNot(info) {
   if (!info.models.some((m) => m.trainable))
     return empty(
       'No base model here that the trainer supports',
-      'Serve a Llama, Qwen2 or Mistral checkpoint (',
+      'Serve a checkpoint of a family the trainer supports (',
       h('code', {}, 'infer.models'),
-      ').'
+      '; docs/TRAINING.md lists them).'
     )
   if (info.datanets.length === 0)
     return empty(
