@@ -41,6 +41,25 @@ export interface TrainingGraph {
   inputs: { A: string; B: string }[]
   /** graph output names of their gradients */
   outputs: { A: string; B: string }[]
+  /** with `trainBase`: every base tensor as a graph input (HF layout) and its gradient output */
+  base: BaseTensor[]
+}
+
+/** A checkpoint tensor that full-weight training feeds and differentiates. */
+export interface BaseTensor {
+  /** the checkpoint name, e.g. model.layers.0.mlp.up_proj.weight */
+  name: string
+  input: string
+  output: string
+  shape: number[]
+}
+
+export interface TrainingGraphOptions {
+  /**
+   * Full-weight training (the demo base model's pre-training, scripts/make-demo-model.ts): base
+   * tensors become graph inputs instead of constants, so the tape differentiates them too.
+   */
+  trainBase?: boolean
 }
 
 const MASKED = -1e9
@@ -85,7 +104,8 @@ export function buildTrainingGraph(
   batch: number,
   seqLen: number,
   /** a scratch directory for model.onnx + weights.bin */
-  dir: string
+  dir: string,
+  opts: TrainingGraphOptions = {}
 ): TrainingGraph {
   checkTrainable(cfg)
   const fam = familyOf(cfg)
@@ -105,9 +125,22 @@ export function buildTrainingGraph(
     params.set(m.path, { A, B: Bv, m })
     inputs.push({ A: A.name, B: Bv.name })
   }
-  const weight = (name: string, rows: number, cols: number): Val =>
-    t.constant(transposed(ckpt.read(name), rows, cols), [cols, rows])
-  const vector = (name: string): Val => t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
+  const base = new Map<string, Val>()
+  const baseTensor = (name: string): Val | null => {
+    if (!opts.trainBase) return null
+    let v = base.get(name)
+    if (!v) {
+      v = t.param(`base.${name}`, [...ckpt.info(name)!.shape])
+      base.set(name, v)
+    }
+    return v
+  }
+  const weight = (name: string, rows: number, cols: number): Val => {
+    const p = baseTensor(name)
+    return p ? t.transpose(p, [1, 0]) : t.constant(transposed(ckpt.read(name), rows, cols), [cols, rows])
+  }
+  const vector = (name: string): Val =>
+    baseTensor(name) ?? t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
 
   const linear = (x: Val, path: string, rows: number, cols: number): Val => {
     let y = t.matmul(x, weight(`${path}.weight`, rows, cols))
@@ -159,8 +192,11 @@ export function buildTrainingGraph(
     return m
   }
 
-  const embed = ckpt.read(fam.embedName)
-  let h = t.fixed(g.op('Gather', [g.weight('embed', embed, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
+  const embedParam = baseTensor(fam.embedName)
+  const embed = embedParam ? null : ckpt.read(fam.embedName)
+  let h = embedParam
+    ? t.gather(embedParam, ids, [B, T])
+    : t.fixed(g.op('Gather', [g.weight('embed', embed!, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
   const nRep = nH / nKv
   for (let l = 0; l < cfg.numLayers; l++) {
     const lw = fam.layer(cfg, l)
@@ -185,9 +221,11 @@ export function buildTrainingGraph(
     h = t.add(h, lin(t.mul(t.silu(lin(x2, 'gate_proj')), lin(x2, 'up_proj')), 'down_proj'))
   }
   const hf = t.reshape(rms(h, fam.finalNorm), [B * T, H])
-  const head = cfg.tieWordEmbeddings
-    ? t.constant(transposed(embed, cfg.vocabSize, H), [H, cfg.vocabSize])
-    : weight(fam.lmHead, cfg.vocabSize, H)
+  const head = !cfg.tieWordEmbeddings
+    ? weight(fam.lmHead, cfg.vocabSize, H)
+    : embedParam
+      ? t.transpose(embedParam, [1, 0])
+      : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
   const loss = t.crossEntropy(t.matmul(hf, head), targets, weights)
   t.backward(loss)
 
@@ -203,8 +241,15 @@ export function buildTrainingGraph(
     g.output(names.B, DT.FLOAT, p.B.shape)
     outputs.push(names)
   }
+  const baseOut: BaseTensor[] = []
+  for (const [name, v] of base) {
+    const output = `grad_base.${name}`
+    g.node('Identity', [t.gradOf(v)], [output])
+    g.output(output, DT.FLOAT, v.shape)
+    baseOut.push({ name, input: v.name, output, shape: v.shape })
+  }
   g.finishExternalData()
   const modelPath = join(dir, 'model.onnx')
   writeFileSync(modelPath, g.encodeModel({ '': 17 }))
-  return { modelPath, inputs, outputs }
+  return { modelPath, inputs, outputs, base: baseOut }
 }
