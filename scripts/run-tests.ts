@@ -62,7 +62,9 @@ interface FileResult {
 }
 
 // uvu swallows errors thrown by before/after hooks; this preload prints them (see the file).
-const HOOK_ERRORS = pathToFileURL(join('test', 'helpers', 'uvu-hook-errors.ts')).href
+const HOOK_ERRORS = pathToFileURL(
+  join(import.meta.dirname, '..', 'test', 'helpers', 'uvu-hook-errors.ts')
+).href
 
 function runFile(file: string, tier: string): Promise<FileResult> {
   const started = Date.now()

@@ -37,7 +37,7 @@ const SHAPE_BY_FAMILY: Record<string, Record<string, unknown>> = {
   falcon: { ffn_hidden_size: 1536, intermediate_size: undefined, head_dim: undefined },
   falcon_new: { ffn_hidden_size: 1536, num_kv_heads: 3, intermediate_size: undefined, head_dim: undefined },
   // Falcon-RW: ALiBi, one K/V head per query head (9 of 64)
-  falcon_rw: { ffn_hidden_size: 1536, intermediate_size: undefined, head_dim: undefined },
+  falcon_rw: { ffn_hidden_size: 1536, num_kv_heads: 9, intermediate_size: undefined, head_dim: undefined },
   bloom: {
     n_layer: 30,
     n_head: 9,

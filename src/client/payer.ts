@@ -35,6 +35,13 @@ export interface PayerJob {
 export interface PayerOptions {
   /** the most the client pays, wei per 1k tokens; default: no cap */
   maxPricePer1kTokens?: bigint
+  /**
+   * What the chain has paid `node` on the client's channel (ChainClient.claimedOf). When given,
+   * the payer checks it before signing for a node: a node that claimed more than the receipts and
+   * statements it signed owe this client overcharged (it claimed a margin it did not earn,
+   * THREATS.md T2) and is not paid again.
+   */
+  claimedOf?: (node: Address, adapterId: Hex) => Promise<bigint>
 }
 
 interface KnownTerms {
@@ -58,6 +65,7 @@ export class JobPayer {
   readonly wallet: VoucherWallet
   readonly domain: ChainDomain
   readonly #maxPrice: bigint | undefined
+  readonly #claimedOf: PayerOptions['claimedOf']
   /** terms last seen per entry peer, model and adapter (the serving node depends on all three) */
   readonly #terms = new Map<string, KnownTerms>()
   /** the job each voucher signed for (by signature), until the job ends */
@@ -69,6 +77,7 @@ export class JobPayer {
     this.wallet = wallet
     this.domain = domain
     this.#maxPrice = opts.maxPricePer1kTokens
+    this.#claimedOf = opts.claimedOf
   }
 
   /** The voucher to send with a job before any answer: null when this route's terms are unknown. */
@@ -78,6 +87,7 @@ export class JobPayer {
     const maxAmountDue = BigInt(
       amountDueFor(promptTokenBound(job), job.params.maxNewTokens, t.pricePer1kTokens)
     )
+    await this.#audit(t.operator, adapterIdOf(job.adapter ?? null))
     return this.#sign(t.operator, job, maxAmountDue, t.pricePer1kTokens)
   }
 
@@ -116,6 +126,7 @@ export class JobPayer {
         `operator ${terms.operator} charged more than the terms this client signed; it is not paid again`,
         { terms }
       )
+    await this.#audit(terms.operator as Address, adapterIdOf(job.adapter ?? null), terms)
     if (
       terms.chainId !== this.domain.chainId ||
       terms.settlement.toLowerCase() !== this.domain.settlement.toLowerCase()
@@ -163,6 +174,30 @@ export class JobPayer {
     // worst case (docs/THREATS.md H4): that is the most it takes, once
     if (found) this.#distrusted.add(job.node.toLowerCase())
     return found
+  }
+
+  /**
+   * Why a training job's payment statement breaks the terms its voucher accepted (the operator
+   * is then not paid again, H4), or undefined: the voucher's operator, the accepted price, and
+   * exactly ceil(trainedTokens × price / 1000), never above the job's signed worst case.
+   */
+  statementMismatch(
+    voucher: Record<string, unknown>,
+    s: { operator: string; pricePer1kTokens: string; amountDue: string; trainedTokens: number }
+  ): string | undefined {
+    const job = this.#open.get(String(voucher.signature))
+    if (!job) return 'no open job was paid with this voucher'
+    const due = BigInt(amountDueFor(0, s.trainedTokens, job.price))
+    const why =
+      s.operator.toLowerCase() !== job.node.toLowerCase()
+        ? `the statement names operator ${s.operator}, the voucher paid ${job.node}`
+        : s.pricePer1kTokens !== job.price
+          ? `the statement charges ${s.pricePer1kTokens} wei per 1k tokens, the accepted price is ${job.price}`
+          : BigInt(s.amountDue) !== due || due > job.maxAmountDue
+            ? `the statement owes ${s.amountDue} wei; ${s.trainedTokens} trained tokens at the accepted price owe ${due}, at most ${job.maxAmountDue}`
+            : undefined
+    if (why) this.#distrusted.add(job.node.toLowerCase())
+    return why
   }
 
   /** The terms this client accepted with a voucher it signed, to sign with the request (H4). */
@@ -226,7 +261,8 @@ export class JobPayer {
    */
   async ended(
     voucher: Record<string, unknown>,
-    outcome: { receipt?: Receipt; started: boolean }
+    /** amountDue: what a checked training statement owes (a job without an infer receipt) */
+    outcome: { receipt?: Receipt; amountDue?: bigint; started: boolean }
   ): Promise<void> {
     const sig = String(voucher.signature)
     const open = this.#open.get(sig)
@@ -235,8 +271,23 @@ export class JobPayer {
     const { price: _price, ...job } = open
     this.wallet.release(job)
     if (outcome.receipt) await this.settle(outcome.receipt)
-    else if (outcome.started && job.maxAmountDue > 0n)
+    else if (outcome.amountDue !== undefined) {
+      if (outcome.amountDue > 0n) await this.wallet.settle({ ...job, amountDue: outcome.amountDue })
+    } else if (outcome.started && job.maxAmountDue > 0n)
       await this.wallet.settle({ ...job, amountDue: job.maxAmountDue })
+  }
+
+  /** Refuses (and distrusts) a node the chain paid more on this channel than the client owes it. */
+  async #audit(node: Address, adapterId: Hex, terms?: PaymentTerms): Promise<void> {
+    if (!this.#claimedOf) return
+    const claimed = await this.#claimedOf(node, adapterId)
+    const { owed } = await this.wallet.channel(node, adapterId)
+    if (claimed <= owed) return
+    this.#distrusted.add(node.toLowerCase())
+    throw new PaymentRefusedError(
+      `operator ${node} has claimed ${claimed} wei on-chain from this client's channel; its receipts and statements owe ${owed}: it is not paid again`,
+      { claimed: claimed.toString(), owed: owed.toString(), ...(terms ? { terms } : {}) }
+    )
   }
 
   async #sign(

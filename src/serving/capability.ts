@@ -36,6 +36,16 @@ export interface Capabilities {
   freeSlots: number
   /** wei per 1,000 tokens, decimal string (docs/INTERFACES.md "Price and amount") */
   pricePer1kTokens: string
+  /** present when the node trains LoRA adapters for peers (/openlora/train, docs/TRAINING.md) */
+  train?: TrainCapability
+}
+
+/** What a node that takes training jobs advertises. */
+export interface TrainCapability {
+  /** wei per 1,000 trained tokens (the tokens the loss scores, over every step), decimal string */
+  pricePer1kTokens: string
+  /** the model ids it trains on (a subset of the models it serves) */
+  models: string[]
 }
 
 export interface CapabilitySource extends EventTarget {

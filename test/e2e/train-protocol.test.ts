@@ -17,6 +17,7 @@ import { createLibp2p } from 'libp2p'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { DatanetStore } from '../../src/attribution/datanet-store.ts'
+import { z } from '../../src/common/schema.ts'
 import { TRAIN_PROTOCOL } from '../../src/protocols/training/constants.ts'
 import { localTrainingProvider } from '../../src/protocols/training/provider.ts'
 import { requestTraining, TrainService } from '../../src/protocols/training/train-protocol.ts'
@@ -132,6 +133,26 @@ test.after(async () => {
   await refuser.stop()
   for (const h of [client, trainer, declines, stranger]) await h.stop()
   await db.close()
+})
+
+test('a 1.0.0 client (no payment fields, strict frame schemas) still reads every frame', async () => {
+  // the frames as the first release's client checked them (z.strictObject: no unknown keys)
+  const v1 = z.discriminatedUnion('t', [
+    z.strictObject({ t: z.literal('progress'), step: z.int(), steps: z.int(), loss: z.number() }),
+    z.strictObject({ t: z.literal('done'), cid: z.string(), record: z.string() }),
+    z.strictObject({ t: z.literal('error'), code: z.string(), message: z.string() })
+  ])
+  const stream = await client.dialProtocol(trainer.peerId, TRAIN_PROTOCOL)
+  const lp = lpStream(stream, { maxDataLength: 1024 * 1024 })
+  await lp.write(new TextEncoder().encode(JSON.stringify({ ...JOB, steps: 2 })))
+  const kinds: string[] = []
+  for (;;) {
+    const f = v1.parse(JSON.parse(new TextDecoder().decode((await lp.read()).subarray())))
+    kinds.push(f.t)
+    if (f.t !== 'progress') break
+  }
+  await stream.close()
+  assert.equal(kinds, ['progress', 'progress', 'done'])
 })
 
 test.run()

@@ -33,6 +33,17 @@ test.before(() => {
       ''
     ].join('\n')
   )
+  // uvu 0.5 swallows an error thrown by a before hook (its runner returns from a finally)
+  writeFileSync(
+    join(dir, 'test/unit/hook-fails.test.ts'),
+    [
+      `import { test } from 'uvu'`,
+      `test.before(() => { throw new Error('the fixture could not start: port 7 in use') })`,
+      `test('never runs', () => {})`,
+      `test.run()`,
+      ''
+    ].join('\n')
+  )
 })
 
 test.after(() => {
@@ -57,10 +68,16 @@ function runTests(cwd: string): Promise<{ code: number | null; out: string }> {
 test('a failing test that throws an OpenLoraError shows its name, message and stack', async () => {
   const { code, out } = await runTests(dir)
   assert.is(code, 1, out)
-  assert.ok(out.includes('1 passed, 1 failed'), out)
+  assert.ok(out.includes('1 passed, 2 failed'), out)
   assert.ok(out.includes('FAIL test/unit/fails.test.ts'), out)
   assert.ok(out.includes('widgets must be 1..3, got 7'), `message missing from the runner's output:\n${out}`)
   assert.ok(out.includes('fails.test.ts:5'), `stack line missing:\n${out}`)
+})
+
+test('an error thrown by a before hook is printed, not only counted', async () => {
+  const { out } = await runTests(dir)
+  assert.ok(out.includes('FAIL test/unit/hook-fails.test.ts'), out)
+  assert.ok(out.includes('the fixture could not start: port 7 in use'), `hook error missing:\n${out}`)
 })
 
 test('OpenLoraError keeps structured fields in data, never in a non-string details', async () => {

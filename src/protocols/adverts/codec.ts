@@ -138,7 +138,18 @@ export const AdvertBodySchema = z
      * how the node is reached: public address, through a relay, or only on its LAN. Optional (added
      * after v1 shipped): adverts without it stay valid and canonical.
      */
-    reachability: z.enum(['public', 'relayed', 'local']).optional()
+    reachability: z.enum(['public', 'relayed', 'local']).optional(),
+    /**
+     * the node trains adapters for peers at this price per 1k trained tokens, on these models.
+     * Optional (added after v1 shipped): adverts without it stay valid and byte-identical, and a
+     * node that predates it keeps it as an unknown field under the signature.
+     */
+    train: z
+      .looseObject({
+        pricePer1kTokens: decimalString,
+        models: z.array(text()).max(MAX_MODELS)
+      })
+      .optional()
   })
   .refine((b) => b.expires > b.ts, { error: 'must be after ts', path: ['expires'] })
 export type AdvertBody = z.output<typeof AdvertBodySchema>
@@ -203,7 +214,10 @@ export function buildAdvertBody(i: BuildAdvertInput): AdvertBody {
     seq: i.seq,
     ts: i.now,
     expires: i.now + i.ttlMs,
-    ...(i.reachability ? { reachability: i.reachability } : {})
+    ...(i.reachability ? { reachability: i.reachability } : {}),
+    ...(i.caps.train
+      ? { train: { pricePer1kTokens: i.caps.train.pricePer1kTokens, models: [...i.caps.train.models] } }
+      : {})
   }
 }
 

@@ -3,14 +3,17 @@
 // the datanets the attribution service holds, over the base models in `infer.models` whose
 // architecture the training graph supports, signing records with the node's key; otherwise it
 // answers every job with TRAINING_NOT_OFFERED. The gateway's training-job routes use the same
-// provider (src/gateway/extension.ts).
+// provider (src/gateway/extension.ts). An offering node advertises the `train` capability (its
+// price per 1k trained tokens and the model ids it trains) in its capability advert, and with a
+// chain and a price above 0 charges peers' jobs with vouchers (payment.ts).
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { z } from '../../common/schema.ts'
+import { decimalString, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import { modelIdOf } from '../../runtime/model/config.ts'
 import { readModelConfig } from '../../runtime/model/index.ts'
 import { checkTrainable } from '../../runtime/training/graph.ts'
+import type { TrainPaymentContext } from './payment.ts'
 import { localTrainingProvider } from './provider.ts'
 import { type TrainingProvider, TrainService } from './train-protocol.ts'
 
@@ -18,7 +21,9 @@ export const TrainingConfigSchema = z.strictObject({
   /** train jobs from peers and the gateway (default off: training takes every core it is given) */
   offer: z.boolean().default(false),
   /** ONNX Runtime intra-op threads per job (0: its default) */
-  threads: z.int().min(0).max(256).default(0)
+  threads: z.int().min(0).max(256).default(0),
+  /** wei per 1,000 trained tokens charged to peers ("0": free; no chain: free too) */
+  pricePer1kTokens: decimalString.default('0')
 })
 export type TrainingConfig = z.output<typeof TrainingConfigSchema>
 
@@ -57,15 +62,17 @@ function trainingService(components: NodeComponents): TrainingNodeService {
   const cfg = TrainingConfigSchema.parse(components.config.training ?? {})
   const log = components.logger.child('training')
   let provider: TrainingProvider | undefined
+  const dirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
+  let models: Promise<Record<string, string>> | undefined
+  const key = components.identity.privateKey
   if (cfg.offer) {
-    const dirs = (components.config.infer?.models ?? []).map((d) => resolve(d))
     let inner: Promise<TrainingProvider> | undefined
-    const key = components.identity.privateKey
     provider = {
-      train: async (req, onStep, signal) => {
+      train: async (req, onStep, signal, opts) => {
         const store = components.services.attribution?.store
         if (!store) throw new Error('this node runs no attribution service, so it holds no datanets')
-        inner ??= trainableModels(dirs).then((models) =>
+        models ??= trainableModels(dirs)
+        inner ??= models.then((models) =>
           localTrainingProvider({
             store,
             models,
@@ -74,18 +81,45 @@ function trainingService(components: NodeComponents): TrainingNodeService {
             threads: cfg.threads || undefined
           })
         )
-        return (await inner).train(req, onStep, signal)
+        return (await inner).train(req, onStep, signal, opts)
       }
     }
   }
-  const service = new TrainService({ host: components.libp2p, provider, logger: log })
+  const price = BigInt(cfg.pricePer1kTokens)
+  // looked up per job: the chain service may start after this one; no chain = free jobs
+  const payment = (): TrainPaymentContext | undefined => {
+    const gate = components.services.chain
+    if (!gate || price === 0n) return undefined
+    return {
+      gate,
+      operator: components.identity.operator.account,
+      peerId: components.identity.peerId.toString(),
+      signPeer: (d) => key.sign(d),
+      price
+    }
+  }
+  const service = new TrainService({ host: components.libp2p, provider, payment, logger: log })
+  let advertised: { remove(): void } | undefined
   return {
     provider,
     start: async () => {
-      if (provider) await mkdir(join(components.dataDir.path, 'trained'), { recursive: true })
+      if (provider) {
+        await mkdir(join(components.dataDir.path, 'trained'), { recursive: true })
+        models ??= trainableModels(dirs)
+        const ids = Object.keys(await models)
+        // the `train` capability rides on whatever the serving stack advertises (kept across use())
+        if (ids.length > 0)
+          advertised = components.capabilities.restrict((caps) => ({
+            ...caps,
+            train: { pricePer1kTokens: cfg.pricePer1kTokens, models: ids }
+          }))
+      }
       await service.start()
     },
-    stop: () => service.stop()
+    stop: async () => {
+      advertised?.remove()
+      await service.stop()
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import type { DatanetStore } from '../../attribution/datanet-store.ts'
 import { sha256Hex } from '../../crypto/hash.ts'
 import { Tokenizer } from '../../runtime/tokenizer.ts'
 import { encodeRows } from '../../runtime/training/data.ts'
+import { type DataPlan, planData } from '../../runtime/training/plan.ts'
 import { type RecordSigner, readTrainingRecord } from '../../runtime/training/record.ts'
 import { runTraining } from '../../runtime/training/run.ts'
 import { TrainingInputError } from '../../runtime/training/trainer.ts'
@@ -24,7 +25,7 @@ export interface LocalTrainingOptions {
 
 export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider {
   return {
-    async train(req, onStep, signal) {
+    async train(req, onStep, signal, opts = {}) {
       const modelDir = o.models[req.model]
       if (!modelDir)
         throw new TrainingInputError(
@@ -34,18 +35,33 @@ export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider
       if (rows.length === 0)
         throw new TrainingInputError(`datanet ${source.id}@${source.version} has no text`)
       const tok = await Tokenizer.fromDir(modelDir)
+      const tokens = encodeRows(tok, rows)
+      // the budget caps the trained tokens: train the steps that fit it (the plan is a pure
+      // function of the data, options and seed, so their tokens are known before any work)
+      const steps =
+        opts.maxTokens === undefined
+          ? req.steps
+          : stepsWithin(
+              planData(tokens, { batch: req.batch, seqLen: req.seqLen, seed: req.seed }),
+              req.steps,
+              opts.maxTokens
+            )
+      if (steps === 0)
+        throw new TrainingInputError(
+          `a budget of ${opts.maxTokens} trained tokens does not cover the first step; raise budget.maxTokens`
+        )
       const out = await mkdtemp(join(o.outRoot, 'job-'))
       const r = await runTraining({
         modelDir,
         outDir: out,
-        tokens: encodeRows(tok, rows),
+        tokens,
         lora: {
           rank: req.rank ?? 8,
           alpha: req.alpha ?? 2 * (req.rank ?? 8),
           targets: req.targets ?? ['q_proj', 'v_proj'],
           rslora: false
         },
-        steps: req.steps,
+        steps,
         lr: req.lr,
         optimizer: req.optimizer,
         weightDecay: req.weightDecay,
@@ -60,12 +76,29 @@ export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider
           data: { kind: 'datanet', sha256: sha256Hex(rows.map((x) => JSON.stringify(x)).join('\n')) },
           datanets: [source]
         },
-        onStep: ({ step, loss }) => {
+        onStep: ({ step, loss, tokens: n }) => {
           signal.throwIfAborted()
-          onStep(step, loss)
+          onStep(step, loss, n)
         }
       })
       return { cid: r.cid, record: await readTrainingRecord(out) }
     }
   }
+}
+
+/** Tokens a step trains: the positions its loss scores (what `makeBatch` counts). */
+export function stepTokens(rows: { trained: boolean[] }[]): number {
+  let n = 0
+  for (const r of rows) for (let t = 1; t < r.trained.length; t++) if (r.trained[t]) n++
+  return n
+}
+
+/** How many of the first `steps` steps fit in `maxTokens` trained tokens. */
+export function stepsWithin(plan: DataPlan, steps: number, maxTokens: number): number {
+  let used = 0
+  for (let s = 0; s < steps; s++) {
+    used += stepTokens(plan.batchOf(s))
+    if (used > maxTokens) return s
+  }
+  return steps
 }

@@ -1,80 +1,47 @@
 // /openlora/train/1.0.0: a peer asks a node to train a LoRA adapter on a datanet the node holds.
 //
-// Wire (length-prefixed JSON frames, each size-limited and zod-checked): the client sends one
-// request frame (base model id, datanet id@version, hyperparameters); the node answers
-// `{t:"progress",step,steps,loss}` frames while it trains, then `{t:"done",cid,record}` with the
-// adapter CID and the node's signed training record, or `{t:"error",code,message}`. A node that
-// does not offer training answers TRAINING_NOT_OFFERED; a peer that does not speak the protocol
-// at all is told apart by the client with the same code. The client checks the result: the
-// record's signature is the serving peer's, it describes the CID it came with, and it names the
-// datanet that was asked for. Payment for remote jobs (price per 1k trained tokens, vouchers) is
-// not part of 1.0.0 yet; a node offers training to whom it chooses.
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import { OpenLoraError } from '../../common/errors.ts'
+// Wire (codec.ts; length-prefixed JSON frames, each size-limited and zod-checked): the client
+// sends one request frame (base model id, datanet id@version, hyperparameters, and for a paid job
+// its job id, budget in trained tokens, voucher and accepted terms); the node answers
+// `{t:"progress",step,steps,loss,tokens}` frames while it trains, then
+// `{t:"done",cid,record,payment?}` with the adapter CID, the node's signed training record and,
+// for a paid job, the signed payment statement, or `{t:"error",code,message,payment?}`
+// (PAYMENT_REQUIRED carries the node's signed terms). A node that does not offer training answers
+// TRAINING_NOT_OFFERED; a peer that does not speak the protocol at all is told apart by the
+// client with the same code. Payment (payment.ts) is the inference path's: vouchers against the
+// client's escrow at this node, the budget reserved before any work, trained tokens owed before
+// they are reported, the job settled at ceil(trainedTokens × price / 1000).
+import type { Connection, Stream } from '@libp2p/interface'
 import { type Logger, silentLogger } from '../../common/log.ts'
-import { parseWith, z } from '../../common/schema.ts'
-import { PROJECTIONS } from '../../runtime/model/families/types.ts'
 import type { SignedTrainingRecord } from '../../runtime/training/record.ts'
-import { SCHEDULES } from '../../runtime/training/schedule.ts'
 import { framed } from '../shared/framed.ts'
 import type { ProtocolHost } from '../shared/protocol-host.ts'
+import { encodeTrainFrame, type TrainFrame, type TrainJobRequest, TrainWireRequestSchema } from './codec.ts'
+import { MAX_TRAIN_REQUEST_BYTES, TRAIN_PROTOCOL, TRAIN_TIMEOUT_MS } from './constants.ts'
 import {
-  MAX_REMOTE_STEPS,
-  MAX_TRAIN_FRAME_BYTES,
-  MAX_TRAIN_REQUEST_BYTES,
-  TRAIN_PROTOCOL,
-  TRAIN_TIMEOUT_MS
-} from './constants.ts'
-import { verifyTrainingRecord } from './record-verify.ts'
+  openTrainingPayment,
+  type PaidTraining,
+  type TrainPaymentContext,
+  TrainPaymentError
+} from './payment.ts'
 
-export class TrainingJobError extends OpenLoraError<'TRAINING_NOT_OFFERED' | 'TRAINING_FAILED'> {}
-
-const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'a 0x-prefixed 32-byte lowercase hex id')
-
-export const TrainJobRequestSchema = z.strictObject({
-  model: z.string().min(1).max(128),
-  datanet: z.strictObject({ id: hex32, version: z.number().int().min(1).optional() }),
-  steps: z.number().int().min(1).max(MAX_REMOTE_STEPS),
-  lr: z.number().gt(0).max(1),
-  optimizer: z.enum(['sgd', 'adamw']),
-  weightDecay: z.number().min(0).max(1).optional(),
-  rank: z.number().int().min(1).max(64).optional(),
-  alpha: z.number().gt(0).max(1024).optional(),
-  targets: z.array(z.enum(PROJECTIONS)).min(1).max(PROJECTIONS.length).optional(),
-  batch: z.number().int().min(1).max(64).optional(),
-  seqLen: z.number().int().min(2).max(4096).optional(),
-  warmup: z.number().int().min(0).max(MAX_REMOTE_STEPS).optional(),
-  schedule: z.enum(SCHEDULES).optional(),
-  seed: z
-    .number()
-    .int()
-    .min(0)
-    .max(2 ** 31 - 1)
-})
-export type TrainJobRequest = z.infer<typeof TrainJobRequestSchema>
-
-const Frame = z.discriminatedUnion('t', [
-  z.strictObject({
-    t: z.literal('progress'),
-    step: z.number().int().min(0),
-    steps: z.number().int().min(1),
-    loss: z.number()
-  }),
-  z.strictObject({
-    t: z.literal('done'),
-    cid: z.string().min(1).max(200),
-    record: z.string().max(MAX_TRAIN_FRAME_BYTES)
-  }),
-  z.strictObject({ t: z.literal('error'), code: z.string().max(64), message: z.string().max(2000) })
-])
-type Frame = z.infer<typeof Frame>
+export {
+  TrainingJobError,
+  type TrainJobRequest,
+  TrainJobRequestSchema,
+  type TrainWireRequest
+} from './codec.ts'
+export { requestTraining, type TrainJobResult } from './request.ts'
 
 /** What serves the jobs: trains and returns the adapter's CID and signed record. */
 export interface TrainingProvider {
   train(
     req: TrainJobRequest,
-    onStep: (step: number, loss: number) => void,
-    signal: AbortSignal
+    /** after each step: its loss and the tokens it trained */
+    onStep: (step: number, loss: number, tokens: number) => void,
+    signal: AbortSignal,
+    /** maxTokens: train only the steps whose tokens fit (the client's budget) */
+    opts?: { maxTokens?: number }
   ): Promise<{ cid: string; record: SignedTrainingRecord }>
 }
 
@@ -82,10 +49,10 @@ export interface TrainServiceComponents {
   host: ProtocolHost
   /** absent: the node answers every request with TRAINING_NOT_OFFERED */
   provider?: TrainingProvider
+  /** looked up per job (the chain may start after this service); absent or price 0: free jobs */
+  payment?: () => TrainPaymentContext | undefined
   logger?: Logger
 }
-
-const enc = (f: Frame) => new TextEncoder().encode(JSON.stringify(f))
 
 export class TrainService {
   readonly #c: TrainServiceComponents
@@ -115,8 +82,12 @@ export class TrainService {
 
   async #serve(stream: Stream, connection: Connection): Promise<void> {
     const lp = framed(stream, MAX_TRAIN_REQUEST_BYTES)
-    const signal = AbortSignal.timeout(TRAIN_TIMEOUT_MS)
-    const send = (f: Frame) => lp.write(enc(f), { signal })
+    // the client going away (a progress write fails) stops the job: nobody would take its result
+    const gone = new AbortController()
+    const signal = AbortSignal.any([AbortSignal.timeout(TRAIN_TIMEOUT_MS), gone.signal])
+    const send = (f: TrainFrame) => lp.write(encodeTrainFrame(f), { signal })
+    let paid: PaidTraining | undefined
+    let settled = false
     try {
       const raw = (await lp.read({ signal })).subarray()
       let json: unknown
@@ -126,7 +97,7 @@ export class TrainService {
         await send({ t: 'error', code: 'TRAINING_INPUT_INVALID', message: 'the request frame is not JSON' })
         return
       }
-      const parsed = TrainJobRequestSchema.safeParse(json)
+      const parsed = TrainWireRequestSchema.safeParse(json)
       if (!parsed.success) {
         const i = parsed.error.issues[0]!
         await send({
@@ -147,113 +118,68 @@ export class TrainService {
         return
       }
       this.#busy = true
+      // a reset from the client ends the job at its next step (writes alone notice it late)
+      stream.addEventListener('close', () => gone.abort(new Error('the client closed the stream')), {
+        once: true
+      })
       try {
-        const req = parsed.data
+        const { jobId, budget, voucher: _v, terms: _t, ...req } = parsed.data
+        const modern = jobId !== undefined || budget !== undefined
+        const pay = this.#c.payment?.()
+        paid = pay ? await openTrainingPayment(pay, parsed.data) : undefined
+        let trained = 0
+        let reported = Promise.resolve()
         const r = await provider.train(
           req,
-          (step, loss) => {
-            // a client that went away fails the write; the job finishes and its result is kept
-            send({ t: 'progress', step, steps: req.steps, loss }).catch(() => {})
+          (step, loss, tokens) => {
+            trained += tokens
+            const n = trained
+            // owed before the client hears of it (H2): the record, then the frame, in step order
+            reported = reported
+              .then(async () => {
+                await paid?.delivered(n)
+                // `tokens` only to clients that sent the payment fields: an older client's frame
+                // schema is strict (test/e2e/train-protocol.test.ts keeps a 1.0.0 client working)
+                await send({ t: 'progress', step, steps: req.steps, loss, ...(modern ? { tokens: n } : {}) })
+              })
+              .catch((err) => gone.abort(err))
           },
-          signal
+          signal,
+          budget ? { maxTokens: paid?.maxTokens ?? budget.maxTokens } : {}
         )
-        await send({ t: 'done', cid: r.cid, record: JSON.stringify(r.record) })
+        await reported
+        signal.throwIfAborted()
+        const payment = paid ? await paid.finish(r) : undefined
+        settled = true
+        await send({
+          t: 'done',
+          cid: r.cid,
+          record: JSON.stringify(r.record),
+          ...(payment ? { payment } : {})
+        })
+        this.#log.info('training job served', {
+          peer: connection.remotePeer.toString(),
+          cid: r.cid,
+          trainedTokens: trained,
+          ...(payment ? { amountDue: payment.body.amountDue } : {})
+        })
       } finally {
         this.#busy = false
       }
     } catch (err) {
-      const e = err as { code?: string; message?: string }
+      const e = err as { code?: string; message?: string; data?: { remoteCode?: string } }
       this.#log.warn('training job failed', { peer: connection.remotePeer.toString(), error: e.message })
       await send({
         t: 'error',
-        code: typeof e.code === 'string' ? e.code : 'TRAINING_FAILED',
-        message: String(e.message ?? err).slice(0, 2000)
+        code: e.data?.remoteCode ?? (typeof e.code === 'string' ? e.code : 'TRAINING_FAILED'),
+        message: String(e.message ?? err).slice(0, 2000),
+        ...(err instanceof TrainPaymentError ? { payment: err.terms } : {})
       }).catch(() => {})
     } finally {
+      // an abort, an error, a hang-up: the tokens already trained are owed all the same (T1)
+      if (paid && !settled)
+        await paid.end().catch((err) => this.#log.warn('settling a cut-off job failed', { err }))
       await stream.close().catch(() => {})
     }
-  }
-}
-
-export interface TrainJobResult {
-  cid: string
-  record: SignedTrainingRecord
-}
-
-/** Sends a job to `peer`, reports progress, and checks the result before returning it. */
-export async function requestTraining(
-  host: ProtocolHost,
-  peer: PeerId,
-  req: TrainJobRequest,
-  opts: { onProgress?: (p: { step: number; steps: number; loss: number }) => void; signal?: AbortSignal } = {}
-): Promise<TrainJobResult> {
-  const request = parseWith(TrainJobRequestSchema, req, {
-    at: 'training request',
-    error: (i) => new TrainingJobError('TRAINING_FAILED', `training request ${i.field}: ${i.problem}`)
-  })
-  const signal = opts.signal ?? AbortSignal.timeout(TRAIN_TIMEOUT_MS)
-  let stream: Stream
-  try {
-    stream = await host.dialProtocol(peer, TRAIN_PROTOCOL, { signal, runOnLimitedConnection: true })
-  } catch (err) {
-    const e = err as Error
-    if (e.name === 'UnsupportedProtocolError' || /protocol selection failed|not supported/i.test(e.message))
-      throw new TrainingJobError(
-        'TRAINING_NOT_OFFERED',
-        `peer ${peer} does not offer training (${TRAIN_PROTOCOL})`
-      )
-    throw err
-  }
-  const lp = framed(stream, MAX_TRAIN_FRAME_BYTES)
-  try {
-    await lp.write(new TextEncoder().encode(JSON.stringify(request)), { signal })
-    for (;;) {
-      const raw = (await lp.read({ signal })).subarray()
-      let json: unknown
-      try {
-        json = JSON.parse(new TextDecoder().decode(raw))
-      } catch {
-        throw new TrainingJobError('TRAINING_FAILED', `peer ${peer} sent a frame that is not JSON`)
-      }
-      const f = parseWith(Frame, json, {
-        at: 'training frame',
-        error: (i) =>
-          new TrainingJobError(
-            'TRAINING_FAILED',
-            `peer ${peer} sent a malformed frame: ${i.field}: ${i.problem}`
-          )
-      })
-      if (f.t === 'progress') {
-        opts.onProgress?.({ step: f.step, steps: f.steps, loss: f.loss })
-        continue
-      }
-      if (f.t === 'error')
-        throw new TrainingJobError(
-          f.code === 'TRAINING_NOT_OFFERED' ? 'TRAINING_NOT_OFFERED' : 'TRAINING_FAILED',
-          `peer ${peer} refused or failed the job: ${f.code}: ${f.message}`,
-          { remoteCode: f.code }
-        )
-      const record = JSON.parse(f.record) as SignedTrainingRecord
-      if (record.signer !== peer.toString() || !(await verifyTrainingRecord(record)))
-        throw new TrainingJobError('TRAINING_FAILED', `the training record is not signed by ${peer}`)
-      if (record.body.adapterCid !== f.cid)
-        throw new TrainingJobError(
-          'TRAINING_FAILED',
-          `the record describes ${record.body.adapterCid}, not ${f.cid}`
-        )
-      const dn = record.body.datanets[0]
-      if (
-        record.body.datanets.length !== 1 ||
-        dn!.id !== request.datanet.id ||
-        (request.datanet.version !== undefined && dn!.version !== request.datanet.version)
-      )
-        throw new TrainingJobError(
-          'TRAINING_FAILED',
-          'the record does not name the datanet version asked for'
-        )
-      return { cid: f.cid, record }
-    }
-  } finally {
-    await stream.close().catch(() => {})
   }
 }

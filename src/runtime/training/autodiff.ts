@@ -192,6 +192,93 @@ export class Tape {
     })
   }
 
+  private scalar(c: number): string {
+    return this.g.weight(`c${this.consts++}`, new Float32Array([c]), [])
+  }
+
+  /** tanh; d/dx = 1 − y² (Gemma 2's soft-capping). */
+  tanh(a: Val): Val {
+    const y = this.g.op('Tanh', [a.name])
+    return this.out(y, a.shape, [a], (g) => {
+      const d = this.g.op('Sub', [this.scalar(1), this.g.op('Mul', [y, y])])
+      this.acc(a, this.g.op('Mul', [g, d]))
+    })
+  }
+
+  /**
+   * GELU with the tanh approximation, as PyTorch's gelu(approximate='tanh') (Gemma's
+   * gelu_pytorch_tanh): 0.5·x·(1 + t), t = tanh(k·(x + c·x³)); written with plain ops because the
+   * ONNX Gelu op needs opset 20. d/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·k·(1 + 3c·x²).
+   */
+  geluTanh(a: Val): Val {
+    const [k, c] = [Math.sqrt(2 / Math.PI), 0.044715]
+    const x = a.name
+    const x2 = this.g.op('Mul', [x, x])
+    const inner = this.g.op('Mul', [
+      this.g.op('Mul', [x, this.g.op('Add', [this.scalar(1), this.g.op('Mul', [x2, this.scalar(c)])])]),
+      this.scalar(k)
+    ])
+    const th = this.g.op('Tanh', [inner])
+    const onePlus = this.g.op('Add', [this.scalar(1), th])
+    const y = this.g.op('Mul', [this.g.op('Mul', [x, onePlus]), this.scalar(0.5)])
+    return this.out(y, a.shape, [a], (g) => {
+      const sech2 = this.g.op('Sub', [this.scalar(1), this.g.op('Mul', [th, th])])
+      const dInner = this.g.op('Mul', [
+        this.g.op('Add', [this.scalar(1), this.g.op('Mul', [x2, this.scalar(3 * c)])]),
+        this.scalar(k)
+      ])
+      const d = this.g.op('Mul', [
+        this.g.op('Add', [onePlus, this.g.op('Mul', [x, this.g.op('Mul', [sech2, dInner])])]),
+        this.scalar(0.5)
+      ])
+      this.acc(a, this.g.op('Mul', [g, d]))
+    })
+  }
+
+  /** Exact GELU 0.5·x·(1 + erf(x/√2)); d/dx = Φ(x) + x·φ(x). */
+  gelu(a: Val): Val {
+    const x = a.name
+    const erf = this.g.op('Erf', [this.g.op('Mul', [x, this.scalar(Math.SQRT1_2)])])
+    const cdf = this.g.op('Mul', [this.g.op('Add', [this.scalar(1), erf]), this.scalar(0.5)])
+    return this.out(this.g.op('Mul', [x, cdf]), a.shape, [a], (g) => {
+      const pdf = this.g.op('Mul', [
+        this.g.op('Exp', [this.g.op('Mul', [this.g.op('Mul', [x, x]), this.scalar(-0.5)])]),
+        this.scalar(1 / Math.sqrt(2 * Math.PI))
+      ])
+      this.acc(a, this.g.op('Mul', [g, this.g.op('Add', [cdf, this.g.op('Mul', [x, pdf])])]))
+    })
+  }
+
+  /** `len` features from `start` of the last axis (one part of a fused projection); the VJP pads with zeros. */
+  sliceLast(a: Val, start: number, len: number): Val {
+    const n = a.shape.at(-1)!
+    if (start < 0 || start + len > n) throw new Error(`slice [${start}, ${start + len}) of ${n}`)
+    const shape = [...a.shape.slice(0, -1), len]
+    const y = this.g.op('Slice', [
+      a.name,
+      this.g.int64(`a${this.consts++}`, [start]),
+      this.g.int64(`a${this.consts++}`, [start + len]),
+      this.g.int64(`a${this.consts++}`, [-1])
+    ])
+    return this.out(y, shape, [a], (g) => {
+      const r = a.shape.length
+      const pads = new Array<number>(2 * r).fill(0)
+      pads[r - 1] = start
+      pads[2 * r - 1] = n - start - len
+      this.acc(a, this.g.op('Pad', [g, this.g.int64(`a${this.consts++}`, pads)]))
+    })
+  }
+
+  /** Rows of `a` reordered (out[i] = a[perm[i]], perm a permutation); the VJP applies the inverse. */
+  permuteRows(a: Val, perm: number[]): Val {
+    const inv = new Array<number>(perm.length)
+    for (const [i, p] of perm.entries()) inv[p] = i
+    const idx = this.g.int64(`a${this.consts++}`, perm)
+    return this.out(this.g.op('Gather', [a.name, idx], { axis: 0 }), a.shape, [a], (g) =>
+      this.acc(a, this.g.op('Gather', [g, this.g.int64(`a${this.consts++}`, inv)], { axis: 0 }))
+    )
+  }
+
   /** Softmax over the last axis; the VJP is y·(g − Σ g·y). */
   softmax(a: Val): Val {
     const y = this.g.op('Softmax', [a.name], { axis: -1 })

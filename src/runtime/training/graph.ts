@@ -1,19 +1,25 @@
-// The training graph of a Llama-shape model (also Qwen2's q/k/v biases, Mistral's sliding windows): forward to the mean token cross-entropy, then the
-// backward pass for the LoRA tensors only (the base weights are constants, so the tape never
-// differentiates them). Attention is spelled out with MatMul/Softmax instead of the inference
-// graph's GroupQueryAttention contrib op, because that op has no gradient; RoPE's rotate-half is a
-// constant ±1 permutation matrix so its gradient is a MatMul too. The batch shape is fixed at
-// build time: `--tokens` trains one padded batch every step.
+// The training graph of the decoder families the runtime serves, Llama's shape plus what the
+// others change (Qwen2's q/k/v biases, Mistral's and Gemma 2/3's sliding windows, Qwen3's and
+// Gemma 3's per-head q/k norms, Gemma's (1 + w) norms, GELU-tanh gate and embedding scale, Gemma
+// 2/3's and GLM-4's sandwich norms, Gemma 2's soft-capping, Phi-3's and GLM's fused modules and
+// partial rotary (GLM's interleaved), BLOOM's and Falcon's LayerNorm, ALiBi, plain GELU MLP,
+// parallel blocks and interleaved query_key_value): forward to the mean token cross-entropy, then the backward pass for the LoRA tensors only (the
+// base weights are constants, so the tape never differentiates them). Attention is spelled out
+// with MatMul/Softmax instead of the inference graph's GroupQueryAttention contrib op, because
+// that op has no gradient; RoPE's rotate-half is a constant ±1 permutation matrix so its gradient
+// is a MatMul too. The batch shape is fixed at build time: `--tokens` trains one padded batch
+// every step.
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { OpenLoraError } from '../../common/errors.ts'
 import type { CheckpointReader } from '../formats/safetensors.ts'
 import { DT, GraphBuilder } from '../graph/proto.ts'
 import type { ModelConfig } from '../model/config.ts'
+import { projectionShape } from '../model/config.ts'
 import { familyOf } from '../model/families/index.ts'
-import type { Projection } from '../model/families/types.ts'
-import { rotaryTables } from '../model/rope.ts'
+import type { ModuleSpec, Projection } from '../model/families/types.ts'
 import { Tape, type Val } from './autodiff.ts'
+import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
 
 export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTED'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -21,10 +27,11 @@ export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTE
   }
 }
 
-/** One adapted Linear: PEFT's module path and its LoRA shapes. */
+/** One adapted Linear (a checkpoint module, fused ones whole): PEFT's module path and its LoRA shapes. */
 export interface LoraModule {
   layer: number
-  proj: Projection
+  /** the module's name as PEFT's target_modules says it: q_proj, …, or Phi-3's qkv_proj / gate_up_proj */
+  target: string
   /** e.g. model.layers.0.self_attn.q_proj */
   path: string
   r: number
@@ -62,31 +69,17 @@ export interface TrainingGraphOptions {
   trainBase?: boolean
 }
 
-const MASKED = -1e9
-
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
 export function checkTrainable(cfg: ModelConfig): void {
   const why: string[] = []
-  if (cfg.norm !== 'rms') why.push(`norm ${cfg.norm}`)
-  if (cfg.mlp !== 'gated' || cfg.activation !== 'silu') why.push(`MLP ${cfg.mlp}/${cfg.activation}`)
-  if (cfg.positions !== 'rope' || cfg.rotaryDim !== cfg.headDim || cfg.ropeInterleaved)
-    why.push('partial, interleaved or ALiBi positions')
-  if (cfg.qkNorm || cfg.sandwichNorms) why.push('q/k or sandwich norms')
-  if (cfg.parallelBlock) why.push('parallel attention + MLP')
-  if (cfg.attnSoftcap !== null || cfg.finalSoftcap !== null) why.push('soft-capping')
-  if (cfg.embedScale !== null) why.push('embedding scale')
-  // Phi-3's qkv_proj / gate_up_proj: one checkpoint tensor holds several projections, which the
-  // graph's per-projection LoRA placement does not split yet
-  if (
-    cfg.numLayers > 0 &&
-    familyOf(cfg)
-      .layer(cfg, 0)
-      .modules.some((m) => m.parts.length > 1)
-  )
-    why.push('fused projections (qkv_proj/gate_up_proj)')
+  const fam = familyOf(cfg)
+  // every family the runtime serves trains today; this guards a future family file whose fused
+  // module the graph cannot split, so it is refused by name instead of trained wrongly
+  if (cfg.numLayers > 0 && fam.layer(cfg, 0).modules.some((m) => partOrder(cfg, m) === undefined))
+    why.push('fused projections whose parts do not cover the rows once')
   if (why.length > 0)
     throw new TrainingUnsupportedError(
-      `training supports the Llama shape (with Qwen2's q/k/v biases and Mistral's sliding windows) so far; ${cfg.architecture} uses ${why.join(', ')}`,
+      `training computes the Llama, Qwen2/3, Mistral, Gemma 1/2/3, Phi-3, GLM, Falcon and BLOOM shapes; ${cfg.architecture} uses ${why.join(', ')}`,
       { architecture: cfg.architecture, features: why }
     )
 }
@@ -142,53 +135,86 @@ export function buildTrainingGraph(
   const vector = (name: string): Val =>
     baseTensor(name) ?? t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
 
-  const linear = (x: Val, path: string, rows: number, cols: number): Val => {
-    let y = t.matmul(x, weight(`${path}.weight`, rows, cols))
-    // Qwen2's q/k/v biases: constants, so they shift activations but add no gradient term of their own
-    if (ckpt.info(`${path}.bias`)) y = t.add(y, vector(`${path}.bias`))
-    const p = params.get(path)
+  /**
+   * x · Wᵀ (+ bias) (+ LoRA) of one checkpoint module. A fused module whose parts interleave
+   * (BLOOM's, Falcon's query_key_value) has its weight rows, bias and LoRA B rows permuted to
+   * [q | k | v] blocks here, so its parts are slices; the permutation's VJP maps B's gradient back
+   * to PEFT's row order.
+   */
+  const linear = (x: Val, m: ModuleSpec): Val => {
+    const order = partOrder(cfg, m) ?? null
+    const rows = (w: Float32Array, width: number): Float32Array => {
+      if (!order) return w
+      const out = new Float32Array(w.length)
+      for (const [i, r] of order.entries()) out.set(w.subarray(r * width, (r + 1) * width), i * width)
+      return out
+    }
+    let y: Val
+    if (opts.trainBase) {
+      // full-weight training feeds HF-layout weights; permuting their rows in the graph is not built
+      if (order)
+        throw new TrainingUnsupportedError(`full-weight training of ${cfg.architecture}'s interleaved ${m.path}`)
+      y = t.matmul(x, weight(`${m.path}.weight`, m.rows, m.cols))
+      if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
+    } else {
+      const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
+      y = t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
+      // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
+      if (ckpt.info(`${m.path}.bias`)) y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
+    }
+    const p = params.get(m.path)
     if (p) {
+      const Bp = order ? t.permuteRows(p.B, order) : p.B
       const xa = t.matmul(x, t.transpose(p.A, [1, 0]))
-      y = t.add(y, t.scale(t.matmul(xa, t.transpose(p.B, [1, 0])), p.m.scale))
+      y = t.add(y, t.scale(t.matmul(xa, t.transpose(Bp, [1, 0])), p.m.scale))
     }
     return y
   }
-  const rms = (x: Val, w: string): Val => {
-    const ms = t.scale(t.sumLast(t.mul(x, x)), 1 / H)
-    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, cfg.rmsNormEps))), vector(w))
+  // Gemma's (1 + w) is folded into the constant in fp32, as HF's `1.0 + weight.float()`
+  const normWeight = (name: string, n: number): Val => {
+    const p = baseTensor(name)
+    if (p) return cfg.norm === 'rms1p' ? t.addScalar(p, 1) : p
+    const w = ckpt.read(name)
+    return t.constant(cfg.norm === 'rms1p' ? Float32Array.from(w, (x) => 1 + x) : w, [n])
   }
-
-  // RoPE as HF applies it: x·cos + rotate_half(x)·sin with cos/sin = cat(freqs, freqs)
-  const { cos: c2, sin: s2 } = rotaryTables(cfg, T, D)
-  const cos = new Float32Array(T * D)
-  const sin = new Float32Array(T * D)
-  for (let p = 0; p < T; p++)
-    for (let i = 0; i < D; i++) {
-      cos[p * D + i] = c2[p * (D / 2) + (i % (D / 2))]!
-      sin[p * D + i] = s2[p * (D / 2) + (i % (D / 2))]!
+  /**
+   * The family's norm over the last axis (n features: the hidden state, or one head for q/k
+   * norms): RMSNorm, or LayerNorm with its bias (Falcon, BLOOM)
+   */
+  const norm = (x: Val, w: string, n = H): Val => {
+    const eps = cfg.rmsNormEps
+    if (cfg.norm === 'layernorm') {
+      const xc = t.add(x, t.scale(t.sumLast(x), -1 / n))
+      const inv = t.rsqrt(t.addScalar(t.scale(t.sumLast(t.mul(xc, xc)), 1 / n), eps))
+      return t.add(t.mul(t.mul(xc, inv), normWeight(w, n)), vector(w.replace(/weight$/, 'bias')))
     }
-  const rot = new Float32Array(D * D) // rotate_half(x) = x · rot: out[i] = −x[i+D/2], out[i+D/2] = x[i]
-  for (let i = 0; i < D / 2; i++) {
-    rot[(i + D / 2) * D + i] = -1
-    rot[i * D + i + D / 2] = 1
+    const ms = t.scale(t.sumLast(t.mul(x, x)), 1 / n)
+    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), normWeight(w, n))
   }
-  const cosV = t.constant(cos, [T, D])
-  const sinV = t.constant(sin, [T, D])
-  const rotV = t.constant(rot, [D, D])
-  const rope = (x: Val): Val => t.add(t.mul(x, cosV), t.mul(t.matmul(x, rotV), sinV))
-  // causal, and for sliding-window layers (Mistral) also the keys at least `window` positions
-  // back, as transformers' sliding-window mask (query i sees key j when 0 ≤ i − j < window)
+  /** cap · tanh(x / cap) (Gemma 2's attention and final soft-capping) */
+  const softcap = (x: Val, cap: number | null): Val =>
+    cap === null ? x : t.scale(t.tanh(t.scale(x, 1 / cap)), cap)
+  const activate = (x: Val): Val =>
+    cfg.activation === 'gelu_tanh' ? t.geluTanh(x) : cfg.activation === 'gelu' ? t.gelu(x) : t.silu(x)
+
+  // RoPE as HF applies it (positions.ts), one table set per base (Gemma 3's sliding layers have
+  // their own); ALiBi families (BLOOM, Falcon-RW) add per-head key-position biases instead
+  const ropes = new Map<boolean, (x: Val) => Val>()
+  const ropeOf = (local: boolean): ((x: Val) => Val) => {
+    let f = ropes.get(local)
+    if (!f) {
+      const { cos, sin, rot } = ropeTables(cfg, T, local)
+      const [c, s, r] = [t.constant(cos, [T, D]), t.constant(sin, [T, D]), t.constant(rot, [D, D])]
+      f = (x: Val) => t.add(t.mul(x, c), t.mul(t.matmul(x, r), s))
+      ropes.set(local, f)
+    }
+    return f
+  }
+  const alibi = cfg.positions === 'alibi' ? t.constant(alibiBias(cfg, T), [nKv, nH / nKv, 1, T]) : null
   const masks = new Map<number | null, Val>()
   const maskFor = (window: number | null): Val => {
     let m = masks.get(window)
-    if (!m) {
-      const mask = new Float32Array(T * T)
-      for (let i = 0; i < T; i++)
-        for (let j = 0; j < T; j++)
-          if (j > i || (window !== null && i - j >= window)) mask[i * T + j] = MASKED
-      m = t.constant(mask, [T, T])
-      masks.set(window, m)
-    }
+    if (!m) masks.set(window, (m = t.constant(attentionMask(T, window), [T, T])))
     return m
   }
 
@@ -197,36 +223,79 @@ export function buildTrainingGraph(
   let h = embedParam
     ? t.gather(embedParam, ids, [B, T])
     : t.fixed(g.op('Gather', [g.weight('embed', embed!, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
+  // Gemma: embeddings times sqrt(hidden) rounded to fp32, as HF's normalizer tensor
+  if (cfg.embedScale !== null) h = t.scale(h, cfg.embedScale)
+  // BLOOM's word_embeddings_layernorm
+  if (fam.embedNorm) h = norm(h, fam.embedNorm)
   const nRep = nH / nKv
   for (let l = 0; l < cfg.numLayers; l++) {
     const lw = fam.layer(cfg, l)
-    const mod = (proj: Projection) => lw.modules.find((m) => m.parts[0]!.proj === proj)!
-    const lin = (x: Val, proj: Projection) => {
-      const m = mod(proj)
-      return linear(x, m.path, m.rows, m.cols)
+    // one MatMul per checkpoint module; a fused module's parts (Phi-3, GLM, BLOOM, Falcon) are
+    // slices of its output, so its LoRA (one A, B over all rows, as PEFT trains it) gets one
+    // gradient for all parts
+    const done = new Map<string, Val>()
+    const proj = (x: Val, p: Projection): Val => {
+      const m = lw.modules.find((s) => s.parts.some((q) => q.proj === p))
+      if (!m) throw new TrainingUnsupportedError(`${cfg.architecture} layer ${l} has no ${p}`)
+      let y = done.get(m.path)
+      if (!y) done.set(m.path, (y = linear(x, m)))
+      if (m.parts.length === 1) return y
+      let at = 0
+      for (const q of m.parts) {
+        const n = projectionShape(cfg, q.proj)[1]
+        if (q.proj === p) return t.sliceLast(y, at, n)
+        at += n
+      }
+      throw new Error('unreachable')
     }
-    const x = rms(h, lw.inputNorm)
-    const heads = (v: Val, n: number) => t.transpose(t.reshape(v, [B, T, n, D]), [0, 2, 1, 3])
-    const q = rope(heads(lin(x, 'q_proj'), nH))
-    const k = rope(heads(lin(x, 'k_proj'), nKv))
-    const v = heads(lin(x, 'v_proj'), nKv)
+    const window = cfg.layerWindows[l] ?? null
+    const rope = alibi ? (x: Val) => x : ropeOf(cfg.ropeLocalTheta !== null && window !== null)
+    const x = norm(h, lw.inputNorm)
+    // [B, T, n·D] → [B, n, T, D], with Qwen3's / Gemma 3's per-head RMSNorm before RoPE
+    const heads = (v: Val, n: number, w?: string) => {
+      const v4 = t.reshape(v, [B, T, n, D])
+      return t.transpose(w ? norm(v4, w, D) : v4, [0, 2, 1, 3])
+    }
+    const q = rope(heads(proj(x, 'q_proj'), nH, lw.qNorm))
+    const k = rope(heads(proj(x, 'k_proj'), nKv, lw.kNorm))
+    const v = heads(proj(x, 'v_proj'), nKv)
     // GQA without copying K/V: query heads grouped per kv head broadcast against one kv head
     const q5 = t.reshape(q, [B, nKv, nRep, T, D])
     const k5 = t.transpose(t.reshape(k, [B, nKv, 1, T, D]), [0, 1, 2, 4, 3])
-    const scores = t.add(t.scale(t.matmul(q5, k5), cfg.attentionScale), maskFor(cfg.layerWindows[l] ?? null))
+    const qk = t.matmul(q5, k5)
+    // BLOOM: q·k·scale + bias; Falcon-RW: (q·k + bias)·scale
+    const raw =
+      alibi && cfg.alibiStyle === 'falcon'
+        ? t.scale(t.add(qk, alibi), cfg.attentionScale)
+        : softcap(t.scale(qk, cfg.attentionScale), cfg.attnSoftcap)
+    const scores = t.add(alibi && cfg.alibiStyle !== 'falcon' ? t.add(raw, alibi) : raw, maskFor(window))
     const ctx = t.matmul(t.softmax(scores), t.reshape(v, [B, nKv, 1, T, D]))
     const merged = t.reshape(t.transpose(t.reshape(ctx, [B, nH, T, D]), [0, 2, 1, 3]), [B, T, nH * D])
-    h = t.add(h, lin(merged, 'o_proj'))
-    const x2 = rms(h, lw.mlpNorm)
-    h = t.add(h, lin(t.mul(t.silu(lin(x2, 'gate_proj')), lin(x2, 'up_proj')), 'down_proj'))
+    let o = proj(merged, 'o_proj')
+    // Gemma 2/3's and GLM-4's sandwich norms: on each sublayer's output before its residual add
+    if (lw.postAttnNorm) o = norm(o, lw.postAttnNorm)
+    const mlp = (x2: Val): Val => {
+      const up = proj(x2, 'up_proj')
+      const act = cfg.mlp === 'gated' ? t.mul(activate(proj(x2, 'gate_proj')), up) : activate(up)
+      const d = proj(act, 'down_proj')
+      return lw.postMlpNorm ? norm(d, lw.postMlpNorm) : d
+    }
+    if (cfg.parallelBlock) {
+      // Falcon: attention and MLP both read the layer input (one shared norm or one each)
+      h = t.add(h, t.add(mlp(lw.mlpNorm === lw.inputNorm ? x : norm(h, lw.mlpNorm)), o))
+    } else {
+      h = t.add(h, o)
+      h = t.add(h, mlp(norm(h, lw.mlpNorm)))
+    }
   }
-  const hf = t.reshape(rms(h, fam.finalNorm), [B * T, H])
+  const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
   const head = !cfg.tieWordEmbeddings
     ? weight(fam.lmHead, cfg.vocabSize, H)
     : embedParam
       ? t.transpose(embedParam, [1, 0])
       : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
-  const loss = t.crossEntropy(t.matmul(hf, head), targets, weights)
+  const logits = softcap(t.matmul(hf, head), cfg.finalSoftcap)
+  const loss = t.crossEntropy(logits, targets, weights)
   t.backward(loss)
 
   g.node('Identity', [loss.name], ['loss'])

@@ -4,12 +4,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { loadPeftAdapter } from '../adapters/peft.ts'
-import { moduleName } from '../adapters/peft-config.ts'
 import { rngFor } from '../fixtures/rng.ts'
 import { adapterCidFromBytes } from '../formats/identity.ts'
 import { encodeSafetensors, type WriteTensor } from '../formats/safetensors.ts'
 import type { ModelConfig } from '../model/config.ts'
-import { PROJECTIONS, type Projection } from '../model/families/types.ts'
+import { familyOf } from '../model/families/index.ts'
+import type { ModuleSpec } from '../model/families/types.ts'
+import { TrainingInputError } from './errors.ts'
 import type { LoraModule } from './graph.ts'
 
 export interface LoraState {
@@ -23,28 +24,43 @@ export interface LoraState {
 export interface FreshLora {
   rank: number
   alpha: number
-  /** projections, or 'all-linear' (every attention and MLP Linear, never lm_head) */
-  targets: Projection[] | 'all-linear'
+  /**
+   * module names as PEFT's target_modules (q_proj, …, Phi-3's qkv_proj / gate_up_proj), or
+   * 'all-linear' (every attention and MLP Linear, never lm_head)
+   */
+  targets: readonly string[] | 'all-linear'
   rslora: boolean
   seed: number
   baseModel: string
 }
 
-function shapeOf(cfg: ModelConfig, proj: Projection): [number, number] {
-  const q = cfg.numHeads * cfg.headDim
-  const kv = cfg.numKvHeads * cfg.headDim
-  const H = cfg.hiddenSize
-  const I = cfg.intermediateSize
-  const io: Record<Projection, [number, number]> = {
-    q_proj: [H, q],
-    k_proj: [H, kv],
-    v_proj: [H, kv],
-    o_proj: [q, H],
-    gate_proj: [H, I],
-    up_proj: [H, I],
-    down_proj: [I, H]
+/** The module's last name segment, which PEFT's target_modules list matches. */
+const shortName = (m: ModuleSpec): string => m.path.slice(m.path.lastIndexOf('.') + 1)
+
+/**
+ * The checkpoint modules `targets` adapts in layer `l`. On a family with fused modules a
+ * projection name selects the module holding it (Phi-3: q_proj or v_proj → qkv_proj, which is
+ * what PEFT's default targets for Phi-3 are), so the same request trains every family.
+ */
+function targetModules(cfg: ModelConfig, l: number, targets: FreshLora['targets']): ModuleSpec[] {
+  const mods = familyOf(cfg).layer(cfg, l).modules
+  if (targets === 'all-linear') return mods
+  const picked = new Set<ModuleSpec>()
+  for (const name of targets) {
+    const m =
+      mods.find((s) => shortName(s) === name) ?? mods.find((s) => s.parts.some((p) => p.proj === name))
+    if (!m)
+      throw new TrainingInputError(
+        `targets: "${name}" is not a Linear of ${cfg.architecture}; allowed: ${mods.map(shortName).join(', ')} or all-linear`,
+        { field: 'targets', value: name }
+      )
+    picked.add(m)
   }
-  return io[proj]
+  return mods.filter((m) => picked.has(m))
+}
+
+function loraModule(m: ModuleSpec, l: number, r: number, scale: number): LoraModule {
+  return { layer: l, target: shortName(m), path: m.path, r, inFeatures: m.cols, outFeatures: m.rows, scale }
 }
 
 /**
@@ -53,20 +69,18 @@ function shapeOf(cfg: ModelConfig, proj: Projection): [number, number] {
  * per tensor (rngFor), so the same seed gives the same adapter; it is not PyTorch's stream.
  */
 export function freshLora(cfg: ModelConfig, o: FreshLora): LoraState {
-  const targets = o.targets === 'all-linear' ? [...PROJECTIONS] : o.targets
   const scale = o.rslora ? o.alpha / Math.sqrt(o.rank) : o.alpha / o.rank
   const modules: LoraModule[] = []
   const A: Float32Array[] = []
   const B: Float32Array[] = []
   for (let l = 0; l < cfg.numLayers; l++)
-    for (const proj of targets) {
-      const [inF, outF] = shapeOf(cfg, proj)
-      const path = moduleName(l, proj)
-      modules.push({ layer: l, proj, path, r: o.rank, inFeatures: inF, outFeatures: outF, scale })
-      const rnd = rngFor(o.seed, `${path}.lora_A`)
-      const bound = 1 / Math.sqrt(inF)
-      A.push(Float32Array.from({ length: o.rank * inF }, () => (2 * rnd() - 1) * bound))
-      B.push(new Float32Array(outF * o.rank))
+    for (const spec of targetModules(cfg, l, o.targets)) {
+      const m = loraModule(spec, l, o.rank, scale)
+      modules.push(m)
+      const rnd = rngFor(o.seed, `${m.path}.lora_A`)
+      const bound = 1 / Math.sqrt(m.inFeatures)
+      A.push(Float32Array.from({ length: o.rank * m.inFeatures }, () => (2 * rnd() - 1) * bound))
+      B.push(new Float32Array(m.outFeatures * o.rank))
     }
   const config = {
     peft_type: 'LORA',
@@ -75,7 +89,7 @@ export function freshLora(cfg: ModelConfig, o: FreshLora): LoraState {
     r: o.rank,
     lora_alpha: o.alpha,
     use_rslora: o.rslora,
-    target_modules: targets,
+    target_modules: [...new Set(modules.map((m) => m.target))],
     lora_dropout: 0,
     bias: 'none',
     fan_in_fan_out: false,
@@ -98,21 +112,19 @@ export async function loraFromAdapter(cfg: ModelConfig, dir: string): Promise<Lo
   const A: Float32Array[] = []
   const B: Float32Array[] = []
   for (const [layer, projs] of [...ad.layers.entries()].sort((a, b) => a[0] - b[0]))
-    for (const proj of PROJECTIONS) {
-      const w = projs.get(proj)
+    for (const spec of familyOf(cfg).layer(cfg, layer).modules) {
+      const w = projs.get(spec.parts[0]!.proj)
       if (!w) continue
-      const path = moduleName(layer, proj)
-      modules.push({
-        layer,
-        proj,
-        path,
-        r: w.r,
-        inFeatures: w.inFeatures,
-        outFeatures: w.outFeatures,
-        scale: w.scale
-      })
+      modules.push(loraModule(spec, layer, w.r, w.scale))
       A.push(Float32Array.from(w.A))
-      B.push(Float32Array.from(w.B))
+      // the loader splits a fused module's B into its parts (they share A); training needs it whole
+      const whole = new Float32Array(spec.rows * w.r)
+      for (const part of spec.parts) {
+        const pw = projs.get(part.proj)!
+        for (let o = 0; o < pw.outFeatures; o++)
+          whole.set(pw.B.subarray(o * w.r, (o + 1) * w.r), part.rowOf(o) * w.r)
+      }
+      B.push(whole)
     }
   const config = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8')) as Record<
     string,

@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { adapterCid, weightsHash } from '../formats/identity.ts'
 import { encodeSafetensors } from '../formats/safetensors.ts'
 import { modelIdOf } from '../model/config.ts'
-import type { Projection } from '../model/families/types.ts'
 import { readModelConfig } from '../model/index.ts'
 import { type Progress, type RunFingerprint, readCheckpoint, writeCheckpoint } from './checkpoint.ts'
 import { freshLora, type LoraState, loraFromAdapter, loraTensors, saveLora } from './lora.ts'
@@ -30,7 +29,7 @@ export interface TrainRun {
   tokens: Sequence[]
   /** start from this PEFT adapter; else a fresh one from `lora` */
   initAdapter?: string
-  lora?: { rank: number; alpha: number; targets: Projection[] | 'all-linear'; rslora: boolean }
+  lora?: { rank: number; alpha: number; targets: readonly string[] | 'all-linear'; rslora: boolean }
   steps: number
   lr: number
   optimizer: OptimizerName
@@ -170,7 +169,7 @@ export async function runTraining(o: TrainRun): Promise<TrainResult> {
         r: first.r,
         alpha: Number(cfgJson.lora_alpha),
         rslora: cfgJson.use_rslora === true,
-        targets: [...new Set(state.modules.map((m) => m.proj))],
+        targets: [...new Set(state.modules.map((m) => m.target))],
         init: o.initAdapter ? `adapter ${await adapterCid(o.initAdapter)}` : `peft-default seed ${o.seed}`
       },
       hyper: {

@@ -5,18 +5,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
-import { OpenLoraError } from '../../common/errors.ts'
 import { openCheckpoint } from '../formats/safetensors.ts'
 import type { ModelConfig } from '../model/config.ts'
+import { TrainingInputError } from './errors.ts'
 import { buildTrainingGraph, type TrainingGraph } from './graph.ts'
 import type { LoraState } from './lora.ts'
 import { adamw, type Optimizer, sgd } from './optim.ts'
 
-export class TrainingInputError extends OpenLoraError<'TRAINING_INPUT_INVALID'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('TRAINING_INPUT_INVALID', message, details)
-  }
-}
+export { TrainingInputError }
 
 export interface Batch {
   B: number

@@ -7,7 +7,6 @@
 //                  (--prompt TEXT | --messages FILE | --prompt-ids 1,2,3) [--json] [--out FILE]
 //                  [--pay --chain FILE --key-file FILE [--max-price WEI]]
 import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { findPeer } from '../../../client/find-peer.ts'
 import { createClientHost } from '../../../client/host.ts'
 import { z } from '../../../common/schema.ts'
@@ -16,7 +15,8 @@ import { MAX_MESSAGES } from '../../../protocols/infer/constants.ts'
 import { InferError } from '../../../protocols/infer/errors.ts'
 import { type Command, requireString, UsageError } from '../../cli/command.ts'
 import { readJsonInput } from '../../cli/json-input.ts'
-import { chainOptions, dataDirOf, endpointFromFlags, keyFromFlags } from './chain-options.ts'
+import { chainOptions } from './chain-options.ts'
+import { openWallet } from './client-wallet.ts'
 
 const MAX_MESSAGES_FILE_BYTES = 1024 * 1024
 
@@ -201,29 +201,4 @@ export const inferCommand: Command = {
       await wallet?.close()
     }
   }
-}
-
-/**
- * The client's VoucherWallet (persisted, so each voucher covers what earlier jobs on the channel
- * owe) behind a JobPayer that answers a node's PAYMENT_REQUIRED terms.
- */
-async function openWallet(values: Record<string, unknown>) {
-  const v = values as Record<string, string | boolean | string[] | undefined>
-  const endpoint = await endpointFromFlags(v)
-  const key = keyFromFlags(v, true)!
-  const maxPrice = v['max-price']
-  if (maxPrice !== undefined && !/^[0-9]+$/.test(String(maxPrice)))
-    throw new UsageError('--max-price must be an integer number of wei per 1k tokens')
-  const { privateKeyToAccount } = await import('viem/accounts')
-  const { Level } = await import('level')
-  const { VoucherWallet } = await import('../../../chain/wallet.ts')
-  const { JobPayer } = await import('../../../client/payer.ts')
-  const domain = { chainId: endpoint.chainId, settlement: endpoint.addresses.settlement }
-  const db = new Level<string, unknown>(join(dataDirOf(v), 'client-wallet'), { valueEncoding: 'json' })
-  await db.open()
-  const wallet = new VoucherWallet(privateKeyToAccount(key), domain, { db })
-  const payer = new JobPayer(wallet, domain, {
-    ...(maxPrice !== undefined ? { maxPricePer1kTokens: BigInt(String(maxPrice)) } : {})
-  })
-  return { payer, close: () => db.close() }
 }

@@ -11,6 +11,7 @@ import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule
 import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 import { startProgress } from '../progress.ts'
+import { chainOptions } from './chain-options.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 import { readData, readDatanet, readTokens } from './train-data.ts'
 import { trainRemote } from './train-remote.ts'
@@ -18,7 +19,12 @@ import { trainRemote } from './train-remote.ts'
 /** --remote: the job's options are checked by the protocol's request schema (train-protocol.ts). */
 function remote(values: Record<string, unknown>): Promise<number> {
   const spec = /^(0x[0-9a-f]{64})(?:@(\d+))?$/.exec(String(values.datanet ?? ''))
-  if (!spec) throw new UsageError('--remote trains on a datanet the peer holds: give --datanet ID[@VERSION]')
+  if (!spec)
+    throw new UsageError(
+      '--remote/--bootstrap train on a datanet the peer holds: give --datanet ID[@VERSION]'
+    )
+  if (values.remote !== undefined && values.bootstrap !== undefined)
+    throw new UsageError('give --remote PEER_ADDR or --bootstrap ADDR, not both')
   for (const local of ['tokens', 'data', 'init-adapter', 'resume', 'dump-grads', 'checkpoint-every'])
     if (values[local] !== undefined)
       throw new UsageError(`--${local} is a local option; drop it with --remote`)
@@ -35,7 +41,8 @@ function remote(values: Record<string, unknown>): Promise<number> {
     ...(values['weight-decay'] !== undefined ? { weightDecay: num(values, 'weight-decay') } : {}),
     ...(values.rank !== undefined ? { rank: int(values, 'rank', 1) } : {}),
     ...(values.alpha !== undefined ? { alpha: num(values, 'alpha') } : {}),
-    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets } : {}),
+    // checked against the projections (local = false) above
+    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets: targets as Projection[] } : {}),
     ...(values.batch !== undefined ? { batch: int(values, 'batch', 1) } : {}),
     ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
     ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
@@ -43,10 +50,20 @@ function remote(values: Record<string, unknown>): Promise<number> {
     seed: int(values, 'seed', 0, 0)
   }
   if (targets === 'all-linear') throw new UsageError('--remote takes a --targets list, not all-linear')
-  return trainRemote(String(values.remote), job, {
-    out: values.out as string | undefined,
-    json: values.json === true
-  })
+  return trainRemote(
+    {
+      ...(typeof values.remote === 'string' ? { remote: values.remote } : {}),
+      ...(Array.isArray(values.bootstrap) ? { bootstrap: values.bootstrap as string[] } : {})
+    },
+    job,
+    {
+      out: values.out as string | undefined,
+      json: values.json === true,
+      ...(values['max-tokens'] !== undefined ? { maxTokens: int(values, 'max-tokens', 1) } : {}),
+      pay: values.pay === true,
+      values
+    }
+  )
 }
 
 function int(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
@@ -72,20 +89,25 @@ function num(values: Record<string, unknown>, name: string, fallback?: number): 
   return n
 }
 
-function targetsOf(v: unknown): Projection[] | 'all-linear' {
+// Phi-3's fused modules as PEFT names them; a local run may adapt them by name (a projection
+// name selects the fused module holding it anyway). The remote job schema lists projections only.
+const FUSED_MODULES = ['qkv_proj', 'gate_up_proj'] as const
+
+function targetsOf(v: unknown, local = false): string[] | 'all-linear' {
   if (v === undefined) return ['q_proj', 'v_proj']
   if (v === 'all-linear') return 'all-linear'
+  const allowed: readonly string[] = local ? [...PROJECTIONS, ...FUSED_MODULES] : PROJECTIONS
   const list = String(v)
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
   for (const t of list)
-    if (!(PROJECTIONS as readonly string[]).includes(t))
+    if (!allowed.includes(t))
       throw new UsageError(
-        `--targets: "${t}" is not a projection; allowed: ${PROJECTIONS.join(', ')} or all-linear`
+        `--targets: "${t}" is not a projection; allowed: ${allowed.join(', ')} or all-linear`
       )
   if (list.length === 0) throw new UsageError('--targets is empty')
-  return [...new Set(list)] as Projection[]
+  return [...new Set(list)]
 }
 
 const s = (description: string, valueName: string) => ({ type: 'string' as const, description, valueName })
@@ -93,7 +115,7 @@ const s = (description: string, valueName: string) => ({ type: 'string' as const
 export const trainCommand: Command = {
   name: 'train',
   summary:
-    'fine-tune a LoRA adapter on a local checkpoint (fp32, Llama shape) and save it as a PEFT directory',
+    'fine-tune a LoRA adapter on a local checkpoint (fp32, any served family) and save it as a PEFT directory',
   options: {
     model: s('Hugging Face checkpoint directory', 'DIR'),
     out: s('where to write the PEFT adapter', 'DIR'),
@@ -103,7 +125,10 @@ export const trainCommand: Command = {
     'init-adapter': s('start from this PEFT adapter (its config wins)', 'DIR'),
     rank: s('LoRA rank (default 8)', 'R'),
     alpha: s('LoRA alpha (default 2·rank)', 'A'),
-    targets: s('q_proj,v_proj (default) or all-linear', 'LIST'),
+    targets: s(
+      "q_proj,v_proj (default), other projections, Phi-3's qkv_proj/gate_up_proj, or all-linear",
+      'LIST'
+    ),
     rslora: { type: 'boolean', description: 'scale alpha/√r instead of alpha/r' },
     steps: s('optimizer steps', 'N'),
     lr: s('peak learning rate', 'X'),
@@ -121,6 +146,19 @@ export const trainCommand: Command = {
     'checkpoint-every': s('write OUT/checkpoint-S every N steps', 'N'),
     resume: s('continue from a checkpoint directory (same options)', 'DIR'),
     remote: s('train on this node instead (with --model MODEL_ID --datanet ID[@V])', '/ip4/…/p2p/ID'),
+    bootstrap: {
+      type: 'string',
+      multiple: true,
+      description: 'instead of --remote: find a trainer in the adverts of these peers',
+      valueName: 'ADDR'
+    },
+    'max-tokens': s('remote: the budget, the most trained tokens to pay for', 'N'),
+    'max-price': s('remote: refuse trainers charging more wei per 1k trained tokens', 'WEI'),
+    pay: { type: 'boolean', description: 'remote: pay with vouchers on your escrow (--chain, --key-file)' },
+    chain: chainOptions.chain!,
+    rpc: chainOptions.rpc!,
+    settlement: chainOptions.settlement!,
+    'key-file': chainOptions['key-file']!,
     seed: s('seed of the fresh adapter init, the eval split and the data order', 'S'),
     'dump-grads': s('write the step-0 LoRA gradients (PEFT names)', 'FILE'),
     threads: s('ONNX Runtime intra-op threads', 'N'),
@@ -128,7 +166,7 @@ export const trainCommand: Command = {
     json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
   },
   async run({ values }) {
-    if (typeof values.remote === 'string') return remote(values)
+    if (typeof values.remote === 'string' || Array.isArray(values.bootstrap)) return remote(values)
     const modelDir = requireString(values, 'model')
     const outDir = requireString(values, 'out')
     const sources = (['tokens', 'data', 'datanet'] as const).filter((k) => typeof values[k] === 'string')
@@ -186,7 +224,7 @@ export const trainCommand: Command = {
       lora: {
         rank,
         alpha: num(values, 'alpha', 2 * rank)!,
-        targets: targetsOf(values.targets),
+        targets: targetsOf(values.targets, true),
         rslora: values.rslora === true
       },
       steps,
