@@ -153,14 +153,17 @@ export function buildTrainingGraph(
     if (opts.trainBase) {
       // full-weight training feeds HF-layout weights; permuting their rows in the graph is not built
       if (order)
-        throw new TrainingUnsupportedError(`full-weight training of ${cfg.architecture}'s interleaved ${m.path}`)
+        throw new TrainingUnsupportedError(
+          `full-weight training of ${cfg.architecture}'s interleaved ${m.path}`
+        )
       y = t.matmul(x, weight(`${m.path}.weight`, m.rows, m.cols))
       if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
     } else {
       const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
       y = t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
       // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
-      if (ckpt.info(`${m.path}.bias`)) y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
+      if (ckpt.info(`${m.path}.bias`))
+        y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
     }
     const p = params.get(m.path)
     if (p) {
