@@ -18,6 +18,7 @@ import { requireService } from '../common/service.ts'
 import { cidDigest } from '../crypto/cid.ts'
 import { toHex } from '../crypto/hash.ts'
 import { inferConfigOf } from '../protocols/infer/extension.ts'
+import { ADMIN_FILE } from './admin.ts'
 import type { NodeConfig } from './config/schema.ts'
 import { DEMO_CONTRIBUTORS, DEMO_PROMPT, DEMO_RECORDS, ensureDemoDatanet } from './demo-data.ts'
 import { writeSecretFile } from './identity.ts'
@@ -36,7 +37,9 @@ const DEMO_DEPOSIT = 100n * OPEN
 /** What `--demo` changes under the user's config file, env and flags. */
 export const DEMO_CONFIG_BASE: Record<string, unknown> = {
   chain: { preset: 'local', claimIntervalSec: 60 },
-  pricing: { pricePer1kTokens: DEMO_PRICE }
+  pricing: { pricePer1kTokens: DEMO_PRICE },
+  // the dashboard's ModelFactory page trains on the demo datanet straight after `npm start`
+  training: { offer: true }
 }
 
 export interface DemoPlan {
@@ -231,7 +234,11 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
   const gateway = node.services.gateway?.url
   if (gateway) {
     const dashboard = node.services.gateway?.dashboardUrl
-    if (dashboard) lines.push(`Dashboard:  ${dashboard}`)
+    if (dashboard) {
+      lines.push(`Dashboard:  ${dashboard}`)
+      // the training routes are admin routes: the page asks for this token once
+      lines.push(`ModelFactory: ${dashboard}#/factory (admin token: "token" in ${join(dataDir, ADMIN_FILE)})`)
+    }
     lines.push(`OpenAI API: ${gateway}/v1 (docs: ${gateway}/docs)`)
     if (model) {
       const target = info?.adapter?.cid ?? model

@@ -155,6 +155,13 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   }
   assert.type(completion.choices[0]!.message.content, 'string')
   assert.ok(completion.openlora.receipt)
+  // the demo trains: the banner points at the ModelFactory page, whose data says training is offered
+  const factory =
+    /^ModelFactory: (http:\/\/127\.0\.0\.1:\d+)\/ui\/#\/factory \(admin token: "token" in (.+)\)$/m.exec(b)
+  assert.ok(factory, 'the banner prints the ModelFactory page and where its admin token is')
+  assert.ok(JSON.parse(readFileSync(factory![2]!, 'utf8')).token, 'the named admin file holds the token')
+  const fdata = (await (await fetch(`${factory![1]}/ui/api/factory`)).json()) as { offered: boolean }
+  assert.is(fdata.offered, true, 'the demo node offers training to its ModelFactory page')
   const line = b.split('\n').find((l) => l.includes('npm run openlora -- infer'))
   assert.ok(line, 'the banner prints the infer command')
   const argv = shellSplit(line!.trim())
