@@ -46,6 +46,8 @@ export interface JobOutcome {
   entry?: number
   servedBy?: number
   routed?: boolean
+  /** the connection the job ran on, when the client could tell (the NAT tier's swarm reports it) */
+  connection?: 'direct' | 'relayed'
   latencyMs: number
   tokens?: number
   amountDue?: bigint
@@ -315,6 +317,7 @@ export class JobDriver {
           entry: entry.i,
           servedBy: server.i,
           routed: entry.i !== server.i,
+          ...(r.connection ? { connection: r.connection } : {}),
           latencyMs: performance.now() - t0,
           tokens: r.usage.promptTokens + r.usage.outputTokens,
           amountDue: due,
