@@ -203,6 +203,14 @@ const rows: { title: string; panels: Panel[] }[] = [
           t(by('outcome', rate('openlora_routing_forwards_total')), 'forward {{outcome}}'),
           t(`sum(${rate('openlora_routing_failovers_total')})`, 'failover')
         ]
+      },
+      {
+        title: 'Reachability (1 = how peers reach this node)',
+        targets: [t(`max by (state) (openlora_reachability${sel})`, '{{state}}')]
+      },
+      {
+        title: 'Connections by kind',
+        targets: [t(`sum by (kind) (openlora_connections${sel})`, '{{kind}}')]
       }
     ]
   },

@@ -1,6 +1,8 @@
 // Issue 17: every weight format beside its llama.cpp counterpart on the same weights — fp32/F32,
-// int8/Q8_0, int4/Q4_0 — batch-1 decode speed (interleaved A/B rounds, alternating who goes first)
-// and each engine's error against the fp32 reference on the same prompts.
+// int8/Q8_0, int4/Q4_0 — batch-1 decode and prompt-processing speed (interleaved rounds, rotating
+// who goes first), optionally a long prompt (512 tokens) and, for int8, the same rounds on a graph
+// with block 128 everywhere (the A/B of padded vs fitted blocks), and each engine's error against
+// the fp32 reference on the same prompts.
 //
 // Error: the reference is our fp32 graph (exact to the reference forward pass, golden tests). For
 // each prompt both engines' next-token distributions after the prompt are compared with the
@@ -8,13 +10,14 @@
 // gives p ≥ 1e-4. llama.cpp exposes probabilities, not logits (temperature 1, no top-k/top-p/min-p
 // = the full softmax), hence log-probabilities (logits up to a constant) for both.
 import { existsSync } from 'node:fs'
+import { rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Llama, LlamaContext, Token } from 'node-llama-cpp'
 import { silentLogger } from '../../src/common/log.ts'
 import { exportModelToGguf } from '../../src/runtime/export/gguf-families.ts'
 import type { TensorDtype } from '../../src/runtime/formats/gguf.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
-import type { WeightFormat } from '../../src/runtime/weight-format.ts'
+import { WEIGHT_FORMATS, type WeightFormat } from '../../src/runtime/weight-format.ts'
 import { llamaSingle } from './vs-llamacpp-sides.ts'
 
 export const FORMAT_PAIRS: readonly { ours: WeightFormat; llama: TensorDtype }[] = [
@@ -34,6 +37,18 @@ export interface FormatRun {
   prompt: () => number[]
   eos: Set<number>
   say: (m: string) => void
+  /** which of FORMAT_PAIRS to run; default all */
+  formats?: readonly WeightFormat[]
+  /** errors against our fp32 graph (needs it built and loaded: 5 GB at 1B); default true */
+  reference?: boolean
+  /** also time prompt processing of this many tokens (both engines, interleaved); 0 = not */
+  longPrompt?: number
+  /** the int8 pair also times a graph with block 128 on every Linear (padded where K needs) */
+  int8BlockAB?: boolean
+  /** ORT session config of our models (the spinning policy) */
+  sessionConfig?: Record<string, string>
+  /** a memory-bandwidth sample (GB/s), taken once per round */
+  bandwidth?: () => number | Promise<number>
 }
 
 function logSoftmax(x: ArrayLike<number>): Float64Array {
@@ -88,6 +103,18 @@ async function llamaLogProbs(ctx: LlamaContext, p: number[], vocab: number): Pro
   }
 }
 
+/** Prompt processing alone on our side: one step over the prompt (its logits and nothing after). */
+async function oursPrefill(model: LoadedModel, p: number[]): Promise<number> {
+  const seq = model.allocSequence()
+  try {
+    const t0 = performance.now()
+    await model.step([{ seq, tokens: p, slot: 0 }])
+    return p.length / ((performance.now() - t0) / 1000)
+  } finally {
+    model.freeSequence(seq)
+  }
+}
+
 /** Greedy decode timing on our side: the model's own step loop, as llamaSingle does for llama.cpp. */
 async function oursDecode(model: LoadedModel, p: number[], newTokens: number, eos: Set<number>) {
   const seq = model.allocSequence()
@@ -97,6 +124,7 @@ async function oursDecode(model: LoadedModel, p: number[], newTokens: number, eo
       for (let i = 1; i < x.length; i++) if (x[i]! > x[b]!) b = i
       return b
     }
+    const t0 = performance.now()
     let next = argmax((await model.step([{ seq, tokens: p, slot: 0 }]))[0]!)
     const t1 = performance.now()
     let n = 1
@@ -104,7 +132,10 @@ async function oursDecode(model: LoadedModel, p: number[], newTokens: number, eo
       next = argmax((await model.step([{ seq, tokens: [next], slot: 0 }]))[0]!)
       n++
     }
-    return { decodeTokS: (n - 1) / ((performance.now() - t1) / 1000) }
+    return {
+      promptTokS: p.length / ((t1 - t0) / 1000),
+      decodeTokS: (n - 1) / ((performance.now() - t1) / 1000)
+    }
   } finally {
     model.freeSequence(seq)
   }
@@ -113,72 +144,155 @@ async function oursDecode(model: LoadedModel, p: number[], newTokens: number, eo
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!
 const r3 = (x: number) => Math.round(x * 1000) / 1000
 
+/** Runs `fns` in an order that rotates by round, so none always runs first (on a warmer cache). */
+async function rotated(round: number, fns: (() => Promise<void>)[]): Promise<void> {
+  for (let i = 0; i < fns.length; i++) await fns[(i + round) % fns.length]!()
+}
+
+type Side = { decode: number[]; prompt: number[]; long: number[] }
+const side = (): Side => ({ decode: [], prompt: [], long: [] })
+const stat = (xs: number[]) => (xs.length === 0 ? null : r3(median(xs)))
+type Pair = { ours: number | null; llama: number | null }
+
+/** One format pair's figures (medians of the interleaved rounds; null = not measured). */
+export interface PairResult {
+  llamaCpp: TensorDtype
+  decodeTokS: Pair & { rounds: number }
+  decodeRatio: number | null
+  decodeRatioOfBest: number
+  promptTokS: Pair & { tokens: number }
+  promptRatio: number | null
+  longPromptTokS?: Pair & { tokens: number }
+  longPromptRatio?: number | null
+  int8BlockAB?: {
+    block128DecodeTokS: number | null
+    fittedVs128Decode: number | null
+    fittedVs128Prompt: number | null
+    perRound: number[]
+  }
+  errorVsFp32: { ours: DistError; llama: DistError; prompts: number } | null
+}
+
 export async function runFormatPairs(run: FormatRun) {
   const prompts = Array.from({ length: 4 }, run.prompt)
-  const open = (weightFormat: WeightFormat) =>
+  const longPrompt = () => Array.from({ length: Math.ceil((run.longPrompt ?? 0) / 32) }, run.prompt).flat()
+  const open = (weightFormat: WeightFormat, int8Block?: number) =>
     loadModel(run.modelDir, {
       cacheDir: join(run.cache, 'graphs'),
       weightFormat,
+      ...(int8Block === undefined ? {} : { int8Block }),
       intraOpThreads: run.threads,
       maxBatch: 1,
       maxSeqLen: run.maxSeqLen,
       pool: { targets: [] },
+      ...(run.sessionConfig ? { sessionConfig: run.sessionConfig } : {}),
       log: silentLogger
     })
-  const reference = await open('fp32')
   const refLogP: Float64Array[] = []
-  for (const p of prompts) refLogP.push(await oursLogProbs(reference, p))
-  await reference.dispose()
-  const vocab = refLogP[0]!.length
+  if (run.reference !== false) {
+    const reference = await open('fp32')
+    for (const p of prompts) refLogP.push(await oursLogProbs(reference, p))
+    await reference.dispose()
+  }
+  const vocab = refLogP[0]?.length ?? 0
+  const copyGBps: number[] = []
 
-  const out: Record<string, unknown> = {}
-  for (const pair of FORMAT_PAIRS) {
+  const out: Partial<Record<WeightFormat, PairResult>> = {}
+  for (const pair of FORMAT_PAIRS.filter((f) => (run.formats ?? WEIGHT_FORMATS).includes(f.ours))) {
     const gguf = join(run.cache, `model-${pair.llama.toLowerCase()}.gguf`)
-    if (!existsSync(gguf)) await exportModelToGguf(run.modelDir, gguf, { dtype: pair.llama })
+    if (!existsSync(gguf)) {
+      run.say(`exporting ${gguf}`)
+      // written aside and renamed: an interrupted export must not pass for a finished one
+      await exportModelToGguf(run.modelDir, `${gguf}.tmp`, { dtype: pair.llama })
+      await rename(`${gguf}.tmp`, gguf)
+    }
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
     const ours = await open(pair.ours)
+    const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128) : null
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })
     try {
       const err = { ours: [] as DistError[], llama: [] as DistError[] }
-      for (let i = 0; i < prompts.length; i++) {
+      for (let i = 0; i < refLogP.length; i++) {
         err.ours.push(distributionError(refLogP[i]!, await oursLogProbs(ours, prompts[i]!)))
         err.llama.push(distributionError(refLogP[i]!, await llamaLogProbs(ctx, prompts[i]!, vocab)))
       }
-      // warm-up, then interleaved rounds
+      // warm-up (not measured), then interleaved rounds
       await oursDecode(ours, run.prompt(), run.newTokens, run.eos)
+      if (padded) await oursDecode(padded, run.prompt(), run.newTokens, run.eos)
       await llamaSingle(ctx, run.prompt(), run.eos)
-      const tps = { ours: [] as number[], llama: [] as number[] }
+      // a long prompt's first run grows ORT's arena and llama.cpp's compute buffers: not measured
+      if (run.longPrompt) {
+        await oursPrefill(ours, longPrompt())
+        await llamaSingle(ctx, longPrompt(), run.eos, 1)
+      }
+      const S = { ours: side(), llama: side(), padded: side() }
       for (let r = 0; r < run.rounds; r++) {
         const p = run.prompt()
-        const a = async () =>
-          void tps.ours.push((await oursDecode(ours, p, run.newTokens, run.eos)).decodeTokS)
-        const b = async () => void tps.llama.push((await llamaSingle(ctx, p, run.eos)).decodeTokS)
-        if (r % 2 === 0) {
-          await a()
-          await b()
-        } else {
-          await b()
-          await a()
+        const oursRound = (m: LoadedModel, into: Side) => async () => {
+          const x = await oursDecode(m, p, run.newTokens, run.eos)
+          into.decode.push(x.decodeTokS)
+          into.prompt.push(x.promptTokS)
         }
+        await rotated(r, [
+          oursRound(ours, S.ours),
+          async () => {
+            const x = await llamaSingle(ctx, p, run.eos)
+            S.llama.decode.push(x.decodeTokS)
+            S.llama.prompt.push(x.promptTokS)
+          },
+          ...(padded ? [oursRound(padded, S.padded)] : [])
+        ])
+        if (run.longPrompt) {
+          const lp = longPrompt()
+          await rotated(r, [
+            async () => void S.ours.long.push(await oursPrefill(ours, lp)),
+            async () => void S.llama.long.push((await llamaSingle(ctx, lp, run.eos, 1)).promptTokS)
+          ])
+        }
+        if (run.bandwidth) copyGBps.push(await run.bandwidth())
       }
       const mean = (xs: DistError[]) => ({
         // KL of int8 is ~1e-5: three significant digits, not three decimals
         kl: Number((xs.reduce((s, x) => s + x.kl, 0) / xs.length).toPrecision(3)),
         maxAbsLogP: r3(Math.max(...xs.map((x) => x.maxAbsLogP)))
       })
+      const ratio = (a: number[], b: number[]) => (a.length === 0 ? null : r3(median(a) / median(b)))
       out[pair.ours] = {
         llamaCpp: pair.llama,
-        decodeTokS: { ours: r3(median(tps.ours)), llama: r3(median(tps.llama)), rounds: run.rounds },
-        decodeRatio: r3(median(tps.ours) / median(tps.llama)),
-        decodeRatioOfBest: r3(Math.max(...tps.ours) / Math.max(...tps.llama)),
-        errorVsFp32: { ours: mean(err.ours), llama: mean(err.llama), prompts: prompts.length }
+        decodeTokS: { ours: stat(S.ours.decode), llama: stat(S.llama.decode), rounds: run.rounds },
+        decodeRatio: ratio(S.ours.decode, S.llama.decode),
+        decodeRatioOfBest: r3(Math.max(...S.ours.decode) / Math.max(...S.llama.decode)),
+        promptTokS: { ours: stat(S.ours.prompt), llama: stat(S.llama.prompt), tokens: prompts[0]!.length },
+        promptRatio: ratio(S.ours.prompt, S.llama.prompt),
+        ...(run.longPrompt
+          ? {
+              longPromptTokS: { ours: stat(S.ours.long), llama: stat(S.llama.long), tokens: run.longPrompt },
+              longPromptRatio: ratio(S.ours.long, S.llama.long)
+            }
+          : {}),
+        ...(padded
+          ? {
+              // int8 blocks fitted to K (the default) ÷ block 128 everywhere, same rounds
+              int8BlockAB: {
+                block128DecodeTokS: stat(S.padded.decode),
+                fittedVs128Decode: ratio(S.ours.decode, S.padded.decode),
+                fittedVs128Prompt: ratio(S.ours.prompt, S.padded.prompt),
+                perRound: S.ours.decode.map((x, i) => r3(x / S.padded.decode[i]!))
+              }
+            }
+          : {}),
+        errorVsFp32:
+          refLogP.length === 0
+            ? null
+            : { ours: mean(err.ours), llama: mean(err.llama), prompts: prompts.length }
       }
     } finally {
       await ctx.dispose()
       await lm.dispose()
       await ours.dispose()
+      await padded?.dispose()
     }
   }
-  return out
+  return { pairs: out, copyGBps }
 }

@@ -70,7 +70,8 @@ async function llamaGenerate(
   seq: ReturnType<LlamaContext['getSequence']>,
   p: number[],
   eos: Set<number>,
-  onFirst?: () => void
+  onFirst?: () => void,
+  maxNew = sides.newTokens
 ): Promise<number> {
   await seq.clearHistory()
   const it = seq.evaluate(p as Token[], { temperature: 0 })
@@ -81,7 +82,7 @@ async function llamaGenerate(
       if (r.done) break
       n++
       if (n === 1) onFirst?.()
-      if (n >= sides.newTokens || eos.has(r.value)) break
+      if (n >= maxNew || eos.has(r.value)) break
     }
   } finally {
     await it.return()
@@ -89,16 +90,29 @@ async function llamaGenerate(
   return n
 }
 
-export async function llamaSingle(ctx: LlamaContext, p: number[], eos: Set<number>): Promise<Single> {
+/** One request; `maxNew` 1 times prompt processing alone (decodeTokS is then 0). */
+export async function llamaSingle(
+  ctx: LlamaContext,
+  p: number[],
+  eos: Set<number>,
+  maxNew = sides.newTokens
+): Promise<Single> {
   const seq = ctx.getSequence()
   try {
     const t0 = performance.now()
     let t1 = t0
-    const n = await llamaGenerate(seq, p, eos, () => {
-      t1 = performance.now()
-    })
+    const n = await llamaGenerate(
+      seq,
+      p,
+      eos,
+      () => {
+        t1 = performance.now()
+      },
+      maxNew
+    )
     const t2 = performance.now()
-    return { promptTokS: p.length / ((t1 - t0) / 1000), decodeTokS: (n - 1) / ((t2 - t1) / 1000) }
+    const decodeTokS = n > 1 ? (n - 1) / ((t2 - t1) / 1000) : 0
+    return { promptTokS: p.length / ((t1 - t0) / 1000), decodeTokS }
   } finally {
     seq.dispose()
   }
@@ -137,4 +151,52 @@ export function copyBandwidth(): number {
     best = Math.max(best, (2 * n) / ((performance.now() - t0) / 1000))
   }
   return best
+}
+
+// each worker copies its own pair of buffers when told, and answers with the milliseconds it took
+const COPY_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const a = Buffer.alloc(workerData.bytes, 1)
+const b = Buffer.alloc(workerData.bytes)
+parentPort.on('message', (m) => {
+  if (m === 'stop') return parentPort.close()
+  const t0 = performance.now()
+  a.copy(b)
+  parentPort.postMessage(performance.now() - t0)
+})
+parentPort.postMessage(0)
+`
+
+/**
+ * Copy bandwidth of `threads` threads copying at once (as many as decode runs on), bytes read +
+ * written per second over all of them, best of 3. On the 2-core machine 1 and 2 threads both
+ * copied ~19–22 GB/s; a read-only stream goes faster (ENVIRONMENT.md: 2-thread read ~48 or
+ * ~75 GB/s), so a bound from a copy is low and a fraction of it flatters the engine: llama.cpp's
+ * 2-thread Q4_0 decode read 1.01× this bound.
+ */
+export async function copyBandwidthThreads(threads: number, bytesEach = 128 * 1024 * 1024): Promise<number> {
+  const { Worker } = await import('node:worker_threads')
+  const workers = Array.from(
+    { length: threads },
+    () => new Worker(COPY_WORKER, { eval: true, workerData: { bytes: bytesEach } })
+  )
+  const next = (w: InstanceType<typeof Worker>) =>
+    new Promise<number>((resolve, reject) => {
+      w.once('message', resolve)
+      w.once('error', reject)
+    })
+  try {
+    await Promise.all(workers.map(next)) // buffers allocated and touched
+    let best = 0
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now()
+      const done = workers.map(next)
+      for (const w of workers) w.postMessage('go')
+      await Promise.all(done)
+      best = Math.max(best, (2 * bytesEach * threads) / ((performance.now() - t0) / 1000))
+    }
+    return best
+  } finally {
+    for (const w of workers) await w.terminate()
+  }
 }

@@ -3,7 +3,8 @@
 // interleaved A/B/A/B round by round so both see the same machine state.
 //
 //   npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N]
-//                                [--new-tokens N] [--family F]
+//                                [--new-tokens N] [--family F] [--shape 135m|1b|all]
+//                                [--long-prompt N] [--spinning off|in-run|always]
 //
 // --family F (qwen3, gemma, gemma3_text, phi3, falcon, bloom, glm4, …; default llama) runs the
 // same scenarios on bench:runtime's SmolLM2-135M-shaped checkpoint of that family (random
@@ -17,6 +18,10 @@
 //   mixed8   8 concurrent requests on 8 different adapters. llama.cpp applies adapters per context,
 //            so its best honest option is one context per adapter (8 contexts, 1 sequence each),
 //            all 8 requests in flight at once; each decode step is then a batch of 1 per adapter.
+// Format pairs (vs-llamacpp-formats.ts): fp32/F32, int8/Q8_0, int4/Q4_0 on graphs without LoRA,
+// batch-1 decode, prompt processing of 32 and --long-prompt (512) tokens, each engine's error vs
+// fp32, and int8 with fitted blocks vs block 128 everywhere. --shape 1b|all adds the
+// Llama-3.2-1B-shaped pairs (vs-llamacpp-1b.ts; int8/int4 only, ~10 GB of fixtures built once).
 // `npm run bench:vs-llamacpp` sets UV_THREADPOOL_SIZE=1 (node-llama-cpp's decode was ~40% slower
 // and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.
 import { existsSync } from 'node:fs'
@@ -35,10 +40,12 @@ import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import { loadModel } from '../../src/runtime/model/index.ts'
 import { sample } from '../../src/runtime/sampling.ts'
-import type { WeightFormat } from '../../src/runtime/weight-format.ts'
+import { SPIN_POLICIES, type SpinPolicy, spinningSessionConfig } from '../../src/runtime/spinning.ts'
 import { benchArgs } from './args.ts'
 import { BENCH_FAMILIES, ensureModel, familyTargets } from './runtime-fixtures.ts'
-import { runFormatPairs } from './vs-llamacpp-formats.ts'
+import { run1b } from './vs-llamacpp-1b.ts'
+import { type PairResult, runFormatPairs } from './vs-llamacpp-formats.ts'
+import { issue17Goals } from './vs-llamacpp-goals.ts'
 import {
   copyBandwidth,
   llamaMany,
@@ -51,7 +58,7 @@ import {
 } from './vs-llamacpp-sides.ts'
 
 const args = benchArgs(
-  'npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N] [--new-tokens N] [--family F]',
+  'npm run bench:vs-llamacpp -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--rounds N] [--new-tokens N] [--family F] [--shape 135m|1b|all] [--long-prompt N] [--spinning off|in-run|always]',
   {
     family: { type: 'string', default: 'llama' },
     quick: { type: 'boolean', default: false },
@@ -60,7 +67,13 @@ const args = benchArgs(
     threads: { type: 'string', default: '2' },
     rounds: { type: 'string' },
     // fewer new tokens: a smoke test of the whole run on a busy machine (not the issue's figure)
-    'new-tokens': { type: 'string', default: '64' }
+    'new-tokens': { type: 'string', default: '64' },
+    // 135m (default, ~1 min quick), 1b (the Llama-3.2-1B shape's int8/int4 pairs only), all
+    shape: { type: 'string', default: '135m' },
+    // tokens of the long prompt-processing case (0 = leave it out)
+    'long-prompt': { type: 'string', default: '512' },
+    // our sessions' spinning policy (infer.threadSpinning); off is the node's default
+    spinning: { type: 'string', default: 'off' }
   }
 )
 const QUICK = args.quick === true
@@ -69,6 +82,17 @@ if (!BENCH_FAMILIES.includes(FAMILY)) {
   process.stderr.write(`--family: "${FAMILY}" is not one of ${BENCH_FAMILIES.join(', ')}\n`)
   process.exit(2)
 }
+const SHAPE = args.shape!
+if (!['135m', '1b', 'all'].includes(SHAPE)) {
+  process.stderr.write(`--shape: "${SHAPE}" is not one of 135m, 1b, all\n`)
+  process.exit(2)
+}
+const SPIN = args.spinning as SpinPolicy
+if (!SPIN_POLICIES.includes(SPIN)) {
+  process.stderr.write(`--spinning: "${SPIN}" is not one of ${SPIN_POLICIES.join(', ')}\n`)
+  process.exit(2)
+}
+const SESSION_CONFIG = spinningSessionConfig(SPIN)
 const CACHE =
   args['cache-dir'] ??
   join(
@@ -81,6 +105,11 @@ const CFG = {
   weights: 'F32',
   threads: Number(args.threads),
   promptTokens: 32,
+  longPromptTokens: Number(args['long-prompt']),
+  shape: SHAPE,
+  shape1b:
+    SHAPE === '135m' ? null : 'Llama-3.2-1B config, random weights, int8/int4 vs Q8_0/Q4_0 (no fp32: 5 GB)',
+  spinning: SPIN,
   newTokens: Number(args['new-tokens']),
   concurrency: 8,
   adapters: 8,
@@ -96,6 +125,8 @@ const CFG = {
   }
 }
 sides.newTokens = CFG.newTokens
+// the 1B checkpoint, its graphs and GGUF exports (~10 GB): apart from the 135M cache
+const CACHE_1B = join(args['cache-dir'] ?? tmpdir(), 'openlora-bench-vs-llamacpp-1b-v1')
 const say = (m: string) => process.stderr.write(`[bench:vs-llamacpp] ${m}\n`)
 const FAMILY_FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'families')
 
@@ -156,9 +187,8 @@ async function ensureFixtures(): Promise<Fixtures> {
 
 // ---- run ----------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  const started = performance.now()
-  const loadAtStart = loadavg()[0]
+/** The SmolLM2-135M-shaped scenarios (engine, adapters) and format pairs; what `results` held before --shape. */
+async function run135m(llama: Llama) {
   const fx = await ensureFixtures()
   const threads = CFG.threads
 
@@ -168,6 +198,7 @@ async function main(): Promise<void> {
     intraOpThreads: threads,
     maxBatch: CFG.concurrency,
     maxSeqLen: CFG.maxSeqLen,
+    sessionConfig: SESSION_CONFIG,
     // a fused query_key_value adapts k too: the pool holds every projection the modules feed
     pool: {
       slots: CFG.adapters + 1,
@@ -195,7 +226,6 @@ async function main(): Promise<void> {
 
   say('loading llama.cpp: F32 and F16 models, a 1-sequence context, an 8-sequence context with')
   say('one adapter, and 8 one-sequence contexts with one adapter each')
-  const llama: Llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
   const lm32: LlamaModel = await llama.loadModel({ modelPath: fx.gguf.f32 })
   const lm16: LlamaModel = await llama.loadModel({ modelPath: fx.gguf.f16 })
   const ctxOpts = { contextSize: CFG.maxSeqLen, threads }
@@ -285,26 +315,22 @@ async function main(): Promise<void> {
   await lm16.dispose()
   // every weight format beside its llama.cpp counterpart (vs-llamacpp-formats.ts), one at a time
   // so only one pair of models is resident
-  const formats = (await runFormatPairs({
+  const { pairs: formats } = await runFormatPairs({
     modelDir: fx.modelDir,
     cache: CACHE,
     llama,
     threads,
     rounds: CFG.rounds,
-    maxSeqLen: CFG.maxSeqLen,
+    // room for the long prompt and its first token, same for both engines
+    maxSeqLen: Math.max(CFG.maxSeqLen, CFG.longPromptTokens + 64),
     newTokens: CFG.newTokens,
     prompt,
     eos,
-    say
-  })) as Record<
-    WeightFormat,
-    {
-      decodeRatio: number
-      decodeTokS: { ours: number; llama: number }
-      errorVsFp32: { ours: { kl: number; maxAbsLogP: number }; llama: { kl: number; maxAbsLogP: number } }
-    }
-  >
-  await llama.dispose()
+    say,
+    longPrompt: CFG.longPromptTokens,
+    int8BlockAB: true,
+    sessionConfig: SESSION_CONFIG
+  })
 
   const med = (xs: number[]) => r2(pct(xs, 50))
   const stat = (xs: number[]) => ({
@@ -365,50 +391,37 @@ async function main(): Promise<void> {
       oursDecodeFractionOfF32Bound: r2(pct(S.ours.decode, 50) / bound(4)),
       llamaDecodeFractionOfF32Bound: r2(pct(S.llama.decode, 50) / bound(4))
     },
-    formats,
+    formats
+  }
+  return results
+}
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  const loadAtStart = loadavg()[0]
+  const llama: Llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error })
+  const small = SHAPE === '1b' ? null : await run135m(llama)
+  const big =
+    SHAPE === '135m'
+      ? null
+      : await run1b({
+          cache: CACHE_1B,
+          llama,
+          threads: CFG.threads,
+          rounds: CFG.rounds,
+          newTokens: CFG.newTokens,
+          longPrompt: CFG.longPromptTokens,
+          prompt,
+          sessionConfig: SESSION_CONFIG,
+          say
+        })
+  await llama.dispose()
+  const results = {
+    ...(small ?? {}),
+    ...(big ? { shape1b: big } : {}),
     wallSeconds: r2((performance.now() - started) / 1000)
   }
-  const g = (name: string, value: number, target: number) => ({
-    name,
-    value,
-    target: `>= ${target.toFixed(1)}`,
-    met: value >= target
-  })
-  // a goal of issue 17 this run does not measure: listed, never met (BENCHMARKS.md)
-  const unmeasured = (name: string, target: string, why: string) => ({
-    name,
-    value: null,
-    target,
-    met: false,
-    why
-  })
-  const int4Err = formats.int4.errorVsFp32
-  const goals = [
-    // issue 17: batch-1 decode per format pair (medians of interleaved rounds), 135M shape
-    g('decode_batch1_fp32_vs_F32_135m', formats.fp32.decodeRatio, 1.1),
-    g('decode_batch1_int8_vs_Q8_0_135m', formats.int8.decodeRatio, 1.1),
-    g('decode_batch1_int4_vs_Q4_0_135m', formats.int4.decodeRatio, 1.1),
-    unmeasured('decode_batch1_int8_vs_Q8_0_1b', '>= 1.1', 'the 1B shape is not in this bench yet'),
-    unmeasured('decode_batch1_int4_vs_Q4_0_1b', '>= 1.1', 'the 1B shape is not in this bench yet'),
-    // issue 17 states its goals as medians of interleaved rounds (ratios.ofBest stays reported)
-    g('prompt_processing_32_ratio', results.ratios.prompt, 2),
-    unmeasured('prompt_processing_512_ratio', '>= 2.0', 'prompts are 32 tokens in this bench'),
-    g('distinct_adapters_8seq_ratio', results.ratios.distinctAdapters8, 5),
-    unmeasured(
-      'decode_int4_1b_fraction_of_bandwidth_bound',
-      '>= 0.6',
-      'the 1B shape is not in this bench yet'
-    ),
-    // issue 17: int4's error vs fp32 at most llama.cpp Q4_0's on the same weights and prompts
-    {
-      name: 'int4_error_vs_fp32_le_Q4_0',
-      value: r2(int4Err.ours.kl / int4Err.llama.kl),
-      target: '<= 1.0 (KL ours ÷ KL llama.cpp Q4_0)',
-      met: int4Err.ours.kl <= int4Err.llama.kl
-    },
-    // issue 9's, kept: one adapter on 8 sequences
-    g('one_adapter_8seq_ratio', results.ratios.oneAdapter8, 1)
-  ]
+  const goals = issue17Goals(small, big)
   const out = {
     bench: 'vs-llamacpp',
     machine: {
@@ -438,12 +451,14 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(out) + '\n')
     return
   }
+  // human output: the 135M scenario table, each format pair of each shape, the goals
   type Stat = { p50: number; max: number }
   const row = (name: string, a: Stat, b: Stat, r: number, rb: number) =>
     `${name.padEnd(20)} ${`${a.p50} / ${a.max}`.padStart(15)} ${`${b.p50} / ${b.max}`.padStart(15)} ${`${r} / ${rb}`.padStart(12)}`
-  const R = results
-  process.stdout.write(
-    [
+  const lines: string[] = []
+  if (small) {
+    const R = small
+    lines.push(
       `${'tok/s median / best'.padEnd(20)} ${'ours'.padStart(15)} ${'llama.cpp'.padStart(15)} ${'ratio'.padStart(12)}`,
       row(
         'prompt (32 tokens)',
@@ -473,20 +488,33 @@ async function main(): Promise<void> {
         R.ratios.distinctAdapters8,
         R.ratios.ofBest.distinctAdapters8
       ),
-      `llama.cpp F16: prompt ${results.llamaCppF16.promptTokensPerSec.p50}, decode ${results.llamaCppF16.decodeTokensPerSec.p50} tok/s`,
-      `bandwidth ${results.bandwidth.copyGBps.p50} GB/s copy → decode bound f32 ${results.bandwidth.boundDecodeTokensPerSec.f32}, f16 ${results.bandwidth.boundDecodeTokensPerSec.f16}, int8 ${results.bandwidth.boundDecodeTokensPerSec.int8} tok/s`,
-      ...Object.entries(results.formats).map(
-        ([f, r]) =>
-          `${f.padEnd(5)} decode ${r.decodeTokS.ours} vs ${r.decodeTokS.llama} tok/s = ${r.decodeRatio}×; KL vs fp32 ours ${r.errorVsFp32.ours.kl}, llama.cpp ${r.errorVsFp32.llama.kl}`
-      ),
-      ...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`),
-      ...(out.machine.busy
-        ? [
-            `WARNING: load average ${out.machine.loadAvg1m.start} → ${out.machine.loadAvg1m.end} on ${availableParallelism()} cores: ratios are not trustworthy`
-          ]
-        : [])
-    ].join('\n') + '\n'
-  )
+      `llama.cpp F16: prompt ${R.llamaCppF16.promptTokensPerSec.p50}, decode ${R.llamaCppF16.decodeTokensPerSec.p50} tok/s`,
+      `bandwidth ${R.bandwidth.copyGBps.p50} GB/s copy → decode bound f32 ${R.bandwidth.boundDecodeTokensPerSec.f32}, f16 ${R.bandwidth.boundDecodeTokensPerSec.f16}, int8 ${R.bandwidth.boundDecodeTokensPerSec.int8} tok/s`
+    )
+  }
+  const pairLines = (shape: string, pairs: Partial<Record<string, PairResult>>) =>
+    Object.entries(pairs).map(
+      ([f, r]) =>
+        `${shape} ${f.padEnd(5)} decode ${r!.decodeTokS.ours} vs ${r!.decodeTokS.llama} tok/s = ${r!.decodeRatio}×; prompt ${r!.promptTokS.tokens} ${r!.promptRatio}×` +
+        (r!.longPromptTokS ? `, ${r!.longPromptTokS.tokens} ${r!.longPromptRatio}×` : '') +
+        (r!.int8BlockAB ? `; int8 fitted ÷ block 128 decode ${r!.int8BlockAB.fittedVs128Decode}` : '') +
+        (r!.errorVsFp32
+          ? `; KL vs fp32 ours ${r!.errorVsFp32.ours.kl}, llama.cpp ${r!.errorVsFp32.llama.kl}`
+          : '')
+    )
+  if (small) lines.push(...pairLines('135m', small.formats))
+  if (big) {
+    lines.push(...pairLines('1b  ', big.formats))
+    lines.push(
+      `1b bandwidth ${big.bandwidth.copyGBps} GB/s copy; decode ÷ bound: int4 ${big.bandwidth.decodeFractionOfBound.int4}, Q4_0 ${big.bandwidth.decodeFractionOfBound.Q4_0}, int8 ${big.bandwidth.decodeFractionOfBound.int8}, Q8_0 ${big.bandwidth.decodeFractionOfBound.Q8_0}`
+    )
+  }
+  lines.push(...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`))
+  if (out.machine.busy)
+    lines.push(
+      `WARNING: load average ${out.machine.loadAvg1m.start} → ${out.machine.loadAvg1m.end} on ${availableParallelism()} cores: ratios are not trustworthy`
+    )
+  process.stdout.write(lines.join('\n') + '\n')
 }
 
 main().catch((err) => {

@@ -28,6 +28,8 @@ export interface LocalChainOptions {
   mintPerAccount?: bigint
   withdrawalDelaySec?: number
   chainId?: number
+  /** address anvil listens on; default 127.0.0.1 (the NAT tier gives one its namespaces reach) */
+  host?: string
   /** path of the anvil binary; default node_modules/.bin/anvil */
   anvilPath?: string
   startTimeoutMs?: number
@@ -99,7 +101,16 @@ export async function startLocalChain(opts: LocalChainOptions = {}): Promise<Loc
   const bin = opts.anvilPath ?? anvilBinary()
   const proc = spawn(
     bin,
-    ['--host', '127.0.0.1', '--port', '0', '--accounts', String(nAccounts), '--chain-id', String(chainId)],
+    [
+      '--host',
+      opts.host ?? '127.0.0.1',
+      '--port',
+      '0',
+      '--accounts',
+      String(nAccounts),
+      '--chain-id',
+      String(chainId)
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] }
   )
   const exited = new Promise<void>((r) => proc.once('exit', () => r()))
@@ -116,7 +127,7 @@ export async function startLocalChain(opts: LocalChainOptions = {}): Promise<Loc
     // anvil keeps logging every request; drain so its pipe never fills and blocks it
     proc.stdout?.resume()
     proc.stderr?.resume()
-    const rpcUrl = `http://127.0.0.1:${port}`
+    const rpcUrl = `http://${opts.host ?? '127.0.0.1'}:${port}`
     const chain = chainFor(chainId, rpcUrl)
     const transport = http(rpcUrl)
     const accounts = keys.map((k) => privateKeyToAccount(k))

@@ -95,6 +95,10 @@ export const ERROR_CODES = {
   ),
   TRAINING_NOT_OFFERED: code('BAD_REQUEST', 'the peer does not offer training jobs (/openlora/train/1.0.0)'),
   TRAINING_FAILED: code('INTERNAL', 'a remote training job failed or its result did not verify'),
+  ADAPTER_REGISTRATION_REFUSED: code(
+    'BAD_REQUEST',
+    'a trained adapter cannot be registered: its record fails, or a datanet it names is not on-chain'
+  ),
   ADAPTER_INVALID: code('ADAPTER_NOT_FOUND', 'a PEFT adapter is malformed or uses an unsupported feature'),
   ADAPTER_BASE_MISMATCH: code('ADAPTER_NOT_FOUND', "the adapter's shapes do not fit the base model"),
   ADAPTER_RANK_TOO_LARGE: code('ADAPTER_NOT_FOUND', "the adapter's rank exceeds the slot pool's"),

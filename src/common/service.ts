@@ -57,8 +57,17 @@ export interface NodeIdentity {
 }
 
 export type AdminHandler = (query: URLSearchParams) => unknown | Promise<unknown>
+/** What a long action may tell its caller while it runs (src/node/admin.ts streams it). */
+export interface AdminActionContext {
+  /**
+   * One progress event (a small JSON object, e.g. bytes received of a total). A caller that
+   * asked for a stream gets it as an NDJSON line (at most ~10 a second; the latest is always
+   * sent before the answer); for any other caller it is dropped.
+   */
+  progress(event: Record<string, unknown>): void
+}
 /** Runs a command; its OpenLoraErrors (bad input: a code and a message) answer 400, others 500. */
-export type AdminAction = (body: unknown) => unknown | Promise<unknown>
+export type AdminAction = (body: unknown, ctx: AdminActionContext) => unknown | Promise<unknown>
 
 /** The node's local admin endpoint, as services see it: they add routes and actions. */
 export interface AdminRoutes {

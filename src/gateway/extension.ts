@@ -96,7 +96,20 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
       }
     },
     aliases: await aliasStore(components),
-    ...(services.training?.provider ? { training: new TrainingJobs(services.training.provider) } : {}),
+    ...(services.training?.provider
+      ? {
+          training: new TrainingJobs(services.training.provider, {
+            // the chain service's client exists once it started (it may start after the gateway)
+            chain: () => {
+              try {
+                return services.chain?.client
+              } catch {
+                return undefined
+              }
+            }
+          })
+        }
+      : {}),
     keySpend: keySpendStore(components),
     peers: components.peerTable,
     ...(cfg.dashboard ? { ui: new NodeView(components) } : {}),

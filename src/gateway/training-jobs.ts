@@ -1,10 +1,18 @@
 // Training jobs started over the gateway (what a ModelFactory dashboard page drives): a queue that
 // runs one job at a time through the node's TrainingProvider (the same one /openlora/train uses)
 // and keeps each job's state, loss curve, and result (CID + signed record) for polling. The last
-// MAX_KEPT jobs are kept; older finished ones are forgotten.
+// MAX_KEPT jobs are kept; older finished ones are forgotten. A finished job's adapter can be
+// registered on-chain by the node's operator account (registration.ts checks the record first).
 import { randomUUID } from 'node:crypto'
+import type { ChainClient } from '../chain/client.ts'
+import {
+  type AdapterRegistration,
+  AdapterRegistrationError,
+  registerTrainedAdapter
+} from '../protocols/training/registration.ts'
 import type { TrainingProvider, TrainJobRequest } from '../protocols/training/train-protocol.ts'
 import type { SignedTrainingRecord } from '../runtime/training/record.ts'
+import { GatewayError } from './errors.ts'
 
 export const MAX_KEPT = 100
 /** Queued jobs beyond this are refused: each one holds the trainer for minutes. */
@@ -24,6 +32,8 @@ export interface TrainingJob {
   cid: string | null
   record: SignedTrainingRecord | null
   error: string | null
+  /** set once the adapter is registered on-chain from here */
+  registration: AdapterRegistration | null
 }
 
 export class TrainingJobs {
@@ -31,9 +41,13 @@ export class TrainingJobs {
   readonly #jobs = new Map<string, TrainingJob>()
   #chain: Promise<void> = Promise.resolve()
   readonly #abort = new AbortController()
+  readonly #chainClient: () => ChainClient | undefined
+  readonly #registering = new Set<string>()
 
-  constructor(provider: TrainingProvider) {
+  /** `chain`: the node's chain client (operator account) once its chain service runs; none: no chain */
+  constructor(provider: TrainingProvider, opts: { chain?: () => ChainClient | undefined } = {}) {
     this.#provider = provider
+    this.#chainClient = opts.chain ?? (() => undefined)
   }
 
   /** Queues a job; undefined when the queue is full. */
@@ -50,7 +64,8 @@ export class TrainingJobs {
       finishedAt: null,
       cid: null,
       record: null,
-      error: null
+      error: null,
+      registration: null
     }
     this.#jobs.set(job.id, job)
     this.#forgetOld()
@@ -76,6 +91,60 @@ export class TrainingJobs {
       job.state = 'failed'
     } finally {
       job.finishedAt = Date.now()
+    }
+  }
+
+  /**
+   * Registers a done job's adapter on-chain with the datanets of its record; undefined for an
+   * unknown job. Errors are the gateway's: what is wrong and what to do.
+   */
+  async register(id: string, feePer1kTokens: bigint): Promise<TrainingJob | undefined> {
+    const job = this.#jobs.get(id)
+    if (!job) return undefined
+    if (job.registration) return job
+    if (job.state !== 'done' || !job.cid || !job.record)
+      throw new GatewayError(
+        409,
+        'invalid_request_error',
+        `training job ${id} is ${job.state}; register it once it is done`,
+        {
+          code: 'training_job_not_done'
+        }
+      )
+    const client = this.#chainClient()
+    if (!client)
+      throw new GatewayError(
+        400,
+        'invalid_request_error',
+        'this node has no chain configured, so it cannot register adapters on-chain. Start it with a chain (chain.preset local or testnet; `openlora start --demo` runs a local one), or register later with `openlora adapter register DIR`.',
+        { code: 'chain_not_configured' }
+      )
+    if (this.#registering.has(id))
+      throw new GatewayError(409, 'invalid_request_error', `training job ${id} is being registered`, {
+        code: 'registration_in_progress'
+      })
+    this.#registering.add(id)
+    try {
+      job.registration = await registerTrainedAdapter(client, {
+        cid: job.cid,
+        record: job.record,
+        feePer1kTokens
+      })
+      return job
+    } catch (err) {
+      if (err instanceof AdapterRegistrationError)
+        throw new GatewayError(400, 'invalid_request_error', err.message, { code: 'registration_refused' })
+      throw new GatewayError(
+        502,
+        'server_error',
+        `the chain refused or failed the registration: ${(err as Error).message.split('\n')[0]}`,
+        {
+          code: 'chain_call_failed',
+          cause: err
+        }
+      )
+    } finally {
+      this.#registering.delete(id)
     }
   }
 

@@ -66,6 +66,8 @@ export class NodeMetrics {
   readonly adapterFetchBytes: Counter
   // ── network ──
   readonly peersConnected: Gauge
+  readonly connections: Gauge<'kind'>
+  readonly reachability: Gauge<'state'>
   readonly peerTableSize: Gauge
   readonly advertsReceived: Counter
   readonly advertsAccepted: Counter
@@ -182,6 +184,16 @@ export class NodeMetrics {
     )
     this.adapterFetchBytes = counter('adapter_fetch_bytes_total', 'bytes of adapter files fetched from peers')
     this.peersConnected = gauge('peers_connected', 'libp2p peers with an open connection')
+    this.connections = gauge(
+      'connections',
+      'open libp2p connections by kind (direct, or relayed through a circuit relay: limited)',
+      ['kind']
+    )
+    this.reachability = gauge(
+      'reachability',
+      '1 for how peers reach this node now (public: a confirmed public address; relayed: only through relay reservations; local: neither), 0 for the others',
+      ['state']
+    )
     this.peerTableSize = gauge('peer_table_size', 'peers with a live advert in the PeerTable')
     this.advertsReceived = counter(
       'adverts_received_total',

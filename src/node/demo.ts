@@ -1,11 +1,13 @@
 // `npm start` (= `openlora start --demo`): a node that works on a fresh clone with nothing
-// configured. When no model is configured it generates a DEMO base model (the tiny preset with
-// random weights: its output is gibberish, and every output says so) and a demo adapter, imports
-// the adapter, and gives it a demo datanet built from a small built-in text (plus the demo
-// model's own answer to the demo prompt, so the suggested job quotes the datanet and its
-// contributor is paid). On the local chain it registers both on-chain and funds a demo client.
-// A second start finds all of it in the data dir and only re-registers on the fresh chain.
-import { existsSync, writeFileSync } from 'node:fs'
+// configured. When no model is configured it serves the DEMO base model (3.7M parameters,
+// pre-trained here on the King James Version with the project's own training graph) and the demo
+// adapter (trained with `openlora train` on the demo datanet), both committed under assets/demo/
+// and made by scripts/make-demo-model.ts (docs/DEMO-MODEL.md). It gives the adapter the demo
+// datanet (six KJV passages from three contributors, src/node/demo-data.ts), so the suggested
+// job echoes a passage and its contributor is credited and paid. On the local chain it registers
+// both on-chain and funds a demo client. A second start finds all of it in the data dir and only
+// re-registers on the fresh chain.
+import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Address, type Hex, zeroAddress } from 'viem'
 import { ChainClient } from '../chain/client.ts'
@@ -16,14 +18,17 @@ import { requireService } from '../common/service.ts'
 import { cidDigest } from '../crypto/cid.ts'
 import { toHex } from '../crypto/hash.ts'
 import { inferConfigOf } from '../protocols/infer/extension.ts'
+import { ADMIN_FILE } from './admin.ts'
 import type { NodeConfig } from './config/schema.ts'
+import { DEMO_CONTRIBUTORS, DEMO_PROMPT, DEMO_RECORDS, ensureDemoDatanet } from './demo-data.ts'
 import { writeSecretFile } from './identity.ts'
 import type { OpenLoraNode } from './node.ts'
 
-export const DEMO_MODEL_ID = 'demo-tiny (random weights)'
-export const DEMO_PROMPT = 'Tell me about the lighthouse keeper.'
-/** the CLI's default --max-tokens, so the suggested job repeats the answer the datanet quotes */
-const DEMO_MAX_TOKENS = 64
+export { DEMO_PROMPT }
+/** the committed demo model's `_name_or_path` (assets/demo/model/config.json) */
+export const DEMO_MODEL_ID = 'openlora-demo/kjv-base'
+/** the committed model and adapter, made by scripts/make-demo-model.ts */
+const DEMO_ASSETS = join(import.meta.dirname, '..', '..', 'assets', 'demo')
 const OPEN = 10n ** 18n
 /** 0.001 OPEN per 1,000 tokens: small, but a job visibly moves balances */
 export const DEMO_PRICE = (OPEN / 1000n).toString()
@@ -32,13 +37,10 @@ const DEMO_DEPOSIT = 100n * OPEN
 /** What `--demo` changes under the user's config file, env and flags. */
 export const DEMO_CONFIG_BASE: Record<string, unknown> = {
   chain: { preset: 'local', claimIntervalSec: 60 },
-  pricing: { pricePer1kTokens: DEMO_PRICE }
+  pricing: { pricePer1kTokens: DEMO_PRICE },
+  // the dashboard's ModelFactory page trains on the demo datanet straight after `npm start`
+  training: { offer: true }
 }
-
-const DEMO_TEXT = `The lighthouse keeper wrote in his log every evening: the ships that passed, the weather
-over the water and the gulls that sat on the iron rail. In winter the lamp burned from four in the
-afternoon until eight in the morning, and he climbed the one hundred and twelve steps six times a
-night to trim the wick. The village below traded bread and fish for the oil he did not need.`
 
 export interface DemoPlan {
   config: NodeConfig
@@ -53,34 +55,41 @@ export interface DemoInfo {
     cid: string
     datanetId: Hex
     datanetVersion: number
-    contributor: Address
+    /** the datanet's contributors and the passages each gave */
+    contributors: { address: Address; name: string; records: string[] }[]
     modelHash: Hex
   } | null
   /** the demo client's key and funded escrow (local chain only) */
   clientKeyFile: string | null
 }
 
-/** Generates the demo model and adapter when the config names no model; null when it does. */
+/**
+ * Copies the committed demo model and adapter into the data dir when the config names no model;
+ * null when it does. A marker holding the assets' training records is written last, so an
+ * interrupted copy, or a data dir from an older demo (the random-weight one), is copied afresh.
+ */
 export async function prepareDemo(config: NodeConfig, log: Logger): Promise<DemoPlan | null> {
   const infer = inferConfigOf(config)
   if (infer.models.length > 0) return null
   const dir = join(config.dataDir, 'demo')
   const modelDir = join(dir, 'model')
   const adapterDir = join(dir, 'adapter')
-  // Loaded here: the fixtures pull in the runtime, which only a serving node needs.
-  const { makeModel } = await import('../runtime/fixtures/make-model.ts')
-  const { makeAdapter } = await import('../runtime/fixtures/make-adapter.ts')
   let generated = false
-  // A marker written last, so an interrupted first start regenerates instead of half-loading.
-  if (!existsSync(join(modelDir, '.complete'))) {
-    log.info('generating the DEMO base model (random weights)', { dir: modelDir })
-    await makeModel({ out: modelDir, preset: 'tiny', seed: 7, overrides: { _name_or_path: DEMO_MODEL_ID } })
-    writeFileSync(join(modelDir, '.complete'), '')
-    generated = true
-  }
-  if (!existsSync(join(adapterDir, '.complete'))) {
-    await makeAdapter({ model: modelDir, out: adapterDir, rank: 8, targets: ['q_proj', 'v_proj'], seed: 11 })
-    writeFileSync(join(adapterDir, '.complete'), '')
+  for (const [what, to] of [
+    ['model', modelDir],
+    ['adapter', adapterDir]
+  ] as const) {
+    const from = join(DEMO_ASSETS, what)
+    const stamp = what === 'model' ? 'pretraining.json' : 'training-record.json'
+    if (!existsSync(join(from, stamp)))
+      throw new Error(`the demo ${what} is missing at ${from}; run: node scripts/make-demo-model.ts`)
+    const want = readFileSync(join(from, stamp), 'utf8')
+    const marker = join(to, '.complete')
+    if (existsSync(marker) && readFileSync(marker, 'utf8') === want) continue
+    log.info(`copying the DEMO ${what}`, { from, to })
+    rmSync(to, { recursive: true, force: true })
+    cpSync(from, to, { recursive: true })
+    writeFileSync(marker, want)
     generated = true
   }
   return { config: { ...config, infer: { ...infer, models: [modelDir] } }, modelDir, adapterDir, generated }
@@ -90,7 +99,7 @@ export async function prepareDemo(config: NodeConfig, log: Logger): Promise<Demo
 export async function finishDemo(node: OpenLoraNode, plan: DemoPlan | null, log: Logger): Promise<DemoInfo> {
   const chain = node.services.chain
   const local = chain?.localChain
-  const adapter = plan ? await demoAdapter(node, plan, local) : null
+  const adapter = plan ? await demoAdapter(node, plan) : null
   let clientKeyFile: string | null = null
   if (chain && local) {
     // a local chain starts empty on every start: register the datanet and the adapter again
@@ -109,45 +118,30 @@ export async function finishDemo(node: OpenLoraNode, plan: DemoPlan | null, log:
 
 type LocalChain = NonNullable<ChainService['localChain']>
 
-/** The demo adapter imported, with its datanet (created once, from the built-in text). */
-async function demoAdapter(
-  node: OpenLoraNode,
-  plan: DemoPlan,
-  local: LocalChain | undefined
-): Promise<NonNullable<DemoInfo['adapter']>> {
+/** The demo adapter imported, with its datanet (created once, from the committed records). */
+async function demoAdapter(node: OpenLoraNode, plan: DemoPlan): Promise<NonNullable<DemoInfo['adapter']>> {
   const serving = requireService(node.services, 'serving')
   const model = serving.models()[0]!
   const { cid } = await serving.store(model.modelId)!.import(plan.adapterDir)
-  // anvil's dev accounts are the same on every start: #1 is the demo client, #2 owns the adapter
-  // and the datanet, #3 is the contributor of the built-in text
-  const contributor = (local?.accounts[3]?.address ?? node.identity.operator.address) as Address
+  // the datanet's owner and contributors are anvil's dev accounts #2–#5 (the same on every start;
+  // #1 is the demo client), fixed in demo-data.ts so the datanet's id and root never change
   const attribution = requireService(node.services, 'attribution')
   let provenance = await attribution.provenance.get(cid)
   if (!provenance) {
-    let answer = ''
-    for await (const ev of serving.generate({
-      model: model.modelId,
-      adapter: cid,
-      prompt: DEMO_PROMPT,
-      params: { maxNewTokens: DEMO_MAX_TOKENS }
-    }))
-      if (ev.type === 'done') answer = ev.text
-    const owner = (local?.accounts[2]?.address ?? node.identity.operator.address) as Address
-    const dn = await attribution.store.createDatanet({
-      name: 'demo datanet (built-in text)',
-      owner,
-      description: 'DEMO: a built-in paragraph and the demo model answer to the demo prompt'
-    })
-    await attribution.store.contribute(dn.id, { text: `${DEMO_TEXT}\n\n${answer}`, contributor })
-    await attribution.store.publish(dn.id)
-    provenance = await attribution.provenance.set(cid, { datanets: [{ id: dn.id, version: 1, bp: 10_000 }] })
+    const id = await ensureDemoDatanet(attribution.store)
+    provenance = await attribution.provenance.set(cid, { datanets: [{ id, version: 1, bp: 10_000 }] })
   }
   const datanet = provenance.datanets[0]!
+  const contributors = Object.entries(DEMO_CONTRIBUTORS).map(([name, address]) => ({
+    address: address as Address,
+    name,
+    records: DEMO_RECORDS.filter((r) => r.contributor === name).map((r) => r.title)
+  }))
   return {
     cid,
     datanetId: datanet.id as Hex,
     datanetVersion: datanet.version,
-    contributor,
+    contributors,
     modelHash: model.weightsHash
   }
 }
@@ -192,16 +186,22 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
   const dataDir = node.dataDir.path
   const demoModel = models.some((m) => m.modelId === DEMO_MODEL_ID)
   const lines = [
-    `OpenLoRA node ${demoModel ? '(DEMO: random-weight model, its output is gibberish)' : ''}`.trimEnd(),
+    `OpenLoRA node ${demoModel ? '(DEMO: a 3.7M-parameter model pre-trained here on the King James Version)' : ''}`.trimEnd(),
     `  peer id    ${node.peerId}`,
     ...addrs.map((a, i) => `  ${i === 0 ? 'addresses ' : '          '} ${a}`),
     `  operator   ${node.identity.operator.address} (receives rewards)`,
     ...models.map(
       (m) => `  model      ${m.modelId}${m.modelId === DEMO_MODEL_ID ? ' [DEMO]' : ''} ${m.weightsHash}`
     ),
-    info?.adapter
-      ? `  adapter    ${info.adapter.cid} [DEMO] (datanet ${info.adapter.datanetId.slice(0, 10)}…, contributor ${info.adapter.contributor})`
-      : `  adapters   ${serving?.store()?.tiers().cold ?? 0} in the store`,
+    ...(info?.adapter
+      ? [
+          `  adapter    ${info.adapter.cid} [DEMO] (trained by openlora train on datanet ${info.adapter.datanetId.slice(0, 10)}…)`,
+          ...info.adapter.contributors.map(
+            (c, i) =>
+              `  ${i === 0 ? 'contributor' : '           '} ${c.address} ${c.name}: ${c.records.join(', ')}`
+          )
+        ]
+      : [`  adapters   ${serving?.store()?.tiers().cold ?? 0} in the store`]),
     chain
       ? `  chain      ${chain.localChain ? 'local anvil' : 'chain'} ${chain.endpoint.chainId} at ${chain.endpoint.rpcUrl}, Settlement ${chain.endpoint.addresses.settlement}; price ${price} wei per 1k tokens`
       : '  chain      none (free jobs only)'
@@ -234,7 +234,11 @@ export function demoBanner(node: OpenLoraNode, info: DemoInfo | null): string {
   const gateway = node.services.gateway?.url
   if (gateway) {
     const dashboard = node.services.gateway?.dashboardUrl
-    if (dashboard) lines.push(`Dashboard:  ${dashboard}`)
+    if (dashboard) {
+      lines.push(`Dashboard:  ${dashboard}`)
+      // the training routes are admin routes: the page asks for this token once
+      lines.push(`ModelFactory: ${dashboard}#/factory (admin token: "token" in ${join(dataDir, ADMIN_FILE)})`)
+    }
     lines.push(`OpenAI API: ${gateway}/v1 (docs: ${gateway}/docs)`)
     if (model) {
       const target = info?.adapter?.cid ?? model

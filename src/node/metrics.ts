@@ -3,6 +3,7 @@
 // counts). Each layer counts its own events into the same registry (components.metrics).
 import type { NodeComponents } from '../common/service.ts'
 import type { AdminServer } from './admin.ts'
+import { REACHABILITIES, type Reachability } from './reachability.ts'
 
 export function wireNodeMetrics(c: NodeComponents, admin: AdminServer): void {
   const m = c.metrics
@@ -10,7 +11,17 @@ export function wireNodeMetrics(c: NodeComponents, admin: AdminServer): void {
   // advert counts live in AdvertService.stats (gossip validation); the counters follow their increase
   const seen = { accepted: 0, reasons: new Map<string, number>() }
   m.addCollector(() => {
-    m.peersConnected.set(new Set(c.libp2p.getConnections().map((x) => x.remotePeer.toString())).size)
+    const conns = c.libp2p.getConnections()
+    m.peersConnected.set(new Set(conns.map((x) => x.remotePeer.toString())).size)
+    const relayed = conns.filter((x) => x.limits != null).length
+    m.connections.set({ kind: 'relayed' }, relayed)
+    m.connections.set({ kind: 'direct' }, conns.length - relayed)
+    // how a home operator tells whether the world reaches the node (docs/NODE.md)
+    const keeper = (c.libp2p.services as Record<string, unknown>).relayKeeper as
+      | { reachability?: () => Reachability }
+      | undefined
+    const now = typeof keeper?.reachability === 'function' ? keeper.reachability() : undefined
+    if (now) for (const r of REACHABILITIES) m.reachability.set({ state: r }, r === now ? 1 : 0)
     m.peerTableSize.set(c.peerTable.size)
     const s = c.adverts.stats
     const refused = new Map<string, number>()

@@ -182,6 +182,13 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
    * list it from the next capability update on.
    */
   async importAdapter(dir: string, model?: string): Promise<{ cid: string; added: boolean; model: string }> {
+    const s = this.#served.get(this.modelIdFor(model))!
+    const { cid, added } = await s.store.import(resolve(dir))
+    return { cid, added, model: s.model.modelId }
+  }
+
+  /** The id of a served model named by id or checkpoint directory (default the first); throws MODEL_NOT_FOUND naming those served. */
+  modelIdFor(model?: string): string {
     const served = [...this.#served.values()]
     const s =
       model === undefined
@@ -194,8 +201,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
           ? 'this node serves no models (infer.models is empty)'
           : `model ${model} is not served here; served: ${served.map((x) => `${x.model.modelId} (${x.model.dir})`).join(', ')}`
       )
-    const { cid, added } = await s.store.import(resolve(dir))
-    return { cid, added, model: s.model.modelId }
+    return s.model.modelId
   }
 
   async adapterTier(model: string, cid: string): Promise<AdapterTier | null> {

@@ -36,7 +36,8 @@ const pages: [string, RegExp, RegExp][] = [
   ['jobs', /No jobs yet/, /\/v1/],
   ['earnings', /This node runs no chain/, /chain\.preset/],
   ['datanets', /No datanets on this node/, /openlora datanet create/],
-  ['playground', /No model on this node or its peers/, /--bootstrap ADDR/]
+  ['playground', /No model on this node or its peers/, /--bootstrap ADDR/],
+  ['factory', /This node does not train adapters/, /--set training\.offer=true/]
 ]
 
 for (const [hash, title, hint] of pages)

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline'
 import type { Browser, Page } from 'playwright-core'
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { DEMO_CONTRIBUTORS, DEMO_PROMPT, DEMO_RECORDS } from '../../src/node/demo-data.ts'
 import { jsErrors, launch, newPage, screenshot } from './browser.ts'
 
 const CLI = 'src/node/cli/main.ts'
@@ -104,7 +105,7 @@ test('Overview: identity, reachability, hardware and the served model, live', as
   await page.getByRole('heading', { name: 'Overview' }).waitFor()
   const shown = await page.getByTestId('peer-id').locator('span').getAttribute('title')
   assert.ok(shown?.startsWith(peerId), `peer id shown: ${shown}`)
-  await page.getByText('demo-tiny (random weights)').first().waitFor()
+  await page.getByText('openlora-demo/kjv-base').first().waitFor()
   await page.getByText('local anvil').waitFor()
   await page.getByRole('heading', { name: 'Hardware' }).waitFor()
   // the uptime moves without a reload (the live stream's ticks)
@@ -133,10 +134,13 @@ test('Datanets: the demo datanet, its version root matching the chain, its contr
   await open('datanets')
   await page.getByRole('heading', { name: /demo datanet/ }).waitFor()
   await page.getByText('on-chain root matches').waitFor()
-  await page
-    .getByRole('table', { name: /Contributors of/ })
-    .getByText('100.0%')
-    .waitFor()
+  // each demo contributor's share of the datanet's text, as the page computes it
+  const bytes = (name: string) =>
+    DEMO_RECORDS.filter((r) => r.contributor === name).reduce((n, r) => n + Buffer.byteLength(r.text), 0)
+  const total = Object.keys(DEMO_CONTRIBUTORS).reduce((n, c) => n + bytes(c), 0)
+  const contributors = page.getByRole('table', { name: /Contributors of/ })
+  for (const c of Object.keys(DEMO_CONTRIBUTORS))
+    await contributors.getByText(`${((100 * bytes(c)) / total).toFixed(1)}%`).waitFor()
   await screenshot(page, 'datanets')
 })
 
@@ -152,8 +156,9 @@ test('Playground: the answer streams, its datanet spans are highlighted, the rec
   const model = page.getByRole('combobox', { name: 'Model or adapter' })
   await model.waitFor()
   assert.match((await model.locator('option:checked').textContent()) ?? '', /^adapter /)
-  // completion mode: the demo datanet holds the demo model's answer to this very prompt
+  // completion mode with the demo prompt: the opening of a datanet passage the adapter continues
   await page.getByRole('combobox', { name: 'Mode', exact: true }).selectOption('completion')
+  await page.getByRole('textbox', { name: 'Prompt' }).fill(DEMO_PROMPT)
   // count the answer's text changes while it streams (one per token, not one at the end)
   await page.evaluate(`
     window.changes = 0

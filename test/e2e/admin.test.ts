@@ -1,6 +1,8 @@
 // The admin endpoint on 127.0.0.1: GET routes and POST actions with their refusals (token, unknown
 // path, body not JSON or too large, a domain error answered 400 with its code, anything else
-// 500), and the client's two error kinds.
+// 500), and the client's two error kinds; a long action's progress streamed as NDJSON lines
+// (throttled, the latest event always before the answer, a failure after the first line still a
+// refusal, and nothing streamed to a caller that did not ask).
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,6 +26,18 @@ admin.action('/echo', (body) => {
   if (b.fail === 'domain') throw new OpenLoraError('INVALID_PARAMETERS', 'the input was refused: say why')
   if (b.fail === 'bug') throw new Error('something broke')
   return { got: body }
+})
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+admin.action('/count', async (body, ctx) => {
+  const b = body as { to: number; everyMs: number; fail?: 'early' | 'late' }
+  if (b.fail === 'early') throw new OpenLoraError('INVALID_PARAMETERS', 'refused before any progress')
+  for (let i = 0; i <= b.to; i++) {
+    ctx.progress({ received: i, total: b.to })
+    if (b.everyMs > 0) await sleep(b.everyMs)
+  }
+  if (b.fail === 'late') throw new OpenLoraError('INVALID_PARAMETERS', 'refused after progress')
+  return { counted: b.to }
 })
 
 test.before(() => admin.start('127.0.0.1', 0))
@@ -58,6 +72,61 @@ test('refusals: a domain error is 400 with its code, a bug 500; both reach the c
   const unknown = await post('/hello', '{}')
   assert.is(unknown.status, 404, 'a GET route is not an action')
   assert.match(((await unknown.json()) as { error: string }).error, /allowed: GET \/hello, POST \/echo/)
+})
+
+test('a long action streams its progress to a caller that asks, throttled, the last event always sent', async () => {
+  const seen: { received: number; total: number }[] = []
+  const onProgress = (e: Record<string, unknown>) => void seen.push(e as { received: number; total: number })
+  // 1000 events in a burst: a few lines, the first and the last among them
+  assert.equal(await adminRequest(dir, '/count', 5_000, { to: 1000, everyMs: 0 }, onProgress), {
+    counted: 1000
+  })
+  assert.ok(seen.length >= 2 && seen.length < 20, `${seen.length} lines for 1000 events`)
+  assert.equal(seen[0], { received: 0, total: 1000 })
+  assert.equal(seen.at(-1), { received: 1000, total: 1000 })
+  // events spread over ~600 ms: several lines arrive, in order, while the action runs
+  seen.length = 0
+  await adminRequest(dir, '/count', 5_000, { to: 12, everyMs: 50 }, onProgress)
+  assert.ok(seen.length >= 4, `${seen.length} lines over 600 ms`)
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]!.received > seen[i - 1]!.received)
+  assert.equal(seen.at(-1), { received: 12, total: 12 })
+  // a refusal after the first line is the last line, read as the same AdminRefusedError
+  const late = await adminRequest(dir, '/count', 5_000, { to: 3, everyMs: 0, fail: 'late' }, () => {}).catch(
+    (e: Error) => e
+  )
+  assert.instance(late, AdminRefusedError)
+  assert.match((late as Error).message, /refused after progress/)
+  // before any progress the answer is still a plain 400
+  const early = await adminRequest(
+    dir,
+    '/count',
+    5_000,
+    { to: 3, everyMs: 0, fail: 'early' },
+    () => {}
+  ).catch((e: Error) => e)
+  assert.instance(early, AdminRefusedError)
+  assert.match((early as Error).message, /refused before any progress/)
+  // a caller that did not ask gets one JSON answer, no lines
+  const info = JSON.parse(await readFile(join(dir, 'admin.json'), 'utf8'))
+  const plain = await fetch(`${info.url}/count`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${info.token}` },
+    body: JSON.stringify({ to: 5, everyMs: 0 })
+  })
+  assert.is(plain.headers.get('content-type'), 'application/json')
+  assert.equal(await plain.json(), { counted: 5 })
+  // a caller that goes away mid-stream: the action runs on, its lines go nowhere, nothing breaks
+  const gone = new AbortController()
+  const res = await fetch(`${info.url}/count`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${info.token}`, accept: 'application/x-ndjson' },
+    body: JSON.stringify({ to: 8, everyMs: 50 }),
+    signal: gone.signal
+  })
+  assert.is(res.headers.get('content-type'), 'application/x-ndjson')
+  gone.abort()
+  await sleep(600)
+  assert.equal(await adminRequest(dir, '/hello'), { hello: 'you' })
 })
 
 test('no node: AdminUnavailableError names the data dir', async () => {

@@ -2,7 +2,8 @@
 // (over 256 chunks, so several chunk requests) has the same versions, roots and text; a fetch
 // without a trusted root is refused unless asked for unverified; trusted roots that differ are
 // refused before anything is stored; a peer sending wrong chunk bytes is caught and the next peer
-// is used; and `openlora datanet fetch` drives it on a running node.
+// is used; and `openlora datanet fetch` drives it on a running node, its progress (chunk bytes
+// copied of their total) streamed to the command.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -55,6 +56,14 @@ test.after(async () => {
 let owner: OpenLoraNode
 let id = ''
 const roots: string[] = []
+/** Bytes of the distinct chunks of versions 1..v (what a node holding none of them copies). */
+const chunkBytes = async (v: number) => {
+  const { count } = await svc(owner).store.getVersion(id, v)
+  const refs = new Map<string, number>()
+  for (const c of (await svc(owner).store.contributions(id)).slice(0, count))
+    for (const r of c.chunks) refs.set(r.sha256, r.size)
+  return [...refs.values()].reduce((a, b) => a + b, 0)
+}
 
 test.before(async () => {
   owner = await start('owner')
@@ -80,10 +89,18 @@ test('a version and those before it are copied with the same roots, records and 
   await connect(copy, owner)
   const chunks = (await svc(owner).store.contributions(id)).reduce((n, c) => n + c.chunks.length, 0)
   assert.ok(chunks > 256, `${chunks} chunks: more than one request`)
+  const progress: { received: number; total: number; peer: string }[] = []
   const v = await exchange(copy).fetchVersion(id, 2, [owner.peerId], {
-    trustedRoots: { 1: roots[0] as never, 2: roots[1] as never }
+    trustedRoots: { 1: roots[0] as never, 2: roots[1] as never },
+    onProgress: (p) => progress.push(p)
   })
   assert.equal([v.version, v.root, v.count], [2, roots[1], 3])
+  // one event before the first chunk, then one per chunk stored, up to the bytes of all of them
+  const bytes = await chunkBytes(2)
+  assert.is(progress.length, chunks + 1)
+  assert.equal(progress[0], { id, version: 2, peer: owner.peerId, received: 0, total: bytes })
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i]!.received > progress[i - 1]!.received)
+  assert.is(progress.at(-1)!.received, bytes)
   const a = svc(owner).store
   const b = svc(copy).store
   assert.equal(await exportVersion(b, id, 2), await exportVersion(a, id, 2))
@@ -202,14 +219,28 @@ test('openlora datanet fetch runs it on the node of a data dir', async () => {
     '--json'
   )
   assert.is(ok.code, 0, ok.err)
-  assert.equal(JSON.parse(ok.out), {
+  // --json: progress lines with growing byte counts, then the result, every line JSON
+  const lines = ok.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+  const bytes = await chunkBytes(1)
+  assert.equal(lines.at(-1), {
+    event: 'done',
     id,
     version: 1,
     root: roots[0],
     contributions: 2,
     trustedRoots: 1,
-    rootsFrom: 'request'
+    rootsFrom: 'request',
+    bytes
   })
+  const progress = lines.slice(0, -1)
+  assert.ok(progress.length >= 2, ok.out)
+  assert.ok(progress.every((p) => p.event === 'progress' && p.peer === owner.peerId && p.total === bytes))
+  assert.is(progress[0].received, 0)
+  for (let i = 1; i < progress.length; i++) assert.ok(progress[i].received > progress[i - 1].received)
+  assert.is(progress.at(-1).received, bytes)
   assert.is((await svc(cliNode).store.getVersion(id, 1)).root, roots[0])
   const wrong = await runCli(
     'datanet',

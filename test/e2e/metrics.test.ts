@@ -52,6 +52,8 @@ const ISSUE_FAMILIES = [
   'openlora_kv_cache_usage_ratio',
   'openlora_lora_slot_pool_usage_ratio',
   'openlora_peers_connected',
+  'openlora_connections',
+  'openlora_reachability',
   'openlora_peer_table_size',
   'openlora_adverts_received_total',
   'openlora_adverts_accepted_total',
@@ -211,6 +213,15 @@ test('jobs through the gateway move the serving, routing, payment and HTTP metri
   // the network view
   for (const t of [after.s, after.g]) {
     assert.ok(value(t, 'openlora_peers_connected') >= 1)
+    assert.ok(value(t, 'openlora_connections', { kind: 'direct' }) >= 1)
+    assert.is(value(t, 'openlora_connections', { kind: 'relayed' }), 0)
+    // nodes on loopback: no public address, no relay reservation
+    assert.is(value(t, 'openlora_reachability', { state: 'local' }), 1)
+    assert.is(
+      value(t, 'openlora_reachability', { state: 'public' }) +
+        value(t, 'openlora_reachability', { state: 'relayed' }),
+      0
+    )
     assert.ok(value(t, 'openlora_peer_table_size') >= 1)
     assert.ok(value(t, 'openlora_adverts_accepted_total') >= 1)
     assert.ok(value(t, 'openlora_adverts_received_total') >= value(t, 'openlora_adverts_accepted_total'))

@@ -1,6 +1,7 @@
 // Training wired into `openlora start`: a node with `training.offer: true` trains a job from a
 // peer over /openlora/train/1.0.0 on a datanet it holds and a job from its gateway's admin routes
-// (what a ModelFactory page calls), both over the models it serves; a node with the default
+// (what a ModelFactory page calls), both over the models it serves, on one datanet or several,
+// keeping each adapter in its store with the record's datanets as provenance; a node with the default
 // config refuses remote jobs with TRAINING_NOT_OFFERED and its gateway says training_not_offered.
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -26,6 +27,7 @@ let trainer: OpenLoraNode
 let plain: OpenLoraNode
 let modelId: string
 let datanet: string
+let second: string
 const alice = '0x00000000000000000000000000000000000a11ce'
 
 test.before(async () => {
@@ -40,6 +42,10 @@ test.before(async () => {
     await store.contribute(dn.id, { text, contributor: alice })
   await store.publish(dn.id)
   datanet = dn.id
+  const dn2 = await store.createDatanet({ name: 'sayings', owner: alice })
+  await store.contribute(dn2.id, { text: 'fortune favours the bold', contributor: alice })
+  await store.publish(dn2.id)
+  second = dn2.id
 })
 test.after(async () => {
   await trainer?.stop()
@@ -81,6 +87,24 @@ test('a peer has the node train an adapter; a node that does not offer training 
     assert.is(r.record.signer, trainer.peerId)
     assert.is(r.record.body.datanets[0]!.id, datanet)
     assert.is(r.record.body.baseModel.id, modelId)
+    // the adapter is served by the trainer (peers fetch it by CID) with the record's provenance
+    assert.is(await trainer.services.serving!.adapterTier(modelId, r.cid), 'cold')
+    const both = await requestTraining(client, t.remotePeer, {
+      ...JOB(),
+      moreDatanets: [{ id: second, version: 1 }]
+    })
+    assert.equal(
+      both.record.body.datanets.map((d) => d.id),
+      [datanet, second]
+    )
+    const provenance = await trainer.services.attribution!.provenance.get(both.cid)
+    assert.equal(
+      provenance?.datanets.map((d) => [d.id, d.version, d.bp]).sort(),
+      [
+        [datanet, 1, 5000],
+        [second, 1, 5000]
+      ].sort()
+    )
     const p = await client.dial(multiaddr(addrOf(plain)))
     try {
       await requestTraining(client, p.remotePeer, JOB())

@@ -8,7 +8,7 @@ import { makeFixtures } from '../e2e/infer-fixture.ts'
 import {
   buildTopology,
   type Home,
-  type NatKind,
+  type HomeSpec,
   PUBLIC_IP,
   RELAY_IP,
   removeStale,
@@ -34,7 +34,7 @@ export interface Cast {
   close(): Promise<void>
 }
 
-const INFER = (modelDir: string | null, cacheDir: string) => ({
+export const INFER = (modelDir: string | null, cacheDir: string) => ({
   models: modelDir ? [modelDir] : [],
   modelCacheDir: cacheDir,
   intraOpThreads: 1,
@@ -44,7 +44,7 @@ const INFER = (modelDir: string | null, cacheDir: string) => ({
   warmBudgetMb: 64
 })
 
-const network = (extra: Record<string, unknown>) => ({
+export const network = (extra: Record<string, unknown>) => ({
   listen: [`/ip4/0.0.0.0/tcp/${PORT}`],
   mdns: false,
   relay: { keeperIntervalMs: 1_000 },
@@ -52,7 +52,7 @@ const network = (extra: Record<string, unknown>) => ({
 })
 
 /** Tears everything down on every way out: normal end, a thrown error, a signal. */
-function guard(topo: Topology): () => void {
+export function guard(topo: Topology): () => void {
   const onExit = (): void => teardown(topo)
   const onSignal = (sig: NodeJS.Signals): void => {
     teardown(topo)
@@ -69,14 +69,15 @@ function guard(topo: Topology): () => void {
 }
 
 export async function buildCast(
-  homes: Array<{ name: string; nat: NatKind; serve: boolean }>,
-  opts: { publicServes?: boolean } = {}
+  homes: Array<HomeSpec & { serve: boolean }>,
+  /** wired: every uplink a user-space wire (netns.ts), so setDelay works without netem */
+  opts: { publicServes?: boolean; wired?: boolean } = {}
 ): Promise<Cast> {
   requireNamespaces()
   removeStale()
   const root = await mkdtemp(join(tmpdir(), 'openlora-nat-'))
   const fx = await makeFixtures(root, 1)
-  const topo = buildTopology(homes)
+  const topo = await buildTopology(homes, { wired: opts.wired })
   const unguard = guard(topo)
   const procs: NodeProc[] = []
   const close = async (): Promise<void> => {
@@ -86,21 +87,9 @@ export async function buildCast(
     if (!process.env.NAT_KEEP) await rm(root, { recursive: true, force: true })
   }
   try {
-    const relay = await startNodeIn({
-      name: 'relay',
-      ns: topo.inet,
-      root,
-      config: {
-        network: network({
-          announce: [`/ip4/${RELAY_IP}/tcp/${PORT}`],
-          relay: { server: true, keeperIntervalMs: 1_000 }
-        }),
-        infer: INFER(null, fx.cacheDir),
-        adverts: { heartbeatMs: 2_000 }
-      }
-    })
+    const relay = await startRelay(topo, root, fx.cacheDir)
     procs.push(relay)
-    const relayAddr = `/ip4/${RELAY_IP}/tcp/${PORT}/p2p/${relay.peerId}`
+    const relayAddr = relayAddrOf(relay)
     const pub = await startNodeIn({
       name: 'pub',
       ns: topo.pub,
@@ -167,6 +156,25 @@ export async function buildCast(
     throw err
   }
 }
+
+/** The relay/bootstrap node on the "internet": a relay server that announces its public address. */
+export function startRelay(topo: Topology, root: string, cacheDir: string): Promise<NodeProc> {
+  return startNodeIn({
+    name: 'relay',
+    ns: topo.inet,
+    root,
+    config: {
+      network: network({
+        announce: [`/ip4/${RELAY_IP}/tcp/${PORT}`],
+        relay: { server: true, keeperIntervalMs: 1_000 }
+      }),
+      infer: INFER(null, cacheDir),
+      adverts: { heartbeatMs: 2_000 }
+    }
+  })
+}
+
+export const relayAddrOf = (relay: NodeProc): string => `/ip4/${RELAY_IP}/tcp/${PORT}/p2p/${relay.peerId}`
 
 /** Stops the relay and starts it again from the same data dir (same key, same address). */
 export async function restartRelay(cast: Cast): Promise<void> {

@@ -5,12 +5,14 @@
 //    ├── rtrA   11.11.0.10 ─ NAT ─ homeA 10.0.1.2   endpoint-independent (`masquerade`)
 //    ├── rtrB   11.11.0.11 ─ NAT ─ homeB 10.0.2.2   endpoint-independent (`masquerade`)
 //    └── rtrC   11.11.0.12 ─ NAT ─ homeC 10.0.3.2   symmetric (`masquerade fully-random`)
+//   (with `chainHost`) 11.11.0.3: the machine's own namespace, joined to the bridge by one veth, so
+//   the test itself reaches anvil (listening there) and every namespace reaches it through its NAT
 //
 // libp2p ignores private ranges (RFC 1918, 100.64/10, TEST-NETs, 198.18/15) for identify, AutoNAT
 // and DCUtR, so the "internet" is 11.11.0.0/24: public-looking, and existing only inside these
 // namespaces (no namespace has a route to the machine's real interfaces). Every namespace is
 // named `olnat<pid>-…`; a run first removes those of earlier runs whose process is gone.
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,6 +20,8 @@ import { join } from 'node:path'
 export const INET = '11.11.0'
 export const RELAY_IP = `${INET}.1`
 export const PUBLIC_IP = `${INET}.2`
+/** the address anvil listens on in the machine's own namespace (buildTopology's `chainHost`) */
+export const CHAIN_IP = `${INET}.3`
 
 /** `upnp`: endpoint-independent NAT whose router also runs miniupnpd (UPnP IGD + NAT-PMP) */
 export type NatKind = 'friendly' | 'symmetric' | 'upnp'
@@ -38,6 +42,47 @@ export interface Topology {
   homes: Home[]
   /** every namespace of this run, for teardown */
   all: string[]
+  /** the veth in the machine's own namespace that carries CHAIN_IP, when asked for */
+  chainLink?: string
+  /** user-space wires (wire.py) of the homes built with `delayMs` */
+  wires: ChildProcess[]
+}
+
+/** A home to build; with `delayMs` its uplink is a user-space wire adding that delay each way. */
+export interface HomeSpec {
+  name: string
+  nat: NatKind
+  delayMs?: number
+}
+
+const WIRE = join(import.meta.dirname, 'wire.py')
+
+/**
+ * Joins a router to the internet's bridge through wire.py instead of a veth: two TAP devices the
+ * wire process opens in this namespace, then moved, one into the router as "wan", one onto br0.
+ */
+async function wireUplink(t: Topology, router: string, port: string, delayMs: number): Promise<void> {
+  const a = `ol${process.pid}${port}a`
+  const b = `ol${process.pid}${port}b`
+  // stdin stays open: setDelay writes new delays to it
+  const child = spawn('python3', [WIRE, a, b, String(delayMs)], { stdio: ['pipe', 'pipe', 'pipe'] })
+  t.wires.push(child)
+  await new Promise<void>((resolve, reject) => {
+    let err = ''
+    child.stderr!.on('data', (d) => (err += d))
+    child.once('error', (e) => reject(new Error(`wire.py could not start (python3 is needed): ${e.message}`)))
+    child.once('exit', (code) => reject(new Error(`wire.py exited with ${code}: ${err}`)))
+    child.stdout!.once('data', () => resolve())
+  })
+  child.removeAllListeners('exit')
+  child.unref()
+  sh('ip', ['link', 'set', a, 'netns', router])
+  inNs(router, 'ip', 'link', 'set', a, 'name', 'wan')
+  inNs(router, 'ip', 'link', 'set', 'wan', 'up')
+  sh('ip', ['link', 'set', b, 'netns', t.inet])
+  inNs(t.inet, 'ip', 'link', 'set', b, 'name', port)
+  inNs(t.inet, 'ip', 'link', 'set', port, 'master', 'br0')
+  inNs(t.inet, 'ip', 'link', 'set', port, 'up')
 }
 
 const PREFIX_BASE = 'olnat'
@@ -226,28 +271,54 @@ table inet nat {
 }
 
 /** Builds the topology; on any failure it tears down what it made and rethrows. */
-export function buildTopology(homes: Array<{ name: string; nat: NatKind }>): Topology {
-  const t: Topology = { prefix: `${PREFIX_BASE}${process.pid}`, inet: '', pub: '', homes: [], all: [] }
+export async function buildTopology(
+  homes: HomeSpec[],
+  /** wired: every uplink (the homes' and the public node's) is a wire, so setDelay can delay them */
+  opts: { chainHost?: boolean; wired?: boolean } = {}
+): Promise<Topology> {
+  const t: Topology = {
+    prefix: `${PREFIX_BASE}${process.pid}`,
+    inet: '',
+    pub: '',
+    homes: [],
+    all: [],
+    wires: []
+  }
   try {
     t.inet = addNs(t, 'inet')
     inNs(t.inet, 'ip', 'link', 'add', 'br0', 'type', 'bridge')
     inNs(t.inet, 'ip', 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'br0')
     inNs(t.inet, 'ip', 'link', 'set', 'br0', 'up')
     let port = 0
-    const attach = (ns: string, ip: string): void => {
+    const attach = async (ns: string, ip: string, delayMs?: number): Promise<void> => {
       const p = `p${port++}`
-      veth(ns, 'wan', t.inet, p)
-      inNs(t.inet, 'ip', 'link', 'set', p, 'master', 'br0')
+      if (delayMs !== undefined || opts.wired) await wireUplink(t, ns, p, delayMs ?? 0)
+      else {
+        veth(ns, 'wan', t.inet, p)
+        inNs(t.inet, 'ip', 'link', 'set', p, 'master', 'br0')
+      }
       inNs(ns, 'ip', 'addr', 'add', `${ip}/24`, 'dev', 'wan')
     }
     t.pub = addNs(t, 'pub')
-    attach(t.pub, PUBLIC_IP)
-    homes.forEach((h, i) => {
+    await attach(t.pub, PUBLIC_IP)
+    if (opts.chainHost) {
+      // Nothing can go further through this link: no test namespace has a default route (routers
+      // and the internet know only 11.11.0.0/24 and their LANs), so no packet is ever addressed
+      // past 11.11.0.3, whatever ip_forward says in the machine's namespace (a CI container's
+      // may be on). What the namespaces can reach here is what listens on 11.11.0.3 or 0.0.0.0.
+      t.chainLink = `ol${process.pid}c`
+      sh('ip', ['link', 'add', t.chainLink, 'type', 'veth', 'peer', 'name', 'pc', 'netns', t.inet])
+      inNs(t.inet, 'ip', 'link', 'set', 'pc', 'master', 'br0')
+      inNs(t.inet, 'ip', 'link', 'set', 'pc', 'up')
+      sh('ip', ['addr', 'add', `${CHAIN_IP}/24`, 'dev', t.chainLink])
+      sh('ip', ['link', 'set', t.chainLink, 'up'])
+    }
+    for (const [i, h] of homes.entries()) {
       const router = addNs(t, `rtr${h.name}`)
       const ns = addNs(t, `home${h.name}`)
       const wanIp = `${INET}.${10 + i}`
       const lan = `10.0.${i + 1}`
-      attach(router, wanIp)
+      await attach(router, wanIp, h.delayMs)
       veth(router, 'lan', ns, 'eth0')
       inNs(router, 'ip', 'addr', 'add', `${lan}.1/24`, 'dev', 'lan')
       inNs(ns, 'ip', 'addr', 'add', `${lan}.2/24`, 'dev', 'eth0')
@@ -255,7 +326,7 @@ export function buildTopology(homes: Array<{ name: string; nat: NatKind }>): Top
       inNs(router, 'sysctl', '-qw', 'net.ipv4.ip_forward=1')
       nftNat(router, h.nat)
       t.homes.push({ name: h.name, ns, router, ip: `${lan}.2`, wanIp, nat: h.nat })
-    })
+    }
     return t
   } catch (err) {
     teardown(t)
@@ -264,10 +335,16 @@ export function buildTopology(homes: Array<{ name: string; nat: NatKind }>): Top
 }
 
 /**
- * netem delay of `ms` on every hop (the egress of each link out of a home, router and the public
- * node). False, changing nothing, where the kernel lacks netem (sch_netem): the caller says so.
+ * Delay of `ms` each way on every uplink. With wires (buildTopology's `wired`, or homes built with
+ * `delayMs`) each wire takes the new delay; otherwise tc netem on the egress of each link out of a
+ * home, router and the public node. False, changing nothing, where neither exists (this project's
+ * kernels have no sch_netem: build `wired`): the caller says so.
  */
 export function setDelay(t: Topology, ms: number): boolean {
+  if (t.wires.length > 0) {
+    for (const w of t.wires) w.stdin!.write(`${ms}\n`)
+    return true
+  }
   const links: Array<[string, string]> = [[t.pub, 'wan']]
   for (const h of t.homes) links.push([h.router, 'wan'], [h.router, 'lan'], [h.ns, 'eth0'])
   for (const [ns, dev] of links) {
@@ -276,9 +353,7 @@ export function setDelay(t: Topology, ms: number): boolean {
     const r = spawnSync(
       'ip',
       ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`],
-      {
-        encoding: 'utf8'
-      }
+      { encoding: 'utf8' }
     )
     if (r.status !== 0) {
       if (/qdisc kind is unknown/.test(r.stderr)) return false
@@ -295,6 +370,11 @@ export function teardown(t: Topology): void {
     spawnSync('ip', ['netns', 'del', ns])
   }
   t.all.length = 0
+  for (const w of t.wires) w.kill('SIGKILL')
+  t.wires.length = 0
+  // its peer went with the inet namespace, and the pair with it; this only covers a partial build
+  if (t.chainLink) spawnSync('ip', ['link', 'del', t.chainLink], { stdio: 'ignore' })
+  t.chainLink = undefined
 }
 
 export function namespacesLeft(t: Pick<Topology, 'prefix'>): string[] {

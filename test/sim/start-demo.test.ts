@@ -1,7 +1,9 @@
 // `npm start` as a user runs it (its script, `openlora start --demo`, as a child process on a temp
 // data dir): wait for the banner, run the infer command it prints through the CLI (a paid job on
 // the node's own anvil), check tokens and a verified receipt, then Ctrl-C: a clean exit within
-// 5 s that takes anvil down with it. A second start reuses the demo model and adapter.
+// 5 s that takes anvil down with it. The demo model was trained (assets/demo, docs/DEMO-MODEL.md):
+// the answer must be made of the corpus's words and credit the contributors whose passages it
+// echoes. A second start reuses the demo model and adapter.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -10,6 +12,9 @@ import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 
 const CLI = 'src/node/cli/main.ts'
+const CORPUS_WORDS = new Set(readFileSync('assets/demo/kjv-words.txt', 'utf8').split('\n').filter(Boolean))
+/** as scripts/demo/corpus.ts splits the corpus */
+const wordsOf = (text: string) => text.toLowerCase().match(/[a-z]+(?:'[a-z]+)*/g) ?? []
 const dir = mkdtempSync(join(tmpdir(), 'openlora-start-'))
 const children = new Set<ChildProcess>()
 
@@ -126,7 +131,9 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   const first = await startDemo()
   const b = first.banner
   assert.match(b, /DEMO/)
-  assert.match(b, /model {6}demo-tiny \(random weights\) \[DEMO\] 0x[0-9a-f]{64}/)
+  assert.match(b, /model {6}openlora-demo\/kjv-base \[DEMO\] 0x[0-9a-f]{64}/)
+  // the banner names the datanet's contributors and the passages each gave
+  assert.match(b, /contributor 0x[0-9a-f]{40} ada: Ecclesiastes 3:1-8, Matthew 5:3-10/)
   assert.match(b, /peer id {4}12D3Koo/)
   assert.match(b, /operator {3}0x[0-9a-fA-F]{40}/)
   assert.match(b, /chain {6}local anvil 31337 at http:\/\/127\.0\.0\.1:\d+/)
@@ -148,6 +155,13 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   }
   assert.type(completion.choices[0]!.message.content, 'string')
   assert.ok(completion.openlora.receipt)
+  // the demo trains: the banner points at the ModelFactory page, whose data says training is offered
+  const factory =
+    /^ModelFactory: (http:\/\/127\.0\.0\.1:\d+)\/ui\/#\/factory \(admin token: "token" in (.+)\)$/m.exec(b)
+  assert.ok(factory, 'the banner prints the ModelFactory page and where its admin token is')
+  assert.ok(JSON.parse(readFileSync(factory![2]!, 'utf8')).token, 'the named admin file holds the token')
+  const fdata = (await (await fetch(`${factory![1]}/ui/api/factory`)).json()) as { offered: boolean }
+  assert.is(fdata.offered, true, 'the demo node offers training to its ModelFactory page')
   const line = b.split('\n').find((l) => l.includes('npm run openlora -- infer'))
   assert.ok(line, 'the banner prints the infer command')
   const argv = shellSplit(line!.trim())
@@ -159,13 +173,30 @@ test('npm start: banner, the printed infer command gets tokens and a verified pa
   const r = JSON.parse(job.out.trim().split('\n').at(-1)!)
   assert.ok(r.outputIds.length > 0, 'tokens came back')
   assert.equal(r.verification, { ok: true })
-  assert.is(r.receipt.body.modelId, 'demo-tiny (random weights)')
+  assert.is(r.receipt.body.modelId, 'openlora-demo/kjv-base')
+  // recognisable text: words of the corpus, not byte soup
+  const words = wordsOf(r.text)
+  const known = words.filter((w) => CORPUS_WORDS.has(w)).length
+  assert.ok(
+    words.length >= 16 && known >= 0.9 * words.length,
+    `answer in the corpus's words: ${JSON.stringify(r.text)}`
+  )
   assert.ok(BigInt(r.receipt.body.amountDue) > 0n, 'a paid job')
   assert.ok(r.receipt.body.voucher, 'paid with a voucher')
   assert.is(r.receipt.eip712.chainId, 31337)
-  // the demo datanet holds the demo model's answer to the printed prompt: its contributor is credited
+  // the answer echoes passages of the demo datanet: exactly their contributors are credited
   assert.is(r.receipt.body.attribution.method, 'spans')
-  assert.is(r.receipt.body.attribution.contributors.length, 1)
+  const spans = r.attributionProof.spans as { tokens: number[]; contribution: { contributor: string } }[]
+  assert.ok(
+    spans.length >= 1 && spans.some((sp) => sp.tokens.length >= 16),
+    'the answer quotes a passage at length'
+  )
+  const quoted = new Set(spans.map((sp) => sp.contribution.contributor))
+  const credited = (r.receipt.body.attribution.contributors as { address: string; bp: number }[]).map(
+    (c) => c.address
+  )
+  assert.equal(new Set(credited), quoted, 'credited = the contributors of the quoted passages')
+  for (const a of credited) assert.ok(b.includes(` ${a} `), `the banner names credited contributor ${a}`)
   const adapter = argv[argv.indexOf('--adapter') + 1]
   assert.is(r.receipt.body.adapter, adapter)
 

@@ -63,6 +63,27 @@ test('a total learnt later, a stop before the end, and steps with loss and token
   assert.is(s.out.at(-1), 'training: step 4/4 loss 3.0000 1234 tok/s (100%)\n')
 })
 
+test('^C while a bar is drawn gives the cursor back (a command with its own SIGINT handler keeps running)', () => {
+  const { out, stream } = sink()
+  Object.assign(stream, { isTTY: true, columns: 100 })
+  let handled = 0
+  const own = () => void handled++
+  process.on('SIGINT', own)
+  const p = startProgress('adapter bafy…', 4096, 'bytes', { stream, mode: 'bar' })
+  try {
+    p.update(1024)
+    assert.ok(out.join('').includes(`${ESC}[?25l`), 'cursor hidden while drawing')
+    assert.not.ok(out.join('').includes(`${ESC}[?25h`), 'not shown again before ^C')
+    process.emit('SIGINT')
+    assert.ok(out.join('').includes(`${ESC}[?25h`), 'cursor shown again on ^C')
+    assert.is(handled, 1)
+    assert.is(process.listenerCount('SIGINT'), 1, 'the bar no longer listens')
+  } finally {
+    p.done() // its redraw timer would keep the test alive
+    process.off('SIGINT', own)
+  }
+})
+
 test('--json is quiet; the mode follows the terminal', () => {
   const { out, stream } = sink()
   const p = startProgress('training', 10, 'steps', { stream, json: true })

@@ -32,6 +32,9 @@ const dn = await store.createDatanet({ name: 'proverbs', owner: alice })
 for (const text of ['a stitch in time saves nine', 'knowledge is power'])
   await store.contribute(dn.id, { text, contributor: alice })
 await store.publish(dn.id)
+const dn2 = await store.createDatanet({ name: 'sayings', owner: alice })
+await store.contribute(dn2.id, { text: 'fortune favours the bold', contributor: alice })
+await store.publish(dn2.id)
 const key = await generateKeyPair('Ed25519')
 const jobs = new TrainingJobs(
   localTrainingProvider({
@@ -116,6 +119,67 @@ test('refusals: not admin, bad body, unknown model, unknown id, node without tra
   assert.is(off.statusCode, 400)
   assert.is(off.json().error.code, 'training_not_offered')
   await none.close()
+})
+
+async function finished(a: Awaited<ReturnType<typeof app>>, id: string) {
+  let job = (await a.inject({ method: 'GET', url: `/v1/training/jobs/${id}`, headers: admin })).json()
+  for (let i = 0; i < 600 && (job.state === 'queued' || job.state === 'running'); i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    job = (await a.inject({ method: 'GET', url: `/v1/training/jobs/${id}`, headers: admin })).json()
+  }
+  return job
+}
+
+test('several datanets: the record names each in order; one named twice is refused', async () => {
+  const a = await app(jobs)
+  const start = await a.inject({
+    method: 'POST',
+    url: '/v1/training/jobs',
+    headers: admin,
+    payload: { ...JOB, steps: 1, moreDatanets: [{ id: dn2.id, version: 1 }] }
+  })
+  assert.is(start.statusCode, 202, start.body)
+  const job = await finished(a, start.json().id)
+  assert.is(job.state, 'done', job.error)
+  assert.equal(
+    job.record.body.datanets.map((d: { id: string }) => d.id),
+    [dn.id, dn2.id]
+  )
+  const twice = await a.inject({
+    method: 'POST',
+    url: '/v1/training/jobs',
+    headers: admin,
+    payload: { ...JOB, moreDatanets: [{ id: dn.id }] }
+  })
+  const failed = await finished(a, twice.json().id)
+  assert.is(failed.state, 'failed')
+  assert.match(failed.error, /named twice/)
+  await a.close()
+})
+
+test('register: a node without a chain says so; unknown jobs, unfinished jobs and bad fees are refused', async () => {
+  const a = await app(jobs)
+  const done = (await a.inject({ method: 'GET', url: '/v1/training/jobs', headers: admin }))
+    .json()
+    .data.find((j: { state: string }) => j.state === 'done')
+  const reg = (id: string, payload?: unknown, headers = admin) =>
+    a.inject({ method: 'POST', url: `/v1/training/jobs/${id}/register`, headers, payload: payload as object })
+  const noChain = await reg(done.id, {})
+  assert.is(noChain.statusCode, 400, noChain.body)
+  assert.is(noChain.json().error.code, 'chain_not_configured')
+  assert.match(noChain.json().error.message, /no chain configured/)
+  assert.is((await reg(done.id, {}, {} as typeof admin)).statusCode, 401)
+  assert.is((await reg('nope', {})).statusCode, 404)
+  const fee = await reg(done.id, { feePer1kTokens: '-1' })
+  assert.is(fee.statusCode, 400)
+  assert.match(fee.body, /feePer1kTokens/)
+  const failed = (await a.inject({ method: 'GET', url: '/v1/training/jobs', headers: admin }))
+    .json()
+    .data.find((j: { state: string }) => j.state === 'failed')
+  const early = await reg(failed.id, {})
+  assert.is(early.statusCode, 409)
+  assert.is(early.json().error.code, 'training_job_not_done')
+  await a.close()
 })
 
 test.after(async () => {

@@ -26,6 +26,7 @@ const data: UiData = {
   jobs: () => ({ jobs: [] }),
   earnings: async () => ({ chain: false }),
   datanets: async () => ({ datanets: [] }),
+  factory: async () => ({ offered: false, chain: false, models: [], datanets: [] }),
   decode: (_model, ids) => ids.map((i) => String.fromCharCode(96 + i)).join(''),
   onJob: (l) => {
     listeners.add(l)

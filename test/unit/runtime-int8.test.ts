@@ -81,7 +81,7 @@ test('quantizeRows names a weight whose size does not fit N×K', () => {
 const LINEARS = [...PROJECTIONS]
 
 /** The reference model the int8 graph means: every projection and the lm_head dequantized. */
-function int8Reference(ref: ReferenceModel): ReferenceModel {
+function int8Reference(ref: ReferenceModel, blockFor: (K: number) => number = int8BlockFor): ReferenceModel {
   const weights: TensorMap = new Map(ref.weights)
   const round = (name: string) => {
     const t = weights.get(name)!
@@ -89,7 +89,7 @@ function int8Reference(ref: ReferenceModel): ReferenceModel {
     // the graph picks each K's block size so that no block is padded (int8BlockFor)
     weights.set(name, {
       ...t,
-      data: dequantize(quantizeRows(Float32Array.from(t.data), N, K, int8BlockFor(K)))
+      data: dequantize(quantizeRows(Float32Array.from(t.data), N, K, blockFor(K)))
     })
   }
   for (let l = 0; l < ref.config.numLayers; l++)
@@ -109,12 +109,13 @@ async function fixture(opts: Omit<MakeModelOptions, 'out'>): Promise<string> {
   return dir
 }
 
-const open = (dir: string, weightFormat: 'fp32' | 'int8'): Promise<LoadedModel> =>
+const open = (dir: string, weightFormat: 'fp32' | 'int8', int8Block?: number): Promise<LoadedModel> =>
   loadModel(dir, {
     cacheDir,
     maxBatch: 2,
     maxSeqLen: 64,
     weightFormat,
+    ...(int8Block === undefined ? {} : { int8Block }),
     pool: { slots: 3, maxRank: 8, targets: LINEARS }
   })
 
@@ -213,6 +214,42 @@ test('rows of a mixed int8 batch give what each row gives alone', async () => {
   } finally {
     await model.dispose()
   }
+})
+
+test('int8Block 128 builds the padded scheme beside the fitted one (its own cache entry); bad blocks are refused', async () => {
+  // tiny: K 64 (hidden) fits block 64, K 128 (MLP down) block 128; a fixed 128 pads the 64-wide half
+  const dir = await fixture({ preset: 'tiny', seed: 24 })
+  const ref = await loadReference(dir)
+  const ids = Array.from({ length: 10 }, (_, i) => (i * 29 + 7) % ref.config.vocabSize)
+  const want = referenceForward(
+    int8Reference(ref, () => 128),
+    ids
+  ).slice(5)
+  const padded = await open(dir, 'int8', 128)
+  const fitted = await open(dir, 'int8')
+  try {
+    const got = await logitsOf(padded, ids, 0)
+    for (let i = 0; i < got.length; i++)
+      assert.ok(maxAbsDiff(got[i]!, want[i]!) <= TOL, `position ${i + 5}: ${maxAbsDiff(got[i]!, want[i]!)}`)
+    // different scales on the 64-wide projections: a cached fitted graph was not reused
+    assert.ok(maxAbsDiff(got.at(-1)!, (await logitsOf(fitted, ids, 0)).at(-1)!) > 0)
+  } finally {
+    await padded.dispose()
+    await fitted.dispose()
+  }
+  const refused = async (p: Promise<LoadedModel>, re: RegExp) => {
+    const err = await p.then(
+      async (m) => {
+        await m.dispose()
+        return undefined
+      },
+      (e: Error) => e
+    )
+    assert.ok(err, `expected a refusal matching ${re}`)
+    assert.match(err!.message, re)
+  }
+  await refused(open(dir, 'int8', 48), /int8Block 48 .*one of 16, 32, 64, 128/)
+  await refused(open(dir, 'fp32', 64), /allowed only with int8/)
 })
 
 test('openlora generate --weights int8 serves the int8 graph; other formats are refused by name', async () => {

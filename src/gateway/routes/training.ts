@@ -2,7 +2,8 @@
 // starts one (the same request /openlora/train takes: base model id, datanet id@version,
 // hyperparameters), GET /v1/training/jobs lists them newest first, GET /v1/training/jobs/:id is
 // one job with its loss curve so far and, when done, the adapter CID and the signed training
-// record. docs/TRAINING.md describes the JSON.
+// record; POST /v1/training/jobs/:id/register registers a done job's adapter on-chain with the
+// datanets of its record. docs/TRAINING.md describes the JSON.
 import type { FastifyInstance } from 'fastify'
 import type { ZodTypeProvider } from 'fastify-type-provider-zod'
 import { z } from '../../common/schema.ts'
@@ -21,8 +22,30 @@ const Job = z.object({
   finishedAt: z.number().nullable(),
   cid: z.string().nullable(),
   record: z.unknown(),
-  error: z.string().nullable()
+  error: z.string().nullable(),
+  registration: z
+    .object({
+      adapter: z.string(),
+      adapterId: z.string(),
+      owner: z.string(),
+      datanets: z.array(z.object({ id: z.string(), weightBps: z.number() })),
+      tx: z.string()
+    })
+    .nullable()
 })
+
+const RegisterBody = z
+  .strictObject({
+    /** the adapter's fee in wei per 1k tokens, a decimal string (default 0) */
+    feePer1kTokens: z
+      .string()
+      .regex(/^\d{1,30}$/, 'a whole number of wei as a decimal string')
+      .optional()
+  })
+  .optional()
+
+const notFound = (id: string) =>
+  new GatewayError(404, 'not_found_error', `no training job ${id}`, { code: 'training_job_not_found' })
 
 const view = (j: TrainingJob) => ({ ...j, losses: [...j.losses] })
 
@@ -82,10 +105,31 @@ export async function trainingRoutes(
     async (req) => {
       opts.requireAdmin(req)
       const job = jobs().get(req.params.id)
-      if (!job)
-        throw new GatewayError(404, 'not_found_error', `no training job ${req.params.id}`, {
-          code: 'training_job_not_found'
-        })
+      if (!job) throw notFound(req.params.id)
+      return view(job)
+    }
+  )
+  r.post(
+    '/v1/training/jobs/:id/register',
+    {
+      schema: {
+        summary: "Register a done job's adapter on-chain with its record's datanets (admin)",
+        params: z.object({ id: z.string().max(64) }),
+        body: RegisterBody,
+        response: {
+          200: Job,
+          400: ErrorResponse,
+          401: ErrorResponse,
+          404: ErrorResponse,
+          409: ErrorResponse,
+          502: ErrorResponse
+        }
+      }
+    },
+    async (req) => {
+      opts.requireAdmin(req)
+      const job = await jobs().register(req.params.id, BigInt(req.body?.feePer1kTokens ?? '0'))
+      if (!job) throw notFound(req.params.id)
       return view(job)
     }
   )

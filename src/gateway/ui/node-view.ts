@@ -261,6 +261,35 @@ export class NodeView {
     return { datanets: out }
   }
 
+  /** The ModelFactory page's choices: the models it can train on, the datanets it holds. */
+  async factory() {
+    const c = this.#c
+    const trainable = new Set((await c.services.training?.models()) ?? [])
+    const store = c.services.attribution?.store
+    const chain = c.services.chain
+    const datanets = []
+    for (const d of (await store?.listDatanets()) ?? []) {
+      if (d.latestVersion < 1) continue
+      const v = await store!.getVersion(d.id, d.latestVersion)
+      let onChain: boolean | null = null
+      if (chain) {
+        const root = await chain.client.datanetVersionRoot(d.id, v.version).catch(() => null)
+        onChain = root !== null && root.toLowerCase() === v.root.toLowerCase()
+      }
+      datanets.push({ id: d.id, name: d.name, version: v.version, records: v.count, onChain })
+    }
+    return {
+      offered: c.services.training?.provider !== undefined,
+      chain: chain !== undefined,
+      models: (c.services.serving?.models() ?? []).map((m) => ({
+        id: m.modelId,
+        family: m.family,
+        trainable: trainable.has(m.modelId)
+      })),
+      datanets
+    }
+  }
+
   /** Span token ids as text with this node's tokenizer for `model` (null: it does not serve it). */
   decode(model: string, ids: number[]): string | null {
     return this.#c.services.serving?.decode(model, ids) ?? null

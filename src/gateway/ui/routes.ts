@@ -20,6 +20,7 @@ export interface UiData {
   jobs(): { jobs: JobRecord[] }
   earnings(): Promise<unknown>
   datanets(): Promise<unknown>
+  factory(): Promise<unknown>
   decode(model: string, ids: number[]): string | null
   onJob(listener: (j: JobRecord) => void): () => void
 }
@@ -108,6 +109,7 @@ export async function uiRoutes(app: FastifyInstance, opts: { data: UiData }): Pr
   r.get('/ui/api/jobs', api, async () => data.jobs())
   r.get('/ui/api/earnings', api, () => data.earnings())
   r.get('/ui/api/datanets', api, () => data.datanets())
+  r.get('/ui/api/factory', api, () => data.factory())
 
   r.post(
     '/ui/api/verify',

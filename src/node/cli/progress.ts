@@ -6,6 +6,7 @@
 // stay short and greppable. cli-progress over a hand-made bar: it handles terminal width, redraw
 // throttling, ETA smoothing and leaves the line clean on stop.
 import { SingleBar } from 'cli-progress'
+import { z } from '../../common/schema.ts'
 
 export type ProgressUnit = 'bytes' | 'tensors' | 'steps'
 
@@ -140,6 +141,14 @@ export function startProgress(
     if (!finished) bar.stop()
   }
   process.once('exit', onExit)
+  // ^C during a long fetch is the usual way out: put the cursor back first; when nothing else
+  // listens for SIGINT, keep its default meaning (exit, status 130)
+  const onSigint = (): void => {
+    onExit()
+    finished = true
+    if (process.listenerCount('SIGINT') === 0) process.exit(130)
+  }
+  process.once('SIGINT', onSigint)
   return {
     update(value, info = {}) {
       if (info.total !== undefined && info.total !== t) {
@@ -152,8 +161,47 @@ export function startProgress(
       if (finished) return
       finished = true
       process.removeListener('exit', onExit)
+      process.removeListener('SIGINT', onSigint)
       if (completed) bar.update(t)
       bar.stop()
     }
+  }
+}
+
+/** A byte-progress event of a node's fetch (adapter by CID, datanet copy), as the node streams it. */
+const ByteProgressSchema = z.looseObject({
+  peer: z.string().max(256),
+  received: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  total: z.int().min(0).max(Number.MAX_SAFE_INTEGER)
+})
+
+/**
+ * Shows the progress of a fetch a running node does for this command (the admin endpoint streams
+ * `{ peer, received, total }` events): a bar with bytes, rate and ETA on a terminal, lines off
+ * one, and with --json one `{"event":"progress",…}` line per event on stdout (the command prints
+ * its `{"event":"done",…}` line last), as `openlora train --json` does. Bytes start again from 0
+ * when the node moves on to another peer.
+ */
+export async function withFetchProgress<T>(
+  label: string,
+  opts: ProgressOptions,
+  call: (onProgress: (event: Record<string, unknown>) => void) => Promise<T>
+): Promise<T> {
+  // drawn from the first event with bytes to move: nothing to fetch (already here), no bar
+  let bar: ProgressTask | undefined
+  let completed = false
+  try {
+    const out = await call((event) => {
+      const e = ByteProgressSchema.safeParse(event)
+      if (!e.success) return // a node of another version: no bar rather than a failed command
+      if (opts.json) console.log(JSON.stringify({ event: 'progress', ...e.data }))
+      if (e.data.total === 0) return
+      bar ??= startProgress(label, e.data.total, 'bytes', opts)
+      bar.update(e.data.received, { total: e.data.total })
+    })
+    completed = true
+    return out
+  } finally {
+    bar?.done(completed)
   }
 }

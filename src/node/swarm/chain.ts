@@ -30,8 +30,9 @@ export interface SwarmChain {
 /** Roles by dev account index. */
 export const ROLE = { treasury: 0, client: 1, owners: [2, 3], datanetOwner: 4 } as const
 
-export function startAnvil(logger?: Logger): Promise<LocalChain> {
-  return startLocalChain({ accounts: 5, withdrawalDelaySec: 3600, logger })
+/** `host`: where anvil listens (default loopback; the NAT tier's swarm gives its namespaces one) */
+export function startAnvil(logger?: Logger, host?: string): Promise<LocalChain> {
+  return startLocalChain({ accounts: 5, withdrawalDelaySec: 3600, logger, host })
 }
 
 export interface SwarmChainInput {

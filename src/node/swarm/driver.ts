@@ -50,6 +50,8 @@ export interface JobOutcome {
   routed?: boolean
   /** the successful attempt reached its entry node through the circuit relay */
   relayed?: boolean
+  /** the connection the job ran on, when the client could tell (the NAT tier's swarm reports it) */
+  connection?: 'direct' | 'relayed'
   latencyMs: number
   tokens?: number
   amountDue?: bigint
@@ -337,6 +339,7 @@ export class JobDriver {
           servedBy: server.i,
           routed: entry.i !== server.i,
           relayed: viaRelay !== undefined,
+          ...(r.connection ? { connection: r.connection } : {}),
           latencyMs: performance.now() - t0,
           tokens: r.usage.promptTokens + r.usage.outputTokens,
           amountDue: due,

@@ -63,6 +63,18 @@ export interface DatanetExchangeComponents {
   scores?: PeerScores
 }
 
+/**
+ * How far a copy from one peer is: bytes of the chunks this node lacked (the contribution text)
+ * received and stored so far, of their total (known once the bundle has checked out).
+ */
+export interface DatanetFetchProgress {
+  id: string
+  version: number
+  peer: string
+  received: number
+  total: number
+}
+
 const HEX32 = /^0x[0-9a-f]{64}$/
 /** Error codes meaning a peer's bytes failed a check (bundle, root, chunk hash). */
 const VERIFY_CODES = new Set(['DATANET_VERIFY_FAILED', 'DATANET_INVALID', 'CHUNK_MISMATCH'])
@@ -260,7 +272,12 @@ export class DatanetExchange {
     id: string,
     version: number,
     from: string[],
-    opts: { trustedRoots?: Record<number, Hex>; unverified?: boolean; signal?: AbortSignal } = {}
+    opts: {
+      trustedRoots?: Record<number, Hex>
+      unverified?: boolean
+      signal?: AbortSignal
+      onProgress?: (p: DatanetFetchProgress) => void
+    } = {}
   ): Promise<VersionRecord> {
     const store = this.#c.store()
     if (!store) throw new DatanetFetchError('DATANET_NOT_FOUND', 'this node keeps no datanets')
@@ -293,7 +310,8 @@ export class DatanetExchange {
           peer,
           store,
           checked.records.flatMap((r) => r.chunks),
-          opts.signal
+          opts.signal,
+          opts.onProgress && ((received, total) => opts.onProgress!({ id, version, peer, received, total }))
         )
         // every chunk is in the store now; importVersion checks the bundle again and appends
         const v = await importVersion(
@@ -417,7 +435,8 @@ export class DatanetExchange {
     peer: string,
     store: DatanetStore,
     refs: ChunkRef[],
-    signal?: AbortSignal
+    signal?: AbortSignal,
+    onProgress?: (received: number, total: number) => void
   ): Promise<number> {
     const missing: ChunkRef[] = []
     const seen = new Set<string>()
@@ -430,6 +449,9 @@ export class DatanetExchange {
         missing.push(ref)
       }
     }
+    const total = missing.reduce((n, r) => n + r.size, 0)
+    let received = 0
+    onProgress?.(received, total)
     for (let i = 0; i < missing.length; i += MAX_CHUNKS_PER_REQUEST) {
       const batch = missing.slice(i, i + MAX_CHUNKS_PER_REQUEST)
       // the peer writes the whole batch at once: buffer all of it while each chunk is stored
@@ -445,6 +467,8 @@ export class DatanetExchange {
             const f = answer(ChunkFrameSchema, await next(), 'a chunk')
             // putChunk checks size and sha256 before anything is written
             await store.putChunk(f.bytes, ref)
+            received += ref.size
+            onProgress?.(received, total)
           }
         }
       )

@@ -4,7 +4,6 @@
 
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { multiaddr } from '@multiformats/multiaddr'
 import type { ChainClient } from '../../chain/client.ts'
 import { POOLS_FILE } from '../../chain/extension.ts'
 import type { PublishedPools } from '../../chain/published-pools.ts'
@@ -13,6 +12,7 @@ import { messageOf, parseWith, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { datanetVersionKey } from '../routing/dht.ts'
+import { peerIdsOf } from '../shared/peer-list.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
 import { readPoolsFile } from './pools.ts'
 import { DatanetReplicator } from './replicator.ts'
@@ -121,37 +121,6 @@ async function providersOf(components: NodeComponents, id: string, version: numb
   return out
 }
 
-/** `from` entries are peer ids, or multiaddrs ending in /p2p/ID that the node dials first. */
-async function peerIds(components: NodeComponents, from: unknown): Promise<string[]> {
-  if (
-    !Array.isArray(from) ||
-    from.length === 0 ||
-    from.length > 16 ||
-    !from.every((f) => typeof f === 'string')
-  )
-    throw bad('from must list 1 to 16 peers (peer ids or multiaddrs)')
-  const out: string[] = []
-  for (const f of from as string[]) {
-    if (!f.startsWith('/')) {
-      out.push(f)
-      continue
-    }
-    let ma: ReturnType<typeof multiaddr>
-    try {
-      ma = multiaddr(f)
-    } catch (err) {
-      throw bad(`${f} is not a multiaddr: ${(err as Error).message}`)
-    }
-    try {
-      out.push((await components.libp2p.dial(ma)).remotePeer.toString())
-    } catch (err) {
-      // a typed refusal (the caller named a peer that does not answer), not a node failure
-      throw new DatanetFetchError('DATANET_NOT_FOUND', `cannot reach ${f}: ${(err as Error).message}`)
-    }
-  }
-  return out
-}
-
 /** The node's datanet exchange, with `replicator` for copies the attribution service asks for. */
 export type DatanetExchangeService = DatanetExchange & { replicator: DatanetReplicator }
 
@@ -191,7 +160,7 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
     },
     datanetExchangeInit(components.config)
   )
-  components.admin.action('/datanets/fetch', async (body) => {
+  components.admin.action('/datanets/fetch', async (body, ctx) => {
     const b = parseWith(FetchBodySchema, body, { at: 'body', error: (i) => bad(messageOf(i)) })
     const roots: Record<number, Hex> = {}
     for (const [v, r] of Object.entries(b.roots ?? {})) roots[Number(v)] = r.toLowerCase() as Hex
@@ -208,10 +177,20 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
     const from =
       b.from === undefined || (Array.isArray(b.from) && b.from.length === 0)
         ? await providersOf(components, b.id, b.version)
-        : await peerIds(components, b.from)
+        : await peerIdsOf(components.libp2p, b.from, {
+            bad,
+            // a typed refusal (the caller named a peer that does not answer), not a node failure
+            unreachable: (m) => new DatanetFetchError('DATANET_NOT_FOUND', m)
+          })
+    // the CLI's progress bar: chunk bytes of the peer now copying (streamed to the caller)
+    let bytes = 0
     const v = await exchange.fetchVersion(b.id, b.version, from, {
       trustedRoots: roots,
-      unverified: b.unverified === true
+      unverified: b.unverified === true,
+      onProgress: (p) => {
+        bytes = p.received
+        ctx.progress({ ...p })
+      }
     })
     return {
       id: v.datanetId,
@@ -219,7 +198,8 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
       root: v.root,
       contributions: v.count,
       trustedRoots: Object.keys(roots).length,
-      rootsFrom
+      rootsFrom,
+      bytes
     }
   })
   const replicator = new DatanetReplicator({

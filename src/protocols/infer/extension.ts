@@ -14,6 +14,7 @@ import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
 import { SPIN_POLICIES, type SpinPolicy } from '../../runtime/spinning.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
 import type { ServingStack } from '../../serving/stack.ts'
+import { addAdapterFetchAction } from '../adapter-exchange/admin-fetch.ts'
 import { AdapterExchange, type AdapterExchangeInit } from '../adapter-exchange/exchange.ts'
 import * as C from './constants.ts'
 import { InferError } from './errors.ts'
@@ -189,7 +190,7 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
   // The stores exist only after serving started, so both sides look them up per call: an adapter
   // is served from whichever model's store holds it, and fetched into the store of the model the
   // job asked for (checked against that base model).
-  return new AdapterExchange(
+  const exchange = new AdapterExchange(
     {
       host: components.libp2p,
       source: {
@@ -219,6 +220,9 @@ function adapterExchangeService(components: NodeComponents): AdapterExchange {
     },
     adapterExchangeInit(components.config)
   )
+  // `openlora adapter fetch CID` on a running node
+  addAdapterFetchAction(components, exchange, () => serving)
+  return exchange
 }
 
 /** The node config's `exchange.adapter` section as the exchange's init (sizes in bytes). */

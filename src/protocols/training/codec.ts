@@ -20,9 +20,18 @@ export class TrainingJobError extends OpenLoraError<
 
 const hex32 = z.string().regex(/^0x[0-9a-f]{64}$/, 'a 0x-prefixed 32-byte lowercase hex id')
 
+const DatanetRef = z.strictObject({ id: hex32, version: z.number().int().min(1).optional() })
+/** datanets one job may train on together: each is a row source and a provenance line */
+export const MAX_JOB_DATANETS = 8
+
 export const TrainJobRequestSchema = z.strictObject({
   model: z.string().min(1).max(128),
-  datanet: z.strictObject({ id: hex32, version: z.number().int().min(1).optional() }),
+  datanet: DatanetRef,
+  /** further datanets trained on with `datanet` (their rows follow its rows; the record names all) */
+  moreDatanets: z
+    .array(DatanetRef)
+    .max(MAX_JOB_DATANETS - 1)
+    .optional(),
   steps: z.number().int().min(1).max(MAX_REMOTE_STEPS),
   lr: z.number().gt(0).max(1),
   optimizer: z.enum(['sgd', 'adamw']),

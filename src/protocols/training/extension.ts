@@ -5,16 +5,20 @@
 // answers every job with TRAINING_NOT_OFFERED. The gateway's training-job routes use the same
 // provider (src/gateway/extension.ts). An offering node advertises the `train` capability (its
 // price per 1k trained tokens and the model ids it trains) in its capability advert, and with a
-// chain and a price above 0 charges peers' jobs with vouchers (payment.ts).
+// chain and a price above 0 charges peers' jobs with vouchers (payment.ts). Each trained adapter
+// joins the serving store with its record's datanets as provenance.
 import { mkdir } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { decimalString, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeExtension } from '../../common/service.ts'
+import type { Hex } from '../../crypto/hash.ts'
 import { modelIdOf } from '../../runtime/model/config.ts'
 import { readModelConfig } from '../../runtime/model/index.ts'
 import { checkTrainable } from '../../runtime/training/graph.ts'
+import type { SignedTrainingRecord } from '../../runtime/training/record.ts'
 import type { TrainPaymentContext } from './payment.ts'
 import { localTrainingProvider } from './provider.ts'
+import { declaredDatanets } from './registration.ts'
 import { type TrainingProvider, TrainService } from './train-protocol.ts'
 
 export const TrainingConfigSchema = z.strictObject({
@@ -32,6 +36,8 @@ export interface TrainingNodeService {
   stop(): Promise<void>
   /** present when the node offers training */
   provider?: TrainingProvider
+  /** ids of the served models the training graph supports (none when the node does not offer training) */
+  models(): Promise<string[]>
 }
 
 declare module '../../common/service.ts' {
@@ -58,6 +64,29 @@ async function trainableModels(dirs: string[]): Promise<Record<string, string>> 
   return out
 }
 
+/**
+ * A trained adapter joins the node's store for its base model (cold tier: served, and fetched by
+ * CID by peers) with its record's datanets as its provenance, so its outputs are attributed to
+ * exactly the data it was trained on, with the shares `adapter register` declares on-chain.
+ */
+async function keepTrained(
+  components: NodeComponents,
+  model: string,
+  r: { cid: string; record: SignedTrainingRecord; dir?: string }
+): Promise<void> {
+  const serving = components.services.serving
+  if (!r.dir || !serving) return
+  await serving.importAdapter(r.dir, model)
+  const bps = new Map(declaredDatanets(r.record).map((d) => [d.id, d.weightBps]))
+  await components.services.attribution?.provenance.set(r.cid, {
+    datanets: r.record.body.datanets.map((d) => ({
+      id: d.id,
+      version: d.version,
+      bp: bps.get(d.id.toLowerCase() as Hex) ?? 0
+    }))
+  })
+}
+
 function trainingService(components: NodeComponents): TrainingNodeService {
   const cfg = TrainingConfigSchema.parse(components.config.training ?? {})
   const log = components.logger.child('training')
@@ -81,7 +110,9 @@ function trainingService(components: NodeComponents): TrainingNodeService {
             threads: cfg.threads || undefined
           })
         )
-        return (await inner).train(req, onStep, signal, opts)
+        const r = await (await inner).train(req, onStep, signal, opts)
+        await keepTrained(components, req.model, r)
+        return r
       }
     }
   }
@@ -102,6 +133,7 @@ function trainingService(components: NodeComponents): TrainingNodeService {
   let advertised: { remove(): void } | undefined
   return {
     provider,
+    models: async () => (provider ? Object.keys(await (models ??= trainableModels(dirs))) : []),
     start: async () => {
       if (provider) {
         await mkdir(join(components.dataDir.path, 'trained'), { recursive: true })

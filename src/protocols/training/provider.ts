@@ -1,4 +1,4 @@
-// The node side of /openlora/train: trains a job on a datanet version this node holds with the
+// The node side of /openlora/train: trains a job on datanet versions this node holds with the
 // runtime's trainer, writes the adapter under `outRoot/<job>` and returns its CID and the record
 // signed with the node's key. Models are offered by id (a job cannot name a path on this node).
 import { mkdtemp } from 'node:fs/promises'
@@ -8,7 +8,7 @@ import { sha256Hex } from '../../crypto/hash.ts'
 import { Tokenizer } from '../../runtime/tokenizer.ts'
 import { encodeRows } from '../../runtime/training/data.ts'
 import { type DataPlan, planData } from '../../runtime/training/plan.ts'
-import { type RecordSigner, readTrainingRecord } from '../../runtime/training/record.ts'
+import { type DatanetSource, type RecordSigner, readTrainingRecord } from '../../runtime/training/record.ts'
 import { runTraining } from '../../runtime/training/run.ts'
 import { TrainingInputError } from '../../runtime/training/trainer.ts'
 import { datanetRows } from './datanet-data.ts'
@@ -31,9 +31,18 @@ export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider
         throw new TrainingInputError(
           `this node trains ${Object.keys(o.models).join(', ') || 'no models'}; not "${req.model}"`
         )
-      const { rows, source } = await datanetRows(o.store, req.datanet.id, req.datanet.version)
-      if (rows.length === 0)
-        throw new TrainingInputError(`datanet ${source.id}@${source.version} has no text`)
+      const asked = [req.datanet, ...(req.moreDatanets ?? [])]
+      if (new Set(asked.map((d) => d.id)).size !== asked.length)
+        throw new TrainingInputError('a datanet is named twice; name each datanet once')
+      const rows: { text: string }[] = []
+      const sources: DatanetSource[] = []
+      for (const d of asked) {
+        const part = await datanetRows(o.store, d.id, d.version)
+        if (part.rows.length === 0)
+          throw new TrainingInputError(`datanet ${part.source.id}@${part.source.version} has no text`)
+        rows.push(...part.rows)
+        sources.push(part.source)
+      }
       const tok = await Tokenizer.fromDir(modelDir)
       const tokens = encodeRows(tok, rows)
       // the budget caps the trained tokens: train the steps that fit it (the plan is a pure
@@ -74,14 +83,14 @@ export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider
         record: {
           signer: o.signer,
           data: { kind: 'datanet', sha256: sha256Hex(rows.map((x) => JSON.stringify(x)).join('\n')) },
-          datanets: [source]
+          datanets: sources
         },
         onStep: ({ step, loss, tokens: n }) => {
           signal.throwIfAborted()
           onStep(step, loss, n)
         }
       })
-      return { cid: r.cid, record: await readTrainingRecord(out) }
+      return { cid: r.cid, record: await readTrainingRecord(out), dir: out }
     }
   }
 }

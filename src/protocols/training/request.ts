@@ -212,11 +212,13 @@ async function sendOnce(
           'TRAINING_FAILED',
           `the record describes ${record.body.adapterCid}, not ${f.cid}`
         )
-      const dn = record.body.datanets[0]
+      const asked = [request.datanet, ...(request.moreDatanets ?? [])]
+      const named = record.body.datanets
       if (
-        record.body.datanets.length !== 1 ||
-        dn!.id !== request.datanet.id ||
-        (request.datanet.version !== undefined && dn!.version !== request.datanet.version)
+        named.length !== asked.length ||
+        asked.some(
+          (a, i) => named[i]!.id !== a.id || (a.version !== undefined && named[i]!.version !== a.version)
+        )
       )
         throw new TrainingJobError(
           'TRAINING_FAILED',

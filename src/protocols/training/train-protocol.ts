@@ -42,7 +42,12 @@ export interface TrainingProvider {
     signal: AbortSignal,
     /** maxTokens: train only the steps whose tokens fit (the client's budget) */
     opts?: { maxTokens?: number }
-  ): Promise<{ cid: string; record: SignedTrainingRecord }>
+  ): Promise<{
+    cid: string
+    record: SignedTrainingRecord
+    /** the adapter directory, when local */
+    dir?: string
+  }>
 }
 
 export interface TrainServiceComponents {

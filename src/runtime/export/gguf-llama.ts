@@ -14,7 +14,7 @@ import {
   type TensorDtype,
   writeGguf
 } from '../formats/gguf.ts'
-import { loadCheckpointWeights } from '../formats/safetensors.ts'
+import { openCheckpoint } from '../formats/safetensors.ts'
 import { type ModelConfig, parseModelConfig } from '../model/config.ts'
 import { llamaCppArch } from './gguf-arch.ts'
 
@@ -286,31 +286,40 @@ export async function exportCheckpointToGguf(
       slidingWindow: cfg.slidingWindow
     })
   }
-  const weights = await loadCheckpointWeights(dir)
-  const tensors: GgufTensorIn[] = []
-  for (const [hf, t] of weights) {
-    const name = ggufTensorName(hf)
-    if (name === null) {
-      if (!hf.endsWith('rotary_emb.inv_freq')) log.warn('tensor not exported', { tensor: hf })
-      continue
+  // tensors are read (and permuted) one at a time as they are written: a 1B checkpoint is 5 GB
+  // as fp32, an 8B one 32 GB, and the file never needs more than one tensor in memory
+  const checkpoint = await openCheckpoint(dir)
+  try {
+    const tensors: GgufTensorIn[] = []
+    for (const hf of checkpoint.names()) {
+      const name = ggufTensorName(hf)
+      if (name === null) {
+        if (!hf.endsWith('rotary_emb.inv_freq')) log.warn('tensor not exported', { tensor: hf })
+        continue
+      }
+      if (name === 'output.weight' && cfg.tieWordEmbeddings) continue // llama.cpp reuses token_embd
+      const shape = checkpoint.info(hf)!.shape
+      const rows = shape[0]!
+      const cols = shape.length === 2 ? shape[1]! : 1
+      const heads = /\.attn_q\./.test(name) ? cfg.numHeads : /\.attn_k\./.test(name) ? cfg.numKvHeads : 0
+      const data = () => {
+        const d = checkpoint.read(hf)
+        return heads > 0 ? permuteRotaryRows(d, rows, cols, heads) : d
+      }
+      tensors.push({ name, shape, dtype: shape.length === 1 ? 'F32' : dtype, data })
     }
-    if (name === 'output.weight' && cfg.tieWordEmbeddings) continue // llama.cpp reuses token_embd
-    let data = t.data
-    const rows = t.shape[0]
-    const cols = t.shape.length === 2 ? t.shape[1] : 1
-    if (/\.attn_q\./.test(name)) data = permuteRotaryRows(data, rows, cols, cfg.numHeads)
-    else if (/\.attn_k\./.test(name)) data = permuteRotaryRows(data, rows, cols, cfg.numKvHeads)
-    tensors.push({ name, shape: t.shape, dtype: t.shape.length === 1 ? 'F32' : dtype, data })
+    const ropeFreqs = llamaRopeFreqs(cfg)
+    if (ropeFreqs !== null)
+      tensors.push({ name: 'rope_freqs.weight', shape: [ropeFreqs.length], dtype: 'F32', data: ropeFreqs })
+    if (!tensors.some((t) => t.name === 'token_embd.weight')) {
+      throw new GgufError(`${dir}: no model.embed_tokens.weight; is this a Llama-family checkpoint?`)
+    }
+    const name = opts.name ?? cfg.nameOrPath ?? 'model'
+    const metadata = [...llamaMetadata(cfg, name, dtype), ...(await tokenizerMetadata(dir, cfg, opts.pre))]
+    const { bytes } = await writeGguf(outFile, metadata, tensors, opts.onProgress)
+    log.info('wrote GGUF model', { file: outFile, bytes, tensors: tensors.length, dtype })
+    return { bytes, tensors: tensors.length, config: cfg }
+  } finally {
+    checkpoint.close()
   }
-  const ropeFreqs = llamaRopeFreqs(cfg)
-  if (ropeFreqs !== null)
-    tensors.push({ name: 'rope_freqs.weight', shape: [ropeFreqs.length], dtype: 'F32', data: ropeFreqs })
-  if (!tensors.some((t) => t.name === 'token_embd.weight')) {
-    throw new GgufError(`${dir}: no model.embed_tokens.weight; is this a Llama-family checkpoint?`)
-  }
-  const name = opts.name ?? cfg.nameOrPath ?? 'model'
-  const metadata = [...llamaMetadata(cfg, name, dtype), ...(await tokenizerMetadata(dir, cfg, opts.pre))]
-  const { bytes } = await writeGguf(outFile, metadata, tensors, opts.onProgress)
-  log.info('wrote GGUF model', { file: outFile, bytes, tensors: tensors.length, dtype })
-  return { bytes, tensors: tensors.length, config: cfg }
 }

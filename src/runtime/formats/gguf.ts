@@ -53,8 +53,12 @@ export interface GgufTensorIn {
   /** row-major (numpy / safetensors) shape; GGUF stores it reversed (ggml's ne[0] is innermost) */
   shape: number[]
   dtype: TensorDtype
-  data: Float32Array
+  /** the values, or a function reading them when the tensor is written (one tensor in memory at a time) */
+  data: Float32Array | (() => Float32Array)
 }
+
+const valuesOf = (t: GgufTensorIn): Float32Array => (typeof t.data === 'function' ? t.data() : t.data)
+const countOf = (t: GgufTensorIn): number => t.shape.reduce((a, b) => a * b, 1)
 
 // Bounds for the reader: far above what any real llama.cpp file holds (a 256k vocabulary is
 // ~256k strings), low enough that a hostile header cannot make us allocate gigabytes.
@@ -167,10 +171,13 @@ function tensorBytes(dtype: TensorDtype, n: number): number {
 }
 
 function encodeTensor(t: GgufTensorIn): Buffer {
-  if (t.dtype === 'F32') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)
-  if (t.dtype === 'Q8_0' || t.dtype === 'Q4_0') return encodeBlocks(t.dtype, t.data)
-  const out = Buffer.alloc(t.data.length * 2)
-  for (let i = 0; i < t.data.length; i++) out.writeUInt16LE(f32ToF16Bits(t.data[i]), i * 2)
+  const data = valuesOf(t)
+  if (data.length !== countOf(t))
+    throw new GgufError(`tensor "${t.name}": shape [${t.shape}] does not match ${data.length} values`)
+  if (t.dtype === 'F32') return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (t.dtype === 'Q8_0' || t.dtype === 'Q4_0') return encodeBlocks(t.dtype, data)
+  const out = Buffer.alloc(data.length * 2)
+  for (let i = 0; i < data.length; i++) out.writeUInt16LE(f32ToF16Bits(data[i]!), i * 2)
   return out
 }
 
@@ -233,9 +240,10 @@ export async function writeGguf(
   for (const t of tensors) {
     if (names.has(t.name)) throw new GgufError(`duplicate tensor name "${t.name}"`)
     names.add(t.name)
-    const n = t.shape.reduce((a, b) => a * b, 1)
-    if (n !== t.data.length || t.shape.length < 1 || t.shape.length > READ_LIMITS.dims) {
-      throw new GgufError(`tensor "${t.name}": shape [${t.shape}] does not match ${t.data.length} values`)
+    // a lazy tensor's length is checked when it is read (encodeTensor)
+    const n = typeof t.data === 'function' ? countOf(t) : t.data.length
+    if (n !== countOf(t) || t.shape.length < 1 || t.shape.length > READ_LIMITS.dims) {
+      throw new GgufError(`tensor "${t.name}": shape [${t.shape}] does not match ${n} values`)
     }
   }
   const w = new ByteWriter()
@@ -266,7 +274,7 @@ export async function writeGguf(
     w.u32(GgmlType[t.dtype])
     w.u64(offset)
     offsets.push(offset)
-    offset = align(offset + tensorBytes(t.dtype, t.data.length), GGUF_ALIGNMENT)
+    offset = align(offset + tensorBytes(t.dtype, countOf(t)), GGUF_ALIGNMENT)
   }
   const header = w.bytes()
   const dataStart = align(header.length, GGUF_ALIGNMENT)

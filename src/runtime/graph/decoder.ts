@@ -50,6 +50,12 @@ export interface GraphOptions {
   targets: readonly string[]
   /** default fp32; int8 / int4 build each projection and the lm_head as MatMulNBits (weight-format.ts) */
   weightFormat?: WeightFormat
+  /**
+   * int8 only: one block size (a power of two, 16–128) for every Linear instead of the widest
+   * that divides each K (int8BlockFor). For the benchmark's A/B of padded 128 vs fitted blocks;
+   * not a serving setting.
+   */
+  int8Block?: number
 }
 
 export interface WeightSource {
@@ -256,7 +262,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   // x [.., K] times the weight the parts make up, K inputs → N outputs
   const linear = (x: string, name: string, K: number, N: number, parts: LinearPart[]): string =>
     quantized
-      ? quantizedLinear(g, x, name, assembleRows(parts, K, N), N, K, opts.weightFormat!)
+      ? quantizedLinear(g, x, name, assembleRows(parts, K, N), N, K, opts)
       : g.op('MatMul', [x, g.weight(`${name}.weight_t`, assembleTransposed(parts, K, N), [K, N])])
   const part = (src: Float32Array, out: number, inn: number, at = 0, mapOut = ident, mapIn = ident) => ({
     src,
@@ -478,7 +484,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   if (quantized) {
     // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own quantized copy (the
     // embedding Gather keeps reading fp32 rows)
-    const logits = quantizedLinear(g, xf, 'lm_head', weights.get(headName, [V, H]), V, H, opts.weightFormat!)
+    const logits = quantizedLinear(g, xf, 'lm_head', weights.get(headName, [V, H]), V, H, opts)
     g.node('Identity', [logits], [out])
   } else {
     const head = cfg.tieWordEmbeddings ? embed : g.weight(headName, weights.get(headName, [V, H]), [V, H])
@@ -526,9 +532,13 @@ function fusedResidualNorm(
  * size or accuracy level must never reuse a graph built with the old one. fp32 has no key (its
  * cache keys predate formats).
  */
-export function weightFormatKey(format: WeightFormat): string | undefined {
-  // int8 blocks are the widest power of two ≤ INT8_BLOCK_MAX dividing K (quantize.ts int8BlockFor)
-  if (format === 'int8') return `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
+export function weightFormatKey(format: WeightFormat, int8Block?: number): string | undefined {
+  // int8 blocks are the widest power of two ≤ INT8_BLOCK_MAX dividing K (quantize.ts int8BlockFor),
+  // or one fixed size for every Linear when int8Block is set (the scheme before block fitting)
+  if (format === 'int8')
+    return int8Block === undefined
+      ? `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
+      : `int8-b${int8Block}-a${INT8_ACCURACY_LEVEL}`
   if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}`
   return undefined
 }
@@ -546,9 +556,9 @@ function quantizedLinear(
   rows: Float32Array,
   N: number,
   K: number,
-  format: WeightFormat
+  opts: GraphOptions
 ): string {
-  if (format === 'int4') {
+  if (opts.weightFormat === 'int4') {
     const ql: Quantized4Linear = quantizeRows4(rows, N, K)
     const kb = ql.scales.length / N
     return g.op(
@@ -563,7 +573,7 @@ function quantizedLinear(
       'com.microsoft'
     )
   }
-  const ql: QuantizedLinear = quantizeRows(rows, N, K, int8BlockFor(K))
+  const ql: QuantizedLinear = quantizeRows(rows, N, K, opts.int8Block ?? int8BlockFor(K))
   const kb = ql.scales.length / N
   return g.op(
     'MatMulNBits',

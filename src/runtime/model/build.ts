@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { OpenLoraError } from '../../common/errors.ts'
+import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/log.ts'
 import { type Hex, sha256Hex } from '../../crypto/hash.ts'
 import { weightsHash as computeWeightsHash } from '../formats/identity.ts'
@@ -76,6 +76,8 @@ export interface BuildOptions {
   targets: readonly string[]
   /** how projection weights are stored (graph/decoder.ts); default fp32 */
   weightFormat?: WeightFormat
+  /** int8 only: one block size for every Linear (graph/decoder.ts GraphOptions.int8Block; benchmarks) */
+  int8Block?: number
   /** a hash computed earlier (skips re-reading the weights) */
   weightsHash?: Hex
   log?: Logger
@@ -108,7 +110,15 @@ export async function ensureBuiltModel(
   const targets = [...opts.targets].sort()
   const weightFormat = opts.weightFormat ?? 'fp32'
   // fp32 keys stay as they were before weight formats existed, so cached fp32 graphs stay valid
-  const formatKey = weightFormatKey(weightFormat)
+  if (
+    opts.int8Block !== undefined &&
+    (weightFormat !== 'int8' || ![16, 32, 64, 128].includes(opts.int8Block))
+  )
+    throw new InvalidParametersError(
+      `int8Block ${opts.int8Block} with weight format ${weightFormat}: allowed only with int8, one of 16, 32, 64, 128`,
+      { field: 'int8Block', value: opts.int8Block }
+    )
+  const formatKey = weightFormatKey(weightFormat, opts.int8Block)
   // The config shapes the graph beyond the weights (windows, norms, soft-caps, rotary layout…).
   // Graphs of the Llama shape without sliding windows are byte-identical to those built before
   // the family registry, so their keys stay as they were; every other graph is keyed by its
@@ -139,6 +149,7 @@ export async function ensureBuiltModel(
         {
           targets,
           weightFormat,
+          ...(opts.int8Block === undefined ? {} : { int8Block: opts.int8Block }),
           dataPath: join(tmp, DATA_FILE)
         }
       ).graph

@@ -31,6 +31,8 @@ export interface LoadModelOptions {
   pool?: { slots?: number; maxRank?: number; targets?: readonly string[] }
   /** fp32 (default, exact) or int8 (block-quantized projections and lm_head; see graph/decoder.ts) */
   weightFormat?: WeightFormat
+  /** int8 only: one block size (16–128) for every Linear instead of the widest dividing each K; for A/B benchmarks */
+  int8Block?: number
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
   /** ORT session config entries; default { 'session.intra_op.allow_spinning': '0' } (see loaded-model.ts) */
@@ -91,6 +93,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     cacheDir: opts.cacheDir ?? join(homedir(), '.cache', 'openlora', 'models'),
     targets,
     weightFormat: opts.weightFormat,
+    ...(opts.int8Block === undefined ? {} : { int8Block: opts.int8Block }),
     log,
     ...(opts.onTensor ? { onTensor: opts.onTensor } : {})
   })

@@ -149,6 +149,19 @@ export class Tape {
     )
   }
 
+  /**
+   * Rows of a trainable table (an embedding lookup, ONNX Gather on axis 0). The VJP scatters each
+   * row's gradient back onto its id with ScatterND's add reduction, so repeated ids accumulate.
+   */
+  gather(table: Val, ids: string, idsShape: number[]): Val {
+    const shape = [...idsShape, ...table.shape.slice(1)]
+    return this.out(this.g.op('Gather', [table.name, ids], { axis: 0 }), shape, [table], (g) => {
+      const zeros = this.g.op('ConstantOfShape', [this.shapeConst(table.shape)])
+      const index = this.g.op('Unsqueeze', [ids, this.g.int64(`a${this.consts++}`, [-1])])
+      this.acc(table, this.g.op('ScatterND', [zeros, index, g], { reduction: 'add' }))
+    })
+  }
+
   /** Sum over the last axis, kept as size 1. */
   sumLast(a: Val): Val {
     const shape = [...a.shape.slice(0, -1), 1]

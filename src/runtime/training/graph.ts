@@ -48,6 +48,25 @@ export interface TrainingGraph {
   inputs: { A: string; B: string }[]
   /** graph output names of their gradients */
   outputs: { A: string; B: string }[]
+  /** with `trainBase`: every base tensor as a graph input (HF layout) and its gradient output */
+  base: BaseTensor[]
+}
+
+/** A checkpoint tensor that full-weight training feeds and differentiates. */
+export interface BaseTensor {
+  /** the checkpoint name, e.g. model.layers.0.mlp.up_proj.weight */
+  name: string
+  input: string
+  output: string
+  shape: number[]
+}
+
+export interface TrainingGraphOptions {
+  /**
+   * Full-weight training (the demo base model's pre-training, scripts/make-demo-model.ts): base
+   * tensors become graph inputs instead of constants, so the tape differentiates them too.
+   */
+  trainBase?: boolean
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -78,7 +97,8 @@ export function buildTrainingGraph(
   batch: number,
   seqLen: number,
   /** a scratch directory for model.onnx + weights.bin */
-  dir: string
+  dir: string,
+  opts: TrainingGraphOptions = {}
 ): TrainingGraph {
   checkTrainable(cfg)
   const fam = familyOf(cfg)
@@ -98,9 +118,22 @@ export function buildTrainingGraph(
     params.set(m.path, { A, B: Bv, m })
     inputs.push({ A: A.name, B: Bv.name })
   }
-  const weight = (name: string, rows: number, cols: number): Val =>
-    t.constant(transposed(ckpt.read(name), rows, cols), [cols, rows])
-  const vector = (name: string): Val => t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
+  const base = new Map<string, Val>()
+  const baseTensor = (name: string): Val | null => {
+    if (!opts.trainBase) return null
+    let v = base.get(name)
+    if (!v) {
+      v = t.param(`base.${name}`, [...ckpt.info(name)!.shape])
+      base.set(name, v)
+    }
+    return v
+  }
+  const weight = (name: string, rows: number, cols: number): Val => {
+    const p = baseTensor(name)
+    return p ? t.transpose(p, [1, 0]) : t.constant(transposed(ckpt.read(name), rows, cols), [cols, rows])
+  }
+  const vector = (name: string): Val =>
+    baseTensor(name) ?? t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
 
   /**
    * x · Wᵀ (+ bias) (+ LoRA) of one checkpoint module. A fused module whose parts interleave
@@ -116,10 +149,22 @@ export function buildTrainingGraph(
       for (const [i, r] of order.entries()) out.set(w.subarray(r * width, (r + 1) * width), i * width)
       return out
     }
-    const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
-    let y = t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
-    // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
-    if (ckpt.info(`${m.path}.bias`)) y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
+    let y: Val
+    if (opts.trainBase) {
+      // full-weight training feeds HF-layout weights; permuting their rows in the graph is not built
+      if (order)
+        throw new TrainingUnsupportedError(
+          `full-weight training of ${cfg.architecture}'s interleaved ${m.path}`
+        )
+      y = t.matmul(x, weight(`${m.path}.weight`, m.rows, m.cols))
+      if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
+    } else {
+      const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
+      y = t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
+      // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
+      if (ckpt.info(`${m.path}.bias`))
+        y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
+    }
     const p = params.get(m.path)
     if (p) {
       const Bp = order ? t.permuteRows(p.B, order) : p.B
@@ -130,6 +175,8 @@ export function buildTrainingGraph(
   }
   // Gemma's (1 + w) is folded into the constant in fp32, as HF's `1.0 + weight.float()`
   const normWeight = (name: string, n: number): Val => {
+    const p = baseTensor(name)
+    if (p) return cfg.norm === 'rms1p' ? t.addScalar(p, 1) : p
     const w = ckpt.read(name)
     return t.constant(cfg.norm === 'rms1p' ? Float32Array.from(w, (x) => 1 + x) : w, [n])
   }
@@ -174,8 +221,11 @@ export function buildTrainingGraph(
     return m
   }
 
-  const embed = ckpt.read(fam.embedName)
-  let h = t.fixed(g.op('Gather', [g.weight('embed', embed, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
+  const embedParam = baseTensor(fam.embedName)
+  const embed = embedParam ? null : ckpt.read(fam.embedName)
+  let h = embedParam
+    ? t.gather(embedParam, ids, [B, T])
+    : t.fixed(g.op('Gather', [g.weight('embed', embed!, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
   // Gemma: embeddings times sqrt(hidden) rounded to fp32, as HF's normalizer tensor
   if (cfg.embedScale !== null) h = t.scale(h, cfg.embedScale)
   // BLOOM's word_embeddings_layernorm
@@ -242,9 +292,11 @@ export function buildTrainingGraph(
     }
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
-  const head = cfg.tieWordEmbeddings
-    ? t.constant(transposed(embed, cfg.vocabSize, H), [H, cfg.vocabSize])
-    : weight(fam.lmHead, cfg.vocabSize, H)
+  const head = !cfg.tieWordEmbeddings
+    ? weight(fam.lmHead, cfg.vocabSize, H)
+    : embedParam
+      ? t.transpose(embedParam, [1, 0])
+      : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
   const logits = softcap(t.matmul(hf, head), cfg.finalSoftcap)
   const loss = t.crossEntropy(logits, targets, weights)
   t.backward(loss)
@@ -261,8 +313,15 @@ export function buildTrainingGraph(
     g.output(names.B, DT.FLOAT, p.B.shape)
     outputs.push(names)
   }
+  const baseOut: BaseTensor[] = []
+  for (const [name, v] of base) {
+    const output = `grad_base.${name}`
+    g.node('Identity', [t.gradOf(v)], [output])
+    g.output(output, DT.FLOAT, v.shape)
+    baseOut.push({ name, input: v.name, output, shape: v.shape })
+  }
   g.finishExternalData()
   const modelPath = join(dir, 'model.onnx')
   writeFileSync(modelPath, g.encodeModel({ '': 17 }))
-  return { modelPath, inputs, outputs }
+  return { modelPath, inputs, outputs, base: baseOut }
 }

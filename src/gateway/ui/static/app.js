@@ -5,12 +5,13 @@ import { h, subscribe } from './lib.js'
 import adapters from './page-adapters.js'
 import datanets from './page-datanets.js'
 import earnings from './page-earnings.js'
+import factory from './page-factory.js'
 import jobs from './page-jobs.js'
 import network from './page-network.js'
 import overview from './page-overview.js'
 import playground from './page-playground.js'
 
-const PAGES = { overview, network, adapters, jobs, earnings, datanets, playground }
+const PAGES = { overview, network, adapters, jobs, earnings, datanets, playground, factory }
 const view = document.getElementById('view')
 const nav = document.getElementById('nav')
 let current = null

@@ -12,21 +12,47 @@ function headers(extra = {}) {
   return k ? { authorization: `Bearer ${k}`, ...extra } : extra
 }
 
-/** Asks for a key when the gateway wants one; resolves after the user gave it. */
-function askForKey() {
+/** Asks for a key when the gateway wants one (an admin one for admin routes); resolves once given. */
+let asking = null
+function askForKey(admin = false) {
+  // calls refused at the same time wait for the same answer
+  if (asking) return asking
   const bar = document.getElementById('keybar')
+  bar
+    .querySelector('label')
+    .replaceChildren(
+      ...(admin
+        ? [
+            'This needs the node’s admin token (',
+            h('code', {}, '"token"'),
+            ' in ',
+            h('code', {}, 'DATA-DIR/admin.json'),
+            ') or an admin key (',
+            h('code', {}, 'openlora gateway keys add NAME --admin'),
+            '):'
+          ]
+        : ['This gateway needs an API key (', h('code', {}, 'openlora gateway keys add NAME'), '):'])
+    )
   bar.hidden = false
-  return new Promise((resolve) => {
+  asking = new Promise((resolve) => {
     document.getElementById('keyform').onsubmit = (e) => {
       e.preventDefault()
       localStorage.setItem(KEY, document.getElementById('apikey').value.trim())
       bar.hidden = true
+      asking = null
       resolve()
     }
   })
+  return asking
 }
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, status, code) {
+    super(message)
+    this.status = status
+    this.code = code ?? null
+  }
+}
 
 /** GET (or POST with `body`) a JSON endpoint of this gateway. */
 export async function api(path, body) {
@@ -36,12 +62,13 @@ export async function api(path, body) {
       headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }),
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     })
+    const json = await res.json().catch(() => ({}))
     if (res.status === 401) {
-      await askForKey()
+      await askForKey(json?.error?.code === 'admin_required')
       continue
     }
-    const json = await res.json().catch(() => ({}))
-    if (!res.ok) throw new ApiError(json?.error?.message ?? `${path}: HTTP ${res.status}`)
+    if (!res.ok)
+      throw new ApiError(json?.error?.message ?? `${path}: HTTP ${res.status}`, res.status, json?.error?.code)
     return json
   }
 }

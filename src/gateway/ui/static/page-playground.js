@@ -242,6 +242,13 @@ async function send(form, out) {
   )
 }
 
+/** The model named by `#/playground?model=ID` (the ModelFactory's link), else the first adapter. */
+function preselected(models) {
+  const wanted = new URLSearchParams(location.hash.split('?')[1] ?? '').get('model')
+  const i = wanted ? models.findIndex((m) => m.id === wanted) : -1
+  return i >= 0 ? i : models.findIndex((x) => x.openlora.kind === 'adapter')
+}
+
 function form(models) {
   const out = h('div')
   const f = h(
@@ -264,11 +271,7 @@ function form(models) {
           'select',
           { name: 'model', 'aria-label': 'Model or adapter' },
           models.map((m, i) =>
-            h(
-              'option',
-              { value: m.id, selected: i === models.findIndex((x) => x.openlora.kind === 'adapter') },
-              modelLabel(m)
-            )
+            h('option', { value: m.id, selected: i === preselected(models) }, modelLabel(m))
           )
         )
       ),

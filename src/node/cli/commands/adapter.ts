@@ -1,13 +1,14 @@
 // `openlora adapter add DIR`: import a PEFT adapter directory into this node's cold store and
 // print its CID (through a running node's admin endpoint, else into the store on disk). `openlora adapter list`: the adapters of a node with their tiers (live from a
 // running node's admin endpoint, else read from the store on disk, where all are cold).
-// `openlora adapter register DIR`: adapter-register.ts.
+// `openlora adapter register DIR`: adapter-register.ts; `openlora adapter fetch CID`: adapter-fetch.ts.
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { inferConfigOf, modelStoreDir } from '../../../protocols/infer/extension.ts'
 import { AdminUnavailableError, adminRequest } from '../../admin.ts'
 import { type Command, UsageError } from '../../cli/command.ts'
 import type { NodeConfig } from '../../config/schema.ts'
+import { adapterFetchCommand } from './adapter-fetch.ts'
 import { adapterRegisterCommand } from './adapter-register.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
@@ -150,4 +151,9 @@ export const adapterListCommand: Command = {
   }
 }
 
-export const adapterCommands: Command[] = [adapterAddCommand, adapterListCommand, adapterRegisterCommand]
+export const adapterCommands: Command[] = [
+  adapterAddCommand,
+  adapterFetchCommand,
+  adapterListCommand,
+  adapterRegisterCommand
+]

@@ -1,13 +1,14 @@
 // `openlora datanet fetch ID@VERSION --from PEER…`: the running node of the data dir copies a
 // published datanet version from a peer over /openlora/datanet/1.0.0 (docs/ATTRIBUTION.md),
 // checking every contribution, root and chunk, and against trusted roots (--root, or the chain
-// with --chain/--rpc) where given.
+// with --chain/--rpc) where given. Progress: a bar with the chunk bytes copied, rate and ETA on a
+// terminal (src/node/cli/progress.ts); with --json, progress lines and then the result.
 import type { Hex } from '../../../crypto/hash.ts'
 import { adminRequest } from '../../admin.ts'
 import { type Command, UsageError } from '../../cli/command.ts'
+import { formatBytes, withFetchProgress } from '../../cli/progress.ts'
 import { chainOptions, clientFromFlags } from './chain-options.ts'
 import { rootsFromChain } from './datanet-chain.ts'
-import { print } from './datanet-shared.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
 const TARGET = /^(0x[0-9a-fA-F]{64})@(\d+)$/
@@ -39,7 +40,10 @@ export const datanetFetchCommand: Command = {
       description: 'copy without a trusted root: the peer decides what the datanet contains'
     },
     ...chainOptions,
-    json: { type: 'boolean', description: 'print JSON' }
+    json: {
+      type: 'boolean',
+      description: 'print JSON: {"event":"progress",…} lines, then one {"event":"done",…} line'
+    }
   },
   async run({ values, positionals }) {
     const m = positionals.length === 1 ? TARGET.exec(positionals[0]!) : null
@@ -65,25 +69,31 @@ export const datanetFetchCommand: Command = {
         throw new UsageError(`datanet ${id} has no version ${version} on-chain; nothing to trust`)
     }
     const config = configFromFlags(values)
-    const res = await adminRequest<{
-      id: Hex
-      version: number
-      root: Hex
-      contributions: number
-      trustedRoots: number
-      rootsFrom: 'request' | 'chain' | 'none'
-    }>(config.dataDir, '/datanets/fetch', 600_000, {
-      id,
-      version,
-      from,
-      roots,
-      unverified: values.unverified === true
-    })
-    print(
-      values.json === true,
-      res,
-      () =>
-        `fetched datanet ${res.id} version ${res.version}: ${res.contributions} contributions, root ${res.root}` +
+    const json = values.json === true
+    const res = await withFetchProgress(`datanet ${id.slice(0, 10)}…@${version}`, { json }, (onProgress) =>
+      adminRequest<{
+        id: Hex
+        version: number
+        root: Hex
+        contributions: number
+        trustedRoots: number
+        rootsFrom: 'request' | 'chain' | 'none'
+        /** chunk bytes copied (0: this node held them all) */
+        bytes: number
+      }>(
+        config.dataDir,
+        '/datanets/fetch',
+        600_000,
+        { id, version, from, roots, unverified: values.unverified === true },
+        onProgress
+      )
+    )
+    if (json) {
+      console.log(JSON.stringify({ event: 'done', ...res }))
+      return 0
+    }
+    console.log(
+      `fetched datanet ${res.id} version ${res.version}: ${res.contributions} contributions (${formatBytes(res.bytes)} copied), root ${res.root}` +
         (res.rootsFrom === 'none'
           ? ' (UNVERIFIED: the peer chose what it contains; checked for consistency only)'
           : ` (matches ${res.trustedRoots} trusted roots from the ${res.rootsFrom === 'chain' ? "node's chain" : 'command line'})`)

@@ -190,6 +190,8 @@ export const inferCommand: Command = {
             `model     ${b.modelId}${b.adapter ? ` + adapter ${b.adapter}` : ''}\n` +
             `tokens    ${b.promptTokens} prompt + ${b.outputTokens} output, ${r.finishReason}\n` +
             `amount    ${b.amountDue} wei (${b.pricePer1kTokens} per 1k tokens)\n` +
+            // who the answer credits: quoted spans (method spans) or the adapter's declared datanets
+            `credits   ${b.attribution.method}: ${b.attribution.contributors.map((c) => `${c.address} ${(c.bp / 100).toFixed(2)}%`).join(', ') || 'no contributors'}\n` +
             `receipt   ${v.ok ? 'verified' : `FAILED ${v.check} (${v.field}): ${v.message}`}`
         )
       }
