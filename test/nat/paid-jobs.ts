@@ -11,10 +11,21 @@ import type { Address, Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createClientHost } from '../../src/client/host.ts'
 import { seededRng } from '../../src/common/random.ts'
-import type { DemoPrompt } from '../../src/node/swarm/demo.ts'
-import { JobDriver } from '../../src/node/swarm/driver.ts'
+import { type DriverOptions, JobDriver } from '../../src/node/swarm/driver.ts'
 
-export interface PaidJobsSpec {
+/** What the driver takes (DriverOptions' JSON-able part), plus the key and the nodes to pay. */
+export interface PaidJobsSpec
+  extends Pick<
+    DriverOptions,
+    | 'model'
+    | 'modelHash'
+    | 'prompts'
+    | 'adapterCids'
+    | 'maxNewTokens'
+    | 'jobs'
+    | 'concurrency'
+    | 'attemptTimeoutMs'
+  > {
   privateKey: Hex
   domain: { chainId: number; settlement: Address }
   nodes: Array<{
@@ -25,14 +36,6 @@ export interface PaidJobsSpec {
     adapters: string[]
     addr: string
   }>
-  model: string
-  modelHash: Hex
-  prompts: DemoPrompt[]
-  adapterCids: string[]
-  maxNewTokens: number
-  jobs: number
-  concurrency: number
-  attemptTimeoutMs: number
   seed: number
 }
 

@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert'
 import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { readModelConfig } from '../../src/runtime/model/index.ts'
 import { runTraining } from '../../src/runtime/training/run.ts'
+import { TRAIN_GOLDENS } from '../helpers/train-fixtures.ts'
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'train')
 const root = mkdtempSync(join(tmpdir(), 'openlora-train-families-'))
@@ -22,23 +23,7 @@ interface Goldens {
   losses: { sgd: number[]; adamw: number[] }
 }
 
-const FIXTURES = [
-  'llama',
-  'llama-tied',
-  'qwen2',
-  'mistral',
-  'qwen3',
-  'gemma',
-  'gemma2',
-  'gemma3',
-  'phi3',
-  'glm',
-  'glm4',
-  'bloom',
-  'falcon',
-  'falcon-7b',
-  'falcon-rw'
-]
+const FIXTURES = TRAIN_GOLDENS
 
 for (const fx of FIXTURES)
   for (const opt of ['sgd', 'adamw'] as const)

@@ -15,6 +15,7 @@ import { readModelConfig } from '../../src/runtime/model/index.ts'
 import { checkTrainable } from '../../src/runtime/training/graph.ts'
 import { freshLora, loraFromAdapter, peftName, saveLora } from '../../src/runtime/training/lora.ts'
 import { makeBatch, Trainer, TrainingInputError } from '../../src/runtime/training/trainer.ts'
+import { TRAIN_GOLDENS } from '../helpers/train-fixtures.ts'
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'train')
 const tokensOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'tokens.json'), 'utf8')) as number[][]
@@ -30,23 +31,7 @@ function relErr(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(num / den)
 }
 
-const GOLDEN = [
-  'llama',
-  'llama-tied',
-  'qwen2',
-  'mistral',
-  'qwen3',
-  'gemma',
-  'gemma2',
-  'gemma3',
-  'phi3',
-  'glm',
-  'glm4',
-  'bloom',
-  'falcon',
-  'falcon-7b',
-  'falcon-rw'
-]
+const GOLDEN = TRAIN_GOLDENS
 
 for (const fx of GOLDEN) {
   test(`${fx}: step-0 loss and every LoRA gradient match PyTorch + PEFT within 1e-4`, async () => {
