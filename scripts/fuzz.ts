@@ -1,174 +1,31 @@
-// Fuzzes the decoders of outside input (scripts/fuzz/targets.ts).
-//   npm run fuzz -- [--target NAME[,NAME]] [--execs N | --runs N] [--seed S] [--json] [--save-seeds]
-//                   [--coverage]
-// --execs N: N executions per target (--runs is the same). --coverage: runs the same pass under
-// Node's own coverage (--experimental-test-coverage, no extra dependency) and prints line, branch
-// and function coverage of every src/ module the targets loaded.
-// Jazzer.js (@jazzer.js/core 4.0.0) installs but its prebuilt libFuzzer addon needs glibc 2.38
-// and this Debian has 2.36; building it needs the network. So this is the next best maintained
-// option: fast-check (property-based) driving inputs from three sources: mutations of the
-// committed seed corpus (test/fuzz/corpus/NAME/; bit flips, byte edits, inserts, deletes,
-// truncation, splices with other seeds), random bytes, and random JSON/CBOR-shaped values.
-// Not coverage-guided; docs/THREATS.md records that. Failures: any thrown value that is not a
-// typed error (see isCrash), any input taking longer than 1 s, heap growth beyond 256 MiB.
-// Each failure prints the shrunk input as hex and the exit code is 1.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+// Fuzzes the decoders of outside input (scripts/fuzz/targets.ts: one decoder per target; a
+// typed refusal is fine, anything else thrown is a finding).
+//   npm run fuzz -- [--target NAME[,NAME]] [--runs N | --execs N] [--seed S] [--json]
+//                   [--engine jazzer|fast-check] [--corpus-dir DIR] [--rss-limit-mb MB] [--verbose]
+//                   [--save-seeds] [--coverage]
+// --engine jazzer (default): Jazzer.js 4, coverage-guided (libFuzzer), one process per target,
+// libFuzzer's -timeout=1 (an input over 1 s is a finding) and -rss_limit_mb (default 2048; the
+// process starts at about 0.7 GB); reports executions, libFuzzer's cov/ft counters and corpus
+// growth. Seeds: test/fuzz/corpus/NAME/ (read only); the grown corpus goes to a temporary
+// directory, or to DIR/NAME with --corpus-dir (kept, so a later run starts from it).
+// --engine fast-check: the earlier mutation fuzzer (scripts/fuzz/fast-check-engine.ts); with
+// --coverage it runs under Node's own coverage and prints line, branch and function coverage of
+// each target's decoder modules.
+// Exit code 1 when any target fails; the failing input is printed (fast-check) or its file named.
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import fc from 'fast-check'
-import { encodeCanonical } from '../src/crypto/cbor.ts'
-import { type FuzzTarget, TARGETS } from './fuzz/targets.ts'
-
-/** The modules each target's decoder lives in: what --coverage reports (the rest is set-up). */
-const TARGET_MODULES: Record<string, string[]> = {
-  cbor: ['src/crypto/cbor.ts'],
-  'infer-request': ['src/protocols/infer/codec.ts'],
-  'infer-response': ['src/protocols/infer/codec.ts'],
-  advert: ['src/protocols/adverts/codec.ts', 'src/protocols/adverts/binding.ts'],
-  'datanet-request': ['src/protocols/datanet-exchange/exchange.ts', 'src/common/schema.ts'],
-  receipt: ['src/protocols/infer/receipt.ts'],
-  voucher: ['src/chain/eip712.ts'],
-  'attribution-proof': ['src/attribution/proof-schema.ts'],
-  safetensors: ['src/runtime/formats/safetensors.ts'],
-  gguf: ['src/runtime/formats/gguf.ts'],
-  'model-config': ['src/runtime/model/families/*.ts'],
-  'peft-config': ['src/runtime/adapters/peft-config.ts'],
-  'tokenizer-json': ['src/runtime/tokenizer.ts'],
-  'chat-template': ['src/runtime/tokenizer.ts'],
-  config: ['src/node/config/*.ts'],
-  keystore: ['src/crypto/keystore.ts'],
-  'gateway-chat': ['src/gateway/schemas.ts', 'src/gateway/structured.ts'],
-  'gateway-completion': ['src/gateway/schemas.ts']
-}
-
-const CORPUS = join(import.meta.dirname, '..', 'test', 'fuzz', 'corpus')
-const SLOW_MS = 1000
-const HEAP_LIMIT = 256 * 1024 * 1024
-
-/**
- * A decoder may refuse input only with an Error that names the problem. TypeError, RangeError
- * and ReferenceError come from the JavaScript engine (a property of undefined, an array length
- * from the input, a missing bound): those are the bugs this looks for, as is a non-Error throw.
- */
-export function isCrash(err: unknown): boolean {
-  if (!(err instanceof Error)) return true
-  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError
-}
-
-export function loadCorpus(t: FuzzTarget): Uint8Array[] {
-  const dir = join(CORPUS, t.name)
-  return readdirSync(dir)
-    .sort()
-    .map((f) => new Uint8Array(readFileSync(join(dir, f))))
-}
-
-function mutate(seeds: Uint8Array[]): fc.Arbitrary<Uint8Array> {
-  const edit = fc.oneof(
-    fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-    fc.record({ op: fc.constant('set' as const), at: fc.nat(), v: fc.integer({ min: 0, max: 255 }) }),
-    fc.record({ op: fc.constant('ins' as const), at: fc.nat(), v: fc.uint8Array({ maxLength: 8 }) }),
-    fc.record({ op: fc.constant('del' as const), at: fc.nat(), n: fc.integer({ min: 1, max: 16 }) }),
-    fc.record({ op: fc.constant('cut' as const), at: fc.nat() }),
-    fc.record({ op: fc.constant('splice' as const), at: fc.nat(), other: fc.nat(), from: fc.nat() })
-  )
-  return fc
-    .tuple(fc.integer({ min: 0, max: seeds.length - 1 }), fc.array(edit, { minLength: 1, maxLength: 8 }))
-    .map(([i, edits]) => {
-      let b = Array.from(seeds[i] as Uint8Array)
-      for (const e of edits) {
-        const at = b.length === 0 ? 0 : e.at % (b.length + 1)
-        if (e.op === 'flip' && b.length > 0) b[at % b.length]! ^= 1 << e.bit
-        else if (e.op === 'set' && b.length > 0) b[at % b.length] = e.v
-        else if (e.op === 'ins') b.splice(at, 0, ...e.v)
-        else if (e.op === 'del') b.splice(at, e.n)
-        else if (e.op === 'cut') b = b.slice(0, at)
-        else if (e.op === 'splice') {
-          const o = seeds[e.other % seeds.length] as Uint8Array
-          const from = o.length === 0 ? 0 : e.from % o.length
-          b = b.slice(0, at).concat(Array.from(o.subarray(from)))
-        }
-      }
-      return new Uint8Array(b)
-    })
-}
-
-const jsonish = fc.jsonValue({ maxDepth: 4 })
-export function inputs(seeds: Uint8Array[]): fc.Arbitrary<Uint8Array> {
-  if (seeds.length === 0) seeds = [new Uint8Array()]
-  return fc.oneof(
-    { weight: 6, arbitrary: mutate(seeds) },
-    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 512 }) },
-    { weight: 1, arbitrary: jsonish.map((v) => new TextEncoder().encode(JSON.stringify(v) ?? 'null')) },
-    {
-      weight: 1,
-      arbitrary: jsonish.map((v) => {
-        try {
-          return encodeCanonical(v as never)
-        } catch {
-          return new Uint8Array() // cborg refuses some numbers (e.g. -0); the empty input is fine
-        }
-      })
-    }
-  )
-}
-
-export interface FuzzResult {
-  target: string
-  runs: number
-  seconds: number
-  execsPerSec: number
-  slowestMs: number
-  heapGrowthMiB: number
-  failure?: string
-}
-
-export function fuzzTarget(t: FuzzTarget, runs: number, seed?: number): FuzzResult {
-  const seeds = loadCorpus(t)
-  let slowest = 0
-  globalThis.gc?.()
-  const heap0 = process.memoryUsage().heapUsed
-  const started = performance.now()
-  const r = fc.check(
-    fc.property(inputs(seeds), (input) => {
-      const once = () => {
-        const t0 = performance.now()
-        try {
-          t.decode(input)
-        } catch (err) {
-          if (isCrash(err)) throw err
-        }
-        return performance.now() - t0
-      }
-      let ms = once()
-      // a GC pause or a loaded machine can stall one call: a hang is slow twice in a row
-      if (ms > SLOW_MS) ms = Math.min(ms, once())
-      if (ms > slowest) slowest = ms
-      if (ms > SLOW_MS) throw new Error(`took ${ms.toFixed(0)} ms twice (limit ${SLOW_MS})`)
-    }),
-    { numRuns: runs, ...(seed !== undefined ? { seed } : {}), endOnFailure: false }
-  )
-  const seconds = (performance.now() - started) / 1000
-  globalThis.gc?.()
-  const growth = (process.memoryUsage().heapUsed - heap0) / 2 ** 20
-  let failure: string | undefined
-  if (r.failed) {
-    const input = (r.counterexample?.[0] as Uint8Array | undefined) ?? new Uint8Array()
-    failure = `${String((r.errorInstance as Error)?.stack ?? r.errorInstance)}\ninput (hex): ${Buffer.from(input).toString('hex')}\nfast-check seed ${r.seed} path ${r.counterexamplePath}`
-  } else if (growth * 2 ** 20 > HEAP_LIMIT) failure = `heap grew ${growth.toFixed(0)} MiB`
-  return {
-    target: t.name,
-    runs: r.numRuns,
-    seconds: Number(seconds.toFixed(1)),
-    execsPerSec: Math.round(r.numRuns / seconds),
-    slowestMs: Number(slowest.toFixed(1)),
-    heapGrowthMiB: Number(growth.toFixed(1)),
-    ...(failure ? { failure } : {})
-  }
-}
+import { CORPUS, type FuzzResult, fuzzTarget, TARGET_MODULES } from './fuzz/fast-check-engine.ts'
+import { fuzzWithJazzer, type JazzerResult } from './fuzz/jazzer-engine.ts'
+import { TARGETS } from './fuzz/targets.ts'
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   // under --coverage the test runner starts this file again with the arguments in FUZZ_ARGS
   const args = process.env.FUZZ_ARGS ? (JSON.parse(process.env.FUZZ_ARGS) as string[]) : process.argv.slice(2)
   if (args.includes('--coverage') && !process.env.FUZZ_ARGS) {
+    if (args.includes('--engine') && args[args.indexOf('--engine') + 1] !== 'fast-check') {
+      console.error('--coverage runs the fast-check engine under Node coverage; Jazzer reports cov/ft itself')
+      process.exit(2)
+    }
     const { spawnSync } = await import('node:child_process')
     const i = args.indexOf('--target')
     const wanted = i >= 0 ? (args[i + 1] ?? '').split(',') : Object.keys(TARGET_MODULES)
@@ -217,13 +74,35 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.exit(2)
   }
   const seed = opt('--seed') === undefined ? undefined : Number(opt('--seed'))
-  const results: FuzzResult[] = []
+  const engine = opt('--engine') ?? (process.env.FUZZ_ARGS ? 'fast-check' : 'jazzer')
+  if (engine !== 'jazzer' && engine !== 'fast-check') {
+    console.error(`--engine must be jazzer or fast-check, got ${engine}`)
+    process.exit(2)
+  }
+  const rssLimitMb = Number(opt('--rss-limit-mb') ?? 2048)
+  const corpusDir = opt('--corpus-dir')
+  const results: (FuzzResult | JazzerResult)[] = []
   for (const t of chosen) {
-    const r = fuzzTarget(t, runs, seed)
+    if (engine === 'fast-check') {
+      const r = fuzzTarget(t, runs, seed)
+      results.push(r)
+      if (!args.includes('--json'))
+        console.log(
+          `${r.failure ? 'FAIL' : 'ok  '} ${t.name.padEnd(18)} ${r.runs} runs  ${r.seconds} s  ${r.execsPerSec}/s  slowest ${r.slowestMs} ms  heap +${r.heapGrowthMiB} MiB${r.failure ? `\n${r.failure}` : ''}`
+        )
+      continue
+    }
+    const r = await fuzzWithJazzer(t.name, {
+      runs,
+      rssLimitMb,
+      verbose: args.includes('--verbose'),
+      ...(seed !== undefined ? { seed } : {}),
+      ...(corpusDir ? { corpusDir } : {})
+    })
     results.push(r)
     if (!args.includes('--json'))
       console.log(
-        `${r.failure ? 'FAIL' : 'ok  '} ${t.name.padEnd(18)} ${r.runs} runs  ${r.seconds} s  ${r.execsPerSec}/s  slowest ${r.slowestMs} ms  heap +${r.heapGrowthMiB} MiB${r.failure ? `\n${r.failure}` : ''}`
+        `${r.failure ? 'FAIL' : 'ok  '} ${t.name.padEnd(18)} ${r.runs} runs  ${r.seconds} s (+${r.startupSeconds} s start)  ${r.execsPerSec}/s  cov ${r.cov} ft ${r.ft}  corpus ${r.corpus.initial} -> ${r.corpus.final} (${r.corpus.seeds} seeds, ${r.corpus.bytes} B)  peak RSS ${r.peakRssMb} MB${r.failure ? `\n${r.failure}${r.artifact ? `\nfailing input: ${r.artifact}` : ''}` : ''}`
       )
   }
   if (args.includes('--json')) console.log(JSON.stringify(results, null, 1))

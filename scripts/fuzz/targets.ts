@@ -1,6 +1,6 @@
 // Fuzz targets: every decoder of outside input, each with seeds (valid encodings the mutator
 // starts from; written to test/fuzz/corpus/NAME/ by `npm run fuzz -- --save-seeds`).
-// A target's decode must return or throw a typed error; see isCrash in scripts/fuzz.ts.
+// A target's decode must return or throw a typed error; see isCrash.
 
 import { AttributionProofSchema } from '../../src/attribution/proof-schema.ts'
 import { voucherFromJson } from '../../src/chain/eip712.ts'
@@ -34,6 +34,16 @@ import { parseSafetensorsBytes } from '../../src/runtime/formats/safetensors.ts'
 import { parseModelConfig } from '../../src/runtime/model/families/index.ts'
 import { Tokenizer } from '../../src/runtime/tokenizer.ts'
 import { advertSeed, receiptSeed } from './signed-seeds.ts'
+
+/**
+ * A decoder may refuse input only with an Error that names the problem. TypeError, RangeError
+ * and ReferenceError come from the JavaScript engine (a property of undefined, an array length
+ * from the input, a missing bound): those are the bugs fuzzing looks for, as is a non-Error throw.
+ */
+export function isCrash(err: unknown): boolean {
+  if (!(err instanceof Error)) return true
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError
+}
 
 export interface FuzzTarget {
   name: string

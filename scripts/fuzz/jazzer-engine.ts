@@ -1,0 +1,190 @@
+// The default engine of `npm run fuzz`: Jazzer.js 4 (libFuzzer, coverage-guided). Each target
+// runs in its own process (jazzer-run.ts) so instrumentation, libFuzzer's limits and a crash stay
+// with that target; this side starts it with the glibc shim (jazzer-compat.ts) preloaded and reads
+// libFuzzer's status lines and final statistics from its stderr.
+import { spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CORPUS, TARGET_MODULES } from './fast-check-engine.ts'
+import { ensureJazzerCompat } from './jazzer-compat.ts'
+import type { JazzerRunArgs } from './jazzer-run.ts'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+
+/**
+ * The libraries that parse the bytes for a target's decoder: cborg decodes every CBOR frame, zod
+ * checks the shape of every schema-checked message, @huggingface/jinja parses chat templates.
+ * JSON.parse is native, so it gives no feedback. Instrumenting zod costs about 3 s of start-up.
+ */
+const CBOR = ['cborg']
+const ZOD = ['zod']
+const LIBRARIES: Record<string, string[]> = {
+  cbor: CBOR,
+  'infer-request': [...CBOR, ...ZOD],
+  'infer-response': [...CBOR, ...ZOD],
+  advert: [...CBOR, ...ZOD],
+  'datanet-request': [...CBOR, ...ZOD],
+  receipt: ZOD,
+  voucher: ZOD,
+  'attribution-proof': ZOD,
+  config: ZOD,
+  'gateway-chat': ZOD,
+  'gateway-completion': ZOD,
+  'chat-template': ['@huggingface/jinja']
+}
+
+/**
+ * What Jazzer instruments for one target: its decoder's modules (TARGET_MODULES; a glob is its
+ * directory), src/common/schema.ts where zod checks it, and the libraries above. Instrumenting all
+ * of src/ for every target would spend ~6 s of start-up per target on modules a decode never runs.
+ */
+export function instrumented(target: string): string[] {
+  const libs = LIBRARIES[target] ?? []
+  const modules = [
+    ...(TARGET_MODULES[target] ?? []),
+    ...(libs.includes('zod') ? ['src/common/schema.ts'] : [])
+  ]
+  return [
+    ...new Set(modules.map((m) => join(ROOT, m.endsWith('*.ts') ? m.slice(0, -'*.ts'.length) : m))),
+    ...libs.map((l) => join(ROOT, 'node_modules', l) + '/')
+  ]
+}
+
+export interface JazzerOptions {
+  runs: number
+  seed?: number
+  /** keep the grown corpus in DIR/NAME (default: a temporary directory, removed afterwards) */
+  corpusDir?: string
+  /** libFuzzer's -rss_limit_mb: the process's resident memory, start-up (~0.7 GB) included */
+  rssLimitMb: number
+  /** pass libFuzzer's output through to stderr */
+  verbose?: boolean
+}
+
+export interface JazzerResult {
+  target: string
+  engine: 'jazzer'
+  runs: number
+  /** fuzzing time, from libFuzzer's INITED line to DONE (start-up and instrumentation excluded) */
+  seconds: number
+  startupSeconds: number
+  execsPerSec: number
+  /** libFuzzer's coverage counters: edges (cov) and features (ft, edges with hit-count buckets) */
+  cov: number
+  ft: number
+  corpus: { seeds: number; initial: number; final: number; bytes: number }
+  newUnits: number
+  peakRssMb: number
+  slowestUnitSec: number
+  failure?: string
+  /** the input that failed, as libFuzzer wrote it */
+  artifact?: string
+}
+
+const STATUS =
+  /^#(\d+)\s+(INITED|NEW|REDUCE|pulse|DONE|RELOAD)\s+cov: (\d+) ft: (\d+) corp: (\d+)\/(\d+)(b|Kb|Mb)/
+const UNIT = { b: 1, Kb: 1024, Mb: 1024 * 1024 } as const
+
+export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promise<JazzerResult> {
+  const compat = ensureJazzerCompat()
+  const seedDir = join(CORPUS, target)
+  const seeds = readdirSync(seedDir).length
+  const temp = mkdtempSync(join(tmpdir(), `openlora-fuzz-${target}-`))
+  const work = opts.corpusDir ? join(opts.corpusDir, target) : join(temp, 'corpus')
+  mkdirSync(work, { recursive: true })
+  const args: JazzerRunArgs = {
+    target,
+    includes: instrumented(target),
+    fuzzerOptions: [
+      work, // new inputs go to the first directory; the committed seeds stay as they are
+      seedDir,
+      `-runs=${opts.runs}`,
+      `-rss_limit_mb=${opts.rssLimitMb}`,
+      `-artifact_prefix=${temp}/`,
+      '-print_final_stats=1',
+      ...(opts.seed !== undefined ? [`-seed=${opts.seed}`] : [])
+    ]
+  }
+  const preload = [compat.preload, process.env.LD_PRELOAD].filter(Boolean).join(':')
+  const started = performance.now()
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'jazzer-run.ts'), JSON.stringify(args)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(preload ? { LD_PRELOAD: preload } : {}) }
+  })
+  const tail: string[] = []
+  const stats = new Map<string, number>()
+  let inited: number | undefined
+  let done: number | undefined
+  let last: RegExpMatchArray | undefined
+  let initial = 0
+  let artifact: string | undefined
+  const onLine = (line: string) => {
+    if (line.startsWith('INFO: Loaded ')) return // one counter range per module: thousands of characters
+    if (opts.verbose) process.stderr.write(`${line}\n`)
+    tail.push(line)
+    if (tail.length > 60) tail.shift()
+    const m = STATUS.exec(line)
+    if (m) {
+      last = m
+      if (m[2] === 'INITED') {
+        inited = performance.now()
+        initial = Number(m[5])
+      }
+      if (m[2] === 'DONE') done = performance.now()
+    }
+    const s = /^stat::(\w+):\s+(\d+)/.exec(line)
+    if (s) stats.set(s[1] as string, Number(s[2]))
+    const a = /Test unit written to (\S+)/.exec(line)
+    if (a) artifact = a[1]
+  }
+  // one line buffer per stream: libFuzzer writes to stderr, Jazzer's findings may go to stdout
+  const lines = (stream: NodeJS.ReadableStream) => {
+    let buf = ''
+    stream.on('data', (chunk: Buffer) => {
+      const parts = (buf + chunk.toString('utf8')).split('\n')
+      buf = parts.pop() ?? ''
+      parts.forEach(onLine)
+    })
+    stream.on('end', () => buf && onLine(buf))
+  }
+  lines(child.stdout)
+  lines(child.stderr)
+  const code = await new Promise<number>((resolve) =>
+    child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)))
+  )
+  const end = done ?? performance.now()
+  const runs = stats.get('number_of_executed_units') ?? Number(last?.[1] ?? 0)
+  const seconds = inited === undefined ? 0 : (end - inited) / 1000
+  const result: JazzerResult = {
+    target,
+    engine: 'jazzer',
+    runs,
+    seconds: Number(seconds.toFixed(1)),
+    startupSeconds: Number((((inited ?? end) - started) / 1000).toFixed(1)),
+    execsPerSec: seconds > 0 ? Math.round(runs / seconds) : 0,
+    cov: Number(last?.[3] ?? 0),
+    ft: Number(last?.[4] ?? 0),
+    corpus: {
+      seeds,
+      initial,
+      final: Number(last?.[5] ?? 0),
+      bytes: Number(last?.[6] ?? 0) * UNIT[(last?.[7] ?? 'b') as keyof typeof UNIT]
+    },
+    newUnits: stats.get('new_units_added') ?? 0,
+    peakRssMb: stats.get('peak_rss_mb') ?? 0,
+    slowestUnitSec: stats.get('slowest_unit_time_sec') ?? 0
+  }
+  if (code !== 0 || done === undefined) {
+    result.failure = `jazzer exited with ${code}${done === undefined ? ' before finishing' : ''}:\n${tail.join('\n')}`
+    if (artifact) {
+      // keep the failing input where the report says it is; the rest of the temp dir goes
+      result.artifact = artifact
+      rmSync(join(temp, 'corpus'), { recursive: true, force: true })
+      return result
+    }
+  }
+  rmSync(temp, { recursive: true, force: true })
+  return result
+}
