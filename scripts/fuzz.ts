@@ -1,7 +1,8 @@
 // Fuzzes the decoders of outside input (scripts/fuzz/targets.ts: one decoder per target; a
 // typed refusal is fine, anything else thrown is a finding).
 //   npm run fuzz -- [--target NAME[,NAME]] [--runs N | --execs N] [--seed S] [--json]
-//                   [--engine jazzer|fast-check] [--corpus-dir DIR] [--rss-limit-mb MB] [--verbose]
+//                   [--engine jazzer|fast-check] [--parallel N] [--corpus-dir DIR] [--rss-limit-mb MB]
+//                   [--verbose]
 //                   [--save-seeds] [--coverage]
 // --engine jazzer (default): Jazzer.js 4, coverage-guided (libFuzzer), one process per target,
 // libFuzzer's -timeout=1 (an input over 1 s is a finding) and -rss_limit_mb (default 2048; the
@@ -81,29 +82,44 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const rssLimitMb = Number(opt('--rss-limit-mb') ?? 2048)
   const corpusDir = opt('--corpus-dir')
+  const parallel = Number(opt('--parallel') ?? 1)
+  if (!Number.isInteger(parallel) || parallel < 1) {
+    console.error(`--parallel must be a positive integer, got ${opt('--parallel')}`)
+    process.exit(2)
+  }
+  const json = args.includes('--json')
   const results: (FuzzResult | JazzerResult)[] = []
-  for (const t of chosen) {
-    if (engine === 'fast-check') {
+  if (engine === 'fast-check')
+    for (const t of chosen) {
       const r = fuzzTarget(t, runs, seed)
       results.push(r)
-      if (!args.includes('--json'))
+      if (!json)
         console.log(
           `${r.failure ? 'FAIL' : 'ok  '} ${t.name.padEnd(18)} ${r.runs} runs  ${r.seconds} s  ${r.execsPerSec}/s  slowest ${r.slowestMs} ms  heap +${r.heapGrowthMiB} MiB${r.failure ? `\n${r.failure}` : ''}`
         )
-      continue
     }
-    const r = await fuzzWithJazzer(t.name, {
-      runs,
-      rssLimitMb,
-      verbose: args.includes('--verbose'),
-      ...(seed !== undefined ? { seed } : {}),
-      ...(corpusDir ? { corpusDir } : {})
-    })
-    results.push(r)
-    if (!args.includes('--json'))
-      console.log(
-        `${r.failure ? 'FAIL' : 'ok  '} ${t.name.padEnd(18)} ${r.runs} runs  ${r.seconds} s (+${r.startupSeconds} s start)  ${r.execsPerSec}/s  cov ${r.cov} ft ${r.ft}  corpus ${r.corpus.initial} -> ${r.corpus.final} (${r.corpus.seeds} seeds, ${r.corpus.bytes} B)  peak RSS ${r.peakRssMb} MB${r.failure ? `\n${r.failure}${r.artifact ? `\nfailing input: ${r.artifact}` : ''}` : ''}`
-      )
+  else {
+    // --parallel N: N target processes at once (each is single-threaded); results keep target order
+    const byName = new Map<string, JazzerResult>()
+    const queue = chosen.map((t) => t.name)
+    const worker = async () => {
+      for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+        const r = await fuzzWithJazzer(name, {
+          runs,
+          rssLimitMb,
+          verbose: args.includes('--verbose'),
+          ...(seed !== undefined ? { seed } : {}),
+          ...(corpusDir ? { corpusDir } : {})
+        })
+        byName.set(name, r)
+        if (!json)
+          console.log(
+            `${r.failure ? 'FAIL' : 'ok  '} ${name.padEnd(18)} ${r.runs} runs  ${r.seconds} s (+${r.startupSeconds} s start)  ${r.execsPerSec}/s  cov ${r.cov} ft ${r.ft}  corpus ${r.corpus.initial} -> ${r.corpus.final} (${r.corpus.seeds} seeds, ${r.corpus.bytes} B)  peak RSS ${r.peakRssMb} MB${r.failure ? `\n${r.failure}${r.artifact ? `\nfailing input: ${r.artifact}` : ''}` : ''}`
+          )
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(parallel, chosen.length) }, worker))
+    for (const t of chosen) results.push(byName.get(t.name) as JazzerResult)
   }
   if (args.includes('--json')) console.log(JSON.stringify(results, null, 1))
   process.exit(results.some((r) => r.failure) ? 1 : 0)

@@ -66,14 +66,12 @@ function tryLoad(addon: string, preload?: string): { ok: boolean; error: string 
   return { ok: r.status === 0, error: (r.stderr ?? '').split('\n').find((l) => /Error/.test(l)) ?? r.stderr }
 }
 
-/**
- * Sets VER_FLG_WEAK on the vernaux entries (ELF64 little-endian .gnu.version_r) whose version
- * name is in `names`. Returns the names changed now; an entry already weak is left as it is.
- */
-export function weakenVersionNeeds(elf: Uint8Array, names: string[]): string[] {
+const VER_FLG_WEAK = 2
+
+/** The version needs (ELF64 little-endian .gnu.version_r) of an ELF file: name, flags, where. */
+export function versionNeeds(elf: Uint8Array): { name: string; flags: number; at: number }[] {
   const dv = new DataView(elf.buffer, elf.byteOffset, elf.byteLength)
-  const magic = dv.getUint32(0, false)
-  if (magic !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1)
+  if (dv.getUint32(0, false) !== 0x7f454c46 || elf[4] !== 2 || elf[5] !== 1)
     throw new Error('not a 64-bit little-endian ELF file')
   const shoff = Number(dv.getBigUint64(0x28, true))
   const shentsize = dv.getUint16(0x3a, true)
@@ -86,31 +84,23 @@ export function weakenVersionNeeds(elf: Uint8Array, names: string[]): string[] {
       link: dv.getUint32(at + 0x28, true)
     }
   }
-  const cstr = (at: number) => {
-    let end = at
-    while (elf[end] !== 0) end++
-    return new TextDecoder().decode(elf.subarray(at, end))
-  }
+  const cstr = (at: number) => new TextDecoder().decode(elf.subarray(at, elf.indexOf(0, at)))
   const SHT_GNU_VERNEED = 0x6ffffffe
-  const VER_FLG_WEAK = 2
-  const changed: string[] = []
+  const out: { name: string; flags: number; at: number }[] = []
   for (let i = 0; i < shnum; i++) {
     const s = section(i)
     if (s.type !== SHT_GNU_VERNEED) continue
     const strtab = section(s.link).offset
-    let vn = s.offset
-    for (;;) {
+    for (let vn = s.offset; ; ) {
       // Elf64_Verneed: vn_version u16, vn_cnt u16, vn_file u32, vn_aux u32, vn_next u32
-      const cnt = dv.getUint16(vn + 2, true)
       let aux = vn + dv.getUint32(vn + 8, true)
-      for (let k = 0; k < cnt; k++) {
+      for (let k = dv.getUint16(vn + 2, true); k > 0; k--) {
         // Elf64_Vernaux: vna_hash u32, vna_flags u16, vna_other u16, vna_name u32, vna_next u32
-        const name = cstr(strtab + dv.getUint32(aux + 8, true))
-        const flags = dv.getUint16(aux + 4, true)
-        if (names.includes(name) && (flags & VER_FLG_WEAK) === 0) {
-          dv.setUint16(aux + 4, flags | VER_FLG_WEAK, true)
-          changed.push(name)
-        }
+        out.push({
+          name: cstr(strtab + dv.getUint32(aux + 8, true)),
+          flags: dv.getUint16(aux + 4, true),
+          at: aux
+        })
         aux += dv.getUint32(aux + 12, true)
       }
       const next = dv.getUint32(vn + 12, true)
@@ -118,6 +108,21 @@ export function weakenVersionNeeds(elf: Uint8Array, names: string[]): string[] {
       vn += next
     }
   }
+  return out
+}
+
+/**
+ * Sets VER_FLG_WEAK on the version needs whose name is in `names` (a weak need that the system
+ * lacks is not a load error). Returns the names changed now; an entry already weak stays as it is.
+ */
+export function weakenVersionNeeds(elf: Uint8Array, names: string[]): string[] {
+  const dv = new DataView(elf.buffer, elf.byteOffset, elf.byteLength)
+  const changed: string[] = []
+  for (const n of versionNeeds(elf))
+    if (names.includes(n.name) && (n.flags & VER_FLG_WEAK) === 0) {
+      dv.setUint16(n.at + 4, n.flags | VER_FLG_WEAK, true)
+      changed.push(n.name)
+    }
   return changed
 }
 

@@ -60,6 +60,8 @@ export interface JazzerOptions {
   rssLimitMb: number
   /** pass libFuzzer's output through to stderr */
   verbose?: boolean
+  /** another module exporting `fuzz(data)` (a test plants a bug this way); instrumented too */
+  entry?: string
 }
 
 export interface JazzerResult {
@@ -95,7 +97,8 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
   mkdirSync(work, { recursive: true })
   const args: JazzerRunArgs = {
     target,
-    includes: instrumented(target),
+    ...(opts.entry ? { entry: opts.entry } : {}),
+    includes: [...instrumented(target), ...(opts.entry ? [opts.entry] : [])],
     fuzzerOptions: [
       work, // new inputs go to the first directory; the committed seeds stay as they are
       seedDir,

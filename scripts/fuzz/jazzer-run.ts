@@ -7,6 +7,8 @@ import { join } from 'node:path'
 
 export interface JazzerRunArgs {
   target: string
+  /** the module whose `fuzz(data)` Jazzer calls (default jazzer-entry.ts: the target's decoder) */
+  entry?: string
   /** libFuzzer's arguments: corpus directories first, then -flags */
   fuzzerOptions: string[]
   /** substrings of the module paths Jazzer instruments for coverage */
@@ -22,7 +24,7 @@ const require = createRequire(import.meta.url)
 const jazzer = require('@jazzer.js/core') as typeof import('@jazzer.js/core')
 const options = new jazzer.OptionsManager(jazzer.OptionSource.DefaultCLIOptions).merge(
   {
-    fuzzTarget: join(import.meta.dirname, 'jazzer-entry.ts'),
+    fuzzTarget: args.entry ?? join(import.meta.dirname, 'jazzer-entry.ts'),
     fuzzEntryPoint: 'fuzz',
     includes: args.includes,
     excludes: [],
