@@ -2,13 +2,14 @@
 // typed refusal is fine, anything else thrown is a finding).
 //   npm run fuzz -- [--target NAME[,NAME]] [--runs N | --execs N] [--seed S] [--json]
 //                   [--engine jazzer|fast-check] [--parallel N] [--corpus-dir DIR] [--rss-limit-mb MB]
-//                   [--verbose]
+//                   [--verbose | --log-dir DIR]
 //                   [--save-seeds] [--coverage]
 // --engine jazzer (default): Jazzer.js 4, coverage-guided (libFuzzer), one process per target,
 // libFuzzer's -timeout=1 (an input over 1 s is a finding) and -rss_limit_mb (default 2048; the
 // process starts at about 0.7 GB); reports executions, libFuzzer's cov/ft counters and corpus
 // growth. Seeds: test/fuzz/corpus/NAME/ (read only); the grown corpus goes to a temporary
-// directory, or to DIR/NAME with --corpus-dir (kept, so a later run starts from it).
+// directory, or to DIR/NAME with --corpus-dir (kept, so a later run starts from it). libFuzzer's
+// own output: --verbose (to stderr) or --log-dir DIR (DIR/NAME.log).
 // --engine fast-check: the earlier mutation fuzzer (scripts/fuzz/fast-check-engine.ts); with
 // --coverage it runs under Node's own coverage and prints line, branch and function coverage of
 // each target's decoder modules.
@@ -82,6 +83,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const rssLimitMb = Number(opt('--rss-limit-mb') ?? 2048)
   const corpusDir = opt('--corpus-dir')
+  const logDir = opt('--log-dir')
+  if (logDir) mkdirSync(logDir, { recursive: true })
   const parallel = Number(opt('--parallel') ?? 1)
   if (!Number.isInteger(parallel) || parallel < 1) {
     console.error(`--parallel must be a positive integer, got ${opt('--parallel')}`)
@@ -109,7 +112,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
           rssLimitMb,
           verbose: args.includes('--verbose'),
           ...(seed !== undefined ? { seed } : {}),
-          ...(corpusDir ? { corpusDir } : {})
+          ...(corpusDir ? { corpusDir } : {}),
+          ...(logDir ? { logFile: join(logDir, `${name}.log`) } : {})
         })
         byName.set(name, r)
         if (!json)

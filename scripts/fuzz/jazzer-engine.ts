@@ -3,7 +3,7 @@
 // with that target; this side starts it with the glibc shim (jazzer-compat.ts) preloaded and reads
 // libFuzzer's status lines and final statistics from its stderr.
 import { spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CORPUS, TARGET_MODULES } from './fast-check-engine.ts'
@@ -60,6 +60,8 @@ export interface JazzerOptions {
   rssLimitMb: number
   /** pass libFuzzer's output through to stderr */
   verbose?: boolean
+  /** write libFuzzer's output (less the per-module counter lists) to this file */
+  logFile?: string
   /** another module exporting `fuzz(data)` (a test plants a bug this way); instrumented too */
   entry?: string
 }
@@ -78,7 +80,6 @@ export interface JazzerResult {
   corpus: { seeds: number; initial: number; final: number; bytes: number }
   newUnits: number
   peakRssMb: number
-  slowestUnitSec: number
   failure?: string
   /** the input that failed, as libFuzzer wrote it */
   artifact?: string
@@ -122,20 +123,27 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
   let done: number | undefined
   let last: RegExpMatchArray | undefined
   let initial = 0
+  let newLines = 0
+  let peakRss = 0
   let artifact: string | undefined
+  const log = opts.logFile ? createWriteStream(opts.logFile) : undefined
   const onLine = (line: string) => {
     if (line.startsWith('INFO: Loaded ')) return // one counter range per module: thousands of characters
     if (opts.verbose) process.stderr.write(`${line}\n`)
+    log?.write(`${line}\n`)
     tail.push(line)
     if (tail.length > 60) tail.shift()
     const m = STATUS.exec(line)
     if (m) {
-      last = m
-      if (m[2] === 'INITED') {
+      // the first status line is INITED; should it be missed, the first one seen stands for it
+      if (inited === undefined) {
         inited = performance.now()
         initial = Number(m[5])
       }
+      last = m
+      if (m[2] === 'NEW') newLines++
       if (m[2] === 'DONE') done = performance.now()
+      peakRss = Math.max(peakRss, Number(/ rss: (\d+)Mb/.exec(line)?.[1] ?? 0))
     }
     const s = /^stat::(\w+):\s+(\d+)/.exec(line)
     if (s) stats.set(s[1] as string, Number(s[2]))
@@ -157,6 +165,7 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
   const code = await new Promise<number>((resolve) =>
     child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)))
   )
+  log?.end()
   const end = done ?? performance.now()
   const runs = stats.get('number_of_executed_units') ?? Number(last?.[1] ?? 0)
   const seconds = inited === undefined ? 0 : (end - inited) / 1000
@@ -175,9 +184,9 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
       final: Number(last?.[5] ?? 0),
       bytes: Number(last?.[6] ?? 0) * UNIT[(last?.[7] ?? 'b') as keyof typeof UNIT]
     },
-    newUnits: stats.get('new_units_added') ?? 0,
-    peakRssMb: stats.get('peak_rss_mb') ?? 0,
-    slowestUnitSec: stats.get('slowest_unit_time_sec') ?? 0
+    // -print_final_stats is printed at exit and at times does not arrive; the status lines always do
+    newUnits: stats.get('new_units_added') ?? newLines,
+    peakRssMb: Math.max(stats.get('peak_rss_mb') ?? 0, peakRss)
   }
   if (code !== 0 || done === undefined) {
     result.failure = `jazzer exited with ${code}${done === undefined ? ' before finishing' : ''}:\n${tail.join('\n')}`
