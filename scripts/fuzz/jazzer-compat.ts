@@ -22,7 +22,7 @@
 //   node scripts/fuzz/jazzer-compat.ts    prints what it did and checks that the addon loads
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
@@ -134,11 +134,14 @@ function buildShim(steps: string[]): string {
   const src = join(CACHE, `jazzer-compat-${hash}.cc`)
   writeFileSync(src, SHIM)
   const cxx = process.env.CXX ?? 'g++'
-  const r = spawnSync(cxx, ['-shared', '-fPIC', '-O2', '-o', so, src], { encoding: 'utf8' })
+  // built under a temporary name and renamed: another fuzz run may be loading the shim right now
+  const tmp = `${so}.${process.pid}.tmp`
+  const r = spawnSync(cxx, ['-shared', '-fPIC', '-O2', '-o', tmp, src], { encoding: 'utf8' })
   if (r.error || r.status !== 0)
     throw new Error(
       `jazzer-compat: compiling the glibc 2.38 shim with ${cxx} failed (install g++: apt-get install g++): ${r.error?.message ?? r.stderr}`
     )
+  renameSync(tmp, so)
   steps.push(`compiled ${so} with ${cxx}`)
   return so
 }
@@ -159,7 +162,9 @@ export function ensureJazzerCompat(): JazzerCompat {
   const elf = new Uint8Array(readFileSync(addon))
   const changed = weakenVersionNeeds(elf, MISSING_VERSIONS)
   if (changed.length > 0) {
-    writeFileSync(addon, elf)
+    // written beside and renamed over: a concurrent fuzz run never loads a half-written addon
+    writeFileSync(`${addon}.${process.pid}.tmp`, elf)
+    renameSync(`${addon}.${process.pid}.tmp`, addon)
     steps.push(`marked ${changed.join(', ')} weak in ${addon}`)
   }
   const preload = buildShim(steps)
