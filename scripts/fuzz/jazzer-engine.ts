@@ -3,7 +3,16 @@
 // with that target; this side starts it with the glibc shim (jazzer-compat.ts) preloaded and reads
 // libFuzzer's status lines and final statistics from its stderr.
 import { spawn } from 'node:child_process'
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import {
+  closeSync,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CORPUS, TARGET_MODULES } from './fast-check-engine.ts'
@@ -112,9 +121,16 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
   }
   const preload = [compat.preload, process.env.LD_PRELOAD].filter(Boolean).join(':')
   const started = performance.now()
+  // libFuzzer writes to fd 2 from C. A Node child's stdio pipe is non-blocking (O_NONBLOCK in
+  // /proc/PID/fdinfo/2), so when the pipe is full write() fails with EAGAIN and libFuzzer's line is
+  // lost: the per-module counter lists at start-up and the dictionary at exit filled it, and the
+  // INITED line or the final statistics went missing (a 10^6 run's output ended mid-word). A regular file never refuses a write: the child writes there
+  // and this side reads it as it grows.
+  const outPath = join(temp, 'libfuzzer.out')
+  const out = openSync(outPath, 'w+')
   const child = spawn(process.execPath, [join(import.meta.dirname, 'jazzer-run.ts'), JSON.stringify(args)], {
     cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', out, out],
     env: { ...process.env, ...(preload ? { LD_PRELOAD: preload } : {}) }
   })
   const tail: string[] = []
@@ -150,21 +166,30 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
     const a = /Test unit written to (\S+)/.exec(line)
     if (a) artifact = a[1]
   }
-  // one line buffer per stream: libFuzzer writes to stderr, Jazzer's findings may go to stdout
-  const lines = (stream: NodeJS.ReadableStream) => {
-    let buf = ''
-    stream.on('data', (chunk: Buffer) => {
-      const parts = (buf + chunk.toString('utf8')).split('\n')
-      buf = parts.pop() ?? ''
+  let pos = 0
+  let pending = ''
+  const chunk = Buffer.alloc(1 << 16)
+  const drain = () => {
+    for (
+      let n = readSync(out, chunk, 0, chunk.length, pos);
+      n > 0;
+      n = readSync(out, chunk, 0, chunk.length, pos)
+    ) {
+      pos += n
+      const parts = (pending + chunk.toString('latin1', 0, n)).split('\n')
+      pending = parts.pop() ?? ''
       parts.forEach(onLine)
-    })
-    stream.on('end', () => buf && onLine(buf))
+    }
   }
-  lines(child.stdout)
-  lines(child.stderr)
+  // 100 ms: the INITED and DONE times that bound the fuzzing seconds are this close
+  const poll = setInterval(drain, 100)
   const code = await new Promise<number>((resolve) =>
     child.on('close', (c, sig) => resolve(c ?? (sig ? 128 : 1)))
   )
+  clearInterval(poll)
+  drain()
+  if (pending) onLine(pending)
+  closeSync(out)
   log?.end()
   const end = done ?? performance.now()
   const runs = stats.get('number_of_executed_units') ?? Number(last?.[1] ?? 0)
