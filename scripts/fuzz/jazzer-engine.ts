@@ -78,6 +78,8 @@ export interface JazzerOptions {
 export interface JazzerResult {
   target: string
   engine: 'jazzer'
+  /** libFuzzer's -seed: `--seed` repeats the run's mutations */
+  seed?: number
   runs: number
   /** fuzzing time, from libFuzzer's INITED line to DONE (start-up and instrumentation excluded) */
   seconds: number
@@ -142,6 +144,7 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
   let newLines = 0
   let peakRss = 0
   let artifact: string | undefined
+  let seed: number | undefined
   const log = opts.logFile ? createWriteStream(opts.logFile) : undefined
   const onLine = (line: string) => {
     if (line.startsWith('INFO: Loaded ')) return // one counter range per module: thousands of characters
@@ -163,6 +166,8 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
     }
     const s = /^stat::(\w+):\s+(\d+)/.exec(line)
     if (s) stats.set(s[1] as string, Number(s[2]))
+    const seedLine = /^INFO: Seed: (\d+)/.exec(line)
+    if (seedLine) seed = Number(seedLine[1])
     const a = /Test unit written to (\S+)/.exec(line)
     if (a) artifact = a[1]
   }
@@ -197,6 +202,7 @@ export async function fuzzWithJazzer(target: string, opts: JazzerOptions): Promi
   const result: JazzerResult = {
     target,
     engine: 'jazzer',
+    ...(seed !== undefined ? { seed } : {}),
     runs,
     seconds: Number(seconds.toFixed(1)),
     startupSeconds: Number((((inited ?? end) - started) / 1000).toFixed(1)),
