@@ -23,7 +23,8 @@ const ROOT = join(import.meta.dirname, '..', '..')
 
 /**
  * The libraries that parse the bytes for a target's decoder: cborg decodes every CBOR frame, zod
- * checks the shape of every schema-checked message, @huggingface/jinja parses chat templates.
+ * checks the shape of every schema-checked message, @huggingface/jinja parses chat templates,
+ * @huggingface/tokenizers builds the tokenizer from tokenizer.json.
  * JSON.parse is native, so it gives no feedback. Instrumenting zod costs about 3 s of start-up.
  */
 const CBOR = ['cborg']
@@ -40,7 +41,8 @@ const LIBRARIES: Record<string, string[]> = {
   config: ZOD,
   'gateway-chat': ZOD,
   'gateway-completion': ZOD,
-  'chat-template': ['@huggingface/jinja']
+  'chat-template': ['@huggingface/jinja'],
+  'tokenizer-json': ['@huggingface/tokenizers']
 }
 
 /**
