@@ -19,6 +19,7 @@ import type { SignedTrainingRecord } from '../../runtime/training/record.ts'
 import type { TrainPaymentContext } from './payment.ts'
 import { localTrainingProvider } from './provider.ts'
 import { declaredDatanets } from './registration.ts'
+import { TrainingSlot } from './slot.ts'
 import { type TrainingProvider, TrainService } from './train-protocol.ts'
 
 export const TrainingConfigSchema = z.strictObject({
@@ -36,6 +37,8 @@ export interface TrainingNodeService {
   stop(): Promise<void>
   /** present when the node offers training */
   provider?: TrainingProvider
+  /** the node's one training slot: protocol jobs and the gateway's jobs both hold it while they train */
+  slot: TrainingSlot
   /** ids of the served models the training graph supports (none when the node does not offer training) */
   models(): Promise<string[]>
 }
@@ -129,10 +132,12 @@ function trainingService(components: NodeComponents): TrainingNodeService {
       price
     }
   }
-  const service = new TrainService({ host: components.libp2p, provider, payment, logger: log })
+  const slot = new TrainingSlot()
+  const service = new TrainService({ host: components.libp2p, provider, payment, slot, logger: log })
   let advertised: { remove(): void } | undefined
   return {
     provider,
+    slot,
     models: async () => (provider ? Object.keys(await (models ??= trainableModels(dirs))) : []),
     start: async () => {
       if (provider) {

@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger } from '../../../common/log.ts'
-import { PROJECTIONS, type Projection } from '../../../runtime/model/families/types.ts'
+import { LORA_TARGET_NAMES, type LoraTargetName } from '../../../runtime/model/families/types.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
 import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule.ts'
 import { loadIdentity } from '../../identity.ts'
@@ -41,8 +41,10 @@ function remote(values: Record<string, unknown>): Promise<number> {
     ...(values['weight-decay'] !== undefined ? { weightDecay: num(values, 'weight-decay') } : {}),
     ...(values.rank !== undefined ? { rank: int(values, 'rank', 1) } : {}),
     ...(values.alpha !== undefined ? { alpha: num(values, 'alpha') } : {}),
-    // checked against the projections (local = false) above
-    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets: targets as Projection[] } : {}),
+    // checked against LORA_TARGET_NAMES above; the trainer's family decides which it has
+    ...(targets !== 'all-linear' && values.targets !== undefined
+      ? { targets: targets as LoraTargetName[] }
+      : {}),
     ...(values.batch !== undefined ? { batch: int(values, 'batch', 1) } : {}),
     ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
     ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
@@ -89,14 +91,13 @@ function num(values: Record<string, unknown>, name: string, fallback?: number): 
   return n
 }
 
-// Phi-3's fused modules as PEFT names them; a local run may adapt them by name (a projection
-// name selects the fused module holding it anyway). The remote job schema lists projections only.
-const FUSED_MODULES = ['qkv_proj', 'gate_up_proj'] as const
-
-function targetsOf(v: unknown, local = false): string[] | 'all-linear' {
+// Projections and the families' own module names (Phi-3's qkv_proj, BLOOM's query_key_value, …),
+// the same list locally and over /openlora/train; a name the model lacks is refused by the trainer
+// naming the modules it has (a projection name selects the fused module holding it anyway).
+function targetsOf(v: unknown): string[] | 'all-linear' {
   if (v === undefined) return ['q_proj', 'v_proj']
   if (v === 'all-linear') return 'all-linear'
-  const allowed: readonly string[] = local ? [...PROJECTIONS, ...FUSED_MODULES] : PROJECTIONS
+  const allowed: readonly string[] = LORA_TARGET_NAMES
   const list = String(v)
     .split(',')
     .map((s) => s.trim())
@@ -104,7 +105,7 @@ function targetsOf(v: unknown, local = false): string[] | 'all-linear' {
   for (const t of list)
     if (!allowed.includes(t))
       throw new UsageError(
-        `--targets: "${t}" is not a projection; allowed: ${allowed.join(', ')} or all-linear`
+        `--targets: "${t}" is not a projection or module name; allowed: ${allowed.join(', ')} or all-linear`
       )
   if (list.length === 0) throw new UsageError('--targets is empty')
   return [...new Set(list)]
@@ -126,7 +127,7 @@ export const trainCommand: Command = {
     rank: s('LoRA rank (default 8)', 'R'),
     alpha: s('LoRA alpha (default 2·rank)', 'A'),
     targets: s(
-      "q_proj,v_proj (default), other projections, Phi-3's qkv_proj/gate_up_proj, or all-linear",
+      "q_proj,v_proj (default), other projections, a family's modules (qkv_proj, query_key_value, …), or all-linear",
       'LIST'
     ),
     rslora: { type: 'boolean', description: 'scale alpha/√r instead of alpha/r' },
@@ -224,7 +225,7 @@ export const trainCommand: Command = {
       lora: {
         rank,
         alpha: num(values, 'alpha', 2 * rank)!,
-        targets: targetsOf(values.targets, true),
+        targets: targetsOf(values.targets),
         rslora: values.rslora === true
       },
       steps,
