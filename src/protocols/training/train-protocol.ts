@@ -41,8 +41,11 @@ export interface TrainingProvider {
     /** after each step: its loss and the tokens it trained */
     onStep: (step: number, loss: number, tokens: number) => void,
     signal: AbortSignal,
-    /** maxTokens: train only the steps whose tokens fit (the client's budget) */
-    opts?: { maxTokens?: number }
+    /**
+     * maxTokens: train only the steps whose tokens fit (the client's budget); requester: the peer
+     * that sent the job, asked first for a datanet the node lacks (it named it, so likely holds it)
+     */
+    opts?: { maxTokens?: number; requester?: string }
   ): Promise<{
     cid: string
     record: SignedTrainingRecord
@@ -162,7 +165,10 @@ export class TrainService {
               .catch((err) => gone.abort(err))
           },
           signal,
-          budget ? { maxTokens: paid?.maxTokens ?? budget.maxTokens } : {}
+          {
+            requester: connection.remotePeer.toString(),
+            ...(budget ? { maxTokens: paid?.maxTokens ?? budget.maxTokens } : {})
+          }
         )
         await reported
         signal.throwIfAborted()

@@ -5,6 +5,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger } from '../../../common/log.ts'
+import type { Hex } from '../../../crypto/hash.ts'
 import { LORA_TARGET_NAMES, type LoraTargetName } from '../../../runtime/model/families/types.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
 import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule.ts'
@@ -25,7 +26,17 @@ function remote(values: Record<string, unknown>): Promise<number> {
     )
   if (values.remote !== undefined && values.bootstrap !== undefined)
     throw new UsageError('give --remote PEER_ADDR or --bootstrap ADDR, not both')
-  for (const local of ['tokens', 'data', 'init-adapter', 'resume', 'dump-grads', 'checkpoint-every'])
+  for (const local of [
+    'tokens',
+    'data',
+    'init-adapter',
+    'resume',
+    'dump-grads',
+    'checkpoint-every',
+    'from',
+    'root',
+    'unverified'
+  ])
     if (values[local] !== undefined)
       throw new UsageError(`--${local} is a local option; drop it with --remote`)
   const optimizer = values.optimizer
@@ -111,6 +122,19 @@ function targetsOf(v: unknown): string[] | 'all-linear' {
   return [...new Set(list)]
 }
 
+const ROOT = /^(\d+)=(0x[0-9a-fA-F]{64})$/
+
+/** --root VERSION=ROOT, repeated: the trusted roots of a datanet copy. */
+function rootsOf(v: unknown): Record<number, Hex> {
+  const roots: Record<number, Hex> = {}
+  for (const r of (v as string[] | undefined) ?? []) {
+    const m = ROOT.exec(r)
+    if (!m) throw new UsageError(`--root takes VERSION=ROOT (ROOT: 0x + 64 hex), got "${r}"`)
+    roots[Number(m[1])] = m[2]!.toLowerCase() as Hex
+  }
+  return roots
+}
+
 const s = (description: string, valueName: string) => ({ type: 'string' as const, description, valueName })
 
 export const trainCommand: Command = {
@@ -122,7 +146,28 @@ export const trainCommand: Command = {
     out: s('where to write the PEFT adapter', 'DIR'),
     tokens: s('JSON array of token-id sequences', 'FILE'),
     data: s('JSONL rows {"text"} or {"messages"} (chat: loss on assistant tokens only)', 'FILE'),
-    datanet: s('a datanet this node holds, latest published version or @VERSION', 'ID[@V]'),
+    datanet: s(
+      "a datanet's published version (default the latest held), fetched from peers if missing",
+      'ID[@V]'
+    ),
+    from: {
+      type: 'string',
+      multiple: true,
+      description:
+        '--datanet missing here: peers to copy it from (multiaddr with /p2p/ID); default network.bootstrap',
+      valueName: 'ADDR'
+    },
+    root: {
+      type: 'string',
+      multiple: true,
+      description:
+        '--datanet copy: trusted root VERSION=ROOT, one per version 1..V (or --chain: the registry)',
+      valueName: 'ROOT'
+    },
+    unverified: {
+      type: 'boolean',
+      description: '--datanet copy without trusted roots: the peer decides what the datanet contains'
+    },
     'init-adapter': s('start from this PEFT adapter (its config wins)', 'DIR'),
     rank: s('LoRA rank (default 8)', 'R'),
     alpha: s('LoRA alpha (default 2·rank)', 'A'),
@@ -206,7 +251,25 @@ export const trainCommand: Command = {
         ? await readTokens(String(values.tokens))
         : sources[0] === 'data'
           ? await readData(modelDir, String(values.data))
-          : await readDatanet(config, modelDir, String(values.datanet))
+          : await readDatanet(config, modelDir, String(values.datanet), {
+              from: (values.from as string[] | undefined) ?? [],
+              roots: rootsOf(values.root),
+              unverified: values.unverified === true,
+              values,
+              json
+            })
+    if (src.ensured?.fetched) {
+      const e = src.ensured
+      const d = src.datanets[0]!
+      if (json)
+        console.log(
+          JSON.stringify({ event: 'datanet', ...d, fetched: true, rootsFrom: e.rootsFrom, bytes: e.bytes })
+        )
+      else
+        process.stderr.write(
+          `fetched datanet ${d.id}@${d.version} (root ${d.root}, ${e.bytes} bytes copied, ${e.rootsFrom === 'none' ? 'UNVERIFIED' : `roots from ${e.rootsFrom === 'chain' ? 'the chain' : '--root'}`})\n`
+        )
+    }
     // the record is signed with this node's libp2p key (created on first use, as `openlora id` does)
     const keysDir = join(config.dataDir, 'keys')
     mkdirSync(keysDir, { recursive: true, mode: 0o700 })
