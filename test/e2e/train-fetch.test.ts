@@ -218,7 +218,7 @@ test('openlora train --datanet refusals say what was asked and what to do', asyn
     ...trainArgs('x', `${dn.d.id}@1`, '--from', addrOf(owner), '--data-dir', dataDir)
   )
   assert.is(noRoots.code, 1)
-  assert.match(noRoots.err, `datanet ${dn.d.id}@1 is not held here, and there are no trusted roots`)
+  assert.match(noRoots.err, `datanet ${dn.d.id} has no version 1 here, and there are no trusted roots`)
   assert.match(noRoots.err, /--root V=ROOT .*--chain FILE.*--unverified/)
   const nobody = await runCli(
     ...trainArgs(

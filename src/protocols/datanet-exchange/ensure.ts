@@ -97,7 +97,7 @@ export function datanetEnsurer(
     if (v === undefined || v < 1)
       throw new DatanetFetchError(
         'DATANET_NOT_FOUND',
-        `datanet ${id} is not held here and no chain says its latest version: name the version (ID@VERSION) to fetch it from peers`
+        `datanet ${id} has no published version here and no chain says its latest: publish one, or name the version (ID@VERSION) to fetch it from peers`
       )
     const key = `${id}@${v}`
     const running = inflight.get(key)
@@ -125,7 +125,7 @@ async function copy(
     if (!chain)
       throw new DatanetFetchError(
         'DATANET_UNTRUSTED',
-        `datanet ${id}@${version} is not held here, and there are no trusted roots to check a copy against: ${d.untrustedHint}`
+        `datanet ${id} has no version ${version} here, and there are no trusted roots to check a copy from peers against: ${d.untrustedHint}`
       )
     Object.assign(trustedRoots, chain)
     rootsFrom = 'chain'
@@ -166,7 +166,7 @@ async function copy(
 const noPeer = (id: Hex, version: number) =>
   new DatanetFetchError(
     'DATANET_NOT_FOUND',
-    `datanet ${id}@${version} is not held here and there is no peer to ask for it (no connected peer, and the DHT named no holder)`,
+    `datanet ${id} has no version ${version} here and there is no peer to ask for it (no connected peer, and the DHT named no holder)`,
     { id, version, attempts: [] }
   )
 
