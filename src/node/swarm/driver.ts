@@ -23,7 +23,9 @@ const REFUSALS = new Set([
   'MODEL_NOT_FOUND',
   'BUSY',
   'RATE_LIMITED',
-  'PAYMENT_REQUIRED'
+  'PAYMENT_REQUIRED',
+  // no serving peer (nor the entry) could be dialled: the request reached no node
+  'PEER_UNREACHABLE'
 ])
 
 export interface DriverNode {
