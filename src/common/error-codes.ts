@@ -48,7 +48,7 @@ export const ERROR_CODES = {
   PAYMENT_REFUSED: code('PAYMENT_REQUIRED', 'the client refused the terms or the receipt the node offered'),
   PEER_UNREACHABLE: code(
     'INTERNAL',
-    'no serving peer could be dialled (killed, partitioned, relay gone): the job reached none, so none charged it; a retry may pick another peer'
+    'the entry could dial no serving peer, or the client its entry (killed, partitioned, relay gone): the job reached no node, so none charged it; a retry may pick another peer'
   ),
 
   // generic
