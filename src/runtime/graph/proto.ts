@@ -8,7 +8,7 @@ import onnxProto from 'onnx-proto'
 
 const { onnx } = onnxProto
 
-export const DT = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7, BFLOAT16: 16 } as const
+export const DT = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BFLOAT16: 16 } as const
 export type DataType = (typeof DT)[keyof typeof DT]
 
 /** A graph dimension: a number, or a symbolic name such as 'batch'. */
@@ -63,6 +63,11 @@ export class GraphBuilder {
   /** A uint8 initializer (e.g. block-quantized weights). */
   bytes(name: string, data: Uint8Array, dims: number[]): string {
     return this.tensor(name, DT.UINT8, data, dims)
+  }
+
+  /** An int8 initializer (two's complement bytes), e.g. s8 GEMM weights. */
+  int8(name: string, data: Uint8Array, dims: number[]): string {
+    return this.tensor(name, DT.INT8, data, dims)
   }
 
   int64(name: string, values: number[], dims: number[] = [values.length]): string {
