@@ -4,7 +4,9 @@
 // biases (attention_bias, on by default), and a fused mlp.gate_up_proj ([gate | up] rows). GLM-4
 // adds sandwich norms: post_self_attn_layernorm on the attention output and post_mlp_layernorm on
 // the MLP output. The old remote-code ChatGLM (ChatGLMModel) is a different layout and is refused.
-import { bool, concat, isObject, LLAMA_NAMES, parseDecoder, plain } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { bool, isObject } from './fields.ts'
+import { concat, LLAMA_NAMES, plain } from './layout.ts'
 import { type Family, type Json, type LayerWeights, type ModelConfig, ModelConfigError } from './types.ts'
 
 function glmLayer(cfg: ModelConfig, l: number): LayerWeights {
