@@ -3,10 +3,10 @@
 // client's escrow, its job id used up) before any work, counts its tokens as owed before each is
 // sent (delivered()) and is settled at its end (settle(): the receipt, or what it delivered), so
 // neither an abort nor a crash loses a payment (recordPayment() records a finished job in one
-// step, for callers without a stream). A voucher is
-// the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
-// channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
-// The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
+// step, for callers without a stream). A voucher is the client's signed MAXIMUM for the channel;
+// what the node may claim is `owed`, the sum of the channel's receipts' amountDue (never more, so
+// on-chain payouts equal the receipts to the wei). The Claimer reads it and writes back what the
+// chain has paid; contributor proofs live here. Rules: payment-rules.ts; records: store-records.ts.
 import type { AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
 import { KeyedLock } from '../common/keyed-lock.ts'
