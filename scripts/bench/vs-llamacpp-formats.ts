@@ -182,12 +182,12 @@ export interface PairResult {
 export async function runFormatPairs(run: FormatRun) {
   const prompts = Array.from({ length: 4 }, run.prompt)
   const longPrompt = () => Array.from({ length: Math.ceil((run.longPrompt ?? 0) / 32) }, run.prompt).flat()
-  const open = (weightFormat: WeightFormat, int8Block?: number, prefillGraph = true) =>
+  const open = (weightFormat: WeightFormat, int8Block?: number, prefillGraph?: boolean) =>
     loadModel(run.modelDir, {
       cacheDir: join(run.cache, 'graphs'),
       weightFormat,
       ...(int8Block === undefined ? {} : { int8Block }),
-      prefillGraph,
+      ...(prefillGraph === undefined ? {} : { prefillGraph }),
       intraOpThreads: run.threads,
       maxBatch: 1,
       maxSeqLen: run.maxSeqLen,
@@ -218,7 +218,8 @@ export async function runFormatPairs(run: FormatRun) {
     const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128) : null
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
-    const plain = pair.ours === 'fp32' ? null : await open(pair.ours, undefined, false)
+    // (int4 only: int8 keeps MatMulNBits for prompts by default, docs/RUNTIME-MODEL.md)
+    const plain = pair.ours === 'int4' ? await open('int4', undefined, false) : null
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })
     try {

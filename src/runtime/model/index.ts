@@ -34,10 +34,12 @@ export interface LoadModelOptions {
   /** int8 only: one block size (16–128) for every Linear instead of the widest dividing each K; for A/B benchmarks */
   int8Block?: number
   /**
-   * int8/int4: run passes with several tokens a row (prompts) on a second graph whose Linears are
-   * int8 GEMMs over the same quantized weights (graph/linear.ts prefillLinear): 3-10× faster
-   * matmuls for prompts, at the cost of a second session holding the layers' weights as int8
-   * (+1 byte a weight) and its own fp32 embedding. Default true for int8/int4; ignored for fp32.
+   * run passes with several tokens a row (prompts) on a second graph whose Linears are int8 GEMMs
+   * over the same quantized weights (graph/linear.ts prefillLinear): 3-10× faster matmuls for
+   * prompts, at the cost of a second session holding the layers' weights as int8 (+1 byte a
+   * weight) and its own fp32 embedding. Default true for int4 (same error as MatMulNBits); int8
+   * may opt in (its prompt error grows 2.4× in KL: past the family goldens' int8 tolerance on
+   * phi3); ignored for fp32.
    */
   prefillGraph?: boolean
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
@@ -105,9 +107,9 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     ...(opts.onTensor ? { onTensor: opts.onTensor } : {})
   }
   const built = await ensureBuiltModel(abs, config, buildOpts)
-  const quantized = opts.weightFormat === 'int8' || opts.weightFormat === 'int4'
+  const wantPrefill = opts.weightFormat === 'int4' ? opts.prefillGraph !== false : opts.prefillGraph === true
   const prefill =
-    quantized && opts.prefillGraph !== false
+    wantPrefill && (opts.weightFormat === 'int8' || opts.weightFormat === 'int4')
       ? await ensureBuiltModel(abs, config, { ...buildOpts, prefill: true, weightsHash: built.weightsHash })
       : undefined
   let tokenizer: Tokenizer | undefined
