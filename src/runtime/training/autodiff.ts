@@ -128,6 +128,19 @@ export class Tape {
     })
   }
 
+  /**
+   * x · Wᵀ for a frozen base weight W [out, in] in its checkpoint layout (x 2-D [M, in]): the
+   * seam every frozen base Linear goes through. W is one initializer read by both directions,
+   * Gemm transB=1 forward and MatMul dx = dy · W backward, so no transposed copy of it exists in
+   * the graph (a Transpose of a constant would be folded by ORT into a second full copy).
+   */
+  frozenLinear(x: Val, w: string, wShape: [number, number]): Val {
+    const [out, inF] = wShape
+    if (x.shape.length !== 2 || x.shape[1] !== inF) throw new Error(`linear [${x.shape}] · [${wShape}]ᵀ`)
+    const y = this.g.op('Gemm', [x.name, w], { transB: 1 })
+    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, w])))
+  }
+
   private swapLast(name: string, rank: number): string {
     const perm = Array.from({ length: rank }, (_, i) => i)
     ;[perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!]
