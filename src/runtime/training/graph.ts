@@ -21,6 +21,9 @@ import type { ModuleSpec, Projection } from '../model/families/types.ts'
 import { Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
 
+/** at most this many floats per block of logits (16 MB) */
+const LOGIT_FLOATS = 1 << 22
+
 export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTED'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super('TRAINING_UNSUPPORTED', message, details)
@@ -67,6 +70,8 @@ export interface TrainingGraphOptions {
    * tensors become graph inputs instead of constants, so the tape differentiates them too.
    */
   trainBase?: boolean
+  /** the most floats in one row block of logits (default 2^22, 16 MB); tests make it small */
+  logitBlockFloats?: number
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -293,16 +298,34 @@ export function buildTrainingGraph(
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
   // a frozen head reads its [vocab, hidden] rows in place (tied: the embedding's own initializer)
-  const headLogits = (): Val => {
-    if (opts.trainBase)
-      return t.matmul(hf, !cfg.tieWordEmbeddings ? weight(fam.lmHead) : t.transpose(embedParam!, [1, 0]))
-    const w = cfg.tieWordEmbeddings
+  const head = opts.trainBase
+    ? !cfg.tieWordEmbeddings
+      ? weight(fam.lmHead)
+      : t.transpose(embedParam!, [1, 0])
+    : cfg.tieWordEmbeddings
       ? embedName
       : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
-    return frozen(hf, w, [cfg.vocabSize, H])
+  // The [rows, vocab] logits and their gradient are the graph's largest tensors (4×128 tokens ×
+  // 49k vocab: 100 MB each), so the head and the loss run on row blocks of at most LOGIT_FLOATS
+  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient).
+  const rowsPer = Math.max(1, Math.floor((opts.logitBlockFloats ?? LOGIT_FLOATS) / cfg.vocabSize))
+  const sizes = Array.from({ length: Math.ceil((B * T) / rowsPer) }, (_, i) =>
+    Math.min(rowsPer, B * T - i * rowsPer)
+  )
+  const rowSizes = sizes.length === 1 ? '' : g.int64('loss_rows', sizes)
+  const cut = (name: string) =>
+    sizes.length === 1 ? [name] : g.node('Split', [name, rowSizes], sizes.length, { axis: 0 })
+  const [tCuts, wCuts] = [cut(targets), cut(weights)]
+  let sum: Val | null = null
+  for (const [i, hc] of t.splitRows(hf, sizes).entries()) {
+    const logits = softcap(
+      typeof head === 'string' ? frozen(hc, head, [cfg.vocabSize, H]) : t.matmul(hc, head),
+      cfg.finalSoftcap
+    )
+    const l = t.crossEntropy(logits, tCuts[i]!, wCuts[i]!)
+    sum = sum ? t.add(sum, l) : l
   }
-  const logits = softcap(headLogits(), cfg.finalSoftcap)
-  const loss = t.crossEntropy(logits, targets, weights)
+  const loss = sum!
   t.backward(loss)
 
   g.node('Identity', [loss.name], ['loss'])
