@@ -184,6 +184,31 @@ export class Tape {
     )
   }
 
+  /**
+   * RMSNorm over the last axis with a frozen weight w [n]: ORT's SimplifiedLayerNormalization
+   * (one kernel, and it outputs r = 1/rms for the backward). VJP with gw = g·w:
+   * dx = r·gw − x · r³ · Σ(gw·x) / n (three passes instead of the plain ops' eight).
+   */
+  rmsNorm(x: Val, w: string, eps: number): Val {
+    const n = x.shape.at(-1)!
+    const [y, r] = this.g.node('SimplifiedLayerNormalization', [x.name, w], 2, {
+      axis: -1,
+      epsilon: { float: eps }
+    })
+    return this.out(y!, x.shape, [x], (g) => {
+      const gw = this.g.op('Mul', [g, w])
+      const dot = this.g.op('ReduceSum', [
+        this.g.op('Mul', [gw, x.name]),
+        this.g.int64(`a${this.consts++}`, [-1])
+      ])
+      const coef = this.g.op('Mul', [
+        this.g.op('Mul', [this.g.op('Mul', [r!, r!]), r!]),
+        this.g.op('Mul', [dot, this.scalar(1 / n)])
+      ])
+      this.acc(x, this.g.op('Sub', [this.g.op('Mul', [gw, r!]), this.g.op('Mul', [x.name, coef])]))
+    })
+  }
+
   /** x^(-1/2); d/dx = -1/2 · y³. */
   rsqrt(a: Val): Val {
     const y = this.g.op('Reciprocal', [this.g.op('Sqrt', [a.name])])

@@ -196,8 +196,10 @@ export function buildTrainingGraph(
       const inv = t.rsqrt(t.addScalar(t.scale(t.sumLast(t.mul(xc, xc)), 1 / n), eps))
       return t.add(t.mul(t.mul(xc, inv), normWeight(w, n)), vector(w.replace(/weight$/, 'bias')))
     }
+    const wv = normWeight(w, n)
+    if (!wv.grad) return t.rmsNorm(x, wv.name, eps)
     const ms = t.scale(t.sumLast(t.mul(x, x)), 1 / n)
-    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), normWeight(w, n))
+    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), wv)
   }
   /** cap · tanh(x / cap) (Gemma 2's attention and final soft-capping) */
   const softcap = (x: Val, cap: number | null): Val =>
