@@ -98,6 +98,23 @@ if (values.json)
       steps,
       ours,
       torch,
-      ratio: torch ? ours.tokensPerSecond / torch.tokensPerSecond : null
+      ratio: torch ? ours.tokensPerSecond / torch.tokensPerSecond : null,
+      // issue 21's goals, from this run (null without --python: nothing to compare against)
+      goals: torch
+        ? [
+            {
+              name: 'tokens_per_s_vs_torch',
+              value: ours.tokensPerSecond / torch.tokensPerSecond,
+              target: '>= 1.0',
+              met: ours.tokensPerSecond >= torch.tokensPerSecond
+            },
+            {
+              name: 'peak_rss_vs_torch',
+              value: ours.peakRssMB / torch.peakRssMB,
+              target: '<= 1.0',
+              met: ours.peakRssMB <= torch.peakRssMB
+            }
+          ]
+        : null
     })
   )
