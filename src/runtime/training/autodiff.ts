@@ -22,14 +22,27 @@ export class Tape {
   private consts = 0
 
   readonly g: GraphBuilder
+  /** the graph's default-domain opset (17; 21 for a quantized base's DequantizeLinear blocks) */
+  readonly opset: number
 
-  constructor(g: GraphBuilder) {
+  constructor(g: GraphBuilder, opset = 17) {
     this.g = g
+    this.opset = opset
   }
 
   /** A value that needs no gradient (input ids, frozen weights, masks). */
   fixed(name: string, shape: number[]): Val {
     return { name, shape, grad: false }
+  }
+
+  /**
+   * An op built outside the tape (`name`, already added) whose VJP `back(g)` gives each input's
+   * gradient (null for none): the quantized frozen linear (quantized-base.ts).
+   */
+  custom(name: string, shape: number[], inputs: Val[], back: (g: string) => (string | null)[]): Val {
+    return this.out(name, shape, inputs, (g) => {
+      for (const [i, gi] of back(g).entries()) if (gi) this.acc(inputs[i]!, gi)
+    })
   }
 
   /** A trainable graph input. */
@@ -297,7 +310,11 @@ export class Tape {
   crossEntropy(logits: Val, targets: string, weights: string): Val {
     const [N, V] = logits.shape as [number, number]
     const axes = this.g.int64(`a${this.consts++}`, [-1])
-    const m = this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
+    // ReduceMax takes its axes as an input from opset 18
+    const m =
+      this.opset >= 18
+        ? this.g.op('ReduceMax', [logits.name, axes], { keepdims: 1 })
+        : this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
     const shifted = this.g.op('Sub', [logits.name, m])
     const lse = this.g.op('Log', [
       this.g.op('ReduceSum', [this.g.op('Exp', [shifted]), axes], { keepdims: 1 })

@@ -18,8 +18,10 @@ import type { ModelConfig } from '../model/config.ts'
 import { projectionShape } from '../model/config.ts'
 import { familyOf } from '../model/families/index.ts'
 import type { ModuleSpec, Projection } from '../model/families/types.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import { Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
+import { QUANTIZED_OPSET, quantizedBase } from './quantized-base.ts'
 
 export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTED'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -67,6 +69,11 @@ export interface TrainingGraphOptions {
    * tensors become graph inputs instead of constants, so the tape differentiates them too.
    */
   trainBase?: boolean
+  /**
+   * The frozen base Linears as serving builds them for `infer.weightFormat` (default fp32):
+   * int8/int4 store serving's quantized bytes and dequantize in the graph (quantized-base.ts)
+   */
+  baseFormat?: WeightFormat
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -102,8 +109,13 @@ export function buildTrainingGraph(
 ): TrainingGraph {
   checkTrainable(cfg)
   const fam = familyOf(cfg)
+  const format = opts.baseFormat ?? 'fp32'
+  if (opts.trainBase && format !== 'fp32')
+    throw new TrainingUnsupportedError(`full-weight training of a ${format} base (it trains fp32 weights)`)
   const g = new GraphBuilder('weights.bin', join(dir, 'weights.bin'))
-  const t = new Tape(g)
+  const opset = format === 'fp32' ? 17 : QUANTIZED_OPSET
+  const t = new Tape(g, opset)
+  const qbase = format === 'fp32' ? null : quantizedBase(t, cfg, format)
   const [B, T, H, D] = [batch, seqLen, cfg.hiddenSize, cfg.headDim]
   const [nH, nKv] = [cfg.numHeads, cfg.numKvHeads]
   const ids = g.input('input_ids', DT.INT64, [B, T])
@@ -160,7 +172,9 @@ export function buildTrainingGraph(
       if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
     } else {
       const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
-      y = t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
+      y = qbase
+        ? qbase(x, m.path, w, m.rows, m.cols, m.parts)
+        : t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
       // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
       if (ckpt.info(`${m.path}.bias`))
         y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
@@ -292,12 +306,19 @@ export function buildTrainingGraph(
     }
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
-  const head = !cfg.tieWordEmbeddings
-    ? weight(fam.lmHead, cfg.vocabSize, H)
-    : embedParam
-      ? t.transpose(embedParam, [1, 0])
-      : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
-  const logits = softcap(t.matmul(hf, head), cfg.finalSoftcap)
+  const headOf = (): Val =>
+    !cfg.tieWordEmbeddings
+      ? weight(fam.lmHead, cfg.vocabSize, H)
+      : embedParam
+        ? t.transpose(embedParam, [1, 0])
+        : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
+  // a quantized base quantizes lm_head as serving does (a tied one from the embedding, whose
+  // Gather keeps reading fp32 rows)
+  const headRows = () => (cfg.tieWordEmbeddings ? embed! : ckpt.read(fam.lmHead))
+  const logits = softcap(
+    qbase ? qbase(hf, 'lm_head', headRows(), cfg.vocabSize, H, null) : t.matmul(hf, headOf()),
+    cfg.finalSoftcap
+  )
   const loss = t.crossEntropy(logits, targets, weights)
   t.backward(loss)
 
@@ -322,6 +343,6 @@ export function buildTrainingGraph(
   }
   g.finishExternalData()
   const modelPath = join(dir, 'model.onnx')
-  writeFileSync(modelPath, g.encodeModel({ '': 17 }))
+  writeFileSync(modelPath, g.encodeModel({ '': opset }))
   return { modelPath, inputs, outputs, base: baseOut }
 }
