@@ -124,7 +124,7 @@ const s = (description: string, valueName: string) => ({ type: 'string' as const
 export const trainCommand: Command = {
   name: 'train',
   summary:
-    'fine-tune a LoRA adapter on a local checkpoint (fp32, any served family) and save it as a PEFT directory',
+    'fine-tune a LoRA adapter on a local checkpoint (fp32, or an int8/int4 base; any served family) and save it as a PEFT directory',
   options: {
     model: s('Hugging Face checkpoint directory', 'DIR'),
     out: s('where to write the PEFT adapter', 'DIR'),
@@ -190,6 +190,7 @@ export const trainCommand: Command = {
     const optimizer = values.optimizer
     if (optimizer !== 'sgd' && optimizer !== 'adamw')
       throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
+    const baseFormat = baseFormatOf(values['base-format'])
     if (optimizer === 'sgd' && values['weight-decay'] !== undefined)
       throw new UsageError('--weight-decay applies to adamw only (sgd here is plain SGD)')
     const initAdapter = values['init-adapter'] as string | undefined
@@ -256,7 +257,7 @@ export const trainCommand: Command = {
       record,
       dumpGrads: values['dump-grads'] as string | undefined,
       threads: optInt(values, 'threads', 1),
-      baseFormat: baseFormatOf(values['base-format']),
+      baseFormat,
       onEval: ({ step, loss }) => {
         if (json) console.log(JSON.stringify({ event: 'eval', step, loss }))
         else process.stderr.write(`\neval loss after step ${step}: ${loss.toFixed(4)}\n`)
