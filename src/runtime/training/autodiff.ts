@@ -7,6 +7,9 @@
 // tensors, nothing for its own weights.
 import { DT, type GraphBuilder } from '../graph/proto.ts'
 
+/** A frozen base weight [out, in]: an initializer's name, or a function adding the nodes that compute it */
+export type FrozenWeight = string | (() => string)
+
 export interface Val {
   name: string
   shape: number[]
@@ -33,16 +36,6 @@ export class Tape {
   /** A value that needs no gradient (input ids, frozen weights, masks). */
   fixed(name: string, shape: number[]): Val {
     return { name, shape, grad: false }
-  }
-
-  /**
-   * An op built outside the tape (`name`, already added) whose VJP `back(g)` gives each input's
-   * gradient (null for none): the quantized frozen linear (quantized-base.ts).
-   */
-  custom(name: string, shape: number[], inputs: Val[], back: (g: string) => (string | null)[]): Val {
-    return this.out(name, shape, inputs, (g) => {
-      for (const [i, gi] of back(g).entries()) if (gi) this.acc(inputs[i]!, gi)
-    })
   }
 
   /** A trainable graph input. */
@@ -139,6 +132,22 @@ export class Tape {
         this.acc(b, this.reduceTo(gb, [...lead, ...b.shape.slice(-2)], b.shape))
       }
     })
+  }
+
+  /**
+   * x · Wᵀ for a frozen base weight W [out, in] in its checkpoint layout (x 2-D [M, in]): the
+   * seam every frozen base Linear goes through. W is one initializer read by both directions,
+   * Gemm transB=1 forward and MatMul dx = dy · W backward, so no transposed copy of it exists in
+   * the graph (a Transpose of a constant would be folded by ORT into a second full copy).
+   */
+  frozenLinear(x: Val, w: FrozenWeight, wShape: [number, number]): Val {
+    const [out, inF] = wShape
+    if (x.shape.length !== 2 || x.shape[1] !== inF) throw new Error(`linear [${x.shape}] · [${wShape}]ᵀ`)
+    // a computed W (a quantized base's dequantization) is computed again for the backward, so it
+    // does not live from the forward to the backward
+    const wOf = typeof w === 'string' ? () => w : w
+    const y = this.g.op('Gemm', [x.name, wOf()], { transB: 1 })
+    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, wOf()])))
   }
 
   private swapLast(name: string, rank: number): string {

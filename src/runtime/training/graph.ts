@@ -19,7 +19,7 @@ import { projectionShape } from '../model/config.ts'
 import { familyOf } from '../model/families/index.ts'
 import type { ModuleSpec, Projection } from '../model/families/types.ts'
 import type { WeightFormat } from '../weight-format.ts'
-import { Tape, type Val } from './autodiff.ts'
+import { type FrozenWeight, Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
 import { QUANTIZED_OPSET, quantizedBase } from './quantized-base.ts'
 
@@ -91,12 +91,6 @@ export function checkTrainable(cfg: ModelConfig): void {
     )
 }
 
-function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length)
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = w[i * cols + j]!
-  return t
-}
-
 export function buildTrainingGraph(
   cfg: ModelConfig,
   ckpt: CheckpointReader,
@@ -115,7 +109,7 @@ export function buildTrainingGraph(
   const g = new GraphBuilder('weights.bin', join(dir, 'weights.bin'))
   const opset = format === 'fp32' ? 17 : QUANTIZED_OPSET
   const t = new Tape(g, opset)
-  const qbase = format === 'fp32' ? null : quantizedBase(t, cfg, format)
+  const qbase = format === 'fp32' ? null : quantizedBase(g, cfg, format)
   const [B, T, H, D] = [batch, seqLen, cfg.hiddenSize, cfg.headDim]
   const [nH, nKv] = [cfg.numHeads, cfg.numKvHeads]
   const ids = g.input('input_ids', DT.INT64, [B, T])
@@ -140,13 +134,19 @@ export function buildTrainingGraph(
     }
     return v
   }
-  const weight = (name: string, rows: number, cols: number): Val => {
-    const p = baseTensor(name)
-    return p ? t.transpose(p, [1, 0]) : t.constant(transposed(ckpt.read(name), rows, cols), [cols, rows])
-  }
+  // full-weight training: an HF-layout [out, in] input, transposed in the graph
+  const weight = (name: string): Val => t.transpose(baseTensor(name)!, [1, 0])
   const vector = (name: string): Val =>
     baseTensor(name) ?? t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
 
+  /** x [..., in] · Wᵀ through the tape's frozen-linear seam (2-D inside; reshapes are free). */
+  const frozen = (x: Val, w: FrozenWeight, shape: [number, number]): Val => {
+    const lead = x.shape.slice(0, -1)
+    const M = lead.reduce((a, b) => a * b, 1)
+    const x2 = x.shape.length === 2 ? x : t.reshape(x, [M, shape[1]])
+    const y = t.frozenLinear(x2, w, shape)
+    return x.shape.length === 2 ? y : t.reshape(y, [...lead, shape[0]])
+  }
   /**
    * x · Wᵀ (+ bias) (+ LoRA) of one checkpoint module. A fused module whose parts interleave
    * (BLOOM's, Falcon's query_key_value) has its weight rows, bias and LoRA B rows permuted to
@@ -168,13 +168,15 @@ export function buildTrainingGraph(
         throw new TrainingUnsupportedError(
           `full-weight training of ${cfg.architecture}'s interleaved ${m.path}`
         )
-      y = t.matmul(x, weight(`${m.path}.weight`, m.rows, m.cols))
+      y = t.matmul(x, weight(`${m.path}.weight`))
       if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
     } else {
       const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
-      y = qbase
-        ? qbase(x, m.path, w, m.rows, m.cols, m.parts)
-        : t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
+      // a quantized base: serving's int8/int4 codes, dequantized in the graph (quantized-base.ts)
+      const wq = qbase
+        ? qbase(m.path, w, m.rows, m.cols, m.parts)
+        : g.weight(`w${m.path}`, w, [m.rows, m.cols])
+      y = frozen(x, wq, [m.rows, m.cols])
       // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
       if (ckpt.info(`${m.path}.bias`))
         y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
@@ -236,10 +238,10 @@ export function buildTrainingGraph(
   }
 
   const embedParam = baseTensor(fam.embedName)
-  const embed = embedParam ? null : ckpt.read(fam.embedName)
+  const embedName = embedParam ? '' : g.weight('embed', ckpt.read(fam.embedName), [cfg.vocabSize, H])
   let h = embedParam
     ? t.gather(embedParam, ids, [B, T])
-    : t.fixed(g.op('Gather', [g.weight('embed', embed!, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
+    : t.fixed(g.op('Gather', [embedName, ids], { axis: 0 }), [B, T, H])
   // Gemma: embeddings times sqrt(hidden) rounded to fp32, as HF's normalizer tensor
   if (cfg.embedScale !== null) h = t.scale(h, cfg.embedScale)
   // BLOOM's word_embeddings_layernorm
@@ -306,19 +308,26 @@ export function buildTrainingGraph(
     }
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
-  const headOf = (): Val =>
-    !cfg.tieWordEmbeddings
-      ? weight(fam.lmHead, cfg.vocabSize, H)
-      : embedParam
-        ? t.transpose(embedParam, [1, 0])
-        : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
-  // a quantized base quantizes lm_head as serving does (a tied one from the embedding, whose
-  // Gather keeps reading fp32 rows)
-  const headRows = () => (cfg.tieWordEmbeddings ? embed! : ckpt.read(fam.lmHead))
-  const logits = softcap(
-    qbase ? qbase(hf, 'lm_head', headRows(), cfg.vocabSize, H, null) : t.matmul(hf, headOf()),
-    cfg.finalSoftcap
-  )
+  // a frozen head reads its [vocab, hidden] rows in place (tied: the embedding's own initializer)
+  const headLogits = (): Val => {
+    if (opts.trainBase)
+      return t.matmul(hf, !cfg.tieWordEmbeddings ? weight(fam.lmHead) : t.transpose(embedParam!, [1, 0]))
+    // a quantized base quantizes lm_head as serving does (a tied one from the embedding's rows,
+    // whose Gather keeps reading fp32)
+    const w = qbase
+      ? qbase(
+          'lm_head',
+          ckpt.read(cfg.tieWordEmbeddings ? fam.embedName : fam.lmHead),
+          cfg.vocabSize,
+          H,
+          null
+        )
+      : cfg.tieWordEmbeddings
+        ? embedName
+        : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
+    return frozen(hf, w, [cfg.vocabSize, H])
+  }
+  const logits = softcap(headLogits(), cfg.finalSoftcap)
   const loss = t.crossEntropy(logits, targets, weights)
   t.backward(loss)
 

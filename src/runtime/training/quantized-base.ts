@@ -3,23 +3,22 @@
 // stored in the training graph as serving's own quantized bytes (graph/quantize.ts int8,
 // graph/quantize4.ts int4: same blocks, scales and zero points, so the adapter trains against the
 // weights an int8/int4 node serves it on) and dequantized inside the graph by ONNX
-// DequantizeLinear with block_size (opset 21; ORT's CPU kernel takes uint8 and packed uint4). The
-// fp32 weight [out, in] then exists only while a MatMul uses it: the forward dequantizes it for
-// y = x·Wᵀ (Gemm transB, no transposed copy) and the backward dequantizes it again for dx = dy·W,
-// so no fp32 copy of the base lives from the forward to the backward. The two DequantizeLinear
-// nodes read the same codes and scales but each its own zero-point initializer, which keeps ORT's
-// common-subexpression elimination from merging them into one long-lived tensor. Dequantization
-// is exact in fp32 ((q − zp) is a small integer, one rounding by the scale), so the loss and LoRA
+// DequantizeLinear with block_size (opset 21; ORT's CPU kernel takes uint8 and packed uint4) into
+// the frozen-linear seam (Tape.frozenLinear: W [out, in] in checkpoint layout, Gemm transB forward,
+// dx = dy·W backward). The fp32 W exists only while a product uses it: the forward dequantizes it
+// and the backward dequantizes it again, so no fp32 copy of the base lives from the forward to the
+// backward. The two DequantizeLinear nodes read the same codes and scales but each its own
+// zero-point initializer, which keeps ORT's common-subexpression elimination from merging them
+// into one long-lived tensor. Dequantization is exact in fp32 ((q − zp) is a small integer, one rounding by the scale), so the loss and LoRA
 // gradients equal those of the fp32 graph on the dequantized checkpoint to summation order
 // (test/unit/training-qlora.test.ts).
 import { DT, type GraphBuilder } from '../graph/proto.ts'
-import { dequantize, INT8_BLOCK, int8BlockFor, quantizeRows } from '../graph/quantize.ts'
+import { dequantize, int8BlockFor, quantizeRows } from '../graph/quantize.ts'
 import { dequantize4, INT4_BLOCK, quantizeRows4 } from '../graph/quantize4.ts'
 import type { ModelConfig } from '../model/config.ts'
 import type { ModuleSpec } from '../model/families/types.ts'
 import { modelLayout, paddedIn } from '../model/layout.ts'
 import type { WeightFormat } from '../weight-format.ts'
-import type { Tape, Val } from './autodiff.ts'
 
 /** DequantizeLinear's block_size needs opset 21 */
 export const QUANTIZED_OPSET = 21
@@ -160,21 +159,6 @@ export function quantizedWeight(g: GraphBuilder, name: string, qb: QuantizedBase
 }
 
 /**
- * y = x·Wᵀ over a quantized frozen weight W [N, K] (x [..., K] → y [..., N]); the VJP dx = dy·W
- * dequantizes W again instead of keeping the forward's copy.
- */
-export function quantizedLinear(t: Tape, x: Val, weightOf: () => string, N: number): Val {
-  const K = x.shape.at(-1)!
-  const lead = x.shape.slice(0, -1)
-  const M = lead.reduce((a, b) => a * b, 1)
-  const x2 = t.reshape(x, [M, K])
-  const y2 = t.custom(t.g.op('Gemm', [x2.name, weightOf()], { transB: 1 }), [M, N], [x2], (g) => [
-    t.g.op('MatMul', [g, weightOf()])
-  ])
-  return t.reshape(y2, [...lead, N])
-}
-
-/**
  * Serving's input-feature layout of a module (graph/decoder.ts): o_proj reads the head-padded
  * attention output, so its blocks run over padded rows; every other module's K is the checkpoint's.
  */
@@ -188,22 +172,17 @@ export function servingPadIn(
 }
 
 /**
- * The training graph's frozen Linear over a quantized base: x [..., K] → x·Wᵀ [..., N] for rows
- * w [N, K] (fused modules' rows in the graph's order; quantization is per row, so a row order
- * changes no code). `parts` (null for lm_head) says whether serving pads the module's inputs.
+ * The training graph's frozen weights over a quantized base: for rows w [N, K] (fused modules' rows
+ * in the graph's order; quantization is per row, so a row order changes no code), a FrozenWeight
+ * for Tape.frozenLinear that dequantizes them afresh at each use. `parts` (null for lm_head) says
+ * whether serving pads the module's inputs.
  */
-export function quantizedBase(t: Tape, cfg: ModelConfig, format: QuantizedFormat) {
+export function quantizedBase(g: GraphBuilder, cfg: ModelConfig, format: QuantizedFormat) {
   return (
-    x: Val,
     name: string,
     w: Float32Array,
     N: number,
     K: number,
     parts: ModuleSpec['parts'] | null
-  ): Val => {
-    const qb = quantizeBase(w, N, K, format, servingPadIn(cfg, parts))
-    return quantizedLinear(t, x, quantizedWeight(t.g, name, qb), N)
-  }
+  ): (() => string) => quantizedWeight(g, name, quantizeBase(w, N, K, format, servingPadIn(cfg, parts)))
 }
-
-export { INT4_BLOCK, INT8_BLOCK }

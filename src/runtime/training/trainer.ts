@@ -122,7 +122,10 @@ export class Trainer {
       })
       const session = await ort.InferenceSession.create(graph.modelPath, {
         intraOpNumThreads: opts.threads ?? 0,
-        graphOptimizationLevel: 'all'
+        graphOptimizationLevel: 'all',
+        // one copy of each frozen weight: prepacking would give the forward Gemm and the backward
+        // MatMul a packed copy each (the graph reads every base weight twice; docs/TRAINING.md)
+        extra: { session: { disable_prepacking: '1' } }
       })
       return new Trainer(session, graph, batch, state, scratch)
     } catch (err) {
