@@ -1,11 +1,12 @@
 // Reverse-mode differentiation over the project's ONNX graph builder. onnxruntime-node has no
 // training API, so the backward pass is more ONNX nodes in the same graph: each forward op
 // records a closure that, run in reverse order, adds the nodes of its vector-Jacobian product.
-// Shapes are static (a training graph is built for one batch shape), so broadcast gradients are
-// reduced with known axes and no shape ops run at step time. Only values that depend on a
-// trainable input get gradients: a frozen base costs the forward plus the path to the LoRA
-// tensors, nothing for its own weights.
+// Shapes are static (one graph per batch shape): broadcast gradients reduce over known axes. Only
+// values that depend on a trainable input get gradients (a frozen base: nothing for its weights).
 import { DT, type GraphBuilder } from '../graph/proto.ts'
+
+/** A frozen base weight [out, in]: an initializer's name, or a function adding the nodes that compute it */
+export type FrozenWeight = string | (() => string)
 
 export interface Val {
   name: string
@@ -22,9 +23,12 @@ export class Tape {
   private consts = 0
 
   readonly g: GraphBuilder
+  /** the graph's default-domain opset (17; 21 for a quantized base's DequantizeLinear blocks) */
+  readonly opset: number
 
-  constructor(g: GraphBuilder) {
+  constructor(g: GraphBuilder, opset = 17) {
     this.g = g
+    this.opset = opset
   }
 
   /** A value that needs no gradient (input ids, frozen weights, masks). */
@@ -104,8 +108,7 @@ export class Tape {
   }
 
   scale(a: Val, c: number): Val {
-    const k = this.constant(new Float32Array([c]), [])
-    return this.mul(a, k)
+    return this.mul(a, this.constant(new Float32Array([c]), []))
   }
 
   addScalar(a: Val, c: number): Val {
@@ -134,11 +137,14 @@ export class Tape {
    * Gemm transB=1 forward and MatMul dx = dy · W backward, so no transposed copy of it exists in
    * the graph (a Transpose of a constant would be folded by ORT into a second full copy).
    */
-  frozenLinear(x: Val, w: string, wShape: [number, number]): Val {
+  frozenLinear(x: Val, w: FrozenWeight, wShape: [number, number]): Val {
     const [out, inF] = wShape
     if (x.shape.length !== 2 || x.shape[1] !== inF) throw new Error(`linear [${x.shape}] · [${wShape}]ᵀ`)
-    const y = this.g.op('Gemm', [x.name, w], { transB: 1 })
-    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, w])))
+    // a computed W (a quantized base's dequantization) is computed again for the backward, so it
+    // does not live from the forward to the backward
+    const wOf = typeof w === 'string' ? () => w : w
+    const y = this.g.op('Gemm', [x.name, wOf()], { transB: 1 })
+    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, wOf()])))
   }
 
   private swapLast(name: string, rank: number): string {
@@ -184,11 +190,7 @@ export class Tape {
     )
   }
 
-  /**
-   * RMSNorm over the last axis with a frozen weight w [n]: ORT's SimplifiedLayerNormalization
-   * (one kernel, and it outputs r = 1/rms for the backward). VJP with gw = g·w:
-   * dx = r·gw − x · r³ · Σ(gw·x) / n (three passes instead of the plain ops' eight).
-   */
+  /** RMSNorm, frozen w [n]: one SimplifiedLayerNormalization (r = 1/rms); dx = r·gw − x·r³·Σ(gw·x)/n */
   rmsNorm(x: Val, w: string, eps: number): Val {
     const n = x.shape.at(-1)!
     const [y, r] = this.g.node('SimplifiedLayerNormalization', [x.name, w], 2, {
@@ -307,10 +309,7 @@ export class Tape {
     })
   }
 
-  /**
-   * `a` [N, …] cut into consecutive row blocks of `sizes` (ONNX Split on axis 0); the VJP
-   * concatenates the blocks' gradients (zeros for a block that has none).
-   */
+  /** `a` [N, …] cut into row blocks of `sizes` (Split); the VJP concatenates their gradients. */
   splitRows(a: Val, sizes: number[]): Val[] {
     if (sizes.reduce((x, y) => x + y, 0) !== a.shape[0])
       throw new Error(`split ${a.shape[0]} rows as [${sizes}]`)
@@ -350,16 +349,18 @@ export class Tape {
   }
 
   /**
-   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]) as a scalar: token cross-entropy with
-   * per-position weights (mask / count gives the mean over predicted tokens). Its gradient
-   * w[n] · (softmax(logits[n]) − onehot(t[n])) reuses the forward's exp(logits − max) (no second
-   * softmax) and subtracts w[n] at the target with ScatterElements' add (no [N, V] one-hot): the
-   * [N, V] tensors here are the largest of the whole graph (N = B·T rows of the vocabulary).
+   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]): token cross-entropy, weighted per
+   * position. Its gradient w[n] · (softmax(logits[n]) − onehot(t[n])) reuses the forward's
+   * exp(logits − max) and subtracts w[n] at the target with ScatterElements' add (no one-hot).
    */
   crossEntropy(logits: Val, targets: string, weights: string): Val {
     const [N] = logits.shape as [number, number]
     const axes = this.g.int64(`a${this.consts++}`, [-1])
-    const m = this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
+    // ReduceMax takes its axes as an input from opset 18
+    const m =
+      this.opset >= 18
+        ? this.g.op('ReduceMax', [logits.name, axes], { keepdims: 1 })
+        : this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
     const shifted = this.g.op('Sub', [logits.name, m])
     const e = this.g.op('Exp', [shifted])
     const sum = this.g.op('ReduceSum', [e, axes], { keepdims: 1 })

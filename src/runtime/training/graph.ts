@@ -18,8 +18,10 @@ import type { ModelConfig } from '../model/config.ts'
 import { projectionShape } from '../model/config.ts'
 import { familyOf } from '../model/families/index.ts'
 import type { ModuleSpec, Projection } from '../model/families/types.ts'
-import { Tape, type Val } from './autodiff.ts'
+import type { WeightFormat } from '../weight-format.ts'
+import { type FrozenWeight, Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
+import { QUANTIZED_OPSET, quantizedBase } from './quantized-base.ts'
 
 /** at most this many floats per block of logits (16 MB) */
 const LOGIT_FLOATS = 1 << 22
@@ -72,6 +74,11 @@ export interface TrainingGraphOptions {
   trainBase?: boolean
   /** the most floats in one row block of logits (default 2^22, 16 MB); tests make it small */
   logitBlockFloats?: number
+  /**
+   * The frozen base Linears as serving builds them for `infer.weightFormat` (default fp32):
+   * int8/int4 store serving's quantized bytes and dequantize in the graph (quantized-base.ts)
+   */
+  baseFormat?: WeightFormat
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -101,8 +108,13 @@ export function buildTrainingGraph(
 ): TrainingGraph {
   checkTrainable(cfg)
   const fam = familyOf(cfg)
+  const format = opts.baseFormat ?? 'fp32'
+  if (opts.trainBase && format !== 'fp32')
+    throw new TrainingUnsupportedError(`full-weight training of a ${format} base (it trains fp32 weights)`)
   const g = new GraphBuilder('weights.bin', join(dir, 'weights.bin'))
-  const t = new Tape(g)
+  const opset = format === 'fp32' ? 17 : QUANTIZED_OPSET
+  const t = new Tape(g, opset)
+  const qbase = format === 'fp32' ? null : quantizedBase(g, cfg, format)
   const [B, T, H, D] = [batch, seqLen, cfg.hiddenSize, cfg.headDim]
   const [nH, nKv] = [cfg.numHeads, cfg.numKvHeads]
   const ids = g.input('input_ids', DT.INT64, [B, T])
@@ -133,7 +145,7 @@ export function buildTrainingGraph(
     baseTensor(name) ?? t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
 
   /** x [..., in] · Wᵀ through the tape's frozen-linear seam (2-D inside; reshapes are free). */
-  const frozen = (x: Val, w: string, shape: [number, number]): Val => {
+  const frozen = (x: Val, w: FrozenWeight, shape: [number, number]): Val => {
     const lead = x.shape.slice(0, -1)
     const M = lead.reduce((a, b) => a * b, 1)
     const x2 = x.shape.length === 2 ? x : t.reshape(x, [M, shape[1]])
@@ -165,7 +177,11 @@ export function buildTrainingGraph(
       if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
     } else {
       const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
-      y = frozen(x, g.weight(`w${m.path}`, w, [m.rows, m.cols]), [m.rows, m.cols])
+      // a quantized base: serving's int8/int4 codes, dequantized in the graph (quantized-base.ts)
+      const wq = qbase
+        ? qbase(m.path, w, m.rows, m.cols, m.parts)
+        : g.weight(`w${m.path}`, w, [m.rows, m.cols])
+      y = frozen(x, wq, [m.rows, m.cols])
       // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
       if (ckpt.info(`${m.path}.bias`))
         y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
@@ -300,17 +316,30 @@ export function buildTrainingGraph(
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
   // a frozen head reads its [vocab, hidden] rows in place (tied: the embedding's own initializer)
-  const head = opts.trainBase
+  // a quantized base quantizes lm_head as serving does (a tied one from the embedding's rows,
+  // whose Gather keeps reading fp32)
+  const head: Val | FrozenWeight = opts.trainBase
     ? !cfg.tieWordEmbeddings
       ? weight(fam.lmHead)
       : t.transpose(embedParam!, [1, 0])
-    : cfg.tieWordEmbeddings
-      ? embedName
-      : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
+    : qbase
+      ? qbase(
+          'lm_head',
+          ckpt.read(cfg.tieWordEmbeddings ? fam.embedName : fam.lmHead),
+          cfg.vocabSize,
+          H,
+          null
+        )
+      : cfg.tieWordEmbeddings
+        ? embedName
+        : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
   // The [rows, vocab] logits and their gradient are the graph's largest tensors (4×128 tokens ×
   // 49k vocab: 100 MB each), so the head and the loss run on row blocks of at most LOGIT_FLOATS
-  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient).
-  const rowsPer = Math.max(1, Math.floor((opts.logitBlockFloats ?? LOGIT_FLOATS) / cfg.vocabSize))
+  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient). A
+  // quantized head keeps one block: its dequantization would be repeated for every block.
+  const blockFloats =
+    typeof head === 'function' ? Number.POSITIVE_INFINITY : (opts.logitBlockFloats ?? LOGIT_FLOATS)
+  const rowsPer = Math.min(B * T, Math.max(1, Math.floor(blockFloats / cfg.vocabSize)))
   const sizes = Array.from({ length: Math.ceil((B * T) / rowsPer) }, (_, i) =>
     Math.min(rowsPer, B * T - i * rowsPer)
   )
@@ -321,7 +350,7 @@ export function buildTrainingGraph(
   let sum: Val | null = null
   for (const [i, hc] of t.splitRows(hf, sizes).entries()) {
     const logits = softcap(
-      typeof head === 'string' ? frozen(hc, head, [cfg.vocabSize, H]) : t.matmul(hc, head),
+      typeof head === 'object' ? t.matmul(hc, head) : frozen(hc, head, [cfg.vocabSize, H]),
       cfg.finalSoftcap
     )
     const l = t.crossEntropy(logits, tCuts[i]!, wCuts[i]!)
@@ -351,6 +380,6 @@ export function buildTrainingGraph(
   }
   g.finishExternalData()
   const modelPath = join(dir, 'model.onnx')
-  writeFileSync(modelPath, g.encodeModel({ '': 17 }))
+  writeFileSync(modelPath, g.encodeModel({ '': opset }))
   return { modelPath, inputs, outputs, base: baseOut }
 }
