@@ -23,8 +23,11 @@ import { type FrozenWeight, Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
 import { QUANTIZED_OPSET, quantizedBase } from './quantized-base.ts'
 
-/** at most this many floats per block of logits (16 MB) */
-const LOGIT_FLOATS = 1 << 22
+/**
+ * at most this many floats per block of logits (64 MB): smaller blocks hold less, but each block's
+ * head GEMMs repack the whole [vocab, hidden] weight (no prepacking), which 16 MB blocks paid for
+ */
+const LOGIT_FLOATS = 1 << 24
 
 export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTED'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -339,10 +342,11 @@ export function buildTrainingGraph(
   // quantized head keeps one block: its dequantization would be repeated for every block.
   const blockFloats =
     typeof head === 'function' ? Number.POSITIVE_INFINITY : (opts.logitBlockFloats ?? LOGIT_FLOATS)
-  const rowsPer = Math.min(B * T, Math.max(1, Math.floor(blockFloats / cfg.vocabSize)))
-  const sizes = Array.from({ length: Math.ceil((B * T) / rowsPer) }, (_, i) =>
-    Math.min(rowsPer, B * T - i * rowsPer)
-  )
+  // as few blocks as fit, of equal rows (the last may be shorter)
+  const N = B * T
+  const blocks = Math.ceil(N / Math.min(N, Math.max(1, Math.floor(blockFloats / cfg.vocabSize))))
+  const rowsPer = Math.ceil(N / blocks)
+  const sizes = Array.from({ length: blocks }, (_, i) => Math.min(rowsPer, N - i * rowsPer))
   const rowSizes = sizes.length === 1 ? '' : g.int64('loss_rows', sizes)
   const cut = (name: string) =>
     sizes.length === 1 ? [name] : g.node('Split', [name, rowSizes], sizes.length, { axis: 0 })
