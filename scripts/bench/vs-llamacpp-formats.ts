@@ -214,11 +214,11 @@ export async function runFormatPairs(run: FormatRun) {
       await rename(`${gguf}.tmp`, gguf)
     }
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
-    const ours = await open(pair.ours)
+    // int4 with its prefill graph (opt-in, docs/RUNTIME-MODEL.md); `plain` is the default
+    const ours = await open(pair.ours, undefined, pair.ours === 'int4' ? true : undefined)
     const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128) : null
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
-    // (int4 only: int8 keeps MatMulNBits for prompts by default, docs/RUNTIME-MODEL.md)
     const plain = pair.ours === 'int4' ? await open('int4', undefined, false) : null
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })

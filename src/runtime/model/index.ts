@@ -37,9 +37,10 @@ export interface LoadModelOptions {
    * run passes with several tokens a row (prompts) on a second graph whose Linears are int8 GEMMs
    * over the same quantized weights (graph/linear.ts prefillLinear): 3-10× faster matmuls for
    * prompts, at the cost of a second session holding the layers' weights as int8 (+1 byte a
-   * weight) and its own fp32 embedding. Default true for int4 (same error as MatMulNBits); int8
-   * may opt in (its prompt error grows 2.4× in KL: past the family goldens' int8 tolerance on
-   * phi3); ignored for fp32.
+   * weight) and its own fp32 embedding. Opt-in (default false): its activations are quantized per
+   * tensor, so a row's prompt logits depend on the other rows of its pass (runtime-int8.test.ts'
+   * mixed-batch test fails with it), and int8's prompt KL grows 2.4× (past phi3's family
+   * goldens' int8 tolerance); int4's error stays that of MatMulNBits. Ignored for fp32.
    */
   prefillGraph?: boolean
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
