@@ -300,10 +300,11 @@ else {
   console.log(
     `jobs ok ${report.jobs.ok}, failed ${report.jobs.failed} (${JSON.stringify(report.jobs.failedReasons)})`
   )
-  console.log('min  ok/min  failed  errors  relayed  TTFT p50/p95/p99 ms   nodes up  lost  faults')
+  // errors = failed attempts, unreach = those of them PEER_UNREACHABLE (nothing ran or was charged)
+  console.log('min  ok/min  failed  errors  unreach  relayed  TTFT p50/p95/p99 ms   nodes up  lost  faults')
   for (const r of minuteRows)
     console.log(
-      `${String(r.minute).padStart(3)}  ${String(r.jobsOk).padStart(6)}  ${String(r.jobsFailed).padStart(6)}  ${String(r.errorCount).padStart(6)}  ${String(r.relayedOk).padStart(7)}  ${`${r.ttftMs.p50}/${r.ttftMs.p95}/${r.ttftMs.p99}`.padStart(19)}  ${String(r.nodesUpMin).padStart(8)}  ${String(r.lostJobs).padStart(4)}  ${r.faults.join('; ')}`
+      `${String(r.minute).padStart(3)}  ${String(r.jobsOk).padStart(6)}  ${String(r.jobsFailed).padStart(6)}  ${String(r.errorCount).padStart(6)}  ${String(r.unreachable).padStart(7)}  ${String(r.relayedOk).padStart(7)}  ${`${r.ttftMs.p50}/${r.ttftMs.p95}/${r.ttftMs.p99}`.padStart(19)}  ${String(r.nodesUpMin).padStart(8)}  ${String(r.lostJobs).padStart(4)}  ${r.faults.join('; ')}`
     )
   for (const f of faults) console.log(`fault: ${describeFault(f)}, ${servedAfter(f)} jobs served after`)
   for (const n of nodeRows.filter((x) => !x.judged && !Number.isFinite(x.rssGrowthPct)))

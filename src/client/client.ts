@@ -18,8 +18,12 @@ import {
   type TokenFrame,
   type WireGenerationParams
 } from '../protocols/infer/codec.ts'
-import { INFER_PROTOCOL, MAX_RESPONSE_FRAME_BYTES } from '../protocols/infer/constants.ts'
-import { InferError, ProtocolError } from '../protocols/infer/errors.ts'
+import {
+  INFER_PROTOCOL,
+  MAX_RESPONSE_FRAME_BYTES,
+  UNREACHABLE_RETRY_MS
+} from '../protocols/infer/constants.ts'
+import { InferError, inferErrorFromFrame, ProtocolError } from '../protocols/infer/errors.ts'
 import type { Receipt, ReceiptVerification } from '../protocols/infer/receipt.ts'
 import { verifyReceipt } from '../protocols/infer/receipt.ts'
 import { readResponses } from '../protocols/infer/stream.ts'
@@ -263,10 +267,8 @@ export class InferClient {
             opts.onProgress?.(f)
             break
           case 'error':
-            throw new InferError(f.code, f.message, {
-              ...(f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}),
-              ...(f.payment ? { payment: f.payment } : {})
-            })
+            // a precise code riding in the message (PEER_UNREACHABLE) comes back as the code
+            throw inferErrorFromFrame(f)
           case 'result': {
             if (f.jobId !== jobId) throw new ProtocolError(`result is for job ${f.jobId}, not ${jobId}`)
             const outputIds = tokens.map((t) => t.id)
@@ -350,12 +352,25 @@ export class InferClient {
       }
     }
     // The protocol id rides with the request frame: one round trip less per job.
-    const stream = await this.#c.dial(target, INFER_PROTOCOL, {
-      signal,
-      negotiateFully: false,
-      // a node behind NAT answers over a relayed connection
-      runOnLimitedConnection: true
-    })
+    let stream: Stream
+    try {
+      stream = await this.#c.dial(target, INFER_PROTOCOL, {
+        signal,
+        negotiateFully: false,
+        // a node behind NAT answers over a relayed connection
+        runOnLimitedConnection: true
+      })
+    } catch (err) {
+      if (signal.aborted) throw new InferError('DEADLINE_EXCEEDED', 'cancelled or timed out while dialling')
+      // No stream, so the request never left: the entry did not see the job and charged nothing.
+      throw new InferError(
+        'PEER_UNREACHABLE',
+        `could not dial ${target} (${(err as Error)?.message ?? String(err)}): the job was not sent, ` +
+          'so it was not charged; retry, or send it to another entry peer',
+        { peer: target, peers: [target], retryAfterMs: UNREACHABLE_RETRY_MS },
+        { cause: err }
+      )
+    }
     const connection = this.#c.connectionOf?.(stream)
     const lp = framed(stream, MAX_RESPONSE_FRAME_BYTES)
     const bytes = encodeFrame(req)

@@ -2,7 +2,8 @@
 // carries one of these (OpenLoraError only takes a registered code), and callers tell errors
 // apart by code, never by message text. `wire` is the class a client of the infer protocol sees
 // when a lower layer's error ends a job (the infer `error` frame carries only wire classes; the
-// precise code rides in its message as `CODE: …` for payment refusals).
+// precise code rides in its message as `CODE: …` for payment refusals and PEER_UNREACHABLE, so a
+// client that predates a code still decodes the frame and sees its class and message).
 //
 // Adding a code: one line here, with what it means and its wire class.
 
@@ -45,6 +46,10 @@ export const ERROR_CODES = {
     'the remote peer broke the protocol (malformed, oversized, truncated frame)'
   ),
   PAYMENT_REFUSED: code('PAYMENT_REQUIRED', 'the client refused the terms or the receipt the node offered'),
+  PEER_UNREACHABLE: code(
+    'INTERNAL',
+    'the entry could dial no serving peer, or the client its entry (killed, partitioned, relay gone): the job reached no node, so none charged it; a retry may pick another peer'
+  ),
 
   // generic
   INVALID_PARAMETERS: code('BAD_REQUEST', 'a parameter is missing, malformed or out of range'),

@@ -60,6 +60,8 @@ const CODE_MAP: Record<string, { status: number; type: OpenAiErrorType; code: st
   MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model' },
   ADAPTER_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'model_not_found', param: 'model' },
   BUSY: { status: 503, type: 'server_error', code: 'overloaded' },
+  // the serving peers could not be dialled: nothing ran or was charged, a retry may find another
+  PEER_UNREACHABLE: { status: 503, type: 'server_error', code: 'peer_unreachable' },
   RATE_LIMITED: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
   PAYMENT_REQUIRED: { status: 402, type: 'insufficient_quota', code: 'payment_required' },
   PAYMENT_REFUSED: { status: 402, type: 'insufficient_quota', code: 'payment_refused' },

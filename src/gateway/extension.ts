@@ -99,6 +99,8 @@ async function gatewayService(components: NodeComponents): Promise<GatewayServic
     ...(services.training?.provider
       ? {
           training: new TrainingJobs(services.training.provider, {
+            // one training slot per node: a peer's /openlora/train job and the page's jobs take turns
+            slot: services.training.slot,
             // the chain service's client exists once it started (it may start after the gateway)
             chain: () => {
               try {

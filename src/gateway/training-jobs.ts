@@ -1,5 +1,6 @@
 // Training jobs started over the gateway (what a ModelFactory dashboard page drives): a queue that
-// runs one job at a time through the node's TrainingProvider (the same one /openlora/train uses)
+// runs one job at a time through the node's TrainingProvider (the same one /openlora/train uses),
+// each waiting for the node's training slot, which /openlora/train jobs hold too (slot.ts),
 // and keeps each job's state, loss curve, and result (CID + signed record) for polling. The last
 // MAX_KEPT jobs are kept; older finished ones are forgotten. A finished job's adapter can be
 // registered on-chain by the node's operator account (registration.ts checks the record first).
@@ -10,6 +11,7 @@ import {
   AdapterRegistrationError,
   registerTrainedAdapter
 } from '../protocols/training/registration.ts'
+import { type TrainingLease, TrainingSlot } from '../protocols/training/slot.ts'
 import type { TrainingProvider, TrainJobRequest } from '../protocols/training/train-protocol.ts'
 import type { SignedTrainingRecord } from '../runtime/training/record.ts'
 import { GatewayError } from './errors.ts'
@@ -43,11 +45,19 @@ export class TrainingJobs {
   readonly #abort = new AbortController()
   readonly #chainClient: () => ChainClient | undefined
   readonly #registering = new Set<string>()
+  readonly #slot: TrainingSlot
 
-  /** `chain`: the node's chain client (operator account) once its chain service runs; none: no chain */
-  constructor(provider: TrainingProvider, opts: { chain?: () => ChainClient | undefined } = {}) {
+  /**
+   * `chain`: the node's chain client (operator account) once its chain service runs; none: no chain.
+   * `slot`: the node's one training slot, shared with /openlora/train jobs (default: its own).
+   */
+  constructor(
+    provider: TrainingProvider,
+    opts: { chain?: () => ChainClient | undefined; slot?: TrainingSlot } = {}
+  ) {
     this.#provider = provider
     this.#chainClient = opts.chain ?? (() => undefined)
+    this.#slot = opts.slot ?? new TrainingSlot()
   }
 
   /** Queues a job; undefined when the queue is full. */
@@ -74,11 +84,15 @@ export class TrainingJobs {
   }
 
   async #run(job: TrainingJob): Promise<void> {
-    job.state = 'running'
+    let lease: TrainingLease | undefined
     try {
+      // queued until the node's slot is free (a peer's job may hold it): one job trains at a time
+      lease = await this.#slot.acquire(job.request.steps, `gateway job ${job.id}`, this.#abort.signal)
+      job.state = 'running'
       const r = await this.#provider.train(
         job.request,
-        (_step, loss) => {
+        (step, loss) => {
+          lease?.progress(step + 1)
           job.losses.push(loss)
         },
         this.#abort.signal
@@ -90,6 +104,7 @@ export class TrainingJobs {
       job.error = (err as Error).message
       job.state = 'failed'
     } finally {
+      lease?.release()
       job.finishedAt = Date.now()
     }
   }

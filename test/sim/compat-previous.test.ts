@@ -124,7 +124,7 @@ test('a previous node and a current node exchange adverts and jobs both ways', a
       root,
       'node-b',
       { modelDir: modelB, cacheDir, adapterDirs: [] },
-      { bootstrap: [viaA] }
+      { bootstrap: [viaA], admin: true }
     )
     const nodeB = b
     // adverts, previous → current: B's PeerTable holds A's advert with A's model
@@ -185,6 +185,35 @@ test('a previous node and a current node exchange adverts and jobs both ways', a
     assert.equal(out.route, [a.peerId, nodeB.peerId])
     assert.ok(out.verification.ok, 'the previous client verifies the current node’s receipt')
     assert.is(out.receipt.body.modelId, idB)
+
+    // an error code the previous client does not know: B cut off from A (A's advert still known),
+    // a job for model a at B is PEER_UNREACHABLE, which crosses the wire as INTERNAL with the code
+    // before the message, so the previous client decodes it and shows why (a new class would have
+    // reached it as a malformed frame)
+    await adminRequest(join(root, 'node-b'), '/peers/block', 5_000, { peers: [a.peerId], ms: 120_000 })
+    await until('B hung up on A', () =>
+      nodeB.libp2p.getConnections().every((c) => c.remotePeer.toString() !== a.peerId)
+    )
+    const cut = await inferWithPrevious(cli, [
+      '--via',
+      viaB,
+      '--model',
+      idA,
+      '--prompt',
+      'hi',
+      '--max-tokens',
+      '4'
+    ])
+    assert.is(cut.code, 1, `previous CLI: ${cut.out}${cut.err}`)
+    const { error } = JSON.parse(cut.out.trim().split('\n').at(-1)!) as {
+      error: { code: string; message: string; retryAfterMs: number | null }
+    }
+    assert.is(error.code, 'INTERNAL')
+    assert.ok(
+      error.message.startsWith(`PEER_UNREACHABLE: could not dial serving peer ${a.peerId}`),
+      error.message
+    )
+    assert.is(error.retryAfterMs, 1000)
   } finally {
     await b?.stop()
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM')

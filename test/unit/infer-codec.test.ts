@@ -5,6 +5,7 @@ import { cidForBytes } from '../../src/crypto/cid.ts'
 import {
   decodeRequestFrame,
   decodeResponseFrame,
+  type ErrorFrame,
   encodeFrame,
   errorFrame,
   type RequestFrame,
@@ -12,7 +13,7 @@ import {
   requestSigningBytes
 } from '../../src/protocols/infer/codec.ts'
 import { MAX_REQUEST_FRAME_BYTES, REQUEST_SIGNATURE_DOMAIN } from '../../src/protocols/infer/constants.ts'
-import { ProtocolError } from '../../src/protocols/infer/errors.ts'
+import { InferError, inferErrorFromFrame, ProtocolError, toWire } from '../../src/protocols/infer/errors.ts'
 
 const request = (over: Partial<RequestFrame['body']> = {}): RequestFrame => ({
   t: 'request',
@@ -168,6 +169,30 @@ test('response frames decode and unknown frame types are refused', () => {
     () => decodeResponseFrame(encodeCanonical({ t: 'progress', jobId, tokens: 1, queuePosition: 'x' })),
     /progress\.queuePosition: must be an integer in 0\.\.4294967296, or null/
   )
+})
+
+test('PEER_UNREACHABLE travels as INTERNAL with the code before the message; this client restores it', () => {
+  const jobId = `0x${'03'.repeat(16)}` as const
+  const e = new InferError('PEER_UNREACHABLE', 'could not dial serving peer P', { retryAfterMs: 1000 })
+  const w = toWire(e)
+  assert.equal(w, { code: 'INTERNAL', message: 'PEER_UNREACHABLE: could not dial serving peer P' })
+  // a client that predates the code decodes the frame (the wire classes did not change) and sees
+  // a failure with the whole message
+  const f = decodeResponseFrame(encodeFrame(errorFrame(jobId, w.code, w.message, 1000)))
+  assert.ok(f.t === 'error' && f.code === 'INTERNAL' && f.message.startsWith('PEER_UNREACHABLE: '))
+  const back = inferErrorFromFrame(f as ErrorFrame)
+  assert.is(back.code, 'PEER_UNREACHABLE')
+  assert.is(back.message, 'could not dial serving peer P')
+  assert.is(back.retryAfterMs, 1000)
+  // only a registered precise code, under its own wire class, is restored
+  const asIs = (code: ErrorFrame['code'], message: string) =>
+    inferErrorFromFrame(errorFrame(jobId, code, message) as ErrorFrame)
+  assert.is(asIs('BUSY', 'PEER_UNREACHABLE: x').code, 'BUSY')
+  assert.is(asIs('INTERNAL', 'BUSY: x').code, 'INTERNAL')
+  assert.is(asIs('INTERNAL', 'peer_unreachable: x').code, 'INTERNAL')
+  assert.is(asIs('PAYMENT_REQUIRED', 'UNDERPAID: x').message, 'UNDERPAID: x')
+  // other codes cross unchanged
+  assert.equal(toWire(new InferError('BUSY', 'full')), { code: 'BUSY', message: 'full' })
 })
 
 test.run()

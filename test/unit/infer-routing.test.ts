@@ -1,11 +1,14 @@
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
+import { InferError } from '../../src/protocols/infer/errors.ts'
+import { CandidateFailures } from '../../src/protocols/infer/failover.ts'
 import {
   type LocalState,
   type PeerDirectory,
   type PlanInput,
   planRoute,
   type RoutingPeer,
+  UnreachablePeers,
   whyNoRoute
 } from '../../src/protocols/routing/router.ts'
 import { AdmissionError, PeerLimits } from '../../src/protocols/shared/limits.ts'
@@ -80,6 +83,48 @@ test('same tier: queue depth, then price, then this node, then latency', () => {
     plan.map((t) => (t.kind === 'local' ? 'local' : t.peerId)),
     ['local', 'near', 'far', 'dear', 'busy']
   )
+})
+
+test('a peer a dial just failed on goes behind every other candidate, and back once reached', () => {
+  const peers = directory([
+    peer('dead', { adapters: { A: 'hot' } }),
+    peer('cold', { adapters: { A: 'cold' } })
+  ])
+  const gone = new UnreachablePeers(10_000)
+  const order = (now: number) =>
+    planRoute(input({ local: local({ hasModel: false }), peers, unreachable: (p) => gone.has(p, now) })).map(
+      (t) => (t.kind === 'local' ? 'local' : t.peerId)
+    )
+  assert.equal(order(0), ['dead', 'cold'], 'hot first while it answers')
+  gone.failed('dead', 1_000)
+  assert.equal(order(1_000), ['cold', 'dead'], 'still planned, last: a peer that came back is found')
+  assert.equal(order(11_001), ['dead', 'cold'], 'forgotten after its time')
+  gone.failed('dead', 20_000)
+  gone.reached('dead')
+  assert.equal(order(20_001), ['dead', 'cold'], 'a dial that worked clears it at once')
+})
+
+test('failed candidates: one that answered says more than an unreachable one; none reached names all', () => {
+  const gone = new UnreachablePeers()
+  const down = (p: string) => new InferError('PEER_UNREACHABLE', `could not dial ${p}`, { peer: p })
+  const all = new CandidateFailures(gone)
+  all.add(down('p1'), 'p1')
+  all.add(down('p2'), 'p2')
+  const e = all.final()
+  assert.is(e.code, 'PEER_UNREACHABLE')
+  assert.match(e.message, /any of the 2 serving peers \(p1, p2\).*none charged it/)
+  assert.equal(e.data.peers, ['p1', 'p2'])
+  assert.ok(gone.has('p1') && gone.has('p2'))
+  const mixed = new CandidateFailures(gone)
+  mixed.add(new InferError('BUSY', 'full', { retryAfterMs: 250 }), 'p3')
+  mixed.add(down('p1'), 'p1')
+  assert.is(mixed.final().code, 'BUSY', 'p3 was reached: not PEER_UNREACHABLE, the job may have been seen')
+  // a PEER_UNREACHABLE relayed by p2 is about a peer further on: p2 itself answered
+  gone.failed('p2')
+  const relayed = new CandidateFailures(gone)
+  relayed.add(new InferError('PEER_UNREACHABLE', 'p2: could not dial p9', { retryAfterMs: 1000 }), 'p2')
+  assert.not.ok(gone.has('p2'))
+  assert.is(relayed.final().message, 'p2: could not dial p9')
 })
 
 test('a node without the adapter fetches it when no peer can serve it, from peers that hold it', () => {

@@ -34,7 +34,10 @@ test('perMinute: jobs, errors, relayed jobs, TTFT p50/p95/p99 and lost jobs land
       o: job({ jobId: `0x${k.toString(16).padStart(32, '0')}` as Hex, ttftMs: k + 1, relayed: k < 10 })
     })),
     { t: 2_000, o: job({ ok: false, failures: ['DEADLINE_EXCEEDED', 'relayed:DialError'] }) },
-    { t: 61_000, o: job({ ok: true, failures: ['PEER_UNREACHABLE'], ttftMs: 500 }) }
+    {
+      t: 61_000,
+      o: job({ ok: true, failures: ['PEER_UNREACHABLE', 'relayed:PEER_UNREACHABLE'], ttftMs: 500 })
+    }
   ]
   const fault: FaultRecord = {
     kind: 'kill',
@@ -63,12 +66,14 @@ test('perMinute: jobs, errors, relayed jobs, TTFT p50/p95/p99 and lost jobs land
   assert.is(a.relayedOk, 10)
   assert.equal(a.errors, { DEADLINE_EXCEEDED: 1, 'relayed:DialError': 1 })
   assert.is(a.errorCount, 2)
+  assert.is(a.unreachable, 0)
   assert.equal(a.ttftMs, { p50: 50, p95: 95, p99: 99 })
   assert.is(a.lostJobs, 1)
   assert.is(a.nodesUpMin, 5)
   assert.equal(a.faults, [])
   assert.is(b.jobsOk, 1)
-  assert.equal(b.errors, { PEER_UNREACHABLE: 1 })
+  assert.equal(b.errors, { PEER_UNREACHABLE: 1, 'relayed:PEER_UNREACHABLE': 1 })
+  assert.is(b.unreachable, 2, 'counted apart, direct and relayed')
   assert.is(b.ttftMs.p50, 500)
   assert.is(b.nodesUpMin, 4, 'the fewest nodes up in a sampling round of the minute')
   assert.is(b.lostJobs, 0)

@@ -23,7 +23,9 @@ const REFUSALS = new Set([
   'MODEL_NOT_FOUND',
   'BUSY',
   'RATE_LIMITED',
-  'PAYMENT_REQUIRED'
+  'PAYMENT_REQUIRED',
+  // no serving peer (nor the entry) could be dialled: the request reached no node
+  'PEER_UNREACHABLE'
 ])
 
 export interface DriverNode {
@@ -374,7 +376,10 @@ export class JobDriver {
         // a relayed attempt's failure says so: the relay's restart shows apart from the nodes' faults
         failures.push(viaRelay ? `relayed:${code}` : code)
         this.failureSamples.set(code, (err instanceof Error ? err.message : String(err)).slice(0, 200))
-        const retry = err instanceof InferError ? err.data?.retryAfterMs : undefined
+        // PEER_UNREACHABLE's hint is for a retry through the same peers; the next attempt here
+        // picks another serving node, so it need not wait
+        const retry =
+          err instanceof InferError && err.code !== 'PEER_UNREACHABLE' ? err.data?.retryAfterMs : undefined
         if (typeof retry === 'number') await new Promise((r) => setTimeout(r, Math.min(retry, 2_000)))
         return undefined
       }

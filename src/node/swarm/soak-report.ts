@@ -41,6 +41,11 @@ export interface MinuteRow {
   /** failed attempts of the jobs that ended this minute, by code (`relayed:` = through the relay) */
   errors: Record<string, number>
   errorCount: number
+  /**
+   * of those, PEER_UNREACHABLE (direct or relayed): no serving peer (or entry) could be dialled,
+   * so nothing ran or was charged; the faults' own failures, apart from real errors
+   */
+  unreachable: number
   /** client-side: send → first token frame of the successful attempt */
   ttftMs: { p50: number; p95: number; p99: number }
   /** the serving node's own first-token time (queue + prefill) */
@@ -80,6 +85,9 @@ export function perMinute(input: {
       relayedOk: ok.filter((o) => o.relayed).length,
       errors,
       errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
+      unreachable: Object.entries(errors)
+        .filter(([c]) => c.replace(/^relayed:/, '') === 'PEER_UNREACHABLE')
+        .reduce((a, [, n]) => a + n, 0),
       ttftMs: { p50: round1(pct(ttft, 50)), p95: round1(pct(ttft, 95)), p99: round1(pct(ttft, 99)) },
       nodeFirstTokenMs: { p50: round1(pct(node, 50)), p95: round1(pct(node, 95)) },
       latencyMs: { p50: round1(pct(lat, 50)), p95: round1(pct(lat, 95)) },

@@ -4,6 +4,7 @@
 
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { datanetRegistryAbi } from '../../chain/artifacts/index.ts'
 import type { ChainClient } from '../../chain/client.ts'
 import { POOLS_FILE } from '../../chain/extension.ts'
 import type { PublishedPools } from '../../chain/published-pools.ts'
@@ -13,6 +14,7 @@ import type { NodeComponents, NodeExtension } from '../../common/service.ts'
 import type { Hex } from '../../crypto/hash.ts'
 import { datanetVersionKey } from '../routing/dht.ts'
 import { peerIdsOf } from '../shared/peer-list.ts'
+import { datanetEnsurer, type EnsureDatanetOptions, type EnsuredDatanet } from './ensure.ts'
 import { DatanetExchange, DatanetFetchError } from './exchange.ts'
 import { readPoolsFile } from './pools.ts'
 import { DatanetReplicator } from './replicator.ts'
@@ -25,6 +27,38 @@ function datanetExchangeInit(config: NodeComponents['config']) {
 
 const ZERO_ROOT = `0x${'00'.repeat(32)}`
 
+/** The node's chain client once its chain service runs; undefined without one. */
+function chainOf(components: NodeComponents): ChainClient | undefined {
+  try {
+    return components.services.chain?.client
+  } catch {
+    return undefined // the chain service is configured but not started
+  }
+}
+
+/** How many versions of `id` the DatanetRegistry records (undefined: no chain, or not there). */
+async function latestOnChain(components: NodeComponents, id: Hex): Promise<number | undefined> {
+  const client = chainOf(components)
+  if (!client || !(await client.datanetExists(id))) return undefined
+  const d = (await client.publicClient.readContract({
+    address: client.addresses.datanetRegistry,
+    abi: datanetRegistryAbi,
+    functionName: 'getDatanet',
+    args: [id]
+  })) as { versions: number | bigint }
+  return Number(d.versions) || undefined
+}
+
+/** Connected peers first (no lookup), at most 16; never this node. */
+function connectedPeers(components: NodeComponents): string[] {
+  const self = components.identity.peerId.toString()
+  return components.libp2p
+    .getPeers()
+    .map((p) => p.toString())
+    .filter((p) => p !== self)
+    .slice(0, 16)
+}
+
 /**
  * The DatanetRegistry's roots for versions 1..version, when the node has a chain: the trusted
  * roots a fetch needs. Undefined without a started chain service; a version missing on-chain is
@@ -35,12 +69,7 @@ async function rootsOnChain(
   id: Hex,
   version: number
 ): Promise<Record<number, Hex> | undefined> {
-  let client: ChainClient | undefined
-  try {
-    client = components.services.chain?.client
-  } catch {
-    return undefined // the chain service is configured but not started
-  }
+  const client = chainOf(components)
   if (!client) return undefined
   const roots: Record<number, Hex> = {}
   for (let v = 1; v <= version; v++) {
@@ -95,12 +124,17 @@ const FetchBodySchema = z.strictObject({
 })
 
 /** Holders of a datanet version according to the DHT (src/node/providers.ts provides them). */
-async function providersOf(components: NodeComponents, id: string, version: number): Promise<string[]> {
+async function providersOf(
+  components: NodeComponents,
+  id: string,
+  version: number,
+  timeoutMs = 10_000
+): Promise<string[]> {
   const out: string[] = []
   try {
     const key = await datanetVersionKey(id, version)
     for await (const p of components.libp2p.contentRouting.findProviders(key, {
-      signal: AbortSignal.timeout(10_000)
+      signal: AbortSignal.timeout(timeoutMs)
     })) {
       if (p.id.equals(components.identity.peerId)) continue
       out.push(p.id.toString())
@@ -121,8 +155,16 @@ async function providersOf(components: NodeComponents, id: string, version: numb
   return out
 }
 
-/** The node's datanet exchange, with `replicator` for copies the attribution service asks for. */
-export type DatanetExchangeService = DatanetExchange & { replicator: DatanetReplicator }
+/**
+ * The node's datanet exchange, with `replicator` for copies the attribution service asks for and
+ * `ensure` for training (ensure.ts): the version from the store, else copied from peers (the ones
+ * named, else `prefer`, the DHT's providers and connected peers) with roots from the caller or
+ * the node's chain.
+ */
+export type DatanetExchangeService = DatanetExchange & {
+  replicator: DatanetReplicator
+  ensure(id: Hex, version: number | undefined, opts?: EnsureDatanetOptions): Promise<EnsuredDatanet>
+}
 
 declare module '../../common/service.ts' {
   interface Services {
@@ -208,10 +250,22 @@ function datanetExchangeService(components: NodeComponents): DatanetExchangeServ
     roots: (id, version) => rootsOnChain(components, id, version),
     logger: components.logger.child('datanet-replicator')
   })
+  const ensure = datanetEnsurer({
+    store: () => attribution()?.store,
+    fetch: (id, version, from, opts) => exchange.fetchVersion(id, version, from, opts),
+    candidates: async () => connectedPeers(components),
+    // the DHT's holders when no connected peer has it (a lookup can take its whole timeout)
+    moreCandidates: (id, version) => providersOf(components, id, version, 5_000),
+    roots: (id, version) => rootsOnChain(components, id, version),
+    latest: (id) => latestOnChain(components, id),
+    untrustedHint:
+      'this node has no chain to read them from; give roots, or copy it by hand first with `openlora datanet fetch ID@V --from PEER --root V=ROOT` (or --unverified)'
+  })
   // background copies end before the node closes its store and releases its data dir
   const stopExchange = exchange.stop.bind(exchange)
   return Object.assign(exchange, {
     replicator,
+    ensure,
     stop: async () => {
       await replicator.stop()
       await stopExchange()

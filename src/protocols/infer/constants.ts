@@ -71,3 +71,11 @@ export const FORWARD_FIRST_FRAME_TIMEOUT_MS = 2 * PROGRESS_INTERVAL_MS
 
 /** How long a job waits for the DHT to name an adapter's holders when no advert does. */
 export const PROVIDER_LOOKUP_TIMEOUT_MS = 5_000
+
+/**
+ * The retry hint of PEER_UNREACHABLE (no serving peer could be dialled): by then the entry has
+ * planned the dead peer last and adverts have had a heartbeat to move on.
+ */
+export const UNREACHABLE_RETRY_MS = 1_000
+/** How long a peer a forward failed to dial is planned behind every other candidate. */
+export const UNREACHABLE_FOR_MS = 10_000

@@ -1,12 +1,13 @@
 // Forwarding a job to the next peer and relaying its frames to the client unchanged (each one
 // decoded and checked first). Errors before the first token reach the caller for failover.
+import type { Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Logger } from '../../common/log.ts'
 import type { LatencyTracker } from '../routing/router.ts'
 import { framed } from '../shared/framed.ts'
 import type { InferHost } from './components.ts'
 import * as C from './constants.ts'
-import { InferError } from './errors.ts'
+import { InferError, inferErrorFromFrame } from './errors.ts'
 import type { Job } from './job.ts'
 import { readResponses, writeFrame } from './stream.ts'
 
@@ -21,13 +22,28 @@ export interface ForwardContext {
 export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext): Promise<void> {
   const { body } = job.frame
   const t0 = performance.now()
-  const out = await ctx.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
-    signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_FIRST_FRAME_TIMEOUT_MS)]),
-    // the protocol id rides with the request: one round trip less per forwarded job
-    negotiateFully: false,
-    // a peer behind NAT is reached through a relay (limits sized for jobs by network.relay)
-    runOnLimitedConnection: true
-  })
+  let out: Stream
+  try {
+    out = await ctx.host.dialProtocol(peerIdFromString(peerId), C.INFER_PROTOCOL, {
+      signal: AbortSignal.any([job.signal, AbortSignal.timeout(C.FORWARD_FIRST_FRAME_TIMEOUT_MS)]),
+      // the protocol id rides with the request: one round trip less per forwarded job
+      negotiateFully: false,
+      // a peer behind NAT is reached through a relay (limits sized for jobs by network.relay)
+      runOnLimitedConnection: true
+    })
+  } catch (err) {
+    if (job.signal.aborted) throw err
+    // No stream opened, so not a byte of the request left: the peer never saw the job and
+    // cannot have reserved or charged anything for it. Only this case is PEER_UNREACHABLE; a
+    // stream that breaks after the request went out stays INTERNAL (the peer may have it).
+    throw new InferError(
+      'PEER_UNREACHABLE',
+      `could not dial serving peer ${peerId} (${(err as Error)?.message ?? String(err)}): ` +
+        'the job was not sent there, so it was not charged; a retry may pick another peer',
+      { peer: peerId, peers: [peerId], retryAfterMs: C.UNREACHABLE_RETRY_MS },
+      { cause: err }
+    )
+  }
   const onAbort = () => out.abort(new Error('job cancelled upstream'))
   job.signal.addEventListener('abort', onAbort, { once: true })
   // A peer that takes the stream but never answers is given up on, so the next one can serve.
@@ -58,11 +74,10 @@ export async function forwardJob(job: Job, peerId: string, ctx: ForwardContext):
         ctx.latency.record(peerId, performance.now() - t0)
       }
       if (f.t === 'error' && !job.streamed) {
-        throw new InferError(f.code, `${peerId}: ${f.message}`, {
-          ...(f.retryAfterMs !== null ? { retryAfterMs: f.retryAfterMs } : {}),
-          // the serving node's payment terms travel back to the client unchanged
-          ...(f.payment ? { payment: f.payment } : {})
-        })
+        // a precise code (PEER_UNREACHABLE further on) stays the code; payment terms travel
+        // back to the client unchanged
+        const e = inferErrorFromFrame(f)
+        throw new InferError(e.code, `${peerId}: ${e.message}`, e.data)
       }
       if ('jobId' in f && f.jobId !== null && f.jobId !== body.jobId)
         throw new InferError('INTERNAL', `${peerId} answered for another job`)

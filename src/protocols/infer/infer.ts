@@ -12,6 +12,7 @@ import {
   type PeerDirectory,
   planRoute,
   type RouteTarget,
+  UnreachablePeers,
   whyNoRoute
 } from '../routing/router.ts'
 import { framed } from '../shared/framed.ts'
@@ -27,7 +28,8 @@ import {
 } from './codec.ts'
 import type { InferComponents, InferHost, InferInit } from './components.ts'
 import * as C from './constants.ts'
-import { InferError, toInferError } from './errors.ts'
+import { InferError, toInferError, toWire } from './errors.ts'
+import { CandidateFailures, RETRYABLE } from './failover.ts'
 import { forwardJob } from './forward.ts'
 import type { Job } from './job.ts'
 import { type LocalContext, serveLocal } from './local.ts'
@@ -36,7 +38,6 @@ import { writeFrame } from './stream.ts'
 
 export type { InferComponents, InferHost, InferInit }
 
-const RETRYABLE = new Set(['BUSY', 'INTERNAL', 'ADAPTER_NOT_FOUND', 'MODEL_NOT_FOUND', 'RATE_LIMITED'])
 const emptyPeers: PeerDirectory = { query: () => [] }
 
 /** A result this node sent: to `client` (a peer id; this node's own id for gateway jobs). */
@@ -53,6 +54,8 @@ export class InferService {
   readonly #scores: PeerScores
   readonly #log: Logger
   readonly latency = new LatencyTracker()
+  /** peers a forward just failed to dial: planned last until they answer again */
+  readonly unreachable = new UnreachablePeers(C.UNREACHABLE_FOR_MS)
   readonly #inflight = new Set<AbortController>()
   readonly #jobListeners = new Set<(e: FinishedJob) => void>()
   #started = false
@@ -186,7 +189,8 @@ export class InferService {
       ac.signal.aborted && !(err instanceof InferError) ? toInferError(ac.signal.reason) : toInferError(err)
     if (e.code === 'INTERNAL') this.#log.warn('job failed', { jobId, peer: remote, err })
     else this.#log.debug('job refused', { jobId, peer: remote, code: e.code, msg: e.message })
-    return errorFrame(jobId, e.code, e.message, e.retryAfterMs, e.payment)
+    const w = toWire(e)
+    return errorFrame(jobId, w.code, w.message, e.retryAfterMs, e.payment)
   }
 
   /** One admitted job from check to its last frame; throws what the client should be told. */
@@ -319,6 +323,7 @@ export class InferService {
       },
       peers: this.#c.peers ?? emptyPeers,
       latencyMs: (p: string) => this.latency.get(p),
+      unreachable: (p: string) => this.unreachable.has(p),
       payTo: typeof body.voucher?.node === 'string' ? body.voucher.node : undefined,
       selfOperator: this.#c.operator.address
     }
@@ -351,8 +356,9 @@ export class InferService {
 
   async #run(job: Job): Promise<void> {
     const plan = await this.#plan(job)
-    let last: InferError | undefined
+    const failures = new CandidateFailures(this.unreachable)
     for (const target of plan) {
+      const peer = target.kind === 'remote' ? target.peerId : undefined
       try {
         if (target.kind === 'local') await serveLocal(job, target.fetchFrom, this.#localContext())
         else
@@ -362,32 +368,33 @@ export class InferService {
             latency: this.latency,
             log: this.#log
           })
-        if (target.kind !== 'local') this.#c.metrics?.routingForwards.inc({ outcome: 'success' })
+        if (peer !== undefined) {
+          this.unreachable.reached(peer)
+          this.#c.metrics?.routingForwards.inc({ outcome: 'success' })
+        }
         return
       } catch (err) {
-        if (target.kind !== 'local')
+        const e = toInferError(err)
+        if (peer !== undefined)
           this.#c.metrics?.routingForwards.inc({
-            outcome: job.signal.aborted ? 'cancelled' : toInferError(err).code.toLowerCase()
+            outcome: job.signal.aborted ? 'cancelled' : e.code.toLowerCase()
           })
         if (job.signal.aborted) throw err
-        last = toInferError(err)
-        const where = target.kind === 'local' ? 'local' : target.peerId
-        if (job.streamed || !RETRYABLE.has(last.code)) {
-          if (job.streamed && last.code === 'INTERNAL')
-            last = new InferError('INTERNAL', `serving peer failed mid-job: ${last.message}`, {
-              retryable: true
-            })
-          throw last
+        failures.add(e, peer)
+        if (job.streamed || !RETRYABLE.has(e.code)) {
+          if (job.streamed && e.code === 'INTERNAL')
+            throw new InferError('INTERNAL', `serving peer failed mid-job: ${e.message}`, { retryable: true })
+          throw e
         }
         // a failover: this candidate is given up on and the next one gets the job
         if (target !== plan[plan.length - 1]) this.#c.metrics?.routingFailovers.inc()
         this.#log.debug('candidate failed, trying the next', {
           jobId: job.frame.body.jobId,
-          where,
-          code: last.code
+          where: peer ?? 'local',
+          code: e.code
         })
       }
     }
-    throw last ?? new InferError('INTERNAL', 'no candidate could serve the job')
+    throw failures.final()
   }
 }

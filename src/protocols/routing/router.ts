@@ -45,6 +45,11 @@ export interface PlanInput {
   peers: PeerDirectory
   /** measured round trip to a peer in ms, if known */
   latencyMs?: (peerId: string) => number | undefined
+  /**
+   * true for a peer this node failed to dial a moment ago (UnreachablePeers): it goes behind
+   * every other candidate, but stays in the plan, so a peer that came back is still found
+   */
+  unreachable?: (peerId: string) => boolean
   /** how many remote candidates to keep for failover */
   maxCandidates?: number
   /**
@@ -57,6 +62,7 @@ export interface PlanInput {
 
 interface Candidate {
   target: RouteTarget
+  unreachable: boolean
   tierRank: number
   queue: number
   price: bigint
@@ -68,6 +74,7 @@ const TIER_RANK: Record<AdapterTier, number> = { hot: 0, warm: 1, cold: 2 }
 const FETCHABLE_RANK = TIER_RANK.cold
 
 function compare(a: Candidate, b: Candidate): number {
+  if (a.unreachable !== b.unreachable) return a.unreachable ? 1 : -1
   if (a.tierRank !== b.tierRank) return a.tierRank - b.tierRank
   if (a.queue !== b.queue) return a.queue - b.queue
   if (a.price !== b.price) return a.price < b.price ? -1 : 1
@@ -100,6 +107,7 @@ export function planRoute(input: PlanInput): RouteTarget[] {
     if (localTier !== null || sources.length > 0) {
       candidates.push({
         target: { kind: 'local', fetchFrom: localTier === null ? sources : [] },
+        unreachable: false,
         tierRank: localTier === null ? FETCHABLE_RANK : TIER_RANK[localTier],
         queue: local.queueDepth,
         price: BigInt(local.pricePer1kTokens),
@@ -114,6 +122,7 @@ export function planRoute(input: PlanInput): RouteTarget[] {
     if (!paysUs(p.advert.operator)) continue
     candidates.push({
       target: { kind: 'remote', peerId: p.peerId, tier: tier ?? 'base' },
+      unreachable: input.unreachable?.(p.peerId) ?? false,
       tierRank: tier === null ? 0 : TIER_RANK[tier],
       // A full peer stays a last resort: behind every peer with room, whatever its queue.
       queue: p.advert.queueDepth + (p.advert.freeSlots <= 0 ? 1_000_000 : 0),
@@ -157,5 +166,43 @@ export class LatencyTracker {
 
   get(peerId: string): number | undefined {
     return this.#ms.get(peerId)
+  }
+}
+
+/**
+ * Peers a forward could not dial (killed, partitioned, relay gone), for `ms` after the failure or
+ * until a dial to them works again. Their adverts outlive them (the PeerTable keeps an advert
+ * until its TTL), so without this every job would try the dead peer first and pay a failed dial
+ * before failing over, as a router that health-checks its backends avoids.
+ */
+export class UnreachablePeers {
+  readonly #until = new Map<string, number>()
+  readonly #ms: number
+  readonly #max: number
+
+  constructor(ms = 10_000, maxPeers = 10_000) {
+    this.#ms = ms
+    this.#max = maxPeers
+  }
+
+  failed(peerId: string, now = Date.now()): void {
+    this.#until.delete(peerId)
+    if (this.#until.size >= this.#max) {
+      const oldest = this.#until.keys().next().value
+      if (oldest !== undefined) this.#until.delete(oldest)
+    }
+    this.#until.set(peerId, now + this.#ms)
+  }
+
+  reached(peerId: string): void {
+    this.#until.delete(peerId)
+  }
+
+  has(peerId: string, now = Date.now()): boolean {
+    const t = this.#until.get(peerId)
+    if (t === undefined) return false
+    if (t > now) return true
+    this.#until.delete(peerId)
+    return false
   }
 }

@@ -9,7 +9,7 @@
 import { OpenLoraError } from '../../common/errors.ts'
 import { anyAddress, decimalString, hexBytes, z } from '../../common/schema.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
-import { PROJECTIONS } from '../../runtime/model/families/types.ts'
+import { LORA_TARGET_NAMES } from '../../runtime/model/families/types.ts'
 import { SCHEDULES } from '../../runtime/training/schedule.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
 import { AcceptedTermsSchema, PaymentTermsSchema } from '../infer/terms.ts'
@@ -39,7 +39,8 @@ export const TrainJobRequestSchema = z.strictObject({
   weightDecay: z.number().min(0).max(1).optional(),
   rank: z.number().int().min(1).max(64).optional(),
   alpha: z.number().gt(0).max(1024).optional(),
-  targets: z.array(z.enum(PROJECTIONS)).min(1).max(PROJECTIONS.length).optional(),
+  /** projections or a family's own module names (Phi-3's qkv_proj, BLOOM's query_key_value, …) */
+  targets: z.array(z.enum(LORA_TARGET_NAMES)).min(1).max(LORA_TARGET_NAMES.length).optional(),
   batch: z.number().int().min(1).max(64).optional(),
   seqLen: z.number().int().min(2).max(4096).optional(),
   warmup: z.number().int().min(0).max(MAX_REMOTE_STEPS).optional(),

@@ -16,9 +16,12 @@ import { modelIdOf } from '../../runtime/model/config.ts'
 import { readModelConfig } from '../../runtime/model/index.ts'
 import { checkTrainable } from '../../runtime/training/graph.ts'
 import type { SignedTrainingRecord } from '../../runtime/training/record.ts'
+import type { EnsureDatanetOptions } from '../datanet-exchange/ensure.ts'
+import { addTrainingDatanetAction } from './datanet-admin.ts'
 import type { TrainPaymentContext } from './payment.ts'
 import { localTrainingProvider } from './provider.ts'
 import { declaredDatanets } from './registration.ts'
+import { TrainingSlot } from './slot.ts'
 import { type TrainingProvider, TrainService } from './train-protocol.ts'
 
 export const TrainingConfigSchema = z.strictObject({
@@ -36,6 +39,8 @@ export interface TrainingNodeService {
   stop(): Promise<void>
   /** present when the node offers training */
   provider?: TrainingProvider
+  /** the node's one training slot: protocol jobs and the gateway's jobs both hold it while they train */
+  slot: TrainingSlot
   /** ids of the served models the training graph supports (none when the node does not offer training) */
   models(): Promise<string[]>
 }
@@ -87,6 +92,26 @@ async function keepTrained(
   })
 }
 
+/**
+ * Each named datanet at a version this node holds, copied from peers when missing (the datanet
+ * exchange's `ensure`); the versions resolved, so the job trains on what was just checked. A node
+ * without the datanet exchange trains on what it holds (datanetRows names what is missing).
+ */
+async function ensureDatanets(
+  components: NodeComponents,
+  asked: { id: string; version?: number }[],
+  opts: EnsureDatanetOptions
+): Promise<{ id: string; version?: number }[]> {
+  const exchange = components.services.datanetExchange
+  if (!exchange) return asked
+  const out: { id: string; version?: number }[] = []
+  for (const d of asked) {
+    const e = await exchange.ensure(d.id.toLowerCase() as Hex, d.version, opts)
+    out.push({ id: d.id, version: e.version })
+  }
+  return out
+}
+
 function trainingService(components: NodeComponents): TrainingNodeService {
   const cfg = TrainingConfigSchema.parse(components.config.training ?? {})
   const log = components.logger.child('training')
@@ -110,7 +135,19 @@ function trainingService(components: NodeComponents): TrainingNodeService {
             threads: cfg.threads || undefined
           })
         )
-        const r = await (await inner).train(req, onStep, signal, opts)
+        // a datanet version the node lacks is copied first (its chain's roots), from the requester
+        // first: "the node fetches the datanet" (issue 21)
+        const datanets = await ensureDatanets(components, [req.datanet, ...(req.moreDatanets ?? [])], {
+          prefer: opts?.requester ? [opts.requester] : [],
+          signal
+        })
+        const [first, ...more] = datanets
+        const r = await (await inner).train(
+          { ...req, datanet: first!, ...(req.moreDatanets ? { moreDatanets: more } : {}) },
+          onStep,
+          signal,
+          opts
+        )
         await keepTrained(components, req.model, r)
         return r
       }
@@ -129,10 +166,15 @@ function trainingService(components: NodeComponents): TrainingNodeService {
       price
     }
   }
-  const service = new TrainService({ host: components.libp2p, provider, payment, logger: log })
+  // `openlora train --datanet` on this data dir asks the node for the rows (offer or not: it is
+  // the operator's own training, on the command's machine)
+  addTrainingDatanetAction(components)
+  const slot = new TrainingSlot()
+  const service = new TrainService({ host: components.libp2p, provider, payment, slot, logger: log })
   let advertised: { remove(): void } | undefined
   return {
     provider,
+    slot,
     models: async () => (provider ? Object.keys(await (models ??= trainableModels(dirs))) : []),
     start: async () => {
       if (provider) {

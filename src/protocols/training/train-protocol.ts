@@ -24,6 +24,7 @@ import {
   type TrainPaymentContext,
   TrainPaymentError
 } from './payment.ts'
+import { TrainingSlot } from './slot.ts'
 
 export {
   TrainingJobError,
@@ -40,8 +41,11 @@ export interface TrainingProvider {
     /** after each step: its loss and the tokens it trained */
     onStep: (step: number, loss: number, tokens: number) => void,
     signal: AbortSignal,
-    /** maxTokens: train only the steps whose tokens fit (the client's budget) */
-    opts?: { maxTokens?: number }
+    /**
+     * maxTokens: train only the steps whose tokens fit (the client's budget); requester: the peer
+     * that sent the job, asked first for a datanet the node lacks (it named it, so likely holds it)
+     */
+    opts?: { maxTokens?: number; requester?: string }
   ): Promise<{
     cid: string
     record: SignedTrainingRecord
@@ -56,18 +60,21 @@ export interface TrainServiceComponents {
   provider?: TrainingProvider
   /** looked up per job (the chain may start after this service); absent or price 0: free jobs */
   payment?: () => TrainPaymentContext | undefined
+  /** the node's one training slot, shared with the gateway's jobs (default: this service's own) */
+  slot?: TrainingSlot
   logger?: Logger
 }
 
 export class TrainService {
   readonly #c: TrainServiceComponents
   readonly #log: Logger
-  #busy = false
+  readonly #slot: TrainingSlot
   #started = false
 
   constructor(c: TrainServiceComponents) {
     this.#c = c
     this.#log = c.logger ?? silentLogger
+    this.#slot = c.slot ?? new TrainingSlot()
   }
 
   async start(): Promise<void> {
@@ -117,12 +124,19 @@ export class TrainService {
         await send({ t: 'error', code: 'TRAINING_NOT_OFFERED', message: 'this node does not offer training' })
         return
       }
-      // one job at a time: training takes every core this node gives its runtime
-      if (this.#busy) {
-        await send({ t: 'error', code: 'BUSY', message: 'this node is training another job; try later' })
+      // one job at a time, the gateway's included (slot.ts): refused at once, before any payment,
+      // so the client can go to another trainer. The hint rides in the message: the error frame's
+      // schema is strict, and a field older clients do not know would fail their parse.
+      const lease = this.#slot.tryAcquire(parsed.data.steps, `a job from ${connection.remotePeer}`)
+      if (!lease) {
+        const s = Math.ceil(this.#slot.retryAfterMs() / 1000)
+        await send({
+          t: 'error',
+          code: 'BUSY',
+          message: `this node is training another job (${this.#slot.describe()}); try again in about ${s} s`
+        })
         return
       }
-      this.#busy = true
       // a reset from the client ends the job at its next step (writes alone notice it late)
       stream.addEventListener('close', () => gone.abort(new Error('the client closed the stream')), {
         once: true
@@ -137,6 +151,7 @@ export class TrainService {
         const r = await provider.train(
           req,
           (step, loss, tokens) => {
+            lease.progress(step + 1)
             trained += tokens
             const n = trained
             // owed before the client hears of it (H2): the record, then the frame, in step order
@@ -150,7 +165,10 @@ export class TrainService {
               .catch((err) => gone.abort(err))
           },
           signal,
-          budget ? { maxTokens: paid?.maxTokens ?? budget.maxTokens } : {}
+          {
+            requester: connection.remotePeer.toString(),
+            ...(budget ? { maxTokens: paid?.maxTokens ?? budget.maxTokens } : {})
+          }
         )
         await reported
         signal.throwIfAborted()
@@ -169,7 +187,7 @@ export class TrainService {
           ...(payment ? { amountDue: payment.body.amountDue } : {})
         })
       } finally {
-        this.#busy = false
+        lease.release()
       }
     } catch (err) {
       const e = err as { code?: string; message?: string; data?: { remoteCode?: string } }

@@ -12,7 +12,8 @@ import { chainOptions, clientFromFlags } from './chain-options.ts'
 import { openDatanetStore, print } from './datanet-shared.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
-async function onChain(
+/** The registry's record of `id` (owner, versions recorded), undefined when it has none. */
+export async function datanetOnChain(
   client: ChainClient,
   id: Hex
 ): Promise<{ owner: string; versions: number } | undefined> {
@@ -44,7 +45,7 @@ export async function rootsFromChain(
 ): Promise<VersionRoot[]> {
   const out: VersionRoot[] = []
   for (const w of wanted) {
-    const d = await onChain(client, w.id)
+    const d = await datanetOnChain(client, w.id)
     if (d && w.version >= 1 && w.version <= d.versions)
       out.push({ datanetId: w.id, version: w.version, root: await rootOnChain(client, w.id, w.version) })
   }
@@ -69,7 +70,7 @@ const register: Command = {
       const signer = client.account!.address
       if (getAddress(dn.owner) !== getAddress(signer))
         throw new UsageError(`datanet ${dn.id} is owned by ${dn.owner}; the signing key is ${signer}`)
-      let chain = await onChain(client, dn.id)
+      let chain = await datanetOnChain(client, dn.id)
       const txs: string[] = []
       if (!chain) {
         // The metadata hash commits to everything describing the datanet, not just its id's inputs.

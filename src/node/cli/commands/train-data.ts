@@ -5,14 +5,13 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { sha256Hex } from '../../../crypto/hash.ts'
-import { datanetRows } from '../../../protocols/training/datanet-data.ts'
+import { type Hex, sha256Hex } from '../../../crypto/hash.ts'
 import { Tokenizer } from '../../../runtime/tokenizer.ts'
 import { type Example, encodeRows, parseJsonl } from '../../../runtime/training/data.ts'
 import type { DatanetSource } from '../../../runtime/training/record.ts'
 import type { NodeConfig } from '../../config/schema.ts'
 import { UsageError } from '../command.ts'
-import { openDatanetStore } from './datanet-shared.ts'
+import { type DatanetFetchFlags, type DatanetTrainingRows, datanetForTraining } from './train-fetch.ts'
 
 const MAX_DATA_FILE = 64 * 1024 * 1024
 
@@ -20,6 +19,8 @@ export interface TrainData {
   seqs: number[][] | Example[]
   data: { kind: 'tokens' | 'jsonl' | 'datanet'; sha256: string }
   datanets: DatanetSource[]
+  /** --datanet: whether it was copied from peers first */
+  ensured?: DatanetTrainingRows['ensured']
 }
 
 async function readText(flag: string, file: string): Promise<string> {
@@ -62,25 +63,33 @@ export async function readData(modelDir: string, file: string): Promise<TrainDat
   }
 }
 
-/** `ID` (latest published version) or `ID@VERSION`. */
-export async function readDatanet(config: NodeConfig, modelDir: string, spec: string): Promise<TrainData> {
+/**
+ * `ID` (latest published version) or `ID@VERSION`, fetched from peers when the data dir lacks it
+ * (train-fetch.ts: through the running node, else with a short-lived host).
+ */
+export async function readDatanet(
+  config: NodeConfig,
+  modelDir: string,
+  spec: string,
+  fetch: DatanetFetchFlags
+): Promise<TrainData> {
   const m = /^(0x[0-9a-fA-F]{64})(?:@(\d+))?$/.exec(spec)
   if (!m) throw new UsageError(`--datanet "${spec}": expected ID or ID@VERSION (ID is 0x + 64 hex digits)`)
+  if (m[2] !== undefined && Number(m[2]) < 1)
+    throw new UsageError(`--datanet ${m[1]}@${m[2]}: versions start at 1`)
   const tok = await tokenizer(modelDir, 'datanet')
-  const { store, close } = await openDatanetStore(config)
-  try {
-    const dn = await store.getDatanet(m[1]!)
-    const version = m[2] === undefined ? dn.latestVersion : Number(m[2])
-    if (version === 0)
-      throw new UsageError(`--datanet ${dn.id}: no published version yet; run \`openlora datanet publish\``)
-    const { rows, source } = await datanetRows(store, dn.id, version)
-    if (rows.length === 0) throw new UsageError(`--datanet ${dn.id}@${version}: no text to train on`)
-    return {
-      seqs: encodeRows(tok, rows),
-      data: { kind: 'datanet', sha256: sha256Hex(rows.map((r) => JSON.stringify(r)).join('\n')) },
-      datanets: [source]
-    }
-  } finally {
-    await close()
+  const id = m[1]!.toLowerCase() as Hex
+  const { rows, source, ensured } = await datanetForTraining(
+    config,
+    id,
+    m[2] === undefined ? undefined : Number(m[2]),
+    fetch
+  )
+  if (rows.length === 0) throw new UsageError(`--datanet ${id}@${source.version}: no text to train on`)
+  return {
+    seqs: encodeRows(tok, rows),
+    data: { kind: 'datanet', sha256: sha256Hex(rows.map((r) => JSON.stringify(r)).join('\n')) },
+    datanets: [source],
+    ensured
   }
 }

@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger } from '../../../common/log.ts'
-import { PROJECTIONS, type Projection } from '../../../runtime/model/families/types.ts'
+import type { Hex } from '../../../crypto/hash.ts'
+import { LORA_TARGET_NAMES, type LoraTargetName } from '../../../runtime/model/families/types.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
 import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../../runtime/weight-format.ts'
@@ -26,7 +27,17 @@ function remote(values: Record<string, unknown>): Promise<number> {
     )
   if (values.remote !== undefined && values.bootstrap !== undefined)
     throw new UsageError('give --remote PEER_ADDR or --bootstrap ADDR, not both')
-  for (const local of ['tokens', 'data', 'init-adapter', 'resume', 'dump-grads', 'checkpoint-every'])
+  for (const local of [
+    'tokens',
+    'data',
+    'init-adapter',
+    'resume',
+    'dump-grads',
+    'checkpoint-every',
+    'from',
+    'root',
+    'unverified'
+  ])
     if (values[local] !== undefined)
       throw new UsageError(`--${local} is a local option; drop it with --remote`)
   const optimizer = values.optimizer
@@ -42,8 +53,10 @@ function remote(values: Record<string, unknown>): Promise<number> {
     ...(values['weight-decay'] !== undefined ? { weightDecay: num(values, 'weight-decay') } : {}),
     ...(values.rank !== undefined ? { rank: int(values, 'rank', 1) } : {}),
     ...(values.alpha !== undefined ? { alpha: num(values, 'alpha') } : {}),
-    // checked against the projections (local = false) above
-    ...(targets !== 'all-linear' && values.targets !== undefined ? { targets: targets as Projection[] } : {}),
+    // checked against LORA_TARGET_NAMES above; the trainer's family decides which it has
+    ...(targets !== 'all-linear' && values.targets !== undefined
+      ? { targets: targets as LoraTargetName[] }
+      : {}),
     ...(values.batch !== undefined ? { batch: int(values, 'batch', 1) } : {}),
     ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
     ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
@@ -98,14 +111,13 @@ function num(values: Record<string, unknown>, name: string, fallback?: number): 
   return n
 }
 
-// Phi-3's fused modules as PEFT names them; a local run may adapt them by name (a projection
-// name selects the fused module holding it anyway). The remote job schema lists projections only.
-const FUSED_MODULES = ['qkv_proj', 'gate_up_proj'] as const
-
-function targetsOf(v: unknown, local = false): string[] | 'all-linear' {
+// Projections and the families' own module names (Phi-3's qkv_proj, BLOOM's query_key_value, …),
+// the same list locally and over /openlora/train; a name the model lacks is refused by the trainer
+// naming the modules it has (a projection name selects the fused module holding it anyway).
+function targetsOf(v: unknown): string[] | 'all-linear' {
   if (v === undefined) return ['q_proj', 'v_proj']
   if (v === 'all-linear') return 'all-linear'
-  const allowed: readonly string[] = local ? [...PROJECTIONS, ...FUSED_MODULES] : PROJECTIONS
+  const allowed: readonly string[] = LORA_TARGET_NAMES
   const list = String(v)
     .split(',')
     .map((s) => s.trim())
@@ -113,10 +125,23 @@ function targetsOf(v: unknown, local = false): string[] | 'all-linear' {
   for (const t of list)
     if (!allowed.includes(t))
       throw new UsageError(
-        `--targets: "${t}" is not a projection; allowed: ${allowed.join(', ')} or all-linear`
+        `--targets: "${t}" is not a projection or module name; allowed: ${allowed.join(', ')} or all-linear`
       )
   if (list.length === 0) throw new UsageError('--targets is empty')
   return [...new Set(list)]
+}
+
+const ROOT = /^(\d+)=(0x[0-9a-fA-F]{64})$/
+
+/** --root VERSION=ROOT, repeated: the trusted roots of a datanet copy. */
+function rootsOf(v: unknown): Record<number, Hex> {
+  const roots: Record<number, Hex> = {}
+  for (const r of (v as string[] | undefined) ?? []) {
+    const m = ROOT.exec(r)
+    if (!m) throw new UsageError(`--root takes VERSION=ROOT (ROOT: 0x + 64 hex), got "${r}"`)
+    roots[Number(m[1])] = m[2]!.toLowerCase() as Hex
+  }
+  return roots
 }
 
 const s = (description: string, valueName: string) => ({ type: 'string' as const, description, valueName })
@@ -130,12 +155,33 @@ export const trainCommand: Command = {
     out: s('where to write the PEFT adapter', 'DIR'),
     tokens: s('JSON array of token-id sequences', 'FILE'),
     data: s('JSONL rows {"text"} or {"messages"} (chat: loss on assistant tokens only)', 'FILE'),
-    datanet: s('a datanet this node holds, latest published version or @VERSION', 'ID[@V]'),
+    datanet: s(
+      "a datanet's published version (default the latest held), fetched from peers if missing",
+      'ID[@V]'
+    ),
+    from: {
+      type: 'string',
+      multiple: true,
+      description:
+        '--datanet missing here: peers to copy it from (multiaddr with /p2p/ID); default network.bootstrap',
+      valueName: 'ADDR'
+    },
+    root: {
+      type: 'string',
+      multiple: true,
+      description:
+        '--datanet copy: trusted root VERSION=ROOT, one per version 1..V (or --chain: the registry)',
+      valueName: 'ROOT'
+    },
+    unverified: {
+      type: 'boolean',
+      description: '--datanet copy without trusted roots: the peer decides what the datanet contains'
+    },
     'init-adapter': s('start from this PEFT adapter (its config wins)', 'DIR'),
     rank: s('LoRA rank (default 8)', 'R'),
     alpha: s('LoRA alpha (default 2·rank)', 'A'),
     targets: s(
-      "q_proj,v_proj (default), other projections, Phi-3's qkv_proj/gate_up_proj, or all-linear",
+      "q_proj,v_proj (default), other projections, a family's modules (qkv_proj, query_key_value, …), or all-linear",
       'LIST'
     ),
     rslora: { type: 'boolean', description: 'scale alpha/√r instead of alpha/r' },
@@ -219,7 +265,25 @@ export const trainCommand: Command = {
         ? await readTokens(String(values.tokens))
         : sources[0] === 'data'
           ? await readData(modelDir, String(values.data))
-          : await readDatanet(config, modelDir, String(values.datanet))
+          : await readDatanet(config, modelDir, String(values.datanet), {
+              from: (values.from as string[] | undefined) ?? [],
+              roots: rootsOf(values.root),
+              unverified: values.unverified === true,
+              values,
+              json
+            })
+    if (src.ensured?.fetched) {
+      const e = src.ensured
+      const d = src.datanets[0]!
+      if (json)
+        console.log(
+          JSON.stringify({ event: 'datanet', ...d, fetched: true, rootsFrom: e.rootsFrom, bytes: e.bytes })
+        )
+      else
+        process.stderr.write(
+          `fetched datanet ${d.id}@${d.version} (root ${d.root}, ${e.bytes} bytes copied, ${e.rootsFrom === 'none' ? 'UNVERIFIED' : `roots from ${e.rootsFrom === 'chain' ? 'the chain' : '--root'}`})\n`
+        )
+    }
     // the record is signed with this node's libp2p key (created on first use, as `openlora id` does)
     const keysDir = join(config.dataDir, 'keys')
     mkdirSync(keysDir, { recursive: true, mode: 0o700 })
@@ -238,7 +302,7 @@ export const trainCommand: Command = {
       lora: {
         rank,
         alpha: num(values, 'alpha', 2 * rank)!,
-        targets: targetsOf(values.targets, true),
+        targets: targetsOf(values.targets),
         rslora: values.rslora === true
       },
       steps,

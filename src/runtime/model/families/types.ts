@@ -25,6 +25,25 @@ export const PROJECTIONS = [
 ] as const
 export type Projection = (typeof PROJECTIONS)[number]
 
+/**
+ * Checkpoint Linears that are not one projection, by the short name PEFT's target_modules uses:
+ * Phi-3's fused qkv_proj and gate_up_proj (GLM's gate_up_proj too), BLOOM's and Falcon's fused
+ * query_key_value and their dense (o_proj), dense_h_to_4h (up) and dense_4h_to_h (down). A LoRA
+ * target is one of these or a projection (which selects the module holding it); which ones a model
+ * has is its family's (training/lora.ts refuses one it lacks, naming those it has).
+ */
+export const MODULE_NAMES = [
+  'qkv_proj',
+  'gate_up_proj',
+  'query_key_value',
+  'dense',
+  'dense_h_to_4h',
+  'dense_4h_to_h'
+] as const
+/** Every name a LoRA target list may hold, for every family (a test checks each family's modules are here). */
+export const LORA_TARGET_NAMES = [...PROJECTIONS, ...MODULE_NAMES] as const
+export type LoraTargetName = (typeof LORA_TARGET_NAMES)[number]
+
 export type RopeScaling =
   | null
   | { type: 'linear'; factor: number }
