@@ -52,7 +52,7 @@ const state = freshLora(cfg, {
   baseModel: 'bench'
 })
 const t0 = performance.now()
-const tr = await Trainer.create(dir, cfg, state, seqs, { threads: THREADS, baseFormat })
+const tr = await Trainer.create(dir, cfg, state, seqs, { threads: THREADS, graph: { baseFormat } })
 const buildMs = performance.now() - t0
 const opt = makeOptimizer('adamw', 1e-3)
 const times: number[] = []
@@ -108,6 +108,23 @@ if (values.json)
       steps,
       ours,
       torch,
-      ratio: torch ? ours.tokensPerSecond / torch.tokensPerSecond : null
+      ratio: torch ? ours.tokensPerSecond / torch.tokensPerSecond : null,
+      // issue 21's goals, from this run (null without --python: nothing to compare against)
+      goals: torch
+        ? [
+            {
+              name: 'tokens_per_s_vs_torch',
+              value: ours.tokensPerSecond / torch.tokensPerSecond,
+              target: '>= 1.0',
+              met: ours.tokensPerSecond >= torch.tokensPerSecond
+            },
+            {
+              name: 'peak_rss_vs_torch',
+              value: ours.peakRssMB / torch.peakRssMB,
+              target: '<= 1.0',
+              met: ours.peakRssMB <= torch.peakRssMB
+            }
+          ]
+        : null
     })
   )

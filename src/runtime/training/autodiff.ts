@@ -194,6 +194,31 @@ export class Tape {
     )
   }
 
+  /**
+   * RMSNorm over the last axis with a frozen weight w [n]: ORT's SimplifiedLayerNormalization
+   * (one kernel, and it outputs r = 1/rms for the backward). VJP with gw = g·w:
+   * dx = r·gw − x · r³ · Σ(gw·x) / n (three passes instead of the plain ops' eight).
+   */
+  rmsNorm(x: Val, w: string, eps: number): Val {
+    const n = x.shape.at(-1)!
+    const [y, r] = this.g.node('SimplifiedLayerNormalization', [x.name, w], 2, {
+      axis: -1,
+      epsilon: { float: eps }
+    })
+    return this.out(y!, x.shape, [x], (g) => {
+      const gw = this.g.op('Mul', [g, w])
+      const dot = this.g.op('ReduceSum', [
+        this.g.op('Mul', [gw, x.name]),
+        this.g.int64(`a${this.consts++}`, [-1])
+      ])
+      const coef = this.g.op('Mul', [
+        this.g.op('Mul', [this.g.op('Mul', [r!, r!]), r!]),
+        this.g.op('Mul', [dot, this.scalar(1 / n)])
+      ])
+      this.acc(x, this.g.op('Sub', [this.g.op('Mul', [gw, r!]), this.g.op('Mul', [x.name, coef])]))
+    })
+  }
+
   /** x^(-1/2); d/dx = -1/2 · y³. */
   rsqrt(a: Val): Val {
     const y = this.g.op('Reciprocal', [this.g.op('Sqrt', [a.name])])
@@ -292,6 +317,28 @@ export class Tape {
     })
   }
 
+  /**
+   * `a` [N, …] cut into consecutive row blocks of `sizes` (ONNX Split on axis 0); the VJP
+   * concatenates the blocks' gradients (zeros for a block that has none).
+   */
+  splitRows(a: Val, sizes: number[]): Val[] {
+    if (sizes.reduce((x, y) => x + y, 0) !== a.shape[0])
+      throw new Error(`split ${a.shape[0]} rows as [${sizes}]`)
+    if (sizes.length === 1) return [a]
+    const names = this.g.node('Split', [a.name, this.g.int64(`a${this.consts++}`, sizes)], sizes.length, {
+      axis: 0
+    })
+    const parts = names.map((name, i) => ({ name, shape: [sizes[i]!, ...a.shape.slice(1)], grad: a.grad }))
+    if (a.grad)
+      this.backs.push(() => {
+        const gs = parts.map(
+          (p) => this.grads.get(p.name) ?? this.g.op('ConstantOfShape', [this.shapeConst(p.shape)])
+        )
+        if (parts.some((p) => this.grads.has(p.name))) this.acc(a, this.g.op('Concat', gs, { axis: 0 }))
+      })
+    return parts
+  }
+
   /** Rows of `a` reordered (out[i] = a[perm[i]], perm a permutation); the VJP applies the inverse. */
   permuteRows(a: Val, perm: number[]): Val {
     const inv = new Array<number>(perm.length)
@@ -314,11 +361,13 @@ export class Tape {
 
   /**
    * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]) as a scalar: token cross-entropy with
-   * per-position weights (mask / count gives the mean over predicted tokens). Its gradient is
-   * w[n] · (softmax(logits[n]) − onehot(t[n])), computed without materialising log-probs twice.
+   * per-position weights (mask / count gives the mean over predicted tokens). Its gradient
+   * w[n] · (softmax(logits[n]) − onehot(t[n])) reuses the forward's exp(logits − max) (no second
+   * softmax) and subtracts w[n] at the target with ScatterElements' add (no [N, V] one-hot): the
+   * [N, V] tensors here are the largest of the whole graph (N = B·T rows of the vocabulary).
    */
   crossEntropy(logits: Val, targets: string, weights: string): Val {
-    const [N, V] = logits.shape as [number, number]
+    const [N] = logits.shape as [number, number]
     const axes = this.g.int64(`a${this.consts++}`, [-1])
     // ReduceMax takes its axes as an input from opset 18
     const m =
@@ -326,24 +375,25 @@ export class Tape {
         ? this.g.op('ReduceMax', [logits.name, axes], { keepdims: 1 })
         : this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
     const shifted = this.g.op('Sub', [logits.name, m])
-    const lse = this.g.op('Log', [
-      this.g.op('ReduceSum', [this.g.op('Exp', [shifted]), axes], { keepdims: 1 })
-    ])
+    const e = this.g.op('Exp', [shifted])
+    const sum = this.g.op('ReduceSum', [e, axes], { keepdims: 1 })
     const t2 = this.g.op('Unsqueeze', [targets, this.g.int64(`a${this.consts++}`, [1])])
     const picked = this.g.op('GatherElements', [shifted, t2], { axis: 1 })
-    const nll = this.g.op('Reshape', [this.g.op('Sub', [lse, picked]), this.shapeConst([N])])
+    const nll = this.g.op('Reshape', [
+      this.g.op('Sub', [this.g.op('Log', [sum]), picked]),
+      this.shapeConst([N])
+    ])
     const all = this.g.int64(`a${this.consts++}`, [0])
     const loss = this.g.op('ReduceSum', [this.g.op('Mul', [nll, weights]), all], { keepdims: 0 })
     return this.out(loss, [], [logits], (g) => {
-      const p = this.g.op('Softmax', [logits.name], { axis: -1 })
-      const depth = this.g.int64(`d${this.consts++}`, [V], [])
-      const vals = this.g.weight(`c${this.consts++}`, new Float32Array([0, 1]), [2])
-      const onehot = this.g.op('OneHot', [targets, depth, vals], { axis: -1 })
-      const w = this.g.op('Mul', [
+      // w[n]·g / Σ exp, one scalar per row, then one pass over [N, V]
+      const wg = this.g.op('Mul', [
         this.g.op('Unsqueeze', [weights, this.g.int64(`a${this.consts++}`, [1])]),
         g
       ])
-      this.acc(logits, this.g.op('Mul', [this.g.op('Sub', [p, onehot]), w]))
+      const p = this.g.op('Mul', [e, this.g.op('Div', [wg, sum])])
+      const d = this.g.op('ScatterElements', [p, t2, this.g.op('Neg', [wg])], { axis: 1, reduction: 'add' })
+      this.acc(logits, d)
     })
   }
 

@@ -23,6 +23,9 @@ import { type FrozenWeight, Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
 import { QUANTIZED_OPSET, quantizedBase } from './quantized-base.ts'
 
+/** at most this many floats per block of logits (16 MB) */
+const LOGIT_FLOATS = 1 << 22
+
 export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTED'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
     super('TRAINING_UNSUPPORTED', message, details)
@@ -74,6 +77,8 @@ export interface TrainingGraphOptions {
    * int8/int4 store serving's quantized bytes and dequantize in the graph (quantized-base.ts)
    */
   baseFormat?: WeightFormat
+  /** the most floats in one row block of logits (default 2^22, 16 MB); tests make it small */
+  logitBlockFloats?: number
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -207,8 +212,10 @@ export function buildTrainingGraph(
       const inv = t.rsqrt(t.addScalar(t.scale(t.sumLast(t.mul(xc, xc)), 1 / n), eps))
       return t.add(t.mul(t.mul(xc, inv), normWeight(w, n)), vector(w.replace(/weight$/, 'bias')))
     }
+    const wv = normWeight(w, n)
+    if (!wv.grad) return t.rmsNorm(x, wv.name, eps)
     const ms = t.scale(t.sumLast(t.mul(x, x)), 1 / n)
-    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), normWeight(w, n))
+    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), wv)
   }
   /** cap · tanh(x / cap) (Gemma 2's attention and final soft-capping) */
   const softcap = (x: Val, cap: number | null): Val =>
@@ -309,12 +316,13 @@ export function buildTrainingGraph(
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
   // a frozen head reads its [vocab, hidden] rows in place (tied: the embedding's own initializer)
-  const headLogits = (): Val => {
-    if (opts.trainBase)
-      return t.matmul(hf, !cfg.tieWordEmbeddings ? weight(fam.lmHead) : t.transpose(embedParam!, [1, 0]))
-    // a quantized base quantizes lm_head as serving does (a tied one from the embedding's rows,
-    // whose Gather keeps reading fp32)
-    const w = qbase
+  // a quantized base quantizes lm_head as serving does (a tied one from the embedding's rows,
+  // whose Gather keeps reading fp32)
+  const head: FrozenWeight | Val = opts.trainBase
+    ? !cfg.tieWordEmbeddings
+      ? weight(fam.lmHead)
+      : t.transpose(embedParam!, [1, 0])
+    : qbase
       ? qbase(
           'lm_head',
           ckpt.read(cfg.tieWordEmbeddings ? fam.embedName : fam.lmHead),
@@ -325,10 +333,27 @@ export function buildTrainingGraph(
       : cfg.tieWordEmbeddings
         ? embedName
         : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
-    return frozen(hf, w, [cfg.vocabSize, H])
+  // The [rows, vocab] logits and their gradient are the graph's largest tensors (4×128 tokens ×
+  // 49k vocab: 100 MB each), so the head and the loss run on row blocks of at most LOGIT_FLOATS
+  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient).
+  const rowsPer = Math.max(1, Math.floor((opts.logitBlockFloats ?? LOGIT_FLOATS) / cfg.vocabSize))
+  const sizes = Array.from({ length: Math.ceil((B * T) / rowsPer) }, (_, i) =>
+    Math.min(rowsPer, B * T - i * rowsPer)
+  )
+  const rowSizes = sizes.length === 1 ? '' : g.int64('loss_rows', sizes)
+  const cut = (name: string) =>
+    sizes.length === 1 ? [name] : g.node('Split', [name, rowSizes], sizes.length, { axis: 0 })
+  const [tCuts, wCuts] = [cut(targets), cut(weights)]
+  let sum: Val | null = null
+  for (const [i, hc] of t.splitRows(hf, sizes).entries()) {
+    const logits = softcap(
+      typeof head === 'object' ? t.matmul(hc, head) : frozen(hc, head, [cfg.vocabSize, H]),
+      cfg.finalSoftcap
+    )
+    const l = t.crossEntropy(logits, tCuts[i]!, wCuts[i]!)
+    sum = sum ? t.add(sum, l) : l
   }
-  const logits = softcap(headLogits(), cfg.finalSoftcap)
-  const loss = t.crossEntropy(logits, targets, weights)
+  const loss = sum!
   t.backward(loss)
 
   g.node('Identity', [loss.name], ['loss'])
