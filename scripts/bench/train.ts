@@ -52,7 +52,7 @@ const state = freshLora(cfg, {
   baseModel: 'bench'
 })
 const t0 = performance.now()
-const tr = await Trainer.create(dir, cfg, state, seqs, { threads: THREADS, graph: { baseFormat } })
+const tr = await Trainer.create(dir, cfg, state, seqs, { threads: THREADS, baseFormat })
 const buildMs = performance.now() - t0
 const opt = makeOptimizer('adamw', 1e-3)
 const times: number[] = []

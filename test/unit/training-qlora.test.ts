@@ -92,7 +92,7 @@ async function evaluate(
   const src = join(FIX, fixture)
   const cfg = await readModelConfig(dir)
   const state = await loraFromAdapter(cfg, join(src, 'adapter'))
-  const tr = await Trainer.create(dir, cfg, state, tokensOf(src), { graph: { baseFormat } })
+  const tr = await Trainer.create(dir, cfg, state, tokensOf(src), { baseFormat })
   try {
     return await tr.evaluate()
   } finally {

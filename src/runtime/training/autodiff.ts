@@ -1,10 +1,8 @@
 // Reverse-mode differentiation over the project's ONNX graph builder. onnxruntime-node has no
 // training API, so the backward pass is more ONNX nodes in the same graph: each forward op
 // records a closure that, run in reverse order, adds the nodes of its vector-Jacobian product.
-// Shapes are static (a training graph is built for one batch shape), so broadcast gradients are
-// reduced with known axes and no shape ops run at step time. Only values that depend on a
-// trainable input get gradients: a frozen base costs the forward plus the path to the LoRA
-// tensors, nothing for its own weights.
+// Shapes are static (one graph per batch shape): broadcast gradients reduce over known axes. Only
+// values that depend on a trainable input get gradients (a frozen base: nothing for its weights).
 import { DT, type GraphBuilder } from '../graph/proto.ts'
 
 /** A frozen base weight [out, in]: an initializer's name, or a function adding the nodes that compute it */
@@ -110,8 +108,7 @@ export class Tape {
   }
 
   scale(a: Val, c: number): Val {
-    const k = this.constant(new Float32Array([c]), [])
-    return this.mul(a, k)
+    return this.mul(a, this.constant(new Float32Array([c]), []))
   }
 
   addScalar(a: Val, c: number): Val {
@@ -144,8 +141,7 @@ export class Tape {
     const [out, inF] = wShape
     if (x.shape.length !== 2 || x.shape[1] !== inF) throw new Error(`linear [${x.shape}] · [${wShape}]ᵀ`)
     // a computed W (a quantized base's dequantization) is computed again for the backward, so it
-    // does not live from the forward to the backward
-    // (given the product's other operand, which its computation must wait for)
+    // does not live from the forward to the backward (given the operand it must wait for)
     const wOf = typeof w === 'string' ? () => w : w
     const y = this.g.op('Gemm', [x.name, wOf(x.name)], { transB: 1 })
     return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, wOf(g)])))
@@ -194,11 +190,7 @@ export class Tape {
     )
   }
 
-  /**
-   * RMSNorm over the last axis with a frozen weight w [n]: ORT's SimplifiedLayerNormalization
-   * (one kernel, and it outputs r = 1/rms for the backward). VJP with gw = g·w:
-   * dx = r·gw − x · r³ · Σ(gw·x) / n (three passes instead of the plain ops' eight).
-   */
+  /** RMSNorm, frozen w [n]: one SimplifiedLayerNormalization (r = 1/rms); dx = r·gw − x·r³·Σ(gw·x)/n */
   rmsNorm(x: Val, w: string, eps: number): Val {
     const n = x.shape.at(-1)!
     const [y, r] = this.g.node('SimplifiedLayerNormalization', [x.name, w], 2, {
@@ -317,10 +309,7 @@ export class Tape {
     })
   }
 
-  /**
-   * `a` [N, …] cut into consecutive row blocks of `sizes` (ONNX Split on axis 0); the VJP
-   * concatenates the blocks' gradients (zeros for a block that has none).
-   */
+  /** `a` [N, …] cut into row blocks of `sizes` (Split); the VJP concatenates their gradients. */
   splitRows(a: Val, sizes: number[]): Val[] {
     if (sizes.reduce((x, y) => x + y, 0) !== a.shape[0])
       throw new Error(`split ${a.shape[0]} rows as [${sizes}]`)
@@ -360,11 +349,9 @@ export class Tape {
   }
 
   /**
-   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]) as a scalar: token cross-entropy with
-   * per-position weights (mask / count gives the mean over predicted tokens). Its gradient
-   * w[n] · (softmax(logits[n]) − onehot(t[n])) reuses the forward's exp(logits − max) (no second
-   * softmax) and subtracts w[n] at the target with ScatterElements' add (no [N, V] one-hot): the
-   * [N, V] tensors here are the largest of the whole graph (N = B·T rows of the vocabulary).
+   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]): token cross-entropy, weighted per
+   * position. Its gradient w[n] · (softmax(logits[n]) − onehot(t[n])) reuses the forward's
+   * exp(logits − max) and subtracts w[n] at the target with ScatterElements' add (no one-hot).
    */
   crossEntropy(logits: Val, targets: string, weights: string): Val {
     const [N] = logits.shape as [number, number]

@@ -72,13 +72,13 @@ export interface TrainingGraphOptions {
    * tensors become graph inputs instead of constants, so the tape differentiates them too.
    */
   trainBase?: boolean
+  /** the most floats in one row block of logits (default 2^22, 16 MB); tests make it small */
+  logitBlockFloats?: number
   /**
    * The frozen base Linears as serving builds them for `infer.weightFormat` (default fp32):
    * int8/int4 store serving's quantized bytes and dequantize in the graph (quantized-base.ts)
    */
   baseFormat?: WeightFormat
-  /** the most floats in one row block of logits (default 2^22, 16 MB); tests make it small */
-  logitBlockFloats?: number
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -318,7 +318,7 @@ export function buildTrainingGraph(
   // a frozen head reads its [vocab, hidden] rows in place (tied: the embedding's own initializer)
   // a quantized base quantizes lm_head as serving does (a tied one from the embedding's rows,
   // whose Gather keeps reading fp32)
-  const head: FrozenWeight | Val = opts.trainBase
+  const head: Val | FrozenWeight = opts.trainBase
     ? !cfg.tieWordEmbeddings
       ? weight(fam.lmHead)
       : t.transpose(embedParam!, [1, 0])
@@ -335,8 +335,11 @@ export function buildTrainingGraph(
         : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
   // The [rows, vocab] logits and their gradient are the graph's largest tensors (4×128 tokens ×
   // 49k vocab: 100 MB each), so the head and the loss run on row blocks of at most LOGIT_FLOATS
-  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient).
-  const rowsPer = Math.max(1, Math.floor((opts.logitBlockFloats ?? LOGIT_FLOATS) / cfg.vocabSize))
+  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient). A
+  // quantized head keeps one block: its dequantization would be repeated for every block.
+  const blockFloats =
+    typeof head === 'function' ? Number.POSITIVE_INFINITY : (opts.logitBlockFloats ?? LOGIT_FLOATS)
+  const rowsPer = Math.min(B * T, Math.max(1, Math.floor(blockFloats / cfg.vocabSize)))
   const sizes = Array.from({ length: Math.ceil((B * T) / rowsPer) }, (_, i) =>
     Math.min(rowsPer, B * T - i * rowsPer)
   )

@@ -126,7 +126,7 @@ export async function runTraining(o: TrainRun): Promise<TrainResult> {
   const trainer = await Trainer.create(o.modelDir, cfg, state, plan.batchOf(0), {
     threads: o.threads,
     shape,
-    graph: { baseFormat }
+    baseFormat
   })
   const p: Progress = resumed?.progress ?? { step: 0, losses: [], evalLosses: [], trainedTokens: 0 }
   const opt = makeOptimizer(o.optimizer, o.lr, o.weightDecay)

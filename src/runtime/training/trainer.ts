@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { openCheckpoint } from '../formats/safetensors.ts'
 import type { ModelConfig } from '../model/config.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import { TrainingInputError } from './errors.ts'
 import { buildTrainingGraph, type TrainingGraph, type TrainingGraphOptions } from './graph.ts'
 import type { LoraState } from './lora.ts'
@@ -110,13 +111,21 @@ export class Trainer {
     cfg: ModelConfig,
     state: LoraState,
     seqs: Sequence[],
-    opts: { threads?: number; shape?: { B: number; T: number }; graph?: TrainingGraphOptions } = {}
+    opts: {
+      threads?: number
+      shape?: { B: number; T: number }
+      baseFormat?: WeightFormat
+      graph?: TrainingGraphOptions
+    } = {}
   ): Promise<Trainer> {
     const batch = makeBatch(seqs, cfg.vocabSize, opts.shape)
     const scratch = await mkdtemp(join(tmpdir(), 'openlora-train-'))
     const ckpt = await openCheckpoint(modelDir)
     try {
-      const graph = buildTrainingGraph(cfg, ckpt, state.modules, batch.B, batch.T, scratch, opts.graph)
+      const graph = buildTrainingGraph(cfg, ckpt, state.modules, batch.B, batch.T, scratch, {
+        ...opts.graph,
+        baseFormat: opts.baseFormat
+      })
       const session = await ort.InferenceSession.create(graph.modelPath, {
         intraOpNumThreads: opts.threads ?? 0,
         graphOptimizationLevel: 'all',
