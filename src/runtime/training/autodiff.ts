@@ -6,7 +6,7 @@
 import { DT, type GraphBuilder } from '../graph/proto.ts'
 
 /** A frozen base weight [out, in]: an initializer's name, or a function adding the nodes that compute it */
-export type FrozenWeight = string | (() => string)
+export type FrozenWeight = string | ((after: string) => string)
 
 export interface Val {
   name: string
@@ -141,10 +141,10 @@ export class Tape {
     const [out, inF] = wShape
     if (x.shape.length !== 2 || x.shape[1] !== inF) throw new Error(`linear [${x.shape}] · [${wShape}]ᵀ`)
     // a computed W (a quantized base's dequantization) is computed again for the backward, so it
-    // does not live from the forward to the backward
+    // does not live from the forward to the backward (given the operand it must wait for)
     const wOf = typeof w === 'string' ? () => w : w
-    const y = this.g.op('Gemm', [x.name, wOf()], { transB: 1 })
-    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, wOf()])))
+    const y = this.g.op('Gemm', [x.name, wOf(x.name)], { transB: 1 })
+    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, wOf(g)])))
   }
 
   private swapLast(name: string, rank: number): string {

@@ -7,9 +7,8 @@
 // the frozen-linear seam (Tape.frozenLinear: W [out, in] in checkpoint layout, Gemm transB forward,
 // dx = dy·W backward). The fp32 W exists only while a product uses it: the forward dequantizes it
 // and the backward dequantizes it again, so no fp32 copy of the base lives from the forward to the
-// backward. The two DequantizeLinear nodes read the same codes and scales but each its own
-// zero-point initializer, which keeps ORT's common-subexpression elimination from merging them
-// into one long-lived tensor. Dequantization is exact in fp32 ((q − zp) is a small integer, one rounding by the scale), so the loss and LoRA
+// backward (each waits for its product's other operand: scalesAfter). Dequantization is exact
+// in fp32 ((q − zp) is a small integer, one rounding by the scale), so the loss and LoRA
 // gradients equal those of the fp32 graph on the dequantized checkpoint to summation order
 // (test/unit/training-qlora.test.ts).
 import { DT, type GraphBuilder } from '../graph/proto.ts'
@@ -139,7 +138,7 @@ export function servingZeroPoints(qb: QuantizedBase): Uint8Array {
 }
 
 /** The graph's initializers of one quantized weight, and a fresh DequantizeLinear per call. */
-export function quantizedWeight(g: GraphBuilder, name: string, qb: QuantizedBase): () => string {
+export function quantizedWeight(g: GraphBuilder, name: string, qb: QuantizedBase): (after: string) => string {
   // uint4: two codes a byte, low nibble first, which is MatMulNBits' packing too
   const type = qb.format === 'int4' ? DT.UINT4 : DT.UINT8
   const width = qb.kb * qb.blockSize
@@ -148,14 +147,29 @@ export function quantizedWeight(g: GraphBuilder, name: string, qb: QuantizedBase
   // head padding moves columns (Gather them back); a last block past K is cut off (Slice)
   const cols = qb.cols ? g.int64(`${name}.cols`, qb.cols) : null
   const cut = !cols && width !== qb.K ? [0, qb.K, 1].map((v, i) => g.int64(`${name}.cut${i}`, [v])) : null
-  let copies = 0
-  return () => {
-    // its own zero-point initializer per node (a few bytes a block): see the header
-    const zp = g.bytes(`${name}.zp${copies++}`, qb.zeroPoints, [qb.N, qb.kb], type)
-    const w = g.op('DequantizeLinear', [codes, scales, zp], { axis: 1, block_size: qb.blockSize })
+  const zp = g.bytes(`${name}.zp`, qb.zeroPoints, [qb.N, qb.kb], type)
+  return (after: string) => {
+    const w = g.op('DequantizeLinear', [codes, scalesAfter(g, scales, after), zp], {
+      axis: 1,
+      block_size: qb.blockSize
+    })
     if (cols) return g.op('Gather', [w, cols], { axis: 1 })
     return cut ? g.op('Slice', [w, ...cut]) : w
   }
+}
+
+/**
+ * The scales, times exactly 1 computed from one element of `after` (the 2-D activation or
+ * gradient the product multiplies). ORT runs a node whose inputs are all initializers as early as
+ * it likes, which would dequantize every weight at the start of a run and keep them all alive;
+ * this data dependency (three one-element nodes) makes each dequantization wait for its product's
+ * other operand. x·0 + 1 is exactly 1 for every finite x, and ×1 changes no scale.
+ */
+function scalesAfter(g: GraphBuilder, scales: string, after: string): string {
+  const first = g.op('Slice', [after, g.int64(g.tmp('zero2'), [0, 0]), g.int64(g.tmp('one2'), [1, 1])])
+  const zero = g.op('Mul', [first, g.weight(g.tmp('zero'), Float32Array.of(0), [])])
+  const one = g.op('Add', [zero, g.weight(g.tmp('one'), Float32Array.of(1), [])])
+  return g.op('Mul', [scales, one])
 }
 
 /**
@@ -184,5 +198,6 @@ export function quantizedBase(g: GraphBuilder, cfg: ModelConfig, format: Quantiz
     N: number,
     K: number,
     parts: ModuleSpec['parts'] | null
-  ): (() => string) => quantizedWeight(g, name, quantizeBase(w, N, K, format, servingPadIn(cfg, parts)))
+  ): ((after: string) => string) =>
+    quantizedWeight(g, name, quantizeBase(w, N, K, format, servingPadIn(cfg, parts)))
 }
