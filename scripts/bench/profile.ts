@@ -3,7 +3,10 @@
 // and time per op type; or, given --file, summarises a profile written by any run.
 //
 //   npm run bench:profile -- [--weights fp32|int8|int4] [--preset smollm2-135m] [--steps N]
-//                            [--threads N] [--json] [--file PROFILE.json]
+//                            [--prompt N] [--no-prefill-graph] [--threads N] [--json] [--file F]
+//
+// int8/int4 run the prompt on their prefill graph (a second session, its own profile file,
+// `-prefill` in the name) unless --no-prefill-graph; the prompt's figures are then that file's.
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -16,8 +19,10 @@ import { benchArgs } from './args.ts'
 import { meanOfRuns, type ProfileEvent, summariseRuns } from './profile-summary.ts'
 
 const args = benchArgs(
-  'npm run bench:profile -- [--weights fp32|int8|int4] [--preset P] [--steps N] [--threads N] [--json] [--file F]',
+  'npm run bench:profile -- [--weights fp32|int8|int4] [--preset P] [--steps N] [--prompt N] [--no-prefill-graph] [--threads N] [--json] [--file F]',
   {
+    prompt: { type: 'string', default: '32' },
+    'prefill-graph': { type: 'boolean', default: true },
     weights: { type: 'string', default: 'fp32' },
     preset: { type: 'string', default: 'smollm2-135m' },
     steps: { type: 'string', default: '16' },
@@ -28,7 +33,7 @@ const args = benchArgs(
   }
 )
 
-async function profileRun(): Promise<{ file: string; prefillRuns: number }> {
+async function profileRun(): Promise<{ file: string; prefillRuns: number; prefillFile?: string }> {
   const cache = args['cache-dir']!
   const dir = join(cache, `model-${args.preset}`)
   if (!existsSync(join(dir, 'config.json')))
@@ -39,14 +44,17 @@ async function profileRun(): Promise<{ file: string; prefillRuns: number }> {
     weightFormat: parseWeightFormat(args.weights),
     intraOpThreads: Number(args.threads),
     maxBatch: 1,
-    maxSeqLen: 128,
+    maxSeqLen: Number(args.prompt) + Number(args.steps) + 8,
+    prefillGraph: args['prefill-graph'] !== false,
     pool: { slots: 2, maxRank: 8, targets: ['q_proj', 'v_proj'] },
     profile: prefix,
     log: silentLogger
   })
   const seq = model.allocSequence()
   let next = (
-    await model.step([{ seq, tokens: Array.from({ length: 32 }, (_, i) => 3 + i * 7), slot: 0 }])
+    await model.step([
+      { seq, tokens: Array.from({ length: Number(args.prompt) }, (_, i) => 3 + ((i * 7) % 250)), slot: 0 }
+    ])
   )[0]!
   for (let s = 0; s < Number(args.steps); s++) {
     let best = 0
@@ -55,21 +63,31 @@ async function profileRun(): Promise<{ file: string; prefillRuns: number }> {
   }
   model.freeSequence(seq)
   await model.dispose()
-  const name = (await readdir(cache)).find((f) => join(cache, f).startsWith(prefix) && f.endsWith('.json'))
+  const files = (await readdir(cache)).filter((f) => join(cache, f).startsWith(prefix) && f.endsWith('.json'))
+  const name = files.find((f) => join(cache, f).startsWith(`${prefix}_`))
   if (!name) throw new Error(`ORT wrote no profile with prefix ${prefix}`)
-  return { file: join(cache, name), prefillRuns: 1 }
+  const pre = files.find((f) => join(cache, f).startsWith(`${prefix}-prefill_`))
+  // with a prefill graph the main session ran only the decode steps
+  return pre
+    ? { file: join(cache, name), prefillRuns: 0, prefillFile: join(cache, pre) }
+    : { file: join(cache, name), prefillRuns: 1 }
 }
 
-const { file, prefillRuns } = args.file ? { file: args.file, prefillRuns: 1 } : await profileRun()
-const events = JSON.parse(await readFile(file, 'utf8')) as ProfileEvent[]
-const runs = summariseRuns(events)
+const { file, prefillRuns, prefillFile } = args.file
+  ? { file: args.file, prefillRuns: 1, prefillFile: undefined }
+  : await profileRun()
+const runsOf = async (f: string) => summariseRuns(JSON.parse(await readFile(f, 'utf8')) as ProfileEvent[])
+const runs = await runsOf(file)
 const decode = meanOfRuns(runs.slice(prefillRuns))
+const prefill = prefillFile ? meanOfRuns(await runsOf(prefillFile)) : meanOfRuns(runs.slice(0, prefillRuns))
 const result = {
   file,
+  ...(prefillFile ? { prefillFile } : {}),
   weights: args.weights,
   preset: args.preset,
+  promptTokens: Number(args.prompt),
   runs: runs.length,
-  prefill: meanOfRuns(runs.slice(0, prefillRuns)),
+  prefill,
   decode
 }
 if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
@@ -78,6 +96,11 @@ else {
     `${file}\ndecode: ${decode.steps} steps, ${decode.kernelsPerStep} kernels/step, ${decode.usPerStep} µs/step\n`
   )
   for (const o of decode.ops)
+    process.stdout.write(
+      `  ${o.op.padEnd(36)} ${String(o.kernelsPerStep).padStart(6)} kernels ${String(o.usPerStep).padStart(7)} µs  ${(o.share * 100).toFixed(1)} %\n`
+    )
+  process.stdout.write(`prompt (${args.prompt} tokens): ${prefill.usPerStep} µs\n`)
+  for (const o of prefill.ops)
     process.stdout.write(
       `  ${o.op.padEnd(36)} ${String(o.kernelsPerStep).padStart(6)} kernels ${String(o.usPerStep).padStart(7)} µs  ${(o.share * 100).toFixed(1)} %\n`
     )

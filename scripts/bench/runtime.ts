@@ -38,8 +38,9 @@ import {
   MIXED_SET,
   QV_SET
 } from './runtime-fixtures.ts'
-import { copyBandwidth, median, pct, weightBytesPerToken } from './runtime-measure.ts'
+import { copyBandwidth, weightBytesPerToken } from './runtime-measure.ts'
 import { mergedSession } from './runtime-naive.ts'
+import { engineStats, judge, summaryText, type Tally, tally } from './runtime-report.ts'
 
 const args = benchArgs(
   'npm run bench:runtime -- [--quick] [--json] [--cache-dir DIR] [--threads N] [--weights fp32|int8] [--spin] [--family F]',
@@ -105,24 +106,11 @@ const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!
 const prompt = (vocab: number) =>
   Array.from({ length: CFG.promptTokens }, () => 3 + Math.floor(rand() * (vocab - 3)))
 
-const r2 = (x: number) => Math.round(x * 100) / 100
-
 type Done = Extract<TokenEvent, { type: 'done' }>
 async function drain(it: AsyncIterable<TokenEvent>): Promise<Done> {
   for await (const ev of it) if (ev.type === 'done') return ev
   throw new Error('no done event')
 }
-
-interface Tally {
-  tokens: number
-  ms: number
-  ttft: number[]
-  queued: number[]
-  requests: number
-  /** tokens/s of each round's batch, for ratios paired within a round */
-  perRound: number[]
-}
-const tally = (): Tally => ({ tokens: 0, ms: 0, ttft: [], queued: [], requests: 0, perRound: [] })
 
 /** One batch of `concurrency` simultaneous requests; adds to the scenario's tally. */
 async function batch(
@@ -325,118 +313,29 @@ async function main(): Promise<void> {
     // the naive builds wrote ~0.5 GB each: let write-back settle before the next round
     if (round < CFG.rounds - 1) await new Promise((r) => setTimeout(r, 3000))
   }
-  const engineStats = (e: Engine) => {
-    const m = e.metrics()
-    return {
-      steps: m.steps,
-      rowsPerStep: r2(m.stepRows / m.steps),
-      slotWaits: m.slotWaits,
-      stepMsMean: r2(m.stepMs / m.steps)
-    }
-  }
   const engines = { qv: engineStats(qvEngine), mixed: engineStats(mixEngine) }
   await qvEngine.stop()
   await mixEngine.stop()
   await qvStore.stop()
   await mixStore.stop()
 
-  const tps = (t: { tokens: number; ms: number }) => t.tokens / (t.ms / 1000)
-  const scen = Object.fromEntries(
-    Object.entries(S).map(([k, t]) => [
-      k,
-      {
-        tokensPerSec: r2(tps(t)),
-        ttftP50Ms: r2(pct(t.ttft, 50)),
-        ttftP99Ms: r2(pct(t.ttft, 99)),
-        queuedP99Ms: r2(pct(t.queued, 99)),
-        requests: t.requests,
-        tokens: t.tokens
-      }
-    ])
-  )
-  const naiveTps = tps(naive)
-  const copyBps = pct(batch1.copyBps, 50)
-  const wBytes = weightBytesPerToken(qvModel.config, WEIGHTS)
-  const boundTokS = copyBps / wBytes
-  const decodeTokS = pct(batch1.decodeTokS, 50)
-  const results = {
+  const { scen, results, goals } = judge({
     family: FAMILY,
-    scenarios: scen,
-    naive: {
-      tokensPerSec: r2(naiveTps),
-      perTokenMs: r2(naive.ms / naive.tokens),
-      switchP50Ms: r2(pct(naive.switchMs, 50)),
-      // of a switch: merge + graph build (+ quantization) + write, then the session start
-      switchBuildP50Ms: r2(pct(naive.buildMs, 50)),
-      switchSessionP50Ms: r2(pct(naive.sessionMs, 50)),
-      requests: naive.requests,
-      tokens: naive.tokens
-    },
-    coldLoadP50Ms: r2(pct(coldMs, 50)),
-    coldLoadP99Ms: r2(pct(coldMs, 99)),
-    coldLoadSamples: coldMs.length,
-    warmToHotP50Ms: r2(pct(switchMs, 50) * 1000) / 1000,
-    warmToHotP99Ms: r2(pct(switchMs, 99) * 1000) / 1000,
-    warmToHotSamples: switchMs.length,
-    adapterFp32Bytes: fp32Bytes,
-    ramPerWarmAdapterBytes: Math.round(ramPerWarm),
-    rssPerWarmAdapterBytes: Math.round(rssPerWarm),
-    warmAdapters: qvStats.warm,
-    warmBytes: qvStats.warmBytes,
-    warmBudgetBytes: qvStats.warmBudgetBytes,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    batch1: {
-      decodeTokensPerSec: r2(decodeTokS),
-      weightBytesPerToken: wBytes,
-      copyBandwidthGBps: r2(copyBps / 1e9),
-      boundTokensPerSec: r2(boundTokS),
-      fractionOfBound: r2(decodeTokS / boundTokS),
-      samples: batch1.decodeTokS.length
-    },
+    scenarios: S,
+    naive,
+    batch1,
+    coldMs,
+    switchMs,
+    fp32Bytes,
+    ramPerWarm,
+    rssPerWarm,
+    warm: qvStats,
+    weightBytesPerToken: weightBytesPerToken(qvModel.config, WEIGHTS),
     engines,
-    wallSeconds: r2((performance.now() - started) / 1000)
-  }
-  const g = (name: string, value: number, target: string, met: boolean) => ({
-    name,
-    value: r2(value),
-    target,
-    met
+    wallMs: performance.now() - started,
+    qvAdapters: CFG.qvAdapters,
+    warmBudgetBytes: CFG.warmBudgetBytes
   })
-  // ratios paired within each round (same minutes, same machine state), then the median
-  const paired = (a: number[], b: number[]) => a.map((x, i) => x / b[i]!)
-  const ratios = {
-    distinct1000_vs_one: paired(S.d1000.perRound, S.one.perRound),
-    one_vs_base: paired(S.one.perRound, S.base.perRound),
-    distinct1000_vs_naive: paired(S.d1000.perRound, naive.perRound),
-    distinct100_vs_one: paired(S.d100.perRound, S.one.perRound)
-  }
-  ;(results as Record<string, unknown>).pairedRatios = Object.fromEntries(
-    Object.entries(ratios).map(([k, v]) => [k, { median: r2(median(v)), samples: v.map(r2) }])
-  )
-  const med = (k: keyof typeof ratios) => median(ratios[k])
-  const goals = [
-    g('distinct1000_vs_one', med('distinct1000_vs_one'), '>= 0.90', med('distinct1000_vs_one') >= 0.9),
-    g('one_vs_base', med('one_vs_base'), '>= 0.90', med('one_vs_base') >= 0.9),
-    ...(FAMILY === 'llama'
-      ? [
-          g(
-            'distinct1000_vs_naive',
-            med('distinct1000_vs_naive'),
-            '>= 20',
-            med('distinct1000_vs_naive') >= 20
-          )
-        ]
-      : []),
-    g('cold_load_p50_ms', results.coldLoadP50Ms, '<= 30', results.coldLoadP50Ms <= 30),
-    g('warm_to_hot_p50_ms', results.warmToHotP50Ms, '<= 1', results.warmToHotP50Ms <= 1),
-    g('ram_per_warm_adapter_vs_fp32', ramPerWarm / fp32Bytes, '<= 1.2', ramPerWarm / fp32Bytes <= 1.2),
-    g(
-      'warm_adapters_within_budget',
-      qvStats.warm,
-      `>= ${CFG.qvAdapters} within ${CFG.warmBudgetBytes} bytes`,
-      qvStats.warm >= CFG.qvAdapters && qvStats.warmBytes <= qvStats.warmBudgetBytes
-    )
-  ]
   const out = {
     bench: 'runtime',
     machine: {
@@ -459,21 +358,7 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(JSON.stringify(out) + '\n')
   } else {
-    const rows = Object.entries(scen).map(
-      ([k, v]) =>
-        `${k.padEnd(8)} ${String(v.tokensPerSec).padStart(9)} tok/s  ttft p50 ${v.ttftP50Ms} ms  p99 ${v.ttftP99Ms} ms`
-    )
-    process.stdout.write(
-      [
-        ...rows,
-        `naive    ${String(results.naive.tokensPerSec).padStart(9)} tok/s  (${results.naive.switchP50Ms} ms per adapter switch)`,
-        `cold load p50 ${results.coldLoadP50Ms} ms p99 ${results.coldLoadP99Ms} ms; warm→hot p50 ${results.warmToHotP50Ms} ms`,
-        `RAM per warm adapter ${results.ramPerWarmAdapterBytes} B (fp32 ${fp32Bytes} B); peak RSS ${(results.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
-        `batch-1 decode ${results.batch1.decodeTokensPerSec} tok/s; bound ${results.batch1.boundTokensPerSec} tok/s at ${results.batch1.copyBandwidthGBps} GB/s copy`,
-        ...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`),
-        ''
-      ].join('\n')
-    )
+    process.stdout.write(summaryText(scen, results, goals))
   }
 }
 

@@ -3,8 +3,11 @@
 // fp32, AdamW, a batch of 4 × 128 tokens, 2 threads; with --python PY (a venv with torch,
 // transformers and peft) the same run in PyTorch + PEFT beside it, in a child process so each
 // side's peak RSS is its own. The first step (graph optimisation, allocator warm-up) is excluded.
+// --base-format int8|int4 trains over a quantized frozen base (QLoRA-style, docs/TRAINING.md);
+// PyTorch's side stays fp32 (it has no identical int4 format).
 //
 //   npm run bench:train -- [--json] [--steps N] [--python /path/to/venv/bin/python] [--preset P]
+//     [--base-format fp32|int8|int4]
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,14 +16,20 @@ import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts
 import { readModelConfig } from '../../src/runtime/model/index.ts'
 import { freshLora } from '../../src/runtime/training/lora.ts'
 import { makeOptimizer, Trainer } from '../../src/runtime/training/trainer.ts'
+import { parseWeightFormat } from '../../src/runtime/weight-format.ts'
 import { benchArgs } from './args.ts'
 
-const values = benchArgs('npm run bench:train -- [--json] [--steps N] [--python PY] [--preset P]', {
-  json: { type: 'boolean' },
-  steps: { type: 'string', default: '4' },
-  python: { type: 'string' },
-  preset: { type: 'string', default: 'smollm2-135m' }
-})
+const values = benchArgs(
+  'npm run bench:train -- [--json] [--steps N] [--python PY] [--preset P] [--base-format fp32|int8|int4]',
+  {
+    json: { type: 'boolean' },
+    steps: { type: 'string', default: '4' },
+    python: { type: 'string' },
+    preset: { type: 'string', default: 'smollm2-135m' },
+    'base-format': { type: 'string', default: 'fp32' }
+  }
+)
+const baseFormat = parseWeightFormat(values['base-format'])
 const steps = Number(values.steps)
 const [B, T, THREADS] = [4, 128, 2]
 const dir = join(tmpdir(), `openlora-bench-train-${values.preset}`)
@@ -43,7 +52,7 @@ const state = freshLora(cfg, {
   baseModel: 'bench'
 })
 const t0 = performance.now()
-const tr = await Trainer.create(dir, cfg, state, seqs, { threads: THREADS })
+const tr = await Trainer.create(dir, cfg, state, seqs, { threads: THREADS, baseFormat })
 const buildMs = performance.now() - t0
 const opt = makeOptimizer('adamw', 1e-3)
 const times: number[] = []
@@ -60,7 +69,7 @@ const ours = {
   buildMs: Math.round(buildMs)
 }
 say(
-  `onnxruntime: ${ours.tokensPerSecond.toFixed(1)} tok/s, peak RSS ${ours.peakRssMB} MB, build ${ours.buildMs} ms`
+  `onnxruntime (${baseFormat} base): ${ours.tokensPerSecond.toFixed(1)} tok/s, peak RSS ${ours.peakRssMB} MB, build ${ours.buildMs} ms`
 )
 
 let torch: { tokensPerSecond: number; peakRssMB: number } | null = null
@@ -92,12 +101,30 @@ if (values.json)
   console.log(
     JSON.stringify({
       preset: values.preset,
+      baseFormat,
       batch: B,
       seqLen: T,
       threads: THREADS,
       steps,
       ours,
       torch,
-      ratio: torch ? ours.tokensPerSecond / torch.tokensPerSecond : null
+      ratio: torch ? ours.tokensPerSecond / torch.tokensPerSecond : null,
+      // issue 21's goals, from this run (null without --python: nothing to compare against)
+      goals: torch
+        ? [
+            {
+              name: 'tokens_per_s_vs_torch',
+              value: ours.tokensPerSecond / torch.tokensPerSecond,
+              target: '>= 1.0',
+              met: ours.tokensPerSecond >= torch.tokensPerSecond
+            },
+            {
+              name: 'peak_rss_vs_torch',
+              value: ours.peakRssMB / torch.peakRssMB,
+              target: '<= 1.0',
+              met: ours.peakRssMB <= torch.peakRssMB
+            }
+          ]
+        : null
     })
   )

@@ -170,17 +170,24 @@ export interface PairResult {
     fittedVs128Prompt: number | null
     perRound: number[]
   }
-  errorVsFp32: { ours: DistError; llama: DistError; prompts: number } | null
+  prefillGraphAB?: {
+    withoutPromptTokS: ReturnType<typeof stat>
+    withoutLongPromptTokS: ReturnType<typeof stat> | null
+    promptSpeedup: number | null
+    longPromptSpeedup: number | null
+  }
+  errorVsFp32: { ours: DistError; oursDecodeGraph?: DistError; llama: DistError; prompts: number } | null
 }
 
 export async function runFormatPairs(run: FormatRun) {
   const prompts = Array.from({ length: 4 }, run.prompt)
   const longPrompt = () => Array.from({ length: Math.ceil((run.longPrompt ?? 0) / 32) }, run.prompt).flat()
-  const open = (weightFormat: WeightFormat, int8Block?: number) =>
+  const open = (weightFormat: WeightFormat, int8Block?: number, prefillGraph?: boolean) =>
     loadModel(run.modelDir, {
       cacheDir: join(run.cache, 'graphs'),
       weightFormat,
       ...(int8Block === undefined ? {} : { int8Block }),
+      ...(prefillGraph === undefined ? {} : { prefillGraph }),
       intraOpThreads: run.threads,
       maxBatch: 1,
       maxSeqLen: run.maxSeqLen,
@@ -207,14 +214,19 @@ export async function runFormatPairs(run: FormatRun) {
       await rename(`${gguf}.tmp`, gguf)
     }
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
-    const ours = await open(pair.ours)
+    // int4 with its prefill graph (opt-in, docs/RUNTIME-MODEL.md); `plain` is the default
+    const ours = await open(pair.ours, undefined, pair.ours === 'int4' ? true : undefined)
     const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128) : null
+    // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
+    // graph buys in the same rounds, and the decode graph's own error on the prompts
+    const plain = pair.ours === 'int4' ? await open('int4', undefined, false) : null
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })
     try {
-      const err = { ours: [] as DistError[], llama: [] as DistError[] }
+      const err = { ours: [] as DistError[], llama: [] as DistError[], plain: [] as DistError[] }
       for (let i = 0; i < refLogP.length; i++) {
         err.ours.push(distributionError(refLogP[i]!, await oursLogProbs(ours, prompts[i]!)))
+        if (plain) err.plain.push(distributionError(refLogP[i]!, await oursLogProbs(plain, prompts[i]!)))
         err.llama.push(distributionError(refLogP[i]!, await llamaLogProbs(ctx, prompts[i]!, vocab)))
       }
       // warm-up (not measured), then interleaved rounds
@@ -222,11 +234,13 @@ export async function runFormatPairs(run: FormatRun) {
       if (padded) await oursDecode(padded, run.prompt(), run.newTokens, run.eos)
       await llamaSingle(ctx, run.prompt(), run.eos)
       // a long prompt's first run grows ORT's arena and llama.cpp's compute buffers: not measured
+      if (plain) await oursPrefill(plain, run.prompt())
       if (run.longPrompt) {
         await oursPrefill(ours, longPrompt())
+        if (plain) await oursPrefill(plain, longPrompt())
         await llamaSingle(ctx, longPrompt(), run.eos, 1)
       }
-      const S = { ours: side(), llama: side(), padded: side() }
+      const S = { ours: side(), llama: side(), padded: side(), plain: side() }
       for (let r = 0; r < run.rounds; r++) {
         const p = run.prompt()
         const oursRound = (m: LoadedModel, into: Side) => async () => {
@@ -241,13 +255,15 @@ export async function runFormatPairs(run: FormatRun) {
             S.llama.decode.push(x.decodeTokS)
             S.llama.prompt.push(x.promptTokS)
           },
-          ...(padded ? [oursRound(padded, S.padded)] : [])
+          ...(padded ? [oursRound(padded, S.padded)] : []),
+          ...(plain ? [async () => void S.plain.prompt.push(await oursPrefill(plain, p))] : [])
         ])
         if (run.longPrompt) {
           const lp = longPrompt()
           await rotated(r, [
             async () => void S.ours.long.push(await oursPrefill(ours, lp)),
-            async () => void S.llama.long.push((await llamaSingle(ctx, lp, run.eos, 1)).promptTokS)
+            async () => void S.llama.long.push((await llamaSingle(ctx, lp, run.eos, 1)).promptTokS),
+            ...(plain ? [async () => void S.plain.long.push(await oursPrefill(plain, lp))] : [])
           ])
         }
         if (run.bandwidth) copyGBps.push(await run.bandwidth())
@@ -282,16 +298,35 @@ export async function runFormatPairs(run: FormatRun) {
               }
             }
           : {}),
+        ...(plain
+          ? {
+              // the prompt-pass graph (int8 GEMMs, the default) ÷ MatMulNBits for every pass
+              prefillGraphAB: {
+                withoutPromptTokS: stat(S.plain.prompt),
+                withoutLongPromptTokS: run.longPrompt ? stat(S.plain.long) : null,
+                promptSpeedup: ratio(S.ours.prompt, S.plain.prompt),
+                longPromptSpeedup: run.longPrompt ? ratio(S.ours.long, S.plain.long) : null
+              }
+            }
+          : {}),
         errorVsFp32:
           refLogP.length === 0
             ? null
-            : { ours: mean(err.ours), llama: mean(err.llama), prompts: prompts.length }
+            : {
+                // ours: the prompt pass as served (the prefill graph for int8/int4);
+                // oursDecodeGraph: the same prompts on the decode graph (MatMulNBits) alone
+                ours: mean(err.ours),
+                ...(plain ? { oursDecodeGraph: mean(err.plain) } : {}),
+                llama: mean(err.llama),
+                prompts: prompts.length
+              }
       }
     } finally {
       await ctx.dispose()
       await lm.dispose()
       await ours.dispose()
       await padded?.dispose()
+      await plain?.dispose()
     }
   }
   return { pairs: out, copyGBps }

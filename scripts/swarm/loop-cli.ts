@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runSwarmLoop, type SwarmReport } from '../../src/node/swarm/loop.ts'
+import { runSwarmLoop } from '../../src/node/swarm/loop.ts'
+import type { SwarmReport } from '../../src/node/swarm/report.ts'
 
 export interface LoopFlags {
   nodes: number

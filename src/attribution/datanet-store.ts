@@ -11,6 +11,7 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AbstractLevel } from 'abstract-level'
+import { KeyedLock } from '../common/keyed-lock.ts'
 import { type Logger, silentLogger } from '../common/log.ts'
 import { encodeCanonical } from '../crypto/cbor.ts'
 import { type Hex, sha256, sha256Hex, toHex } from '../crypto/hash.ts'
@@ -96,7 +97,7 @@ export class DatanetStore {
   readonly dataDir: string
   private readonly db: AbstractLevel<unknown, string, unknown>
   private readonly log: Logger
-  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly locks = new KeyedLock()
 
   constructor(components: DatanetStoreComponents) {
     this.db = components.db.sublevel<string, unknown>('datanets', { valueEncoding: 'json' }) as never
@@ -105,14 +106,8 @@ export class DatanetStore {
   }
 
   /** Runs fn after every earlier fn on the same datanet, so seqs and versions never race. */
-  private async serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    this.locks.set(
-      key,
-      run.catch(() => {})
-    )
-    return run
+  private serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(key, fn)
   }
 
   private async getJson<T>(key: string): Promise<T | undefined> {

@@ -9,22 +9,21 @@
 // off exponentially. On start it reconciles with the chain: channel amounts come
 // from the contract itself, so a voucher claimed before a crash is never claimed twice, and a
 // voucher stored but not yet claimed is claimed after the restart.
+// This file is the claim loop (when to claim, batching, simulate → send → record); the policies it
+// calls live beside it: refusals by reason (claim-refusals.ts), the attribution plan and its pool
+// records (claim-attribution.ts), reconciling with the chain (claim-reconcile.ts).
 import type { Address, Hex } from 'viem'
 import { createLogger, type Logger } from '../common/log.ts'
 import { type NodeMetrics, openOf } from '../metrics/registry.ts'
+import { AttributionPlanner, poolRecord } from './claim-attribution.ts'
+import { reconcileWithChain } from './claim-reconcile.ts'
+import { fitToEscrow, handleRefused, type RefusalContext } from './claim-refusals.ts'
 import type { ChainClient, ClaimRejection } from './client.ts'
 import { isCanonicalSignature, type SignedVoucher } from './eip712.ts'
 import { ChainCallError, revertArgs } from './errors.ts'
-import { poolsFundedBy } from './events.ts'
-import {
-  type DeclaredDatanet,
-  MAX_ATTRIBUTIONS,
-  type PlannedPool,
-  planAttribution,
-  receiptLeaf
-} from './pool-attribution.ts'
+import { MAX_ATTRIBUTIONS } from './pool-attribution.ts'
 import { splitPayment } from './shares.ts'
-import type { ChannelRecord, PoolRecord, VoucherStore } from './store.ts'
+import type { ChannelRecord, VoucherStore } from './store.ts'
 
 export interface ClaimerInit {
   /** seconds between claim rounds; default 300 */
@@ -57,10 +56,6 @@ export interface ClaimOutcome {
   poolIds: bigint[]
 }
 
-const CHUNK = 500
-/** planned pools not seen on-chain after this long belong to claims that were never mined */
-const STALE_POOL_MS = 24 * 3600_000
-
 export class Claimer {
   private readonly chain: ChainClient
   private readonly store: VoucherStore
@@ -78,7 +73,8 @@ export class Claimer {
   private running: Promise<ClaimOutcome[]> | undefined
   private failures = 0
   private started = false
-  private readonly datanetKnown = new Set<Hex>()
+  private readonly planner: AttributionPlanner
+  private readonly refusals: RefusalContext
 
   constructor(components: ClaimerComponents, init: ClaimerInit = {}) {
     this.chain = components.chain
@@ -93,6 +89,8 @@ export class Claimer {
     this.log = init.logger ?? createLogger('chain:claimer')
     this.onPoolsFunded = init.onPoolsFunded
     this.metrics = init.metrics
+    this.planner = new AttributionPlanner(this.chain)
+    this.refusals = { chain: this.chain, store: this.store, node: this.node, log: this.log }
   }
 
   async start(): Promise<void> {
@@ -138,35 +136,14 @@ export class Claimer {
 
   /** Reads every stored channel's claimed amount and the pools of past claims from the chain. */
   async reconcile(): Promise<void> {
-    const mine = (await this.store.allChannels()).filter((c) => c.node === this.node)
-    for (let i = 0; i < mine.length; i += CHUNK) {
-      const part = mine.slice(i, i + CHUNK)
-      const amounts = await this.chain.claimedOfMany(part.map((c) => c.channel))
-      await Promise.all(part.map((c, j) => this.store.setClaimed(c.channel, amounts[j]!)))
-    }
-    const open = (await this.store.allPools()).filter((p) => p.poolId == null)
-    if (open.length > 0) {
-      const funded = await poolsFundedBy(this.chain, this.node, this.fromBlock)
-      const known = new Set((await this.store.allPools()).map((p) => p.poolId).filter((x) => x != null))
-      for (const p of open) {
-        const hit = funded.find(
-          (f) =>
-            f.root === p.root &&
-            f.datanetId.toLowerCase() === p.datanetId.toLowerCase() &&
-            !known.has(f.poolId.toString())
-        )
-        if (!hit) {
-          // a claim that never made it on-chain: its vouchers are claimed again with a new plan,
-          // so the old tree only makes every later reconcile scan the event history
-          if (Date.now() - p.createdAt > STALE_POOL_MS) await this.store.deletePool(p)
-          continue
-        }
-        known.add(hit.poolId.toString())
-        await this.store.savePool({ ...p, poolId: hit.poolId.toString() })
-      }
-      await this.poolsFunded()
-    }
-    this.log.debug('reconciled', { channels: mine.length, openPools: open.length })
+    const { channels, openPools } = await reconcileWithChain(
+      this.chain,
+      this.store,
+      this.node,
+      this.fromBlock
+    )
+    if (openPools > 0) await this.poolsFunded()
+    this.log.debug('reconciled', { channels, openPools })
   }
 
   /** Claims everything unclaimed now (single flight: a second call joins the first). */
@@ -222,7 +199,7 @@ export class Claimer {
     let items = []
     for (const x of batch) {
       if (isCanonicalSignature(x.voucher.signature)) items.push(x)
-      else await this.refused(x, 'InvalidSignature')
+      else await handleRefused(this.refusals, x, 'InvalidSignature')
     }
     let withAttribution = true
     const shrunk = new Set<Hex>()
@@ -247,10 +224,10 @@ export class Claimer {
       const sim = await this.chain.simulateClaim(entries, [])
       if (sim.rejected.length > 0) {
         const out = new Set(sim.rejected.map((r) => r.index))
-        const fitted = await this.fitToEscrow(items, sim.rejected, shrunk)
+        const fitted = await fitToEscrow(this.refusals, items, sim.rejected, shrunk)
         for (const r of sim.rejected) {
           const amount = fitted.get(r.index)
-          if (amount === undefined) await this.refused(items[r.index]!, r.reason)
+          if (amount === undefined) await handleRefused(this.refusals, items[r.index]!, r.reason)
           else {
             out.delete(r.index)
             items[r.index] = { ...items[r.index]!, amount }
@@ -259,7 +236,9 @@ export class Claimer {
         items = items.filter((_, j) => !out.has(j))
         continue
       }
-      const plan = withAttribution ? await this.plan(jobs, refusedDatanets) : { attributions: [], pools: [] }
+      const plan = withAttribution
+        ? await this.planner.plan(jobs, refusedDatanets)
+        : { attributions: [], pools: [] }
       if (plan.attributions.length > 0) {
         try {
           await this.chain.simulateClaim(entries, plan.attributions)
@@ -306,7 +285,8 @@ export class Claimer {
       if (res.poolIds.length > 0) await this.poolsFunded()
       // an entry refused between the simulation and the block stays unpaid: handled by reason
       const late = new Set(res.rejected.map((r) => r.index))
-      for (const r of res.rejected) await this.refused(items[r.index]!, r.reason as ClaimRejection)
+      for (const r of res.rejected)
+        await handleRefused(this.refusals, items[r.index]!, r.reason as ClaimRejection)
       const paid = items.filter((_, j) => !late.has(j))
       for (const { record, amount } of paid) await this.store.setClaimed(record.channel, amount)
       this.countClaim(
@@ -352,53 +332,6 @@ export class Claimer {
     return undefined
   }
 
-  /**
-   * Entries refused InsufficientEscrow: claim what the client's escrow holds now, min(owed,
-   * claimed + balance), rather than nothing (the rest stays in the store for a later round, once
-   * the client deposits). Balance and claimed are read at one block; what the batch's other
-   * entries of the same client take from the escrow first is subtracted. Each channel shrinks
-   * once per batch. Returns index → the amount to claim instead.
-   */
-  private async fitToEscrow(
-    items: { record: ChannelRecord; amount: bigint }[],
-    rejected: { index: number; reason: ClaimRejection }[],
-    shrunk: Set<Hex>
-  ): Promise<Map<number, bigint>> {
-    const out = new Map<number, bigint>()
-    const short = rejected.filter(
-      (r) => r.reason === 'InsufficientEscrow' && !shrunk.has(items[r.index]!.record.channel)
-    )
-    if (short.length === 0) return out
-    const refusedIdx = new Set(rejected.map((r) => r.index))
-    const block = await this.chain.blockNumber()
-    const left = new Map<Address, bigint>()
-    for (const r of short) {
-      const { record, amount } = items[r.index]!
-      const client = record.client
-      if (!left.has(client)) {
-        let balance = (await this.chain.escrowOf(client, this.node, block)).balance
-        // the entries of this client that the contract pays in this batch take theirs first
-        for (const [j, x] of items.entries())
-          if (!refusedIdx.has(j) && x.record.client === client) balance -= x.amount - BigInt(x.record.claimed)
-        left.set(client, balance > 0n ? balance : 0n)
-      }
-      const claimed = await this.chain.claimedOf(client, this.node, record.adapterId, block)
-      const room = left.get(client)!
-      // biome-ignore lint/complexity/useMathMinMax: bigints; Math.min takes numbers only
-      const fit = claimed + room < amount ? claimed + room : amount
-      shrunk.add(record.channel)
-      if (fit <= claimed) continue
-      out.set(r.index, fit)
-      left.set(client, room - (fit - claimed))
-      this.log.warn('escrow short of what the channel owes; claiming what it holds', {
-        channel: record.channel,
-        owed: amount,
-        claiming: fit
-      })
-    }
-    return out
-  }
-
   /** A mined claim: its gas, and what its vouchers paid each role, split as the contract splits. */
   private countClaim(gasUsed: bigint, increases: bigint[]): void {
     const m = this.metrics
@@ -423,73 +356,5 @@ export class Claimer {
     } catch (err) {
       this.log.warn('publishing the funded pools failed', { err })
     }
-  }
-
-  /** A refused entry, by reason: catch up with the chain, wait for escrow, or quarantine. */
-  private async refused(
-    x: { record: ChannelRecord; voucher: SignedVoucher },
-    reason: ClaimRejection
-  ): Promise<void> {
-    const { record } = x
-    if (reason === 'NotIncreasing')
-      await this.store.setClaimed(
-        record.channel,
-        await this.chain.claimedOf(record.client, record.node, record.adapterId)
-      )
-    // AboveSignedMaximum cannot happen for what recordPayment accepted (owed ≤ the voucher);
-    // InsufficientEscrow: left in the store, a later round claims it once the client deposits
-    else if (reason !== 'InsufficientEscrow') await this.store.quarantine(record.channel, reason)
-    this.log.warn('voucher refused; claiming the rest', { reason, channel: record.channel })
-  }
-
-  private async plan(jobs: Parameters<typeof planAttribution>[0], refused: ReadonlySet<Hex>) {
-    const ids = new Set<Hex>()
-    const declared = new Map<Hex, DeclaredDatanet[]>()
-    for (const j of jobs) {
-      const adapterId = j.adapterId.toLowerCase() as Hex
-      // the registration as the contract reads it in this claim (read per batch: it may change)
-      if (
-        !declared.has(adapterId) &&
-        !/^0x0+$/.test(adapterId) &&
-        j.receipts.some((r) => r.attribution?.contributors.length)
-      ) {
-        const a = await this.chain.getAdapter(adapterId)
-        declared.set(
-          adapterId,
-          a.datanets.map((id, k) => ({ id: id.toLowerCase() as Hex, bps: Number(a.weightsBps[k]) }))
-        )
-      }
-      for (const r of j.receipts)
-        for (const d of r.attribution?.datanets ?? []) ids.add(d.id.toLowerCase() as Hex)
-    }
-    // only "exists" is cached: a datanet registered later is picked up by the next round
-    for (const id of ids) {
-      if (!this.datanetKnown.has(id) && (await this.chain.datanetExists(id))) this.datanetKnown.add(id)
-    }
-    return planAttribution(
-      jobs,
-      (adapterId) => declared.get(adapterId.toLowerCase() as Hex) ?? [],
-      (id) => this.datanetKnown.has(id) && !refused.has(id)
-    )
-  }
-}
-
-/** A planned pool as the store keeps it: leaves, and what the tree is bound to with its receipts. */
-function poolRecord(p: PlannedPool, createdAt: number): PoolRecord {
-  return {
-    root: p.tree.root,
-    datanetId: p.datanetId,
-    total: p.tree.total.toString(),
-    leaves: p.tree.leaves.map((l) => ({ account: l.account, amount: l.amount.toString() })),
-    binding: p.binding,
-    runs: p.runs.map((r) => ({
-      adapterId: r.adapterId,
-      budget: r.budget.toString(),
-      receipts: r.receipts.map((x) => ({
-        digest: receiptLeaf(x),
-        ...(x.receipt !== undefined ? { receipt: x.receipt } : {})
-      }))
-    })),
-    createdAt
   }
 }

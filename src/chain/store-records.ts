@@ -1,8 +1,9 @@
-// The records the VoucherStore keeps (channels, receipts, jobs in flight, pools, claims) and two
-// helpers on them: types only and pure functions, so readers of the store need not load it.
+// The records the VoucherStore keeps (channels, receipts, jobs in flight, pools, claims) and the
+// helpers that build and read them: types only and pure functions, so readers of the store need
+// not load it.
 import type { AbstractLevel } from 'abstract-level'
-import type { Address, Hex } from 'viem'
-import type { VoucherJson } from './eip712.ts'
+import { type Address, getAddress, type Hex } from 'viem'
+import { type SignedVoucher, type VoucherJson, voucherToJson } from './eip712.ts'
 
 /** Any level instance or sublevel (the node's LevelDB, a sublevel of it, a test's own). */
 // biome-ignore lint/suspicious/noExplicitAny: keys are strings, the rest is up to the owner
@@ -128,4 +129,50 @@ export function unclaimedOf(r: ChannelRecord): bigint {
 /** zero-padded so that string order of keys is numeric order of amounts */
 export function padAmount(n: bigint): string {
   return n.toString().padStart(78, '0')
+}
+
+/**
+ * A receipt as the store keeps it: `owed` is the channel's total with this job (the key a claim's
+ * range reads), and a job that ended without its signed receipt is marked `partial`.
+ */
+export function receiptRecord(
+  jobId: Hex,
+  due: bigint,
+  owed: bigint,
+  cumulativeAmount: string,
+  paid: Omit<PaymentReceipt, 'jobId' | 'amountDue'> | undefined,
+  partial?: { delivered: number }
+): ReceiptRecord {
+  return {
+    jobId,
+    amountDue: due.toString(),
+    owed: owed.toString(),
+    cumulativeAmount,
+    ...(paid?.attribution ? { attribution: paid.attribution } : {}),
+    ...(paid?.digest ? { digest: paid.digest } : {}),
+    ...(paid?.receipt !== undefined ? { receipt: paid.receipt } : partial ? { partial } : {})
+  }
+}
+
+/**
+ * A channel's record after a voucher was accepted on it: the voucher becomes the latest, `owed` the
+ * new total; `kept` carries over what the chain has paid and a quarantine, where the caller keeps them.
+ */
+export function channelRecord(
+  channel: Hex,
+  voucher: SignedVoucher,
+  owed: bigint,
+  kept: { claimed?: string; quarantined?: string } = {}
+): ChannelRecord {
+  return {
+    channel,
+    client: getAddress(voucher.client),
+    node: getAddress(voucher.node),
+    adapterId: voucher.adapterId,
+    latest: voucherToJson(voucher),
+    claimed: kept.claimed ?? '0',
+    owed: owed.toString(),
+    ...(kept.quarantined ? { quarantined: kept.quarantined } : {}),
+    updatedAt: Date.now()
+  }
 }

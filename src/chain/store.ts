@@ -3,19 +3,29 @@
 // client's escrow, its job id used up) before any work, counts its tokens as owed before each is
 // sent (delivered()) and is settled at its end (settle(): the receipt, or what it delivered), so
 // neither an abort nor a crash loses a payment (recordPayment() records a finished job in one
-// step, for callers without a stream). A voucher is
-// the client's signed MAXIMUM for the channel; what the node may claim is `owed`, the sum of the
-// channel's receipts' amountDue (never more, so on-chain payouts equal the receipts to the wei).
-// The Claimer reads it and writes back what the chain has paid; contributor proofs live here.
+// step, for callers without a stream). A voucher is the client's signed MAXIMUM for the channel;
+// what the node may claim is `owed`, the sum of the channel's receipts' amountDue (never more, so
+// on-chain payouts equal the receipts to the wei). The Claimer reads it and writes back what the
+// chain has paid; contributor proofs live here. Rules: payment-rules.ts; records: store-records.ts.
 import type { AbstractBatchOperation, AbstractBatchOptions } from 'abstract-level'
 import { type Address, getAddress, type Hex } from 'viem'
+import { KeyedLock } from '../common/keyed-lock.ts'
 import { channelKey } from './channel.ts'
-import { amountDue, type SignedVoucher, voucherFromJson, voucherToJson } from './eip712.ts'
+import { type SignedVoucher, voucherFromJson, voucherToJson } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
+import {
+  assertCoversJob,
+  assertEscrowCovers,
+  assertIncreasing,
+  assertNoWithdrawal,
+  settledDue
+} from './payment-rules.ts'
+import { Reservations } from './reservations.ts'
 import {
   type AnyLevel,
   type ChannelRecord,
   type ClaimRecord,
+  channelRecord,
   type InflightRecord,
   type PaymentReceipt,
   type PoolRecord,
@@ -23,6 +33,7 @@ import {
   type ReceiptRecord,
   type ReserveChainState,
   type ReserveInput,
+  receiptRecord,
   unclaimedOf
 } from './store-records.ts'
 
@@ -39,10 +50,10 @@ export class VoucherStore {
   /** `${client}!${channel}` → '': a client's channels without scanning them all per voucher check */
   private readonly byClient
   private readonly inflight
-  private readonly locks = new Map<string, Promise<unknown>>()
-  /** worst cases of the jobs in flight, per channel and per client (rebuilt from `inflight`) */
-  private readonly reservedByChannel = new Map<Hex, bigint>()
-  private readonly reservedByClient = new Map<Address, bigint>()
+  /** per client: every writer of a client's channel records (see withChannelLock) */
+  private readonly locks = new KeyedLock()
+  /** worst cases of the jobs in flight (rebuilt from `inflight` by settleAbandoned) */
+  private readonly reserved = new Reservations()
 
   /** `{ sync: true }` when the node is configured to fsync payment batches (chain.syncWrites) */
   // classic-level reads `sync` from the batch options; abstract-level's type does not name it
@@ -91,53 +102,21 @@ export class VoucherStore {
           `job ${job.jobId} was already paid for on this channel; every job needs a new job id`
         )
       let prev = await this.channels.get(channel)
-      const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
-      if (voucher.cumulativeAmount < prevAmount)
-        throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
-          previous: prevAmount.toString()
-        })
+      assertIncreasing(voucher.cumulativeAmount, prev ? BigInt(prev.latest.cumulativeAmount) : 0n)
       const cs = typeof chainState === 'function' ? await chainState() : chainState
-      // a pending withdrawal could empty the escrow before this node claims
-      if (cs.unlockAt !== undefined && cs.unlockAt !== 0n)
-        throw new VoucherRejectedError(
-          'WITHDRAWAL_PENDING',
-          'the client has requested a withdrawal of its escrow; deposit again or cancel it'
-        )
+      assertNoWithdrawal(cs.unlockAt)
       // what the chain has paid (at the block the escrow was read) is no longer exposure
       if (prev && cs.onChainClaimed > BigInt(prev.claimed)) {
         prev = { ...prev, claimed: cs.onChainClaimed.toString(), updatedAt: Date.now() }
         await this.channels.put(channel, prev)
       }
       const owed = prev ? BigInt(prev.owed ?? '0') : cs.onChainClaimed
-      const reserved = this.reservedByChannel.get(channel) ?? 0n
-      const needed = owed + reserved + job.maxAmountDue
-      if (voucher.cumulativeAmount < needed)
-        throw new VoucherRejectedError(
-          'UNDERPAID',
-          `cumulativeAmount ${voucher.cumulativeAmount} must cover ${owed} owed, ${reserved} reserved by jobs in flight and up to ${job.maxAmountDue} for this job`,
-          { needed: needed.toString(), owed: owed.toString(), reserved: reserved.toString() }
-        )
-      const exposure =
-        (await this.unclaimedFromClient(client)) +
-        (this.reservedByClient.get(client) ?? 0n) +
-        job.maxAmountDue
-      if (exposure > cs.escrow)
-        throw new VoucherRejectedError(
-          'INSUFFICIENT_ESCROW',
-          `escrow ${cs.escrow} wei at this node does not cover ${exposure} wei: owed unclaimed, jobs in flight and this job's worst case`,
-          { balance: cs.escrow.toString(), needed: exposure.toString() }
-        )
-      const rec: ChannelRecord = {
-        channel,
-        client,
-        node: getAddress(voucher.node),
-        adapterId: voucher.adapterId,
-        latest: voucherToJson(voucher),
-        claimed: prev?.claimed ?? '0',
-        owed: owed.toString(),
-        ...(prev?.quarantined ? { quarantined: prev.quarantined } : {}),
-        updatedAt: Date.now()
-      }
+      assertCoversJob(voucher.cumulativeAmount, owed, this.reserved.ofChannel(channel), job.maxAmountDue)
+      assertEscrowCovers(
+        cs.escrow,
+        (await this.unclaimedFromClient(client)) + this.reserved.ofClient(client) + job.maxAmountDue
+      )
+      const rec = channelRecord(channel, voucher, owed, prev)
       const flight: InflightRecord = {
         channel,
         client,
@@ -157,7 +136,7 @@ export class VoucherStore {
       ]
       if (!prev) ops.push({ type: 'put', sublevel: this.byClient, key: `${client}!${channel}`, value: '' })
       await this.db.batch(ops, this.writeOptions)
-      this.addReserved(channel, client, job.maxAmountDue)
+      this.reserved.add(channel, client, job.maxAmountDue)
       return { channel }
     })
   }
@@ -186,12 +165,7 @@ export class VoucherStore {
     return this.withLock(getAddress(first.client), async () => {
       const f = await this.inflight.get(key)
       if (!f) return undefined
-      const cap = BigInt(f.maxAmountDue)
-      let due =
-        done?.amountDue ??
-        (f.delivered > 0 ? amountDue(f.promptTokens, f.delivered, BigInt(f.pricePer1kTokens)) : 0n)
-      // never more than the client's reservation (what its voucher covers for this job)
-      if (due > cap) due = cap
+      const due = settledDue(f, done)
       const prev = await this.channels.get(channel)
       const prevOwed = BigInt(prev?.owed ?? '0')
       const owed = prevOwed + due
@@ -212,26 +186,15 @@ export class VoucherStore {
             updatedAt: Date.now()
           }
         })
-        const r: ReceiptRecord = {
-          jobId,
-          amountDue: due.toString(),
-          owed: owed.toString(),
-          cumulativeAmount: f.voucher.cumulativeAmount,
-          ...(done?.attribution ? { attribution: done.attribution } : {}),
-          ...(done?.digest ? { digest: done.digest } : {}),
-          ...(done?.receipt !== undefined
-            ? { receipt: done.receipt }
-            : { partial: { delivered: f.delivered } })
-        }
-        ops.push({
-          type: 'put',
-          sublevel: this.receipts,
-          key: `${channel}!${padAmount(owed)}!${jobId}`,
-          value: r
-        })
+        ops.push(
+          this.receiptPut(
+            channel,
+            receiptRecord(jobId, due, owed, f.voucher.cumulativeAmount, done, { delivered: f.delivered })
+          )
+        )
       }
       await this.db.batch(ops, this.writeOptions)
-      this.addReserved(channel, getAddress(f.client), -cap)
+      this.reserved.add(channel, getAddress(f.client), -BigInt(f.maxAmountDue))
       return { owed: prev && due > 0n ? owed : prevOwed, amountDue: prev ? due : 0n }
     })
   }
@@ -240,7 +203,7 @@ export class VoucherStore {
   async settleAbandoned(): Promise<number> {
     const all = await this.inflight.values().all()
     for (const f of all) {
-      this.addReserved(f.channel, getAddress(f.client), BigInt(f.maxAmountDue))
+      this.reserved.add(f.channel, getAddress(f.client), BigInt(f.maxAmountDue))
       await this.settle(f.channel, f.jobId)
     }
     return all.length
@@ -248,16 +211,7 @@ export class VoucherStore {
 
   /** Worst cases reserved by the client's jobs in flight at this node. */
   reservedFromClient(client: Address): bigint {
-    return this.reservedByClient.get(getAddress(client)) ?? 0n
-  }
-
-  private addReserved(channel: Hex, client: Address, d: bigint): void {
-    const c = (this.reservedByChannel.get(channel) ?? 0n) + d
-    if (c > 0n) this.reservedByChannel.set(channel, c)
-    else this.reservedByChannel.delete(channel)
-    const k = (this.reservedByClient.get(client) ?? 0n) + d
-    if (k > 0n) this.reservedByClient.set(client, k)
-    else this.reservedByClient.delete(client)
+    return this.reserved.ofClient(getAddress(client))
   }
 
   /**
@@ -279,12 +233,8 @@ export class VoucherStore {
     const channel = channelKey(voucher.client, voucher.node, voucher.adapterId)
     return this.withLock(getAddress(voucher.client), async () => {
       const prev = await this.channels.get(channel)
-      const prevAmount = prev ? BigInt(prev.latest.cumulativeAmount) : 0n
       const prevOwed = prev ? BigInt(prev.owed ?? '0') : (opts.baseline ?? 0n)
-      if (voucher.cumulativeAmount < prevAmount)
-        throw new VoucherRejectedError('NOT_INCREASING', `cumulativeAmount must be at least ${prevAmount}`, {
-          previous: prevAmount.toString()
-        })
+      assertIncreasing(voucher.cumulativeAmount, prev ? BigInt(prev.latest.cumulativeAmount) : 0n)
       const jobKey = receipt ? `${channel}!${receipt.jobId}` : undefined
       if (jobKey && (await this.jobs.get(jobKey)) !== undefined)
         return { channel, increase: 0n, owed: prevOwed }
@@ -293,20 +243,10 @@ export class VoucherStore {
         throw new VoucherRejectedError(
           'UNDERPAID',
           `cumulativeAmount ${voucher.cumulativeAmount} does not cover ${owed} owed`,
-          {
-            needed: owed.toString()
-          }
+          { needed: owed.toString() }
         )
-      const rec: ChannelRecord = {
-        channel,
-        client: getAddress(voucher.client),
-        node: getAddress(voucher.node),
-        adapterId: voucher.adapterId,
-        latest: voucherToJson(voucher),
-        claimed: prev?.claimed ?? '0',
-        owed: owed.toString(),
-        updatedAt: Date.now()
-      }
+      // no quarantine carried over here, unlike reserve (as before the rules moved to payment-rules.ts)
+      const rec = channelRecord(channel, voucher, owed, { claimed: prev?.claimed })
       // biome-ignore lint/suspicious/noExplicitAny: values of two sublevels with their own encodings
       const ops: AbstractBatchOperation<AnyLevel, string, any>[] = [
         { type: 'put', sublevel: this.channels, key: channel, value: rec }
@@ -314,21 +254,13 @@ export class VoucherStore {
       if (!prev)
         ops.push({ type: 'put', sublevel: this.byClient, key: `${rec.client}!${channel}`, value: '' })
       if (receipt && jobKey) {
-        const r: ReceiptRecord = {
-          jobId: receipt.jobId,
-          amountDue: receipt.amountDue.toString(),
-          owed: owed.toString(),
-          cumulativeAmount: voucher.cumulativeAmount.toString(),
-          attribution: receipt.attribution,
-          receipt: receipt.receipt,
-          ...(receipt.digest ? { digest: receipt.digest } : {})
-        }
-        ops.push({
-          type: 'put',
-          sublevel: this.receipts,
-          key: `${channel}!${padAmount(owed)}!${receipt.jobId}`,
-          value: r
-        })
+        const { jobId, amountDue } = receipt
+        ops.push(
+          this.receiptPut(
+            channel,
+            receiptRecord(jobId, amountDue, owed, voucher.cumulativeAmount.toString(), receipt)
+          )
+        )
         ops.push({ type: 'put', sublevel: this.jobs, key: jobKey, value: '' })
       }
       await this.db.batch(ops, this.writeOptions)
@@ -447,15 +379,17 @@ export class VoucherStore {
     await this.withLock(getAddress(rec.client), fn)
   }
 
-  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(key) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const tail = run.catch(() => {})
-    this.locks.set(key, tail)
-    try {
-      return await run
-    } finally {
-      if (this.locks.get(key) === tail) this.locks.delete(key)
+  private withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(key, fn)
+  }
+
+  /** keyed by the channel's owed total with the job, so receiptsFor reads a claim's range in order */
+  private receiptPut(channel: Hex, r: ReceiptRecord) {
+    return {
+      type: 'put' as const,
+      sublevel: this.receipts,
+      key: `${channel}!${padAmount(BigInt(r.owed))}!${r.jobId}`,
+      value: r
     }
   }
 }

@@ -8,6 +8,7 @@ import { channelKey } from './channel.ts'
 import type { ChainClient } from './client.ts'
 import { type SignedVoucher, verifyVoucherSignature } from './eip712.ts'
 import { VoucherRejectedError } from './errors.ts'
+import { assertIncreasing, assertNoWithdrawal } from './payment-rules.ts'
 import type { VoucherStore } from './store.ts'
 import type { ReserveChainState } from './store-records.ts'
 
@@ -73,14 +74,7 @@ export async function checkVoucher(
   const escrow = state.escrow
   const storedLatest = stored ? BigInt(stored.latest.cumulativeAmount) : 0n
   const previous = storedLatest > onChain ? storedLatest : onChain
-  if (v.cumulativeAmount < previous)
-    throw new VoucherRejectedError(
-      'NOT_INCREASING',
-      `cumulativeAmount must be at least ${previous}, got ${v.cumulativeAmount}`,
-      {
-        previous: previous.toString()
-      }
-    )
+  assertIncreasing(v.cumulativeAmount, previous)
   // a channel this node has no record of (a fresh data dir) counts what the chain paid as owed
   const owed = stored ? BigInt(stored.owed ?? '0') : onChain
   const needed = owed + input.maxAmountDue
@@ -91,12 +85,7 @@ export async function checkVoucher(
       { needed: needed.toString() }
     )
   const increase = v.cumulativeAmount - previous
-  // a pending withdrawal could empty the escrow before this node claims
-  if (escrow.unlockAt !== 0n)
-    throw new VoucherRejectedError(
-      'WITHDRAWAL_PENDING',
-      'the client has requested a withdrawal of its escrow; deposit again or cancel it'
-    )
+  assertNoWithdrawal(escrow.unlockAt)
   // what the chain paid on this channel is no longer exposure, whatever the store last saw
   if (stored && onChain > BigInt(stored.claimed)) await store.setClaimed(channel, onChain)
   // what this node will claim from the client: owed and not yet paid on all its channels, plus

@@ -112,6 +112,9 @@ test('Train: pick model, datanets and a preset; the loss chart grows while the j
   assert.ok(!(await form.getByRole('checkbox', { name: 'o_proj' }).isChecked()))
   await form.getByRole('spinbutton', { name: 'Steps' }).fill(String(STEPS))
   assert.is(await form.getByRole('combobox', { name: 'Preset' }).inputValue(), 'custom')
+  // QLoRA-style: train against the base as an int4 node serves it (docs/TRAINING.md)
+  await form.getByText('More settings').click()
+  await form.getByRole('combobox', { name: 'Base weights' }).selectOption('int4')
   // every progress line the page shows, to see it move while the job runs
   await page.evaluate(`
     window.seen = []
@@ -134,6 +137,19 @@ test('Train: pick model, datanets and a preset; the loss chart grows while the j
   // in the order the page lists them (the node's datanet order)
   await row.getByText(/^(proverbs, sea log|sea log, proverbs)$/).waitFor()
   await row.getByText(`${STEPS} / ${STEPS}`).waitFor()
+  const jobs = await fetch(`${trainer.services.gateway!.url}/v1/training/jobs`, {
+    headers: { authorization: `Bearer ${adminToken('trainer')}` }
+  })
+  const [job] = (
+    (await jobs.json()) as {
+      data: {
+        request: { baseFormat?: string }
+        record: { body: { baseModel: { format?: string } } } | null
+      }[]
+    }
+  ).data
+  assert.is(job?.request.baseFormat, 'int4', 'the page sent the base format')
+  assert.is(job?.record?.body.baseModel.format, 'int4', 'the signed record states it')
   await screenshot(page, 'factory')
 })
 

@@ -1,8 +1,17 @@
 // A stand-in for LoadedModel's narrow interface (allocSequence / freeSequence / step) whose next
 // token is a hash of the sequence so far and of the adapter sitting in the row's slot. Outputs
 // therefore depend on every token fed, on the order of chunks, and on the slot holding the right
-// adapter for the whole step — the properties the engine must keep while it batches.
+// adapter for the whole step — the properties the engine must keep while it batches. Below it,
+// what the engine test files share: an Engine on a real AdapterStore, and request helpers.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
+import { AdapterStore } from '../../src/runtime/adapters/store.ts'
+import type { EngineLimits } from '../../src/runtime/engine/config.ts'
+import { Engine } from '../../src/runtime/engine/engine.ts'
+import type { TokenEvent } from '../../src/runtime/engine/types.ts'
+import { type TestAdapter, testAdapterLoader, writeTestAdapter } from './adapter-store-fixture.ts'
 
 export const VOCAB = 64
 export const EOS = 0
@@ -118,4 +127,52 @@ export function greedy(logits: Float32Array): number {
   let best = 0
   for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i
   return best
+}
+
+/** A started Engine over a real AdapterStore (in a temp dir) holding `adapters` test adapters. */
+export async function setupEngine(
+  opts: { slots?: number; adapters?: number; limits?: Partial<EngineLimits> } = {}
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'engine-'))
+  const maxBatch = opts.limits?.maxBatch ?? 8
+  const model = new ToyModel({ maxBatch, slots: opts.slots ?? 9 })
+  const store = new AdapterStore<TestAdapter>(
+    { dir: join(dir, 'store') },
+    {
+      model: { modelId: model.modelId, config: {}, pools: model.pools },
+      loadAdapter: testAdapterLoader().load
+    }
+  )
+  await store.start()
+  const adapters: { cid: string; name: string }[] = []
+  for (let i = 0; i < (opts.adapters ?? 0); i++) {
+    const name = `ad${i}`
+    adapters.push({ cid: (await store.import(await writeTestAdapter(dir, name))).cid, name })
+  }
+  const engine = new Engine(
+    { limits: { maxBatch, ...opts.limits } },
+    { models: [{ model, adapters: store }], sample: (l) => greedy(l) }
+  )
+  engine.start()
+  const close = async () => {
+    await engine.stop()
+    await store.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+  return { dir, model, store, engine, adapters, close }
+}
+
+/** A request's tokens and its done event. */
+export async function collect(it: AsyncIterable<TokenEvent>) {
+  const tokens: number[] = []
+  for await (const ev of it) {
+    if (ev.type === 'token') tokens.push(ev.id)
+    else return { tokens, done: ev }
+  }
+  throw new Error('stream ended without a done event')
+}
+
+/** A deterministic prompt per request index, of varying length. */
+export function promptFor(i: number, len = 5 + (i % 7)): number[] {
+  return Array.from({ length: len }, (_, k) => 1 + ((i * 7 + k * 3) % 63))
 }

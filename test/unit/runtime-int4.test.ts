@@ -4,7 +4,7 @@
 // (adapters stay fp32). As with int8, MatMulNBits quantizes the activations to int8 per block
 // (accuracy_level 4), which is the error the graph adds on top of the weights' own; the bound
 // 0.15 is runtime-int8.test.ts's, and an adapter moves the same logits far beyond it.
-import { mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'uvu'
@@ -149,5 +149,30 @@ for (const preset of ['tiny', 'qwen2-tiny'] as const) {
     }
   })
 }
+
+test('prompt passes run the prefill graph (int8 GEMMs over the int4 weights): within the tolerance of MatMulNBits, not identical', async () => {
+  const dir = join(root, 'm-tiny')
+  if (!existsSync(join(dir, 'config.json'))) await makeModel({ preset: 'tiny', seed: 31, out: dir })
+  const ids = Array.from({ length: 9 }, (_, i) => (i * 53 + 5) % 256)
+  const prompt = async (prefillGraph: boolean) => {
+    const model = await loadModel(dir, {
+      cacheDir,
+      weightFormat: 'int4',
+      prefillGraph,
+      pool: { targets: [] }
+    })
+    try {
+      const seq = model.allocSequence()
+      return Float32Array.from((await model.step([{ seq, tokens: ids, slot: 0 }]))[0]!)
+    } finally {
+      await model.dispose()
+    }
+  }
+  const [withPrefill, without] = [await prompt(true), await prompt(false)]
+  const d = maxAbsDiff(withPrefill, without)
+  assert.ok(d <= TOL, `prefill graph vs MatMulNBits: ${d}`)
+  // a different op ran: the activation rounding differs (per tensor vs per block)
+  assert.ok(d > 1e-6, `the prefill graph did not run (difference ${d})`)
+})
 
 test.run()

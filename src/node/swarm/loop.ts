@@ -12,13 +12,14 @@ import { seededRng } from '../../common/random.ts'
 import { adapterIdOf } from '../../protocols/infer/receipt.ts'
 import { LocalSwarm } from '../local-swarm.ts'
 import { ROLE, setUpSwarmChain, startAnvil } from './chain.ts'
-import { Chaos, type ChaosEvent, type FaultRunner } from './chaos.ts'
+import { Chaos, type FaultRunner } from './chaos.ts'
 import { makeDemoAssets } from './demo.ts'
 import { type DriverNode, JobDriver, type JobOutcome } from './driver.ts'
-import { type Reconciliation, reconcile } from './reconcile.ts'
+import { reconcile } from './reconcile.ts'
+import { type SwarmReport, summarizeJobs } from './report.ts'
 import { type SeededNode, seedNodeDir } from './seed.ts'
 import { settleNodeDir } from './settle.ts'
-import { claimsAtRestart, type RestartClaims, type TimeShares, timeShares } from './timings.ts'
+import { claimsAtRestart, timeShares } from './timings.ts'
 
 export interface SwarmLoopOptions {
   base: string
@@ -52,44 +53,6 @@ export interface SwarmLoopOptions {
   onJob?(o: JobOutcome, done: number, total: number): void
 }
 
-export interface SwarmReport {
-  nodes: number
-  config: {
-    adapters: number
-    chaos: boolean
-    concurrency: number
-    maxNewTokens: number
-    attemptTimeoutMs: number
-  }
-  jobs: { requested: number; ok: number; failed: number; failedReasons: Record<string, number> }
-  attempts: {
-    total: number
-    failovers: number
-    failureCodes: Record<string, number>
-    /** one message per failure code */
-    failureSamples: Record<string, string>
-  }
-  routedShare: number
-  latencyMs: { p50: number; p99: number; mean: number }
-  tokens: number
-  receiptsVerified: number
-  spanAttributed: number
-  vouchersClaimed: number
-  jobsPerSec: number
-  jobsWallMs: number
-  timeShares: TimeShares
-  chaos: ChaosEvent[]
-  /** what each restarted node claimed right after it came back (stored before it died) */
-  restartClaims: RestartClaims[]
-  settlement: { leftUnclaimedAtStop: number; claimedAfterStop: string; contributorWithdrawals: number }
-  reconciliation: Reconciliation
-  phasesMs: Record<string, number>
-  base: string
-  /** every node process started (restarts included) and the chain's RPC, all stopped by now */
-  pids: number[]
-  rpcUrl: string
-}
-
 const GPUS = [
   [{ name: 'NVIDIA H100 80GB HBM3', memoryMb: 81559, driver: 'sim' }],
   [{ name: 'NVIDIA A100-SXM4-40GB', memoryMb: 40960, driver: 'sim' }],
@@ -102,18 +65,6 @@ const GPUS = [
 ]
 /** wei per 1k tokens: 0.001, 0.002, 0.003 OPEN by node */
 const PRICE_UNIT = 10n ** 15n
-
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return 0
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!
-}
-
-function count(xs: string[]): Record<string, number> {
-  const m: Record<string, number> = {}
-  for (const x of xs) m[x] = (m[x] ?? 0) + 1
-  return m
-}
 
 export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport> {
   const log = opts.log ?? (() => {})
@@ -345,40 +296,11 @@ export async function runSwarmLoop(opts: SwarmLoopOptions): Promise<SwarmReport>
 
     const ok = outcomes.filter((o) => o.ok)
     const concurrency = opts.concurrency ?? Math.min(8, 2 * N)
-    const failed = outcomes.filter((o) => !o.ok)
     return {
       nodes: N,
       config: { adapters: opts.adapters, chaos: opts.chaos, concurrency, maxNewTokens, attemptTimeoutMs },
-      jobs: {
-        requested: opts.jobs,
-        ok: ok.length,
-        failed: failed.length,
-        failedReasons: count(failed.map((o) => o.failures.at(-1) ?? 'unknown'))
-      },
-      attempts: {
-        total: outcomes.reduce((a, o) => a + o.attempts, 0),
-        failovers: outcomes.reduce((a, o) => a + o.failures.length, 0),
-        failureCodes: count(outcomes.flatMap((o) => o.failures)),
-        failureSamples: Object.fromEntries(driver.failureSamples)
-      },
-      routedShare: ok.length ? ok.filter((o) => o.routed).length / ok.length : 0,
-      latencyMs: {
-        p50: percentile(
-          ok.map((o) => o.latencyMs),
-          50
-        ),
-        p99: percentile(
-          ok.map((o) => o.latencyMs),
-          99
-        ),
-        mean: ok.length ? ok.reduce((a, o) => a + o.latencyMs, 0) / ok.length : 0
-      },
-      tokens: ok.reduce((a, o) => a + (o.tokens ?? 0), 0),
-      receiptsVerified: ok.length,
-      spanAttributed: ok.filter((o) => o.receipt?.body.attribution.method === 'spans').length,
+      ...summarizeJobs(opts.jobs, outcomes, driver.failureSamples, jobsWallMs),
       vouchersClaimed: rec.vouchersClaimed,
-      jobsPerSec: jobsWallMs > 0 ? ok.length / (jobsWallMs / 1000) : 0,
-      jobsWallMs,
       timeShares: await timeShares(ok, nodeLogs),
       chaos: chaos?.events ?? [],
       restartClaims: await claimsAtRestart(nodeLogs),

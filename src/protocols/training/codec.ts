@@ -11,6 +11,7 @@ import { anyAddress, decimalString, hexBytes, z } from '../../common/schema.ts'
 import { encodeCanonical } from '../../crypto/cbor.ts'
 import { LORA_TARGET_NAMES } from '../../runtime/model/families/types.ts'
 import { SCHEDULES } from '../../runtime/training/schedule.ts'
+import { WEIGHT_FORMATS, type WeightFormat } from '../../runtime/weight-format.ts'
 import { AcceptedTermsSchema, PaymentTermsSchema } from '../infer/terms.ts'
 import { MAX_REMOTE_STEPS, MAX_TRAIN_FRAME_BYTES } from './constants.ts'
 
@@ -44,6 +45,8 @@ export const TrainJobRequestSchema = z.strictObject({
   seqLen: z.number().int().min(2).max(4096).optional(),
   warmup: z.number().int().min(0).max(MAX_REMOTE_STEPS).optional(),
   schedule: z.enum(SCHEDULES).optional(),
+  /** the frozen base as serving's infer.weightFormat builds it (default fp32; docs/TRAINING.md) */
+  baseFormat: z.enum(WEIGHT_FORMATS as unknown as [WeightFormat, ...WeightFormat[]]).optional(),
   seed: z
     .number()
     .int()

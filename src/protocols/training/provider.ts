@@ -79,6 +79,7 @@ export function localTrainingProvider(o: LocalTrainingOptions): TrainingProvider
         seqLen: req.seqLen,
         warmup: req.warmup,
         schedule: req.schedule,
+        baseFormat: req.baseFormat,
         threads: o.threads,
         record: {
           signer: o.signer,

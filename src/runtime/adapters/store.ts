@@ -4,13 +4,14 @@
 //   hot:  a slot in the model's SlotPools, LRU among slots no running sequence holds.
 // `acquire(cid)` moves an adapter up to hot and pins its slot until the lease is released; the
 // engine holds one lease per running sequence, so eviction can never touch a slot in use.
-// Concurrent acquires of the same cold adapter share one disk load.
-import { readFile, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+// Concurrent acquires of the same cold adapter share one disk load. The tiers' bookkeeping is
+// warm.ts and hot.ts; this class moves adapters between them, counts and tells its listeners.
 import { OpenLoraError } from '../../common/errors.ts'
 import { type Logger, silentLogger } from '../../common/log.ts'
+import { checkFileSize, checkFitsPools, readAdapterDir } from './admission.ts'
 import { ADAPTER_FILES, type AdapterFiles, adapterCid, type ColdEntry, ColdIndex } from './cold.ts'
 import { AdapterNotFoundError, AdapterStoreError, NoFreeSlotError } from './errors.ts'
+import { HotSlots } from './hot.ts'
 import {
   type AdapterLease,
   type AdapterStoreComponents,
@@ -21,6 +22,7 @@ import {
   type Tier,
   type TierChange
 } from './types.ts'
+import { WarmTier } from './warm.ts'
 
 export * from './types.ts'
 
@@ -34,16 +36,10 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
   private readonly loadAdapter: (dir: string, config: unknown) => Promise<A>
   private readonly log: Logger
   private readonly onLoad: AdapterStoreComponents<A>['onLoad']
-  private readonly warmBudget: number
   private readonly maxAdapterBytes: number
   private readonly flushEveryMs: number
-  // Map iteration order is insertion order: delete + set moves an entry to the young end.
-  private readonly warm = new Map<string, { adapter: A; bytes: number }>()
-  private warmBytes = 0
-  private readonly hot = new Map<string, number>()
-  private readonly slotCid: (string | undefined)[]
-  private readonly slotRefs: number[]
-  private readonly freeSlots: number[] = []
+  private readonly warm: WarmTier<A>
+  private readonly hot: HotSlots
   private readonly loading = new Map<string, Promise<A>>()
   private readonly importing = new Map<string, Promise<{ cid: string; added: boolean }>>()
   private readonly counters = {
@@ -66,7 +62,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     this.loadAdapter = components.loadAdapter as (dir: string, config: unknown) => Promise<A>
     this.log = (components.logger ?? silentLogger).child('adapters')
     this.onLoad = components.onLoad
-    this.warmBudget = init.warmBudgetBytes ?? DEFAULT_WARM_BUDGET
+    this.warm = new WarmTier(init.warmBudgetBytes ?? DEFAULT_WARM_BUDGET)
     this.maxAdapterBytes = init.maxAdapterBytes ?? DEFAULT_MAX_ADAPTER_BYTES
     this.flushEveryMs = init.flushEveryMs ?? DEFAULT_FLUSH_MS
     const slots = this.model.pools.slots
@@ -75,10 +71,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
         'ADAPTER_INVALID',
         `pool has ${slots} slots; need at least 2 (slot 0 = no adapter)`
       )
-    this.slotCid = new Array(slots).fill(undefined)
-    this.slotRefs = new Array(slots).fill(0)
-    // slot 0 is reserved for "no adapter"; hand out low slots first
-    for (let s = slots - 1; s >= 1; s--) this.freeSlots.push(s)
+    this.hot = new HotSlots(slots)
   }
 
   async start(): Promise<void> {
@@ -96,22 +89,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
 
   /** Copies a PEFT directory into the cold store after checking it fits this model and pool. */
   async import(dir: string): Promise<{ cid: string; added: boolean }> {
-    const files = {} as AdapterFiles
-    for (const name of ADAPTER_FILES) {
-      const p = join(dir, name)
-      const size = await stat(p).then(
-        (s) => s.size,
-        () => {
-          throw new AdapterStoreError(
-            'ADAPTER_INVALID',
-            `${p} is missing; a PEFT adapter needs ${ADAPTER_FILES.join(' and ')}`
-          )
-        }
-      )
-      this.checkSize(name, size)
-      files[name] = await readFile(p)
-    }
-    return this.importFiles(files)
+    return this.importFiles(await readAdapterDir(dir, this.maxAdapterBytes))
   }
 
   /** Registers adapter files from anywhere (a directory, a peer); `expectedCid` is checked first. */
@@ -123,7 +101,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     for (const name of ADAPTER_FILES) {
       if (!(files[name] instanceof Uint8Array))
         throw new AdapterStoreError('ADAPTER_INVALID', `adapter file ${name} is missing`)
-      this.checkSize(name, files[name].length)
+      checkFileSize(name, files[name].length, this.maxAdapterBytes)
     }
     const cid = adapterCid(files)
     if (opts.expectedCid !== undefined && opts.expectedCid !== cid)
@@ -163,7 +141,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
           `loader named the adapter ${adapter.cid}, the store ${cid}`,
           { cid }
         )
-      const shape = this.checkFits(cid, adapter)
+      const shape = checkFitsPools(cid, adapter, this.model.pools)
       const entry: ColdEntry = {
         cid,
         baseModel: this.model.modelId,
@@ -218,21 +196,20 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     this.checkOpen()
     const t0 = performance.now()
     let from: Tier = 'hot'
-    let slot = this.hot.get(cid)
+    let slot = this.hot.slotOf(cid)
     if (slot === undefined) {
-      let adapter = this.warmGet(cid)
+      let adapter = this.warm.get(cid)
       from = 'warm'
       if (adapter === undefined) {
         from = 'cold'
         adapter = await this.loadOnce(cid)
       }
       // another acquire may have placed it while this one waited on the disk
-      slot = this.hot.get(cid) ?? this.placeHot(cid, adapter)
+      slot = this.hot.slotOf(cid) ?? this.placeHot(cid, adapter)
     } else {
-      this.hot.delete(cid)
-      this.hot.set(cid, slot)
+      this.hot.touch(cid)
     }
-    this.slotRefs[slot]! += 1
+    this.hot.pin(slot)
     this.counters.hits[from] += 1
     this.adapterCounters(cid).hits += 1
     this.cold.touch(cid)
@@ -248,7 +225,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
       release: () => {
         if (released) return
         released = true
-        this.slotRefs[pinned]! -= 1
+        this.hot.unpin(pinned)
       }
     }
   }
@@ -256,9 +233,9 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
   /** Unregisters an adapter and deletes its files; refused while a sequence holds it. */
   async remove(cid: string): Promise<boolean> {
     this.checkOpen()
-    const slot = this.hot.get(cid)
+    const slot = this.hot.slotOf(cid)
     if (slot !== undefined) {
-      if (this.slotRefs[slot]! > 0)
+      if (this.hot.pinned(slot))
         throw new AdapterStoreError(
           'ADAPTER_INVALID',
           `adapter ${cid} is in use by a running sequence; remove it when idle`,
@@ -267,7 +244,7 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
       this.evictHot(slot, false)
       this.model.pools.clear(slot)
     }
-    this.warmDelete(cid)
+    this.warm.delete(cid)
     const removed = await this.cold.remove(cid)
     this.perAdapter.delete(cid)
     if (removed) this.emitChange(cid, 'removed')
@@ -276,8 +253,8 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
 
   /** Each adapter in its highest tier, for adverts; cold is a count (list it with listCold). */
   tiers(): { hot: string[]; warm: string[]; cold: number } {
-    const hot = [...this.hot.keys()]
-    const warm = [...this.warm.keys()].filter((c) => !this.hot.has(c))
+    const hot = this.hot.cids()
+    const warm = this.warm.cids().filter((c) => !this.hot.has(c))
     return { hot, warm, cold: this.cold.size }
   }
 
@@ -292,20 +269,18 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
   }
 
   slotOf(cid: string): number | undefined {
-    return this.hot.get(cid)
+    return this.hot.slotOf(cid)
   }
 
   stats(): AdapterStoreStats {
-    let hotPinned = 0
-    for (const r of this.slotRefs) if (r > 0) hotPinned += 1
     return {
       registered: this.cold.size,
       registeredBytes: this.cold.totalBytes,
       warm: this.warm.size,
-      warmBytes: this.warmBytes,
-      warmBudgetBytes: this.warmBudget,
+      warmBytes: this.warm.bytes,
+      warmBudgetBytes: this.warm.budget,
       hot: this.hot.size,
-      hotPinned,
+      hotPinned: this.hot.pinnedCount(),
       slots: this.model.pools.slots,
       hits: { ...this.counters.hits },
       coldLoads: this.counters.coldLoads,
@@ -363,96 +338,37 @@ export class AdapterStore<A extends DecodedAdapter = DecodedAdapter> extends Eve
     return adapter
   }
 
-  private checkFits(cid: string, adapter: A): { rank: number; targets: string[]; fp32Bytes: number } {
-    const shape = adapterShape(adapter)
-    const pools = this.model.pools
-    if (shape.rank > pools.maxRank)
-      throw new AdapterStoreError(
-        'ADAPTER_RANK_TOO_LARGE',
-        `adapter ${cid} has rank ${shape.rank}; this model's slot pool holds ranks up to ${pools.maxRank} (raise pool.maxRank)`,
-        { cid, rank: shape.rank, maxRank: pools.maxRank }
-      )
-    const missing = shape.targets.filter((t) => !pools.targets.includes(t))
-    if (missing.length > 0)
-      throw new AdapterStoreError(
-        'ADAPTER_TARGET_UNSUPPORTED',
-        `adapter ${cid} targets ${missing.join(', ')}; this model's slot pool covers ${pools.targets.join(', ')} (set pool.targets)`,
-        { cid, targets: shape.targets, poolTargets: pools.targets }
-      )
-    return shape
-  }
-
-  private checkSize(name: string, size: number): void {
-    if (size > this.maxAdapterBytes)
-      throw new AdapterStoreError(
-        'ADAPTER_TOO_LARGE',
-        `adapter file ${name} is ${size} bytes; the limit is ${this.maxAdapterBytes} (adapters.maxAdapterBytes)`,
-        { name, size, limit: this.maxAdapterBytes }
-      )
-  }
-
   private checkOpen(): void {
     if (!this.open)
       throw new AdapterStoreError('STORE_CLOSED', 'the adapter store is not started (call start())')
   }
 
-  private warmGet(cid: string): A | undefined {
-    const w = this.warm.get(cid)
-    if (w === undefined) return undefined
-    this.warm.delete(cid)
-    this.warm.set(cid, w)
-    return w.adapter
-  }
-
   private warmPut(cid: string, adapter: A, bytes: number): void {
-    this.warmDelete(cid)
-    this.warm.set(cid, { adapter, bytes })
-    this.warmBytes += bytes
-    for (const old of this.warm.keys()) {
-      if (this.warmBytes <= this.warmBudget) break
-      if (old === cid) continue
-      this.warmDelete(old)
+    for (const old of this.warm.put(cid, adapter, bytes)) {
       this.counters.evictions.warm += 1
       if (!this.hot.has(old)) this.emitChange(old, 'cold')
     }
     this.emitChange(cid, this.hot.has(cid) ? 'hot' : 'warm')
   }
 
-  private warmDelete(cid: string): void {
-    const w = this.warm.get(cid)
-    if (w === undefined) return
-    this.warm.delete(cid)
-    this.warmBytes -= w.bytes
-  }
-
   private placeHot(cid: string, adapter: A): number {
-    let slot = this.freeSlots.pop()
-    if (slot === undefined) {
-      for (const [, s] of this.hot) {
-        if (this.slotRefs[s] === 0) {
-          slot = s
-          break
-        }
-      }
-      if (slot === undefined) throw new NoFreeSlotError(cid, this.model.pools.slots)
-      this.evictHot(slot, true)
-      this.freeSlots.pop()
-    }
-    this.model.pools.write(slot, adapter)
-    this.slotCid[slot] = cid
-    this.hot.set(cid, slot)
+    const taken = this.hot.take()
+    if (taken === undefined) throw new NoFreeSlotError(cid, this.model.pools.slots)
+    if (taken.evicted !== undefined) this.leftHot(taken.evicted, true)
+    this.model.pools.write(taken.slot, adapter)
+    this.hot.assign(cid, taken.slot)
     // an adapter bigger than the whole warm budget was only kept for this write
-    if (this.warmBytes > this.warmBudget) this.warmDelete(cid)
+    if (this.warm.overBudget()) this.warm.delete(cid)
     this.emitChange(cid, 'hot')
-    return slot
+    return taken.slot
   }
 
   private evictHot(slot: number, counted: boolean): void {
-    const cid = this.slotCid[slot]
-    if (cid === undefined) return
-    this.hot.delete(cid)
-    this.slotCid[slot] = undefined
-    this.freeSlots.push(slot)
+    const cid = this.hot.evict(slot)
+    if (cid !== undefined) this.leftHot(cid, counted)
+  }
+
+  private leftHot(cid: string, counted: boolean): void {
     if (counted) this.counters.evictions.hot += 1
     this.emitChange(cid, this.warm.has(cid) ? 'warm' : 'cold')
   }

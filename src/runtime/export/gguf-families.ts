@@ -6,7 +6,8 @@
 // The Llama family keeps its own writer (gguf-llama.ts), whose q/k permutation this one never needs:
 // every other architecture takes rotate-half (NeoX) or interleaved RoPE as the checkpoint has it.
 import { createLogger } from '../../common/log.ts'
-import { GgufError, type GgufKv, type GgufTensorIn, GgufType, writeGguf } from '../formats/gguf.ts'
+import { GgufError, type GgufKv, GgufType } from '../formats/gguf.ts'
+import { type GgufTensorIn, writeGguf } from '../formats/gguf-write.ts'
 import { loadCheckpointWeights, type TensorMap } from '../formats/safetensors.ts'
 import { familyOf, type ModelConfig, type Projection, projectionShape } from '../model/config.ts'
 import type { LayerWeights } from '../model/families/types.ts'

@@ -6,14 +6,8 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { NotSupportedError } from '../../common/errors.ts'
 import { createLogger } from '../../common/log.ts'
-import {
-  GgufError,
-  type GgufKv,
-  type GgufTensorIn,
-  GgufType,
-  type TensorDtype,
-  writeGguf
-} from '../formats/gguf.ts'
+import { GgufError, type GgufKv, GgufType, type TensorDtype } from '../formats/gguf.ts'
+import { type GgufTensorIn, writeGguf } from '../formats/gguf-write.ts'
 import { openCheckpoint } from '../formats/safetensors.ts'
 import { type ModelConfig, parseModelConfig } from '../model/config.ts'
 import { llamaCppArch } from './gguf-arch.ts'

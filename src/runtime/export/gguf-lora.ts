@@ -7,14 +7,8 @@
 // tensor: A = [A₁; A₂; …], B = block-diagonal, which computes each part's delta exactly.
 import { NotSupportedError } from '../../common/errors.ts'
 import { createLogger } from '../../common/log.ts'
-import {
-  GgufError,
-  type GgufKv,
-  type GgufTensorIn,
-  GgufType,
-  type TensorDtype,
-  writeGguf
-} from '../formats/gguf.ts'
+import { GgufError, type GgufKv, GgufType, type TensorDtype } from '../formats/gguf.ts'
+import { type GgufTensorIn, writeGguf } from '../formats/gguf-write.ts'
 import { type ModelConfig, projectionShape } from '../model/config.ts'
 import { llamaCppArch } from './gguf-arch.ts'
 import { PROJ_TO_GGUF, permuteRotaryRows } from './gguf-llama.ts'

@@ -1,23 +1,26 @@
 // The float dtypes safetensors checkpoints use, widened to fp32 for compute and narrowed back for
 // writing. Conversions are exact for every bit pattern and round to nearest even, matching
 // PyTorch's .to(torch.float16 / torch.bfloat16), so fixtures written here load in transformers
-// with the same values.
+// with the same values. GGUF's F16 tensors use the same two conversions.
 export type FloatDtype = 'F32' | 'F16' | 'BF16'
 export const FLOAT_DTYPES: readonly FloatDtype[] = ['F32', 'F16', 'BF16']
 
-// fp16 → fp32 through a 64K-entry table: simple and exact for every bit pattern
+/** fp16 bits → fp32 value, exact for every bit pattern (subnormals, ±inf, NaN). */
+export function f16BitsToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1
+  const e = (h >>> 10) & 0x1f
+  const m = h & 0x3ff
+  if (e === 0) return s * m * 2 ** -24
+  if (e === 0x1f) return m === 0 ? s * Number.POSITIVE_INFINITY : Number.NaN
+  return s * (1 + m / 1024) * 2 ** (e - 15)
+}
+
+// fp16 → fp32 of a whole tensor through a 64K-entry table of the above: one load per value
 let F16_TABLE: Float32Array | null = null
 function f16Table(): Float32Array {
   if (F16_TABLE) return F16_TABLE
   const t = new Float32Array(65536)
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1
-    const exp = (h >> 10) & 0x1f
-    const frac = h & 0x3ff
-    if (exp === 0) t[h] = sign * frac * 2 ** -24
-    else if (exp === 31) t[h] = frac === 0 ? sign * Infinity : Number.NaN
-    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15)
-  }
+  for (let h = 0; h < 65536; h++) t[h] = f16BitsToF32(h)
   F16_TABLE = t
   return t
 }
@@ -47,29 +50,32 @@ export function decodeFloats(dtype: FloatDtype, bytes: Uint8Array): Float32Array
   return out
 }
 
-function f32ToF16Bits(v: number): number {
-  const f = new Float32Array([v])
-  const x = new Uint32Array(f.buffer)[0]!
-  const sign = (x >>> 16) & 0x8000
-  const exp = (x >>> 23) & 0xff
-  let mant = x & 0x7fffff
+// fp32 → fp16 bits with round-to-nearest-even, overflow to ±inf, gradual underflow (IEEE 754).
+const F32_SCRATCH = new Float32Array(1)
+const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer)
+export function f32ToF16Bits(x: number): number {
+  F32_SCRATCH[0] = x
+  const b = U32_SCRATCH[0]!
+  const sign = (b >>> 16) & 0x8000
+  const exp = (b >>> 23) & 0xff
+  const mant = b & 0x7fffff
   if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 : 0)
-  const e = exp - 127 + 15
-  if (e >= 31) return sign | 0x7c00
+  const e = exp - 112 // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00
   if (e <= 0) {
     if (e < -10) return sign
-    mant |= 0x800000
+    const m = mant | 0x800000
     const shift = 14 - e
-    let h = mant >> shift
-    const rem = mant & ((1 << shift) - 1)
+    let h = m >>> shift
+    const rem = m & ((1 << shift) - 1)
     const half = 1 << (shift - 1)
-    if (rem > half || (rem === half && h & 1)) h++
+    if (rem > half || (rem === half && (h & 1) === 1)) h++
     return sign | h
   }
-  let h = (e << 10) | (mant >> 13)
+  let h = (e << 10) | (mant >>> 13)
   const rem = mant & 0x1fff
-  // round to nearest even; a carry into the exponent is the correct rounding (up to Infinity)
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++
+  // a carry out of the mantissa correctly bumps the exponent (up to inf)
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++
   return sign | h
 }
 

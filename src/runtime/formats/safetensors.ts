@@ -4,20 +4,23 @@
 // JSON shape, dtype, that shape × dtype size equals the byte range, and that the ranges tile the
 // data section exactly (no gaps, overlaps or bytes past the end; a truncated download fails
 // here, naming the file and tensor). F32/F16/BF16 are widened to Float32Array because the
-// runtime computes in fp32.
+// runtime computes in fp32. Writing lives in safetensors-write.ts, re-exported here so every
+// user of the format imports one path.
 import { closeSync, openSync, readSync } from 'node:fs'
-import { open, readFile, writeFile } from 'node:fs/promises'
+import { open, readFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { OpenLoraError } from '../../common/errors.ts'
-import { decodeFloats, encodeFloats, FLOAT_DTYPES, type FloatDtype } from './dtypes.ts'
-
-export class SafetensorsError extends OpenLoraError<'SAFETENSORS_INVALID'> {
-  constructor(message: string, data: Record<string, unknown> = {}) {
-    super('SAFETENSORS_INVALID', message, data)
-  }
-}
+import { decodeFloats, FLOAT_DTYPES, type FloatDtype } from './dtypes.ts'
+import { numel, SafetensorsError } from './safetensors-common.ts'
 
 export { decodeFloats, encodeFloats, FLOAT_DTYPES, type FloatDtype } from './dtypes.ts'
+export { SafetensorsError } from './safetensors-common.ts'
+export {
+  encodeSafetensors,
+  type TensorSpec,
+  type WriteTensor,
+  writeSafetensors,
+  writeSafetensorsStreaming
+} from './safetensors-write.ts'
 
 /** Byte size per element of every dtype the format defines (so headers naming them still parse). */
 const DTYPE_SIZE: Record<string, number> = {
@@ -70,9 +73,19 @@ function fail(file: string, message: string, tensor?: string): never {
   throw new SafetensorsError(`${where}: ${message}`, { file, ...(tensor === undefined ? {} : { tensor }) })
 }
 
-function numel(shape: number[]): number {
-  let n = 1
-  for (const d of shape) n *= d
+/** Weights are floats: any other dtype is refused naming the tensor. */
+function weightDtype(file: string, dtype: string, tensor: string): FloatDtype {
+  if (!(FLOAT_DTYPES as readonly string[]).includes(dtype))
+    fail(file, `dtype ${dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`, tensor)
+  return dtype as FloatDtype
+}
+
+/** The header length from the file's first 8 bytes, bounded and inside a file of `size` bytes. */
+function headerLength(file: string, len: bigint, size: number): number {
+  if (len > BigInt(MAX_HEADER_BYTES))
+    fail(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`)
+  const n = Number(len)
+  if (8 + n > size) fail(file, `header length ${n} runs past the end of the ${size}-byte file: truncated`)
   return n
 }
 
@@ -170,11 +183,7 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     if (size < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length: truncated`)
     const lenBuf = Buffer.alloc(8)
     await fh.read(lenBuf, 0, 8, 0)
-    const len = lenBuf.readBigUInt64LE(0)
-    if (len > BigInt(MAX_HEADER_BYTES))
-      fail(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`)
-    const n = Number(len)
-    if (8 + n > size) fail(file, `header length ${n} runs past the end of the ${size}-byte file: truncated`)
+    const n = headerLength(file, lenBuf.readBigUInt64LE(0), size)
     const header = Buffer.alloc(n)
     await fh.read(header, 0, n, 8)
     return parseHeader(file, header, size)
@@ -196,15 +205,8 @@ export async function loadSafetensors(file: string, opts: LoadOptions = {}): Pro
   try {
     for (const [name, info] of header.tensors) {
       if (opts.filter && !opts.filter(name)) continue
-      if (!(FLOAT_DTYPES as readonly string[]).includes(info.dtype)) {
-        fail(
-          file,
-          `dtype ${info.dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`,
-          name
-        )
-      }
+      const dtype = weightDtype(file, info.dtype, name)
       const n = info.end - info.begin
-      const dtype = info.dtype as FloatDtype
       // F32 is read straight into the result's buffer (no second copy of a large checkpoint);
       // half types into a fresh aligned buffer that decodeFloats widens
       const f32 = dtype === 'F32' ? new Float32Array(n / 4) : null
@@ -258,12 +260,7 @@ export async function openCheckpoint(dir: string): Promise<CheckpointReader> {
             `is not listed for this shard in ${INDEX_FILE} (index says ${files.weightMap.get(name) ?? 'nothing'})`,
             name
           )
-        if (!(FLOAT_DTYPES as readonly string[]).includes(info.dtype))
-          fail(
-            path,
-            `dtype ${info.dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`,
-            name
-          )
+        weightDtype(path, info.dtype, name)
         if (where.has(name)) fail(path, `is also in ${where.get(name)!.path}`, name)
         where.set(name, { fd, path, info, dataStart: header.dataStart })
       }
@@ -364,117 +361,6 @@ export async function checkpointFiles(
   return { files: [...new Set(weightMap.values())].sort(), weightMap }
 }
 
-export interface WriteTensor {
-  shape: number[]
-  data: Float32Array
-  /** dtype to store; fp32 by default */
-  dtype?: FloatDtype
-}
-
-/**
- * Serialises tensors (sorted by name, so the same tensors give the same bytes) with the header
- * padded by spaces to a multiple of 8 bytes, as the reference implementation does.
- */
-export function encodeSafetensors(
-  tensors: Map<string, WriteTensor> | Record<string, WriteTensor>,
-  metadata?: Record<string, string>
-): Uint8Array {
-  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) =>
-    a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0
-  )
-  const header: Record<string, unknown> = {}
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata
-  const chunks: Uint8Array[] = []
-  let at = 0
-  for (const [name, t] of entries) {
-    if (numel(t.shape) !== t.data.length) {
-      throw new SafetensorsError(
-        `tensor "${name}": shape ${JSON.stringify(t.shape)} does not match ${t.data.length} values`,
-        {
-          tensor: name
-        }
-      )
-    }
-    const bytes = encodeFloats(t.dtype ?? 'F32', t.data)
-    header[name] = { dtype: t.dtype ?? 'F32', shape: t.shape, data_offsets: [at, at + bytes.length] }
-    chunks.push(bytes)
-    at += bytes.length
-  }
-  let json = JSON.stringify(header)
-  const pad = (8 - (Buffer.byteLength(json) % 8)) % 8
-  json += ' '.repeat(pad)
-  const hbytes = Buffer.from(json, 'utf8')
-  const out = new Uint8Array(8 + hbytes.length + at)
-  new DataView(out.buffer).setBigUint64(0, BigInt(hbytes.length), true)
-  out.set(hbytes, 8)
-  let off = 8 + hbytes.length
-  for (const c of chunks) {
-    out.set(c, off)
-    off += c.length
-  }
-  return out
-}
-
-export async function writeSafetensors(
-  file: string,
-  tensors: Map<string, WriteTensor> | Record<string, WriteTensor>,
-  metadata?: Record<string, string>
-): Promise<void> {
-  await writeFile(file, encodeSafetensors(tensors, metadata))
-}
-
-export interface TensorSpec {
-  name: string
-  shape: number[]
-  dtype?: FloatDtype
-}
-
-/**
- * Writes a file whose tensors are produced one at a time (in name order), so a generator never
- * holds a whole multi-hundred-MB checkpoint in memory. Same bytes as encodeSafetensors.
- */
-export async function writeSafetensorsStreaming(
-  file: string,
-  specs: TensorSpec[],
-  produce: (name: string) => Float32Array,
-  metadata?: Record<string, string>
-): Promise<number> {
-  const sorted = [...specs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  const header: Record<string, unknown> = {}
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata
-  let at = 0
-  for (const s of sorted) {
-    const bytes = numel(s.shape) * (s.dtype === undefined || s.dtype === 'F32' ? 4 : 2)
-    header[s.name] = { dtype: s.dtype ?? 'F32', shape: s.shape, data_offsets: [at, at + bytes] }
-    at += bytes
-  }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8)
-  const hbytes = Buffer.from(json, 'utf8')
-  const fh = await open(file, 'w')
-  try {
-    const len = Buffer.alloc(8)
-    len.writeBigUInt64LE(BigInt(hbytes.length))
-    await fh.write(len)
-    await fh.write(hbytes)
-    for (const s of sorted) {
-      const data = produce(s.name)
-      if (data.length !== numel(s.shape)) {
-        throw new SafetensorsError(
-          `tensor "${s.name}": produced ${data.length} values for shape ${JSON.stringify(s.shape)}`,
-          {
-            tensor: s.name
-          }
-        )
-      }
-      await fh.write(encodeFloats(s.dtype ?? 'F32', data))
-    }
-  } finally {
-    await fh.close()
-  }
-  return 8 + hbytes.length + at
-}
-
 /**
  * Parses a whole file already in memory (an adapter received from a peer, or read once to be
  * both hashed and loaded). `file` only names it in errors.
@@ -485,28 +371,17 @@ export function parseSafetensorsBytes(
 ): { tensors: TensorMap; metadata: Record<string, string> } {
   if (bytes.length < 8)
     fail(file, `file is ${bytes.length} bytes, shorter than the 8-byte header length: truncated`)
-  const len = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)
-  if (len > BigInt(MAX_HEADER_BYTES))
-    fail(file, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`)
-  const n = Number(len)
-  if (8 + n > bytes.length)
-    fail(file, `header length ${n} runs past the end of the ${bytes.length}-byte file: truncated`)
+  const n = headerLength(
+    file,
+    new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true),
+    bytes.length
+  )
   const header = parseHeader(file, bytes.subarray(8, 8 + n), bytes.length)
   const tensors: TensorMap = new Map()
   for (const [name, info] of header.tensors) {
-    if (!(FLOAT_DTYPES as readonly string[]).includes(info.dtype)) {
-      fail(
-        file,
-        `dtype ${info.dtype} is not supported for weights; allowed: ${FLOAT_DTYPES.join(', ')}`,
-        name
-      )
-    }
+    const dtype = weightDtype(file, info.dtype, name)
     const raw = bytes.subarray(header.dataStart + info.begin, header.dataStart + info.end)
-    tensors.set(name, {
-      dtype: info.dtype as FloatDtype,
-      shape: info.shape,
-      data: decodeFloats(info.dtype as FloatDtype, raw)
-    })
+    tensors.set(name, { dtype, shape: info.shape, data: decodeFloats(dtype, raw) })
   }
   return { tensors, metadata: header.metadata }
 }

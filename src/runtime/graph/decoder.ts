@@ -28,101 +28,51 @@
 // - RoPE tables are inputs too (`rope_cos`/`rope_sin`), so the cached graph does not depend on
 //   the maximum sequence length.
 import { familyOf, type ModelConfig, type Projection, projectionsOf } from '../model/config.ts'
-import { alibiSlopes, toBf16 } from '../model/families/bloom.ts'
 import type { LayerWeights } from '../model/families/types.ts'
-import { alibiSlot, type ModelLayout, modelLayout } from '../model/layout.ts'
-import type { WeightFormat } from '../weight-format.ts'
-import { DT, GraphBuilder } from './proto.ts'
+import { type ModelLayout, modelLayout } from '../model/layout.ts'
+import { alibiInputs } from './alibi.ts'
 import {
-  INT8_ACCURACY_LEVEL,
-  INT8_BLOCK_MAX,
-  int8BlockFor,
-  type QuantizedLinear,
-  quantizeRows
-} from './quantize.ts'
-import { INT4_ACCURACY_LEVEL, INT4_BLOCK, type Quantized4Linear, quantizeRows4 } from './quantize4.ts'
+  assembleRows,
+  assembleTransposed,
+  fusedResidualNorm,
+  ident,
+  type LinearOptions,
+  type LinearPart,
+  layerReader,
+  quantizedLinear,
+  type WeightSource
+} from './linear.ts'
+import {
+  INPUT_IDS,
+  LAST_INDEX,
+  LOGITS,
+  loraA,
+  loraB,
+  NEW_POS,
+  newKey,
+  newValue,
+  pastKey,
+  pastValue,
+  presentKey,
+  presentValue,
+  ROPE_COS,
+  ROPE_COS_LOCAL,
+  ROPE_SIN,
+  ROPE_SIN_LOCAL,
+  SEQLENS_K,
+  TOTAL_SEQ_LEN
+} from './names.ts'
+import { DT, GraphBuilder } from './proto.ts'
+
+export { type WeightSource, weightFormatKey } from './linear.ts'
+export * from './names.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
 export const BUILDER_VERSION = 5
 
-export interface GraphOptions {
+export interface GraphOptions extends LinearOptions {
   /** projections that get LoRA pool inputs (empty = a graph without LoRA) */
   targets: readonly string[]
-  /** default fp32; int8 / int4 build each projection and the lm_head as MatMulNBits (weight-format.ts) */
-  weightFormat?: WeightFormat
-  /**
-   * int8 only: one block size (a power of two, 16–128) for every Linear instead of the widest
-   * that divides each K (int8BlockFor). For the benchmark's A/B of padded 128 vs fitted blocks;
-   * not a serving setting.
-   */
-  int8Block?: number
-}
-
-export interface WeightSource {
-  /** the fp32 tensor of a checkpoint name; throws naming the tensor when it is missing */
-  get(name: string, shape: number[]): Float32Array
-  has(name: string): boolean
-}
-
-export const INPUT_IDS = 'input_ids'
-export const SEQLENS_K = 'seqlens_k'
-export const TOTAL_SEQ_LEN = 'total_sequence_length'
-export const LAST_INDEX = 'last_index'
-export const NEW_POS = 'new_pos'
-export const ROPE_COS = 'rope_cos'
-export const ROPE_SIN = 'rope_sin'
-/** the sliding layers' own RoPE tables (Gemma 3's local base), only when the family has them */
-export const ROPE_COS_LOCAL = 'rope_cos_local'
-export const ROPE_SIN_LOCAL = 'rope_sin_local'
-export const LOGITS = 'logits'
-export const pastKey = (l: number) => `past_key.${l}`
-export const pastValue = (l: number) => `past_value.${l}`
-export const presentKey = (l: number) => `present_key.${l}`
-export const presentValue = (l: number) => `present_value.${l}`
-export const newKey = (l: number) => `new_key.${l}`
-export const newValue = (l: number) => `new_value.${l}`
-export const loraA = (l: number, t: string) => `lora_A.${l}.${t}`
-export const loraB = (l: number, t: string) => `lora_B.${l}.${t}`
-
-/**
- * One checkpoint Linear weight [out, in] placed into a (possibly fused, head-padded) graph
- * weight: its output features land at `at + mapOut(o)`, its input features at `mapIn(i)`.
- */
-interface LinearPart {
-  src: Float32Array
-  out: number
-  inn: number
-  at: number
-  mapOut: (i: number) => number
-  mapIn: (i: number) => number
-}
-
-const ident = (i: number) => i
-
-/** The parts as MatMul's B, transposed: [K, N] row-major. */
-function assembleTransposed(parts: readonly LinearPart[], K: number, N: number): Float32Array {
-  const dst = new Float32Array(K * N)
-  for (const { src, out, inn, at, mapOut, mapIn } of parts) {
-    for (let o = 0; o < out; o++) {
-      const c = at + mapOut(o)
-      const row = o * inn
-      for (let i = 0; i < inn; i++) dst[mapIn(i) * N + c] = src[row + i]!
-    }
-  }
-  return dst
-}
-
-/** The parts as rows of output features: [N, K] row-major (MatMulNBits' layout). */
-function assembleRows(parts: readonly LinearPart[], K: number, N: number): Float32Array {
-  const dst = new Float32Array(N * K)
-  for (const { src, out, inn, at, mapOut, mapIn } of parts) {
-    for (let o = 0; o < out; o++) {
-      const r = (at + mapOut(o)) * K
-      if (mapIn === ident) dst.set(src.subarray(o * inn, (o + 1) * inn), r)
-      else for (let i = 0; i < inn; i++) dst[r + mapIn(i)] = src[o * inn + i]!
-    }
-  }
-  return dst
 }
 
 export function buildDecoderGraph(
@@ -139,38 +89,6 @@ export function buildDecoderGraph(
     throw err
   }
   return { graph: g, layout }
-}
-
-/**
- * Reads a layer's projections out of its checkpoint modules: a plain Linear is its tensor as
- * stored; a fused one (Phi-3's qkv_proj, gate_up_proj) is read once and its rows split.
- */
-function layerReader(weights: WeightSource, lw: LayerWeights) {
-  const fused = new Map<string, Float32Array>()
-  const find = (proj: Projection) => {
-    for (const m of lw.modules) {
-      const part = m.parts.find((p) => p.proj === proj)
-      if (part) return { m, part }
-    }
-    throw new Error(`family layer has no module for ${proj}`)
-  }
-  const rows = (proj: Projection, n: number, suffix: 'weight' | 'bias'): Float32Array => {
-    const { m, part } = find(proj)
-    const cols = suffix === 'weight' ? m.cols : 1
-    const shape = suffix === 'weight' ? [m.rows, m.cols] : [m.rows]
-    if (m.parts.length === 1 && m.rows === n) return weights.get(`${m.path}.${suffix}`, shape)
-    const key = `${m.path}.${suffix}`
-    let all = fused.get(key)
-    if (!all) fused.set(key, (all = weights.get(key, shape)))
-    const out = new Float32Array(n * cols)
-    for (let i = 0; i < n; i++)
-      out.set(all.subarray(part.rowOf(i) * cols, (part.rowOf(i) + 1) * cols), i * cols)
-    return out
-  }
-  return {
-    weight: (proj: Projection, n: number) => rows(proj, n, 'weight'),
-    bias: (proj: Projection, n: number) => (find(proj).m.bias ? rows(proj, n, 'bias') : undefined)
-  }
 }
 
 function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, opts: GraphOptions): void {
@@ -278,36 +196,7 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
     return g.op('Mul', [x, g.op('Sigmoid', [x])])
   }
 
-  // ALiBi (BLOOM) as one extra q/k dimension in the head padding: q carries slope_h / scale and k
-  // its own position (new_pos, the slot it takes in the cache, stored there with it), so
-  // scale · q·k gains slope_h · key position — transformers' alibi term (softmax ignores the
-  // per-query constant the relative form would subtract). Falcon-RW adds the bias before the
-  // scale and rounds slope and bias to bfloat16: there q carries 1 and k the rounded bias
-  // bf16(bf16(slope_h) · position) itself (one K head per query head, which Falcon-RW has).
-  const alibi = cfg.positions === 'alibi' ? alibiInputs() : null
-  function alibiInputs() {
-    const slot = alibiSlot(D)
-    const slopes = alibiSlopes(cfg.numHeads)
-    const falcon = cfg.alibiStyle === 'falcon'
-    const cq = new Float32Array(qOut)
-    for (let hh = 0; hh < cfg.numHeads; hh++)
-      cq[hh * Dp + slot] = falcon ? 1 : slopes[hh]! / cfg.attentionScale
-    const ek = new Float32Array(kvOut)
-    for (let hh = 0; hh < cfg.numKvHeads; hh++) ek[hh * Dp + slot] = falcon ? toBf16(slopes[hh]!) : 1
-    const pos = g.op('Cast', [g.op('Reshape', [NEW_POS, g.int64('alibi.pos_shape', [0, -1, 1])])], {
-      to: DT.FLOAT
-    })
-    const kw = g.weight('alibi.k', ek, [kvOut])
-    return {
-      q: g.weight('alibi.q', cq, [qOut]),
-      kAdd: (): string => {
-        const bias = g.op('Mul', [pos, kw])
-        if (!falcon) return bias
-        // float → bfloat16 rounds to nearest even, as torch's .bfloat16() does
-        return g.op('Cast', [g.op('Cast', [bias], { to: DT.BFLOAT16 })], { to: DT.FLOAT })
-      }
-    }
-  }
+  const alibi = cfg.positions === 'alibi' ? alibiInputs(g, layout) : null
   const addBias = (y: string, name: string, b: Float32Array | undefined): string =>
     b ? g.op('Add', [y, g.weight(name, b, [b.length])]) : y
   const I = cfg.intermediateSize
@@ -484,7 +373,9 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
   if (quantized) {
     // [vocab, H] is MatMulNBits' [N, K] already; a tied head gets its own quantized copy (the
     // embedding Gather keeps reading fp32 rows)
-    const logits = quantizedLinear(g, xf, 'lm_head', weights.get(headName, [V, H]), V, H, opts)
+    // the head runs on one position per row even in a prompt pass: MatMulNBits in both graphs
+    const head = { ...opts, prefill: false }
+    const logits = quantizedLinear(g, xf, 'lm_head', weights.get(headName, [V, H]), V, H, head)
     g.node('Identity', [logits], [out])
   } else {
     const head = cfg.tieWordEmbeddings ? embed : g.weight(headName, weights.get(headName, [V, H]), [V, H])
@@ -499,86 +390,3 @@ function buildInto(g: GraphBuilder, layout: ModelLayout, weights: WeightSource, 
 }
 
 export const OPSETS = { '': 17, 'com.microsoft': 1 }
-
-/**
- * h + y and the norm of that sum in one kernel: com.microsoft SkipSimplifiedLayerNormalization
- * (RMS norms) or SkipLayerNormalization (LayerNorm with bias), whose optional output 3 is the sum
- * itself (the residual stream the next layer adds to). Both sum and normalize in fp32, as the
- * separate Add and (Simplified)LayerNormalization did.
- */
-function fusedResidualNorm(
-  g: GraphBuilder,
-  kind: ModelConfig['norm'],
-  h: string,
-  y: string,
-  n: { name: string; weight: Float32Array; bias: () => Float32Array; epsilon: number }
-): { sum: string; normed: string } {
-  const H = n.weight.length
-  const w = g.weight(n.name, n.weight, [H])
-  const layer = kind === 'layernorm'
-  const inputs = layer ? [y, h, w, g.weight(n.name.replace(/weight$/, 'bias'), n.bias(), [H])] : [y, h, w]
-  const [normed, , , sum] = g.node(
-    layer ? 'SkipLayerNormalization' : 'SkipSimplifiedLayerNormalization',
-    inputs,
-    [g.tmp('normed'), '', '', g.tmp('residual')],
-    { epsilon: { float: n.epsilon } },
-    'com.microsoft'
-  )
-  return { sum: sum!, normed: normed! }
-}
-
-/**
- * What of a weight format shapes the built graph, for the build-cache key: a change of block
- * size or accuracy level must never reuse a graph built with the old one. fp32 has no key (its
- * cache keys predate formats).
- */
-export function weightFormatKey(format: WeightFormat, int8Block?: number): string | undefined {
-  // int8 blocks are the widest power of two ≤ INT8_BLOCK_MAX dividing K (quantize.ts int8BlockFor),
-  // or one fixed size for every Linear when int8Block is set (the scheme before block fitting)
-  if (format === 'int8')
-    return int8Block === undefined
-      ? `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
-      : `int8-b${int8Block}-a${INT8_ACCURACY_LEVEL}`
-  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}`
-  return undefined
-}
-
-/**
- * One Linear (rows [N, K] row-major) as com.microsoft MatMulNBits in the given quantized format:
- * int8 symmetric (implicit zero point 128) or int4 with per-block zero points. Both quantize the
- * activations to int8 per block (accuracy_level 4) for int8 dot products, as llama.cpp's Q8_0 /
- * Q4_0 paths do.
- */
-function quantizedLinear(
-  g: GraphBuilder,
-  x: string,
-  name: string,
-  rows: Float32Array,
-  N: number,
-  K: number,
-  opts: GraphOptions
-): string {
-  if (opts.weightFormat === 'int4') {
-    const ql: Quantized4Linear = quantizeRows4(rows, N, K)
-    const kb = ql.scales.length / N
-    return g.op(
-      'MatMulNBits',
-      [
-        x,
-        g.bytes(`${name}.q4`, ql.q, [N, kb, ql.blockSize / 2]),
-        g.weight(`${name}.scales`, ql.scales, [N, kb]),
-        g.bytes(`${name}.zp4`, ql.zeroPoints, [ql.zeroPoints.length])
-      ],
-      { K, N, bits: 4, block_size: ql.blockSize, accuracy_level: INT4_ACCURACY_LEVEL },
-      'com.microsoft'
-    )
-  }
-  const ql: QuantizedLinear = quantizeRows(rows, N, K, opts.int8Block ?? int8BlockFor(K))
-  const kb = ql.scales.length / N
-  return g.op(
-    'MatMulNBits',
-    [x, g.bytes(`${name}.q8`, ql.q, [N, kb, ql.blockSize]), g.weight(`${name}.scales`, ql.scales, [N, kb])],
-    { K, N, bits: 8, block_size: ql.blockSize, accuracy_level: INT8_ACCURACY_LEVEL },
-    'com.microsoft'
-  )
-}

@@ -8,7 +8,7 @@ import onnxProto from 'onnx-proto'
 
 const { onnx } = onnxProto
 
-export const DT = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7, BFLOAT16: 16 } as const
+export const DT = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BFLOAT16: 16, UINT4: 21 } as const
 export type DataType = (typeof DT)[keyof typeof DT]
 
 /** A graph dimension: a number, or a symbolic name such as 'batch'. */
@@ -60,9 +60,19 @@ export class GraphBuilder {
     return this.tensor(name, DT.FLOAT, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), dims)
   }
 
-  /** A uint8 initializer (e.g. block-quantized weights). */
-  bytes(name: string, data: Uint8Array, dims: number[]): string {
-    return this.tensor(name, DT.UINT8, data, dims)
+  /** A uint8 initializer (e.g. block-quantized weights), or packed uint4 codes with DT.UINT4. */
+  bytes(
+    name: string,
+    data: Uint8Array,
+    dims: number[],
+    type: typeof DT.UINT8 | typeof DT.UINT4 = DT.UINT8
+  ): string {
+    return this.tensor(name, type, data, dims)
+  }
+
+  /** An int8 initializer (two's complement bytes), e.g. s8 GEMM weights. */
+  int8(name: string, data: Uint8Array, dims: number[]): string {
+    return this.tensor(name, DT.INT8, data, dims)
   }
 
   int64(name: string, values: number[], dims: number[] = [values.length]): string {

@@ -78,6 +78,8 @@ export interface BuildOptions {
   weightFormat?: WeightFormat
   /** int8 only: one block size for every Linear (graph/decoder.ts GraphOptions.int8Block; benchmarks) */
   int8Block?: number
+  /** int8/int4 only: build the prompt-pass graph (graph/decoder.ts GraphOptions.prefill) */
+  prefill?: boolean
   /** a hash computed earlier (skips re-reading the weights) */
   weightsHash?: Hex
   log?: Logger
@@ -85,6 +87,8 @@ export interface BuildOptions {
   onTensor?: (done: number, total: number) => void
 }
 
+/** what the prompt-pass graph's Linears are (graph/linear.ts prefillLinear), in its cache key */
+const PREFILL_GRAPH_KEY = 'prefill-dqmm-s8col'
 const MODEL_FILE = 'model.onnx'
 const DATA_FILE = 'weights.bin'
 const META_FILE = 'build.json'
@@ -118,6 +122,11 @@ export async function ensureBuiltModel(
       `int8Block ${opts.int8Block} with weight format ${weightFormat}: allowed only with int8, one of 16, 32, 64, 128`,
       { field: 'int8Block', value: opts.int8Block }
     )
+  if (opts.prefill && weightFormat === 'fp32')
+    throw new InvalidParametersError('a prefill graph exists only for the int8 and int4 formats', {
+      field: 'prefill',
+      value: weightFormat
+    })
   const formatKey = weightFormatKey(weightFormat, opts.int8Block)
   // The config shapes the graph beyond the weights (windows, norms, soft-caps, rotary layout…).
   // Graphs of the Llama shape without sliding windows are byte-identical to those built before
@@ -128,7 +137,14 @@ export async function ensureBuiltModel(
   const keyed =
     formatKey === undefined
       ? { weightsHash, builder: BUILDER_VERSION, targets, ...arch }
-      : { weightsHash, builder: BUILDER_VERSION, targets, weightFormat: formatKey, ...arch }
+      : {
+          weightsHash,
+          builder: BUILDER_VERSION,
+          targets,
+          weightFormat: formatKey,
+          ...(opts.prefill ? { graph: PREFILL_GRAPH_KEY } : {}),
+          ...arch
+        }
   const key = sha256Hex(JSON.stringify(keyed)).slice(2, 34)
   const out = join(opts.cacheDir, key)
   const modelPath = join(out, MODEL_FILE)
@@ -150,6 +166,7 @@ export async function ensureBuiltModel(
           targets,
           weightFormat,
           ...(opts.int8Block === undefined ? {} : { int8Block: opts.int8Block }),
+          ...(opts.prefill ? { prefill: true } : {}),
           dataPath: join(tmp, DATA_FILE)
         }
       ).graph

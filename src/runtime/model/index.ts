@@ -33,6 +33,16 @@ export interface LoadModelOptions {
   weightFormat?: WeightFormat
   /** int8 only: one block size (16–128) for every Linear instead of the widest dividing each K; for A/B benchmarks */
   int8Block?: number
+  /**
+   * run passes with several tokens a row (prompts) on a second graph whose Linears are int8 GEMMs
+   * over the same quantized weights (graph/linear.ts prefillLinear): 3-10× faster matmuls for
+   * prompts, at the cost of a second session holding the layers' weights as int8 (+1 byte a
+   * weight) and its own fp32 embedding. Opt-in (default false): its activations are quantized per
+   * tensor, so a row's prompt logits depend on the other rows of its pass (runtime-int8.test.ts'
+   * mixed-batch test fails with it), and int8's prompt KL grows 2.4× (past phi3's family
+   * goldens' int8 tolerance); int4's error stays that of MatMulNBits. Ignored for fp32.
+   */
+  prefillGraph?: boolean
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
   /** ORT session config entries; default { 'session.intra_op.allow_spinning': '0' } (see loaded-model.ts) */
@@ -89,14 +99,20 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   const abs = resolve(dir)
   const config = await readModelConfig(abs)
   const targets = opts.pool?.targets ?? MODEL_DEFAULTS.pool.targets
-  const built = await ensureBuiltModel(abs, config, {
+  const buildOpts = {
     cacheDir: opts.cacheDir ?? join(homedir(), '.cache', 'openlora', 'models'),
     targets,
     weightFormat: opts.weightFormat,
     ...(opts.int8Block === undefined ? {} : { int8Block: opts.int8Block }),
     log,
     ...(opts.onTensor ? { onTensor: opts.onTensor } : {})
-  })
+  }
+  const built = await ensureBuiltModel(abs, config, buildOpts)
+  const wantPrefill = opts.weightFormat === 'int4' ? opts.prefillGraph !== false : opts.prefillGraph === true
+  const prefill =
+    wantPrefill && (opts.weightFormat === 'int8' || opts.weightFormat === 'int4')
+      ? await ensureBuiltModel(abs, config, { ...buildOpts, prefill: true, weightsHash: built.weightsHash })
+      : undefined
   let tokenizer: Tokenizer | undefined
   try {
     await access(join(abs, 'tokenizer.json'))
@@ -119,12 +135,13 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     worker: opts.worker,
     sessionConfig: opts.sessionConfig,
     profile: opts.profile,
+    ...(prefill ? { prefillModelPath: prefill.modelPath } : {}),
     log
   })
   const model: LoadedModel = Object.assign(session, {
     modelId: modelIdOf(config, abs),
-    buildMs: built.buildMs,
-    cachedGraph: built.cached,
+    buildMs: built.buildMs + (prefill?.buildMs ?? 0),
+    cachedGraph: built.cached && (prefill?.cached ?? true),
     dir: abs,
     tokenizer
   })

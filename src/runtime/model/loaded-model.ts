@@ -59,6 +59,8 @@ export interface ModelSessionOptions {
   sessionConfig?: Record<string, string>
   /** ORT profile file prefix (LoadModelOptions.profile) */
   profile?: string
+  /** the prompt-pass graph (runner.ts RunnerSetup.prefillModelPath) */
+  prefillModelPath?: string
   log: Logger
 }
 
@@ -145,6 +147,7 @@ export class ModelSession {
     let ep = resolveExecutionProvider(opts.executionProvider, opts.log)
     const setup = (e: ExecutionProviderName): RunnerSetup => ({
       modelPath,
+      ...(opts.prefillModelPath ? { prefillModelPath: opts.prefillModelPath } : {}),
       sessionOptions: {
         executionProviders: sessionProviders(e),
         graphOptimizationLevel: 'all',

@@ -50,6 +50,12 @@ export interface RowInput {
 /** Everything a runner needs; all arrays are SharedArrayBuffer-backed so a worker can take them. */
 export interface RunnerSetup {
   modelPath: string
+  /**
+   * the prompt-pass graph of an int8/int4 model (graph/linear.ts prefillLinear): passes with more
+   * than one new token per row run it, decode passes (one token a row) the main graph. Same
+   * inputs and outputs; its own session (and weights in memory).
+   */
+  prefillModelPath?: string
   sessionOptions: ort.InferenceSession.SessionOptions
   numLayers: number
   kvHeads: number
@@ -76,17 +82,26 @@ export function sharedFloats(n: number): Float32Array {
 /** The run logic itself, over an open session. */
 export class SessionRunner implements Runner {
   private readonly session: ort.InferenceSession
+  private readonly prefill: ort.InferenceSession | undefined
   private readonly s: RunnerSetup
   private readonly fixed: Record<string, ort.Tensor> = {}
 
-  constructor(session: ort.InferenceSession, setup: RunnerSetup) {
+  constructor(session: ort.InferenceSession, setup: RunnerSetup, prefill?: ort.InferenceSession) {
     this.session = session
+    this.prefill = prefill
     this.s = setup
     for (const i of setup.inputs) this.fixed[i.name] = new ort.Tensor('float32', i.data, i.dims)
   }
 
   static async open(setup: RunnerSetup): Promise<SessionRunner> {
-    return new SessionRunner(await ort.InferenceSession.create(setup.modelPath, setup.sessionOptions), setup)
+    const session = await ort.InferenceSession.create(setup.modelPath, setup.sessionOptions)
+    if (!setup.prefillModelPath) return new SessionRunner(session, setup)
+    const o = setup.sessionOptions
+    const prefill = await ort.InferenceSession.create(setup.prefillModelPath, {
+      ...o,
+      ...(o.profileFilePrefix ? { profileFilePrefix: `${o.profileFilePrefix}-prefill` } : {})
+    })
+    return new SessionRunner(session, setup, prefill)
   }
 
   async run(req: RunRequest): Promise<Float32Array> {
@@ -123,7 +138,7 @@ export class SessionRunner implements Runner {
       feeds[pastKey(l)] = new ort.Tensor('float32', s.keys[l]!.subarray(a, b), kvDims)
       feeds[pastValue(l)] = new ort.Tensor('float32', s.values[l]!.subarray(a, b), kvDims)
     }
-    const res = await this.session.run(feeds)
+    const res = await (S > 1 && this.prefill ? this.prefill : this.session).run(feeds)
     // write the new positions into the cache: per row and head, one contiguous run of positions
     const D = s.headDim
     for (let l = 0; l < s.numLayers; l++) {
@@ -148,7 +163,9 @@ export class SessionRunner implements Runner {
 
   async release(): Promise<void> {
     // the profile is written when profiling ends, not step by step
-    if (this.s.sessionOptions.enableProfiling) this.session.endProfiling()
-    await this.session.release()
+    for (const session of this.prefill ? [this.session, this.prefill] : [this.session]) {
+      if (this.s.sessionOptions.enableProfiling) session.endProfiling()
+      await session.release()
+    }
   }
 }

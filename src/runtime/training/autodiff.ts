@@ -1,11 +1,12 @@
 // Reverse-mode differentiation over the project's ONNX graph builder. onnxruntime-node has no
 // training API, so the backward pass is more ONNX nodes in the same graph: each forward op
 // records a closure that, run in reverse order, adds the nodes of its vector-Jacobian product.
-// Shapes are static (a training graph is built for one batch shape), so broadcast gradients are
-// reduced with known axes and no shape ops run at step time. Only values that depend on a
-// trainable input get gradients: a frozen base costs the forward plus the path to the LoRA
-// tensors, nothing for its own weights.
+// Shapes are static (one graph per batch shape): broadcast gradients reduce over known axes. Only
+// values that depend on a trainable input get gradients (a frozen base: nothing for its weights).
 import { DT, type GraphBuilder } from '../graph/proto.ts'
+
+/** A frozen base weight [out, in]: an initializer's name, or a function adding the nodes that compute it */
+export type FrozenWeight = string | ((after: string) => string)
 
 export interface Val {
   name: string
@@ -22,9 +23,12 @@ export class Tape {
   private consts = 0
 
   readonly g: GraphBuilder
+  /** the graph's default-domain opset (17; 21 for a quantized base's DequantizeLinear blocks) */
+  readonly opset: number
 
-  constructor(g: GraphBuilder) {
+  constructor(g: GraphBuilder, opset = 17) {
     this.g = g
+    this.opset = opset
   }
 
   /** A value that needs no gradient (input ids, frozen weights, masks). */
@@ -104,8 +108,7 @@ export class Tape {
   }
 
   scale(a: Val, c: number): Val {
-    const k = this.constant(new Float32Array([c]), [])
-    return this.mul(a, k)
+    return this.mul(a, this.constant(new Float32Array([c]), []))
   }
 
   addScalar(a: Val, c: number): Val {
@@ -126,6 +129,22 @@ export class Tape {
         this.acc(b, this.reduceTo(gb, [...lead, ...b.shape.slice(-2)], b.shape))
       }
     })
+  }
+
+  /**
+   * x · Wᵀ for a frozen base weight W [out, in] in its checkpoint layout (x 2-D [M, in]): the
+   * seam every frozen base Linear goes through. W is one initializer read by both directions,
+   * Gemm transB=1 forward and MatMul dx = dy · W backward, so no transposed copy of it exists in
+   * the graph (a Transpose of a constant would be folded by ORT into a second full copy).
+   */
+  frozenLinear(x: Val, w: FrozenWeight, wShape: [number, number]): Val {
+    const [out, inF] = wShape
+    if (x.shape.length !== 2 || x.shape[1] !== inF) throw new Error(`linear [${x.shape}] · [${wShape}]ᵀ`)
+    // a computed W (a quantized base's dequantization) is computed again for the backward, so it
+    // does not live from the forward to the backward (given the operand it must wait for)
+    const wOf = typeof w === 'string' ? () => w : w
+    const y = this.g.op('Gemm', [x.name, wOf(x.name)], { transB: 1 })
+    return this.out(y, [x.shape[0]!, out], [x], (g) => this.acc(x, this.g.op('MatMul', [g, wOf(g)])))
   }
 
   private swapLast(name: string, rank: number): string {
@@ -169,6 +188,27 @@ export class Tape {
     return this.out(this.g.op('ReduceSum', [a.name, axes], { keepdims: 1 }), shape, [a], (g) =>
       this.acc(a, this.g.op('Expand', [g, this.shapeConst(a.shape)]))
     )
+  }
+
+  /** RMSNorm, frozen w [n]: one SimplifiedLayerNormalization (r = 1/rms); dx = r·gw − x·r³·Σ(gw·x)/n */
+  rmsNorm(x: Val, w: string, eps: number): Val {
+    const n = x.shape.at(-1)!
+    const [y, r] = this.g.node('SimplifiedLayerNormalization', [x.name, w], 2, {
+      axis: -1,
+      epsilon: { float: eps }
+    })
+    return this.out(y!, x.shape, [x], (g) => {
+      const gw = this.g.op('Mul', [g, w])
+      const dot = this.g.op('ReduceSum', [
+        this.g.op('Mul', [gw, x.name]),
+        this.g.int64(`a${this.consts++}`, [-1])
+      ])
+      const coef = this.g.op('Mul', [
+        this.g.op('Mul', [this.g.op('Mul', [r!, r!]), r!]),
+        this.g.op('Mul', [dot, this.scalar(1 / n)])
+      ])
+      this.acc(x, this.g.op('Sub', [this.g.op('Mul', [gw, r!]), this.g.op('Mul', [x.name, coef])]))
+    })
   }
 
   /** x^(-1/2); d/dx = -1/2 · y³. */
@@ -269,6 +309,25 @@ export class Tape {
     })
   }
 
+  /** `a` [N, …] cut into row blocks of `sizes` (Split); the VJP concatenates their gradients. */
+  splitRows(a: Val, sizes: number[]): Val[] {
+    if (sizes.reduce((x, y) => x + y, 0) !== a.shape[0])
+      throw new Error(`split ${a.shape[0]} rows as [${sizes}]`)
+    if (sizes.length === 1) return [a]
+    const names = this.g.node('Split', [a.name, this.g.int64(`a${this.consts++}`, sizes)], sizes.length, {
+      axis: 0
+    })
+    const parts = names.map((name, i) => ({ name, shape: [sizes[i]!, ...a.shape.slice(1)], grad: a.grad }))
+    if (a.grad)
+      this.backs.push(() => {
+        const gs = parts.map(
+          (p) => this.grads.get(p.name) ?? this.g.op('ConstantOfShape', [this.shapeConst(p.shape)])
+        )
+        if (parts.some((p) => this.grads.has(p.name))) this.acc(a, this.g.op('Concat', gs, { axis: 0 }))
+      })
+    return parts
+  }
+
   /** Rows of `a` reordered (out[i] = a[perm[i]], perm a permutation); the VJP applies the inverse. */
   permuteRows(a: Val, perm: number[]): Val {
     const inv = new Array<number>(perm.length)
@@ -290,33 +349,38 @@ export class Tape {
   }
 
   /**
-   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]) as a scalar: token cross-entropy with
-   * per-position weights (mask / count gives the mean over predicted tokens). Its gradient is
-   * w[n] · (softmax(logits[n]) − onehot(t[n])), computed without materialising log-probs twice.
+   * Σ_n w[n] · (logsumexp(logits[n]) − logits[n, t[n]]): token cross-entropy, weighted per
+   * position. Its gradient w[n] · (softmax(logits[n]) − onehot(t[n])) reuses the forward's
+   * exp(logits − max) and subtracts w[n] at the target with ScatterElements' add (no one-hot).
    */
   crossEntropy(logits: Val, targets: string, weights: string): Val {
-    const [N, V] = logits.shape as [number, number]
+    const [N] = logits.shape as [number, number]
     const axes = this.g.int64(`a${this.consts++}`, [-1])
-    const m = this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
+    // ReduceMax takes its axes as an input from opset 18
+    const m =
+      this.opset >= 18
+        ? this.g.op('ReduceMax', [logits.name, axes], { keepdims: 1 })
+        : this.g.op('ReduceMax', [logits.name], { axes: [-1], keepdims: 1 })
     const shifted = this.g.op('Sub', [logits.name, m])
-    const lse = this.g.op('Log', [
-      this.g.op('ReduceSum', [this.g.op('Exp', [shifted]), axes], { keepdims: 1 })
-    ])
+    const e = this.g.op('Exp', [shifted])
+    const sum = this.g.op('ReduceSum', [e, axes], { keepdims: 1 })
     const t2 = this.g.op('Unsqueeze', [targets, this.g.int64(`a${this.consts++}`, [1])])
     const picked = this.g.op('GatherElements', [shifted, t2], { axis: 1 })
-    const nll = this.g.op('Reshape', [this.g.op('Sub', [lse, picked]), this.shapeConst([N])])
+    const nll = this.g.op('Reshape', [
+      this.g.op('Sub', [this.g.op('Log', [sum]), picked]),
+      this.shapeConst([N])
+    ])
     const all = this.g.int64(`a${this.consts++}`, [0])
     const loss = this.g.op('ReduceSum', [this.g.op('Mul', [nll, weights]), all], { keepdims: 0 })
     return this.out(loss, [], [logits], (g) => {
-      const p = this.g.op('Softmax', [logits.name], { axis: -1 })
-      const depth = this.g.int64(`d${this.consts++}`, [V], [])
-      const vals = this.g.weight(`c${this.consts++}`, new Float32Array([0, 1]), [2])
-      const onehot = this.g.op('OneHot', [targets, depth, vals], { axis: -1 })
-      const w = this.g.op('Mul', [
+      // w[n]·g / Σ exp, one scalar per row, then one pass over [N, V]
+      const wg = this.g.op('Mul', [
         this.g.op('Unsqueeze', [weights, this.g.int64(`a${this.consts++}`, [1])]),
         g
       ])
-      this.acc(logits, this.g.op('Mul', [this.g.op('Sub', [p, onehot]), w]))
+      const p = this.g.op('Mul', [e, this.g.op('Div', [wg, sum])])
+      const d = this.g.op('ScatterElements', [p, t2, this.g.op('Neg', [wg])], { axis: 1, reduction: 'add' })
+      this.acc(logits, d)
     })
   }
 

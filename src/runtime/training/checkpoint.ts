@@ -19,6 +19,8 @@ const FORMAT = 'openlora-train-checkpoint/1'
 /** The options a resumed run must share with the run it continues (else its curve differs). */
 export interface RunFingerprint {
   baseModel: string
+  /** the base weights' format (a checkpoint from before base formats was fp32) */
+  baseFormat: string
   data: string
   optimizer: string
   lr: number
@@ -102,12 +104,14 @@ export async function readCheckpoint(dir: string, cfg: ModelConfig, run: RunFing
     source: join(dir, STATE_FILE),
     error: (i) => new TrainingInputError(`--resume ${dir}: ${STATE_FILE}: ${i.field}: ${i.problem}`)
   })
-  for (const [k, v] of Object.entries(run))
-    if (JSON.stringify(s.run[k]) !== JSON.stringify(v))
+  for (const [k, v] of Object.entries(run)) {
+    const was = k === 'baseFormat' ? (s.run[k] ?? 'fp32') : s.run[k]
+    if (JSON.stringify(was) !== JSON.stringify(v))
       throw new TrainingInputError(
-        `--resume ${dir}: the checkpoint was trained with ${k} = ${JSON.stringify(s.run[k])}, this run has ${JSON.stringify(v)}; resume with the same options`,
+        `--resume ${dir}: the checkpoint was trained with ${k} = ${JSON.stringify(was)}, this run has ${JSON.stringify(v)}; resume with the same options`,
         { option: k }
       )
+  }
   if (s.step >= run.steps)
     throw new TrainingInputError(
       `--resume ${dir}: the checkpoint is at step ${s.step} of ${run.steps}; nothing is left`

@@ -18,8 +18,16 @@ import type { ModelConfig } from '../model/config.ts'
 import { projectionShape } from '../model/config.ts'
 import { familyOf } from '../model/families/index.ts'
 import type { ModuleSpec, Projection } from '../model/families/types.ts'
-import { Tape, type Val } from './autodiff.ts'
+import type { WeightFormat } from '../weight-format.ts'
+import { type FrozenWeight, Tape, type Val } from './autodiff.ts'
 import { alibiBias, attentionMask, partOrder, ropeTables } from './positions.ts'
+import { QUANTIZED_OPSET, quantizedBase } from './quantized-base.ts'
+
+/**
+ * at most this many floats per block of logits (64 MB): smaller blocks hold less, but each block's
+ * head GEMMs repack the whole [vocab, hidden] weight (no prepacking), which 16 MB blocks paid for
+ */
+const LOGIT_FLOATS = 1 << 24
 
 export class TrainingUnsupportedError extends OpenLoraError<'TRAINING_UNSUPPORTED'> {
   constructor(message: string, details: Record<string, unknown> = {}) {
@@ -67,6 +75,13 @@ export interface TrainingGraphOptions {
    * tensors become graph inputs instead of constants, so the tape differentiates them too.
    */
   trainBase?: boolean
+  /** the most floats in one row block of logits (default 2^22, 16 MB); tests make it small */
+  logitBlockFloats?: number
+  /**
+   * The frozen base Linears as serving builds them for `infer.weightFormat` (default fp32):
+   * int8/int4 store serving's quantized bytes and dequantize in the graph (quantized-base.ts)
+   */
+  baseFormat?: WeightFormat
 }
 
 /** Refuses, by name, any architecture feature this graph does not compute yet. */
@@ -84,12 +99,6 @@ export function checkTrainable(cfg: ModelConfig): void {
     )
 }
 
-function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(w.length)
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) t[j * rows + i] = w[i * cols + j]!
-  return t
-}
-
 export function buildTrainingGraph(
   cfg: ModelConfig,
   ckpt: CheckpointReader,
@@ -102,8 +111,13 @@ export function buildTrainingGraph(
 ): TrainingGraph {
   checkTrainable(cfg)
   const fam = familyOf(cfg)
+  const format = opts.baseFormat ?? 'fp32'
+  if (opts.trainBase && format !== 'fp32')
+    throw new TrainingUnsupportedError(`full-weight training of a ${format} base (it trains fp32 weights)`)
   const g = new GraphBuilder('weights.bin', join(dir, 'weights.bin'))
-  const t = new Tape(g)
+  const opset = format === 'fp32' ? 17 : QUANTIZED_OPSET
+  const t = new Tape(g, opset)
+  const qbase = format === 'fp32' ? null : quantizedBase(g, cfg, format)
   const [B, T, H, D] = [batch, seqLen, cfg.hiddenSize, cfg.headDim]
   const [nH, nKv] = [cfg.numHeads, cfg.numKvHeads]
   const ids = g.input('input_ids', DT.INT64, [B, T])
@@ -128,13 +142,19 @@ export function buildTrainingGraph(
     }
     return v
   }
-  const weight = (name: string, rows: number, cols: number): Val => {
-    const p = baseTensor(name)
-    return p ? t.transpose(p, [1, 0]) : t.constant(transposed(ckpt.read(name), rows, cols), [cols, rows])
-  }
+  // full-weight training: an HF-layout [out, in] input, transposed in the graph
+  const weight = (name: string): Val => t.transpose(baseTensor(name)!, [1, 0])
   const vector = (name: string): Val =>
     baseTensor(name) ?? t.constant(ckpt.read(name), [ckpt.info(name)!.shape[0]!])
 
+  /** x [..., in] · Wᵀ through the tape's frozen-linear seam (2-D inside; reshapes are free). */
+  const frozen = (x: Val, w: FrozenWeight, shape: [number, number]): Val => {
+    const lead = x.shape.slice(0, -1)
+    const M = lead.reduce((a, b) => a * b, 1)
+    const x2 = x.shape.length === 2 ? x : t.reshape(x, [M, shape[1]])
+    const y = t.frozenLinear(x2, w, shape)
+    return x.shape.length === 2 ? y : t.reshape(y, [...lead, shape[0]])
+  }
   /**
    * x · Wᵀ (+ bias) (+ LoRA) of one checkpoint module. A fused module whose parts interleave
    * (BLOOM's, Falcon's query_key_value) has its weight rows, bias and LoRA B rows permuted to
@@ -156,11 +176,15 @@ export function buildTrainingGraph(
         throw new TrainingUnsupportedError(
           `full-weight training of ${cfg.architecture}'s interleaved ${m.path}`
         )
-      y = t.matmul(x, weight(`${m.path}.weight`, m.rows, m.cols))
+      y = t.matmul(x, weight(`${m.path}.weight`))
       if (ckpt.info(`${m.path}.bias`)) y = t.add(y, vector(`${m.path}.bias`))
     } else {
       const w = rows(ckpt.read(`${m.path}.weight`), m.cols)
-      y = t.matmul(x, t.constant(transposed(w, m.rows, m.cols), [m.cols, m.rows]))
+      // a quantized base: serving's int8/int4 codes, dequantized in the graph (quantized-base.ts)
+      const wq = qbase
+        ? qbase(m.path, w, m.rows, m.cols, m.parts)
+        : g.weight(`w${m.path}`, w, [m.rows, m.cols])
+      y = frozen(x, wq, [m.rows, m.cols])
       // biases (Qwen2's q/k/v, GLM's, BLOOM's and Falcon's): constants, so no gradient of their own
       if (ckpt.info(`${m.path}.bias`))
         y = t.add(y, t.constant(rows(ckpt.read(`${m.path}.bias`), 1), [m.rows]))
@@ -191,8 +215,10 @@ export function buildTrainingGraph(
       const inv = t.rsqrt(t.addScalar(t.scale(t.sumLast(t.mul(xc, xc)), 1 / n), eps))
       return t.add(t.mul(t.mul(xc, inv), normWeight(w, n)), vector(w.replace(/weight$/, 'bias')))
     }
+    const wv = normWeight(w, n)
+    if (!wv.grad) return t.rmsNorm(x, wv.name, eps)
     const ms = t.scale(t.sumLast(t.mul(x, x)), 1 / n)
-    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), normWeight(w, n))
+    return t.mul(t.mul(x, t.rsqrt(t.addScalar(ms, eps))), wv)
   }
   /** cap · tanh(x / cap) (Gemma 2's attention and final soft-capping) */
   const softcap = (x: Val, cap: number | null): Val =>
@@ -222,10 +248,10 @@ export function buildTrainingGraph(
   }
 
   const embedParam = baseTensor(fam.embedName)
-  const embed = embedParam ? null : ckpt.read(fam.embedName)
+  const embedName = embedParam ? '' : g.weight('embed', ckpt.read(fam.embedName), [cfg.vocabSize, H])
   let h = embedParam
     ? t.gather(embedParam, ids, [B, T])
-    : t.fixed(g.op('Gather', [g.weight('embed', embed!, [cfg.vocabSize, H]), ids], { axis: 0 }), [B, T, H])
+    : t.fixed(g.op('Gather', [embedName, ids], { axis: 0 }), [B, T, H])
   // Gemma: embeddings times sqrt(hidden) rounded to fp32, as HF's normalizer tensor
   if (cfg.embedScale !== null) h = t.scale(h, cfg.embedScale)
   // BLOOM's word_embeddings_layernorm
@@ -292,13 +318,49 @@ export function buildTrainingGraph(
     }
   }
   const hf = t.reshape(norm(h, fam.finalNorm), [B * T, H])
-  const head = !cfg.tieWordEmbeddings
-    ? weight(fam.lmHead, cfg.vocabSize, H)
-    : embedParam
-      ? t.transpose(embedParam, [1, 0])
-      : t.constant(transposed(embed!, cfg.vocabSize, H), [H, cfg.vocabSize])
-  const logits = softcap(t.matmul(hf, head), cfg.finalSoftcap)
-  const loss = t.crossEntropy(logits, targets, weights)
+  // a frozen head reads its [vocab, hidden] rows in place (tied: the embedding's own initializer)
+  // a quantized base quantizes lm_head as serving does (a tied one from the embedding's rows,
+  // whose Gather keeps reading fp32)
+  const head: Val | FrozenWeight = opts.trainBase
+    ? !cfg.tieWordEmbeddings
+      ? weight(fam.lmHead)
+      : t.transpose(embedParam!, [1, 0])
+    : qbase
+      ? qbase(
+          'lm_head',
+          ckpt.read(cfg.tieWordEmbeddings ? fam.embedName : fam.lmHead),
+          cfg.vocabSize,
+          H,
+          null
+        )
+      : cfg.tieWordEmbeddings
+        ? embedName
+        : g.weight('lm_head', ckpt.read(fam.lmHead), [cfg.vocabSize, H])
+  // The [rows, vocab] logits and their gradient are the graph's largest tensors (4×128 tokens ×
+  // 49k vocab: 100 MB each), so the head and the loss run on row blocks of at most LOGIT_FLOATS
+  // floats (each block's exp(logits − max) is kept for its gradient; the rest is transient). A
+  // quantized head is dequantized again for each block: measured on the 135M bench, one block
+  // instead cost int8 160 MB and int4 110 MB more peak RSS (int8 then above fp32).
+  const blockFloats = opts.logitBlockFloats ?? LOGIT_FLOATS
+  // as few blocks as fit, of equal rows (the last may be shorter)
+  const N = B * T
+  const blocks = Math.ceil(N / Math.min(N, Math.max(1, Math.floor(blockFloats / cfg.vocabSize))))
+  const rowsPer = Math.ceil(N / blocks)
+  const sizes = Array.from({ length: blocks }, (_, i) => Math.min(rowsPer, N - i * rowsPer))
+  const rowSizes = sizes.length === 1 ? '' : g.int64('loss_rows', sizes)
+  const cut = (name: string) =>
+    sizes.length === 1 ? [name] : g.node('Split', [name, rowSizes], sizes.length, { axis: 0 })
+  const [tCuts, wCuts] = [cut(targets), cut(weights)]
+  let sum: Val | null = null
+  for (const [i, hc] of t.splitRows(hf, sizes).entries()) {
+    const logits = softcap(
+      typeof head === 'object' ? t.matmul(hc, head) : frozen(hc, head, [cfg.vocabSize, H]),
+      cfg.finalSoftcap
+    )
+    const l = t.crossEntropy(logits, tCuts[i]!, wCuts[i]!)
+    sum = sum ? t.add(sum, l) : l
+  }
+  const loss = sum!
   t.backward(loss)
 
   g.node('Identity', [loss.name], ['loss'])
@@ -322,6 +384,6 @@ export function buildTrainingGraph(
   }
   g.finishExternalData()
   const modelPath = join(dir, 'model.onnx')
-  writeFileSync(modelPath, g.encodeModel({ '': 17 }))
+  writeFileSync(modelPath, g.encodeModel({ '': opset }))
   return { modelPath, inputs, outputs, base: baseOut }
 }

@@ -12,7 +12,8 @@ export const RECORD_FILE = 'training-record.json'
 const DOMAIN = 'openlora/training-record/1'
 
 export interface TrainingRecordBody {
-  baseModel: { id: string; weightsHash: string }
+  /** `format`: the base weights as trained against (fp32, or serving's int8/int4; absent before formats: fp32) */
+  baseModel: { id: string; weightsHash: string; format?: 'fp32' | 'int8' | 'int4' }
   /** the datanet versions the data came from and who contributed them; empty for local files */
   datanets: DatanetSource[]
   /**

@@ -9,6 +9,7 @@ import { adapterCid, weightsHash } from '../formats/identity.ts'
 import { encodeSafetensors } from '../formats/safetensors.ts'
 import { modelIdOf } from '../model/config.ts'
 import { readModelConfig } from '../model/index.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import { type Progress, type RunFingerprint, readCheckpoint, writeCheckpoint } from './checkpoint.ts'
 import { freshLora, type LoraState, loraFromAdapter, loraTensors, saveLora } from './lora.ts'
 import { type DataPlan, planData } from './plan.ts'
@@ -47,6 +48,8 @@ export interface TrainRun {
   resume?: string
   dumpGrads?: string
   threads?: number
+  /** the frozen base as serving's `infer.weightFormat` builds it (default fp32; quantized-base.ts) */
+  baseFormat?: WeightFormat
   /** sign and store a training record with the adapter (record.ts) */
   record?: {
     signer: RecordSigner
@@ -96,8 +99,10 @@ export async function runTraining(o: TrainRun): Promise<TrainResult> {
   const schedule = o.schedule ?? 'constant'
   const warmup = o.warmup ?? 0
   const baseModel = modelIdOf(cfg, o.modelDir)
+  const baseFormat = o.baseFormat ?? 'fp32'
   const run: RunFingerprint = {
     baseModel,
+    baseFormat,
     data: o.record?.data.sha256 ?? '',
     optimizer: o.optimizer,
     lr: o.lr,
@@ -118,7 +123,11 @@ export async function runTraining(o: TrainRun): Promise<TrainResult> {
       ? await loraFromAdapter(cfg, o.initAdapter)
       : freshLora(cfg, { ...lora, seed: o.seed, baseModel })
   const shape = { B: plan.B, T: plan.T }
-  const trainer = await Trainer.create(o.modelDir, cfg, state, plan.batchOf(0), { threads: o.threads, shape })
+  const trainer = await Trainer.create(o.modelDir, cfg, state, plan.batchOf(0), {
+    threads: o.threads,
+    shape,
+    baseFormat
+  })
   const p: Progress = resumed?.progress ?? { step: 0, losses: [], evalLosses: [], trainedTokens: 0 }
   const opt = makeOptimizer(o.optimizer, o.lr, o.weightDecay)
   if (resumed) opt.loadState(resumed.opt)
@@ -157,7 +166,7 @@ export async function runTraining(o: TrainRun): Promise<TrainResult> {
     const first = state.modules[0]!
     const cfgJson = state.config
     const body: TrainingRecordBody = {
-      baseModel: { id: baseModel, weightsHash: await weightsHash(o.modelDir) },
+      baseModel: { id: baseModel, weightsHash: await weightsHash(o.modelDir), format: baseFormat },
       datanets: o.record.datanets ?? [],
       data: {
         ...o.record.data,

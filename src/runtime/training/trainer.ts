@@ -7,8 +7,9 @@ import { join } from 'node:path'
 import * as ort from 'onnxruntime-node'
 import { openCheckpoint } from '../formats/safetensors.ts'
 import type { ModelConfig } from '../model/config.ts'
+import type { WeightFormat } from '../weight-format.ts'
 import { TrainingInputError } from './errors.ts'
-import { buildTrainingGraph, type TrainingGraph } from './graph.ts'
+import { buildTrainingGraph, type TrainingGraph, type TrainingGraphOptions } from './graph.ts'
 import type { LoraState } from './lora.ts'
 import { adamw, type Optimizer, sgd } from './optim.ts'
 
@@ -110,16 +111,30 @@ export class Trainer {
     cfg: ModelConfig,
     state: LoraState,
     seqs: Sequence[],
-    opts: { threads?: number; shape?: { B: number; T: number } } = {}
+    opts: {
+      threads?: number
+      shape?: { B: number; T: number }
+      baseFormat?: WeightFormat
+      graph?: TrainingGraphOptions
+    } = {}
   ): Promise<Trainer> {
     const batch = makeBatch(seqs, cfg.vocabSize, opts.shape)
     const scratch = await mkdtemp(join(tmpdir(), 'openlora-train-'))
     const ckpt = await openCheckpoint(modelDir)
     try {
-      const graph = buildTrainingGraph(cfg, ckpt, state.modules, batch.B, batch.T, scratch)
+      const graph = buildTrainingGraph(cfg, ckpt, state.modules, batch.B, batch.T, scratch, {
+        ...opts.graph,
+        baseFormat: opts.baseFormat
+      })
       const session = await ort.InferenceSession.create(graph.modelPath, {
         intraOpNumThreads: opts.threads ?? 0,
-        graphOptimizationLevel: 'all'
+        graphOptimizationLevel: 'all',
+        // one copy of each frozen weight: prepacking would give the forward Gemm and the backward
+        // MatMul a packed copy each (the graph reads every base weight twice; docs/TRAINING.md)
+        extra: { session: { disable_prepacking: '1' } },
+        // the memory pattern, planned on the first run, is allocated on the second as one block
+        // beside the arena's first-run chunks: about 2× the activations held
+        enableMemPattern: false
       })
       return new Trainer(session, graph, batch, state, scratch)
     } catch (err) {

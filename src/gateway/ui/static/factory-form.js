@@ -49,6 +49,8 @@ function request(form) {
     targets,
     batch: Number(f.batch.value),
     seqLen: Number(f.seqLen.value),
+    // fp32 is the default: left out, so the request is what it was before base formats
+    ...(f.baseFormat.value !== 'fp32' ? { baseFormat: f.baseFormat.value } : {}),
     seed: Number(f.seed.value)
   }
 }
@@ -176,7 +178,17 @@ export function newJobForm(info, onStarted) {
           'Sequence length (tokens)',
           numberInput('seqLen', 'Sequence length', { min: 2, max: 4096, value: 256 })
         ),
-        field('Seed', numberInput('seed', 'Seed', { min: 0, max: 2 ** 31 - 1, value: 1 }))
+        field('Seed', numberInput('seed', 'Seed', { min: 0, max: 2 ** 31 - 1, value: 1 })),
+        field(
+          'Base weights',
+          h(
+            'select',
+            { name: 'baseFormat', 'aria-label': 'Base weights' },
+            h('option', { value: 'fp32' }, 'fp32 (exact)'),
+            h('option', { value: 'int8' }, 'int8 (as an int8 node serves it)'),
+            h('option', { value: 'int4' }, 'int4 (QLoRA-style, least memory)')
+          )
+        )
       )
     ),
     h(

@@ -9,6 +9,7 @@ import type { Hex } from '../../../crypto/hash.ts'
 import { LORA_TARGET_NAMES, type LoraTargetName } from '../../../runtime/model/families/types.ts'
 import { runTraining } from '../../../runtime/training/run.ts'
 import { SCHEDULES, type ScheduleName } from '../../../runtime/training/schedule.ts'
+import { WEIGHT_FORMATS, type WeightFormat } from '../../../runtime/weight-format.ts'
 import { loadIdentity } from '../../identity.ts'
 import { type Command, requireString, UsageError } from '../command.ts'
 import { startProgress } from '../progress.ts'
@@ -60,6 +61,7 @@ function remote(values: Record<string, unknown>): Promise<number> {
     ...(values['seq-len'] !== undefined ? { seqLen: int(values, 'seq-len', 2) } : {}),
     ...(values.warmup !== undefined ? { warmup: int(values, 'warmup', 0) } : {}),
     ...(values.schedule !== undefined ? { schedule: values.schedule as ScheduleName } : {}),
+    ...(values['base-format'] !== undefined ? { baseFormat: baseFormatOf(values['base-format']) } : {}),
     seed: int(values, 'seed', 0, 0)
   }
   if (targets === 'all-linear') throw new UsageError('--remote takes a --targets list, not all-linear')
@@ -77,6 +79,13 @@ function remote(values: Record<string, unknown>): Promise<number> {
       values
     }
   )
+}
+
+function baseFormatOf(v: unknown): WeightFormat {
+  if (v === undefined) return 'fp32'
+  if (!(WEIGHT_FORMATS as readonly unknown[]).includes(v))
+    throw new UsageError(`--base-format must be one of ${WEIGHT_FORMATS.join(', ')}, got "${v}"`)
+  return v as WeightFormat
 }
 
 function int(values: Record<string, unknown>, name: string, min: number, fallback?: number): number {
@@ -140,7 +149,7 @@ const s = (description: string, valueName: string) => ({ type: 'string' as const
 export const trainCommand: Command = {
   name: 'train',
   summary:
-    'fine-tune a LoRA adapter on a local checkpoint (fp32, any served family) and save it as a PEFT directory',
+    'fine-tune a LoRA adapter on a local checkpoint (fp32, or an int8/int4 base; any served family) and save it as a PEFT directory',
   options: {
     model: s('Hugging Face checkpoint directory', 'DIR'),
     out: s('where to write the PEFT adapter', 'DIR'),
@@ -208,6 +217,10 @@ export const trainCommand: Command = {
     seed: s('seed of the fresh adapter init, the eval split and the data order', 'S'),
     'dump-grads': s('write the step-0 LoRA gradients (PEFT names)', 'FILE'),
     threads: s('ONNX Runtime intra-op threads', 'N'),
+    'base-format': s(
+      `frozen base weights as a node with infer.weightFormat serves them: ${WEIGHT_FORMATS.join('|')} (default fp32; int8/int4 QLoRA-style, less memory)`,
+      'FMT'
+    ),
     ...configOptions,
     json: { type: 'boolean', description: 'print JSON events; the last line is {"event":"done",…}' }
   },
@@ -223,6 +236,7 @@ export const trainCommand: Command = {
     const optimizer = values.optimizer
     if (optimizer !== 'sgd' && optimizer !== 'adamw')
       throw new UsageError(`--optimizer must be sgd or adamw, got "${optimizer ?? ''}"`)
+    const baseFormat = baseFormatOf(values['base-format'])
     if (optimizer === 'sgd' && values['weight-decay'] !== undefined)
       throw new UsageError('--weight-decay applies to adamw only (sgd here is plain SGD)')
     const initAdapter = values['init-adapter'] as string | undefined
@@ -307,6 +321,7 @@ export const trainCommand: Command = {
       record,
       dumpGrads: values['dump-grads'] as string | undefined,
       threads: optInt(values, 'threads', 1),
+      baseFormat,
       onEval: ({ step, loss }) => {
         if (json) console.log(JSON.stringify({ event: 'eval', step, loss }))
         else process.stderr.write(`\neval loss after step ${step}: ${loss.toFixed(4)}\n`)

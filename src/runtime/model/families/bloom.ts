@@ -1,7 +1,9 @@
 // BLOOM: ALiBi instead of RoPE, a LayerNorm right after the embedding, LayerNorm with bias, one
 // fused query_key_value interleaved per head ([heads, 3, head_dim] rows), a plain GELU-tanh MLP
 // and biases on every Linear. LoRA on query_key_value splits B's rows per head like the weight.
-import { bool, LIMITS, parseDecoder, plain, posInt, posNumber } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { bool, LIMITS, posInt, posNumber } from './fields.ts'
+import { plain } from './layout.ts'
 import { type Family, ModelConfigError } from './types.ts'
 
 /** ALiBi slopes as transformers' build_alibi_tensor computes them (fp32). */

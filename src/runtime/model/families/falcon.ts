@@ -5,7 +5,9 @@
 // query_key_value whose rows interleave per K/V group (new layout), per head (old non-MQA), or
 // come as [q | k | v] (MQA); LoRA on it splits B's rows the same way. Falcon-RW: ALiBi instead of
 // RoPE (alibi: true), sequential attention then MLP, per-head query_key_value, biases.
-import { bool, LIMITS, parseDecoder, plain, posInt, posNumber } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { bool, LIMITS, posInt, posNumber } from './fields.ts'
+import { plain } from './layout.ts'
 import {
   type Family,
   type LayerWeights,

@@ -1,7 +1,9 @@
 // Gemma (v1): the Llama layout with (1 + w) RMSNorm, embeddings scaled by sqrt(hidden_size),
 // GeGLU (GELU-tanh gate), an explicit head_dim (256 on 7B, not hidden/heads), MQA on 2B, tied
 // embeddings.
-import { bool, LLAMA_NAMES, llamaLayer, parseDecoder } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { bool } from './fields.ts'
+import { LLAMA_NAMES, llamaLayer } from './layout.ts'
 import { type Family, type Json, type ModelConfig, ModelConfigError } from './types.ts'
 
 export const GELU_ACTIVATIONS: Record<string, ModelConfig['activation']> = {

@@ -1,18 +1,10 @@
 // Gemma 2: Gemma plus sandwich norms (post_attention_layernorm on the attention output,
 // pre/post_feedforward_layernorm around the MLP), attention and final logit soft-capping,
 // sliding-window attention on alternating layers, and a query scale from query_pre_attn_scalar.
-import {
-  LIMITS,
-  LLAMA_NAMES,
-  layerWindows,
-  llamaLayer,
-  optNumber,
-  parseDecoder,
-  posInt,
-  posNumber,
-  windowOf
-} from './common.ts'
+import { layerWindows, parseDecoder, windowOf } from './common.ts'
+import { LIMITS, optNumber, posInt, posNumber } from './fields.ts'
 import { GELU_ACTIVATIONS, gemmaTraits } from './gemma.ts'
+import { LLAMA_NAMES, llamaLayer } from './layout.ts'
 import type { Family, Json, LayerWeights, ModelConfig } from './types.ts'
 
 export function sandwichLayer(cfg: ModelConfig, l: number): LayerWeights {

@@ -1,9 +1,12 @@
 // Gemma 3 (text): Gemma 2's layer (sandwich norms, query_pre_attn_scalar) plus q/k (1 + w)
 // RMSNorm per head, five sliding-window layers per global one by default, and two RoPE bases:
 // the global layers' rope_theta (with its scaling) and the local layers' own base.
-import { isObject, LLAMA_NAMES, parseDecoder, parseRopeScaling, posNumber } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { isObject, posNumber } from './fields.ts'
 import { GELU_ACTIVATIONS } from './gemma.ts'
 import { gemma2Traits, sandwichLayer } from './gemma2.ts'
+import { LLAMA_NAMES } from './layout.ts'
+import { parseRopeScaling } from './rope-config.ts'
 import { type Family, ModelConfigError } from './types.ts'
 
 export const gemma3: Family = {

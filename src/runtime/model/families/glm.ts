@@ -4,35 +4,26 @@
 // biases (attention_bias, on by default), and a fused mlp.gate_up_proj ([gate | up] rows). GLM-4
 // adds sandwich norms: post_self_attn_layernorm on the attention output and post_mlp_layernorm on
 // the MLP output. The old remote-code ChatGLM (ChatGLMModel) is a different layout and is refused.
-import { bool, concat, isObject, LLAMA_NAMES, parseDecoder, plain } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { bool, isObject } from './fields.ts'
+import { concat, LLAMA_NAMES, llamaLayer } from './layout.ts'
 import { type Family, type Json, type LayerWeights, type ModelConfig, ModelConfigError } from './types.ts'
 
+/** The Llama layer with gate and up fused into one mlp.gate_up_proj ([gate | up] rows). */
 function glmLayer(cfg: ModelConfig, l: number): LayerWeights {
-  const p = `model.layers.${l}`
-  const H = cfg.hiddenSize
-  const q = cfg.numHeads * cfg.headDim
-  const kv = cfg.numKvHeads * cfg.headDim
+  const layer = llamaLayer(cfg, l)
   const I = cfg.intermediateSize
-  const b = cfg.attentionBias
-  return {
-    inputNorm: `${p}.input_layernorm.weight`,
-    mlpNorm: `${p}.post_attention_layernorm.weight`,
-    modules: [
-      plain(`${p}.self_attn.q_proj`, 'q_proj', q, H, b),
-      plain(`${p}.self_attn.k_proj`, 'k_proj', kv, H, b),
-      plain(`${p}.self_attn.v_proj`, 'v_proj', kv, H, b),
-      plain(`${p}.self_attn.o_proj`, 'o_proj', H, q),
-      concat(
-        `${p}.mlp.gate_up_proj`,
-        [
-          ['gate_proj', I],
-          ['up_proj', I]
-        ],
-        H
-      ),
-      plain(`${p}.mlp.down_proj`, 'down_proj', H, I)
-    ]
-  }
+  const fused = concat(
+    `model.layers.${l}.mlp.gate_up_proj`,
+    [
+      ['gate_proj', I],
+      ['up_proj', I]
+    ],
+    cfg.hiddenSize
+  )
+  // modules 4 and 5 are gate_proj and up_proj; down_proj stays after them
+  layer.modules.splice(4, 2, fused)
+  return layer
 }
 
 function parseGlm(raw: Json, gen: unknown, family: string, architectures: readonly string[]): ModelConfig {

@@ -3,8 +3,8 @@
 // is one file in this directory plus a line here (docs/RUNTIME-MODEL.md, "Adding a family").
 
 import { bloom } from './bloom.ts'
-import { isObject } from './common.ts'
 import { falcon } from './falcon.ts'
+import { isObject } from './fields.ts'
 import { gemma } from './gemma.ts'
 import { gemma2 } from './gemma2.ts'
 import { gemma3 } from './gemma3.ts'

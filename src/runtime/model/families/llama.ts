@@ -1,16 +1,9 @@
 // Llama and the checkpoints that share its layout exactly: Mistral (sliding window on every
 // layer when set) and dense DeepSeek (deepseek-llm / deepseek-coder v1; DeepSeek-MoE's expert
 // fields are refused by parseDecoder).
-import {
-  bool,
-  LIMITS,
-  LLAMA_NAMES,
-  layerWindows,
-  llamaLayer,
-  parseDecoder,
-  posInt,
-  windowOf
-} from './common.ts'
+import { layerWindows, parseDecoder, windowOf } from './common.ts'
+import { bool, LIMITS, posInt } from './fields.ts'
+import { LLAMA_NAMES, llamaLayer } from './layout.ts'
 import { type Family, ModelConfigError } from './types.ts'
 
 export const llama: Family = {

@@ -3,18 +3,9 @@
 // shared by its parts and a B whose rows split the same way, so it becomes one LoRA per part in
 // the slot pools: exact, since every part reads the same input. LongRoPE (Phi-3-*-128k) is
 // computed (model/rope.ts), as is a partial rotary factor (Phi-4-mini's 0.75).
-import {
-  bool,
-  concat,
-  isObject,
-  LIMITS,
-  LLAMA_NAMES,
-  layerWindows,
-  parseDecoder,
-  plain,
-  posInt,
-  windowOf
-} from './common.ts'
+import { layerWindows, parseDecoder, windowOf } from './common.ts'
+import { bool, isObject, LIMITS, posInt } from './fields.ts'
+import { concat, LLAMA_NAMES, plain } from './layout.ts'
 import { type Family, ModelConfigError } from './types.ts'
 
 export const phi3: Family = {

@@ -1,7 +1,9 @@
 // Qwen2: the Llama layout with a bias on q/k/v (hard-coded by the model, whatever
 // attention_bias says), and sliding windows only when use_sliding_window, on the layers from
 // max_window_layers on.
-import { LIMITS, LLAMA_NAMES, layerWindows, llamaLayer, parseDecoder, posInt, windowOf } from './common.ts'
+import { layerWindows, parseDecoder, windowOf } from './common.ts'
+import { LIMITS, posInt } from './fields.ts'
+import { LLAMA_NAMES, llamaLayer } from './layout.ts'
 import type { Family, Json, ModelConfig } from './types.ts'
 
 export function qwenWindows(raw: Json, c: ModelConfig): void {

@@ -1,6 +1,8 @@
 // Qwen3: the Llama layout without Qwen2's q/k/v bias, plus a per-head RMSNorm of q and k
 // (self_attn.q_norm / k_norm, weight [head_dim]) before RoPE.
-import { bool, LLAMA_NAMES, llamaLayer, parseDecoder } from './common.ts'
+import { parseDecoder } from './common.ts'
+import { bool } from './fields.ts'
+import { LLAMA_NAMES, llamaLayer } from './layout.ts'
 import { qwenWindows } from './qwen2.ts'
 import { type Family, ModelConfigError } from './types.ts'
 
