@@ -27,7 +27,10 @@ namespace openlora {
 class Pool {
  public:
   explicit Pool(int threads) : threads_(threads < 1 ? 1 : threads) {
-    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, t] { loop(t); });
+    // each worker starts from generation 0, not from whatever it reads when it first runs: a
+    // run() or ~Pool() may bump the generation before a new thread gets scheduled, and a worker
+    // that took the bumped value as "seen" would wait for a change that never comes
+    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, t] { loop(t, 0); });
   }
   ~Pool() {
     quit_.store(true, std::memory_order_release);
@@ -85,8 +88,7 @@ class Pool {
     return v;
   }
 
-  void loop(int t) {
-    unsigned seen = generation_.load(std::memory_order_acquire);
+  void loop(int t, unsigned seen) {
     for (;;) {
       seen = spinThenWait(generation_, [seen](unsigned v) { return v != seen; }, kStepSpin);
       if (quit_.load(std::memory_order_acquire)) return;
