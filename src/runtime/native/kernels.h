@@ -300,13 +300,14 @@ inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, 
   }
 }
 
-// fp32 [K, N]: y[m][j0, j1) = Σ_k x[m][k] · W[k][j0, j1), four weight rows per pass over y so the
-// output segment is loaded and stored once per four rows.
-inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
-  const int N = L.N, K = L.K;
+// fp32 [K, N]: y[m][j0, j1) = Σ_{k in [k0, k1)} x[m][k] · W[k][j0, j1), four weight rows per pass
+// over y so the output segment is loaded and stored once per four rows.
+inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy, int k0,
+                     int k1) {
+  const int N = L.N;
   for (int m = 0; m < M; m++) std::memset(y + (size_t)m * ldy + j0, 0, sizeof(float) * (j1 - j0));
-  int k = 0;
-  for (; k + 4 <= K; k += 4) {
+  int k = k0;
+  for (; k + 4 <= k1; k += 4) {
     const float* w = L.w + (size_t)k * N;
     for (int m = 0; m < M; m++) {
       const float* xm = x + (size_t)m * ldx + k;
@@ -327,7 +328,7 @@ inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, in
       for (; j < j1; j++) out[j] += a0 * w[j] + a1 * w[N + j] + a2 * w[2 * N + j] + a3 * w[3 * N + j];
     }
   }
-  for (; k < K; k++) {
+  for (; k < k1; k++) {
     const float* w = L.w + (size_t)k * N;
     for (int m = 0; m < M; m++) {
       const float a = x[(size_t)m * ldx + k];
@@ -341,7 +342,8 @@ inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, in
 inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const QuantRow* xq, int j0, int j1,
                           float* y, int ldy) {
   if (j0 >= j1) return;
-  if (L.w != nullptr) return L.rows ? rowColumns(L, M, x, ldx, j0, j1, y, ldy) : kColumns(L, M, x, ldx, j0, j1, y, ldy);
+  if (L.w != nullptr)
+    return L.rows ? rowColumns(L, M, x, ldx, j0, j1, y, ldy) : kColumns(L, M, x, ldx, j0, j1, y, ldy, 0, L.K);
 #if OPENLORA_VNNI
   if ((L.zp != nullptr && L.block == 32) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
     for (int m0 = 0; m0 < M; m0 += 2) {

@@ -7,6 +7,8 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 #include "kernels.h"
 #include "pool.h"
@@ -71,6 +73,8 @@ class Decoder {
   void quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M);
   void lora(Scratch& s, const Layer& layer, int target, const float* x, int ldx, int M, int col0, int c0,
             int c1, float* y, int ldy);
+  void linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
+              std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy);
   void attention(int t, int T, int l, int M, int capacity);
   void layer(int t, int l, int M, int capacity);
 
@@ -79,6 +83,8 @@ class Decoder {
   int maxK_ = 0, maxKpad_ = 0, maxKb_ = 0, maxRank_ = 0;
   // shared between threads for one step
   std::vector<float> h_, qkv_, attn_, gu_, act_;
+  std::vector<float> partial_;  // fp32 [K, N] Linears: each thread's sum over its rows [threads, rows, N]
+  int maxN_ = 0;
   std::vector<int> row_, pos_;  // the step's live rows: KV row and position
 };
 

@@ -44,6 +44,7 @@ inline void Decoder::prepare() {
   const Linear* all[] = {&lmHead};
   auto see = [&](const Linear& L) {
     maxK_ = std::max(maxK_, L.K);
+    if (L.w != nullptr && !L.rows) maxN_ = std::max(maxN_, L.N);
     if (L.block > 0) {
       maxKb_ = std::max(maxKb_, L.kb);
       maxKpad_ = std::max(maxKpad_, L.kb * L.block);
@@ -74,6 +75,35 @@ inline void Decoder::prepare() {
   act_.assign((size_t)R * d.inter, 0.f);
   row_.resize(R);
   pos_.resize(R);
+  partial_.assign((size_t)pool_.threads() * R * maxN_, 0.f);
+}
+
+// y[m][c] for c in this thread's column ranges. fp32 [K, N] weights (MatMul's weight_t) are split
+// by rows instead: each thread streams its own contiguous rows [k0, k1) over all N columns (split
+// by columns, a thread read a short segment of every row and skipped the rest, which kept the
+// hardware prefetcher from streaming), then after a barrier sums the threads' partials over its
+// columns. All threads call this together (the barrier).
+inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
+                            std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
+  const int T = pool_.threads();
+  if (L.w != nullptr && !L.rows && T > 1) {
+    int k0, k1;
+    share(L.K, t, T, 4, k0, k1);
+    const size_t slice = (size_t)M * L.N;
+    kColumns(L, M, x, ldx, 0, L.N, partial_.data() + t * slice, L.N, k0, k1);
+    pool_.barrier();
+    for (const auto& [a, b] : ranges)
+      for (int m = 0; m < M; m++) {
+        float* out = y + (size_t)m * ldy;
+        for (int c = a; c < b; c++) {
+          float v = 0;
+          for (int u = 0; u < T; u++) v += partial_[u * slice + (size_t)m * L.N + c];
+          out[c] = v;
+        }
+      }
+    return;
+  }
+  for (const auto& [a, b] : ranges) linearColumns(L, M, x, ldx, xq, a, b, y, ldy);
 }
 
 inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M) {
@@ -168,7 +198,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   for (int m = 0; m < M; m++) rmsNorm(h_.data() + (size_t)m * H, L.inputNorm, s.x.data() + (size_t)m * ldx, H, d.eps);
   quantize(s, L.qkv, s.x.data(), ldx, M);
   share(qkvN, t, T, 16, c0, c1);
-  linearColumns(L.qkv, M, s.x.data(), ldx, s.rows.data(), c0, c1, qkv_.data(), qkvN);
+  linear(t, L.qkv, M, s.x.data(), ldx, s.rows.data(), {{c0, c1}}, qkv_.data(), qkvN);
   if (L.qkvBias)
     for (int m = 0; m < M; m++)
       for (int c = c0; c < c1; c++) qkv_[(size_t)m * qkvN + c] += L.qkvBias[c];
@@ -184,7 +214,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   quantize(s, L.o, attn_.data(), qOut, M);
   share(H, t, T, 16, c0, c1);
   float* y = gu_.data();
-  linearColumns(L.o, M, attn_.data(), qOut, s.rows.data(), c0, c1, y, H);
+  linear(t, L.o, M, attn_.data(), qOut, s.rows.data(), {{c0, c1}}, y, H);
   lora(s, L, T_O, attn_.data(), qOut, M, 0, c0, c1, y, H);
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.oBias ? L.oBias[c] : 0.f);
@@ -195,8 +225,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   quantize(s, L.gateUp, s.x.data(), ldx, M);
   share(I, t, T, 16, c0, c1);
   float* gu = gu_.data();
-  linearColumns(L.gateUp, M, s.x.data(), ldx, s.rows.data(), c0, c1, gu, 2 * I);
-  linearColumns(L.gateUp, M, s.x.data(), ldx, s.rows.data(), I + c0, I + c1, gu, 2 * I);
+  linear(t, L.gateUp, M, s.x.data(), ldx, s.rows.data(), {{c0, c1}, {I + c0, I + c1}}, gu, 2 * I);
   lora(s, L, T_GATE, s.x.data(), ldx, M, 0, c0, c1, gu, 2 * I);
   lora(s, L, T_UP, s.x.data(), ldx, M, I, I + c0, I + c1, gu, 2 * I);
   for (int m = 0; m < M; m++) {
@@ -212,7 +241,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   // down, added to the residual stream
   quantize(s, L.down, act_.data(), I, M);
   share(H, t, T, 16, c0, c1);
-  linearColumns(L.down, M, act_.data(), I, s.rows.data(), c0, c1, y, H);
+  linear(t, L.down, M, act_.data(), I, s.rows.data(), {{c0, c1}}, y, H);
   lora(s, L, T_DOWN, act_.data(), I, M, 0, c0, c1, y, H);
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.downBias ? L.downBias[c] : 0.f);
