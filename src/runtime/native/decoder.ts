@@ -11,6 +11,7 @@ import type { WeightFormat } from '../weight-format.ts'
 import { type CompileOptions, compileNative, NativeUnavailableError } from './compile.ts'
 import { type NativePlan, nativePlan } from './spec.ts'
 
+export { DECODE_KERNELS, type DecodeKernels } from '../decode-kernels.ts'
 export { NativeUnavailableError } from './compile.ts'
 export {
   type NativeLayer,
@@ -19,10 +20,6 @@ export {
   nativeDecodeSupport,
   type TensorRef
 } from './spec.ts'
-
-/** Which kernels run decode passes: `auto` = native where supported and it builds, else ORT. */
-export type DecodeKernels = 'auto' | 'native' | 'ort'
-export const DECODE_KERNELS: readonly DecodeKernels[] = ['auto', 'native', 'ort']
 
 export interface NativeLora {
   layer: number
