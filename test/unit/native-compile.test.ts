@@ -1,7 +1,7 @@
 // compileNative (runtime/native/compile.ts): a real g++ build of a small Node-API source into the
 // cache, loaded and called; the cache hit; concurrent builds; and the typed errors for a broken
 // source and a missing compiler.
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,6 +49,20 @@ test('compiles a Node-API source, loads it, and reuses the cached build', async 
   const other = await compileNative({ source: source('add2.cc', 10), cacheDir })
   assert.is.not(other, path, 'a changed source is a new build')
   assert.is((require(other) as { add(a: number, b: number): number }).add(2, 3), 15)
+})
+
+test('editing a header beside the source rebuilds', async () => {
+  const dir = join(root, 'with-header')
+  mkdirSync(dir)
+  writeFileSync(join(dir, 'shift.h'), '#define SHIFT 100\n')
+  const src = join(dir, 'add.cc')
+  writeFileSync(src, `#include "shift.h"\n${ADDON}`)
+  const first = await compileNative({ source: src, cacheDir })
+  assert.is((require(first) as { add(a: number, b: number): number }).add(1, 2), 103)
+  writeFileSync(join(dir, 'shift.h'), '#define SHIFT 200\n')
+  const second = await compileNative({ source: src, cacheDir })
+  assert.is.not(second, first)
+  assert.is((require(second) as { add(a: number, b: number): number }).add(1, 2), 203)
 })
 
 test('concurrent builds of one source all return the one complete file, no temp left', async () => {

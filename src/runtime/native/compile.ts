@@ -6,10 +6,10 @@
 // CPU, Node-API headers), so only a node's first start on a machine pays the ~10-30 s build.
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { OpenLoraError } from '../../common/errors.ts'
 import { sha256Hex } from '../../crypto/hash.ts'
@@ -51,6 +51,18 @@ function run(cmd: string, args: string[]): Promise<{ stdout: string; stderr: str
   })
 }
 
+/**
+ * The headers beside the source (what its `#include "…"` lines can reach): part of the cache key,
+ * so editing a header rebuilds the addon as editing the source does.
+ */
+async function headerHashes(source: string): Promise<Record<string, string>> {
+  const dir = dirname(source)
+  const out: Record<string, string> = {}
+  for (const name of (await readdir(dir)).sort())
+    if (/\.(h|hh|hpp|inc)$/.test(name)) out[name] = sha256Hex(await readFile(join(dir, name)))
+  return out
+}
+
 const tail = (s: string) => (s.length > STDERR_TAIL ? `…${s.slice(-STDERR_TAIL)}` : s).trim()
 
 function napiHeaders(): { include: string; version: string } {
@@ -61,7 +73,8 @@ function napiHeaders(): { include: string; version: string } {
 }
 
 /**
- * Compiles `source` into a loadable `.node` file (cached) and returns its path. Concurrent callers
+ * Compiles `source` into a loadable `.node` file (cached by its text and its directory's headers)
+ * and returns its path. Concurrent callers
  * (several processes starting at once) each compile into a private file and rename it into place,
  * so a reader never sees a half-written addon.
  */
@@ -92,6 +105,7 @@ export async function compileNative(opts: CompileOptions = {}): Promise<string> 
   const key = sha256Hex(
     JSON.stringify({
       source: sha256Hex(code),
+      headers: await headerHashes(source),
       flags: NATIVE_FLAGS,
       compiler: version,
       // -march=native makes the binary this CPU's: a cache dir shared between machines must not mix them
