@@ -122,8 +122,34 @@ export async function prepareNativeDecode(o: PrepareOptions): Promise<NativeSetu
     ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
     ...(o.compiler ? { compiler: o.compiler } : {})
   })
-  const { simd } = loadNativeAddon(addonPath).info()
-  return { addonPath, plan, simd }
+  const addon = loadNativeAddon(addonPath)
+  // a trial create over one-row, one-position buffers: the engine checks the whole spec (tensor
+  // sizes, block sizes, weights.bin) here, so `auto` can still fall back to ORT instead of the
+  // session worker failing to start
+  try {
+    addon.destroy(addon.create(trialSpec(plan)))
+  } catch (err) {
+    throw new NativeUnavailableError(`the native decoder refused this model: ${(err as Error).message}`, {
+      builtDir: o.builtDir
+    })
+  }
+  return { addonPath, plan, simd: addon.info().simd }
+}
+
+function trialSpec(plan: NativePlan): NativeSpec {
+  const kv = () => Array.from({ length: plan.layers }, () => new Float32Array(plan.kvHeads * plan.headDim))
+  return {
+    ...plan,
+    // one thread: the trial never steps, so it needs no workers to start and stop
+    threads: 1,
+    maxRows: 1,
+    capacity: 1,
+    ropeCos: new Float32Array(plan.headDim / 2).fill(1),
+    ropeSin: new Float32Array(plan.headDim / 2),
+    keys: kv(),
+    values: kv(),
+    lora: []
+  }
 }
 
 /** The runner's LoRA row buffers as the engine's list (each target's A with its B). */
