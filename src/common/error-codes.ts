@@ -121,6 +121,10 @@ export const ERROR_CODES = {
   ENGINE_STOPPED: code('BUSY', 'the engine is stopping'),
   STEP_FAILED: code('INTERNAL', 'an ONNX Runtime step failed'),
   SESSION_WORKER_FAILED: code('INTERNAL', "the ONNX Runtime session's worker thread failed"),
+  NATIVE_UNAVAILABLE: code(
+    'INTERNAL',
+    'the native decode kernels cannot run here: no C++ compiler, the build failed, or the model uses a feature they lack'
+  ),
 
   // attribution
   DATANET_NOT_FOUND: code('BAD_REQUEST', 'no such datanet or datanet version'),

@@ -201,6 +201,23 @@ test('infer: weightFormat and threadSpinning default to fp32 and off; other valu
   throwsConfig(() => set('infer.threadSpinning', 'sometimes'), 'infer.threadSpinning')
 })
 
+test('infer.decodeKernels: auto by default; native and ort by name, env or --set; others refused naming the choices', () => {
+  const kernels = (c: ReturnType<typeof loadConfig>) => (c.infer as { decodeKernels: string }).decodeKernels
+  assert.is(kernels(loadConfig({})), 'auto')
+  assert.is(kernels(loadConfig({ env: { OPENLORA_INFER__DECODE_KERNELS: 'ort' } })), 'ort')
+  assert.is(
+    kernels(loadConfig({ overrides: [{ key: 'infer.decodeKernels', value: 'native', source: '--set' }] })),
+    'native'
+  )
+  throwsConfig(
+    () => loadConfig({ overrides: [{ key: 'infer.decodeKernels', value: 'gpu', source: '--set' }] }),
+    'infer.decodeKernels',
+    'auto',
+    'native',
+    'ort'
+  )
+})
+
 test('hardware: nvidia-smi CSV is parsed; a config GPU list overrides detection', async () => {
   const gpus = parseNvidiaSmi('NVIDIA H100 80GB HBM3, 81559, 550.54.15\nNVIDIA L4, 23034, 550.54.15\n\n')
   assert.equal(gpus, [

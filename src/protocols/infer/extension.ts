@@ -9,6 +9,7 @@ import { CID } from 'multiformats/cid'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
 import { messageOf, parseWith, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
+import { DECODE_KERNELS, type DecodeKernels } from '../../runtime/decode-kernels.ts'
 import { DEFAULT_LIMITS, engineLimitFields } from '../../runtime/engine/config.ts'
 import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
 import { SPIN_POLICIES, type SpinPolicy } from '../../runtime/spinning.ts'
@@ -35,6 +36,12 @@ export const InferConfigSchema = z.strictObject({
   executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
   /** base weights as built into the graph: fp32 (exact), int8 or int4 (block-quantized; faster, see docs/RUNTIME-MODEL.md) */
   weightFormat: z.enum(WEIGHT_FORMATS as unknown as [WeightFormat, ...WeightFormat[]]).default('fp32'),
+  /**
+   * what runs decode passes (one new token a row): the native engine (runtime/native/, faster at
+   * small batches) where the model and machine can run it (`auto`), always (`native`: the node
+   * refuses to start when it cannot, saying why), or never (`ort`)
+   */
+  decodeKernels: z.enum(DECODE_KERNELS as unknown as [DecodeKernels, ...DecodeKernels[]]).default('auto'),
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
   intraOpThreads: z.int().min(0).max(256).default(0),
   /**
@@ -128,6 +135,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
       storeDir: (modelId) => modelStoreDir(components.dataDir.path, modelId),
       executionProvider: c.executionProvider,
       weightFormat: c.weightFormat,
+      decodeKernels: c.decodeKernels,
       intraOpThreads: c.intraOpThreads,
       threadSpinning: c.threadSpinning,
       maxBatch: c.maxBatch,

@@ -16,6 +16,15 @@ export type Dim = number | string
 
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] }
 
+/**
+ * Where one initializer's bytes are: in the external data file (offset/bytes) or inline in the
+ * graph (its raw bytes). model/manifest.ts writes these next to weights.bin so a reader other than
+ * ONNX Runtime (the native decoder, runtime/native/) finds each tensor without parsing the graph.
+ */
+export type Placement =
+  | { name: string; type: DataType; dims: number[]; offset: number; bytes: number }
+  | { name: string; type: DataType; dims: number[]; raw: Uint8Array }
+
 // Tensors smaller than this stay inline in the graph; larger ones go to the external file.
 const EXTERNAL_MIN_BYTES = 1024
 const ALIGN = 64
@@ -26,6 +35,8 @@ export class GraphBuilder {
   readonly outputs: onnxProto.onnx.IValueInfoProto[] = []
   readonly initializers: onnxProto.onnx.ITensorProto[] = []
   private readonly external: { data: Uint8Array; offset: number }[] = []
+  /** every initializer, in the order added (tensors.json) */
+  readonly placements: Placement[] = []
   private externalBytes = 0
   private counter = 0
   private readonly dataFile: string
@@ -82,7 +93,9 @@ export class GraphBuilder {
 
   private tensor(name: string, dataType: DataType, bytes: Uint8Array, dims: number[]): string {
     if (bytes.byteLength < EXTERNAL_MIN_BYTES) {
-      this.initializers.push({ name, dataType, dims, rawData: bytes.slice() })
+      const raw = bytes.slice()
+      this.initializers.push({ name, dataType, dims, rawData: raw })
+      this.placements.push({ name, type: dataType, dims, raw })
       return name
     }
     const offset = Math.ceil(this.externalBytes / ALIGN) * ALIGN
@@ -91,6 +104,7 @@ export class GraphBuilder {
       writeSync(this.fd, bytes)
     } else this.external.push({ data: bytes, offset })
     this.externalBytes = offset + bytes.byteLength
+    this.placements.push({ name, type: dataType, dims, offset, bytes: bytes.byteLength })
     this.initializers.push({
       name,
       dataType,

@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { InvalidParametersError, OpenLoraError } from '../../common/errors.ts'
+import { InvalidParametersError } from '../../common/errors.ts'
 import { createLogger, type Logger } from '../../common/log.ts'
 import { type Hex, sha256Hex } from '../../crypto/hash.ts'
 import { weightsHash as computeWeightsHash } from '../formats/identity.ts'
@@ -19,12 +19,10 @@ import {
 import type { GraphBuilder } from '../graph/proto.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import type { ModelConfig } from './config.ts'
+import { MANIFEST_FILE, writeManifest } from './manifest.ts'
+import { ModelWeightsError } from './weights-error.ts'
 
-export class ModelWeightsError extends OpenLoraError<'MODEL_WEIGHTS_INVALID'> {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super('MODEL_WEIGHTS_INVALID', message, details)
-  }
-}
+export { ModelWeightsError }
 
 /** Each tensor read from disk when the builder asks for it, checked against the config's shape. */
 function weightSource(checkpoint: CheckpointReader): WeightSource {
@@ -93,11 +91,15 @@ const MODEL_FILE = 'model.onnx'
 const DATA_FILE = 'weights.bin'
 const META_FILE = 'build.json'
 
-/** A complete build: its meta (written last) names these weights and its data file exists. */
+/**
+ * A complete build: its meta (written last) names these weights and its data file and tensor
+ * manifest exist (graphs cached before the manifest existed are rebuilt once).
+ */
 async function isBuilt(out: string, weightsHash: Hex): Promise<boolean> {
   try {
     const meta = JSON.parse(await readFile(join(out, META_FILE), 'utf8')) as { weightsHash?: string }
     await stat(join(out, DATA_FILE))
+    await stat(join(out, MANIFEST_FILE))
     return meta.weightsHash === weightsHash
   } catch {
     return false
@@ -175,6 +177,7 @@ export async function ensureBuiltModel(
     }
     const bytes = graph.finishExternalData()
     await writeFile(join(tmp, MODEL_FILE), graph.encodeModel(OPSETS))
+    await writeManifest(tmp, graph.placements, bytes)
     const buildMs = Math.round(performance.now() - started)
     await writeFile(
       join(tmp, META_FILE),

@@ -1,10 +1,17 @@
 // loadModel: a Hugging Face checkpoint directory → a LoadedModel (one ORT session, KV cache, LoRA
 // slot pools). The contract with the serving engine is in docs/INTERFACES.md ("Runtime internals").
 import { access, readFile } from 'node:fs/promises'
-import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { availableParallelism, homedir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
+import type { DecodeKernels } from '../decode-kernels.ts'
 import type { ExecutionProviderName } from '../execution-provider.ts'
+import {
+  type NativeSetup,
+  NativeUnavailableError,
+  nativeDecodeSupport,
+  prepareNativeDecode
+} from '../native/decoder.ts'
 import { Tokenizer } from '../tokenizer.ts'
 import type { WeightFormat } from '../weight-format.ts'
 import { ensureBuiltModel } from './build.ts'
@@ -43,6 +50,15 @@ export interface LoadModelOptions {
    * goldens' int8 tolerance); int4's error stays that of MatMulNBits. Ignored for fp32.
    */
   prefillGraph?: boolean
+  /**
+   * what runs decode passes (one new token a row; prompts always run on ORT): `native` = the
+   * compiled engine (runtime/native/, issue 17; throws NativeUnavailableError saying why when the
+   * model or machine cannot run it), `ort` = ONNX Runtime, `auto` (default) = native where it can
+   * run, else ORT with one info line saying why
+   */
+  decodeKernels?: DecodeKernels
+  /** where the native engine's compiled addon is cached; default $OPENLORA_NATIVE_CACHE or <tmpdir>/openlora-native */
+  nativeCacheDir?: string
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
   worker?: boolean
   /** ORT session config entries; default { 'session.intra_op.allow_spinning': '0' } (see loaded-model.ts) */
@@ -121,6 +137,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     log.warn('checkpoint has no tokenizer.json: the model takes token ids only', { dir: abs })
   }
+  const native = await nativeSetup(dirname(built.modelPath), config, opts, log)
   const maxPos = config.maxPositionEmbeddings
   const session = await ModelSession.create(built.modelPath, modelLayout(config), built.weightsHash, {
     executionProvider: opts.executionProvider ?? 'cpu',
@@ -136,6 +153,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     sessionConfig: opts.sessionConfig,
     profile: opts.profile,
     ...(prefill ? { prefillModelPath: prefill.modelPath } : {}),
+    ...(native ? { native } : {}),
     log
   })
   const model: LoadedModel = Object.assign(session, {
@@ -149,8 +167,50 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     modelId: model.modelId,
     weightsHash: built.weightsHash,
     executionProvider: session.executionProvider,
+    decodeKernels: session.decodeKernels,
     cachedGraph: built.cached,
     buildMs: built.buildMs
   })
   return model
+}
+
+/**
+ * The native engine's setup when decode passes should run on it (LoadModelOptions.decodeKernels),
+ * else undefined; `native` throws the reason it cannot, `auto` logs it once.
+ */
+async function nativeSetup(
+  builtDir: string,
+  config: ModelConfig,
+  opts: LoadModelOptions,
+  log: Logger
+): Promise<NativeSetup | undefined> {
+  const mode = opts.decodeKernels ?? 'auto'
+  if (mode === 'ort') return undefined
+  const format = opts.weightFormat ?? 'fp32'
+  let why: string | null =
+    (opts.executionProvider ?? 'cpu') !== 'cpu'
+      ? `the ${opts.executionProvider} execution provider (the native engine runs on the CPU)`
+      : nativeDecodeSupport(config, format)
+  if (why === null) {
+    try {
+      const setup = await prepareNativeDecode({
+        builtDir,
+        config,
+        format,
+        threads: opts.intraOpThreads ?? availableParallelism(),
+        ...(opts.nativeCacheDir ? { cacheDir: opts.nativeCacheDir } : {})
+      })
+      log.debug('native decode engine ready', { simd: setup.simd, addon: setup.addonPath })
+      return { addonPath: setup.addonPath, plan: setup.plan }
+    } catch (err) {
+      if (!(err instanceof NativeUnavailableError)) throw err
+      if (mode === 'native') throw err
+      why = err.message
+    }
+  } else if (mode === 'native')
+    throw new NativeUnavailableError(`decodeKernels "native": the native decoder does not compute ${why}`, {
+      reason: why
+    })
+  log.info('decode passes run on ONNX Runtime kernels', { reason: why })
+  return undefined
 }

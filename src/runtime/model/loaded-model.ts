@@ -16,6 +16,7 @@ import {
   sessionProviders
 } from '../execution-provider.ts'
 import { loraA, loraB, ROPE_COS, ROPE_COS_LOCAL, ROPE_SIN, ROPE_SIN_LOCAL } from '../graph/decoder.ts'
+import type { NativeSetup } from '../native/decoder.ts'
 import type { ModelConfig } from './config.ts'
 import { nextKvCapacity } from './kv-layout.ts'
 import type { ModelLayout } from './layout.ts'
@@ -61,6 +62,8 @@ export interface ModelSessionOptions {
   profile?: string
   /** the prompt-pass graph (runner.ts RunnerSetup.prefillModelPath) */
   prefillModelPath?: string
+  /** decode passes on the native engine (runner.ts RunnerSetup.native); else every pass on ORT */
+  native?: NativeSetup
   log: Logger
 }
 
@@ -72,6 +75,8 @@ export class ModelSession {
   readonly maxBatch: number
   readonly maxSeqLen: number
   readonly pools: SlotPools
+  /** what runs decode passes (one new token a row): the native engine or ONNX Runtime */
+  readonly decodeKernels: 'native' | 'ort'
   private readonly runner: Runner
   private readonly poolSet: SlotPoolSet
   /** per KV row: the slot and slot version its LoRA buffers hold (-1 = never bound) */
@@ -108,6 +113,7 @@ export class ModelSession {
     this.boundSlot = new Int32Array(opts.maxBatch).fill(-1)
     this.boundVersion = new Uint32Array(opts.maxBatch)
     this.hasLora = pools.targets.length > 0
+    this.decodeKernels = opts.native && ep === 'cpu' ? 'native' : 'ort'
   }
 
   static async create(
@@ -168,7 +174,9 @@ export class ModelSession {
       keys,
       values,
       inputs: ropes,
-      rowInputs: pools.rowInputs
+      rowInputs: pools.rowInputs,
+      // the engine computes on the CPU: a CUDA session keeps every pass on ORT
+      ...(opts.native && e === 'cpu' ? { native: opts.native } : {})
     })
     const open = (e: ExecutionProviderName) =>
       opts.worker === false ? SessionRunner.open(setup(e)) : WorkerRunner.open(setup(e))

@@ -17,6 +17,7 @@ import {
   SEQLENS_K,
   TOTAL_SEQ_LEN
 } from '../graph/decoder.ts'
+import { NativeDecoder, type NativeSetup } from '../native/decoder.ts'
 import { relayoutKv } from './kv-layout.ts'
 import type { Pass } from './step-plan.ts'
 
@@ -68,6 +69,11 @@ export interface RunnerSetup {
   inputs: SharedInput[]
   /** per-row LoRA buffers */
   rowInputs: RowInput[]
+  /**
+   * the native decode engine (runtime/native/decoder.ts, issue 17): when set, decode passes (one
+   * new token a row) run on it over these same buffers, every other pass on ORT
+   */
+  native?: NativeSetup
 }
 
 export interface Runner {
@@ -85,23 +91,32 @@ export class SessionRunner implements Runner {
   private readonly prefill: ort.InferenceSession | undefined
   private readonly s: RunnerSetup
   private readonly fixed: Record<string, ort.Tensor> = {}
+  private readonly native: NativeDecoder | undefined
 
-  constructor(session: ort.InferenceSession, setup: RunnerSetup, prefill?: ort.InferenceSession) {
+  constructor(
+    session: ort.InferenceSession,
+    setup: RunnerSetup,
+    prefill?: ort.InferenceSession,
+    native?: NativeDecoder
+  ) {
     this.session = session
     this.prefill = prefill
+    this.native = native
     this.s = setup
     for (const i of setup.inputs) this.fixed[i.name] = new ort.Tensor('float32', i.data, i.dims)
   }
 
   static async open(setup: RunnerSetup): Promise<SessionRunner> {
     const session = await ort.InferenceSession.create(setup.modelPath, setup.sessionOptions)
-    if (!setup.prefillModelPath) return new SessionRunner(session, setup)
     const o = setup.sessionOptions
-    const prefill = await ort.InferenceSession.create(setup.prefillModelPath, {
-      ...o,
-      ...(o.profileFilePrefix ? { profileFilePrefix: `${o.profileFilePrefix}-prefill` } : {})
-    })
-    return new SessionRunner(session, setup, prefill)
+    const prefill = setup.prefillModelPath
+      ? await ort.InferenceSession.create(setup.prefillModelPath, {
+          ...o,
+          ...(o.profileFilePrefix ? { profileFilePrefix: `${o.profileFilePrefix}-prefill` } : {})
+        })
+      : undefined
+    const native = setup.native ? NativeDecoder.open(setup.native, setup) : undefined
+    return new SessionRunner(session, setup, prefill, native)
   }
 
   async run(req: RunRequest): Promise<Float32Array> {
@@ -113,6 +128,8 @@ export class SessionRunner implements Runner {
       const blocks = s.keys[0]!.length / (s.capacity * s.headDim)
       relayoutKv([...s.keys, ...s.values], blocks, req.relayoutFrom, cap, s.headDim)
     }
+    // the engine writes each row's new key/value into the buffers itself
+    if (S === 1 && this.native) return this.native.run({ ...req, capacity: cap })
     const kvDims = [n, s.kvHeads, cap, s.headDim]
     let total = 0
     for (const v of req.seqlens) total = Math.max(total, v + 1)
@@ -162,6 +179,7 @@ export class SessionRunner implements Runner {
   }
 
   async release(): Promise<void> {
+    this.native?.close()
     // the profile is written when profiling ends, not step by step
     for (const session of this.prefill ? [this.session, this.prefill] : [this.session]) {
       if (this.s.sessionOptions.enableProfiling) session.endProfiling()

@@ -1,0 +1,7 @@
+// Which kernels run a model's decode passes (one new token a row; prompts always run on ONNX
+// Runtime): the native engine (runtime/native/, issue 17) or ORT. Its own module so config code
+// can name the choices without loading the engine's wrapper.
+
+/** `auto` = native where the model and machine can run it, else ORT (with an info line saying why) */
+export type DecodeKernels = 'auto' | 'native' | 'ort'
+export const DECODE_KERNELS: readonly DecodeKernels[] = ['auto', 'native', 'ort']
