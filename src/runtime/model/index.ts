@@ -201,7 +201,11 @@ async function nativeSetup(
         ...(opts.nativeCacheDir ? { cacheDir: opts.nativeCacheDir } : {})
       })
       log.debug('native decode engine ready', { simd: setup.simd, addon: setup.addonPath })
-      return { addonPath: setup.addonPath, plan: setup.plan }
+      return {
+        addonPath: setup.addonPath,
+        plan: setup.plan,
+        ...(opts.profile ? { profileFile: `${opts.profile}-native.json` } : {})
+      }
     } catch (err) {
       if (!(err instanceof NativeUnavailableError)) throw err
       if (mode === 'native') throw err

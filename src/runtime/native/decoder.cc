@@ -54,6 +54,7 @@ struct Instance {
 class Spec {
  public:
   Spec(napi_env env, Instance& inst) : env_(env), inst_(inst) {}
+  napi_env env() const { return env_; }
 
   napi_value get(napi_value obj, const std::string& key) {
     bool has = false;
@@ -272,6 +273,9 @@ void build(Spec& s, napi_value spec, Instance& inst) {
     r.a = s.floats(s.get(o, "a"), (size_t)d.maxRows * r.in * r.rank, p + ".a");
     r.b = s.floats(s.get(o, "b"), (size_t)d.maxRows * r.rank * r.out, p + ".b");
   }
+  bool has = false;
+  CHECK(napi_has_named_property(s.env(), spec, "profile", &has));
+  dec->profiling_ = has && s.boolean(spec, "profile");
   dec->prepare();
   inst.decoder = std::move(dec);
 }
@@ -378,6 +382,28 @@ napi_value Destroy(napi_env env, napi_callback_info info) {
   }
 }
 
+// profile(handle): µs of wall time per phase summed over the steps since create, and the step
+// count; zeros unless the spec asked for `profile: true`.
+napi_value Profile(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 1;
+    napi_value h;
+    CHECK(napi_get_cb_info(env, info, &argc, &h, nullptr, nullptr));
+    if (argc < 1) throw Error("profile(handle): handle is missing");
+    Decoder& d = *instanceOf(env, h)->decoder;
+    napi_value o;
+    CHECK(napi_create_object(env, &o));
+    for (int p = 0; p < PH_COUNT; p++) {
+      napi_value v;
+      CHECK(napi_create_double(env, d.profile_[p], &v));
+      CHECK(napi_set_named_property(env, o, kPhaseNames[p], v));
+    }
+    return o;
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o, simd;
   napi_create_object(env, &o);
@@ -390,7 +416,7 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> fns[] = {
-      {"create", Create}, {"step", Step}, {"destroy", Destroy}, {"info", Info}};
+      {"create", Create}, {"step", Step}, {"destroy", Destroy}, {"profile", Profile}, {"info", Info}};
   for (const auto& [name, fn] : fns) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);

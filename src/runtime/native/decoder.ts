@@ -4,6 +4,7 @@
 // speed there. The engine runs one whole decode step (S = 1 token a row) in one call, reading the
 // same weights.bin as the graph and the runner's own shared KV, RoPE and LoRA buffers in place, so
 // decode passes can go to it while prompt passes stay on ORT with nothing to keep in sync.
+import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { loraA, loraB, ROPE_COS, ROPE_SIN } from '../graph/names.ts'
 import { type ModelConfig, PROJECTIONS } from '../model/config.ts'
@@ -45,6 +46,8 @@ export interface NativeSpec extends NativePlan {
   keys: Float32Array[]
   values: Float32Array[]
   lora: NativeLora[]
+  /** time each phase of every step (profile()) */
+  profile?: boolean
 }
 
 export interface NativeAddon {
@@ -59,6 +62,7 @@ export interface NativeAddon {
     logits: Float32Array
   ): void
   destroy(handle: object): void
+  profile(handle: object): NativeProfile
   info(): { simd: string }
 }
 
@@ -66,7 +70,12 @@ export interface NativeAddon {
 export interface NativeSetup {
   addonPath: string
   plan: NativePlan
+  /** where close() writes the engine's per-phase decode profile (LoadModelOptions.profile) */
+  profileFile?: string
 }
+
+/** µs of wall time per phase of the decode steps since open, and the step count (decoder.cc profile). */
+export type NativeProfile = Record<string, number> & { steps: number }
 
 /** The runner's shared buffers the engine reads and writes in place (runner.ts RunnerSetup). */
 export interface NativeBuffers {
@@ -185,10 +194,13 @@ export class NativeDecoder {
   private handle: object | undefined
   private readonly vocab: number
 
-  private constructor(addon: NativeAddon, handle: object, vocab: number) {
+  private readonly profileFile: string | undefined
+
+  private constructor(addon: NativeAddon, handle: object, vocab: number, profileFile?: string) {
     this.addon = addon
     this.handle = handle
     this.vocab = vocab
+    this.profileFile = profileFile
     this.simd = addon.info().simd
   }
 
@@ -210,9 +222,10 @@ export class NativeDecoder {
       ropeSin: table(ROPE_SIN),
       keys: buffers.keys,
       values: buffers.values,
-      lora: loraOf(buffers.rowInputs, p.layers)
+      lora: loraOf(buffers.rowInputs, p.layers),
+      profile: native.profileFile !== undefined
     }
-    return new NativeDecoder(addon, addon.create(spec), p.vocab)
+    return new NativeDecoder(addon, addon.create(spec), p.vocab, native.profileFile)
   }
 
   /** One decode pass (one new token a row); returns logits [n, vocab]. Synchronous. */
@@ -236,6 +249,8 @@ export class NativeDecoder {
   }
 
   close(): void {
+    if (this.handle && this.profileFile)
+      writeFileSync(this.profileFile, JSON.stringify(this.addon.profile(this.handle)))
     if (this.handle) this.addon.destroy(this.handle)
     this.handle = undefined
   }

@@ -7,6 +7,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <chrono>
 #include <initializer_list>
 #include <utility>
 #include <vector>
@@ -16,6 +17,12 @@
 namespace openlora {
 
 enum Target { T_Q = 0, T_K, T_V, T_O, T_GATE, T_UP, T_DOWN, T_COUNT };
+
+// What a step's wall time went to, measured on thread 0 from one phase's end to the next (so a
+// phase includes waiting for the slowest thread): `profile(handle)` in decoder.cc reports it.
+enum Phase { PH_QKV = 0, PH_ATTN, PH_O, PH_GATE_UP, PH_DOWN, PH_HEAD, PH_STEPS, PH_COUNT };
+inline const char* const kPhaseNames[PH_COUNT] = {"norm_qkv_lora", "rope_attention", "o_residual",
+                                                  "norm_gate_up_silu", "down_residual", "norm_lm_head", "steps"};
 
 struct Lora {
   const float* a = nullptr;  // [maxRows, in, rank]
@@ -78,6 +85,20 @@ class Decoder {
   void attention(int t, int T, int l, int M, int capacity);
   void layer(int t, int l, int M, int capacity);
 
+  using Clock = std::chrono::steady_clock;
+  void mark(Phase p) {
+    if (!profiling_) return;
+    const auto now = Clock::now();
+    profile_[p] += std::chrono::duration<double, std::micro>(now - last_).count();
+    last_ = now;
+  }
+
+ public:
+  bool profiling_ = false;
+  double profile_[PH_COUNT] = {};
+
+ private:
+  Clock::time_point last_;
   Pool pool_;
   std::vector<Scratch> scratch_;
   int maxK_ = 0, maxKpad_ = 0, maxKb_ = 0, maxRank_ = 0;

@@ -206,9 +206,11 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   lora(s, L, T_K, s.x.data(), ldx, M, qOut, c0, c1, qkv_.data(), qkvN);
   lora(s, L, T_V, s.x.data(), ldx, M, qOut + kvOut, c0, c1, qkv_.data(), qkvN);
   pool_.barrier();
+  if (t == 0) mark(PH_QKV);
 
   attention(t, T, l, M, capacity);
   pool_.barrier();
+  if (t == 0) mark(PH_ATTN);
 
   // o, added to the residual stream
   quantize(s, L.o, attn_.data(), qOut, M);
@@ -219,6 +221,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.oBias ? L.oBias[c] : 0.f);
   pool_.barrier();
+  if (t == 0) mark(PH_O);
 
   // gate | up and SiLU(gate) · up: a thread takes the same columns of both halves
   for (int m = 0; m < M; m++) rmsNorm(h_.data() + (size_t)m * H, L.mlpNorm, s.x.data() + (size_t)m * ldx, H, d.eps);
@@ -237,6 +240,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
     }
   }
   pool_.barrier();
+  if (t == 0) mark(PH_GATE_UP);
 
   // down, added to the residual stream
   quantize(s, L.down, act_.data(), I, M);
@@ -246,6 +250,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.downBias ? L.downBias[c] : 0.f);
   pool_.barrier();
+  if (t == 0) mark(PH_DOWN);
 }
 
 inline void Decoder::step(int lo, int n, int capacity, const int32_t* ids, const int32_t* pos, float* logits) {
@@ -262,6 +267,10 @@ inline void Decoder::step(int lo, int n, int capacity, const int32_t* ids, const
     M++;
   }
   if (M == 0) return;
+  if (profiling_) {
+    profile_[PH_STEPS] += 1;
+    last_ = Clock::now();
+  }
   pool_.run([&](int t) {
     for (int l = 0; l < d.layers; l++) layer(t, l, M, capacity);
     Scratch& s = scratch_[t];
@@ -272,12 +281,14 @@ inline void Decoder::step(int lo, int n, int capacity, const int32_t* ids, const
     share(V, t, pool_.threads(), 16, c0, c1);
     if (M == n) {
       linearColumns(lmHead, M, s.x.data(), maxK_, s.rows.data(), c0, c1, logits, V);
+      if (t == 0) mark(PH_HEAD);
       return;
     }
     // dummy rows between live ones: each live row's own line of logits
     for (int m = 0; m < M; m++)
       linearColumns(lmHead, 1, s.x.data() + (size_t)m * maxK_, maxK_, s.rows.data() + m, c0, c1,
                     logits + (size_t)src[m] * V, V);
+    if (t == 0) mark(PH_HEAD);
   });
 }
 
