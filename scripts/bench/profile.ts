@@ -132,7 +132,9 @@ const result = {
 if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
 else {
   if ('kernels' in decode) {
-    process.stdout.write(`${nativeFile}\ndecode (native engine): ${decode.steps} steps, ${decode.usPerStep} µs/step\n`)
+    process.stdout.write(
+      `${nativeFile}\ndecode (native engine): ${decode.steps} steps, ${decode.usPerStep} µs/step\n`
+    )
     for (const o of decode.ops)
       process.stdout.write(
         `  ${o.op.padEnd(36)} ${String(o.usPerStep).padStart(7)} µs  ${(o.share * 100).toFixed(1)} %\n`
