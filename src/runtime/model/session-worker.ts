@@ -25,7 +25,13 @@ port.on('message', async (msg: { type: 'run'; id: number; req: RunRequest } | { 
   }
   try {
     const logits = await runner!.run(msg.req)
-    port.postMessage({ type: 'result', id: msg.id, logits })
+    // hand the logits' buffer over instead of copying it (a 128k vocabulary is 0.5 MB a row) when
+    // it is theirs alone; a view into a larger or shared buffer is copied as before
+    const own =
+      logits.buffer instanceof ArrayBuffer &&
+      logits.byteOffset === 0 &&
+      logits.byteLength === logits.buffer.byteLength
+    port.postMessage({ type: 'result', id: msg.id, logits }, own ? [logits.buffer as ArrayBuffer] : [])
   } catch (err) {
     port.postMessage({
       type: 'result',
