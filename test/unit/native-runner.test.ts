@@ -94,7 +94,7 @@ test('loadModel decodeKernels: ort stays on ORT; native refuses an unsupported m
     assert.match((err as Error).message, /decodeKernels "native".*norm "rms1p"/)
   }
   const lines: string[] = []
-  const log = createLogger('test', { json: true, write: (line) => lines.push(line) })
+  const log = createLogger('test', { level: 'info', json: true, write: (line) => lines.push(line) })
   const auto = await loadModel(gemma, { ...opts, log })
   try {
     assert.is(auto.decodeKernels, 'ort')
