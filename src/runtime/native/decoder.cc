@@ -1,0 +1,400 @@
+// The N-API face of the native decode path (issue 17; docs/NATIVE-DECODE.md): `create(spec)`
+// maps the decoder graph's weights.bin read-only and takes the runner's shared KV-cache, RoPE and
+// LoRA buffers; `step(...)` decodes one token for each row of a pass, synchronously, on the
+// calling thread plus the decoder's own workers; `destroy(handle)` stops them. Every number and
+// buffer of the spec is checked here (sizes against the file and the dims), so a bad spec is a
+// JS exception naming the field, never a read out of bounds.
+#include <fcntl.h>
+#include <node_api.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "step.h"
+
+using namespace openlora;
+
+namespace {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) throw Error("N-API call failed: " #call); \
+  } while (0)
+
+struct Mapped {
+  void* base = MAP_FAILED;
+  size_t size = 0;
+  ~Mapped() {
+    if (base != MAP_FAILED) munmap(base, size);
+  }
+};
+
+struct Instance {
+  std::unique_ptr<Decoder> decoder;
+  Mapped file;
+  std::deque<std::vector<uint8_t>> owned;  // inline tensors, copied
+  std::vector<napi_ref> refs;              // the JS buffers the decoder reads and writes
+  void release(napi_env env) {
+    decoder.reset();  // joins the workers
+    for (napi_ref r : refs) napi_delete_reference(env, r);
+    refs.clear();
+  }
+};
+
+class Spec {
+ public:
+  Spec(napi_env env, Instance& inst) : env_(env), inst_(inst) {}
+
+  napi_value get(napi_value obj, const std::string& key) {
+    bool has = false;
+    CHECK(napi_has_named_property(env_, obj, key.c_str(), &has));
+    if (!has) throw Error("spec." + key + " is missing");
+    napi_value v;
+    CHECK(napi_get_named_property(env_, obj, key.c_str(), &v));
+    return v;
+  }
+  double number(napi_value v, const std::string& what) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env_, v, &t));
+    if (t != napi_number) throw Error(what + " must be a number");
+    double d;
+    CHECK(napi_get_value_double(env_, v, &d));
+    return d;
+  }
+  int integer(napi_value obj, const std::string& key, double min, double max) {
+    const double d = number(get(obj, key), "spec." + key);
+    if (d != std::floor(d) || d < min || d > max)
+      throw Error("spec." + key + " must be an integer in [" + std::to_string((long long)min) + ", " +
+                  std::to_string((long long)max) + "], got " + std::to_string(d));
+    return (int)d;
+  }
+  float real(napi_value obj, const std::string& key) {
+    const double d = number(get(obj, key), "spec." + key);
+    if (!std::isfinite(d)) throw Error("spec." + key + " must be finite");
+    return (float)d;
+  }
+  bool boolean(napi_value obj, const std::string& key) {
+    bool b;
+    if (napi_get_value_bool(env_, get(obj, key), &b) != napi_ok) throw Error("spec." + key + " must be a boolean");
+    return b;
+  }
+  std::string string(napi_value obj, const std::string& key) {
+    napi_value v = get(obj, key);
+    size_t n;
+    if (napi_get_value_string_utf8(env_, v, nullptr, 0, &n) != napi_ok) throw Error("spec." + key + " must be a string");
+    std::string s(n, '\0');
+    CHECK(napi_get_value_string_utf8(env_, v, s.data(), n + 1, &n));
+    return s;
+  }
+  uint32_t length(napi_value arr, const std::string& what) {
+    bool is;
+    CHECK(napi_is_array(env_, arr, &is));
+    if (!is) throw Error(what + " must be an array");
+    uint32_t n;
+    CHECK(napi_get_array_length(env_, arr, &n));
+    return n;
+  }
+  napi_value at(napi_value arr, uint32_t i) {
+    napi_value v;
+    CHECK(napi_get_element(env_, arr, i, &v));
+    return v;
+  }
+
+  // A typed array the decoder keeps using (KV cache, RoPE tables, LoRA rows): held by a reference.
+  float* floats(napi_value v, size_t minLength, const std::string& what) {
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    bool is;
+    CHECK(napi_is_typedarray(env_, v, &is));
+    if (!is) throw Error(what + " must be a Float32Array");
+    CHECK(napi_get_typedarray_info(env_, v, &type, &len, &data, nullptr, nullptr));
+    if (type != napi_float32_array) throw Error(what + " must be a Float32Array");
+    if (len < minLength)
+      throw Error(what + " has " + std::to_string(len) + " floats; needs at least " + std::to_string(minLength));
+    napi_ref ref;
+    CHECK(napi_create_reference(env_, v, 1, &ref));
+    inst_.refs.push_back(ref);
+    return static_cast<float*>(data);
+  }
+
+  // A tensor: a byte offset into the mapped weights file, or inline data (copied); -1 = absent.
+  const uint8_t* tensor(napi_value obj, const std::string& key, size_t bytes, bool optional = false) {
+    napi_value v = get(obj, key);
+    napi_valuetype t;
+    CHECK(napi_typeof(env_, v, &t));
+    if (t == napi_number) {
+      const double off = number(v, "spec." + key);
+      if (off == -1 && optional) return nullptr;
+      if (off < 0 || off != std::floor(off) || off + (double)bytes > (double)inst_.file.size)
+        throw Error("spec." + key + ": offset " + std::to_string(off) + " + " + std::to_string(bytes) +
+                    " bytes is outside weights.bin (" + std::to_string(inst_.file.size) + " bytes)");
+      return static_cast<const uint8_t*>(inst_.file.base) + (size_t)off;
+    }
+    bool is;
+    CHECK(napi_is_typedarray(env_, v, &is));
+    if (!is) throw Error("spec." + key + " must be a byte offset or a typed array" + (optional ? " or -1" : ""));
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    napi_value ab;
+    size_t off;
+    CHECK(napi_get_typedarray_info(env_, v, &type, &len, &data, &ab, &off));
+    size_t have = type == napi_float32_array ? len * 4 : type == napi_uint8_array ? len : 0;
+    if (have != bytes)
+      throw Error("spec." + key + " has " + std::to_string(have) + " bytes (Float32Array or Uint8Array); needs " +
+                  std::to_string(bytes));
+    auto& copy = inst_.owned.emplace_back(bytes + 64);
+    // 64-byte aligned like the file's tensors
+    uint8_t* p = copy.data() + (64 - (reinterpret_cast<uintptr_t>(copy.data()) & 63)) % 64;
+    std::memcpy(p, data, bytes);
+    return p;
+  }
+
+  Linear linear(napi_value obj, const std::string& name, int format, int K, int N) {
+    Linear L;
+    L.K = integer(obj, "K", K, K);
+    L.N = integer(obj, "N", N, N);
+    const std::string p = name + ".";
+    if (format == FP32) {
+      L.rows = boolean(obj, "rows");
+      L.w = reinterpret_cast<const float*>(tensor(obj, "weight", (size_t)K * N * 4));
+      return L;
+    }
+    L.block = format == INT4 ? integer(obj, "block", 32, 32) : integer(obj, "block", 16, 128);
+    if (L.block & (L.block - 1)) throw Error(p + "block must be a power of two");
+    L.kb = (K + L.block - 1) / L.block;
+    const size_t codes = (size_t)N * L.kb * (format == INT4 ? L.block / 2 : L.block);
+    L.q = tensor(obj, "weight", codes);
+    L.scales = reinterpret_cast<const float*>(tensor(obj, "scales", (size_t)N * L.kb * 4));
+    if (format == INT4) L.zp = tensor(obj, "zeros", (size_t)N * ((L.kb + 1) / 2));
+    return L;
+  }
+
+ private:
+  napi_env env_;
+  Instance& inst_;
+};
+
+void mapFile(Instance& inst, const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size == 0) {
+    close(fd);
+    throw Error(path + " is empty or unreadable");
+  }
+  inst.file.size = (size_t)st.st_size;
+  inst.file.base = mmap(nullptr, inst.file.size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (inst.file.base == MAP_FAILED) throw Error("cannot map " + path + ": " + std::strerror(errno));
+  madvise(inst.file.base, inst.file.size, MADV_WILLNEED);
+}
+
+void build(Spec& s, napi_value spec, Instance& inst) {
+  Dims d;
+  d.format = s.integer(spec, "format", 0, 2);
+  const int threads = s.integer(spec, "threads", 1, 256);
+  d.hidden = s.integer(spec, "hidden", 1, 1 << 16);
+  d.heads = s.integer(spec, "heads", 1, 1024);
+  d.kvHeads = s.integer(spec, "kvHeads", 1, d.heads);
+  if (d.heads % d.kvHeads) throw Error("spec.heads must be a multiple of spec.kvHeads");
+  d.D = s.integer(spec, "headDim", 2, 512);
+  if (d.D % 2) throw Error("spec.headDim must be even");
+  d.inter = s.integer(spec, "intermediate", 1, 1 << 18);
+  d.vocab = s.integer(spec, "vocab", 1, 1 << 24);
+  d.layers = s.integer(spec, "layers", 1, 1024);
+  d.eps = s.real(spec, "eps");
+  d.attnScale = s.real(spec, "attnScale");
+  d.window = s.integer(spec, "window", 0, 1 << 30);
+  d.maxRows = s.integer(spec, "maxRows", 1, 4096);
+  d.capacity = s.integer(spec, "capacity", 1, 1 << 24);
+  const int F = d.format, H = d.hidden, I = d.inter, V = d.vocab;
+  const int qOut = d.heads * d.D, kvOut = d.kvHeads * d.D;
+
+  auto dec = std::make_unique<Decoder>(d, threads);
+  dec->embed = reinterpret_cast<const float*>(s.tensor(spec, "embed", (size_t)V * H * 4));
+  dec->finalNorm = reinterpret_cast<const float*>(s.tensor(spec, "finalNorm", (size_t)H * 4));
+  dec->lmHead = s.linear(s.get(spec, "lmHead"), "lmHead", F, H, V);
+  const size_t half = d.D / 2;
+  napi_value cos = s.get(spec, "ropeCos"), sin = s.get(spec, "ropeSin");
+  const size_t ropeFloats = half * d.capacity;
+  dec->ropeCos = s.floats(cos, ropeFloats, "spec.ropeCos");
+  dec->ropeSin = s.floats(sin, ropeFloats, "spec.ropeSin");
+
+  napi_value layers = s.get(spec, "layer"), keys = s.get(spec, "keys"), values = s.get(spec, "values");
+  const size_t kvFloats = (size_t)d.maxRows * d.kvHeads * d.capacity * d.D;
+  if (s.length(layers, "spec.layer") != (uint32_t)d.layers || s.length(keys, "spec.keys") != (uint32_t)d.layers ||
+      s.length(values, "spec.values") != (uint32_t)d.layers)
+    throw Error("spec.layer, spec.keys and spec.values must have one entry per layer");
+  dec->layers.resize(d.layers);
+  auto f32 = [](const uint8_t* p) { return reinterpret_cast<const float*>(p); };
+  for (int l = 0; l < d.layers; l++) {
+    napi_value o = s.at(layers, l);
+    Layer& L = dec->layers[l];
+    const std::string p = "layer[" + std::to_string(l) + "]";
+    L.inputNorm = f32(s.tensor(o, "inputNorm", (size_t)H * 4));
+    L.mlpNorm = f32(s.tensor(o, "mlpNorm", (size_t)H * 4));
+    L.qkv = s.linear(s.get(o, "qkv"), p + ".qkv", F, H, qOut + 2 * kvOut);
+    L.o = s.linear(s.get(o, "o"), p + ".o", F, qOut, H);
+    L.gateUp = s.linear(s.get(o, "gateUp"), p + ".gateUp", F, H, 2 * I);
+    L.down = s.linear(s.get(o, "down"), p + ".down", F, I, H);
+    L.qkvBias = f32(s.tensor(o, "qkvBias", (size_t)(qOut + 2 * kvOut) * 4, true));
+    L.oBias = f32(s.tensor(o, "oBias", (size_t)H * 4, true));
+    L.gateUpBias = f32(s.tensor(o, "gateUpBias", (size_t)2 * I * 4, true));
+    L.downBias = f32(s.tensor(o, "downBias", (size_t)H * 4, true));
+    L.keys = s.floats(s.at(keys, l), kvFloats, "spec.keys[" + std::to_string(l) + "]");
+    L.values = s.floats(s.at(values, l), kvFloats, "spec.values[" + std::to_string(l) + "]");
+  }
+
+  napi_value loras = s.get(spec, "lora");
+  const uint32_t nl = s.length(loras, "spec.lora");
+  const int shapes[T_COUNT][2] = {{H, qOut}, {H, kvOut}, {H, kvOut}, {qOut, H}, {H, I}, {H, I}, {I, H}};
+  for (uint32_t i = 0; i < nl; i++) {
+    napi_value o = s.at(loras, i);
+    const int l = s.integer(o, "layer", 0, d.layers - 1);
+    const int t = s.integer(o, "target", 0, T_COUNT - 1);
+    Lora& r = dec->layers[l].lora[t];
+    r.rank = s.integer(o, "rank", 1, 4096);
+    r.in = s.integer(o, "in", shapes[t][0], shapes[t][0]);
+    r.out = s.integer(o, "out", shapes[t][1], shapes[t][1]);
+    const std::string p = "spec.lora[" + std::to_string(i) + "]";
+    r.a = s.floats(s.get(o, "a"), (size_t)d.maxRows * r.in * r.rank, p + ".a");
+    r.b = s.floats(s.get(o, "b"), (size_t)d.maxRows * r.rank * r.out, p + ".b");
+  }
+  dec->prepare();
+  inst.decoder = std::move(dec);
+}
+
+void finalize(napi_env env, void* data, void*) {
+  auto* inst = static_cast<Instance*>(data);
+  inst->release(env);
+  delete inst;
+}
+
+napi_value throwError(napi_env env, const std::exception& e) {
+  napi_throw_error(env, "NATIVE_DECODE", e.what());
+  return nullptr;
+}
+
+napi_value Create(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 1;
+    napi_value spec;
+    CHECK(napi_get_cb_info(env, info, &argc, &spec, nullptr, nullptr));
+    if (argc < 1) throw Error("create(spec): spec is missing");
+    auto inst = std::make_unique<Instance>();
+    Spec s(env, *inst);
+    mapFile(*inst, s.string(spec, "weightsPath"));
+    try {
+      build(s, spec, *inst);
+    } catch (...) {
+      inst->release(env);
+      throw;
+    }
+    napi_value handle;
+    CHECK(napi_create_external(env, inst.get(), finalize, nullptr, &handle));
+    inst.release();
+    return handle;
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
+Instance* instanceOf(napi_env env, napi_value v) {
+  napi_valuetype t;
+  CHECK(napi_typeof(env, v, &t));
+  if (t != napi_external) throw Error("the first argument must be a handle from create()");
+  void* data;
+  CHECK(napi_get_value_external(env, v, &data));
+  auto* inst = static_cast<Instance*>(data);
+  if (!inst->decoder) throw Error("this decoder was destroyed");
+  return inst;
+}
+
+template <typename T>
+T* typedArg(napi_env env, napi_value v, napi_typedarray_type want, size_t minLength, const char* what) {
+  bool is;
+  CHECK(napi_is_typedarray(env, v, &is));
+  napi_typedarray_type type;
+  size_t len = 0;
+  void* data = nullptr;
+  if (is) CHECK(napi_get_typedarray_info(env, v, &type, &len, &data, nullptr, nullptr));
+  if (!is || type != want) throw Error(std::string(what) + " has the wrong type");
+  if (len < minLength) throw Error(std::string(what) + " is too short: " + std::to_string(len) + " < " + std::to_string(minLength));
+  return static_cast<T*>(data);
+}
+
+// step(handle, lo, n, capacity, ids: Int32Array, pos: Int32Array, logits: Float32Array)
+napi_value Step(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 7;
+    napi_value a[7];
+    CHECK(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+    if (argc < 7) throw Error("step(handle, lo, n, capacity, ids, pos, logits) takes 7 arguments");
+    Instance* inst = instanceOf(env, a[0]);
+    const Dims& d = inst->decoder->d_;
+    int32_t lo, n, cap;
+    CHECK(napi_get_value_int32(env, a[1], &lo));
+    CHECK(napi_get_value_int32(env, a[2], &n));
+    CHECK(napi_get_value_int32(env, a[3], &cap));
+    if (lo < 0 || n < 1 || lo + n > d.maxRows) throw Error("rows [lo, lo + n) must lie within [0, maxRows)");
+    if (cap < 1 || cap > d.capacity) throw Error("capacity must be in [1, spec.capacity]");
+    const int32_t* ids = typedArg<int32_t>(env, a[4], napi_int32_array, n, "ids (Int32Array)");
+    const int32_t* pos = typedArg<int32_t>(env, a[5], napi_int32_array, n, "pos (Int32Array)");
+    float* logits = typedArg<float>(env, a[6], napi_float32_array, (size_t)n * d.vocab, "logits (Float32Array)");
+    for (int i = 0; i < n; i++) {
+      if (pos[i] < 0) continue;
+      if (ids[i] < 0 || ids[i] >= d.vocab) throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary");
+      if (pos[i] >= cap) throw Error("position " + std::to_string(pos[i]) + " does not fit capacity " + std::to_string(cap));
+    }
+    inst->decoder->step(lo, n, cap, ids, pos, logits);
+    return nullptr;
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
+napi_value Destroy(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 1;
+    napi_value h;
+    CHECK(napi_get_cb_info(env, info, &argc, &h, nullptr, nullptr));
+    if (argc < 1) throw Error("destroy(handle): handle is missing");
+    instanceOf(env, h)->release(env);
+    return nullptr;
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o, simd;
+  napi_create_object(env, &o);
+  napi_create_string_utf8(env, OPENLORA_VNNI ? "avx512vnni" : "generic", NAPI_AUTO_LENGTH, &simd);
+  napi_set_named_property(env, o, "simd", simd);
+  return o;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const std::pair<const char*, napi_callback> fns[] = {
+      {"create", Create}, {"step", Step}, {"destroy", Destroy}, {"info", Info}};
+  for (const auto& [name, fn] : fns) {
+    napi_value f;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);
+    napi_set_named_property(env, exports, name, f);
+  }
+  return exports;
+}

@@ -1,0 +1,361 @@
+// Matrix-vector kernels of the native decode path (issue 17): one Linear applied to a few rows
+// (a decode step's batch), in the three weight formats the decoder graph stores, reading the very
+// bytes ONNX Runtime reads (graph/linear.ts, quantize.ts, quantize4.ts):
+//   fp32  [K, N] (MatMul's weight_t) or [N, K] rows (Gemm transB: a tied lm_head)
+//   int8  MatMulNBits 8-bit: codes [N, kBlocks, block] u8, implicit zero point 128, fp32 scales
+//   int4  MatMulNBits 4-bit: codes [N, kBlocks, block/2] (low nibble = even k), fp32 scales,
+//         4-bit zero points packed two a byte
+// Quantized formats multiply int8 activations (per block, scale = max|x| / 127, as MLAS does at
+// accuracy_level 4) with the codes in int8 dot products: AVX512-VNNI where the compiler targets
+// it (the addon is compiled on the machine that runs it, -march=native), plain loops otherwise.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define OPENLORA_VNNI 1
+#else
+#define OPENLORA_VNNI 0
+#endif
+
+namespace openlora {
+
+enum Format { FP32 = 0, INT8 = 1, INT4 = 2 };
+
+struct Linear {
+  int K = 0, N = 0;
+  bool rows = false;  // fp32 only: [N, K] instead of [K, N]
+  int block = 0;      // int8 / int4
+  int kb = 0;         // blocks per output row: ceil(K / block)
+  const float* w = nullptr;
+  const uint8_t* q = nullptr;
+  const float* scales = nullptr;
+  const uint8_t* zp = nullptr;  // int4 only
+};
+
+// One input row prepared for a quantized Linear: int8 codes per block (scale = max|x| / 127,
+// round half to even, zero past K, as MLAS's QuantizeARow_CompInt8 does), the block's scale, and
+// scale · Σ codes (for the zero-point term). int4 codes are laid out the way the weight nibbles
+// unpack (int4Offset) and carry `sxp`, each pair of blocks' scales in the lanes of that layout.
+struct QuantRow {
+  int8_t* q;
+  float* sx;
+  float* xs;
+  float* sxp;
+};
+
+// Where element i of int4 block b sits in a prepared row: a pair of blocks (2p, 2p + 1) is 64
+// bytes [even k of 2p | even k of 2p+1 | odd k of 2p | odd k of 2p+1], matching one 32-byte load
+// of their 16 + 16 code bytes widened to [low nibbles | high nibbles]; a last unpaired block is
+// [even k | odd k].
+inline int int4Offset(int b, int i, int kb) {
+  const int half = i & 1 ? 1 : 0;
+  if ((b | 1) < kb) return (b >> 1) * 64 + half * 32 + (b & 1) * 16 + i / 2;
+  return b * 32 + half * 16 + i / 2;
+}
+
+inline void quantizeRowPlain(const float* x, int K, int block, int kb, bool int4, QuantRow out) {
+  for (int b = 0; b < kb; b++) {
+    const int lo = b * block;
+    const int hi = lo + block < K ? lo + block : K;
+    float amax = 0;
+    for (int k = lo; k < hi; k++) amax = std::fmax(amax, std::fabs(x[k]));
+    const float scale = amax / 127.f;
+    const float inv = amax > 0 ? 127.f / amax : 0.f;
+    int sum = 0;
+    for (int i = 0; i < block; i++) {
+      const int k = lo + i;
+      const int v = k < hi ? (int)std::nearbyint(x[k] * inv) : 0;
+      sum += v;
+      out.q[int4 ? int4Offset(b, i, kb) : b * block + i] = (int8_t)v;
+    }
+    out.sx[b] = scale;
+    out.xs[b] = scale * (float)sum;
+  }
+}
+
+#if OPENLORA_VNNI
+// 16 floats → 16 int8 codes at `inv`, round half to even (MLAS: _mm512_roundscale_ps, nearest)
+inline __m128i codes16(__m512 v, __m512 inv) {
+  return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(v, inv), _MM_FROUND_TO_NEAREST_INT)));
+}
+inline int sum16(__m128i c) { return _mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(c)); }
+#endif
+
+inline void quantizeRow(const float* x, int K, int block, int kb, bool int4, QuantRow out) {
+#if OPENLORA_VNNI
+  // whole blocks of 32 (int4) or multiples of 16 (int8) inside K: vectorized; anything else plain
+  if (K == kb * block && (int4 ? block == 32 : block % 16 == 0)) {
+    const __m512 sign = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    for (int b = 0; b < kb; b++) {
+      const float* xb = x + (size_t)b * block;
+      __m512 m = _mm512_setzero_ps();
+      for (int i = 0; i < block; i += 16) m = _mm512_max_ps(m, _mm512_and_ps(_mm512_loadu_ps(xb + i), sign));
+      const float amax = _mm512_reduce_max_ps(m);
+      const __m512 inv = _mm512_set1_ps(amax > 0 ? 127.f / amax : 0.f);
+      int sum = 0;
+      if (int4) {
+        const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+        const __m128i e = codes16(_mm512_permutex2var_ps(lo, even, hi), inv);
+        const __m128i o = codes16(_mm512_permutex2var_ps(lo, odd, hi), inv);
+        _mm_storeu_si128((__m128i*)(out.q + int4Offset(b, 0, kb)), e);
+        _mm_storeu_si128((__m128i*)(out.q + int4Offset(b, 1, kb)), o);
+        sum = sum16(e) + sum16(o);
+      } else {
+        for (int i = 0; i < block; i += 16) {
+          const __m128i c = codes16(_mm512_loadu_ps(xb + i), inv);
+          _mm_storeu_si128((__m128i*)(out.q + (size_t)b * block + i), c);
+          sum += sum16(c);
+        }
+      }
+      out.sx[b] = amax / 127.f;
+      out.xs[b] = out.sx[b] * (float)sum;
+    }
+  } else
+#endif
+    quantizeRowPlain(x, K, block, kb, int4, out);
+  if (!int4) return;
+  for (int p = 0; p < kb / 2; p++)
+    for (int lane = 0; lane < 16; lane++) out.sxp[p * 16 + lane] = out.sx[2 * p + ((lane >> 2) & 1)];
+}
+
+// Σ_b scale[b] · zp[b] · xs[b]: the zero points' share of one output's dot product (int8: 128).
+inline float zeroTerm(const Linear& L, int j, const float* xs) {
+  const float* s = L.scales + (size_t)j * L.kb;
+  const uint8_t* z = L.zp ? L.zp + (size_t)j * ((L.kb + 1) / 2) : nullptr;
+  float acc = 0;
+  int b = 0;
+#if OPENLORA_VNNI
+  __m512 v = _mm512_setzero_ps();
+  const __m128i m4 = _mm_set1_epi8(15);
+  for (; b + 16 <= L.kb; b += 16) {
+    __m512 zf = _mm512_set1_ps(128.f);
+    if (z) {
+      const __m128i packed = _mm_loadl_epi64((const __m128i*)(z + b / 2));
+      const __m128i lo = _mm_and_si128(packed, m4), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
+      zf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+    }
+    v = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_loadu_ps(s + b), zf), _mm512_loadu_ps(xs + b), v);
+  }
+  acc = _mm512_reduce_add_ps(v);
+#endif
+  for (; b < L.kb; b++) acc += s[b] * (z ? (float)(b & 1 ? z[b >> 1] >> 4 : z[b >> 1] & 15) : 128.f) * xs[b];
+  return acc;
+}
+
+// Plain loops: any block size, any CPU; the reference the SIMD paths agree with.
+inline void quantColumnsPlain(const Linear& L, int M, const QuantRow* x, int j0, int j1, float* y, int ldy) {
+  const int B = L.block, kb = L.kb;
+  const bool int4 = L.zp != nullptr;
+  const int bytes = int4 ? B / 2 : B;
+  for (int j = j0; j < j1; j++) {
+    const float* s = L.scales + (size_t)j * kb;
+    for (int m = 0; m < M; m++) {
+      float a = 0;
+      for (int b = 0; b < kb; b++) {
+        const uint8_t* q = L.q + ((size_t)j * kb + b) * bytes;
+        int d = 0;
+        for (int i = 0; i < B; i++) {
+          const int code = int4 ? (i & 1 ? q[i / 2] >> 4 : q[i / 2] & 15) : q[i];
+          d += code * x[m].q[int4 ? int4Offset(b, i, kb) : b * B + i];
+        }
+        a += s[b] * x[m].sx[b] * (float)d;
+      }
+      y[(size_t)m * ldy + j] = a - zeroTerm(L, j, x[m].xs);
+    }
+  }
+}
+
+#if OPENLORA_VNNI
+constexpr int kPrefetchCodes = 4096, kPrefetchScales = 1024;
+
+inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// int4, block 32: R output rows × M input rows at once (independent accumulators hide the FMA
+// latency; one weight load serves every input row). Per pair of blocks: one 32-byte load widened
+// to 64 codes, one dot product, one convert, one scale pattern, one FMA.
+template <int R, int M>
+inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ldy) {
+  const int kb = L.kb, pairs = kb / 2;
+  const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i pat = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+  const __m512i zero = _mm512_setzero_si512();
+  __m512 acc[R][M];
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
+  const uint8_t* q[R];
+  const float* s[R];
+  for (int r = 0; r < R; r++) {
+    q[r] = L.q + (size_t)(j + r) * kb * 16;
+    s[r] = L.scales + (size_t)(j + r) * kb;
+  }
+  // The rows of a call are contiguous, and so are their scales: prefetch both streams a few KB
+  // ahead of where the loop reads (rows are short at small widths, too short for the hardware
+  // prefetcher to ramp up on its own; measured: the scale loads stalled most).
+  const char* ahead = (const char*)q[0] + kPrefetchCodes;
+  const char* aheadS = (const char*)s[0] + kPrefetchScales;
+  for (int p = 0; p < pairs; p++) {
+    _mm_prefetch(ahead + p * R * 32, _MM_HINT_T0);
+    _mm_prefetch(ahead + p * R * 32 + 64, _MM_HINT_T0);
+    _mm_prefetch(aheadS + p * R * 8, _MM_HINT_T0);
+    for (int r = 0; r < R; r++) {
+      const __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(q[r] + p * 32)));
+      const __m512i w = _mm512_and_si512(_mm512_srlv_epi16(packed, shift), m4);
+      const __m512 sp = _mm512_permutexvar_ps(pat, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double*)(s[r] + 2 * p)))));
+      for (int m = 0; m < M; m++) {
+        const __m512i d = _mm512_dpbusd_epi32(zero, w, _mm512_loadu_si512(x[m].q + p * 64));
+        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sp, _mm512_loadu_ps(x[m].sxp + p * 16)), acc[r][m]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int m = 0; m < M; m++) {
+      float v = _mm512_reduce_add_ps(acc[r][m]);
+      if (kb & 1) {  // the unpaired last block
+        const int b = kb - 1;
+        const __m128i packed = _mm_loadu_si128((const __m128i*)(q[r] + b * 16));
+        const __m128i m4x = _mm_set1_epi8(15);
+        const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), m4x), _mm_and_si128(packed, m4x));
+        const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i*)(x[m].q + b * 32)));
+        v += hsum256(_mm256_cvtepi32_ps(d)) * s[r][b] * x[m].sx[b];
+      }
+      y[(size_t)m * ldy + j + r] = v - zeroTerm(L, j + r, x[m].xs);
+    }
+  }
+}
+
+// int8 (implicit zero point 128), block B (64 or 128): one output row, M input rows. One row at a
+// time reads the codes as one sequential stream; each block's FMA chain is short next to its
+// B / 64 dot products, so more rows at once buy nothing here.
+template <int M, int B>
+inline void int8Row(const Linear& L, const QuantRow* x, int j, float* y, int ldy) {
+  const int kb = L.kb;
+  __m512 acc[M];
+  for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
+  const uint8_t* q = L.q + (size_t)j * kb * B;
+  const float* s = L.scales + (size_t)j * kb;
+  for (int b = 0; b < kb; b++) {
+    for (int c = 0; c < B; c += 64) _mm_prefetch((const char*)q + b * B + c + kPrefetchCodes, _MM_HINT_T0);
+    for (int m = 0; m < M; m++) {
+      __m512i d = _mm512_setzero_si512();
+      for (int c = 0; c < B; c += 64)
+        d = _mm512_dpbusd_epi32(d, _mm512_loadu_si512(q + b * B + c), _mm512_loadu_si512(x[m].q + b * B + c));
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(s[b] * x[m].sx[b]), acc[m]);
+    }
+  }
+  for (int m = 0; m < M; m++) y[(size_t)m * ldy + j] = _mm512_reduce_add_ps(acc[m]) - zeroTerm(L, j, x[m].xs);
+}
+
+template <int M>
+inline void quantColumnsVnni(const Linear& L, const QuantRow* x, int j0, int j1, float* y, int ldy) {
+  if (L.zp == nullptr) {
+    for (int j = j0; j < j1; j++) L.block == 64 ? int8Row<M, 64>(L, x, j, y, ldy) : int8Row<M, 128>(L, x, j, y, ldy);
+    return;
+  }
+  int j = j0;
+  for (; j + 4 <= j1; j += 4) int4Rows<4, M>(L, x, j, y, ldy);
+  for (; j < j1; j++) int4Rows<1, M>(L, x, j, y, ldy);
+}
+#endif
+
+// fp32 [N, K] rows (Gemm transB: a tied lm_head): y[m][j] = x[m] · W[j], 4 rows at once.
+inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
+  const int K = L.K;
+  for (int m = 0; m < M; m++) {
+    const float* xm = x + (size_t)m * ldx;
+    int j = j0;
+#if OPENLORA_VNNI
+    for (; j + 4 <= j1; j += 4) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      const float* w = L.w + (size_t)j * K;
+      int k = 0;
+      for (; k + 16 <= K; k += 16) {
+        const __m512 xv = _mm512_loadu_ps(xm + k);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + K + k), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 2 * K + k), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 3 * K + k), xv, a3);
+      }
+      float r[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
+      for (; k < K; k++)
+        for (int i = 0; i < 4; i++) r[i] += w[(size_t)i * K + k] * xm[k];
+      for (int i = 0; i < 4; i++) y[(size_t)m * ldy + j + i] = r[i];
+    }
+#endif
+    for (; j < j1; j++) {
+      const float* w = L.w + (size_t)j * K;
+      float a = 0;
+      for (int k = 0; k < K; k++) a += w[k] * xm[k];
+      y[(size_t)m * ldy + j] = a;
+    }
+  }
+}
+
+// fp32 [K, N]: y[m][j0, j1) = Σ_{k in [k0, k1)} x[m][k] · W[k][j0, j1), four weight rows per pass
+// over y so the output segment is loaded and stored once per four rows.
+inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy, int k0,
+                     int k1) {
+  const int N = L.N;
+  for (int m = 0; m < M; m++) std::memset(y + (size_t)m * ldy + j0, 0, sizeof(float) * (j1 - j0));
+  int k = k0;
+  for (; k + 4 <= k1; k += 4) {
+    const float* w = L.w + (size_t)k * N;
+    for (int m = 0; m < M; m++) {
+      const float* xm = x + (size_t)m * ldx + k;
+      float* out = y + (size_t)m * ldy;
+      const float a0 = xm[0], a1 = xm[1], a2 = xm[2], a3 = xm[3];
+      int j = j0;
+#if OPENLORA_VNNI
+      const __m512 v0 = _mm512_set1_ps(a0), v1 = _mm512_set1_ps(a1), v2 = _mm512_set1_ps(a2), v3 = _mm512_set1_ps(a3);
+      for (; j + 16 <= j1; j += 16) {
+        __m512 o = _mm512_loadu_ps(out + j);
+        o = _mm512_fmadd_ps(v0, _mm512_loadu_ps(w + j), o);
+        o = _mm512_fmadd_ps(v1, _mm512_loadu_ps(w + N + j), o);
+        o = _mm512_fmadd_ps(v2, _mm512_loadu_ps(w + 2 * N + j), o);
+        o = _mm512_fmadd_ps(v3, _mm512_loadu_ps(w + 3 * N + j), o);
+        _mm512_storeu_ps(out + j, o);
+      }
+#endif
+      for (; j < j1; j++) out[j] += a0 * w[j] + a1 * w[N + j] + a2 * w[2 * N + j] + a3 * w[3 * N + j];
+    }
+  }
+  for (; k < k1; k++) {
+    const float* w = L.w + (size_t)k * N;
+    for (int m = 0; m < M; m++) {
+      const float a = x[(size_t)m * ldx + k];
+      float* out = y + (size_t)m * ldy;
+      for (int j = j0; j < j1; j++) out[j] += a * w[j];
+    }
+  }
+}
+
+// Dispatch: y[m][j] for j in [j0, j1), every m < M.
+inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const QuantRow* xq, int j0, int j1,
+                          float* y, int ldy) {
+  if (j0 >= j1) return;
+  if (L.w != nullptr)
+    return L.rows ? rowColumns(L, M, x, ldx, j0, j1, y, ldy) : kColumns(L, M, x, ldx, j0, j1, y, ldy, 0, L.K);
+#if OPENLORA_VNNI
+  if ((L.zp != nullptr && L.block == 32) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
+    for (int m0 = 0; m0 < M; m0 += 2) {
+      if (M - m0 >= 2)
+        quantColumnsVnni<2>(L, xq + m0, j0, j1, y + (size_t)m0 * ldy, ldy);
+      else
+        quantColumnsVnni<1>(L, xq + m0, j0, j1, y + (size_t)m0 * ldy, ldy);
+    }
+    return;
+  }
+#endif
+  quantColumnsPlain(L, M, xq, j0, j1, y, ldy);
+}
+
+}  // namespace openlora

@@ -1,0 +1,91 @@
+// One decode step of a Llama-shaped decoder (RMS norms, rotate-half RoPE, grouped-query attention,
+// SiLU-gated MLP, optional q/k/v/o/MLP biases, per-row LoRA) over the decoder graph's own weights,
+// KV cache and LoRA buffers: the same computation as graph/decoder.ts's graph for one new token a
+// row, in ~5 phases a layer instead of ~20 ONNX Runtime kernels (issue 17: per-kernel overhead,
+// not bytes, dominated ORT's decode step). Rows are independent; threads split each phase's
+// output columns (or heads) and meet at barriers (pool.h).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <utility>
+#include <vector>
+#include "kernels.h"
+#include "pool.h"
+
+namespace openlora {
+
+enum Target { T_Q = 0, T_K, T_V, T_O, T_GATE, T_UP, T_DOWN, T_COUNT };
+
+struct Lora {
+  const float* a = nullptr;  // [maxRows, in, rank]
+  const float* b = nullptr;  // [maxRows, rank, out]
+  int rank = 0, in = 0, out = 0;
+};
+
+struct Layer {
+  const float* inputNorm = nullptr;
+  const float* mlpNorm = nullptr;
+  Linear qkv, o, gateUp, down;
+  const float *qkvBias = nullptr, *oBias = nullptr, *gateUpBias = nullptr, *downBias = nullptr;
+  float* keys = nullptr;    // [maxRows, kvHeads, capacity, D] in the first floats (capacity per step)
+  float* values = nullptr;
+  Lora lora[T_COUNT];
+};
+
+struct Dims {
+  int format = FP32;
+  int hidden = 0, heads = 0, kvHeads = 0, D = 0, inter = 0, vocab = 0, layers = 0;
+  float eps = 1e-6f, attnScale = 1.f;
+  int window = 0;  // 0 = the whole context
+  int maxRows = 0, capacity = 0, ropePositions = 0;
+};
+
+class Decoder {
+ public:
+  Decoder(const Dims& d, int threads) : d_(d), pool_(threads) {}
+
+  Dims d_;
+  const float* embed = nullptr;
+  const float* finalNorm = nullptr;
+  Linear lmHead;
+  std::vector<Layer> layers;
+  const float* ropeCos = nullptr;
+  const float* ropeSin = nullptr;
+
+  // Sizes the scratch buffers once the linears are known.
+  void prepare();
+
+  // rows: KV-cache rows; pos: each row's new token position (its past length); ids: tokens.
+  // logits: [n, vocab] (rows with pos < 0 are skipped and left untouched).
+  void step(int lo, int n, int capacity, const int32_t* ids, const int32_t* pos, float* logits);
+
+ private:
+  struct Scratch {
+    std::vector<float> x;                 // [rows, maxK] normed input of the thread's linear
+    std::vector<int8_t> q;                // [rows, maxKpad]
+    std::vector<float> sx, xs;            // [rows, maxKb]
+    std::vector<float> sxp;               // [rows, maxKb / 2 · 16]
+    std::vector<float> xa;                // [rows, rank] LoRA A products
+    std::vector<float> scores;            // [capacity]
+    std::vector<QuantRow> rows;
+  };
+  void quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M);
+  void lora(Scratch& s, const Layer& layer, int target, const float* x, int ldx, int M, int col0, int c0,
+            int c1, float* y, int ldy);
+  void linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
+              std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy);
+  void attention(int t, int T, int l, int M, int capacity);
+  void layer(int t, int l, int M, int capacity);
+
+  Pool pool_;
+  std::vector<Scratch> scratch_;
+  int maxK_ = 0, maxKpad_ = 0, maxKb_ = 0, maxRank_ = 0;
+  // shared between threads for one step
+  std::vector<float> h_, qkv_, attn_, gu_, act_;
+  std::vector<float> partial_;  // fp32 [K, N] Linears: each thread's sum over its rows [threads, rows, N]
+  int maxN_ = 0;
+  std::vector<int> row_, pos_;  // the step's live rows: KV row and position
+};
+
+}  // namespace openlora

@@ -1,0 +1,284 @@
+// Decoder::step (model.h): the phases of one decode step. Each thread computes the norms it
+// needs itself (a few thousand floats; cheaper than a barrier), then its share of each Linear's
+// output columns; the barrier after a phase publishes what the next phase reads.
+#pragma once
+#include <algorithm>
+#include <cstring>
+#include "model.h"
+
+namespace openlora {
+
+inline float dotf(const float* a, const float* b, int n) {
+#if OPENLORA_VNNI
+  __m512 acc = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+  float s = _mm512_reduce_add_ps(acc);
+#else
+  float s = 0;
+  int i = 0;
+#endif
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// RMS norm in fp32, as SimplifiedLayerNormalization (stash_type 1) computes it.
+inline void rmsNorm(const float* x, const float* w, float* out, int n, float eps) {
+  const float ms = dotf(x, x, n) / (float)n;
+  const float r = 1.f / std::sqrt(ms + eps);
+  for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
+}
+
+// rotate-half RoPE at one position (GroupQueryAttention with rotary_interleaved 0)
+inline void rope(const float* in, const float* cos, const float* sin, float* out, int D) {
+  const int half = D / 2;
+  for (int i = 0; i < half; i++) {
+    const float x1 = in[i], x2 = in[i + half];
+    out[i] = x1 * cos[i] - x2 * sin[i];
+    out[i + half] = x2 * cos[i] + x1 * sin[i];
+  }
+}
+
+inline void Decoder::prepare() {
+  const Dims& d = d_;
+  const Linear* all[] = {&lmHead};
+  auto see = [&](const Linear& L) {
+    maxK_ = std::max(maxK_, L.K);
+    if (L.w != nullptr && !L.rows) maxN_ = std::max(maxN_, L.N);
+    if (L.block > 0) {
+      maxKb_ = std::max(maxKb_, L.kb);
+      maxKpad_ = std::max(maxKpad_, L.kb * L.block);
+    }
+  };
+  for (const Linear* L : all) see(*L);
+  for (const Layer& l : layers) {
+    see(l.qkv), see(l.o), see(l.gateUp), see(l.down);
+    for (const Lora& r : l.lora) maxRank_ = std::max(maxRank_, r.rank);
+  }
+  const int R = d.maxRows;
+  scratch_.resize(pool_.threads());
+  for (Scratch& s : scratch_) {
+    s.x.assign((size_t)R * maxK_, 0.f);
+    s.q.assign((size_t)R * std::max(1, maxKpad_), 0);
+    s.sx.assign((size_t)R * std::max(1, maxKb_), 0.f);
+    s.xs.assign((size_t)R * std::max(1, maxKb_), 0.f);
+    s.sxp.assign((size_t)R * std::max(1, maxKb_) * 8, 0.f);
+    s.xa.assign((size_t)std::max(1, maxRank_), 0.f);
+    s.scores.assign((size_t)d.capacity, 0.f);
+    s.rows.resize(R);
+  }
+  const int qkvN = (d.heads + 2 * d.kvHeads) * d.D;
+  h_.assign((size_t)R * d.hidden, 0.f);
+  qkv_.assign((size_t)R * qkvN, 0.f);
+  attn_.assign((size_t)R * d.heads * d.D, 0.f);
+  gu_.assign((size_t)R * std::max(2 * d.inter, d.hidden), 0.f);
+  act_.assign((size_t)R * d.inter, 0.f);
+  row_.resize(R);
+  pos_.resize(R);
+  partial_.assign((size_t)pool_.threads() * R * maxN_, 0.f);
+}
+
+// y[m][c] for c in this thread's column ranges. fp32 [K, N] weights (MatMul's weight_t) are split
+// by rows instead: each thread streams its own contiguous rows [k0, k1) over all N columns (split
+// by columns, a thread read a short segment of every row and skipped the rest, which kept the
+// hardware prefetcher from streaming), then after a barrier sums the threads' partials over its
+// columns. All threads call this together (the barrier).
+inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
+                            std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
+  const int T = pool_.threads();
+  if (L.w != nullptr && !L.rows && T > 1) {
+    int k0, k1;
+    share(L.K, t, T, 4, k0, k1);
+    const size_t slice = (size_t)M * L.N;
+    kColumns(L, M, x, ldx, 0, L.N, partial_.data() + t * slice, L.N, k0, k1);
+    pool_.barrier();
+    for (const auto& [a, b] : ranges)
+      for (int m = 0; m < M; m++) {
+        float* out = y + (size_t)m * ldy;
+        for (int c = a; c < b; c++) {
+          float v = 0;
+          for (int u = 0; u < T; u++) v += partial_[u * slice + (size_t)m * L.N + c];
+          out[c] = v;
+        }
+      }
+    return;
+  }
+  for (const auto& [a, b] : ranges) linearColumns(L, M, x, ldx, xq, a, b, y, ldy);
+}
+
+inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M) {
+  if (L.block == 0) return;
+  for (int m = 0; m < M; m++) {
+    s.rows[m] = QuantRow{s.q.data() + (size_t)m * maxKpad_, s.sx.data() + (size_t)m * maxKb_,
+                         s.xs.data() + (size_t)m * maxKb_, s.sxp.data() + (size_t)m * maxKb_ * 8};
+    quantizeRow(x + (size_t)m * ldx, L.K, L.block, L.kb, L.zp != nullptr, s.rows[m]);
+  }
+}
+
+// y[m][c] += this row's adapter delta (x·A)·B for the target's columns [col0, col0 + out) that
+// fall in [c0, c1); rows whose adapter is all zeros (no adapter) cost one pass over A.
+inline void Decoder::lora(Scratch& s, const Layer& layer, int target, const float* x, int ldx, int M, int col0,
+                          int c0, int c1, float* y, int ldy) {
+  const Lora& r = layer.lora[target];
+  if (r.a == nullptr) return;
+  const int lo = std::max(c0, col0), hi = std::min(c1, col0 + r.out);
+  if (lo >= hi) return;
+  for (int m = 0; m < M; m++) {
+    const float* A = r.a + (size_t)row_[m] * r.in * r.rank;
+    const float* B = r.b + (size_t)row_[m] * r.rank * r.out;
+    const float* xm = x + (size_t)m * ldx;
+    float* xa = s.xa.data();
+    std::fill(xa, xa + r.rank, 0.f);
+    for (int i = 0; i < r.in; i++)
+      for (int k = 0; k < r.rank; k++) xa[k] += xm[i] * A[(size_t)i * r.rank + k];
+    float* ym = y + (size_t)m * ldy;
+    for (int k = 0; k < r.rank; k++) {
+      if (xa[k] == 0.f) continue;
+      const float* Bk = B + (size_t)k * r.out - col0;
+      for (int c = lo; c < hi; c++) ym[c] += xa[k] * Bk[c];
+    }
+  }
+}
+
+inline void Decoder::attention(int t, int T, int l, int M, int capacity) {
+  const Dims& d = d_;
+  const Layer& L = layers[l];
+  const int D = d.D, qkvN = (d.heads + 2 * d.kvHeads) * D, group = d.heads / d.kvHeads;
+  const int qOut = d.heads * D, kvOut = d.kvHeads * D;
+  int a, b;
+  share(M * d.heads, t, T, 1, a, b);
+  float qr[512], kr[512], out[512];
+  float* scores = scratch_[t].scores.data();
+  for (int task = a; task < b; task++) {
+    const int m = task / d.heads, h = task % d.heads, g = h / group;
+    const int p = pos_[m];
+    const float* cos = ropeCos + (size_t)p * (D / 2);
+    const float* sin = ropeSin + (size_t)p * (D / 2);
+    const float* qkv = qkv_.data() + (size_t)m * qkvN;
+    rope(qkv + h * D, cos, sin, qr, D);
+    rope(qkv + qOut + g * D, cos, sin, kr, D);
+    const float* vn = qkv + qOut + kvOut + g * D;
+    const size_t base = ((size_t)row_[m] * d.kvHeads + g) * capacity * D;
+    float* K = L.keys + base;
+    float* V = L.values + base;
+    // one head of the group stores the new position; the others read only positions before it
+    if (h % group == 0) {
+      std::memcpy(K + (size_t)p * D, kr, sizeof(float) * D);
+      std::memcpy(V + (size_t)p * D, vn, sizeof(float) * D);
+    }
+    const int t0 = d.window > 0 ? std::max(0, p - d.window + 1) : 0;
+    float max = -INFINITY;
+    for (int i = t0; i <= p; i++) {
+      const float sc = dotf(qr, i == p ? kr : K + (size_t)i * D, D) * d.attnScale;
+      scores[i] = sc;
+      max = std::max(max, sc);
+    }
+    float sum = 0;
+    for (int i = t0; i <= p; i++) sum += (scores[i] = std::exp(scores[i] - max));
+    std::fill(out, out + D, 0.f);
+    for (int i = t0; i <= p; i++) {
+      const float w = scores[i] / sum;
+      const float* v = i == p ? vn : V + (size_t)i * D;
+      for (int k = 0; k < D; k++) out[k] += w * v[k];
+    }
+    std::memcpy(attn_.data() + ((size_t)m * d.heads + h) * D, out, sizeof(float) * D);
+  }
+}
+
+inline void Decoder::layer(int t, int l, int M, int capacity) {
+  const Dims& d = d_;
+  const Layer& L = layers[l];
+  Scratch& s = scratch_[t];
+  const int T = pool_.threads(), H = d.hidden, I = d.inter, D = d.D;
+  const int qOut = d.heads * D, kvOut = d.kvHeads * D, qkvN = qOut + 2 * kvOut;
+  const int ldx = maxK_;
+  int c0, c1;
+
+  // q | k | v
+  for (int m = 0; m < M; m++) rmsNorm(h_.data() + (size_t)m * H, L.inputNorm, s.x.data() + (size_t)m * ldx, H, d.eps);
+  quantize(s, L.qkv, s.x.data(), ldx, M);
+  share(qkvN, t, T, 16, c0, c1);
+  linear(t, L.qkv, M, s.x.data(), ldx, s.rows.data(), {{c0, c1}}, qkv_.data(), qkvN);
+  if (L.qkvBias)
+    for (int m = 0; m < M; m++)
+      for (int c = c0; c < c1; c++) qkv_[(size_t)m * qkvN + c] += L.qkvBias[c];
+  lora(s, L, T_Q, s.x.data(), ldx, M, 0, c0, c1, qkv_.data(), qkvN);
+  lora(s, L, T_K, s.x.data(), ldx, M, qOut, c0, c1, qkv_.data(), qkvN);
+  lora(s, L, T_V, s.x.data(), ldx, M, qOut + kvOut, c0, c1, qkv_.data(), qkvN);
+  pool_.barrier();
+
+  attention(t, T, l, M, capacity);
+  pool_.barrier();
+
+  // o, added to the residual stream
+  quantize(s, L.o, attn_.data(), qOut, M);
+  share(H, t, T, 16, c0, c1);
+  float* y = gu_.data();
+  linear(t, L.o, M, attn_.data(), qOut, s.rows.data(), {{c0, c1}}, y, H);
+  lora(s, L, T_O, attn_.data(), qOut, M, 0, c0, c1, y, H);
+  for (int m = 0; m < M; m++)
+    for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.oBias ? L.oBias[c] : 0.f);
+  pool_.barrier();
+
+  // gate | up and SiLU(gate) · up: a thread takes the same columns of both halves
+  for (int m = 0; m < M; m++) rmsNorm(h_.data() + (size_t)m * H, L.mlpNorm, s.x.data() + (size_t)m * ldx, H, d.eps);
+  quantize(s, L.gateUp, s.x.data(), ldx, M);
+  share(I, t, T, 16, c0, c1);
+  float* gu = gu_.data();
+  linear(t, L.gateUp, M, s.x.data(), ldx, s.rows.data(), {{c0, c1}, {I + c0, I + c1}}, gu, 2 * I);
+  lora(s, L, T_GATE, s.x.data(), ldx, M, 0, c0, c1, gu, 2 * I);
+  lora(s, L, T_UP, s.x.data(), ldx, M, I, I + c0, I + c1, gu, 2 * I);
+  for (int m = 0; m < M; m++) {
+    const float* g = gu + (size_t)m * 2 * I;
+    for (int c = c0; c < c1; c++) {
+      const float gate = g[c] + (L.gateUpBias ? L.gateUpBias[c] : 0.f);
+      const float up = g[I + c] + (L.gateUpBias ? L.gateUpBias[I + c] : 0.f);
+      act_[(size_t)m * I + c] = gate / (1.f + std::exp(-gate)) * up;
+    }
+  }
+  pool_.barrier();
+
+  // down, added to the residual stream
+  quantize(s, L.down, act_.data(), I, M);
+  share(H, t, T, 16, c0, c1);
+  linear(t, L.down, M, act_.data(), I, s.rows.data(), {{c0, c1}}, y, H);
+  lora(s, L, T_DOWN, act_.data(), I, M, 0, c0, c1, y, H);
+  for (int m = 0; m < M; m++)
+    for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.downBias ? L.downBias[c] : 0.f);
+  pool_.barrier();
+}
+
+inline void Decoder::step(int lo, int n, int capacity, const int32_t* ids, const int32_t* pos, float* logits) {
+  const Dims& d = d_;
+  const int H = d.hidden, V = d.vocab;
+  std::vector<int> src;  // the pass row each live row answers
+  int M = 0;
+  for (int i = 0; i < n; i++) {
+    if (pos[i] < 0) continue;
+    row_[M] = lo + i;
+    pos_[M] = pos[i];
+    std::memcpy(h_.data() + (size_t)M * H, embed + (size_t)ids[i] * H, sizeof(float) * H);
+    src.push_back(i);
+    M++;
+  }
+  if (M == 0) return;
+  pool_.run([&](int t) {
+    for (int l = 0; l < d.layers; l++) layer(t, l, M, capacity);
+    Scratch& s = scratch_[t];
+    for (int m = 0; m < M; m++)
+      rmsNorm(h_.data() + (size_t)m * H, finalNorm, s.x.data() + (size_t)m * maxK_, H, d.eps);
+    quantize(s, lmHead, s.x.data(), maxK_, M);
+    int c0, c1;
+    share(V, t, pool_.threads(), 16, c0, c1);
+    if (M == n) {
+      linearColumns(lmHead, M, s.x.data(), maxK_, s.rows.data(), c0, c1, logits, V);
+      return;
+    }
+    // dummy rows between live ones: each live row's own line of logits
+    for (int m = 0; m < M; m++)
+      linearColumns(lmHead, 1, s.x.data() + (size_t)m * maxK_, maxK_, s.rows.data() + m, c0, c1,
+                    logits + (size_t)src[m] * V, V);
+  });
+}
+
+}  // namespace openlora

@@ -1,0 +1,123 @@
+// The native decode path (src/runtime/native/, issue 17) against ONNX Runtime's decode graph on
+// the same built weights: every weight format, three Llama-shaped presets (plain; Llama 3 RoPE
+// scaling with head_dim ≠ hidden/heads and an untied head; Qwen2 q/k/v biases with an MLP width
+// whose int4 blocks do not pair up), a batch of rows at different lengths, one row with a LoRA
+// adapter on all seven projections and one without, in a worker thread as the node runs it.
+// Both sides start each decode step from the same tokens (ORT's greedy pick), so an error cannot
+// hide behind a diverging sequence.
+//
+// Tolerances: fp32 is the same arithmetic in another order (seen ≤ 2e-6). int8/int4 quantize
+// each Linear's input per block exactly as MLAS does (scale = max|x| / 127, round half to even),
+// so most steps agree to ~1e-6; but a float difference at the 1e-7 level can move one activation
+// across a rounding boundary, and that code's step (1/127 of its block's largest value) then
+// moves the logits by up to ~2e-2 (seen on smollm2-135m). The bound allows that, and stays far
+// below what a wrong layout or a missed adapter does (an adapter moves these logits by 3–4).
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
+import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts'
+import { PROJECTIONS } from '../../src/runtime/model/config.ts'
+import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import type { WeightFormat } from '../../src/runtime/weight-format.ts'
+
+const root = mkdtempSync(join(tmpdir(), 'openlora-native-'))
+const cacheDir = join(root, 'cache')
+const TOL: Record<WeightFormat, number> = { fp32: 1e-4, int8: 5e-2, int4: 5e-2 }
+const LINEARS = [...PROJECTIONS]
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.is(a.length, b.length)
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!))
+  return m
+}
+
+const argmax = (x: ArrayLike<number>) => {
+  let best = 0
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i
+  return best
+}
+
+const open = (dir: string, weightFormat: WeightFormat, decodeKernels: 'native' | 'ort') =>
+  loadModel(dir, {
+    cacheDir,
+    maxBatch: 3,
+    maxSeqLen: 64,
+    weightFormat,
+    decodeKernels,
+    intraOpThreads: 2,
+    pool: { slots: 3, maxRank: 8, targets: LINEARS }
+  })
+
+const models = new Map<Preset, { dir: string; adapter: string }>()
+async function fixture(preset: Preset) {
+  let f = models.get(preset)
+  if (!f) {
+    const dir = join(root, `m-${preset}`)
+    await makeModel({ preset, seed: 3, out: dir })
+    const adapter = join(root, `a-${preset}`)
+    await makeAdapter({ model: dir, out: adapter, rank: 8, alpha: 16, targets: LINEARS, seed: 4 })
+    models.set(preset, (f = { dir, adapter }))
+  }
+  return f
+}
+
+/**
+ * Rows 0 and 2 decode together (row 1 idle between them, so the pass has a dummy row): row 0
+ * with the adapter (slot 1), row 2 without. Returns each decode step's logits of both rows.
+ */
+async function decodeSteps(model: LoadedModel, tokens: number[][] | null, steps: number) {
+  const [a, idle, b] = [model.allocSequence(), model.allocSequence(), model.allocSequence()]
+  const out: Float32Array[][] = []
+  const picked: number[][] = []
+  try {
+    let la = (await model.step([{ seq: a, tokens: [5, 9, 13, 2, 7], slot: 1 }]))[0]!
+    let lb = (await model.step([{ seq: b, tokens: [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5], slot: 0 }]))[0]!
+    for (let s = 0; s < steps; s++) {
+      const next = tokens ? tokens[s]! : [argmax(la), argmax(lb)]
+      picked.push(next)
+      ;[la, lb] = (await model.step([
+        { seq: a, tokens: [next[0]!], slot: 1 },
+        { seq: b, tokens: [next[1]!], slot: 0 }
+      ])) as [Float32Array, Float32Array]
+      out.push([Float32Array.from(la), Float32Array.from(lb)])
+    }
+  } finally {
+    for (const seq of [a, idle, b]) model.freeSequence(seq)
+  }
+  return { out, picked }
+}
+
+for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
+  for (const format of ['fp32', 'int8', 'int4'] as const) {
+    test(`native decode equals ORT's decode graph (${preset}, ${format}, 2 rows, one with an adapter)`, async () => {
+      const { dir, adapter } = await fixture(preset)
+      const ort = await open(dir, format, 'ort')
+      const native = await open(dir, format, 'native')
+      try {
+        assert.is(ort.decodeKernels, 'ort')
+        assert.is(native.decodeKernels, 'native')
+        const weights = await loadPeftAdapter(adapter, native.config)
+        ort.pools.write(1, weights)
+        native.pools.write(1, weights)
+        const want = await decodeSteps(ort, null, 6)
+        const got = await decodeSteps(native, want.picked, 6)
+        for (let s = 0; s < want.out.length; s++) {
+          for (const row of [0, 1]) {
+            const d = maxAbsDiff(got.out[s]![row]!, want.out[s]![row]!)
+            assert.ok(d <= TOL[format], `step ${s}, row ${row}: max |Δ logit| ${d} > ${TOL[format]}`)
+          }
+        }
+      } finally {
+        await ort.dispose()
+        await native.dispose()
+      }
+    })
+  }
+}
+
+test.run()
