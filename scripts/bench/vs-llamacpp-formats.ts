@@ -83,6 +83,17 @@ async function oursLogProbs(model: LoadedModel, p: number[]): Promise<Float64Arr
   }
 }
 
+/** The same distribution with the prompt's last token run as a decode step (the decode kernels). */
+async function oursDecodeStepLogProbs(model: LoadedModel, p: number[]): Promise<Float64Array> {
+  const seq = model.allocSequence()
+  try {
+    await model.step([{ seq, tokens: p.slice(0, -1), slot: 0 }])
+    return logSoftmax((await model.step([{ seq, tokens: p.slice(-1), slot: 0 }]))[0]!)
+  } finally {
+    model.freeSequence(seq)
+  }
+}
+
 async function llamaLogProbs(ctx: LlamaContext, p: number[], vocab: number): Promise<Float64Array> {
   const seq = ctx.getSequence()
   try {
@@ -170,22 +181,41 @@ export interface PairResult {
     fittedVs128Prompt: number | null
     perRound: number[]
   }
+  /** our decode on the native kernels (the default) ÷ on ORT's decode graph, same rounds */
+  decodeKernelsAB?: {
+    oursDecodeKernels: string
+    ortDecodeTokS: ReturnType<typeof stat>
+    nativeVsOrt: number | null
+    perRound: number[]
+  }
   prefillGraphAB?: {
     withoutPromptTokS: ReturnType<typeof stat>
     withoutLongPromptTokS: ReturnType<typeof stat> | null
     promptSpeedup: number | null
     longPromptSpeedup: number | null
   }
-  errorVsFp32: { ours: DistError; oursDecodeGraph?: DistError; llama: DistError; prompts: number } | null
+  errorVsFp32: {
+    ours: DistError
+    oursDecodeGraph?: DistError
+    oursDecodeStep: DistError
+    llama: DistError
+    prompts: number
+  } | null
 }
 
 export async function runFormatPairs(run: FormatRun) {
   const prompts = Array.from({ length: 4 }, run.prompt)
   const longPrompt = () => Array.from({ length: Math.ceil((run.longPrompt ?? 0) / 32) }, run.prompt).flat()
-  const open = (weightFormat: WeightFormat, int8Block?: number, prefillGraph?: boolean) =>
+  const open = (
+    weightFormat: WeightFormat,
+    int8Block?: number,
+    prefillGraph?: boolean,
+    decodeKernels?: 'ort'
+  ) =>
     loadModel(run.modelDir, {
       cacheDir: join(run.cache, 'graphs'),
       weightFormat,
+      ...(decodeKernels ? { decodeKernels } : {}),
       ...(int8Block === undefined ? {} : { int8Block }),
       ...(prefillGraph === undefined ? {} : { prefillGraph }),
       intraOpThreads: run.threads,
@@ -196,9 +226,12 @@ export async function runFormatPairs(run: FormatRun) {
       log: silentLogger
     })
   const refLogP: Float64Array[] = []
+  const refStepLogP: Float64Array[] = []
   if (run.reference !== false) {
-    const reference = await open('fp32')
+    // the reference runs on ORT's fp32 graph, the one the golden tests check
+    const reference = await open('fp32', undefined, undefined, 'ort')
     for (const p of prompts) refLogP.push(await oursLogProbs(reference, p))
+    for (const p of prompts) refStepLogP.push(await oursDecodeStepLogProbs(reference, p))
     await reference.dispose()
   }
   const vocab = refLogP[0]?.length ?? 0
@@ -220,18 +253,30 @@ export async function runFormatPairs(run: FormatRun) {
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
     const plain = pair.ours === 'int4' ? await open('int4', undefined, false) : null
+    // the same format with decode passes on ORT's decode graph: what the native kernels buy
+    const ortDecode =
+      ours.decodeKernels === 'native'
+        ? await open(pair.ours, undefined, pair.ours === 'int4' ? true : undefined, 'ort')
+        : null
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })
     try {
-      const err = { ours: [] as DistError[], llama: [] as DistError[], plain: [] as DistError[] }
+      const err = {
+        ours: [] as DistError[],
+        llama: [] as DistError[],
+        plain: [] as DistError[],
+        step: [] as DistError[]
+      }
       for (let i = 0; i < refLogP.length; i++) {
         err.ours.push(distributionError(refLogP[i]!, await oursLogProbs(ours, prompts[i]!)))
+        err.step.push(distributionError(refStepLogP[i]!, await oursDecodeStepLogProbs(ours, prompts[i]!)))
         if (plain) err.plain.push(distributionError(refLogP[i]!, await oursLogProbs(plain, prompts[i]!)))
         err.llama.push(distributionError(refLogP[i]!, await llamaLogProbs(ctx, prompts[i]!, vocab)))
       }
       // warm-up (not measured), then interleaved rounds
       await oursDecode(ours, run.prompt(), run.newTokens, run.eos)
       if (padded) await oursDecode(padded, run.prompt(), run.newTokens, run.eos)
+      if (ortDecode) await oursDecode(ortDecode, run.prompt(), run.newTokens, run.eos)
       await llamaSingle(ctx, run.prompt(), run.eos)
       // a long prompt's first run grows ORT's arena and llama.cpp's compute buffers: not measured
       if (plain) await oursPrefill(plain, run.prompt())
@@ -240,7 +285,7 @@ export async function runFormatPairs(run: FormatRun) {
         if (plain) await oursPrefill(plain, longPrompt())
         await llamaSingle(ctx, longPrompt(), run.eos, 1)
       }
-      const S = { ours: side(), llama: side(), padded: side(), plain: side() }
+      const S = { ours: side(), llama: side(), padded: side(), plain: side(), ort: side() }
       for (let r = 0; r < run.rounds; r++) {
         const p = run.prompt()
         const oursRound = (m: LoadedModel, into: Side) => async () => {
@@ -256,6 +301,7 @@ export async function runFormatPairs(run: FormatRun) {
             S.llama.prompt.push(x.promptTokS)
           },
           ...(padded ? [oursRound(padded, S.padded)] : []),
+          ...(ortDecode ? [oursRound(ortDecode, S.ort)] : []),
           ...(plain ? [async () => void S.plain.prompt.push(await oursPrefill(plain, p))] : [])
         ])
         if (run.longPrompt) {
@@ -298,6 +344,16 @@ export async function runFormatPairs(run: FormatRun) {
               }
             }
           : {}),
+        ...(ortDecode
+          ? {
+              decodeKernelsAB: {
+                oursDecodeKernels: ours.decodeKernels,
+                ortDecodeTokS: stat(S.ort.decode),
+                nativeVsOrt: ratio(S.ours.decode, S.ort.decode),
+                perRound: S.ours.decode.map((x, i) => r3(x / S.ort.decode[i]!))
+              }
+            }
+          : {}),
         ...(plain
           ? {
               // the prompt-pass graph (int8 GEMMs, the default) ÷ MatMulNBits for every pass
@@ -317,6 +373,8 @@ export async function runFormatPairs(run: FormatRun) {
                 // oursDecodeGraph: the same prompts on the decode graph (MatMulNBits) alone
                 ours: mean(err.ours),
                 ...(plain ? { oursDecodeGraph: mean(err.plain) } : {}),
+                // the prompt's last token as a decode step: the decode kernels' own error
+                oursDecodeStep: mean(err.step),
                 llama: mean(err.llama),
                 prompts: prompts.length
               }
@@ -327,6 +385,7 @@ export async function runFormatPairs(run: FormatRun) {
       await ours.dispose()
       await padded?.dispose()
       await plain?.dispose()
+      await ortDecode?.dispose()
     }
   }
   return { pairs: out, copyGBps }

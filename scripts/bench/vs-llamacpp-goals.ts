@@ -30,6 +30,8 @@ export function issue17Goals(small: SmallResults | null, big: BigResults | null)
   const f = small?.formats
   const b = big?.formats
   const int4Err = f?.int4?.errorVsFp32
+  // the worse of the prompt pass as served and a decode step (the native kernels)
+  const int4Kl = int4Err ? Math.max(int4Err.ours.kl, int4Err.oursDecodeStep?.kl ?? 0) : 0
   return [
     // batch-1 decode per format pair, 135M and 1B shapes
     atLeast('decode_batch1_fp32_vs_F32_135m', f?.fp32?.decodeRatio, 1.1, NOT_135M),
@@ -55,9 +57,9 @@ export function issue17Goals(small: SmallResults | null, big: BigResults | null)
     int4Err
       ? {
           name: 'int4_error_vs_fp32_le_Q4_0',
-          value: Math.round((int4Err.ours.kl / int4Err.llama.kl) * 100) / 100,
+          value: Math.round((int4Kl / int4Err.llama.kl) * 100) / 100,
           target: '<= 1.0 (KL ours ÷ KL llama.cpp Q4_0)',
-          met: int4Err.ours.kl <= int4Err.llama.kl
+          met: int4Kl <= int4Err.llama.kl
         }
       : {
           name: 'int4_error_vs_fp32_le_Q4_0',

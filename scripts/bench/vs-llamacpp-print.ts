@@ -58,8 +58,11 @@ export function humanReport(
         `${shape} ${f.padEnd(5)} decode ${r!.decodeTokS.ours} vs ${r!.decodeTokS.llama} tok/s = ${r!.decodeRatio}×; prompt ${r!.promptTokS.tokens} ${r!.promptRatio}×` +
         (r!.longPromptTokS ? `, ${r!.longPromptTokS.tokens} ${r!.longPromptRatio}×` : '') +
         (r!.int8BlockAB ? `; int8 fitted ÷ block 128 decode ${r!.int8BlockAB.fittedVs128Decode}` : '') +
+        (r!.decodeKernelsAB
+          ? `; decode native ÷ ORT ${r!.decodeKernelsAB.nativeVsOrt} (ORT ${r!.decodeKernelsAB.ortDecodeTokS} tok/s)`
+          : '') +
         (r!.errorVsFp32
-          ? `; KL vs fp32 ours ${r!.errorVsFp32.ours.kl}, llama.cpp ${r!.errorVsFp32.llama.kl}`
+          ? `; KL vs fp32 ours ${r!.errorVsFp32.ours.kl} (decode step ${r!.errorVsFp32.oursDecodeStep.kl}), llama.cpp ${r!.errorVsFp32.llama.kl}`
           : '')
     )
   if (small) lines.push(...pairLines('135m', small.formats))

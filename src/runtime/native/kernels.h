@@ -179,6 +179,45 @@ inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// acc − the zero points' share of row j's dot product (zeroTerm) as a vector: the lanes are summed
+// once at the end anyway, so the per-block terms need no reduction of their own.
+inline __m512 subZeroTerm(const Linear& L, int j, const float* xs, __m512 acc) {
+  const float* s = L.scales + (size_t)j * L.kb;
+  const uint8_t* z = L.zp ? L.zp + (size_t)j * ((L.kb + 1) / 2) : nullptr;
+  const __m128i m4 = _mm_set1_epi8(15);
+  for (int b = 0; b < L.kb; b += 16) {
+    const int n = L.kb - b < 16 ? L.kb - b : 16;
+    const __mmask16 mask = (__mmask16)((1u << n) - 1);
+    __m512 zf = _mm512_set1_ps(128.f);
+    if (z) {
+      // (n + 1) / 2 bytes hold this group's zero points (b is even)
+      const __m128i packed = _mm_maskz_loadu_epi8((__mmask16)((1u << ((n + 1) / 2)) - 1), z + b / 2);
+      const __m128i lo = _mm_and_si128(packed, m4), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
+      zf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+    }
+    const __m512 sv = _mm512_maskz_loadu_ps(mask, s + b), xv = _mm512_maskz_loadu_ps(mask, xs + b);
+    acc = _mm512_fnmadd_ps(_mm512_mul_ps(sv, zf), xv, acc);
+  }
+  return acc;
+}
+
+// y[m][j + r] = Σ lanes of acc[r][m]; four rows' sums come out of one shuffle tree.
+template <int R, int M>
+inline void store(const __m512 (&acc)[R][M], float* y, int ldy, int j) {
+  for (int m = 0; m < M; m++) {
+    if constexpr (R == 4) {
+      const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(acc[0][m], acc[1][m]), _mm512_unpackhi_ps(acc[0][m], acc[1][m]));
+      const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(acc[2][m], acc[3][m]), _mm512_unpackhi_ps(acc[2][m], acc[3][m]));
+      // per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d
+      const __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xEE));
+      const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd), _mm512_extractf32x8_ps(abcd, 1));
+      _mm_storeu_ps(y + (size_t)m * ldy + j, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+    } else {
+      for (int r = 0; r < R; r++) y[(size_t)m * ldy + j + r] = _mm512_reduce_add_ps(acc[r][m]);
+    }
+  }
+}
+
 // int4, block 32: R output rows × M input rows at once (independent accumulators hide the FMA
 // latency; one weight load serves every input row). Per pair of blocks: one 32-byte load widened
 // to 64 codes, one dot product, one convert, one scale pattern, one FMA.
@@ -219,18 +258,19 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
   }
   for (int r = 0; r < R; r++) {
     for (int m = 0; m < M; m++) {
-      float v = _mm512_reduce_add_ps(acc[r][m]);
       if (kb & 1) {  // the unpaired last block
         const int b = kb - 1;
         const __m128i packed = _mm_loadu_si128((const __m128i*)(q[r] + b * 16));
         const __m128i m4x = _mm_set1_epi8(15);
         const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), m4x), _mm_and_si128(packed, m4x));
         const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i*)(x[m].q + b * 32)));
-        v += hsum256(_mm256_cvtepi32_ps(d)) * s[r][b] * x[m].sx[b];
+        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s[r][b] * x[m].sx[b]));
+        acc[r][m] = _mm512_add_ps(acc[r][m], _mm512_zextps256_ps512(v));
       }
-      y[(size_t)m * ldy + j + r] = v - zeroTerm(L, j + r, x[m].xs);
+      acc[r][m] = subZeroTerm(L, j + r, x[m].xs, acc[r][m]);
     }
   }
+  store<R, M>(acc, y, ldy, j);
 }
 
 // int8 (implicit zero point 128), block B (64 or 128): one output row, M input rows. One row at a
@@ -252,7 +292,7 @@ inline void int8Row(const Linear& L, const QuantRow* x, int j, float* y, int ldy
       acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(s[b] * x[m].sx[b]), acc[m]);
     }
   }
-  for (int m = 0; m < M; m++) y[(size_t)m * ldy + j] = _mm512_reduce_add_ps(acc[m]) - zeroTerm(L, j, x[m].xs);
+  for (int m = 0; m < M; m++) y[(size_t)m * ldy + j] = _mm512_reduce_add_ps(subZeroTerm(L, j, x[m].xs, acc[m]));
 }
 
 template <int M>
