@@ -1,7 +1,17 @@
 // Which kernels run a model's decode passes (one new token a row; prompts always run on ONNX
 // Runtime): the native engine (runtime/native/, issue 17) or ORT. Its own module so config code
 // can name the choices without loading the engine's wrapper.
+import { InvalidParametersError } from '../common/errors.ts'
 
 /** `auto` = native where the model and machine can run it, else ORT (with an info line saying why) */
 export type DecodeKernels = 'auto' | 'native' | 'ort'
 export const DECODE_KERNELS: readonly DecodeKernels[] = ['auto', 'native', 'ort']
+
+export function parseDecodeKernels(v: unknown): DecodeKernels {
+  if (v === undefined || v === null) return 'auto'
+  if (typeof v === 'string' && (DECODE_KERNELS as readonly string[]).includes(v)) return v as DecodeKernels
+  throw new InvalidParametersError(
+    `decode kernels ${JSON.stringify(v)} are not a choice; allowed: ${DECODE_KERNELS.join(', ')}`,
+    { field: 'decodeKernels', value: v }
+  )
+}

@@ -3,7 +3,8 @@
 // by compile.ts) that echoes what it is given: prompt passes run on ORT, every one-token-a-row
 // pass reaches the engine in the session worker with its rows' ids, positions, the cache layout
 // and the runner's own shared buffers (it reads the key ORT wrote, then the one it wrote itself).
-// Also loadModel's decodeKernels choices where the real engine cannot run.
+// Also loadModel's decodeKernels choices where the engine cannot run, and `generate --decode-kernels`.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -94,7 +95,7 @@ test('loadModel decodeKernels: ort stays on ORT; native refuses an unsupported m
     assert.match((err as Error).message, /decodeKernels "native".*norm "rms1p"/)
   }
   const lines: string[] = []
-  const log = createLogger('test', { json: true, write: (line) => lines.push(line) })
+  const log = createLogger('test', { level: 'info', json: true, write: (line) => lines.push(line) })
   const auto = await loadModel(gemma, { ...opts, log })
   try {
     assert.is(auto.decodeKernels, 'ort')
@@ -105,6 +106,38 @@ test('loadModel decodeKernels: ort stays on ORT; native refuses an unsupported m
   } finally {
     await auto.dispose()
   }
+})
+
+test('openlora generate --decode-kernels: native and ort by name (the JSON says which ran), others refused naming the choices', () => {
+  const cli = (...extra: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        'src/node/cli/main.ts',
+        'generate',
+        '--model',
+        modelDir,
+        '--prompt-ids',
+        '5,6,7',
+        '--max-tokens',
+        '4',
+        '--cache-dir',
+        cacheDir,
+        '--json',
+        ...extra
+      ],
+      { encoding: 'utf8', env: { ...process.env, OPENLORA_LOG_LEVEL: 'silent' } }
+    )
+  for (const k of ['native', 'ort']) {
+    const r = cli('--decode-kernels', k)
+    assert.is(r.status, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as { decodeKernels: string; outputIds: number[] }
+    assert.is(out.decodeKernels, k)
+    assert.is(out.outputIds.length, 4)
+  }
+  const bad = cli('--decode-kernels', 'gpu')
+  assert.is.not(bad.status, 0)
+  assert.match(bad.stderr, /decode kernels "gpu" are not a choice; allowed: auto, native, ort/)
 })
 
 test.run()

@@ -188,13 +188,23 @@ export async function ensureBuiltModel(
       await rm(tmp, { recursive: true, force: true })
       return { modelPath, weightsHash, cached: true, buildMs: 0 }
     }
-    await rm(out, { recursive: true, force: true })
-    try {
-      await rename(tmp, out)
-    } catch (err) {
-      if (!(await isBuilt(out, weightsHash))) throw err
-      await rm(tmp, { recursive: true, force: true })
-      return { modelPath, weightsHash, cached: true, buildMs: 0 }
+    // rename never replaces a directory that has files: when `out` exists, either another process
+    // landed the same build first (use it; never delete it, a loader may be reading it) or `out`
+    // is an unusable older build (e.g. without tensors.json): move that aside and try once more
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rename(tmp, out)
+        break
+      } catch (err) {
+        if (await isBuilt(out, weightsHash)) {
+          await rm(tmp, { recursive: true, force: true })
+          return { modelPath, weightsHash, cached: true, buildMs: 0 }
+        }
+        if (attempt > 0) throw err
+        const old = `${out}.old-${process.pid}-${randomBytes(6).toString('hex')}`
+        await rename(out, old).catch(() => {})
+        await rm(old, { recursive: true, force: true })
+      }
     }
     log.info('built model graph', {
       weightsHash,

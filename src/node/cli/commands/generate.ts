@@ -3,6 +3,7 @@
 // logits at the last prompt position so anyone can compare our numbers with another runtime.
 import { writeFile } from 'node:fs/promises'
 import { loadPeftAdapter } from '../../../runtime/adapters/peft.ts'
+import { DECODE_KERNELS, parseDecodeKernels } from '../../../runtime/decode-kernels.ts'
 import { parseExecutionProvider } from '../../../runtime/execution-provider.ts'
 import { type GenerationParams, generate, type TokenEvent } from '../../../runtime/generate.ts'
 import { loadModel, readModelConfig } from '../../../runtime/model/index.ts'
@@ -66,6 +67,11 @@ export const generateCommand: Command = {
       description: `base weights in the graph: ${WEIGHT_FORMATS[0]} (default, exact) or ${WEIGHT_FORMATS.slice(1).join(' or ')} (block-quantized, faster)`,
       valueName: 'FORMAT'
     },
+    'decode-kernels': {
+      type: 'string',
+      description: `what runs decode steps: ${DECODE_KERNELS.join(', ')} (default auto: the native engine where the model and machine allow)`,
+      valueName: 'K'
+    },
     'cache-dir': {
       type: 'string',
       description: 'where built graphs are kept (default ~/.cache/openlora/models)',
@@ -128,6 +134,7 @@ export const generateCommand: Command = {
       executionProvider: parseExecutionProvider(values['execution-provider']),
       intraOpThreads: int(values, 'threads', 1),
       weightFormat: weights,
+      decodeKernels: parseDecodeKernels(values['decode-kernels']),
       maxBatch: 1,
       maxSeqLen: Math.min(config.maxPositionEmbeddings, 4096),
       // a graph with pools only for what this adapter targets (none without an adapter)
@@ -182,6 +189,7 @@ export const generateCommand: Command = {
             weightsHash: model.weightsHash,
             adapter: adapter?.cid ?? null,
             executionProvider: model.executionProvider,
+            decodeKernels: model.decodeKernels,
             promptIds: done!.promptIds,
             outputIds: done!.outputIds,
             text: done!.text,
