@@ -49,6 +49,8 @@ export interface FormatRun {
   sessionConfig?: Record<string, string>
   /** a memory-bandwidth sample (GB/s), taken once per round */
   bandwidth?: () => number | Promise<number>
+  /** a read-bandwidth sample (GB/s: the decode threads reading a large buffer), once per round */
+  readBandwidth?: () => number | Promise<number>
 }
 
 function logSoftmax(x: ArrayLike<number>): Float64Array {
@@ -236,6 +238,7 @@ export async function runFormatPairs(run: FormatRun) {
   }
   const vocab = refLogP[0]?.length ?? 0
   const copyGBps: number[] = []
+  const readGBps: number[] = []
 
   const out: Partial<Record<WeightFormat, PairResult>> = {}
   for (const pair of FORMAT_PAIRS.filter((f) => (run.formats ?? WEIGHT_FORMATS).includes(f.ours))) {
@@ -313,6 +316,7 @@ export async function runFormatPairs(run: FormatRun) {
           ])
         }
         if (run.bandwidth) copyGBps.push(await run.bandwidth())
+        if (run.readBandwidth) readGBps.push(await run.readBandwidth())
       }
       const mean = (xs: DistError[]) => ({
         // KL of int8 is ~1e-5: three significant digits, not three decimals
@@ -388,5 +392,5 @@ export async function runFormatPairs(run: FormatRun) {
       await ortDecode?.dispose()
     }
   }
-  return { pairs: out, copyGBps }
+  return { pairs: out, copyGBps, readGBps }
 }

@@ -69,7 +69,7 @@ export function humanReport(
   if (big) {
     lines.push(...pairLines('1b  ', big.formats))
     lines.push(
-      `1b bandwidth ${big.bandwidth.copyGBps} GB/s copy; decode ÷ bound: int4 ${big.bandwidth.decodeFractionOfBound.int4}, Q4_0 ${big.bandwidth.decodeFractionOfBound.Q4_0}, int8 ${big.bandwidth.decodeFractionOfBound.int8}, Q8_0 ${big.bandwidth.decodeFractionOfBound.Q8_0}`
+      `1b bandwidth ${big.bandwidth.readGBps} GB/s read (${big.bandwidth.copyGBps} copy); decode ÷ read bound: int4 ${big.bandwidth.decodeFractionOfBound.int4}, Q4_0 ${big.bandwidth.decodeFractionOfBound.Q4_0}, int8 ${big.bandwidth.decodeFractionOfBound.int8}, Q8_0 ${big.bandwidth.decodeFractionOfBound.Q8_0}`
     )
   }
   lines.push(...goals.map((x) => `${x.met ? 'MET ' : 'MISS'} ${x.name} = ${x.value} (${x.target})`))

@@ -28,6 +28,8 @@ import { readFile } from 'node:fs/promises'
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getLlama, type Llama, LlamaLogLevel } from 'node-llama-cpp'
+import { compileNative } from '../../src/runtime/native/compile.ts'
+import { loadNativeAddon } from '../../src/runtime/native/decoder.ts'
 import { SPIN_POLICIES, type SpinPolicy, spinningSessionConfig } from '../../src/runtime/spinning.ts'
 import { benchArgs } from './args.ts'
 import { BENCH_FAMILIES } from './runtime-fixtures.ts'
@@ -114,6 +116,12 @@ const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 3
 // ids from the fixture tokenizer's real tokens (it has 4,096), past the 3 special ones
 const prompt = (): number[] => Array.from({ length: CFG.promptTokens }, () => 3 + Math.floor(rand() * 4000))
 
+/** the native addon's read-bandwidth probe (compiled as the node compiles it) */
+async function readBandwidthProbe(): Promise<(bytes: number, threads: number) => number> {
+  const addon = loadNativeAddon(await compileNative())
+  return (bytes, threads) => addon.readBandwidth(bytes, threads)
+}
+
 async function main(): Promise<void> {
   const started = performance.now()
   const loadAtStart = loadavg()[0]
@@ -134,7 +142,8 @@ async function main(): Promise<void> {
           longPrompt: CFG.longPromptTokens,
           prompt,
           sessionConfig: SESSION_CONFIG,
-          say
+          say,
+          readBandwidth: await readBandwidthProbe()
         })
   await llama.dispose()
   const results = {

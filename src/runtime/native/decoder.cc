@@ -404,6 +404,62 @@ napi_value Profile(napi_env env, napi_callback_info info) {
   }
 }
 
+// readBandwidth(bytes, threads): GB/s with which `threads` threads read a `bytes` buffer (each its
+// own contiguous slice, summed 64 bytes at a time), best of three passes. The ceiling a batch-1
+// decode step's weight reads can reach (bench:vs-llamacpp's bound); a copy measures less, since
+// its write half costs as much as its read.
+napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 2;
+    napi_value a[2];
+    CHECK(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+    double bytesD;
+    int32_t threads;
+    if (argc < 2 || napi_get_value_double(env, a[0], &bytesD) != napi_ok ||
+        napi_get_value_int32(env, a[1], &threads) != napi_ok || bytesD < (1 << 20) || bytesD > 64.0 * (1 << 30) ||
+        threads < 1 || threads > 256)
+      throw Error("readBandwidth(bytes in [1 MiB, 64 GiB], threads in [1, 256])");
+    const size_t n = (size_t)bytesD / 64 / threads * threads;  // 64-byte lines, an equal share each
+    std::vector<uint64_t> buf(n * 8, 1);
+    std::vector<uint64_t> sums(threads);
+    double best = 0;
+    for (int pass = 0; pass < 3; pass++) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<std::thread> ts;
+      for (int t = 0; t < threads; t++)
+        ts.emplace_back([&, t] {
+          const uint64_t* p = buf.data() + (n / threads) * t * 8;
+          const size_t lines = n / threads;
+          uint64_t total = 0;
+          size_t i = 0;
+#if OPENLORA_VNNI
+          __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+          for (; i + 4 <= lines; i += 4) {
+            a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i * 8));
+            a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i * 8 + 8));
+            a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i * 8 + 16));
+            a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i * 8 + 24));
+          }
+          total = _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3)));
+#endif
+          for (; i < lines; i++)
+            for (int k = 0; k < 8; k++) total += p[i * 8 + k];
+          sums[t] = total;
+        });
+      for (auto& t : ts) t.join();
+      const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best = std::max(best, (double)n * 64 / sec / 1e9);
+    }
+    for (uint64_t v : sums)
+      if (v != n / threads * 8) throw Error("readBandwidth: the buffer did not read back");
+    napi_value out;
+    CHECK(napi_create_double(env, best, &out));
+    return out;
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o, simd;
   napi_create_object(env, &o);
@@ -416,7 +472,8 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> fns[] = {
-      {"create", Create}, {"step", Step}, {"destroy", Destroy}, {"profile", Profile}, {"info", Info}};
+      {"create", Create}, {"step", Step}, {"destroy", Destroy}, {"profile", Profile},
+      {"readBandwidth", ReadBandwidth}, {"info", Info}};
   for (const auto& [name, fn] : fns) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);

@@ -63,6 +63,8 @@ export interface NativeAddon {
   ): void
   destroy(handle: object): void
   profile(handle: object): NativeProfile
+  /** GB/s with which `threads` threads read a `bytes` buffer, best of three (benchmarks' bound) */
+  readBandwidth(bytes: number, threads: number): number
   info(): { simd: string }
 }
 
