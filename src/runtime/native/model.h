@@ -83,6 +83,8 @@ class Decoder {
   void linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
               std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy);
   void attention(int t, int T, int l, int M, int capacity);
+  void warm(const Linear& L, int t, int cols) const;
+  static constexpr int kWarmBytes = 8192, kWarmScales = 1024;
   void layer(int t, int l, int M, int capacity);
 
   using Clock = std::chrono::steady_clock;

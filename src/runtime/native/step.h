@@ -159,6 +159,32 @@ inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int l
   for (const auto& [a, b] : ranges) linearColumns(L, M, x, ldx, xq, a, b, y, ldy);
 }
 
+// Starts the first few KB of what thread t reads of L (its columns' rows, or for fp32 [K, N] its
+// rows) on their way to L2 while it waits at a barrier: a phase's first reads otherwise wait a
+// full memory latency each, before the prefetches inside the kernels (kernels.h) get ahead.
+inline void Decoder::warm(const Linear& L, int t, int cols) const {
+#if OPENLORA_VNNI
+  const int T = pool_.threads();
+  int a, b;
+  const char* p;
+  if (L.w != nullptr && !L.rows) {
+    share(L.K, t, T, 4, a, b);
+    p = (const char*)(L.w + (size_t)a * L.N);
+  } else if (L.w != nullptr) {
+    share(cols, t, T, 16, a, b);
+    p = (const char*)(L.w + (size_t)a * L.K);
+  } else {
+    share(cols, t, T, 16, a, b);
+    p = (const char*)L.q + (size_t)a * L.kb * (L.zp ? L.block / 2 : L.block);
+    const char* sc = (const char*)(L.scales + (size_t)a * L.kb);
+    for (int i = 0; i < kWarmScales; i += 64) _mm_prefetch(sc + i, _MM_HINT_T1);
+  }
+  for (int i = 0; i < kWarmBytes; i += 64) _mm_prefetch(p + i, _MM_HINT_T1);
+#else
+  (void)L, (void)t, (void)cols;
+#endif
+}
+
 inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M) {
   if (L.block == 0) return;
   for (int m = 0; m < M; m++) {
@@ -257,6 +283,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   lora(s, L, T_Q, s.x.data(), ldx, M, 0, c0, c1, qkv_.data(), qkvN);
   lora(s, L, T_K, s.x.data(), ldx, M, qOut, c0, c1, qkv_.data(), qkvN);
   lora(s, L, T_V, s.x.data(), ldx, M, qOut + kvOut, c0, c1, qkv_.data(), qkvN);
+  warm(L.o, t, H);
   pool_.barrier();
   if (t == 0) mark(PH_QKV);
 
@@ -272,6 +299,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   lora(s, L, T_O, attn_.data(), qOut, M, 0, c0, c1, y, H);
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.oBias ? L.oBias[c] : 0.f);
+  warm(L.gateUp, t, I);
   pool_.barrier();
   if (t == 0) mark(PH_O);
 
@@ -289,6 +317,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
       for (int c = c0; c < c1; c++) g[c] += L.gateUpBias[c], g[I + c] += L.gateUpBias[I + c];
     siluMul(g + c0, g + I + c0, act_.data() + (size_t)m * I + c0, c1 - c0);
   }
+  warm(L.down, t, H);
   pool_.barrier();
   if (t == 0) mark(PH_GATE_UP);
 
@@ -299,6 +328,10 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   lora(s, L, T_DOWN, act_.data(), I, M, 0, c0, c1, y, H);
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.downBias ? L.downBias[c] : 0.f);
+  if (l + 1 < d.layers)
+    warm(layers[l + 1].qkv, t, qkvN);
+  else
+    warm(lmHead, t, d.vocab);
   pool_.barrier();
   if (t == 0) mark(PH_DOWN);
 }
