@@ -156,7 +156,8 @@ export function weightFormatKey(format: WeightFormat, int8Block?: number): strin
     return int8Block === undefined
       ? `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
       : `int8-b${int8Block}-a${INT8_ACCURACY_LEVEL}`
-  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}`
+  // `-h`: scales are fp16 values (quantize4.ts toHalf)
+  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}-h`
   return undefined
 }
 

@@ -49,8 +49,12 @@ function chooseRange(row: Float32Array, lo: number, hi: number): { scale: number
   let best = { scale: 0, zp: 8 }
   let bestErr = Number.POSITIVE_INFINITY
   for (const f of SHRINK) {
-    // codes are computed against the scale as stored (fp32), so dequantization matches them
-    const scale = Math.fround(((max - min) * f) / 15)
+    // codes are computed against the scale as stored, so dequantization matches them. The scale
+    // is an fp16 value (stored as fp32 for MatMulNBits), capped at fp16's largest: the native
+    // decoder (runtime/native) reads int4 scales as fp16, 2 bytes instead of 4 per 32 weights
+    // (~10 % of an int4 decode step's reads), as llama.cpp's Q4_0 stores its scales
+    const scale = Math.min(65504, toHalf(((max - min) * f) / 15))
+    if (scale === 0) continue
     const zp = Math.max(0, Math.min(15, Math.round(-min / scale)))
     let err = 0
     for (let k = lo; k < hi; k++) {
@@ -120,7 +124,7 @@ export function dequantize4(ql: Quantized4Linear): Float32Array {
   return out
 }
 
-/** fp32 → fp16 → fp32 (round to nearest even), as Q4_0 stores its block scale */
+/** fp32 → fp16 → fp32 (round to nearest even), as Q4_0 stores its block scale and we store ours */
 function toHalf(x: number): number {
   const f16 = new Float16Array(1)
   f16[0] = x

@@ -22,6 +22,48 @@ using namespace openlora;
 
 namespace {
 
+// fp16 conversions, round to nearest even (F16C where the CPU has it)
+uint16_t toHalf(float f) {
+#if defined(__F16C__)
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint32_t sign = (b >> 16) & 0x8000, exp = (b >> 23) & 0xff, mant = b & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const int e = (int)exp - 112;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const uint32_t m = mant | 0x800000, shift = 14 - e;
+    uint32_t h = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;
+    return sign | h;
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+  return sign | h;
+#endif
+}
+float fromHalf(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  float f;
+  if (exp == 0) f = std::ldexp((float)mant, -24);
+  else if (exp == 31) f = mant ? NAN : INFINITY;
+  else f = std::ldexp((float)(mant | 0x400), (int)exp - 25);
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b |= sign;
+  std::memcpy(&f, &b, 4);
+  return f;
+#endif
+}
+
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -162,6 +204,21 @@ class Spec {
     return p;
   }
 
+  // An fp16 copy of int4 scales, which the quantizer keeps fp16-exact (graph/quantize4.ts): the
+  // kernel then reads half the scale bytes and computes exactly what ORT computes. A scale that
+  // is not an fp16 value means a graph from another quantizer: refused, so `auto` uses ORT.
+  const uint16_t* halves(const float* scales, size_t n, const std::string& name) {
+    auto& copy = inst_.owned.emplace_back(n * 2 + 64);
+    auto* out = reinterpret_cast<uint16_t*>(copy.data() + (64 - (reinterpret_cast<uintptr_t>(copy.data()) & 63)) % 64);
+    for (size_t i = 0; i < n; i++) {
+      const float f = scales[i];
+      out[i] = toHalf(f);
+      if (fromHalf(out[i]) != f)
+        throw Error(name + ": int4 scale " + std::to_string(f) + " is not an fp16 value (a graph from an older quantizer: rebuild it)");
+    }
+    return out;
+  }
+
   Linear linear(napi_value obj, const std::string& name, int format, int K, int N) {
     Linear L;
     L.K = integer(obj, "K", K, K);
@@ -178,7 +235,10 @@ class Spec {
     const size_t codes = (size_t)N * L.kb * (format == INT4 ? L.block / 2 : L.block);
     L.q = tensor(obj, "weight", codes);
     L.scales = reinterpret_cast<const float*>(tensor(obj, "scales", (size_t)N * L.kb * 4));
-    if (format == INT4) L.zp = tensor(obj, "zeros", (size_t)N * ((L.kb + 1) / 2));
+    if (format == INT4) {
+      L.zp = tensor(obj, "zeros", (size_t)N * ((L.kb + 1) / 2));
+      L.scales16 = halves(L.scales, (size_t)N * L.kb, name);
+    }
     return L;
   }
 

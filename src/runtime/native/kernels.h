@@ -32,6 +32,9 @@ struct Linear {
   const uint8_t* q = nullptr;
   const float* scales = nullptr;
   const uint8_t* zp = nullptr;  // int4 only
+  // int4: the same scales as fp16 (graph/quantize4.ts stores fp16 values), what the SIMD kernel
+  // reads: 2 bytes instead of 4 per 32 weights
+  const uint16_t* scales16 = nullptr;
 };
 
 // One input row prepared for a quantized Linear: int8 codes per block (scale = max|x| / 127,
@@ -172,6 +175,15 @@ inline void quantColumnsPlain(const Linear& L, int M, const QuantRow* x, int j0,
 #if OPENLORA_VNNI
 constexpr int kPrefetchCodes = 4096, kPrefetchScales = 1024;
 
+// For pair i of a group of eight: the lanes of its two scales (2i, 2i + 1) in the layout of one
+// pair's dot product, [2i ×4, 2i+1 ×4, 2i ×4, 2i+1 ×4] (int4Offset).
+alignas(64) inline constexpr int32_t kPairLanes[8][16] = {
+#define OPENLORA_PAIR(i) {2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1, \
+                          2 * i, 2 * i, 2 * i, 2 * i, 2 * i + 1, 2 * i + 1, 2 * i + 1, 2 * i + 1}
+    OPENLORA_PAIR(0), OPENLORA_PAIR(1), OPENLORA_PAIR(2), OPENLORA_PAIR(3),
+    OPENLORA_PAIR(4), OPENLORA_PAIR(5), OPENLORA_PAIR(6), OPENLORA_PAIR(7)};
+#undef OPENLORA_PAIR
+
 inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -183,6 +195,7 @@ inline float hsum256(__m256 v) {
 // once at the end anyway, so the per-block terms need no reduction of their own.
 inline __m512 subZeroTerm(const Linear& L, int j, const float* xs, __m512 acc) {
   const float* s = L.scales + (size_t)j * L.kb;
+  const uint16_t* s16 = L.scales16 ? L.scales16 + (size_t)j * L.kb : nullptr;
   const uint8_t* z = L.zp ? L.zp + (size_t)j * ((L.kb + 1) / 2) : nullptr;
   const __m128i m4 = _mm_set1_epi8(15);
   for (int b = 0; b < L.kb; b += 16) {
@@ -195,7 +208,8 @@ inline __m512 subZeroTerm(const Linear& L, int j, const float* xs, __m512 acc) {
       const __m128i lo = _mm_and_si128(packed, m4), hi = _mm_and_si128(_mm_srli_epi16(packed, 4), m4);
       zf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
     }
-    const __m512 sv = _mm512_maskz_loadu_ps(mask, s + b), xv = _mm512_maskz_loadu_ps(mask, xs + b);
+    const __m512 sv = s16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, s16 + b)) : _mm512_maskz_loadu_ps(mask, s + b);
+    const __m512 xv = _mm512_maskz_loadu_ps(mask, xs + b);
     acc = _mm512_fnmadd_ps(_mm512_mul_ps(sv, zf), xv, acc);
   }
   return acc;
@@ -226,35 +240,46 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
   const int kb = L.kb, pairs = kb / 2;
   const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
   const __m512i m4 = _mm512_set1_epi8(15);
-  const __m512i pat = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
   const __m512i zero = _mm512_setzero_si512();
   __m512 acc[R][M];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
   const uint8_t* q[R];
-  const float* s[R];
+  const uint16_t* s[R];
   for (int r = 0; r < R; r++) {
     q[r] = L.q + (size_t)(j + r) * kb * 16;
-    s[r] = L.scales + (size_t)(j + r) * kb;
+    s[r] = L.scales16 + (size_t)(j + r) * kb;
   }
   // The rows of a call are contiguous, and so are their scales: prefetch both streams a few KB
   // ahead of where the loop reads (rows are short at small widths, too short for the hardware
   // prefetcher to ramp up on its own; measured: the scale loads stalled most).
   const char* ahead = (const char*)q[0] + kPrefetchCodes;
   const char* aheadS = (const char*)s[0] + kPrefetchScales;
-  for (int p = 0; p < pairs; p++) {
-    _mm_prefetch(ahead + p * R * 32, _MM_HINT_T0);
-    _mm_prefetch(ahead + p * R * 32 + 64, _MM_HINT_T0);
-    _mm_prefetch(aheadS + p * R * 8, _MM_HINT_T0);
-    for (int r = 0; r < R; r++) {
-      const __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(q[r] + p * 32)));
-      const __m512i w = _mm512_and_si512(_mm512_srlv_epi16(packed, shift), m4);
-      const __m512 sp = _mm512_permutexvar_ps(pat, _mm512_castps128_ps512(_mm_castpd_ps(_mm_load_sd((const double*)(s[r] + 2 * p)))));
-      for (int m = 0; m < M; m++) {
-        const __m512i d = _mm512_dpbusd_epi32(zero, w, _mm512_loadu_si512(x[m].q + p * 64));
-        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sp, _mm512_loadu_ps(x[m].sxp + p * 16)), acc[r][m]);
+  // eight pairs at a time: their 16 fp16 scales converted in one instruction per row, each pair's
+  // two spread over its lanes by a permute with a constant index (kPairLanes)
+  for (int p0 = 0; p0 < pairs; p0 += 8) {
+    const int count = pairs - p0 < 8 ? pairs - p0 : 8;
+    const __mmask16 half = (__mmask16)((1u << (2 * count)) - 1);
+    __m512 sv[R];
+    for (int r = 0; r < R; r++) sv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(half, s[r] + 2 * p0));
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      if (i >= count) break;
+      const int p = p0 + i;
+      _mm_prefetch(ahead + p * R * 32, _MM_HINT_T0);
+      _mm_prefetch(ahead + p * R * 32 + 64, _MM_HINT_T0);
+      const __m512i lanes = _mm512_load_si512(kPairLanes[i]);
+      for (int r = 0; r < R; r++) {
+        const __m512i packed = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(q[r] + p * 32)));
+        const __m512i w = _mm512_and_si512(_mm512_srlv_epi16(packed, shift), m4);
+        const __m512 sp = _mm512_permutexvar_ps(lanes, sv[r]);
+        for (int m = 0; m < M; m++) {
+          const __m512i d = _mm512_dpbusd_epi32(zero, w, _mm512_loadu_si512(x[m].q + p * 64));
+          acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(sp, _mm512_loadu_ps(x[m].sxp + p * 16)), acc[r][m]);
+        }
       }
     }
+    _mm_prefetch(aheadS + p0 * R * 4, _MM_HINT_T0);
   }
   for (int r = 0; r < R; r++) {
     for (int m = 0; m < M; m++) {
@@ -264,7 +289,7 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
         const __m128i m4x = _mm_set1_epi8(15);
         const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), m4x), _mm_and_si128(packed, m4x));
         const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i*)(x[m].q + b * 32)));
-        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(s[r][b] * x[m].sx[b]));
+        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(_cvtsh_ss(s[r][b]) * x[m].sx[b]));
         acc[r][m] = _mm512_add_ps(acc[r][m], _mm512_zextps256_ps512(v));
       }
       acc[r][m] = subZeroTerm(L, j + r, x[m].xs, acc[r][m]);
@@ -385,7 +410,7 @@ inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const
   if (L.w != nullptr)
     return L.rows ? rowColumns(L, M, x, ldx, j0, j1, y, ldy) : kColumns(L, M, x, ldx, j0, j1, y, ldy, 0, L.K);
 #if OPENLORA_VNNI
-  if ((L.zp != nullptr && L.block == 32) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
+  if ((L.zp != nullptr && L.block == 32 && L.scales16) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
     for (int m0 = 0; m0 < M; m0 += 2) {
       if (M - m0 >= 2)
         quantColumnsVnni<2>(L, xq + m0, j0, j1, y + (size_t)m0 * ldy, ldy);
