@@ -92,9 +92,21 @@ async function decodeSteps(model: LoadedModel, tokens: number[][] | null, steps:
   return { out, picked }
 }
 
+// int4 twice: with fp32 scales (what models that fit in the last-level cache use, these) and with
+// the fp16 copy large models use (decoder.cc halfScalesBeyondCache), forced by its override
+const CASES = [
+  ['fp32', 'auto'],
+  ['int8', 'auto'],
+  ['int4', 'never'],
+  ['int4', 'always']
+] as const
+
 for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
-  for (const format of ['fp32', 'int8', 'int4'] as const) {
-    test(`native decode equals ORT's decode graph (${preset}, ${format}, 2 rows, one with an adapter)`, async () => {
+  for (const [format, halfScales] of CASES) {
+    const scales = format === 'int4' ? `, ${halfScales === 'always' ? 'fp16' : 'fp32'} scales` : ''
+    test(`native decode equals ORT's decode graph (${preset}, ${format}${scales}, 2 rows, one with an adapter)`, async () => {
+      if (halfScales === 'auto') delete process.env.OPENLORA_NATIVE_HALF_SCALES
+      else process.env.OPENLORA_NATIVE_HALF_SCALES = halfScales
       const { dir, adapter } = await fixture(preset)
       const ort = await open(dir, format, 'ort')
       const native = await open(dir, format, 'native')

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #define OPENLORA_VNNI 1
@@ -32,8 +33,9 @@ struct Linear {
   const uint8_t* q = nullptr;
   const float* scales = nullptr;
   const uint8_t* zp = nullptr;  // int4 only
-  // int4: the same scales as fp16 (graph/quantize4.ts stores fp16 values), what the SIMD kernel
-  // reads: 2 bytes instead of 4 per 32 weights
+  // int4: the same scales as fp16 (graph/quantize4.ts stores fp16 values), 2 bytes instead of 4
+  // per 32 weights, which the SIMD kernel reads instead when set (decoder.cc: when the weights do
+  // not fit in the last-level cache, where bytes, not instructions, bound the step)
   const uint16_t* scales16 = nullptr;
 };
 
@@ -235,8 +237,9 @@ inline void store(const __m512 (&acc)[R][M], float* y, int ldy, int j) {
 // int4, block 32: R output rows × M input rows at once (independent accumulators hide the FMA
 // latency; one weight load serves every input row). Per pair of blocks: one 32-byte load widened
 // to 64 codes, one dot product, one convert, one scale pattern, one FMA.
-template <int R, int M>
+template <int R, int M, typename S>
 inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ldy) {
+  constexpr bool half16 = std::is_same_v<S, uint16_t>;
   const int kb = L.kb, pairs = kb / 2;
   const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
   const __m512i m4 = _mm512_set1_epi8(15);
@@ -245,10 +248,13 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
   for (int r = 0; r < R; r++)
     for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
   const uint8_t* q[R];
-  const uint16_t* s[R];
+  const S* s[R];
   for (int r = 0; r < R; r++) {
     q[r] = L.q + (size_t)(j + r) * kb * 16;
-    s[r] = L.scales16 + (size_t)(j + r) * kb;
+    if constexpr (half16)
+      s[r] = L.scales16 + (size_t)(j + r) * kb;
+    else
+      s[r] = L.scales + (size_t)(j + r) * kb;
   }
   // The rows of a call are contiguous, and so are their scales: prefetch both streams a few KB
   // ahead of where the loop reads (rows are short at small widths, too short for the hardware
@@ -261,7 +267,12 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
     const int count = pairs - p0 < 8 ? pairs - p0 : 8;
     const __mmask16 half = (__mmask16)((1u << (2 * count)) - 1);
     __m512 sv[R];
-    for (int r = 0; r < R; r++) sv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(half, s[r] + 2 * p0));
+    for (int r = 0; r < R; r++) {
+      if constexpr (half16)
+        sv[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(half, s[r] + 2 * p0));
+      else
+        sv[r] = _mm512_maskz_loadu_ps(half, s[r] + 2 * p0);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
       if (i >= count) break;
@@ -279,7 +290,7 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
         }
       }
     }
-    _mm_prefetch(aheadS + p0 * R * 4, _MM_HINT_T0);
+    _mm_prefetch(aheadS + p0 * R * 2 * sizeof(S), _MM_HINT_T0);
   }
   for (int r = 0; r < R; r++) {
     for (int m = 0; m < M; m++) {
@@ -289,7 +300,12 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
         const __m128i m4x = _mm_set1_epi8(15);
         const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), m4x), _mm_and_si128(packed, m4x));
         const __m256i d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, _mm256_loadu_si256((const __m256i*)(x[m].q + b * 32)));
-        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(_cvtsh_ss(s[r][b]) * x[m].sx[b]));
+        float sb;
+        if constexpr (half16)
+          sb = _cvtsh_ss(s[r][b]);
+        else
+          sb = s[r][b];
+        const __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(d), _mm256_set1_ps(sb * x[m].sx[b]));
         acc[r][m] = _mm512_add_ps(acc[r][m], _mm512_zextps256_ps512(v));
       }
       acc[r][m] = subZeroTerm(L, j + r, x[m].xs, acc[r][m]);
@@ -327,8 +343,13 @@ inline void quantColumnsVnni(const Linear& L, const QuantRow* x, int j0, int j1,
     return;
   }
   int j = j0;
-  for (; j + 4 <= j1; j += 4) int4Rows<4, M>(L, x, j, y, ldy);
-  for (; j < j1; j++) int4Rows<1, M>(L, x, j, y, ldy);
+  if (L.scales16) {
+    for (; j + 4 <= j1; j += 4) int4Rows<4, M, uint16_t>(L, x, j, y, ldy);
+    for (; j < j1; j++) int4Rows<1, M, uint16_t>(L, x, j, y, ldy);
+  } else {
+    for (; j + 4 <= j1; j += 4) int4Rows<4, M, float>(L, x, j, y, ldy);
+    for (; j < j1; j++) int4Rows<1, M, float>(L, x, j, y, ldy);
+  }
 }
 #endif
 
@@ -410,7 +431,7 @@ inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const
   if (L.w != nullptr)
     return L.rows ? rowColumns(L, M, x, ldx, j0, j1, y, ldy) : kColumns(L, M, x, ldx, j0, j1, y, ldy, 0, L.K);
 #if OPENLORA_VNNI
-  if ((L.zp != nullptr && L.block == 32 && L.scales16) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
+  if ((L.zp != nullptr && L.block == 32) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
     for (int m0 = 0; m0 < M; m0 += 2) {
       if (M - m0 >= 2)
         quantColumnsVnni<2>(L, xq + m0, j0, j1, y + (size_t)m0 * ldy, ldy);
