@@ -86,7 +86,11 @@ test('a key over its rate gets 429 RateLimitError with Retry-After', async () =>
 })
 
 test('beyond gateway.maxConcurrentStreams a request gets 503 with Retry-After; the running one finishes', async () => {
-  const n = await startNode(root, 'limited', fx, { config: { 'gateway.maxConcurrentStreams': 1 } })
+  // decode on ORT's kernels: the native engine finishes the first job's 120 tokens on the tiny
+  // fixture before the second request arrives, and this test is about the gateway's limit
+  const n = await startNode(root, 'limited', fx, {
+    config: { 'gateway.maxConcurrentStreams': 1, 'infer.decodeKernels': 'ort' }
+  })
   try {
     const c = new OpenAI({ baseURL: `${n.services.gateway!.url!}/v1`, apiKey: 'x', maxRetries: 0 })
     const first = c.completions.create({ model, prompt: 'long', max_tokens: 120, temperature: 0.8, seed: 1 })

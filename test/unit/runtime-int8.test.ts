@@ -231,8 +231,10 @@ test('int8Block 128 builds the padded scheme beside the fitted one (its own cach
     const got = await logitsOf(padded, ids, 0)
     for (let i = 0; i < got.length; i++)
       assert.ok(maxAbsDiff(got[i]!, want[i]!) <= TOL, `position ${i + 5}: ${maxAbsDiff(got[i]!, want[i]!)}`)
-    // different scales on the 64-wide projections: a cached fitted graph was not reused
-    assert.ok(maxAbsDiff(got.at(-1)!, (await logitsOf(fitted, ids, 0)).at(-1)!) > 0)
+    // a cached fitted graph was not reused: ORT's prompt pass runs each graph's own blocks (at
+    // K = 64 both hold the same values, so the native decode steps agree exactly; compare the
+    // prompt position, which ORT computes)
+    assert.ok(maxAbsDiff(got[0]!, (await logitsOf(fitted, ids, 0))[0]!) > 0)
   } finally {
     await padded.dispose()
     await fitted.dispose()
