@@ -53,8 +53,10 @@ function startPrevious(
   modelDir: string,
   cacheDir: string
 ): Promise<{ peerId: string; addrs: string[] }> {
+  // the previous release refuses keys it does not know: infer.decodeKernels came after it
+  const { decodeKernels: _new, ...known } = INFER_CONFIG_DEFAULTS
   const infer = {
-    ...INFER_CONFIG_DEFAULTS,
+    ...known,
     models: [modelDir],
     modelCacheDir: cacheDir,
     intraOpThreads: 1,
