@@ -92,21 +92,27 @@ async function decodeSteps(model: LoadedModel, tokens: number[][] | null, steps:
   return { out, picked }
 }
 
-// int4 twice: with fp32 scales (what models that fit in the last-level cache use, these) and with
-// the fp16 copy large models use (decoder.cc halfScalesBeyondCache), forced by its override
+// int4 three ways: in 16-row tiles (kernels.h int4Tiles, what SIMD builds use wherever the widths
+// are multiples of 16, as these are), and in the row-major layout (any other width, or
+// OPENLORA_NATIVE_INT4_TILES=never) with fp32 scales and with the fp16 copy large models use
+// (decoder.cc halfScalesBeyondCache), both forced by their overrides
 const CASES = [
-  ['fp32', 'auto'],
-  ['int8', 'auto'],
-  ['int4', 'never'],
-  ['int4', 'always']
+  ['fp32', 'default'],
+  ['int8', 'default'],
+  ['int4', 'tiles'],
+  ['int4', 'rows, fp32 scales'],
+  ['int4', 'rows, fp16 scales']
 ] as const
 
 for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
-  for (const [format, halfScales] of CASES) {
-    const scales = format === 'int4' ? `, ${halfScales === 'always' ? 'fp16' : 'fp32'} scales` : ''
-    test(`native decode equals ORT's decode graph (${preset}, ${format}${scales}, 2 rows, one with an adapter)`, async () => {
-      if (halfScales === 'auto') delete process.env.OPENLORA_NATIVE_HALF_SCALES
-      else process.env.OPENLORA_NATIVE_HALF_SCALES = halfScales
+  for (const [format, layout] of CASES) {
+    const what = format === 'int4' ? `, ${layout}` : ''
+    test(`native decode equals ORT's decode graph (${preset}, ${format}${what}, 2 rows, one with an adapter)`, async () => {
+      const rows = layout.startsWith('rows')
+      if (rows) process.env.OPENLORA_NATIVE_INT4_TILES = 'never'
+      else delete process.env.OPENLORA_NATIVE_INT4_TILES
+      if (rows) process.env.OPENLORA_NATIVE_HALF_SCALES = layout.endsWith('fp16 scales') ? 'always' : 'never'
+      else delete process.env.OPENLORA_NATIVE_HALF_SCALES
       const { dir, adapter } = await fixture(preset)
       const ort = await open(dir, format, 'ort')
       const native = await open(dir, format, 'native')

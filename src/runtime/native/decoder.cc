@@ -197,9 +197,7 @@ class Spec {
     if (have != bytes)
       throw Error("spec." + key + " has " + std::to_string(have) + " bytes (Float32Array or Uint8Array); needs " +
                   std::to_string(bytes));
-    auto& copy = inst_.owned.emplace_back(bytes + 64);
-    // 64-byte aligned like the file's tensors
-    uint8_t* p = copy.data() + (64 - (reinterpret_cast<uintptr_t>(copy.data()) & 63)) % 64;
+    uint8_t* p = owned(bytes);
     std::memcpy(p, data, bytes);
     return p;
   }
@@ -208,15 +206,23 @@ class Spec {
   // kernel then reads half the scale bytes and computes exactly what ORT computes. A scale that
   // is not an fp16 value means a graph from another quantizer: refused, so `auto` uses ORT.
   const uint16_t* halves(const float* scales, size_t n, const std::string& name) {
-    auto& copy = inst_.owned.emplace_back(n * 2 + 64);
-    auto* out = reinterpret_cast<uint16_t*>(copy.data() + (64 - (reinterpret_cast<uintptr_t>(copy.data()) & 63)) % 64);
+    auto* out = reinterpret_cast<uint16_t*>(owned(n * 2));
+    halvesInto(scales, n, name, out);
+    return out;
+  }
+  static void halvesInto(const float* scales, size_t n, const std::string& name, uint16_t* out) {
     for (size_t i = 0; i < n; i++) {
       const float f = scales[i];
       out[i] = toHalf(f);
       if (fromHalf(out[i]) != f)
         throw Error(name + ": int4 scale " + std::to_string(f) + " is not an fp16 value (a graph from an older quantizer: rebuild it)");
     }
-    return out;
+  }
+
+  // `bytes` of memory the instance owns, 64-byte aligned like the file's tensors
+  uint8_t* owned(size_t bytes) {
+    auto& copy = inst_.owned.emplace_back(bytes + 64);
+    return copy.data() + (64 - (reinterpret_cast<uintptr_t>(copy.data()) & 63)) % 64;
   }
 
   Linear linear(napi_value obj, const std::string& name, int format, int K, int N) {
@@ -275,7 +281,41 @@ void halfScalesBeyondCache(Spec& s, Decoder& dec) {
                     : force && std::strcmp(force, "never") == 0 ? false
                                                                  : llc > 0 && bytes > (double)llc;
   if (!half) return;
-  for (Linear* L : all) L->scales16 = s.halves(L->scales, (size_t)L->N * L->kb, "an int4 Linear");
+  for (Linear* L : all)
+    if (L->tiles == nullptr) L->scales16 = s.halves(L->scales, (size_t)L->N * L->kb, "an int4 Linear");
+}
+
+// int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
+// run and the shape allows: N a multiple of 16, and for gate|up the intermediate width too (a
+// thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
+// keeps ORT's layout), the same bytes again: ~0.56 bytes a weight. Any other int4 Linear keeps the
+// row-major layout and kernel. OPENLORA_NATIVE_INT4_TILES=never keeps it everywhere (tests).
+void int4Layout(Spec& s, Decoder& dec) {
+#if OPENLORA_VNNI
+  const char* force = getenv("OPENLORA_NATIVE_INT4_TILES");
+  if (!(force && std::strcmp(force, "never") == 0)) {
+    std::vector<uint16_t> s16;
+    auto tile = [&](Linear& L, const std::string& name, bool fits) {
+      if (!fits || L.N % kTileRows != 0) return;
+      s16.resize((size_t)L.N * L.kb);
+      Spec::halvesInto(L.scales, s16.size(), name, s16.data());
+      L.groupBytes = int4TileGroupBytes(L.kb);
+      uint8_t* out = s.owned(L.groupBytes * (L.N / kTileRows));
+      tileInt4(L, s16.data(), out);
+      L.tiles = out;
+    };
+    tile(dec.lmHead, "lmHead", true);
+    for (size_t l = 0; l < dec.layers.size(); l++) {
+      Layer& L = dec.layers[l];
+      const std::string p = "layer[" + std::to_string(l) + "]";
+      tile(L.qkv, p + ".qkv", true);
+      tile(L.o, p + ".o", true);
+      tile(L.gateUp, p + ".gateUp", dec.d_.inter % kTileRows == 0);
+      tile(L.down, p + ".down", true);
+    }
+  }
+#endif
+  halfScalesBeyondCache(s, dec);
 }
 
 void build(Spec& s, napi_value spec, Instance& inst) {
@@ -352,7 +392,7 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   bool has = false;
   CHECK(napi_has_named_property(s.env(), spec, "profile", &has));
   dec->profiling_ = has && s.boolean(spec, "profile");
-  if (F == INT4) halfScalesBeyondCache(s, *dec);
+  if (F == INT4) int4Layout(s, *dec);
   dec->prepare();
   inst.decoder = std::move(dec);
 }

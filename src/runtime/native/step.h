@@ -173,6 +173,9 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
   } else if (L.w != nullptr) {
     share(cols, t, T, 16, a, b);
     p = (const char*)(L.w + (size_t)a * L.K);
+  } else if (L.tiles != nullptr) {
+    share(cols, t, T, kTileRows, a, b);
+    p = (const char*)L.tiles + (size_t)(a / kTileRows) * L.groupBytes;
   } else {
     share(cols, t, T, 16, a, b);
     p = (const char*)L.q + (size_t)a * L.kb * (L.zp ? L.block / 2 : L.block);
@@ -190,7 +193,8 @@ inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int l
   for (int m = 0; m < M; m++) {
     s.rows[m] = QuantRow{s.q.data() + (size_t)m * maxKpad_, s.sx.data() + (size_t)m * maxKb_,
                          s.xs.data() + (size_t)m * maxKb_, s.sxp.data() + (size_t)m * maxKb_ * 8};
-    quantizeRow(x + (size_t)m * ldx, L.K, L.block, L.kb, L.zp != nullptr, s.rows[m]);
+    // int4 tiles take natural k order; row-major int4 its paired-block order (kernels.h)
+    quantizeRow(x + (size_t)m * ldx, L.K, L.block, L.kb, L.zp != nullptr && L.tiles == nullptr, s.rows[m]);
   }
 }
 
