@@ -290,7 +290,7 @@ void halfScalesBeyondCache(Spec& s, Decoder& dec) {
 // thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
 // keeps ORT's layout), the same bytes again: ~0.56 bytes a weight. Any other int4 Linear keeps the
 // row-major layout and kernel. OPENLORA_NATIVE_INT4_TILES=never keeps it everywhere (tests).
-void int4Layout(Spec& s, Decoder& dec) {
+void int4Layout(Spec& s, Decoder& dec, bool trial) {
 #if OPENLORA_VNNI
   const char* force = getenv("OPENLORA_NATIVE_INT4_TILES");
   if (!(force && std::strcmp(force, "never") == 0)) {
@@ -299,6 +299,7 @@ void int4Layout(Spec& s, Decoder& dec) {
       if (!fits || L.N % kTileRows != 0) return;
       s16.resize((size_t)L.N * L.kb);
       Spec::halvesInto(L.scales, s16.size(), name, s16.data());
+      if (trial) return;  // the scales checked, as the real create will need them
       L.groupBytes = int4TileGroupBytes(L.kb);
       uint8_t* out = s.owned(L.groupBytes * (L.N / kTileRows));
       tileInt4(L, s16.data(), out);
@@ -314,6 +315,8 @@ void int4Layout(Spec& s, Decoder& dec) {
       tile(L.down, p + ".down", true);
     }
   }
+#else
+  (void)trial;
 #endif
   halfScalesBeyondCache(s, dec);
 }
@@ -392,7 +395,8 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   bool has = false;
   CHECK(napi_has_named_property(s.env(), spec, "profile", &has));
   dec->profiling_ = has && s.boolean(spec, "profile");
-  if (F == INT4) int4Layout(s, *dec);
+  CHECK(napi_has_named_property(s.env(), spec, "trial", &has));
+  if (F == INT4) int4Layout(s, *dec, has && s.boolean(spec, "trial"));
   dec->prepare();
   inst.decoder = std::move(dec);
 }

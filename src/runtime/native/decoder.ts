@@ -48,6 +48,9 @@ export interface NativeSpec extends NativePlan {
   lora: NativeLora[]
   /** time each phase of every step (profile()) */
   profile?: boolean
+  /** check the spec only: the engine skips its own weight copies (int4 tiles), which a 1B model
+   *  would otherwise build twice at load */
+  trial?: boolean
 }
 
 export interface NativeAddon {
@@ -153,6 +156,7 @@ function trialSpec(plan: NativePlan): NativeSpec {
     ...plan,
     // one thread: the trial never steps, so it needs no workers to start and stop
     threads: 1,
+    trial: true,
     maxRows: 1,
     capacity: 1,
     ropeCos: new Float32Array(plan.headDim / 2).fill(1),
