@@ -74,7 +74,13 @@ function engineWith(maxBatch: number): Engine {
 
 async function run(
   e: Engine,
-  req: { adapter: string | null; promptIds: number[]; max: number; signal?: AbortSignal }
+  req: {
+    adapter: string | null
+    promptIds: number[]
+    max: number
+    signal?: AbortSignal
+    onToken?: () => void
+  }
 ) {
   const tokens: number[] = []
   for await (const ev of e.generate({
@@ -84,8 +90,10 @@ async function run(
     params: { maxNewTokens: req.max },
     signal: req.signal
   })) {
-    if (ev.type === 'token') tokens.push(ev.id)
-    else return { tokens, done: ev as Extract<TokenEvent, { type: 'done' }> }
+    if (ev.type === 'token') {
+      tokens.push(ev.id)
+      req.onToken?.()
+    } else return { tokens, done: ev as Extract<TokenEvent, { type: 'done' }> }
   }
   throw new Error('no done event')
 }
@@ -174,9 +182,16 @@ test('a cancelled request frees its KV row and its slot; the event loop turns be
   setImmediate(spin)
   try {
     const ac = new AbortController()
-    const cancelled = run(e, { adapter: cids[7]!, promptIds: [1, 2, 3], max: 100, signal: ac.signal })
+    // cancelled at its first token, not after a fixed delay: native decode finished (at eos)
+    // within 5 ms
+    const cancelled = run(e, {
+      adapter: cids[7]!,
+      promptIds: [1, 2, 3],
+      max: 100,
+      signal: ac.signal,
+      onToken: () => ac.abort()
+    })
     const other = run(e, { adapter: cids[8]!, promptIds: [4, 5, 6], max: 40 })
-    setTimeout(() => ac.abort(), 5)
     const c = await cancelled
     assert.is(c.done.finishReason, 'abort')
     assert.is(store.tierOf(cids[7]!), 'hot')
