@@ -93,8 +93,18 @@ test('beyond gateway.maxConcurrentStreams a request gets 503 with Retry-After; t
   })
   try {
     const c = new OpenAI({ baseURL: `${n.services.gateway!.url!}/v1`, apiKey: 'x', maxRetries: 0 })
-    const first = c.completions.create({ model, prompt: 'long', max_tokens: 120, temperature: 0.8, seed: 1 })
-    await new Promise((r) => setTimeout(r, 30))
+    // the second request goes out once the first has streamed a token (so it holds the one stream
+    // slot), not after a fixed delay: under CI load the first was not yet admitted at 30 ms
+    const first = await c.completions.create({
+      model,
+      prompt: 'long',
+      max_tokens: 120,
+      temperature: 0.8,
+      seed: 1,
+      stream: true
+    })
+    const chunks = first[Symbol.asyncIterator]()
+    let text = ((await chunks.next()).value?.choices[0]?.text as string | undefined) ?? ''
     try {
       await c.completions.create({ model, prompt: 'second', max_tokens: 4 })
       assert.unreachable('the second job must be refused')
@@ -104,7 +114,8 @@ test('beyond gateway.maxConcurrentStreams a request gets 503 with Retry-After; t
       assert.is((err as InstanceType<typeof OpenAI.APIError>).code, 'too_many_streams')
       assert.ok(Number((err as InstanceType<typeof OpenAI.APIError>).headers?.get('retry-after')) >= 1)
     }
-    assert.ok((await first).choices[0]!.text.length > 0)
+    for (let r = await chunks.next(); !r.done; r = await chunks.next()) text += r.value.choices[0]?.text ?? ''
+    assert.ok(text.length > 0)
   } finally {
     await n.stop()
   }
