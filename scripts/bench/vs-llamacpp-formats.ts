@@ -250,12 +250,14 @@ export async function runFormatPairs(run: FormatRun) {
       await rename(`${gguf}.tmp`, gguf)
     }
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
-    // int4 with its prefill graph (opt-in, docs/RUNTIME-MODEL.md); `plain` is the default
-    const ours = await open(pair.ours, undefined, pair.ours === 'int4' ? true : undefined)
-    const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128) : null
+    // int8/int4 with their prefill graph (docs/RUNTIME-MODEL.md: int4's default, int8's opt-in, as
+    // its prompt error grows); `plain` runs every pass on MatMulNBits (int8's default)
+    const quantized = pair.ours === 'int8' || pair.ours === 'int4'
+    const ours = await open(pair.ours, undefined, quantized ? true : undefined)
+    const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128, true) : null
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
-    const plain = pair.ours === 'int4' ? await open('int4', undefined, false) : null
+    const plain = quantized ? await open(pair.ours, undefined, false) : null
     // the same format with decode passes on ORT's decode graph: what the native kernels buy
     const ortDecode =
       ours.decodeKernels === 'native'
@@ -360,7 +362,7 @@ export async function runFormatPairs(run: FormatRun) {
           : {}),
         ...(plain
           ? {
-              // the prompt-pass graph (int8 GEMMs, the default) ÷ MatMulNBits for every pass
+              // the prompt-pass graph (int8 GEMMs) ÷ MatMulNBits for every pass
               prefillGraphAB: {
                 withoutPromptTokS: stat(S.plain.prompt),
                 withoutLongPromptTokS: run.longPrompt ? stat(S.plain.long) : null,
