@@ -15,7 +15,7 @@
 // Bounds (defaults from the hardening issue): RSS and heap growth after warm-up (the first third
 // of a process's life, at least 20 s) ≤ 10 % and ≤ 25 %, open fds and handles growth ≤ 16
 // (connections come and go; a leak grows without end). Growth = last third's median over the
-// middle third's (the heap: its lowest sample in each, what survives collection), judged on nodes
+// middle third's (the heap: sampled right after a full collection, its lowest sample in each), judged on nodes
 // whose last process lived at least two thirds of the run (the ones no fault restarted).
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -103,7 +103,7 @@ async function sample(swarm: LocalSwarm): Promise<void> {
           heapUsedBytes: number
           activeResources: number
           connections: number
-        }>(m.dir, '/process', 5_000).catch(() => null)
+        }>(m.dir, '/process/collect', 5_000, {}).catch(() => null) // heap after a full collection
         if (!p) return false
         let fds = -1
         try {

@@ -1,7 +1,8 @@
 // Blocking peers by hand (admin POST /peers/block, /peers/unblock): what the soak's network
 // partition is made of. Three real nodes; the first blocks the third: their connection goes, the
 // third cannot dial back in while the others stay connected; unblocking lets them meet again.
-// A bad body is refused with the key and what is allowed.
+// A bad body is refused with the key and what is allowed. Also the soak's other admin route,
+// POST /process/collect: the heap figure after a full collection.
 import { test } from 'uvu'
 import * as assert from 'uvu/assert'
 import { AdminRefusedError, adminRequest } from '../../src/node/admin.ts'
@@ -65,6 +66,24 @@ test('a bad block body is refused naming the key and what is allowed', async () 
   assert.instance(long, AdminRefusedError)
   assert.match((long as Error).message, /body\.ms/)
   assert.ok(connected(0, 1), 'nothing was blocked')
+})
+
+test('POST /process/collect answers the heap after a full collection (garbage is not counted)', async () => {
+  type Answer = { pid: number; heapUsedBytes: number; rssBytes: number }
+  let garbage: unknown[] | undefined = Array.from({ length: 400_000 }, (_, i) => ({ i, s: `x${i}` }))
+  const held = await adminRequest<Answer>(swarm.dirs[0]!, '/process', 5_000)
+  garbage = undefined // about 40 MB that only a collection frees
+  const live = await adminRequest<Answer>(swarm.dirs[0]!, '/process/collect', 5_000, {})
+  assert.equal(live.pid, process.pid)
+  assert.ok(garbage === undefined)
+  assert.ok(
+    live.heapUsedBytes < held.heapUsedBytes - 20 * 2 ** 20,
+    `heap ${(held.heapUsedBytes / 2 ** 20).toFixed(0)} MiB with the garbage, ${(live.heapUsedBytes / 2 ** 20).toFixed(0)} MiB after the collection`
+  )
+  const bad = await adminRequest(swarm.dirs[0]!, '/process/collect', 5_000, { now: true }).catch(
+    (e: Error) => e
+  )
+  assert.instance(bad, AdminRefusedError)
 })
 
 test.run()
