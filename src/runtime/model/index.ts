@@ -57,6 +57,12 @@ export interface LoadModelOptions {
    * run, else ORT with one info line saying why
    */
   decodeKernels?: DecodeKernels
+  /**
+   * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`
+   * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time; docs/NATIVE-DECODE.md
+   * "Prompts"). Ignored when decode passes run on ORT.
+   */
+  promptKernels?: 'native' | 'ort'
   /** where the native engine's compiled addon is cached; default $OPENLORA_NATIVE_CACHE or <tmpdir>/openlora-native */
   nativeCacheDir?: string
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
@@ -174,6 +180,9 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   return model
 }
 
+/** token rows of a native prompt pass computed together: the engine's scratch height */
+export const PROMPT_ROWS = 64
+
 /**
  * The native engine's setup when decode passes should run on it (LoadModelOptions.decodeKernels),
  * else undefined; `native` throws the reason it cannot, `auto` logs it once.
@@ -204,7 +213,8 @@ async function nativeSetup(
       return {
         addonPath: setup.addonPath,
         plan: setup.plan,
-        ...(opts.profile ? { profileFile: `${opts.profile}-native.json` } : {})
+        ...(opts.profile ? { profileFile: `${opts.profile}-native.json` } : {}),
+        ...(opts.promptKernels === 'native' ? { promptRows: PROMPT_ROWS } : {})
       }
     } catch (err) {
       if (!(err instanceof NativeUnavailableError)) throw err

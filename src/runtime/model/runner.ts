@@ -129,7 +129,7 @@ export class SessionRunner implements Runner {
       relayoutKv([...s.keys, ...s.values], blocks, req.relayoutFrom, cap, s.headDim)
     }
     // the engine writes each row's new key/value into the buffers itself
-    if (S === 1 && this.native) return this.native.run({ ...req, capacity: cap })
+    if (this.native && (S === 1 || this.native.prompts)) return this.native.run({ ...req, capacity: cap })
     const kvDims = [n, s.kvHeads, cap, s.headDim]
     let total = 0
     for (const v of req.seqlens) total = Math.max(total, v + 1)

@@ -339,6 +339,9 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   d.window = s.integer(spec, "window", 0, 1 << 30);
   d.maxRows = s.integer(spec, "maxRows", 1, 4096);
   d.capacity = s.integer(spec, "capacity", 1, 1 << 24);
+  bool hasPrompt = false;
+  CHECK(napi_has_named_property(s.env(), spec, "promptRows", &hasPrompt));
+  d.promptRows = hasPrompt ? s.integer(spec, "promptRows", 0, 4096) : 0;
   const int F = d.format, H = d.hidden, I = d.inter, V = d.vocab;
   const int qOut = d.heads * d.D, kvOut = d.kvHeads * d.D;
 
@@ -490,6 +493,55 @@ napi_value Step(napi_env env, napi_callback_info info) {
   }
 }
 
+// pass(handle, capacity, kv: Int32Array, pos: Int32Array, ids: Int32Array, out: Int32Array,
+//      logits: Float32Array): a prompt pass of kv.length token rows (Decoder::pass)
+napi_value Pass(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 7;
+    napi_value a[7];
+    CHECK(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+    if (argc < 7) throw Error("pass(handle, capacity, kv, pos, ids, out, logits) takes 7 arguments");
+    Instance* inst = instanceOf(env, a[0]);
+    const Dims& d = inst->decoder->d_;
+    if (d.promptRows < 1) throw Error("this decoder was created without spec.promptRows: it runs no prompt passes");
+    int32_t cap;
+    CHECK(napi_get_value_int32(env, a[1], &cap));
+    if (cap < 1 || cap > d.capacity) throw Error("capacity must be in [1, spec.capacity]");
+    size_t M = 0;
+    {
+      napi_typedarray_type type;
+      bool is;
+      CHECK(napi_is_typedarray(env, a[2], &is));
+      if (!is) throw Error("kv must be an Int32Array");
+      CHECK(napi_get_typedarray_info(env, a[2], &type, &M, nullptr, nullptr, nullptr));
+    }
+    if (M < 1 || M > (1 << 24)) throw Error("a prompt pass needs at least one row (kv.length)");
+    const int32_t* kv = typedArg<int32_t>(env, a[2], napi_int32_array, M, "kv (Int32Array)");
+    const int32_t* pos = typedArg<int32_t>(env, a[3], napi_int32_array, M, "pos (Int32Array)");
+    const int32_t* ids = typedArg<int32_t>(env, a[4], napi_int32_array, M, "ids (Int32Array)");
+    const int32_t* out = typedArg<int32_t>(env, a[5], napi_int32_array, M, "out (Int32Array)");
+    size_t lines = 0;
+    {
+      napi_typedarray_type type;
+      bool is;
+      CHECK(napi_is_typedarray(env, a[6], &is));
+      if (is) CHECK(napi_get_typedarray_info(env, a[6], &type, &lines, nullptr, nullptr, nullptr));
+      lines /= d.vocab;
+    }
+    float* logits = typedArg<float>(env, a[6], napi_float32_array, lines * d.vocab, "logits (Float32Array)");
+    for (size_t m = 0; m < M; m++) {
+      if (kv[m] < 0 || kv[m] >= d.maxRows) throw Error("kv row " + std::to_string(kv[m]) + " is outside [0, maxRows)");
+      if (ids[m] < 0 || ids[m] >= d.vocab) throw Error("token id " + std::to_string(ids[m]) + " is outside the vocabulary");
+      if (pos[m] < 0 || pos[m] >= cap) throw Error("position " + std::to_string(pos[m]) + " does not fit capacity " + std::to_string(cap));
+      if (out[m] < -1 || out[m] >= (int64_t)lines) throw Error("logits line " + std::to_string(out[m]) + " is outside the logits buffer");
+    }
+    inst->decoder->pass((int)M, kv, pos, ids, out, cap, logits);
+    return nullptr;
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
 napi_value Destroy(napi_env env, napi_callback_info info) {
   try {
     size_t argc = 1;
@@ -593,7 +645,7 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> fns[] = {
-      {"create", Create}, {"step", Step}, {"destroy", Destroy}, {"profile", Profile},
+      {"create", Create}, {"step", Step}, {"pass", Pass}, {"destroy", Destroy}, {"profile", Profile},
       {"readBandwidth", ReadBandwidth}, {"info", Info}};
   for (const auto& [name, fn] : fns) {
     napi_value f;

@@ -48,6 +48,8 @@ export interface NativeSpec extends NativePlan {
   lora: NativeLora[]
   /** time each phase of every step (profile()) */
   profile?: boolean
+  /** token rows of a prompt pass computed together (pass()); 0 or absent = no prompt passes */
+  promptRows?: number
   /** check the spec only: the engine skips its own weight copies (int4 tiles), which a 1B model
    *  would otherwise build twice at load */
   trial?: boolean
@@ -64,6 +66,16 @@ export interface NativeAddon {
     pos: Int32Array,
     logits: Float32Array
   ): void
+  /** a prompt pass of kv.length token rows; out[m] = the logits line row m writes, −1 none */
+  pass(
+    handle: object,
+    capacity: number,
+    kv: Int32Array,
+    pos: Int32Array,
+    ids: Int32Array,
+    out: Int32Array,
+    logits: Float32Array
+  ): void
   destroy(handle: object): void
   profile(handle: object): NativeProfile
   /** GB/s with which `threads` threads read a `bytes` buffer, best of three (benchmarks' bound) */
@@ -77,6 +89,8 @@ export interface NativeSetup {
   plan: NativePlan
   /** where close() writes the engine's per-phase decode profile (LoadModelOptions.profile) */
   profileFile?: string
+  /** prompt passes too, this many token rows at a time (LoadModelOptions.promptKernels); absent = decode only */
+  promptRows?: number
 }
 
 /** µs of wall time per phase of the decode steps since open, and the step count (decoder.cc profile). */
@@ -93,7 +107,7 @@ export interface NativeBuffers {
   rowInputs: readonly { name: string; data: Float32Array; rowDims: number[] }[]
 }
 
-/** A decode pass as the runner has it (model/step-plan.ts Pass) with the cache's current layout. */
+/** A pass as the runner has it (model/step-plan.ts Pass) with the cache's current layout. */
 export interface NativePass {
   lo: number
   n: number
@@ -101,6 +115,8 @@ export interface NativePass {
   ids: BigInt64Array
   newPos: BigInt64Array
   newCount: Int32Array
+  /** per row: flat index (b·S + position) of the token whose logits come back */
+  lastIndex: BigInt64Array
   capacity: number
 }
 
@@ -201,11 +217,19 @@ export class NativeDecoder {
   private readonly vocab: number
 
   private readonly profileFile: string | undefined
+  private readonly promptRows: number
 
-  private constructor(addon: NativeAddon, handle: object, vocab: number, profileFile?: string) {
+  private constructor(
+    addon: NativeAddon,
+    handle: object,
+    vocab: number,
+    promptRows: number,
+    profileFile?: string
+  ) {
     this.addon = addon
     this.handle = handle
     this.vocab = vocab
+    this.promptRows = promptRows
     this.profileFile = profileFile
     this.simd = addon.info().simd
   }
@@ -229,18 +253,53 @@ export class NativeDecoder {
       keys: buffers.keys,
       values: buffers.values,
       lora: loraOf(buffers.rowInputs, p.layers),
-      profile: native.profileFile !== undefined
+      profile: native.profileFile !== undefined,
+      promptRows: native.promptRows ?? 0
     }
-    return new NativeDecoder(addon, addon.create(spec), p.vocab, native.profileFile)
+    return new NativeDecoder(addon, addon.create(spec), p.vocab, spec.promptRows ?? 0, native.profileFile)
   }
 
-  /** One decode pass (one new token a row); returns logits [n, vocab]. Synchronous. */
+  /** whether it runs prompt passes (S > 1) too (NativeSetup.promptRows) */
+  get prompts(): boolean {
+    return this.promptRows > 0
+  }
+
+  /** One pass; returns each row's last token's logits [n, vocab]. Synchronous. */
   run(pass: NativePass): Float32Array {
     if (!this.handle) throw new NativeUnavailableError('the native decoder was closed')
-    if (pass.S !== 1)
+    if (pass.S === 1) return this.decode(pass, this.handle)
+    if (!this.prompts)
       throw new NativeUnavailableError(
-        `the native decoder runs decode passes only (S = 1), got S = ${pass.S}`
+        `this native decoder runs decode passes only (S = 1), got S = ${pass.S}: it was opened without promptRows`
       )
+    return this.prompt(pass, this.handle)
+  }
+
+  /** a prompt pass: every real token of every row, one engine row each, in position order */
+  private prompt(pass: NativePass, handle: object): Float32Array {
+    const { n, S } = pass
+    let M = 0
+    for (let b = 0; b < n; b++) M += pass.newCount[b]!
+    const kv = new Int32Array(M)
+    const pos = new Int32Array(M)
+    const ids = new Int32Array(M)
+    const out = new Int32Array(M).fill(-1)
+    let m = 0
+    for (let b = 0; b < n; b++) {
+      const last = Number(pass.lastIndex[b]!)
+      for (let k = 0; k < pass.newCount[b]!; k++, m++) {
+        kv[m] = pass.lo + b
+        pos[m] = Number(pass.newPos[b * S + k]!)
+        ids[m] = Number(pass.ids[b * S + k]!)
+        if (b * S + k === last) out[m] = b
+      }
+    }
+    const logits = new Float32Array(n * this.vocab)
+    this.addon.pass(handle, pass.capacity, kv, pos, ids, out, logits)
+    return logits
+  }
+
+  private decode(pass: NativePass, handle: object): Float32Array {
     const { n } = pass
     const ids = new Int32Array(n)
     const pos = new Int32Array(n)
@@ -250,7 +309,7 @@ export class NativeDecoder {
       pos[m] = pass.newCount[m]! > 0 ? Number(pass.newPos[m]!) : -1
     }
     const logits = new Float32Array(n * this.vocab)
-    this.addon.step(this.handle, pass.lo, n, pass.capacity, ids, pos, logits)
+    this.addon.step(handle, pass.lo, n, pass.capacity, ids, pos, logits)
     return logits
   }
 

@@ -9,6 +9,7 @@
 // accuracy_level 4) with the codes in int8 dot products: AVX512-VNNI where the compiler targets
 // it (the addon is compiled on the machine that runs it, -march=native), plain loops otherwise.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -545,6 +546,18 @@ inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const
     return L.rows ? rowColumns(L, M, x, ldx, j0, j1, y, ldy) : kColumns(L, M, x, ldx, j0, j1, y, ldy, 0, L.K);
 #if OPENLORA_VNNI
   if ((L.zp != nullptr && L.block == 32) || (L.zp == nullptr && (L.block == 64 || L.block == 128))) {
+    if (M > 2) {
+      // many rows (a prompt chunk, a large batch): 16 columns at a time for all of them, so those
+      // columns' weights are read from memory once and then from L1
+      for (int j = j0; j < j1; j += 16) {
+        const int je = std::min(j + 16, j1);
+        int m0 = 0;
+        for (; m0 + 4 <= M && L.tiles != nullptr; m0 += 4) quantColumnsVnni<4>(L, xq + m0, j, je, y + (size_t)m0 * ldy, ldy);
+        for (; m0 + 2 <= M; m0 += 2) quantColumnsVnni<2>(L, xq + m0, j, je, y + (size_t)m0 * ldy, ldy);
+        if (m0 < M) quantColumnsVnni<1>(L, xq + m0, j, je, y + (size_t)m0 * ldy, ldy);
+      }
+      return;
+    }
     for (int m0 = 0; m0 < M; m0 += 2) {
       if (M - m0 >= 2)
         quantColumnsVnni<2>(L, xq + m0, j0, j1, y + (size_t)m0 * ldy, ldy);

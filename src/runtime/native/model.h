@@ -46,6 +46,7 @@ struct Dims {
   float eps = 1e-6f, attnScale = 1.f;
   int window = 0;  // 0 = the whole context
   int maxRows = 0, capacity = 0, ropePositions = 0;
+  int promptRows = 0;  // most token rows of a prompt pass computed together (pass() splits longer ones)
 };
 
 class Decoder {
@@ -67,6 +68,14 @@ class Decoder {
   // logits: [n, vocab] (rows with pos < 0 are skipped and left untouched).
   void step(int lo, int n, int capacity, const int32_t* ids, const int32_t* pos, float* logits);
 
+  // A prompt pass: M token rows, row m = token ids[m] at position pos[m] of KV-cache row kv[m]
+  // (a sequence's rows in position order, after its past); out[m] ≥ 0 = the line of logits [·, vocab]
+  // row m writes, −1 = none (a prompt wants its last token's). Runs in chunks of promptRows rows;
+  // within one, every row's key and value reach the cache before any row attends, so a prompt's
+  // rows see each other as they would one at a time.
+  void pass(int M, const int32_t* kv, const int32_t* pos, const int32_t* ids, const int32_t* out, int capacity,
+            float* logits);
+
  private:
   struct Scratch {
     std::vector<float> x;                 // [rows, maxK] normed input of the thread's linear
@@ -82,10 +91,12 @@ class Decoder {
             int c1, float* y, int ldy);
   void linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
               std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy);
-  void attention(int t, int T, int l, int M, int capacity);
+  void attention(int t, int T, int l, int M, int capacity, bool together);
   void warm(const Linear& L, int t, int cols) const;
   static constexpr int kWarmBytes = 8192, kWarmScales = 1024;
-  void layer(int t, int l, int M, int capacity);
+  void layer(int t, int l, int M, int capacity, bool together);
+  // the layers and the LM head over the M rows set up in row_, pos_, out_ and h_
+  void chunk(int M, int n, int capacity, bool together, float* logits);
 
   using Clock = std::chrono::steady_clock;
   void mark(Phase p) {
@@ -104,11 +115,12 @@ class Decoder {
   Pool pool_;
   std::vector<Scratch> scratch_;
   int maxK_ = 0, maxKpad_ = 0, maxKb_ = 0, maxRank_ = 0;
+  int rows_ = 0;  // rows a step or a prompt chunk may have: the scratch buffers' height
   // shared between threads for one step
   std::vector<float> h_, qkv_, attn_, gu_, act_;
   std::vector<float> partial_;  // fp32 [K, N] Linears: each thread's sum over its rows [threads, rows, N]
   int maxN_ = 0;
-  std::vector<int> row_, pos_;  // the step's live rows: KV row and position
+  std::vector<int> row_, pos_, out_;  // the step's live rows: KV row, position, logits line (−1: none)
 };
 
 }  // namespace openlora

@@ -108,7 +108,7 @@ inline void Decoder::prepare() {
     see(l.qkv), see(l.o), see(l.gateUp), see(l.down);
     for (const Lora& r : l.lora) maxRank_ = std::max(maxRank_, r.rank);
   }
-  const int R = d.maxRows;
+  const int R = rows_ = std::max(d.maxRows, d.promptRows);
   scratch_.resize(pool_.threads());
   for (Scratch& s : scratch_) {
     s.x.assign((size_t)R * maxK_, 0.f);
@@ -128,6 +128,7 @@ inline void Decoder::prepare() {
   act_.assign((size_t)R * d.inter, 0.f);
   row_.resize(R);
   pos_.resize(R);
+  out_.resize(R);
   partial_.assign((size_t)pool_.threads() * R * maxN_, 0.f);
 }
 
@@ -223,14 +224,26 @@ inline void Decoder::lora(Scratch& s, const Layer& layer, int target, const floa
   }
 }
 
-inline void Decoder::attention(int t, int T, int l, int M, int capacity) {
+inline void Decoder::attention(int t, int T, int l, int M, int capacity, bool together) {
   const Dims& d = d_;
   const Layer& L = layers[l];
   const int D = d.D, qkvN = (d.heads + 2 * d.kvHeads) * D, group = d.heads / d.kvHeads;
   const int qOut = d.heads * D, kvOut = d.kvHeads * D;
   int a, b;
-  share(M * d.heads, t, T, 1, a, b);
   float qr[512], kr[512], out[512];
+  if (together) {
+    // a prompt chunk: rows of one sequence read each other's keys, so all of them are stored first
+    share(M * d.kvHeads, t, T, 1, a, b);
+    for (int task = a; task < b; task++) {
+      const int m = task / d.kvHeads, g = task % d.kvHeads, p = pos_[m];
+      const float* qkv = qkv_.data() + (size_t)m * qkvN;
+      const size_t base = ((size_t)row_[m] * d.kvHeads + g) * capacity * D;
+      rope(qkv + qOut + g * D, ropeCos + (size_t)p * (D / 2), ropeSin + (size_t)p * (D / 2), L.keys + base + (size_t)p * D, D);
+      std::memcpy(L.values + base + (size_t)p * D, qkv + qOut + kvOut + g * D, sizeof(float) * D);
+    }
+    pool_.barrier();
+  }
+  share(M * d.heads, t, T, 1, a, b);
   float* scores = scratch_[t].scores.data();
   for (int task = a; task < b; task++) {
     const int m = task / d.heads, h = task % d.heads, g = h / group;
@@ -239,20 +252,26 @@ inline void Decoder::attention(int t, int T, int l, int M, int capacity) {
     const float* sin = ropeSin + (size_t)p * (D / 2);
     const float* qkv = qkv_.data() + (size_t)m * qkvN;
     rope(qkv + h * D, cos, sin, qr, D);
-    rope(qkv + qOut + g * D, cos, sin, kr, D);
-    const float* vn = qkv + qOut + kvOut + g * D;
     const size_t base = ((size_t)row_[m] * d.kvHeads + g) * capacity * D;
     float* K = L.keys + base;
     float* V = L.values + base;
-    // one head of the group stores the new position; the others read only positions before it
-    if (h % group == 0) {
-      std::memcpy(K + (size_t)p * D, kr, sizeof(float) * D);
-      std::memcpy(V + (size_t)p * D, vn, sizeof(float) * D);
+    // a decode row's own key and value are its new ones (in the cache already when together)
+    const float* kp = K + (size_t)p * D;
+    const float* vn = V + (size_t)p * D;
+    if (!together) {
+      rope(qkv + qOut + g * D, cos, sin, kr, D);
+      kp = kr;
+      vn = qkv + qOut + kvOut + g * D;
+      // one head of the group stores the new position; the others read only positions before it
+      if (h % group == 0) {
+        std::memcpy(K + (size_t)p * D, kr, sizeof(float) * D);
+        std::memcpy(V + (size_t)p * D, vn, sizeof(float) * D);
+      }
     }
     const int t0 = d.window > 0 ? std::max(0, p - d.window + 1) : 0;
     float max = -INFINITY;
     for (int i = t0; i <= p; i++) {
-      const float sc = dotf(qr, i == p ? kr : K + (size_t)i * D, D) * d.attnScale;
+      const float sc = dotf(qr, i == p ? kp : K + (size_t)i * D, D) * d.attnScale;
       scores[i] = sc;
       max = std::max(max, sc);
     }
@@ -267,7 +286,7 @@ inline void Decoder::attention(int t, int T, int l, int M, int capacity) {
   }
 }
 
-inline void Decoder::layer(int t, int l, int M, int capacity) {
+inline void Decoder::layer(int t, int l, int M, int capacity, bool together) {
   const Dims& d = d_;
   const Layer& L = layers[l];
   Scratch& s = scratch_[t];
@@ -291,7 +310,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   pool_.barrier();
   if (t == 0) mark(PH_QKV);
 
-  attention(t, T, l, M, capacity);
+  attention(t, T, l, M, capacity, together);
   pool_.barrier();
   if (t == 0) mark(PH_ATTN);
 
@@ -340,43 +359,68 @@ inline void Decoder::layer(int t, int l, int M, int capacity) {
   if (t == 0) mark(PH_DOWN);
 }
 
-inline void Decoder::step(int lo, int n, int capacity, const int32_t* ids, const int32_t* pos, float* logits) {
+inline void Decoder::chunk(int M, int n, int capacity, bool together, float* logits) {
   const Dims& d = d_;
   const int H = d.hidden, V = d.vocab;
-  std::vector<int> src;  // the pass row each live row answers
+  if (profiling_) {
+    profile_[PH_STEPS] += 1;
+    last_ = Clock::now();
+  }
+  bool inOrder = M == n;  // every row writes its own line: one pass over the head for all of them
+  for (int m = 0; m < M && inOrder; m++) inOrder = out_[m] == m;
+  pool_.run([&](int t) {
+    for (int l = 0; l < d.layers; l++) layer(t, l, M, capacity, together);
+    Scratch& s = scratch_[t];
+    int c0, c1;
+    share(V, t, pool_.threads(), 16, c0, c1);
+    if (inOrder) {
+      for (int m = 0; m < M; m++)
+        rmsNorm(h_.data() + (size_t)m * H, finalNorm, s.x.data() + (size_t)m * maxK_, H, d.eps);
+      quantize(s, lmHead, s.x.data(), maxK_, M);
+      linearColumns(lmHead, M, s.x.data(), maxK_, s.rows.data(), c0, c1, logits, V);
+      if (t == 0) mark(PH_HEAD);
+      return;
+    }
+    // dummy rows between live ones, or a prompt's rows before its last: only the rows that
+    // answer a line of logits go through the head
+    for (int m = 0; m < M; m++) {
+      if (out_[m] < 0) continue;
+      rmsNorm(h_.data() + (size_t)m * H, finalNorm, s.x.data(), H, d.eps);
+      quantize(s, lmHead, s.x.data(), maxK_, 1);
+      linearColumns(lmHead, 1, s.x.data(), maxK_, s.rows.data(), c0, c1, logits + (size_t)out_[m] * V, V);
+    }
+    if (t == 0) mark(PH_HEAD);
+  });
+}
+
+inline void Decoder::step(int lo, int n, int capacity, const int32_t* ids, const int32_t* pos, float* logits) {
+  const Dims& d = d_;
+  const int H = d.hidden;
   int M = 0;
   for (int i = 0; i < n; i++) {
     if (pos[i] < 0) continue;
     row_[M] = lo + i;
     pos_[M] = pos[i];
+    out_[M] = i;
     std::memcpy(h_.data() + (size_t)M * H, embed + (size_t)ids[i] * H, sizeof(float) * H);
-    src.push_back(i);
     M++;
   }
-  if (M == 0) return;
-  if (profiling_) {
-    profile_[PH_STEPS] += 1;
-    last_ = Clock::now();
-  }
-  pool_.run([&](int t) {
-    for (int l = 0; l < d.layers; l++) layer(t, l, M, capacity);
-    Scratch& s = scratch_[t];
-    for (int m = 0; m < M; m++)
-      rmsNorm(h_.data() + (size_t)m * H, finalNorm, s.x.data() + (size_t)m * maxK_, H, d.eps);
-    quantize(s, lmHead, s.x.data(), maxK_, M);
-    int c0, c1;
-    share(V, t, pool_.threads(), 16, c0, c1);
-    if (M == n) {
-      linearColumns(lmHead, M, s.x.data(), maxK_, s.rows.data(), c0, c1, logits, V);
-      if (t == 0) mark(PH_HEAD);
-      return;
+  if (M > 0) chunk(M, n, capacity, false, logits);
+}
+
+inline void Decoder::pass(int M, const int32_t* kv, const int32_t* pos, const int32_t* ids, const int32_t* out,
+                          int capacity, float* logits) {
+  const int H = d_.hidden, R = std::max(1, d_.promptRows);
+  for (int m0 = 0; m0 < M; m0 += R) {
+    const int C = std::min(R, M - m0);
+    for (int m = 0; m < C; m++) {
+      row_[m] = kv[m0 + m];
+      pos_[m] = pos[m0 + m];
+      out_[m] = out[m0 + m];
+      std::memcpy(h_.data() + (size_t)m * H, embed + (size_t)ids[m0 + m] * H, sizeof(float) * H);
     }
-    // dummy rows between live ones: each live row's own line of logits
-    for (int m = 0; m < M; m++)
-      linearColumns(lmHead, 1, s.x.data() + (size_t)m * maxK_, maxK_, s.rows.data() + m, c0, c1,
-                    logits + (size_t)src[m] * V, V);
-    if (t == 0) mark(PH_HEAD);
-  });
+    chunk(C, -1, capacity, true, logits);
+  }
 }
 
 }  // namespace openlora

@@ -1,0 +1,152 @@
+// Prompt passes on the native engine (LoadModelOptions.promptKernels 'native', docs/NATIVE-DECODE.md
+// "Prompts") against ONNX Runtime's decode graph fed each prompt one token a step (the same
+// arithmetic: ORT's own prompt path computes int4 with fp32 activations, the engine and every
+// decode step with int8 ones), on the same built weights: every weight
+// format, two Llama-shaped presets. Three kinds of prompt pass, as the step planner makes them
+// (model/step-plan.ts): two first prompts of different lengths in one pass (a dummy row between
+// them, one row with a LoRA adapter on all seven projections); a first prompt longer than the
+// engine's chunk (PROMPT_ROWS), so its later chunks attend to keys an earlier chunk wrote; and a
+// later prefill chunk over a past. Each is followed by decode steps on the same engine, which
+// read the keys and values the prompt passes left in the cache.
+//
+// Tolerances: as runtime-native-decode.test.ts (fp32 the same arithmetic in another order; int8
+// and int4 quantize each Linear's input per block as MLAS does, so one activation crossing a
+// rounding boundary can move a logit by ~2e-2; a wrong key position or a missed adapter moves
+// them by whole units).
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'uvu'
+import * as assert from 'uvu/assert'
+import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
+import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
+import { makeModel, type Preset } from '../../src/runtime/fixtures/make-model.ts'
+import { PROJECTIONS } from '../../src/runtime/model/config.ts'
+import { type LoadedModel, loadModel, PROMPT_ROWS } from '../../src/runtime/model/index.ts'
+import type { WeightFormat } from '../../src/runtime/weight-format.ts'
+
+const root = mkdtempSync(join(tmpdir(), 'openlora-native-prompt-'))
+const cacheDir = join(root, 'cache')
+const TOL: Record<WeightFormat, number> = { fp32: 1e-4, int8: 5e-2, int4: 5e-2 }
+const LINEARS = [...PROJECTIONS]
+const LONG = 2 * PROMPT_ROWS + 23
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.is(a.length, b.length)
+  let m = 0
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!))
+  return m
+}
+
+const argmax = (x: ArrayLike<number>) => {
+  let best = 0
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i
+  return best
+}
+
+const open = (dir: string, weightFormat: WeightFormat, native: boolean) =>
+  loadModel(dir, {
+    cacheDir,
+    maxBatch: 3,
+    maxSeqLen: LONG + 16,
+    weightFormat,
+    decodeKernels: native ? 'native' : 'ort',
+    ...(native ? { promptKernels: 'native' as const } : {}),
+    intraOpThreads: 2,
+    pool: { slots: 3, maxRank: 8, targets: LINEARS }
+  })
+
+const tokens = (n: number, seed: number) =>
+  Array.from({ length: n }, (_, i) => 3 + ((i * 7 + seed * 13) % 200))
+
+type Row = { seq: number; tokens: number[]; slot: number }
+
+/**
+ * Every logits line the scenario produces, in order; decode tokens follow `picked` when given.
+ * `oneByOne`: each prompt goes in one token a step (decode passes), the reference: the same
+ * arithmetic as a prompt pass whose rows see each other's keys, with nothing shared between rows.
+ */
+async function scenario(model: LoadedModel, picked: number[] | null, oneByOne: boolean) {
+  const out: Float32Array[] = []
+  const chosen: number[] = []
+  const keep = (ls: Float32Array[]) => {
+    for (const l of ls) out.push(Float32Array.from(l))
+    return ls
+  }
+  const prompt = async (rows: Row[]) => {
+    if (!oneByOne) return keep(await model.step(rows))
+    const last: Float32Array[] = []
+    for (const r of rows) {
+      let l: Float32Array | undefined
+      for (const t of r.tokens) [l] = await model.step([{ ...r, tokens: [t] }])
+      last.push(l!)
+    }
+    return keep(last)
+  }
+  const next = (l: Float32Array) => {
+    const t = picked ? picked[chosen.length]! : argmax(l)
+    chosen.push(t)
+    return t
+  }
+  const [a, idle, b] = [model.allocSequence(), model.allocSequence(), model.allocSequence()]
+  try {
+    // two first prompts in one pass (row 1 a dummy between them), row 0 with the adapter
+    let [la, lb] = (await prompt([
+      { seq: a, tokens: tokens(9, 1), slot: 1 },
+      { seq: b, tokens: tokens(21, 2), slot: 0 }
+    ])) as [Float32Array, Float32Array]
+    for (let s = 0; s < 2; s++)
+      [la, lb] = keep(
+        await model.step([
+          { seq: a, tokens: [next(la)], slot: 1 },
+          { seq: b, tokens: [next(lb)], slot: 0 }
+        ])
+      ) as [Float32Array, Float32Array]
+      // a later prefill chunk over row 0's past
+    ;[la] = (await prompt([{ seq: a, tokens: tokens(6, 3), slot: 1 }])) as [Float32Array]
+    ;[la] = keep(await model.step([{ seq: a, tokens: [next(la)], slot: 1 }])) as [Float32Array]
+    model.freeSequence(b)
+    // a first prompt longer than a chunk, with the adapter
+    const c = model.allocSequence()
+    let [lc] = (await prompt([{ seq: c, tokens: tokens(LONG, 4), slot: 1 }])) as [Float32Array]
+    for (let s = 0; s < 2; s++)
+      [lc] = keep(await model.step([{ seq: c, tokens: [next(lc)], slot: 1 }])) as [Float32Array]
+    model.freeSequence(c)
+  } finally {
+    for (const seq of [a, idle]) model.freeSequence(seq)
+  }
+  return { out, chosen }
+}
+
+for (const preset of ['tiny', 'llama3-tiny'] as Preset[]) {
+  for (const format of ['fp32', 'int8', 'int4'] as WeightFormat[]) {
+    test(`native prompt passes equal ORT's (${preset}, ${format}): two first prompts, a later chunk, ${LONG} tokens`, async () => {
+      const dir = join(root, `m-${preset}`)
+      const adapter = join(root, `a-${preset}`)
+      if (format === 'fp32') {
+        await makeModel({ preset, seed: 3, out: dir })
+        await makeAdapter({ model: dir, out: adapter, rank: 8, alpha: 16, targets: LINEARS, seed: 4 })
+      }
+      const ort = await open(dir, format, false)
+      const native = await open(dir, format, true)
+      try {
+        assert.is(native.decodeKernels, 'native')
+        const weights = await loadPeftAdapter(adapter, native.config)
+        ort.pools.write(1, weights)
+        native.pools.write(1, weights)
+        const want = await scenario(ort, null, true)
+        const got = await scenario(native, want.chosen, false)
+        assert.is(got.out.length, want.out.length)
+        for (let i = 0; i < want.out.length; i++) {
+          const d = maxAbsDiff(got.out[i]!, want.out[i]!)
+          assert.ok(d <= TOL[format], `logits line ${i}: max |Δ logit| ${d} > ${TOL[format]}`)
+        }
+      } finally {
+        await ort.dispose()
+        await native.dispose()
+      }
+    })
+  }
+}
+
+test.run()
