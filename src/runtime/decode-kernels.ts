@@ -1,6 +1,7 @@
-// Which kernels run a model's decode passes (one new token a row; prompts always run on ONNX
-// Runtime): the native engine (runtime/native/, issue 17) or ORT. Its own module so config code
-// can name the choices without loading the engine's wrapper.
+// Which kernels run a model's decode passes (one new token a row; prompts run on ONNX Runtime
+// unless LoadModelOptions.promptKernels says otherwise): the native engine (runtime/native/,
+// issue 17) or ORT. Its own module so config code can name the choices without loading the
+// engine's wrapper.
 import { InvalidParametersError } from '../common/errors.ts'
 
 /** `auto` = native where the model and machine can run it, else ORT (with an info line saying why) */

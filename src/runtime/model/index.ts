@@ -51,7 +51,7 @@ export interface LoadModelOptions {
    */
   prefillGraph?: boolean
   /**
-   * what runs decode passes (one new token a row; prompts always run on ORT): `native` = the
+   * what runs decode passes (one new token a row; prompts: promptKernels): `native` = the
    * compiled engine (runtime/native/, issue 17; throws NativeUnavailableError saying why when the
    * model or machine cannot run it), `ort` = ONNX Runtime, `auto` (default) = native where it can
    * run, else ORT with one info line saying why
@@ -59,7 +59,8 @@ export interface LoadModelOptions {
   decodeKernels?: DecodeKernels
   /**
    * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`
-   * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time; docs/NATIVE-DECODE.md
+   * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time, decode's arithmetic;
+   * 2.3-2.6x ORT's int4 prompts, slower than ORT for fp32 and int8: docs/NATIVE-DECODE.md
    * "Prompts"). Ignored when decode passes run on ORT.
    */
   promptKernels?: 'native' | 'ort'
