@@ -17,6 +17,8 @@ import { silentLogger } from '../../src/common/log.ts'
 import { exportModelToGguf } from '../../src/runtime/export/gguf-families.ts'
 import type { TensorDtype } from '../../src/runtime/formats/gguf.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import { compileNative } from '../../src/runtime/native/compile.ts'
+import { loadNativeAddon } from '../../src/runtime/native/decoder.ts'
 import { WEIGHT_FORMATS, type WeightFormat } from '../../src/runtime/weight-format.ts'
 import { llamaSingle } from './vs-llamacpp-sides.ts'
 
@@ -190,6 +192,16 @@ export interface PairResult {
     nativeVsOrt: number | null
     perRound: number[]
   }
+  /** int4 prompts on the native engine (LoadModelOptions.promptKernels 'native'), same rounds */
+  nativePromptAB?: {
+    amx: boolean
+    promptTokS: ReturnType<typeof stat>
+    longPromptTokS: ReturnType<typeof stat> | null
+    vsServedPrompt: number | null
+    vsLlamaPrompt: number | null
+    vsLlamaLongPrompt: number | null
+    errorVsFp32: DistError | null
+  }
   prefillGraphAB?: {
     withoutPromptTokS: ReturnType<typeof stat>
     withoutLongPromptTokS: ReturnType<typeof stat> | null
@@ -212,12 +224,14 @@ export async function runFormatPairs(run: FormatRun) {
     weightFormat: WeightFormat,
     int8Block?: number,
     prefillGraph?: boolean,
-    decodeKernels?: 'ort'
+    decodeKernels?: 'ort',
+    promptKernels?: 'native'
   ) =>
     loadModel(run.modelDir, {
       cacheDir: join(run.cache, 'graphs'),
       weightFormat,
       ...(decodeKernels ? { decodeKernels } : {}),
+      ...(promptKernels ? { promptKernels } : {}),
       ...(int8Block === undefined ? {} : { int8Block }),
       ...(prefillGraph === undefined ? {} : { prefillGraph }),
       intraOpThreads: run.threads,
@@ -263,6 +277,12 @@ export async function runFormatPairs(run: FormatRun) {
       ours.decodeKernels === 'native'
         ? await open(pair.ours, undefined, pair.ours === 'int4' ? true : undefined, 'ort')
         : null
+    // int4 prompts on the native engine (AMX where the CPU has it): docs/NATIVE-DECODE.md "Prompts"
+    const nativePrompt =
+      pair.ours === 'int4' && ours.decodeKernels === 'native'
+        ? await open('int4', undefined, false, undefined, 'native')
+        : null
+    const amx = nativePrompt ? loadNativeAddon(await compileNative()).info().amx : false
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })
     try {
@@ -270,12 +290,15 @@ export async function runFormatPairs(run: FormatRun) {
         ours: [] as DistError[],
         llama: [] as DistError[],
         plain: [] as DistError[],
-        step: [] as DistError[]
+        step: [] as DistError[],
+        native: [] as DistError[]
       }
       for (let i = 0; i < refLogP.length; i++) {
         err.ours.push(distributionError(refLogP[i]!, await oursLogProbs(ours, prompts[i]!)))
         err.step.push(distributionError(refStepLogP[i]!, await oursDecodeStepLogProbs(ours, prompts[i]!)))
         if (plain) err.plain.push(distributionError(refLogP[i]!, await oursLogProbs(plain, prompts[i]!)))
+        if (nativePrompt)
+          err.native.push(distributionError(refLogP[i]!, await oursLogProbs(nativePrompt, prompts[i]!)))
         err.llama.push(distributionError(refLogP[i]!, await llamaLogProbs(ctx, prompts[i]!, vocab)))
       }
       // warm-up (not measured), then interleaved rounds
@@ -285,12 +308,14 @@ export async function runFormatPairs(run: FormatRun) {
       await llamaSingle(ctx, run.prompt(), run.eos)
       // a long prompt's first run grows ORT's arena and llama.cpp's compute buffers: not measured
       if (plain) await oursPrefill(plain, run.prompt())
+      if (nativePrompt) await oursPrefill(nativePrompt, run.prompt())
       if (run.longPrompt) {
         await oursPrefill(ours, longPrompt())
         if (plain) await oursPrefill(plain, longPrompt())
+        if (nativePrompt) await oursPrefill(nativePrompt, longPrompt())
         await llamaSingle(ctx, longPrompt(), run.eos, 1)
       }
-      const S = { ours: side(), llama: side(), padded: side(), plain: side(), ort: side() }
+      const S = { ours: side(), llama: side(), padded: side(), plain: side(), ort: side(), native: side() }
       for (let r = 0; r < run.rounds; r++) {
         const p = run.prompt()
         const oursRound = (m: LoadedModel, into: Side) => async () => {
@@ -307,14 +332,18 @@ export async function runFormatPairs(run: FormatRun) {
           },
           ...(padded ? [oursRound(padded, S.padded)] : []),
           ...(ortDecode ? [oursRound(ortDecode, S.ort)] : []),
-          ...(plain ? [async () => void S.plain.prompt.push(await oursPrefill(plain, p))] : [])
+          ...(plain ? [async () => void S.plain.prompt.push(await oursPrefill(plain, p))] : []),
+          ...(nativePrompt ? [async () => void S.native.prompt.push(await oursPrefill(nativePrompt, p))] : [])
         ])
         if (run.longPrompt) {
           const lp = longPrompt()
           await rotated(r, [
             async () => void S.ours.long.push(await oursPrefill(ours, lp)),
             async () => void S.llama.long.push((await llamaSingle(ctx, lp, run.eos, 1)).promptTokS),
-            ...(plain ? [async () => void S.plain.long.push(await oursPrefill(plain, lp))] : [])
+            ...(plain ? [async () => void S.plain.long.push(await oursPrefill(plain, lp))] : []),
+            ...(nativePrompt
+              ? [async () => void S.native.long.push(await oursPrefill(nativePrompt, lp))]
+              : [])
           ])
         }
         if (run.bandwidth) copyGBps.push(await run.bandwidth())
@@ -360,6 +389,19 @@ export async function runFormatPairs(run: FormatRun) {
               }
             }
           : {}),
+        ...(nativePrompt
+          ? {
+              nativePromptAB: {
+                amx,
+                promptTokS: stat(S.native.prompt),
+                longPromptTokS: run.longPrompt ? stat(S.native.long) : null,
+                vsServedPrompt: ratio(S.native.prompt, S.ours.prompt),
+                vsLlamaPrompt: ratio(S.native.prompt, S.llama.prompt),
+                vsLlamaLongPrompt: run.longPrompt ? ratio(S.native.long, S.llama.long) : null,
+                errorVsFp32: err.native.length === 0 ? null : mean(err.native)
+              }
+            }
+          : {}),
         ...(plain
           ? {
               // the prompt-pass graph (int8 GEMMs) ÷ MatMulNBits for every pass
@@ -392,6 +434,7 @@ export async function runFormatPairs(run: FormatRun) {
       await padded?.dispose()
       await plain?.dispose()
       await ortDecode?.dispose()
+      await nativePrompt?.dispose()
     }
   }
   return { pairs: out, copyGBps, readGBps }

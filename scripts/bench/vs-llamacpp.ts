@@ -22,7 +22,9 @@
 // batch-1 decode, prompt processing of 32 and --long-prompt (512) tokens, each engine's error vs
 // fp32, and int8 with fitted blocks vs block 128 everywhere. int8 and int4 prompts run on their
 // prefill graph (int4's default, int8's opt-in `prefillGraph`); `formats.<f>.prefillGraphAB` gives
-// the same prompts with every pass on MatMulNBits (int8's default) in the same rounds. --shape 1b|all adds the
+// the same prompts with every pass on MatMulNBits (int8's default) in the same rounds, and
+// `formats.int4.nativePromptAB` int4's prompts on the native engine (promptKernels 'native', AMX
+// where the CPU has it: docs/NATIVE-DECODE.md "Prompts") with its own error. --shape 1b|all adds the
 // Llama-3.2-1B-shaped pairs (vs-llamacpp-1b.ts; int8/int4 only, ~10 GB of fixtures built once).
 // `npm run bench:vs-llamacpp` sets UV_THREADPOOL_SIZE=1 (node-llama-cpp's decode was ~40% slower
 // and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.

@@ -182,7 +182,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
 }
 
 /** token rows of a native prompt pass computed together: the engine's scratch height */
-export const PROMPT_ROWS = 64
+export const PROMPT_ROWS = 256
 
 /**
  * The native engine's setup when decode passes should run on it (LoadModelOptions.decodeKernels),

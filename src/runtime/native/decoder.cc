@@ -633,11 +633,19 @@ napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   }
 }
 
+// info(): the kernels this build runs: `simd` (AVX-512 VNNI or plain loops) and `amx` (prompt
+// chunks of int4 tiles on AMX: built with it, the kernel granted its tile state, not turned off)
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value o, simd;
+  napi_value o, simd, amx;
   napi_create_object(env, &o);
   napi_create_string_utf8(env, OPENLORA_VNNI ? "avx512vnni" : "generic", NAPI_AUTO_LENGTH, &simd);
   napi_set_named_property(env, o, "simd", simd);
+#if OPENLORA_AMX
+  napi_get_boolean(env, amxPermitted(), &amx);
+#else
+  napi_get_boolean(env, false, &amx);
+#endif
+  napi_set_named_property(env, o, "amx", amx);
   return o;
 }
 

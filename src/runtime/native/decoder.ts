@@ -80,7 +80,8 @@ export interface NativeAddon {
   profile(handle: object): NativeProfile
   /** GB/s with which `threads` threads read a `bytes` buffer, best of three (benchmarks' bound) */
   readBandwidth(bytes: number, threads: number): number
-  info(): { simd: string }
+  /** the kernels this build runs: SIMD, and whether int4 prompt chunks run on AMX (amx.h) */
+  info(): { simd: string; amx: boolean }
 }
 
 /** What the session worker needs to open the engine (runner.ts RunnerSetup.native); structured-clonable. */

@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <utility>
 #include <vector>
+#include "amx.h"
 #include "kernels.h"
 #include "pool.h"
 
@@ -84,9 +85,19 @@ class Decoder {
     std::vector<float> sxp;               // [rows, maxKb / 2 · 16]
     std::vector<float> xa;                // [rows, rank] LoRA A products
     std::vector<float> scores;            // [capacity]
+    std::vector<uint16_t> xb;             // [rows, maxKpad] bf16 input of an AMX Linear (amx.h)
     std::vector<QuantRow> rows;
   };
   void quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M);
+  // whether L over M rows of this chunk runs on AMX (amx.h: int4 tiles, prompt chunks of 16+ rows)
+  bool amxTakes(const Linear& L, int M) const {
+#if OPENLORA_AMX
+    return prompt_ && L.tiles != nullptr && M >= 16 && amxPermitted();
+#else
+    (void)L, (void)M;
+    return false;
+#endif
+  }
   void lora(Scratch& s, const Layer& layer, int target, const float* x, int ldx, int M, int col0, int c0,
             int c1, float* y, int ldy);
   void linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
@@ -116,6 +127,7 @@ class Decoder {
   std::vector<Scratch> scratch_;
   int maxK_ = 0, maxKpad_ = 0, maxKb_ = 0, maxRank_ = 0;
   int rows_ = 0;  // rows a step or a prompt chunk may have: the scratch buffers' height
+  bool prompt_ = false;  // the running chunk is a prompt's (AMX kernels may take its Linears)
   // shared between threads for one step
   std::vector<float> h_, qkv_, attn_, gu_, act_;
   std::vector<float> partial_;  // fp32 [K, N] Linears: each thread's sum over its rows [threads, rows, N]

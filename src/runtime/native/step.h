@@ -108,7 +108,8 @@ inline void Decoder::prepare() {
     see(l.qkv), see(l.o), see(l.gateUp), see(l.down);
     for (const Lora& r : l.lora) maxRank_ = std::max(maxRank_, r.rank);
   }
-  const int R = rows_ = std::max(d.maxRows, d.promptRows);
+  // whole 16s: the AMX kernels (amx.h) read and write rows 16 at a time
+  const int R = rows_ = (std::max(d.maxRows, d.promptRows) + 15) / 16 * 16;
   scratch_.resize(pool_.threads());
   for (Scratch& s : scratch_) {
     s.x.assign((size_t)R * maxK_, 0.f);
@@ -118,6 +119,7 @@ inline void Decoder::prepare() {
     s.sxp.assign((size_t)R * std::max(1, maxKb_) * 8, 0.f);
     s.xa.assign((size_t)std::max(1, maxRank_), 0.f);
     s.scores.assign((size_t)d.capacity, 0.f);
+    if (OPENLORA_AMX && d.promptRows > 0 && d.format == INT4) s.xb.assign((size_t)R * std::max(1, maxKpad_), 0);
     s.rows.resize(R);
   }
   const int qkvN = (d.heads + 2 * d.kvHeads) * d.D;
@@ -140,6 +142,14 @@ inline void Decoder::prepare() {
 inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
                             std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
   const int T = pool_.threads();
+  if (amxTakes(L, M)) {
+    uint16_t* xb = scratch_[t].xb.data();
+    toBf16(x, ldx, M, L.K, L.kb * 32, xb);
+    amxReady();
+    for (const auto& [a, b] : ranges) int4TilesBf16(L, xb, M, a / kTileRows, b / kTileRows, y, ldy);
+    amxDone();
+    return;
+  }
   if (L.w != nullptr && !L.rows && T > 1) {
     int k0, k1;
     share(L.K, t, T, 4, k0, k1);
@@ -190,7 +200,7 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
 }
 
 inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M) {
-  if (L.block == 0) return;
+  if (L.block == 0 || amxTakes(L, M)) return;  // AMX takes fp32 rows (as bf16)
   for (int m = 0; m < M; m++) {
     s.rows[m] = QuantRow{s.q.data() + (size_t)m * maxKpad_, s.sx.data() + (size_t)m * maxKb_,
                          s.xs.data() + (size_t)m * maxKb_, s.sxp.data() + (size_t)m * maxKb_ * 8};
@@ -366,6 +376,7 @@ inline void Decoder::chunk(int M, int n, int capacity, bool together, float* log
     profile_[PH_STEPS] += 1;
     last_ = Clock::now();
   }
+  prompt_ = together;
   bool inOrder = M == n;  // every row writes its own line: one pass over the head for all of them
   for (int m = 0; m < M && inOrder; m++) inOrder = out_[m] == m;
   pool_.run([&](int t) {
