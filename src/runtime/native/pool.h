@@ -9,12 +9,24 @@
 //   spin barriers collapse the same way, docs/BENCH-LLAMACPP.md "Contention");
 // - between steps a worker spins a little longer (the next token usually follows within a few
 //   hundred µs) and then sleeps, so an idle node burns no CPU (issue 17: ≤ 2 % of a core).
+// Thread t runs on the t-th CPU the process may use (Linux; the caller only for the duration of a
+// run, its own mask restored after): left to the scheduler, a worker woken after the engine sat
+// idle was often placed on the caller's core, and every barrier then waited a time slice (a 135M
+// int4 prompt measured 12-28 ms instead of 12 after another model ran; pinned, 12.3 steadily).
+// OPENLORA_NATIVE_PIN=never leaves placement to the scheduler.
 #pragma once
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <cstring>
+#endif
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define OPENLORA_PAUSE() _mm_pause()
@@ -30,7 +42,12 @@ class Pool {
     // each worker starts from generation 0, not from whatever it reads when it first runs: a
     // run() or ~Pool() may bump the generation before a new thread gets scheduled, and a worker
     // that took the bumped value as "seen" would wait for a change that never comes
-    for (int t = 1; t < threads_; t++) workers_.emplace_back([this, t] { loop(t, 0); });
+    pinned_ = pinnable();
+    for (int t = 1; t < threads_; t++)
+      workers_.emplace_back([this, t] {
+        if (pinned_) pinTo(t);
+        loop(t, 0);
+      });
   }
   ~Pool() {
     quit_.store(true, std::memory_order_release);
@@ -49,9 +66,17 @@ class Pool {
     finished_.store(0, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_acq_rel);
     generation_.notify_all();
+#if defined(__linux__)
+    cpu_set_t before;
+    const bool pin = pinned_ && pthread_getaffinity_np(pthread_self(), sizeof(before), &before) == 0;
+    if (pin) pinTo(0);
+#endif
     job(0);
     spinThenWait(finished_, [this](int v) { return v == threads_ - 1; }, kPhaseSpin);
     job_ = nullptr;
+#if defined(__linux__)
+    if (pin) pthread_setaffinity_np(pthread_self(), sizeof(before), &before);
+#endif
   }
 
   // Every thread of the running job waits here until all have arrived.
@@ -68,6 +93,36 @@ class Pool {
   }
 
  private:
+  // one CPU per thread among those the process may use, unless turned off
+  bool pinnable() const {
+#if defined(__linux__)
+    const char* v = std::getenv("OPENLORA_NATIVE_PIN");
+    if (threads_ < 2 || (v != nullptr && std::strcmp(v, "never") == 0)) return false;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return false;
+    return CPU_COUNT(&set) >= threads_;
+#else
+    return false;
+#endif
+  }
+
+  // binds the calling thread to the t-th CPU of the process's set
+  static void pinTo(int t) {
+#if defined(__linux__)
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof(all), &all) != 0) return;
+    CPU_ZERO(&one);
+    for (int c = 0, seen = 0; c < CPU_SETSIZE; c++)
+      if (CPU_ISSET(c, &all) && seen++ == t) {
+        CPU_SET(c, &one);
+        pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+        return;
+      }
+#else
+    (void)t;
+#endif
+  }
+
   // how long a wait spins before it sleeps: within a step, and for the next step
   static constexpr auto kPhaseSpin = std::chrono::microseconds(50);
   static constexpr auto kStepSpin = std::chrono::microseconds(300);
@@ -99,6 +154,7 @@ class Pool {
   }
 
   const int threads_;
+  bool pinned_ = false;
   std::vector<std::thread> workers_;
   std::atomic<unsigned> generation_{0};
   std::atomic<bool> quit_{false};
