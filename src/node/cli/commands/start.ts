@@ -7,7 +7,7 @@ import type { Command } from '../../cli/command.ts'
 import { UsageError } from '../../cli/command.ts'
 import type { Override } from '../../config/load.ts'
 import { DEMO_CONFIG_BASE, type DemoInfo, demoBanner, finishDemo, prepareDemo } from '../../demo.ts'
-import { createNode } from '../../node.ts'
+import { createNode, type OpenLoraNode } from '../../node.ts'
 import { configFromFlags, configOptions } from './shared.ts'
 
 export const startCommand: Command = {
@@ -61,6 +61,27 @@ export const startCommand: Command = {
     }
   },
   async run({ values }) {
+    // The signal handlers go in before anything else: a Ctrl-C (or the swarm's SIGTERM) that
+    // lands while the node is still opening its data dir or starting its services must stop it
+    // cleanly too, not kill it with its lock and admin file left behind.
+    let node: OpenLoraNode | undefined
+    let up: Promise<void> | undefined
+    let pending: string | undefined
+    let stopNow: (sig: string) => void = (sig) => {
+      pending ??= sig
+    }
+    let signals = 0
+    const onSignal = (sig: string): void => {
+      if (++signals > 1) {
+        // A second Ctrl-C means the user will not wait for a clean stop.
+        node?.logger.warn('second signal; exiting now', { sig })
+        node?.dataDir.release()
+        process.exit(130)
+      }
+      stopNow(sig)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
     const extra: Override[] = []
     const listen = (values.listen as string[] | undefined) ?? []
     if (typeof values.port === 'string') {
@@ -89,45 +110,53 @@ export const startCommand: Command = {
     const log = createLogger('start', { level: loaded.log.level })
     const plan = demo ? await prepareDemo(loaded, log) : null
     const config = plan?.config ?? loaded
-    const node = await createNode(config)
-    await node.start()
+    const created = await createNode(config)
+    node = created
     const stopped = new Promise<void>((resolve) => {
-      let signals = 0
-      const onSignal = (sig: string): void => {
-        if (++signals > 1) {
-          // A second Ctrl-C means the user will not wait for a clean stop.
-          node.logger.warn('second signal; exiting now', { sig })
-          node.dataDir.release()
-          process.exit(130)
-        }
-        node.logger.info('stopping', { sig })
-        node.stop().then(resolve, resolve)
+      stopNow = (sig) => {
+        created.logger.info('stopping', { sig })
+        // a stop racing the start would skip the steps still starting: let the start settle
+        // first (a failed start has already stopped what it started)
+        ;(up ?? Promise.resolve())
+          .catch(() => {})
+          .then(() => created.stop())
+          .then(resolve, resolve)
       }
-      process.on('SIGINT', onSignal)
-      process.on('SIGTERM', onSignal)
     })
+    if (pending !== undefined) {
+      stopNow(pending)
+      await stopped
+      return 0
+    }
+    up = created.start()
+    await up
+    if (signals > 0) {
+      // stopped while starting: no banner for a node that is already going away
+      await stopped
+      return 0
+    }
     if (demo) {
       let info: DemoInfo | null = null
       try {
-        info = await finishDemo(node, plan, log)
+        info = await finishDemo(created, plan, log)
       } catch (err) {
-        await node.stop()
+        await created.stop()
         throw err
       }
-      process.stdout.write(demoBanner(node, info))
+      process.stdout.write(demoBanner(created, info))
     } else
       process.stdout.write(
         `${JSON.stringify({
           event: 'started',
-          peerId: node.peerId,
-          operator: node.identity.operator.address,
-          addrs: node.libp2p.getMultiaddrs().map((m) => m.toString()),
+          peerId: created.peerId,
+          operator: created.identity.operator.address,
+          addrs: created.libp2p.getMultiaddrs().map((m) => m.toString()),
           // as known at start; AutoNAT and relay reservations settle it within seconds
           // (`openlora peers`, GET /status, and a "reachability changed" log line)
-          reachability: node.libp2p.services.relayKeeper.reachability(),
-          admin: node.admin.url ?? null,
-          gateway: node.services.gateway?.url ?? null,
-          dashboard: node.services.gateway?.dashboardUrl ?? null,
+          reachability: created.libp2p.services.relayKeeper.reachability(),
+          admin: created.admin.url ?? null,
+          gateway: created.services.gateway?.url ?? null,
+          dashboard: created.services.gateway?.dashboardUrl ?? null,
           dataDir: config.dataDir,
           pid: process.pid
         })}\n`
