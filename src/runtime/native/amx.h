@@ -1,18 +1,19 @@
-// Prompt chunks (16+ rows) of int4 tiled Linears on AMX (Sapphire Rapids and later): the tiles'
-// codes dequantized to bf16 once per 16-column group, then TDPBF16PS multiplies 16 rows of bf16
-// activations by them, accumulating in fp32 across all of K (no per-block work per row, which is
-// what bounds the AVX-512 kernels at many rows). Prompts only: a decode row would pay the whole
-// dequantization for one row. Its arithmetic is not decode's: activations are rounded to bf16
-// (8-bit mantissa) instead of int8 per block, and each weight s·(code − zp) to bf16
-// (docs/NATIVE-DECODE.md "Prompts" has the measured difference).
+// Prompt chunks (16+ rows) of int4 and int8 Linears on AMX (Sapphire Rapids and later): an int8
+// copy of the weights with one scale per output column (built at create, +1 byte a weight), and
+// the chunk's rows quantized to u8 with a scale and zero point per row; TDPBUSD sums q·w over all
+// of K in int32 and each output is scaled once. Prompts only: decode keeps the Linear's own
+// weights and arithmetic. Not decode's arithmetic (per-column weights, per-row activations, as
+// ORT's prefill graph computes: docs/NATIVE-DECODE.md "Prompts" has the measured difference).
 //
-// Why not AMX's int8 products on the same codes (decode's integers exactly): a block of 32 k has
-// its own scales on both sides, so each 16×16 product must be stored and scaled per row and block
-// (~5 vector instructions a row), which measured no faster than the AVX-512 kernel.
+// Tried before it: the int4 codes dequantized to bf16 per 16-column group for every chunk, then
+// TDPBF16PS (the dequantization, ~0.34 vector instructions a weight, was ~40 % of a 32-token
+// 135M prompt); and AMX int8 products on the int4 codes themselves (decode's integers exactly),
+// where a block of 32 k has its own scales on both sides, so each 16×16 product must be stored and
+// scaled per row and block (~5 vector instructions a row): no faster than AVX-512.
 #pragma once
 #include "kernels.h"
 
-#if defined(__AMX_BF16__) && defined(__AMX_TILE__) && OPENLORA_VNNI
+#if defined(__AMX_INT8__) && defined(__AMX_TILE__) && OPENLORA_VNNI
 #define OPENLORA_AMX 1
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -30,8 +31,8 @@ struct alignas(64) AmxConfig {
 
 // Linux hands AMX's tile state only to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM, once);
 // OPENLORA_NATIVE_AMX=never keeps the AVX-512 kernels (A/B runs, tests). The tiles, all 16 rows of
-// 64 bytes: C (16 × 16 fp32: tiles 0-3), A (16 rows × 32 bf16: 4, 7) and B (16 pairs of k × 16
-// columns × 2 bf16: 5, 6).
+// 64 bytes: C (16 × 16 int32: tiles 0-3), A (16 rows × 64 u8: 4, 7) and B (16 quads of k × 16
+// columns × 4 s8: 5, 6).
 inline bool amxPermitted() {
   static const bool permitted =
       syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
@@ -57,142 +58,142 @@ inline bool amxReady() {
 
 inline void amxDone() { _tile_release(); }
 
-// x [M, K] fp32 (row stride ldx) → [M rounded up to 16, Kp] bf16 (Kp ≥ K: zeros past K, and in
-// rows past M)
-inline void toBf16(const float* x, int ldx, int M, int K, int Kp, uint16_t* out) {
+// ---- int8 prompt weights -------------------------------------------------------------------
+// Each AMX Linear gets a copy of its weights as int8 with one scale per output column (max|w| /
+// 127, round half to even), laid out as TDPBUSD's B tiles: group g of 16 columns, chunk j of 64 k,
+// 16 rows of 64 bytes, row kk holding each column's weights at k = 64j + 4kk … 64j + 4kk + 3.
+// Built once at create from whatever the Linear holds (int4 blocks with zero points, int8 blocks),
+// so a prompt chunk's products need no per-block work and no dequantization: the int32 sums over
+// all of K are scaled once per output. The same scheme as the ORT prefill graph's s8 columns.
+
+// w[0, K) of output column j, as the Linear's own format computes it (int4 s·(code − zp), int8
+// s·(code − 128))
+inline void weightColumn(const Linear& L, int j, float* w) {
+  const int B = L.block, kb = L.kb;
+  const bool int4 = L.zp != nullptr;
+  const uint8_t* z = int4 ? L.zp + (size_t)j * ((kb + 1) / 2) : nullptr;
+  for (int b = 0; b < kb; b++) {
+    const float s = L.scales[(size_t)j * kb + b];
+    const int zp = int4 ? (b & 1 ? z[b >> 1] >> 4 : z[b >> 1] & 15) : 128;
+    const uint8_t* q = L.q + ((size_t)j * kb + b) * (int4 ? B / 2 : B);
+    for (int i = 0; i < B && b * B + i < L.K; i++) {
+      const int code = int4 ? (i & 1 ? q[i / 2] >> 4 : q[i / 2] & 15) : q[i];
+      w[b * B + i] = s * (float)(code - zp);
+    }
+  }
+}
+
+// Columns [16g0, 16g1) of L's int8 copy (L.amx8 and beside it; kc chunks of 64 k a group).
+// scratch: 16 · kc · 64 floats.
+inline void buildAmx8Groups(const Linear& L, int g0, int g1, int8_t* tiles, float* scale, float* sum, float* scratch) {
+  const int K = L.K, kc = L.amx8Chunks, Kp = kc * 64;
+  for (int g = g0; g < g1; g++) {
+    int8_t* out = tiles + (size_t)g * kc * 1024;
+    std::memset(out, 0, (size_t)kc * 1024);
+    for (int c = 0; c < 16; c++) {
+      const int j = g * 16 + c;
+      float* w = scratch;
+      std::fill(w, w + Kp, 0.f);
+      weightColumn(L, j, w);
+      float max = 0;
+      for (int k = 0; k < K; k++) max = std::max(max, std::fabs(w[k]));
+      const float s = max > 0 ? max / 127.f : 1.f;
+      int total = 0;
+      for (int k = 0; k < K; k++) {
+        const int q = (int)std::nearbyint(w[k] / s);
+        const int8_t v = (int8_t)std::min(127, std::max(-127, q));
+        total += v;
+        out[(size_t)(k / 64) * 1024 + ((k % 64) / 4) * 64 + c * 4 + k % 4] = v;
+      }
+      scale[j] = s;
+      sum[j] = (float)total;
+    }
+  }
+}
+
+// x [M, K] fp32 (row stride ldx) → u8 [M rounded up to 16, Kp] with a scale and zero point per row,
+// as DynamicQuantizeLinear computes them over one row: scale = (max(0, max) − min(0, min)) / 255,
+// zero point = round(−min / scale), x ≈ scale · (q − zp). Zeros past K and in rows past M.
+inline void quantizeU8(const float* x, int ldx, int M, int K, int Kp, uint8_t* out, float* sx, float* zx) {
   const int Mp = (M + 15) / 16 * 16;
-  std::memset(out, 0, sizeof(uint16_t) * Mp * Kp);
+  std::memset(out, 0, (size_t)Mp * Kp);
   for (int m = 0; m < M; m++) {
-    uint16_t* o = out + (size_t)m * Kp;
     const float* xm = x + (size_t)m * ldx;
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 32 <= K; k += 32)
-      _mm512_storeu_si512(o + k, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(xm + k + 16), _mm512_loadu_ps(xm + k)));
-    for (; k < K; k++) {
-      uint32_t u;
-      std::memcpy(&u, xm + k, 4);
-      o[k] = (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+    for (; k + 16 <= K; k += 16) {
+      const __m512 v = _mm512_loadu_ps(xm + k);
+      lo = _mm512_min_ps(lo, v), hi = _mm512_max_ps(hi, v);
     }
+    float mn = _mm512_reduce_min_ps(lo), mx = _mm512_reduce_max_ps(hi);
+    for (int r = k; r < K; r++) mn = std::min(mn, xm[r]), mx = std::max(mx, xm[r]);
+    const float s = mx > mn ? (mx - mn) / 255.f : 1.f;
+    const float zp = std::nearbyint(std::min(255.f, std::max(0.f, -mn / s)));
+    sx[m] = s, zx[m] = zp;
+    const __m512 inv = _mm512_set1_ps(1.f / s), z = _mm512_set1_ps(zp);
+    const __m512i top = _mm512_set1_epi32(255), bottom = _mm512_setzero_si512();
+    uint8_t* o = out + (size_t)m * Kp;
+    for (k = 0; k + 16 <= K; k += 16) {
+      // round(x / s) + zp, rounded half to even like the scalar tail
+      __m512i q = _mm512_cvtps_epi32(_mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(xm + k), inv), _MM_FROUND_TO_NEAREST_INT), z));
+      q = _mm512_min_epi32(_mm512_max_epi32(q, bottom), top);
+      _mm_storeu_si128((__m128i*)(o + k), _mm512_cvtepi32_epi8(q));
+    }
+    for (; k < K; k++) o[k] = (uint8_t)std::min(255.f, std::max(0.f, std::nearbyint(xm[k] * (1.f / s)) + zp));
   }
 }
 
-struct alignas(64) TileLine {
-  uint8_t bytes[64];
-};
-
-// Group g's codes as bf16 B tiles [kb][16 rows of 64 bytes]: row kk of block b holds each
-// column's weights at k = 32b + 2kk, 32b + 2kk + 1, each s · (code − zp) rounded to bf16.
-inline void dequantGroup(const Linear& L, int g, TileLine* bt) {
-  const int kb = L.kb;
-  // 16-bit lanes [f0 of columns 0-15 | f1 of columns 0-15] → column c's pair (f0, f1) side by side
-  const __m512i pairUp = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i nib = _mm512_set1_epi32(0x0F), m15 = _mm512_set1_epi32(15);
-  const uint8_t* p = L.tiles + (size_t)g * L.groupBytes;
-  for (int b0 = 0; b0 < kb; b0 += kTileChunk) {
-    const int nb = kb - b0 < kTileChunk ? kb - b0 : kTileChunk;
-    const uint16_t* sc = reinterpret_cast<const uint16_t*>(p);
-    const uint8_t* zp = p + nb * 32;
-    const uint8_t* codes = p + int4TileHeader(nb);
-    for (int i = 0; i < nb; i++) {
-      const __m512 s = _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)(sc + i * kTileRows)));
-      __m512i zi = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i*)(zp + (i / 2) * kTileRows)));
-      zi = i & 1 ? _mm512_srli_epi32(zi, 4) : _mm512_and_si512(zi, m15);
-      const __m512 zs = _mm512_mul_ps(_mm512_cvtepi32_ps(zi), s);
-      TileLine* B = bt + (size_t)(b0 + i) * 16;
-      for (int c = 0; c < 4; c++) {
-        // lane r's byte j: code at k = 8c + j (low nibble) and 8c + 4 + j (high); B row kk holds
-        // k = 2kk, 2kk + 1, so low nibbles of bytes (0, 1) are row 4c, (2, 3) row 4c + 1, and the
-        // high nibbles rows 4c + 2, 4c + 3
-        const __m512i v = _mm512_load_si512(codes + i * 256 + c * 64);
-        __m512 w[8];
-        for (int j = 0; j < 8; j++) {
-          const int shift = (j & 3) * 8 + (j >> 2) * 4;
-          w[j] = _mm512_fmsub_ps(_mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(v, shift), nib)), s, zs);
-        }
-        for (int h = 0; h < 2; h++)
-          for (int pr = 0; pr < 2; pr++)
-            _mm512_store_si512(B + 4 * c + 2 * h + pr,
-                               _mm512_permutexvar_epi16(
-                                   pairUp, (__m512i)_mm512_cvtne2ps_pbh(w[4 * h + 2 * pr + 1], w[4 * h + 2 * pr])));
-      }
+// y[m][16g0, 16g1) for m < M from L's int8 copy and xq (quantizeU8's rows). Each C tile is a chain
+// of dependent products (one per 64 k), so four run side by side: two groups × two row tiles.
+inline void int8TilesAmx(const Linear& L, const uint8_t* xq, const float* sx, const float* zx, int M, int g0, int g1,
+                         float* y, int ldy) {
+  const int kc = L.amx8Chunks, Kp = kc * 64, tilesM = (M + 15) / 16;
+  alignas(64) int32_t c[4][16 * 16];
+  const size_t groupBytes = (size_t)kc * 1024, tileA = (size_t)16 * Kp;
+  // C tile (group g, row tile r) → y, scaled: sx · sw · (Σ q·w − zp · Σ w)
+  auto emit = [&](const int32_t* ct, int g, int r) {
+    const __m512 sw = _mm512_loadu_ps(L.amx8Scale + (size_t)g * 16);
+    const __m512 ws = _mm512_loadu_ps(L.amx8Sum + (size_t)g * 16);
+    for (int i = 0; i < 16 && 16 * r + i < M; i++) {
+      const int m = 16 * r + i;
+      __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(ct + i * 16));
+      v = _mm512_fnmadd_ps(_mm512_set1_ps(zx[m]), ws, v);
+      _mm512_storeu_ps(y + (size_t)m * ldy + (size_t)g * 16, _mm512_mul_ps(v, _mm512_mul_ps(sw, _mm512_set1_ps(sx[m]))));
     }
-    p += int4TileChunkBytes(nb);
-  }
-}
-
-// y[m][16g0, 16g1) for m < M from the groups' tiles and xb (toBf16's [Mp, kb · 32]).
-// Writes whole 16-row tiles: y must have room for M rounded up to 16 rows. Each C tile is a chain
-// of dependent products (one per block), so four run side by side to hide their latency: two
-// groups × two row tiles up to 32 rows, else one group × four row tiles at a time (a group is
-// dequantized once for all rows: that, not the products, is most of the work at 32 rows).
-inline void int4TilesBf16(const Linear& L, const uint16_t* xb, int M, int g0, int g1, float* y, int ldy) {
-  const int kb = L.kb, K = kb * 32, tilesM = (M + 15) / 16;
-  thread_local std::vector<TileLine> bt;
-  if (bt.size() < (size_t)kb * 32) bt.resize((size_t)kb * 32);
-  TileLine *b0 = bt.data(), *b1 = bt.data() + (size_t)kb * 16;
-  const size_t lda = (size_t)K * 2, tileA = (size_t)16 * K, ldb = (size_t)ldy * 4, tileY = (size_t)16 * ldy;
-  int g = g0;
-  for (; tilesM <= 2 && g + 2 <= g1; g += 2) {
-    dequantGroup(L, g, b0);
-    dequantGroup(L, g + 1, b1);
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int b = 0; b < kb; b++) {
-      _tile_loadd(5, b0 + (size_t)b * 16, 64);
-      _tile_loadd(6, b1 + (size_t)b * 16, 64);
-      _tile_loadd(4, xb + (size_t)b * 32, lda);
-      _tile_dpbf16ps(0, 4, 5);
-      _tile_dpbf16ps(2, 4, 6);
-      if (tilesM > 1) {
-        _tile_loadd(7, xb + tileA + (size_t)b * 32, lda);
-        _tile_dpbf16ps(1, 7, 5);
-        _tile_dpbf16ps(3, 7, 6);
-      }
-    }
-    float* out = y + (size_t)g * kTileRows;
-    _tile_stored(0, out, ldb);
-    _tile_stored(2, out + kTileRows, ldb);
-    if (tilesM > 1) {
-      _tile_stored(1, out + tileY, ldb);
-      _tile_stored(3, out + tileY + kTileRows, ldb);
-    }
-  }
-  for (; g < g1; g++) {
-    dequantGroup(L, g, b0);
-    // the dequantized group serves every row: four row tiles at a time
-    for (int t0 = 0; t0 < tilesM; t0 += 4) {
-      const int nt = tilesM - t0 < 4 ? tilesM - t0 : 4;
-      const uint16_t* x0 = xb + (size_t)t0 * tileA;
+  };
+  for (int g = g0; g < g1; g += 2) {
+    const bool two = g + 1 < g1;
+    const int8_t* b0 = L.amx8 + (size_t)g * groupBytes;
+    const int8_t* b1 = b0 + groupBytes;
+    for (int r = 0; r < tilesM; r += 2) {
+      const bool rows2 = r + 1 < tilesM;
+      const uint8_t* a0 = xq + (size_t)r * tileA;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
       _tile_zero(3);
-      for (int b = 0; b < kb; b++) {
-        _tile_loadd(5, b0 + (size_t)b * 16, 64);
-        const uint16_t* a = x0 + (size_t)b * 32;
-        _tile_loadd(4, a, lda);
-        _tile_dpbf16ps(0, 4, 5);
-        if (nt > 1) {
-          _tile_loadd(7, a + tileA, lda);
-          _tile_dpbf16ps(1, 7, 5);
+      for (int j = 0; j < kc; j++) {
+        _tile_loadd(5, b0 + (size_t)j * 1024, 64);
+        _tile_loadd(4, a0 + (size_t)j * 64, Kp);
+        _tile_dpbusd(0, 4, 5);
+        if (rows2) {
+          _tile_loadd(7, a0 + tileA + (size_t)j * 64, Kp);
+          _tile_dpbusd(1, 7, 5);
         }
-        if (nt > 2) {
-          _tile_loadd(4, a + 2 * tileA, lda);
-          _tile_dpbf16ps(2, 4, 5);
-        }
-        if (nt > 3) {
-          _tile_loadd(7, a + 3 * tileA, lda);
-          _tile_dpbf16ps(3, 7, 5);
+        if (two) {
+          _tile_loadd(6, b1 + (size_t)j * 1024, 64);
+          _tile_dpbusd(2, 4, 6);
+          if (rows2) _tile_dpbusd(3, 7, 6);
         }
       }
-      float* out = y + (size_t)g * kTileRows + (size_t)t0 * tileY;
-      _tile_stored(0, out, ldb);
-      if (nt > 1) _tile_stored(1, out + tileY, ldb);
-      if (nt > 2) _tile_stored(2, out + 2 * tileY, ldb);
-      if (nt > 3) _tile_stored(3, out + 3 * tileY, ldb);
+      _tile_stored(0, c[0], 64);
+      if (rows2) _tile_stored(1, c[1], 64);
+      if (two) _tile_stored(2, c[2], 64);
+      if (two && rows2) _tile_stored(3, c[3], 64);
+      emit(c[0], g, r);
+      if (rows2) emit(c[1], g, r + 1);
+      if (two) emit(c[2], g + 1, r);
+      if (two && rows2) emit(c[3], g + 1, r + 1);
     }
   }
 }

@@ -321,6 +321,46 @@ void int4Layout(Spec& s, Decoder& dec, bool trial) {
   halfScalesBeyondCache(s, dec);
 }
 
+// The int8 copies AMX prompt chunks read (amx.h), for int4 and int8 Linears whose columns come in
+// 16s (and for gate|up whose halves do), when the engine runs prompts (promptRows > 0) and the CPU
+// and kernel grant AMX at create: +1 byte a weight beside the decode layout. The LM head keeps the
+// decode kernels (it runs for one row a prompt). Built on `threads` threads, split by groups.
+void amxLayout(Spec& s, Decoder& dec, int threads, bool trial) {
+#if OPENLORA_AMX
+  const Dims& d = dec.d_;
+  if (trial || d.promptRows == 0 || d.format == FP32 || !amxPermitted()) return;
+  std::vector<Linear*> todo;
+  for (Layer& l : dec.layers) {
+    for (Linear* L : {&l.qkv, &l.o, &l.down})
+      if (L->N % 16 == 0) todo.push_back(L);
+    if (d.inter % 16 == 0) todo.push_back(&l.gateUp);
+  }
+  for (Linear* L : todo) {
+    L->amx8Chunks = (L->K + 63) / 64;
+    L->amx8 = reinterpret_cast<const int8_t*>(s.owned((size_t)L->N * L->amx8Chunks * 64));
+    L->amx8Scale = reinterpret_cast<const float*>(s.owned((size_t)L->N * 4));
+    L->amx8Sum = reinterpret_cast<const float*>(s.owned((size_t)L->N * 4));
+  }
+  auto work = [&](int t) {
+    std::vector<float> scratch;
+    for (Linear* L : todo) {
+      scratch.resize((size_t)L->amx8Chunks * 64);
+      int g0, g1;
+      share(L->N / 16, t, threads, 1, g0, g1);
+      buildAmx8Groups(*L, g0, g1, const_cast<int8_t*>(L->amx8), const_cast<float*>(L->amx8Scale),
+                      const_cast<float*>(L->amx8Sum), scratch.data());
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; t++) helpers.emplace_back(work, t);
+  work(0);
+  for (auto& h : helpers) h.join();
+  dec.amx8_ = !todo.empty();
+#else
+  (void)s, (void)dec, (void)threads, (void)trial;
+#endif
+}
+
 void build(Spec& s, napi_value spec, Instance& inst) {
   Dims d;
   d.format = s.integer(spec, "format", 0, 2);
@@ -399,7 +439,9 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   CHECK(napi_has_named_property(s.env(), spec, "profile", &has));
   dec->profiling_ = has && s.boolean(spec, "profile");
   CHECK(napi_has_named_property(s.env(), spec, "trial", &has));
-  if (F == INT4) int4Layout(s, *dec, has && s.boolean(spec, "trial"));
+  const bool trial = has && s.boolean(spec, "trial");
+  if (F == INT4) int4Layout(s, *dec, trial);
+  amxLayout(s, *dec, threads, trial);
   dec->prepare();
   inst.decoder = std::move(dec);
 }
@@ -633,8 +675,8 @@ napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   }
 }
 
-// info(): the kernels this build runs: `simd` (AVX-512 VNNI or plain loops) and `amx` (prompt
-// chunks of int4 tiles on AMX: built with it, the kernel granted its tile state, not turned off)
+// info(): the kernels this build runs: `simd` (AVX-512 VNNI or plain loops) and `amx` (int4 and
+// int8 prompt chunks on AMX: built with it, the kernel granted its tile state, not turned off)
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o, simd, amx;
   napi_create_object(env, &o);

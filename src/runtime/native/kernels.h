@@ -42,6 +42,12 @@ struct Linear {
   // which the kernel reads instead of q / scales / zp when set; groupBytes = one 16-row group
   const uint8_t* tiles = nullptr;
   size_t groupBytes = 0;
+  // int4 / int8 where prompt chunks run on AMX (amx.h): the weights again as int8 per output
+  // column in TDPBUSD's tile layout, each column's scale and the sum of its codes
+  const int8_t* amx8 = nullptr;
+  const float* amx8Scale = nullptr;
+  const float* amx8Sum = nullptr;
+  int amx8Chunks = 0;  // 64-k chunks of a group: ceil(K / 64)
 };
 
 // One input row prepared for a quantized Linear: int8 codes per block (scale = max|x| / 127,

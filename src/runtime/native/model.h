@@ -85,14 +85,14 @@ class Decoder {
     std::vector<float> sxp;               // [rows, maxKb / 2 · 16]
     std::vector<float> xa;                // [rows, rank] LoRA A products
     std::vector<float> scores;            // [capacity]
-    std::vector<uint16_t> xb;             // [rows, maxKpad] bf16 input of an AMX Linear (amx.h)
+    std::vector<uint8_t> xu;              // [rows, K rounded up to 64] u8 input of an AMX Linear (amx.h)
     std::vector<QuantRow> rows;
   };
   void quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M);
-  // whether L over M rows of this chunk runs on AMX (amx.h: int4 tiles, prompt chunks of 16+ rows)
+  // whether L over M rows of this chunk runs on AMX (amx.h: its int8 copy, prompt chunks of 16+ rows)
   bool amxTakes(const Linear& L, int M) const {
 #if OPENLORA_AMX
-    return prompt_ && L.tiles != nullptr && M >= 16 && amxPermitted();
+    return prompt_ && L.amx8 != nullptr && M >= 16 && amxPermitted();
 #else
     (void)L, (void)M;
     return false;
@@ -127,6 +127,11 @@ class Decoder {
   std::vector<Scratch> scratch_;
   int maxK_ = 0, maxKpad_ = 0, maxKb_ = 0, maxRank_ = 0;
   int rows_ = 0;  // rows a step or a prompt chunk may have: the scratch buffers' height
+
+ public:
+  bool amx8_ = false;  // the Linears have int8 copies for AMX prompt chunks (decoder.cc amxLayout)
+
+ private:
   bool prompt_ = false;  // the running chunk is a prompt's (AMX kernels may take its Linears)
   // shared between threads for one step
   std::vector<float> h_, qkv_, attn_, gu_, act_;

@@ -119,7 +119,12 @@ inline void Decoder::prepare() {
     s.sxp.assign((size_t)R * std::max(1, maxKb_) * 8, 0.f);
     s.xa.assign((size_t)std::max(1, maxRank_), 0.f);
     s.scores.assign((size_t)d.capacity, 0.f);
-    if (OPENLORA_AMX && d.promptRows > 0 && d.format == INT4) s.xb.assign((size_t)R * std::max(1, maxKpad_), 0);
+    if (amx8_) {
+      s.xu.assign((size_t)R * ((maxK_ + 63) / 64 * 64), 0);
+      // quantizeU8's per-row scale and zero point reuse sx and xs: at least a row each
+      s.sx.resize(std::max(s.sx.size(), (size_t)R));
+      s.xs.resize(std::max(s.xs.size(), (size_t)R));
+    }
     s.rows.resize(R);
   }
   const int qkvN = (d.heads + 2 * d.kvHeads) * d.D;
@@ -142,14 +147,16 @@ inline void Decoder::prepare() {
 inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
                             std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
   const int T = pool_.threads();
+#if OPENLORA_AMX
   if (amxTakes(L, M)) {
-    uint16_t* xb = scratch_[t].xb.data();
-    toBf16(x, ldx, M, L.K, L.kb * 32, xb);
+    Scratch& s = scratch_[t];
+    quantizeU8(x, ldx, M, L.K, L.amx8Chunks * 64, s.xu.data(), s.sx.data(), s.xs.data());
     amxReady();
-    for (const auto& [a, b] : ranges) int4TilesBf16(L, xb, M, a / kTileRows, b / kTileRows, y, ldy);
+    for (const auto& [a, b] : ranges) int8TilesAmx(L, s.xu.data(), s.sx.data(), s.xs.data(), M, a / 16, b / 16, y, ldy);
     amxDone();
     return;
   }
+#endif
   if (L.w != nullptr && !L.rows && T > 1) {
     int k0, k1;
     share(L.K, t, T, 4, k0, k1);
@@ -200,7 +207,7 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
 }
 
 inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M) {
-  if (L.block == 0 || amxTakes(L, M)) return;  // AMX takes fp32 rows (as bf16)
+  if (L.block == 0 || amxTakes(L, M)) return;  // AMX quantizes its rows itself (amx.h quantizeU8)
   for (int m = 0; m < M; m++) {
     s.rows[m] = QuantRow{s.q.data() + (size_t)m * maxKpad_, s.sx.data() + (size_t)m * maxKb_,
                          s.xs.data() + (size_t)m * maxKb_, s.sxp.data() + (size_t)m * maxKb_ * 8};
