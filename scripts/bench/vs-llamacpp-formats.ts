@@ -192,17 +192,18 @@ export interface PairResult {
     nativeVsOrt: number | null
     perRound: number[]
   }
-  /** int4 prompts on the native engine (LoadModelOptions.promptKernels 'native'), same rounds */
-  nativePromptAB?: {
-    amx: boolean
-    promptTokS: ReturnType<typeof stat>
-    longPromptTokS: ReturnType<typeof stat> | null
-    vsServedPrompt: number | null
-    vsLlamaPrompt: number | null
-    vsLlamaLongPrompt: number | null
-    errorVsFp32: DistError | null
+  /** int8/int4: where the served prompt passes ran (native engine on AMX, or ORT's prefill graph) */
+  promptKernels?: 'native-amx' | 'ort-prefill-graph'
+  /** served native prompts ÷ ORT's prefill graph, same rounds (when native prompts are served) */
+  nativeVsPrefillGraph?: {
+    prefillGraphPromptTokS: ReturnType<typeof stat>
+    prefillGraphLongPromptTokS: ReturnType<typeof stat> | null
+    promptSpeedup: number | null
+    longPromptSpeedup: number | null
+    prefillGraphErrorVsFp32: DistError | null
   }
-  prefillGraphAB?: {
+  /** the served prompt path ÷ MatMulNBits for every pass (neither option), same rounds */
+  promptPathAB?: {
     withoutPromptTokS: ReturnType<typeof stat>
     withoutLongPromptTokS: ReturnType<typeof stat> | null
     promptSpeedup: number | null
@@ -251,6 +252,8 @@ export async function runFormatPairs(run: FormatRun) {
     await reference.dispose()
   }
   const vocab = refLogP[0]?.length ?? 0
+  // the native engine runs int8/int4 prompt chunks on AMX here: then they are served so
+  const nativeAmx = loadNativeAddon(await compileNative()).info().amx
   const copyGBps: number[] = []
   const readGBps: number[] = []
 
@@ -264,25 +267,27 @@ export async function runFormatPairs(run: FormatRun) {
       await rename(`${gguf}.tmp`, gguf)
     }
     run.say(`format pair ${pair.ours} / ${pair.llama}`)
-    // int8/int4 with their prefill graph (docs/RUNTIME-MODEL.md: int4's default, int8's opt-in, as
-    // its prompt error grows); `plain` runs every pass on MatMulNBits (int8's default)
+    // int8/int4 prompts as served: on the native engine where it runs them on AMX (an int8 copy of
+    // the weights, docs/NATIVE-DECODE.md "Prompts"), else on ORT's prefill graph (the same +1 byte a
+    // weight); `plain` runs every pass on MatMulNBits (neither option), `prefill` is the prefill
+    // graph beside native prompts (their A/B in the same rounds)
     const quantized = pair.ours === 'int8' || pair.ours === 'int4'
-    const ours = await open(pair.ours, undefined, quantized ? true : undefined)
+    const amx = quantized && nativeAmx
+    const ours = await open(
+      pair.ours,
+      undefined,
+      quantized && !amx ? true : undefined,
+      undefined,
+      amx ? 'native' : undefined
+    )
+    const prefill = amx ? await open(pair.ours, undefined, true) : null
     const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128, true) : null
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
     const plain = quantized ? await open(pair.ours, undefined, false) : null
     // the same format with decode passes on ORT's decode graph: what the native kernels buy
     const ortDecode =
-      ours.decodeKernels === 'native'
-        ? await open(pair.ours, undefined, pair.ours === 'int4' ? true : undefined, 'ort')
-        : null
-    // int4 prompts on the native engine (AMX where the CPU has it): docs/NATIVE-DECODE.md "Prompts"
-    const nativePrompt =
-      pair.ours === 'int4' && ours.decodeKernels === 'native'
-        ? await open('int4', undefined, false, undefined, 'native')
-        : null
-    const amx = nativePrompt ? loadNativeAddon(await compileNative()).info().amx : false
+      ours.decodeKernels === 'native' ? await open(pair.ours, undefined, undefined, 'ort') : null
     const lm = await run.llama.loadModel({ modelPath: gguf })
     const ctx = await lm.createContext({ contextSize: run.maxSeqLen, threads: run.threads, sequences: 1 })
     try {
@@ -291,14 +296,14 @@ export async function runFormatPairs(run: FormatRun) {
         llama: [] as DistError[],
         plain: [] as DistError[],
         step: [] as DistError[],
-        native: [] as DistError[]
+        prefill: [] as DistError[]
       }
       for (let i = 0; i < refLogP.length; i++) {
         err.ours.push(distributionError(refLogP[i]!, await oursLogProbs(ours, prompts[i]!)))
         err.step.push(distributionError(refStepLogP[i]!, await oursDecodeStepLogProbs(ours, prompts[i]!)))
         if (plain) err.plain.push(distributionError(refLogP[i]!, await oursLogProbs(plain, prompts[i]!)))
-        if (nativePrompt)
-          err.native.push(distributionError(refLogP[i]!, await oursLogProbs(nativePrompt, prompts[i]!)))
+        if (prefill)
+          err.prefill.push(distributionError(refLogP[i]!, await oursLogProbs(prefill, prompts[i]!)))
         err.llama.push(distributionError(refLogP[i]!, await llamaLogProbs(ctx, prompts[i]!, vocab)))
       }
       // warm-up (not measured), then interleaved rounds
@@ -308,14 +313,14 @@ export async function runFormatPairs(run: FormatRun) {
       await llamaSingle(ctx, run.prompt(), run.eos)
       // a long prompt's first run grows ORT's arena and llama.cpp's compute buffers: not measured
       if (plain) await oursPrefill(plain, run.prompt())
-      if (nativePrompt) await oursPrefill(nativePrompt, run.prompt())
+      if (prefill) await oursPrefill(prefill, run.prompt())
       if (run.longPrompt) {
         await oursPrefill(ours, longPrompt())
         if (plain) await oursPrefill(plain, longPrompt())
-        if (nativePrompt) await oursPrefill(nativePrompt, longPrompt())
+        if (prefill) await oursPrefill(prefill, longPrompt())
         await llamaSingle(ctx, longPrompt(), run.eos, 1)
       }
-      const S = { ours: side(), llama: side(), padded: side(), plain: side(), ort: side(), native: side() }
+      const S = { ours: side(), llama: side(), padded: side(), plain: side(), ort: side(), prefill: side() }
       for (let r = 0; r < run.rounds; r++) {
         const p = run.prompt()
         const oursRound = (m: LoadedModel, into: Side) => async () => {
@@ -333,7 +338,7 @@ export async function runFormatPairs(run: FormatRun) {
           ...(padded ? [oursRound(padded, S.padded)] : []),
           ...(ortDecode ? [oursRound(ortDecode, S.ort)] : []),
           ...(plain ? [async () => void S.plain.prompt.push(await oursPrefill(plain, p))] : []),
-          ...(nativePrompt ? [async () => void S.native.prompt.push(await oursPrefill(nativePrompt, p))] : [])
+          ...(prefill ? [async () => void S.prefill.prompt.push(await oursPrefill(prefill, p))] : [])
         ])
         if (run.longPrompt) {
           const lp = longPrompt()
@@ -341,9 +346,7 @@ export async function runFormatPairs(run: FormatRun) {
             async () => void S.ours.long.push(await oursPrefill(ours, lp)),
             async () => void S.llama.long.push((await llamaSingle(ctx, lp, run.eos, 1)).promptTokS),
             ...(plain ? [async () => void S.plain.long.push(await oursPrefill(plain, lp))] : []),
-            ...(nativePrompt
-              ? [async () => void S.native.long.push(await oursPrefill(nativePrompt, lp))]
-              : [])
+            ...(prefill ? [async () => void S.prefill.long.push(await oursPrefill(prefill, lp))] : [])
           ])
         }
         if (run.bandwidth) copyGBps.push(await run.bandwidth())
@@ -389,23 +392,25 @@ export async function runFormatPairs(run: FormatRun) {
               }
             }
           : {}),
-        ...(nativePrompt
+        ...(quantized
+          ? { promptKernels: amx ? ('native-amx' as const) : ('ort-prefill-graph' as const) }
+          : {}),
+        ...(prefill
           ? {
-              nativePromptAB: {
-                amx,
-                promptTokS: stat(S.native.prompt),
-                longPromptTokS: run.longPrompt ? stat(S.native.long) : null,
-                vsServedPrompt: ratio(S.native.prompt, S.ours.prompt),
-                vsLlamaPrompt: ratio(S.native.prompt, S.llama.prompt),
-                vsLlamaLongPrompt: run.longPrompt ? ratio(S.native.long, S.llama.long) : null,
-                errorVsFp32: err.native.length === 0 ? null : mean(err.native)
+              // native prompts (served) ÷ the prefill graph, same rounds
+              nativeVsPrefillGraph: {
+                prefillGraphPromptTokS: stat(S.prefill.prompt),
+                prefillGraphLongPromptTokS: run.longPrompt ? stat(S.prefill.long) : null,
+                promptSpeedup: ratio(S.ours.prompt, S.prefill.prompt),
+                longPromptSpeedup: run.longPrompt ? ratio(S.ours.long, S.prefill.long) : null,
+                prefillGraphErrorVsFp32: err.prefill.length === 0 ? null : mean(err.prefill)
               }
             }
           : {}),
         ...(plain
           ? {
-              // the prompt-pass graph (int8 GEMMs) ÷ MatMulNBits for every pass
-              prefillGraphAB: {
+              // the served prompt path (native AMX or the prefill graph) ÷ MatMulNBits for every pass
+              promptPathAB: {
                 withoutPromptTokS: stat(S.plain.prompt),
                 withoutLongPromptTokS: run.longPrompt ? stat(S.plain.long) : null,
                 promptSpeedup: ratio(S.ours.prompt, S.plain.prompt),
@@ -417,7 +422,7 @@ export async function runFormatPairs(run: FormatRun) {
           refLogP.length === 0
             ? null
             : {
-                // ours: the prompt pass as served (the prefill graph for int8/int4);
+                // ours: the prompt pass as served (native AMX or the prefill graph for int8/int4);
                 // oursDecodeGraph: the same prompts on the decode graph (MatMulNBits) alone
                 ours: mean(err.ours),
                 ...(plain ? { oursDecodeGraph: mean(err.plain) } : {}),
@@ -434,7 +439,7 @@ export async function runFormatPairs(run: FormatRun) {
       await padded?.dispose()
       await plain?.dispose()
       await ortDecode?.dispose()
-      await nativePrompt?.dispose()
+      await prefill?.dispose()
     }
   }
   return { pairs: out, copyGBps, readGBps }

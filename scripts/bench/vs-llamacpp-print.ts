@@ -57,6 +57,13 @@ export function humanReport(
       ([f, r]) =>
         `${shape} ${f.padEnd(5)} decode ${r!.decodeTokS.ours} vs ${r!.decodeTokS.llama} tok/s = ${r!.decodeRatio}×; prompt ${r!.promptTokS.tokens} ${r!.promptRatio}×` +
         (r!.longPromptTokS ? `, ${r!.longPromptTokS.tokens} ${r!.longPromptRatio}×` : '') +
+        (r!.promptKernels ? ` (${r!.promptKernels})` : '') +
+        (r!.nativeVsPrefillGraph
+          ? `; prompts native ÷ prefill graph ${r!.nativeVsPrefillGraph.promptSpeedup}` +
+            (r!.nativeVsPrefillGraph.longPromptSpeedup === null
+              ? ''
+              : `, ${r!.nativeVsPrefillGraph.longPromptSpeedup}`)
+          : '') +
         (r!.int8BlockAB ? `; int8 fitted ÷ block 128 decode ${r!.int8BlockAB.fittedVs128Decode}` : '') +
         (r!.decodeKernelsAB
           ? `; decode native ÷ ORT ${r!.decodeKernelsAB.nativeVsOrt} (ORT ${r!.decodeKernelsAB.ortDecodeTokS} tok/s)`

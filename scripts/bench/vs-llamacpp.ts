@@ -20,11 +20,11 @@
 //            all 8 requests in flight at once; each decode step is then a batch of 1 per adapter.
 // Format pairs (vs-llamacpp-formats.ts): fp32/F32, int8/Q8_0, int4/Q4_0 on graphs without LoRA,
 // batch-1 decode, prompt processing of 32 and --long-prompt (512) tokens, each engine's error vs
-// fp32, and int8 with fitted blocks vs block 128 everywhere. int8 and int4 prompts run on their
-// prefill graph (int4's default, int8's opt-in `prefillGraph`); `formats.<f>.prefillGraphAB` gives
-// the same prompts with every pass on MatMulNBits (int8's default) in the same rounds, and
-// `formats.int4.nativePromptAB` int4's prompts on the native engine (promptKernels 'native', AMX
-// where the CPU has it: docs/NATIVE-DECODE.md "Prompts") with its own error. --shape 1b|all adds the
+// fp32, and int8 with fitted blocks vs block 128 everywhere. int8 and int4 prompts run on the native
+// engine where it has AMX (promptKernels 'native': an int8 copy of the weights, docs/NATIVE-DECODE.md
+// "Prompts"), else on ORT's prefill graph (`prefillGraph`); `formats.<f>.promptKernels` says which,
+// `formats.<f>.nativeVsPrefillGraph` gives the prefill graph's prompts in the same rounds, and
+// `formats.<f>.promptPathAB` the same prompts with every pass on MatMulNBits. --shape 1b|all adds the
 // Llama-3.2-1B-shaped pairs (vs-llamacpp-1b.ts; int8/int4 only, ~10 GB of fixtures built once).
 // `npm run bench:vs-llamacpp` sets UV_THREADPOOL_SIZE=1 (node-llama-cpp's decode was ~40% slower
 // and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.
