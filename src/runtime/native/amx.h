@@ -145,6 +145,11 @@ inline void quantizeU8(const float* x, int ldx, int M, int K, int Kp, uint8_t* o
 
 // y[m][16g0, 16g1) for m < M from L's int8 copy and xq (quantizeU8's rows). Each C tile is a chain
 // of dependent products (one per 64 k), so four run side by side: two groups × two row tiles.
+#ifndef OPENLORA_AMX_PREFETCH
+#define OPENLORA_AMX_PREFETCH 8
+#endif
+constexpr int kPrefetchTiles = OPENLORA_AMX_PREFETCH;
+
 inline void int8TilesAmx(const Linear& L, const uint8_t* xq, const float* sx, const float* zx, int M, int g0, int g1,
                          float* y, int ldy) {
   const int kc = L.amx8Chunks, Kp = kc * 64, tilesM = (M + 15) / 16;
@@ -173,6 +178,16 @@ inline void int8TilesAmx(const Linear& L, const uint8_t* xq, const float* sx, co
       _tile_zero(2);
       _tile_zero(3);
       for (int j = 0; j < kc; j++) {
+        if (kPrefetchTiles > 0 && r == 0) {
+          // the weights stream from memory at a prompt's few rows: ask for them ahead of the loads
+          const int8_t* p = b0 + (size_t)(j + kPrefetchTiles) * 1024;
+          const int8_t* end = L.amx8 + (size_t)g1 * groupBytes;
+          for (int line = 0; line < 1024 && p + line < end; line += 64) _mm_prefetch((const char*)p + line, _MM_HINT_T0);
+          if (two) {
+            const int8_t* q = b1 + (size_t)(j + kPrefetchTiles) * 1024;
+            for (int line = 0; line < 1024 && q + line < end; line += 64) _mm_prefetch((const char*)q + line, _MM_HINT_T0);
+          }
+        }
         _tile_loadd(5, b0 + (size_t)j * 1024, 64);
         _tile_loadd(4, a0 + (size_t)j * 64, Kp);
         _tile_dpbusd(0, 4, 5);
