@@ -8,11 +8,27 @@ import { InvalidParametersError } from '../common/errors.ts'
 export type DecodeKernels = 'auto' | 'native' | 'ort'
 export const DECODE_KERNELS: readonly DecodeKernels[] = ['auto', 'native', 'ort']
 
+/**
+ * What runs prompt passes (several new tokens a row) when decode passes run natively: ORT, or the
+ * same engine (`native`: int8/int4 on AMX where the CPU has it; docs/NATIVE-DECODE.md "Prompts")
+ */
+export type PromptKernels = 'ort' | 'native'
+export const PROMPT_KERNELS: readonly PromptKernels[] = ['ort', 'native']
+
 export function parseDecodeKernels(v: unknown): DecodeKernels {
   if (v === undefined || v === null) return 'auto'
   if (typeof v === 'string' && (DECODE_KERNELS as readonly string[]).includes(v)) return v as DecodeKernels
   throw new InvalidParametersError(
     `decode kernels ${JSON.stringify(v)} are not a choice; allowed: ${DECODE_KERNELS.join(', ')}`,
     { field: 'decodeKernels', value: v }
+  )
+}
+
+export function parsePromptKernels(v: unknown): PromptKernels {
+  if (v === undefined || v === null) return 'ort'
+  if (typeof v === 'string' && (PROMPT_KERNELS as readonly string[]).includes(v)) return v as PromptKernels
+  throw new InvalidParametersError(
+    `prompt kernels ${JSON.stringify(v)} are not a choice; allowed: ${PROMPT_KERNELS.join(', ')}`,
+    { field: 'promptKernels', value: v }
   )
 }

@@ -10,7 +10,7 @@ import type { Hex } from '../crypto/hash.ts'
 import type { NodeMetrics } from '../metrics/registry.ts'
 import { loadPeftAdapter, type PeftAdapter } from '../runtime/adapters/peft.ts'
 import { AdapterStore } from '../runtime/adapters/store.ts'
-import type { DecodeKernels } from '../runtime/decode-kernels.ts'
+import type { DecodeKernels, PromptKernels } from '../runtime/decode-kernels.ts'
 import { Engine } from '../runtime/engine/engine.ts'
 import { type LoadedModel, loadModel } from '../runtime/model/index.ts'
 import { sample } from '../runtime/sampling.ts'
@@ -33,6 +33,8 @@ export interface ServingInit {
   weightFormat?: WeightFormat
   /** what runs decode passes (runtime/decode-kernels.ts); default auto */
   decodeKernels?: DecodeKernels
+  /** what runs prompt passes when decode runs natively (runtime/decode-kernels.ts); default ort */
+  promptKernels?: PromptKernels
   /** ORT intra-op threads; 0 = ORT's choice */
   intraOpThreads?: number
   /** ORT's threads spin between ops (dedicated machines only; runtime/spinning.ts) */
@@ -95,6 +97,7 @@ export class ServingStack extends EventTarget implements ServingBackend, Capabil
         executionProvider: i.executionProvider,
         weightFormat: i.weightFormat,
         ...(i.decodeKernels ? { decodeKernels: i.decodeKernels } : {}),
+        ...(i.promptKernels ? { promptKernels: i.promptKernels } : {}),
         intraOpThreads: i.intraOpThreads || undefined,
         sessionConfig: spinningSessionConfig(spinPolicyOf(i.threadSpinning)),
         maxBatch: i.maxBatch,

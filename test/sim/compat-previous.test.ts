@@ -53,8 +53,9 @@ function startPrevious(
   modelDir: string,
   cacheDir: string
 ): Promise<{ peerId: string; addrs: string[] }> {
-  // the previous release refuses keys it does not know: infer.decodeKernels came after it
-  const { decodeKernels: _new, ...known } = INFER_CONFIG_DEFAULTS
+  // the previous release refuses keys it does not know: infer.decodeKernels and
+  // infer.promptKernels came after it
+  const { decodeKernels: _new, promptKernels: _newer, ...known } = INFER_CONFIG_DEFAULTS
   const infer = {
     ...known,
     models: [modelDir],

@@ -218,6 +218,22 @@ test('infer.decodeKernels: auto by default; native and ort by name, env or --set
   )
 })
 
+test('infer.promptKernels: ort by default; native by name, env or --set; others refused naming the choices', () => {
+  const kernels = (c: ReturnType<typeof loadConfig>) => (c.infer as { promptKernels: string }).promptKernels
+  assert.is(kernels(loadConfig({})), 'ort')
+  assert.is(kernels(loadConfig({ env: { OPENLORA_INFER__PROMPT_KERNELS: 'native' } })), 'native')
+  assert.is(
+    kernels(loadConfig({ overrides: [{ key: 'infer.promptKernels', value: 'native', source: '--set' }] })),
+    'native'
+  )
+  throwsConfig(
+    () => loadConfig({ overrides: [{ key: 'infer.promptKernels', value: 'amx', source: '--set' }] }),
+    'infer.promptKernels',
+    'ort',
+    'native'
+  )
+})
+
 test('hardware: nvidia-smi CSV is parsed; a config GPU list overrides detection', async () => {
   const gpus = parseNvidiaSmi('NVIDIA H100 80GB HBM3, 81559, 550.54.15\nNVIDIA L4, 23034, 550.54.15\n\n')
   assert.equal(gpus, [

@@ -108,7 +108,7 @@ test('loadModel decodeKernels: ort stays on ORT; native refuses an unsupported m
   }
 })
 
-test('openlora generate --decode-kernels: native and ort by name (the JSON says which ran), others refused naming the choices', () => {
+test('openlora generate --decode-kernels and --prompt-kernels: by name (the JSON says which ran), others refused naming the choices', () => {
   const cli = (...extra: string[]) =>
     spawnSync(
       process.execPath,
@@ -138,6 +138,21 @@ test('openlora generate --decode-kernels: native and ort by name (the JSON says 
   const bad = cli('--decode-kernels', 'gpu')
   assert.is.not(bad.status, 0)
   assert.match(bad.stderr, /decode kernels "gpu" are not a choice; allowed: auto, native, ort/)
+  // prompts: ORT unless asked, and only where decode runs natively
+  for (const [args, want] of [
+    [['--decode-kernels', 'native'], 'ort'],
+    [['--decode-kernels', 'native', '--prompt-kernels', 'native'], 'native'],
+    [['--decode-kernels', 'ort', '--prompt-kernels', 'native'], 'ort']
+  ] as const) {
+    const r = cli(...args)
+    assert.is(r.status, 0, r.stderr)
+    const out = JSON.parse(r.stdout) as { promptKernels: string; outputIds: number[] }
+    assert.is(out.promptKernels, want, args.join(' '))
+    assert.is(out.outputIds.length, 4)
+  }
+  const badPrompt = cli('--prompt-kernels', 'gpu')
+  assert.is.not(badPrompt.status, 0)
+  assert.match(badPrompt.stderr, /prompt kernels "gpu" are not a choice; allowed: ort, native/)
 })
 
 test.run()

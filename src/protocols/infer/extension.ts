@@ -9,7 +9,12 @@ import { CID } from 'multiformats/cid'
 import { provenanceCommitment } from '../../attribution/provenance.ts'
 import { messageOf, parseWith, z } from '../../common/schema.ts'
 import type { NodeComponents, NodeConfig, NodeExtension, Service } from '../../common/service.ts'
-import { DECODE_KERNELS, type DecodeKernels } from '../../runtime/decode-kernels.ts'
+import {
+  DECODE_KERNELS,
+  type DecodeKernels,
+  PROMPT_KERNELS,
+  type PromptKernels
+} from '../../runtime/decode-kernels.ts'
 import { DEFAULT_LIMITS, engineLimitFields } from '../../runtime/engine/config.ts'
 import { MODEL_DEFAULTS } from '../../runtime/model/defaults.ts'
 import { SPIN_POLICIES, type SpinPolicy } from '../../runtime/spinning.ts'
@@ -42,6 +47,12 @@ export const InferConfigSchema = z.strictObject({
    * refuses to start when it cannot, saying why), or never (`ort`)
    */
   decodeKernels: z.enum(DECODE_KERNELS as unknown as [DecodeKernels, ...DecodeKernels[]]).default('auto'),
+  /**
+   * what runs prompt passes when decode passes run natively: ORT (`ort`), or the same engine
+   * (`native`: int8/int4 prompts on AMX where the CPU has it, ~2-6x ORT's, at +1 byte a weight of
+   * memory; docs/NATIVE-DECODE.md "Prompts"). Ignored when decode passes run on ORT.
+   */
+  promptKernels: z.enum(PROMPT_KERNELS as unknown as [PromptKernels, ...PromptKernels[]]).default('ort'),
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
   intraOpThreads: z.int().min(0).max(256).default(0),
   /**
@@ -136,6 +147,7 @@ async function servingService(components: NodeComponents): Promise<ServingStack 
       executionProvider: c.executionProvider,
       weightFormat: c.weightFormat,
       decodeKernels: c.decodeKernels,
+      promptKernels: c.promptKernels,
       intraOpThreads: c.intraOpThreads,
       threadSpinning: c.threadSpinning,
       maxBatch: c.maxBatch,

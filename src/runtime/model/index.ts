@@ -4,7 +4,7 @@ import { access, readFile } from 'node:fs/promises'
 import { availableParallelism, homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { createLogger, type Logger } from '../../common/log.ts'
-import type { DecodeKernels } from '../decode-kernels.ts'
+import type { DecodeKernels, PromptKernels } from '../decode-kernels.ts'
 import type { ExecutionProviderName } from '../execution-provider.ts'
 import {
   type NativeSetup,
@@ -59,11 +59,12 @@ export interface LoadModelOptions {
   decodeKernels?: DecodeKernels
   /**
    * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`
-   * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time, decode's arithmetic;
-   * 2.3-2.6x ORT's int4 prompts, slower than ORT for fp32 and int8: docs/NATIVE-DECODE.md
-   * "Prompts"). Ignored when decode passes run on ORT.
+   * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time; int8/int4 on AMX
+   * where the CPU has it, from an int8 copy of the weights: 2-6x ORT's MatMulNBits prompts at
+   * +1 byte a weight; elsewhere decode's kernels, slower than ORT for fp32 and int8:
+   * docs/NATIVE-DECODE.md "Prompts"). Ignored when decode passes run on ORT.
    */
-  promptKernels?: 'native' | 'ort'
+  promptKernels?: PromptKernels
   /** where the native engine's compiled addon is cached; default $OPENLORA_NATIVE_CACHE or <tmpdir>/openlora-native */
   nativeCacheDir?: string
   /** run ORT in a worker thread so the event loop stays free during a step; default true */
@@ -175,6 +176,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     weightsHash: built.weightsHash,
     executionProvider: session.executionProvider,
     decodeKernels: session.decodeKernels,
+    promptKernels: session.promptKernels,
     cachedGraph: built.cached,
     buildMs: built.buildMs
   })

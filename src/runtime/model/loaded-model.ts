@@ -77,6 +77,8 @@ export class ModelSession {
   readonly pools: SlotPools
   /** what runs decode passes (one new token a row): the native engine or ONNX Runtime */
   readonly decodeKernels: 'native' | 'ort'
+  /** what runs prompt passes (several new tokens a row): the native engine or ONNX Runtime */
+  readonly promptKernels: 'native' | 'ort'
   private readonly runner: Runner
   private readonly poolSet: SlotPoolSet
   /** per KV row: the slot and slot version its LoRA buffers hold (-1 = never bound) */
@@ -114,6 +116,7 @@ export class ModelSession {
     this.boundVersion = new Uint32Array(opts.maxBatch)
     this.hasLora = pools.targets.length > 0
     this.decodeKernels = opts.native && ep === 'cpu' ? 'native' : 'ort'
+    this.promptKernels = this.decodeKernels === 'native' && (opts.native?.promptRows ?? 0) > 0 ? 'native' : 'ort'
   }
 
   static async create(

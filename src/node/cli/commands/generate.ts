@@ -3,7 +3,7 @@
 // logits at the last prompt position so anyone can compare our numbers with another runtime.
 import { writeFile } from 'node:fs/promises'
 import { loadPeftAdapter } from '../../../runtime/adapters/peft.ts'
-import { DECODE_KERNELS, parseDecodeKernels } from '../../../runtime/decode-kernels.ts'
+import { DECODE_KERNELS, PROMPT_KERNELS, parseDecodeKernels, parsePromptKernels } from '../../../runtime/decode-kernels.ts'
 import { parseExecutionProvider } from '../../../runtime/execution-provider.ts'
 import { type GenerationParams, generate, type TokenEvent } from '../../../runtime/generate.ts'
 import { loadModel, readModelConfig } from '../../../runtime/model/index.ts'
@@ -72,6 +72,11 @@ export const generateCommand: Command = {
       description: `what runs decode steps: ${DECODE_KERNELS.join(', ')} (default auto: the native engine where the model and machine allow)`,
       valueName: 'K'
     },
+    'prompt-kernels': {
+      type: 'string',
+      description: `what runs the prompt when decode runs natively: ${PROMPT_KERNELS.join(', ')} (default ort; native: int8/int4 on AMX where the CPU has it)`,
+      valueName: 'K'
+    },
     'cache-dir': {
       type: 'string',
       description: 'where built graphs are kept (default ~/.cache/openlora/models)',
@@ -135,6 +140,7 @@ export const generateCommand: Command = {
       intraOpThreads: int(values, 'threads', 1),
       weightFormat: weights,
       decodeKernels: parseDecodeKernels(values['decode-kernels']),
+      promptKernels: parsePromptKernels(values['prompt-kernels']),
       maxBatch: 1,
       maxSeqLen: Math.min(config.maxPositionEmbeddings, 4096),
       // a graph with pools only for what this adapter targets (none without an adapter)
@@ -190,6 +196,7 @@ export const generateCommand: Command = {
             adapter: adapter?.cid ?? null,
             executionProvider: model.executionProvider,
             decodeKernels: model.decodeKernels,
+            promptKernels: model.promptKernels,
             promptIds: done!.promptIds,
             outputIds: done!.outputIds,
             text: done!.text,
