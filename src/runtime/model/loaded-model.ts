@@ -116,7 +116,8 @@ export class ModelSession {
     this.boundVersion = new Uint32Array(opts.maxBatch)
     this.hasLora = pools.targets.length > 0
     this.decodeKernels = opts.native && ep === 'cpu' ? 'native' : 'ort'
-    this.promptKernels = this.decodeKernels === 'native' && (opts.native?.promptRows ?? 0) > 0 ? 'native' : 'ort'
+    this.promptKernels =
+      this.decodeKernels === 'native' && (opts.native?.promptRows ?? 0) > 0 ? 'native' : 'ort'
   }
 
   static async create(

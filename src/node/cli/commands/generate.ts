@@ -3,7 +3,12 @@
 // logits at the last prompt position so anyone can compare our numbers with another runtime.
 import { writeFile } from 'node:fs/promises'
 import { loadPeftAdapter } from '../../../runtime/adapters/peft.ts'
-import { DECODE_KERNELS, PROMPT_KERNELS, parseDecodeKernels, parsePromptKernels } from '../../../runtime/decode-kernels.ts'
+import {
+  DECODE_KERNELS,
+  PROMPT_KERNELS,
+  parseDecodeKernels,
+  parsePromptKernels
+} from '../../../runtime/decode-kernels.ts'
 import { parseExecutionProvider } from '../../../runtime/execution-provider.ts'
 import { type GenerationParams, generate, type TokenEvent } from '../../../runtime/generate.ts'
 import { loadModel, readModelConfig } from '../../../runtime/model/index.ts'
