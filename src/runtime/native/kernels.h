@@ -544,6 +544,51 @@ inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, in
   }
 }
 
+#if OPENLORA_VNNI
+// y[m][j0, j1) = Σ_k x[m][k] · W[k][j] over fp32 [K, N] weights for a prompt chunk's many rows:
+// 4 rows × 64 columns held in 16 registers while k runs, k in blocks of kGemmK so the block's
+// 64-column strip of weights (32 KB) stays in L1 for every 4 rows. kColumns instead adds each k
+// into y in memory (a load and a store per 4 FMAs), right for a step's 1-2 rows, not for 32.
+// Reads x rows up to M rounded up to 4 (the scratch buffers have whole 16s).
+constexpr int kGemmK = 128, kGemmRows = 8, kGemmAhead = 16;
+inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
+  const int N = L.N, K = L.K;
+  for (int j = j0; j < j1; j += 64) {
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; v++) {
+      const int left = j1 - (j + 16 * v);
+      mk[v] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : (__mmask16)0;
+    }
+    for (int kb = 0; kb < K; kb += kGemmK) {
+      const int ke = std::min(K, kb + kGemmK);
+      for (int m0 = 0; m0 < M; m0 += 4) {
+        __m512 acc[4][4];
+        for (int r = 0; r < 4; r++)
+          for (int v = 0; v < 4; v++)
+            acc[r][v] = kb == 0 || m0 + r >= M ? _mm512_setzero_ps()
+                                               : _mm512_maskz_loadu_ps(mk[v], y + (size_t)(m0 + r) * ldy + j + 16 * v);
+        const float* xr = x + (size_t)m0 * ldx;
+        for (int k = kb; k < ke; k++) {
+          const float* w = L.w + (size_t)k * N + j;
+          if (m0 == 0 && k + kGemmAhead < K)
+            // the first 4 rows bring the strip in from memory, one 256-byte row segment per k at a
+            // stride of N floats: ask for it ahead (the loads waited on it, ~50 % of the kernel)
+            for (int v = 0; v < 4; v++) _mm_prefetch((const char*)(w + (size_t)kGemmAhead * N + 16 * v), _MM_HINT_T0);
+          __m512 wv[4];
+          for (int v = 0; v < 4; v++) wv[v] = _mm512_maskz_loadu_ps(mk[v], w + 16 * v);
+          for (int r = 0; r < 4; r++) {
+            const __m512 a = _mm512_set1_ps(xr[(size_t)r * ldx + k]);
+            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(a, wv[v], acc[r][v]);
+          }
+        }
+        for (int r = 0; r < 4 && m0 + r < M; r++)
+          for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * ldy + j + 16 * v, mk[v], acc[r][v]);
+      }
+    }
+  }
+}
+#endif
+
 // Dispatch: y[m][j] for j in [j0, j1), every m < M.
 inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const QuantRow* xq, int j0, int j1,
                           float* y, int ldy) {
