@@ -110,6 +110,9 @@ export async function run135m(llama: Llama, run: Run135m) {
   say('loading our model (ORT session, q/v rank-8 slot pool) and importing the 8 adapters')
   const ours = await loadModel(fx.modelDir, {
     cacheDir: join(CACHE, 'graphs'),
+    // prompts on the native engine too (infer.promptKernels native): its fp32 prompt GEMM is
+    // ~15 % faster than ORT's here (docs/NATIVE-DECODE.md "Prompts")
+    promptKernels: 'native',
     intraOpThreads: threads,
     maxBatch: CFG.concurrency,
     maxSeqLen: CFG.maxSeqLen,
@@ -266,6 +269,8 @@ export async function run135m(llama: Llama, run: Run135m) {
   const bound = (bytesPerWeight: number) => r2(copy / weightBytesPerToken(cfgModel, bytesPerWeight))
   const results = {
     ours: {
+      decodeKernels: ours.decodeKernels,
+      promptKernels: ours.promptKernels,
       promptTokensPerSec: stat(S.ours.prompt),
       decodeTokensPerSec: stat(S.ours.decode),
       oneAdapter8TokensPerSec: stat(S.ours.one8),
