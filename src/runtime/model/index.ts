@@ -61,8 +61,9 @@ export interface LoadModelOptions {
    * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`
    * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time; int8/int4 on AMX
    * where the CPU has it, from an int8 copy of the weights: 2-6x ORT's MatMulNBits prompts at
-   * +1 byte a weight; elsewhere decode's kernels, slower than ORT for fp32 and int8:
-   * docs/NATIVE-DECODE.md "Prompts"). Ignored when decode passes run on ORT.
+   * +1 byte a weight; fp32 on a register-blocked GEMM, ~15 % faster than ORT's; int8/int4
+   * without AMX on decode's kernels, slower than ORT for int8: docs/NATIVE-DECODE.md "Prompts").
+   * Ignored when decode passes run on ORT.
    */
   promptKernels?: PromptKernels
   /** where the native engine's compiled addon is cached; default $OPENLORA_NATIVE_CACHE or <tmpdir>/openlora-native */
