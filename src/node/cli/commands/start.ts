@@ -67,7 +67,11 @@ export const startCommand: Command = {
     let node: OpenLoraNode | undefined
     let up: Promise<void> | undefined
     let pending: string | undefined
+    let creating = false
+    let starting = false
     let stopNow: (sig: string) => void = (sig) => {
+      // before the data dir is opened there is nothing to release: exit as the default action would
+      if (!creating) process.exit(130)
       pending ??= sig
     }
     let signals = 0
@@ -110,11 +114,13 @@ export const startCommand: Command = {
     const log = createLogger('start', { level: loaded.log.level })
     const plan = demo ? await prepareDemo(loaded, log) : null
     const config = plan?.config ?? loaded
+    creating = true
     const created = await createNode(config)
     node = created
     const stopped = new Promise<void>((resolve) => {
       stopNow = (sig) => {
-        created.logger.info('stopping', { sig })
+        const what = starting ? 'stopping once the start settles (a second signal exits now)' : 'stopping'
+        created.logger.info(what, { sig })
         // a stop racing the start would skip the steps still starting: let the start settle
         // first (a failed start has already stopped what it started)
         ;(up ?? Promise.resolve())
@@ -129,7 +135,10 @@ export const startCommand: Command = {
       return 0
     }
     up = created.start()
-    await up
+    starting = true
+    await up.finally(() => {
+      starting = false
+    })
     if (signals > 0) {
       // stopped while starting: no banner for a node that is already going away
       await stopped
