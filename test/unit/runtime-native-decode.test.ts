@@ -42,10 +42,10 @@ const argmax = (x: ArrayLike<number>) => {
   return best
 }
 
-const open = (dir: string, weightFormat: WeightFormat, decodeKernels: 'native' | 'ort') =>
+const open = (dir: string, weightFormat: WeightFormat, decodeKernels: 'native' | 'ort', maxBatch = 3) =>
   loadModel(dir, {
     cacheDir,
-    maxBatch: 3,
+    maxBatch,
     maxSeqLen: 64,
     weightFormat,
     decodeKernels,
@@ -136,6 +136,59 @@ for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
       }
     })
   }
+}
+
+/**
+ * One row alone, then five rows together (step.h Decoder::linear splits an fp32 Linear's work one
+ * way for 1 row, another for 2-3, a third for 4 and more; the quantized kernels switch at 3 rows):
+ * each step's logits of every row, every row starting from the same tokens on both sides.
+ */
+async function widths(model: LoadedModel, tokens: number[][] | null, steps: number) {
+  const seqs = Array.from({ length: 5 }, () => model.allocSequence())
+  const out: Float32Array[][] = []
+  const picked: number[][] = []
+  try {
+    let last = await Promise.all(
+      seqs.map(async (seq, i) => (await model.step([{ seq, tokens: [3 + i, 8, 1 + i], slot: i % 2 }]))[0]!)
+    )
+    for (let s = 0; s < steps; s++) {
+      const next = tokens ? tokens[s]! : last.map(argmax)
+      picked.push(next)
+      const rows = s % 2 === 0 ? [0] : [0, 1, 2, 3, 4]
+      const got = await model.step(rows.map((i) => ({ seq: seqs[i]!, tokens: [next[i]!], slot: i % 2 })))
+      last = last.map((l, i) => (rows.includes(i) ? Float32Array.from(got[rows.indexOf(i)]!) : l))
+      out.push(rows.map((i) => last[i]!))
+    }
+  } finally {
+    for (const seq of seqs) model.freeSequence(seq)
+  }
+  return { out, picked }
+}
+
+for (const format of ['fp32', 'int8', 'int4'] as const) {
+  test(`native decode equals ORT's decode graph (tiny, ${format}, 1 row, then 5 rows)`, async () => {
+    delete process.env.OPENLORA_NATIVE_INT4_TILES
+    delete process.env.OPENLORA_NATIVE_HALF_SCALES
+    const { dir, adapter } = await fixture('tiny')
+    const ort = await open(dir, format, 'ort', 5)
+    const native = await open(dir, format, 'native', 5)
+    try {
+      const weights = await loadPeftAdapter(adapter, native.config)
+      ort.pools.write(1, weights)
+      native.pools.write(1, weights)
+      const want = await widths(ort, null, 4)
+      const got = await widths(native, want.picked, 4)
+      for (let s = 0; s < want.out.length; s++) {
+        for (let r = 0; r < want.out[s]!.length; r++) {
+          const d = maxAbsDiff(got.out[s]![r]!, want.out[s]![r]!)
+          assert.ok(d <= TOL[format], `step ${s}, row ${r}: max |Δ logit| ${d} > ${TOL[format]}`)
+        }
+      }
+    } finally {
+      await ort.dispose()
+      await native.dispose()
+    }
+  })
 }
 
 test.run()

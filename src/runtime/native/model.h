@@ -135,8 +135,8 @@ class Decoder {
   bool prompt_ = false;  // the running chunk is a prompt's (AMX kernels may take its Linears)
   // shared between threads for one step
   std::vector<float> h_, qkv_, attn_, gu_, act_;
-  std::vector<float> partial_;  // fp32 [K, N] Linears: each thread's sum over its rows [threads, rows, N]
   int maxN_ = 0;
+  std::vector<float> partial_;  // fp32 [K, N] Linears: each thread's sum over its rows [threads, rows, N]
   std::vector<int> row_, pos_, out_;  // the step's live rows: KV row, position, logits line (−1: none)
 };
 

@@ -197,14 +197,18 @@ inline void Decoder::prepare() {
   partial_.assign((size_t)pool_.threads() * R * maxN_, 0.f);
 }
 
-// y[m][c] for c in this thread's column ranges. fp32 [K, N] weights (MatMul's weight_t) are split
-// by rows instead: each thread streams its own contiguous rows [k0, k1) over all N columns (split
-// by columns, a thread read a short segment of every row and skipped the rest, which kept the
-// hardware prefetcher from streaming), then after a barrier sums the threads' partials over its
-// columns. All threads call this together (the barrier).
+// y[m][c] for c in this thread's column ranges. fp32 [K, N] weights (MatMul's weight_t) take one
+// of three splits by the number of rows, each the fastest measured there (135M shape, 2 threads,
+// ms a decode step: docs/NATIVE-DECODE.md "Kernels"):
+// - 1 row: by columns, kColumns prefetching the rows below the thread's segment (13.6 against 14.1
+//   split by rows);
+// - 2-3 rows: by rows, each thread streaming its contiguous rows [k0, k1) over all N columns, then
+//   after a barrier summing the threads' partials over its columns (all threads call this
+//   together: the barrier);
+// - 4 rows and more (a batch, a prompt chunk): gemmF32 over the thread's columns (batch 4: 21.0
+//   against 22.5 split by rows; batch 8: 30.3 against 36).
 inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
                             std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
-  const int T = pool_.threads();
 #if OPENLORA_AMX
   if (amxTakes(L, M)) {
     Scratch& s = scratch_[t];
@@ -216,15 +220,13 @@ inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int l
   }
 #endif
 #if OPENLORA_VNNI
-  if (prompt_ && L.w != nullptr && !L.rows && M >= kGemmRows) {
-    // a prompt chunk's fp32 [K, N] Linear: register-blocked over the thread's columns (kernels.h
-    // gemmF32); every thread takes this branch for the same L and M, so none waits at the barrier
-    // the split by rows below needs
+  if (L.w != nullptr && !L.rows && M >= kGemmRows) {
     for (const auto& [a, b] : ranges) gemmF32(L, M, x, ldx, a, b, y, ldy);
     return;
   }
 #endif
-  if (L.w != nullptr && !L.rows && T > 1) {
+  const int T = pool_.threads();
+  if (L.w != nullptr && !L.rows && T > 1 && M > 1) {
     int k0, k1;
     share(L.K, t, T, 4, k0, k1);
     const size_t slice = (size_t)M * L.N;
@@ -245,7 +247,7 @@ inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int l
 }
 
 // Starts the first few KB of what thread t reads of L (its columns' rows, or for fp32 [K, N] its
-// rows) on their way to L2 while it waits at a barrier: a phase's first reads otherwise wait a
+// columns' segment of the first rows) on their way to L2 while it waits at a barrier: a phase's first reads otherwise wait a
 // full memory latency each, before the prefetches inside the kernels (kernels.h) get ahead.
 inline void Decoder::warm(const Linear& L, int t, int cols) const {
 #if OPENLORA_VNNI
@@ -253,8 +255,15 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
   int a, b;
   const char* p;
   if (L.w != nullptr && !L.rows) {
-    share(L.K, t, T, 4, a, b);
-    p = (const char*)(L.w + (size_t)a * L.N);
+    // the thread's segment of the first rows, as kColumns reads them
+    share(cols, t, T, 16, a, b);
+    const size_t segment = (size_t)(b - a) * sizeof(float);
+    if (segment == 0) return;
+    for (size_t r = 0; r < (size_t)L.K && r * segment < kWarmBytes; r++) {
+      const char* row = (const char*)(L.w + r * L.N + a);
+      for (size_t i = 0; i < segment; i += 64) _mm_prefetch(row + i, _MM_HINT_T1);
+    }
+    return;
   } else if (L.w != nullptr) {
     share(cols, t, T, 16, a, b);
     p = (const char*)(L.w + (size_t)a * L.K);
