@@ -192,8 +192,9 @@ export interface PairResult {
     nativeVsOrt: number | null
     perRound: number[]
   }
-  /** int8/int4: where the served prompt passes ran (native engine on AMX, or ORT's prefill graph) */
-  promptKernels?: 'native-amx' | 'ort-prefill-graph'
+  /** where the served prompt passes ran: int8/int4 on the native engine on AMX or ORT's prefill
+   * graph; fp32 on the native engine (its GEMM and 16-row attention) or ORT's graph */
+  promptKernels?: 'native-amx' | 'ort-prefill-graph' | 'native' | 'ort'
   /** served native prompts ÷ ORT's prefill graph, same rounds (when native prompts are served) */
   nativeVsPrefillGraph?: {
     prefillGraphPromptTokS: ReturnType<typeof stat>
@@ -202,7 +203,8 @@ export interface PairResult {
     longPromptSpeedup: number | null
     prefillGraphErrorVsFp32: DistError | null
   }
-  /** the served prompt path ÷ MatMulNBits for every pass (neither option), same rounds */
+  /** the served prompt path ÷ every pass on the decode graph (int8/int4: MatMulNBits, neither
+   * option; fp32: ORT's MatMul graph), same rounds */
   promptPathAB?: {
     withoutPromptTokS: ReturnType<typeof stat>
     withoutLongPromptTokS: ReturnType<typeof stat> | null
@@ -253,7 +255,8 @@ export async function runFormatPairs(run: FormatRun) {
   }
   const vocab = refLogP[0]?.length ?? 0
   // the native engine runs int8/int4 prompt chunks on AMX here: then they are served so
-  const nativeAmx = loadNativeAddon(await compileNative()).info().amx
+  const nativeInfo = loadNativeAddon(await compileNative()).info()
+  const nativeAmx = nativeInfo.amx
   const copyGBps: number[] = []
   const readGBps: number[] = []
 
@@ -271,20 +274,23 @@ export async function runFormatPairs(run: FormatRun) {
     // the weights, docs/NATIVE-DECODE.md "Prompts"), else on ORT's prefill graph (the same +1 byte a
     // weight); `plain` runs every pass on MatMulNBits (neither option), `prefill` is the prefill
     // graph beside native prompts (their A/B in the same rounds)
+    // fp32 prompts on the native engine where it has its AVX-512 kernels (register-blocked GEMM,
+    // attention 16 rows at a time), with ORT's graph as `plain` beside them
     const quantized = pair.ours === 'int8' || pair.ours === 'int4'
     const amx = quantized && nativeAmx
+    const nativeFp32 = pair.ours === 'fp32' && nativeInfo.simd === 'avx512vnni'
     const ours = await open(
       pair.ours,
       undefined,
       quantized && !amx ? true : undefined,
       undefined,
-      amx ? 'native' : undefined
+      amx || nativeFp32 ? 'native' : undefined
     )
     const prefill = amx ? await open(pair.ours, undefined, true) : null
     const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128, true) : null
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
-    const plain = quantized ? await open(pair.ours, undefined, false) : null
+    const plain = quantized ? await open(pair.ours, undefined, false) : nativeFp32 ? await open('fp32') : null
     // the same format with decode passes on ORT's decode graph: what the native kernels buy
     const ortDecode =
       ours.decodeKernels === 'native' ? await open(pair.ours, undefined, undefined, 'ort') : null
@@ -301,7 +307,8 @@ export async function runFormatPairs(run: FormatRun) {
       for (let i = 0; i < refLogP.length; i++) {
         err.ours.push(distributionError(refLogP[i]!, await oursLogProbs(ours, prompts[i]!)))
         err.step.push(distributionError(refStepLogP[i]!, await oursDecodeStepLogProbs(ours, prompts[i]!)))
-        if (plain) err.plain.push(distributionError(refLogP[i]!, await oursLogProbs(plain, prompts[i]!)))
+        if (plain && quantized)
+          err.plain.push(distributionError(refLogP[i]!, await oursLogProbs(plain, prompts[i]!)))
         if (prefill)
           err.prefill.push(distributionError(refLogP[i]!, await oursLogProbs(prefill, prompts[i]!)))
         err.llama.push(distributionError(refLogP[i]!, await llamaLogProbs(ctx, prompts[i]!, vocab)))
@@ -392,9 +399,13 @@ export async function runFormatPairs(run: FormatRun) {
               }
             }
           : {}),
-        ...(quantized
-          ? { promptKernels: amx ? ('native-amx' as const) : ('ort-prefill-graph' as const) }
-          : {}),
+        promptKernels: quantized
+          ? amx
+            ? ('native-amx' as const)
+            : ('ort-prefill-graph' as const)
+          : nativeFp32
+            ? ('native' as const)
+            : ('ort' as const),
         ...(prefill
           ? {
               // native prompts (served) ÷ the prefill graph, same rounds
@@ -425,7 +436,7 @@ export async function runFormatPairs(run: FormatRun) {
                 // ours: the prompt pass as served (native AMX or the prefill graph for int8/int4);
                 // oursDecodeGraph: the same prompts on the decode graph (MatMulNBits) alone
                 ours: mean(err.ours),
-                ...(plain ? { oursDecodeGraph: mean(err.plain) } : {}),
+                ...(plain && quantized ? { oursDecodeGraph: mean(err.plain) } : {}),
                 // the prompt's last token as a decode step: the decode kernels' own error
                 oursDecodeStep: mean(err.step),
                 llama: mean(err.llama),

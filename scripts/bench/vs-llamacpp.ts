@@ -22,9 +22,11 @@
 // batch-1 decode, prompt processing of 32 and --long-prompt (512) tokens, each engine's error vs
 // fp32, and int8 with fitted blocks vs block 128 everywhere. int8 and int4 prompts run on the native
 // engine where it has AMX (promptKernels 'native': an int8 copy of the weights, docs/NATIVE-DECODE.md
-// "Prompts"), else on ORT's prefill graph (`prefillGraph`); `formats.<f>.promptKernels` says which,
+// "Prompts"), else on ORT's prefill graph (`prefillGraph`); fp32 prompts on the native engine where
+// it has its AVX-512 kernels, else on ORT; `formats.<f>.promptKernels` says which,
 // `formats.<f>.nativeVsPrefillGraph` gives the prefill graph's prompts in the same rounds, and
-// `formats.<f>.promptPathAB` the same prompts with every pass on MatMulNBits. --shape 1b|all adds the
+// `formats.<f>.promptPathAB` the same prompts with every pass on the decode graph (MatMulNBits;
+// fp32: ORT's MatMul graph). --shape 1b|all adds the
 // Llama-3.2-1B-shaped pairs (vs-llamacpp-1b.ts; int8/int4 only, ~10 GB of fixtures built once).
 // `npm run bench:vs-llamacpp` sets UV_THREADPOOL_SIZE=1 (node-llama-cpp's decode was ~40% slower
 // and noisy with the default libuv pool) and NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.

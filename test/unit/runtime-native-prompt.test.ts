@@ -187,4 +187,39 @@ for (const preset of ['tiny', 'llama3-tiny'] as Preset[]) {
   }
 }
 
+// A sliding window shorter than the prompts (a Mistral-style config on the tiny preset): rows of
+// one 16-row block start their windows at different positions (step.h attendBlock masks each lane)
+test(`native prompt passes equal ORT's (tiny with a sliding window of 24, fp32): two first prompts, a later chunk, ${LONG} tokens`, async () => {
+  process.env.OPENLORA_NATIVE_AMX = 'never'
+  const dir = join(root, 'm-window')
+  const adapter = join(root, 'a-window')
+  const made = await makeModel({
+    preset: 'tiny',
+    seed: 5,
+    out: dir,
+    overrides: { use_sliding_window: true, sliding_window: 24 }
+  })
+  assert.is(made.config.slidingWindow, 24)
+  await makeAdapter({ model: dir, out: adapter, rank: 8, alpha: 16, targets: LINEARS, seed: 6 })
+  const ort = await open(dir, 'fp32', false)
+  const native = await open(dir, 'fp32', true)
+  try {
+    assert.is(native.decodeKernels, 'native')
+    const weights = await loadPeftAdapter(adapter, native.config)
+    ort.pools.write(1, weights)
+    native.pools.write(1, weights)
+    const want = await scenario(ort, null, true)
+    const got = await scenario(native, want.chosen, false)
+    assert.is(got.out.length, want.out.length)
+    for (let i = 0; i < want.out.length; i++) {
+      const d = maxAbsDiff(got.out[i]!, want.out[i]!)
+      assert.ok(d <= TOL.fp32, `logits line ${i}: max |Δ logit| ${d} > ${TOL.fp32}`)
+    }
+  } finally {
+    await ort.dispose()
+    await native.dispose()
+    delete process.env.OPENLORA_NATIVE_AMX
+  }
+})
+
 test.run()

@@ -578,13 +578,55 @@ inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, in
 
 #if OPENLORA_VNNI
 // y[m][j0, j1) = Σ_k x[m][k] · W[k][j] over fp32 [K, N] weights for kGemmRows rows or more:
-// 4 rows × 64 columns held in 16 registers while k runs, k in blocks of kGemmK so the block's
-// 64-column strip of weights (32 KB) stays in L1 for every 4 rows. kColumns instead adds each k
-// into y in memory (a load and a store per 4 FMAs), right for a step's 1-3 rows, not for 4 or 32.
+// 4 rows × 64 columns held in 16 registers while k runs, k in blocks of kGemmK. The first 4 rows
+// read the block's 64-column strip of weights from W (one 256-byte segment a row, N floats apart)
+// and copy it into a contiguous 32 KB panel that the other rows then read from L1: read in place,
+// rows N floats apart fall into the same few L1 sets when N · 4 is a multiple of 4 KB (gate|up of
+// a 135M model: 12 KB), and every further 4 rows took the strip from L2 again. kColumns instead
+// adds each k into y in memory (a load and a store per 4 FMAs), right for a step's 1-3 rows.
 // Reads x rows up to M rounded up to 4 (the scratch buffers have whole 16s).
 constexpr int kGemmK = 128, kGemmRows = 4, kGemmAhead = 16;
-inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
+
+// `next` (the first row segment of the block the kernel reads after this one, `nextLines` 64-byte
+// lines of it) and `pass` (the 4-row pass over this block, First: 0): the passes after the first
+// read the panel from L1, and those that are Prefetching bring the next block's strip to L2
+// meanwhile, one line per k, so the next first pass does not wait on memory (the strip of a 135M model's Linears comes from memory
+// once a prompt: 538 MB, ~15 ms of a 32-token prompt's ~35).
+enum class GemmPass { First, Prefetching, Plain };
+template <GemmPass P>
+inline void gemmRows4(const Linear& L, const float* xr, int ldx, int j, int kb, int ke, const __mmask16 (&mk)[4],
+                      float* panel, __m512 (&acc)[4][4], const float* next, int nextLines, int pass) {
   const int N = L.N, K = L.K;
+  for (int k = kb; k < ke; k++) {
+    __m512 wv[4];
+    float* p = panel + (size_t)(k - kb) * 64;
+    if constexpr (P == GemmPass::Prefetching) {
+      const int line = (pass - 1) * kGemmK + (k - kb);
+      if (line < nextLines) _mm_prefetch((const char*)(next + (size_t)(line >> 2) * N + 16 * (line & 3)), _MM_HINT_T1);
+    }
+    if constexpr (P == GemmPass::First) {
+      const float* w = L.w + (size_t)k * N + j;
+      if (k + kGemmAhead < K)
+        // one 256-byte row segment per k at a stride of N floats: ask for it ahead (the loads
+        // waited on it, ~50 % of the kernel)
+        for (int v = 0; v < 4; v++) _mm_prefetch((const char*)(w + (size_t)kGemmAhead * N + 16 * v), _MM_HINT_T0);
+      for (int v = 0; v < 4; v++) {
+        wv[v] = _mm512_maskz_loadu_ps(mk[v], w + 16 * v);
+        _mm512_store_ps(p + 16 * v, wv[v]);
+      }
+    } else {
+      for (int v = 0; v < 4; v++) wv[v] = _mm512_load_ps(p + 16 * v);
+    }
+    for (int r = 0; r < 4; r++) {
+      const __m512 a = _mm512_set1_ps(xr[(size_t)r * ldx + k]);
+      for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(a, wv[v], acc[r][v]);
+    }
+  }
+}
+
+inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
+  alignas(64) static thread_local float panel[kGemmK * 64];
+  const int K = L.K;
   for (int j = j0; j < j1; j += 64) {
     __mmask16 mk[4];
     for (int v = 0; v < 4; v++) {
@@ -593,6 +635,10 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
     }
     for (int kb = 0; kb < K; kb += kGemmK) {
       const int ke = std::min(K, kb + kGemmK);
+      // the block after this one: the strip's next k, or the next strip's first
+      const int nk = ke < K ? ke : 0, nj = ke < K ? j : j + 64;
+      const float* next = L.w + (size_t)nk * L.N + nj;
+      const int nextLines = nj < j1 ? std::min(K - nk, kGemmK) * ((std::min(j1 - nj, 64) + 15) / 16) : 0;
       for (int m0 = 0; m0 < M; m0 += 4) {
         __m512 acc[4][4];
         for (int r = 0; r < 4; r++)
@@ -600,19 +646,13 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
             acc[r][v] = kb == 0 || m0 + r >= M ? _mm512_setzero_ps()
                                                : _mm512_maskz_loadu_ps(mk[v], y + (size_t)(m0 + r) * ldy + j + 16 * v);
         const float* xr = x + (size_t)m0 * ldx;
-        for (int k = kb; k < ke; k++) {
-          const float* w = L.w + (size_t)k * N + j;
-          if (m0 == 0 && k + kGemmAhead < K)
-            // the first 4 rows bring the strip in from memory, one 256-byte row segment per k at a
-            // stride of N floats: ask for it ahead (the loads waited on it, ~50 % of the kernel)
-            for (int v = 0; v < 4; v++) _mm_prefetch((const char*)(w + (size_t)kGemmAhead * N + 16 * v), _MM_HINT_T0);
-          __m512 wv[4];
-          for (int v = 0; v < 4; v++) wv[v] = _mm512_maskz_loadu_ps(mk[v], w + 16 * v);
-          for (int r = 0; r < 4; r++) {
-            const __m512 a = _mm512_set1_ps(xr[(size_t)r * ldx + k]);
-            for (int v = 0; v < 4; v++) acc[r][v] = _mm512_fmadd_ps(a, wv[v], acc[r][v]);
-          }
-        }
+        const int pass = m0 / 4;
+        if (pass == 0)
+          gemmRows4<GemmPass::First>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+        else if ((pass - 1) * kGemmK < nextLines)
+          gemmRows4<GemmPass::Prefetching>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+        else
+          gemmRows4<GemmPass::Plain>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         for (int r = 0; r < 4 && m0 + r < M; r++)
           for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * ldy + j + 16 * v, mk[v], acc[r][v]);
       }
@@ -621,7 +661,6 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
 }
 #endif
 
-// Dispatch: y[m][j] for j in [j0, j1), every m < M.
 inline void linearColumns(const Linear& L, int M, const float* x, int ldx, const QuantRow* xq, int j0, int j1,
                           float* y, int ldy) {
   if (j0 >= j1) return;

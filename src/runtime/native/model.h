@@ -85,6 +85,8 @@ class Decoder {
     std::vector<float> sxp;               // [rows, maxKb / 2 · 16]
     std::vector<float> xa;                // [rows, rank] LoRA A products
     std::vector<float> scores;            // [capacity]
+    std::vector<float> qt;                    // [D][16] a block's queries, transposed (attendBlock)
+    std::vector<float> block;                 // [capacity + 16][16] a block's scores (attendBlock)
     std::vector<uint8_t> xu;              // [rows, K rounded up to 64] u8 input of an AMX Linear (amx.h)
     std::vector<QuantRow> rows;
   };
