@@ -68,7 +68,7 @@ export { type WeightSource, weightFormatKey } from './linear.ts'
 export * from './names.ts'
 
 /** Bumped whenever the graph for the same weights changes; part of the on-disk cache key. */
-export const BUILDER_VERSION = 6
+export const BUILDER_VERSION = 5
 
 export interface GraphOptions extends LinearOptions {
   /** projections that get LoRA pool inputs (empty = a graph without LoRA) */

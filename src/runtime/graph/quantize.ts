@@ -17,9 +17,6 @@ export function int8BlockFor(K: number): number {
   for (let b = INT8_BLOCK_MAX; b >= 16; b /= 2) if (K % b === 0) return b
   return INT8_BLOCK_MAX
 }
-/** fp16's smallest normal value (2^-14) and its largest */
-const HALF_MIN_NORMAL = 2 ** -14
-const HALF_MAX = 65504
 /** MatMulNBits accuracy_level 4: activations quantized to int8 per block, int8 dot products (levels 0/1 dequantize every call: ~20× slower here) */
 export const INT8_ACCURACY_LEVEL = 4
 
@@ -46,13 +43,8 @@ function quantizeRow(row: Float32Array, n: number, into: QuantizedLinear): void 
     for (let k = lo; k < hi; k++) max = Math.max(max, Math.abs(row[k]!))
     // an all-zero block keeps scale 0 and codes 128
     if (max === 0) continue
-    // codes are computed against the scale as stored, so dequantization matches them. The scale
-    // is an fp16 value (stored as fp32 for MatMulNBits) wherever fp16 holds it to its full 11
-    // bits (a normal fp16, as Q8_0 stores its scales): the native decoder (runtime/native) then
-    // reads 2 bytes a block instead of 4, 1.5 % of a large int8 model's reads a token, and
-    // computes exactly what ORT computes. A smaller scale stays fp32 (fp16 would lose precision).
-    const exact = max / 127
-    const scale = exact >= HALF_MIN_NORMAL ? Math.min(HALF_MAX, Math.f16round(exact)) : Math.fround(exact)
+    // codes are computed against the scale as stored (fp32), so dequantization matches them
+    const scale = Math.fround(max / 127)
     scales[n * kb + b] = scale
     const base = (n * kb + b) * blockSize - lo
     for (let k = lo; k < hi; k++) {

@@ -202,9 +202,9 @@ class Spec {
     return p;
   }
 
-  // An fp16 copy of quantized scales that are fp16-exact (graph/quantize4.ts, quantize.ts): the
-  // kernel then reads half the scale bytes and computes exactly what ORT computes. An int4 scale
-  // that is not an fp16 value means a graph from another quantizer: refused, so `auto` uses ORT.
+  // An fp16 copy of int4 scales, which the quantizer keeps fp16-exact (graph/quantize4.ts): the
+  // kernel then reads half the scale bytes and computes exactly what ORT computes. A scale that
+  // is not an fp16 value means a graph from another quantizer: refused, so `auto` uses ORT.
   const uint16_t* halves(const float* scales, size_t n, const std::string& name) {
     auto* out = reinterpret_cast<uint16_t*>(owned(n * 2));
     halvesInto(scales, n, name, out);
@@ -215,7 +215,7 @@ class Spec {
       const float f = scales[i];
       out[i] = toHalf(f);
       if (fromHalf(out[i]) != f)
-        throw Error(name + ": scale " + std::to_string(f) + " is not an fp16 value (a graph from an older quantizer: rebuild it)");
+        throw Error(name + ": int4 scale " + std::to_string(f) + " is not an fp16 value (a graph from an older quantizer: rebuild it)");
     }
   }
 
@@ -265,37 +265,24 @@ void mapFile(Instance& inst, const std::string& path) {
   madvise(inst.file.base, inst.file.size, MADV_WILLNEED);
 }
 
-// int4 and int8 scales as fp16 (Linear::scales16) when the model's quantized weights are larger
-// than the last-level cache. Measured on the 2-core Xeon (300 MB L3): smollm2-135m's 86 MB of int4
-// weights stay in the cache and its step is bound by instructions, where converting the scales
-// cost ~5 %; a 1B model streams ~0.8 GB (int4) or ~1.3 GB (int8) from memory per token, where the
-// bytes saved count (int8: 1.5 % of them). An unknown cache size counts as small. Both quantizers
-// keep scales fp16-exact (graph/quantize4.ts; graph/quantize.ts where fp16 holds a scale fully): an
-// int4 scale that is not is refused (a graph from an older quantizer), an int8 Linear with such a
-// scale (a tiny one) keeps its fp32 scales. OPENLORA_NATIVE_HALF_SCALES=always|never overrides
-// (tests, benchmarks).
-void halfScalesBeyondCache(Spec& s, Decoder& dec, int format) {
+// int4 scales as fp16 (Linear::scales16) when the model's int4 weights are larger than the
+// last-level cache. Measured on the 2-core Xeon (300 MB L3): smollm2-135m's 86 MB of int4 weights
+// stay in the cache and its step is bound by instructions, where converting the scales cost ~5 %;
+// a 1B model streams ~0.8 GB from memory per token, where the bytes saved count. An unknown cache
+// size counts as small. OPENLORA_NATIVE_HALF_SCALES=always|never overrides (tests, benchmarks).
+void halfScalesBeyondCache(Spec& s, Decoder& dec) {
   std::vector<Linear*> all{&dec.lmHead};
   for (Layer& l : dec.layers) all.insert(all.end(), {&l.qkv, &l.o, &l.gateUp, &l.down});
   double bytes = 0;
-  for (const Linear* L : all) bytes += (double)L->N * L->kb * (format == INT4 ? 16 + 4.5 : L->block + 4);
+  for (const Linear* L : all) bytes += (double)L->N * L->kb * (16 + 4.5);
   const long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
   const char* force = getenv("OPENLORA_NATIVE_HALF_SCALES");
   const bool half = force && std::strcmp(force, "always") == 0   ? true
                     : force && std::strcmp(force, "never") == 0 ? false
                                                                  : llc > 0 && bytes > (double)llc;
   if (!half) return;
-  for (Linear* L : all) {
-    if (L->tiles != nullptr || L->scales == nullptr) continue;
-    const size_t n = (size_t)L->N * L->kb;
-    if (format == INT4) {
-      L->scales16 = s.halves(L->scales, n, "an int4 Linear");
-      continue;
-    }
-    bool exact = true;
-    for (size_t i = 0; i < n && exact; i++) exact = fromHalf(toHalf(L->scales[i])) == L->scales[i];
-    if (exact) L->scales16 = s.halves(L->scales, n, "an int8 Linear");
-  }
+  for (Linear* L : all)
+    if (L->tiles == nullptr) L->scales16 = s.halves(L->scales, (size_t)L->N * L->kb, "an int4 Linear");
 }
 
 // int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
@@ -331,6 +318,7 @@ void int4Layout(Spec& s, Decoder& dec, bool trial) {
 #else
   (void)trial;
 #endif
+  halfScalesBeyondCache(s, dec);
 }
 
 // The int8 copies AMX prompt chunks read (amx.h), for int4 and int8 Linears whose columns come in
@@ -453,7 +441,6 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   CHECK(napi_has_named_property(s.env(), spec, "trial", &has));
   const bool trial = has && s.boolean(spec, "trial");
   if (F == INT4) int4Layout(s, *dec, trial);
-  if (F == INT4 || F == INT8) halfScalesBeyondCache(s, *dec, F);
   amxLayout(s, *dec, threads, trial);
   dec->prepare();
   inst.decoder = std::move(dec);

@@ -34,10 +34,9 @@ struct Linear {
   const uint8_t* q = nullptr;
   const float* scales = nullptr;
   const uint8_t* zp = nullptr;  // int4 only
-  // int4 / int8: the same scales as fp16 (graph/quantize4.ts and quantize.ts store fp16 values),
-  // 2 bytes instead of 4 per block, which the SIMD kernels read instead when set (decoder.cc:
-  // when the weights do not fit in the last-level cache, where bytes, not instructions, bound
-  // the step)
+  // int4: the same scales as fp16 (graph/quantize4.ts stores fp16 values), 2 bytes instead of 4
+  // per 32 weights, which the SIMD kernel reads instead when set (decoder.cc: when the weights do
+  // not fit in the last-level cache, where bytes, not instructions, bound the step)
   const uint16_t* scales16 = nullptr;
   // int4 (SIMD builds): the same weights re-laid out in tiles of 16 output rows (int4Tiles below),
   // which the kernel reads instead of q / scales / zp when set; groupBytes = one 16-row group
@@ -329,32 +328,20 @@ inline void int4Rows(const Linear& L, const QuantRow* x, int j, float* y, int ld
 // int8 (implicit zero point 128), block B (64 or 128): one output row, M input rows. One row at a
 // time reads the codes as one sequential stream; each block's FMA chain is short next to its
 // B / 64 dot products, so more rows at once buy nothing here.
-// Scales are fp32, or their fp16 copy (S = uint16_t, Linear::scales16) where the model streams
-// from memory.
-template <int M, int B, typename S>
+template <int M, int B>
 inline void int8Row(const Linear& L, const QuantRow* x, int j, float* y, int ldy) {
-  constexpr bool half16 = std::is_same_v<S, uint16_t>;
   const int kb = L.kb;
   __m512 acc[M];
   for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
   const uint8_t* q = L.q + (size_t)j * kb * B;
-  const S* s;
-  if constexpr (half16)
-    s = L.scales16 + (size_t)j * kb;
-  else
-    s = L.scales + (size_t)j * kb;
+  const float* s = L.scales + (size_t)j * kb;
   for (int b = 0; b < kb; b++) {
     for (int c = 0; c < B; c += 64) _mm_prefetch((const char*)q + b * B + c + kPrefetchCodes, _MM_HINT_T0);
-    float sb;
-    if constexpr (half16)
-      sb = _cvtsh_ss(s[b]);
-    else
-      sb = s[b];
     for (int m = 0; m < M; m++) {
       __m512i d = _mm512_setzero_si512();
       for (int c = 0; c < B; c += 64)
         d = _mm512_dpbusd_epi32(d, _mm512_loadu_si512(q + b * B + c), _mm512_loadu_si512(x[m].q + b * B + c));
-      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(sb * x[m].sx[b]), acc[m]);
+      acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(s[b] * x[m].sx[b]), acc[m]);
     }
   }
   for (int m = 0; m < M; m++) y[(size_t)m * ldy + j] = _mm512_reduce_add_ps(subZeroTerm(L, j, x[m].xs, acc[m]));
@@ -472,12 +459,7 @@ inline void quantColumnsVnni(const Linear& L, const QuantRow* x, int j0, int j1,
     return;
   }
   if (L.zp == nullptr) {
-    if (L.scales16)
-      for (int j = j0; j < j1; j++)
-        L.block == 64 ? int8Row<M, 64, uint16_t>(L, x, j, y, ldy) : int8Row<M, 128, uint16_t>(L, x, j, y, ldy);
-    else
-      for (int j = j0; j < j1; j++)
-        L.block == 64 ? int8Row<M, 64, float>(L, x, j, y, ldy) : int8Row<M, 128, float>(L, x, j, y, ldy);
+    for (int j = j0; j < j1; j++) L.block == 64 ? int8Row<M, 64>(L, x, j, y, ldy) : int8Row<M, 128>(L, x, j, y, ldy);
     return;
   }
   int j = j0;

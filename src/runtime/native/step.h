@@ -342,7 +342,7 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
   } else {
     share(cols, t, T, 16, a, b);
     p = (const char*)L.q + (size_t)a * L.kb * (L.zp ? L.block / 2 : L.block);
-    const char* sc = L.scales16 ? (const char*)(L.scales16 + (size_t)a * L.kb) : (const char*)(L.scales + (size_t)a * L.kb);
+    const char* sc = (const char*)(L.scales + (size_t)a * L.kb);
     for (int i = 0; i < kWarmScales; i += 64) _mm_prefetch(sc + i, _MM_HINT_T1);
   }
   for (int i = 0; i < kWarmBytes; i += 64) _mm_prefetch(p + i, _MM_HINT_T1);
