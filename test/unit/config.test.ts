@@ -218,9 +218,10 @@ test('infer.decodeKernels: auto by default; native and ort by name, env or --set
   )
 })
 
-test('infer.promptKernels: ort by default; native by name, env or --set; others refused naming the choices', () => {
+test('infer.promptKernels: auto by default; native or ort by name, env or --set; others refused naming the choices', () => {
   const kernels = (c: ReturnType<typeof loadConfig>) => (c.infer as { promptKernels: string }).promptKernels
-  assert.is(kernels(loadConfig({})), 'ort')
+  assert.is(kernels(loadConfig({})), 'auto')
+  assert.is(kernels(loadConfig({ env: { OPENLORA_INFER__PROMPT_KERNELS: 'ort' } })), 'ort')
   assert.is(kernels(loadConfig({ env: { OPENLORA_INFER__PROMPT_KERNELS: 'native' } })), 'native')
   assert.is(
     kernels(loadConfig({ overrides: [{ key: 'infer.promptKernels', value: 'native', source: '--set' }] })),
@@ -229,6 +230,7 @@ test('infer.promptKernels: ort by default; native by name, env or --set; others 
   throwsConfig(
     () => loadConfig({ overrides: [{ key: 'infer.promptKernels', value: 'amx', source: '--set' }] }),
     'infer.promptKernels',
+    'auto',
     'ort',
     'native'
   )

@@ -18,7 +18,7 @@ import { MIN_KV_CAPACITY } from '../../src/runtime/model/kv-layout.ts'
 import { modelLayout } from '../../src/runtime/model/layout.ts'
 import { ModelSession } from '../../src/runtime/model/loaded-model.ts'
 import { compileNative } from '../../src/runtime/native/compile.ts'
-import { NativeUnavailableError } from '../../src/runtime/native/decoder.ts'
+import { loadNativeAddon, NativeUnavailableError } from '../../src/runtime/native/decoder.ts'
 import { nativePlan } from '../../src/runtime/native/spec.ts'
 
 const root = mkdtempSync(join(tmpdir(), 'openlora-native-runner-'))
@@ -108,7 +108,7 @@ test('loadModel decodeKernels: ort stays on ORT; native refuses an unsupported m
   }
 })
 
-test('openlora generate --decode-kernels and --prompt-kernels: by name (the JSON says which ran), others refused naming the choices', () => {
+test('openlora generate --decode-kernels and --prompt-kernels: by name (the JSON says which ran), others refused naming the choices', async () => {
   const cli = (...extra: string[]) =>
     spawnSync(
       process.execPath,
@@ -138,9 +138,13 @@ test('openlora generate --decode-kernels and --prompt-kernels: by name (the JSON
   const bad = cli('--decode-kernels', 'gpu')
   assert.is.not(bad.status, 0)
   assert.match(bad.stderr, /decode kernels "gpu" are not a choice; allowed: auto, native, ort/)
-  // prompts: ORT unless asked, and only where decode runs natively
+  // prompts: by name, and only where decode runs natively; `auto` (the default) runs this fp32
+  // model's prompts natively exactly where the engine has its AVX-512 kernels
+  const simd = loadNativeAddon(await compileNative({})).info().simd
   for (const [args, want] of [
-    [['--decode-kernels', 'native'], 'ort'],
+    [['--decode-kernels', 'native'], simd === 'avx512vnni' ? 'native' : 'ort'],
+    [['--decode-kernels', 'native', '--prompt-kernels', 'auto'], simd === 'avx512vnni' ? 'native' : 'ort'],
+    [['--decode-kernels', 'native', '--prompt-kernels', 'ort'], 'ort'],
     [['--decode-kernels', 'native', '--prompt-kernels', 'native'], 'native'],
     [['--decode-kernels', 'ort', '--prompt-kernels', 'native'], 'ort']
   ] as const) {
@@ -152,7 +156,7 @@ test('openlora generate --decode-kernels and --prompt-kernels: by name (the JSON
   }
   const badPrompt = cli('--prompt-kernels', 'gpu')
   assert.is.not(badPrompt.status, 0)
-  assert.match(badPrompt.stderr, /prompt kernels "gpu" are not a choice; allowed: ort, native/)
+  assert.match(badPrompt.stderr, /prompt kernels "gpu" are not a choice; allowed: auto, ort, native/)
 })
 
 test.run()

@@ -53,8 +53,9 @@ test('a step in the worker leaves the event loop free; in-process gives the same
   try {
     const w = await turnsDuringStep(worker)
     const p = await turnsDuringStep(inProcess)
-    // in-process, the synchronous ORT run sits between the first turn and the step's end: one turn
-    assert.is(p.turns, 1)
+    // in-process, the synchronous run (ORT, or the native engine this fp32 prompt runs on where the
+    // CPU has AVX-512) holds the loop from before its first turn or the step's end: at most one turn
+    assert.ok(p.turns <= 1, `event loop turned ${p.turns} times during the in-process step`)
     assert.ok(w.turns >= 3, `event loop turned ${w.turns} times during the worker's step`)
     let d = 0
     for (let i = 0; i < w.logits.length; i++) d = Math.max(d, Math.abs(w.logits[i]! - p.logits[i]!))

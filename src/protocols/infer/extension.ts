@@ -48,11 +48,12 @@ export const InferConfigSchema = z.strictObject({
    */
   decodeKernels: z.enum(DECODE_KERNELS as unknown as [DecodeKernels, ...DecodeKernels[]]).default('auto'),
   /**
-   * what runs prompt passes when decode passes run natively: ORT (`ort`), or the same engine
+   * what runs prompt passes when decode passes run natively: ORT (`ort`), the same engine
    * (`native`: int8/int4 prompts on AMX where the CPU has it, ~2-6x ORT's, at +1 byte a weight of
-   * memory; docs/NATIVE-DECODE.md "Prompts"). Ignored when decode passes run on ORT.
+   * memory; fp32 1.2-1.3x ORT's; docs/NATIVE-DECODE.md "Prompts"), or `auto` (native for fp32
+   * weights on the engine's AVX-512 kernels, else ORT). Ignored when decode passes run on ORT.
    */
-  promptKernels: z.enum(PROMPT_KERNELS as unknown as [PromptKernels, ...PromptKernels[]]).default('ort'),
+  promptKernels: z.enum(PROMPT_KERNELS as unknown as [PromptKernels, ...PromptKernels[]]).default('auto'),
   /** ORT intra-op threads; 0 = ORT's choice (one per core) */
   intraOpThreads: z.int().min(0).max(256).default(0),
   /**

@@ -58,11 +58,12 @@ export interface LoadModelOptions {
    */
   decodeKernels?: DecodeKernels
   /**
-   * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`
-   * (default) or `native` (the same engine, PROMPT_ROWS token rows at a time; int8/int4 on AMX
-   * where the CPU has it, from an int8 copy of the weights: 2-6x ORT's MatMulNBits prompts at
-   * +1 byte a weight; fp32 on a register-blocked GEMM, ~15 % faster than ORT's; int8/int4
-   * without AMX on decode's kernels, slower than ORT for int8: docs/NATIVE-DECODE.md "Prompts").
+   * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`,
+   * `native` (the same engine, PROMPT_ROWS token rows at a time; int8/int4 on AMX where the CPU
+   * has it, from an int8 copy of the weights: 2-6x ORT's MatMulNBits prompts at +1 byte a weight;
+   * fp32 on a register-blocked GEMM and 16-row attention, 1.2-1.3x ORT's; int8/int4 without AMX
+   * on decode's kernels, slower than ORT for int8: docs/NATIVE-DECODE.md "Prompts"), or `auto`
+   * (default): native for fp32 weights where the engine has its AVX-512 kernels, else ORT.
    * Ignored when decode passes run on ORT.
    */
   promptKernels?: PromptKernels
@@ -188,6 +189,16 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
 export const PROMPT_ROWS = 256
 
 /**
+ * Whether prompt passes run on the native engine: by name, or under `auto` where that needs no
+ * second copy of the weights and beats ORT: fp32 on the engine's AVX-512 kernels (the 135M shape's
+ * 512-token prompt 380 ms against ORT's 460-486, docs/NATIVE-DECODE.md "Prompts")
+ */
+function nativePrompts(mode: PromptKernels, format: WeightFormat, simd: string): boolean {
+  if (mode !== 'auto') return mode === 'native'
+  return format === 'fp32' && simd === 'avx512vnni'
+}
+
+/**
  * The native engine's setup when decode passes should run on it (LoadModelOptions.decodeKernels),
  * else undefined; `native` throws the reason it cannot, `auto` logs it once.
  */
@@ -218,7 +229,9 @@ async function nativeSetup(
         addonPath: setup.addonPath,
         plan: setup.plan,
         ...(opts.profile ? { profileFile: `${opts.profile}-native.json` } : {}),
-        ...(opts.promptKernels === 'native' ? { promptRows: PROMPT_ROWS } : {})
+        ...(nativePrompts(opts.promptKernels ?? 'auto', format, setup.simd)
+          ? { promptRows: PROMPT_ROWS }
+          : {})
       }
     } catch (err) {
       if (!(err instanceof NativeUnavailableError)) throw err

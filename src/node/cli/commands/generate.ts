@@ -79,7 +79,7 @@ export const generateCommand: Command = {
     },
     'prompt-kernels': {
       type: 'string',
-      description: `what runs the prompt when decode runs natively: ${PROMPT_KERNELS.join(', ')} (default ort; native: int8/int4 on AMX where the CPU has it)`,
+      description: `what runs the prompt when decode runs natively: ${PROMPT_KERNELS.join(', ')} (default auto: native for fp32 weights on the engine's AVX-512 kernels; native: int8/int4 on AMX where the CPU has it, from a second int8 copy)`,
       valueName: 'K'
     },
     'cache-dir': {
