@@ -165,10 +165,22 @@ async function widths(model: LoadedModel, tokens: number[][] | null, steps: numb
   return { out, picked }
 }
 
-for (const format of ['fp32', 'int8', 'int4'] as const) {
-  test(`native decode equals ORT's decode graph (tiny, ${format}, 1 row, then 5 rows)`, async () => {
+// fp32's one row both ways a CPU may split it (decoder.cc oneRowByRows: columns on Intel, rows
+// elsewhere), forced by the override
+const WIDTH_CASES = [
+  ['fp32', 'columns'],
+  ['fp32', 'rows'],
+  ['int8', null],
+  ['int4', null]
+] as const
+
+for (const [format, oneRow] of WIDTH_CASES) {
+  const what = oneRow ? `, one row split by ${oneRow}` : ''
+  test(`native decode equals ORT's decode graph (tiny, ${format}, 1 row, then 5 rows${what})`, async () => {
     delete process.env.OPENLORA_NATIVE_INT4_TILES
     delete process.env.OPENLORA_NATIVE_HALF_SCALES
+    if (oneRow) process.env.OPENLORA_NATIVE_ONE_ROW = oneRow
+    else delete process.env.OPENLORA_NATIVE_ONE_ROW
     const { dir, adapter } = await fixture('tiny')
     const ort = await open(dir, format, 'ort', 5)
     const native = await open(dir, format, 'native', 5)
@@ -185,6 +197,7 @@ for (const format of ['fp32', 'int8', 'int4'] as const) {
         }
       }
     } finally {
+      delete process.env.OPENLORA_NATIVE_ONE_ROW
       await ort.dispose()
       await native.dispose()
     }

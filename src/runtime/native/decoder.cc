@@ -4,6 +4,7 @@
 // calling thread plus the decoder's own workers; `destroy(handle)` stops them. Every number and
 // buffer of the spec is checked here (sizes against the file and the dims), so a bad spec is a
 // JS exception naming the field, never a read out of bounds.
+#include <cpuid.h>
 #include <fcntl.h>
 #include <node_api.h>
 #include <sys/mman.h>
@@ -285,6 +286,18 @@ void halfScalesBeyondCache(Spec& s, Decoder& dec) {
     if (L->tiles == nullptr) L->scales16 = s.halves(L->scales, (size_t)L->N * L->kb, "an int4 Linear");
 }
 
+// How a decode step of one row splits fp32 [K, N] Linears between threads (Decoder::linear): by
+// columns on Intel CPUs, by rows elsewhere. OPENLORA_NATIVE_ONE_ROW=rows|columns overrides (tests,
+// A/B runs).
+bool oneRowByRows() {
+  const char* force = getenv("OPENLORA_NATIVE_ONE_ROW");
+  if (force && std::strcmp(force, "rows") == 0) return true;
+  if (force && std::strcmp(force, "columns") == 0) return false;
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  __get_cpuid(0, &a, &b, &c, &d);
+  return !(b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e);  // "GenuineIntel"
+}
+
 // int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
 // run and the shape allows: N a multiple of 16, and for gate|up the intermediate width too (a
 // thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
@@ -440,6 +453,7 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   dec->profiling_ = has && s.boolean(spec, "profile");
   CHECK(napi_has_named_property(s.env(), spec, "trial", &has));
   const bool trial = has && s.boolean(spec, "trial");
+  dec->oneRowByRows_ = oneRowByRows();
   if (F == INT4) int4Layout(s, *dec, trial);
   amxLayout(s, *dec, threads, trial);
   dec->prepare();

@@ -121,6 +121,9 @@ class Decoder {
 
  public:
   bool profiling_ = false;
+  // fp32 [K, N] Linears at one row: split by rows (each thread one contiguous stream) instead of
+  // by columns (Decoder::linear); decoder.cc oneRowByRows() decides per CPU
+  bool oneRowByRows_ = false;
   double profile_[PH_COUNT] = {};
 
  private:

@@ -269,8 +269,10 @@ inline void Decoder::prepare() {
 // y[m][c] for c in this thread's column ranges. fp32 [K, N] weights (MatMul's weight_t) take one
 // of three splits by the number of rows, each the fastest measured there (135M shape, 2 threads,
 // ms a decode step: docs/NATIVE-DECODE.md "Kernels"):
-// - 1 row: by columns, kColumns prefetching the rows below the thread's segment (13.6 against 14.1
-//   split by rows);
+// - 1 row, Intel: by columns, kColumns prefetching the rows below the thread's segment (13.6
+//   against 14.1 split by rows on an EMR Xeon); elsewhere (oneRowByRows_) by rows, as 2-3 rows
+//   are: AMD Zen 4's prefetchers stream a contiguous range and not a thread's 1-2 KB segment of
+//   every row (21-23 ms against 25.6-28 by columns);
 // - 2-3 rows: by rows, each thread streaming its contiguous rows [k0, k1) over all N columns, then
 //   after a barrier summing the threads' partials over its columns (all threads call this
 //   together: the barrier);
@@ -295,7 +297,7 @@ inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int l
   }
 #endif
   const int T = pool_.threads();
-  if (L.w != nullptr && !L.rows && T > 1 && M > 1) {
+  if (L.w != nullptr && !L.rows && T > 1 && (M > 1 || oneRowByRows_)) {
     int k0, k1;
     share(L.K, t, T, 4, k0, k1);
     const size_t slice = (size_t)M * L.N;
@@ -323,7 +325,11 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
   const int T = pool_.threads();
   int a, b;
   const char* p;
-  if (L.w != nullptr && !L.rows) {
+  if (L.w != nullptr && !L.rows && oneRowByRows_) {
+    // the start of the thread's rows, as a split by rows reads them
+    share(L.K, t, T, 4, a, b);
+    p = (const char*)(L.w + (size_t)a * L.N);
+  } else if (L.w != nullptr && !L.rows) {
     // the thread's segment of the first rows, as kColumns reads them
     share(cols, t, T, 16, a, b);
     const size_t segment = (size_t)(b - a) * sizeof(float);
