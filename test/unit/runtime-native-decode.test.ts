@@ -165,22 +165,24 @@ async function widths(model: LoadedModel, tokens: number[][] | null, steps: numb
   return { out, picked }
 }
 
-// fp32's one row both ways a CPU may split it (decoder.cc oneRowByRows: columns on Intel, rows
-// elsewhere), forced by the override
+// fp32 both ways a CPU may run it (decoder.cc: Intel splits one row by columns and runs a batch
+// on gemmF32; elsewhere one row by rows and a batch on gemmAcross), forced by the overrides
 const WIDTH_CASES = [
-  ['fp32', 'columns'],
-  ['fp32', 'rows'],
+  ['fp32', { ONE_ROW: 'columns', BATCH: 'panels' }],
+  ['fp32', { ONE_ROW: 'rows', BATCH: 'across' }],
   ['int8', null],
   ['int4', null]
 ] as const
 
-for (const [format, oneRow] of WIDTH_CASES) {
-  const what = oneRow ? `, one row split by ${oneRow}` : ''
+for (const [format, kernels] of WIDTH_CASES) {
+  const what = kernels ? `, one row split by ${kernels.ONE_ROW}, 5 rows on ${kernels.BATCH}` : ''
   test(`native decode equals ORT's decode graph (tiny, ${format}, 1 row, then 5 rows${what})`, async () => {
     delete process.env.OPENLORA_NATIVE_INT4_TILES
     delete process.env.OPENLORA_NATIVE_HALF_SCALES
-    if (oneRow) process.env.OPENLORA_NATIVE_ONE_ROW = oneRow
-    else delete process.env.OPENLORA_NATIVE_ONE_ROW
+    for (const [name, value] of Object.entries(kernels ?? { ONE_ROW: null, BATCH: null })) {
+      if (value) process.env[`OPENLORA_NATIVE_${name}`] = value
+      else delete process.env[`OPENLORA_NATIVE_${name}`]
+    }
     const { dir, adapter } = await fixture('tiny')
     const ort = await open(dir, format, 'ort', 5)
     const native = await open(dir, format, 'native', 5)
@@ -198,6 +200,7 @@ for (const [format, oneRow] of WIDTH_CASES) {
       }
     } finally {
       delete process.env.OPENLORA_NATIVE_ONE_ROW
+      delete process.env.OPENLORA_NATIVE_BATCH
       await ort.dispose()
       await native.dispose()
     }

@@ -286,17 +286,32 @@ void halfScalesBeyondCache(Spec& s, Decoder& dec) {
     if (L->tiles == nullptr) L->scales16 = s.halves(L->scales, (size_t)L->N * L->kb, "an int4 Linear");
 }
 
-// How a decode step of one row splits fp32 [K, N] Linears between threads (Decoder::linear): by
-// columns on Intel CPUs, by rows elsewhere. OPENLORA_NATIVE_ONE_ROW=rows|columns overrides (tests,
-// A/B runs).
-bool oneRowByRows() {
-  const char* force = getenv("OPENLORA_NATIVE_ONE_ROW");
-  if (force && std::strcmp(force, "rows") == 0) return true;
-  if (force && std::strcmp(force, "columns") == 0) return false;
+bool genuineIntel() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   __get_cpuid(0, &a, &b, &c, &d);
-  return !(b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e);  // "GenuineIntel"
+  return b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;  // "GenuineIntel"
 }
+
+// A kernel choice measured per CPU: `env` set to `yes` or `no` overrides (tests, A/B runs),
+// otherwise what was measured faster on this vendor's CPUs.
+bool cpuChoice(const char* env, const char* yes, const char* no, bool onIntel) {
+  const char* force = getenv(env);
+  if (force && std::strcmp(force, yes) == 0) return true;
+  if (force && std::strcmp(force, no) == 0) return false;
+  return genuineIntel() ? onIntel : !onIntel;
+}
+
+// How a decode step of one row splits fp32 [K, N] Linears between threads (Decoder::linear): by
+// columns on Intel CPUs, by rows elsewhere. OPENLORA_NATIVE_ONE_ROW=rows|columns overrides.
+bool oneRowByRows() { return cpuChoice("OPENLORA_NATIVE_ONE_ROW", "rows", "columns", false); }
+
+// Which kernel a batch of 4-8 fp32 rows runs (Decoder::linear): kernels.h gemmAcross off Intel,
+// gemmF32 (measured there, on an EMR Xeon) on Intel. OPENLORA_NATIVE_BATCH=across|panels overrides.
+bool batchAcross() { return cpuChoice("OPENLORA_NATIVE_BATCH", "across", "panels", false); }
+
+// Where the kernels prefetch weights ahead of use (kernels.h prefetchAhead): L2 off Intel, L1 on
+// Intel (measured there). OPENLORA_NATIVE_PREFETCH=l2|l1 overrides.
+bool aheadToL2() { return cpuChoice("OPENLORA_NATIVE_PREFETCH", "l2", "l1", false); }
 
 // int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
 // run and the shape allows: N a multiple of 16, and for gate|up the intermediate width too (a
@@ -454,6 +469,11 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   CHECK(napi_has_named_property(s.env(), spec, "trial", &has));
   const bool trial = has && s.boolean(spec, "trial");
   dec->oneRowByRows_ = oneRowByRows();
+  dec->batchAcross_ = batchAcross();
+  const bool toL2 = aheadToL2();
+  dec->lmHead.aheadToL2 = toL2;
+  for (Layer& l : dec->layers)
+    for (Linear* L : {&l.qkv, &l.o, &l.gateUp, &l.down}) L->aheadToL2 = toL2;
   if (F == INT4) int4Layout(s, *dec, trial);
   amxLayout(s, *dec, threads, trial);
   dec->prepare();

@@ -48,7 +48,22 @@ struct Linear {
   const float* amx8Scale = nullptr;
   const float* amx8Sum = nullptr;
   int amx8Chunks = 0;  // 64-k chunks of a group: ceil(K / 64)
+  // where the kernels' software prefetches of weights ahead of use go: L2 instead of L1
+  // (prefetchAhead; decoder.cc aheadToL2 decides per CPU)
+  bool aheadToL2 = false;
 };
+
+#if OPENLORA_VNNI
+// A weight line the kernel reads soon. On AMD Zen 4 a prefetch into L1 (32 KB there, beside the
+// batch's input rows and the lines in use) measured slower than one into L2 (the tied head, one
+// row: 3.8 against 4.9 ms; docs/NATIVE-DECODE.md "Kernels"); Intel keeps L1, as measured there.
+inline void prefetchAhead(const Linear& L, const void* p) {
+  if (L.aheadToL2)
+    _mm_prefetch((const char*)p, _MM_HINT_T1);
+  else
+    _mm_prefetch((const char*)p, _MM_HINT_T0);
+}
+#endif
 
 // One input row prepared for a quantized Linear: int8 codes per block (scale = max|x| / 127,
 // round half to even, zero past K, as MLAS's QuantizeARow_CompInt8 does), the block's scale, and
@@ -336,7 +351,7 @@ inline void int8Row(const Linear& L, const QuantRow* x, int j, float* y, int ldy
   const uint8_t* q = L.q + (size_t)j * kb * B;
   const float* s = L.scales + (size_t)j * kb;
   for (int b = 0; b < kb; b++) {
-    for (int c = 0; c < B; c += 64) _mm_prefetch((const char*)q + b * B + c + kPrefetchCodes, _MM_HINT_T0);
+    for (int c = 0; c < B; c += 64) prefetchAhead(L, (const char*)q + b * B + c + kPrefetchCodes);
     for (int m = 0; m < M; m++) {
       __m512i d = _mm512_setzero_si512();
       for (int c = 0; c < B; c += 64)
@@ -477,10 +492,46 @@ inline void quantColumnsVnni(const Linear& L, const QuantRow* x, int j0, int j1,
 // each block of 4 rows applied to every input row while it sits in L1: a batch reads the head
 // from memory once, not once per row (a 135M head is 113 MB; batch 8 re-read it 8 times, which a
 // 300 MB L3 hid and a 32 MB one did not: 8 sequences' step 64-78 ms on AMD Zen 4).
+#if OPENLORA_VNNI
+// 2 weight rows × 8 input rows of sums at once for a batch: 10 loads a 16 FMAs where the 4-row
+// block below loads 5 a 4 (the batch-8 head on AMD Zen 4: 4.8-5.6 against 5.8-6.3 ms). The same
+// sums in the same order as the block below. Reads x rows up to m0 + 8 (whole 16s).
+constexpr int kRowsHeadAhead = 16;
+inline void rowPairs8(const Linear& L, int M, const float* x, int ldx, int j, float* y, int ldy) {
+  const int K = L.K;
+  const float* w = L.w + (size_t)j * K;
+  const float* pf = w + (size_t)kRowsHeadAhead * K;
+  for (int m0 = 0; m0 < M; m0 += 8) {
+    const float* xm = x + (size_t)m0 * ldx;
+    __m512 a[2][8];
+    for (int i = 0; i < 2; i++)
+      for (int m = 0; m < 8; m++) a[i][m] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+      if (m0 == 0) prefetchAhead(L, pf + k), prefetchAhead(L, pf + K + k);
+      const __m512 w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + K + k);
+      for (int m = 0; m < 8; m++) {
+        const __m512 xv = _mm512_loadu_ps(xm + (size_t)m * ldx + k);
+        a[0][m] = _mm512_fmadd_ps(w0, xv, a[0][m]);
+        a[1][m] = _mm512_fmadd_ps(w1, xv, a[1][m]);
+      }
+    }
+    for (int m = 0; m < 8 && m0 + m < M; m++)
+      for (int i = 0; i < 2; i++) {
+        float r = _mm512_reduce_add_ps(a[i][m]);
+        for (int kk = k; kk < K; kk++) r += w[(size_t)i * K + kk] * xm[(size_t)m * ldx + kk];
+        y[(size_t)(m0 + m) * ldy + j + i] = r;
+      }
+  }
+}
+#endif
+
 inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
   const int K = L.K;
   int j = j0;
 #if OPENLORA_VNNI
+  if (M >= 4)
+    for (; j + 2 <= j1; j += 2) rowPairs8(L, M, x, ldx, j, y, ldy);
   for (; j + 4 <= j1; j += 4) {
     const float* w = L.w + (size_t)j * K;
     const float* pf = j + 8 + 4 <= j1 ? w + (size_t)8 * K : nullptr;
@@ -490,7 +541,7 @@ inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, 
       int k = 0;
       for (; k + 16 <= K; k += 16) {
         if (pf != nullptr && m == 0)
-          for (int r = 0; r < 4; r++) _mm_prefetch((const char*)(pf + (size_t)r * K + k), _MM_HINT_T0);
+          for (int r = 0; r < 4; r++) prefetchAhead(L, pf + (size_t)r * K + k);
         const __m512 xv = _mm512_loadu_ps(xm + k);
         a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), xv, a0);
         a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + K + k), xv, a1);
@@ -542,7 +593,7 @@ inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, in
       const float* pf = m == 0 ? ahead : nullptr;
       for (; j + 16 <= j1; j += 16) {
         if (pf != nullptr)
-          for (int r = 0; r < 4; r++) _mm_prefetch((const char*)(pf + (size_t)r * N + j), _MM_HINT_T0);
+          for (int r = 0; r < 4; r++) prefetchAhead(L, pf + (size_t)r * N + j);
         __m512 o = _mm512_loadu_ps(out + j);
         o = _mm512_fmadd_ps(v0, _mm512_loadu_ps(w + j), o);
         o = _mm512_fmadd_ps(v1, _mm512_loadu_ps(w + N + j), o);
@@ -581,7 +632,7 @@ constexpr int kGemmK = 128, kGemmRows = 4, kGemmAhead = 16;
 // meanwhile, one line per k, so the next first pass does not wait on memory (the strip of a 135M model's Linears comes from memory
 // once a prompt: 538 MB, ~15 ms of a 32-token prompt's ~35).
 enum class GemmPass { First, Prefetching, Plain };
-template <GemmPass P>
+template <GemmPass P, bool Masked>
 inline void gemmRows4(const Linear& L, const float* xr, int ldx, int j, int kb, int ke, const __mmask16 (&mk)[4],
                       float* panel, __m512 (&acc)[4][4], const float* next, int nextLines, int pass) {
   const int N = L.N, K = L.K;
@@ -597,9 +648,9 @@ inline void gemmRows4(const Linear& L, const float* xr, int ldx, int j, int kb, 
       if (k + kGemmAhead < K)
         // one 256-byte row segment per k at a stride of N floats: ask for it ahead (the loads
         // waited on it, ~50 % of the kernel)
-        for (int v = 0; v < 4; v++) _mm_prefetch((const char*)(w + (size_t)kGemmAhead * N + 16 * v), _MM_HINT_T0);
+        for (int v = 0; v < 4; v++) prefetchAhead(L, w + (size_t)kGemmAhead * N + 16 * v);
       for (int v = 0; v < 4; v++) {
-        wv[v] = _mm512_maskz_loadu_ps(mk[v], w + 16 * v);
+        wv[v] = Masked ? _mm512_maskz_loadu_ps(mk[v], w + 16 * v) : _mm512_loadu_ps(w + 16 * v);
         _mm512_store_ps(p + 16 * v, wv[v]);
       }
     } else {
@@ -621,6 +672,7 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
       const int left = j1 - (j + 16 * v);
       mk[v] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : (__mmask16)0;
     }
+    const bool full = j + 64 <= j1;
     for (int kb = 0; kb < K; kb += kGemmK) {
       const int ke = std::min(K, kb + kGemmK);
       // the block after this one: the strip's next k, or the next strip's first
@@ -632,18 +684,92 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
         for (int r = 0; r < 4; r++)
           for (int v = 0; v < 4; v++)
             acc[r][v] = kb == 0 || m0 + r >= M ? _mm512_setzero_ps()
+                        : full                 ? _mm512_loadu_ps(y + (size_t)(m0 + r) * ldy + j + 16 * v)
                                                : _mm512_maskz_loadu_ps(mk[v], y + (size_t)(m0 + r) * ldy + j + 16 * v);
         const float* xr = x + (size_t)m0 * ldx;
         const int pass = m0 / 4;
-        if (pass == 0)
-          gemmRows4<GemmPass::First>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+        if (pass == 0 && full)
+          gemmRows4<GemmPass::First, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+        else if (pass == 0)
+          gemmRows4<GemmPass::First, true>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         else if ((pass - 1) * kGemmK < nextLines)
-          gemmRows4<GemmPass::Prefetching>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          gemmRows4<GemmPass::Prefetching, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         else
-          gemmRows4<GemmPass::Plain>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          gemmRows4<GemmPass::Plain, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         for (int r = 0; r < 4 && m0 + r < M; r++)
-          for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * ldy + j + 16 * v, mk[v], acc[r][v]);
+          for (int v = 0; v < 4; v++) {
+            float* out = y + (size_t)(m0 + r) * ldy + j + 16 * v;
+            if (full)
+              _mm512_storeu_ps(out, acc[r][v]);
+            else
+              _mm512_mask_storeu_ps(out, mk[v], acc[r][v]);
+          }
       }
+    }
+  }
+}
+
+// y[m][j0, j1) for a batch's 4-8 rows over fp32 [K, N] weights, where the weights come from
+// memory once a step and the question is how they are read: k in blocks of kAcrossK rows, and
+// within a block 32-column strips walk across the rows, so each row's segment is read front to
+// back and a block is a few long runs rather than gemmF32's column of 256-byte pieces N floats
+// apart (a DRAM page touched once, not once a strip). R rows × 32 columns of sums stay in 2R
+// registers through a block; each k adds its terms in order, as gemmF32 does, so the sums are
+// the same. The next block's same strip is asked for (to L2) while this one is read: the hardware
+// prefetcher does not follow 128-byte pieces a row apart. Measured on AMD Zen 4, 2 threads, 8 rows,
+// the 135M shape's 30 layers (docs/NATIVE-DECODE.md "Kernels"): gate|up 9.6 against gemmF32's
+// 15.9 ms, down 4.7 against 8.6. Reads x rows up to R (the scratch buffers have whole 16s).
+constexpr int kAcrossK = 32;
+// One strip: columns [j, j + 32) of rows [kb, ke), masked where the thread's range ends inside it
+// (Masked: AMD Zen 4 runs masked loads of memory well below plain ones, so full strips use plain).
+template <int R, bool Masked>
+inline void acrossStrip(const Linear& L, int M, const float* x, int ldx, int j, int kb, int ke, const __mmask16 (&mk)[2],
+                        float* y, int ldy) {
+  const int N = L.N, K = L.K;
+  __m512 acc[R][2];
+  for (int r = 0; r < R; r++)
+    for (int v = 0; v < 2; v++)
+      acc[r][v] = kb == 0 || r >= M ? _mm512_setzero_ps()
+                  : Masked         ? _mm512_maskz_loadu_ps(mk[v], y + (size_t)r * ldy + j + 16 * v)
+                                   : _mm512_loadu_ps(y + (size_t)r * ldy + j + 16 * v);
+  const float* w = L.w + (size_t)kb * N + j;
+  const bool ahead = ke < K;
+  for (int k = kb; k < ke; k++, w += N) {
+    if (ahead) {
+      const char* next = (const char*)(w + (size_t)kAcrossK * N);
+      _mm_prefetch(next, _MM_HINT_T1);
+      _mm_prefetch(next + 64, _MM_HINT_T1);
+    }
+    const __m512 w0 = Masked ? _mm512_maskz_loadu_ps(mk[0], w) : _mm512_loadu_ps(w);
+    const __m512 w1 = Masked ? _mm512_maskz_loadu_ps(mk[1], w + 16) : _mm512_loadu_ps(w + 16);
+    for (int r = 0; r < R; r++) {
+      const __m512 a = _mm512_set1_ps(x[(size_t)r * ldx + k]);
+      acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, w1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < R && r < M; r++)
+    for (int v = 0; v < 2; v++) {
+      float* out = y + (size_t)r * ldy + j + 16 * v;
+      if (Masked)
+        _mm512_mask_storeu_ps(out, mk[v], acc[r][v]);
+      else
+        _mm512_storeu_ps(out, acc[r][v]);
+    }
+}
+
+template <int R>
+inline void gemmAcross(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
+  for (int kb = 0; kb < L.K; kb += kAcrossK) {
+    const int ke = std::min(L.K, kb + kAcrossK);
+    int j = j0;
+    const __mmask16 full[2] = {(__mmask16)0xFFFF, (__mmask16)0xFFFF};
+    for (; j + 32 <= j1; j += 32) acrossStrip<R, false>(L, M, x, ldx, j, kb, ke, full, y, ldy);
+    if (j < j1) {
+      const int left = j1 - j;
+      const __mmask16 mk[2] = {left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1),
+                               left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : (__mmask16)0};
+      acrossStrip<R, true>(L, M, x, ldx, j, kb, ke, mk, y, ldy);
     }
   }
 }

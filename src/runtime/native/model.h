@@ -105,7 +105,8 @@ class Decoder {
   void linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
               std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy);
   void attention(int t, int T, int l, int M, int capacity, bool together);
-  void warm(const Linear& L, int t, int cols) const;
+  bool byRows(const Linear& L, int M) const;
+  void warm(const Linear& L, int t, int cols, int M) const;
   static constexpr int kWarmBytes = 8192, kWarmScales = 1024;
   void layer(int t, int l, int M, int capacity, bool together);
   // the layers and the LM head over the M rows set up in row_, pos_, out_ and h_
@@ -124,6 +125,9 @@ class Decoder {
   // fp32 [K, N] Linears at one row: split by rows (each thread one contiguous stream) instead of
   // by columns (Decoder::linear); decoder.cc oneRowByRows() decides per CPU
   bool oneRowByRows_ = false;
+  // fp32 [K, N] Linears at 4-8 rows (a decode batch): kernels.h gemmAcross instead of gemmF32;
+  // decoder.cc batchAcross() decides per CPU
+  bool batchAcross_ = false;
   double profile_[PH_COUNT] = {};
 
  private:

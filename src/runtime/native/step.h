@@ -266,6 +266,16 @@ inline void Decoder::prepare() {
   partial_.assign((size_t)pool_.threads() * R * maxN_, 0.f);
 }
 
+// Whether linear() splits L's rows (k) between the threads for M rows rather than its columns:
+// fp32 [K, N] weights at 2-3 rows, and at one row where oneRowByRows_ (the splits below).
+inline bool Decoder::byRows(const Linear& L, int M) const {
+  if (L.w == nullptr || L.rows || pool_.threads() < 2) return false;
+#if OPENLORA_VNNI
+  if (M >= kGemmRows) return false;
+#endif
+  return M > 1 || oneRowByRows_;
+}
+
 // y[m][c] for c in this thread's column ranges. fp32 [K, N] weights (MatMul's weight_t) take one
 // of three splits by the number of rows, each the fastest measured there (135M shape, 2 threads,
 // ms a decode step: docs/NATIVE-DECODE.md "Kernels"):
@@ -277,7 +287,9 @@ inline void Decoder::prepare() {
 //   after a barrier summing the threads' partials over its columns (all threads call this
 //   together: the barrier);
 // - 4 rows and more (a batch, a prompt chunk): gemmF32 over the thread's columns (batch 4: 21.0
-//   against 22.5 split by rows; batch 8: 30.3 against 36).
+//   against 22.5 split by rows; batch 8: 30.3 against 36 on the EMR Xeon); off Intel (batchAcross_)
+//   4-8 rows run gemmAcross over the same columns instead, which reads the weights in long runs
+//   (batch 8 on AMD Zen 4: gate|up 9.6 against 15.9 ms).
 inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
                             std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
 #if OPENLORA_AMX
@@ -292,12 +304,19 @@ inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int l
 #endif
 #if OPENLORA_VNNI
   if (L.w != nullptr && !L.rows && M >= kGemmRows) {
-    for (const auto& [a, b] : ranges) gemmF32(L, M, x, ldx, a, b, y, ldy);
+    for (const auto& [a, b] : ranges) {
+      if (batchAcross_ && M <= 4)
+        gemmAcross<4>(L, M, x, ldx, a, b, y, ldy);
+      else if (batchAcross_ && M <= 8)
+        gemmAcross<8>(L, M, x, ldx, a, b, y, ldy);
+      else
+        gemmF32(L, M, x, ldx, a, b, y, ldy);
+    }
     return;
   }
 #endif
   const int T = pool_.threads();
-  if (L.w != nullptr && !L.rows && T > 1 && (M > 1 || oneRowByRows_)) {
+  if (byRows(L, M)) {
     int k0, k1;
     share(L.K, t, T, 4, k0, k1);
     const size_t slice = (size_t)M * L.N;
@@ -320,12 +339,12 @@ inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int l
 // Starts the first few KB of what thread t reads of L (its columns' rows, or for fp32 [K, N] its
 // columns' segment of the first rows) on their way to L2 while it waits at a barrier: a phase's first reads otherwise wait a
 // full memory latency each, before the prefetches inside the kernels (kernels.h) get ahead.
-inline void Decoder::warm(const Linear& L, int t, int cols) const {
+inline void Decoder::warm(const Linear& L, int t, int cols, int M) const {
 #if OPENLORA_VNNI
   const int T = pool_.threads();
   int a, b;
   const char* p;
-  if (L.w != nullptr && !L.rows && oneRowByRows_) {
+  if (byRows(L, M)) {
     // the start of the thread's rows, as a split by rows reads them
     share(L.K, t, T, 4, a, b);
     p = (const char*)(L.w + (size_t)a * L.N);
@@ -353,7 +372,7 @@ inline void Decoder::warm(const Linear& L, int t, int cols) const {
   }
   for (int i = 0; i < kWarmBytes; i += 64) _mm_prefetch(p + i, _MM_HINT_T1);
 #else
-  (void)L, (void)t, (void)cols;
+  (void)L, (void)t, (void)cols, (void)M;
 #endif
 }
 
@@ -563,7 +582,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity, bool together) {
   lora(s, L, T_Q, s.x.data(), ldx, M, 0, c0, c1, qkv_.data(), qkvN);
   lora(s, L, T_K, s.x.data(), ldx, M, qOut, c0, c1, qkv_.data(), qkvN);
   lora(s, L, T_V, s.x.data(), ldx, M, qOut + kvOut, c0, c1, qkv_.data(), qkvN);
-  warm(L.o, t, H);
+  warm(L.o, t, H, M);
   pool_.barrier();
   if (t == 0) mark(PH_QKV);
 
@@ -579,7 +598,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity, bool together) {
   lora(s, L, T_O, attn_.data(), qOut, M, 0, c0, c1, y, H);
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.oBias ? L.oBias[c] : 0.f);
-  warm(L.gateUp, t, I);
+  warm(L.gateUp, t, I, M);
   pool_.barrier();
   if (t == 0) mark(PH_O);
 
@@ -597,7 +616,7 @@ inline void Decoder::layer(int t, int l, int M, int capacity, bool together) {
       for (int c = c0; c < c1; c++) g[c] += L.gateUpBias[c], g[I + c] += L.gateUpBias[I + c];
     siluMul(g + c0, g + I + c0, act_.data() + (size_t)m * I + c0, c1 - c0);
   }
-  warm(L.down, t, H);
+  warm(L.down, t, H, M);
   pool_.barrier();
   if (t == 0) mark(PH_GATE_UP);
 
@@ -609,9 +628,9 @@ inline void Decoder::layer(int t, int l, int M, int capacity, bool together) {
   for (int m = 0; m < M; m++)
     for (int c = c0; c < c1; c++) h_[(size_t)m * H + c] += y[(size_t)m * H + c] + (L.downBias ? L.downBias[c] : 0.f);
   if (l + 1 < d.layers)
-    warm(layers[l + 1].qkv, t, qkvN);
+    warm(layers[l + 1].qkv, t, qkvN, M);
   else
-    warm(lmHead, t, d.vocab);
+    warm(lmHead, t, d.vocab, M);
   pool_.barrier();
   if (t == 0) mark(PH_DOWN);
 }
