@@ -95,7 +95,9 @@ async function decodeSteps(model: LoadedModel, tokens: number[][] | null, steps:
 // int4 three ways: in 16-row tiles (kernels.h int4Tiles, what SIMD builds use wherever the widths
 // are multiples of 16, as these are), and in the row-major layout (any other width, or
 // OPENLORA_NATIVE_INT4_TILES=never) with fp32 scales and with the fp16 copy large models use
-// (decoder.cc halfScalesBeyondCache), both forced by their overrides
+// (decoder.cc halfScalesBeyondCache), both forced by their overrides. Every case reads the
+// weights from the engine's huge-page copies (decoder.cc hotCopies), forced too: the machine's
+// transparent huge pages setting would otherwise decide.
 const CASES = [
   ['fp32', 'default'],
   ['int8', 'default'],
@@ -113,6 +115,7 @@ for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
       else delete process.env.OPENLORA_NATIVE_INT4_TILES
       if (rows) process.env.OPENLORA_NATIVE_HALF_SCALES = layout.endsWith('fp16 scales') ? 'always' : 'never'
       else delete process.env.OPENLORA_NATIVE_HALF_SCALES
+      process.env.OPENLORA_NATIVE_HUGE_PAGES = 'always'
       const { dir, adapter } = await fixture(preset)
       const ort = await open(dir, format, 'ort')
       const native = await open(dir, format, 'native')
@@ -131,6 +134,7 @@ for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
           }
         }
       } finally {
+        delete process.env.OPENLORA_NATIVE_HUGE_PAGES
         await ort.dispose()
         await native.dispose()
       }
@@ -166,10 +170,11 @@ async function widths(model: LoadedModel, tokens: number[][] | null, steps: numb
 }
 
 // fp32 both ways a CPU may run it (decoder.cc: Intel splits one row by columns and runs a batch
-// on gemmF32; elsewhere one row by rows and a batch on gemmAcross), forced by the overrides
+// on gemmF32; elsewhere one row by rows and a batch on gemmAcross), forced by the overrides; the
+// first reads the weights where the file maps them (no huge-page copies)
 const WIDTH_CASES = [
-  ['fp32', { ONE_ROW: 'columns', BATCH: 'panels' }],
-  ['fp32', { ONE_ROW: 'rows', BATCH: 'across' }],
+  ['fp32', { ONE_ROW: 'columns', BATCH: 'panels', HUGE_PAGES: 'never' }],
+  ['fp32', { ONE_ROW: 'rows', BATCH: 'across', HUGE_PAGES: 'always' }],
   ['int8', null],
   ['int4', null]
 ] as const
@@ -179,7 +184,7 @@ for (const [format, kernels] of WIDTH_CASES) {
   test(`native decode equals ORT's decode graph (tiny, ${format}, 1 row, then 5 rows${what})`, async () => {
     delete process.env.OPENLORA_NATIVE_INT4_TILES
     delete process.env.OPENLORA_NATIVE_HALF_SCALES
-    for (const [name, value] of Object.entries(kernels ?? { ONE_ROW: null, BATCH: null })) {
+    for (const [name, value] of Object.entries(kernels ?? { ONE_ROW: null, BATCH: null, HUGE_PAGES: null })) {
       if (value) process.env[`OPENLORA_NATIVE_${name}`] = value
       else delete process.env[`OPENLORA_NATIVE_${name}`]
     }
@@ -201,6 +206,7 @@ for (const [format, kernels] of WIDTH_CASES) {
     } finally {
       delete process.env.OPENLORA_NATIVE_ONE_ROW
       delete process.env.OPENLORA_NATIVE_BATCH
+      delete process.env.OPENLORA_NATIVE_HUGE_PAGES
       await ort.dispose()
       await native.dispose()
     }
