@@ -663,10 +663,21 @@ inline void gemmRows4(const Linear& L, const float* xr, int ldx, int j, int kb, 
   }
 }
 
+template <int R>
+inline void gemmAcross(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy);
+
 inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
   alignas(64) static thread_local float panel[kGemmK * 64];
   const int K = L.K;
   for (int j = j0; j < j1; j += 64) {
+    if (j1 - j <= 32) {
+      // a last strip of 32 columns or fewer (a thread's half of a 576-wide Linear is 4.5 strips):
+      // 8 rows × 32 columns at a time instead of 4 × 64 with half the lanes masked off; the same
+      // sums in the same order
+      for (int m0 = 0; m0 < M; m0 += 8)
+        gemmAcross<8>(L, std::min(8, M - m0), x + (size_t)m0 * ldx, ldx, j, j1, y + (size_t)m0 * ldy, ldy);
+      break;
+    }
     __mmask16 mk[4];
     for (int v = 0; v < 4; v++) {
       const int left = j1 - (j + 16 * v);
