@@ -16,10 +16,14 @@ import { tcp } from '@libp2p/tcp'
 import { webSockets } from '@libp2p/websockets'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { settleWithin } from '../common/stop.ts'
 import { holePuncher } from '../protocols/punch/punch.ts'
 import { DHT_PROTOCOL } from '../protocols/routing/dht.ts'
 import { type ConnectionKind, InferClient } from './client.ts'
 import type { JobPayer } from './payer.ts'
+
+/** How long stop() lets libp2p close its connections before it cuts those left (src/common/stop.ts). */
+export const CLIENT_STOP_MS = 3_000
 
 /** How long a job on a fresh relayed connection waits for hole punching to give a direct one. */
 export const DEFAULT_DIRECT_WAIT_MS = 3_000
@@ -136,5 +140,9 @@ export async function createClientHost(
       dht: kadDHT({ protocol: DHT_PROTOCOL, clientMode: true, peerInfoMapper: passthroughMapper })
     }
   })
-  return { client: clientFor(node, privateKey, opts.payer), node, stop: async () => void (await node.stop()) }
+  const stop = async (): Promise<void> => {
+    if ((await settleWithin(Promise.resolve(node.stop()), CLIENT_STOP_MS)) === 'settled') return
+    for (const c of node.getConnections()) c.abort(new Error('client host stopped'))
+  }
+  return { client: clientFor(node, privateKey, opts.payer), node, stop }
 }

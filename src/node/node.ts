@@ -5,6 +5,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Level } from 'level'
 import { createLogger, type Logger } from '../common/log.ts'
 import type { NodeComponents, NodeExtension, Service, ServiceFactory } from '../common/service.ts'
+import { settleWithin } from '../common/stop.ts'
 import { NodeMetrics } from '../metrics/registry.ts'
 import { AdvertService } from '../protocols/adverts/adverts.ts'
 import { PeerTable } from '../protocols/adverts/peer-table.ts'
@@ -50,15 +51,11 @@ export interface OpenLoraNode extends NodeComponents {
 }
 
 async function withTimeout(p: Promise<unknown>, ms: number, what: string, log: Logger): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      log.warn('stop step timed out; continuing', { step: what, ms })
-      resolve()
-    }, ms)
-  })
-  await Promise.race([p.catch((err) => log.warn('stop step failed', { step: what, err })), timeout])
-  clearTimeout(timer)
+  await settleWithin(p, ms, (outcome, err) =>
+    outcome === 'failed'
+      ? log.warn('stop step failed', { step: what, err })
+      : log.warn('stop step timed out; continuing', { step: what, ms })
+  )
 }
 
 export async function createNode(config: NodeConfig, overrides: NodeOverrides = {}): Promise<OpenLoraNode> {
