@@ -156,8 +156,9 @@ export function weightFormatKey(format: WeightFormat, int8Block?: number): strin
     return int8Block === undefined
       ? `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
       : `int8-b${int8Block}-a${INT8_ACCURACY_LEVEL}`
-  // `-h`: scales are fp16 values (quantize4.ts toHalf)
-  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}-h`
+  // `-h12`: scales are fp16 values with 7-bit mantissas (quantize4.ts scale12); `-h` (full fp16)
+  // caches are rebuilt, as the native tiles take only the former
+  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}-h12`
   return undefined
 }
 

@@ -50,10 +50,11 @@ function chooseRange(row: Float32Array, lo: number, hi: number): { scale: number
   let bestErr = Number.POSITIVE_INFINITY
   for (const f of SHRINK) {
     // codes are computed against the scale as stored, so dequantization matches them. The scale
-    // is an fp16 value (stored as fp32 for MatMulNBits), capped at fp16's largest: the native
-    // decoder (runtime/native) reads int4 scales as fp16, 2 bytes instead of 4 per 32 weights
-    // (~10 % of an int4 decode step's reads), as llama.cpp's Q4_0 stores its scales
-    const scale = Math.min(65504, toHalf(((max - min) * f) / 15))
+    // (stored as fp32 for MatMulNBits) is an fp16 value with a 7-bit mantissa (scale12): the
+    // native decoder (runtime/native, kernels.h tileInt4) keeps it and the block's zero point in
+    // 2 bytes, 18 bytes a 32 weights as Q4_0's, where the exact fp32 scale cost 4 + 0.5 and an fp16
+    // one 2.5; a decode step reads every weight once, so these bytes are its time
+    const scale = scale12(((max - min) * f) / 15)
     if (scale === 0) continue
     const zp = Math.max(0, Math.min(15, Math.round(-min / scale)))
     let err = 0
@@ -124,11 +125,29 @@ export function dequantize4(ql: Quantized4Linear): Float32Array {
   return out
 }
 
-/** fp32 → fp16 → fp32 (round to nearest even), as Q4_0 stores its block scale and we store ours */
+/** fp32 → fp16 → fp32 (round to nearest even), as Q4_0 stores its block scale */
 function toHalf(x: number): number {
   const f16 = new Float16Array(1)
   f16[0] = x
   return f16[0]!
+}
+
+const half = new Float16Array(1)
+const halfBits = new Uint16Array(half.buffer)
+/** fp16 bits of the largest scale12 value: 0x7bf8 (65280); 0x7bfc rounds up to infinity */
+const SCALE12_MAX = 65280
+
+/**
+ * A non-negative int4 scale as stored: fp16 with its 3 lowest mantissa bits zero (nearest, ties
+ * up), so that it fits 12 bits beside a 4-bit zero point in the native tiles (sign dropped). Its
+ * relative rounding error ≤ 2^-8 against the codes' step of 1/15 of the block's range; the range
+ * search below measures each candidate with it, and runtime-int4.test.ts checks the result
+ * against Q4_0 still.
+ */
+export function scale12(x: number): number {
+  half[0] = Math.min(SCALE12_MAX, x)
+  halfBits[0] = (halfBits[0]! + 4) & ~7
+  return Math.min(SCALE12_MAX, half[0]!)
 }
 
 /**

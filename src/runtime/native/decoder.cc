@@ -400,8 +400,10 @@ void hotCopies(Spec& s, Decoder& dec) {
 // int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
 // run and the shape allows: N a multiple of 16, and for gate|up the intermediate width too (a
 // thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
-// keeps ORT's layout), the same bytes again: ~0.56 bytes a weight. Any other int4 Linear keeps the
-// row-major layout and kernel. OPENLORA_NATIVE_INT4_TILES=never keeps it everywhere (tests).
+// keeps ORT's layout), the same bytes again: 0.5625 bytes a weight. Any other int4 Linear keeps the
+// row-major layout and kernel, as does one whose scales the tiles cannot hold (kernels.h
+// tileInt4Fits: a file from before quantize4.ts scale12). OPENLORA_NATIVE_INT4_TILES=never keeps it
+// everywhere (tests).
 void int4Layout(Spec& s, Decoder& dec, bool trial) {
 #if OPENLORA_VNNI
   const char* force = getenv("OPENLORA_NATIVE_INT4_TILES");
@@ -411,6 +413,7 @@ void int4Layout(Spec& s, Decoder& dec, bool trial) {
       if (!fits || L.N % kTileRows != 0) return;
       s16.resize((size_t)L.N * L.kb);
       Spec::halvesInto(L.scales, s16.size(), name, s16.data());
+      if (!tileInt4Fits(s16.data(), s16.size())) return;  // row-major, its scales as they are
       if (trial) return;  // the scales checked, as the real create will need them
       L.groupBytes = int4TileGroupBytes(L.kb);
       uint8_t* out = s.hot(L.groupBytes * (L.N / kTileRows));
