@@ -41,12 +41,17 @@ export const LLAMA32_1B = {
 }
 
 /**
- * Bytes per weight one decode token reads from a projection: our int4 = 4-bit codes + a 12-bit
- * scale and a 4-bit zero point in 2 bytes per 32 (the native engine's int4 tiles, kernels.h; the
- * scales are fp16 values with 7-bit mantissas, graph/quantize4.ts scale12); llama.cpp Q4_0 = codes
- * + an fp16 scale per 32. int8 (blocks of 128 and fp32 scales on every 1B width) and Q8_0 likewise.
+ * Bytes per weight one decode token reads from a projection: our int4 = 4-bit codes + a 6-bit
+ * scale step and a 4-bit zero point per 32 + an fp16 unit per 256 (the native engine's int4 tiles,
+ * kernels.h; graph/quantize4.ts makes the scales so); llama.cpp Q4_0 = codes + an fp16 scale per
+ * 32. int8 (blocks of 128 and fp32 scales on every 1B width) and Q8_0 likewise.
  */
-export const BYTES_PER_WEIGHT = { int4: 0.5 + 2 / 32, Q4_0: 18 / 32, int8: 1 + 4 / 128, Q8_0: 34 / 32 }
+export const BYTES_PER_WEIGHT = {
+  int4: (16 + 1.25 + 0.25) / 32,
+  Q4_0: 18 / 32,
+  int8: 1 + 4 / 128,
+  Q8_0: 34 / 32
+}
 
 export interface Run1b {
   cache: string

@@ -13,7 +13,13 @@ import { loadPeftAdapter } from '../../src/runtime/adapters/peft.ts'
 import { makeAdapter } from '../../src/runtime/fixtures/make-adapter.ts'
 import { makeModel } from '../../src/runtime/fixtures/make-model.ts'
 import type { TensorMap } from '../../src/runtime/formats/safetensors.ts'
-import { dequantize4, q4_0Dequantized, quantizeRows4, scale12 } from '../../src/runtime/graph/quantize4.ts'
+import {
+  dequantize4,
+  INT4_SUPERBLOCK,
+  q4_0Dequantized,
+  quantizeRows4,
+  unitFor
+} from '../../src/runtime/graph/quantize4.ts'
 import { PROJECTIONS } from '../../src/runtime/model/config.ts'
 import { loadModel } from '../../src/runtime/model/index.ts'
 import { createRng } from '../../src/runtime/sampling.ts'
@@ -65,32 +71,47 @@ test('quantizeRows4: codes and zero points in 0..15, each weight within half a s
     }
 })
 
-const fp16Bits = (x: number) => new Uint16Array(Float16Array.of(x).buffer)[0]!
+/** the odd m with x = m · 2^e (x > 0): x's significant bits */
+function significand(x: number): number {
+  let m = x
+  while (!Number.isInteger(m)) m *= 2
+  while (m % 2 === 0) m /= 2
+  return m
+}
 
-// The native tiles (runtime/native/kernels.h tileInt4) keep a block's scale in 12 bits beside its
-// zero point: fp16 bits 14-3. A scale with any of bits 2-0 set, or negative, sends the Linear back
-// to the row-major layout (tileInt4Fits), 2.7 % more bytes a decode step.
-test('int4 scales are fp16 with 7-bit mantissas, never negative: what the native tiles hold in 12 bits', () => {
-  for (const [tails, scaleBy] of [
+// The native tiles (runtime/native/kernels.h tileInt4) keep a block's scale as q · d: q in 0..63,
+// d one value for 8 blocks of a row with at most 5 significant bits (so q · d is an exact fp16
+// value too, for the row-major kernel's fp16 copy). Scales that do not factor so send the Linear
+// back to the row-major layout (tileInt4Fits): ~6 % more bytes a decode step.
+test('int4 scales are q · d per superblock of 8 blocks: q in 0..63, d with ≤ 5 significant bits', () => {
+  const K = 8 * 32 * 3 + 64 // three superblocks and a short one
+  const cases = [
     [false, 1],
     [true, 1],
-    [false, 1e-4],
+    [false, 1e-3],
     [true, 3e3]
-  ] as const) {
-    const w = weights(16, 256, 4, tails).map((v) => v * scaleBy)
-    const q = quantizeRows4(w, 16, 256)
-    for (const s of q.scales) {
-      assert.ok(s >= 0 && Number.isFinite(s), `scale ${s}`)
-      assert.is(fp16Bits(s) & 7, 0, `scale ${s}: fp16 bits ${fp16Bits(s).toString(16)}`)
-    }
+  ] as const
+  for (const [tails, scaleBy] of cases) {
+    const w = weights(16, K, 4, tails).map((v) => v * scaleBy)
+    const q = quantizeRows4(w, 16, K)
+    const kb = K / 32
+    for (let n = 0; n < 16; n++)
+      for (let b0 = 0; b0 < kb; b0 += INT4_SUPERBLOCK) {
+        const s = Array.from(q.scales.subarray(n * kb + b0, n * kb + Math.min(kb, b0 + INT4_SUPERBLOCK)))
+        const top = Math.max(...s)
+        // some q in 1..63 for the widest block gives a d that every scale of the superblock is a multiple of
+        const d = Array.from({ length: 63 }, (_, i) => top / (63 - i)).find(
+          (d) => significand(d) < 32 && s.every((x) => Number.isInteger(x / d) && x / d <= 63)
+        )
+        assert.ok(d !== undefined, `row ${n}, blocks ${b0}..: scales ${s.join(', ')} do not factor as q · d`)
+        for (const x of s) assert.is(Float16Array.of(x)[0], x, `scale ${x} is an fp16 value`)
+      }
   }
-  // nearest of the 12-bit values, ties up; capped below fp16's largest (which would round to infinity)
-  assert.is(scale12(1), 1)
-  assert.is(scale12(1 + 2 ** -8), 1 + 2 ** -7)
-  assert.is(scale12(1 + 2 ** -8 - 2 ** -10), 1)
-  assert.is(scale12(65504), 65280)
-  assert.is(scale12(1e9), 65280)
-  assert.is(scale12(0), 0)
+  assert.is(unitFor(1), 1)
+  assert.is(unitFor(17 / 16), 17 / 16)
+  assert.is(unitFor(1 + 1 / 64), 1 + 1 / 16, 'rounded up to 5 significant bits')
+  assert.is(unitFor(1e9), 1024, '63 · d stays within fp16')
+  assert.is(unitFor(0), 2 ** -24)
 })
 
 test('quantizeRows4 names a weight whose size does not fit N×K', () => {

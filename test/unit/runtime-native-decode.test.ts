@@ -111,8 +111,9 @@ for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as const) {
     const what = format === 'int4' ? `, ${layout}` : ''
     test(`native decode equals ORT's decode graph (${preset}, ${format}${what}, 2 rows, one with an adapter)`, async () => {
       const rows = layout.startsWith('rows')
-      if (rows) process.env.OPENLORA_NATIVE_INT4_TILES = 'never'
-      else delete process.env.OPENLORA_NATIVE_INT4_TILES
+      // tiles forced: an engine whose scales the tiles cannot hold fails to open instead of
+      // falling back to the row-major layout unseen
+      process.env.OPENLORA_NATIVE_INT4_TILES = rows ? 'never' : 'always'
       if (rows) process.env.OPENLORA_NATIVE_HALF_SCALES = layout.endsWith('fp16 scales') ? 'always' : 'never'
       else delete process.env.OPENLORA_NATIVE_HALF_SCALES
       process.env.OPENLORA_NATIVE_HUGE_PAGES = 'always'

@@ -17,6 +17,7 @@ import {
   dequantize4,
   INT4_ACCURACY_LEVEL,
   INT4_BLOCK,
+  INT4_SUPERBLOCK,
   type Quantized4Linear,
   quantizeRows4
 } from './quantize4.ts'
@@ -156,9 +157,9 @@ export function weightFormatKey(format: WeightFormat, int8Block?: number): strin
     return int8Block === undefined
       ? `int8-bfit${INT8_BLOCK_MAX}-a${INT8_ACCURACY_LEVEL}`
       : `int8-b${int8Block}-a${INT8_ACCURACY_LEVEL}`
-  // `-h12`: scales are fp16 values with 7-bit mantissas (quantize4.ts scale12); `-h` (full fp16)
-  // caches are rebuilt, as the native tiles take only the former
-  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}-h12`
+  // `-sb8`: scales are q · d in superblocks of 8 blocks (quantize4.ts unitFor), which the native
+  // tiles hold in 10 bits a block; `-h` builds (free fp16 scales) are rebuilt
+  if (format === 'int4') return `int4-zp-b${INT4_BLOCK}-a${INT4_ACCURACY_LEVEL}-sb${INT4_SUPERBLOCK}`
   return undefined
 }
 

@@ -3,6 +3,17 @@
 // the lower K index in the low nibble; scales [N, kBlocks] fp32; zero points packed the same way,
 // [N, ceil(kBlocks/2)] uint8. w[n, k] ≈ (q − zp) · scale with q, zp in 0..15.
 //
+// Scales come in superblocks of 8 blocks along a row (256 weights), as llama.cpp's K-quants keep
+// theirs: each block's scale is q · d, q an integer in 0..63 and d the superblock's unit, a value
+// with 5 significant bits (unitFor). The native decoder's tiles (runtime/native, kernels.h
+// tileInt4) then hold a block's scale and zero point in 10 bits and d once for 8 blocks: 17.5
+// bytes a 32 weights against Q4_0's 18 (and 18.5 with fp16 scales), and a decode step reads every
+// weight once, so these bytes are its time. q · d has at most 11 significant bits, so it is also an
+// exact fp16 value (the row-major native kernel's scale copy). The range search below tries the
+// grid points on either side of each candidate range, so the grid costs nothing measurable: the
+// squared error against Q4_0 came out 0.83 / 0.51 / 0.62 (normal, heavy-tailed, per-input scaled
+// weights) against 0.84 / 0.52 / 0.63 for free fp16 scales.
+//
 // Why a zero point: llama.cpp's Q4_0 is symmetric (scale = the block's largest-magnitude value
 // ÷ −8, no offset), so one side of every block's range wastes most of a code. With a zero point
 // the 16 codes cover [min, max] exactly; among a few slightly narrower ranges the one with the
@@ -12,6 +23,10 @@
 // comparison and for bench:vs-llamacpp's error report.
 
 export const INT4_BLOCK = 32
+/** blocks a row's scales share one unit d over (INT4_SUPERBLOCK · INT4_BLOCK = 256 weights) */
+export const INT4_SUPERBLOCK = 8
+/** a block's scale is q · d, q in 0..SCALE_STEPS (6 bits) */
+const SCALE_STEPS = 63
 /** int8 activations per block, int8 dot products: what llama.cpp's Q4_0 × Q8_0 dot products do */
 export const INT4_ACCURACY_LEVEL = 4
 /** fractions of the full [min, max] range tried per block; the least squared error wins */
@@ -37,31 +52,41 @@ function setNibble(buf: Uint8Array, i: number, v: number): void {
 }
 const nibble = (buf: Uint8Array, i: number) => (i & 1 ? buf[i >> 1]! >> 4 : buf[i >> 1]! & 0x0f)
 
-/** The best (scale, zp) of the candidate ranges for w[lo, hi): least squared reconstruction error. */
-function chooseRange(row: Float32Array, lo: number, hi: number): { scale: number; zp: number } {
+/** [min(0, w), max(0, w)] over w[lo, hi) */
+function rangeOf(row: Float32Array, lo: number, hi: number): { min: number; max: number } {
   let min = 0
   let max = 0
   for (let k = lo; k < hi; k++) {
     min = Math.min(min, row[k]!)
     max = Math.max(max, row[k]!)
   }
-  if (max === min) return { scale: 0, zp: 8 }
+  return { min, max }
+}
+
+/**
+ * The best (scale, zp) for w[lo, hi) among scales q · d (q in 1..63) next to the candidate ranges
+ * [min, max] × SHRINK: least squared reconstruction error. Codes are computed against the scale as
+ * stored, so dequantization matches them.
+ */
+function chooseRange(row: Float32Array, lo: number, hi: number, d: number): { scale: number; zp: number } {
+  const { min, max } = rangeOf(row, lo, hi)
+  if (max === min || d === 0) return { scale: 0, zp: 8 }
+  const grid = new Set<number>()
+  for (const f of SHRINK) {
+    const t = ((max - min) * f) / 15 / d
+    // within 1..63: a range beyond 63 units (d capped at UNIT_MAX) takes the widest scale there is
+    for (const q of [Math.floor(t), Math.ceil(t)]) grid.add(Math.min(SCALE_STEPS, Math.max(1, q)))
+  }
   let best = { scale: 0, zp: 8 }
   let bestErr = Number.POSITIVE_INFINITY
-  for (const f of SHRINK) {
-    // codes are computed against the scale as stored, so dequantization matches them. The scale
-    // (stored as fp32 for MatMulNBits) is an fp16 value with a 7-bit mantissa (scale12): the
-    // native decoder (runtime/native, kernels.h tileInt4) keeps it and the block's zero point in
-    // 2 bytes, 18 bytes a 32 weights as Q4_0's, where the exact fp32 scale cost 4 + 0.5 and an fp16
-    // one 2.5; a decode step reads every weight once, so these bytes are its time
-    const scale = scale12(((max - min) * f) / 15)
-    if (scale === 0) continue
+  for (const q of grid) {
+    const scale = q * d
     const zp = Math.max(0, Math.min(15, Math.round(-min / scale)))
     let err = 0
     for (let k = lo; k < hi; k++) {
-      const q = Math.max(0, Math.min(15, Math.round(row[k]! / scale) + zp))
-      const d = Math.fround((q - zp) * scale) - row[k]!
-      err += d * d
+      const c = Math.max(0, Math.min(15, Math.round(row[k]! / scale) + zp))
+      const e = Math.fround((c - zp) * scale) - row[k]!
+      err += e * e
     }
     if (err < bestErr) {
       bestErr = err
@@ -92,10 +117,20 @@ export function quantizeRows4(
   }
   for (let n = 0; n < N; n++) {
     const row = w.subarray(n * K, (n + 1) * K)
+    let d = 0
     for (let b = 0; b < kb; b++) {
       const lo = b * blockSize
       const hi = Math.min(K, lo + blockSize)
-      const { scale, zp } = chooseRange(row, lo, hi)
+      if (b % INT4_SUPERBLOCK === 0) {
+        // the superblock's unit: its widest block's full range at q = 63
+        let widest = 0
+        for (let j = b; j < Math.min(kb, b + INT4_SUPERBLOCK); j++) {
+          const r = rangeOf(row, j * blockSize, Math.min(K, (j + 1) * blockSize))
+          widest = Math.max(widest, r.max - r.min)
+        }
+        d = widest > 0 ? unitFor(widest / 15 / SCALE_STEPS) : 0
+      }
+      const { scale, zp } = chooseRange(row, lo, hi, d)
       out.scales[n * kb + b] = scale
       setNibble(out.zeroPoints, n * zpRow * 2 + b, zp)
       const base = (n * kb + b) * blockSize
@@ -132,22 +167,21 @@ function toHalf(x: number): number {
   return f16[0]!
 }
 
-const half = new Float16Array(1)
-const halfBits = new Uint16Array(half.buffer)
-/** fp16 bits of the largest scale12 value: 0x7bf8 (65280); 0x7bfc rounds up to infinity */
-const SCALE12_MAX = 65280
+/** the largest unit: 63 of it stay within fp16 (64512) */
+const UNIT_MAX = 1024
+/** the smallest: fp16's smallest subnormal */
+const UNIT_MIN = 2 ** -24
 
 /**
- * A non-negative int4 scale as stored: fp16 with its 3 lowest mantissa bits zero (nearest, ties
- * up), so that it fits 12 bits beside a 4-bit zero point in the native tiles (sign dropped). Its
- * relative rounding error ≤ 2^-8 against the codes' step of 1/15 of the block's range; the range
- * search below measures each candidate with it, and runtime-int4.test.ts checks the result
- * against Q4_0 still.
+ * The smallest value ≥ x (> 0) with at most 5 significant bits (m · 2^e, m ≤ 32) that fp16 holds
+ * exactly, capped at UNIT_MAX: a superblock's d, so that every q · d (q ≤ 63) has ≤ 11 bits.
  */
-export function scale12(x: number): number {
-  half[0] = Math.min(SCALE12_MAX, x)
-  halfBits[0] = (halfBits[0]! + 4) & ~7
-  return Math.min(SCALE12_MAX, half[0]!)
+export function unitFor(x: number): number {
+  if (!(x > UNIT_MIN)) return UNIT_MIN
+  if (x >= UNIT_MAX) return UNIT_MAX
+  const e = Math.max(-24, Math.floor(Math.log2(x)) - 4)
+  const m = Math.ceil(x / 2 ** e)
+  return m * 2 ** e
 }
 
 /**

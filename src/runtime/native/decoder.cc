@@ -26,48 +26,6 @@ using namespace openlora;
 
 namespace {
 
-// fp16 conversions, round to nearest even (F16C where the CPU has it)
-uint16_t toHalf(float f) {
-#if defined(__F16C__)
-  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
-#else
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  const uint32_t sign = (b >> 16) & 0x8000, exp = (b >> 23) & 0xff, mant = b & 0x7fffff;
-  if (exp == 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const int e = (int)exp - 112;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const uint32_t m = mant | 0x800000, shift = 14 - e;
-    uint32_t h = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) h++;
-    return sign | h;
-  }
-  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-  return sign | h;
-#endif
-}
-float fromHalf(uint16_t h) {
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#else
-  const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  float f;
-  if (exp == 0) f = std::ldexp((float)mant, -24);
-  else if (exp == 31) f = mant ? NAN : INFINITY;
-  else f = std::ldexp((float)(mant | 0x400), (int)exp - 25);
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  b |= sign;
-  std::memcpy(&f, &b, 4);
-  return f;
-#endif
-}
-
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -402,22 +360,25 @@ void hotCopies(Spec& s, Decoder& dec) {
 // thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
 // keeps ORT's layout), the same bytes again: 0.5625 bytes a weight. Any other int4 Linear keeps the
 // row-major layout and kernel, as does one whose scales the tiles cannot hold (kernels.h
-// tileInt4Fits: a file from before quantize4.ts scale12). OPENLORA_NATIVE_INT4_TILES=never keeps it
-// everywhere (tests).
+// tileInt4Fits: not q · d in superblocks, as graph/quantize4.ts makes them).
+// OPENLORA_NATIVE_INT4_TILES=never keeps it everywhere; =always refuses to create an engine whose
+// tileable Linears' scales do not fit (tests: so that a fallback cannot pass for the tiles).
 void int4Layout(Spec& s, Decoder& dec, bool trial) {
 #if OPENLORA_VNNI
   const char* force = getenv("OPENLORA_NATIVE_INT4_TILES");
   if (!(force && std::strcmp(force, "never") == 0)) {
-    std::vector<uint16_t> s16;
+    const bool must = force && std::strcmp(force, "always") == 0;
     auto tile = [&](Linear& L, const std::string& name, bool fits) {
-      if (!fits || L.N % kTileRows != 0) return;
-      s16.resize((size_t)L.N * L.kb);
-      Spec::halvesInto(L.scales, s16.size(), name, s16.data());
-      if (!tileInt4Fits(s16.data(), s16.size())) return;  // row-major, its scales as they are
-      if (trial) return;  // the scales checked, as the real create will need them
+      if (!fits || L.N % kTileRows != 0) return;  // row-major
+      if (!tileInt4Fits(L)) {
+        if (must)
+          throw Error(name + ": int4 scales are not q · d in superblocks of 8 blocks, which the tiles need (OPENLORA_NATIVE_INT4_TILES=always)");
+        return;  // row-major
+      }
+      if (trial) return;
       L.groupBytes = int4TileGroupBytes(L.kb);
       uint8_t* out = s.hot(L.groupBytes * (L.N / kTileRows));
-      tileInt4(L, s16.data(), out);
+      tileInt4(L, out);
       L.tiles = out;
     };
     tile(dec.lmHead, "lmHead", true);

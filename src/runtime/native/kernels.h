@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#if defined(__F16C__)
+#include <immintrin.h>  // _cvtss_sh / _cvtsh_ss
+#endif
 #if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #define OPENLORA_VNNI 1
@@ -22,6 +25,48 @@
 #endif
 
 namespace openlora {
+
+// fp16 conversions, round to nearest even (F16C where the CPU has it)
+inline uint16_t toHalf(float f) {
+#if defined(__F16C__)
+  return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+#else
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint32_t sign = (b >> 16) & 0x8000, exp = (b >> 23) & 0xff, mant = b & 0x7fffff;
+  if (exp == 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const int e = (int)exp - 112;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const uint32_t m = mant | 0x800000, shift = 14 - e;
+    uint32_t h = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;
+    return sign | h;
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+  return sign | h;
+#endif
+}
+inline float fromHalf(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  float f;
+  if (exp == 0) f = std::ldexp((float)mant, -24);
+  else if (exp == 31) f = mant ? NAN : INFINITY;
+  else f = std::ldexp((float)(mant | 0x400), (int)exp - 25);
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b |= sign;
+  std::memcpy(&f, &b, 4);
+  return f;
+#endif
+}
 
 enum Format { FP32 = 0, INT8 = 1, INT4 = 2 };
 
@@ -371,19 +416,18 @@ inline void int8Row(const Linear& L, const QuantRow* x, int j, float* y, int ldy
 // to every lane advances 16 rows at once, the 16 rows' scales and zero points are plain vectors
 // and no sum crosses lanes (~3.5 instructions per 64 weights, measured 1.5-2× faster).
 //
-// A group (16 rows × all K) is chunks of up to 8 blocks of 32 k:
-//   [metadata: nb × 16 rows of uint16, row r's = zero point << 12 | scale's 12 bits][pad to 64 bytes]
-//   [codes: nb × 256 bytes]
-// and a block's 256 code bytes are four 64-byte vectors c = 0..3 whose byte 4r + i holds row r's
-// codes at k = 8c + i (low nibble) and k = 8c + 4 + i (high nibble). Tiled Linears take their
-// activations in natural k order (quantizeRow's int8 layout); N must be a multiple of 16.
-// A block's scale and zero point share 2 bytes, 18 bytes a 32 weights as Q4_0's, not 18.5: the
-// quantizer stores scales as fp16 values with 7-bit mantissas (quantize4.ts scale12), never
-// negative ((max − min) / 15), which are fp16 bits 14-3. A 1B model's decode step reads every
-// weight once: the 19 MB saved of 714 is 2.7 % of its reads. Scales of other files (tileInt4Fits
-// false) keep the row-major layout.
+// A group (16 rows × all K) is chunks of up to 8 blocks of 32 k, one scale superblock each:
+//   [d: 16 rows × fp16][qz: nb × 16 rows × 1 byte = q | (zero point & 3) << 6]
+//   [zh: nb × 32 bits, row r's bits 2r..2r+1 = zero point >> 2][pad to 64 bytes][codes: nb × 256 bytes]
+// where row r's scale of block i is q · d (graph/quantize4.ts: the quantizer's scales come so, d
+// with at most 5 significant bits, q in 0..63), and a block's 256 code bytes are four 64-byte
+// vectors c = 0..3 whose byte 4r + i holds row r's codes at k = 8c + i (low nibble) and k = 8c + 4
+// + i (high nibble). Tiled Linears take their activations in natural k order (quantizeRow's int8
+// layout); N must be a multiple of 16. 17.5 bytes a 32 weights: a 1B model's decode step, which
+// reads every weight once, reads 676 MB against Q4_0's 695 (18.5 a block and 714 MB with fp16
+// scales and zero points apart). Linears whose scales do not factor so keep the row-major layout.
 constexpr int kTileRows = 16, kTileChunk = 8;
-inline int int4TileHeader(int nb) { return (nb * 32 + 63) / 64 * 64; }
+inline int int4TileHeader(int nb) { return (32 + nb * 20 + 63) / 64 * 64; }
 inline int int4TileChunkBytes(int nb) { return int4TileHeader(nb) + nb * 256; }
 inline size_t int4TileGroupBytes(int kb) {
   size_t bytes = 0;
@@ -391,19 +435,51 @@ inline size_t int4TileGroupBytes(int kb) {
   return bytes;
 }
 
-// fp16 scale → its 12 tile bits
-inline uint16_t tileScale(uint16_t h) { return (uint16_t)(h >> 3); }
+// Factors the n scales of one superblock as q[i] · d, d an fp16 value with ≤ 5 significant bits
+// and q[i] in 0..63 (any such factoring reproduces them exactly); false where none exists.
+inline bool superblockScales(const float* s, int n, uint16_t& d16, uint8_t* q) {
+  float top = 0;
+  for (int i = 0; i < n; i++) {
+    if (!(s[i] >= 0) || !std::isfinite(s[i])) return false;
+    top = std::max(top, s[i]);
+  }
+  if (top == 0) {
+    d16 = 0;
+    std::fill(q, q + n, 0);
+    return true;
+  }
+  for (int qTop = 63; qTop >= 1; qTop--) {
+    const float d = top / (float)qTop;
+    uint32_t bits;
+    std::memcpy(&bits, &d, 4);
+    if (d * (float)qTop != top || (bits & 0x7FFFF) != 0 || fromHalf(toHalf(d)) != d) continue;
+    bool all = true;
+    for (int i = 0; i < n && all; i++) {
+      const float k = std::nearbyint(s[i] / d);
+      all = k <= 63 && k * d == s[i];
+      q[i] = (uint8_t)k;
+    }
+    if (all) {
+      d16 = toHalf(d);
+      return true;
+    }
+  }
+  return false;
+}
 
-// Whether n fp16 scales are all scale12 values: sign clear, finite, the 3 low mantissa bits zero.
-inline bool tileInt4Fits(const uint16_t* scales16, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if ((scales16[i] & 7) != 0 || scales16[i] >= 0x7C00) return false;
+// Whether every superblock of L's rows factors (superblockScales): what tiling L needs.
+inline bool tileInt4Fits(const Linear& L) {
+  uint16_t d;
+  uint8_t q[kTileChunk];
+  for (size_t row = 0; row < (size_t)L.N; row++)
+    for (int b0 = 0; b0 < L.kb; b0 += kTileChunk)
+      if (!superblockScales(L.scales + row * L.kb + b0, std::min(kTileChunk, L.kb - b0), d, q)) return false;
   return true;
 }
 
-// Writes L's int4 weights (row-major codes and zero points, `scales16` its scales as fp16, every
-// one tileInt4Fits) as tiles into `out` (N / 16 · int4TileGroupBytes(kb) bytes, 64-byte aligned).
-inline void tileInt4(const Linear& L, const uint16_t* scales16, uint8_t* out) {
+// Writes L's int4 weights (row-major codes, fp32 scales and zero points; tileInt4Fits(L)) as tiles
+// into `out` (N / 16 · int4TileGroupBytes(kb) bytes, 64-byte aligned).
+inline void tileInt4(const Linear& L, uint8_t* out) {
   const int kb = L.kb;
   const size_t gb = int4TileGroupBytes(kb);
   std::memset(out, 0, gb * (L.N / kTileRows));
@@ -411,17 +487,22 @@ inline void tileInt4(const Linear& L, const uint16_t* scales16, uint8_t* out) {
     uint8_t* p = out + g * gb;
     for (int b0 = 0; b0 < kb; b0 += kTileChunk) {
       const int nb = kb - b0 < kTileChunk ? kb - b0 : kTileChunk;
-      uint16_t* meta = reinterpret_cast<uint16_t*>(p);
+      uint16_t* d16 = reinterpret_cast<uint16_t*>(p);
+      uint8_t* qz = p + 32;
+      uint32_t* zh = reinterpret_cast<uint32_t*>(p + 32 + nb * 16);
       uint8_t* codes = p + int4TileHeader(nb);
-      for (int i = 0; i < nb; i++) {
-        const int b = b0 + i;
-        for (int r = 0; r < kTileRows; r++) {
-          const size_t row = (size_t)g * kTileRows + r;
+      for (int r = 0; r < kTileRows; r++) {
+        const size_t row = (size_t)g * kTileRows + r;
+        uint8_t q[kTileChunk];
+        superblockScales(L.scales + row * kb + b0, nb, d16[r], q);
+        for (int i = 0; i < nb; i++) {
+          const int b = b0 + i;
           const uint8_t zb = L.zp[row * ((kb + 1) / 2) + b / 2];
           const int z = b & 1 ? zb >> 4 : zb & 15;
-          meta[i * kTileRows + r] = (uint16_t)(z << 12 | tileScale(scales16[row * kb + b]));
-          const uint8_t* q = L.q + (row * kb + b) * 16;
-          auto code = [q](int k) { return k & 1 ? q[k / 2] >> 4 : q[k / 2] & 15; };
+          qz[i * kTileRows + r] = (uint8_t)(q[i] | (z & 3) << 6);
+          zh[i] |= (uint32_t)(z >> 2) << (2 * r);
+          const uint8_t* c4 = L.q + (row * kb + b) * 16;
+          auto code = [c4](int k) { return k & 1 ? c4[k / 2] >> 4 : c4[k / 2] & 15; };
           for (int c = 0; c < 4; c++)
             for (int k = 0; k < 4; k++)
               codes[i * 256 + c * 64 + r * 4 + k] = (uint8_t)(code(8 * c + k) | code(8 * c + 4 + k) << 4);
@@ -440,26 +521,31 @@ template <int M>
 inline void int4Tiles(const Linear& L, const QuantRow* x, int g, float* y, int ldy) {
   const uint8_t* p = L.tiles + (size_t)g * L.groupBytes;
   const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8((char)0xF0);
-  const __m256i scale12 = _mm256_set1_epi16(0x0FFF);
+  const __m512i m63 = _mm512_set1_epi32(63), m3 = _mm512_set1_epi32(3);
+  const __m512i rowBits = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   __m512 acc[M];
   for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
   for (int b0 = 0; b0 < L.kb; b0 += kTileChunk) {
     const int nb = L.kb - b0 < kTileChunk ? L.kb - b0 : kTileChunk;
-    const uint16_t* meta = reinterpret_cast<const uint16_t*>(p);
+    const __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i*)p));
+    const uint8_t* qz = p + 32;
+    const uint32_t* zh = reinterpret_cast<const uint32_t*>(p + 32 + nb * 16);
     const uint8_t* codes = p + int4TileHeader(nb);
     for (int i = 0; i < nb; i++) {
       const int b = b0 + i;
       const uint8_t* cb = codes + i * 256;
       // a few KB ahead: the group is one sequential stream (measured: 4 KB ahead beat 1-2 and 8)
       for (int c = 0; c < 4; c++) _mm_prefetch((const char*)cb + kPrefetchCodes + c * 64, _MM_HINT_T0);
-      const __m256i mz = _mm256_load_si256((const __m256i*)(meta + i * kTileRows));
-      const __m512 sw = _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_and_si256(mz, scale12), 3));
-      const __m512 zf = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm256_srli_epi16(mz, 12)));
+      // the 16 rows' scales q · d (exact: ≤ 11 significant bits) and zero points
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i*)(qz + i * kTileRows)));
+      const __m512 sw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(v, m63)), d);
+      const __m512i zHigh = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)zh[i]), rowBits), m3);
+      const __m512 zf = _mm512_cvtepi32_ps(_mm512_or_si512(_mm512_srli_epi32(v, 6), _mm512_slli_epi32(zHigh, 2)));
       __m512i wl[4], wh[4];
       for (int c = 0; c < 4; c++) {
-        const __m512i v = _mm512_load_si512(cb + c * 64);
-        wl[c] = _mm512_and_si512(v, lo4);
-        wh[c] = _mm512_and_si512(v, hi4);
+        const __m512i w = _mm512_load_si512(cb + c * 64);
+        wl[c] = _mm512_and_si512(w, lo4);
+        wh[c] = _mm512_and_si512(w, hi4);
       }
       for (int m = 0; m < M; m++) {
         const int32_t* xq = reinterpret_cast<const int32_t*>(x[m].q + b * 32);
@@ -468,8 +554,8 @@ inline void int4Tiles(const Linear& L, const QuantRow* x, int g, float* y, int l
           dl = _mm512_dpbusd_epi32(dl, wl[c], _mm512_set1_epi32(xq[2 * c]));
           dh = _mm512_dpbusd_epi32(dh, wh[c], _mm512_set1_epi32(xq[2 * c + 1]));
         }
-        const __m512i d = _mm512_add_epi32(dl, _mm512_srai_epi32(dh, 4));
-        const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(x[m].sx[b]),
+        const __m512i dot = _mm512_add_epi32(dl, _mm512_srai_epi32(dh, 4));
+        const __m512 t = _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(x[m].sx[b]),
                                          _mm512_mul_ps(zf, _mm512_set1_ps(x[m].xs[b])));
         acc[m] = _mm512_fmadd_ps(sw, t, acc[m]);
       }
