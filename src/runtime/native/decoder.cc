@@ -358,7 +358,7 @@ void hotCopies(Spec& s, Decoder& dec) {
 // int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
 // run and the shape allows: N a multiple of 16, and for gate|up the intermediate width too (a
 // thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
-// keeps ORT's layout), the same bytes again: 0.5625 bytes a weight. Any other int4 Linear keeps the
+// keeps ORT's layout), the same bytes again: 0.547 bytes a weight. Any other int4 Linear keeps the
 // row-major layout and kernel, as does one whose scales the tiles cannot hold (kernels.h
 // tileInt4Fits: not q · d in superblocks, as graph/quantize4.ts makes them).
 // OPENLORA_NATIVE_INT4_TILES=never keeps it everywhere; =always refuses to create an engine whose
