@@ -355,6 +355,43 @@ void hotCopies(Spec& s, Decoder& dec) {
   }
 }
 
+// The top halves of fp32 Linears whose every weight is a bf16 value (Linear::w16), which the 1-3
+// row kernels then read instead of w: a checkpoint stored in bf16 (most are, and the benchmarks'
+// fixtures) widened to fp32 at build time carries 16 zero bits a weight, and a decode step that
+// streams every weight once reads half the bytes for the same fp32 sums. A Linear with any other
+// value keeps w alone. w stays for batches and prompts (FMA-bound, measured slower widening).
+// OPENLORA_NATIVE_BF16=never skips it; =always refuses an engine with an fp32 Linear that is not
+// all bf16 values (tests: so that a fallback cannot pass for the halves).
+void bf16Halves(Spec& s, Decoder& dec) {
+#if OPENLORA_VNNI
+  const char* force = getenv("OPENLORA_NATIVE_BF16");
+  if (force && std::strcmp(force, "never") == 0) return;
+  const bool must = force && std::strcmp(force, "always") == 0;
+  std::vector<std::pair<Linear*, std::string>> all{{&dec.lmHead, "lm_head"}};
+  for (size_t i = 0; i < dec.layers.size(); i++) {
+    Layer& l = dec.layers[i];
+    const std::string p = "layer " + std::to_string(i) + " ";
+    all.insert(all.end(), {{&l.qkv, p + "qkv"}, {&l.o, p + "o"}, {&l.gateUp, p + "gate|up"}, {&l.down, p + "down"}});
+  }
+  for (auto& [L, name] : all) {
+    if (L->w == nullptr) continue;
+    const size_t n = (size_t)L->K * L->N;
+    const auto* bits = reinterpret_cast<const uint32_t*>(L->w);
+    size_t i = 0;
+    while (i < n && (bits[i] & 0xffffu) == 0) i++;
+    if (i < n) {
+      if (must) throw Error(name + ": an fp32 weight is not a bf16 value, which the bf16 halves need (OPENLORA_NATIVE_BF16=always)");
+      continue;
+    }
+    auto* out = reinterpret_cast<uint16_t*>(s.hot(n * 2));
+    for (size_t j = 0; j < n; j++) out[j] = (uint16_t)(bits[j] >> 16);
+    L->w16 = out;
+  }
+#else
+  (void)s, (void)dec;
+#endif
+}
+
 // int4 Linears as tiles of 16 rows (kernels.h int4Tiles, the faster kernel) where the SIMD kernels
 // run and the shape allows: N a multiple of 16, and for gate|up the intermediate width too (a
 // thread's columns of each half start at multiples of 16). The tiles are a copy (the mapped file
@@ -525,6 +562,7 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   inst.hugePages = !trial && hugePages();
   if (F == INT4) int4Layout(s, *dec, trial);
   if (inst.hugePages) hotCopies(s, *dec);
+  if (F == FP32 && !trial) bf16Halves(s, *dec);
   amxLayout(s, *dec, threads, trial);
   dec->prepare();
   inst.decoder = std::move(dec);

@@ -76,6 +76,11 @@ struct Linear {
   int block = 0;      // int8 / int4
   int kb = 0;         // blocks per output row: ceil(K / block)
   const float* w = nullptr;
+  // fp32 weights of which every value is a bf16 value (a checkpoint stored in bf16, as most are):
+  // their top 16 bits in w's layout. The kernels of 1-3 rows, which memory bounds, read these, 2
+  // bytes a weight instead of 4, and widen each exactly: the same sums of the same values in the
+  // same order (decoder.cc bf16Halves). Batches and prompt chunks, bound by FMAs, keep reading w.
+  const uint16_t* w16 = nullptr;
   const uint8_t* q = nullptr;
   const float* scales = nullptr;
   const uint8_t* zp = nullptr;  // int4 only
@@ -99,6 +104,11 @@ struct Linear {
 };
 
 #if OPENLORA_VNNI
+// 16 bf16 values widened to the fp32 values they are (the low 16 bits zero): exact.
+inline __m512 widenBf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+
 // A weight line the kernel reads soon. On AMD Zen 4 a prefetch into L1 (32 KB there, beside the
 // batch's input rows and the lines in use) measured slower than one into L2 (the tied head, one
 // row: 3.8 against 4.9 ms; docs/NATIVE-DECODE.md "Kernels"); Intel keeps L1, as measured there.
@@ -624,12 +634,44 @@ inline void rowPairs8(const Linear& L, int M, const float* x, int ldx, int j, fl
 }
 #endif
 
+#if OPENLORA_VNNI
+// rowColumns' block of 4 weight rows from the bf16 halves (Linear::w16): the same sums in the same
+// order, each 16-weight load half the bytes. K is a multiple of 32 in every model we serve; the
+// tail below reads w for any other.
+inline void rowBlock4Halves(const Linear& L, int M, const float* x, int ldx, int j, float* y, int ldy) {
+  const int K = L.K;
+  const uint16_t* w = L.w16 + (size_t)j * K;
+  const uint16_t* pf = j + 8 + 4 <= L.N ? w + (size_t)8 * K : nullptr;
+  const float* w32 = L.w + (size_t)j * K;
+  for (int m = 0; m < M; m++) {
+    const float* xm = x + (size_t)m * ldx;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+      if (pf != nullptr && m == 0 && (k & 31) == 0)
+        for (int r = 0; r < 4; r++) prefetchAhead(L, pf + (size_t)r * K + k);
+      const __m512 xv = _mm512_loadu_ps(xm + k);
+      a0 = _mm512_fmadd_ps(widenBf16(w + k), xv, a0);
+      a1 = _mm512_fmadd_ps(widenBf16(w + K + k), xv, a1);
+      a2 = _mm512_fmadd_ps(widenBf16(w + 2 * K + k), xv, a2);
+      a3 = _mm512_fmadd_ps(widenBf16(w + 3 * K + k), xv, a3);
+    }
+    float r[4] = {_mm512_reduce_add_ps(a0), _mm512_reduce_add_ps(a1), _mm512_reduce_add_ps(a2), _mm512_reduce_add_ps(a3)};
+    for (; k < K; k++)
+      for (int i = 0; i < 4; i++) r[i] += w32[(size_t)i * K + k] * xm[k];
+    for (int i = 0; i < 4; i++) y[(size_t)m * ldy + j + i] = r[i];
+  }
+}
+#endif
+
 inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy) {
   const int K = L.K;
   int j = j0;
 #if OPENLORA_VNNI
   if (M >= 4)
     for (; j + 2 <= j1; j += 2) rowPairs8(L, M, x, ldx, j, y, ldy);
+  if (L.w16 != nullptr)
+    for (; j + 4 <= j1; j += 4) rowBlock4Halves(L, M, x, ldx, j, y, ldy);
   for (; j + 4 <= j1; j += 4) {
     const float* w = L.w + (size_t)j * K;
     const float* pf = j + 8 + 4 <= j1 ? w + (size_t)8 * K : nullptr;
@@ -671,11 +713,55 @@ inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, 
 // 135M shape's decode step (2 threads), 13.3 ms against 14.3 for the same kernel without it and
 // 14.2 for splitting rows between threads instead (docs/NATIVE-DECODE.md "Kernels").
 constexpr int kRowsAhead = 8;
+#if OPENLORA_VNNI
+// kColumns' four weight rows at a time from the bf16 halves (Linear::w16): the same FMAs in the
+// same order, 32 columns a pass so one prefetch covers a 64-byte line of each row.
+inline void kColumnsHalves(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy, int k) {
+  const int N = L.N;
+  const uint16_t* w = L.w16 + (size_t)k * N;
+  const float* w32 = L.w + (size_t)k * N;
+  const uint16_t* ahead = w + (size_t)kRowsAhead * N;
+  for (int m = 0; m < M; m++) {
+    const float* xm = x + (size_t)m * ldx + k;
+    float* out = y + (size_t)m * ldy;
+    const float a0 = xm[0], a1 = xm[1], a2 = xm[2], a3 = xm[3];
+    const __m512 v0 = _mm512_set1_ps(a0), v1 = _mm512_set1_ps(a1), v2 = _mm512_set1_ps(a2), v3 = _mm512_set1_ps(a3);
+    const bool pf = m == 0 && k + kRowsAhead + 4 <= L.K;
+    int j = j0;
+    for (; j + 32 <= j1; j += 32) {
+      if (pf)
+        for (int r = 0; r < 4; r++) prefetchAhead(L, ahead + (size_t)r * N + j);
+      for (int h = 0; h < 32; h += 16) {
+        __m512 o = _mm512_loadu_ps(out + j + h);
+        o = _mm512_fmadd_ps(v0, widenBf16(w + j + h), o);
+        o = _mm512_fmadd_ps(v1, widenBf16(w + N + j + h), o);
+        o = _mm512_fmadd_ps(v2, widenBf16(w + 2 * N + j + h), o);
+        o = _mm512_fmadd_ps(v3, widenBf16(w + 3 * N + j + h), o);
+        _mm512_storeu_ps(out + j + h, o);
+      }
+    }
+    for (; j + 16 <= j1; j += 16) {
+      __m512 o = _mm512_loadu_ps(out + j);
+      o = _mm512_fmadd_ps(v0, widenBf16(w + j), o);
+      o = _mm512_fmadd_ps(v1, widenBf16(w + N + j), o);
+      o = _mm512_fmadd_ps(v2, widenBf16(w + 2 * N + j), o);
+      o = _mm512_fmadd_ps(v3, widenBf16(w + 3 * N + j), o);
+      _mm512_storeu_ps(out + j, o);
+    }
+    for (; j < j1; j++) out[j] += a0 * w32[j] + a1 * w32[N + j] + a2 * w32[2 * N + j] + a3 * w32[3 * N + j];
+  }
+}
+#endif
+
 inline void kColumns(const Linear& L, int M, const float* x, int ldx, int j0, int j1, float* y, int ldy, int k0,
                      int k1) {
   const int N = L.N;
   for (int m = 0; m < M; m++) std::memset(y + (size_t)m * ldy + j0, 0, sizeof(float) * (j1 - j0));
   int k = k0;
+#if OPENLORA_VNNI
+  if (L.w16 != nullptr)
+    for (; k + 4 <= k1; k += 4) kColumnsHalves(L, M, x, ldx, j0, j1, y, ldy, k);
+#endif
   for (; k + 4 <= k1; k += 4) {
     const float* w = L.w + (size_t)k * N;
 #if OPENLORA_VNNI

@@ -344,23 +344,27 @@ inline void Decoder::warm(const Linear& L, int t, int cols, int M) const {
   const int T = pool_.threads();
   int a, b;
   const char* p;
+  // what kColumns and rowColumns read at 1-3 rows: the bf16 halves where the Linear has them
+  const bool halves = L.w16 != nullptr && M < kGemmRows;
+  const size_t wordBytes = halves ? 2 : 4;
+  const char* w = halves ? (const char*)L.w16 : (const char*)L.w;
   if (byRows(L, M)) {
     // the start of the thread's rows, as a split by rows reads them
     share(L.K, t, T, 4, a, b);
-    p = (const char*)(L.w + (size_t)a * L.N);
+    p = w + (size_t)a * L.N * wordBytes;
   } else if (L.w != nullptr && !L.rows) {
     // the thread's segment of the first rows, as kColumns reads them
     share(cols, t, T, 16, a, b);
-    const size_t segment = (size_t)(b - a) * sizeof(float);
+    const size_t segment = (size_t)(b - a) * wordBytes;
     if (segment == 0) return;
     for (size_t r = 0; r < (size_t)L.K && r * segment < kWarmBytes; r++) {
-      const char* row = (const char*)(L.w + r * L.N + a);
+      const char* row = w + (r * L.N + a) * wordBytes;
       for (size_t i = 0; i < segment; i += 64) _mm_prefetch(row + i, _MM_HINT_T1);
     }
     return;
   } else if (L.w != nullptr) {
     share(cols, t, T, 16, a, b);
-    p = (const char*)(L.w + (size_t)a * L.K);
+    p = w + (size_t)a * L.K * wordBytes;
   } else if (L.tiles != nullptr) {
     share(cols, t, T, kTileRows, a, b);
     p = (const char*)L.tiles + (size_t)(a / kTileRows) * L.groupBytes;
