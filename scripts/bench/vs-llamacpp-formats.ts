@@ -192,9 +192,10 @@ export interface PairResult {
     nativeVsOrt: number | null
     perRound: number[]
   }
-  /** where the served prompt passes ran: int8/int4 on the native engine on AMX or ORT's prefill
-   * graph; fp32 on the native engine (its GEMM and 16-row attention) or ORT's graph */
-  promptKernels?: 'native-amx' | 'ort-prefill-graph' | 'native' | 'ort'
+  /** where the served prompt passes ran: int8/int4 on the native engine's int8 copy (AMX or
+   * AVX-512 VNNI) or ORT's prefill graph; fp32 on the native engine (its GEMM and 16-row attention)
+   * or ORT's graph */
+  promptKernels?: 'native-amx' | 'native-vnni' | 'ort-prefill-graph' | 'native' | 'ort'
   /** served native prompts ÷ ORT's prefill graph, same rounds (when native prompts are served) */
   nativeVsPrefillGraph?: {
     prefillGraphPromptTokS: ReturnType<typeof stat>
@@ -228,7 +229,7 @@ export async function runFormatPairs(run: FormatRun) {
     int8Block?: number,
     prefillGraph?: boolean,
     decodeKernels?: 'ort',
-    promptKernels?: 'native'
+    promptKernels?: 'native' | 'ort'
   ) =>
     loadModel(run.modelDir, {
       cacheDir: join(run.cache, 'graphs'),
@@ -254,7 +255,7 @@ export async function runFormatPairs(run: FormatRun) {
     await reference.dispose()
   }
   const vocab = refLogP[0]?.length ?? 0
-  // the native engine runs int8/int4 prompt chunks on AMX here: then they are served so
+  // the kernels this build has (AVX-512 VNNI, AMX): where prompts are served
   const nativeInfo = loadNativeAddon(await compileNative()).info()
   const nativeAmx = nativeInfo.amx
   const copyGBps: number[] = []
@@ -277,20 +278,26 @@ export async function runFormatPairs(run: FormatRun) {
     // fp32 prompts on the native engine where it has its AVX-512 kernels (register-blocked GEMM,
     // attention 16 rows at a time), with ORT's graph as `plain` beside them
     const quantized = pair.ours === 'int8' || pair.ours === 'int4'
-    const amx = quantized && nativeAmx
-    const nativeFp32 = pair.ours === 'fp32' && nativeInfo.simd === 'avx512vnni'
+    // prompts as served (promptKernels auto): on the native engine where it has its AVX-512 VNNI
+    // kernels, int8/int4 from its int8 copy of the weights (on AMX where the CPU has it); else on
+    // ORT, int8/int4 on the prefill graph
+    const vnni = nativeInfo.simd === 'avx512vnni'
     const ours = await open(
       pair.ours,
       undefined,
-      quantized && !amx ? true : undefined,
+      quantized && !vnni ? true : undefined,
       undefined,
-      amx || nativeFp32 ? 'native' : undefined
+      vnni ? 'native' : 'ort'
     )
-    const prefill = amx ? await open(pair.ours, undefined, true) : null
+    const prefill = quantized && vnni ? await open(pair.ours, undefined, true, undefined, 'ort') : null
     const padded = pair.ours === 'int8' && run.int8BlockAB ? await open('int8', 128, true) : null
     // the same format without its prompt-pass graph (every pass on MatMulNBits): what the prefill
     // graph buys in the same rounds, and the decode graph's own error on the prompts
-    const plain = quantized ? await open(pair.ours, undefined, false) : nativeFp32 ? await open('fp32') : null
+    const plain = quantized
+      ? await open(pair.ours, undefined, false, undefined, 'ort')
+      : vnni
+        ? await open('fp32', undefined, undefined, undefined, 'ort')
+        : null
     // the same format with decode passes on ORT's decode graph: what the native kernels buy
     const ortDecode =
       ours.decodeKernels === 'native' ? await open(pair.ours, undefined, undefined, 'ort') : null
@@ -400,10 +407,12 @@ export async function runFormatPairs(run: FormatRun) {
             }
           : {}),
         promptKernels: quantized
-          ? amx
-            ? ('native-amx' as const)
+          ? vnni
+            ? nativeAmx
+              ? ('native-amx' as const)
+              : ('native-vnni' as const)
             : ('ort-prefill-graph' as const)
-          : nativeFp32
+          : vnni
             ? ('native' as const)
             : ('ort' as const),
         ...(prefill
@@ -420,7 +429,7 @@ export async function runFormatPairs(run: FormatRun) {
           : {}),
         ...(plain
           ? {
-              // the served prompt path (native AMX or the prefill graph) ÷ MatMulNBits for every pass
+              // the served prompt path (native or the prefill graph) ÷ MatMulNBits for every pass
               promptPathAB: {
                 withoutPromptTokS: stat(S.plain.prompt),
                 withoutLongPromptTokS: run.longPrompt ? stat(S.plain.long) : null,
@@ -433,7 +442,7 @@ export async function runFormatPairs(run: FormatRun) {
           refLogP.length === 0
             ? null
             : {
-                // ours: the prompt pass as served (native AMX or the prefill graph for int8/int4);
+                // ours: the prompt pass as served (the native int8 copy or the prefill graph for int8/int4);
                 // oursDecodeGraph: the same prompts on the decode graph (MatMulNBits) alone
                 ours: mean(err.ours),
                 ...(plain && quantized ? { oursDecodeGraph: mean(err.plain) } : {}),

@@ -20,10 +20,10 @@
 //            all 8 requests in flight at once; each decode step is then a batch of 1 per adapter.
 // Format pairs (vs-llamacpp-formats.ts): fp32/F32, int8/Q8_0, int4/Q4_0 on graphs without LoRA,
 // batch-1 decode, prompt processing of 32 and --long-prompt (512) tokens, each engine's error vs
-// fp32, and int8 with fitted blocks vs block 128 everywhere. int8 and int4 prompts run on the native
-// engine where it has AMX (promptKernels 'native': an int8 copy of the weights, docs/NATIVE-DECODE.md
-// "Prompts"), else on ORT's prefill graph (`prefillGraph`); fp32 prompts on the native engine where
-// it has its AVX-512 kernels, else on ORT; `formats.<f>.promptKernels` says which,
+// fp32, and int8 with fitted blocks vs block 128 everywhere. Prompts run as served: on the native
+// engine where it has its AVX-512 VNNI kernels (int8 and int4 from an int8 copy of the weights, on
+// AMX where the CPU has it: docs/NATIVE-DECODE.md "Prompts"), else on ORT (int8/int4 on its
+// prefill graph, `prefillGraph`); `formats.<f>.promptKernels` says which,
 // `formats.<f>.nativeVsPrefillGraph` gives the prefill graph's prompts in the same rounds, and
 // `formats.<f>.promptPathAB` the same prompts with every pass on the decode graph (MatMulNBits;
 // fp32: ORT's MatMul graph). --shape 1b|all adds the

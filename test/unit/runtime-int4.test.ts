@@ -208,6 +208,8 @@ test('prompt passes run the prefill graph (int8 GEMMs over the int4 weights): wi
       cacheDir,
       weightFormat: 'int4',
       prefillGraph,
+      // the prefill graph serves prompts that run on ORT
+      promptKernels: 'ort',
       pool: { targets: [] }
     })
     try {

@@ -42,6 +42,8 @@ const argmax = (x: ArrayLike<number>) => {
   return best
 }
 
+// int8/int4 prompts on ORT on both sides, so that every decode step starts from the same keys and
+// values (the native engine's int8 prompt copy computes other bits: runtime-native-prompt.test.ts)
 const open = (dir: string, weightFormat: WeightFormat, decodeKernels: 'native' | 'ort', maxBatch = 3) =>
   loadModel(dir, {
     cacheDir,
@@ -49,6 +51,7 @@ const open = (dir: string, weightFormat: WeightFormat, decodeKernels: 'native' |
     maxSeqLen: 64,
     weightFormat,
     decodeKernels,
+    ...(weightFormat === 'fp32' ? {} : { promptKernels: 'ort' as const }),
     intraOpThreads: 2,
     pool: { slots: 3, maxRank: 8, targets: LINEARS }
   })

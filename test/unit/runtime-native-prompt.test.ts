@@ -120,17 +120,18 @@ async function scenario(model: LoadedModel, picked: number[] | null, oneByOne: b
   return { out, chosen }
 }
 
-// int8 and int4 twice: on the AVX-512 kernels (decode's arithmetic, OPENLORA_NATIVE_AMX=never) and
-// on AMX where the CPU has it (amx.h: an int8 copy of the weights per output column and u8
-// activations per row, as ORT's prefill graph computes, so its own bound: seen ≤ 0.112 on these
-// presets, against ≥ 1 for a wrong key or a missed adapter)
+// int8 and int4 twice: on the decode layout's AVX-512 kernels (decode's arithmetic,
+// OPENLORA_NATIVE_INT8_COPY=never) and on the int8 prompt copy (amx.h: the weights as int8 per
+// output column and u8 activations per row, as ORT's prefill graph computes, so its own bound:
+// seen ≤ 0.112 on these presets, against ≥ 1 for a wrong key or a missed adapter), which runs on
+// AMX where the CPU has it and on AVX-512 VNNI elsewhere, the same integer sums either way
 const HAS_AMX = /\bamx_int8\b/.test(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')
 const CASES = [
   ['fp32', 'AVX-512', TOL.fp32],
   ['int8', 'AVX-512', TOL.int8],
   ['int4', 'AVX-512', TOL.int4],
-  ['int8', 'AMX', 0.15],
-  ['int4', 'AMX', 0.15]
+  ['int8', 'int8 copy', 0.15],
+  ['int4', 'int8 copy', 0.15]
 ] as const
 
 test('the engine runs int4 and int8 prompt chunks on AMX exactly where the CPU has it', async () => {
@@ -142,11 +143,13 @@ test('the engine runs int4 and int8 prompt chunks on AMX exactly where the CPU h
   delete process.env.OPENLORA_NATIVE_AMX
 })
 
+const differ = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.map((l, i) => maxAbsDiff(l, b[i]!)))
+
 for (const preset of ['tiny', 'llama3-tiny'] as Preset[]) {
   for (const [format, kernels, tol] of CASES) {
     test(`native prompt passes equal ORT's (${preset}, ${format}, ${kernels}): two first prompts, a later chunk, ${LONG} tokens`, async () => {
-      if (kernels === 'AMX') delete process.env.OPENLORA_NATIVE_AMX
-      else process.env.OPENLORA_NATIVE_AMX = 'never'
+      delete process.env.OPENLORA_NATIVE_AMX
+      if (kernels === 'AVX-512') process.env.OPENLORA_NATIVE_INT8_COPY = 'never'
       const dir = join(root, `m-${preset}`)
       const adapter = join(root, `a-${preset}`)
       if (format === 'fp32') {
@@ -169,19 +172,35 @@ for (const preset of ['tiny', 'llama3-tiny'] as Preset[]) {
           worst = Math.max(worst, d)
           assert.ok(d <= tol, `logits line ${i}: max |Δ logit| ${d} > ${tol}`)
         }
-        if (kernels === 'AMX' && HAS_AMX) {
-          // it ran: the AVX-512 kernels on the same engine compute other bits (amxPermitted reads
-          // the variable at each chunk)
-          process.env.OPENLORA_NATIVE_AMX = 'never'
-          const avx = await scenario(native, want.chosen, false)
-          delete process.env.OPENLORA_NATIVE_AMX
-          const apart = Math.max(...avx.out.map((l, i) => maxAbsDiff(l, got.out[i]!)))
-          assert.ok(apart > 1e-4, `AMX and AVX-512 prompts agree to ${apart}: the AMX kernels did not run`)
+        if (kernels === 'int8 copy') {
+          // it ran: the decode layout's kernels compute other bits
+          process.env.OPENLORA_NATIVE_INT8_COPY = 'never'
+          const plain = await open(dir, format, true)
+          delete process.env.OPENLORA_NATIVE_INT8_COPY
+          try {
+            plain.pools.write(1, weights)
+            const apart = differ((await scenario(plain, want.chosen, false)).out, got.out)
+            assert.ok(
+              apart > 1e-4,
+              `int8-copy and decode-layout prompts agree to ${apart}: the copy did not run`
+            )
+          } finally {
+            await plain.dispose()
+          }
+          if (HAS_AMX) {
+            // AMX ran above; AVX-512 VNNI on the same copy sums the same integers (amxPermitted
+            // reads the variable at each chunk)
+            process.env.OPENLORA_NATIVE_AMX = 'never'
+            const vnni = await scenario(native, want.chosen, false)
+            delete process.env.OPENLORA_NATIVE_AMX
+            assert.is(differ(vnni.out, got.out), 0, 'AMX and VNNI on the int8 copy differ')
+          }
         }
       } finally {
         await ort.dispose()
         await native.dispose()
         delete process.env.OPENLORA_NATIVE_AMX
+        delete process.env.OPENLORA_NATIVE_INT8_COPY
       }
     })
   }

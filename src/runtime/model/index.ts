@@ -47,7 +47,8 @@ export interface LoadModelOptions {
    * weight) and its own fp32 embedding. Opt-in (default false): its activations are quantized per
    * tensor, so a row's prompt logits depend on the other rows of its pass (runtime-int8.test.ts'
    * mixed-batch test fails with it), and int8's prompt KL grows 2.4× (past phi3's family
-   * goldens' int8 tolerance); int4's error stays that of MatMulNBits. Ignored for fp32.
+   * goldens' int8 tolerance); int4's error stays that of MatMulNBits. Ignored for fp32, and where
+   * prompts run on the native engine (promptKernels), which needs no second graph.
    */
   prefillGraph?: boolean
   /**
@@ -59,12 +60,12 @@ export interface LoadModelOptions {
   decodeKernels?: DecodeKernels
   /**
    * what runs prompt passes (several new tokens a row) when decode passes run natively: `ort`,
-   * `native` (the same engine, PROMPT_ROWS token rows at a time; int8/int4 on AMX where the CPU
-   * has it, from an int8 copy of the weights: 2-6x ORT's MatMulNBits prompts at +1 byte a weight;
-   * fp32 on a register-blocked GEMM and 16-row attention, 1.2-1.3x ORT's; int8/int4 without AMX
-   * on decode's kernels, slower than ORT for int8: docs/NATIVE-DECODE.md "Prompts"), or `auto`
-   * (default): native for fp32 weights where the engine has its AVX-512 kernels, else ORT.
-   * Ignored when decode passes run on ORT.
+   * `native` (the same engine, PROMPT_ROWS token rows at a time; int8/int4 from an int8 copy of
+   * the weights, +1 byte a weight instead of the prefill graph's, on AMX where the CPU has it and
+   * on AVX-512 VNNI elsewhere: 2-6x ORT's MatMulNBits prompts, 1.2-1.4x the prefill graph's; fp32
+   * on a register-blocked GEMM and 16-row attention, 1.2-1.3x ORT's; on CPUs without AVX-512 VNNI
+   * decode's plain kernels: docs/NATIVE-DECODE.md "Prompts"), or `auto` (default): native where
+   * the engine has its AVX-512 VNNI kernels, else ORT. Ignored when decode passes run on ORT.
    */
   promptKernels?: PromptKernels
   /** where the native engine's compiled addon is cached; default $OPENLORA_NATIVE_CACHE or <tmpdir>/openlora-native */
@@ -134,7 +135,11 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     ...(opts.onTensor ? { onTensor: opts.onTensor } : {})
   }
   const built = await ensureBuiltModel(abs, config, buildOpts)
-  const wantPrefill = opts.weightFormat === 'int4' ? opts.prefillGraph !== false : opts.prefillGraph === true
+  const native = await nativeSetup(dirname(built.modelPath), config, opts, log)
+  // the prefill graph serves prompts only where they run on ORT
+  const wantPrefill =
+    native?.promptRows === undefined &&
+    (opts.weightFormat === 'int4' ? opts.prefillGraph !== false : opts.prefillGraph === true)
   const prefill =
     wantPrefill && (opts.weightFormat === 'int8' || opts.weightFormat === 'int4')
       ? await ensureBuiltModel(abs, config, { ...buildOpts, prefill: true, weightsHash: built.weightsHash })
@@ -147,7 +152,6 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     log.warn('checkpoint has no tokenizer.json: the model takes token ids only', { dir: abs })
   }
-  const native = await nativeSetup(dirname(built.modelPath), config, opts, log)
   const maxPos = config.maxPositionEmbeddings
   const session = await ModelSession.create(built.modelPath, modelLayout(config), built.weightsHash, {
     executionProvider: opts.executionProvider ?? 'cpu',
@@ -189,13 +193,15 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
 export const PROMPT_ROWS = 256
 
 /**
- * Whether prompt passes run on the native engine: by name, or under `auto` where that needs no
- * second copy of the weights and beats ORT: fp32 on the engine's AVX-512 kernels (the 135M shape's
- * 512-token prompt 380 ms against ORT's 460-486, docs/NATIVE-DECODE.md "Prompts")
+ * Whether prompt passes run on the native engine: by name, or under `auto` where it has its
+ * AVX-512 kernels: fp32 on its register-blocked GEMM (the 135M shape's 512-token prompt 380 ms
+ * against ORT's 460-486), int8/int4 on an int8 copy of the weights, on AMX or AVX-512 VNNI (the 1B
+ * int4 32-token prompt on AMD Zen 4 96-109 ms against the prefill graph's 122-156;
+ * docs/NATIVE-DECODE.md "Prompts")
  */
-function nativePrompts(mode: PromptKernels, format: WeightFormat, simd: string): boolean {
+function nativePrompts(mode: PromptKernels, _format: WeightFormat, simd: string): boolean {
   if (mode !== 'auto') return mode === 'native'
-  return format === 'fp32' && simd === 'avx512vnni'
+  return simd === 'avx512vnni'
 }
 
 /**

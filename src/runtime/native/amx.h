@@ -1,7 +1,7 @@
-// Prompt chunks (16+ rows) of int4 and int8 Linears on AMX (Sapphire Rapids and later): an int8
-// copy of the weights with one scale per output column (built at create, +1 byte a weight), and
-// the chunk's rows quantized to u8 with a scale and zero point per row; TDPBUSD sums q·w over all
-// of K in int32 and each output is scaled once. Prompts only: decode keeps the Linear's own
+// Prompt chunks (16+ rows) of int4 and int8 Linears on an int8 copy of the weights with one scale
+// per output column (built at create, +1 byte a weight), the chunk's rows quantized to u8 with a
+// scale and zero point per row; TDPBUSD on AMX (Sapphire Rapids and later) or `vpdpbusd` on
+// AVX-512 VNNI elsewhere sums q·w over all of K in int32, and each output is scaled once. Prompts only: decode keeps the Linear's own
 // weights and arithmetic. Not decode's arithmetic (per-column weights, per-row activations, as
 // ORT's prefill graph computes: docs/NATIVE-DECODE.md "Prompts" has the measured difference).
 //
@@ -13,50 +13,12 @@
 #pragma once
 #include "kernels.h"
 
-#if defined(__AMX_INT8__) && defined(__AMX_TILE__) && OPENLORA_VNNI
-#define OPENLORA_AMX 1
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <vector>
-
+#if OPENLORA_VNNI
 namespace openlora {
 
-struct alignas(64) AmxConfig {
-  uint8_t palette, startRow, reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-// Linux hands AMX's tile state only to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM, once);
-// OPENLORA_NATIVE_AMX=never keeps the AVX-512 kernels (A/B runs, tests). The tiles, all 16 rows of
-// 64 bytes: C (16 × 16 int32: tiles 0-3), A (16 rows × 64 u8: 4, 7) and B (16 quads of k × 16
-// columns × 4 s8: 5, 6).
-inline bool amxPermitted() {
-  static const bool permitted =
-      syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
-  if (!permitted) return false;
-  const char* v = std::getenv("OPENLORA_NATIVE_AMX");  // read each time: tests switch it per case
-  return v == nullptr || std::strcmp(v, "never") != 0;
-}
-
-// Loads the tile shapes on this thread; the caller runs its AMX kernels, then amxDone(). A thread
-// keeps no AMX state between Linears: left loaded on a JS thread (the engine's thread 0 is the
-// caller's), it crashed the process later with SIGILL.
-inline bool amxReady() {
-  if (!amxPermitted()) return false;
-  static const AmxConfig config = [] {
-    AmxConfig c{};
-    c.palette = 1;
-    for (int t = 0; t < 8; t++) c.rows[t] = 16, c.colsb[t] = 64;
-    return c;
-  }();
-  _tile_loadconfig(&config);
-  return true;
-}
-
-inline void amxDone() { _tile_release(); }
+// 6 rows × 2 groups of sums a pass: 12 registers of sums, the most GCC keeps in registers here (8
+// measured the same at 32 rows and 5 % slower at 256; 10 and 12 spill: 20-35 % slower)
+constexpr int kVnniRows = 6, kVnniAhead = 16;
 
 // ---- int8 prompt weights -------------------------------------------------------------------
 // Each AMX Linear gets a copy of its weights as int8 with one scale per output column (max|w| /
@@ -83,10 +45,10 @@ inline void weightColumn(const Linear& L, int j, float* w) {
   }
 }
 
-// Columns [16g0, 16g1) of L's int8 copy (L.amx8 and beside it; kc chunks of 64 k a group).
+// Columns [16g0, 16g1) of L's int8 copy (L.int8Copy and beside it; kc chunks of 64 k a group).
 // scratch: 16 · kc · 64 floats.
-inline void buildAmx8Groups(const Linear& L, int g0, int g1, int8_t* tiles, float* scale, float* sum, float* scratch) {
-  const int K = L.K, kc = L.amx8Chunks, Kp = kc * 64;
+inline void buildInt8CopyGroups(const Linear& L, int g0, int g1, int8_t* tiles, float* scale, float* sum, float* scratch) {
+  const int K = L.K, kc = L.int8CopyChunks, Kp = kc * 64;
   for (int g = g0; g < g1; g++) {
     int8_t* out = tiles + (size_t)g * kc * 1024;
     std::memset(out, 0, (size_t)kc * 1024);
@@ -143,6 +105,126 @@ inline void quantizeU8(const float* x, int ldx, int M, int K, int Kp, uint8_t* o
   }
 }
 
+
+// y[m][16g0, 16g1) for m < M from L's int8 copy and xq (quantizeU8's rows) on AVX-512 VNNI, for
+// CPUs without AMX (AMD Zen 4): the same int32 sums as int8TilesAmx's TDPBUSD, scaled the same way,
+// so a prompt's outputs do not depend on which of the two ran. The copy's layout is already
+// VNNI's: a 64-byte line holds 16 columns × 4 k, so one `vpdpbusd` with a row's 4 input bytes
+// broadcast advances 16 columns. R rows × 2 groups of sums stay in registers over all of K (no
+// per-block scales: the point of the copy), the groups' lines read from memory for the first R
+// rows and from L2 for the others. Decode keeps the Linear's own kernels.
+template <int R, bool Two>
+inline void int8RowsVnni(const Linear& L, const uint8_t* xq, int Kp, const float* sx, const float* zx, int m0, int g,
+                         float* y, int ldy) {
+  const size_t groupBytes = (size_t)L.int8CopyChunks * 1024;
+  const int8_t* b0 = L.int8Copy + (size_t)g * groupBytes;
+  const int8_t* b1 = b0 + groupBytes;
+  const int8_t* end = b0 + (Two ? 2 : 1) * groupBytes;
+  const uint8_t* x = xq + (size_t)m0 * Kp;
+  __m512i acc[R][2];
+  for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  const int quads = Kp / 4;
+  for (int q = 0; q < quads; q++) {
+    if (m0 == 0) {
+      // the first rows stream the weights from memory: ask for them a few lines ahead
+      const int8_t* p0 = b0 + (size_t)(q + kVnniAhead) * 64;
+      if (p0 < end) _mm_prefetch((const char*)p0, _MM_HINT_T0);
+      if (Two && b1 + (size_t)(q + kVnniAhead) * 64 < end) _mm_prefetch((const char*)(b1 + (size_t)(q + kVnniAhead) * 64), _MM_HINT_T0);
+    }
+    const __m512i w0 = _mm512_load_si512(b0 + (size_t)q * 64);
+    const __m512i w1 = Two ? _mm512_load_si512(b1 + (size_t)q * 64) : w0;
+    for (int r = 0; r < R; r++) {
+      int32_t four;
+      std::memcpy(&four, x + (size_t)r * Kp + 4 * q, 4);
+      const __m512i a = _mm512_set1_epi32(four);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w0);
+      if (Two) acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, w1);
+    }
+  }
+  // sx · sw · (Σ q·w − zp · Σ w), as int8TilesAmx's emit
+  for (int h = 0; h < (Two ? 2 : 1); h++) {
+    const __m512 sw = _mm512_loadu_ps(L.int8CopyScale + (size_t)(g + h) * 16);
+    const __m512 ws = _mm512_loadu_ps(L.int8CopySum + (size_t)(g + h) * 16);
+    for (int r = 0; r < R; r++) {
+      const int m = m0 + r;
+      __m512 v = _mm512_cvtepi32_ps(acc[r][h]);
+      v = _mm512_fnmadd_ps(_mm512_set1_ps(zx[m]), ws, v);
+      _mm512_storeu_ps(y + (size_t)m * ldy + (size_t)(g + h) * 16, _mm512_mul_ps(v, _mm512_mul_ps(sw, _mm512_set1_ps(sx[m]))));
+    }
+  }
+}
+
+template <bool Two>
+inline void int8GroupVnni(const Linear& L, const uint8_t* xq, int Kp, const float* sx, const float* zx, int M, int g,
+                          float* y, int ldy) {
+  int m = 0;
+  for (; m + kVnniRows <= M; m += kVnniRows) int8RowsVnni<kVnniRows, Two>(L, xq, Kp, sx, zx, m, g, y, ldy);
+  switch (M - m) {  // the last rows in one pass
+    case 5: return int8RowsVnni<5, Two>(L, xq, Kp, sx, zx, m, g, y, ldy);
+    case 4: return int8RowsVnni<4, Two>(L, xq, Kp, sx, zx, m, g, y, ldy);
+    case 3: return int8RowsVnni<3, Two>(L, xq, Kp, sx, zx, m, g, y, ldy);
+    case 2: return int8RowsVnni<2, Two>(L, xq, Kp, sx, zx, m, g, y, ldy);
+    case 1: return int8RowsVnni<1, Two>(L, xq, Kp, sx, zx, m, g, y, ldy);
+    default: return;
+  }
+}
+
+inline void int8TilesVnni(const Linear& L, const uint8_t* xq, const float* sx, const float* zx, int M, int g0, int g1,
+                          float* y, int ldy) {
+  const int Kp = L.int8CopyChunks * 64;
+  int g = g0;
+  for (; g + 2 <= g1; g += 2) int8GroupVnni<true>(L, xq, Kp, sx, zx, M, g, y, ldy);
+  if (g < g1) int8GroupVnni<false>(L, xq, Kp, sx, zx, M, g, y, ldy);
+}
+
+}  // namespace openlora
+#endif
+
+#if defined(__AMX_INT8__) && defined(__AMX_TILE__) && OPENLORA_VNNI
+#define OPENLORA_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
+
+namespace openlora {
+
+struct alignas(64) AmxConfig {
+  uint8_t palette, startRow, reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+// Linux hands AMX's tile state only to a process that asks (arch_prctl ARCH_REQ_XCOMP_PERM, once);
+// OPENLORA_NATIVE_AMX=never keeps the AVX-512 kernels (A/B runs, tests). The tiles, all 16 rows of
+// 64 bytes: C (16 × 16 int32: tiles 0-3), A (16 rows × 64 u8: 4, 7) and B (16 quads of k × 16
+// columns × 4 s8: 5, 6).
+inline bool amxPermitted() {
+  static const bool permitted =
+      syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+  if (!permitted) return false;
+  const char* v = std::getenv("OPENLORA_NATIVE_AMX");  // read each time: tests switch it per case
+  return v == nullptr || std::strcmp(v, "never") != 0;
+}
+
+// Loads the tile shapes on this thread; the caller runs its AMX kernels, then amxDone(). A thread
+// keeps no AMX state between Linears: left loaded on a JS thread (the engine's thread 0 is the
+// caller's), it crashed the process later with SIGILL.
+inline bool amxReady() {
+  if (!amxPermitted()) return false;
+  static const AmxConfig config = [] {
+    AmxConfig c{};
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) c.rows[t] = 16, c.colsb[t] = 64;
+    return c;
+  }();
+  _tile_loadconfig(&config);
+  return true;
+}
+
+inline void amxDone() { _tile_release(); }
+
 // y[m][16g0, 16g1) for m < M from L's int8 copy and xq (quantizeU8's rows). Each C tile is a chain
 // of dependent products (one per 64 k), so four run side by side: two groups × two row tiles.
 #ifndef OPENLORA_AMX_PREFETCH
@@ -152,13 +234,13 @@ constexpr int kPrefetchTiles = OPENLORA_AMX_PREFETCH;
 
 inline void int8TilesAmx(const Linear& L, const uint8_t* xq, const float* sx, const float* zx, int M, int g0, int g1,
                          float* y, int ldy) {
-  const int kc = L.amx8Chunks, Kp = kc * 64, tilesM = (M + 15) / 16;
+  const int kc = L.int8CopyChunks, Kp = kc * 64, tilesM = (M + 15) / 16;
   alignas(64) int32_t c[4][16 * 16];
   const size_t groupBytes = (size_t)kc * 1024, tileA = (size_t)16 * Kp;
   // C tile (group g, row tile r) → y, scaled: sx · sw · (Σ q·w − zp · Σ w)
   auto emit = [&](const int32_t* ct, int g, int r) {
-    const __m512 sw = _mm512_loadu_ps(L.amx8Scale + (size_t)g * 16);
-    const __m512 ws = _mm512_loadu_ps(L.amx8Sum + (size_t)g * 16);
+    const __m512 sw = _mm512_loadu_ps(L.int8CopyScale + (size_t)g * 16);
+    const __m512 ws = _mm512_loadu_ps(L.int8CopySum + (size_t)g * 16);
     for (int i = 0; i < 16 && 16 * r + i < M; i++) {
       const int m = 16 * r + i;
       __m512 v = _mm512_cvtepi32_ps(_mm512_load_si512(ct + i * 16));
@@ -168,7 +250,7 @@ inline void int8TilesAmx(const Linear& L, const uint8_t* xq, const float* sx, co
   };
   for (int g = g0; g < g1; g += 2) {
     const bool two = g + 1 < g1;
-    const int8_t* b0 = L.amx8 + (size_t)g * groupBytes;
+    const int8_t* b0 = L.int8Copy + (size_t)g * groupBytes;
     const int8_t* b1 = b0 + groupBytes;
     for (int r = 0; r < tilesM; r += 2) {
       const bool rows2 = r + 1 < tilesM;
@@ -181,7 +263,7 @@ inline void int8TilesAmx(const Linear& L, const uint8_t* xq, const float* sx, co
         if (kPrefetchTiles > 0 && r == 0) {
           // the weights stream from memory at a prompt's few rows: ask for them ahead of the loads
           const int8_t* p = b0 + (size_t)(j + kPrefetchTiles) * 1024;
-          const int8_t* end = L.amx8 + (size_t)g1 * groupBytes;
+          const int8_t* end = L.int8Copy + (size_t)g1 * groupBytes;
           for (int line = 0; line < 1024 && p + line < end; line += 64) _mm_prefetch((const char*)p + line, _MM_HINT_T0);
           if (two) {
             const int8_t* q = b1 + (size_t)(j + kPrefetchTiles) * 1024;

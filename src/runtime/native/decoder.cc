@@ -434,14 +434,27 @@ void int4Layout(Spec& s, Decoder& dec, bool trial) {
   halfScalesBeyondCache(s, dec);
 }
 
-// The int8 copies AMX prompt chunks read (amx.h), for int4 and int8 Linears whose columns come in
-// 16s (and for gate|up whose halves do), when the engine runs prompts (promptRows > 0) and the CPU
-// and kernel grant AMX at create: +1 byte a weight beside the decode layout. The LM head keeps the
-// decode kernels (it runs for one row a prompt). Built on `threads` threads, split by groups.
-void amxLayout(Spec& s, Decoder& dec, int threads, bool trial) {
+// Whether int4/int8 prompt chunks run on an int8 copy of the weights (amx.h): on AMX where the CPU
+// grants it, else on AVX-512 VNNI (the 1B int4 32-token prompt on AMD Zen 4: see
+// docs/NATIVE-DECODE.md "Prompts"). OPENLORA_NATIVE_INT8_COPY=never keeps the decode layout's
+// kernels for prompts too (A/B runs, tests).
+bool int8PromptCopy() {
+  const char* v = getenv("OPENLORA_NATIVE_INT8_COPY");
+  if (v != nullptr && std::strcmp(v, "never") == 0) return false;
 #if OPENLORA_AMX
+  if (amxPermitted()) return true;
+#endif
+  return OPENLORA_VNNI != 0;
+}
+
+// The int8 copies prompt chunks read (amx.h), for int4 and int8 Linears whose columns come in 16s
+// (and for gate|up whose halves do), when the engine runs prompts (promptRows > 0) on AMX or AVX-512
+// VNNI (int8PromptCopy): +1 byte a weight beside the decode layout. The LM head keeps the
+// decode kernels (it runs for one row a prompt). Built on `threads` threads, split by groups.
+void int8CopyLayout(Spec& s, Decoder& dec, int threads, bool trial) {
+#if OPENLORA_VNNI
   const Dims& d = dec.d_;
-  if (trial || d.promptRows == 0 || d.format == FP32 || !amxPermitted()) return;
+  if (trial || d.promptRows == 0 || d.format == FP32 || !int8PromptCopy()) return;
   std::vector<Linear*> todo;
   for (Layer& l : dec.layers) {
     for (Linear* L : {&l.qkv, &l.o, &l.down})
@@ -449,26 +462,26 @@ void amxLayout(Spec& s, Decoder& dec, int threads, bool trial) {
     if (d.inter % 16 == 0) todo.push_back(&l.gateUp);
   }
   for (Linear* L : todo) {
-    L->amx8Chunks = (L->K + 63) / 64;
-    L->amx8 = reinterpret_cast<const int8_t*>(s.owned((size_t)L->N * L->amx8Chunks * 64));
-    L->amx8Scale = reinterpret_cast<const float*>(s.owned((size_t)L->N * 4));
-    L->amx8Sum = reinterpret_cast<const float*>(s.owned((size_t)L->N * 4));
+    L->int8CopyChunks = (L->K + 63) / 64;
+    L->int8Copy = reinterpret_cast<const int8_t*>(s.owned((size_t)L->N * L->int8CopyChunks * 64));
+    L->int8CopyScale = reinterpret_cast<const float*>(s.owned((size_t)L->N * 4));
+    L->int8CopySum = reinterpret_cast<const float*>(s.owned((size_t)L->N * 4));
   }
   auto work = [&](int t) {
     std::vector<float> scratch;
     for (Linear* L : todo) {
-      scratch.resize((size_t)L->amx8Chunks * 64);
+      scratch.resize((size_t)L->int8CopyChunks * 64);
       int g0, g1;
       share(L->N / 16, t, threads, 1, g0, g1);
-      buildAmx8Groups(*L, g0, g1, const_cast<int8_t*>(L->amx8), const_cast<float*>(L->amx8Scale),
-                      const_cast<float*>(L->amx8Sum), scratch.data());
+      buildInt8CopyGroups(*L, g0, g1, const_cast<int8_t*>(L->int8Copy), const_cast<float*>(L->int8CopyScale),
+                      const_cast<float*>(L->int8CopySum), scratch.data());
     }
   };
   std::vector<std::thread> helpers;
   for (int t = 1; t < threads; t++) helpers.emplace_back(work, t);
   work(0);
   for (auto& h : helpers) h.join();
-  dec.amx8_ = !todo.empty();
+  dec.int8Copy_ = !todo.empty();
 #else
   (void)s, (void)dec, (void)threads, (void)trial;
 #endif
@@ -563,7 +576,7 @@ void build(Spec& s, napi_value spec, Instance& inst) {
   if (F == INT4) int4Layout(s, *dec, trial);
   if (inst.hugePages) hotCopies(s, *dec);
   if (F == FP32 && !trial) bf16Halves(s, *dec);
-  amxLayout(s, *dec, threads, trial);
+  int8CopyLayout(s, *dec, threads, trial);
   dec->prepare();
   inst.decoder = std::move(dec);
 }

@@ -92,12 +92,13 @@ struct Linear {
   // which the kernel reads instead of q / scales / zp when set; groupBytes = one 16-row group
   const uint8_t* tiles = nullptr;
   size_t groupBytes = 0;
-  // int4 / int8 where prompt chunks run on AMX (amx.h): the weights again as int8 per output
-  // column in TDPBUSD's tile layout, each column's scale and the sum of its codes
-  const int8_t* amx8 = nullptr;
-  const float* amx8Scale = nullptr;
-  const float* amx8Sum = nullptr;
-  int amx8Chunks = 0;  // 64-k chunks of a group: ceil(K / 64)
+  // int4 / int8 where prompt chunks run on their int8 copy (amx.h, on AMX or AVX-512 VNNI): the
+  // weights again as int8 per output column in TDPBUSD's tile layout (also VNNI's), each column's
+  // scale and the sum of its codes
+  const int8_t* int8Copy = nullptr;
+  const float* int8CopyScale = nullptr;
+  const float* int8CopySum = nullptr;
+  int int8CopyChunks = 0;  // 64-k chunks of a group: ceil(K / 64)
   // where the kernels' software prefetches of weights ahead of use go: L2 instead of L1
   // (prefetchAhead; decoder.cc aheadToL2 decides per CPU)
   bool aheadToL2 = false;

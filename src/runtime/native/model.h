@@ -91,10 +91,11 @@ class Decoder {
     std::vector<QuantRow> rows;
   };
   void quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M);
-  // whether L over M rows of this chunk runs on AMX (amx.h: its int8 copy, prompt chunks of 16+ rows)
-  bool amxTakes(const Linear& L, int M) const {
-#if OPENLORA_AMX
-    return prompt_ && L.amx8 != nullptr && M >= 16 && amxPermitted();
+  // whether L over M rows of this chunk runs on its int8 prompt copy (amx.h: prompt chunks of 16+
+  // rows, on AMX where the CPU grants it, else on AVX-512 VNNI)
+  bool int8CopyTakes(const Linear& L, int M) const {
+#if OPENLORA_VNNI
+    return prompt_ && L.int8Copy != nullptr && M >= 16;
 #else
     (void)L, (void)M;
     return false;
@@ -138,7 +139,7 @@ class Decoder {
   int rows_ = 0;  // rows a step or a prompt chunk may have: the scratch buffers' height
 
  public:
-  bool amx8_ = false;  // the Linears have int8 copies for AMX prompt chunks (decoder.cc amxLayout)
+  bool int8Copy_ = false;  // the Linears have int8 copies for prompt chunks (decoder.cc int8CopyLayout)
 
  private:
   bool prompt_ = false;  // the running chunk is a prompt's (AMX kernels may take its Linears)

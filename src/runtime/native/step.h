@@ -246,7 +246,7 @@ inline void Decoder::prepare() {
       s.qt.assign((size_t)16 * 128, 0.f);
       s.block.assign((size_t)(d.capacity + 16) * 16, 0.f);
     }
-    if (amx8_) {
+    if (int8Copy_) {
       s.xu.assign((size_t)R * ((maxK_ + 63) / 64 * 64), 0);
       // quantizeU8's per-row scale and zero point reuse sx and xs: at least a row each
       s.sx.resize(std::max(s.sx.size(), (size_t)R));
@@ -292,13 +292,18 @@ inline bool Decoder::byRows(const Linear& L, int M) const {
 //   (batch 8 on AMD Zen 4: gate|up 9.6 against 15.9 ms).
 inline void Decoder::linear(int t, const Linear& L, int M, const float* x, int ldx, const QuantRow* xq,
                             std::initializer_list<std::pair<int, int>> ranges, float* y, int ldy) {
-#if OPENLORA_AMX
-  if (amxTakes(L, M)) {
+#if OPENLORA_VNNI
+  if (int8CopyTakes(L, M)) {
     Scratch& s = scratch_[t];
-    quantizeU8(x, ldx, M, L.K, L.amx8Chunks * 64, s.xu.data(), s.sx.data(), s.xs.data());
-    amxReady();
-    for (const auto& [a, b] : ranges) int8TilesAmx(L, s.xu.data(), s.sx.data(), s.xs.data(), M, a / 16, b / 16, y, ldy);
-    amxDone();
+    quantizeU8(x, ldx, M, L.K, L.int8CopyChunks * 64, s.xu.data(), s.sx.data(), s.xs.data());
+#if OPENLORA_AMX
+    if (amxReady()) {
+      for (const auto& [a, b] : ranges) int8TilesAmx(L, s.xu.data(), s.sx.data(), s.xs.data(), M, a / 16, b / 16, y, ldy);
+      amxDone();
+      return;
+    }
+#endif
+    for (const auto& [a, b] : ranges) int8TilesVnni(L, s.xu.data(), s.sx.data(), s.xs.data(), M, a / 16, b / 16, y, ldy);
     return;
   }
 #endif
@@ -381,7 +386,7 @@ inline void Decoder::warm(const Linear& L, int t, int cols, int M) const {
 }
 
 inline void Decoder::quantize(Scratch& s, const Linear& L, const float* x, int ldx, int M) {
-  if (L.block == 0 || amxTakes(L, M)) return;  // AMX quantizes its rows itself (amx.h quantizeU8)
+  if (L.block == 0 || int8CopyTakes(L, M)) return;  // the int8 copy's kernels quantize their rows themselves (amx.h quantizeU8)
   for (int m = 0; m < M; m++) {
     s.rows[m] = QuantRow{s.q.data() + (size_t)m * maxKpad_, s.sx.data() + (size_t)m * maxKb_,
                          s.xs.data() + (size_t)m * maxKb_, s.sxp.data() + (size_t)m * maxKb_ * 8};
