@@ -341,7 +341,8 @@ void hotCopies(Spec& s, Decoder& dec) {
   for (Linear* L : all) {
     const size_t N = L->N;
     if (L->w != nullptr) {
-      L->w = s.hotCopy(L->w, (size_t)L->K * N);
+      // with bf16 halves the kernels read those (already in huge pages); w serves scalar tails
+      if (L->w16 == nullptr) L->w = s.hotCopy(L->w, (size_t)L->K * N);
       continue;
     }
     if (L->tiles != nullptr) continue;
@@ -355,11 +356,12 @@ void hotCopies(Spec& s, Decoder& dec) {
   }
 }
 
-// The top halves of fp32 Linears whose every weight is a bf16 value (Linear::w16), which the 1-3
-// row kernels then read instead of w: a checkpoint stored in bf16 (most are, and the benchmarks'
+// The top halves of fp32 Linears whose every weight is a bf16 value (Linear::w16), which the SIMD
+// kernels then read instead of w: a checkpoint stored in bf16 (most are, and the benchmarks'
 // fixtures) widened to fp32 at build time carries 16 zero bits a weight, and a decode step that
 // streams every weight once reads half the bytes for the same fp32 sums. A Linear with any other
-// value keeps w alone. w stays for batches and prompts (FMA-bound, measured slower widening).
+// value keeps w alone. w stays in the mapped file for the kernels' scalar tails (hotCopies skips
+// it), so such a model's engine holds 2 bytes a weight.
 // OPENLORA_NATIVE_BF16=never skips it; =always refuses an engine with an fp32 Linear that is not
 // all bf16 values (tests: so that a fallback cannot pass for the halves).
 void bf16Halves(Spec& s, Decoder& dec) {
@@ -574,8 +576,8 @@ void build(Spec& s, napi_value spec, Instance& inst) {
     for (Linear* L : {&l.qkv, &l.o, &l.gateUp, &l.down}) L->aheadToL2 = toL2;
   inst.hugePages = !trial && hugePages();
   if (F == INT4) int4Layout(s, *dec, trial);
-  if (inst.hugePages) hotCopies(s, *dec);
   if (F == FP32 && !trial) bf16Halves(s, *dec);
+  if (inst.hugePages) hotCopies(s, *dec);
   int8CopyLayout(s, *dec, threads, trial);
   dec->prepare();
   inst.decoder = std::move(dec);

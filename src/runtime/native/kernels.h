@@ -106,9 +106,10 @@ struct Linear {
 
 #if OPENLORA_VNNI
 // 16 bf16 values widened to the fp32 values they are (the low 16 bits zero): exact.
-inline __m512 widenBf16(const uint16_t* p) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+inline __m512 widenBf16(__m256i halves) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
 }
+inline __m512 widenBf16(const uint16_t* p) { return widenBf16(_mm256_loadu_si256((const __m256i*)p)); }
 
 // A weight line the kernel reads soon. On AMD Zen 4 a prefetch into L1 (32 KB there, beside the
 // batch's input rows and the lines in use) measured slower than one into L2 (the tied head, one
@@ -606,10 +607,12 @@ inline void quantColumnsVnni(const Linear& L, const QuantRow* x, int j0, int j1,
 // block below loads 5 a 4 (the batch-8 head on AMD Zen 4: 4.8-5.6 against 5.8-6.3 ms). The same
 // sums in the same order as the block below. Reads x rows up to m0 + 8 (whole 16s).
 constexpr int kRowsHeadAhead = 16;
+template <bool Halves>
 inline void rowPairs8(const Linear& L, int M, const float* x, int ldx, int j, float* y, int ldy) {
   const int K = L.K;
   const float* w = L.w + (size_t)j * K;
   const float* pf = w + (size_t)kRowsHeadAhead * K;
+  const uint16_t* h = Halves ? L.w16 + (size_t)j * K : nullptr;
   for (int m0 = 0; m0 < M; m0 += 8) {
     const float* xm = x + (size_t)m0 * ldx;
     __m512 a[2][8];
@@ -617,8 +620,17 @@ inline void rowPairs8(const Linear& L, int M, const float* x, int ldx, int j, fl
       for (int m = 0; m < 8; m++) a[i][m] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-      if (m0 == 0) prefetchAhead(L, pf + k), prefetchAhead(L, pf + K + k);
-      const __m512 w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + K + k);
+      __m512 w0, w1;
+      if constexpr (Halves) {
+        if (m0 == 0 && (k & 31) == 0) {
+          const uint16_t* ph = h + (size_t)kRowsHeadAhead * K + k;
+          prefetchAhead(L, ph), prefetchAhead(L, ph + K);
+        }
+        w0 = widenBf16(h + k), w1 = widenBf16(h + K + k);
+      } else {
+        if (m0 == 0) prefetchAhead(L, pf + k), prefetchAhead(L, pf + K + k);
+        w0 = _mm512_loadu_ps(w + k), w1 = _mm512_loadu_ps(w + K + k);
+      }
       for (int m = 0; m < 8; m++) {
         const __m512 xv = _mm512_loadu_ps(xm + (size_t)m * ldx + k);
         a[0][m] = _mm512_fmadd_ps(w0, xv, a[0][m]);
@@ -670,7 +682,8 @@ inline void rowColumns(const Linear& L, int M, const float* x, int ldx, int j0, 
   int j = j0;
 #if OPENLORA_VNNI
   if (M >= 4)
-    for (; j + 2 <= j1; j += 2) rowPairs8(L, M, x, ldx, j, y, ldy);
+    for (; j + 2 <= j1; j += 2)
+      L.w16 != nullptr ? rowPairs8<true>(L, M, x, ldx, j, y, ldy) : rowPairs8<false>(L, M, x, ldx, j, y, ldy);
   if (L.w16 != nullptr)
     for (; j + 4 <= j1; j += 4) rowBlock4Halves(L, M, x, ldx, j, y, ldy);
   for (; j + 4 <= j1; j += 4) {
@@ -817,18 +830,32 @@ constexpr int kGemmK = 128, kGemmRows = 4, kGemmAhead = 16;
 // meanwhile, one line per k, so the next first pass does not wait on memory (the strip of a 135M model's Linears comes from memory
 // once a prompt: 538 MB, ~15 ms of a 32-token prompt's ~35).
 enum class GemmPass { First, Prefetching, Plain };
-template <GemmPass P, bool Masked>
+// Halves: the strips come from the bf16 halves (Linear::w16), 128 bytes a row segment, widened
+// into the panel by the first pass; `next` then points into the halves, 2 lines a row.
+template <GemmPass P, bool Masked, bool Halves>
 inline void gemmRows4(const Linear& L, const float* xr, int ldx, int j, int kb, int ke, const __mmask16 (&mk)[4],
-                      float* panel, __m512 (&acc)[4][4], const float* next, int nextLines, int pass) {
+                      float* panel, __m512 (&acc)[4][4], const void* next, int nextLines, int pass) {
   const int N = L.N, K = L.K;
   for (int k = kb; k < ke; k++) {
     __m512 wv[4];
     float* p = panel + (size_t)(k - kb) * 64;
     if constexpr (P == GemmPass::Prefetching) {
       const int line = (pass - 1) * kGemmK + (k - kb);
-      if (line < nextLines) _mm_prefetch((const char*)(next + (size_t)(line >> 2) * N + 16 * (line & 3)), _MM_HINT_T1);
+      if (line < nextLines) {
+        const char* at = Halves ? (const char*)((const uint16_t*)next + (size_t)(line >> 1) * N + 32 * (line & 1))
+                                : (const char*)((const float*)next + (size_t)(line >> 2) * N + 16 * (line & 3));
+        _mm_prefetch(at, _MM_HINT_T1);
+      }
     }
-    if constexpr (P == GemmPass::First) {
+    if constexpr (P == GemmPass::First && Halves) {
+      const uint16_t* h = L.w16 + (size_t)k * N + j;
+      if (k + kGemmAhead < K)
+        for (int v = 0; v < 4; v += 2) prefetchAhead(L, h + (size_t)kGemmAhead * N + 16 * v);
+      for (int v = 0; v < 4; v++) {
+        wv[v] = Masked ? widenBf16(_mm256_maskz_loadu_epi16(mk[v], h + 16 * v)) : widenBf16(h + 16 * v);
+        _mm512_store_ps(p + 16 * v, wv[v]);
+      }
+    } else if constexpr (P == GemmPass::First) {
       const float* w = L.w + (size_t)k * N + j;
       if (k + kGemmAhead < K)
         // one 256-byte row segment per k at a stride of N floats: ask for it ahead (the loads
@@ -873,8 +900,11 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
       const int ke = std::min(K, kb + kGemmK);
       // the block after this one: the strip's next k, or the next strip's first
       const int nk = ke < K ? ke : 0, nj = ke < K ? j : j + 64;
-      const float* next = L.w + (size_t)nk * L.N + nj;
-      const int nextLines = nj < j1 ? std::min(K - nk, kGemmK) * ((std::min(j1 - nj, 64) + 15) / 16) : 0;
+      const bool halves = L.w16 != nullptr;
+      const void* next = halves ? (const void*)(L.w16 + (size_t)nk * L.N + nj) : (const void*)(L.w + (size_t)nk * L.N + nj);
+      const int lineWords = halves ? 32 : 16;
+      const int nextLines =
+          nj < j1 ? std::min(K - nk, kGemmK) * ((std::min(j1 - nj, 64) + lineWords - 1) / lineWords) : 0;
       for (int m0 = 0; m0 < M; m0 += 4) {
         __m512 acc[4][4];
         for (int r = 0; r < 4; r++)
@@ -885,13 +915,17 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
         const float* xr = x + (size_t)m0 * ldx;
         const int pass = m0 / 4;
         if (pass == 0 && full)
-          gemmRows4<GemmPass::First, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          halves ? gemmRows4<GemmPass::First, false, true>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass)
+                 : gemmRows4<GemmPass::First, false, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         else if (pass == 0)
-          gemmRows4<GemmPass::First, true>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          halves ? gemmRows4<GemmPass::First, true, true>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass)
+                 : gemmRows4<GemmPass::First, true, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         else if ((pass - 1) * kGemmK < nextLines)
-          gemmRows4<GemmPass::Prefetching, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          halves
+              ? gemmRows4<GemmPass::Prefetching, false, true>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass)
+              : gemmRows4<GemmPass::Prefetching, false, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         else
-          gemmRows4<GemmPass::Plain, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          gemmRows4<GemmPass::Plain, false, false>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
         for (int r = 0; r < 4 && m0 + r < M; r++)
           for (int v = 0; v < 4; v++) {
             float* out = y + (size_t)(m0 + r) * ldy + j + 16 * v;
@@ -918,7 +952,7 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
 constexpr int kAcrossK = 32;
 // One strip: columns [j, j + 32) of rows [kb, ke), masked where the thread's range ends inside it
 // (Masked: AMD Zen 4 runs masked loads of memory well below plain ones, so full strips use plain).
-template <int R, bool Masked>
+template <int R, bool Masked, bool Halves>
 inline void acrossStrip(const Linear& L, int M, const float* x, int ldx, int j, int kb, int ke, const __mmask16 (&mk)[2],
                         float* y, int ldy) {
   const int N = L.N, K = L.K;
@@ -929,15 +963,25 @@ inline void acrossStrip(const Linear& L, int M, const float* x, int ldx, int j, 
                   : Masked         ? _mm512_maskz_loadu_ps(mk[v], y + (size_t)r * ldy + j + 16 * v)
                                    : _mm512_loadu_ps(y + (size_t)r * ldy + j + 16 * v);
   const float* w = L.w + (size_t)kb * N + j;
+  const uint16_t* h = Halves ? L.w16 + (size_t)kb * N + j : nullptr;
   const bool ahead = ke < K;
   for (int k = kb; k < ke; k++, w += N) {
-    if (ahead) {
-      const char* next = (const char*)(w + (size_t)kAcrossK * N);
-      _mm_prefetch(next, _MM_HINT_T1);
-      _mm_prefetch(next + 64, _MM_HINT_T1);
+    __m512 w0, w1;
+    if constexpr (Halves) {
+      // the strip's 32 bf16 halves are one 64-byte line
+      if (ahead) _mm_prefetch((const char*)(h + (size_t)kAcrossK * N), _MM_HINT_T1);
+      w0 = Masked ? widenBf16(_mm256_maskz_loadu_epi16(mk[0], h)) : widenBf16(h);
+      w1 = Masked ? widenBf16(_mm256_maskz_loadu_epi16(mk[1], h + 16)) : widenBf16(h + 16);
+      h += N;
+    } else {
+      if (ahead) {
+        const char* next = (const char*)(w + (size_t)kAcrossK * N);
+        _mm_prefetch(next, _MM_HINT_T1);
+        _mm_prefetch(next + 64, _MM_HINT_T1);
+      }
+      w0 = Masked ? _mm512_maskz_loadu_ps(mk[0], w) : _mm512_loadu_ps(w);
+      w1 = Masked ? _mm512_maskz_loadu_ps(mk[1], w + 16) : _mm512_loadu_ps(w + 16);
     }
-    const __m512 w0 = Masked ? _mm512_maskz_loadu_ps(mk[0], w) : _mm512_loadu_ps(w);
-    const __m512 w1 = Masked ? _mm512_maskz_loadu_ps(mk[1], w + 16) : _mm512_loadu_ps(w + 16);
     for (int r = 0; r < R; r++) {
       const __m512 a = _mm512_set1_ps(x[(size_t)r * ldx + k]);
       acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
@@ -960,12 +1004,16 @@ inline void gemmAcross(const Linear& L, int M, const float* x, int ldx, int j0, 
     const int ke = std::min(L.K, kb + kAcrossK);
     int j = j0;
     const __mmask16 full[2] = {(__mmask16)0xFFFF, (__mmask16)0xFFFF};
-    for (; j + 32 <= j1; j += 32) acrossStrip<R, false>(L, M, x, ldx, j, kb, ke, full, y, ldy);
+    const bool halves = L.w16 != nullptr;
+    for (; j + 32 <= j1; j += 32)
+      halves ? acrossStrip<R, false, true>(L, M, x, ldx, j, kb, ke, full, y, ldy)
+             : acrossStrip<R, false, false>(L, M, x, ldx, j, kb, ke, full, y, ldy);
     if (j < j1) {
       const int left = j1 - j;
       const __mmask16 mk[2] = {left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1),
                                left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : (__mmask16)0};
-      acrossStrip<R, true>(L, M, x, ldx, j, kb, ke, mk, y, ldy);
+      halves ? acrossStrip<R, true, true>(L, M, x, ldx, j, kb, ke, mk, y, ldy)
+             : acrossStrip<R, true, false>(L, M, x, ldx, j, kb, ke, mk, y, ldy);
     }
   }
 }

@@ -349,8 +349,8 @@ inline void Decoder::warm(const Linear& L, int t, int cols, int M) const {
   const int T = pool_.threads();
   int a, b;
   const char* p;
-  // what kColumns and rowColumns read at 1-3 rows: the bf16 halves where the Linear has them
-  const bool halves = L.w16 != nullptr && M < kGemmRows;
+  // what the fp32 kernels read: the bf16 halves where the Linear has them (every SIMD kernel does)
+  const bool halves = L.w16 != nullptr;
   const size_t wordBytes = halves ? 2 : 4;
   const char* w = halves ? (const char*)L.w16 : (const char*)L.w;
   if (byRows(L, M)) {
