@@ -217,43 +217,46 @@ for (const [format, kernels] of WIDTH_CASES) {
   })
 }
 
-// fp32 from a bf16 checkpoint (most ship so): the 1-3 row kernels read each weight's bf16 half
-// (kernels.h Linear::w16) and widen it exactly, so the logits must equal the fp32 kernels' bit for
-// bit, through one row split both ways, 2-3 rows (a dummy row between two) and 5 rows
-test("fp32 from a bf16 checkpoint: the bf16 halves give the fp32 kernels' logits bit for bit", async () => {
-  const dir = join(root, 'm-tiny-bf16')
-  await makeModel({ preset: 'tiny', seed: 3, out: dir, dtype: 'BF16' })
-  const adapter = join(root, 'a-tiny-bf16')
-  await makeAdapter({ model: dir, out: adapter, rank: 8, alpha: 16, targets: LINEARS, seed: 4 })
-  for (const oneRow of ['rows', 'columns']) {
-    process.env.OPENLORA_NATIVE_ONE_ROW = oneRow
-    process.env.OPENLORA_NATIVE_BF16 = 'always'
-    const halves = await open(dir, 'fp32', 'native', 5)
-    process.env.OPENLORA_NATIVE_BF16 = 'never'
-    const full = await open(dir, 'fp32', 'native', 5)
-    const ort = await open(dir, 'fp32', 'ort', 5)
-    try {
-      const weights = await loadPeftAdapter(adapter, halves.config)
-      for (const m of [halves, full, ort]) m.pools.write(1, weights)
-      for (const run of [widths, decodeSteps]) {
-        const want = await run(full, null, 4)
-        const got = await run(halves, want.picked, 4)
-        const ref = await run(ort, want.picked, 4)
-        for (let s = 0; s < want.out.length; s++)
-          for (let r = 0; r < want.out[s]!.length; r++) {
-            const d = maxAbsDiff(got.out[s]![r]!, want.out[s]![r]!)
-            assert.is(d, 0, `${run.name}, one row by ${oneRow}, step ${s}, row ${r}: max |Δ logit| ${d}`)
-            const e = maxAbsDiff(got.out[s]![r]!, ref.out[s]![r]!)
-            assert.ok(e <= TOL.fp32, `against ORT: ${run.name}, step ${s}, row ${r}: ${e} > ${TOL.fp32}`)
-          }
+// fp32 from a bf16 checkpoint (most ship so): every SIMD kernel reads each weight's bf16 half
+// (kernels.h Linear::w16) and widens it exactly, so the logits must equal the fp32 kernels' bit for
+// bit, through one row split both ways, 2-3 rows (a dummy row between two), 5 rows and prompts
+// (5 and 11 tokens: gemmAcross and gemmF32), on the three presets' shapes (an untied head; widths
+// that end in partial strips and masked loads)
+for (const preset of ['tiny', 'llama3-tiny', 'qwen2-tiny'] as Preset[])
+  test(`fp32 from a bf16 checkpoint (${preset}): the bf16 halves give the fp32 kernels' logits bit for bit`, async () => {
+    const dir = join(root, `m-${preset}-bf16`)
+    await makeModel({ preset, seed: 3, out: dir, dtype: 'BF16' })
+    const adapter = join(root, `a-${preset}-bf16`)
+    await makeAdapter({ model: dir, out: adapter, rank: 8, alpha: 16, targets: LINEARS, seed: 4 })
+    for (const oneRow of ['rows', 'columns']) {
+      process.env.OPENLORA_NATIVE_ONE_ROW = oneRow
+      process.env.OPENLORA_NATIVE_BF16 = 'always'
+      const halves = await open(dir, 'fp32', 'native', 5)
+      process.env.OPENLORA_NATIVE_BF16 = 'never'
+      const full = await open(dir, 'fp32', 'native', 5)
+      const ort = await open(dir, 'fp32', 'ort', 5)
+      try {
+        const weights = await loadPeftAdapter(adapter, halves.config)
+        for (const m of [halves, full, ort]) m.pools.write(1, weights)
+        for (const run of [widths, decodeSteps]) {
+          const want = await run(full, null, 4)
+          const got = await run(halves, want.picked, 4)
+          const ref = await run(ort, want.picked, 4)
+          for (let s = 0; s < want.out.length; s++)
+            for (let r = 0; r < want.out[s]!.length; r++) {
+              const d = maxAbsDiff(got.out[s]![r]!, want.out[s]![r]!)
+              assert.is(d, 0, `${run.name}, one row by ${oneRow}, step ${s}, row ${r}: max |Δ logit| ${d}`)
+              const e = maxAbsDiff(got.out[s]![r]!, ref.out[s]![r]!)
+              assert.ok(e <= TOL.fp32, `against ORT: ${run.name}, step ${s}, row ${r}: ${e} > ${TOL.fp32}`)
+            }
+        }
+      } finally {
+        delete process.env.OPENLORA_NATIVE_ONE_ROW
+        delete process.env.OPENLORA_NATIVE_BF16
+        for (const m of [halves, full, ort]) await m.dispose()
       }
-    } finally {
-      delete process.env.OPENLORA_NATIVE_ONE_ROW
-      delete process.env.OPENLORA_NATIVE_BF16
-      for (const m of [halves, full, ort]) await m.dispose()
     }
-  }
-})
+  })
 
 test('OPENLORA_NATIVE_BF16=always refuses fp32 weights that are not bf16 values', async () => {
   const { dir } = await fixture('tiny') // stored as F32: its weights use all 32 bits
