@@ -104,8 +104,10 @@ async function scenario(model: LoadedModel, picked: number[] | null, oneByOne: b
           { seq: b, tokens: [next(lb)], slot: 0 }
         ])
       ) as [Float32Array, Float32Array]
-      // a later prefill chunk over row 0's past
-    ;[la] = (await prompt([{ seq: a, tokens: tokens(6, 3), slot: 1 }])) as [Float32Array]
+      // a later prefill chunk over row 0's past (13 rows: fp32 runs two 6-row gemmF32 passes and a
+      // 1-row one; the first prompts' 30 rows five 6-row passes, the long one's 256 + 23 a 4- and a
+      // 5-row remainder)
+    ;[la] = (await prompt([{ seq: a, tokens: tokens(13, 3), slot: 1 }])) as [Float32Array]
     ;[la] = keep(await model.step([{ seq: a, tokens: [next(la)], slot: 1 }])) as [Float32Array]
     model.freeSequence(b)
     // a first prompt longer than a chunk, with the adapter
