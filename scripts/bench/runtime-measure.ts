@@ -18,14 +18,36 @@ export function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
-/** fp32 weight bytes one decode token reads: every projection, plus the lm_head. */
-export function weightBytesPerToken(c: ModelConfig, format: WeightFormat = 'fp32'): number {
+/**
+ * Weight bytes one decode token reads: every projection, plus the lm_head. `bf16Halves`: fp32
+ * weights of a bf16 checkpoint on the native engine, which reads their top halves, 2 bytes a
+ * weight (docs/NATIVE-DECODE.md "Kernels"), where ORT reads all 4.
+ */
+export function weightBytesPerToken(
+  c: ModelConfig,
+  format: WeightFormat = 'fp32',
+  bf16Halves = false
+): number {
   const q = c.numHeads * c.headDim
   const kv = c.numKvHeads * c.headDim
   const perLayer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize
   const weights = c.numLayers * perLayer + c.vocabSize * c.hiddenSize
   // int8: one byte per weight plus one fp32 scale per block
-  return format === 'int8' ? weights * (1 + 4 / INT8_BLOCK) : 4 * weights
+  if (format === 'int8') return weights * (1 + 4 / INT8_BLOCK)
+  return (bf16Halves && format === 'fp32' ? 2 : 4) * weights
+}
+
+/**
+ * Whether the native engine holds this model's fp32 Linears as bf16 halves: a checkpoint stored in
+ * bf16 (config.json torch_dtype), served on the engine's AVX-512 kernels, not turned off.
+ */
+export function servesBf16Halves(torchDtype: unknown, decodeKernels: string, simd: string): boolean {
+  return (
+    torchDtype === 'bfloat16' &&
+    decodeKernels === 'native' &&
+    simd !== 'generic' &&
+    process.env.OPENLORA_NATIVE_BF16 !== 'never'
+  )
 }
 
 /**

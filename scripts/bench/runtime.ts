@@ -15,6 +15,7 @@
 // baseline (merge + new session per adapter).
 // Also: cold-load and warm→hot times, RAM per warm adapter, batch-1 decode against the
 // memory-bandwidth bound. Fixtures are cached (runtime-fixtures.ts); the first run builds them.
+import { readFile } from 'node:fs/promises'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Logger, silentLogger } from '../../src/common/log.ts'
@@ -25,6 +26,8 @@ import type { TokenEvent } from '../../src/runtime/engine/types.ts'
 import { loadCheckpointWeights } from '../../src/runtime/formats/safetensors.ts'
 import { generate } from '../../src/runtime/generate.ts'
 import { type LoadedModel, loadModel } from '../../src/runtime/model/index.ts'
+import { compileNative } from '../../src/runtime/native/compile.ts'
+import { loadNativeAddon } from '../../src/runtime/native/decoder.ts'
 import { sample } from '../../src/runtime/sampling.ts'
 import { parseWeightFormat } from '../../src/runtime/weight-format.ts'
 import { benchArgs } from './args.ts'
@@ -38,7 +41,7 @@ import {
   MIXED_SET,
   QV_SET
 } from './runtime-fixtures.ts'
-import { copyBandwidth, weightBytesPerToken } from './runtime-measure.ts'
+import { copyBandwidth, servesBf16Halves, weightBytesPerToken } from './runtime-measure.ts'
 import { mergedSession } from './runtime-naive.ts'
 import { engineStats, judge, summaryText, type Tally, tally } from './runtime-report.ts'
 
@@ -330,7 +333,15 @@ async function main(): Promise<void> {
     ramPerWarm,
     rssPerWarm,
     warm: qvStats,
-    weightBytesPerToken: weightBytesPerToken(qvModel.config, WEIGHTS),
+    weightBytesPerToken: weightBytesPerToken(
+      qvModel.config,
+      WEIGHTS,
+      servesBf16Halves(
+        JSON.parse(await readFile(join(modelDir, 'config.json'), 'utf8')).torch_dtype,
+        qvModel.decodeKernels,
+        loadNativeAddon(await compileNative()).info().simd
+      )
+    ),
     engines,
     wallMs: performance.now() - started,
     qvAdapters: CFG.qvAdapters,
