@@ -138,16 +138,9 @@ export function judge(m: Measured) {
   const goals = [
     g('distinct1000_vs_one', med('distinct1000_vs_one'), '>= 0.90', med('distinct1000_vs_one') >= 0.9),
     g('one_vs_base', med('one_vs_base'), '>= 0.90', med('one_vs_base') >= 0.9),
-    ...(m.family === 'llama'
-      ? [
-          g(
-            'distinct1000_vs_naive',
-            med('distinct1000_vs_naive'),
-            '>= 20',
-            med('distinct1000_vs_naive') >= 20
-          )
-        ]
-      : []),
+    // 1,000 distinct ÷ the naive merge-and-rebuild server (≥ 20) is no goal on CPU: issue 17 retired
+    // it, as it measured the baseline's reload more than our engine (docs/ENGINE.md "Why 1,000/naive
+    // stays at 10-16"); the ratio stays in pairedRatios
     g('cold_load_p50_ms', results.coldLoadP50Ms, '<= 30', results.coldLoadP50Ms <= 30),
     g('warm_to_hot_p50_ms', results.warmToHotP50Ms, '<= 1', results.warmToHotP50Ms <= 1),
     g('ram_per_warm_adapter_vs_fp32', ramPerWarm / fp32Bytes, '<= 1.2', ramPerWarm / fp32Bytes <= 1.2),
