@@ -839,13 +839,18 @@ enum class GemmPass { First, Prefetching, Plain };
 // into the panel by the first pass; `next` then points into the halves, 2 lines a row.
 template <GemmPass P, bool Masked, bool Halves, int R>
 inline void gemmRows(const Linear& L, const float* xr, int ldx, int j, int kb, int ke, const __mmask16 (&mk)[4],
-                     float* panel, __m512 (&out)[6][4], const void* next, int nextLines, int pass) {
+                     float* panel, float* yr, int ldy, bool full, const void* next, int nextLines, int pass) {
   const int N = L.N, K = L.K;
-  // the sums in a local array for the loop: in the caller's, GCC stored all of them to the stack
-  // every k (the panel's float stores may alias them), which held the kernel to ~35 % of the FMAs
+  // the sums in a local array, loaded from y and stored back here: in an array of the caller's,
+  // GCC stored all of them to the stack every k (the panel's float stores may alias them), which
+  // held the kernel to ~35 % of the FMAs; and handing them over through one cost a copy each way
+  // through the stack, ~10 % of a pass
   __m512 acc[R][4];
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < 4; v++) acc[r][v] = out[r][v];
+    for (int v = 0; v < 4; v++)
+      acc[r][v] = kb == 0 ? _mm512_setzero_ps()
+                  : full  ? _mm512_loadu_ps(yr + (size_t)r * ldy + 16 * v)
+                          : _mm512_maskz_loadu_ps(mk[v], yr + (size_t)r * ldy + 16 * v);
   for (int k = kb; k < ke; k++) {
     __m512 wv[4];
     float* p = panel + (size_t)(k - kb) * 64;
@@ -884,7 +889,13 @@ inline void gemmRows(const Linear& L, const float* xr, int ldx, int j, int kb, i
     }
   }
   for (int r = 0; r < R; r++)
-    for (int v = 0; v < 4; v++) out[r][v] = acc[r][v];
+    for (int v = 0; v < 4; v++) {
+      float* o = yr + (size_t)r * ldy + 16 * v;
+      if (full)
+        _mm512_storeu_ps(o, acc[r][v]);
+      else
+        _mm512_mask_storeu_ps(o, mk[v], acc[r][v]);
+    }
 }
 
 template <int R>
@@ -920,32 +931,19 @@ inline void gemmF32(const Linear& L, int M, const float* x, int ldx, int j0, int
       // one pass of R rows from m0: the first pass (0) fills the panel, the next ones prefetch
       // the next block while they read it
       auto rows = [&]<int R>(int m0, int pass) {
-        __m512 acc[6][4];
-        for (int r = 0; r < R; r++)
-          for (int v = 0; v < 4; v++)
-            acc[r][v] = kb == 0 ? _mm512_setzero_ps()
-                        : full  ? _mm512_loadu_ps(y + (size_t)(m0 + r) * ldy + j + 16 * v)
-                                : _mm512_maskz_loadu_ps(mk[v], y + (size_t)(m0 + r) * ldy + j + 16 * v);
         const float* xr = x + (size_t)m0 * ldx;
+        float* yr = y + (size_t)m0 * ldy + j;
         if (pass == 0 && full)
-          halves ? gemmRows<GemmPass::First, false, true, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass)
-                 : gemmRows<GemmPass::First, false, false, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          halves ? gemmRows<GemmPass::First, false, true, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass)
+                 : gemmRows<GemmPass::First, false, false, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass);
         else if (pass == 0)
-          halves ? gemmRows<GemmPass::First, true, true, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass)
-                 : gemmRows<GemmPass::First, true, false, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          halves ? gemmRows<GemmPass::First, true, true, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass)
+                 : gemmRows<GemmPass::First, true, false, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass);
         else if ((pass - 1) * kGemmK < nextLines)
-          halves ? gemmRows<GemmPass::Prefetching, false, true, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass)
-                 : gemmRows<GemmPass::Prefetching, false, false, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
+          halves ? gemmRows<GemmPass::Prefetching, false, true, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass)
+                 : gemmRows<GemmPass::Prefetching, false, false, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass);
         else
-          gemmRows<GemmPass::Plain, false, false, R>(L, xr, ldx, j, kb, ke, mk, panel, acc, next, nextLines, pass);
-        for (int r = 0; r < R; r++)
-          for (int v = 0; v < 4; v++) {
-            float* out = y + (size_t)(m0 + r) * ldy + j + 16 * v;
-            if (full)
-              _mm512_storeu_ps(out, acc[r][v]);
-            else
-              _mm512_mask_storeu_ps(out, mk[v], acc[r][v]);
-          }
+          gemmRows<GemmPass::Plain, false, false, R>(L, xr, ldx, j, kb, ke, mk, panel, yr, ldy, full, next, nextLines, pass);
       };
       // 6-row passes while 6 rows are left, then one of the 1-5 left: no x row past M is read
       int m0 = 0, pass = 0;
