@@ -175,10 +175,12 @@ export interface PairResult {
   decodeTokS: Pair & { rounds: number }
   decodeRatio: number | null
   decodeRatioOfBest: number
+  decodePerRound: number[]
   promptTokS: Pair & { tokens: number }
   promptRatio: number | null
   longPromptTokS?: Pair & { tokens: number }
   longPromptRatio?: number | null
+  longPromptPerRound?: number[]
   int8BlockAB?: {
     block128DecodeTokS: number | null
     fittedVs128Decode: number | null
@@ -377,12 +379,15 @@ export async function runFormatPairs(run: FormatRun) {
         decodeTokS: { ours: stat(S.ours.decode), llama: stat(S.llama.decode), rounds: run.rounds },
         decodeRatio: ratio(S.ours.decode, S.llama.decode),
         decodeRatioOfBest: r3(Math.max(...S.ours.decode) / Math.max(...S.llama.decode)),
+        decodePerRound: S.ours.decode.map((x, i) => r3(x / S.llama.decode[i]!)),
         promptTokS: { ours: stat(S.ours.prompt), llama: stat(S.llama.prompt), tokens: prompts[0]!.length },
         promptRatio: ratio(S.ours.prompt, S.llama.prompt),
         ...(run.longPrompt
           ? {
               longPromptTokS: { ours: stat(S.ours.long), llama: stat(S.llama.long), tokens: run.longPrompt },
-              longPromptRatio: ratio(S.ours.long, S.llama.long)
+              longPromptRatio: ratio(S.ours.long, S.llama.long),
+              // each round's pair ran within seconds of each other: their spread is the host's noise
+              longPromptPerRound: S.ours.long.map((x, i) => r3(x / S.llama.long[i]!))
             }
           : {}),
         ...(padded
