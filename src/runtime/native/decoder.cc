@@ -812,6 +812,53 @@ napi_value ReadBandwidth(napi_env env, napi_callback_info info) {
   }
 }
 
+// gemmF32(x, w, M, K, N, j0, j1, y, halves): y[m][j0, j1) = x[m] · W[:, j] by kernels.h gemmF32
+// over fp32 [K, N] weights (halves: through their bf16 top halves, which then must be all of each
+// weight), the prompt chunks' fp32 GEMM, for tests to check its strips, k blocks, masked columns
+// and row remainders against a plain sum. Only builds with the AVX-512 kernels have it.
+napi_value GemmF32(napi_env env, napi_callback_info info) {
+  try {
+    size_t argc = 9;
+    napi_value a[9];
+    CHECK(napi_get_cb_info(env, info, &argc, a, nullptr, nullptr));
+    if (argc < 9) throw Error("gemmF32(x, w, M, K, N, j0, j1, y, halves) takes 9 arguments");
+#if OPENLORA_VNNI
+    int32_t M, K, N, j0, j1;
+    bool halves;
+    if (napi_get_value_int32(env, a[2], &M) != napi_ok || napi_get_value_int32(env, a[3], &K) != napi_ok ||
+        napi_get_value_int32(env, a[4], &N) != napi_ok || napi_get_value_int32(env, a[5], &j0) != napi_ok ||
+        napi_get_value_int32(env, a[6], &j1) != napi_ok || napi_get_value_bool(env, a[8], &halves) != napi_ok)
+      throw Error("gemmF32: M, K, N, j0, j1 must be integers and halves a boolean");
+    if (M < 1 || K < 1 || N < 1 || M > 4096 || K > 65536 || N > 65536 || j0 < 0 || j0 >= j1 || j1 > N)
+      throw Error("gemmF32: needs 1 ≤ M ≤ 4096, 1 ≤ K, N ≤ 65536 and 0 ≤ j0 < j1 ≤ N");
+    const float* x = typedArg<float>(env, a[0], napi_float32_array, (size_t)M * K, "x (Float32Array, M · K)");
+    const float* w = typedArg<float>(env, a[1], napi_float32_array, (size_t)K * N, "w (Float32Array, K · N)");
+    float* y = typedArg<float>(env, a[7], napi_float32_array, (size_t)M * N, "y (Float32Array, M · N)");
+    std::vector<uint16_t> w16;
+    Linear L;
+    L.K = K, L.N = N, L.w = w, L.aheadToL2 = aheadToL2();
+    if (halves) {
+      w16.resize((size_t)K * N);
+      for (size_t i = 0; i < w16.size(); i++) {
+        uint32_t bits;
+        std::memcpy(&bits, w + i, 4);
+        if ((bits & 0xFFFF) != 0) throw Error("gemmF32: halves needs weights that are bf16 values");
+        w16[i] = (uint16_t)(bits >> 16);
+      }
+      L.w16 = w16.data();
+    }
+    gemmF32(L, M, x, K, j0, j1, y, N);
+    napi_value undefined;
+    CHECK(napi_get_undefined(env, &undefined));
+    return undefined;
+#else
+    throw Error("gemmF32: this build has no AVX-512 kernels (info().simd is \"generic\")");
+#endif
+  } catch (const std::exception& e) {
+    return throwError(env, e);
+  }
+}
+
 // info(): the kernels this build runs: `simd` (AVX-512 VNNI or plain loops) and `amx` (int4 and
 // int8 prompt chunks on AMX: built with it, the kernel granted its tile state, not turned off)
 napi_value Info(napi_env env, napi_callback_info) {
@@ -833,7 +880,7 @@ napi_value Info(napi_env env, napi_callback_info) {
 NAPI_MODULE_INIT() {
   const std::pair<const char*, napi_callback> fns[] = {
       {"create", Create}, {"step", Step}, {"pass", Pass}, {"destroy", Destroy}, {"profile", Profile},
-      {"readBandwidth", ReadBandwidth}, {"info", Info}};
+      {"readBandwidth", ReadBandwidth}, {"info", Info}, {"gemmF32", GemmF32}};
   for (const auto& [name, fn] : fns) {
     napi_value f;
     napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, nullptr, &f);

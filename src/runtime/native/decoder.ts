@@ -82,6 +82,21 @@ export interface NativeAddon {
   readBandwidth(bytes: number, threads: number): number
   /** the kernels this build runs: SIMD, and whether int4 prompt chunks run on AMX (amx.h) */
   info(): { simd: string; amx: boolean }
+  /**
+   * y[m][j0, j1) = x[m] · W[:, j] by the prompt chunks' fp32 GEMM (kernels.h gemmF32) over [K, N]
+   * weights, through their bf16 halves when `halves`; for tests. Throws in builds without AVX-512.
+   */
+  gemmF32(
+    x: Float32Array,
+    w: Float32Array,
+    M: number,
+    K: number,
+    N: number,
+    j0: number,
+    j1: number,
+    y: Float32Array,
+    halves: boolean
+  ): void
 }
 
 /** What the session worker needs to open the engine (runner.ts RunnerSetup.native); structured-clonable. */
